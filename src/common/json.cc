@@ -1,0 +1,219 @@
+#include "common/json.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include <simdjson.h>
+
+namespace contextd {
+
+Json::Type Json::type() const {
+  switch (v_.index()) {
+    case 0: return Type::kNull;
+    case 1: return Type::kBool;
+    case 2:
+    case 3: return Type::kNumber;
+    case 4: return Type::kString;
+    case 5: return Type::kArray;
+    default: return Type::kObject;
+  }
+}
+
+const Json* Json::Find(std::string_view key) const {
+  if (!is_object()) return nullptr;
+  for (const auto& [k, v] : std::get<Object>(v_)) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+Json& Json::operator[](std::string_view key) {
+  if (is_null()) v_ = Object{};
+  auto& obj = std::get<Object>(v_);
+  for (auto& [k, v] : obj) {
+    if (k == key) return v;
+  }
+  obj.emplace_back(std::string(key), Json());
+  return obj.back().second;
+}
+
+void Json::push_back(Json v) {
+  if (is_null()) v_ = Array{};
+  std::get<Array>(v_).push_back(std::move(v));
+}
+
+bool Json::operator==(const Json& other) const {
+  if (is_number() && other.is_number()) {
+    if (is_int() && other.is_int()) return as_int() == other.as_int();
+    return as_double() == other.as_double();
+  }
+  if (v_.index() != other.v_.index()) return false;
+  if (is_object()) {
+    const auto& a = as_object();
+    const auto& b = other.as_object();
+    if (a.size() != b.size()) return false;
+    for (const auto& [k, v] : a) {
+      const Json* o = other.Find(k);
+      if (o == nullptr || !(*o == v)) return false;
+    }
+    return true;
+  }
+  return v_ == other.v_;
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t run = 0;  // start of the pending run of characters that need no escaping
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default:
+        out->append("\\u00");
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 15]);
+    }
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+void AppendJsonNumber(double d, std::string* out) {
+  if (!std::isfinite(d)) {
+    out->append("null");
+    return;
+  }
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof(buf), d);
+  out->append(buf, res.ptr);
+}
+
+void Json::DumpTo(std::string* out) const {
+  switch (v_.index()) {
+    case 0: out->append("null"); break;
+    case 1: out->append(std::get<bool>(v_) ? "true" : "false"); break;
+    case 2: AppendJsonNumber(std::get<double>(v_), out); break;
+    case 3: {
+      char buf[24];
+      auto res = std::to_chars(buf, buf + sizeof(buf), std::get<int64_t>(v_));
+      out->append(buf, res.ptr);
+      break;
+    }
+    case 4: AppendJsonString(std::get<std::string>(v_), out); break;
+    case 5: {
+      out->push_back('[');
+      bool first = true;
+      for (const auto& e : std::get<Array>(v_)) {
+        if (!first) out->push_back(',');
+        first = false;
+        e.DumpTo(out);
+      }
+      out->push_back(']');
+      break;
+    }
+    default: {
+      out->push_back('{');
+      bool first = true;
+      for (const auto& [k, v] : std::get<Object>(v_)) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(k, out);
+        out->push_back(':');
+        v.DumpTo(out);
+      }
+      out->push_back('}');
+    }
+  }
+}
+
+std::string Json::Dump() const {
+  std::string out;
+  DumpTo(&out);
+  return out;
+}
+
+std::string_view JsonTypeName(const Json& v) {
+  switch (v.type()) {
+    case Json::Type::kNull: return "null";
+    case Json::Type::kBool: return "a boolean";
+    case Json::Type::kNumber: return "a number";
+    case Json::Type::kString: return "a string";
+    case Json::Type::kArray: return "an array";
+    case Json::Type::kObject: return "an object";
+  }
+  return "unknown";
+}
+
+namespace {
+
+Json Convert(simdjson::dom::element e) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::ARRAY: {
+      Json::Array arr;
+      simdjson::dom::array a = e.get_array().value_unsafe();
+      arr.reserve(a.size());
+      for (auto child : a) arr.push_back(Convert(child));
+      return Json(std::move(arr));
+    }
+    case simdjson::dom::element_type::OBJECT: {
+      Json::Object obj;
+      simdjson::dom::object o = e.get_object().value_unsafe();
+      obj.reserve(o.size());
+      for (auto field : o) {
+        // Later duplicates win, as in most JSON libraries.
+        bool replaced = false;
+        for (auto& m : obj) {
+          if (m.first == field.key) {
+            m.second = Convert(field.value);
+            replaced = true;
+            break;
+          }
+        }
+        if (!replaced) obj.emplace_back(std::string(field.key), Convert(field.value));
+      }
+      return Json(std::move(obj));
+    }
+    case simdjson::dom::element_type::INT64: return Json(e.get_int64().value_unsafe());
+    case simdjson::dom::element_type::UINT64: {
+      uint64_t u = e.get_uint64().value_unsafe();
+      return Json(static_cast<double>(u));
+    }
+    case simdjson::dom::element_type::DOUBLE: return Json(e.get_double().value_unsafe());
+    case simdjson::dom::element_type::STRING: return Json(e.get_string().value_unsafe());
+    case simdjson::dom::element_type::BOOL: return Json(e.get_bool().value_unsafe());
+    case simdjson::dom::element_type::NULL_VALUE: return Json();
+  }
+  return Json();
+}
+
+}  // namespace
+
+StatusOr<Json> ParseJson(std::string_view text) {
+  // One parser per thread: its buffers are reused across requests.
+  thread_local simdjson::dom::parser parser;
+  if (text.empty()) return InvalidArgument("request body is empty; expected JSON", "invalid_json");
+  simdjson::padded_string padded(text);
+  simdjson::dom::element root;
+  auto err = parser.parse(padded).get(root);
+  if (err == simdjson::UTF8_ERROR) {
+    return InvalidArgument("body contains invalid UTF-8", "invalid_utf8");
+  }
+  if (err) {
+    return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(err),
+                           "invalid_json");
+  }
+  return Convert(root);
+}
+
+}  // namespace contextd

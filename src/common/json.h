@@ -1,0 +1,95 @@
+// Json: a small owned JSON value (null, bool, number, string, array, object) with a
+// simdjson-backed parser and a compact serializer.
+//
+// Objects keep insertion order and look keys up linearly: request bodies and document
+// metadata are small, and order-preserving output is friendlier to read. Numbers remember
+// whether they were written as integers so ids and counts round-trip exactly.
+//
+// Thread safety: a Json is a value; concurrent const access is safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+
+namespace contextd {
+
+class Json {
+ public:
+  using Array = std::vector<Json>;
+  using Member = std::pair<std::string, Json>;
+  using Object = std::vector<Member>;
+  enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
+
+  Json() : v_(std::monostate{}) {}
+  Json(std::nullptr_t) : v_(std::monostate{}) {}  // NOLINT
+  Json(bool b) : v_(b) {}                          // NOLINT
+  Json(int i) : v_(static_cast<int64_t>(i)) {}     // NOLINT
+  Json(int64_t i) : v_(i) {}                       // NOLINT
+  Json(uint64_t i) : v_(static_cast<int64_t>(i)) {}  // NOLINT
+  Json(double d) : v_(d) {}                          // NOLINT
+  Json(float d) : v_(static_cast<double>(d)) {}      // NOLINT
+  Json(const char* s) : v_(std::string(s)) {}        // NOLINT
+  Json(std::string s) : v_(std::move(s)) {}          // NOLINT
+  Json(std::string_view s) : v_(std::string(s)) {}   // NOLINT
+  Json(Array a) : v_(std::move(a)) {}                // NOLINT
+  Json(Object o) : v_(std::move(o)) {}               // NOLINT
+
+  static Json MakeObject() { return Json(Object{}); }
+  static Json MakeArray() { return Json(Array{}); }
+
+  Type type() const;
+  bool is_null() const { return v_.index() == 0; }
+  bool is_bool() const { return v_.index() == 1; }
+  bool is_number() const { return v_.index() == 2 || v_.index() == 3; }
+  bool is_int() const { return v_.index() == 3; }
+  bool is_string() const { return v_.index() == 4; }
+  bool is_array() const { return v_.index() == 5; }
+  bool is_object() const { return v_.index() == 6; }
+
+  // REQUIRES: the matching is_*() holds.
+  bool as_bool() const { return std::get<bool>(v_); }
+  double as_double() const { return is_int() ? static_cast<double>(std::get<int64_t>(v_)) : std::get<double>(v_); }
+  int64_t as_int() const { return is_int() ? std::get<int64_t>(v_) : static_cast<int64_t>(std::get<double>(v_)); }
+  const std::string& as_string() const { return std::get<std::string>(v_); }
+  const Array& as_array() const { return std::get<Array>(v_); }
+  Array& as_array() { return std::get<Array>(v_); }
+  const Object& as_object() const { return std::get<Object>(v_); }
+  Object& as_object() { return std::get<Object>(v_); }
+
+  // Object lookup; nullptr when this is not an object or has no such key.
+  const Json* Find(std::string_view key) const;
+  // Object building: returns the member, inserting null when absent.
+  // REQUIRES: is_object() (a null value becomes an empty object first).
+  Json& operator[](std::string_view key);
+  // Array building. REQUIRES: is_array() (a null value becomes an empty array first).
+  void push_back(Json v);
+
+  bool operator==(const Json& other) const;
+
+  // Compact serialization. Non-finite numbers are written as null (JSON has no NaN).
+  std::string Dump() const;
+  void DumpTo(std::string* out) const;
+
+ private:
+  std::variant<std::monostate, bool, double, int64_t, std::string, Array, Object> v_;
+};
+
+// Parses one JSON document. Errors are InvalidArgument with reason "invalid_json", or
+// "invalid_utf8" when a string is not valid UTF-8.
+StatusOr<Json> ParseJson(std::string_view text);
+
+// Appends `s` to `out` as a quoted JSON string.
+void AppendJsonString(std::string_view s, std::string* out);
+// Appends a number in its shortest round-tripping form.
+void AppendJsonNumber(double d, std::string* out);
+
+// Human-readable name of a type for error messages ("a string", "an object").
+std::string_view JsonTypeName(const Json& v);
+
+}  // namespace contextd

@@ -1,0 +1,38 @@
+// Filter: metadata predicates in the Mongo/Chroma style.
+//
+//   {"year": 2024}                         implicit $eq
+//   {"year": {"$gte": 2020, "$lt": 2025}}  several operators on one field all apply
+//   {"$and": [...]}, {"$or": [...]}        nesting to any depth
+//   operators: $eq $ne $in $nin $gt $gte $lt $lte
+//
+// Field names may be dotted paths into nested objects ("author.name"). Comparisons order
+// numbers with numbers and strings with strings; a value of another type never matches
+// $gt/$gte/$lt/$lte. Following MongoDB, $ne and $nin match documents that lack the field.
+//
+// Thread safety: immutable after Parse(); safe for concurrent use.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace contextd {
+
+class Filter {
+ public:
+  // Parses a filter object; InvalidArgument (reason "invalid_filter") naming what is wrong.
+  static StatusOr<Filter> Parse(const Json& spec);
+
+  bool Matches(const Json& metadata) const;
+  bool empty() const { return root_ == nullptr; }
+
+  struct Node;
+
+ private:
+  std::shared_ptr<const Node> root_;
+};
+
+}  // namespace contextd

@@ -1,0 +1,34 @@
+// UTF-8 validation, normalisation and the word pre-tokenizer shared by the analyzer, the
+// chunker and the GloVe embedder.
+//
+// Thread safety: free functions, safe for concurrent use.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace contextd {
+
+bool IsValidUtf8(std::string_view s);
+
+// Unicode NFC normalisation; returns the input unchanged if it is not valid UTF-8.
+std::string NormalizeNfc(std::string_view s);
+
+// A token of the pre-tokenizer: a run of letters, digits and combining marks (a word), or
+// one other visible character (punctuation). Offsets are bytes into the input.
+struct TokenSpan {
+  size_t begin = 0;
+  size_t end = 0;
+  bool is_word = false;
+};
+
+// Splits `text` into word and punctuation tokens; whitespace separates and is dropped.
+// Invalid bytes are treated as punctuation so that no input is lost or crashes.
+void PreTokenize(std::string_view text, std::vector<TokenSpan>* out);
+
+// Lowercases (full Unicode case folding, then NFC) one word.
+std::string FoldCase(std::string_view word);
+
+}  // namespace contextd
