@@ -1,0 +1,378 @@
+#include "engine/collection.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "common/hash.h"
+
+namespace contextd {
+namespace {
+
+// Chunk records: u32 text length | text | dim f32 (little-endian, as the host).
+std::string EncodeChunk(std::string_view text, const float* vec, int dim) {
+  std::string out;
+  uint32_t len = static_cast<uint32_t>(text.size());
+  out.resize(4 + text.size() + sizeof(float) * dim);
+  std::memcpy(out.data(), &len, 4);
+  std::memcpy(out.data() + 4, text.data(), text.size());
+  std::memcpy(out.data() + 4 + text.size(), vec, sizeof(float) * dim);
+  return out;
+}
+
+bool DecodeChunk(std::string_view value, int dim, std::string_view* text, const char** vec) {
+  if (value.size() < 4) return false;
+  uint32_t len;
+  std::memcpy(&len, value.data(), 4);
+  if (value.size() != 4 + static_cast<size_t>(len) + sizeof(float) * dim) return false;
+  *text = value.substr(4, len);
+  *vec = value.data() + 4 + len;
+  return true;
+}
+
+double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
+
+constexpr float kRrfK = 60.0f;
+
+}  // namespace
+
+Collection::Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
+                       std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock)
+    : tenant_(std::move(tenant)),
+      name_(std::move(name)),
+      id_(id),
+      config_(std::move(config)),
+      embedder_(std::move(embedder)),
+      store_(store),
+      clock_(clock),
+      analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
+      vectors_(config_.dim, config_.metric) {}
+
+Collection::~Collection() = default;
+
+std::string Collection::IndexText(const std::string& title, const std::string& chunk) const {
+  // The title travels with every chunk of its document: it names the topic that a chunk
+  // from the middle of a long text may never mention.
+  if (title.empty()) return chunk;
+  if (chunk.empty()) return title;
+  return title + "\n" + chunk;
+}
+
+Status Collection::EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const {
+  if (embedder_ == nullptr) {
+    return Unavailable("collection '" + name_ + "' needs embedding model '" + config_.model +
+                           "', which is not loaded on this server",
+                       "embedder_unavailable");
+  }
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  out->resize(texts.size() * static_cast<size_t>(config_.dim));
+  return embedder_->Embed(views, out->data());
+}
+
+Status Collection::Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
+                           std::vector<float>* vectors) const {
+  const size_t dim = static_cast<size_t>(config_.dim);
+  std::vector<std::string> to_embed;
+  size_t total_chunks = 0;
+  out->reserve(docs.size());
+  for (auto& input : docs) {
+    PreparedDoc p;
+    if (input.vector) {
+      // A caller-supplied vector describes the whole document: one chunk.
+      p.chunks.push_back({input.text, {}});
+    } else {
+      for (const Chunk& c : ChunkText(input.text, config_.chunking)) {
+        p.chunks.push_back({input.text.substr(c.begin, c.end - c.begin), {}});
+      }
+      for (const auto& c : p.chunks) to_embed.push_back(IndexText(input.title, c.text));
+    }
+    for (auto& c : p.chunks) analyzer_->Analyze(IndexText(input.title, c.text), &c.terms);
+    total_chunks += p.chunks.size();
+    p.input = std::move(input);
+    out->push_back(std::move(p));
+  }
+  std::vector<float> embedded;
+  if (!to_embed.empty()) CTX_RETURN_IF_ERROR(EmbedTexts(to_embed, &embedded));
+  vectors->resize(total_chunks * dim);
+  size_t row = 0, next_embedded = 0;
+  for (const auto& p : *out) {
+    for (size_t j = 0; j < p.chunks.size(); ++j, ++row) {
+      const float* src = p.input.vector ? p.input.vector->data() : &embedded[(next_embedded++) * dim];
+      std::memcpy(&(*vectors)[row * dim], src, sizeof(float) * dim);
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<size_t> Collection::StripesFor(const std::vector<std::string>& ids) const {
+  std::vector<size_t> stripes;
+  for (const auto& id : ids) stripes.push_back(Hash64(id) % kStripes);
+  std::sort(stripes.begin(), stripes.end());  // a global order, so batches cannot deadlock
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  return stripes;
+}
+
+uint32_t Collection::AllocateSlotLocked() {
+  if (!free_slots_.empty()) {
+    uint32_t s = free_slots_.back();
+    free_slots_.pop_back();
+    return s;
+  }
+  chunks_.emplace_back();
+  return static_cast<uint32_t>(chunks_.size() - 1);
+}
+
+void Collection::RemoveDocLocked(const std::string& id) {
+  auto it = docs_.find(id);
+  if (it == docs_.end()) return;
+  for (uint32_t slot : it->second->slots) {
+    vectors_.Remove(slot);
+    keywords_.Remove(slot);
+    chunk_text_bytes_ -= chunks_[slot].text.size();
+    chunks_[slot] = ChunkEntry();
+    free_slots_.push_back(slot);
+  }
+  docs_.erase(it);
+}
+
+void Collection::ApplyLocked(PreparedDoc* p, const float* vectors) {
+  RemoveDocLocked(p->input.id);
+  auto doc = std::make_unique<DocEntry>();
+  doc->id = p->input.id;
+  doc->title = std::move(p->input.title);
+  doc->metadata = std::move(p->input.metadata);
+  for (size_t j = 0; j < p->chunks.size(); ++j) {
+    uint32_t slot = AllocateSlotLocked();
+    ChunkEntry& c = chunks_[slot];
+    c.doc = doc.get();
+    c.ordinal = static_cast<uint32_t>(j);
+    c.text = std::move(p->chunks[j].text);
+    chunk_text_bytes_ += c.text.size();
+    vectors_.Set(slot, vectors + j * static_cast<size_t>(config_.dim));
+    keywords_.Add(slot, p->chunks[j].terms);
+    doc->slots.push_back(slot);
+  }
+  std::string id = doc->id;
+  docs_.emplace(std::move(id), std::move(doc));
+}
+
+Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result) {
+  std::vector<std::string> ids;
+  for (const auto& d : docs) ids.push_back(d.id);
+  std::vector<PreparedDoc> prepared;
+  std::vector<float> vectors;
+  CTX_RETURN_IF_ERROR(Prepare(std::move(docs), &prepared, &vectors));
+
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (size_t s : StripesFor(ids)) held.emplace_back(stripes_[s]);
+  std::shared_lock<std::shared_mutex> alive(drop_mu_);
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+
+  std::vector<size_t> old_counts(prepared.size(), 0);
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      auto it = docs_.find(prepared[i].input.id);
+      if (it != docs_.end()) old_counts[i] = it->second->slots.size();
+    }
+  }
+  WriteBatch batch;
+  const size_t dim = static_cast<size_t>(config_.dim);
+  size_t row = 0;
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    const PreparedDoc& p = prepared[i];
+    Json record = Json::MakeObject();
+    if (!p.input.title.empty()) record["title"] = p.input.title;
+    record["text"] = p.input.text;
+    record["metadata"] = p.input.metadata;
+    record["chunks"] = static_cast<int64_t>(p.chunks.size());
+    batch.PutDocument(tenant_, id_, p.input.id, record.Dump());
+    for (size_t j = 0; j < p.chunks.size(); ++j, ++row) {
+      batch.PutChunk(tenant_, id_, p.input.id, static_cast<uint32_t>(j),
+                     EncodeChunk(p.chunks[j].text, &vectors[row * dim], config_.dim));
+    }
+    for (size_t j = p.chunks.size(); j < old_counts[i]; ++j) {
+      batch.DeleteChunk(tenant_, id_, p.input.id, static_cast<uint32_t>(j));
+    }
+  }
+  CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  row = 0;
+  for (auto& p : prepared) {
+    size_t n = p.chunks.size();
+    ApplyLocked(&p, &vectors[row * dim]);
+    row += n;
+  }
+  result->upserted = prepared.size();
+  result->chunks = row;
+  return Status::Ok();
+}
+
+Status Collection::DeleteDocument(const std::string& id) {
+  std::unique_lock<std::mutex> stripe(stripes_[Hash64(id) % kStripes]);
+  std::shared_lock<std::shared_mutex> alive(drop_mu_);
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  size_t chunks = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    auto it = docs_.find(id);
+    if (it == docs_.end()) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+    chunks = it->second->slots.size();
+  }
+  WriteBatch batch;
+  batch.DeleteDocument(tenant_, id_, id);
+  for (size_t j = 0; j < chunks; ++j) batch.DeleteChunk(tenant_, id_, id, static_cast<uint32_t>(j));
+  CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  RemoveDocLocked(id);
+  return Status::Ok();
+}
+
+StatusOr<Json> Collection::GetDocument(const std::string& id) const {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  CTX_ASSIGN_OR_RETURN(auto value, store_->GetDocument(tenant_, id_, id));
+  if (!value) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+  CTX_ASSIGN_OR_RETURN(Json record, ParseJson(*value));
+  Json out = Json::MakeObject();
+  out["id"] = id;
+  for (auto& [k, v] : record.as_object()) out[k] = std::move(v);
+  return out;
+}
+
+StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  QueryResult result;
+  result.mode = req.mode;
+  const int64_t t0 = clock_->NowNanos();
+  std::vector<float> qvec;
+  if (req.mode != QueryMode::kKeyword) {
+    if (req.vector) {
+      qvec = *req.vector;
+    } else {
+      CTX_RETURN_IF_ERROR(EmbedTexts({req.text}, &qvec));
+    }
+  }
+  std::vector<std::string> terms;
+  if (req.mode != QueryMode::kVector) analyzer_->Analyze(req.text, &terms);
+  const int64_t t1 = clock_->NowNanos();
+  result.embed_ms = Millis(t1 - t0);
+
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  SlotFilter filter;
+  if (!req.filter.empty()) {
+    filter = [&](uint32_t slot) { return req.filter.Matches(chunks_[slot].doc->metadata); };
+  }
+  std::vector<ScoredSlot> ranked;
+  if (req.mode == QueryMode::kVector) {
+    ranked = vectors_.Search(qvec.data(), req.k, filter);
+  } else if (req.mode == QueryMode::kKeyword) {
+    ranked = keywords_.Search(terms, req.k, filter);
+  } else {
+    // Reciprocal rank fusion over deeper lists than k, so documents that are good on both
+    // sides but top on neither still surface.
+    const size_t depth = std::max<size_t>(req.k * 3, 60);
+    std::unordered_map<uint32_t, float> fused;
+    for (const auto& list : {vectors_.Search(qvec.data(), depth, filter), keywords_.Search(terms, depth, filter)}) {
+      for (size_t r = 0; r < list.size(); ++r) fused[list[r].slot] += 1.0f / (kRrfK + static_cast<float>(r + 1));
+    }
+    TopK top(req.k);
+    for (auto [slot, score] : fused) top.Push(score, slot);
+    ranked = top.Take();
+  }
+  result.hits.reserve(ranked.size());
+  for (const auto& r : ranked) {
+    const ChunkEntry& c = chunks_[r.slot];
+    result.hits.push_back({c.doc->id, c.ordinal, c.text, r.score, c.doc->metadata});
+  }
+  result.search_ms = Millis(clock_->NowNanos() - t1);
+  return result;
+}
+
+Status Collection::Load() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  size_t bad = 0;
+  CTX_RETURN_IF_ERROR(store_->ScanDocuments(tenant_, id_, [&](std::string_view id, std::string_view value) {
+    auto record = ParseJson(value);
+    if (!record.ok() || !record->is_object()) {
+      ++bad;
+      return;
+    }
+    auto doc = std::make_unique<DocEntry>();
+    doc->id = std::string(id);
+    if (const Json* t = record->Find("title"); t && t->is_string()) doc->title = t->as_string();
+    if (const Json* m = record->Find("metadata"); m && m->is_object()) doc->metadata = *m;
+    else doc->metadata = Json::MakeObject();
+    docs_.emplace(doc->id, std::move(doc));
+  }));
+  std::vector<std::string> terms;
+  DocEntry* doc = nullptr;
+  std::vector<float> vec(config_.dim);
+  CTX_RETURN_IF_ERROR(store_->ScanChunks(tenant_, id_, [&](std::string_view id, uint32_t n, std::string_view value) {
+    if (doc == nullptr || doc->id != id) {
+      auto it = docs_.find(std::string(id));
+      doc = it == docs_.end() ? nullptr : it->second.get();
+    }
+    std::string_view text;
+    const char* raw = nullptr;
+    if (doc == nullptr || n != doc->slots.size() || !DecodeChunk(value, config_.dim, &text, &raw)) {
+      ++bad;
+      return;
+    }
+    std::memcpy(vec.data(), raw, sizeof(float) * config_.dim);
+    uint32_t slot = AllocateSlotLocked();
+    ChunkEntry& c = chunks_[slot];
+    c.doc = doc;
+    c.ordinal = n;
+    c.text = std::string(text);
+    chunk_text_bytes_ += c.text.size();
+    vectors_.Set(slot, vec.data());
+    analyzer_->Analyze(IndexText(doc->title, c.text), &terms);
+    keywords_.Add(slot, terms);
+    doc->slots.push_back(slot);
+  }));
+  if (bad > 0) {
+    // Records are written atomically per batch, so this means on-disk corruption.
+    return Internal("collection '" + name_ + "': " + std::to_string(bad) + " unreadable records in storage",
+                    "storage_error");
+  }
+  return Status::Ok();
+}
+
+void Collection::MarkDropped() {
+  std::unique_lock<std::shared_mutex> alive(drop_mu_);
+  dropped_ = true;
+}
+
+size_t Collection::document_count() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return docs_.size();
+}
+
+size_t Collection::chunk_count() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return vectors_.size();
+}
+
+size_t Collection::memory_bytes() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return vectors_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
+}
+
+Json Collection::Describe() const {
+  Json j = Json::MakeObject();
+  j["name"] = name_;
+  for (auto& [k, v] : config_.ToJson().as_object()) j[k] = v;
+  j["embedder_available"] = config_.embedder == "none" || embedder_ != nullptr;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    j["documents"] = static_cast<int64_t>(docs_.size());
+    j["chunks"] = static_cast<int64_t>(vectors_.size());
+  }
+  j["index"]["type"] = "flat";
+  j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());
+  return j;
+}
+
+}  // namespace contextd

@@ -1,0 +1,141 @@
+// Collection: one named set of documents with its chunks, vector index and keyword index.
+//
+// Writes are durable before they are visible: an upsert is embedded outside any lock,
+// written to the Store as one synced batch, and only then applied to the in-memory
+// indexes. Writers of the same document id are serialised by lock striping, so the store
+// and the indexes always agree on a document's latest version, while batches touching
+// different ids commit concurrently and share WAL syncs.
+//
+// Thread safety: all public methods are safe for concurrent use.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "embed/embedder.h"
+#include "engine/requests.h"
+#include "index/bm25_index.h"
+#include "index/flat_index.h"
+#include "store/store.h"
+#include "text/analyzer.h"
+
+namespace contextd {
+
+struct UpsertResult {
+  size_t upserted = 0;
+  size_t chunks = 0;
+};
+
+struct QueryHit {
+  std::string doc_id;
+  uint32_t chunk = 0;
+  std::string text;
+  float score = 0;
+  Json metadata;
+};
+
+struct QueryResult {
+  std::vector<QueryHit> hits;
+  QueryMode mode = QueryMode::kHybrid;
+  double embed_ms = 0;
+  double search_ms = 0;
+};
+
+class Collection {
+ public:
+  // embedder: null when the collection has none or its model is not loaded here (then
+  // text cannot be embedded and only keyword search and vector input work).
+  Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
+             std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock);
+  ~Collection();
+
+  // Rebuilds the in-memory state from the store. REQUIRES: called once, before serving.
+  Status Load();
+
+  Status Upsert(std::vector<DocumentInput> docs, UpsertResult* result);
+  // The stored document as returned by GET (id, title, text, metadata, chunks).
+  StatusOr<Json> GetDocument(const std::string& id) const;
+  Status DeleteDocument(const std::string& id);
+  StatusOr<QueryResult> Query(const QueryRequest& request) const;
+
+  // Name, settings and counts, as returned by GET /v1/collections/{name}.
+  Json Describe() const;
+  size_t document_count() const;
+  size_t chunk_count() const;
+  size_t memory_bytes() const;
+
+  // Makes every later call fail with NotFound; waits for writes in flight.
+  void MarkDropped();
+
+  const std::string& name() const { return name_; }
+  const std::string& tenant() const { return tenant_; }
+  uint64_t id() const { return id_; }
+  const CollectionConfig& config() const { return config_; }
+  bool has_embedder() const { return config_.embedder != "none"; }
+
+ private:
+  struct DocEntry {
+    std::string id;
+    std::string title;
+    Json metadata;
+    std::vector<uint32_t> slots;  // by chunk ordinal
+  };
+  struct ChunkEntry {
+    DocEntry* doc = nullptr;  // null for a free slot
+    uint32_t ordinal = 0;
+    std::string text;
+  };
+  // A chunk ready to apply: computed outside the lock.
+  struct PreparedChunk {
+    std::string text;
+    std::vector<std::string> terms;
+  };
+  struct PreparedDoc {
+    DocumentInput input;
+    std::vector<PreparedChunk> chunks;
+  };
+
+  Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
+                 std::vector<float>* vectors) const;
+  Status EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const;
+  std::string IndexText(const std::string& title, const std::string& chunk) const;
+  // REQUIRES: mu_ held exclusively.
+  void ApplyLocked(PreparedDoc* doc, const float* vectors);
+  void RemoveDocLocked(const std::string& id);
+  uint32_t AllocateSlotLocked();
+  std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;
+
+  const std::string tenant_;
+  const std::string name_;
+  const uint64_t id_;
+  const CollectionConfig config_;
+  const std::shared_ptr<const Embedder> embedder_;
+  Store* const store_;
+  const Clock* const clock_;
+  std::unique_ptr<Analyzer> analyzer_;
+
+  static constexpr size_t kStripes = 64;
+  mutable std::array<std::mutex, kStripes> stripes_;  // serialise writers per document id
+
+  mutable std::shared_mutex drop_mu_;  // writers share it; MarkDropped() takes it alone
+  std::atomic<bool> dropped_{false};   // written under drop_mu_ held exclusively
+
+  mutable std::shared_mutex mu_;
+  // State below is protected by mu_.
+  std::unordered_map<std::string, std::unique_ptr<DocEntry>> docs_;
+  std::vector<ChunkEntry> chunks_;  // by slot
+  std::vector<uint32_t> free_slots_;
+  FlatIndex vectors_;
+  Bm25Index keywords_;
+  size_t chunk_text_bytes_ = 0;
+};
+
+}  // namespace contextd

@@ -1,0 +1,118 @@
+#include "engine/engine.h"
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+namespace contextd {
+
+Engine::~Engine() {
+  if (metrics_ != nullptr) metrics_->RemoveCollector(collector_id_);
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, MetricsRegistry* metrics) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) return Internal("cannot create data directory " + options.data_dir + ": " + ec.message());
+  CTX_ASSIGN_OR_RETURN(e->store_, Store::Open(options.data_dir + "/db"));
+  e->embedders_ = std::make_unique<EmbedderRegistry>(options.models_dir);
+  CTX_ASSIGN_OR_RETURN(auto records, e->store_->ListCollections());
+  for (auto& r : records) {
+    CTX_ASSIGN_OR_RETURN(Json stored, ParseJson(r.config));
+    CTX_ASSIGN_OR_RETURN(CollectionConfig config, CollectionConfig::FromStored(stored));
+    std::shared_ptr<const Embedder> embedder;
+    if (config.embedder != "none") {
+      embedder = e->embedders_->ByModel(config.model);
+      if (embedder == nullptr) {
+        spdlog::warn("collection {}: embedding model {} is not loaded; text queries and writes will fail",
+                     r.name, config.model);
+      }
+    }
+    auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(),
+                                          options.clock);
+    CTX_RETURN_IF_ERROR(c->Load());
+    spdlog::info("collection {}: loaded {} documents, {} chunks", r.name, c->document_count(), c->chunk_count());
+    e->collections_[{r.tenant, r.name}] = std::move(c);
+  }
+  e->metrics_ = metrics;
+  if (metrics != nullptr) {
+    Engine* self = e.get();
+    e->collector_id_ = metrics->AddCollector([self](std::string* out) { self->RenderMetrics(out); });
+  }
+  return e;
+}
+
+StatusOr<std::shared_ptr<Collection>> Engine::CreateCollection(const std::string& tenant, const std::string& name,
+                                                               const Json& spec) {
+  CTX_RETURN_IF_ERROR(ValidateCollectionName(name));
+  CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(spec, *embedders_));
+  std::shared_ptr<const Embedder> embedder;
+  if (config.embedder != "none") embedder = embedders_->ByModel(config.model);
+  // Held across the synced write: creation is rare and this keeps names unique.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (collections_.count({tenant, name})) {
+    return AlreadyExists("collection '" + name + "' already exists", "collection_exists");
+  }
+  CTX_ASSIGN_OR_RETURN(uint64_t id, store_->CreateCollection(tenant, name, config.ToJson().Dump()));
+  auto c = std::make_shared<Collection>(tenant, name, id, config, embedder, store_.get(), options_.clock);
+  collections_[{tenant, name}] = c;
+  return c;
+}
+
+StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& tenant,
+                                                            const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = collections_.find({tenant, name});
+  if (it == collections_.end()) return NotFound("collection '" + name + "' not found", "collection_not_found");
+  return it->second;
+}
+
+Status Engine::DropCollection(const std::string& tenant, const std::string& name) {
+  std::shared_ptr<Collection> c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = collections_.find({tenant, name});
+    if (it == collections_.end()) return NotFound("collection '" + name + "' not found", "collection_not_found");
+    c = it->second;
+    // Waits for writes in flight, so none lands after the range delete below.
+    c->MarkDropped();
+    CTX_RETURN_IF_ERROR(store_->DropCollection(tenant, name, c->id()));
+    collections_.erase(it);
+  }
+  return Status::Ok();
+}
+
+std::vector<std::shared_ptr<Collection>> Engine::ListCollections(const std::string& tenant) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Collection>> out;
+  for (const auto& [key, c] : collections_) {
+    if (key.first == tenant) out.push_back(c);
+  }
+  return out;
+}
+
+void Engine::RenderMetrics(std::string* out) const {
+  std::vector<std::shared_ptr<Collection>> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, c] : collections_) all.push_back(c);
+  }
+  auto family = [&](const char* name, const char* help, auto value) {
+    *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    for (const auto& c : all) {
+      *out += std::string(name) + RenderLabels({{"tenant", c->tenant()}, {"collection", c->name()}}) + " " +
+              std::to_string(value(*c)) + "\n";
+    }
+  };
+  family("contextd_collection_documents", "Documents per collection.",
+         [](const Collection& c) { return c.document_count(); });
+  family("contextd_collection_chunks", "Chunks per collection.", [](const Collection& c) { return c.chunk_count(); });
+  family("contextd_collection_memory_bytes", "In-memory bytes of a collection's indexes and chunk text.",
+         [](const Collection& c) { return c.memory_bytes(); });
+  *out += "# HELP contextd_store_bytes Approximate bytes in RocksDB.\n# TYPE contextd_store_bytes gauge\n";
+  *out += "contextd_store_bytes " + std::to_string(store_->ApproximateBytes()) + "\n";
+}
+
+}  // namespace contextd

@@ -1,0 +1,61 @@
+// Engine: owns the store, the embedders and every collection; the server's one entry point.
+//
+// Collections belong to a tenant; with auth off everything is the "default" tenant.
+//
+// Thread safety: all methods are safe for concurrent use. Collections are handed out as
+// shared_ptr, so a request can finish on a collection that is being dropped.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "embed/embedder_registry.h"
+#include "engine/collection.h"
+#include "store/store.h"
+
+namespace contextd {
+
+inline constexpr char kDefaultTenant[] = "default";
+
+struct EngineOptions {
+  std::string data_dir = "./data";
+  std::string models_dir = "./models";
+  const Clock* clock = SystemClock::Default();
+};
+
+class Engine {
+ public:
+  // Opens the store and loads every collection, rebuilding its indexes.
+  static StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options, MetricsRegistry* metrics);
+  ~Engine();
+
+  StatusOr<std::shared_ptr<Collection>> CreateCollection(const std::string& tenant, const std::string& name,
+                                                         const Json& spec);
+  StatusOr<std::shared_ptr<Collection>> GetCollection(const std::string& tenant, const std::string& name) const;
+  Status DropCollection(const std::string& tenant, const std::string& name);
+  std::vector<std::shared_ptr<Collection>> ListCollections(const std::string& tenant) const;
+
+  const EmbedderRegistry& embedders() const { return *embedders_; }
+
+ private:
+  Engine() = default;
+  void RenderMetrics(std::string* out) const;
+
+  EngineOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<EmbedderRegistry> embedders_;
+  MetricsRegistry* metrics_ = nullptr;
+  int collector_id_ = 0;
+
+  mutable std::mutex mu_;
+  // State below is protected by mu_.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> collections_;
+};
+
+}  // namespace contextd

@@ -1,0 +1,275 @@
+#include "engine/requests.h"
+
+#include <cmath>
+#include <set>
+
+#include "embed/embedder_registry.h"
+
+namespace contextd {
+namespace {
+
+Status WrongType(const std::string& field, const char* expected, const Json& got) {
+  return InvalidArgument("'" + field + "' must be " + expected + ", got " + std::string(JsonTypeName(got)),
+                         "invalid_type");
+}
+
+bool IsBlank(const std::string& s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return true;
+}
+
+Status CheckKnownFields(const Json& obj, std::initializer_list<const char*> known, const std::string& where) {
+  for (const auto& [k, v] : obj.as_object()) {
+    bool ok = false;
+    for (const char* name : known) ok |= k == name;
+    if (!ok) return InvalidArgument("unknown field '" + k + "' in " + where, "unknown_field");
+  }
+  return Status::Ok();
+}
+
+StatusOr<int> ParseIntField(const Json& obj, const char* field, int lo, int hi, int dflt) {
+  const Json* v = obj.Find(field);
+  if (v == nullptr) return dflt;
+  if (!v->is_number() || v->as_double() != std::floor(v->as_double())) return WrongType(field, "an integer", *v);
+  double d = v->as_double();
+  if (d < lo || d > hi) {
+    return InvalidArgument("'" + std::string(field) + "' must be between " + std::to_string(lo) + " and " +
+                               std::to_string(hi) + ", got " + v->Dump(),
+                           "out_of_range");
+  }
+  return static_cast<int>(d);
+}
+
+}  // namespace
+
+Json CollectionConfig::ToJson() const {
+  Json j = Json::MakeObject();
+  j["embedder"] = embedder;
+  j["model"] = model;
+  j["dim"] = dim;
+  j["distance"] = std::string(MetricName(metric));
+  j["chunking"]["max_tokens"] = chunking.max_tokens;
+  j["chunking"]["overlap"] = chunking.overlap;
+  j["analyzer"] = analyzer;
+  return j;
+}
+
+StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
+  CollectionConfig c;
+  const Json *e = s.Find("embedder"), *m = s.Find("model"), *d = s.Find("dim"), *dist = s.Find("distance"),
+             *ch = s.Find("chunking"), *an = s.Find("analyzer");
+  if (!e || !e->is_string() || !m || !m->is_string() || !d || !d->is_int() || !dist || !dist->is_string() ||
+      !ch || !ch->is_object() || !an || !an->is_string()) {
+    return Internal("stored collection config is incomplete: " + s.Dump(), "storage_error");
+  }
+  c.embedder = e->as_string();
+  c.model = m->as_string();
+  c.dim = static_cast<int>(d->as_int());
+  if (!ParseMetric(dist->as_string(), &c.metric)) return Internal("stored distance is unknown", "storage_error");
+  const Json *mt = ch->Find("max_tokens"), *ov = ch->Find("overlap");
+  if (mt && mt->is_number()) c.chunking.max_tokens = static_cast<int>(mt->as_int());
+  if (ov && ov->is_number()) c.chunking.overlap = static_cast<int>(ov->as_int());
+  c.analyzer = an->as_string();
+  return c;
+}
+
+Status ValidateCollectionName(const std::string& name) {
+  if (name.empty() || name.size() > 64) {
+    return InvalidArgument("collection name must be 1 to 64 characters", "invalid_name");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return InvalidArgument("collection name may only contain letters, digits, '_' and '-'", "invalid_name");
+  }
+  return Status::Ok();
+}
+
+Status ValidateDocumentId(const std::string& id) {
+  if (id.empty() || id.size() > 512) return InvalidArgument("document id must be 1 to 512 bytes", "invalid_id");
+  for (char c : id) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgument("document id may not contain control characters", "invalid_id");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const EmbedderRegistry& embedders) {
+  CollectionConfig c;
+  const Json empty = Json::MakeObject();
+  const Json& body = request.is_null() ? empty : request;  // an empty PUT takes every default
+  if (!body.is_object()) return WrongType("body", "an object", body);
+  CTX_RETURN_IF_ERROR(CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer"}, "collection"));
+  if (const Json* e = body.Find("embedder")) {
+    if (!e->is_string()) return WrongType("embedder", "a string", *e);
+    c.embedder = e->as_string();
+  }
+  const Json* dim = body.Find("dim");
+  if (c.embedder == "none") {
+    if (dim == nullptr) return InvalidArgument("'dim' is required when 'embedder' is \"none\"", "missing_field");
+    CTX_ASSIGN_OR_RETURN(c.dim, ParseIntField(body, "dim", 1, 4096, 0));
+  } else {
+    CTX_ASSIGN_OR_RETURN(auto embedder, embedders.Resolve(c.embedder));
+    c.model = embedder->model();
+    c.dim = embedder->dim();
+    if (dim != nullptr && (!dim->is_number() || dim->as_double() != c.dim)) {
+      return InvalidArgument("embedder '" + c.embedder + "' produces " + std::to_string(c.dim) +
+                                 "-dimensional vectors; 'dim' " + dim->Dump() + " does not match",
+                             "dimension_mismatch");
+    }
+  }
+  if (const Json* d = body.Find("distance")) {
+    if (!d->is_string()) return WrongType("distance", "a string", *d);
+    if (!ParseMetric(d->as_string(), &c.metric)) {
+      return InvalidArgument("unknown distance '" + d->as_string() + "'; expected cosine, dot or l2", "invalid_distance");
+    }
+  }
+  if (const Json* ch = body.Find("chunking")) {
+    if (!ch->is_object()) return WrongType("chunking", "an object", *ch);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*ch, {"max_tokens", "overlap"}, "chunking"));
+    CTX_ASSIGN_OR_RETURN(c.chunking.max_tokens, ParseIntField(*ch, "max_tokens", 8, 8192, 200));
+    CTX_ASSIGN_OR_RETURN(c.chunking.overlap, ParseIntField(*ch, "overlap", 0, 8191, 20));
+    if (c.chunking.overlap >= c.chunking.max_tokens) {
+      return InvalidArgument("chunking 'overlap' must be smaller than 'max_tokens'", "out_of_range");
+    }
+  }
+  if (const Json* a = body.Find("analyzer")) {
+    if (!a->is_string()) return WrongType("analyzer", "a string", *a);
+    if (a->as_string() != "english" && a->as_string() != "standard" && a->as_string() != "none") {
+      return InvalidArgument("unknown analyzer '" + a->as_string() + "'; expected english, standard or none",
+                             "invalid_analyzer");
+    }
+    c.analyzer = a->as_string();
+  }
+  return c;
+}
+
+StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::string& where) {
+  if (!v.is_array()) return WrongType(where, "an array of numbers", v);
+  const auto& arr = v.as_array();
+  if (static_cast<int>(arr.size()) != dim) {
+    return InvalidArgument("'" + where + "' has " + std::to_string(arr.size()) + " dimensions; the collection expects " +
+                               std::to_string(dim),
+                           "dimension_mismatch");
+  }
+  std::vector<float> out(arr.size());
+  for (size_t i = 0; i < arr.size(); ++i) {
+    if (!arr[i].is_number()) return WrongType(where + "[" + std::to_string(i) + "]", "a number", arr[i]);
+    out[i] = static_cast<float>(arr[i].as_double());
+    if (!std::isfinite(out[i])) {
+      return InvalidArgument("'" + where + "[" + std::to_string(i) + "]' is not a finite float", "invalid_vector");
+    }
+  }
+  return out;
+}
+
+StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int dim, bool needs_vector) {
+  if (!body.is_object()) return WrongType("body", "an object", body);
+  const Json* docs = body.Find("documents");
+  if (docs == nullptr) return InvalidArgument("missing field 'documents'", "missing_field");
+  if (!docs->is_array()) return WrongType("documents", "an array", *docs);
+  if (docs->as_array().empty()) return InvalidArgument("'documents' is empty", "empty_batch");
+  std::vector<DocumentInput> out;
+  out.reserve(docs->as_array().size());
+  std::set<std::string_view> ids;
+  for (size_t i = 0; i < docs->as_array().size(); ++i) {
+    const Json& d = docs->as_array()[i];
+    const std::string where = "documents[" + std::to_string(i) + "]";
+    if (!d.is_object()) return WrongType(where, "an object", d);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(d, {"id", "_id", "title", "text", "metadata", "vector"}, where));
+    DocumentInput doc;
+    const Json* id = d.Find("id");
+    if (id == nullptr) id = d.Find("_id");
+    if (id == nullptr) return InvalidArgument(where + " is missing 'id'", "missing_field");
+    if (id->is_int()) doc.id = std::to_string(id->as_int());
+    else if (id->is_string()) doc.id = id->as_string();
+    else return WrongType(where + ".id", "a string", *id);
+    Status st = ValidateDocumentId(doc.id);
+    if (!st.ok()) return InvalidArgument(where + ": " + st.message(), st.reason());
+    if (!ids.insert(doc.id).second) {
+      return InvalidArgument(where + ": id '" + doc.id + "' appears twice in the batch", "duplicate_id");
+    }
+    if (const Json* t = d.Find("title")) {
+      if (!t->is_string()) return WrongType(where + ".title", "a string", *t);
+      doc.title = t->as_string();
+    }
+    if (const Json* v = d.Find("vector")) {
+      CTX_ASSIGN_OR_RETURN(doc.vector, ParseVector(*v, dim, where + ".vector"));
+    } else if (needs_vector) {
+      return InvalidArgument(where + " needs a 'vector': the collection has no embedder", "missing_field");
+    }
+    const Json* text = d.Find("text");
+    if (text == nullptr && !doc.vector) return InvalidArgument(where + " is missing 'text'", "missing_field");
+    if (text != nullptr) {
+      if (!text->is_string()) return WrongType(where + ".text", "a string", *text);
+      if (IsBlank(text->as_string())) return InvalidArgument(where + ".text is empty", "empty_text");
+      doc.text = text->as_string();
+    }
+    if (const Json* m = d.Find("metadata")) {
+      if (!m->is_object() && !m->is_null()) return WrongType(where + ".metadata", "an object", *m);
+      if (m->is_object()) doc.metadata = *m;
+    }
+    out.push_back(std::move(doc));
+  }
+  return out;
+}
+
+std::string_view QueryModeName(QueryMode m) {
+  switch (m) {
+    case QueryMode::kVector: return "vector";
+    case QueryMode::kKeyword: return "keyword";
+    case QueryMode::kHybrid: return "hybrid";
+  }
+  return "hybrid";
+}
+
+StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder) {
+  if (!body.is_object()) return WrongType("body", "an object", body);
+  CTX_RETURN_IF_ERROR(CheckKnownFields(body, {"query", "vector", "k", "mode", "filter"}, "query"));
+  QueryRequest q;
+  const Json* text = body.Find("query");
+  const Json* vec = body.Find("vector");
+  if (text == nullptr && vec == nullptr) {
+    return InvalidArgument("a query needs 'query' (text) or 'vector'", "missing_field");
+  }
+  if (text != nullptr) {
+    if (!text->is_string()) return WrongType("query", "a string", *text);
+    if (IsBlank(text->as_string())) return InvalidArgument("'query' is empty", "empty_text");
+    q.text = text->as_string();
+  }
+  if (vec != nullptr) {
+    CTX_ASSIGN_OR_RETURN(q.vector, ParseVector(*vec, dim, "vector"));
+  }
+  if (const Json* k = body.Find("k")) {
+    if (!k->is_number() || k->as_double() != std::floor(k->as_double())) return WrongType("k", "an integer", *k);
+    if (k->as_double() < 1 || k->as_double() > static_cast<double>(kMaxK)) {
+      return InvalidArgument("'k' must be between 1 and " + std::to_string(kMaxK) + ", got " + k->Dump(), "out_of_range");
+    }
+    q.k = static_cast<size_t>(k->as_double());
+  }
+  if (q.vector) q.mode = text ? QueryMode::kHybrid : QueryMode::kVector;
+  else q.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
+  if (const Json* m = body.Find("mode")) {
+    if (!m->is_string()) return WrongType("mode", "a string", *m);
+    const std::string& s = m->as_string();
+    if (s == "vector") q.mode = QueryMode::kVector;
+    else if (s == "keyword") q.mode = QueryMode::kKeyword;
+    else if (s == "hybrid") q.mode = QueryMode::kHybrid;
+    else return InvalidArgument("unknown mode '" + s + "'; expected vector, keyword or hybrid", "invalid_mode");
+  }
+  if (q.mode != QueryMode::kVector && q.text.empty()) {
+    return InvalidArgument(std::string(QueryModeName(q.mode)) + " search needs 'query' text", "missing_field");
+  }
+  if (q.mode != QueryMode::kKeyword && !q.vector && !has_embedder) {
+    return InvalidArgument("the collection has no embedder: send a 'vector' or use mode \"keyword\"",
+                           "missing_field");
+  }
+  if (const Json* f = body.Find("filter")) {
+    CTX_ASSIGN_OR_RETURN(q.filter, Filter::Parse(*f));
+  }
+  return q;
+}
+
+}  // namespace contextd

@@ -1,0 +1,76 @@
+// The engine's request types and their parsing from JSON bodies. All validation of user
+// input happens here, before anything is changed, so one bad document rejects its whole
+// batch and a rejected request has no effect.
+//
+// Thread safety: free functions and values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "index/distance.h"
+#include "index/filter.h"
+#include "text/chunker.h"
+
+namespace contextd {
+
+class EmbedderRegistry;
+
+struct CollectionConfig {
+  std::string embedder = "glove";  // "glove", "hash" or "none"
+  std::string model;               // the model that produced the vectors; empty for none
+  int dim = 0;
+  Metric metric = Metric::kCosine;
+  ChunkingOptions chunking;
+  std::string analyzer = "english";
+
+  Json ToJson() const;
+  // A config as stored by ToJson(); trusted, but still checked.
+  static StatusOr<CollectionConfig> FromStored(const Json& stored);
+};
+
+// PUT /v1/collections/{name} body. Resolves the embedder to learn its model and dim.
+StatusOr<CollectionConfig> ParseCollectionRequest(const Json& body, const EmbedderRegistry& embedders);
+
+// Collection names: 1..64 of [A-Za-z0-9_-], so they are safe in paths, keys and labels.
+Status ValidateCollectionName(const std::string& name);
+// Document ids: 1..512 bytes of UTF-8 without control characters.
+Status ValidateDocumentId(const std::string& id);
+
+struct DocumentInput {
+  std::string id;
+  std::string title;
+  std::string text;
+  Json metadata = Json::MakeObject();
+  std::optional<std::vector<float>> vector;
+};
+
+// POST .../documents body. `dim` is the collection's vector size; `needs_vector` is set for
+// collections without an embedder.
+StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int dim, bool needs_vector);
+
+enum class QueryMode { kVector, kKeyword, kHybrid };
+std::string_view QueryModeName(QueryMode m);
+
+struct QueryRequest {
+  std::string text;                         // may be empty when vector is set
+  std::optional<std::vector<float>> vector;
+  size_t k = 10;
+  QueryMode mode = QueryMode::kHybrid;
+  Filter filter;
+};
+
+inline constexpr size_t kMaxK = 1000;
+
+// POST .../query body. The default mode is vector for a vector query, hybrid for text in a
+// collection with an embedder, keyword otherwise.
+StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder);
+
+// Parses a JSON array of numbers into a vector of exactly `dim` finite floats.
+StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::string& where);
+
+}  // namespace contextd

@@ -1,0 +1,250 @@
+#include "store/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <mutex>
+
+namespace contextd {
+namespace {
+
+void AppendBE64(std::string* s, uint64_t v) {
+  for (int i = 7; i >= 0; --i) s->push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+void AppendBE32(std::string* s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s->push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+uint64_t ReadBE(std::string_view s, size_t pos, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(s[pos + i]);
+  return v;
+}
+
+std::string MetaKey(std::string_view tenant, std::string_view name) {
+  std::string k = "m";
+  k.append(tenant);
+  k.push_back('\0');
+  k.append(name);
+  return k;
+}
+
+std::string CollPrefix(std::string_view tenant, uint64_t coll) {
+  std::string k = "d";
+  k.append(tenant);
+  k.push_back('\0');
+  AppendBE64(&k, coll);
+  return k;
+}
+
+std::string DocKey(std::string_view tenant, uint64_t coll, std::string_view doc_id) {
+  std::string k = CollPrefix(tenant, coll);
+  k.push_back('D');
+  k.append(doc_id);
+  return k;
+}
+
+std::string ChunkKey(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n) {
+  std::string k = CollPrefix(tenant, coll);
+  k.push_back('C');
+  k.append(doc_id);
+  k.push_back('\0');
+  AppendBE32(&k, n);
+  return k;
+}
+
+// The smallest key greater than every key starting with `prefix`.
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty()) {
+    unsigned char c = static_cast<unsigned char>(prefix.back());
+    if (c != 0xff) {
+      prefix.back() = static_cast<char>(c + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  return Internal("storage: " + what + ": " + s.ToString(), "storage_error");
+}
+
+const char kNextIdKey[] = "xnext_collection_id";
+
+}  // namespace
+
+struct WriteBatch::Rep {
+  rocksdb::WriteBatch batch;
+};
+
+WriteBatch::WriteBatch() : rep_(std::make_unique<Rep>()) {}
+WriteBatch::~WriteBatch() = default;
+WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
+
+void WriteBatch::PutDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id,
+                             std::string_view value) {
+  rep_->batch.Put(DocKey(tenant, coll, doc_id), rocksdb::Slice(value.data(), value.size()));
+}
+void WriteBatch::DeleteDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id) {
+  rep_->batch.Delete(DocKey(tenant, coll, doc_id));
+}
+void WriteBatch::PutChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n,
+                          std::string_view value) {
+  rep_->batch.Put(ChunkKey(tenant, coll, doc_id, n), rocksdb::Slice(value.data(), value.size()));
+}
+void WriteBatch::DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n) {
+  rep_->batch.Delete(ChunkKey(tenant, coll, doc_id, n));
+}
+size_t WriteBatch::size_bytes() const { return rep_->batch.GetDataSize(); }
+
+struct Store::Rep {
+  std::unique_ptr<rocksdb::DB> db;
+  std::mutex meta_mu;  // serialises collection create/drop (id allocation)
+};
+
+Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+Store::~Store() = default;
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.IncreaseParallelism(2);
+  options.compression = rocksdb::kZSTD;
+  // Recover everything that reached the WAL, and refuse to open over real corruption
+  // rather than silently dropping acknowledged writes.
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &db);
+  if (!s.ok()) return Internal("storage: cannot open " + dir + ": " + s.ToString(), "storage_error");
+  auto rep = std::make_unique<Rep>();
+  rep->db.reset(db);
+  return std::unique_ptr<Store>(new Store(std::move(rep)));
+}
+
+StatusOr<uint64_t> Store::CreateCollection(std::string_view tenant, std::string_view name,
+                                           std::string_view config) {
+  std::lock_guard<std::mutex> lock(rep_->meta_mu);
+  std::string current;
+  uint64_t next = 1;
+  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), kNextIdKey, &current);
+  if (s.ok() && current.size() == 8) next = ReadBE(current, 0, 8);
+  else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read collection counter");
+  std::string counter;
+  AppendBE64(&counter, next + 1);
+  rocksdb::WriteBatch batch;
+  batch.Put(kNextIdKey, counter);
+  std::string record;
+  AppendBE64(&record, next);
+  record.append(config);
+  batch.Put(MetaKey(tenant, name), record);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  CTX_RETURN_IF_ERROR(FromRocks(rep_->db->Write(wo, &batch), "create collection"));
+  return next;
+}
+
+Status Store::DropCollection(std::string_view tenant, std::string_view name, uint64_t id) {
+  std::lock_guard<std::mutex> lock(rep_->meta_mu);
+  rocksdb::WriteBatch batch;
+  batch.Delete(MetaKey(tenant, name));
+  std::string prefix = CollPrefix(tenant, id);
+  batch.DeleteRange(rep_->db->DefaultColumnFamily(), prefix, PrefixEnd(prefix));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  CTX_RETURN_IF_ERROR(FromRocks(rep_->db->Write(wo, &batch), "drop collection"));
+  // Reclaim the space in the background of this call; failure only costs disk.
+  std::string end = PrefixEnd(prefix);
+  rocksdb::Slice b(prefix), e(end);
+  (void)rep_->db->CompactRange(rocksdb::CompactRangeOptions(), &b, &e);
+  return Status::Ok();
+}
+
+StatusOr<std::vector<CollectionRecord>> Store::ListCollections() const {
+  std::vector<CollectionRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("m"); it->Valid() && it->key().starts_with("m"); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    std::string_view value(it->value().data(), it->value().size());
+    size_t nul = key.find('\0');
+    if (nul == std::string_view::npos || value.size() < 8) {
+      return Internal("storage: corrupt collection record", "storage_error");
+    }
+    CollectionRecord r;
+    r.tenant = std::string(key.substr(1, nul - 1));
+    r.name = std::string(key.substr(nul + 1));
+    r.id = ReadBE(value, 0, 8);
+    r.config = std::string(value.substr(8));
+    out.push_back(std::move(r));
+  }
+  CTX_RETURN_IF_ERROR(FromRocks(it->status(), "list collections"));
+  return out;
+}
+
+Status Store::Write(WriteBatch* batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(rep_->db->Write(wo, &batch->rep_->batch), "write batch");
+}
+
+StatusOr<std::optional<std::string>> Store::GetDocument(std::string_view tenant, uint64_t coll,
+                                                        std::string_view doc_id) const {
+  std::string value;
+  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), DocKey(tenant, coll, doc_id), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CTX_RETURN_IF_ERROR(FromRocks(s, "get document"));
+  return std::optional<std::string>(std::move(value));
+}
+
+Status Store::ScanDocuments(
+    std::string_view tenant, uint64_t coll,
+    const std::function<void(std::string_view, std::string_view)>& fn) const {
+  std::string prefix = CollPrefix(tenant, coll) + "D";
+  std::string end = PrefixEnd(prefix);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    fn(key.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()));
+  }
+  return FromRocks(it->status(), "scan documents");
+}
+
+Status Store::ScanChunks(
+    std::string_view tenant, uint64_t coll,
+    const std::function<void(std::string_view, uint32_t, std::string_view)>& fn) const {
+  std::string prefix = CollPrefix(tenant, coll) + "C";
+  std::string end = PrefixEnd(prefix);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    if (key.size() < prefix.size() + 5) return Internal("storage: corrupt chunk key", "storage_error");
+    std::string_view rest = key.substr(prefix.size());
+    std::string_view doc_id = rest.substr(0, rest.size() - 5);
+    uint32_t n = static_cast<uint32_t>(ReadBE(rest, rest.size() - 4, 4));
+    fn(doc_id, n, std::string_view(it->value().data(), it->value().size()));
+  }
+  return FromRocks(it->status(), "scan chunks");
+}
+
+uint64_t Store::ApproximateBytes() const {
+  uint64_t v = 0;
+  rep_->db->GetIntProperty("rocksdb.total-sst-files-size", &v);
+  uint64_t mem = 0;
+  rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  return v + mem;
+}
+
+}  // namespace contextd

@@ -1,0 +1,89 @@
+// Store: the durable state of contextd in RocksDB: collection definitions, documents and
+// their chunks (text + vector), so indexes can be rebuilt from it at start-up.
+//
+// Keys put the tenant first so a tenant's data is one contiguous range:
+//   'm' tenant \0 name                        -> collection record (JSON)
+//   'd' tenant \0 id:be64 'D' doc_id          -> document record
+//   'd' tenant \0 id:be64 'C' doc_id \0 n:be32 -> chunk record
+//   'x' "next_collection_id"                  -> be64 counter
+// Collection ids are never reused, so a dropped collection's leftovers can never leak into
+// a new collection of the same name. Document ids may not contain NUL (validated upstream).
+//
+// Durability: Write() with sync appends the batch atomically to the WAL and fsyncs before
+// returning. RocksDB's write thread groups concurrent writers into one WAL append and one
+// fsync (group commit), so concurrent batches share the cost of a sync.
+//
+// Thread safety: all methods are safe for concurrent use.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace contextd {
+
+struct CollectionRecord {
+  std::string tenant;
+  std::string name;
+  uint64_t id = 0;
+  std::string config;  // JSON, owned by the engine
+};
+
+class WriteBatch {
+ public:
+  WriteBatch();
+  ~WriteBatch();
+  WriteBatch(WriteBatch&&) noexcept;
+
+  void PutDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id, std::string_view value);
+  void DeleteDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id);
+  void PutChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n, std::string_view value);
+  void DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n);
+  size_t size_bytes() const;
+
+ private:
+  friend class Store;
+  struct Rep;
+  std::unique_ptr<Rep> rep_;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database in `dir`.
+  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir);
+  ~Store();
+
+  // Allocates a fresh collection id and stores the record, durably.
+  StatusOr<uint64_t> CreateCollection(std::string_view tenant, std::string_view name, std::string_view config);
+  // Removes the record and every document and chunk of the collection, durably.
+  Status DropCollection(std::string_view tenant, std::string_view name, uint64_t id);
+  StatusOr<std::vector<CollectionRecord>> ListCollections() const;
+
+  Status Write(WriteBatch* batch, bool sync = true);
+
+  // The document record, or nullopt.
+  StatusOr<std::optional<std::string>> GetDocument(std::string_view tenant, uint64_t coll,
+                                                   std::string_view doc_id) const;
+  // Visits every document record (in id order), then every chunk record (in document, then
+  // chunk order). The views are valid only during the callback.
+  Status ScanDocuments(std::string_view tenant, uint64_t coll,
+                       const std::function<void(std::string_view doc_id, std::string_view value)>& fn) const;
+  Status ScanChunks(std::string_view tenant, uint64_t coll,
+                    const std::function<void(std::string_view doc_id, uint32_t n, std::string_view value)>& fn) const;
+
+  // RocksDB's own view of its size, for /metrics.
+  uint64_t ApproximateBytes() const;
+
+ private:
+  struct Rep;
+  explicit Store(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace contextd
