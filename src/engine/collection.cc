@@ -363,7 +363,8 @@ size_t Collection::memory_bytes() const {
 Json Collection::Describe() const {
   Json j = Json::MakeObject();
   j["name"] = name_;
-  for (auto& [k, v] : config_.ToJson().as_object()) j[k] = v;
+  Json config = config_.ToJson();
+  for (auto& [k, v] : config.as_object()) j[k] = std::move(v);
   j["embedder_available"] = config_.embedder == "none" || embedder_ != nullptr;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);

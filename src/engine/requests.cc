@@ -173,7 +173,7 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
   if (docs->as_array().empty()) return InvalidArgument("'documents' is empty", "empty_batch");
   std::vector<DocumentInput> out;
   out.reserve(docs->as_array().size());
-  std::set<std::string_view> ids;
+  std::set<std::string> ids;
   for (size_t i = 0; i < docs->as_array().size(); ++i) {
     const Json& d = docs->as_array()[i];
     const std::string where = "documents[" + std::to_string(i) + "]";

@@ -1,0 +1,42 @@
+// The contextd subcommands. Each returns the process exit code.
+#pragma once
+
+#include <string>
+
+namespace contextd {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string data_dir = "./data";
+  std::string models_dir = "./models";
+  int io_threads = 0;  // 0 = one per core
+  int workers = 8;
+  size_t max_body_bytes = 64 << 20;
+};
+
+// Reads a JSON config file ({"host","port","data","models","io_threads","workers",
+// "max_body_bytes"}) into `options`; returns an error message or "".
+std::string LoadServeConfig(const std::string& path, ServeOptions* options);
+int RunServe(const ServeOptions& options);
+
+struct IngestOptions {
+  std::string url = "http://127.0.0.1:8080";
+  std::string collection;
+  std::string file;
+  int batch = 128;
+  int parallel = 4;
+};
+int RunIngest(const IngestOptions& options);
+
+struct QueryOptions {
+  std::string url = "http://127.0.0.1:8080";
+  std::string collection;
+  std::string text;
+  int k = 10;
+  std::string mode;
+  std::string filter;  // JSON
+};
+int RunQuery(const QueryOptions& options);
+
+}  // namespace contextd

@@ -1,0 +1,64 @@
+// contextd: the server and its command-line clients.
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace contextd;
+  CLI::App app{"contextd: a context engine for AI applications"};
+  app.require_subcommand(1);
+
+  ServeOptions serve;
+  std::string config;
+  auto* s = app.add_subcommand("serve", "Run the HTTP server");
+  s->add_option("--config", config, "JSON config file; flags given here override it");
+  auto* host = s->add_option("--host", serve.host, "Address to listen on");
+  auto* port = s->add_option("--port", serve.port, "Port (0 picks a free one)");
+  auto* data = s->add_option("--data", serve.data_dir, "Data directory");
+  auto* models = s->add_option("--models", serve.models_dir, "Models directory");
+  auto* io = s->add_option("--io-threads", serve.io_threads, "I/O threads (0 = one per core)");
+  auto* workers = s->add_option("--workers", serve.workers, "Worker threads for search, embedding and writes");
+  auto* body = s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted");
+
+  IngestOptions ingest;
+  auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");
+  in->add_option("--url", ingest.url, "Server URL");
+  in->add_option("--collection", ingest.collection, "Collection name")->required();
+  in->add_option("--batch", ingest.batch, "Documents per request");
+  in->add_option("--parallel", ingest.parallel, "Concurrent requests");
+  in->add_option("file", ingest.file, "JSONL file")->required();
+
+  QueryOptions query;
+  auto* q = app.add_subcommand("query", "Query a collection");
+  q->add_option("--url", query.url, "Server URL");
+  q->add_option("--collection", query.collection, "Collection name")->required();
+  q->add_option("--k", query.k, "Number of results");
+  q->add_option("--mode", query.mode, "vector, keyword or hybrid");
+  q->add_option("--filter", query.filter, "Metadata filter as JSON");
+  q->add_option("text", query.text, "Query text")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (s->parsed()) {
+    if (!config.empty()) {
+      // The config file is the base; explicit flags win. Re-read flags after loading.
+      ServeOptions from_file;
+      std::string err = LoadServeConfig(config, &from_file);
+      if (!err.empty()) {
+        fprintf(stderr, "contextd: %s\n", err.c_str());
+        return 2;
+      }
+      if (!host->count()) serve.host = from_file.host;
+      if (!port->count()) serve.port = from_file.port;
+      if (!data->count()) serve.data_dir = from_file.data_dir;
+      if (!models->count()) serve.models_dir = from_file.models_dir;
+      if (!io->count()) serve.io_threads = from_file.io_threads;
+      if (!workers->count()) serve.workers = from_file.workers;
+      if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
+    }
+    return RunServe(serve);
+  }
+  if (in->parsed()) return RunIngest(ingest);
+  if (q->parsed()) return RunQuery(query);
+  return 2;
+}

@@ -1,0 +1,83 @@
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "common/json.h"
+#include "common/metrics.h"
+#include "engine/engine.h"
+#include "server/api.h"
+#include "server/http_server.h"
+
+namespace contextd {
+
+std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
+  std::ifstream in(path);
+  if (!in) return "cannot read config file " + path;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto parsed = ParseJson(ss.str());
+  if (!parsed.ok()) return "config file " + path + ": " + parsed.status().message();
+  const Json& j = *parsed;
+  if (!j.is_object()) return "config file " + path + " must hold a JSON object";
+  for (const auto& [k, v] : j.as_object()) {
+    bool str = v.is_string(), num = v.is_number();
+    if (k == "host" && str) o->host = v.as_string();
+    else if (k == "port" && num) o->port = static_cast<int>(v.as_int());
+    else if (k == "data" && str) o->data_dir = v.as_string();
+    else if (k == "models" && str) o->models_dir = v.as_string();
+    else if (k == "io_threads" && num) o->io_threads = static_cast<int>(v.as_int());
+    else if (k == "workers" && num) o->workers = static_cast<int>(v.as_int());
+    else if (k == "max_body_bytes" && num) o->max_body_bytes = static_cast<size_t>(v.as_int());
+    else return "config file " + path + ": unknown or mistyped key '" + k + "'";
+  }
+  return "";
+}
+
+int RunServe(const ServeOptions& o) {
+  // Signals are taken synchronously by this thread; every thread started below inherits
+  // the mask, so none of them is interrupted.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  MetricsRegistry metrics;
+  EngineOptions eo;
+  eo.data_dir = o.data_dir;
+  eo.models_dir = o.models_dir;
+  auto engine = Engine::Open(eo, &metrics);
+  if (!engine.ok()) {
+    spdlog::critical("cannot start: {}", engine.status().ToString());
+    return 1;
+  }
+  Api api(engine->get(), &metrics, static_cast<size_t>(std::max(1, o.workers)));
+  HttpServerOptions ho;
+  ho.host = o.host;
+  ho.port = o.port;
+  ho.io_threads = o.io_threads;
+  ho.max_body_bytes = o.max_body_bytes;
+  HttpServer server(ho, [&api](HttpRequest req, Responder respond) { api.Handle(std::move(req), std::move(respond)); });
+  Status st = server.Start();
+  if (!st.ok()) {
+    spdlog::critical("cannot start: {}", st.ToString());
+    return 1;
+  }
+  // Tests and scripts read the port from this line (it matters with --port 0).
+  std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());
+  std::fflush(stdout);
+  spdlog::info("serving on {}:{} with data in {}", o.host, server.port(), o.data_dir);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  server.Stop();
+  return 0;
+}
+
+}  // namespace contextd

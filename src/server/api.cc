@@ -1,0 +1,260 @@
+#include "server/api.h"
+
+#include <spdlog/spdlog.h>
+
+#include "server/http_status.h"
+
+namespace contextd {
+namespace {
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > pos) out.push_back(path.substr(pos, slash - pos));
+    pos = slash + 1;
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+StatusOr<std::string> PercentDecode(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size() || HexValue(s[i + 1]) < 0 || HexValue(s[i + 2]) < 0) {
+      return InvalidArgument("bad percent-encoding in path segment '" + s + "'", "invalid_path");
+    }
+    out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+    i += 2;
+  }
+  return out;
+}
+
+StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) {
+  if (req.body.empty() && allow_empty) return Json();
+  return ParseJson(req.body);
+}
+
+double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+}  // namespace
+
+Api::Api(Engine* engine, MetricsRegistry* metrics, size_t worker_threads)
+    : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()) {
+  in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
+  unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
+  using namespace std::placeholders;
+  auto ok = [](const char* body) {
+    return [body](const Params&, const HttpRequest&) -> StatusOr<Reply> {
+      Reply r;
+      r.raw = body;
+      return r;
+    };
+  };
+  AddRoute("GET", "/healthz", false, ok("{\"status\":\"ok\"}"));
+  AddRoute("GET", "/readyz", false, ok("{\"status\":\"ready\"}"));
+  AddRoute("GET", "/metrics", false, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
+    Reply r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.raw = metrics_->RenderPrometheus();
+    return r;
+  });
+  AddRoute("GET", "/v1/collections", false, std::bind(&Api::ListCollections, this, _1, _2));
+  AddRoute("PUT", "/v1/collections/{name}", true, std::bind(&Api::CreateCollection, this, _1, _2));
+  AddRoute("GET", "/v1/collections/{name}", false, std::bind(&Api::GetCollection, this, _1, _2));
+  AddRoute("DELETE", "/v1/collections/{name}", true, std::bind(&Api::DropCollection, this, _1, _2));
+  AddRoute("POST", "/v1/collections/{name}/documents", true, std::bind(&Api::UpsertDocuments, this, _1, _2));
+  AddRoute("GET", "/v1/collections/{name}/documents/{id}", true, std::bind(&Api::GetDocument, this, _1, _2));
+  AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", true, std::bind(&Api::DeleteDocument, this, _1, _2));
+  AddRoute("POST", "/v1/collections/{name}/query", true, std::bind(&Api::Query, this, _1, _2));
+  workers_ = std::make_unique<ThreadPool>(worker_threads, "contextd-work");
+}
+
+Api::~Api() { workers_.reset(); }
+
+void Api::AddRoute(const std::string& method, const std::string& pattern, bool offload, RouteFn fn) {
+  auto r = std::make_unique<Route>();
+  r->method = method;
+  r->name = pattern;
+  for (auto& seg : SplitPath(pattern)) r->pattern.push_back(seg.front() == '{' ? "{}" : seg);
+  r->offload = offload;
+  r->fn = std::move(fn);
+  r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
+                                      {{"route", pattern}, {"method", method}});
+  routes_.push_back(std::move(r));
+}
+
+void Api::Record(Route* route, int status, int64_t start_ns) {
+  route->latency->Observe(static_cast<double>(clock_->NowNanos() - start_ns) / 1e9);
+  size_t cls = static_cast<size_t>(std::clamp(status / 100, 1, 5));
+  Counter* c = route->by_class[cls].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    c = metrics_->GetCounter("contextd_http_requests_total", "HTTP requests by route, method and status class.",
+                             {{"route", route->name}, {"method", route->method}, {"code", std::to_string(cls) + "xx"}});
+    route->by_class[cls].store(c, std::memory_order_release);
+  }
+  c->Increment();
+}
+
+void Api::Run(Route* route, const Params& params, const HttpRequest& req, int64_t start_ns, const Responder& respond) {
+  StatusOr<Reply> reply = Internal("unreachable");
+  try {
+    reply = route->fn(params, req);
+  } catch (const std::exception& e) {
+    // Handlers do not throw by design; this keeps a bug (or bad_alloc) from taking the
+    // whole server down with it.
+    reply = Internal(std::string("unexpected exception: ") + e.what());
+  }
+  HttpResponse res;
+  if (reply.ok()) {
+    res.status = reply->status;
+    res.content_type = reply->content_type;
+    res.body = reply->raw.empty() ? reply->json.Dump() : std::move(reply->raw);
+  } else {
+    res = ErrorResponse(reply.status());
+    if (res.status >= 500) spdlog::error("{} {}: {}", req.method, req.path, reply.status().ToString());
+  }
+  Record(route, res.status, start_ns);
+  in_flight_->Add(-1);
+  respond(std::move(res));
+}
+
+void Api::Handle(HttpRequest req, Responder respond) {
+  const int64_t start = clock_->NowNanos();
+  std::vector<std::string> segments = SplitPath(req.path);
+  Route* match = nullptr;
+  std::string allowed;
+  Params params;
+  for (auto& r : routes_) {
+    if (r->pattern.size() != segments.size()) continue;
+    bool ok = true;
+    for (size_t i = 0; i < segments.size() && ok; ++i) ok = r->pattern[i] == "{}" || r->pattern[i] == segments[i];
+    if (!ok) continue;
+    if (r->method != req.method) {
+      allowed += (allowed.empty() ? "" : ", ") + r->method;
+      continue;
+    }
+    match = r.get();
+    break;
+  }
+  if (match == nullptr) {
+    unrouted_->Increment();
+    if (!allowed.empty()) {
+      HttpResponse res = ErrorResponse(
+          InvalidArgument(req.method + " is not allowed on " + req.path + "; allowed: " + allowed, "method_not_allowed"));
+      res.headers.emplace_back("Allow", allowed);
+      return respond(std::move(res));
+    }
+    return respond(ErrorResponse(NotFound("no route for " + req.method + " " + req.path, "no_route")));
+  }
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (match->pattern[i] != "{}") continue;
+    auto decoded = PercentDecode(segments[i]);
+    if (!decoded.ok()) return respond(ErrorResponse(decoded.status()));
+    params.push_back(std::move(decoded).value());
+  }
+  in_flight_->Add(1);
+  if (!match->offload) return Run(match, params, req, start, respond);
+  workers_->Submit([this, match, params = std::move(params), req = std::move(req), start,
+                    respond = std::move(respond)] { Run(match, params, req, start, respond); });
+}
+
+StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(kDefaultTenant, p[0], body));
+  Reply r;
+  r.status = 201;
+  r.json = c->Describe();
+  return r;
+}
+
+StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&) {
+  Reply r;
+  r.json = Json::MakeObject();
+  Json& list = r.json["collections"];
+  list = Json::MakeArray();
+  for (const auto& c : engine_->ListCollections(kDefaultTenant)) list.push_back(c->Describe());
+  return r;
+}
+
+StatusOr<Api::Reply> Api::GetCollection(const Params& p, const HttpRequest&) {
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  Reply r;
+  r.json = c->Describe();
+  return r;
+}
+
+StatusOr<Api::Reply> Api::DropCollection(const Params& p, const HttpRequest&) {
+  CTX_RETURN_IF_ERROR(engine_->DropCollection(kDefaultTenant, p[0]));
+  Reply r;
+  r.json["deleted"] = p[0];
+  return r;
+}
+
+StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_ASSIGN_OR_RETURN(auto docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
+  UpsertResult result;
+  CTX_RETURN_IF_ERROR(c->Upsert(std::move(docs), &result));
+  Reply r;
+  r.json["upserted"] = static_cast<int64_t>(result.upserted);
+  r.json["chunks"] = static_cast<int64_t>(result.chunks);
+  return r;
+}
+
+StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&) {
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  Reply r;
+  CTX_ASSIGN_OR_RETURN(r.json, c->GetDocument(p[1]));
+  return r;
+}
+
+StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&) {
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_RETURN_IF_ERROR(c->DeleteDocument(p[1]));
+  Reply r;
+  r.json["deleted"] = p[1];
+  return r;
+}
+
+StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
+  const int64_t start = clock_->NowNanos();
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
+  CTX_ASSIGN_OR_RETURN(QueryResult result, c->Query(q));
+  Reply r;
+  Json& results = r.json["results"];
+  results = Json::MakeArray();
+  for (auto& h : result.hits) {
+    Json hit = Json::MakeObject();
+    hit["id"] = std::move(h.doc_id);
+    hit["chunk"] = static_cast<int64_t>(h.chunk);
+    hit["text"] = std::move(h.text);
+    hit["score"] = h.score;
+    hit["metadata"] = std::move(h.metadata);
+    results.push_back(std::move(hit));
+  }
+  r.json["mode"] = std::string(QueryModeName(result.mode));
+  Json& timings = r.json["timings"];
+  timings["embed_ms"] = result.embed_ms;
+  timings["search_ms"] = result.search_ms;
+  timings["total_ms"] = Millis(clock_->NowNanos() - start);
+  return r;
+}
+
+}  // namespace contextd

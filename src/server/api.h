@@ -1,0 +1,72 @@
+// Api: the contextd REST API over an Engine. Routes requests, runs CPU-heavy and blocking
+// handlers on a worker pool (never on the I/O threads), maps Status to HTTP in one place
+// (http_status.h), and records per-route request counts and latencies.
+//
+// Thread safety: Handle() is called concurrently from the I/O threads.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/metrics.h"
+#include "common/thread_pool.h"
+#include "engine/engine.h"
+#include "server/http.h"
+
+namespace contextd {
+
+class Api {
+ public:
+  // worker_threads: handlers that embed, search or sync to disk run there.
+  Api(Engine* engine, MetricsRegistry* metrics, size_t worker_threads);
+  ~Api();
+
+  void Handle(HttpRequest request, Responder respond);
+
+ private:
+  struct Reply {
+    int status = 200;
+    Json json;
+    std::string raw;  // used instead of json when content_type is not JSON
+    std::string content_type = "application/json";
+  };
+  using Params = std::vector<std::string>;  // the decoded {placeholders}, in order
+  using RouteFn = std::function<StatusOr<Reply>(const Params&, const HttpRequest&)>;
+  struct Route {
+    std::string method;
+    std::vector<std::string> pattern;  // path segments; "{}" matches any one segment
+    std::string name;                  // the pattern as written, for metrics labels
+    bool offload = true;               // false: cheap enough for the I/O thread
+    RouteFn fn;
+    Histogram* latency = nullptr;
+    std::array<std::atomic<Counter*>, 6> by_class{};  // requests by status class 1xx..5xx
+  };
+
+  void AddRoute(const std::string& method, const std::string& pattern, bool offload, RouteFn fn);
+  void Run(Route* route, const Params& params, const HttpRequest& req, int64_t start_ns, const Responder& respond);
+  void Record(Route* route, int status, int64_t start_ns);
+
+  StatusOr<Reply> CreateCollection(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> ListCollections(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> GetCollection(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> DropCollection(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> UpsertDocuments(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> GetDocument(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> Query(const Params& p, const HttpRequest& req);
+
+  Engine* engine_;
+  MetricsRegistry* metrics_;
+  const Clock* clock_;
+  std::vector<std::unique_ptr<Route>> routes_;
+  Gauge* in_flight_;
+  Counter* unrouted_;
+  std::unique_ptr<ThreadPool> workers_;  // last: drained before the routes go away
+};
+
+}  // namespace contextd

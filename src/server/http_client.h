@@ -1,0 +1,46 @@
+// HttpClient: a small blocking HTTP/1.1 client with one keep-alive connection, for the CLI,
+// the tests and the benchmarks. Reconnects once when the server closed an idle connection.
+//
+// Thread safety: none; use one client per thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "server/http.h"
+
+namespace contextd {
+
+struct ClientResponse {
+  int status = 0;
+  std::string body;
+  HttpHeaders headers;
+  std::string Header(const std::string& name) const;  // case-insensitive; "" when absent
+};
+
+class HttpClient {
+ public:
+  HttpClient(std::string host, int port);
+  ~HttpClient();
+
+  // Unavailable when the server cannot be reached or the connection breaks.
+  StatusOr<ClientResponse> Request(const std::string& method, const std::string& target,
+                                   const std::string& body = "", const HttpHeaders& headers = {});
+  StatusOr<ClientResponse> Get(const std::string& target) { return Request("GET", target); }
+  StatusOr<ClientResponse> Post(const std::string& target, const std::string& body) {
+    return Request("POST", target, body);
+  }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Splits "http://host:port" into its parts; InvalidArgument otherwise.
+Status ParseUrl(const std::string& url, std::string* host, int* port);
+
+// Percent-encodes one path segment.
+std::string UrlEncode(const std::string& s);
+
+}  // namespace contextd

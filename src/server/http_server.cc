@@ -1,0 +1,197 @@
+#include "server/http_server.h"
+
+#include <atomic>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/http_status.h"
+
+namespace contextd {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, asio::io_context* ioc, const HttpServerOptions* options, const HttpHandler* handler)
+      : stream_(std::move(socket)), ioc_(ioc), options_(options), handler_(handler) {
+    beast::error_code ec;
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+  }
+
+  void Start() { DoRead(); }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->body_limit(options_->max_body_bytes);
+    parser_->header_limit(64 * 1024);
+    stream_.expires_after(std::chrono::seconds(options_->idle_timeout_s));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      return Write(ErrorResponse(ResourceExhausted(
+          "request body exceeds the limit of " + std::to_string(options_->max_body_bytes) + " bytes",
+          "body_too_large")));
+    }
+    if (ec) {
+      keep_alive_ = false;
+      return Write(ErrorResponse(InvalidArgument("malformed HTTP request: " + ec.message(), "bad_request")));
+    }
+    auto& msg = parser_->get();
+    keep_alive_ = msg.keep_alive();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    std::string_view target(msg.target().data(), msg.target().size());
+    size_t q = target.find('?');
+    req.path = std::string(target.substr(0, q));
+    if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
+    req.body = std::move(msg.body());
+    for (const auto& field : msg) {
+      req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    stream_.expires_never();  // the handler may take a while; the deadline is its business
+    (*handler_)(std::move(req), [self = shared_from_this()](HttpResponse res) {
+      if (self->ioc_->get_executor().running_in_this_thread()) {
+        self->Write(std::move(res));
+      } else {
+        asio::post(*self->ioc_, [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
+      }
+    });
+  }
+
+  void Write(HttpResponse res) {
+    res_.emplace();
+    res_->version(11);
+    res_->result(static_cast<http::status>(res.status));
+    res_->set(http::field::server, "contextd");
+    res_->set(http::field::content_type, res.content_type);
+    for (auto& [k, v] : res.headers) res_->set(k, v);
+    res_->keep_alive(keep_alive_);
+    res_->body() = std::move(res.body);
+    res_->prepare_payload();
+    stream_.expires_after(std::chrono::seconds(options_->idle_timeout_s));
+    http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec || !self->keep_alive_) return self->Close();
+      self->DoRead();
+    });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  asio::io_context* ioc_;
+  const HttpServerOptions* options_;
+  const HttpHandler* handler_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> res_;
+  bool keep_alive_ = true;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  HttpHandler handler;
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::atomic<size_t> next{0};
+  int port = 0;
+  bool running = false;
+
+  void Accept() {
+    asio::io_context& target = *contexts[next++ % contexts.size()];
+    acceptor->async_accept(target, [this, &target](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        std::make_shared<Session>(std::move(socket), &target, &options, &handler)->Start();
+      } else {
+        spdlog::warn("accept failed: {}", ec.message());
+      }
+      Accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  auto& im = *impl_;
+  int n = im.options.io_threads > 0 ? im.options.io_threads
+                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) {
+    im.contexts.push_back(std::make_unique<asio::io_context>(1));
+    im.guards.push_back(asio::make_work_guard(*im.contexts.back()));
+  }
+  beast::error_code ec;
+  auto address = asio::ip::make_address(im.options.host, ec);
+  if (ec) return InvalidArgument("invalid host '" + im.options.host + "': " + ec.message());
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(im.options.port));
+  im.acceptor = std::make_unique<tcp::acceptor>(*im.contexts[0]);
+  im.acceptor->open(endpoint.protocol(), ec);
+  if (!ec) im.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) im.acceptor->bind(endpoint, ec);
+  if (!ec) im.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(im.options.port) + ": " +
+                       ec.message(), "bind_failed");
+  }
+  im.port = im.acceptor->local_endpoint().port();
+  im.Accept();
+  for (int i = 0; i < n; ++i) {
+    im.threads.emplace_back([ctx = im.contexts[i].get(), i] {
+      std::string name = "contextd-io-" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+      ctx->run();
+    });
+  }
+  im.running = true;
+  return Status::Ok();
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+void HttpServer::Stop() {
+  auto& im = *impl_;
+  if (!im.running) return;
+  im.running = false;
+  asio::post(*im.contexts[0], [&im] {
+    beast::error_code ec;
+    im.acceptor->close(ec);
+  });
+  im.guards.clear();
+  for (auto& c : im.contexts) c->stop();
+  for (auto& t : im.threads) t.join();
+  im.threads.clear();
+}
+
+}  // namespace contextd

@@ -1,0 +1,44 @@
+// HttpServer: asynchronous HTTP/1.1 with keep-alive on Boost.Beast.
+//
+// One io_context per I/O thread; the acceptor deals connections out round-robin, so a
+// connection lives on one thread and needs no locking. Bodies over max_body_bytes get 413
+// and malformed requests 400 before the handler sees them.
+//
+// Thread safety: Start() and Stop() from one controlling thread; the handler is called
+// concurrently from every I/O thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "server/http.h"
+
+namespace contextd {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;           // 0 picks a free port; see HttpServer::port()
+  int io_threads = 0;        // 0 = one per core
+  size_t max_body_bytes = 64 << 20;
+  int idle_timeout_s = 120;  // closes connections idle this long
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, HttpHandler handler);
+  ~HttpServer();  // stops
+
+  // Binds and starts serving. Fails when the address cannot be bound.
+  Status Start();
+  // The bound port (useful with port 0). REQUIRES: Start() succeeded.
+  int port() const;
+  // Stops accepting, closes connections and joins the I/O threads.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace contextd

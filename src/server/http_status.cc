@@ -1,0 +1,39 @@
+#include "server/http_status.h"
+
+#include "common/json.h"
+
+namespace contextd {
+
+int HttpStatusFor(const Status& status) {
+  // A few reasons have a more precise HTTP status than their code.
+  const std::string& r = status.reason();
+  if (r == "body_too_large") return 413;
+  if (r == "method_not_allowed") return 405;
+  switch (status.code()) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+HttpResponse ErrorResponse(const Status& status) {
+  HttpResponse res;
+  res.status = HttpStatusFor(status);
+  std::string reason = status.reason().empty() ? std::string(StatusCodeName(status.code())) : status.reason();
+  res.body = "{\"error\":{\"code\":";
+  AppendJsonString(reason, &res.body);
+  res.body += ",\"message\":";
+  AppendJsonString(status.message(), &res.body);
+  res.body += "}}";
+  if (res.status == 503 || res.status == 429) res.headers.emplace_back("Retry-After", "1");
+  return res;
+}
+
+}  // namespace contextd

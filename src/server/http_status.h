@@ -1,0 +1,13 @@
+// The one place where a Status becomes an HTTP status and an error body.
+#pragma once
+
+#include "common/status.h"
+#include "server/http.h"
+
+namespace contextd {
+
+int HttpStatusFor(const Status& status);
+// {"error":{"code":reason,"message":message}} with the matching HTTP status.
+HttpResponse ErrorResponse(const Status& status);
+
+}  // namespace contextd
