@@ -1,5 +1,7 @@
 // contextd: the server and its command-line clients.
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 
@@ -11,6 +13,8 @@ int main(int argc, char** argv) {
   ServeOptions serve;
   std::string config;
   auto* s = app.add_subcommand("serve", "Run the HTTP server");
+  // A flag given twice takes its last value, so wrappers can append overrides.
+  s->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   s->add_option("--config", config, "JSON config file; flags given here override it");
   auto* host = s->add_option("--host", serve.host, "Address to listen on");
   auto* port = s->add_option("--port", serve.port, "Port (0 picks a free one)");
@@ -38,6 +42,8 @@ int main(int argc, char** argv) {
   q->add_option("text", query.text, "Query text")->required();
 
   CLI11_PARSE(app, argc, argv);
+  // Logs go to stderr: stdout carries results (and the "listening on" line scripts read).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("contextd"));
 
   if (s->parsed()) {
     if (!config.empty()) {

@@ -114,7 +114,8 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
     CTX_ASSIGN_OR_RETURN(auto embedder, embedders.Resolve(c.embedder));
     c.model = embedder->model();
     c.dim = embedder->dim();
-    if (dim != nullptr && (!dim->is_number() || dim->as_double() != c.dim)) {
+    if (dim != nullptr && !dim->is_number()) return WrongType("dim", "an integer", *dim);
+    if (dim != nullptr && dim->as_double() != c.dim) {
       return InvalidArgument("embedder '" + c.embedder + "' produces " + std::to_string(c.dim) +
                                  "-dimensional vectors; 'dim' " + dim->Dump() + " does not match",
                              "dimension_mismatch");

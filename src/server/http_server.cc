@@ -192,6 +192,10 @@ void HttpServer::Stop() {
   for (auto& c : im.contexts) c->stop();
   for (auto& t : im.threads) t.join();
   im.threads.clear();
+  // Destroying the contexts destroys their pending handlers, which own the sessions, so
+  // every connection is closed rather than left hanging.
+  im.acceptor.reset();
+  im.contexts.clear();
 }
 
 }  // namespace contextd

@@ -1,0 +1,74 @@
+#include "common/json.h"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+namespace contextd {
+namespace {
+
+TEST(JsonTest, ParsesAndDumpsRoundTrip) {
+  auto j = ParseJson(R"({"a":1,"b":[true,null,"x"],"c":{"d":-2.5},"e":"q\"\n"})");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->Dump(), R"({"a":1,"b":[true,null,"x"],"c":{"d":-2.5},"e":"q\"\n"})");
+}
+
+TEST(JsonTest, KeepsIntegersExact) {
+  auto j = ParseJson("[9007199254740993, 1.0, 3]");
+  ASSERT_TRUE(j.ok());
+  EXPECT_TRUE(j->as_array()[0].is_int());
+  EXPECT_EQ(j->as_array()[0].as_int(), 9007199254740993LL);
+  EXPECT_FALSE(j->as_array()[1].is_int());
+  EXPECT_EQ(j->as_array()[2].Dump(), "3");
+}
+
+TEST(JsonTest, RejectsMalformedInput) {
+  for (const char* bad : {"", "{", "{\"a\":}", "[1,]", "nul", "{\"a\" 1}", "NaN"}) {
+    auto j = ParseJson(bad);
+    EXPECT_FALSE(j.ok()) << bad;
+    EXPECT_EQ(j.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(JsonTest, RejectsInvalidUtf8WithItsOwnReason) {
+  auto j = ParseJson("{\"a\":\"\xff\xfe\"}");
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().reason(), "invalid_utf8");
+}
+
+TEST(JsonTest, EscapesControlCharacters) {
+  std::string out;
+  AppendJsonString(std::string("a\x01" "b", 3), &out);
+  EXPECT_EQ(out, "\"a\\u0001b\"");
+}
+
+TEST(JsonTest, NonFiniteNumbersBecomeNull) {
+  EXPECT_EQ(Json(std::nan("")).Dump(), "null");
+  EXPECT_EQ(Json(INFINITY).Dump(), "null");
+}
+
+TEST(JsonTest, EqualityIgnoresKeyOrderAndIntDoubleForm) {
+  auto a = ParseJson(R"({"x":1,"y":[1,2]})");
+  auto b = ParseJson(R"({"y":[1.0,2],"x":1.0})");
+  EXPECT_TRUE(*a == *b);
+  EXPECT_FALSE(*a == *ParseJson(R"({"x":1})"));
+}
+
+TEST(JsonTest, BuildsObjectsInOrder) {
+  Json j;
+  j["b"] = 1;
+  j["a"]["c"] = "x";
+  j["b"] = 2;
+  EXPECT_EQ(j.Dump(), R"({"b":2,"a":{"c":"x"}})");
+  EXPECT_EQ(j.Find("a")->Find("c")->as_string(), "x");
+  EXPECT_EQ(j.Find("zz"), nullptr);
+}
+
+TEST(JsonTest, LaterDuplicateKeysWin) {
+  auto j = ParseJson(R"({"a":1,"a":2})");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->Dump(), R"({"a":2})");
+}
+
+}  // namespace
+}  // namespace contextd

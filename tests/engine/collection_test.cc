@@ -1,0 +1,204 @@
+#include "engine/collection.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+Json J(const std::string& s) { return *ParseJson(s); }
+
+class CollectionTest : public ::testing::Test {
+ protected:
+  void Open() {
+    EngineOptions o;
+    o.data_dir = dir_.path();
+    o.models_dir = CONTEXTD_MODELS_DIR;
+    auto e = Engine::Open(o, &metrics_);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(e).value();
+  }
+  void SetUp() override { Open(); }
+
+  std::shared_ptr<Collection> Create(const std::string& name, const std::string& spec) {
+    auto c = engine_->CreateCollection(kDefaultTenant, name, J(spec));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? *c : nullptr;
+  }
+  std::shared_ptr<Collection> Get(const std::string& name) { return *engine_->GetCollection(kDefaultTenant, name); }
+
+  void Upsert(Collection& c, const std::string& docs_json, UpsertResult* out = nullptr) {
+    auto docs = ParseUpsertRequest(J(docs_json), c.config().dim, !c.has_embedder());
+    ASSERT_TRUE(docs.ok()) << docs.status().ToString();
+    UpsertResult r;
+    ASSERT_TRUE(c.Upsert(std::move(docs).value(), &r).ok());
+    if (out) *out = r;
+  }
+  std::vector<std::string> Ids(Collection& c, const std::string& query_json) {
+    auto q = ParseQueryRequest(J(query_json), c.config().dim, c.has_embedder());
+    EXPECT_TRUE(q.ok()) << q.status().ToString();
+    auto r = c.Query(*q);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<std::string> ids;
+    for (auto& h : r->hits) ids.push_back(h.doc_id + "#" + std::to_string(h.chunk));
+    return ids;
+  }
+
+  const char* kDocs = R"({"documents":[
+    {"id":"pets","text":"Kittens and puppies make wonderful pets for families.","metadata":{"year":2021,"topic":"animals"}},
+    {"id":"stocks","text":"Stock markets fell as investors feared rising interest rates.","metadata":{"year":2019,"topic":"finance"}},
+    {"id":"space","title":"Astronomy","text":"The telescope observed a distant galaxy and several nebulae.","metadata":{"year":2023,"topic":"science"}}]})";
+
+  TempDir dir_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(CollectionTest, EveryModeFindsTheRightDocument) {
+  auto c = Create("docs", R"({"embedder":"glove"})");
+  UpsertResult r;
+  Upsert(*c, kDocs, &r);
+  EXPECT_EQ(r.upserted, 3u);
+  EXPECT_EQ(r.chunks, 3u);
+  EXPECT_EQ(Ids(*c, R"({"query":"investors","mode":"keyword","k":1})"), std::vector<std::string>{"stocks#0"});
+  // No shared words: only the embedding can connect these.
+  EXPECT_EQ(Ids(*c, R"({"query":"cats and dogs","mode":"vector","k":1})"), std::vector<std::string>{"pets#0"});
+  EXPECT_EQ(Ids(*c, R"({"query":"galaxy stars","mode":"hybrid","k":1})"), std::vector<std::string>{"space#0"});
+  // The title is indexed with the text.
+  EXPECT_EQ(Ids(*c, R"({"query":"astronomy","mode":"keyword"})"), std::vector<std::string>{"space#0"});
+}
+
+TEST_F(CollectionTest, FiltersRestrictEveryMode) {
+  auto c = Create("docs", R"({"embedder":"glove"})");
+  Upsert(*c, kDocs);
+  for (const char* mode : {"vector", "keyword", "hybrid"}) {
+    auto ids = Ids(*c, std::string(R"({"query":"investors pets galaxy","k":10,"mode":")") + mode +
+                           R"(","filter":{"year":{"$gte":2021}}})");
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), "stocks#0"), 0) << mode;
+  }
+  EXPECT_EQ(Ids(*c, R"({"query":"pets","mode":"vector","filter":{"topic":{"$in":["finance"]}}})"),
+            std::vector<std::string>{"stocks#0"});
+}
+
+TEST_F(CollectionTest, ReUpsertReplacesAllOldChunks) {
+  auto c = Create("docs", R"({"embedder":"glove","chunking":{"max_tokens":10,"overlap":2}})");
+  UpsertResult r;
+  Upsert(*c, R"({"documents":[{"id":"d","text":"Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu. Nu xi omicron."}]})", &r);
+  EXPECT_GT(r.chunks, 1u);
+  Upsert(*c, R"({"documents":[{"id":"d","text":"Completely new words."}]})", &r);
+  EXPECT_EQ(r.chunks, 1u);
+  EXPECT_EQ(c->chunk_count(), 1u);
+  EXPECT_TRUE(Ids(*c, R"({"query":"kappa lambda","mode":"keyword"})").empty());
+  EXPECT_EQ(Ids(*c, R"({"query":"completely","mode":"keyword"})"), std::vector<std::string>{"d#0"});
+  auto doc = c->GetDocument("d");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->Find("text")->as_string(), "Completely new words.");
+  EXPECT_EQ(doc->Find("chunks")->as_int(), 1);
+  // and the store agrees after a restart
+  c.reset();
+  engine_.reset();
+  Open();
+  EXPECT_EQ(Get("docs")->chunk_count(), 1u);
+  EXPECT_TRUE(Ids(*Get("docs"), R"({"query":"kappa","mode":"keyword"})").empty());
+}
+
+TEST_F(CollectionTest, DeleteRemovesFromIndexesAndStore) {
+  auto c = Create("docs", R"({"embedder":"glove"})");
+  Upsert(*c, kDocs);
+  ASSERT_TRUE(c->DeleteDocument("stocks").ok());
+  EXPECT_EQ(c->DeleteDocument("stocks").code(), StatusCode::kNotFound);
+  EXPECT_EQ(c->GetDocument("stocks").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Ids(*c, R"({"query":"investors","mode":"keyword"})").empty());
+  EXPECT_EQ(c->document_count(), 2u);
+}
+
+TEST_F(CollectionTest, RestartRebuildsIdenticalResults) {
+  auto c = Create("docs", R"({"embedder":"glove"})");
+  Upsert(*c, kDocs);
+  auto before = Ids(*c, R"({"query":"animals and money","k":3})");
+  c.reset();
+  engine_.reset();
+  Open();
+  auto after = Get("docs");
+  EXPECT_EQ(after->document_count(), 3u);
+  EXPECT_EQ(Ids(*after, R"({"query":"animals and money","k":3})"), before);
+  EXPECT_EQ(after->GetDocument("space")->Find("title")->as_string(), "Astronomy");
+}
+
+TEST_F(CollectionTest, VectorOnlyCollections) {
+  auto c = Create("vecs", R"({"embedder":"none","dim":3,"distance":"l2"})");
+  Upsert(*c, R"({"documents":[{"id":"x","vector":[1,0,0]},{"id":"y","vector":[0,1,0],"text":"why"}]})");
+  EXPECT_EQ(Ids(*c, R"({"vector":[0.9,0.1,0],"k":1})"), std::vector<std::string>{"x#0"});
+  EXPECT_EQ(Ids(*c, R"({"query":"why","mode":"keyword"})"), std::vector<std::string>{"y#0"});
+}
+
+TEST_F(CollectionTest, ConcurrentWritersLeaveStoreAndIndexesInAgreement) {
+  auto c = Create("docs", R"({"embedder":"glove"})");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        // Every thread writes the same ids with its own words.
+        std::string word = "writer" + std::to_string(t);
+        std::string body = R"({"documents":[{"id":"shared-)" + std::to_string(i % 5) + R"(","text":")" + word +
+                           R"( version )" + std::to_string(i) + R"("}]})";
+        auto docs = ParseUpsertRequest(J(body), 100, false);
+        UpsertResult r;
+        ASSERT_TRUE(c->Upsert(std::move(docs).value(), &r).ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::map<std::string, std::string> live;
+  for (int i = 0; i < 5; ++i) {
+    auto d = c->GetDocument("shared-" + std::to_string(i));
+    ASSERT_TRUE(d.ok());
+    live[d->Find("id")->as_string()] = d->Find("text")->as_string();
+  }
+  EXPECT_EQ(c->document_count(), 5u);
+  EXPECT_EQ(c->chunk_count(), 5u);
+  // The in-memory index holds exactly the stored text of each document.
+  for (auto& [id, text] : live) {
+    auto q = ParseQueryRequest(J(R"({"query":")" + text.substr(0, text.find(' ')) + R"(","mode":"keyword","k":100})"),
+                               100, true);
+    auto r = c->Query(*q);
+    bool found = false;
+    for (auto& h : r->hits) found |= h.doc_id == id && h.text == text;
+    EXPECT_TRUE(found) << id << " should be indexed as '" << text << "'";
+  }
+}
+
+TEST_F(CollectionTest, DropThenRecreateStartsEmpty) {
+  auto c = Create("docs", R"({"embedder":"glove"})");
+  Upsert(*c, kDocs);
+  ASSERT_TRUE(engine_->DropCollection(kDefaultTenant, "docs").ok());
+  EXPECT_EQ(c->Query(*ParseQueryRequest(J(R"({"query":"x"})"), 100, true)).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->GetCollection(kDefaultTenant, "docs").status().code(), StatusCode::kNotFound);
+  auto again = Create("docs", R"({"embedder":"glove"})");
+  EXPECT_EQ(again->document_count(), 0u);
+  engine_.reset();
+  Open();
+  EXPECT_EQ(Get("docs")->document_count(), 0u);
+}
+
+TEST_F(CollectionTest, DuplicateCollectionIsAlreadyExists) {
+  Create("docs", "{}");
+  EXPECT_EQ(engine_->CreateCollection(kDefaultTenant, "docs", Json()).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine_->CreateCollection(kDefaultTenant, "bad/name", Json()).status().reason(), "invalid_name");
+}
+
+TEST_F(CollectionTest, MetricsReportCollectionSizes) {
+  auto c = Create("docs", R"({"embedder":"glove"})");
+  Upsert(*c, kDocs);
+  std::string text = metrics_.RenderPrometheus();
+  EXPECT_NE(text.find(R"(contextd_collection_documents{tenant="default",collection="docs"} 3)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(contextd_collection_chunks{tenant="default",collection="docs"} 3)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace contextd

@@ -1,0 +1,122 @@
+#include "engine/requests.h"
+
+#include <gtest/gtest.h>
+
+#include "embed/embedder_registry.h"
+
+namespace contextd {
+namespace {
+
+Json J(const std::string& s) { return *ParseJson(s); }
+
+std::string Reason(const Status& s) { return s.reason(); }
+
+TEST(RequestsTest, CollectionDefaultsAndValidation) {
+  EmbedderRegistry reg("/nonexistent");
+  auto c = ParseCollectionRequest(Json(), reg);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->embedder, "glove");
+  EXPECT_EQ(c->chunking.max_tokens, 200);
+  auto none = ParseCollectionRequest(J(R"({"embedder":"none","dim":3,"distance":"l2"})"), reg);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->dim, 3);
+  EXPECT_EQ(none->metric, Metric::kL2);
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"none"})"), reg).status()), "missing_field");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"bert"})"), reg).status()), "unknown_embedder");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"distance":"manhattan"})"), reg).status()), "invalid_distance");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":5})"), reg).status()), "invalid_type");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"chunking":{"max_tokens":50,"overlap":50}})"), reg).status()),
+            "out_of_range");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"colour":"red"})"), reg).status()), "unknown_field");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"none","dim":0})"), reg).status()), "out_of_range");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"hash","dim":12})"), reg).status()),
+            "dimension_mismatch");
+}
+
+TEST(RequestsTest, NamesAndIds) {
+  EXPECT_TRUE(ValidateCollectionName("docs_2024-v1").ok());
+  EXPECT_FALSE(ValidateCollectionName("").ok());
+  EXPECT_FALSE(ValidateCollectionName("a/b").ok());
+  EXPECT_FALSE(ValidateCollectionName(std::string(65, 'a')).ok());
+  EXPECT_TRUE(ValidateDocumentId("doc 1/ü").ok());
+  EXPECT_FALSE(ValidateDocumentId(std::string("a\0b", 3)).ok());
+  EXPECT_FALSE(ValidateDocumentId(std::string(513, 'a')).ok());
+}
+
+TEST(RequestsTest, UpsertParsing) {
+  auto docs = ParseUpsertRequest(
+      J(R"({"documents":[{"id":"a","text":"hello","metadata":{"y":1}},{"_id":7,"title":"T","text":"x"}]})"), 3,
+      false);
+  ASSERT_TRUE(docs.ok()) << docs.status().ToString();
+  ASSERT_EQ(docs->size(), 2u);
+  EXPECT_EQ((*docs)[1].id, "7");
+  EXPECT_EQ((*docs)[1].title, "T");
+  EXPECT_EQ((*docs)[0].metadata.Dump(), R"({"y":1})");
+}
+
+TEST(RequestsTest, UpsertRejectsEveryKindOfBadDocument) {
+  struct Case {
+    const char* body;
+    const char* reason;
+  } cases[] = {
+      {R"([])", "invalid_type"},
+      {R"({})", "missing_field"},
+      {R"({"documents":{}})", "invalid_type"},
+      {R"({"documents":[]})", "empty_batch"},
+      {R"({"documents":[{"text":"x"}]})", "missing_field"},
+      {R"({"documents":[{"id":"a"}]})", "missing_field"},
+      {R"({"documents":[{"id":"a","text":""}]})", "empty_text"},
+      {R"({"documents":[{"id":"a","text":"  \n"}]})", "empty_text"},
+      {R"({"documents":[{"id":"a","text":5}]})", "invalid_type"},
+      {R"({"documents":[{"id":true,"text":"x"}]})", "invalid_type"},
+      {R"({"documents":[{"id":"","text":"x"}]})", "invalid_id"},
+      {R"({"documents":[{"id":"a","text":"x","metadata":[1]}]})", "invalid_type"},
+      {R"({"documents":[{"id":"a","text":"x","vector":[1,2]}]})", "dimension_mismatch"},
+      {R"({"documents":[{"id":"a","text":"x","vector":[1,"2",3]}]})", "invalid_type"},
+      {R"({"documents":[{"id":"a","text":"x","vector":[1,2,1e39]}]})", "invalid_vector"},
+      {R"({"documents":[{"id":"a","text":"x"},{"id":"a","text":"y"}]})", "duplicate_id"},
+      {R"({"documents":[{"id":"a","text":"x","colour":1}]})", "unknown_field"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseUpsertRequest(J(c.body), 3, false);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.status().reason(), c.reason) << c.body << ": " << r.status().message();
+  }
+  EXPECT_EQ(ParseUpsertRequest(J(R"({"documents":[{"id":"a","text":"x"}]})"), 3, true).status().reason(),
+            "missing_field");
+  EXPECT_TRUE(ParseUpsertRequest(J(R"({"documents":[{"id":"a","vector":[1,2,3]}]})"), 3, true).ok());
+}
+
+TEST(RequestsTest, QueryParsingAndDefaults) {
+  auto q = ParseQueryRequest(J(R"({"query":"x"})"), 3, true);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->mode, QueryMode::kHybrid);
+  EXPECT_EQ(q->k, 10u);
+  EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x"})"), 3, false)->mode, QueryMode::kKeyword);
+  EXPECT_EQ(ParseQueryRequest(J(R"({"vector":[1,2,3]})"), 3, false)->mode, QueryMode::kVector);
+  struct Case {
+    const char* body;
+    const char* reason;
+  } cases[] = {
+      {R"({})", "missing_field"},
+      {R"({"query":""})", "empty_text"},
+      {R"({"query":"x","k":0})", "out_of_range"},
+      {R"({"query":"x","k":1001})", "out_of_range"},
+      {R"({"query":"x","k":2.5})", "invalid_type"},
+      {R"({"query":"x","k":"3"})", "invalid_type"},
+      {R"({"query":"x","mode":"fuzzy"})", "invalid_mode"},
+      {R"({"vector":[1,2],"mode":"vector"})", "dimension_mismatch"},
+      {R"({"vector":[1,2,3],"mode":"keyword"})", "missing_field"},
+      {R"({"query":"x","filter":{"a":{"$regex":"b"}}})", "invalid_filter"},
+      {R"({"query":"x","limit":3})", "unknown_field"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseQueryRequest(J(c.body), 3, true);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.status().reason(), c.reason) << c.body << ": " << r.status().message();
+  }
+  EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x","mode":"vector"})"), 3, false).status().reason(), "missing_field");
+}
+
+}  // namespace
+}  // namespace contextd

@@ -1,0 +1,108 @@
+#include "index/flat_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace contextd {
+namespace {
+
+TEST(DistanceTest, KernelsMatchScalarMath) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n;
+  for (size_t dim : {1u, 3u, 16u, 100u, 384u, 1001u}) {
+    std::vector<float> a(dim), b(dim);
+    for (auto& x : a) x = n(rng);
+    for (auto& x : b) x = n(rng);
+    double dot = 0, l2 = 0;
+    for (size_t i = 0; i < dim; ++i) {
+      dot += a[i] * b[i];
+      l2 += (a[i] - b[i]) * (a[i] - b[i]);
+    }
+    EXPECT_NEAR(DotProduct(a.data(), b.data(), dim), dot, 1e-3 * std::max(1.0, std::fabs(dot)));
+    EXPECT_NEAR(L2Squared(a.data(), b.data(), dim), l2, 1e-3 * std::max(1.0, l2));
+  }
+}
+
+TEST(FlatIndexTest, FindsExactNearestNeighbours) {
+  const int dim = 16;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n;
+  FlatIndex index(dim, Metric::kL2);
+  std::vector<std::vector<float>> data(500, std::vector<float>(dim));
+  for (uint32_t i = 0; i < data.size(); ++i) {
+    for (auto& x : data[i]) x = n(rng);
+    index.Set(i, data[i].data());
+  }
+  std::vector<float> q(dim);
+  for (auto& x : q) x = n(rng);
+  std::vector<std::pair<float, uint32_t>> truth;
+  for (uint32_t i = 0; i < data.size(); ++i) truth.push_back({L2Squared(q.data(), data[i].data(), dim), i});
+  std::sort(truth.begin(), truth.end());
+  auto hits = index.Search(q.data(), 10, nullptr);
+  ASSERT_EQ(hits.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(hits[i].slot, truth[i].second);
+    EXPECT_NEAR(hits[i].score, -std::sqrt(truth[i].first), 1e-4);
+  }
+}
+
+TEST(FlatIndexTest, CosineIgnoresMagnitude) {
+  FlatIndex index(2, Metric::kCosine);
+  float a[] = {10, 0}, b[] = {1, 1};
+  index.Set(0, a);
+  index.Set(1, b);
+  float q[] = {0.001f, 0};
+  auto hits = index.Search(q, 2, nullptr);
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].slot, 0u);
+  EXPECT_NEAR(hits[0].score, 1.0f, 1e-6);
+  EXPECT_NEAR(hits[1].score, std::sqrt(0.5f), 1e-6);
+}
+
+TEST(FlatIndexTest, DotUsesMagnitude) {
+  FlatIndex index(2, Metric::kDot);
+  float a[] = {10, 0}, b[] = {1, 1};
+  index.Set(0, a);
+  index.Set(1, b);
+  float q[] = {0, 1};
+  auto hits = index.Search(q, 1, nullptr);
+  EXPECT_EQ(hits[0].slot, 1u);
+  EXPECT_FLOAT_EQ(hits[0].score, 1.0f);
+}
+
+TEST(FlatIndexTest, RemovedAndFilteredSlotsAreNeverReturned) {
+  FlatIndex index(1, Metric::kDot);
+  for (uint32_t i = 0; i < 10; ++i) {
+    float v = static_cast<float>(i);
+    index.Set(i, &v);
+  }
+  index.Remove(9);
+  EXPECT_EQ(index.size(), 9u);
+  float q = 1;
+  auto hits = index.Search(&q, 3, [](uint32_t s) { return s % 2 == 0; });
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(hits[0].slot, 8u);
+  EXPECT_EQ(hits[1].slot, 6u);
+  EXPECT_EQ(hits[2].slot, 4u);
+  float v = 100;
+  index.Set(9, &v);  // slot reuse
+  EXPECT_EQ(index.Search(&q, 1, nullptr)[0].slot, 9u);
+}
+
+TEST(TopKTest, KeepsBestAndBreaksTiesBySlot) {
+  TopK top(3);
+  for (uint32_t s : {5u, 1u, 3u, 2u}) top.Push(1.0f, s);
+  top.Push(0.5f, 0);
+  top.Push(2.0f, 9);
+  auto out = top.Take();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].slot, 9u);
+  EXPECT_EQ(out[1].slot, 1u);
+  EXPECT_EQ(out[2].slot, 2u);
+}
+
+}  // namespace
+}  // namespace contextd

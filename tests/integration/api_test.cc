@@ -1,0 +1,186 @@
+// End-to-end tests of every endpoint against the real binary over loopback HTTP.
+#include <gtest/gtest.h>
+
+#include "integration/server_process.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data");
+    server_->Start();
+    client_ = server_->Client();
+  }
+  std::pair<int, Json> Do(const std::string& method, const std::string& target, const std::string& body = "") {
+    return Call(*client_, method, target, body);
+  }
+  void Seed() {
+    ASSERT_EQ(Do("PUT", "/v1/collections/docs", R"({"embedder":"glove"})").first, 201);
+    auto [st, body] = Do("POST", "/v1/collections/docs/documents", R"({"documents":[
+      {"id":"pets","text":"Kittens and puppies make wonderful pets for families.","metadata":{"year":2021,"tags":["home"]}},
+      {"id":"stocks","text":"Stock markets fell as investors feared rising interest rates.","metadata":{"year":2019}},
+      {"id":"a b/c","title":"Astronomy","text":"The telescope observed a distant galaxy.","metadata":{"year":2023}}]})");
+    ASSERT_EQ(st, 200) << body.Dump();
+    EXPECT_EQ(body.Find("upserted")->as_int(), 3);
+    EXPECT_EQ(body.Find("chunks")->as_int(), 3);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(ApiTest, HealthAndReadiness) {
+  EXPECT_EQ(Do("GET", "/healthz").first, 200);
+  auto [st, body] = Do("GET", "/readyz");
+  EXPECT_EQ(st, 200);
+  EXPECT_EQ(body.Find("status")->as_string(), "ready");
+}
+
+TEST_F(ApiTest, CollectionLifecycle) {
+  auto [st, created] = Do("PUT", "/v1/collections/docs",
+                          R"({"embedder":"glove","distance":"dot","chunking":{"max_tokens":100,"overlap":10}})");
+  ASSERT_EQ(st, 201) << created.Dump();
+  EXPECT_EQ(created.Find("model")->as_string(), "glove-6b-100d");
+  EXPECT_EQ(created.Find("dim")->as_int(), 100);
+  EXPECT_EQ(created.Find("distance")->as_string(), "dot");
+  EXPECT_EQ(Do("PUT", "/v1/collections/other", R"({"embedder":"none","dim":4})").first, 201);
+
+  auto [lst, list] = Do("GET", "/v1/collections");
+  EXPECT_EQ(lst, 200);
+  EXPECT_EQ(list.Find("collections")->as_array().size(), 2u);
+  auto [gst, got] = Do("GET", "/v1/collections/docs");
+  EXPECT_EQ(gst, 200);
+  EXPECT_EQ(got.Find("documents")->as_int(), 0);
+  EXPECT_EQ(got.Find("chunking")->Find("max_tokens")->as_int(), 100);
+
+  EXPECT_EQ(Do("DELETE", "/v1/collections/docs").first, 200);
+  EXPECT_EQ(Do("GET", "/v1/collections/docs").first, 404);
+  EXPECT_EQ(Do("DELETE", "/v1/collections/docs").first, 404);
+  EXPECT_EQ(Do("GET", "/v1/collections").second.Find("collections")->as_array().size(), 1u);
+}
+
+TEST_F(ApiTest, DocumentsCanBeReadReplacedAndDeleted) {
+  Seed();
+  auto [st, doc] = Do("GET", "/v1/collections/docs/documents/a%20b%2Fc");
+  ASSERT_EQ(st, 200) << doc.Dump();
+  EXPECT_EQ(doc.Find("id")->as_string(), "a b/c");
+  EXPECT_EQ(doc.Find("title")->as_string(), "Astronomy");
+  EXPECT_EQ(doc.Find("metadata")->Find("year")->as_int(), 2023);
+
+  ASSERT_EQ(Do("POST", "/v1/collections/docs/documents",
+                R"({"documents":[{"id":"pets","text":"Goldfish live in bowls.","metadata":{"year":2024}}]})")
+                .first,
+            200);
+  EXPECT_EQ(Do("GET", "/v1/collections/docs/documents/pets").second.Find("text")->as_string(),
+            "Goldfish live in bowls.");
+  EXPECT_EQ(Do("GET", "/v1/collections/docs").second.Find("documents")->as_int(), 3);
+
+  EXPECT_EQ(Do("DELETE", "/v1/collections/docs/documents/stocks").first, 200);
+  EXPECT_EQ(Do("GET", "/v1/collections/docs/documents/stocks").first, 404);
+  EXPECT_EQ(Do("DELETE", "/v1/collections/docs/documents/stocks").first, 404);
+  EXPECT_EQ(Do("GET", "/v1/collections/docs").second.Find("documents")->as_int(), 2);
+}
+
+TEST_F(ApiTest, QueryModesFiltersAndResponseShape) {
+  Seed();
+  auto [st, res] = Do("POST", "/v1/collections/docs/query", R"({"query":"cats and dogs","k":2,"mode":"vector"})");
+  ASSERT_EQ(st, 200) << res.Dump();
+  const auto& results = res.Find("results")->as_array();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].Find("id")->as_string(), "pets");
+  EXPECT_EQ(results[0].Find("chunk")->as_int(), 0);
+  EXPECT_EQ(results[0].Find("text")->as_string(), "Kittens and puppies make wonderful pets for families.");
+  EXPECT_EQ(results[0].Find("metadata")->Find("year")->as_int(), 2021);
+  EXPECT_GE(results[0].Find("score")->as_double(), results[1].Find("score")->as_double());
+  EXPECT_TRUE(res.Find("timings")->Find("total_ms")->is_number());
+  EXPECT_EQ(res.Find("mode")->as_string(), "vector");
+
+  auto kw = Do("POST", "/v1/collections/docs/query", R"({"query":"interest rates","mode":"keyword"})").second;
+  ASSERT_EQ(kw.Find("results")->as_array().size(), 1u);
+  EXPECT_EQ(kw.Find("results")->as_array()[0].Find("id")->as_string(), "stocks");
+
+  auto hy = Do("POST", "/v1/collections/docs/query",
+               R"({"query":"galaxy telescope","mode":"hybrid","filter":{"$or":[{"year":{"$gte":2023}},{"tags":"home"}]}})")
+                .second;
+  const auto& hits = hy.Find("results")->as_array();
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].Find("id")->as_string(), "a b/c");
+  EXPECT_EQ(hits[1].Find("id")->as_string(), "pets");
+}
+
+TEST_F(ApiTest, VectorCollectionsTakeCallerVectors) {
+  ASSERT_EQ(Do("PUT", "/v1/collections/v", R"({"embedder":"none","dim":3,"distance":"cosine"})").first, 201);
+  ASSERT_EQ(Do("POST", "/v1/collections/v/documents",
+               R"({"documents":[{"id":"x","vector":[1,0,0]},{"id":"y","vector":[0,1,0],"text":"yes"}]})")
+                .first,
+            200);
+  auto res = Do("POST", "/v1/collections/v/query", R"({"vector":[0.1,0.9,0],"k":1})").second;
+  EXPECT_EQ(res.Find("results")->as_array()[0].Find("id")->as_string(), "y");
+  EXPECT_NEAR(res.Find("results")->as_array()[0].Find("score")->as_double(), 0.9939, 1e-3);
+}
+
+TEST_F(ApiTest, MetricsCountRequestsAndDocuments) {
+  Seed();
+  Do("POST", "/v1/collections/docs/query", R"({"query":"pets"})");
+  auto r = client_->Get("/metrics");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->Header("content-type").find("text/plain"), std::string::npos);
+  const std::string& m = r->body;
+  EXPECT_NE(m.find(R"(contextd_http_requests_total{route="/v1/collections/{name}/query",method="POST",code="2xx"} 1)"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find(R"(contextd_http_request_duration_seconds_count{route="/v1/collections/{name}/documents",method="POST"} 1)"),
+            std::string::npos);
+  EXPECT_NE(m.find(R"(contextd_collection_documents{tenant="default",collection="docs"} 3)"), std::string::npos);
+  EXPECT_NE(m.find(R"(contextd_collection_chunks{tenant="default",collection="docs"} 3)"), std::string::npos);
+  EXPECT_NE(m.find("contextd_http_requests_in_flight 1"), std::string::npos);  // the scrape itself
+}
+
+TEST_F(ApiTest, UnknownRoutesAndMethods) {
+  auto [st, body] = Do("GET", "/v2/nothing");
+  EXPECT_EQ(st, 404);
+  EXPECT_EQ(body.Find("error")->Find("code")->as_string(), "no_route");
+  auto r = client_->Request("PATCH", "/v1/collections/docs");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->Header("allow"), "PUT, GET, DELETE");
+}
+
+TEST(FallbackTest, ServerStartsAndSaysSoWithoutGloveVectors) {
+  TempDir dir;
+  ServerProcess server(dir.path() + "/data", {"--models", dir.path() + "/no-models"});
+  server.Start();
+  auto client = server.Client();
+  auto [st, body] = Call(*client, "PUT", "/v1/collections/docs", R"({"embedder":"glove"})");
+  ASSERT_EQ(st, 201);
+  EXPECT_EQ(body.Find("model")->as_string(), "hash-256");  // the embedder actually in use
+  ASSERT_EQ(Call(*client, "POST", "/v1/collections/docs/documents",
+                 R"({"documents":[{"id":"a","text":"solar panels on roofs"},{"id":"b","text":"medieval poetry"}]})")
+                .first,
+            200);
+  auto res = Call(*client, "POST", "/v1/collections/docs/query", R"({"query":"roof solar","mode":"vector"})").second;
+  EXPECT_EQ(res.Find("results")->as_array()[0].Find("id")->as_string(), "a");
+}
+
+TEST(ConfigTest, ConfigFileSetsLimitsAndFlagsOverrideIt) {
+  TempDir dir;
+  std::string config = dir.path() + "/contextd.json";
+  FILE* f = fopen(config.c_str(), "w");
+  fprintf(f, R"({"max_body_bytes": 2000, "port": 1, "workers": 2})");
+  fclose(f);
+  ServerProcess server(dir.path() + "/data", {"--config", config});  // --port 0 beats "port": 1
+  server.Start();
+  auto client = server.Client();
+  ASSERT_EQ(Call(*client, "PUT", "/v1/collections/docs", "").first, 201);
+  std::string big = R"({"documents":[{"id":"a","text":")" + std::string(3000, 'x') + R"("}]})";
+  auto [st, body] = Call(*client, "POST", "/v1/collections/docs/documents", big);
+  EXPECT_EQ(st, 413);
+}
+
+}  // namespace
+}  // namespace contextd

@@ -1,0 +1,130 @@
+// Nothing acknowledged is lost: across SIGKILL at any moment, and across clean restarts.
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "integration/server_process.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+std::string DocText(const std::string& id) {
+  // A unique keyword per document lets the test find it through the rebuilt index.
+  return "Acknowledged document " + id + " carries token zq" + id + " in its text. It has a second sentence too.";
+}
+
+TEST(DurabilityTest, SigkillMidStreamLosesNoAcknowledgedDocument) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  std::set<std::string> acked;
+  std::mutex mu;
+  std::atomic<int> next_batch{0};
+  for (int round = 0; round < 3; ++round) {
+    ServerProcess server(data);
+    server.Start();
+    if (round == 0) {
+      ASSERT_EQ(Call(*server.Client(), "PUT", "/v1/collections/crash", R"({"embedder":"glove"})").first, 201);
+    }
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w) {
+      writers.emplace_back([&] {
+        auto client = server.Client();
+        while (!stop) {
+          int b = next_batch++;
+          Json docs = Json::MakeArray();
+          std::vector<std::string> ids;
+          for (int i = 0; i < 10; ++i) {
+            std::string id = std::to_string(b) + "x" + std::to_string(i);
+            Json d = Json::MakeObject();
+            d["id"] = id;
+            d["text"] = DocText(id);
+            d["metadata"]["batch"] = b;
+            docs.push_back(std::move(d));
+            ids.push_back(id);
+          }
+          Json body = Json::MakeObject();
+          body["documents"] = std::move(docs);
+          auto r = client->Post("/v1/collections/crash/documents", body.Dump());
+          if (!r.ok()) return;  // the server died under us: this batch was never acknowledged
+          if (r->status == 200) {
+            std::lock_guard<std::mutex> lock(mu);
+            acked.insert(ids.begin(), ids.end());
+          }
+        }
+      });
+    }
+    // Kill at a different moment each round, while writes are in flight.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + 250 * round));
+    server.Kill(SIGKILL);
+    stop = true;
+    for (auto& t : writers) t.join();
+    ASSERT_TRUE(WIFSIGNALED(server.exit_status()));
+  }
+  ASSERT_GT(acked.size(), 100u) << "the test should have streamed real load";
+
+  ServerProcess server(data);
+  server.Start();
+  auto client = server.Client();
+  auto info = Call(*client, "GET", "/v1/collections/crash").second;
+  EXPECT_GE(info.Find("documents")->as_int(), static_cast<int64_t>(acked.size()));
+  for (const auto& id : acked) {
+    auto [st, doc] = Call(*client, "GET", "/v1/collections/crash/documents/" + id);
+    ASSERT_EQ(st, 200) << "acknowledged document " << id << " was lost";
+    EXPECT_EQ(doc.Find("text")->as_string(), DocText(id));
+  }
+  // The rebuilt indexes answer for acknowledged documents too.
+  std::mt19937 rng(3);
+  std::vector<std::string> sample(acked.begin(), acked.end());
+  std::shuffle(sample.begin(), sample.end(), rng);
+  for (size_t i = 0; i < 20 && i < sample.size(); ++i) {
+    auto res = Call(*client, "POST", "/v1/collections/crash/query",
+                    R"({"query":"zq)" + sample[i] + R"(","mode":"keyword","k":1})")
+                   .second;
+    ASSERT_EQ(res.Find("results")->as_array().size(), 1u) << sample[i];
+    EXPECT_EQ(res.Find("results")->as_array()[0].Find("id")->as_string(), sample[i]);
+  }
+}
+
+TEST(DurabilityTest, CleanRestartServesTheSameAnswers) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  std::string before;
+  {
+    ServerProcess server(data);
+    server.Start();
+    auto c = server.Client();
+    ASSERT_EQ(Call(*c, "PUT", "/v1/collections/p", R"({"embedder":"glove","chunking":{"max_tokens":12,"overlap":3}})").first,
+              201);
+    std::string text = "Volcanoes erupt molten rock. Glaciers carve valleys slowly. Rivers deposit silt in deltas. "
+                       "Earthquakes shake cities along faults.";
+    ASSERT_EQ(Call(*c, "POST", "/v1/collections/p/documents",
+                   R"({"documents":[{"id":"geo","text":")" + text + R"(","metadata":{"k":"v"}},{"id":"x","text":"unrelated cooking recipes"}]})")
+                  .first,
+              200);
+    ASSERT_EQ(Call(*c, "DELETE", "/v1/collections/p/documents/x").first, 200);
+    auto res = Call(*c, "POST", "/v1/collections/p/query", R"({"query":"ice sheets and mountains","k":5})").second;
+    before = res.Find("results")->Dump();
+    server.Kill(SIGTERM);
+    ASSERT_TRUE(WIFEXITED(server.exit_status()));
+    EXPECT_EQ(WEXITSTATUS(server.exit_status()), 0);
+  }
+  ServerProcess server(data);
+  server.Start();
+  auto c = server.Client();
+  auto info = Call(*c, "GET", "/v1/collections/p").second;
+  EXPECT_EQ(info.Find("documents")->as_int(), 1);
+  EXPECT_EQ(info.Find("chunking")->Find("max_tokens")->as_int(), 12);
+  EXPECT_GT(info.Find("chunks")->as_int(), 1);
+  auto res = Call(*c, "POST", "/v1/collections/p/query", R"({"query":"ice sheets and mountains","k":5})").second;
+  EXPECT_EQ(res.Find("results")->Dump(), before);
+  EXPECT_EQ(Call(*c, "GET", "/v1/collections/p/documents/x").first, 404);
+}
+
+}  // namespace
+}  // namespace contextd

@@ -1,0 +1,98 @@
+// ServerProcess: runs the real contextd binary on a free port, for integration tests.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/json.h"
+#include "server/http_client.h"
+
+namespace contextd {
+
+class ServerProcess {
+ public:
+  ServerProcess(std::string data_dir, std::vector<std::string> extra_args = {})
+      : data_dir_(std::move(data_dir)), extra_(std::move(extra_args)) {}
+  ~ServerProcess() { Kill(SIGKILL); }
+
+  // Starts the server and waits for its "listening" line. Fails the test on error.
+  void Start() {
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    pid_ = fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      int log = open((data_dir_ + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (log >= 0) dup2(log, STDERR_FILENO);
+      close(out[0]);
+      std::vector<std::string> args = {CONTEXTD_BINARY, "serve",    "--port",   "0", "--data",
+                                       data_dir_,        "--models", CONTEXTD_MODELS_DIR};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    std::string line;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const std::string kReady = "contextd listening on ";
+    while (line.find(kReady) == std::string::npos || line.find('\n', line.find(kReady)) == std::string::npos) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "server did not start; see " << data_dir_ << ".log";
+      pollfd p{out[0], POLLIN, 0};
+      if (poll(&p, 1, 1000) <= 0) continue;
+      char buf[256];
+      ssize_t n = read(out[0], buf, sizeof(buf));
+      ASSERT_GT(n, 0) << "server exited during start-up; see " << data_dir_ << ".log";
+      line.append(buf, static_cast<size_t>(n));
+    }
+    close(out[0]);
+    std::string ready = line.substr(line.find(kReady));
+    port_ = std::stoi(ready.substr(ready.rfind(':') + 1));
+  }
+
+  // Sends `sig` and reaps the process. SIGKILL models a crash.
+  void Kill(int sig) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    int status;
+    waitpid(pid_, &status, 0);
+    exit_status_ = status;
+    pid_ = -1;
+  }
+
+  int port() const { return port_; }
+  int exit_status() const { return exit_status_; }
+  std::unique_ptr<HttpClient> Client() const { return std::make_unique<HttpClient>("127.0.0.1", port_); }
+
+ private:
+  std::string data_dir_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int exit_status_ = 0;
+};
+
+// Sends a request and parses the JSON reply; fails the test if the server is unreachable.
+inline std::pair<int, Json> Call(HttpClient& c, const std::string& method, const std::string& target,
+                                 const std::string& body = "") {
+  auto r = c.Request(method, target, body);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return {0, Json()};
+  auto j = ParseJson(r->body);
+  return {r->status, j.ok() ? *j : Json(r->body)};
+}
+
+}  // namespace contextd

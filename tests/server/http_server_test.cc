@@ -1,0 +1,116 @@
+#include "server/http_server.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "server/http_client.h"
+
+namespace contextd {
+namespace {
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void Start(size_t max_body = 1 << 20) {
+    HttpServerOptions o;
+    o.port = 0;
+    o.io_threads = 2;
+    o.max_body_bytes = max_body;
+    server_ = std::make_unique<HttpServer>(o, [this](HttpRequest req, Responder respond) {
+      ++calls_;
+      HttpResponse res;
+      res.body = req.method + " " + req.path + " ?" + req.query + " " + std::to_string(req.body.size());
+      if (req.path == "/async") {
+        // Respond from a thread that is not the connection's I/O thread.
+        std::thread([res, respond]() mutable { respond(std::move(res)); }).detach();
+        return;
+      }
+      respond(std::move(res));
+    });
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_GT(server_->port(), 0);
+  }
+  std::unique_ptr<HttpServer> server_;
+  std::atomic<int> calls_{0};
+};
+
+TEST_F(HttpServerTest, ServesManyRequestsOnOneKeepAliveConnection) {
+  Start();
+  HttpClient client("127.0.0.1", server_->port());
+  for (int i = 0; i < 50; ++i) {
+    auto r = client.Request("POST", "/x/y?a=1", "body");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "POST /x/y ?a=1 4");
+    EXPECT_EQ(r->Header("server"), "contextd");
+  }
+  EXPECT_EQ(calls_.load(), 50);
+}
+
+TEST_F(HttpServerTest, ResponsesMayComeFromAnyThread) {
+  Start();
+  HttpClient client("127.0.0.1", server_->port());
+  for (int i = 0; i < 20; ++i) {
+    auto r = client.Get("/async");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->body, "GET /async ? 0");
+  }
+}
+
+TEST_F(HttpServerTest, OversizedBodiesGet413WithoutReachingTheHandler) {
+  Start(1000);
+  HttpClient client("127.0.0.1", server_->port());
+  auto r = client.Request("POST", "/x", std::string(5000, 'a'));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("body_too_large"), std::string::npos);
+  EXPECT_EQ(calls_.load(), 0);
+  // The server keeps serving.
+  HttpClient again("127.0.0.1", server_->port());
+  EXPECT_EQ(again.Request("POST", "/x", std::string(999, 'a'))->status, 200);
+}
+
+TEST_F(HttpServerTest, MalformedRequestsGet400) {
+  Start();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const char garbage[] = "THIS IS NOT HTTP\r\n\r\n";
+  ASSERT_GT(write(fd, garbage, sizeof(garbage) - 1), 0);
+  char buf[512] = {};
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf).rfind("HTTP/1.1 400", 0), 0u) << buf;
+  EXPECT_EQ(calls_.load(), 0);
+}
+
+TEST_F(HttpServerTest, StopIsCleanWithOpenConnections) {
+  Start();
+  HttpClient client("127.0.0.1", server_->port());
+  ASSERT_TRUE(client.Get("/").ok());
+  server_->Stop();
+  EXPECT_FALSE(client.Get("/").ok());
+}
+
+TEST(HttpClientTest, UrlHelpers) {
+  std::string host;
+  int port;
+  ASSERT_TRUE(ParseUrl("http://127.0.0.1:8080/", &host, &port).ok());
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 8080);
+  EXPECT_FALSE(ParseUrl("http://:x", &host, &port).ok());
+  EXPECT_EQ(UrlEncode("a b/ü"), "a%20b%2F%C3%BC");
+}
+
+}  // namespace
+}  // namespace contextd

@@ -1,0 +1,94 @@
+#include "store/store.h"
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+TEST(StoreTest, CollectionsSurviveReopenAndIdsAreNeverReused) {
+  TempDir dir;
+  uint64_t a, b;
+  {
+    auto store = Store::Open(dir.path());
+    ASSERT_TRUE(store.ok());
+    a = *(*store)->CreateCollection("default", "a", R"({"x":1})");
+    b = *(*store)->CreateCollection("default", "b", "{}");
+    EXPECT_NE(a, b);
+    ASSERT_TRUE((*store)->DropCollection("default", "b", b).ok());
+  }
+  auto store = Store::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  auto list = (*store)->ListCollections();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "a");
+  EXPECT_EQ((*list)[0].id, a);
+  EXPECT_EQ((*list)[0].config, R"({"x":1})");
+  uint64_t c = *(*store)->CreateCollection("default", "b", "{}");
+  EXPECT_GT(c, b);
+}
+
+TEST(StoreTest, BatchesAreAtomicAndScansAreOrderedAndScoped) {
+  TempDir dir;
+  auto store = std::move(Store::Open(dir.path())).value();
+  uint64_t c1 = *store->CreateCollection("default", "c1", "{}");
+  uint64_t c2 = *store->CreateCollection("default", "c2", "{}");
+  WriteBatch batch;
+  batch.PutDocument("default", c1, "doc-b", "B");
+  batch.PutDocument("default", c1, "doc-a", "A");
+  batch.PutChunk("default", c1, "doc-a", 1, "a1");
+  batch.PutChunk("default", c1, "doc-a", 0, "a0");
+  batch.PutChunk("default", c1, "doc-a", 256, "a256");
+  batch.PutDocument("default", c2, "doc-a", "other collection");
+  ASSERT_TRUE(store->Write(&batch).ok());
+
+  std::vector<std::string> docs;
+  ASSERT_TRUE(store->ScanDocuments("default", c1, [&](std::string_view id, std::string_view v) {
+                  docs.push_back(std::string(id) + "=" + std::string(v));
+                }).ok());
+  EXPECT_EQ(docs, (std::vector<std::string>{"doc-a=A", "doc-b=B"}));
+  std::vector<std::string> chunks;
+  ASSERT_TRUE(store->ScanChunks("default", c1, [&](std::string_view id, uint32_t n, std::string_view v) {
+                  chunks.push_back(std::string(id) + "#" + std::to_string(n) + "=" + std::string(v));
+                }).ok());
+  EXPECT_EQ(chunks, (std::vector<std::string>{"doc-a#0=a0", "doc-a#1=a1", "doc-a#256=a256"}));
+
+  auto got = store->GetDocument("default", c2, "doc-a");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(**got, "other collection");
+  EXPECT_FALSE(store->GetDocument("default", c2, "doc-b")->has_value());
+}
+
+TEST(StoreTest, DropRemovesAllDataOfOnlyThatCollection) {
+  TempDir dir;
+  auto store = std::move(Store::Open(dir.path())).value();
+  uint64_t c1 = *store->CreateCollection("default", "c1", "{}");
+  uint64_t c2 = *store->CreateCollection("default", "c2", "{}");
+  WriteBatch batch;
+  batch.PutDocument("default", c1, "x", "1");
+  batch.PutChunk("default", c1, "x", 0, "1");
+  batch.PutDocument("default", c2, "x", "2");
+  ASSERT_TRUE(store->Write(&batch).ok());
+  ASSERT_TRUE(store->DropCollection("default", "c1", c1).ok());
+  EXPECT_FALSE(store->GetDocument("default", c1, "x")->has_value());
+  int chunks = 0;
+  ASSERT_TRUE(store->ScanChunks("default", c1, [&](auto, auto, auto) { ++chunks; }).ok());
+  EXPECT_EQ(chunks, 0);
+  EXPECT_EQ(**store->GetDocument("default", c2, "x"), "2");
+}
+
+TEST(StoreTest, TenantsAreSeparateNamespaces) {
+  TempDir dir;
+  auto store = std::move(Store::Open(dir.path())).value();
+  uint64_t a = *store->CreateCollection("t1", "same", "{}");
+  uint64_t b = *store->CreateCollection("t2", "same", "{}");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(store->ListCollections()->size(), 2u);
+}
+
+}  // namespace
+}  // namespace contextd
