@@ -11,12 +11,13 @@ struct ServeOptions {
   std::string data_dir = "./data";
   std::string models_dir = "./models";
   int io_threads = 0;  // 0 = one per core
-  int workers = 8;
+  int search_threads = 0;  // 0 = one per core
+  int write_threads = 16;
   size_t max_body_bytes = 64 << 20;
 };
 
-// Reads a JSON config file ({"host","port","data","models","io_threads","workers",
-// "max_body_bytes"}) into `options`; returns an error message or "".
+// Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",
+// "write_threads","max_body_bytes"}) into `options`; returns an error message or "".
 std::string LoadServeConfig(const std::string& path, ServeOptions* options);
 int RunServe(const ServeOptions& options);
 

@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   auto* data = s->add_option("--data", serve.data_dir, "Data directory");
   auto* models = s->add_option("--models", serve.models_dir, "Models directory");
   auto* io = s->add_option("--io-threads", serve.io_threads, "I/O threads (0 = one per core)");
-  auto* workers = s->add_option("--workers", serve.workers, "Worker threads for search, embedding and writes");
+  auto* search = s->add_option("--search-threads", serve.search_threads, "Threads for queries (0 = one per core)");
+  auto* writes = s->add_option("--write-threads", serve.write_threads, "Threads for durable writes");
   auto* body = s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted");
 
   IngestOptions ingest;
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
       if (!data->count()) serve.data_dir = from_file.data_dir;
       if (!models->count()) serve.models_dir = from_file.models_dir;
       if (!io->count()) serve.io_threads = from_file.io_threads;
-      if (!workers->count()) serve.workers = from_file.workers;
+      if (!search->count()) serve.search_threads = from_file.search_threads;
+      if (!writes->count()) serve.write_threads = from_file.write_threads;
       if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
     }
     return RunServe(serve);

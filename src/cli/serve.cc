@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -31,7 +32,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
     else if (k == "data" && str) o->data_dir = v.as_string();
     else if (k == "models" && str) o->models_dir = v.as_string();
     else if (k == "io_threads" && num) o->io_threads = static_cast<int>(v.as_int());
-    else if (k == "workers" && num) o->workers = static_cast<int>(v.as_int());
+    else if (k == "search_threads" && num) o->search_threads = static_cast<int>(v.as_int());
+    else if (k == "write_threads" && num) o->write_threads = static_cast<int>(v.as_int());
     else if (k == "max_body_bytes" && num) o->max_body_bytes = static_cast<size_t>(v.as_int());
     else return "config file " + path + ": unknown or mistyped key '" + k + "'";
   }
@@ -57,7 +59,9 @@ int RunServe(const ServeOptions& o) {
     spdlog::critical("cannot start: {}", engine.status().ToString());
     return 1;
   }
-  Api api(engine->get(), &metrics, static_cast<size_t>(std::max(1, o.workers)));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  Api api(engine->get(), &metrics, static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores),
+          static_cast<size_t>(std::max(1, o.write_threads)));
   HttpServerOptions ho;
   ho.host = o.host;
   ho.port = o.port;

@@ -6,7 +6,10 @@
 namespace contextd {
 
 void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
-  if (docs_.size() <= slot) docs_.resize(slot + 1);
+  if (docs_.size() <= slot) {
+    docs_.resize(slot + 1);
+    lengths_.resize(slot + 1, 0);
+  }
   Doc& doc = docs_[slot];
   std::unordered_map<uint32_t, uint32_t> tf;
   for (const auto& t : terms) {
@@ -14,7 +17,7 @@ void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
     if (inserted) postings_.emplace_back();
     ++tf[it->second];
   }
-  doc.length = static_cast<uint32_t>(std::max<size_t>(terms.size(), 1));
+  lengths_[slot] = static_cast<uint32_t>(std::max<size_t>(terms.size(), 1));
   doc.term_ids.clear();
   doc.term_ids.reserve(tf.size());
   for (auto [term, count] : tf) {
@@ -22,11 +25,11 @@ void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
     doc.term_ids.push_back(term);
   }
   ++doc_count_;
-  total_length_ += doc.length;
+  total_length_ += lengths_[slot];
 }
 
 void Bm25Index::Remove(uint32_t slot) {
-  if (slot >= docs_.size() || docs_[slot].length == 0) return;
+  if (slot >= docs_.size() || lengths_[slot] == 0) return;
   Doc& doc = docs_[slot];
   for (uint32_t term : doc.term_ids) {
     auto& list = postings_[term];
@@ -36,7 +39,8 @@ void Bm25Index::Remove(uint32_t slot) {
       list.pop_back();
     }
   }
-  total_length_ -= doc.length;
+  total_length_ -= lengths_[slot];
+  lengths_[slot] = 0;
   --doc_count_;
   doc = Doc();
 }
@@ -57,6 +61,11 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
   if (acc.size() < docs_.size()) acc.resize(docs_.size(), 0.0f);
   touched.clear();
 
+  // Per query: idf once per term, and the length norm k1 * (1 - b + b * dl / avgdl) as one
+  // multiply-add per posting.
+  const double avgdl = doc_count_ ? static_cast<double>(total_length_) / doc_count_ : 1.0;
+  const float norm_base = params_.k1 * (1.0f - params_.b);
+  const float norm_slope = static_cast<float>(params_.k1 * params_.b / avgdl);
   std::vector<uint32_t> seen;
   for (const auto& t : query_terms) {
     auto it = terms_.find(t);
@@ -65,10 +74,12 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
     if (std::find(seen.begin(), seen.end(), term) != seen.end()) continue;
     seen.push_back(term);
     const auto& list = postings_[term];
-    const uint32_t df = static_cast<uint32_t>(list.size());
+    const double df = static_cast<double>(list.size());
+    const float idf = static_cast<float>(std::log(1.0 + (doc_count_ - df + 0.5) / (df + 0.5)));
     for (const Posting& p : list) {
       if (acc[p.slot] == 0.0f) touched.push_back(p.slot);
-      acc[p.slot] += TermScore(p.tf, df, docs_[p.slot].length);
+      const float tf = static_cast<float>(p.tf);
+      acc[p.slot] += idf * tf / (tf + norm_base + norm_slope * static_cast<float>(lengths_[p.slot]));
     }
   }
   TopK top(k);

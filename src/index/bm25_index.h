@@ -44,7 +44,6 @@ class Bm25Index {
     uint32_t tf;
   };
   struct Doc {
-    uint32_t length = 0;  // 0 for free slots
     std::vector<uint32_t> term_ids;  // distinct terms, for removal
   };
 
@@ -52,6 +51,7 @@ class Bm25Index {
   std::unordered_map<std::string, uint32_t> terms_;
   std::vector<std::vector<Posting>> postings_;  // by term id
   std::vector<Doc> docs_;                       // by slot
+  std::vector<uint32_t> lengths_;               // by slot; 0 for free slots (dense: scanned per posting)
   size_t doc_count_ = 0;
   uint64_t total_length_ = 0;
 };

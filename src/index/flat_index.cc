@@ -59,14 +59,24 @@ std::vector<ScoredSlot> FlatIndex::Search(const float* query, size_t k,
   if (metric_ == Metric::kCosine) NormalizeInPlace(q.data(), dim_);
   TopK top(k);
   const size_t n = live_.size();
-  for (size_t s = 0; s < n; ++s) {
-    if (!live_[s]) continue;
-    const float* v = &data_[s * dim_];
-    float score = metric_ == Metric::kL2 ? -std::sqrt(L2Squared(q.data(), v, dim_))
-                                         : DotProduct(q.data(), v, dim_);
-    if (top.Full() && score < top.Threshold()) continue;
-    if (filter && !filter(static_cast<uint32_t>(s))) continue;
-    top.Push(score, static_cast<uint32_t>(s));
+  constexpr size_t kBlock = 256;  // scores of one block stay in L1
+  float scores[kBlock];
+  for (size_t begin = 0; begin < n; begin += kBlock) {
+    const size_t count = std::min(kBlock, n - begin);
+    const float* base = &data_[begin * dim_];
+    if (metric_ == Metric::kL2) {
+      L2SquaredBatch(q.data(), base, count, dim_, scores);
+      for (size_t i = 0; i < count; ++i) scores[i] = -std::sqrt(scores[i]);
+    } else {
+      DotProductBatch(q.data(), base, count, dim_, scores);
+    }
+    for (size_t i = 0; i < count; ++i) {
+      const uint32_t s = static_cast<uint32_t>(begin + i);
+      if (!live_[s]) continue;
+      if (top.Full() && scores[i] < top.Threshold()) continue;
+      if (filter && !filter(s)) continue;
+      top.Push(scores[i], s);
+    }
   }
   return top.Take();
 }

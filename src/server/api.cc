@@ -52,7 +52,7 @@ double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 }  // namespace
 
-Api::Api(Engine* engine, MetricsRegistry* metrics, size_t worker_threads)
+Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads)
     : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()) {
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
@@ -64,33 +64,37 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t worker_threads)
       return r;
     };
   };
-  AddRoute("GET", "/healthz", false, ok("{\"status\":\"ok\"}"));
-  AddRoute("GET", "/readyz", false, ok("{\"status\":\"ready\"}"));
-  AddRoute("GET", "/metrics", false, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
+  AddRoute("GET", "/healthz", Pool::kInline, ok("{\"status\":\"ok\"}"));
+  AddRoute("GET", "/readyz", Pool::kInline, ok("{\"status\":\"ready\"}"));
+  AddRoute("GET", "/metrics", Pool::kInline, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
     Reply r;
     r.content_type = "text/plain; version=0.0.4";
     r.raw = metrics_->RenderPrometheus();
     return r;
   });
-  AddRoute("GET", "/v1/collections", false, std::bind(&Api::ListCollections, this, _1, _2));
-  AddRoute("PUT", "/v1/collections/{name}", true, std::bind(&Api::CreateCollection, this, _1, _2));
-  AddRoute("GET", "/v1/collections/{name}", false, std::bind(&Api::GetCollection, this, _1, _2));
-  AddRoute("DELETE", "/v1/collections/{name}", true, std::bind(&Api::DropCollection, this, _1, _2));
-  AddRoute("POST", "/v1/collections/{name}/documents", true, std::bind(&Api::UpsertDocuments, this, _1, _2));
-  AddRoute("GET", "/v1/collections/{name}/documents/{id}", true, std::bind(&Api::GetDocument, this, _1, _2));
-  AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", true, std::bind(&Api::DeleteDocument, this, _1, _2));
-  AddRoute("POST", "/v1/collections/{name}/query", true, std::bind(&Api::Query, this, _1, _2));
-  workers_ = std::make_unique<ThreadPool>(worker_threads, "contextd-work");
+  AddRoute("GET", "/v1/collections", Pool::kInline, std::bind(&Api::ListCollections, this, _1, _2));
+  AddRoute("PUT", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::CreateCollection, this, _1, _2));
+  AddRoute("GET", "/v1/collections/{name}", Pool::kInline, std::bind(&Api::GetCollection, this, _1, _2));
+  AddRoute("DELETE", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::DropCollection, this, _1, _2));
+  AddRoute("POST", "/v1/collections/{name}/documents", Pool::kWrite, std::bind(&Api::UpsertDocuments, this, _1, _2));
+  AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch, std::bind(&Api::GetDocument, this, _1, _2));
+  AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite, std::bind(&Api::DeleteDocument, this, _1, _2));
+  AddRoute("POST", "/v1/collections/{name}/query", Pool::kSearch, std::bind(&Api::Query, this, _1, _2));
+  search_pool_ = std::make_unique<ThreadPool>(search_threads, "ctx-search");
+  write_pool_ = std::make_unique<ThreadPool>(write_threads, "ctx-write");
 }
 
-Api::~Api() { workers_.reset(); }
+Api::~Api() {
+  search_pool_.reset();
+  write_pool_.reset();
+}
 
-void Api::AddRoute(const std::string& method, const std::string& pattern, bool offload, RouteFn fn) {
+void Api::AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn) {
   auto r = std::make_unique<Route>();
   r->method = method;
   r->name = pattern;
   for (auto& seg : SplitPath(pattern)) r->pattern.push_back(seg.front() == '{' ? "{}" : seg);
-  r->offload = offload;
+  r->pool = pool;
   r->fn = std::move(fn);
   r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
                                       {{"route", pattern}, {"method", method}});
@@ -167,8 +171,8 @@ void Api::Handle(HttpRequest req, Responder respond) {
     params.push_back(std::move(decoded).value());
   }
   in_flight_->Add(1);
-  if (!match->offload) return Run(match, params, req, start, respond);
-  workers_->Submit([this, match, params = std::move(params), req = std::move(req), start,
+  if (match->pool == Pool::kInline) return Run(match, params, req, start, respond);
+  (match->pool == Pool::kWrite ? write_pool_ : search_pool_)->Submit([this, match, params = std::move(params), req = std::move(req), start,
                     respond = std::move(respond)] { Run(match, params, req, start, respond); });
 }
 

@@ -22,8 +22,10 @@ namespace contextd {
 
 class Api {
  public:
-  // worker_threads: handlers that embed, search or sync to disk run there.
-  Api(Engine* engine, MetricsRegistry* metrics, size_t worker_threads);
+  // Searches run on `search_threads` (about one per core: they only compute); writes,
+  // which wait for fsync, run on `write_threads`, so queries never queue behind syncs and
+  // enough writers are in flight to share each sync.
+  Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads);
   ~Api();
 
   void Handle(HttpRequest request, Responder respond);
@@ -37,17 +39,18 @@ class Api {
   };
   using Params = std::vector<std::string>;  // the decoded {placeholders}, in order
   using RouteFn = std::function<StatusOr<Reply>(const Params&, const HttpRequest&)>;
+  enum class Pool { kInline, kSearch, kWrite };  // kInline: cheap enough for the I/O thread
   struct Route {
     std::string method;
     std::vector<std::string> pattern;  // path segments; "{}" matches any one segment
     std::string name;                  // the pattern as written, for metrics labels
-    bool offload = true;               // false: cheap enough for the I/O thread
+    Pool pool = Pool::kSearch;
     RouteFn fn;
     Histogram* latency = nullptr;
     std::array<std::atomic<Counter*>, 6> by_class{};  // requests by status class 1xx..5xx
   };
 
-  void AddRoute(const std::string& method, const std::string& pattern, bool offload, RouteFn fn);
+  void AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn);
   void Run(Route* route, const Params& params, const HttpRequest& req, int64_t start_ns, const Responder& respond);
   void Record(Route* route, int status, int64_t start_ns);
 
@@ -66,7 +69,9 @@ class Api {
   std::vector<std::unique_ptr<Route>> routes_;
   Gauge* in_flight_;
   Counter* unrouted_;
-  std::unique_ptr<ThreadPool> workers_;  // last: drained before the routes go away
+  // Last: drained before the routes go away.
+  std::unique_ptr<ThreadPool> search_pool_;
+  std::unique_ptr<ThreadPool> write_pool_;
 };
 
 }  // namespace contextd

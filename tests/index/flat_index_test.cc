@@ -26,6 +26,24 @@ TEST(DistanceTest, KernelsMatchScalarMath) {
   }
 }
 
+TEST(DistanceTest, BatchKernelsMatchSingleKernels) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> n;
+  for (size_t dim : {1u, 7u, 8u, 100u, 129u}) {
+    for (size_t count : {1u, 3u, 4u, 5u, 17u}) {
+      std::vector<float> q(dim), base(dim * count), dots(count), l2s(count);
+      for (auto& x : q) x = n(rng);
+      for (auto& x : base) x = n(rng);
+      DotProductBatch(q.data(), base.data(), count, dim, dots.data());
+      L2SquaredBatch(q.data(), base.data(), count, dim, l2s.data());
+      for (size_t i = 0; i < count; ++i) {
+        EXPECT_NEAR(dots[i], DotProduct(q.data(), &base[i * dim], dim), 1e-3) << dim << "x" << count;
+        EXPECT_NEAR(l2s[i], L2Squared(q.data(), &base[i * dim], dim), 1e-3) << dim << "x" << count;
+      }
+    }
+  }
+}
+
 TEST(FlatIndexTest, FindsExactNearestNeighbours) {
   const int dim = 16;
   std::mt19937 rng(1);

@@ -171,7 +171,7 @@ TEST(ConfigTest, ConfigFileSetsLimitsAndFlagsOverrideIt) {
   TempDir dir;
   std::string config = dir.path() + "/contextd.json";
   FILE* f = fopen(config.c_str(), "w");
-  fprintf(f, R"({"max_body_bytes": 2000, "port": 1, "workers": 2})");
+  fprintf(f, R"({"max_body_bytes": 2000, "port": 1, "write_threads": 2})");
   fclose(f);
   ServerProcess server(dir.path() + "/data", {"--config", config});  // --port 0 beats "port": 1
   server.Start();

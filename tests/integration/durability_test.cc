@@ -67,6 +67,7 @@ TEST(DurabilityTest, SigkillMidStreamLosesNoAcknowledgedDocument) {
     ASSERT_TRUE(WIFSIGNALED(server.exit_status()));
   }
   ASSERT_GT(acked.size(), 100u) << "the test should have streamed real load";
+  std::printf("%zu documents acknowledged across 3 SIGKILLs\n", acked.size());
 
   ServerProcess server(data);
   server.Start();
