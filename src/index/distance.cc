@@ -1,5 +1,8 @@
 #include "index/distance.h"
 
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cmath>
 
 namespace contextd {
@@ -105,6 +108,76 @@ void DotProductBatch(const float* query, const float* base, size_t n, size_t dim
 __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 void L2SquaredBatch(const float* query, const float* base, size_t n, size_t dim, float* out) {
   Batch<true>(query, base, n, dim, out);
+}
+
+namespace {
+
+void DotInt8BatchScalar(const int16_t* q, const int8_t* base, size_t n, size_t stride, int32_t* out) {
+  for (size_t i = 0; i < n; ++i) {
+    const int8_t* v = base + i * stride;
+    int32_t s = 0;
+    for (size_t j = 0; j < stride; ++j) s += q[j] * v[j];
+    out[i] = s;
+  }
+}
+
+__attribute__((target("avx2"))) inline int32_t HorizontalSum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+__attribute__((target("avx2"))) inline __m256i WidenRow(const int8_t* p) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Widen 16 int8s to int16 and multiply-add pairs into int32 (vpmaddwd); four rows per pass
+// share each query load.
+__attribute__((target("avx2"))) void DotInt8BatchAvx2(const int16_t* q, const int8_t* base, size_t n,
+                                                      size_t stride, int32_t* out) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const int8_t* v = base + i * stride;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t j = 0; j < stride; j += 16) {
+      __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j));
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(x, WidenRow(v + j)));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(x, WidenRow(v + stride + j)));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(x, WidenRow(v + 2 * stride + j)));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(x, WidenRow(v + 3 * stride + j)));
+    }
+    out[i] = HorizontalSum(a0);
+    out[i + 1] = HorizontalSum(a1);
+    out[i + 2] = HorizontalSum(a2);
+    out[i + 3] = HorizontalSum(a3);
+  }
+  DotInt8BatchScalar(q, base + i * stride, n - i, stride, out + i);
+}
+
+using DotInt8Fn = void (*)(const int16_t*, const int8_t*, size_t, size_t, int32_t*);
+
+DotInt8Fn PickDotInt8() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") ? DotInt8BatchAvx2 : DotInt8BatchScalar;
+}
+
+}  // namespace
+
+void DotInt8Batch(const int16_t* query, const int8_t* base, size_t n, size_t stride, int32_t* out) {
+  static const DotInt8Fn fn = PickDotInt8();
+  fn(query, base, n, stride, out);
+}
+
+float QuantizeInt8(const float* v, size_t dim, size_t stride, int8_t* codes) {
+  float max_abs = 0;
+  for (size_t j = 0; j < dim; ++j) max_abs = std::max(max_abs, std::fabs(v[j]));
+  std::fill(codes, codes + stride, 0);
+  if (max_abs == 0) return 0;
+  const float scale = max_abs / 127.0f;
+  const float inv = 1.0f / scale;
+  for (size_t j = 0; j < dim; ++j) codes[j] = static_cast<int8_t>(std::lrintf(std::clamp(v[j] * inv, -127.0f, 127.0f)));
+  return scale;
 }
 
 void NormalizeInPlace(float* v, size_t dim) {

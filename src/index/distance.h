@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace contextd {
@@ -21,6 +22,15 @@ float L2Squared(const float* a, const float* b, size_t dim);
 // arithmetic. base: n * dim floats, out: n floats, caller-owned.
 void DotProductBatch(const float* query, const float* base, size_t n, size_t dim, float* out);
 void L2SquaredBatch(const float* query, const float* base, size_t n, size_t dim, float* out);
+// int8 dot products for quantized scans: out[i] = sum_j query[j] * base[i * stride + j].
+// query: stride int16 (the int8 query widened once per search); base: n * stride int8.
+// REQUIRES: stride % 16 == 0 (rows are zero-padded), so no kernel needs a scalar tail.
+void DotInt8Batch(const int16_t* query, const int8_t* base, size_t n, size_t stride, int32_t* out);
+
+// Quantizes v (dim floats) into `stride` int8s (zero-padded) with one symmetric scale,
+// v[j] ~= codes[j] * scale. Returns the scale (0 for a zero vector).
+float QuantizeInt8(const float* v, size_t dim, size_t stride, int8_t* codes);
+
 // Scales v to unit length in place; leaves a zero vector alone.
 void NormalizeInPlace(float* v, size_t dim);
 

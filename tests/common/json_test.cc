@@ -72,3 +72,44 @@ TEST(JsonTest, LaterDuplicateKeysWin) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+std::string NaiveEscape(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\b') out += "\\b";
+    else if (c == '\f') out += "\\f";
+    else if (c < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else out.push_back(static_cast<char>(c));
+  }
+  return out + "\"";
+}
+
+TEST(JsonTest, WordAtATimeEscapingMatchesByteAtATime) {
+  const char alphabet[] = "ab \"\\\n\x01\x1f\x7f\xc3\xa9 0123456789";
+  uint32_t seed = 12345;
+  for (int round = 0; round < 2000; ++round) {
+    std::string s;
+    size_t len = round % 40;
+    for (size_t i = 0; i < len; ++i) {
+      seed = seed * 1103515245 + 12345;
+      s.push_back(alphabet[(seed >> 16) % (sizeof(alphabet) - 1)]);
+    }
+    std::string got;
+    AppendJsonString(s, &got);
+    ASSERT_EQ(got, NaiveEscape(s)) << round;
+  }
+}
+
+}  // namespace
+}  // namespace contextd

@@ -67,6 +67,44 @@ TEST(FlatIndexTest, FindsExactNearestNeighbours) {
   }
 }
 
+// Collections large enough to take the int8 candidate scan still get the exact answer.
+TEST(FlatIndexTest, QuantizedScanMatchesBruteForce) {
+  const int dim = 100;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n;
+  for (Metric metric : {Metric::kCosine, Metric::kDot, Metric::kL2}) {
+    FlatIndex index(dim, metric);
+    std::vector<std::vector<float>> data(3000, std::vector<float>(dim));
+    for (uint32_t i = 0; i < data.size(); ++i) {
+      for (auto& x : data[i]) x = n(rng);
+      index.Set(i, data[i].data());
+    }
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> q(dim);
+      for (auto& x : q) x = n(rng);
+      std::vector<std::pair<float, uint32_t>> truth;
+      for (uint32_t i = 0; i < data.size(); ++i) {
+        float score;
+        if (metric == Metric::kL2) score = -std::sqrt(L2Squared(q.data(), data[i].data(), dim));
+        else if (metric == Metric::kDot) score = DotProduct(q.data(), data[i].data(), dim);
+        else score = DotProduct(q.data(), data[i].data(), dim) / std::sqrt(DotProduct(data[i].data(), data[i].data(), dim) * DotProduct(q.data(), q.data(), dim));
+        truth.push_back({-score, i});
+      }
+      std::sort(truth.begin(), truth.end());
+      auto hits = index.Search(q.data(), 10, [](uint32_t s) { return s % 3 != 0; });
+      std::vector<uint32_t> expected;
+      for (auto& t : truth) {
+        if (t.second % 3 != 0 && expected.size() < 10) expected.push_back(t.second);
+      }
+      ASSERT_EQ(hits.size(), 10u);
+      for (size_t i = 0; i < 10; ++i) {
+        EXPECT_EQ(hits[i].slot, expected[i]) << "metric " << static_cast<int>(metric) << " trial " << trial;
+        EXPECT_NEAR(hits[i].score, -truth[std::find_if(truth.begin(), truth.end(), [&](auto& t) { return t.second == expected[i]; }) - truth.begin()].first, 1e-4);
+      }
+    }
+  }
+}
+
 TEST(FlatIndexTest, CosineIgnoresMagnitude) {
   FlatIndex index(2, Metric::kCosine);
   float a[] = {10, 0}, b[] = {1, 1};
