@@ -79,8 +79,10 @@ int RunIngest(const IngestOptions& o) {
       for (size_t i = next++; i < bodies.size() && !failed; i = next++) {
         auto res = client.Post(target, bodies[i]);
         std::string problem;
-        if (!res.ok()) problem = res.status().message();
-        else if (res->status != 200) problem = "HTTP " + std::to_string(res->status) + ": " + res->body;
+        if (!res.ok())
+          problem = res.status().message();
+        else if (res->status != 200)
+          problem = "HTTP " + std::to_string(res->status) + ": " + res->body;
         if (!problem.empty()) {
           std::lock_guard<std::mutex> lock(err_mu);
           error = problem;

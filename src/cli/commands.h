@@ -10,7 +10,7 @@ struct ServeOptions {
   int port = 8080;
   std::string data_dir = "./data";
   std::string models_dir = "./models";
-  int io_threads = 0;  // 0 = one per core
+  int io_threads = 0;      // 0 = one per core
   int search_threads = 0;  // 0 = one per core
   int write_threads = 16;
   size_t max_body_bytes = 64 << 20;

@@ -27,15 +27,24 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
   if (!j.is_object()) return "config file " + path + " must hold a JSON object";
   for (const auto& [k, v] : j.as_object()) {
     bool str = v.is_string(), num = v.is_number();
-    if (k == "host" && str) o->host = v.as_string();
-    else if (k == "port" && num) o->port = static_cast<int>(v.as_int());
-    else if (k == "data" && str) o->data_dir = v.as_string();
-    else if (k == "models" && str) o->models_dir = v.as_string();
-    else if (k == "io_threads" && num) o->io_threads = static_cast<int>(v.as_int());
-    else if (k == "search_threads" && num) o->search_threads = static_cast<int>(v.as_int());
-    else if (k == "write_threads" && num) o->write_threads = static_cast<int>(v.as_int());
-    else if (k == "max_body_bytes" && num) o->max_body_bytes = static_cast<size_t>(v.as_int());
-    else return "config file " + path + ": unknown or mistyped key '" + k + "'";
+    if (k == "host" && str)
+      o->host = v.as_string();
+    else if (k == "port" && num)
+      o->port = static_cast<int>(v.as_int());
+    else if (k == "data" && str)
+      o->data_dir = v.as_string();
+    else if (k == "models" && str)
+      o->models_dir = v.as_string();
+    else if (k == "io_threads" && num)
+      o->io_threads = static_cast<int>(v.as_int());
+    else if (k == "search_threads" && num)
+      o->search_threads = static_cast<int>(v.as_int());
+    else if (k == "write_threads" && num)
+      o->write_threads = static_cast<int>(v.as_int());
+    else if (k == "max_body_bytes" && num)
+      o->max_body_bytes = static_cast<size_t>(v.as_int());
+    else
+      return "config file " + path + ": unknown or mistyped key '" + k + "'";
   }
   return "";
 }

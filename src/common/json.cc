@@ -10,13 +10,19 @@ namespace contextd {
 
 Json::Type Json::type() const {
   switch (v_.index()) {
-    case 0: return Type::kNull;
-    case 1: return Type::kBool;
+    case 0:
+      return Type::kNull;
+    case 1:
+      return Type::kBool;
     case 2:
-    case 3: return Type::kNumber;
-    case 4: return Type::kString;
-    case 5: return Type::kArray;
-    default: return Type::kObject;
+    case 3:
+      return Type::kNumber;
+    case 4:
+      return Type::kString;
+    case 5:
+      return Type::kArray;
+    default:
+      return Type::kObject;
   }
 }
 
@@ -99,13 +105,27 @@ void AppendJsonString(std::string_view s, std::string* out) {
     run = i + 1;
     ++i;
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
       default:
         out->append("\\u00");
         out->push_back(kHex[c >> 4]);
@@ -128,16 +148,24 @@ void AppendJsonNumber(double d, std::string* out) {
 
 void Json::DumpTo(std::string* out) const {
   switch (v_.index()) {
-    case 0: out->append("null"); break;
-    case 1: out->append(std::get<bool>(v_) ? "true" : "false"); break;
-    case 2: AppendJsonNumber(std::get<double>(v_), out); break;
+    case 0:
+      out->append("null");
+      break;
+    case 1:
+      out->append(std::get<bool>(v_) ? "true" : "false");
+      break;
+    case 2:
+      AppendJsonNumber(std::get<double>(v_), out);
+      break;
     case 3: {
       char buf[24];
       auto res = std::to_chars(buf, buf + sizeof(buf), std::get<int64_t>(v_));
       out->append(buf, res.ptr);
       break;
     }
-    case 4: AppendJsonString(std::get<std::string>(v_), out); break;
+    case 4:
+      AppendJsonString(std::get<std::string>(v_), out);
+      break;
     case 5: {
       out->push_back('[');
       bool first = true;
@@ -172,12 +200,18 @@ std::string Json::Dump() const {
 
 std::string_view JsonTypeName(const Json& v) {
   switch (v.type()) {
-    case Json::Type::kNull: return "null";
-    case Json::Type::kBool: return "a boolean";
-    case Json::Type::kNumber: return "a number";
-    case Json::Type::kString: return "a string";
-    case Json::Type::kArray: return "an array";
-    case Json::Type::kObject: return "an object";
+    case Json::Type::kNull:
+      return "null";
+    case Json::Type::kBool:
+      return "a boolean";
+    case Json::Type::kNumber:
+      return "a number";
+    case Json::Type::kString:
+      return "a string";
+    case Json::Type::kArray:
+      return "an array";
+    case Json::Type::kObject:
+      return "an object";
   }
   return "unknown";
 }
@@ -211,15 +245,20 @@ Json Convert(simdjson::dom::element e) {
       }
       return Json(std::move(obj));
     }
-    case simdjson::dom::element_type::INT64: return Json(e.get_int64().value_unsafe());
+    case simdjson::dom::element_type::INT64:
+      return Json(e.get_int64().value_unsafe());
     case simdjson::dom::element_type::UINT64: {
       uint64_t u = e.get_uint64().value_unsafe();
       return Json(static_cast<double>(u));
     }
-    case simdjson::dom::element_type::DOUBLE: return Json(e.get_double().value_unsafe());
-    case simdjson::dom::element_type::STRING: return Json(e.get_string().value_unsafe());
-    case simdjson::dom::element_type::BOOL: return Json(e.get_bool().value_unsafe());
-    case simdjson::dom::element_type::NULL_VALUE: return Json();
+    case simdjson::dom::element_type::DOUBLE:
+      return Json(e.get_double().value_unsafe());
+    case simdjson::dom::element_type::STRING:
+      return Json(e.get_string().value_unsafe());
+    case simdjson::dom::element_type::BOOL:
+      return Json(e.get_bool().value_unsafe());
+    case simdjson::dom::element_type::NULL_VALUE:
+      return Json();
   }
   return Json();
 }
@@ -237,8 +276,7 @@ StatusOr<Json> ParseJson(std::string_view text) {
     return InvalidArgument("body contains invalid UTF-8", "invalid_utf8");
   }
   if (err) {
-    return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(err),
-                           "invalid_json");
+    return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(err), "invalid_json");
   }
   return Convert(root);
 }

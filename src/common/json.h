@@ -27,10 +27,10 @@ class Json {
   enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
 
   Json() : v_(std::monostate{}) {}
-  Json(std::nullptr_t) : v_(std::monostate{}) {}  // NOLINT
-  Json(bool b) : v_(b) {}                          // NOLINT
-  Json(int i) : v_(static_cast<int64_t>(i)) {}     // NOLINT
-  Json(int64_t i) : v_(i) {}                       // NOLINT
+  Json(std::nullptr_t) : v_(std::monostate{}) {}     // NOLINT
+  Json(bool b) : v_(b) {}                            // NOLINT
+  Json(int i) : v_(static_cast<int64_t>(i)) {}       // NOLINT
+  Json(int64_t i) : v_(i) {}                         // NOLINT
   Json(uint64_t i) : v_(static_cast<int64_t>(i)) {}  // NOLINT
   Json(double d) : v_(d) {}                          // NOLINT
   Json(float d) : v_(static_cast<double>(d)) {}      // NOLINT

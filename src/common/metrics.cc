@@ -31,8 +31,7 @@ std::vector<uint64_t> Histogram::CumulativeCounts() const {
 double Histogram::sum() const { return sum_micros_.load(std::memory_order_relaxed) / 1e6; }
 
 std::vector<double> DefaultLatencyBuckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,   0.05,   0.1,     0.25,   0.5,   1,     2.5,    5,     10};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
 std::string RenderLabels(const Labels& labels) {
@@ -58,8 +57,7 @@ std::string RenderLabels(const Labels& labels) {
   return out;
 }
 
-MetricsRegistry::Family& MetricsRegistry::FamilyLocked(const std::string& name,
-                                                       const std::string& type,
+MetricsRegistry::Family& MetricsRegistry::FamilyLocked(const std::string& name, const std::string& type,
                                                        const std::string& help) {
   auto& f = families_[name];
   if (f.type.empty()) {
@@ -69,24 +67,22 @@ MetricsRegistry::Family& MetricsRegistry::FamilyLocked(const std::string& name,
   return f;
 }
 
-Counter* MetricsRegistry::GetCounter(const std::string& name, const std::string& help,
-                                     const Labels& labels) {
+Counter* MetricsRegistry::GetCounter(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = FamilyLocked(name, "counter", help).counters[RenderLabels(labels)];
   if (!slot) slot = std::make_unique<Counter>();
   return slot.get();
 }
 
-Gauge* MetricsRegistry::GetGauge(const std::string& name, const std::string& help,
-                                 const Labels& labels) {
+Gauge* MetricsRegistry::GetGauge(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = FamilyLocked(name, "gauge", help).gauges[RenderLabels(labels)];
   if (!slot) slot = std::make_unique<Gauge>();
   return slot.get();
 }
 
-Histogram* MetricsRegistry::GetHistogram(const std::string& name, const std::string& help,
-                                         const Labels& labels, std::vector<double> bounds) {
+Histogram* MetricsRegistry::GetHistogram(const std::string& name, const std::string& help, const Labels& labels,
+                                         std::vector<double> bounds) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = FamilyLocked(name, "histogram", help).histograms[RenderLabels(labels)];
   if (!slot) slot = std::make_unique<Histogram>(std::move(bounds));
@@ -136,11 +132,10 @@ std::string MetricsRegistry::RenderPrometheus() const {
     for (const auto& [labels, h] : f.histograms) {
       auto counts = h->CumulativeCounts();
       for (size_t i = 0; i < h->bounds().size(); ++i) {
-        out += name + "_bucket" + WithLabel(labels, "le=\"" + FormatNumber(h->bounds()[i]) + "\"") +
-               " " + std::to_string(counts[i]) + "\n";
+        out += name + "_bucket" + WithLabel(labels, "le=\"" + FormatNumber(h->bounds()[i]) + "\"") + " " +
+               std::to_string(counts[i]) + "\n";
       }
-      out += name + "_bucket" + WithLabel(labels, "le=\"+Inf\"") + " " +
-             std::to_string(counts.back()) + "\n";
+      out += name + "_bucket" + WithLabel(labels, "le=\"+Inf\"") + " " + std::to_string(counts.back()) + "\n";
       out += name + "_sum" + labels + " " + FormatNumber(h->sum()) + "\n";
       out += name + "_count" + labels + " " + std::to_string(counts.back()) + "\n";
     }

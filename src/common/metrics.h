@@ -54,7 +54,7 @@ class Histogram {
  private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1 buckets
-  std::atomic<uint64_t> sum_micros_{0};  // sum in millionths, so it can be atomic
+  std::atomic<uint64_t> sum_micros_{0};              // sum in millionths, so it can be atomic
 };
 
 // Latency buckets in seconds, 50us .. 10s.

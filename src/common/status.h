@@ -24,7 +24,7 @@ enum class StatusCode {
   kResourceExhausted,   // a limit (size, rate, queue) was hit
   kUnavailable,         // a dependency is down; retrying may help
   kDeadlineExceeded,
-  kInternal,            // a bug or a storage failure; never the caller's fault
+  kInternal,  // a bug or a storage failure; never the caller's fault
 };
 
 class [[nodiscard]] Status {
@@ -80,15 +80,24 @@ inline Status Internal(std::string msg, std::string reason = "internal") {
 
 inline std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid_argument";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kAlreadyExists: return "already_exists";
-    case StatusCode::kFailedPrecondition: return "failed_precondition";
-    case StatusCode::kResourceExhausted: return "resource_exhausted";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case StatusCode::kNotFound:
+      return "not_found";
+    case StatusCode::kAlreadyExists:
+      return "already_exists";
+    case StatusCode::kFailedPrecondition:
+      return "failed_precondition";
+    case StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -120,16 +129,15 @@ class [[nodiscard]] StatusOr {
 
 }  // namespace contextd
 
-#define CTX_RETURN_IF_ERROR(expr)        \
-  do {                                   \
-    ::contextd::Status _st = (expr);     \
-    if (!_st.ok()) return _st;           \
+#define CTX_RETURN_IF_ERROR(expr)    \
+  do {                               \
+    ::contextd::Status _st = (expr); \
+    if (!_st.ok()) return _st;       \
   } while (0)
 
 #define CTX_CONCAT_INNER(a, b) a##b
 #define CTX_CONCAT(a, b) CTX_CONCAT_INNER(a, b)
-#define CTX_ASSIGN_OR_RETURN(lhs, expr) \
-  CTX_ASSIGN_OR_RETURN_IMPL(CTX_CONCAT(_statusor_, __LINE__), lhs, expr)
+#define CTX_ASSIGN_OR_RETURN(lhs, expr) CTX_ASSIGN_OR_RETURN_IMPL(CTX_CONCAT(_statusor_, __LINE__), lhs, expr)
 #define CTX_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return tmp.status();             \

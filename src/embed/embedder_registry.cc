@@ -16,8 +16,8 @@ EmbedderRegistry::EmbedderRegistry(const std::string& models_dir) {
   by_model_[hash->model()] = hash;
   auto glove = GloveEmbedder::Open(GlovePath(models_dir));
   if (glove.ok()) {
-    spdlog::info("embedder glove: {} words x {} dims from {}", glove.value()->vocab_size(),
-                 glove.value()->dim(), GlovePath(models_dir));
+    spdlog::info("embedder glove: {} words x {} dims from {}", glove.value()->vocab_size(), glove.value()->dim(),
+                 GlovePath(models_dir));
     std::shared_ptr<const Embedder> g = std::move(glove).value();
     by_name_["glove"] = g;
     by_model_[g->model()] = g;
@@ -34,8 +34,7 @@ EmbedderRegistry::EmbedderRegistry(const std::string& models_dir) {
 StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::Resolve(const std::string& name) const {
   auto it = by_name_.find(name);
   if (it == by_name_.end()) {
-    return InvalidArgument("unknown embedder '" + name + "'; expected glove, hash or none",
-                           "unknown_embedder");
+    return InvalidArgument("unknown embedder '" + name + "'; expected glove, hash or none", "unknown_embedder");
   }
   return it->second;
 }

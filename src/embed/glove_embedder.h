@@ -43,8 +43,8 @@ class GloveEmbedder final : public Embedder {
   int dim_ = 0;
   size_t count_ = 0;
   const int8_t* codes_ = nullptr;
-  const char* scales_ = nullptr;  // unaligned f32s
-  std::vector<float> weights_;    // SIF weight by rank
+  const char* scales_ = nullptr;                          // unaligned f32s
+  std::vector<float> weights_;                            // SIF weight by rank
   std::unordered_map<std::string_view, uint32_t> index_;  // views into the mapping
 };
 

@@ -61,9 +61,9 @@ std::string Collection::IndexText(const std::string& title, const std::string& c
 
 Status Collection::EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const {
   if (embedder_ == nullptr) {
-    return Unavailable("collection '" + name_ + "' needs embedding model '" + config_.model +
-                           "', which is not loaded on this server",
-                       "embedder_unavailable");
+    return Unavailable(
+        "collection '" + name_ + "' needs embedding model '" + config_.model + "', which is not loaded on this server",
+        "embedder_unavailable");
   }
   std::vector<std::string_view> views(texts.begin(), texts.end());
   out->resize(texts.size() * static_cast<size_t>(config_.dim));
@@ -302,8 +302,10 @@ Status Collection::Load() {
     auto doc = std::make_unique<DocEntry>();
     doc->id = std::string(id);
     if (const Json* t = record->Find("title"); t && t->is_string()) doc->title = t->as_string();
-    if (const Json* m = record->Find("metadata"); m && m->is_object()) doc->metadata = *m;
-    else doc->metadata = Json::MakeObject();
+    if (const Json* m = record->Find("metadata"); m && m->is_object())
+      doc->metadata = *m;
+    else
+      doc->metadata = Json::MakeObject();
     docs_.emplace(doc->id, std::move(doc));
   }));
   std::vector<std::string> terms;

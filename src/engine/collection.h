@@ -103,8 +103,7 @@ class Collection {
     std::vector<PreparedChunk> chunks;
   };
 
-  Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
-                 std::vector<float>* vectors) const;
+  Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out, std::vector<float>* vectors) const;
   Status EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const;
   std::string IndexText(const std::string& title, const std::string& chunk) const;
   // REQUIRES: mu_ held exclusively.

@@ -26,12 +26,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
     if (config.embedder != "none") {
       embedder = e->embedders_->ByModel(config.model);
       if (embedder == nullptr) {
-        spdlog::warn("collection {}: embedding model {} is not loaded; text queries and writes will fail",
-                     r.name, config.model);
+        spdlog::warn("collection {}: embedding model {} is not loaded; text queries and writes will fail", r.name,
+                     config.model);
       }
     }
-    auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(),
-                                          options.clock);
+    auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), options.clock);
     CTX_RETURN_IF_ERROR(c->Load());
     spdlog::info("collection {}: loaded {} documents, {} chunks", r.name, c->document_count(), c->chunk_count());
     e->collections_[{r.tenant, r.name}] = std::move(c);
@@ -61,8 +60,7 @@ StatusOr<std::shared_ptr<Collection>> Engine::CreateCollection(const std::string
   return c;
 }
 
-StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& tenant,
-                                                            const std::string& name) const {
+StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& tenant, const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = collections_.find({tenant, name});
   if (it == collections_.end()) return NotFound("collection '" + name + "' not found", "collection_not_found");

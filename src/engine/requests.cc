@@ -60,8 +60,8 @@ StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
   CollectionConfig c;
   const Json *e = s.Find("embedder"), *m = s.Find("model"), *d = s.Find("dim"), *dist = s.Find("distance"),
              *ch = s.Find("chunking"), *an = s.Find("analyzer");
-  if (!e || !e->is_string() || !m || !m->is_string() || !d || !d->is_int() || !dist || !dist->is_string() ||
-      !ch || !ch->is_object() || !an || !an->is_string()) {
+  if (!e || !e->is_string() || !m || !m->is_string() || !d || !d->is_int() || !dist || !dist->is_string() || !ch ||
+      !ch->is_object() || !an || !an->is_string()) {
     return Internal("stored collection config is incomplete: " + s.Dump(), "storage_error");
   }
   c.embedder = e->as_string();
@@ -124,7 +124,8 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   if (const Json* d = body.Find("distance")) {
     if (!d->is_string()) return WrongType("distance", "a string", *d);
     if (!ParseMetric(d->as_string(), &c.metric)) {
-      return InvalidArgument("unknown distance '" + d->as_string() + "'; expected cosine, dot or l2", "invalid_distance");
+      return InvalidArgument("unknown distance '" + d->as_string() + "'; expected cosine, dot or l2",
+                             "invalid_distance");
     }
   }
   if (const Json* ch = body.Find("chunking")) {
@@ -151,8 +152,8 @@ StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::stri
   if (!v.is_array()) return WrongType(where, "an array of numbers", v);
   const auto& arr = v.as_array();
   if (static_cast<int>(arr.size()) != dim) {
-    return InvalidArgument("'" + where + "' has " + std::to_string(arr.size()) + " dimensions; the collection expects " +
-                               std::to_string(dim),
+    return InvalidArgument("'" + where + "' has " + std::to_string(arr.size()) +
+                               " dimensions; the collection expects " + std::to_string(dim),
                            "dimension_mismatch");
   }
   std::vector<float> out(arr.size());
@@ -184,9 +185,12 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
     const Json* id = d.Find("id");
     if (id == nullptr) id = d.Find("_id");
     if (id == nullptr) return InvalidArgument(where + " is missing 'id'", "missing_field");
-    if (id->is_int()) doc.id = std::to_string(id->as_int());
-    else if (id->is_string()) doc.id = id->as_string();
-    else return WrongType(where + ".id", "a string", *id);
+    if (id->is_int())
+      doc.id = std::to_string(id->as_int());
+    else if (id->is_string())
+      doc.id = id->as_string();
+    else
+      return WrongType(where + ".id", "a string", *id);
     Status st = ValidateDocumentId(doc.id);
     if (!st.ok()) return InvalidArgument(where + ": " + st.message(), st.reason());
     if (!ids.insert(doc.id).second) {
@@ -219,9 +223,12 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
 
 std::string_view QueryModeName(QueryMode m) {
   switch (m) {
-    case QueryMode::kVector: return "vector";
-    case QueryMode::kKeyword: return "keyword";
-    case QueryMode::kHybrid: return "hybrid";
+    case QueryMode::kVector:
+      return "vector";
+    case QueryMode::kKeyword:
+      return "keyword";
+    case QueryMode::kHybrid:
+      return "hybrid";
   }
   return "hybrid";
 }
@@ -246,26 +253,32 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   if (const Json* k = body.Find("k")) {
     if (!k->is_number() || k->as_double() != std::floor(k->as_double())) return WrongType("k", "an integer", *k);
     if (k->as_double() < 1 || k->as_double() > static_cast<double>(kMaxK)) {
-      return InvalidArgument("'k' must be between 1 and " + std::to_string(kMaxK) + ", got " + k->Dump(), "out_of_range");
+      return InvalidArgument("'k' must be between 1 and " + std::to_string(kMaxK) + ", got " + k->Dump(),
+                             "out_of_range");
     }
     q.k = static_cast<size_t>(k->as_double());
   }
-  if (q.vector) q.mode = text ? QueryMode::kHybrid : QueryMode::kVector;
-  else q.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
+  if (q.vector)
+    q.mode = text ? QueryMode::kHybrid : QueryMode::kVector;
+  else
+    q.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
   if (const Json* m = body.Find("mode")) {
     if (!m->is_string()) return WrongType("mode", "a string", *m);
     const std::string& s = m->as_string();
-    if (s == "vector") q.mode = QueryMode::kVector;
-    else if (s == "keyword") q.mode = QueryMode::kKeyword;
-    else if (s == "hybrid") q.mode = QueryMode::kHybrid;
-    else return InvalidArgument("unknown mode '" + s + "'; expected vector, keyword or hybrid", "invalid_mode");
+    if (s == "vector")
+      q.mode = QueryMode::kVector;
+    else if (s == "keyword")
+      q.mode = QueryMode::kKeyword;
+    else if (s == "hybrid")
+      q.mode = QueryMode::kHybrid;
+    else
+      return InvalidArgument("unknown mode '" + s + "'; expected vector, keyword or hybrid", "invalid_mode");
   }
   if (q.mode != QueryMode::kVector && q.text.empty()) {
     return InvalidArgument(std::string(QueryModeName(q.mode)) + " search needs 'query' text", "missing_field");
   }
   if (q.mode != QueryMode::kKeyword && !q.vector && !has_embedder) {
-    return InvalidArgument("the collection has no embedder: send a 'vector' or use mode \"keyword\"",
-                           "missing_field");
+    return InvalidArgument("the collection has no embedder: send a 'vector' or use mode \"keyword\"", "missing_field");
   }
   if (const Json* f = body.Find("filter")) {
     CTX_ASSIGN_OR_RETURN(q.filter, Filter::Parse(*f));

@@ -57,7 +57,7 @@ enum class QueryMode { kVector, kKeyword, kHybrid };
 std::string_view QueryModeName(QueryMode m);
 
 struct QueryRequest {
-  std::string text;                         // may be empty when vector is set
+  std::string text;  // may be empty when vector is set
   std::optional<std::vector<float>> vector;
   size_t k = 10;
   QueryMode mode = QueryMode::kHybrid;

@@ -30,8 +30,7 @@ class Bm25Index {
   void Remove(uint32_t slot);
 
   // Up to k best hits for the query terms (repeats count once), best first.
-  std::vector<ScoredSlot> Search(const std::vector<std::string>& query_terms, size_t k,
-                                 const SlotFilter& filter) const;
+  std::vector<ScoredSlot> Search(const std::vector<std::string>& query_terms, size_t k, const SlotFilter& filter) const;
 
   size_t doc_count() const { return doc_count_; }
   size_t term_count() const { return terms_.size(); }

@@ -8,31 +8,38 @@
 namespace contextd {
 
 bool ParseMetric(std::string_view name, Metric* out) {
-  if (name == "cosine") *out = Metric::kCosine;
-  else if (name == "dot") *out = Metric::kDot;
-  else if (name == "l2") *out = Metric::kL2;
-  else return false;
+  if (name == "cosine")
+    *out = Metric::kCosine;
+  else if (name == "dot")
+    *out = Metric::kDot;
+  else if (name == "l2")
+    *out = Metric::kL2;
+  else
+    return false;
   return true;
 }
 
 std::string_view MetricName(Metric m) {
   switch (m) {
-    case Metric::kCosine: return "cosine";
-    case Metric::kDot: return "dot";
-    case Metric::kL2: return "l2";
+    case Metric::kCosine:
+      return "cosine";
+    case Metric::kDot:
+      return "dot";
+    case Metric::kL2:
+      return "l2";
   }
   return "cosine";
 }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default")))
-float DotProduct(const float* a, const float* b, size_t dim) {
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) float DotProduct(const float* a, const float* b,
+                                                                                  size_t dim) {
   float s = 0;
   for (size_t i = 0; i < dim; ++i) s += a[i] * b[i];
   return s;
 }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default")))
-float L2Squared(const float* a, const float* b, size_t dim) {
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) float L2Squared(const float* a, const float* b,
+                                                                                 size_t dim) {
   float s = 0;
   for (size_t i = 0; i < dim; ++i) {
     float d = a[i] - b[i];
@@ -100,13 +107,15 @@ inline void Batch(const float* q, const float* base, size_t n, size_t dim, float
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default")))
-void DotProductBatch(const float* query, const float* base, size_t n, size_t dim, float* out) {
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void DotProductBatch(const float* query,
+                                                                                      const float* base, size_t n,
+                                                                                      size_t dim, float* out) {
   Batch<false>(query, base, n, dim, out);
 }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default")))
-void L2SquaredBatch(const float* query, const float* base, size_t n, size_t dim, float* out) {
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void L2SquaredBatch(const float* query,
+                                                                                     const float* base, size_t n,
+                                                                                     size_t dim, float* out) {
   Batch<true>(query, base, n, dim, out);
 }
 
@@ -134,8 +143,8 @@ __attribute__((target("avx2"))) inline __m256i WidenRow(const int8_t* p) {
 
 // Widen 16 int8s to int16 and multiply-add pairs into int32 (vpmaddwd); four rows per pass
 // share each query load.
-__attribute__((target("avx2"))) void DotInt8BatchAvx2(const int16_t* q, const int8_t* base, size_t n,
-                                                      size_t stride, int32_t* out) {
+__attribute__((target("avx2"))) void DotInt8BatchAvx2(const int16_t* q, const int8_t* base, size_t n, size_t stride,
+                                                      int32_t* out) {
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     const int8_t* v = base + i * stride;

@@ -5,8 +5,8 @@ namespace contextd {
 struct Filter::Node {
   enum class Op { kAnd, kOr, kEq, kNe, kIn, kNin, kGt, kGte, kLt, kLte };
   Op op;
-  std::vector<std::string> path;  // field path for comparisons
-  Json value;                     // operand for comparisons
+  std::vector<std::string> path;                // field path for comparisons
+  Json value;                                   // operand for comparisons
   std::vector<std::unique_ptr<Node>> children;  // for kAnd / kOr
 };
 
@@ -57,15 +57,24 @@ StatusOr<std::unique_ptr<Node>> ParseField(const std::string& field, const Json&
   all->op = Op::kAnd;
   for (const auto& [k, v] : cond.as_object()) {
     Op op;
-    if (k == "$eq") op = Op::kEq;
-    else if (k == "$ne") op = Op::kNe;
-    else if (k == "$in") op = Op::kIn;
-    else if (k == "$nin") op = Op::kNin;
-    else if (k == "$gt") op = Op::kGt;
-    else if (k == "$gte") op = Op::kGte;
-    else if (k == "$lt") op = Op::kLt;
-    else if (k == "$lte") op = Op::kLte;
-    else return Bad("unknown operator '" + k + "' on field '" + field + "'");
+    if (k == "$eq")
+      op = Op::kEq;
+    else if (k == "$ne")
+      op = Op::kNe;
+    else if (k == "$in")
+      op = Op::kIn;
+    else if (k == "$nin")
+      op = Op::kNin;
+    else if (k == "$gt")
+      op = Op::kGt;
+    else if (k == "$gte")
+      op = Op::kGte;
+    else if (k == "$lt")
+      op = Op::kLt;
+    else if (k == "$lte")
+      op = Op::kLte;
+    else
+      return Bad("unknown operator '" + k + "' on field '" + field + "'");
     if (op == Op::kIn || op == Op::kNin) {
       if (!v.is_array()) return Bad(k + " on '" + field + "' needs an array");
       for (const auto& e : v.as_array()) {
@@ -82,8 +91,7 @@ StatusOr<std::unique_ptr<Node>> ParseField(const std::string& field, const Json&
   return all;
 }
 
-StatusOr<std::unique_ptr<Node>> ParseLogical(Op op, const std::string& name, const Json& arg,
-                                             int depth) {
+StatusOr<std::unique_ptr<Node>> ParseLogical(Op op, const std::string& name, const Json& arg, int depth) {
   if (!arg.is_array() || arg.as_array().empty()) return Bad(name + " needs a non-empty array");
   auto n = std::make_unique<Node>();
   n->op = op;
@@ -160,12 +168,15 @@ bool Eval(const Node& n, const Json& metadata) {
         if (Eval(*c, metadata)) return true;
       }
       return false;
-    default: break;
+    default:
+      break;
   }
   const Json* field = Lookup(metadata, n.path);
   switch (n.op) {
-    case Op::kEq: return field != nullptr && EqualsOrContains(*field, n.value);
-    case Op::kNe: return field == nullptr || !EqualsOrContains(*field, n.value);
+    case Op::kEq:
+      return field != nullptr && EqualsOrContains(*field, n.value);
+    case Op::kNe:
+      return field == nullptr || !EqualsOrContains(*field, n.value);
     case Op::kIn:
     case Op::kNin: {
       bool found = false;
@@ -179,17 +190,23 @@ bool Eval(const Node& n, const Json& metadata) {
       }
       return n.op == Op::kIn ? found : !found;
     }
-    default: break;
+    default:
+      break;
   }
   if (field == nullptr) return false;
   int c = Compare(*field, n.value);
   if (c == 2) return false;
   switch (n.op) {
-    case Op::kGt: return c > 0;
-    case Op::kGte: return c >= 0;
-    case Op::kLt: return c < 0;
-    case Op::kLte: return c <= 0;
-    default: return false;
+    case Op::kGt:
+      return c > 0;
+    case Op::kGte:
+      return c >= 0;
+    case Op::kLt:
+      return c < 0;
+    case Op::kLte:
+      return c <= 0;
+    default:
+      return false;
   }
 }
 
@@ -204,8 +221,6 @@ StatusOr<Filter> Filter::Parse(const Json& spec) {
   return f;
 }
 
-bool Filter::Matches(const Json& metadata) const {
-  return root_ == nullptr || Eval(*root_, metadata);
-}
+bool Filter::Matches(const Json& metadata) const { return root_ == nullptr || Eval(*root_, metadata); }
 
 }  // namespace contextd

@@ -78,7 +78,8 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t
   AddRoute("DELETE", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::DropCollection, this, _1, _2));
   AddRoute("POST", "/v1/collections/{name}/documents", Pool::kWrite, std::bind(&Api::UpsertDocuments, this, _1, _2));
   AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch, std::bind(&Api::GetDocument, this, _1, _2));
-  AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite, std::bind(&Api::DeleteDocument, this, _1, _2));
+  AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,
+           std::bind(&Api::DeleteDocument, this, _1, _2));
   AddRoute("POST", "/v1/collections/{name}/query", Pool::kSearch, std::bind(&Api::Query, this, _1, _2));
   search_pool_ = std::make_unique<ThreadPool>(search_threads, "ctx-search");
   write_pool_ = std::make_unique<ThreadPool>(write_threads, "ctx-write");
@@ -157,8 +158,8 @@ void Api::Handle(HttpRequest req, Responder respond) {
   if (match == nullptr) {
     unrouted_->Increment();
     if (!allowed.empty()) {
-      HttpResponse res = ErrorResponse(
-          InvalidArgument(req.method + " is not allowed on " + req.path + "; allowed: " + allowed, "method_not_allowed"));
+      HttpResponse res = ErrorResponse(InvalidArgument(
+          req.method + " is not allowed on " + req.path + "; allowed: " + allowed, "method_not_allowed"));
       res.headers.emplace_back("Allow", allowed);
       return respond(std::move(res));
     }
@@ -172,8 +173,10 @@ void Api::Handle(HttpRequest req, Responder respond) {
   }
   in_flight_->Add(1);
   if (match->pool == Pool::kInline) return Run(match, params, req, start, respond);
-  (match->pool == Pool::kWrite ? write_pool_ : search_pool_)->Submit([this, match, params = std::move(params), req = std::move(req), start,
-                    respond = std::move(respond)] { Run(match, params, req, start, respond); });
+  (match->pool == Pool::kWrite ? write_pool_ : search_pool_)
+      ->Submit([this, match, params = std::move(params), req = std::move(req), start, respond = std::move(respond)] {
+        Run(match, params, req, start, respond);
+      });
 }
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req) {

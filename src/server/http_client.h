@@ -25,8 +25,8 @@ class HttpClient {
   ~HttpClient();
 
   // Unavailable when the server cannot be reached or the connection breaks.
-  StatusOr<ClientResponse> Request(const std::string& method, const std::string& target,
-                                   const std::string& body = "", const HttpHeaders& headers = {});
+  StatusOr<ClientResponse> Request(const std::string& method, const std::string& target, const std::string& body = "",
+                                   const HttpHeaders& headers = {});
   StatusOr<ClientResponse> Get(const std::string& target) { return Request("GET", target); }
   StatusOr<ClientResponse> Post(const std::string& target, const std::string& body) {
     return Request("POST", target, body);

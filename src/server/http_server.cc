@@ -5,10 +5,10 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 #include "server/http_status.h"
 
@@ -47,9 +47,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
-      return Write(ErrorResponse(ResourceExhausted(
-          "request body exceeds the limit of " + std::to_string(options_->max_body_bytes) + " bytes",
-          "body_too_large")));
+      return Write(ErrorResponse(
+          ResourceExhausted("request body exceeds the limit of " + std::to_string(options_->max_body_bytes) + " bytes",
+                            "body_too_large")));
     }
     if (ec) {
       keep_alive_ = false;
@@ -147,7 +147,7 @@ HttpServer::~HttpServer() { Stop(); }
 Status HttpServer::Start() {
   auto& im = *impl_;
   int n = im.options.io_threads > 0 ? im.options.io_threads
-                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     im.contexts.push_back(std::make_unique<asio::io_context>(1));
     im.guards.push_back(asio::make_work_guard(*im.contexts.back()));
@@ -162,8 +162,9 @@ Status HttpServer::Start() {
   if (!ec) im.acceptor->bind(endpoint, ec);
   if (!ec) im.acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(im.options.port) + ": " +
-                       ec.message(), "bind_failed");
+    return Unavailable(
+        "cannot listen on " + im.options.host + ":" + std::to_string(im.options.port) + ": " + ec.message(),
+        "bind_failed");
   }
   im.port = im.acceptor->local_endpoint().port();
   im.Accept();

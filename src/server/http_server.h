@@ -18,8 +18,8 @@ namespace contextd {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;           // 0 picks a free port; see HttpServer::port()
-  int io_threads = 0;        // 0 = one per core
+  int port = 8080;     // 0 picks a free port; see HttpServer::port()
+  int io_threads = 0;  // 0 = one per core
   size_t max_body_bytes = 64 << 20;
   int idle_timeout_s = 120;  // closes connections idle this long
 };

@@ -86,8 +86,7 @@ WriteBatch::WriteBatch() : rep_(std::make_unique<Rep>()) {}
 WriteBatch::~WriteBatch() = default;
 WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
 
-void WriteBatch::PutDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id,
-                             std::string_view value) {
+void WriteBatch::PutDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id, std::string_view value) {
   rep_->batch.Put(DocKey(tenant, coll, doc_id), rocksdb::Slice(value.data(), value.size()));
 }
 void WriteBatch::DeleteDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id) {
@@ -129,14 +128,15 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   return std::unique_ptr<Store>(new Store(std::move(rep)));
 }
 
-StatusOr<uint64_t> Store::CreateCollection(std::string_view tenant, std::string_view name,
-                                           std::string_view config) {
+StatusOr<uint64_t> Store::CreateCollection(std::string_view tenant, std::string_view name, std::string_view config) {
   std::lock_guard<std::mutex> lock(rep_->meta_mu);
   std::string current;
   uint64_t next = 1;
   rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), kNextIdKey, &current);
-  if (s.ok() && current.size() == 8) next = ReadBE(current, 0, 8);
-  else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read collection counter");
+  if (s.ok() && current.size() == 8)
+    next = ReadBE(current, 0, 8);
+  else if (!s.ok() && !s.IsNotFound())
+    return FromRocks(s, "read collection counter");
   std::string counter;
   AppendBE64(&counter, next + 1);
   rocksdb::WriteBatch batch;
@@ -203,9 +203,8 @@ StatusOr<std::optional<std::string>> Store::GetDocument(std::string_view tenant,
   return std::optional<std::string>(std::move(value));
 }
 
-Status Store::ScanDocuments(
-    std::string_view tenant, uint64_t coll,
-    const std::function<void(std::string_view, std::string_view)>& fn) const {
+Status Store::ScanDocuments(std::string_view tenant, uint64_t coll,
+                            const std::function<void(std::string_view, std::string_view)>& fn) const {
   std::string prefix = CollPrefix(tenant, coll) + "D";
   std::string end = PrefixEnd(prefix);
   rocksdb::ReadOptions ro;
@@ -219,9 +218,8 @@ Status Store::ScanDocuments(
   return FromRocks(it->status(), "scan documents");
 }
 
-Status Store::ScanChunks(
-    std::string_view tenant, uint64_t coll,
-    const std::function<void(std::string_view, uint32_t, std::string_view)>& fn) const {
+Status Store::ScanChunks(std::string_view tenant, uint64_t coll,
+                         const std::function<void(std::string_view, uint32_t, std::string_view)>& fn) const {
   std::string prefix = CollPrefix(tenant, coll) + "C";
   std::string end = PrefixEnd(prefix);
   rocksdb::ReadOptions ro;

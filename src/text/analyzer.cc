@@ -12,11 +12,10 @@ namespace {
 // Lucene's EnglishAnalyzer stopword set, extended with a few very common function words.
 const std::unordered_set<std::string_view>& EnglishStopwords() {
   static const std::unordered_set<std::string_view> kWords = {
-      "a",    "an",   "and",   "are",  "as",   "at",    "be",   "but",  "by",   "for",
-      "if",   "in",   "into",  "is",   "it",   "no",    "not",  "of",   "on",   "or",
-      "such", "that", "the",   "their", "then", "there", "these", "they", "this", "to",
-      "was",  "will", "with",  "were", "been", "has",   "have", "had",  "its",  "from",
-      "which", "who", "whom",  "we",   "our",  "than",  "can",  "may",  "do",   "does"};
+      "a",     "an",    "and",  "are",  "as",  "at",   "be",   "but",  "by",   "for", "if",    "in",   "into",
+      "is",    "it",    "no",   "not",  "of",  "on",   "or",   "such", "that", "the", "their", "then", "there",
+      "these", "they",  "this", "to",   "was", "will", "with", "were", "been", "has", "have",  "had",  "its",
+      "from",  "which", "who",  "whom", "we",  "our",  "than", "can",  "may",  "do",  "does"};
   return kWords;
 }
 
@@ -50,11 +49,10 @@ class WordAnalyzer final : public Analyzer {
     };
     thread_local Holder holder;
     if (holder.s == nullptr) return word;
-    const sb_symbol* out = sb_stemmer_stem(
-        holder.s, reinterpret_cast<const sb_symbol*>(word.data()), static_cast<int>(word.size()));
+    const sb_symbol* out =
+        sb_stemmer_stem(holder.s, reinterpret_cast<const sb_symbol*>(word.data()), static_cast<int>(word.size()));
     if (out == nullptr) return word;
-    return std::string(reinterpret_cast<const char*>(out),
-                       static_cast<size_t>(sb_stemmer_length(holder.s)));
+    return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(sb_stemmer_length(holder.s)));
   }
 
   std::string name_;
@@ -67,8 +65,7 @@ StatusOr<std::unique_ptr<Analyzer>> MakeAnalyzer(std::string_view name) {
   if (name == "english") return std::unique_ptr<Analyzer>(new WordAnalyzer("english", true, true, true));
   if (name == "standard") return std::unique_ptr<Analyzer>(new WordAnalyzer("standard", true, false, false));
   if (name == "none") return std::unique_ptr<Analyzer>(new WordAnalyzer("none", false, false, false));
-  return InvalidArgument("unknown analyzer '" + std::string(name) +
-                         "'; expected english, standard or none");
+  return InvalidArgument("unknown analyzer '" + std::string(name) + "'; expected english, standard or none");
 }
 
 }  // namespace contextd

@@ -15,8 +15,7 @@ std::vector<size_t> SentenceStarts(std::string_view text, const std::vector<Toke
     const TokenSpan& t = toks[i];
     const TokenSpan& next = toks[i + 1];
     std::string_view gap = text.substr(t.end, next.begin - t.end);
-    bool paragraph = gap.find("\n\n") != std::string_view::npos ||
-                     gap.find("\r\n\r\n") != std::string_view::npos;
+    bool paragraph = gap.find("\n\n") != std::string_view::npos || gap.find("\r\n\r\n") != std::string_view::npos;
     bool terminal = false;
     if (!t.is_word && !gap.empty()) {
       char c = text[t.begin];

@@ -38,7 +38,10 @@ TEST(JsonTest, RejectsInvalidUtf8WithItsOwnReason) {
 
 TEST(JsonTest, EscapesControlCharacters) {
   std::string out;
-  AppendJsonString(std::string("a\x01" "b", 3), &out);
+  AppendJsonString(std::string("a\x01"
+                               "b",
+                               3),
+                   &out);
   EXPECT_EQ(out, "\"a\\u0001b\"");
 }
 
@@ -79,18 +82,26 @@ namespace {
 std::string NaiveEscape(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\b') out += "\\b";
-    else if (c == '\f') out += "\\f";
+    if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\b')
+      out += "\\b";
+    else if (c == '\f')
+      out += "\\f";
     else if (c < 0x20) {
       char buf[8];
       snprintf(buf, sizeof(buf), "\\u%04x", c);
       out += buf;
-    } else out.push_back(static_cast<char>(c));
+    } else
+      out.push_back(static_cast<char>(c));
   }
   return out + "\"";
 }

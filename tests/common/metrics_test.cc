@@ -35,9 +35,7 @@ TEST(MetricsTest, HistogramBucketsAreCumulative) {
   EXPECT_NEAR(h->sum(), 5.55, 1e-6);
 }
 
-TEST(MetricsTest, LabelValuesAreEscaped) {
-  EXPECT_EQ(RenderLabels({{"a", "x\"y\\z"}}), "{a=\"x\\\"y\\\\z\"}");
-}
+TEST(MetricsTest, LabelValuesAreEscaped) { EXPECT_EQ(RenderLabels({{"a", "x\"y\\z"}}), "{a=\"x\\\"y\\\\z\"}"); }
 
 TEST(MetricsTest, CollectorsRunAtScrapeAndCanBeRemoved) {
   MetricsRegistry r;

@@ -87,7 +87,10 @@ TEST_F(CollectionTest, FiltersRestrictEveryMode) {
 TEST_F(CollectionTest, ReUpsertReplacesAllOldChunks) {
   auto c = Create("docs", R"({"embedder":"glove","chunking":{"max_tokens":10,"overlap":2}})");
   UpsertResult r;
-  Upsert(*c, R"({"documents":[{"id":"d","text":"Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu. Nu xi omicron."}]})", &r);
+  Upsert(
+      *c,
+      R"({"documents":[{"id":"d","text":"Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu. Nu xi omicron."}]})",
+      &r);
   EXPECT_GT(r.chunks, 1u);
   Upsert(*c, R"({"documents":[{"id":"d","text":"Completely new words."}]})", &r);
   EXPECT_EQ(r.chunks, 1u);

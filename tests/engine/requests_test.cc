@@ -29,8 +29,7 @@ TEST(RequestsTest, CollectionDefaultsAndValidation) {
             "out_of_range");
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"colour":"red"})"), reg).status()), "unknown_field");
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"none","dim":0})"), reg).status()), "out_of_range");
-  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"hash","dim":12})"), reg).status()),
-            "dimension_mismatch");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"hash","dim":12})"), reg).status()), "dimension_mismatch");
 }
 
 TEST(RequestsTest, NamesAndIds) {
@@ -45,8 +44,7 @@ TEST(RequestsTest, NamesAndIds) {
 
 TEST(RequestsTest, UpsertParsing) {
   auto docs = ParseUpsertRequest(
-      J(R"({"documents":[{"id":"a","text":"hello","metadata":{"y":1}},{"_id":7,"title":"T","text":"x"}]})"), 3,
-      false);
+      J(R"({"documents":[{"id":"a","text":"hello","metadata":{"y":1}},{"_id":7,"title":"T","text":"x"}]})"), 3, false);
   ASSERT_TRUE(docs.ok()) << docs.status().ToString();
   ASSERT_EQ(docs->size(), 2u);
   EXPECT_EQ((*docs)[1].id, "7");

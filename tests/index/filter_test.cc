@@ -41,9 +41,9 @@ TEST(FilterTest, SetMembershipAndNegation) {
   EXPECT_TRUE(Match(R"({"tag":{"$in":["a","b"]}})", m));
   EXPECT_FALSE(Match(R"({"tag":{"$nin":["a","b"]}})", m));
   EXPECT_TRUE(Match(R"({"tag":{"$ne":"a"}})", m));
-  EXPECT_TRUE(Match(R"({"missing":{"$ne":"a"}})", m));   // MongoDB semantics
+  EXPECT_TRUE(Match(R"({"missing":{"$ne":"a"}})", m));  // MongoDB semantics
   EXPECT_TRUE(Match(R"({"missing":{"$nin":["a"]}})", m));
-  EXPECT_TRUE(Match(R"({"tags":"y"})", m));              // array contains
+  EXPECT_TRUE(Match(R"({"tags":"y"})", m));  // array contains
   EXPECT_TRUE(Match(R"({"tags":{"$in":["q","x"]}})", m));
   EXPECT_FALSE(Match(R"({"tags":{"$ne":"x"}})", m));
 }
@@ -67,9 +67,9 @@ TEST(FilterTest, EmptyFilterMatchesEverything) {
 }
 
 TEST(FilterTest, InvalidFiltersAreRejectedWithAReason) {
-  for (const char* bad : {R"({"a":{"$regex":"x"}})", R"({"$not":{"a":1}})", R"({"a":{"$in":5}})",
-                          R"({"$or":{}})", R"({"$and":[]})", R"({"a":{"$gt":[1]}})", R"({"a":[1,2]})",
-                          R"([1])", R"({"a":{"$in":[{"x":1}]}})", R"({"":1})"}) {
+  for (const char* bad :
+       {R"({"a":{"$regex":"x"}})", R"({"$not":{"a":1}})", R"({"a":{"$in":5}})", R"({"$or":{}})", R"({"$and":[]})",
+        R"({"a":{"$gt":[1]}})", R"({"a":[1,2]})", R"([1])", R"({"a":{"$in":[{"x":1}]}})", R"({"":1})"}) {
     auto f = Filter::Parse(J(bad));
     ASSERT_FALSE(f.ok()) << bad;
     EXPECT_EQ(f.status().reason(), "invalid_filter") << bad;

@@ -85,9 +85,13 @@ TEST(FlatIndexTest, QuantizedScanMatchesBruteForce) {
       std::vector<std::pair<float, uint32_t>> truth;
       for (uint32_t i = 0; i < data.size(); ++i) {
         float score;
-        if (metric == Metric::kL2) score = -std::sqrt(L2Squared(q.data(), data[i].data(), dim));
-        else if (metric == Metric::kDot) score = DotProduct(q.data(), data[i].data(), dim);
-        else score = DotProduct(q.data(), data[i].data(), dim) / std::sqrt(DotProduct(data[i].data(), data[i].data(), dim) * DotProduct(q.data(), q.data(), dim));
+        if (metric == Metric::kL2)
+          score = -std::sqrt(L2Squared(q.data(), data[i].data(), dim));
+        else if (metric == Metric::kDot)
+          score = DotProduct(q.data(), data[i].data(), dim);
+        else
+          score = DotProduct(q.data(), data[i].data(), dim) /
+                  std::sqrt(DotProduct(data[i].data(), data[i].data(), dim) * DotProduct(q.data(), q.data(), dim));
         truth.push_back({-score, i});
       }
       std::sort(truth.begin(), truth.end());
@@ -99,7 +103,11 @@ TEST(FlatIndexTest, QuantizedScanMatchesBruteForce) {
       ASSERT_EQ(hits.size(), 10u);
       for (size_t i = 0; i < 10; ++i) {
         EXPECT_EQ(hits[i].slot, expected[i]) << "metric " << static_cast<int>(metric) << " trial " << trial;
-        EXPECT_NEAR(hits[i].score, -truth[std::find_if(truth.begin(), truth.end(), [&](auto& t) { return t.second == expected[i]; }) - truth.begin()].first, 1e-4);
+        EXPECT_NEAR(hits[i].score,
+                    -truth[std::find_if(truth.begin(), truth.end(), [&](auto& t) { return t.second == expected[i]; }) -
+                           truth.begin()]
+                         .first,
+                    1e-4);
       }
     }
   }

@@ -72,7 +72,7 @@ TEST_F(ApiTest, DocumentsCanBeReadReplacedAndDeleted) {
   EXPECT_EQ(doc.Find("metadata")->Find("year")->as_int(), 2023);
 
   ASSERT_EQ(Do("POST", "/v1/collections/docs/documents",
-                R"({"documents":[{"id":"pets","text":"Goldfish live in bowls.","metadata":{"year":2024}}]})")
+               R"({"documents":[{"id":"pets","text":"Goldfish live in bowls.","metadata":{"year":2024}}]})")
                 .first,
             200);
   EXPECT_EQ(Do("GET", "/v1/collections/docs/documents/pets").second.Find("text")->as_string(),
@@ -103,9 +103,10 @@ TEST_F(ApiTest, QueryModesFiltersAndResponseShape) {
   ASSERT_EQ(kw.Find("results")->as_array().size(), 1u);
   EXPECT_EQ(kw.Find("results")->as_array()[0].Find("id")->as_string(), "stocks");
 
-  auto hy = Do("POST", "/v1/collections/docs/query",
-               R"({"query":"galaxy telescope","mode":"hybrid","filter":{"$or":[{"year":{"$gte":2023}},{"tags":"home"}]}})")
-                .second;
+  auto hy =
+      Do("POST", "/v1/collections/docs/query",
+         R"({"query":"galaxy telescope","mode":"hybrid","filter":{"$or":[{"year":{"$gte":2023}},{"tags":"home"}]}})")
+          .second;
   const auto& hits = hy.Find("results")->as_array();
   ASSERT_EQ(hits.size(), 2u);
   EXPECT_EQ(hits[0].Find("id")->as_string(), "a b/c");
@@ -134,8 +135,10 @@ TEST_F(ApiTest, MetricsCountRequestsAndDocuments) {
   EXPECT_NE(m.find(R"(contextd_http_requests_total{route="/v1/collections/{name}/query",method="POST",code="2xx"} 1)"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find(R"(contextd_http_request_duration_seconds_count{route="/v1/collections/{name}/documents",method="POST"} 1)"),
-            std::string::npos);
+  EXPECT_NE(
+      m.find(
+          R"(contextd_http_request_duration_seconds_count{route="/v1/collections/{name}/documents",method="POST"} 1)"),
+      std::string::npos);
   EXPECT_NE(m.find(R"(contextd_collection_documents{tenant="default",collection="docs"} 3)"), std::string::npos);
   EXPECT_NE(m.find(R"(contextd_collection_chunks{tenant="default",collection="docs"} 3)"), std::string::npos);
   EXPECT_NE(m.find("contextd_http_requests_in_flight 1"), std::string::npos);  // the scrape itself

@@ -136,12 +136,12 @@ TEST_F(BadInputTest, BodyOverTheLimit) {
 }
 
 TEST_F(BadInputTest, OneBadDocumentRejectsTheWholeBatch) {
-  ExpectRejected("POST", kDocs,
-                 R"({"documents":[{"id":"good","text":"fine"},{"id":"keep","text":"replaced?"},{"id":"bad","text":""}]})",
-                 400, "empty_text");
+  ExpectRejected(
+      "POST", kDocs,
+      R"({"documents":[{"id":"good","text":"fine"},{"id":"keep","text":"replaced?"},{"id":"bad","text":""}]})", 400,
+      "empty_text");
   EXPECT_EQ(Call(*client_, "GET", "/v1/collections/docs/documents/good").first, 404);
-  ExpectRejected("POST", kDocs, R"({"documents":[{"id":"x","text":"a"},{"id":"x","text":"b"}]})", 400,
-                 "duplicate_id");
+  ExpectRejected("POST", kDocs, R"({"documents":[{"id":"x","text":"a"},{"id":"x","text":"b"}]})", 400, "duplicate_id");
 }
 
 }  // namespace

@@ -28,30 +28,34 @@ TEST(CliTest, IngestsBeirJsonlAndQueries) {
   std::string file = dir.path() + "/corpus.jsonl";
   FILE* f = fopen(file.c_str(), "w");
   for (int i = 0; i < 300; ++i) {
-    fprintf(f, R"({"_id":"d%d","title":"Title %d","text":"Document number %d talks about topic%d.","metadata":{"n":%d}})"
-               "\n",
+    fprintf(f,
+            R"({"_id":"d%d","title":"Title %d","text":"Document number %d talks about topic%d.","metadata":{"n":%d}})"
+            "\n",
             i, i, i, i % 7, i);
   }
-  fprintf(f, R"({"_id":"whale","title":"Ocean giants","text":"Blue whales are the largest animals ever known."})" "\n");
+  fprintf(f, R"({"_id":"whale","title":"Ocean giants","text":"Blue whales are the largest animals ever known."})"
+             "\n");
   fclose(f);
 
   int code;
-  std::string out = RunCommand(std::string(CONTEXTD_BINARY) + " ingest --url " + url + " --collection beir --batch 50 " + file, &code);
+  std::string out = RunCommand(
+      std::string(CONTEXTD_BINARY) + " ingest --url " + url + " --collection beir --batch 50 " + file, &code);
   ASSERT_EQ(code, 0) << out;
   auto summary = ParseJson(out);
   ASSERT_TRUE(summary.ok()) << out;
   EXPECT_EQ(summary->Find("documents")->as_int(), 301);
   EXPECT_EQ(Call(*server.Client(), "GET", "/v1/collections/beir").second.Find("documents")->as_int(), 301);
 
-  out = RunCommand(std::string(CONTEXTD_BINARY) + " query --url " + url + " --collection beir --k 1 'huge sea mammals'", &code);
+  out = RunCommand(std::string(CONTEXTD_BINARY) + " query --url " + url + " --collection beir --k 1 'huge sea mammals'",
+                   &code);
   ASSERT_EQ(code, 0) << out;
   auto res = ParseJson(out);
   ASSERT_TRUE(res.ok()) << out;
   EXPECT_EQ(res->Find("results")->as_array()[0].Find("id")->as_string(), "whale");
 
   out = RunCommand(std::string(CONTEXTD_BINARY) + " query --url " + url +
-                " --collection beir --mode keyword --filter '{\"n\":{\"$lt\":2}}' --k 5 topic1",
-            &code);
+                       " --collection beir --mode keyword --filter '{\"n\":{\"$lt\":2}}' --k 5 topic1",
+                   &code);
   ASSERT_EQ(code, 0) << out;
   res = ParseJson(out);
   ASSERT_EQ(res->Find("results")->as_array().size(), 1u) << out;
@@ -74,7 +78,8 @@ TEST(CliTest, IngestReportsBadLinesAndServerErrors) {
   f = fopen(good.c_str(), "w");
   fprintf(f, "{\"_id\":\"a\",\"text\":\"ok\"}\n");
   fclose(f);
-  std::string out = RunCommand(std::string(CONTEXTD_BINARY) + " ingest --url " + url + " --collection missing " + good + " 2>&1", &code);
+  std::string out = RunCommand(
+      std::string(CONTEXTD_BINARY) + " ingest --url " + url + " --collection missing " + good + " 2>&1", &code);
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("404"), std::string::npos) << out;
 }

@@ -100,12 +100,15 @@ TEST(DurabilityTest, CleanRestartServesTheSameAnswers) {
     ServerProcess server(data);
     server.Start();
     auto c = server.Client();
-    ASSERT_EQ(Call(*c, "PUT", "/v1/collections/p", R"({"embedder":"glove","chunking":{"max_tokens":12,"overlap":3}})").first,
-              201);
-    std::string text = "Volcanoes erupt molten rock. Glaciers carve valleys slowly. Rivers deposit silt in deltas. "
-                       "Earthquakes shake cities along faults.";
+    ASSERT_EQ(
+        Call(*c, "PUT", "/v1/collections/p", R"({"embedder":"glove","chunking":{"max_tokens":12,"overlap":3}})").first,
+        201);
+    std::string text =
+        "Volcanoes erupt molten rock. Glaciers carve valleys slowly. Rivers deposit silt in deltas. "
+        "Earthquakes shake cities along faults.";
     ASSERT_EQ(Call(*c, "POST", "/v1/collections/p/documents",
-                   R"({"documents":[{"id":"geo","text":")" + text + R"(","metadata":{"k":"v"}},{"id":"x","text":"unrelated cooking recipes"}]})")
+                   R"({"documents":[{"id":"geo","text":")" + text +
+                       R"(","metadata":{"k":"v"}},{"id":"x","text":"unrelated cooking recipes"}]})")
                   .first,
               200);
     ASSERT_EQ(Call(*c, "DELETE", "/v1/collections/p/documents/x").first, 200);

@@ -36,8 +36,8 @@ class ServerProcess {
       int log = open((data_dir_ + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (log >= 0) dup2(log, STDERR_FILENO);
       close(out[0]);
-      std::vector<std::string> args = {CONTEXTD_BINARY, "serve",    "--port",   "0", "--data",
-                                       data_dir_,        "--models", CONTEXTD_MODELS_DIR};
+      std::vector<std::string> args = {CONTEXTD_BINARY, "serve",   "--port",   "0",
+                                       "--data",        data_dir_, "--models", CONTEXTD_MODELS_DIR};
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());

@@ -47,14 +47,20 @@ TEST(StoreTest, BatchesAreAtomicAndScansAreOrderedAndScoped) {
   ASSERT_TRUE(store->Write(&batch).ok());
 
   std::vector<std::string> docs;
-  ASSERT_TRUE(store->ScanDocuments("default", c1, [&](std::string_view id, std::string_view v) {
-                  docs.push_back(std::string(id) + "=" + std::string(v));
-                }).ok());
+  ASSERT_TRUE(store
+                  ->ScanDocuments("default", c1,
+                                  [&](std::string_view id, std::string_view v) {
+                                    docs.push_back(std::string(id) + "=" + std::string(v));
+                                  })
+                  .ok());
   EXPECT_EQ(docs, (std::vector<std::string>{"doc-a=A", "doc-b=B"}));
   std::vector<std::string> chunks;
-  ASSERT_TRUE(store->ScanChunks("default", c1, [&](std::string_view id, uint32_t n, std::string_view v) {
-                  chunks.push_back(std::string(id) + "#" + std::to_string(n) + "=" + std::string(v));
-                }).ok());
+  ASSERT_TRUE(store
+                  ->ScanChunks("default", c1,
+                               [&](std::string_view id, uint32_t n, std::string_view v) {
+                                 chunks.push_back(std::string(id) + "#" + std::to_string(n) + "=" + std::string(v));
+                               })
+                  .ok());
   EXPECT_EQ(chunks, (std::vector<std::string>{"doc-a#0=a0", "doc-a#1=a1", "doc-a#256=a256"}));
 
   auto got = store->GetDocument("default", c2, "doc-a");

@@ -19,8 +19,7 @@ std::vector<std::string> Terms(const char* analyzer, const char* text) {
 }
 
 TEST(AnalyzerTest, EnglishStemsAndDropsStopwords) {
-  EXPECT_THAT(Terms("english", "The runners were running in the races"),
-              ElementsAre("runner", "run", "race"));
+  EXPECT_THAT(Terms("english", "The runners were running in the races"), ElementsAre("runner", "run", "race"));
 }
 
 TEST(AnalyzerTest, StandardOnlyFoldsCase) {
@@ -31,9 +30,7 @@ TEST(AnalyzerTest, FoldsUnicodeCase) {
   EXPECT_THAT(Terms("standard", "ÉCOLE Straße"), ElementsAre("école", "strasse"));
 }
 
-TEST(AnalyzerTest, NoneKeepsWordsAsWritten) {
-  EXPECT_THAT(Terms("none", "The Cat"), ElementsAre("The", "Cat"));
-}
+TEST(AnalyzerTest, NoneKeepsWordsAsWritten) { EXPECT_THAT(Terms("none", "The Cat"), ElementsAre("The", "Cat")); }
 
 TEST(AnalyzerTest, UnknownAnalyzerIsAnError) { EXPECT_FALSE(MakeAnalyzer("klingon").ok()); }
 
