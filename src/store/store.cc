@@ -203,38 +203,47 @@ StatusOr<std::optional<std::string>> Store::GetDocument(std::string_view tenant,
   return std::optional<std::string>(std::move(value));
 }
 
-Status Store::ScanDocuments(std::string_view tenant, uint64_t coll,
-                            const std::function<void(std::string_view, std::string_view)>& fn) const {
-  std::string prefix = CollPrefix(tenant, coll) + "D";
+namespace {
+
+// Visits every key under `prefix` in order with the rest of the key after the prefix.
+// fn returns false to stop with a corruption error.
+Status ScanPrefix(rocksdb::DB* db, const std::string& prefix, const char* what,
+                  const std::function<bool(std::string_view rest, std::string_view value)>& fn) {
   std::string end = PrefixEnd(prefix);
   rocksdb::ReadOptions ro;
   rocksdb::Slice upper(end);
   ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     std::string_view key(it->key().data(), it->key().size());
-    fn(key.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()));
+    if (!fn(key.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()))) {
+      return Internal(std::string("storage: corrupt key during ") + what, "storage_error");
+    }
   }
-  return FromRocks(it->status(), "scan documents");
+  return FromRocks(it->status(), what);
+}
+
+}  // namespace
+
+Status Store::ScanDocuments(std::string_view tenant, uint64_t coll,
+                            const std::function<void(std::string_view, std::string_view)>& fn) const {
+  return ScanPrefix(rep_->db.get(), CollPrefix(tenant, coll) + "D", "scan documents",
+                    [&](std::string_view doc_id, std::string_view value) {
+                      fn(doc_id, value);
+                      return true;
+                    });
 }
 
 Status Store::ScanChunks(std::string_view tenant, uint64_t coll,
                          const std::function<void(std::string_view, uint32_t, std::string_view)>& fn) const {
-  std::string prefix = CollPrefix(tenant, coll) + "C";
-  std::string end = PrefixEnd(prefix);
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice upper(end);
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro));
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    std::string_view key(it->key().data(), it->key().size());
-    if (key.size() < prefix.size() + 5) return Internal("storage: corrupt chunk key", "storage_error");
-    std::string_view rest = key.substr(prefix.size());
-    std::string_view doc_id = rest.substr(0, rest.size() - 5);
-    uint32_t n = static_cast<uint32_t>(ReadBE(rest, rest.size() - 4, 4));
-    fn(doc_id, n, std::string_view(it->value().data(), it->value().size()));
-  }
-  return FromRocks(it->status(), "scan chunks");
+  // rest = doc_id \0 ordinal:be32
+  return ScanPrefix(rep_->db.get(), CollPrefix(tenant, coll) + "C", "scan chunks",
+                    [&](std::string_view rest, std::string_view value) {
+                      if (rest.size() < 5) return false;
+                      fn(rest.substr(0, rest.size() - 5), static_cast<uint32_t>(ReadBE(rest, rest.size() - 4, 4)),
+                         value);
+                      return true;
+                    });
 }
 
 uint64_t Store::ApproximateBytes() const {
