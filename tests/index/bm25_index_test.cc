@@ -1,6 +1,10 @@
 #include "index/bm25_index.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -59,6 +63,75 @@ TEST_F(Bm25Test, FilterAndUnknownTerms) {
   auto hits = index_.Search({"cat"}, 10, [](uint32_t s) { return s == 0; });
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].slot, 0u);
+}
+
+}  // namespace
+}  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// MaxScore pruning must return exactly what scoring every document would.
+TEST(Bm25PruningTest, MatchesExhaustiveScoringOnARandomCorpus) {
+  std::mt19937 rng(11);
+  // Zipf-ish vocabulary: low ids are common, so posting lists have very different lengths.
+  std::vector<double> weights;
+  for (int i = 0; i < 300; ++i) weights.push_back(1.0 / (i + 1));
+  std::discrete_distribution<int> word(weights.begin(), weights.end());
+  std::uniform_int_distribution<int> len(3, 60);
+  Bm25Index index;
+  std::vector<std::vector<std::string>> docs(2000);
+  for (uint32_t d = 0; d < docs.size(); ++d) {
+    int l = len(rng);
+    for (int i = 0; i < l; ++i) docs[d].push_back("w" + std::to_string(word(rng)));
+    index.Add(d, docs[d]);
+  }
+  for (uint32_t d = 0; d < docs.size(); d += 7) index.Remove(d);  // churn: holes and reuse
+  for (uint32_t d = 0; d < docs.size(); d += 14) index.Add(d, docs[(d + 1) % docs.size()]);
+  auto live = [&](uint32_t d) { return d % 7 != 0 || d % 14 == 0; };
+  auto content = [&](uint32_t d) -> const std::vector<std::string>& {
+    return d % 14 == 0 ? docs[(d + 1) % docs.size()] : docs[d];
+  };
+
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<std::string> query;
+    int terms = 1 + trial % 12;
+    for (int i = 0; i < terms; ++i) query.push_back("w" + std::to_string(word(rng)));
+    size_t k = trial % 3 == 0 ? 60 : 10;
+    SlotFilter filter;
+    if (trial % 4 == 1) filter = [](uint32_t s) { return s % 5 != 0; };
+
+    // Exhaustive reference from the same per-term formula.
+    std::vector<std::string> unique;
+    for (auto& t : query)
+      if (std::find(unique.begin(), unique.end(), t) == unique.end()) unique.push_back(t);
+    std::map<std::string, uint32_t> df;
+    for (uint32_t d = 0; d < docs.size(); ++d) {
+      if (!live(d)) continue;
+      std::set<std::string> distinct(content(d).begin(), content(d).end());
+      for (auto& t : distinct) ++df[t];
+    }
+    std::vector<std::pair<float, uint32_t>> expected;
+    for (uint32_t d = 0; d < docs.size(); ++d) {
+      if (!live(d) || (filter && !filter(d))) continue;
+      float score = 0;
+      for (auto& t : unique) {
+        uint32_t tf = std::count(content(d).begin(), content(d).end(), t);
+        if (tf) score += index.TermScore(tf, df[t], content(d).size());
+      }
+      if (score > 0) expected.push_back({-score, d});
+    }
+    std::sort(expected.begin(), expected.end());
+    auto hits = index.Search(query, k, filter);
+    ASSERT_EQ(hits.size(), std::min(k, expected.size())) << "trial " << trial;
+    for (size_t i = 0; i < hits.size(); ++i) {
+      EXPECT_NEAR(hits[i].score, -expected[i].first, 1e-4) << "trial " << trial << " rank " << i;
+      // Ids may swap only between near-equal scores.
+      if (hits[i].slot != expected[i].second) {
+        EXPECT_NEAR(-expected[i].first, hits[i].score, 1e-4);
+      }
+    }
+  }
 }
 
 }  // namespace
