@@ -1,0 +1,126 @@
+// ann_peers: hnswlib and FAISS (IndexHNSWFlat) on the same fvecs/ivecs files and parameters
+// as ann_bench, so BENCHMARKS.md can set the three side by side from one run.
+//
+//   ann_peers --base F --query F --groundtruth F [--k 10] [--ef 16,32,64,128,256]
+//             [--M 16] [--efc 200] [--engines hnswlib,faiss]
+//
+// Vectors are unit-normalised (cosine) and searched by inner product, one query per call
+// on one thread, as in ann_bench. Builds run on one thread (hnswlib's reference figure).
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <faiss/IndexHNSW.h>
+#include <hnswlib/hnswlib.h>
+#include <CLI/CLI.hpp>
+
+#include "bench/vecs_io.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void Normalize(contextd::VecSet* s) {
+  for (size_t i = 0; i < s->n; ++i) {
+    float* v = &s->data[i * s->dim];
+    double n = 0;
+    for (size_t j = 0; j < s->dim; ++j) n += v[j] * v[j];
+    if (n > 0) {
+      float inv = static_cast<float>(1 / std::sqrt(n));
+      for (size_t j = 0; j < s->dim; ++j) v[j] *= inv;
+    }
+  }
+}
+
+double Recall(const std::vector<std::vector<int64_t>>& got, const std::vector<std::vector<int>>& gt, int k) {
+  size_t hits = 0;
+  for (size_t q = 0; q < got.size(); ++q) {
+    std::set<int64_t> truth(gt[q].begin(), gt[q].begin() + std::min<size_t>(k, gt[q].size()));
+    for (int64_t id : got[q]) hits += truth.count(id);
+  }
+  return static_cast<double>(hits) / (got.size() * k);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace contextd;
+  CLI::App app{"hnswlib and FAISS HNSW on fvecs/ivecs"};
+  std::string base_path, query_path, gt_path, efs = "16,32,64,128,256", engines = "hnswlib,faiss";
+  int k = 10, M = 16, efc = 200;
+  app.add_option("--base", base_path)->required();
+  app.add_option("--query", query_path)->required();
+  app.add_option("--groundtruth", gt_path)->required();
+  app.add_option("--k", k);
+  app.add_option("--ef", efs);
+  app.add_option("--M", M);
+  app.add_option("--efc", efc);
+  app.add_option("--engines", engines);
+  CLI11_PARSE(app, argc, argv);
+  omp_set_num_threads(1);
+
+  VecSet base = ReadFvecs(base_path), queries = ReadFvecs(query_path);
+  auto gt = ReadIvecs(gt_path);
+  Normalize(&base);
+  Normalize(&queries);
+  const size_t dim = base.dim;
+
+  if (engines.find("hnswlib") != std::string::npos) {
+    hnswlib::InnerProductSpace space(dim);
+    hnswlib::HierarchicalNSW<float> index(&space, base.n, M, efc, 42);
+    auto t0 = Clock::now();
+    for (size_t i = 0; i < base.n; ++i) index.addPoint(base.row(i), i);
+    printf("{\"engine\":\"hnswlib\",\"n\":%zu,\"M\":%d,\"efc\":%d,\"threads\":1,\"build_s\":%.2f}\n", base.n, M, efc,
+           Since(t0));
+    fflush(stdout);
+    for (int ef : ParseList(efs)) {
+      index.setEf(ef);
+      std::vector<std::vector<int64_t>> got(queries.n);
+      auto s0 = Clock::now();
+      for (size_t q = 0; q < queries.n; ++q) {
+        auto res = index.searchKnn(queries.row(q), k);
+        while (!res.empty()) {
+          got[q].push_back(static_cast<int64_t>(res.top().second));
+          res.pop();
+        }
+      }
+      double secs = Since(s0);
+      printf("{\"engine\":\"hnswlib\",\"ef\":%d,\"recall%d\":%.4f,\"qps\":%.0f}\n", ef, k, Recall(got, gt, k),
+             queries.n / secs);
+      fflush(stdout);
+    }
+  }
+
+  if (engines.find("faiss") != std::string::npos) {
+    faiss::IndexHNSWFlat index(static_cast<int>(dim), M, faiss::METRIC_INNER_PRODUCT);
+    index.hnsw.efConstruction = efc;
+    auto t0 = Clock::now();
+    index.add(static_cast<faiss::Index::idx_t>(base.n), base.data.data());
+    printf("{\"engine\":\"faiss\",\"n\":%zu,\"M\":%d,\"efc\":%d,\"threads\":1,\"build_s\":%.2f}\n", base.n, M, efc,
+           Since(t0));
+    fflush(stdout);
+    for (int ef : ParseList(efs)) {
+      faiss::SearchParametersHNSW params;
+      params.efSearch = ef;
+      std::vector<std::vector<int64_t>> got(queries.n);
+      std::vector<float> dist(k);
+      std::vector<faiss::Index::idx_t> ids(k);
+      auto s0 = Clock::now();
+      for (size_t q = 0; q < queries.n; ++q) {
+        index.search(1, queries.row(q), k, dist.data(), ids.data(), &params);
+        got[q].assign(ids.begin(), ids.end());
+      }
+      double secs = Since(s0);
+      printf("{\"engine\":\"faiss\",\"ef\":%d,\"recall%d\":%.4f,\"qps\":%.0f}\n", ef, k, Recall(got, gt, k),
+             queries.n / secs);
+      fflush(stdout);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,388 @@
+#include "index/hnsw_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <queue>
+
+namespace contextd {
+namespace {
+
+inline uint32_t LoadRelaxed(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+inline uint32_t LoadAcquire(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+inline void StoreRelaxed(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+inline void StoreRelease(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+// Per-thread visited marks, reset in O(1) by bumping an epoch (FAISS's VisitedTable).
+class VisitedTable {
+ public:
+  void Prepare(size_t n) {
+    if (marks_.size() < n) marks_.resize(n, 0);
+    if (++epoch_ == 0) {  // wrapped: clear once every 65535 searches
+      std::fill(marks_.begin(), marks_.end(), 0);
+      epoch_ = 1;
+    }
+  }
+  // Returns true the first time `id` is seen in this search.
+  bool Visit(uint32_t id) {
+    if (marks_[id] == epoch_) return false;
+    marks_[id] = epoch_;
+    return true;
+  }
+
+ private:
+  std::vector<uint16_t> marks_;
+  uint16_t epoch_ = 0;
+};
+
+thread_local VisitedTable tls_visited;
+
+class SpinGuard {
+ public:
+  explicit SpinGuard(std::atomic_flag& f) : f_(f) {
+    while (f_.test_and_set(std::memory_order_acquire)) {
+      while (f_.test(std::memory_order_relaxed)) __builtin_ia32_pause();
+    }
+  }
+  ~SpinGuard() { f_.clear(std::memory_order_release); }
+
+ private:
+  std::atomic_flag& f_;
+};
+
+}  // namespace
+
+HnswIndex::HnswIndex(int dim, Metric metric, HnswParams params)
+    : dim_(dim),
+      metric_(metric),
+      params_(params),
+      max_m0_(static_cast<size_t>(2 * params.M)),
+      record_bytes_((1 + 2 * static_cast<size_t>(params.M)) * sizeof(uint32_t) + sizeof(float) * dim),
+      level_mult_(1.0 / std::log(std::max(2, params.M))),
+      rng_state_(params.seed | 1) {
+  Reserve(1024);
+}
+
+HnswIndex::~HnswIndex() = default;
+
+float HnswIndex::Distance(const float* a, const float* b) const {
+  switch (metric_) {
+    case Metric::kL2:
+      return L2Squared(a, b, dim_);
+    case Metric::kCosine:
+      return 1.0f - DotProduct(a, b, dim_);
+    case Metric::kDot:
+      return -DotProduct(a, b, dim_);
+  }
+  return 0;
+}
+
+uint32_t* HnswIndex::Links0(uint32_t id) const {
+  return reinterpret_cast<uint32_t*>(records_.get() + static_cast<size_t>(id) * record_bytes_);
+}
+
+float* HnswIndex::VectorOf(uint32_t id) const {
+  return reinterpret_cast<float*>(records_.get() + static_cast<size_t>(id) * record_bytes_ +
+                                  (1 + max_m0_) * sizeof(uint32_t));
+}
+
+uint32_t* HnswIndex::Links(uint32_t id, int level) const {
+  if (level == 0) return Links0(id);
+  return upper_[id].get() + static_cast<size_t>(level - 1) * (1 + params_.M);
+}
+
+int HnswIndex::RandomLevel() {
+  std::lock_guard<std::mutex> lock(rng_mu_);
+  // xorshift64*: cheap and good enough for level draws.
+  rng_state_ ^= rng_state_ >> 12;
+  rng_state_ ^= rng_state_ << 25;
+  rng_state_ ^= rng_state_ >> 27;
+  const uint64_t r = rng_state_ * 2685821657736338717ULL;
+  const double u = (static_cast<double>(r >> 11) + 0.5) / 9007199254740992.0;  // (0, 1)
+  return std::min(static_cast<int>(-std::log(u) * level_mult_), 30);
+}
+
+void HnswIndex::Reserve(size_t capacity) {
+  std::unique_lock<std::shared_mutex> lock(grow_mu_);
+  if (capacity > capacity_) GrowLocked(capacity);
+}
+
+void HnswIndex::GrowLocked(size_t capacity) {
+  std::unique_ptr<char[]> records(new char[capacity * record_bytes_]);
+  if (capacity_ > 0) std::memcpy(records.get(), records_.get(), capacity_ * record_bytes_);
+  std::unique_ptr<std::atomic<int8_t>[]> levels(new std::atomic<int8_t>[capacity]);
+  std::unique_ptr<std::atomic<uint8_t>[]> deleted(new std::atomic<uint8_t>[capacity]);
+  for (size_t i = 0; i < capacity; ++i) {
+    levels[i].store(i < capacity_ ? levels_[i].load() : int8_t{-1}, std::memory_order_relaxed);
+    deleted[i].store(i < capacity_ ? deleted_flags_[i].load() : uint8_t{0}, std::memory_order_relaxed);
+  }
+  // No writer holds a node lock while we hold grow_mu_ exclusively.
+  locks_.reset(new std::atomic_flag[capacity]);
+  for (size_t i = 0; i < capacity; ++i) locks_[i].clear();
+  records_ = std::move(records);
+  levels_ = std::move(levels);
+  deleted_flags_ = std::move(deleted);
+  upper_.resize(capacity);
+  capacity_ = capacity;
+}
+
+bool HnswIndex::Contains(uint32_t label) const {
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  return label < capacity_ && levels_[label].load(std::memory_order_acquire) >= 0 &&
+         !deleted_flags_[label].load(std::memory_order_relaxed);
+}
+
+void HnswIndex::MarkDeleted(uint32_t label) {
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  if (label >= capacity_ || levels_[label].load(std::memory_order_acquire) < 0) return;
+  if (deleted_flags_[label].exchange(1) == 0) deleted_.fetch_add(1);
+}
+
+std::vector<HnswIndex::Candidate> HnswIndex::SearchLayer(const float* q, uint32_t entry, size_t ef, int level) const {
+  VisitedTable& visited = tls_visited;
+  visited.Prepare(capacity_);
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> frontier;  // nearest first
+  std::priority_queue<Candidate> best;                                              // farthest first
+  const float d0 = Distance(q, VectorOf(entry));
+  frontier.push({d0, entry});
+  best.push({d0, entry});
+  visited.Visit(entry);
+  while (!frontier.empty()) {
+    const Candidate c = frontier.top();
+    if (c.dist > best.top().dist && best.size() >= ef) break;
+    frontier.pop();
+    const uint32_t* links = Links(c.id, level);
+    const uint32_t n = LoadAcquire(links);
+    for (uint32_t i = 1; i <= n; ++i) {
+      const uint32_t nb = LoadRelaxed(links + i);
+      if (!visited.Visit(nb)) continue;
+      const float d = Distance(q, VectorOf(nb));
+      if (best.size() < ef || d < best.top().dist) {
+        frontier.push({d, nb});
+        best.push({d, nb});
+        if (best.size() > ef) best.pop();
+      }
+    }
+  }
+  std::vector<Candidate> out;
+  out.reserve(best.size());
+  while (!best.empty()) {
+    out.push_back(best.top());
+    best.pop();
+  }
+  return out;
+}
+
+void HnswIndex::SelectNeighbors(std::vector<Candidate>* candidates, size_t m) const {
+  std::sort(candidates->begin(), candidates->end());
+  if (candidates->size() <= m) return;
+  std::vector<Candidate> kept;
+  kept.reserve(m);
+  for (const Candidate& c : *candidates) {
+    if (kept.size() >= m) break;
+    bool diverse = true;
+    for (const Candidate& k : kept) {
+      if (Distance(VectorOf(c.id), VectorOf(k.id)) < c.dist) {
+        diverse = false;
+        break;
+      }
+    }
+    if (diverse) kept.push_back(c);
+  }
+  *candidates = std::move(kept);
+}
+
+void HnswIndex::Connect(uint32_t id, int level, std::vector<Candidate> candidates) {
+  const size_t max_links = level == 0 ? max_m0_ : static_cast<size_t>(params_.M);
+  SelectNeighbors(&candidates, static_cast<size_t>(params_.M));
+  {
+    SpinGuard guard(locks_[id]);
+    uint32_t* links = Links(id, level);
+    for (size_t i = 0; i < candidates.size(); ++i) StoreRelaxed(links + 1 + i, candidates[i].id);
+    StoreRelease(links, static_cast<uint32_t>(candidates.size()));
+  }
+  for (const Candidate& c : candidates) {
+    SpinGuard guard(locks_[c.id]);
+    uint32_t* links = Links(c.id, level);
+    const uint32_t n = LoadRelaxed(links);
+    if (n < max_links) {
+      StoreRelaxed(links + 1 + n, id);
+      StoreRelease(links, n + 1);
+      continue;
+    }
+    // Full: re-select among the old neighbours and the new node.
+    std::vector<Candidate> pool;
+    pool.reserve(n + 1);
+    const float* base = VectorOf(c.id);
+    pool.push_back({Distance(base, VectorOf(id)), id});
+    for (uint32_t i = 1; i <= n; ++i) {
+      const uint32_t x = LoadRelaxed(links + i);
+      pool.push_back({Distance(base, VectorOf(x)), x});
+    }
+    SelectNeighbors(&pool, max_links);
+    for (size_t i = 0; i < pool.size(); ++i) StoreRelaxed(links + 1 + i, pool[i].id);
+    StoreRelease(links, static_cast<uint32_t>(pool.size()));
+  }
+}
+
+void HnswIndex::Add(uint32_t label, const float* vector) {
+  {
+    std::unique_lock<std::shared_mutex> lock(grow_mu_, std::defer_lock);
+    std::shared_lock<std::shared_mutex> probe(grow_mu_);
+    if (label >= capacity_) {
+      probe.unlock();
+      lock.lock();
+      if (label >= capacity_) GrowLocked(std::max<size_t>(capacity_ * 2, label + 1));
+    }
+  }
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  const int level = RandomLevel();
+  float* v = VectorOf(label);
+  std::memcpy(v, vector, sizeof(float) * dim_);
+  if (metric_ == Metric::kCosine) NormalizeInPlace(v, dim_);
+  StoreRelease(Links0(label), 0);
+  if (level > 0) {
+    upper_[label].reset(new uint32_t[static_cast<size_t>(level) * (1 + params_.M)]());
+  }
+  deleted_flags_[label].store(0, std::memory_order_relaxed);
+  levels_[label].store(static_cast<int8_t>(level), std::memory_order_release);
+
+  int64_t entry;
+  int max_level;
+  {
+    std::lock_guard<std::mutex> guard(entry_mu_);
+    entry = entry_.load();
+    max_level = max_level_.load();
+    if (entry < 0) {
+      entry_ = label;
+      max_level_ = level;
+      count_.fetch_add(1);
+      return;
+    }
+  }
+  uint32_t cur = static_cast<uint32_t>(entry);
+  float cur_dist = Distance(v, VectorOf(cur));
+  for (int l = max_level; l > level; --l) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      const uint32_t* links = Links(cur, l);
+      const uint32_t n = LoadAcquire(links);
+      for (uint32_t i = 1; i <= n; ++i) {
+        const uint32_t nb = LoadRelaxed(links + i);
+        const float d = Distance(v, VectorOf(nb));
+        if (d < cur_dist) {
+          cur_dist = d;
+          cur = nb;
+          moved = true;
+        }
+      }
+    }
+  }
+  for (int l = std::min(level, max_level); l >= 0; --l) {
+    std::vector<Candidate> found = SearchLayer(v, cur, static_cast<size_t>(params_.ef_construction), l);
+    cur = std::min_element(found.begin(), found.end())->id;
+    Connect(label, l, std::move(found));
+  }
+  if (level > max_level) {
+    std::lock_guard<std::mutex> guard(entry_mu_);
+    if (level > max_level_.load()) {
+      entry_ = label;
+      max_level_ = level;
+    }
+  }
+  count_.fetch_add(1);
+}
+
+std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const {
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  int64_t entry;
+  int max_level;
+  {
+    std::lock_guard<std::mutex> guard(const_cast<std::mutex&>(entry_mu_));
+    entry = entry_.load();
+    max_level = max_level_.load();
+  }
+  if (entry < 0 || k == 0) return {};
+  std::vector<float> qv(query, query + dim_);
+  if (metric_ == Metric::kCosine) NormalizeInPlace(qv.data(), dim_);
+  const float* q = qv.data();
+
+  uint32_t cur = static_cast<uint32_t>(entry);
+  float cur_dist = Distance(q, VectorOf(cur));
+  for (int l = max_level; l > 0; --l) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      const uint32_t* links = Links(cur, l);
+      const uint32_t n = LoadAcquire(links);
+      for (uint32_t i = 1; i <= n; ++i) {
+        const uint32_t nb = LoadRelaxed(links + i);
+        const float d = Distance(q, VectorOf(nb));
+        if (d < cur_dist) {
+          cur_dist = d;
+          cur = nb;
+          moved = true;
+        }
+      }
+    }
+  }
+
+  // Level 0: tombstoned and filtered-out nodes still route, but only accepted ones are
+  // kept as results; the search ends when the frontier cannot improve a full result set.
+  ef = std::max(ef, k);
+  auto accept = [&](uint32_t id) {
+    return !deleted_flags_[id].load(std::memory_order_relaxed) && (!filter || filter(id));
+  };
+  VisitedTable& visited = tls_visited;
+  visited.Prepare(capacity_);
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> frontier;
+  std::priority_queue<Candidate> best;
+  frontier.push({cur_dist, cur});
+  if (accept(cur)) best.push({cur_dist, cur});
+  visited.Visit(cur);
+  float bound = best.empty() ? std::numeric_limits<float>::max() : cur_dist;
+  while (!frontier.empty()) {
+    const Candidate c = frontier.top();
+    if (c.dist > bound && best.size() >= ef) break;
+    frontier.pop();
+    const uint32_t* links = Links0(c.id);
+    const uint32_t n = LoadAcquire(links);
+    for (uint32_t i = 1; i <= n; ++i) {
+      const uint32_t nb = LoadRelaxed(links + i);
+      __builtin_prefetch(VectorOf(LoadRelaxed(links + std::min(i + 1, n))));
+      if (!visited.Visit(nb)) continue;
+      const float d = Distance(q, VectorOf(nb));
+      if (best.size() < ef || d < bound) {
+        frontier.push({d, nb});
+        if (accept(nb)) {
+          best.push({d, nb});
+          if (best.size() > ef) best.pop();
+          bound = best.top().dist;
+        }
+      }
+    }
+  }
+  while (best.size() > k) best.pop();
+  std::vector<ScoredSlot> out(best.size());
+  for (size_t i = best.size(); i-- > 0;) {
+    const Candidate c = best.top();
+    best.pop();
+    float score = metric_ == Metric::kL2       ? -std::sqrt(std::max(0.0f, c.dist))
+                  : metric_ == Metric::kCosine ? 1.0f - c.dist
+                                               : -c.dist;
+    out[i] = {score, c.id};
+  }
+  return out;
+}
+
+size_t HnswIndex::memory_bytes() const {
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  size_t bytes = capacity_ * (record_bytes_ + 2 + sizeof(std::atomic_flag) + sizeof(void*));
+  for (size_t i = 0; i < capacity_; ++i) {
+    int level = levels_[i].load(std::memory_order_relaxed);
+    if (level > 0) bytes += static_cast<size_t>(level) * (1 + params_.M) * sizeof(uint32_t);
+  }
+  return bytes;
+}
+
+}  // namespace contextd

@@ -1,0 +1,103 @@
+// HnswIndex: a hierarchical navigable small world graph (Malkov & Yashunin, 2018) for
+// approximate nearest-neighbour search.
+//
+// Layout follows what makes HNSW fast on a CPU: each node's level-0 neighbour list and
+// its vector sit together in one fixed-size record, so expanding a node touches one or
+// two cache lines; upper levels (a few percent of nodes) live in separate small lists.
+// Labels are the caller's slot numbers and index records directly.
+//
+// Concurrency: any number of Add() and Search() calls may run at once. A writer holds a
+// per-node spin lock while it rewrites that node's neighbour list; readers take no locks
+// and read neighbour ids with relaxed atomic loads, so a reader may see a list mid-update
+// (old and new ids mixed), which only perturbs its path, never its safety. Growing the
+// capacity takes an exclusive lock; Reserve() up front avoids it.
+//
+// Deletes are tombstones: a deleted node still routes searches but is never returned.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <vector>
+
+#include "index/distance.h"
+#include "index/search_types.h"
+
+namespace contextd {
+
+struct HnswParams {
+  int M = 16;                 // neighbours per node on upper levels; 2M on level 0
+  int ef_construction = 200;  // candidate list size while inserting
+  uint64_t seed = 42;         // level assignment
+};
+
+class HnswIndex {
+ public:
+  HnswIndex(int dim, Metric metric, HnswParams params = {});
+  ~HnswIndex();
+
+  // Makes room for labels below `capacity` so that Add() never has to grow.
+  void Reserve(size_t capacity);
+  // Inserts `vector` (dim floats) under `label`. REQUIRES: label not present.
+  void Add(uint32_t label, const float* vector);
+  // Tombstones a label; later searches skip it.
+  void MarkDeleted(uint32_t label);
+  bool Contains(uint32_t label) const;
+
+  // Up to k hits, best first, scored like FlatIndex (higher is better). ef: size of the
+  // dynamic candidate list (raised to k when smaller); larger is slower and more exact.
+  std::vector<ScoredSlot> Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const;
+
+  size_t size() const { return count_.load(std::memory_order_relaxed) - deleted_.load(std::memory_order_relaxed); }
+  size_t memory_bytes() const;
+  int dim() const { return dim_; }
+
+ private:
+  struct Candidate {
+    float dist;
+    uint32_t id;
+    bool operator<(const Candidate& o) const { return dist < o.dist; }
+    bool operator>(const Candidate& o) const { return dist > o.dist; }
+  };
+
+  float Distance(const float* a, const float* b) const;
+  uint32_t* Links0(uint32_t id) const;  // [count, ids...]
+  float* VectorOf(uint32_t id) const;
+  uint32_t* Links(uint32_t id, int level) const;
+  int RandomLevel();
+  void GrowLocked(size_t capacity);
+  // Greedy best-first search on one level; returns up to ef candidates (unordered).
+  std::vector<Candidate> SearchLayer(const float* q, uint32_t entry, size_t ef, int level) const;
+  // The HNSW neighbour-selection heuristic: keeps candidates not closer to an already
+  // kept neighbour than to the base node, up to m.
+  void SelectNeighbors(std::vector<Candidate>* candidates, size_t m) const;
+  void Connect(uint32_t id, int level, std::vector<Candidate> candidates);
+
+  const int dim_;
+  const Metric metric_;
+  const HnswParams params_;
+  const size_t max_m0_;        // level-0 list size: 2M
+  const size_t record_bytes_;  // level-0 record: (1 + 2M) u32 then dim floats
+  const double level_mult_;
+
+  mutable std::shared_mutex grow_mu_;  // shared by Add/Search; exclusive to grow
+  // State below is sized by capacity_ and replaced only under grow_mu_ held exclusively.
+  size_t capacity_ = 0;
+  std::unique_ptr<char[]> records_;
+  std::vector<std::unique_ptr<uint32_t[]>> upper_;  // by id: levels 1..L, each [count, M ids]
+  std::unique_ptr<std::atomic<int8_t>[]> levels_;   // -1: absent
+  std::unique_ptr<std::atomic<uint8_t>[]> deleted_flags_;
+  std::unique_ptr<std::atomic_flag[]> locks_;
+
+  std::mutex entry_mu_;  // serialises entry point changes
+  std::atomic<int64_t> entry_{-1};
+  std::atomic<int> max_level_{-1};
+  std::atomic<size_t> count_{0};
+  std::atomic<size_t> deleted_{0};
+  std::mutex rng_mu_;
+  uint64_t rng_state_;
+};
+
+}  // namespace contextd

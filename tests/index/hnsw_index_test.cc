@@ -1,0 +1,162 @@
+#include "index/hnsw_index.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "index/flat_index.h"
+
+namespace contextd {
+namespace {
+
+// Random points around a few centres: the shape real embeddings have.
+std::vector<std::vector<float>> Clustered(size_t n, int dim, int clusters, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g;
+  std::vector<std::vector<float>> centres(clusters, std::vector<float>(dim));
+  for (auto& c : centres) {
+    for (auto& x : c) x = 3 * g(rng);
+  }
+  std::vector<std::vector<float>> out(n, std::vector<float>(dim));
+  for (size_t i = 0; i < n; ++i) {
+    const auto& c = centres[i % clusters];
+    for (int j = 0; j < dim; ++j) out[i][j] = c[j] + g(rng);
+  }
+  return out;
+}
+
+// Recall@k of the HNSW against exact search over the same points.
+double Recall(const HnswIndex& hnsw, const FlatIndex& flat, const std::vector<std::vector<float>>& queries, size_t k,
+              size_t ef, const SlotFilter& filter = nullptr) {
+  size_t hits = 0, total = 0;
+  for (const auto& q : queries) {
+    auto truth = flat.Search(q.data(), k, filter);
+    auto got = hnsw.Search(q.data(), k, ef, filter);
+    std::set<uint32_t> t;
+    for (auto& h : truth) t.insert(h.slot);
+    for (auto& h : got) {
+      hits += t.count(h.slot);
+      if (filter) EXPECT_TRUE(filter(h.slot));
+    }
+    total += truth.size();
+  }
+  return total ? static_cast<double>(hits) / total : 1.0;
+}
+
+class HnswMetricTest : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(HnswMetricTest, HighRecallOnRandomAndClusteredData) {
+  const int dim = 32;
+  for (int clusters : {1, 20}) {
+    // Queries come from the same distribution as the data: the last 100 points.
+    auto points = Clustered(4100, dim, clusters, 7);
+    if (GetParam() == Metric::kDot) {
+      // Inner-product graphs navigate well only where norms are alike, as with the
+      // normalised embeddings dot collections hold in practice.
+      for (auto& p : points) {
+        float n = std::sqrt(DotProduct(p.data(), p.data(), dim));
+        for (auto& x : p) x /= n;
+      }
+    }
+    std::vector<std::vector<float>> queries(points.end() - 100, points.end());
+    points.resize(4000);
+    HnswIndex hnsw(dim, GetParam(), {16, 100, 1});
+    FlatIndex flat(dim, GetParam());
+    for (uint32_t i = 0; i < points.size(); ++i) {
+      hnsw.Add(i, points[i].data());
+      flat.Set(i, points[i].data());
+    }
+    EXPECT_EQ(hnsw.size(), points.size());
+    EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95) << "clusters " << clusters;
+    // Scores are on the FlatIndex scale.
+    auto a = hnsw.Search(queries[0].data(), 1, 64, nullptr);
+    auto b = flat.Search(queries[0].data(), 1, nullptr);
+    if (a[0].slot == b[0].slot) EXPECT_NEAR(a[0].score, b[0].score, 1e-3);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, HnswMetricTest, ::testing::Values(Metric::kCosine, Metric::kDot, Metric::kL2));
+
+TEST(HnswTest, FiltersAreHonouredIncludingEmptyAndAll) {
+  const int dim = 16;
+  auto points = Clustered(3000, dim, 10, 3);
+  auto queries = Clustered(50, dim, 10, 4);
+  HnswIndex hnsw(dim, Metric::kCosine);
+  FlatIndex flat(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < points.size(); ++i) {
+    hnsw.Add(i, points[i].data());
+    flat.Set(i, points[i].data());
+  }
+  EXPECT_GE(Recall(hnsw, flat, queries, 10, 64, [](uint32_t s) { return s % 10 == 0; }), 0.9);
+  EXPECT_GE(Recall(hnsw, flat, queries, 10, 64, [](uint32_t) { return true; }), 0.95);
+  EXPECT_TRUE(hnsw.Search(queries[0].data(), 10, 64, [](uint32_t) { return false; }).empty());
+}
+
+TEST(HnswTest, DeletedPointsAreNeverReturnedAndReinsertsAreFound) {
+  const int dim = 16;
+  auto points = Clustered(3000, dim, 10, 5);
+  HnswIndex hnsw(dim, Metric::kL2);
+  for (uint32_t i = 0; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+  for (uint32_t i = 0; i < points.size(); i += 3) hnsw.MarkDeleted(i);
+  EXPECT_EQ(hnsw.size(), points.size() - 1000);
+  EXPECT_FALSE(hnsw.Contains(0));
+  EXPECT_TRUE(hnsw.Contains(1));
+  for (uint32_t i = 0; i < 200; ++i) {
+    for (const auto& h : hnsw.Search(points[i].data(), 5, 32, nullptr)) EXPECT_NE(h.slot % 3, 0u);
+  }
+  // A point searched by its own vector comes back first.
+  EXPECT_EQ(hnsw.Search(points[1].data(), 1, 32, nullptr)[0].slot, 1u);
+  // Re-insert under new labels: found again.
+  for (uint32_t i = 0; i < 300; i += 3) hnsw.Add(static_cast<uint32_t>(points.size() + i), points[i].data());
+  EXPECT_EQ(hnsw.Search(points[3].data(), 1, 32, nullptr)[0].slot, points.size() + 3);
+}
+
+TEST(HnswTest, GrowsPastItsInitialCapacity) {
+  HnswIndex hnsw(4, Metric::kL2);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u;
+  std::vector<std::vector<float>> pts(5000, std::vector<float>(4));
+  for (uint32_t i = 0; i < pts.size(); ++i) {
+    for (auto& x : pts[i]) x = u(rng);
+    hnsw.Add(i, pts[i].data());
+  }
+  EXPECT_EQ(hnsw.Search(pts[4321].data(), 1, 32, nullptr)[0].slot, 4321u);
+  EXPECT_GT(hnsw.memory_bytes(), 5000u * 4 * sizeof(float));
+}
+
+TEST(HnswTest, ConcurrentInsertsAndSearches) {
+  const int dim = 16;
+  auto points = Clustered(8000, dim, 16, 9);
+  HnswIndex hnsw(dim, Metric::kCosine);
+  std::atomic<uint32_t> next{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t) {
+    writers.emplace_back([&] {
+      for (uint32_t i = next++; i < points.size(); i = next++) hnsw.Add(i, points[i].data());
+    });
+  }
+  std::thread reader([&] {
+    size_t searches = 0;
+    while (!done) {
+      auto hits = hnsw.Search(points[searches % points.size()].data(), 5, 32, nullptr);
+      for (const auto& h : hits) ASSERT_LT(h.slot, points.size());
+      ++searches;
+    }
+  });
+  for (auto& w : writers) w.join();
+  done = true;
+  reader.join();
+  FlatIndex flat(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < points.size(); ++i) flat.Set(i, points[i].data());
+  auto queries = Clustered(100, dim, 16, 10);
+  EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95);
+}
+
+}  // namespace
+}  // namespace contextd
