@@ -120,6 +120,9 @@ void HnswIndex::GrowLocked(size_t capacity) {
   // No writer holds a node lock while we hold grow_mu_ exclusively.
   locks_.reset(new std::atomic_flag[capacity]);
   for (size_t i = 0; i < capacity; ++i) locks_[i].clear();
+  std::unique_ptr<uint32_t[]> labels(new uint32_t[capacity]);
+  if (capacity_ > 0) std::memcpy(labels.get(), labels_.get(), capacity_ * sizeof(uint32_t));
+  labels_ = std::move(labels);
   records_ = std::move(records);
   levels_ = std::move(levels);
   deleted_flags_ = std::move(deleted);
@@ -128,15 +131,20 @@ void HnswIndex::GrowLocked(size_t capacity) {
 }
 
 bool HnswIndex::Contains(uint32_t label) const {
-  std::shared_lock<std::shared_mutex> lock(grow_mu_);
-  return label < capacity_ && levels_[label].load(std::memory_order_acquire) >= 0 &&
-         !deleted_flags_[label].load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(label_mu_);
+  return label < internal_of_.size() && internal_of_[label] != kNone;
 }
 
 void HnswIndex::MarkDeleted(uint32_t label) {
+  uint32_t id;
+  {
+    std::lock_guard<std::mutex> lock(label_mu_);
+    if (label >= internal_of_.size() || internal_of_[label] == kNone) return;
+    id = internal_of_[label];
+    internal_of_[label] = kNone;
+  }
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
-  if (label >= capacity_ || levels_[label].load(std::memory_order_acquire) < 0) return;
-  if (deleted_flags_[label].exchange(1) == 0) deleted_.fetch_add(1);
+  if (deleted_flags_[id].exchange(1) == 0) deleted_.fetch_add(1);
 }
 
 std::vector<HnswIndex::Candidate> HnswIndex::SearchLayer(const float* q, uint32_t entry, size_t ef, int level) const {
@@ -227,26 +235,28 @@ void HnswIndex::Connect(uint32_t id, int level, std::vector<Candidate> candidate
 }
 
 void HnswIndex::Add(uint32_t label, const float* vector) {
+  MarkDeleted(label);  // an update: the old node becomes a tombstone
+  const uint32_t id = next_id_.fetch_add(1);
   {
-    std::unique_lock<std::shared_mutex> lock(grow_mu_, std::defer_lock);
     std::shared_lock<std::shared_mutex> probe(grow_mu_);
-    if (label >= capacity_) {
+    if (id >= capacity_) {
       probe.unlock();
-      lock.lock();
-      if (label >= capacity_) GrowLocked(std::max<size_t>(capacity_ * 2, label + 1));
+      std::unique_lock<std::shared_mutex> lock(grow_mu_);
+      if (id >= capacity_) GrowLocked(std::max<size_t>(capacity_ * 2, id + 1));
     }
   }
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  labels_[id] = label;
   const int level = RandomLevel();
-  float* v = VectorOf(label);
+  float* v = VectorOf(id);
   std::memcpy(v, vector, sizeof(float) * dim_);
   if (metric_ == Metric::kCosine) NormalizeInPlace(v, dim_);
-  StoreRelease(Links0(label), 0);
+  StoreRelease(Links0(id), 0);
   if (level > 0) {
-    upper_[label].reset(new uint32_t[static_cast<size_t>(level) * (1 + params_.M)]());
+    upper_[id].reset(new uint32_t[static_cast<size_t>(level) * (1 + params_.M)]());
   }
-  deleted_flags_[label].store(0, std::memory_order_relaxed);
-  levels_[label].store(static_cast<int8_t>(level), std::memory_order_release);
+  deleted_flags_[id].store(0, std::memory_order_relaxed);
+  levels_[id].store(static_cast<int8_t>(level), std::memory_order_release);
 
   int64_t entry;
   int max_level;
@@ -255,9 +265,10 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
     entry = entry_.load();
     max_level = max_level_.load();
     if (entry < 0) {
-      entry_ = label;
+      entry_ = id;
       max_level_ = level;
       count_.fetch_add(1);
+      Publish(label, id);
       return;
     }
   }
@@ -282,16 +293,23 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
   for (int l = std::min(level, max_level); l >= 0; --l) {
     std::vector<Candidate> found = SearchLayer(v, cur, static_cast<size_t>(params_.ef_construction), l);
     cur = std::min_element(found.begin(), found.end())->id;
-    Connect(label, l, std::move(found));
+    Connect(id, l, std::move(found));
   }
   if (level > max_level) {
     std::lock_guard<std::mutex> guard(entry_mu_);
     if (level > max_level_.load()) {
-      entry_ = label;
+      entry_ = id;
       max_level_ = level;
     }
   }
   count_.fetch_add(1);
+  Publish(label, id);
+}
+
+void HnswIndex::Publish(uint32_t label, uint32_t id) {
+  std::lock_guard<std::mutex> lock(label_mu_);
+  if (internal_of_.size() <= label) internal_of_.resize(std::max<size_t>(label + 1, internal_of_.size() * 2), kNone);
+  internal_of_[label] = id;
 }
 
 std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const {
@@ -331,7 +349,7 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
   // kept as results; the search ends when the frontier cannot improve a full result set.
   ef = std::max(ef, k);
   auto accept = [&](uint32_t id) {
-    return !deleted_flags_[id].load(std::memory_order_relaxed) && (!filter || filter(id));
+    return !deleted_flags_[id].load(std::memory_order_relaxed) && (!filter || filter(labels_[id]));
   };
   VisitedTable& visited = tls_visited;
   visited.Prepare(capacity_);
@@ -370,7 +388,7 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
     float score = metric_ == Metric::kL2       ? -std::sqrt(std::max(0.0f, c.dist))
                   : metric_ == Metric::kCosine ? 1.0f - c.dist
                                                : -c.dist;
-    out[i] = {score, c.id};
+    out[i] = {score, labels_[c.id]};
   }
   return out;
 }

@@ -4,7 +4,8 @@
 // Layout follows what makes HNSW fast on a CPU: each node's level-0 neighbour list and
 // its vector sit together in one fixed-size record, so expanding a node touches one or
 // two cache lines; upper levels (a few percent of nodes) live in separate small lists.
-// Labels are the caller's slot numbers and index records directly.
+// Labels are the caller's slot numbers; nodes have their own dense internal ids, so a
+// label can be deleted and added again (slot reuse) while its old node keeps routing.
 //
 // Concurrency: any number of Add() and Search() calls may run at once. A writer holds a
 // per-node spin lock while it rewrites that node's neighbour list; readers take no locks
@@ -13,6 +14,8 @@
 // capacity takes an exclusive lock; Reserve() up front avoids it.
 //
 // Deletes are tombstones: a deleted node still routes searches but is never returned.
+// Tombstones cost memory and a little search time until the graph is rebuilt; repairing
+// neighbour lists in place is future work (see the issue notes).
 #pragma once
 
 #include <atomic>
@@ -38,9 +41,10 @@ class HnswIndex {
   HnswIndex(int dim, Metric metric, HnswParams params = {});
   ~HnswIndex();
 
-  // Makes room for labels below `capacity` so that Add() never has to grow.
+  // Makes room for `capacity` nodes so that Add() never has to grow.
   void Reserve(size_t capacity);
-  // Inserts `vector` (dim floats) under `label`. REQUIRES: label not present.
+  // Inserts `vector` (dim floats) under `label`, replacing (tombstoning) any live node
+  // that had the label.
   void Add(uint32_t label, const float* vector);
   // Tombstones a label; later searches skip it.
   void MarkDeleted(uint32_t label);
@@ -51,6 +55,8 @@ class HnswIndex {
   std::vector<ScoredSlot> Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const;
 
   size_t size() const { return count_.load(std::memory_order_relaxed) - deleted_.load(std::memory_order_relaxed); }
+  // Nodes in the graph, tombstones included.
+  size_t node_count() const { return count_.load(std::memory_order_relaxed); }
   size_t memory_bytes() const;
   int dim() const { return dim_; }
 
@@ -74,6 +80,8 @@ class HnswIndex {
   // kept neighbour than to the base node, up to m.
   void SelectNeighbors(std::vector<Candidate>* candidates, size_t m) const;
   void Connect(uint32_t id, int level, std::vector<Candidate> candidates);
+  // Makes `label` name node `id` (after the node is linked in).
+  void Publish(uint32_t label, uint32_t id);
 
   const int dim_;
   const Metric metric_;
@@ -90,6 +98,12 @@ class HnswIndex {
   std::unique_ptr<std::atomic<int8_t>[]> levels_;   // -1: absent
   std::unique_ptr<std::atomic<uint8_t>[]> deleted_flags_;
   std::unique_ptr<std::atomic_flag[]> locks_;
+  std::unique_ptr<uint32_t[]> labels_;  // by internal id
+
+  mutable std::mutex label_mu_;
+  std::vector<uint32_t> internal_of_;  // GUARDED_BY(label_mu_): by label; kNone when absent
+  static constexpr uint32_t kNone = UINT32_MAX;
+  std::atomic<uint32_t> next_id_{0};
 
   std::mutex entry_mu_;  // serialises entry point changes
   std::atomic<int64_t> entry_{-1};

@@ -114,6 +114,16 @@ TEST(HnswTest, DeletedPointsAreNeverReturnedAndReinsertsAreFound) {
   // Re-insert under new labels: found again.
   for (uint32_t i = 0; i < 300; i += 3) hnsw.Add(static_cast<uint32_t>(points.size() + i), points[i].data());
   EXPECT_EQ(hnsw.Search(points[3].data(), 1, 32, nullptr)[0].slot, points.size() + 3);
+  // Slot reuse: a deleted label added again with another vector answers for the new one.
+  hnsw.Add(6, points[7].data());
+  EXPECT_TRUE(hnsw.Contains(6));
+  auto hits = hnsw.Search(points[7].data(), 2, 32, nullptr);
+  std::set<uint32_t> got = {hits[0].slot, hits[1].slot};
+  EXPECT_EQ(got, (std::set<uint32_t>{6, 7}));
+  // Updating a live label replaces its vector.
+  hnsw.Add(1, points[9].data());
+  for (const auto& h : hnsw.Search(points[1].data(), 3, 64, nullptr)) EXPECT_NE(h.slot, 1u);
+  EXPECT_EQ(hnsw.size(), points.size() - 1000 + 100 + 1);
 }
 
 TEST(HnswTest, GrowsPastItsInitialCapacity) {
