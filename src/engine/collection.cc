@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -47,7 +48,8 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       store_(store),
       clock_(clock),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
-      vectors_(config_.dim, config_.metric) {}
+      vectors_(config_.dim, config_.metric),
+      graph_(config_.dim, config_.metric, HnswParams{config_.hnsw_m, config_.hnsw_ef_construction, 42}) {}
 
 Collection::~Collection() = default;
 
@@ -128,6 +130,7 @@ void Collection::RemoveDocLocked(const std::string& id) {
   if (it == docs_.end()) return;
   for (uint32_t slot : it->second->slots) {
     vectors_.Remove(slot);
+    graph_.MarkDeleted(slot);
     keywords_.Remove(slot);
     chunk_text_bytes_ -= chunks_[slot].text.size();
     chunks_[slot] = ChunkEntry();
@@ -136,7 +139,7 @@ void Collection::RemoveDocLocked(const std::string& id) {
   docs_.erase(it);
 }
 
-void Collection::ApplyLocked(PreparedDoc* p, const float* vectors) {
+void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, std::vector<uint32_t>* slots) {
   RemoveDocLocked(p->input.id);
   auto doc = std::make_unique<DocEntry>();
   doc->id = p->input.id;
@@ -152,6 +155,7 @@ void Collection::ApplyLocked(PreparedDoc* p, const float* vectors) {
     vectors_.Set(slot, vectors + j * static_cast<size_t>(config_.dim));
     keywords_.Add(slot, p->chunks[j].terms);
     doc->slots.push_back(slot);
+    slots->push_back(slot);
   }
   std::string id = doc->id;
   docs_.emplace(std::move(id), std::move(doc));
@@ -198,13 +202,19 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
   }
   CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
 
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  row = 0;
-  for (auto& p : prepared) {
-    size_t n = p.chunks.size();
-    ApplyLocked(&p, &vectors[row * dim]);
-    row += n;
+  std::vector<uint32_t> slots;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    row = 0;
+    for (auto& p : prepared) {
+      size_t n = p.chunks.size();
+      ApplyLocked(&p, &vectors[row * dim], &slots);
+      row += n;
+    }
   }
+  // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
+  // the reply waits for the graph, so acknowledged chunks are searchable.
+  for (size_t i = 0; i < slots.size(); ++i) graph_.Add(slots[i], &vectors[i * dim]);
   result->upserted = prepared.size();
   result->chunks = row;
   return Status::Ok();
@@ -241,6 +251,16 @@ StatusOr<Json> Collection::GetDocument(const std::string& id) const {
   return out;
 }
 
+std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_t k, size_t ef,
+                                                       const SlotFilter& filter) const {
+  if (vectors_.size() >= kGraphMinChunks) {
+    auto hits = graph_.Search(query, k, ef ? ef : std::max<size_t>(64, 2 * k), filter);
+    if (!filter || hits.size() >= k) return hits;
+    // A selective filter left the graph search short: the exact scan finds every match.
+  }
+  return vectors_.Search(query, k, filter);
+}
+
 StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   QueryResult result;
@@ -266,7 +286,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   }
   std::vector<ScoredSlot> ranked;
   if (req.mode == QueryMode::kVector) {
-    ranked = vectors_.Search(qvec.data(), req.k, filter);
+    ranked = VectorSearchLocked(qvec.data(), req.k, req.ef, filter);
   } else if (req.mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, req.k, filter);
   } else {
@@ -274,7 +294,8 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     // sides but top on neither still surface.
     const size_t depth = std::max<size_t>(req.k * 3, 60);
     std::unordered_map<uint32_t, float> fused;
-    for (const auto& list : {vectors_.Search(qvec.data(), depth, filter), keywords_.Search(terms, depth, filter)}) {
+    for (const auto& list :
+         {VectorSearchLocked(qvec.data(), depth, req.ef, filter), keywords_.Search(terms, depth, filter)}) {
       for (size_t r = 0; r < list.size(); ++r) fused[list[r].slot] += 1.0f / (kRrfK + static_cast<float>(r + 1));
     }
     TopK top(req.k);
@@ -339,6 +360,19 @@ Status Collection::Load() {
     return Internal("collection '" + name_ + "': " + std::to_string(bad) + " unreadable records in storage",
                     "storage_error");
   }
+  // The graph is rebuilt from the stored vectors, on every core.
+  graph_.Reserve(chunks_.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> builders;
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned t = 0; t < threads; ++t) {
+    builders.emplace_back([&] {
+      for (size_t s = next++; s < chunks_.size(); s = next++) {
+        if (chunks_[s].doc != nullptr) graph_.Add(static_cast<uint32_t>(s), vectors_.Vector(static_cast<uint32_t>(s)));
+      }
+    });
+  }
+  for (auto& b : builders) b.join();
   return Status::Ok();
 }
 
@@ -359,7 +393,7 @@ size_t Collection::chunk_count() const {
 
 size_t Collection::memory_bytes() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return vectors_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
+  return vectors_.memory_bytes() + graph_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
 }
 
 Json Collection::Describe() const {
@@ -373,7 +407,8 @@ Json Collection::Describe() const {
     j["documents"] = static_cast<int64_t>(docs_.size());
     j["chunks"] = static_cast<int64_t>(vectors_.size());
   }
-  j["index"]["type"] = "flat";
+  j["index"]["type"] = vectors_.size() >= kGraphMinChunks ? "hnsw" : "flat";
+  j["index"]["graph_nodes"] = static_cast<int64_t>(graph_.node_count());
   j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());
   return j;
 }

@@ -24,6 +24,7 @@
 #include "engine/requests.h"
 #include "index/bm25_index.h"
 #include "index/flat_index.h"
+#include "index/hnsw_index.h"
 #include "store/store.h"
 #include "text/analyzer.h"
 
@@ -51,6 +52,9 @@ struct QueryResult {
 
 class Collection {
  public:
+  // Below this many chunks an exact scan is as fast as the graph and always exact.
+  static constexpr size_t kGraphMinChunks = 2000;
+
   // embedder: null when the collection has none or its model is not loaded here (then
   // text cannot be embedded and only keyword search and vector input work).
   Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
@@ -106,8 +110,14 @@ class Collection {
   Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out, std::vector<float>* vectors) const;
   Status EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const;
   std::string IndexText(const std::string& title, const std::string& chunk) const;
-  // REQUIRES: mu_ held exclusively.
-  void ApplyLocked(PreparedDoc* doc, const float* vectors);
+  // REQUIRES: mu_ held exclusively. Appends the doc's new slots to `slots`; the caller
+  // adds them to the HNSW graph after releasing mu_ (graph inserts are slow and the graph
+  // is thread-safe on its own).
+  void ApplyLocked(PreparedDoc* doc, const float* vectors, std::vector<uint32_t>* slots);
+  // Vector search: the HNSW graph once the collection is big enough for it to pay, the
+  // exact scan otherwise and whenever a selective filter starves the graph search.
+  // REQUIRES: mu_ held (shared is enough).
+  std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotFilter& filter) const;
   void RemoveDocLocked(const std::string& id);
   uint32_t AllocateSlotLocked();
   std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;
@@ -132,7 +142,8 @@ class Collection {
   std::unordered_map<std::string, std::unique_ptr<DocEntry>> docs_;
   std::vector<ChunkEntry> chunks_;  // by slot
   std::vector<uint32_t> free_slots_;
-  FlatIndex vectors_;
+  FlatIndex vectors_;  // exact scan, and the vectors of record in memory
+  HnswIndex graph_;    // internally synchronised; see ApplyLocked()
   Bm25Index keywords_;
   size_t chunk_text_bytes_ = 0;
 };

@@ -53,6 +53,8 @@ Json CollectionConfig::ToJson() const {
   j["chunking"]["max_tokens"] = chunking.max_tokens;
   j["chunking"]["overlap"] = chunking.overlap;
   j["analyzer"] = analyzer;
+  j["index"]["M"] = hnsw_m;
+  j["index"]["ef_construction"] = hnsw_ef_construction;
   return j;
 }
 
@@ -72,6 +74,12 @@ StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
   if (mt && mt->is_number()) c.chunking.max_tokens = static_cast<int>(mt->as_int());
   if (ov && ov->is_number()) c.chunking.overlap = static_cast<int>(ov->as_int());
   c.analyzer = an->as_string();
+  if (const Json* ix = s.Find("index")) {  // absent in collections made before the HNSW index
+    if (const Json* m = ix->Find("M"); m && m->is_number()) c.hnsw_m = static_cast<int>(m->as_int());
+    if (const Json* e = ix->Find("ef_construction"); e && e->is_number()) {
+      c.hnsw_ef_construction = static_cast<int>(e->as_int());
+    }
+  }
   return c;
 }
 
@@ -101,7 +109,8 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   const Json empty = Json::MakeObject();
   const Json& body = request.is_null() ? empty : request;  // an empty PUT takes every default
   if (!body.is_object()) return WrongType("body", "an object", body);
-  CTX_RETURN_IF_ERROR(CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer"}, "collection"));
+  CTX_RETURN_IF_ERROR(
+      CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer", "index"}, "collection"));
   if (const Json* e = body.Find("embedder")) {
     if (!e->is_string()) return WrongType("embedder", "a string", *e);
     c.embedder = e->as_string();
@@ -136,6 +145,12 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
     if (c.chunking.overlap >= c.chunking.max_tokens) {
       return InvalidArgument("chunking 'overlap' must be smaller than 'max_tokens'", "out_of_range");
     }
+  }
+  if (const Json* ix = body.Find("index")) {
+    if (!ix->is_object()) return WrongType("index", "an object", *ix);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*ix, {"M", "ef_construction"}, "index"));
+    CTX_ASSIGN_OR_RETURN(c.hnsw_m, ParseIntField(*ix, "M", 4, 64, 16));
+    CTX_ASSIGN_OR_RETURN(c.hnsw_ef_construction, ParseIntField(*ix, "ef_construction", 8, 2000, 200));
   }
   if (const Json* a = body.Find("analyzer")) {
     if (!a->is_string()) return WrongType("analyzer", "a string", *a);
@@ -235,7 +250,7 @@ std::string_view QueryModeName(QueryMode m) {
 
 StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder) {
   if (!body.is_object()) return WrongType("body", "an object", body);
-  CTX_RETURN_IF_ERROR(CheckKnownFields(body, {"query", "vector", "k", "mode", "filter"}, "query"));
+  CTX_RETURN_IF_ERROR(CheckKnownFields(body, {"query", "vector", "k", "ef", "mode", "filter"}, "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
   const Json* vec = body.Find("vector");

@@ -27,6 +27,8 @@ struct CollectionConfig {
   Metric metric = Metric::kCosine;
   ChunkingOptions chunking;
   std::string analyzer = "english";
+  int hnsw_m = 16;  // "index": {"M": .., "ef_construction": ..}
+  int hnsw_ef_construction = 200;
 
   Json ToJson() const;
   // A config as stored by ToJson(); trusted, but still checked.
@@ -60,6 +62,7 @@ struct QueryRequest {
   std::string text;  // may be empty when vector is set
   std::optional<std::vector<float>> vector;
   size_t k = 10;
+  size_t ef = 0;  // HNSW candidate list size; 0 = derived from k
   QueryMode mode = QueryMode::kHybrid;
   Filter filter;
 };

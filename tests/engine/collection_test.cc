@@ -1,5 +1,8 @@
 #include "engine/collection.h"
 
+#include <cmath>
+#include <random>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -173,6 +176,87 @@ TEST_F(CollectionTest, ConcurrentWritersLeaveStoreAndIndexesInAgreement) {
     for (auto& h : r->hits) found |= h.doc_id == id && h.text == text;
     EXPECT_TRUE(found) << id << " should be indexed as '" << text << "'";
   }
+}
+
+// Past kGraphMinChunks the collection searches its HNSW graph; results must match exact
+// search closely, selective filters must fall back to the exact scan, and a restart must
+// rebuild the graph.
+TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
+  auto c = Create("big", R"({"embedder":"none","dim":8,"index":{"M":12,"ef_construction":100}})");
+  std::mt19937 rng(4);
+  std::normal_distribution<float> g;
+  const int n = static_cast<int>(Collection::kGraphMinChunks) + 1000;
+  std::vector<std::vector<float>> vecs(n, std::vector<float>(8));
+  for (int b = 0; b < n; b += 500) {
+    Json docs = Json::MakeArray();
+    for (int i = b; i < std::min(n, b + 500); ++i) {
+      Json d = Json::MakeObject();
+      d["id"] = "v" + std::to_string(i);
+      d["metadata"]["group"] = i % 100;
+      Json v = Json::MakeArray();
+      for (auto& x : vecs[i]) {
+        x = g(rng);
+        v.push_back(x);
+      }
+      d["vector"] = std::move(v);
+      docs.push_back(std::move(d));
+    }
+    Json body = Json::MakeObject();
+    body["documents"] = std::move(docs);
+    Upsert(*c, body.Dump());
+  }
+  EXPECT_EQ(c->Describe().Find("index")->Find("type")->as_string(), "hnsw");
+  EXPECT_EQ(c->Describe().Find("index")->Find("M")->as_int(), 12);
+  auto exact_top = [&](const std::vector<float>& q, int group) {
+    std::vector<std::pair<float, int>> all;
+    for (int i = 0; i < n; ++i) {
+      if (group >= 0 && i % 100 != group) continue;
+      float dot = 0, nn = 0, qq = 0;
+      for (int j = 0; j < 8; ++j) dot += q[j] * vecs[i][j], nn += vecs[i][j] * vecs[i][j], qq += q[j] * q[j];
+      all.push_back({-dot / std::sqrt(nn * qq), i});
+    }
+    std::sort(all.begin(), all.end());
+    std::set<std::string> ids;
+    for (int i = 0; i < 10 && i < static_cast<int>(all.size()); ++i) ids.insert("v" + std::to_string(all[i].second));
+    return ids;
+  };
+  auto run = [&](Collection& coll, const std::vector<float>& q, const std::string& extra) {
+    Json body = Json::MakeObject();
+    Json v = Json::MakeArray();
+    for (float x : q) v.push_back(x);
+    body["vector"] = std::move(v);
+    body["k"] = 10;
+    std::string text = body.Dump();
+    text.insert(text.size() - 1, extra);
+    std::set<std::string> ids;
+    for (auto& id : Ids(coll, text)) ids.insert(id.substr(0, id.find('#')));
+    return ids;
+  };
+  size_t hits = 0, filtered_hits = 0;
+  std::vector<std::vector<float>> queries(50, std::vector<float>(8));
+  for (auto& q : queries) {
+    for (auto& x : q) x = g(rng);
+    auto truth = exact_top(q, -1);
+    for (auto& id : run(*c, q, "")) hits += truth.count(id);
+    // 1% of points match: the exact fallback answers.
+    auto ftruth = exact_top(q, 7);
+    auto fgot = run(*c, q, R"(,"filter":{"group":7})");
+    EXPECT_EQ(fgot, ftruth);
+    filtered_hits += fgot.size();
+  }
+  EXPECT_GE(hits / 500.0, 0.95);
+  EXPECT_EQ(filtered_hits, 500u);
+  engine_.reset();
+  c.reset();
+  Open();
+  auto reopened = Get("big");
+  EXPECT_EQ(reopened->Describe().Find("index")->Find("graph_nodes")->as_int(), n);
+  size_t again = 0;
+  for (auto& q : queries) {
+    auto truth = exact_top(q, -1);
+    for (auto& id : run(*reopened, q, R"(,"ef":200)")) again += truth.count(id);
+  }
+  EXPECT_GE(again / 500.0, 0.97);
 }
 
 TEST_F(CollectionTest, DropThenRecreateStartsEmpty) {
