@@ -107,6 +107,8 @@ TEST(RequestsTest, QueryParsingAndDefaults) {
       {R"({"vector":[1,2,3],"mode":"keyword"})", "missing_field"},
       {R"({"query":"x","filter":{"a":{"$regex":"b"}}})", "invalid_filter"},
       {R"({"query":"x","limit":3})", "unknown_field"},
+      {R"({"query":"x","ef":0})", "out_of_range"},
+      {R"({"query":"x","ef":"big"})", "invalid_type"},
   };
   for (const auto& c : cases) {
     auto r = ParseQueryRequest(J(c.body), 3, true);
