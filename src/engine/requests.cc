@@ -273,6 +273,10 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     }
     q.k = static_cast<size_t>(k->as_double());
   }
+  if (body.Find("ef") != nullptr) {
+    CTX_ASSIGN_OR_RETURN(int ef, ParseIntField(body, "ef", 1, 10000, 0));
+    q.ef = static_cast<size_t>(ef);
+  }
   if (q.vector)
     q.mode = text ? QueryMode::kHybrid : QueryMode::kVector;
   else
