@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   CLI::App app{"HNSW benchmark on fvecs/ivecs"};
   std::string base_path, query_path, gt_path, efs = "16,32,64,128,256", metric_name = "cosine";
   int k = 10, M = 16, efc = 200, threads = 1;
+  std::string quant = "none";
   app.add_option("--base", base_path)->required();
   app.add_option("--query", query_path)->required();
   app.add_option("--groundtruth", gt_path)->required();
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_option("--efc", efc);
   app.add_option("--threads", threads);
   app.add_option("--metric", metric_name);
+  app.add_option("--quant", quant, "none or int8");
   CLI11_PARSE(app, argc, argv);
   Metric metric;
   if (!ParseMetric(metric_name, &metric)) return 2;
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
   HnswParams params;
   params.M = M;
   params.ef_construction = efc;
+  params.int8 = quant == "int8";
   HnswIndex index(static_cast<int>(base.dim), metric, params);
   index.Reserve(base.n);
   auto t0 = std::chrono::steady_clock::now();
@@ -60,9 +63,9 @@ int main(int argc, char** argv) {
   for (auto& t : pool) t.join();
   double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   printf(
-      "{\"engine\":\"contextd\",\"n\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"build_s\":%.2f,"
+      "{\"engine\":\"contextd\",\"quant\":\"%s\",\"n\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"build_s\":%.2f,"
       "\"index_bytes\":%zu}\n",
-      base.n, base.dim, M, efc, threads, build_s, index.memory_bytes());
+      quant.c_str(), base.n, base.dim, M, efc, threads, build_s, index.memory_bytes());
   fflush(stdout);
 
   for (int ef : ParseList(efs)) {

@@ -161,7 +161,15 @@ __attribute__((target("avx2"))) void DotInt8BatchAvx2(const int16_t* q, const in
     out[i + 2] = HorizontalSum(a2);
     out[i + 3] = HorizontalSum(a3);
   }
-  DotInt8BatchScalar(q, base + i * stride, n - i, stride, out + i);
+  for (; i < n; ++i) {  // the rest one row at a time (graph traversal scores single rows)
+    const int8_t* v = base + i * stride;
+    __m256i a = _mm256_setzero_si256();
+    for (size_t j = 0; j < stride; j += 16) {
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j)),
+                                                WidenRow(v + j)));
+    }
+    out[i] = HorizontalSum(a);
+  }
 }
 
 using DotInt8Fn = void (*)(const int16_t*, const int8_t*, size_t, size_t, int32_t*);

@@ -58,7 +58,9 @@ HnswIndex::HnswIndex(int dim, Metric metric, HnswParams params)
       metric_(metric),
       params_(params),
       max_m0_(static_cast<size_t>(2 * params.M)),
-      record_bytes_((1 + 2 * static_cast<size_t>(params.M)) * sizeof(uint32_t) + sizeof(float) * dim),
+      code_stride_((static_cast<size_t>(dim) + 15) / 16 * 16),
+      record_bytes_((1 + 2 * static_cast<size_t>(params.M)) * sizeof(uint32_t) +
+                    (params.int8 ? code_stride_ + 2 * sizeof(float) : sizeof(float) * dim)),
       level_mult_(1.0 / std::log(std::max(2, params.M))),
       rng_state_(params.seed | 1) {
   Reserve(1024);
@@ -83,8 +85,26 @@ uint32_t* HnswIndex::Links0(uint32_t id) const {
 }
 
 float* HnswIndex::VectorOf(uint32_t id) const {
+  if (params_.int8) return full_.get() + static_cast<size_t>(id) * dim_;
   return reinterpret_cast<float*>(records_.get() + static_cast<size_t>(id) * record_bytes_ +
                                   (1 + max_m0_) * sizeof(uint32_t));
+}
+
+const int8_t* HnswIndex::CodesOf(uint32_t id) const {
+  return reinterpret_cast<const int8_t*>(records_.get() + static_cast<size_t>(id) * record_bytes_ +
+                                         (1 + max_m0_) * sizeof(uint32_t));
+}
+
+float HnswIndex::ScaleOf(uint32_t id) const {
+  float v;
+  std::memcpy(&v, CodesOf(id) + code_stride_, sizeof(v));
+  return v;
+}
+
+float HnswIndex::SqNormOf(uint32_t id) const {
+  float v;
+  std::memcpy(&v, CodesOf(id) + code_stride_ + sizeof(float), sizeof(v));
+  return v;
 }
 
 uint32_t* HnswIndex::Links(uint32_t id, int level) const {
@@ -111,6 +131,11 @@ void HnswIndex::Reserve(size_t capacity) {
 void HnswIndex::GrowLocked(size_t capacity) {
   std::unique_ptr<char[]> records(new char[capacity * record_bytes_]);
   if (capacity_ > 0) std::memcpy(records.get(), records_.get(), capacity_ * record_bytes_);
+  if (params_.int8) {
+    std::unique_ptr<float[]> full(new float[capacity * dim_]);
+    if (capacity_ > 0) std::memcpy(full.get(), full_.get(), capacity_ * dim_ * sizeof(float));
+    full_ = std::move(full);
+  }
   std::unique_ptr<std::atomic<int8_t>[]> levels(new std::atomic<int8_t>[capacity]);
   std::unique_ptr<std::atomic<uint8_t>[]> deleted(new std::atomic<uint8_t>[capacity]);
   for (size_t i = 0; i < capacity; ++i) {
@@ -251,6 +276,13 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
   float* v = VectorOf(id);
   std::memcpy(v, vector, sizeof(float) * dim_);
   if (metric_ == Metric::kCosine) NormalizeInPlace(v, dim_);
+  if (params_.int8) {
+    int8_t* codes = const_cast<int8_t*>(CodesOf(id));
+    const float scale = QuantizeInt8(v, dim_, code_stride_, codes);
+    const float sqnorm = DotProduct(v, v, dim_);
+    std::memcpy(codes + code_stride_, &scale, sizeof(scale));
+    std::memcpy(codes + code_stride_ + sizeof(float), &sqnorm, sizeof(sqnorm));
+  }
   StoreRelease(Links0(id), 0);
   if (level > 0) {
     upper_[id].reset(new uint32_t[static_cast<size_t>(level) * (1 + params_.M)]());
@@ -351,10 +383,34 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
   auto accept = [&](uint32_t id) {
     return !deleted_flags_[id].load(std::memory_order_relaxed) && (!filter || filter(labels_[id]));
   };
+  // int8 mode scores nodes from their codes: q.v ~ qscale * scale * (q8 . v8).
+  thread_local std::vector<int8_t> q8;
+  thread_local std::vector<int16_t> q16;
+  float qscale = 0, qnorm = 0;
+  if (params_.int8) {
+    q8.resize(code_stride_);
+    q16.resize(code_stride_);
+    qscale = QuantizeInt8(q, dim_, code_stride_, q8.data());
+    for (size_t j = 0; j < code_stride_; ++j) q16[j] = q8[j];
+    qnorm = DotProduct(q, q, dim_);
+  }
+  auto distance = [&](uint32_t id) {
+    if (!params_.int8) return Distance(q, VectorOf(id));
+    int32_t raw;
+    DotInt8Batch(q16.data(), CodesOf(id), 1, code_stride_, &raw);
+    const float dot = qscale * ScaleOf(id) * static_cast<float>(raw);
+    switch (metric_) {
+      case Metric::kL2: return qnorm + SqNormOf(id) - 2 * dot;
+      case Metric::kCosine: return 1.0f - dot;
+      case Metric::kDot: return -dot;
+    }
+    return 0.0f;
+  };
   VisitedTable& visited = tls_visited;
   visited.Prepare(capacity_);
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> frontier;
   std::priority_queue<Candidate> best;
+  cur_dist = distance(cur);
   frontier.push({cur_dist, cur});
   if (accept(cur)) best.push({cur_dist, cur});
   visited.Visit(cur);
@@ -367,9 +423,10 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
     const uint32_t n = LoadAcquire(links);
     for (uint32_t i = 1; i <= n; ++i) {
       const uint32_t nb = LoadRelaxed(links + i);
-      __builtin_prefetch(VectorOf(LoadRelaxed(links + std::min(i + 1, n))));
+      const uint32_t next = LoadRelaxed(links + std::min(i + 1, n));
+      __builtin_prefetch(params_.int8 ? static_cast<const void*>(CodesOf(next)) : VectorOf(next));
       if (!visited.Visit(nb)) continue;
-      const float d = Distance(q, VectorOf(nb));
+      const float d = distance(nb);
       if (best.size() < ef || d < bound) {
         frontier.push({d, nb});
         if (accept(nb)) {
@@ -380,22 +437,31 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
       }
     }
   }
-  while (best.size() > k) best.pop();
-  std::vector<ScoredSlot> out(best.size());
-  for (size_t i = best.size(); i-- > 0;) {
-    const Candidate c = best.top();
+  std::vector<Candidate> found;
+  found.reserve(best.size());
+  while (!best.empty()) {
+    Candidate c = best.top();
     best.pop();
-    float score = metric_ == Metric::kL2       ? -std::sqrt(std::max(0.0f, c.dist))
-                  : metric_ == Metric::kCosine ? 1.0f - c.dist
-                                               : -c.dist;
-    out[i] = {score, labels_[c.id]};
+    if (params_.int8) c.dist = Distance(q, VectorOf(c.id));  // exact rescoring
+    found.push_back(c);
+  }
+  std::sort(found.begin(), found.end());
+  if (found.size() > k) found.resize(k);
+  std::vector<ScoredSlot> out(found.size());
+  for (size_t i = 0; i < found.size(); ++i) {
+    const float dist = found[i].dist;
+    const float score = metric_ == Metric::kL2       ? -std::sqrt(std::max(0.0f, dist))
+                        : metric_ == Metric::kCosine ? 1.0f - dist
+                                                     : -dist;
+    out[i] = {score, labels_[found[i].id]};
   }
   return out;
 }
 
 size_t HnswIndex::memory_bytes() const {
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
-  size_t bytes = capacity_ * (record_bytes_ + 2 + sizeof(std::atomic_flag) + sizeof(void*));
+  size_t bytes = capacity_ * (record_bytes_ + 2 + sizeof(std::atomic_flag) + sizeof(void*) + sizeof(uint32_t));
+  if (params_.int8) bytes += capacity_ * dim_ * sizeof(float);
   for (size_t i = 0; i < capacity_; ++i) {
     int level = levels_[i].load(std::memory_order_relaxed);
     if (level > 0) bytes += static_cast<size_t>(level) * (1 + params_.M) * sizeof(uint32_t);

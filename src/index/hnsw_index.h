@@ -34,6 +34,9 @@ struct HnswParams {
   int M = 16;                 // neighbours per node on upper levels; 2M on level 0
   int ef_construction = 200;  // candidate list size while inserting
   uint64_t seed = 42;         // level assignment
+  // Level-0 search walks int8 codes (a quarter of the bytes per node visited) and rescores
+  // its final candidates with the fp32 vectors; construction always uses fp32.
+  bool int8 = false;
 };
 
 class HnswIndex {
@@ -71,6 +74,10 @@ class HnswIndex {
   float Distance(const float* a, const float* b) const;
   uint32_t* Links0(uint32_t id) const;  // [count, ids...]
   float* VectorOf(uint32_t id) const;
+  // int8 mode: the record after the links holds codes (code_stride_), scale, |v|^2.
+  const int8_t* CodesOf(uint32_t id) const;
+  float ScaleOf(uint32_t id) const;
+  float SqNormOf(uint32_t id) const;
   uint32_t* Links(uint32_t id, int level) const;
   int RandomLevel();
   void GrowLocked(size_t capacity);
@@ -87,13 +94,15 @@ class HnswIndex {
   const Metric metric_;
   const HnswParams params_;
   const size_t max_m0_;        // level-0 list size: 2M
-  const size_t record_bytes_;  // level-0 record: (1 + 2M) u32 then dim floats
+  const size_t code_stride_;   // dim rounded up to 16 (int8 kernels take whole blocks)
+  const size_t record_bytes_;  // level-0 record: (1 + 2M) u32, then dim floats or int8 codes
   const double level_mult_;
 
   mutable std::shared_mutex grow_mu_;  // shared by Add/Search; exclusive to grow
   // State below is sized by capacity_ and replaced only under grow_mu_ held exclusively.
   size_t capacity_ = 0;
   std::unique_ptr<char[]> records_;
+  std::unique_ptr<float[]> full_;  // int8 mode: fp32 vectors by id, for building and rescoring
   std::vector<std::unique_ptr<uint32_t[]>> upper_;  // by id: levels 1..L, each [count, M ids]
   std::unique_ptr<std::atomic<int8_t>[]> levels_;   // -1: absent
   std::unique_ptr<std::atomic<uint8_t>[]> deleted_flags_;

@@ -48,14 +48,16 @@ double Recall(const HnswIndex& hnsw, const FlatIndex& flat, const std::vector<st
   return total ? static_cast<double>(hits) / total : 1.0;
 }
 
-class HnswMetricTest : public ::testing::TestWithParam<Metric> {};
+class HnswMetricTest : public ::testing::TestWithParam<std::tuple<Metric, bool>> {};
 
 TEST_P(HnswMetricTest, HighRecallOnRandomAndClusteredData) {
   const int dim = 32;
   for (int clusters : {1, 20}) {
     // Queries come from the same distribution as the data: the last 100 points.
     auto points = Clustered(4100, dim, clusters, 7);
-    if (GetParam() == Metric::kDot) {
+    const Metric metric = std::get<0>(GetParam());
+    const bool int8 = std::get<1>(GetParam());
+    if (metric == Metric::kDot) {
       // Inner-product graphs navigate well only where norms are alike, as with the
       // normalised embeddings dot collections hold in practice.
       for (auto& p : points) {
@@ -65,8 +67,8 @@ TEST_P(HnswMetricTest, HighRecallOnRandomAndClusteredData) {
     }
     std::vector<std::vector<float>> queries(points.end() - 100, points.end());
     points.resize(4000);
-    HnswIndex hnsw(dim, GetParam(), {16, 100, 1});
-    FlatIndex flat(dim, GetParam());
+    HnswIndex hnsw(dim, metric, {16, 100, 1, int8});
+    FlatIndex flat(dim, metric);
     for (uint32_t i = 0; i < points.size(); ++i) {
       hnsw.Add(i, points[i].data());
       flat.Set(i, points[i].data());
@@ -80,7 +82,9 @@ TEST_P(HnswMetricTest, HighRecallOnRandomAndClusteredData) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Metrics, HnswMetricTest, ::testing::Values(Metric::kCosine, Metric::kDot, Metric::kL2));
+INSTANTIATE_TEST_SUITE_P(MetricsAndQuantization, HnswMetricTest,
+                         ::testing::Combine(::testing::Values(Metric::kCosine, Metric::kDot, Metric::kL2),
+                                            ::testing::Bool()));
 
 TEST(HnswTest, FiltersAreHonouredIncludingEmptyAndAll) {
   const int dim = 16;
