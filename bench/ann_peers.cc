@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
   app.add_option("--M", M);
   app.add_option("--efc", efc);
   app.add_option("--engines", engines);
-  app.add_option("--faiss-build-threads", faiss_threads, "OpenMP threads for FAISS's build (its 1-thread build is slow)");
+  app.add_option("--faiss-build-threads", faiss_threads,
+                 "OpenMP threads for FAISS's build (its 1-thread build is slow)");
   CLI11_PARSE(app, argc, argv);
   omp_set_num_threads(1);
 
@@ -105,8 +106,8 @@ int main(int argc, char** argv) {
     omp_set_num_threads(faiss_threads);
     auto t0 = Clock::now();
     index.add(static_cast<faiss::Index::idx_t>(base.n), base.data.data());
-    printf("{\"engine\":\"faiss\",\"n\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"build_s\":%.2f}\n", base.n, M,
-           efc, faiss_threads, Since(t0));
+    printf("{\"engine\":\"faiss\",\"n\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"build_s\":%.2f}\n", base.n, M, efc,
+           faiss_threads, Since(t0));
     fflush(stdout);
     omp_set_num_threads(1);
     for (int ef : ParseList(efs)) {

@@ -49,7 +49,7 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       clock_(clock),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
       vectors_(config_.dim, config_.metric),
-      graph_(config_.dim, config_.metric, HnswParams{config_.hnsw_m, config_.hnsw_ef_construction, 42}) {}
+      graph_(config_.dim, config_.metric, HnswParams{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8}) {}
 
 Collection::~Collection() = default;
 

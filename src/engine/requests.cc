@@ -55,6 +55,7 @@ Json CollectionConfig::ToJson() const {
   j["analyzer"] = analyzer;
   j["index"]["M"] = hnsw_m;
   j["index"]["ef_construction"] = hnsw_ef_construction;
+  j["index"]["quantization"] = int8 ? "int8" : "none";
   return j;
 }
 
@@ -76,6 +77,7 @@ StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
   c.analyzer = an->as_string();
   if (const Json* ix = s.Find("index")) {  // absent in collections made before the HNSW index
     if (const Json* m = ix->Find("M"); m && m->is_number()) c.hnsw_m = static_cast<int>(m->as_int());
+    if (const Json* q = ix->Find("quantization"); q && q->is_string()) c.int8 = q->as_string() == "int8";
     if (const Json* e = ix->Find("ef_construction"); e && e->is_number()) {
       c.hnsw_ef_construction = static_cast<int>(e->as_int());
     }
@@ -148,7 +150,15 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   }
   if (const Json* ix = body.Find("index")) {
     if (!ix->is_object()) return WrongType("index", "an object", *ix);
-    CTX_RETURN_IF_ERROR(CheckKnownFields(*ix, {"M", "ef_construction"}, "index"));
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*ix, {"M", "ef_construction", "quantization"}, "index"));
+    if (const Json* q = ix->Find("quantization")) {
+      if (!q->is_string()) return WrongType("index.quantization", "a string", *q);
+      if (q->as_string() != "none" && q->as_string() != "int8") {
+        return InvalidArgument("unknown quantization '" + q->as_string() + "'; expected none or int8",
+                               "invalid_quantization");
+      }
+      c.int8 = q->as_string() == "int8";
+    }
     CTX_ASSIGN_OR_RETURN(c.hnsw_m, ParseIntField(*ix, "M", 4, 64, 16));
     CTX_ASSIGN_OR_RETURN(c.hnsw_ef_construction, ParseIntField(*ix, "ef_construction", 8, 2000, 200));
   }

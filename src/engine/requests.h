@@ -29,6 +29,7 @@ struct CollectionConfig {
   std::string analyzer = "english";
   int hnsw_m = 16;  // "index": {"M": .., "ef_construction": ..}
   int hnsw_ef_construction = 200;
+  bool int8 = false;  // "index": {"quantization": "int8"}: graph walks int8 codes
 
   Json ToJson() const;
   // A config as stored by ToJson(); trusted, but still checked.

@@ -165,8 +165,8 @@ __attribute__((target("avx2"))) void DotInt8BatchAvx2(const int16_t* q, const in
     const int8_t* v = base + i * stride;
     __m256i a = _mm256_setzero_si256();
     for (size_t j = 0; j < stride; j += 16) {
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j)),
-                                                WidenRow(v + j)));
+      a = _mm256_add_epi32(
+          a, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j)), WidenRow(v + j)));
     }
     out[i] = HorizontalSum(a);
   }

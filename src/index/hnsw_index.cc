@@ -400,9 +400,12 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
     DotInt8Batch(q16.data(), CodesOf(id), 1, code_stride_, &raw);
     const float dot = qscale * ScaleOf(id) * static_cast<float>(raw);
     switch (metric_) {
-      case Metric::kL2: return qnorm + SqNormOf(id) - 2 * dot;
-      case Metric::kCosine: return 1.0f - dot;
-      case Metric::kDot: return -dot;
+      case Metric::kL2:
+        return qnorm + SqNormOf(id) - 2 * dot;
+      case Metric::kCosine:
+        return 1.0f - dot;
+      case Metric::kDot:
+        return -dot;
     }
     return 0.0f;
   };

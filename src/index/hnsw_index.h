@@ -102,7 +102,7 @@ class HnswIndex {
   // State below is sized by capacity_ and replaced only under grow_mu_ held exclusively.
   size_t capacity_ = 0;
   std::unique_ptr<char[]> records_;
-  std::unique_ptr<float[]> full_;  // int8 mode: fp32 vectors by id, for building and rescoring
+  std::unique_ptr<float[]> full_;                   // int8 mode: fp32 vectors by id, for building and rescoring
   std::vector<std::unique_ptr<uint32_t[]>> upper_;  // by id: levels 1..L, each [count, M ids]
   std::unique_ptr<std::atomic<int8_t>[]> levels_;   // -1: absent
   std::unique_ptr<std::atomic<uint8_t>[]> deleted_flags_;

@@ -182,7 +182,7 @@ TEST_F(CollectionTest, ConcurrentWritersLeaveStoreAndIndexesInAgreement) {
 // search closely, selective filters must fall back to the exact scan, and a restart must
 // rebuild the graph.
 TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
-  auto c = Create("big", R"({"embedder":"none","dim":8,"index":{"M":12,"ef_construction":100}})");
+  auto c = Create("big", R"({"embedder":"none","dim":8,"index":{"M":12,"ef_construction":100,"quantization":"int8"}})");
   std::mt19937 rng(4);
   std::normal_distribution<float> g;
   const int n = static_cast<int>(Collection::kGraphMinChunks) + 1000;

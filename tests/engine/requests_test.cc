@@ -32,6 +32,26 @@ TEST(RequestsTest, CollectionDefaultsAndValidation) {
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"hash","dim":12})"), reg).status()), "dimension_mismatch");
 }
 
+TEST(RequestsTest, IndexSettings) {
+  EmbedderRegistry reg("/nonexistent");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"index":{"M":100}})"), reg).status()), "out_of_range");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"index":{"efc":10}})"), reg).status()), "unknown_field");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"index":[]})"), reg).status()), "invalid_type");
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"index":{"quantization":"pq"}})"), reg).status()),
+            "invalid_quantization");
+  auto tuned = ParseCollectionRequest(J(R"({"index":{"M":8,"ef_construction":64,"quantization":"int8"}})"), reg);
+  ASSERT_TRUE(tuned.ok()) << tuned.status().ToString();
+  EXPECT_EQ(tuned->hnsw_m, 8);
+  EXPECT_EQ(tuned->hnsw_ef_construction, 64);
+  EXPECT_TRUE(tuned->int8);
+  auto stored = CollectionConfig::FromStored(tuned->ToJson());
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->int8);
+  EXPECT_EQ(stored->hnsw_m, 8);
+  EXPECT_EQ(stored->hnsw_ef_construction, 64);
+  EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x","ef":99})"), 3, true)->ef, 99u);
+}
+
 TEST(RequestsTest, NamesAndIds) {
   EXPECT_TRUE(ValidateCollectionName("docs_2024-v1").ok());
   EXPECT_FALSE(ValidateCollectionName("").ok());
