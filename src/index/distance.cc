@@ -5,6 +5,15 @@
 #include <algorithm>
 #include <cmath>
 
+// Each kernel is compiled for AVX-512, AVX2+FMA and baseline x86-64 and picked at load
+// time through an ifunc. Sanitizer builds turn this off: ifunc resolvers run before the
+// sanitizer runtime is up.
+#ifdef CONTEXTD_NO_TARGET_CLONES
+#define CTX_CLONES
+#else
+#define CTX_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#endif
+
 namespace contextd {
 
 bool ParseMetric(std::string_view name, Metric* out) {
@@ -31,14 +40,14 @@ std::string_view MetricName(Metric m) {
   return "cosine";
 }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) float DotProduct(const float* a, const float* b,
+CTX_CLONES float DotProduct(const float* a, const float* b,
                                                                                   size_t dim) {
   float s = 0;
   for (size_t i = 0; i < dim; ++i) s += a[i] * b[i];
   return s;
 }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) float L2Squared(const float* a, const float* b,
+CTX_CLONES float L2Squared(const float* a, const float* b,
                                                                                  size_t dim) {
   float s = 0;
   for (size_t i = 0; i < dim; ++i) {
@@ -107,13 +116,13 @@ inline void Batch(const float* q, const float* base, size_t n, size_t dim, float
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void DotProductBatch(const float* query,
+CTX_CLONES void DotProductBatch(const float* query,
                                                                                       const float* base, size_t n,
                                                                                       size_t dim, float* out) {
   Batch<false>(query, base, n, dim, out);
 }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void L2SquaredBatch(const float* query,
+CTX_CLONES void L2SquaredBatch(const float* query,
                                                                                      const float* base, size_t n,
                                                                                      size_t dim, float* out) {
   Batch<true>(query, base, n, dim, out);

@@ -9,9 +9,10 @@
 namespace contextd {
 namespace {
 
-inline uint32_t LoadRelaxed(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+// Neighbour ids are stored with release and loaded with acquire (plain moves on x86): a
+// reader that sees an id also sees the vector written before the id was published, even
+// when it read the list's count before a writer rewrote the list.
 inline uint32_t LoadAcquire(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-inline void StoreRelaxed(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 inline void StoreRelease(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
 // Per-thread visited marks, reset in O(1) by bumping an epoch (FAISS's VisitedTable).
@@ -188,7 +189,7 @@ std::vector<HnswIndex::Candidate> HnswIndex::SearchLayer(const float* q, uint32_
     const uint32_t* links = Links(c.id, level);
     const uint32_t n = LoadAcquire(links);
     for (uint32_t i = 1; i <= n; ++i) {
-      const uint32_t nb = LoadRelaxed(links + i);
+      const uint32_t nb = LoadAcquire(links + i);
       if (!visited.Visit(nb)) continue;
       const float d = Distance(q, VectorOf(nb));
       if (best.size() < ef || d < best.top().dist) {
@@ -232,15 +233,15 @@ void HnswIndex::Connect(uint32_t id, int level, std::vector<Candidate> candidate
   {
     SpinGuard guard(locks_[id]);
     uint32_t* links = Links(id, level);
-    for (size_t i = 0; i < candidates.size(); ++i) StoreRelaxed(links + 1 + i, candidates[i].id);
+    for (size_t i = 0; i < candidates.size(); ++i) StoreRelease(links + 1 + i, candidates[i].id);
     StoreRelease(links, static_cast<uint32_t>(candidates.size()));
   }
   for (const Candidate& c : candidates) {
     SpinGuard guard(locks_[c.id]);
     uint32_t* links = Links(c.id, level);
-    const uint32_t n = LoadRelaxed(links);
+    const uint32_t n = LoadAcquire(links);
     if (n < max_links) {
-      StoreRelaxed(links + 1 + n, id);
+      StoreRelease(links + 1 + n, id);
       StoreRelease(links, n + 1);
       continue;
     }
@@ -250,11 +251,11 @@ void HnswIndex::Connect(uint32_t id, int level, std::vector<Candidate> candidate
     const float* base = VectorOf(c.id);
     pool.push_back({Distance(base, VectorOf(id)), id});
     for (uint32_t i = 1; i <= n; ++i) {
-      const uint32_t x = LoadRelaxed(links + i);
+      const uint32_t x = LoadAcquire(links + i);
       pool.push_back({Distance(base, VectorOf(x)), x});
     }
     SelectNeighbors(&pool, max_links);
-    for (size_t i = 0; i < pool.size(); ++i) StoreRelaxed(links + 1 + i, pool[i].id);
+    for (size_t i = 0; i < pool.size(); ++i) StoreRelease(links + 1 + i, pool[i].id);
     StoreRelease(links, static_cast<uint32_t>(pool.size()));
   }
 }
@@ -312,7 +313,7 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
       const uint32_t* links = Links(cur, l);
       const uint32_t n = LoadAcquire(links);
       for (uint32_t i = 1; i <= n; ++i) {
-        const uint32_t nb = LoadRelaxed(links + i);
+        const uint32_t nb = LoadAcquire(links + i);
         const float d = Distance(v, VectorOf(nb));
         if (d < cur_dist) {
           cur_dist = d;
@@ -366,7 +367,7 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
       const uint32_t* links = Links(cur, l);
       const uint32_t n = LoadAcquire(links);
       for (uint32_t i = 1; i <= n; ++i) {
-        const uint32_t nb = LoadRelaxed(links + i);
+        const uint32_t nb = LoadAcquire(links + i);
         const float d = Distance(q, VectorOf(nb));
         if (d < cur_dist) {
           cur_dist = d;
@@ -425,8 +426,8 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
     const uint32_t* links = Links0(c.id);
     const uint32_t n = LoadAcquire(links);
     for (uint32_t i = 1; i <= n; ++i) {
-      const uint32_t nb = LoadRelaxed(links + i);
-      const uint32_t next = LoadRelaxed(links + std::min(i + 1, n));
+      const uint32_t nb = LoadAcquire(links + i);
+      const uint32_t next = LoadAcquire(links + std::min(i + 1, n));
       __builtin_prefetch(params_.int8 ? static_cast<const void*>(CodesOf(next)) : VectorOf(next));
       if (!visited.Visit(nb)) continue;
       const float d = distance(nb);

@@ -9,7 +9,7 @@
 //
 // Concurrency: any number of Add() and Search() calls may run at once. A writer holds a
 // per-node spin lock while it rewrites that node's neighbour list; readers take no locks
-// and read neighbour ids with relaxed atomic loads, so a reader may see a list mid-update
+// and read neighbour ids with acquire loads, so a reader may see a list mid-update
 // (old and new ids mixed), which only perturbs its path, never its safety. Growing the
 // capacity takes an exclusive lock; Reserve() up front avoids it.
 //
