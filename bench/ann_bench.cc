@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   std::string base_path, query_path, gt_path, efs = "16,32,64,128,256", metric_name = "cosine";
   int k = 10, M = 16, efc = 200, threads = 1;
   std::string quant = "none";
+  double churn = 0, selectivity = 0;
   app.add_option("--base", base_path)->required();
   app.add_option("--query", query_path)->required();
   app.add_option("--groundtruth", gt_path)->required();
@@ -36,6 +38,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--metric", metric_name);
   app.add_option("--quant", quant, "none or int8");
+  app.add_option("--churn", churn, "after the build, delete this fraction of points and insert them again");
+  app.add_option("--filter-selectivity", selectivity,
+                 "search with a filter matching this fraction of points (recall against filtered truth, "
+                 "first 1,000 queries)");
   CLI11_PARSE(app, argc, argv);
   Metric metric;
   if (!ParseMetric(metric_name, &metric)) return 2;
@@ -69,18 +75,63 @@ int main(int argc, char** argv) {
       quant.c_str(), base.n, base.dim, M, efc, threads, build_s, index.memory_bytes());
   fflush(stdout);
 
+  if (churn > 0) {
+    // Delete a random fraction, then insert the same vectors again under the same labels.
+    std::mt19937_64 rng(7);
+    std::vector<uint32_t> victims;
+    for (size_t i = 0; i < base.n; ++i) {
+      if (std::uniform_real_distribution<double>(0, 1)(rng) < churn) victims.push_back(static_cast<uint32_t>(i));
+    }
+    auto c0 = std::chrono::steady_clock::now();
+    for (uint32_t v : victims) index.MarkDeleted(v);
+    std::atomic<size_t> at{0};
+    std::vector<std::thread> again;
+    for (int t = 0; t < threads; ++t) {
+      again.emplace_back([&] {
+        for (size_t i = at++; i < victims.size(); i = at++) index.Add(victims[i], base.row(victims[i]));
+      });
+    }
+    for (auto& t : again) t.join();
+    printf("{\"engine\":\"contextd\",\"churn\":%.2f,\"reinserted\":%zu,\"churn_s\":%.2f,\"nodes\":%zu}\n", churn,
+           victims.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count(),
+           index.node_count());
+    fflush(stdout);
+  }
+
+  // A filter keeps labels whose hash falls under the selectivity; its truth is brute force.
+  SlotFilter filter;
+  size_t nq = queries.n;
+  std::vector<std::vector<int>> truth_ids = gt;
+  if (selectivity > 0) {
+    filter = [selectivity](uint32_t label) {
+      return (label * 2654435761u) % 100000u < static_cast<uint32_t>(selectivity * 100000);
+    };
+    nq = std::min<size_t>(nq, 1000);
+    truth_ids.assign(nq, {});
+    for (size_t q = 0; q < nq; ++q) {
+      std::vector<std::pair<float, int>> all;
+      for (size_t i = 0; i < base.n; ++i) {
+        if (filter(static_cast<uint32_t>(i)))
+          all.push_back({-DotProduct(queries.row(q), base.row(i), base.dim), static_cast<int>(i)});
+      }
+      std::partial_sort(all.begin(), all.begin() + std::min<size_t>(k, all.size()), all.end());
+      for (size_t j = 0; j < std::min<size_t>(k, all.size()); ++j) truth_ids[q].push_back(all[j].second);
+    }
+  }
+
   for (int ef : ParseList(efs)) {
-    size_t hits = 0;
+    size_t hits = 0, expected = 0;
     auto s0 = std::chrono::steady_clock::now();
-    std::vector<std::vector<ScoredSlot>> results(queries.n);
-    for (size_t q = 0; q < queries.n; ++q) results[q] = index.Search(queries.row(q), k, ef, nullptr);
+    std::vector<std::vector<ScoredSlot>> results(nq);
+    for (size_t q = 0; q < nq; ++q) results[q] = index.Search(queries.row(q), k, ef, filter);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-    for (size_t q = 0; q < queries.n; ++q) {
-      std::set<int> truth(gt[q].begin(), gt[q].begin() + std::min<size_t>(k, gt[q].size()));
+    for (size_t q = 0; q < nq; ++q) {
+      std::set<int> truth(truth_ids[q].begin(), truth_ids[q].begin() + std::min<size_t>(k, truth_ids[q].size()));
+      expected += truth.size();
       for (const auto& r : results[q]) hits += truth.count(static_cast<int>(r.slot));
     }
-    printf("{\"engine\":\"contextd\",\"ef\":%d,\"recall%d\":%.4f,\"qps\":%.0f}\n", ef, k,
-           static_cast<double>(hits) / (queries.n * k), queries.n / secs);
+    printf("{\"engine\":\"contextd\",\"ef\":%d,\"recall%d\":%.4f,\"qps\":%.0f,\"churn\":%.2f,\"selectivity\":%.3f}\n",
+           ef, k, static_cast<double>(hits) / std::max<size_t>(expected, 1), nq / secs, churn, selectivity);
     fflush(stdout);
   }
   return 0;
