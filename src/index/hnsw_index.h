@@ -23,8 +23,10 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "index/distance.h"
 #include "index/search_types.h"
 
@@ -62,6 +64,15 @@ class HnswIndex {
   size_t node_count() const { return count_.load(std::memory_order_relaxed); }
   size_t memory_bytes() const;
   int dim() const { return dim_; }
+
+  // Writes the graph to `path` (via a temporary file, fsynced, then renamed) with a
+  // caller's `tag` (the store's sequence number the graph reflects) and a checksum.
+  // REQUIRES: no concurrent Add() or MarkDeleted().
+  Status Save(const std::string& path, uint64_t tag) const;
+  // Reads a graph written by Save(). Fails (never returns a wrong graph) when the file is
+  // missing, truncated, corrupt, or was built with other dim/metric/M/quantization.
+  static StatusOr<std::unique_ptr<HnswIndex>> Load(const std::string& path, int dim, Metric metric,
+                                                   HnswParams params, uint64_t* tag);
 
  private:
   struct Candidate {

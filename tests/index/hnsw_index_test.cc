@@ -5,6 +5,8 @@
 #include <cmath>
 #include <random>
 #include <set>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -170,6 +172,64 @@ TEST(HnswTest, ConcurrentInsertsAndSearches) {
   for (uint32_t i = 0; i < points.size(); ++i) flat.Set(i, points[i].data());
   auto queries = Clustered(100, dim, 16, 10);
   EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95);
+}
+
+}  // namespace
+}  // namespace contextd
+
+namespace contextd {
+namespace {
+
+TEST(HnswPersistTest, SaveLoadRoundTripAndCorruptionDetection) {
+  const int dim = 16;
+  auto points = Clustered(3000, dim, 10, 21);
+  for (bool int8 : {false, true}) {
+    HnswParams params{12, 64, 5, int8};
+    HnswIndex hnsw(dim, Metric::kCosine, params);
+    for (uint32_t i = 0; i < points.size(); ++i) hnsw.Add(i + 100, points[i].data());
+    for (uint32_t i = 0; i < 300; ++i) hnsw.MarkDeleted(i * 7 + 100);
+    const std::string path = ::testing::TempDir() + "/graph-" + std::to_string(int8) + ".hnsw";
+    ASSERT_TRUE(hnsw.Save(path, 4242).ok());
+
+    uint64_t tag = 0;
+    auto loaded = HnswIndex::Load(path, dim, Metric::kCosine, params, &tag);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    EXPECT_EQ(tag, 4242u);
+    EXPECT_EQ((*loaded)->size(), hnsw.size());
+    EXPECT_FALSE((*loaded)->Contains(100));
+    EXPECT_TRUE((*loaded)->Contains(101));
+    for (size_t q = 0; q < 50; ++q) {
+      auto a = hnsw.Search(points[q * 13].data(), 10, 64, nullptr);
+      auto b = (*loaded)->Search(points[q * 13].data(), 10, 64, nullptr);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].slot, b[i].slot);
+        EXPECT_FLOAT_EQ(a[i].score, b[i].score);
+      }
+    }
+    // The loaded graph keeps taking inserts.
+    (*loaded)->Add(100, points[0].data());
+    EXPECT_EQ((*loaded)->Search(points[0].data(), 1, 32, nullptr)[0].slot, 100u);
+
+    EXPECT_EQ(HnswIndex::Load(path, dim, Metric::kL2, params, &tag).status().reason(), "graph_file_invalid");
+    EXPECT_EQ(HnswIndex::Load(path + ".nope", dim, Metric::kCosine, params, &tag).status().code(),
+              StatusCode::kNotFound);
+    std::string bytes;
+    {
+      std::ifstream in(path, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto write = [&](const std::string& b) {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << b;
+    };
+    write(bytes.substr(0, bytes.size() / 2));  // truncated
+    EXPECT_EQ(HnswIndex::Load(path, dim, Metric::kCosine, params, &tag).status().reason(), "graph_file_invalid");
+    std::string flipped = bytes;
+    flipped[flipped.size() / 3] ^= 0x5a;  // one corrupt byte
+    write(flipped);
+    EXPECT_EQ(HnswIndex::Load(path, dim, Metric::kCosine, params, &tag).status().reason(), "graph_file_invalid");
+  }
 }
 
 }  // namespace
