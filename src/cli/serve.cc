@@ -69,27 +69,33 @@ int RunServe(const ServeOptions& o) {
     return 1;
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  Api api(engine->get(), &metrics, static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores),
-          static_cast<size_t>(std::max(1, o.write_threads)));
-  HttpServerOptions ho;
-  ho.host = o.host;
-  ho.port = o.port;
-  ho.io_threads = o.io_threads;
-  ho.max_body_bytes = o.max_body_bytes;
-  HttpServer server(ho, [&api](HttpRequest req, Responder respond) { api.Handle(std::move(req), std::move(respond)); });
-  Status st = server.Start();
-  if (!st.ok()) {
-    spdlog::critical("cannot start: {}", st.ToString());
-    return 1;
+  {
+    Api api(engine->get(), &metrics, static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores),
+            static_cast<size_t>(std::max(1, o.write_threads)));
+    HttpServerOptions ho;
+    ho.host = o.host;
+    ho.port = o.port;
+    ho.io_threads = o.io_threads;
+    ho.max_body_bytes = o.max_body_bytes;
+    HttpServer server(ho,
+                      [&api](HttpRequest req, Responder respond) { api.Handle(std::move(req), std::move(respond)); });
+    Status st = server.Start();
+    if (!st.ok()) {
+      spdlog::critical("cannot start: {}", st.ToString());
+      return 1;
+    }
+    // Tests and scripts read the port from this line (it matters with --port 0).
+    std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());
+    std::fflush(stdout);
+    spdlog::info("serving on {}:{} with data in {}", o.host, server.port(), o.data_dir);
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: shutting down", sig);
+    server.Stop();
+  }  // the API's pools drain here: no write is in flight after this point
+  if (Status st = (*engine)->SaveGraphs(); !st.ok()) {
+    spdlog::warn("could not save graphs ({}); the next start rebuilds them", st.ToString());
   }
-  // Tests and scripts read the port from this line (it matters with --port 0).
-  std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());
-  std::fflush(stdout);
-  spdlog::info("serving on {}:{} with data in {}", o.host, server.port(), o.data_dir);
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("signal {}: shutting down", sig);
-  server.Stop();
   return 0;
 }
 

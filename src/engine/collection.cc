@@ -11,24 +11,28 @@
 namespace contextd {
 namespace {
 
-// Chunk records: u32 text length | text | dim f32 (little-endian, as the host).
-std::string EncodeChunk(std::string_view text, const float* vec, int dim) {
+// Chunk records: u32 slot | u32 text length | text | dim f32 (little-endian, as the host).
+// The slot is stored so a restart numbers chunks as before, which keeps a saved HNSW
+// graph (labelled by slot) valid.
+std::string EncodeChunk(uint32_t slot, std::string_view text, const float* vec, int dim) {
   std::string out;
   uint32_t len = static_cast<uint32_t>(text.size());
-  out.resize(4 + text.size() + sizeof(float) * dim);
-  std::memcpy(out.data(), &len, 4);
-  std::memcpy(out.data() + 4, text.data(), text.size());
-  std::memcpy(out.data() + 4 + text.size(), vec, sizeof(float) * dim);
+  out.resize(8 + text.size() + sizeof(float) * dim);
+  std::memcpy(out.data(), &slot, 4);
+  std::memcpy(out.data() + 4, &len, 4);
+  std::memcpy(out.data() + 8, text.data(), text.size());
+  std::memcpy(out.data() + 8 + text.size(), vec, sizeof(float) * dim);
   return out;
 }
 
-bool DecodeChunk(std::string_view value, int dim, std::string_view* text, const char** vec) {
-  if (value.size() < 4) return false;
+bool DecodeChunk(std::string_view value, int dim, uint32_t* slot, std::string_view* text, const char** vec) {
+  if (value.size() < 8) return false;
   uint32_t len;
-  std::memcpy(&len, value.data(), 4);
-  if (value.size() != 4 + static_cast<size_t>(len) + sizeof(float) * dim) return false;
-  *text = value.substr(4, len);
-  *vec = value.data() + 4 + len;
+  std::memcpy(slot, value.data(), 4);
+  std::memcpy(&len, value.data() + 4, 4);
+  if (value.size() != 8 + static_cast<size_t>(len) + sizeof(float) * dim) return false;
+  *text = value.substr(8, len);
+  *vec = value.data() + 8 + len;
   return true;
 }
 
@@ -49,7 +53,11 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       clock_(clock),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
       vectors_(config_.dim, config_.metric),
-      graph_(config_.dim, config_.metric, HnswParams{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8}) {}
+      graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())) {}
+
+HnswParams Collection::GraphParams() const {
+  return HnswParams{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8};
+}
 
 Collection::~Collection() = default;
 
@@ -130,7 +138,7 @@ void Collection::RemoveDocLocked(const std::string& id) {
   if (it == docs_.end()) return;
   for (uint32_t slot : it->second->slots) {
     vectors_.Remove(slot);
-    graph_.MarkDeleted(slot);
+    graph_->MarkDeleted(slot);
     keywords_.Remove(slot);
     chunk_text_bytes_ -= chunks_[slot].text.size();
     chunks_[slot] = ChunkEntry();
@@ -139,14 +147,14 @@ void Collection::RemoveDocLocked(const std::string& id) {
   docs_.erase(it);
 }
 
-void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, std::vector<uint32_t>* slots) {
+void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_t* slots) {
   RemoveDocLocked(p->input.id);
   auto doc = std::make_unique<DocEntry>();
   doc->id = p->input.id;
   doc->title = std::move(p->input.title);
   doc->metadata = std::move(p->input.metadata);
   for (size_t j = 0; j < p->chunks.size(); ++j) {
-    uint32_t slot = AllocateSlotLocked();
+    const uint32_t slot = slots[j];
     ChunkEntry& c = chunks_[slot];
     c.doc = doc.get();
     c.ordinal = static_cast<uint32_t>(j);
@@ -155,7 +163,6 @@ void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, std::vector<u
     vectors_.Set(slot, vectors + j * static_cast<size_t>(config_.dim));
     keywords_.Add(slot, p->chunks[j].terms);
     doc->slots.push_back(slot);
-    slots->push_back(slot);
   }
   std::string id = doc->id;
   docs_.emplace(std::move(id), std::move(doc));
@@ -174,12 +181,16 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
 
   std::vector<size_t> old_counts(prepared.size(), 0);
+  std::vector<uint32_t> slots;  // reserved for the new chunks, in order
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    size_t total = 0;
     for (size_t i = 0; i < prepared.size(); ++i) {
       auto it = docs_.find(prepared[i].input.id);
       if (it != docs_.end()) old_counts[i] = it->second->slots.size();
+      total += prepared[i].chunks.size();
     }
+    for (size_t i = 0; i < total; ++i) slots.push_back(AllocateSlotLocked());
   }
   WriteBatch batch;
   const size_t dim = static_cast<size_t>(config_.dim);
@@ -194,27 +205,29 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
     batch.PutDocument(tenant_, id_, p.input.id, record.Dump());
     for (size_t j = 0; j < p.chunks.size(); ++j, ++row) {
       batch.PutChunk(tenant_, id_, p.input.id, static_cast<uint32_t>(j),
-                     EncodeChunk(p.chunks[j].text, &vectors[row * dim], config_.dim));
+                     EncodeChunk(slots[row], p.chunks[j].text, &vectors[row * dim], config_.dim));
     }
     for (size_t j = p.chunks.size(); j < old_counts[i]; ++j) {
       batch.DeleteChunk(tenant_, id_, p.input.id, static_cast<uint32_t>(j));
     }
   }
-  CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-
-  std::vector<uint32_t> slots;
+  if (Status st = store_->Write(&batch, /*sync=*/true); !st.ok()) {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    free_slots_.insert(free_slots_.end(), slots.begin(), slots.end());
+    return st;
+  }
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
     row = 0;
     for (auto& p : prepared) {
       size_t n = p.chunks.size();
-      ApplyLocked(&p, &vectors[row * dim], &slots);
+      ApplyLocked(&p, &vectors[row * dim], &slots[row]);
       row += n;
     }
   }
   // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
   // the reply waits for the graph, so acknowledged chunks are searchable.
-  for (size_t i = 0; i < slots.size(); ++i) graph_.Add(slots[i], &vectors[i * dim]);
+  for (size_t i = 0; i < slots.size(); ++i) graph_->Add(slots[i], &vectors[i * dim]);
   result->upserted = prepared.size();
   result->chunks = row;
   return Status::Ok();
@@ -254,7 +267,7 @@ StatusOr<Json> Collection::GetDocument(const std::string& id) const {
 std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_t k, size_t ef,
                                                        const SlotFilter& filter) const {
   if (vectors_.size() >= kGraphMinChunks) {
-    auto hits = graph_.Search(query, k, ef ? ef : std::max<size_t>(64, 2 * k), filter);
+    auto hits = graph_->Search(query, k, ef ? ef : std::max<size_t>(64, 2 * k), filter);
     if (!filter || hits.size() >= k) return hits;
     // A selective filter left the graph search short: the exact scan finds every match.
   }
@@ -311,7 +324,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   return result;
 }
 
-Status Collection::Load() {
+Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   size_t bad = 0;
   CTX_RETURN_IF_ERROR(store_->ScanDocuments(tenant_, id_, [&](std::string_view id, std::string_view value) {
@@ -339,12 +352,14 @@ Status Collection::Load() {
     }
     std::string_view text;
     const char* raw = nullptr;
-    if (doc == nullptr || n != doc->slots.size() || !DecodeChunk(value, config_.dim, &text, &raw)) {
+    uint32_t slot = 0;
+    if (doc == nullptr || n != doc->slots.size() || !DecodeChunk(value, config_.dim, &slot, &text, &raw) ||
+        slot > (1u << 30) || (slot < chunks_.size() && chunks_[slot].doc != nullptr)) {
       ++bad;
       return;
     }
     std::memcpy(vec.data(), raw, sizeof(float) * config_.dim);
-    uint32_t slot = AllocateSlotLocked();
+    if (chunks_.size() <= slot) chunks_.resize(slot + 1);
     ChunkEntry& c = chunks_[slot];
     c.doc = doc;
     c.ordinal = n;
@@ -360,20 +375,47 @@ Status Collection::Load() {
     return Internal("collection '" + name_ + "': " + std::to_string(bad) + " unreadable records in storage",
                     "storage_error");
   }
+  for (uint32_t s = static_cast<uint32_t>(chunks_.size()); s-- > 0;) {
+    if (chunks_[s].doc == nullptr) free_slots_.push_back(s);
+  }
+  // A graph saved at this very store state (and agreeing with it) saves the rebuild.
+  if (!graph_path.empty()) {
+    uint64_t tag = 0;
+    auto saved = HnswIndex::Load(graph_path, config_.dim, config_.metric, GraphParams(), &tag);
+    bool usable = saved.ok() && tag == store_sequence && (*saved)->size() == vectors_.size();
+    for (uint32_t s = 0; usable && s < chunks_.size(); ++s) {
+      usable = (chunks_[s].doc != nullptr) == (*saved)->Contains(s);
+    }
+    if (usable) {
+      graph_ = std::move(saved).value();
+      graph_source_ = "loaded";
+      return Status::Ok();
+    }
+    if (saved.ok() || saved.status().code() != StatusCode::kNotFound) {
+      spdlog::warn("collection {}: saved graph not used ({}); rebuilding", name_,
+                   saved.ok() ? "written at another store state" : saved.status().message());
+    }
+  }
+  graph_source_ = "rebuilt";
   // The graph is rebuilt from the stored vectors, on every core.
-  graph_.Reserve(chunks_.size());
+  graph_->Reserve(chunks_.size());
   std::atomic<size_t> next{0};
   std::vector<std::thread> builders;
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned t = 0; t < threads; ++t) {
     builders.emplace_back([&] {
       for (size_t s = next++; s < chunks_.size(); s = next++) {
-        if (chunks_[s].doc != nullptr) graph_.Add(static_cast<uint32_t>(s), vectors_.Vector(static_cast<uint32_t>(s)));
+        if (chunks_[s].doc != nullptr) graph_->Add(static_cast<uint32_t>(s), vectors_.Vector(static_cast<uint32_t>(s)));
       }
     });
   }
   for (auto& b : builders) b.join();
   return Status::Ok();
+}
+
+Status Collection::SaveGraph(const std::string& path, uint64_t store_sequence) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return graph_->Save(path, store_sequence);
 }
 
 void Collection::MarkDropped() {
@@ -393,7 +435,7 @@ size_t Collection::chunk_count() const {
 
 size_t Collection::memory_bytes() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return vectors_.memory_bytes() + graph_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
+  return vectors_.memory_bytes() + graph_->memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
 }
 
 Json Collection::Describe() const {
@@ -408,7 +450,8 @@ Json Collection::Describe() const {
     j["chunks"] = static_cast<int64_t>(vectors_.size());
   }
   j["index"]["type"] = vectors_.size() >= kGraphMinChunks ? "hnsw" : "flat";
-  j["index"]["graph_nodes"] = static_cast<int64_t>(graph_.node_count());
+  j["index"]["graph_nodes"] = static_cast<int64_t>(graph_->node_count());
+  j["index"]["graph_source"] = graph_source_;
   j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());
   return j;
 }

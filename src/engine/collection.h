@@ -61,8 +61,12 @@ class Collection {
              std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock);
   ~Collection();
 
-  // Rebuilds the in-memory state from the store. REQUIRES: called once, before serving.
-  Status Load();
+  // Rebuilds the in-memory state from the store. The HNSW graph comes from `graph_path`
+  // when that file was saved at store sequence `store_sequence` (nothing written since)
+  // and matches the chunks; otherwise it is rebuilt. REQUIRES: called once, before serving.
+  Status Load(const std::string& graph_path = "", uint64_t store_sequence = 0);
+  // Saves the graph for the next Load(). REQUIRES: no writes in flight.
+  Status SaveGraph(const std::string& path, uint64_t store_sequence) const;
 
   Status Upsert(std::vector<DocumentInput> docs, UpsertResult* result);
   // The stored document as returned by GET (id, title, text, metadata, chunks).
@@ -110,10 +114,11 @@ class Collection {
   Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out, std::vector<float>* vectors) const;
   Status EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const;
   std::string IndexText(const std::string& title, const std::string& chunk) const;
-  // REQUIRES: mu_ held exclusively. Appends the doc's new slots to `slots`; the caller
-  // adds them to the HNSW graph after releasing mu_ (graph inserts are slow and the graph
-  // is thread-safe on its own).
-  void ApplyLocked(PreparedDoc* doc, const float* vectors, std::vector<uint32_t>* slots);
+  // REQUIRES: mu_ held exclusively. Puts the doc's chunks in `slots` (reserved before the
+  // store write, which records them); the caller adds them to the HNSW graph after
+  // releasing mu_ (graph inserts are slow and the graph is thread-safe on its own).
+  void ApplyLocked(PreparedDoc* doc, const float* vectors, const uint32_t* slots);
+  HnswParams GraphParams() const;
   // Vector search: the HNSW graph once the collection is big enough for it to pay, the
   // exact scan otherwise and whenever a selective filter starves the graph search.
   // REQUIRES: mu_ held (shared is enough).
@@ -142,8 +147,9 @@ class Collection {
   std::unordered_map<std::string, std::unique_ptr<DocEntry>> docs_;
   std::vector<ChunkEntry> chunks_;  // by slot
   std::vector<uint32_t> free_slots_;
-  FlatIndex vectors_;  // exact scan, and the vectors of record in memory
-  HnswIndex graph_;    // internally synchronised; see ApplyLocked()
+  FlatIndex vectors_;                   // exact scan, and the vectors of record in memory
+  std::unique_ptr<HnswIndex> graph_;    // internally synchronised; see ApplyLocked()
+  std::string graph_source_ = "built";  // "loaded" when Load() took a saved graph
   Bm25Index keywords_;
   size_t chunk_text_bytes_ = 0;
 };

@@ -18,6 +18,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   if (ec) return Internal("cannot create data directory " + options.data_dir + ": " + ec.message());
   CTX_ASSIGN_OR_RETURN(e->store_, Store::Open(options.data_dir + "/db"));
   e->embedders_ = std::make_unique<EmbedderRegistry>(options.models_dir);
+  std::filesystem::create_directories(options.data_dir + "/graphs", ec);
+  // Read before anything is written: saved graphs are valid only at this exact state.
+  const uint64_t sequence = e->store_->LatestSequence();
   CTX_ASSIGN_OR_RETURN(auto records, e->store_->ListCollections());
   for (auto& r : records) {
     CTX_ASSIGN_OR_RETURN(Json stored, ParseJson(r.config));
@@ -31,8 +34,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
       }
     }
     auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), options.clock);
-    CTX_RETURN_IF_ERROR(c->Load());
-    spdlog::info("collection {}: loaded {} documents, {} chunks", r.name, c->document_count(), c->chunk_count());
+    CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence));
+    spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
+                 c->chunk_count(), c->Describe().Find("index")->Find("graph_source")->as_string());
     e->collections_[{r.tenant, r.name}] = std::move(c);
   }
   e->metrics_ = metrics;
@@ -77,7 +81,22 @@ Status Engine::DropCollection(const std::string& tenant, const std::string& name
     // Waits for writes in flight, so none lands after the range delete below.
     c->MarkDropped();
     CTX_RETURN_IF_ERROR(store_->DropCollection(tenant, name, c->id()));
+    std::error_code ec;
+    std::filesystem::remove(GraphPath(c->id()), ec);
     collections_.erase(it);
+  }
+  return Status::Ok();
+}
+
+std::string Engine::GraphPath(uint64_t collection_id) const {
+  return options_.data_dir + "/graphs/" + std::to_string(collection_id) + ".hnsw";
+}
+
+Status Engine::SaveGraphs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t sequence = store_->LatestSequence();
+  for (const auto& [key, c] : collections_) {
+    CTX_RETURN_IF_ERROR(c->SaveGraph(GraphPath(c->id()), sequence));
   }
   return Status::Ok();
 }

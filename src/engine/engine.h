@@ -43,9 +43,14 @@ class Engine {
 
   const EmbedderRegistry& embedders() const { return *embedders_; }
 
+  // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
+  // Call at shutdown, after the last write has finished.
+  Status SaveGraphs();
+
  private:
   Engine() = default;
   void RenderMetrics(std::string* out) const;
+  std::string GraphPath(uint64_t collection_id) const;
 
   EngineOptions options_;
   std::unique_ptr<Store> store_;

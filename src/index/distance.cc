@@ -40,15 +40,13 @@ std::string_view MetricName(Metric m) {
   return "cosine";
 }
 
-CTX_CLONES float DotProduct(const float* a, const float* b,
-                                                                                  size_t dim) {
+CTX_CLONES float DotProduct(const float* a, const float* b, size_t dim) {
   float s = 0;
   for (size_t i = 0; i < dim; ++i) s += a[i] * b[i];
   return s;
 }
 
-CTX_CLONES float L2Squared(const float* a, const float* b,
-                                                                                 size_t dim) {
+CTX_CLONES float L2Squared(const float* a, const float* b, size_t dim) {
   float s = 0;
   for (size_t i = 0; i < dim; ++i) {
     float d = a[i] - b[i];
@@ -116,15 +114,11 @@ inline void Batch(const float* q, const float* base, size_t n, size_t dim, float
 
 }  // namespace
 
-CTX_CLONES void DotProductBatch(const float* query,
-                                                                                      const float* base, size_t n,
-                                                                                      size_t dim, float* out) {
+CTX_CLONES void DotProductBatch(const float* query, const float* base, size_t n, size_t dim, float* out) {
   Batch<false>(query, base, n, dim, out);
 }
 
-CTX_CLONES void L2SquaredBatch(const float* query,
-                                                                                     const float* base, size_t n,
-                                                                                     size_t dim, float* out) {
+CTX_CLONES void L2SquaredBatch(const float* query, const float* base, size_t n, size_t dim, float* out) {
   Batch<true>(query, base, n, dim, out);
 }
 

@@ -71,8 +71,8 @@ class HnswIndex {
   Status Save(const std::string& path, uint64_t tag) const;
   // Reads a graph written by Save(). Fails (never returns a wrong graph) when the file is
   // missing, truncated, corrupt, or was built with other dim/metric/M/quantization.
-  static StatusOr<std::unique_ptr<HnswIndex>> Load(const std::string& path, int dim, Metric metric,
-                                                   HnswParams params, uint64_t* tag);
+  static StatusOr<std::unique_ptr<HnswIndex>> Load(const std::string& path, int dim, Metric metric, HnswParams params,
+                                                   uint64_t* tag);
 
  private:
   struct Candidate {

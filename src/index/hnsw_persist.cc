@@ -98,8 +98,8 @@ Status HnswIndex::Save(const std::string& path, uint64_t tag) const {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, int dim, Metric metric,
-                                                     HnswParams params, uint64_t* tag) {
+StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, int dim, Metric metric, HnswParams params,
+                                                     uint64_t* tag) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("no graph file at " + path, "graph_file_missing");
   std::stringstream ss;

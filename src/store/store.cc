@@ -246,6 +246,8 @@ Status Store::ScanChunks(std::string_view tenant, uint64_t coll,
                     });
 }
 
+uint64_t Store::LatestSequence() const { return rep_->db->GetLatestSequenceNumber(); }
+
 uint64_t Store::ApproximateBytes() const {
   uint64_t v = 0;
   rep_->db->GetIntProperty("rocksdb.total-sst-files-size", &v);

@@ -77,6 +77,10 @@ class Store {
   Status ScanChunks(std::string_view tenant, uint64_t coll,
                     const std::function<void(std::string_view doc_id, uint32_t n, std::string_view value)>& fn) const;
 
+  // The sequence number of the last write. Equal values mean nothing was written in
+  // between (it survives restarts), which is how saved derived state is validated.
+  uint64_t LatestSequence() const;
+
   // RocksDB's own view of its size, for /metrics.
   uint64_t ApproximateBytes() const;
 

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <random>
-#include <set>
 #include <fstream>
 #include <iterator>
+#include <random>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>

@@ -1,5 +1,6 @@
 // Nothing acknowledged is lost: across SIGKILL at any moment, and across clean restarts.
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <random>
 #include <set>
@@ -74,6 +75,8 @@ TEST(DurabilityTest, SigkillMidStreamLosesNoAcknowledgedDocument) {
   auto client = server.Client();
   auto info = Call(*client, "GET", "/v1/collections/crash").second;
   EXPECT_GE(info.Find("documents")->as_int(), static_cast<int64_t>(acked.size()));
+  // No clean shutdown ever saved a graph that matches: it was rebuilt from the store.
+  EXPECT_EQ(info.Find("index")->Find("graph_source")->as_string(), "rebuilt");
   for (const auto& id : acked) {
     auto [st, doc] = Call(*client, "GET", "/v1/collections/crash/documents/" + id);
     ASSERT_EQ(st, 200) << "acknowledged document " << id << " was lost";
@@ -123,11 +126,65 @@ TEST(DurabilityTest, CleanRestartServesTheSameAnswers) {
   auto c = server.Client();
   auto info = Call(*c, "GET", "/v1/collections/p").second;
   EXPECT_EQ(info.Find("documents")->as_int(), 1);
+  EXPECT_EQ(info.Find("index")->Find("graph_source")->as_string(), "loaded");
   EXPECT_EQ(info.Find("chunking")->Find("max_tokens")->as_int(), 12);
   EXPECT_GT(info.Find("chunks")->as_int(), 1);
   auto res = Call(*c, "POST", "/v1/collections/p/query", R"({"query":"ice sheets and mountains","k":5})").second;
   EXPECT_EQ(res.Find("results")->Dump(), before);
   EXPECT_EQ(Call(*c, "GET", "/v1/collections/p/documents/x").first, 404);
+}
+
+// A saved graph that no longer matches the store (written to after the save, or damaged)
+// is never used: the server rebuilds it and answers as before.
+TEST(DurabilityTest, StaleOrCorruptGraphFilesAreRebuilt) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const std::string query = R"({"query":"ocean tides","k":3,"mode":"vector"})";
+  std::string expected;
+  {
+    ServerProcess server(data);
+    server.Start();
+    auto c = server.Client();
+    ASSERT_EQ(Call(*c, "PUT", "/v1/collections/g", R"({"embedder":"glove"})").first, 201);
+    ASSERT_EQ(Call(*c, "POST", "/v1/collections/g/documents",
+                   R"({"documents":[{"id":"a","text":"The moon pulls the ocean into tides."},
+                                    {"id":"b","text":"Bread rises with yeast."}]})")
+                  .first,
+              200);
+    server.Kill(SIGTERM);  // saves the graph
+  }
+  {
+    ServerProcess server(data);
+    server.Start();
+    auto c = server.Client();
+    EXPECT_EQ(Call(*c, "GET", "/v1/collections/g").second.Find("index")->Find("graph_source")->as_string(), "loaded");
+    ASSERT_EQ(Call(*c, "POST", "/v1/collections/g/documents",
+                   R"({"documents":[{"id":"c","text":"Waves and currents move sea water."}]})")
+                  .first,
+              200);
+    expected = Call(*c, "POST", "/v1/collections/g/query", query).second.Find("results")->Dump();
+    server.Kill(SIGKILL);  // the saved graph now predates an acknowledged write
+  }
+  {
+    ServerProcess server(data);
+    server.Start();
+    auto c = server.Client();
+    auto info = Call(*c, "GET", "/v1/collections/g").second;
+    EXPECT_EQ(info.Find("index")->Find("graph_source")->as_string(), "rebuilt");
+    EXPECT_EQ(info.Find("documents")->as_int(), 3);
+    EXPECT_EQ(Call(*c, "POST", "/v1/collections/g/query", query).second.Find("results")->Dump(), expected);
+    server.Kill(SIGTERM);
+  }
+  // Damage the freshly saved graph file: it must be detected and rebuilt.
+  for (const auto& entry : std::filesystem::directory_iterator(data + "/graphs")) {
+    std::string path = entry.path().string();
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+  }
+  ServerProcess server(data);
+  server.Start();
+  auto c = server.Client();
+  EXPECT_EQ(Call(*c, "GET", "/v1/collections/g").second.Find("index")->Find("graph_source")->as_string(), "rebuilt");
+  EXPECT_EQ(Call(*c, "POST", "/v1/collections/g/query", query).second.Find("results")->Dump(), expected);
 }
 
 }  // namespace
