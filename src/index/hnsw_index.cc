@@ -307,22 +307,7 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
   }
   uint32_t cur = static_cast<uint32_t>(entry);
   float cur_dist = Distance(v, VectorOf(cur));
-  for (int l = max_level; l > level; --l) {
-    for (bool moved = true; moved;) {
-      moved = false;
-      const uint32_t* links = Links(cur, l);
-      const uint32_t n = LoadAcquire(links);
-      for (uint32_t i = 1; i <= n; ++i) {
-        const uint32_t nb = LoadAcquire(links + i);
-        const float d = Distance(v, VectorOf(nb));
-        if (d < cur_dist) {
-          cur_dist = d;
-          cur = nb;
-          moved = true;
-        }
-      }
-    }
-  }
+  Descend(v, max_level, level, &cur, &cur_dist);
   for (int l = std::min(level, max_level); l >= 0; --l) {
     std::vector<Candidate> found = SearchLayer(v, cur, static_cast<size_t>(params_.ef_construction), l);
     cur = std::min_element(found.begin(), found.end())->id;
@@ -337,6 +322,25 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
   }
   count_.fetch_add(1);
   Publish(label, id);
+}
+
+void HnswIndex::Descend(const float* q, int from_level, int to_level, uint32_t* cur, float* cur_dist) const {
+  for (int l = from_level; l > to_level; --l) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      const uint32_t* links = Links(*cur, l);
+      const uint32_t n = LoadAcquire(links);
+      for (uint32_t i = 1; i <= n; ++i) {
+        const uint32_t nb = LoadAcquire(links + i);
+        const float d = Distance(q, VectorOf(nb));
+        if (d < *cur_dist) {
+          *cur_dist = d;
+          *cur = nb;
+          moved = true;
+        }
+      }
+    }
+  }
 }
 
 void HnswIndex::Publish(uint32_t label, uint32_t id) {
@@ -361,22 +365,7 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
 
   uint32_t cur = static_cast<uint32_t>(entry);
   float cur_dist = Distance(q, VectorOf(cur));
-  for (int l = max_level; l > 0; --l) {
-    for (bool moved = true; moved;) {
-      moved = false;
-      const uint32_t* links = Links(cur, l);
-      const uint32_t n = LoadAcquire(links);
-      for (uint32_t i = 1; i <= n; ++i) {
-        const uint32_t nb = LoadAcquire(links + i);
-        const float d = Distance(q, VectorOf(nb));
-        if (d < cur_dist) {
-          cur_dist = d;
-          cur = nb;
-          moved = true;
-        }
-      }
-    }
-  }
+  Descend(q, max_level, 0, &cur, &cur_dist);
 
   // Level 0: tombstoned and filtered-out nodes still route, but only accepted ones are
   // kept as results; the search ends when the frontier cannot improve a full result set.

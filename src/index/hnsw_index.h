@@ -98,6 +98,8 @@ class HnswIndex {
   // kept neighbour than to the base node, up to m.
   void SelectNeighbors(std::vector<Candidate>* candidates, size_t m) const;
   void Connect(uint32_t id, int level, std::vector<Candidate> candidates);
+  // Greedy walk through levels from_level..to_level+1 towards q, from *cur.
+  void Descend(const float* q, int from_level, int to_level, uint32_t* cur, float* cur_dist) const;
   // Makes `label` name node `id` (after the node is linked in).
   void Publish(uint32_t label, uint32_t id);
 
