@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   int k = 10, M = 16, efc = 200, threads = 1;
   std::string quant = "none";
   double churn = 0, selectivity = 0;
+  std::string graph_file;
   app.add_option("--base", base_path)->required();
   app.add_option("--query", query_path)->required();
   app.add_option("--groundtruth", gt_path)->required();
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--metric", metric_name);
   app.add_option("--quant", quant, "none or int8");
+  app.add_option("--graph", graph_file, "load the graph from this file if it exists, else build and save it there");
   app.add_option("--churn", churn, "after the build, delete this fraction of points and insert them again");
   app.add_option("--filter-selectivity", selectivity,
                  "search with a filter matching this fraction of points (recall against filtered truth, "
@@ -56,17 +58,27 @@ int main(int argc, char** argv) {
   params.M = M;
   params.ef_construction = efc;
   params.int8 = quant == "int8";
-  HnswIndex index(static_cast<int>(base.dim), metric, params);
-  index.Reserve(base.n);
+  HnswIndex built(static_cast<int>(base.dim), metric, params);
+  built.Reserve(base.n);
   auto t0 = std::chrono::steady_clock::now();
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      for (size_t i = next++; i < base.n; i = next++) index.Add(static_cast<uint32_t>(i), base.row(i));
-    });
+  std::unique_ptr<HnswIndex> loaded;
+  if (!graph_file.empty()) {
+    uint64_t tag = 0;
+    auto l = HnswIndex::Load(graph_file, static_cast<int>(base.dim), metric, params, &tag);
+    if (l.ok()) loaded = std::move(l).value();
   }
-  for (auto& t : pool) t.join();
+  HnswIndex& index = loaded ? *loaded : built;
+  if (!loaded) {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < base.n; i = next++) index.Add(static_cast<uint32_t>(i), base.row(i));
+      });
+    }
+    for (auto& t : pool) t.join();
+    if (!graph_file.empty()) (void)index.Save(graph_file, 0);
+  }
   double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   printf(
       "{\"engine\":\"contextd\",\"quant\":\"%s\",\"n\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"build_s\":%"
