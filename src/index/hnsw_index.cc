@@ -401,40 +401,57 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
   };
   VisitedTable& visited = tls_visited;
   visited.Prepare(capacity_);
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> frontier;
-  std::priority_queue<Candidate> best;
+  // Heaps over per-thread vectors: no allocation per query once warm.
+  thread_local std::vector<Candidate> frontier;  // min-heap by distance
+  thread_local std::vector<Candidate> best;      // max-heap by distance, accepted nodes only
+  thread_local std::vector<uint32_t> fresh;      // a node's unvisited neighbours
+  frontier.clear();
+  best.clear();
+  const auto nearer_first = std::greater<Candidate>();
   cur_dist = distance(cur);
-  frontier.push({cur_dist, cur});
-  if (accept(cur)) best.push({cur_dist, cur});
+  frontier.push_back({cur_dist, cur});
+  if (accept(cur)) best.push_back({cur_dist, cur});
   visited.Visit(cur);
   float bound = best.empty() ? std::numeric_limits<float>::max() : cur_dist;
   while (!frontier.empty()) {
-    const Candidate c = frontier.top();
+    const Candidate c = frontier.front();
     if (c.dist > bound && best.size() >= ef) break;
-    frontier.pop();
+    std::pop_heap(frontier.begin(), frontier.end(), nearer_first);
+    frontier.pop_back();
+    // Gather the unvisited neighbours and prefetch them all before scoring any: their
+    // records are scattered, and overlapping the misses is most of the speed.
     const uint32_t* links = Links0(c.id);
     const uint32_t n = LoadAcquire(links);
+    fresh.clear();
     for (uint32_t i = 1; i <= n; ++i) {
       const uint32_t nb = LoadAcquire(links + i);
-      const uint32_t next = LoadAcquire(links + std::min(i + 1, n));
-      __builtin_prefetch(params_.int8 ? static_cast<const void*>(CodesOf(next)) : VectorOf(next));
       if (!visited.Visit(nb)) continue;
+      fresh.push_back(nb);
+      const char* p =
+          params_.int8 ? reinterpret_cast<const char*>(CodesOf(nb)) : reinterpret_cast<const char*>(VectorOf(nb));
+      __builtin_prefetch(p);
+      __builtin_prefetch(p + 64);
+    }
+    for (const uint32_t nb : fresh) {
       const float d = distance(nb);
       if (best.size() < ef || d < bound) {
-        frontier.push({d, nb});
+        frontier.push_back({d, nb});
+        std::push_heap(frontier.begin(), frontier.end(), nearer_first);
         if (accept(nb)) {
-          best.push({d, nb});
-          if (best.size() > ef) best.pop();
-          bound = best.top().dist;
+          best.push_back({d, nb});
+          std::push_heap(best.begin(), best.end());
+          if (best.size() > ef) {
+            std::pop_heap(best.begin(), best.end());
+            best.pop_back();
+          }
+          bound = best.front().dist;
         }
       }
     }
   }
   std::vector<Candidate> found;
   found.reserve(best.size());
-  while (!best.empty()) {
-    Candidate c = best.top();
-    best.pop();
+  for (Candidate c : best) {
     if (params_.int8) c.dist = Distance(q, VectorOf(c.id));  // exact rescoring
     found.push_back(c);
   }
