@@ -81,10 +81,9 @@ int main(int argc, char** argv) {
   }
   double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   printf(
-      "{\"engine\":\"contextd\",\"quant\":\"%s\",\"n\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"build_s\":%"
-      ".2f,"
+      "{\"engine\":\"contextd\",\"quant\":\"%s\",\"n\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"%s\":%.2f,"
       "\"index_bytes\":%zu}\n",
-      quant.c_str(), base.n, base.dim, M, efc, threads, build_s, index.memory_bytes());
+      quant.c_str(), base.n, base.dim, M, efc, threads, loaded ? "load_s" : "build_s", build_s, index.memory_bytes());
   fflush(stdout);
 
   if (churn > 0) {
