@@ -175,6 +175,32 @@ __attribute__((target("avx2"))) void DotInt8BatchAvx2(const int16_t* q, const in
   }
 }
 
+void DotInt8GatherScalar(const int16_t* q, const int8_t* const* rows, size_t n, size_t stride, int32_t* out) {
+  for (size_t i = 0; i < n; ++i) DotInt8BatchScalar(q, rows[i], 1, stride, out + i);
+}
+
+__attribute__((target("avx2"))) void DotInt8GatherAvx2(const int16_t* q, const int8_t* const* rows, size_t n,
+                                                       size_t stride, int32_t* out) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t j = 0; j < stride; j += 16) {
+      __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j));
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(x, WidenRow(rows[i] + j)));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(x, WidenRow(rows[i + 1] + j)));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(x, WidenRow(rows[i + 2] + j)));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(x, WidenRow(rows[i + 3] + j)));
+    }
+    out[i] = HorizontalSum(a0);
+    out[i + 1] = HorizontalSum(a1);
+    out[i + 2] = HorizontalSum(a2);
+    out[i + 3] = HorizontalSum(a3);
+  }
+  for (; i < n; ++i) DotInt8BatchAvx2(q, rows[i], 1, stride, out + i);
+}
+
+using DotInt8GatherFn = void (*)(const int16_t*, const int8_t* const*, size_t, size_t, int32_t*);
+
 using DotInt8Fn = void (*)(const int16_t*, const int8_t*, size_t, size_t, int32_t*);
 
 DotInt8Fn PickDotInt8() {
@@ -183,6 +209,14 @@ DotInt8Fn PickDotInt8() {
 }
 
 }  // namespace
+
+void DotInt8Gather(const int16_t* query, const int8_t* const* rows, size_t n, size_t stride, int32_t* out) {
+  static const DotInt8GatherFn fn = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? DotInt8GatherAvx2 : DotInt8GatherScalar;
+  }();
+  fn(query, rows, n, stride, out);
+}
 
 void DotInt8Batch(const int16_t* query, const int8_t* base, size_t n, size_t stride, int32_t* out) {
   static const DotInt8Fn fn = PickDotInt8();

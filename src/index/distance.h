@@ -27,6 +27,9 @@ void L2SquaredBatch(const float* query, const float* base, size_t n, size_t dim,
 // REQUIRES: stride % 16 == 0 (rows are zero-padded), so no kernel needs a scalar tail.
 void DotInt8Batch(const int16_t* query, const int8_t* base, size_t n, size_t stride, int32_t* out);
 
+// The same over rows scattered in memory (graph neighbours): out[i] = query . rows[i].
+void DotInt8Gather(const int16_t* query, const int8_t* const* rows, size_t n, size_t stride, int32_t* out);
+
 // Quantizes v (dim floats) into `stride` int8s (zero-padded) with one symmetric scale,
 // v[j] ~= codes[j] * scale. Returns the scale (0 for a zero vector).
 float QuantizeInt8(const float* v, size_t dim, size_t stride, int8_t* codes);

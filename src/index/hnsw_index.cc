@@ -384,10 +384,7 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
     for (size_t j = 0; j < code_stride_; ++j) q16[j] = q8[j];
     qnorm = DotProduct(q, q, dim_);
   }
-  auto distance = [&](uint32_t id) {
-    if (!params_.int8) return Distance(q, VectorOf(id));
-    int32_t raw;
-    DotInt8Batch(q16.data(), CodesOf(id), 1, code_stride_, &raw);
+  auto from_int8_dot = [&](uint32_t id, int32_t raw) {
     const float dot = qscale * ScaleOf(id) * static_cast<float>(raw);
     switch (metric_) {
       case Metric::kL2:
@@ -399,12 +396,20 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
     }
     return 0.0f;
   };
+  auto distance = [&](uint32_t id) {
+    if (!params_.int8) return Distance(q, VectorOf(id));
+    int32_t raw;
+    DotInt8Batch(q16.data(), CodesOf(id), 1, code_stride_, &raw);
+    return from_int8_dot(id, raw);
+  };
   VisitedTable& visited = tls_visited;
   visited.Prepare(capacity_);
   // Heaps over per-thread vectors: no allocation per query once warm.
   thread_local std::vector<Candidate> frontier;  // min-heap by distance
   thread_local std::vector<Candidate> best;      // max-heap by distance, accepted nodes only
   thread_local std::vector<uint32_t> fresh;      // a node's unvisited neighbours
+  thread_local std::vector<const int8_t*> fresh_rows;
+  thread_local std::vector<int32_t> fresh_dots;
   frontier.clear();
   best.clear();
   const auto nearer_first = std::greater<Candidate>();
@@ -432,8 +437,15 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
       __builtin_prefetch(p);
       __builtin_prefetch(p + 64);
     }
-    for (const uint32_t nb : fresh) {
-      const float d = distance(nb);
+    if (params_.int8) {  // one kernel call scores all of them, four rows per pass
+      fresh_rows.clear();
+      for (const uint32_t nb : fresh) fresh_rows.push_back(CodesOf(nb));
+      fresh_dots.resize(fresh.size());
+      DotInt8Gather(q16.data(), fresh_rows.data(), fresh.size(), code_stride_, fresh_dots.data());
+    }
+    for (size_t f = 0; f < fresh.size(); ++f) {
+      const uint32_t nb = fresh[f];
+      const float d = params_.int8 ? from_int8_dot(nb, fresh_dots[f]) : distance(nb);
       if (best.size() < ef || d < bound) {
         frontier.push_back({d, nb});
         std::push_heap(frontier.begin(), frontier.end(), nearer_first);
