@@ -18,24 +18,21 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench/ann_args.h"
+
 #include "bench/vecs_io.h"
 #include "index/hnsw_index.h"
 
 int main(int argc, char** argv) {
   using namespace contextd;
   CLI::App app{"HNSW benchmark on fvecs/ivecs"};
-  std::string base_path, query_path, gt_path, efs = "16,32,64,128,256", metric_name = "cosine";
-  int k = 10, M = 16, efc = 200, threads = 1;
+  AnnArgs args;
+  std::string metric_name = "cosine";
+  int threads = 1;
   std::string quant = "none";
   double churn = 0, selectivity = 0;
   std::string graph_file;
-  app.add_option("--base", base_path)->required();
-  app.add_option("--query", query_path)->required();
-  app.add_option("--groundtruth", gt_path)->required();
-  app.add_option("--k", k);
-  app.add_option("--ef", efs);
-  app.add_option("--M", M);
-  app.add_option("--efc", efc);
+  AddAnnOptions(&app, &args);
   app.add_option("--threads", threads);
   app.add_option("--metric", metric_name);
   app.add_option("--quant", quant, "none or int8");
@@ -45,11 +42,13 @@ int main(int argc, char** argv) {
                  "search with a filter matching this fraction of points (recall against filtered truth, "
                  "first 1,000 queries)");
   CLI11_PARSE(app, argc, argv);
+  const int k = args.k, M = args.M, efc = args.efc;
+  const std::string& efs = args.efs;
   Metric metric;
   if (!ParseMetric(metric_name, &metric)) return 2;
 
-  VecSet base = ReadFvecs(base_path), queries = ReadFvecs(query_path);
-  std::vector<std::vector<int>> gt = ReadIvecs(gt_path);
+  VecSet base = ReadFvecs(args.base), queries = ReadFvecs(args.query);
+  std::vector<std::vector<int>> gt = ReadIvecs(args.groundtruth);
   if (base.n == 0 || queries.n == 0 || gt.size() != queries.n) {
     fprintf(stderr, "ann_bench: bad input files\n");
     return 1;
@@ -58,17 +57,18 @@ int main(int argc, char** argv) {
   params.M = M;
   params.ef_construction = efc;
   params.int8 = quant == "int8";
-  HnswIndex built(static_cast<int>(base.dim), metric, params);
-  built.Reserve(base.n);
   auto t0 = std::chrono::steady_clock::now();
-  std::unique_ptr<HnswIndex> loaded;
+  std::unique_ptr<HnswIndex> graph;
   if (!graph_file.empty()) {
     uint64_t tag = 0;
     auto l = HnswIndex::Load(graph_file, static_cast<int>(base.dim), metric, params, &tag);
-    if (l.ok()) loaded = std::move(l).value();
+    if (l.ok()) graph = std::move(l).value();
   }
-  HnswIndex& index = loaded ? *loaded : built;
+  const bool loaded = graph != nullptr;
   if (!loaded) {
+    graph = std::make_unique<HnswIndex>(static_cast<int>(base.dim), metric, params);
+    graph->Reserve(base.n);
+    HnswIndex& index = *graph;
     std::atomic<size_t> next{0};
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t) {
@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     for (auto& t : pool) t.join();
     if (!graph_file.empty()) (void)index.Save(graph_file, 0);
   }
+  HnswIndex& index = *graph;
   double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   printf(
       "{\"engine\":\"contextd\",\"quant\":\"%s\",\"n\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"%s\":%.2f,"

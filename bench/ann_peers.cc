@@ -20,6 +20,8 @@
 #include <hnswlib/hnswlib.h>
 #include <CLI/CLI.hpp>
 
+#include "bench/ann_args.h"
+
 #include "bench/vecs_io.h"
 
 namespace {
@@ -53,23 +55,20 @@ double Recall(const std::vector<std::vector<int64_t>>& got, const std::vector<st
 int main(int argc, char** argv) {
   using namespace contextd;
   CLI::App app{"hnswlib and FAISS HNSW on fvecs/ivecs"};
-  std::string base_path, query_path, gt_path, efs = "16,32,64,128,256", engines = "hnswlib,faiss";
-  int k = 10, M = 16, efc = 200, faiss_threads = 1;
-  app.add_option("--base", base_path)->required();
-  app.add_option("--query", query_path)->required();
-  app.add_option("--groundtruth", gt_path)->required();
-  app.add_option("--k", k);
-  app.add_option("--ef", efs);
-  app.add_option("--M", M);
-  app.add_option("--efc", efc);
+  AnnArgs args;
+  std::string engines = "hnswlib,faiss";
+  int faiss_threads = 1;
+  AddAnnOptions(&app, &args);
   app.add_option("--engines", engines);
   app.add_option("--faiss-build-threads", faiss_threads,
                  "OpenMP threads for FAISS's build (its 1-thread build is slow)");
   CLI11_PARSE(app, argc, argv);
+  const int k = args.k, M = args.M, efc = args.efc;
+  const std::string& efs = args.efs;
   omp_set_num_threads(1);
 
-  VecSet base = ReadFvecs(base_path), queries = ReadFvecs(query_path);
-  auto gt = ReadIvecs(gt_path);
+  VecSet base = ReadFvecs(args.base), queries = ReadFvecs(args.query);
+  auto gt = ReadIvecs(args.groundtruth);
   Normalize(&base);
   Normalize(&queries);
   const size_t dim = base.dim;

@@ -266,7 +266,7 @@ StatusOr<Json> Collection::GetDocument(const std::string& id) const {
 
 std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_t k, size_t ef,
                                                        const SlotFilter& filter) const {
-  if (vectors_.size() >= kGraphMinChunks) {
+  if (UsesGraphLocked()) {
     auto hits = graph_->Search(query, k, ef ? ef : std::max<size_t>(64, 2 * k), filter);
     if (!filter || hits.size() >= k) return hits;
     // A selective filter left the graph search short: the exact scan finds every match.
@@ -448,8 +448,8 @@ Json Collection::Describe() const {
     std::shared_lock<std::shared_mutex> lock(mu_);
     j["documents"] = static_cast<int64_t>(docs_.size());
     j["chunks"] = static_cast<int64_t>(vectors_.size());
+    j["index"]["type"] = UsesGraphLocked() ? "hnsw" : "flat";
   }
-  j["index"]["type"] = vectors_.size() >= kGraphMinChunks ? "hnsw" : "flat";
   j["index"]["graph_nodes"] = static_cast<int64_t>(graph_->node_count());
   j["index"]["graph_source"] = graph_source_;
   j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());

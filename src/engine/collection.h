@@ -87,6 +87,8 @@ class Collection {
   const std::string& tenant() const { return tenant_; }
   uint64_t id() const { return id_; }
   const CollectionConfig& config() const { return config_; }
+  // "built" (new), "loaded" (from a saved file) or "rebuilt" (from the store) at Load().
+  const std::string& graph_source() const { return graph_source_; }
   bool has_embedder() const { return config_.embedder != "none"; }
 
  private:
@@ -123,6 +125,8 @@ class Collection {
   // exact scan otherwise and whenever a selective filter starves the graph search.
   // REQUIRES: mu_ held (shared is enough).
   std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotFilter& filter) const;
+  // REQUIRES: mu_ held (shared is enough).
+  bool UsesGraphLocked() const { return vectors_.size() >= kGraphMinChunks; }
   void RemoveDocLocked(const std::string& id);
   uint32_t AllocateSlotLocked();
   std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;

@@ -36,7 +36,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
     auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), options.clock);
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
-                 c->chunk_count(), c->Describe().Find("index")->Find("graph_source")->as_string());
+                 c->chunk_count(), c->graph_source());
     e->collections_[{r.tenant, r.name}] = std::move(c);
   }
   e->metrics_ = metrics;

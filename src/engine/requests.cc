@@ -275,18 +275,10 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   if (vec != nullptr) {
     CTX_ASSIGN_OR_RETURN(q.vector, ParseVector(*vec, dim, "vector"));
   }
-  if (const Json* k = body.Find("k")) {
-    if (!k->is_number() || k->as_double() != std::floor(k->as_double())) return WrongType("k", "an integer", *k);
-    if (k->as_double() < 1 || k->as_double() > static_cast<double>(kMaxK)) {
-      return InvalidArgument("'k' must be between 1 and " + std::to_string(kMaxK) + ", got " + k->Dump(),
-                             "out_of_range");
-    }
-    q.k = static_cast<size_t>(k->as_double());
-  }
-  if (body.Find("ef") != nullptr) {
-    CTX_ASSIGN_OR_RETURN(int ef, ParseIntField(body, "ef", 1, 10000, 0));
-    q.ef = static_cast<size_t>(ef);
-  }
+  CTX_ASSIGN_OR_RETURN(int k, ParseIntField(body, "k", 1, static_cast<int>(kMaxK), 10));
+  CTX_ASSIGN_OR_RETURN(int ef, ParseIntField(body, "ef", 1, 10000, 0));  // 0: derived from k
+  q.k = static_cast<size_t>(k);
+  q.ef = static_cast<size_t>(ef);
   if (q.vector)
     q.mode = text ? QueryMode::kHybrid : QueryMode::kVector;
   else

@@ -286,7 +286,9 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
   }
   StoreRelease(Links0(id), 0);
   if (level > 0) {
-    upper_[id].reset(new uint32_t[static_cast<size_t>(level) * (1 + params_.M)]());
+    const size_t n = static_cast<size_t>(level) * (1 + params_.M);
+    upper_[id].reset(new uint32_t[n]());
+    upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
   }
   deleted_flags_[id].store(0, std::memory_order_relaxed);
   levels_[id].store(static_cast<int8_t>(level), std::memory_order_release);
@@ -354,7 +356,7 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
   int64_t entry;
   int max_level;
   {
-    std::lock_guard<std::mutex> guard(const_cast<std::mutex&>(entry_mu_));
+    std::lock_guard<std::mutex> guard(entry_mu_);
     entry = entry_.load();
     max_level = max_level_.load();
   }
@@ -484,11 +486,7 @@ size_t HnswIndex::memory_bytes() const {
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
   size_t bytes = capacity_ * (record_bytes_ + 2 + sizeof(std::atomic_flag) + sizeof(void*) + sizeof(uint32_t));
   if (params_.int8) bytes += capacity_ * dim_ * sizeof(float);
-  for (size_t i = 0; i < capacity_; ++i) {
-    int level = levels_[i].load(std::memory_order_relaxed);
-    if (level > 0) bytes += static_cast<size_t>(level) * (1 + params_.M) * sizeof(uint32_t);
-  }
-  return bytes;
+  return bytes + upper_bytes_.load(std::memory_order_relaxed);
 }
 
 }  // namespace contextd

@@ -127,11 +127,12 @@ class HnswIndex {
   static constexpr uint32_t kNone = UINT32_MAX;
   std::atomic<uint32_t> next_id_{0};
 
-  std::mutex entry_mu_;  // serialises entry point changes
+  mutable std::mutex entry_mu_;  // serialises entry point changes
   std::atomic<int64_t> entry_{-1};
   std::atomic<int> max_level_{-1};
   std::atomic<size_t> count_{0};
   std::atomic<size_t> deleted_{0};
+  std::atomic<size_t> upper_bytes_{0};  // upper-level link lists, for memory_bytes()
   std::mutex rng_mu_;
   uint64_t rng_state_;
 };

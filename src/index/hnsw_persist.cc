@@ -140,6 +140,7 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
     if (level > 0) {
       const size_t n = static_cast<size_t>(level) * (1 + params.M);
       index->upper_[id].reset(new uint32_t[n]);
+      index->upper_bytes_ += n * sizeof(uint32_t);
       if (!r.Bytes(index->upper_[id].get(), n * sizeof(uint32_t))) return Corrupt(path, "truncated links");
     }
     if (params.int8 && !r.Bytes(index->VectorOf(id), sizeof(float) * dim)) return Corrupt(path, "truncated vector");
