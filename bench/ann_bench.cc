@@ -111,13 +111,18 @@ int main(int argc, char** argv) {
   }
 
   // A filter keeps labels whose hash falls under the selectivity; its truth is brute force.
+  // It is handed to the index as a bitset, as collections do after compiling a metadata filter.
   SlotFilter filter;
+  SlotBitset allowed(base.n);
   size_t nq = queries.n;
   std::vector<std::vector<int>> truth_ids = gt;
   if (selectivity > 0) {
     filter = [selectivity](uint32_t label) {
       return (label * 2654435761u) % 100000u < static_cast<uint32_t>(selectivity * 100000);
     };
+    for (size_t i = 0; i < base.n; ++i) {
+      if (filter(static_cast<uint32_t>(i))) allowed.Set(static_cast<uint32_t>(i));
+    }
     nq = std::min<size_t>(nq, 1000);
     truth_ids.assign(nq, {});
     for (size_t q = 0; q < nq; ++q) {
@@ -135,7 +140,10 @@ int main(int argc, char** argv) {
     size_t hits = 0, expected = 0;
     auto s0 = std::chrono::steady_clock::now();
     std::vector<std::vector<ScoredSlot>> results(nq);
-    for (size_t q = 0; q < nq; ++q) results[q] = index.Search(queries.row(q), k, ef, filter);
+    for (size_t q = 0; q < nq; ++q) {
+      results[q] =
+          filter ? index.SearchFiltered(queries.row(q), k, ef, allowed) : index.Search(queries.row(q), k, ef, nullptr);
+    }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
     for (size_t q = 0; q < nq; ++q) {
       std::set<int> truth(truth_ids[q].begin(), truth_ids[q].begin() + std::min<size_t>(k, truth_ids[q].size()));

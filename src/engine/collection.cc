@@ -52,7 +52,6 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       store_(store),
       clock_(clock),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
-      vectors_(config_.dim, config_.metric),
       graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())) {}
 
 HnswParams Collection::GraphParams() const {
@@ -137,7 +136,8 @@ void Collection::RemoveDocLocked(const std::string& id) {
   auto it = docs_.find(id);
   if (it == docs_.end()) return;
   for (uint32_t slot : it->second->slots) {
-    vectors_.Remove(slot);
+    payload_.Remove(slot, it->second->metadata);
+    --live_chunks_;
     graph_->MarkDeleted(slot);
     keywords_.Remove(slot);
     chunk_text_bytes_ -= chunks_[slot].text.size();
@@ -160,7 +160,8 @@ void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_
     c.ordinal = static_cast<uint32_t>(j);
     c.text = std::move(p->chunks[j].text);
     chunk_text_bytes_ += c.text.size();
-    vectors_.Set(slot, vectors + j * static_cast<size_t>(config_.dim));
+    payload_.Add(slot, doc->metadata);
+    ++live_chunks_;
     keywords_.Add(slot, p->chunks[j].terms);
     doc->slots.push_back(slot);
   }
@@ -265,13 +266,11 @@ StatusOr<Json> Collection::GetDocument(const std::string& id) const {
 }
 
 std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_t k, size_t ef,
-                                                       const SlotFilter& filter) const {
-  if (UsesGraphLocked()) {
-    auto hits = graph_->Search(query, k, ef ? ef : std::max<size_t>(64, 2 * k), filter);
-    if (!filter || hits.size() >= k) return hits;
-    // A selective filter left the graph search short: the exact scan finds every match.
-  }
-  return vectors_.Search(query, k, filter);
+                                                       const SlotBitset* allowed) const {
+  if (!UsesGraphLocked()) return graph_->ExactSearch(query, k, allowed);
+  if (ef == 0) ef = std::max<size_t>(64, 2 * k);
+  if (allowed != nullptr) return graph_->SearchFiltered(query, k, ef, *allowed);
+  return graph_->Search(query, k, ef, nullptr);
 }
 
 StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
@@ -293,13 +292,18 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   result.embed_ms = Millis(t1 - t0);
 
   std::shared_lock<std::shared_mutex> lock(mu_);
+  // A filter becomes the set of matching slots up front (from the payload index): its
+  // size picks the vector search strategy, and membership tests are then one bit each.
+  SlotBitset allowed;
   SlotFilter filter;
   if (!req.filter.empty()) {
-    filter = [&](uint32_t slot) { return req.filter.Matches(chunks_[slot].doc->metadata); };
+    allowed = req.filter.Select(payload_);
+    filter = [&allowed](uint32_t slot) { return allowed.Test(slot); };
   }
+  const SlotBitset* allowed_ptr = req.filter.empty() ? nullptr : &allowed;
   std::vector<ScoredSlot> ranked;
   if (req.mode == QueryMode::kVector) {
-    ranked = VectorSearchLocked(qvec.data(), req.k, req.ef, filter);
+    ranked = VectorSearchLocked(qvec.data(), req.k, req.ef, allowed_ptr);
   } else if (req.mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, req.k, filter);
   } else {
@@ -308,7 +312,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     const size_t depth = std::max<size_t>(req.k * 3, 60);
     std::unordered_map<uint32_t, float> fused;
     for (const auto& list :
-         {VectorSearchLocked(qvec.data(), depth, req.ef, filter), keywords_.Search(terms, depth, filter)}) {
+         {VectorSearchLocked(qvec.data(), depth, req.ef, allowed_ptr), keywords_.Search(terms, depth, filter)}) {
       for (size_t r = 0; r < list.size(); ++r) fused[list[r].slot] += 1.0f / (kRrfK + static_cast<float>(r + 1));
     }
     TopK top(req.k);
@@ -344,7 +348,9 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) 
   }));
   std::vector<std::string> terms;
   DocEntry* doc = nullptr;
-  std::vector<float> vec(config_.dim);
+  // Stored vectors by slot: the graph is rebuilt from them unless a saved one is usable.
+  std::vector<float> vectors;
+  const size_t dim = static_cast<size_t>(config_.dim);
   CTX_RETURN_IF_ERROR(store_->ScanChunks(tenant_, id_, [&](std::string_view id, uint32_t n, std::string_view value) {
     if (doc == nullptr || doc->id != id) {
       auto it = docs_.find(std::string(id));
@@ -358,14 +364,16 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) 
       ++bad;
       return;
     }
-    std::memcpy(vec.data(), raw, sizeof(float) * config_.dim);
     if (chunks_.size() <= slot) chunks_.resize(slot + 1);
+    if (vectors.size() < chunks_.size() * dim) vectors.resize(std::max(chunks_.size(), vectors.size() / dim * 2) * dim);
+    std::memcpy(&vectors[slot * dim], raw, sizeof(float) * dim);
     ChunkEntry& c = chunks_[slot];
     c.doc = doc;
     c.ordinal = n;
     c.text = std::string(text);
     chunk_text_bytes_ += c.text.size();
-    vectors_.Set(slot, vec.data());
+    payload_.Add(slot, doc->metadata);
+    ++live_chunks_;
     analyzer_->Analyze(IndexText(doc->title, c.text), &terms);
     keywords_.Add(slot, terms);
     doc->slots.push_back(slot);
@@ -382,7 +390,7 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) 
   if (!graph_path.empty()) {
     uint64_t tag = 0;
     auto saved = HnswIndex::Load(graph_path, config_.dim, config_.metric, GraphParams(), &tag);
-    bool usable = saved.ok() && tag == store_sequence && (*saved)->size() == vectors_.size();
+    bool usable = saved.ok() && tag == store_sequence && (*saved)->size() == live_chunks_;
     for (uint32_t s = 0; usable && s < chunks_.size(); ++s) {
       usable = (chunks_[s].doc != nullptr) == (*saved)->Contains(s);
     }
@@ -405,7 +413,7 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) 
   for (unsigned t = 0; t < threads; ++t) {
     builders.emplace_back([&] {
       for (size_t s = next++; s < chunks_.size(); s = next++) {
-        if (chunks_[s].doc != nullptr) graph_->Add(static_cast<uint32_t>(s), vectors_.Vector(static_cast<uint32_t>(s)));
+        if (chunks_[s].doc != nullptr) graph_->Add(static_cast<uint32_t>(s), &vectors[s * dim]);
       }
     });
   }
@@ -430,12 +438,12 @@ size_t Collection::document_count() const {
 
 size_t Collection::chunk_count() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return vectors_.size();
+  return live_chunks_;
 }
 
 size_t Collection::memory_bytes() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return vectors_.memory_bytes() + graph_->memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
+  return graph_->memory_bytes() + payload_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
 }
 
 Json Collection::Describe() const {
@@ -447,7 +455,7 @@ Json Collection::Describe() const {
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     j["documents"] = static_cast<int64_t>(docs_.size());
-    j["chunks"] = static_cast<int64_t>(vectors_.size());
+    j["chunks"] = static_cast<int64_t>(live_chunks_);
     j["index"]["type"] = UsesGraphLocked() ? "hnsw" : "flat";
   }
   j["index"]["graph_nodes"] = static_cast<int64_t>(graph_->node_count());

@@ -23,8 +23,8 @@
 #include "embed/embedder.h"
 #include "engine/requests.h"
 #include "index/bm25_index.h"
-#include "index/flat_index.h"
 #include "index/hnsw_index.h"
+#include "index/payload_index.h"
 #include "store/store.h"
 #include "text/analyzer.h"
 
@@ -124,9 +124,10 @@ class Collection {
   // Vector search: the HNSW graph once the collection is big enough for it to pay, the
   // exact scan otherwise and whenever a selective filter starves the graph search.
   // REQUIRES: mu_ held (shared is enough).
-  std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotFilter& filter) const;
+  // allowed: the slots a filter matches, or null without a filter.
+  std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotBitset* allowed) const;
   // REQUIRES: mu_ held (shared is enough).
-  bool UsesGraphLocked() const { return vectors_.size() >= kGraphMinChunks; }
+  bool UsesGraphLocked() const { return live_chunks_ >= kGraphMinChunks; }
   void RemoveDocLocked(const std::string& id);
   uint32_t AllocateSlotLocked();
   std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;
@@ -151,8 +152,11 @@ class Collection {
   std::unordered_map<std::string, std::unique_ptr<DocEntry>> docs_;
   std::vector<ChunkEntry> chunks_;  // by slot
   std::vector<uint32_t> free_slots_;
-  FlatIndex vectors_;                   // exact scan, and the vectors of record in memory
+  size_t live_chunks_ = 0;
+  // The vectors in memory live in the graph only; below kGraphMinChunks it is scanned
+  // exactly instead of walked.
   std::unique_ptr<HnswIndex> graph_;    // internally synchronised; see ApplyLocked()
+  PayloadIndex payload_;                // metadata, for filters
   std::string graph_source_ = "built";  // "loaded" when Load() took a saved graph
   Bm25Index keywords_;
   size_t chunk_text_bytes_ = 0;

@@ -210,7 +210,60 @@ bool Eval(const Node& n, const Json& metadata) {
   }
 }
 
+SlotBitset Select(const Node& n, const PayloadIndex& index) {
+  SlotBitset out(index.universe());
+  switch (n.op) {
+    case Op::kAnd:
+    case Op::kOr:
+      for (size_t i = 0; i < n.children.size(); ++i) {
+        SlotBitset child = Select(*n.children[i], index);
+        if (i == 0) {
+          out = std::move(child);
+        } else if (n.op == Op::kAnd) {
+          out.And(child);
+        } else {
+          out.Or(child);
+        }
+      }
+      return out;
+    default:
+      break;
+  }
+  const std::string path = PayloadIndex::PathKey(n.path);
+  switch (n.op) {
+    case Op::kEq:
+    case Op::kNe:
+      index.Equal(path, n.value, &out);
+      break;
+    case Op::kIn:
+    case Op::kNin:
+      for (const auto& v : n.value.as_array()) index.Equal(path, v, &out);
+      break;
+    case Op::kGt:
+    case Op::kGte:
+      index.Range(path, &n.value, n.op == Op::kGte, nullptr, false, &out);
+      break;
+    case Op::kLt:
+    case Op::kLte:
+      index.Range(path, nullptr, false, &n.value, n.op == Op::kLte, &out);
+      break;
+    default:
+      break;
+  }
+  if (n.op == Op::kNe || n.op == Op::kNin) {  // everything else, the field's absence included
+    SlotBitset rest = index.all();
+    rest.AndNot(out);
+    return rest;
+  }
+  return out;
+}
+
 }  // namespace
+
+SlotBitset Filter::Select(const PayloadIndex& index) const {
+  if (root_ == nullptr) return index.all();
+  return contextd::Select(*root_, index);
+}
 
 StatusOr<Filter> Filter::Parse(const Json& spec) {
   Filter f;

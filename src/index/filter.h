@@ -18,6 +18,8 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "index/payload_index.h"
+#include "index/slot_bitset.h"
 
 namespace contextd {
 
@@ -28,6 +30,9 @@ class Filter {
 
   bool Matches(const Json& metadata) const;
   bool empty() const { return root_ == nullptr; }
+  // The slots of `index` that match, by set operations over its posting lists: the same
+  // answer as Matches() on each slot's metadata, without reading any of it.
+  SlotBitset Select(const PayloadIndex& index) const;
 
   struct Node;
 

@@ -25,6 +25,7 @@ class VisitedTable {
       epoch_ = 1;
     }
   }
+  bool Seen(uint32_t id) const { return marks_[id] == epoch_; }
   // Returns true the first time `id` is seen in this search.
   bool Visit(uint32_t id) {
     if (marks_[id] == epoch_) return false;
@@ -352,6 +353,78 @@ void HnswIndex::Publish(uint32_t label, uint32_t id) {
 }
 
 std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const {
+  if (!filter)
+    return Walk(
+        query, k, ef, [](uint32_t) { return true; }, /*two_hop=*/false);
+  return Walk(
+      query, k, ef, [&](uint32_t label) { return filter(label); }, /*two_hop=*/false);
+}
+
+std::vector<ScoredSlot> HnswIndex::SearchFiltered(const float* query, size_t k, size_t ef,
+                                                  const SlotBitset& allowed) const {
+  const size_t matches = allowed.Count();
+  if (matches == 0 || k == 0) return {};
+  const size_t live = size();
+  // Few matches are sparse in the graph (a walk would visit most of it to find them) and
+  // cheap to score one by one, exactly.
+  if (static_cast<double>(matches) <= kExactFraction * static_cast<double>(live) ||
+      matches <= params_.filter_exact_matches || matches <= ef) {
+    return ExactSearch(query, k, &allowed);
+  }
+  auto accept = [&](uint32_t label) { return allowed.Test(label); };
+  auto hits = Walk(query, k, ef, accept, /*two_hop=*/static_cast<double>(matches) < kTwoHopFraction * live);
+  // The matches may form islands the walk could not reach from the entry point.
+  if (hits.size() < k) return ExactSearch(query, k, &allowed);
+  return hits;
+}
+
+std::vector<ScoredSlot> HnswIndex::ExactSearch(const float* query, size_t k, const SlotBitset* allowed) const {
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  std::vector<float> qv(query, query + dim_);
+  if (metric_ == Metric::kCosine) NormalizeInPlace(qv.data(), dim_);
+  std::vector<Candidate> found;
+  auto score = [&](uint32_t id) {
+    if (!deleted_flags_[id].load(std::memory_order_relaxed)) found.push_back({Distance(qv.data(), VectorOf(id)), id});
+  };
+  if (allowed != nullptr) {
+    std::vector<uint32_t> ids;
+    {
+      std::lock_guard<std::mutex> guard(label_mu_);
+      allowed->ForEach([&](uint32_t label) {
+        if (label < internal_of_.size() && internal_of_[label] != kNone) ids.push_back(internal_of_[label]);
+      });
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i + 4 < ids.size()) __builtin_prefetch(VectorOf(ids[i + 4]));
+      score(ids[i]);
+    }
+  } else {
+    const uint32_t n = std::min<uint32_t>(next_id_.load(), static_cast<uint32_t>(capacity_));
+    for (uint32_t id = 0; id < n; ++id) {
+      if (levels_[id].load(std::memory_order_acquire) >= 0) score(id);
+    }
+  }
+  const size_t keep = std::min(k, found.size());
+  std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(keep), found.end());
+  found.resize(keep);
+  return ToHits(found);
+}
+
+std::vector<ScoredSlot> HnswIndex::ToHits(const std::vector<Candidate>& sorted) const {
+  std::vector<ScoredSlot> out(sorted.size());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const float dist = sorted[i].dist;
+    const float score = metric_ == Metric::kL2       ? -std::sqrt(std::max(0.0f, dist))
+                        : metric_ == Metric::kCosine ? 1.0f - dist
+                                                     : -dist;
+    out[i] = {score, labels_[sorted[i].id]};
+  }
+  return out;
+}
+
+template <typename Accept>
+std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef, const Accept& accept_label,
+                                        bool two_hop) const {
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
   int64_t entry;
   int max_level;
@@ -369,11 +442,14 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
   float cur_dist = Distance(q, VectorOf(cur));
   Descend(q, max_level, 0, &cur, &cur_dist);
 
-  // Level 0: tombstoned and filtered-out nodes still route, but only accepted ones are
-  // kept as results; the search ends when the frontier cannot improve a full result set.
+  // Level 0: tombstoned and filtered-out nodes are never results. By default they still
+  // route (they enter the frontier); with two_hop (a selective filter) they are looked
+  // through instead: their accepted neighbours become candidates (ACORN-1), so the walk
+  // stays inside the matching subgraph rather than wading through non-matches. The walk
+  // ends when the frontier cannot improve a full result set.
   ef = std::max(ef, k);
   auto accept = [&](uint32_t id) {
-    return !deleted_flags_[id].load(std::memory_order_relaxed) && (!filter || filter(labels_[id]));
+    return !deleted_flags_[id].load(std::memory_order_relaxed) && accept_label(labels_[id]);
   };
   // int8 mode scores nodes from their codes: q.v ~ qscale * scale * (q8 . v8).
   thread_local std::vector<int8_t> q8;
@@ -420,6 +496,13 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
   if (accept(cur)) best.push_back({cur_dist, cur});
   visited.Visit(cur);
   float bound = best.empty() ? std::numeric_limits<float>::max() : cur_dist;
+  auto gather = [&](uint32_t nb) {
+    fresh.push_back(nb);
+    const char* p =
+        params_.int8 ? reinterpret_cast<const char*>(CodesOf(nb)) : reinterpret_cast<const char*>(VectorOf(nb));
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+  };
   while (!frontier.empty()) {
     const Candidate c = frontier.front();
     if (c.dist > bound && best.size() >= ef) break;
@@ -433,11 +516,19 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
     for (uint32_t i = 1; i <= n; ++i) {
       const uint32_t nb = LoadAcquire(links + i);
       if (!visited.Visit(nb)) continue;
-      fresh.push_back(nb);
-      const char* p =
-          params_.int8 ? reinterpret_cast<const char*>(CodesOf(nb)) : reinterpret_cast<const char*>(VectorOf(nb));
-      __builtin_prefetch(p);
-      __builtin_prefetch(p + 64);
+      if (!two_hop || accept(nb)) {
+        gather(nb);
+        continue;
+      }
+      const uint32_t* links2 = Links0(nb);
+      const uint32_t n2 = LoadAcquire(links2);
+      for (uint32_t j = 1; j <= n2 && fresh.size() < 2 * max_m0_; ++j) {
+        const uint32_t nb2 = LoadAcquire(links2 + j);
+        // Rejected two-hop nodes stay unvisited: another path may still look through them.
+        if (visited.Seen(nb2) || !accept(nb2)) continue;
+        visited.Visit(nb2);
+        gather(nb2);
+      }
     }
     if (params_.int8) {  // one kernel call scores all of them, four rows per pass
       fresh_rows.clear();
@@ -463,23 +554,17 @@ std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t e
       }
     }
   }
-  std::vector<Candidate> found;
-  found.reserve(best.size());
-  for (Candidate c : best) {
-    if (params_.int8) c.dist = Distance(q, VectorOf(c.id));  // exact rescoring
-    found.push_back(c);
-  }
+  std::vector<Candidate> found(best.begin(), best.end());
   std::sort(found.begin(), found.end());
-  if (found.size() > k) found.resize(k);
-  std::vector<ScoredSlot> out(found.size());
-  for (size_t i = 0; i < found.size(); ++i) {
-    const float dist = found[i].dist;
-    const float score = metric_ == Metric::kL2       ? -std::sqrt(std::max(0.0f, dist))
-                        : metric_ == Metric::kCosine ? 1.0f - dist
-                                                     : -dist;
-    out[i] = {score, labels_[found[i].id]};
+  if (params_.int8) {
+    // Rescore the best few by the int8 estimate with the fp32 vectors: int8 error is ~1e-3
+    // of a distance, far less than the gap between a true top-k hit and the 4k-th.
+    found.resize(std::min(found.size(), std::max(k * kRescoreFactor, k + 16)));
+    for (Candidate& c : found) c.dist = Distance(q, VectorOf(c.id));
+    std::sort(found.begin(), found.end());
   }
-  return out;
+  if (found.size() > k) found.resize(k);
+  return ToHits(found);
 }
 
 size_t HnswIndex::memory_bytes() const {

@@ -29,6 +29,7 @@
 #include "common/status.h"
 #include "index/distance.h"
 #include "index/search_types.h"
+#include "index/slot_bitset.h"
 
 namespace contextd {
 
@@ -39,6 +40,9 @@ struct HnswParams {
   // Level-0 search walks int8 codes (a quarter of the bytes per node visited) and rescores
   // its final candidates with the fp32 vectors; construction always uses fp32.
   bool int8 = false;
+  // SearchFiltered() scores up to this many matches exactly rather than walk the graph
+  // (about a millisecond's work; see SearchFiltered()).
+  size_t filter_exact_matches = 20000;
 };
 
 class HnswIndex {
@@ -58,6 +62,20 @@ class HnswIndex {
   // Up to k hits, best first, scored like FlatIndex (higher is better). ef: size of the
   // dynamic candidate list (raised to k when smaller); larger is slower and more exact.
   std::vector<ScoredSlot> Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const;
+  // Search restricted to the labels in `allowed`, choosing how by its size: an exact scan
+  // of the matches when they are under kExactFraction of the points or few enough to score
+  // in about a millisecond (HnswParams::filter_exact_matches), a walk that looks through non-matching nodes
+  // (ACORN-1) under kTwoHopFraction, and a plain filtered walk above it, where non-matches
+  // are dense enough to route through; an exact scan again if a walk comes back short.
+  // Crossovers measured on GloVe-100 (BENCHMARKS.md).
+  std::vector<ScoredSlot> SearchFiltered(const float* query, size_t k, size_t ef, const SlotBitset& allowed) const;
+  // Exact: scores every live point (or every live label in `allowed`) with fp32 vectors.
+  std::vector<ScoredSlot> ExactSearch(const float* query, size_t k, const SlotBitset* allowed = nullptr) const;
+
+  static constexpr double kExactFraction = 0.02;
+  static constexpr double kTwoHopFraction = 0.15;
+  // int8 mode rescores this many times k of the best candidates with fp32 vectors.
+  static constexpr size_t kRescoreFactor = 4;
 
   size_t size() const { return count_.load(std::memory_order_relaxed) - deleted_.load(std::memory_order_relaxed); }
   // Nodes in the graph, tombstones included.
@@ -82,6 +100,12 @@ class HnswIndex {
     bool operator>(const Candidate& o) const { return dist > o.dist; }
   };
 
+  // The level-0 search behind Search() and SearchFiltered(); accept(label) says which
+  // labels may be returned. two_hop: look through rejected nodes instead of routing via them.
+  template <typename Accept>
+  std::vector<ScoredSlot> Walk(const float* query, size_t k, size_t ef, const Accept& accept, bool two_hop) const;
+  // Scores (higher is better) and labels of candidates sorted by distance.
+  std::vector<ScoredSlot> ToHits(const std::vector<Candidate>& sorted) const;
   float Distance(const float* a, const float* b) const;
   uint32_t* Links0(uint32_t id) const;  // [count, ids...]
   float* VectorOf(uint32_t id) const;

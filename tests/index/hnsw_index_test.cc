@@ -103,6 +103,76 @@ TEST(HnswTest, FiltersAreHonouredIncludingEmptyAndAll) {
   EXPECT_TRUE(hnsw.Search(queries[0].data(), 10, 64, [](uint32_t) { return false; }).empty());
 }
 
+// SearchFiltered picks a strategy by selectivity: exact scan (0.5%), the two-hop walk
+// (5%, 10%) and the plain filtered walk (20%, 70%). Each must hold recall, and return
+// matches only. (filter_exact_matches = 0: this small graph would be scanned otherwise.)
+TEST(HnswTest, SearchFilteredHoldsRecallAtEverySelectivity) {
+  const int dim = 16;
+  auto points = Clustered(10060, dim, 20, 13);
+  std::vector<std::vector<float>> queries(points.end() - 60, points.end());
+  points.resize(10000);
+  for (bool int8 : {false, true}) {
+    HnswIndex hnsw(dim, Metric::kCosine, {16, 100, 1, int8, /*filter_exact_matches=*/0});
+    FlatIndex flat(dim, Metric::kCosine);
+    for (uint32_t i = 0; i < points.size(); ++i) {
+      hnsw.Add(i, points[i].data());
+      flat.Set(i, points[i].data());
+    }
+    for (double fraction : {0.005, 0.05, 0.1, 0.2, 0.7}) {
+      SlotBitset allowed(points.size());
+      for (uint32_t i = 0; i < points.size(); ++i) {
+        if ((i * 2654435761u) % 1000u < fraction * 1000) allowed.Set(i);
+      }
+      size_t hits = 0, total = 0;
+      for (const auto& q : queries) {
+        auto truth = flat.Search(q.data(), 10, [&](uint32_t s) { return allowed.Test(s); });
+        auto got = hnsw.SearchFiltered(q.data(), 10, 64, allowed);
+        ASSERT_EQ(got.size(), truth.size());
+        std::set<uint32_t> t;
+        for (auto& h : truth) t.insert(h.slot);
+        for (auto& h : got) {
+          ASSERT_TRUE(allowed.Test(h.slot));
+          hits += t.count(h.slot);
+        }
+        total += truth.size();
+      }
+      EXPECT_GE(static_cast<double>(hits) / total, 0.95) << "fraction " << fraction << " int8 " << int8;
+    }
+    SlotBitset none(points.size());
+    EXPECT_TRUE(hnsw.SearchFiltered(queries[0].data(), 10, 64, none).empty());
+  }
+}
+
+TEST(HnswTest, ExactSearchMatchesBruteForceAndSkipsDeleted) {
+  const int dim = 8;
+  auto points = Clustered(500, dim, 5, 17);
+  HnswIndex hnsw(dim, Metric::kL2, {8, 50, 1, true});
+  FlatIndex flat(dim, Metric::kL2);
+  for (uint32_t i = 0; i < points.size(); ++i) {
+    hnsw.Add(i, points[i].data());
+    flat.Set(i, points[i].data());
+  }
+  for (uint32_t i = 0; i < points.size(); i += 4) {
+    hnsw.MarkDeleted(i);
+    flat.Remove(i);
+  }
+  SlotBitset some(points.size());
+  for (uint32_t i = 0; i < points.size(); i += 3) some.Set(i);  // a third of them deleted
+  for (size_t q = 0; q < 20; ++q) {
+    auto truth = flat.Search(points[q * 7].data(), 10, nullptr);
+    auto got = hnsw.ExactSearch(points[q * 7].data(), 10);
+    ASSERT_EQ(got.size(), truth.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].slot, truth[i].slot);
+      EXPECT_NEAR(got[i].score, truth[i].score, 1e-4);
+    }
+    auto sub = hnsw.ExactSearch(points[q * 7].data(), 10, &some);
+    auto sub_truth = flat.Search(points[q * 7].data(), 10, [&](uint32_t s) { return some.Test(s); });
+    ASSERT_EQ(sub.size(), sub_truth.size());
+    for (size_t i = 0; i < sub.size(); ++i) EXPECT_EQ(sub[i].slot, sub_truth[i].slot);
+  }
+}
+
 TEST(HnswTest, DeletedPointsAreNeverReturnedAndReinsertsAreFound) {
   const int dim = 16;
   auto points = Clustered(3000, dim, 10, 5);
