@@ -23,6 +23,21 @@
 #include "bench/vecs_io.h"
 #include "index/hnsw_index.h"
 
+namespace {
+
+// A line of /proc/self/status in bytes ("RssAnon", "RssFile"): what the process holds in
+// RAM, against what the index says it holds.
+size_t StatusBytes(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace contextd;
   CLI::App app{"HNSW benchmark on fvecs/ivecs"};
@@ -36,6 +51,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--metric", metric_name);
   app.add_option("--quant", quant, "none or int8");
+  std::string vector_dir;
+  app.add_option("--vector-dir", vector_dir, "int8: keep the fp32 vectors memory-mapped from a file in this directory");
   app.add_option("--graph", graph_file, "load the graph from this file if it exists, else build and save it there");
   app.add_option("--churn", churn, "after the build, delete this fraction of points and insert them again");
   app.add_option("--filter-selectivity", selectivity,
@@ -57,6 +74,7 @@ int main(int argc, char** argv) {
   params.M = M;
   params.ef_construction = efc;
   params.int8 = quant == "int8";
+  params.vector_dir = vector_dir;
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<HnswIndex> graph;
   if (!graph_file.empty()) {
@@ -83,8 +101,9 @@ int main(int argc, char** argv) {
   double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   printf(
       "{\"engine\":\"contextd\",\"quant\":\"%s\",\"n\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,\"threads\":%d,\"%s\":%.2f,"
-      "\"index_bytes\":%zu}\n",
-      quant.c_str(), base.n, base.dim, M, efc, threads, loaded ? "load_s" : "build_s", build_s, index.memory_bytes());
+      "\"index_bytes\":%zu,\"mapped_bytes\":%zu,\"rss_anon\":%zu,\"rss_file\":%zu}\n",
+      quant.c_str(), base.n, base.dim, M, efc, threads, loaded ? "load_s" : "build_s", build_s, index.memory_bytes(),
+      index.mapped_bytes(), StatusBytes("RssAnon"), StatusBytes("RssFile"));
   fflush(stdout);
 
   if (churn > 0) {

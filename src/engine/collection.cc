@@ -43,7 +43,8 @@ constexpr float kRrfK = 60.0f;
 }  // namespace
 
 Collection::Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
-                       std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock)
+                       std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock,
+                       std::string vector_dir)
     : tenant_(std::move(tenant)),
       name_(std::move(name)),
       id_(id),
@@ -51,11 +52,14 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       embedder_(std::move(embedder)),
       store_(store),
       clock_(clock),
+      vector_dir_(std::move(vector_dir)),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
       graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())) {}
 
 HnswParams Collection::GraphParams() const {
-  return HnswParams{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8};
+  HnswParams params{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8};
+  params.vector_dir = vector_dir_;
+  return params;
 }
 
 Collection::~Collection() = default;
@@ -446,6 +450,11 @@ size_t Collection::memory_bytes() const {
   return graph_->memory_bytes() + payload_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
 }
 
+size_t Collection::mapped_bytes() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return graph_->mapped_bytes();
+}
+
 Json Collection::Describe() const {
   Json j = Json::MakeObject();
   j["name"] = name_;
@@ -461,6 +470,7 @@ Json Collection::Describe() const {
   j["index"]["graph_nodes"] = static_cast<int64_t>(graph_->node_count());
   j["index"]["graph_source"] = graph_source_;
   j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());
+  j["index"]["mapped_bytes"] = static_cast<int64_t>(mapped_bytes());
   return j;
 }
 

@@ -57,8 +57,10 @@ class Collection {
 
   // embedder: null when the collection has none or its model is not loaded here (then
   // text cannot be embedded and only keyword search and vector input work).
+  // vector_dir: where an int8 collection's graph keeps its fp32 vectors, memory-mapped
+  // (empty: in RAM).
   Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
-             std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock);
+             std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock, std::string vector_dir = "");
   ~Collection();
 
   // Rebuilds the in-memory state from the store. The HNSW graph comes from `graph_path`
@@ -79,6 +81,7 @@ class Collection {
   size_t document_count() const;
   size_t chunk_count() const;
   size_t memory_bytes() const;
+  size_t mapped_bytes() const;
 
   // Makes every later call fail with NotFound; waits for writes in flight.
   void MarkDropped();
@@ -139,6 +142,7 @@ class Collection {
   const std::shared_ptr<const Embedder> embedder_;
   Store* const store_;
   const Clock* const clock_;
+  const std::string vector_dir_;
   std::unique_ptr<Analyzer> analyzer_;
 
   static constexpr size_t kStripes = 64;

@@ -33,7 +33,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
                      config.model);
       }
     }
-    auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), options.clock);
+    auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), options.clock,
+                                          e->VectorDir());
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
@@ -59,7 +60,7 @@ StatusOr<std::shared_ptr<Collection>> Engine::CreateCollection(const std::string
     return AlreadyExists("collection '" + name + "' already exists", "collection_exists");
   }
   CTX_ASSIGN_OR_RETURN(uint64_t id, store_->CreateCollection(tenant, name, config.ToJson().Dump()));
-  auto c = std::make_shared<Collection>(tenant, name, id, config, embedder, store_.get(), options_.clock);
+  auto c = std::make_shared<Collection>(tenant, name, id, config, embedder, store_.get(), options_.clock, VectorDir());
   collections_[{tenant, name}] = c;
   return c;
 }
@@ -87,6 +88,8 @@ Status Engine::DropCollection(const std::string& tenant, const std::string& name
   }
   return Status::Ok();
 }
+
+std::string Engine::VectorDir() const { return options_.data_dir + "/graphs"; }
 
 std::string Engine::GraphPath(uint64_t collection_id) const {
   return options_.data_dir + "/graphs/" + std::to_string(collection_id) + ".hnsw";
@@ -128,6 +131,9 @@ void Engine::RenderMetrics(std::string* out) const {
   family("contextd_collection_chunks", "Chunks per collection.", [](const Collection& c) { return c.chunk_count(); });
   family("contextd_collection_memory_bytes", "In-memory bytes of a collection's indexes and chunk text.",
          [](const Collection& c) { return c.memory_bytes(); });
+  family("contextd_collection_mapped_bytes",
+         "File-backed bytes a collection maps (an int8 graph's fp32 vectors): page cache the kernel may evict.",
+         [](const Collection& c) { return c.mapped_bytes(); });
   *out += "# HELP contextd_store_bytes Approximate bytes in RocksDB.\n# TYPE contextd_store_bytes gauge\n";
   *out += "contextd_store_bytes " + std::to_string(store_->ApproximateBytes()) + "\n";
 }

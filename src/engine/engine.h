@@ -51,6 +51,8 @@ class Engine {
   Engine() = default;
   void RenderMetrics(std::string* out) const;
   std::string GraphPath(uint64_t collection_id) const;
+  // Where int8 graphs keep their memory-mapped fp32 vectors (unnamed files).
+  std::string VectorDir() const;
 
   EngineOptions options_;
   std::unique_ptr<Store> store_;

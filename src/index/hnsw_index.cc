@@ -64,6 +64,7 @@ HnswIndex::HnswIndex(int dim, Metric metric, HnswParams params)
       record_bytes_((1 + 2 * static_cast<size_t>(params.M)) * sizeof(uint32_t) +
                     (params.int8 ? code_stride_ + 2 * sizeof(float) : sizeof(float) * dim)),
       level_mult_(1.0 / std::log(std::max(2, params.M))),
+      full_(std::make_unique<MappedBuffer>(params.int8 ? params.vector_dir : "")),
       rng_state_(params.seed | 1) {
   Reserve(1024);
 }
@@ -87,7 +88,7 @@ uint32_t* HnswIndex::Links0(uint32_t id) const {
 }
 
 float* HnswIndex::VectorOf(uint32_t id) const {
-  if (params_.int8) return full_.get() + static_cast<size_t>(id) * dim_;
+  if (params_.int8) return reinterpret_cast<float*>(full_->data()) + static_cast<size_t>(id) * dim_;
   return reinterpret_cast<float*>(records_.get() + static_cast<size_t>(id) * record_bytes_ +
                                   (1 + max_m0_) * sizeof(uint32_t));
 }
@@ -134,9 +135,14 @@ void HnswIndex::GrowLocked(size_t capacity) {
   std::unique_ptr<char[]> records(new char[capacity * record_bytes_]);
   if (capacity_ > 0) std::memcpy(records.get(), records_.get(), capacity_ * record_bytes_);
   if (params_.int8) {
-    std::unique_ptr<float[]> full(new float[capacity * dim_]);
-    if (capacity_ > 0) std::memcpy(full.get(), full_.get(), capacity_ * dim_ * sizeof(float));
-    full_ = std::move(full);
+    const size_t bytes = capacity * dim_ * sizeof(float);
+    if (!full_->Resize(bytes)) {
+      // The disk is full: keep going in RAM rather than fail an insert.
+      auto ram = std::make_unique<MappedBuffer>();
+      if (!ram->Resize(bytes)) throw std::bad_alloc();
+      std::memcpy(ram->data(), full_->data(), std::min(bytes, full_->size()));
+      full_ = std::move(ram);
+    }
   }
   std::unique_ptr<std::atomic<int8_t>[]> levels(new std::atomic<int8_t>[capacity]);
   std::unique_ptr<std::atomic<uint8_t>[]> deleted(new std::atomic<uint8_t>[capacity]);
@@ -567,10 +573,15 @@ std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef,
   return ToHits(found);
 }
 
+size_t HnswIndex::mapped_bytes() const {
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  return params_.int8 && full_->file_backed() ? full_->size() : 0;
+}
+
 size_t HnswIndex::memory_bytes() const {
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
   size_t bytes = capacity_ * (record_bytes_ + 2 + sizeof(std::atomic_flag) + sizeof(void*) + sizeof(uint32_t));
-  if (params_.int8) bytes += capacity_ * dim_ * sizeof(float);
+  if (params_.int8 && !full_->file_backed()) bytes += full_->size();
   return bytes + upper_bytes_.load(std::memory_order_relaxed);
 }
 

@@ -28,6 +28,7 @@
 
 #include "common/status.h"
 #include "index/distance.h"
+#include "index/mapped_buffer.h"
 #include "index/search_types.h"
 #include "index/slot_bitset.h"
 
@@ -43,6 +44,10 @@ struct HnswParams {
   // SearchFiltered() scores up to this many matches exactly rather than walk the graph
   // (about a millisecond's work; see SearchFiltered()).
   size_t filter_exact_matches = 20000;
+  // int8 mode: the fp32 vectors (read to build and to rescore) go in an unnamed file in this
+  // directory, memory-mapped, so only the codes and links need to stay resident; empty
+  // keeps them in RAM.
+  std::string vector_dir;
 };
 
 class HnswIndex {
@@ -80,7 +85,9 @@ class HnswIndex {
   size_t size() const { return count_.load(std::memory_order_relaxed) - deleted_.load(std::memory_order_relaxed); }
   // Nodes in the graph, tombstones included.
   size_t node_count() const { return count_.load(std::memory_order_relaxed); }
+  // Bytes in RAM; the file-backed fp32 vectors of an int8 index are mapped_bytes().
   size_t memory_bytes() const;
+  size_t mapped_bytes() const;
   int dim() const { return dim_; }
 
   // Writes the graph to `path` (via a temporary file, fsynced, then renamed) with a
@@ -139,7 +146,7 @@ class HnswIndex {
   // State below is sized by capacity_ and replaced only under grow_mu_ held exclusively.
   size_t capacity_ = 0;
   std::unique_ptr<char[]> records_;
-  std::unique_ptr<float[]> full_;                   // int8 mode: fp32 vectors by id, for building and rescoring
+  std::unique_ptr<MappedBuffer> full_;              // int8 mode: fp32 vectors by id, for building and rescoring
   std::vector<std::unique_ptr<uint32_t[]>> upper_;  // by id: levels 1..L, each [count, M ids]
   std::unique_ptr<std::atomic<int8_t>[]> levels_;   // -1: absent
   std::unique_ptr<std::atomic<uint8_t>[]> deleted_flags_;

@@ -304,3 +304,53 @@ TEST(HnswPersistTest, SaveLoadRoundTripAndCorruptionDetection) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+TEST(MappedBufferTest, GrowsAndShrinksKeepingContentsInRamOrFile) {
+  for (const std::string dir : {std::string(), ::testing::TempDir()}) {
+    MappedBuffer buf(dir);
+    EXPECT_EQ(buf.file_backed(), !dir.empty());
+    ASSERT_TRUE(buf.Resize(4096));
+    for (size_t i = 0; i < 4096; ++i) buf.data()[i] = static_cast<char>(i * 7);
+    ASSERT_TRUE(buf.Resize(1 << 22));
+    for (size_t i = 0; i < 4096; ++i) ASSERT_EQ(buf.data()[i], static_cast<char>(i * 7));
+    EXPECT_EQ(buf.data()[(1 << 22) - 1], 0);  // new bytes are zero
+    ASSERT_TRUE(buf.Resize(100));
+    EXPECT_EQ(buf.data()[99], static_cast<char>(99 * 7));
+  }
+}
+
+// With a vector_dir, an int8 graph keeps its fp32 copy out of anonymous memory: RAM holds
+// the codes and links (under a third of the fp32 vectors' bytes plus links) and search is
+// unchanged.
+TEST(HnswTest, Int8WithFileBackedVectorsKeepsRecallAndLeavesRam) {
+  const int dim = 64;
+  auto points = Clustered(5100, dim, 20, 31);
+  std::vector<std::vector<float>> queries(points.end() - 100, points.end());
+  points.resize(5000);
+  HnswParams params{16, 100, 1, true};
+  params.vector_dir = ::testing::TempDir();
+  HnswIndex mapped(dim, Metric::kCosine, params);
+  HnswIndex ram(dim, Metric::kCosine, {16, 100, 1, true});
+  FlatIndex flat(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < points.size(); ++i) {
+    mapped.Add(i, points[i].data());
+    ram.Add(i, points[i].data());
+    flat.Set(i, points[i].data());
+  }
+  EXPECT_GE(mapped.mapped_bytes(), points.size() * dim * sizeof(float));
+  EXPECT_EQ(ram.mapped_bytes(), 0u);
+  EXPECT_LE(mapped.memory_bytes() + points.size() * dim * sizeof(float) * 9 / 10, ram.memory_bytes());
+  EXPECT_GE(Recall(mapped, flat, queries, 10, 64), 0.95);
+  for (const auto& q : queries) {
+    auto a = mapped.Search(q.data(), 10, 64, nullptr);
+    auto b = ram.Search(q.data(), 10, 64, nullptr);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i].score, b[i].score, 1e-6);
+  }
+}
+
+}  // namespace
+}  // namespace contextd
