@@ -235,6 +235,7 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
   for (size_t i = 0; i < slots.size(); ++i) graph_->Add(slots[i], &vectors[i * dim]);
   result->upserted = prepared.size();
   result->chunks = row;
+  MaybeRepairGraph();
   return Status::Ok();
 }
 
@@ -253,9 +254,27 @@ Status Collection::DeleteDocument(const std::string& id) {
   batch.DeleteDocument(tenant_, id_, id);
   for (size_t j = 0; j < chunks; ++j) batch.DeleteChunk(tenant_, id_, id, static_cast<uint32_t>(j));
   CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  RemoveDocLocked(id);
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    RemoveDocLocked(id);
+  }
+  MaybeRepairGraph();
   return Status::Ok();
+}
+
+void Collection::MaybeRepairGraph() {
+  // Tombstones cost memory and search time, and the graph's paths through them age; once
+  // they are a tenth of the graph, reconnect around them and free their ids. The request
+  // that crosses the line pays for it (a background maintainer is future work).
+  const size_t dead = graph_->deleted_count();
+  if (dead < kRepairMinTombstones || dead * 10 < graph_->node_count()) return;
+  bool idle = false;
+  if (!repairing_.compare_exchange_strong(idle, true)) return;
+  const int64_t t0 = clock_->NowNanos();
+  const size_t removed = graph_->RepairDeleted();
+  repairing_ = false;
+  spdlog::info("collection {}: removed {} deleted nodes from the graph in {:.1f} ms", name_, removed,
+               Millis(clock_->NowNanos() - t0));
 }
 
 StatusOr<Json> Collection::GetDocument(const std::string& id) const {
@@ -468,6 +487,7 @@ Json Collection::Describe() const {
     j["index"]["type"] = UsesGraphLocked() ? "hnsw" : "flat";
   }
   j["index"]["graph_nodes"] = static_cast<int64_t>(graph_->node_count());
+  j["index"]["graph_tombstones"] = static_cast<int64_t>(graph_->deleted_count());
   j["index"]["graph_source"] = graph_source_;
   j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());
   j["index"]["mapped_bytes"] = static_cast<int64_t>(mapped_bytes());

@@ -54,6 +54,8 @@ class Collection {
  public:
   // Below this many chunks an exact scan is as fast as the graph and always exact.
   static constexpr size_t kGraphMinChunks = 2000;
+  // The graph is repaired (tombstones removed) past this many and a tenth of its nodes.
+  static constexpr size_t kRepairMinTombstones = 256;
 
   // embedder: null when the collection has none or its model is not loaded here (then
   // text cannot be embedded and only keyword search and vector input work).
@@ -132,6 +134,7 @@ class Collection {
   // REQUIRES: mu_ held (shared is enough).
   bool UsesGraphLocked() const { return live_chunks_ >= kGraphMinChunks; }
   void RemoveDocLocked(const std::string& id);
+  void MaybeRepairGraph();
   uint32_t AllocateSlotLocked();
   std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;
 
@@ -150,6 +153,7 @@ class Collection {
 
   mutable std::shared_mutex drop_mu_;  // writers share it; MarkDropped() takes it alone
   std::atomic<bool> dropped_{false};   // written under drop_mu_ held exclusively
+  std::atomic<bool> repairing_{false};
 
   mutable std::shared_mutex mu_;
   // State below is protected by mu_.

@@ -169,6 +169,11 @@ bool HnswIndex::Contains(uint32_t label) const {
 }
 
 void HnswIndex::MarkDeleted(uint32_t label) {
+  std::shared_lock<std::shared_mutex> writing(write_mu_);
+  MarkDeletedLocked(label);
+}
+
+void HnswIndex::MarkDeletedLocked(uint32_t label) {
   uint32_t id;
   {
     std::lock_guard<std::mutex> lock(label_mu_);
@@ -267,9 +272,22 @@ void HnswIndex::Connect(uint32_t id, int level, std::vector<Candidate> candidate
   }
 }
 
+uint32_t HnswIndex::AllocateId() {
+  {
+    std::lock_guard<std::mutex> lock(free_mu_);
+    if (!free_ids_.empty()) {
+      const uint32_t id = free_ids_.back();
+      free_ids_.pop_back();
+      return id;
+    }
+  }
+  return next_id_.fetch_add(1);
+}
+
 void HnswIndex::Add(uint32_t label, const float* vector) {
-  MarkDeleted(label);  // an update: the old node becomes a tombstone
-  const uint32_t id = next_id_.fetch_add(1);
+  std::shared_lock<std::shared_mutex> writing(write_mu_);
+  MarkDeletedLocked(label);  // an update: the old node becomes a tombstone
+  const uint32_t id = AllocateId();
   {
     std::shared_lock<std::shared_mutex> probe(grow_mu_);
     if (id >= capacity_) {
@@ -331,6 +349,106 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
   }
   count_.fetch_add(1);
   Publish(label, id);
+}
+
+void HnswIndex::RepairList(uint32_t id, int level, const std::vector<uint8_t>& dead) {
+  const size_t max_links = level == 0 ? max_m0_ : static_cast<size_t>(params_.M);
+  uint32_t* links = Links(id, level);
+  const uint32_t n = LoadAcquire(links);
+  std::vector<uint32_t> kept, gone;
+  for (uint32_t i = 1; i <= n; ++i) {
+    const uint32_t x = LoadAcquire(links + i);
+    (dead[x] ? gone : kept).push_back(x);
+  }
+  if (gone.empty()) return;
+  // Candidates: the removed neighbours' live neighbours on this level, closest first.
+  const float* base = VectorOf(id);
+  std::vector<Candidate> pool;
+  for (uint32_t d : gone) {
+    if (levels_[d].load(std::memory_order_relaxed) < level) continue;
+    const uint32_t* dl = Links(d, level);
+    const uint32_t dn = LoadAcquire(dl);
+    for (uint32_t i = 1; i <= dn; ++i) {
+      const uint32_t x = LoadAcquire(dl + i);
+      if (x == id || dead[x] || std::find(kept.begin(), kept.end(), x) != kept.end()) continue;
+      pool.push_back({Distance(base, VectorOf(x)), x});
+    }
+  }
+  std::sort(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) {
+    return a.dist < b.dist || (a.dist == b.dist && a.id < b.id);
+  });
+  pool.erase(std::unique(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) { return a.id == b.id; }),
+             pool.end());
+  // The heuristic against the neighbours kept: skip a candidate that a kept neighbour is
+  // closer to than this node is (it is reachable through that neighbour already).
+  for (const Candidate& c : pool) {
+    if (kept.size() >= max_links) break;
+    bool diverse = true;
+    for (uint32_t k : kept) {
+      if (Distance(VectorOf(c.id), VectorOf(k)) < c.dist) {
+        diverse = false;
+        break;
+      }
+    }
+    if (diverse) kept.push_back(c.id);
+  }
+  SpinGuard guard(locks_[id]);
+  for (size_t i = 0; i < kept.size(); ++i) StoreRelease(links + 1 + i, kept[i]);
+  StoreRelease(links, static_cast<uint32_t>(kept.size()));
+}
+
+size_t HnswIndex::RepairDeleted() {
+  std::unique_lock<std::shared_mutex> writing(write_mu_);
+  std::vector<uint32_t> removed;
+  size_t upper_freed = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(grow_mu_);
+    const uint32_t nodes = std::min<uint32_t>(next_id_.load(), static_cast<uint32_t>(capacity_));
+    std::vector<uint8_t> dead(nodes, 0);
+    for (uint32_t id = 0; id < nodes; ++id) {
+      if (levels_[id].load() >= 0 && deleted_flags_[id].load()) {
+        dead[id] = 1;
+        removed.push_back(id);
+      }
+    }
+    if (removed.empty()) return 0;
+    // A removed entry point hands over to the live node on the highest level.
+    {
+      std::lock_guard<std::mutex> guard(entry_mu_);
+      if (entry_ >= 0 && dead[static_cast<uint32_t>(entry_.load())]) {
+        int64_t best = -1;
+        int best_level = -1;
+        for (uint32_t id = 0; id < nodes; ++id) {
+          const int l = levels_[id].load();
+          if (!dead[id] && l > best_level) {
+            best = id;
+            best_level = l;
+          }
+        }
+        entry_ = best;
+        max_level_ = best_level;
+      }
+    }
+    for (uint32_t id = 0; id < nodes; ++id) {
+      if (dead[id]) continue;
+      for (int l = levels_[id].load(); l >= 0; --l) RepairList(id, l, dead);
+    }
+    for (uint32_t id : removed) {
+      upper_freed += static_cast<size_t>(levels_[id].load()) * (1 + params_.M) * sizeof(uint32_t);
+      levels_[id].store(-1, std::memory_order_release);
+    }
+  }
+  // Searches that started before the lists changed may still hold removed ids; taking the
+  // grow lock waits them out, after which nothing can reach the removed nodes.
+  std::unique_lock<std::shared_mutex> quiesce(grow_mu_);
+  for (uint32_t id : removed) upper_[id].reset();
+  upper_bytes_.fetch_sub(upper_freed, std::memory_order_relaxed);
+  count_.fetch_sub(removed.size());
+  deleted_.fetch_sub(removed.size());
+  std::lock_guard<std::mutex> lock(free_mu_);
+  // Lowest ids last, so they are reused first (keeps the arrays dense).
+  free_ids_.insert(free_ids_.end(), removed.rbegin(), removed.rend());
+  return removed.size();
 }
 
 void HnswIndex::Descend(const float* q, int from_level, int to_level, uint32_t* cur, float* cur_dist) const {

@@ -14,8 +14,7 @@
 // capacity takes an exclusive lock; Reserve() up front avoids it.
 //
 // Deletes are tombstones: a deleted node still routes searches but is never returned.
-// Tombstones cost memory and a little search time until the graph is rebuilt; repairing
-// neighbour lists in place is future work (see the issue notes).
+// RepairDeleted() later unlinks them, reconnects their neighbours and recycles their ids.
 #pragma once
 
 #include <atomic>
@@ -62,6 +61,14 @@ class HnswIndex {
   void Add(uint32_t label, const float* vector);
   // Tombstones a label; later searches skip it.
   void MarkDeleted(uint32_t label);
+  // Removes the tombstones from the graph and recycles their ids for later inserts: every
+  // live node that links to a tombstone drops the link and refills its list from the
+  // tombstones' own live neighbours (closest first, under the selection heuristic), so the
+  // paths that ran through deleted nodes survive them and recall does not decay under
+  // churn. Returns how many nodes were removed. Writers wait while it runs; searches do
+  // not, until a final brief pause that lets searches already holding a removed id finish.
+  size_t RepairDeleted();
+  size_t deleted_count() const { return deleted_.load(std::memory_order_relaxed); }
   bool Contains(uint32_t label) const;
 
   // Up to k hits, best first, scored like FlatIndex (higher is better). ef: size of the
@@ -133,6 +140,10 @@ class HnswIndex {
   void Descend(const float* q, int from_level, int to_level, uint32_t* cur, float* cur_dist) const;
   // Makes `label` name node `id` (after the node is linked in).
   void Publish(uint32_t label, uint32_t id);
+  // RepairDeleted() for one live node's list at one level. dead: by id, nonzero if removed.
+  void RepairList(uint32_t id, int level, const std::vector<uint8_t>& dead);
+  uint32_t AllocateId();
+  void MarkDeletedLocked(uint32_t label);  // REQUIRES: write_mu_ held
 
   const int dim_;
   const Metric metric_;
@@ -143,6 +154,9 @@ class HnswIndex {
   const double level_mult_;
 
   mutable std::shared_mutex grow_mu_;  // shared by Add/Search; exclusive to grow
+  std::shared_mutex write_mu_;         // shared by Add/MarkDeleted; exclusive to RepairDeleted
+  std::mutex free_mu_;
+  std::vector<uint32_t> free_ids_;  // GUARDED_BY(free_mu_): removed by RepairDeleted, reusable
   // State below is sized by capacity_ and replaced only under grow_mu_ held exclusively.
   size_t capacity_ = 0;
   std::unique_ptr<char[]> records_;

@@ -1,6 +1,6 @@
 // Save and load of HnswIndex. File layout (little-endian, as the host):
 //   "CTXHNSW1" | u32 dim | u32 metric | u32 M | u32 int8 | u64 tag | u64 nodes | i64 entry |
-//   i32 max_level | then per node: u32 label, i8 level, u8 deleted, the level-0 record,
+//   i32 max_level | then per node: u32 label, i8 level (-1: a removed node's free id), u8 deleted, the level-0 record,
 //   level * (1 + M) u32 of upper links, and (int8 mode) dim f32 | u64 XXH3 of all before.
 #include <fcntl.h>
 #include <unistd.h>
@@ -129,11 +129,12 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
   auto index = std::make_unique<HnswIndex>(dim, metric, params);
   index->Reserve(std::max<uint64_t>(nodes, 1));
   size_t deleted = 0;
+  std::vector<uint32_t> freed;
   for (uint32_t id = 0; id < nodes; ++id) {
     uint32_t label;
     int8_t level;
     uint8_t is_deleted;
-    if (!r.Get(&label) || !r.Get(&level) || !r.Get(&is_deleted) || level < 0 || level > 30 ||
+    if (!r.Get(&label) || !r.Get(&level) || !r.Get(&is_deleted) || level < -1 || level > 30 ||
         !r.Bytes(index->records_.get() + static_cast<size_t>(id) * index->record_bytes_, index->record_bytes_)) {
       return Corrupt(path, "truncated node " + std::to_string(id));
     }
@@ -147,27 +148,34 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
     index->labels_[id] = label;
     index->levels_[id].store(level);
     index->deleted_flags_[id].store(is_deleted);
-    if (is_deleted) {
+    if (level < 0) {
+      freed.push_back(id);  // removed by RepairDeleted(), free for reuse
+    } else if (is_deleted) {
       ++deleted;
     } else {
       if (index->internal_of_.size() <= label) index->internal_of_.resize(label + 1, kNone);
       index->internal_of_[label] = id;
     }
   }
-  if (r.remaining() != 0 || entry >= static_cast<int64_t>(nodes)) return Corrupt(path, "inconsistent contents");
-  // Every stored neighbour id must name a node, or a search could read out of bounds.
+  if (r.remaining() != 0 || entry >= static_cast<int64_t>(nodes) ||
+      (entry >= 0 && index->levels_[static_cast<uint32_t>(entry)].load() != max_level)) {
+    return Corrupt(path, "inconsistent contents");
+  }
+  // Every stored neighbour id must name a node present on that level, or a search could
+  // read out of bounds.
   for (uint32_t id = 0; id < nodes; ++id) {
     for (int l = 0; l <= index->levels_[id].load(); ++l) {
       const uint32_t* links = index->Links(id, l);
       const size_t cap = l == 0 ? index->max_m0_ : static_cast<size_t>(params.M);
       if (links[0] > cap) return Corrupt(path, "bad neighbour count");
       for (uint32_t i = 1; i <= links[0]; ++i) {
-        if (links[i] >= nodes) return Corrupt(path, "bad neighbour id");
+        if (links[i] >= nodes || index->levels_[links[i]].load() < l) return Corrupt(path, "bad neighbour id");
       }
     }
   }
   index->next_id_ = static_cast<uint32_t>(nodes);
-  index->count_ = nodes;
+  index->count_ = nodes - freed.size();
+  index->free_ids_.assign(freed.rbegin(), freed.rend());
   index->deleted_ = deleted;
   index->entry_ = entry;
   index->max_level_ = max_level;

@@ -259,6 +259,54 @@ TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
   EXPECT_GE(again / 500.0, 0.97);
 }
 
+// Deleting a tenth of a large collection repairs its graph: tombstones go, ids are
+// reused by later inserts, and every live document is still found by its own vector.
+TEST_F(CollectionTest, DeletesPastATenthRepairTheGraph) {
+  auto c = Create("churn", R"({"embedder":"none","dim":8,"index":{"M":8,"ef_construction":64,"quantization":"int8"}})");
+  std::mt19937 rng(9);
+  std::normal_distribution<float> g;
+  const int n = 3000;
+  std::vector<std::vector<float>> vecs(n, std::vector<float>(8));
+  Json docs = Json::MakeArray();
+  for (int i = 0; i < n; ++i) {
+    Json d = Json::MakeObject();
+    d["id"] = "v" + std::to_string(i);
+    Json v = Json::MakeArray();
+    for (auto& x : vecs[i]) {
+      x = g(rng);
+      v.push_back(x);
+    }
+    d["vector"] = std::move(v);
+    docs.push_back(std::move(d));
+  }
+  Json body = Json::MakeObject();
+  body["documents"] = std::move(docs);
+  Upsert(*c, body.Dump());
+  // int8 vectors of record live in a mapped file, not in the collection's RAM.
+  EXPECT_GE(c->Describe().Find("index")->Find("mapped_bytes")->as_int(), n * 8 * 4);
+  for (int i = 0; i < 400; ++i) ASSERT_TRUE(c->DeleteDocument("v" + std::to_string(i)).ok());
+  Json index = *c->Describe().Find("index");
+  EXPECT_LT(index.Find("graph_tombstones")->as_int(), 300);  // repaired at 300
+  EXPECT_LT(index.Find("graph_nodes")->as_int(), n - 250);
+  auto top1 = [&](int i) {
+    Json q = Json::MakeObject();
+    Json v = Json::MakeArray();
+    for (float x : vecs[i]) v.push_back(x);
+    q["vector"] = std::move(v);
+    q["k"] = 1;
+    auto ids = Ids(*c, q.Dump());
+    return ids.empty() ? std::string() : ids[0];
+  };
+  int found = 0;
+  for (int i = 400; i < n; i += 7) found += top1(i) == "v" + std::to_string(i) + "#0";
+  EXPECT_GE(found, (n - 400) / 7 - 2);
+  for (int i = 0; i < 400; i += 13) EXPECT_NE(top1(i), "v" + std::to_string(i) + "#0");
+  const int64_t nodes = index.Find("graph_nodes")->as_int();
+  Upsert(*c, R"({"documents":[{"id":"back","vector":[1,2,3,4,5,6,7,8]}]})");
+  EXPECT_EQ(c->Describe().Find("index")->Find("graph_nodes")->as_int(), nodes + 1);
+  EXPECT_EQ(c->chunk_count(), static_cast<size_t>(n - 400 + 1));
+}
+
 TEST_F(CollectionTest, DropThenRecreateStartsEmpty) {
   auto c = Create("docs", R"({"embedder":"glove"})");
   Upsert(*c, kDocs);

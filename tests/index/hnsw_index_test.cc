@@ -354,3 +354,112 @@ TEST(HnswTest, Int8WithFileBackedVectorsKeepsRecallAndLeavesRam) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+TEST(HnswRepairTest, RepairRemovesTombstonesKeepsRecallAndRecyclesIds) {
+  const int dim = 16;
+  auto points = Clustered(6100, dim, 20, 41);
+  std::vector<std::vector<float>> queries(points.end() - 100, points.end());
+  points.resize(6000);
+  for (bool int8 : {false, true}) {
+    HnswIndex hnsw(dim, Metric::kCosine, {16, 100, 1, int8});
+    FlatIndex flat(dim, Metric::kCosine);
+    for (uint32_t i = 0; i < points.size(); ++i) {
+      hnsw.Add(i, points[i].data());
+      flat.Set(i, points[i].data());
+    }
+    const size_t bytes_before = hnsw.memory_bytes();
+    std::vector<uint32_t> victims;
+    for (uint32_t i = 0; i < points.size(); ++i) {
+      if ((i * 2654435761u) % 10 < 3) victims.push_back(i);
+    }
+    for (uint32_t v : victims) {
+      hnsw.MarkDeleted(v);
+      flat.Remove(v);
+    }
+    EXPECT_EQ(hnsw.deleted_count(), victims.size());
+    EXPECT_EQ(hnsw.RepairDeleted(), victims.size());
+    EXPECT_EQ(hnsw.deleted_count(), 0u);
+    EXPECT_EQ(hnsw.node_count(), points.size() - victims.size());
+    EXPECT_EQ(hnsw.RepairDeleted(), 0u);  // nothing left to do
+    // Without the tombstones to route through, the repaired links keep recall.
+    EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95) << "after repair, int8 " << int8;
+    // Reinserting takes the freed ids: the graph does not grow.
+    for (uint32_t v : victims) {
+      hnsw.Add(v, points[v].data());
+      flat.Set(v, points[v].data());
+    }
+    EXPECT_EQ(hnsw.node_count(), points.size());
+    // (Only the reinserted nodes' upper-level lists differ: their levels are drawn anew.)
+    EXPECT_LT(hnsw.memory_bytes(), bytes_before * 101 / 100);
+    EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95) << "after reinsert, int8 " << int8;
+    for (uint32_t i = 0; i < 50; ++i) EXPECT_EQ(hnsw.Search(points[i].data(), 1, 64, nullptr)[0].slot, i);
+  }
+}
+
+TEST(HnswRepairTest, RemovingEverythingIncludingTheEntryPointLeavesAWorkingGraph) {
+  auto points = Clustered(500, 8, 4, 43);
+  HnswIndex hnsw(8, Metric::kL2, {8, 50, 1, false});
+  for (uint32_t i = 0; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+  for (uint32_t i = 0; i < points.size(); ++i) hnsw.MarkDeleted(i);
+  EXPECT_EQ(hnsw.RepairDeleted(), points.size());
+  EXPECT_TRUE(hnsw.Search(points[0].data(), 5, 32, nullptr).empty());
+  for (uint32_t i = 0; i < 100; ++i) hnsw.Add(1000 + i, points[i].data());
+  EXPECT_EQ(hnsw.node_count(), 100u);
+  EXPECT_EQ(hnsw.Search(points[7].data(), 1, 32, nullptr)[0].slot, 1007u);
+}
+
+TEST(HnswRepairTest, RepairedGraphSavesAndLoadsWithItsFreeIds) {
+  auto points = Clustered(3000, 16, 10, 45);
+  HnswParams params{12, 64, 5, false};
+  HnswIndex hnsw(16, Metric::kCosine, params);
+  for (uint32_t i = 0; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+  for (uint32_t i = 0; i < points.size(); i += 4) hnsw.MarkDeleted(i);
+  ASSERT_EQ(hnsw.RepairDeleted(), 750u);
+  const std::string path = ::testing::TempDir() + "/repaired.hnsw";
+  ASSERT_TRUE(hnsw.Save(path, 7).ok());
+  uint64_t tag = 0;
+  auto loaded = HnswIndex::Load(path, 16, Metric::kCosine, params, &tag);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ((*loaded)->size(), 2250u);
+  EXPECT_EQ((*loaded)->node_count(), 2250u);
+  for (uint32_t i = 0; i < points.size(); i += 4) (*loaded)->Add(i, points[i].data());
+  EXPECT_EQ((*loaded)->node_count(), 3000u);  // the free ids were reused
+  EXPECT_EQ((*loaded)->Search(points[8].data(), 1, 32, nullptr)[0].slot, 8u);
+  EXPECT_EQ((*loaded)->Search(points[9].data(), 1, 32, nullptr)[0].slot, 9u);
+}
+
+// Searches run while deletes, repairs and reinserts churn the graph (also under TSan).
+TEST(HnswRepairTest, ConcurrentSearchesDuringRepairAndChurn) {
+  const int dim = 16;
+  auto points = Clustered(4000, dim, 16, 47);
+  HnswIndex hnsw(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      for (size_t q = t; !done; q += 2) {
+        for (const auto& h : hnsw.Search(points[q % points.size()].data(), 5, 32, nullptr)) {
+          ASSERT_LT(h.slot, points.size());
+        }
+      }
+    });
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (uint32_t i = round; i < points.size(); i += 5) hnsw.MarkDeleted(i);
+    hnsw.RepairDeleted();
+    for (uint32_t i = round; i < points.size(); i += 5) hnsw.Add(i, points[i].data());
+  }
+  done = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(hnsw.node_count(), points.size());
+  size_t found = 0;
+  for (uint32_t i = 0; i < 200; ++i) found += hnsw.Search(points[i].data(), 1, 64, nullptr)[0].slot == i;
+  EXPECT_GE(found, 195u);
+}
+
+}  // namespace
+}  // namespace contextd
