@@ -17,6 +17,9 @@
 #include <vector>
 
 #include <faiss/IndexHNSW.h>
+#include <fstream>
+#include <memory>
+
 #include <hnswlib/hnswlib.h>
 #include <CLI/CLI.hpp>
 
@@ -58,7 +61,10 @@ int main(int argc, char** argv) {
   AnnArgs args;
   std::string engines = "hnswlib,faiss";
   int faiss_threads = 1;
+  std::string hnswlib_graph;
   AddAnnOptions(&app, &args);
+  app.add_option("--hnswlib-graph", hnswlib_graph,
+                 "load hnswlib's index from this file if it exists, else build and save it there");
   app.add_option("--engines", engines);
   app.add_option("--faiss-build-threads", faiss_threads,
                  "OpenMP threads for FAISS's build (its 1-thread build is slow)");
@@ -75,11 +81,19 @@ int main(int argc, char** argv) {
 
   if (engines.find("hnswlib") != std::string::npos) {
     hnswlib::InnerProductSpace space(dim);
-    hnswlib::HierarchicalNSW<float> index(&space, base.n, M, efc, 42);
+    const bool load = !hnswlib_graph.empty() && std::ifstream(hnswlib_graph).good();
     auto t0 = Clock::now();
-    for (size_t i = 0; i < base.n; ++i) index.addPoint(base.row(i), i);
-    printf("{\"engine\":\"hnswlib\",\"n\":%zu,\"M\":%d,\"efc\":%d,\"threads\":1,\"build_s\":%.2f}\n", base.n, M, efc,
-           Since(t0));
+    std::unique_ptr<hnswlib::HierarchicalNSW<float>> built;
+    if (load) {
+      built = std::make_unique<hnswlib::HierarchicalNSW<float>>(&space, hnswlib_graph);
+    } else {
+      built = std::make_unique<hnswlib::HierarchicalNSW<float>>(&space, base.n, M, efc, 42);
+      for (size_t i = 0; i < base.n; ++i) built->addPoint(base.row(i), i);
+      if (!hnswlib_graph.empty()) built->saveIndex(hnswlib_graph);
+    }
+    hnswlib::HierarchicalNSW<float>& index = *built;
+    printf("{\"engine\":\"hnswlib\",\"n\":%zu,\"M\":%d,\"efc\":%d,\"threads\":1,\"%s\":%.2f}\n", base.n, M, efc,
+           load ? "load_s" : "build_s", Since(t0));
     fflush(stdout);
     for (int ef : ParseList(efs)) {
       index.setEf(ef);

@@ -42,7 +42,7 @@ struct HnswParams {
   bool int8 = false;
   // SearchFiltered() scores up to this many matches exactly rather than walk the graph
   // (about a millisecond's work; see SearchFiltered()).
-  size_t filter_exact_matches = 20000;
+  size_t filter_exact_matches = 10000;
   // int8 mode: the fp32 vectors (read to build and to rescore) go in an unnamed file in this
   // directory, memory-mapped, so only the codes and links need to stay resident; empty
   // keeps them in RAM.
