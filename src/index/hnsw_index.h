@@ -46,7 +46,7 @@ struct HnswParams {
   // int8 mode: the fp32 vectors (read to build and to rescore) go in an unnamed file in this
   // directory, memory-mapped, so only the codes and links need to stay resident; empty
   // keeps them in RAM.
-  std::string vector_dir;
+  std::string vector_dir = "";
 };
 
 class HnswIndex {

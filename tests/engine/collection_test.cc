@@ -51,6 +51,29 @@ class CollectionTest : public ::testing::Test {
     return ids;
   }
 
+  // Upserts documents v<first>..v<first+count-1> with random vectors (kept in *vecs, by
+  // number) and metadata {"group": number % 100}, in one batch.
+  void UpsertRandomVectors(Collection& c, int first, int count, std::mt19937* rng,
+                           std::vector<std::vector<float>>* vecs) {
+    std::normal_distribution<float> g;
+    Json docs = Json::MakeArray();
+    for (int i = first; i < first + count; ++i) {
+      Json d = Json::MakeObject();
+      d["id"] = "v" + std::to_string(i);
+      d["metadata"]["group"] = i % 100;
+      Json v = Json::MakeArray();
+      for (auto& x : (*vecs)[i]) {
+        x = g(*rng);
+        v.push_back(x);
+      }
+      d["vector"] = std::move(v);
+      docs.push_back(std::move(d));
+    }
+    Json body = Json::MakeObject();
+    body["documents"] = std::move(docs);
+    Upsert(c, body.Dump());
+  }
+
   const char* kDocs = R"({"documents":[
     {"id":"pets","text":"Kittens and puppies make wonderful pets for families.","metadata":{"year":2021,"topic":"animals"}},
     {"id":"stocks","text":"Stock markets fell as investors feared rising interest rates.","metadata":{"year":2019,"topic":"finance"}},
@@ -187,24 +210,7 @@ TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
   std::normal_distribution<float> g;
   const int n = static_cast<int>(Collection::kGraphMinChunks) + 1000;
   std::vector<std::vector<float>> vecs(n, std::vector<float>(8));
-  for (int b = 0; b < n; b += 500) {
-    Json docs = Json::MakeArray();
-    for (int i = b; i < std::min(n, b + 500); ++i) {
-      Json d = Json::MakeObject();
-      d["id"] = "v" + std::to_string(i);
-      d["metadata"]["group"] = i % 100;
-      Json v = Json::MakeArray();
-      for (auto& x : vecs[i]) {
-        x = g(rng);
-        v.push_back(x);
-      }
-      d["vector"] = std::move(v);
-      docs.push_back(std::move(d));
-    }
-    Json body = Json::MakeObject();
-    body["documents"] = std::move(docs);
-    Upsert(*c, body.Dump());
-  }
+  for (int b = 0; b < n; b += 500) UpsertRandomVectors(*c, b, std::min(500, n - b), &rng, &vecs);
   EXPECT_EQ(c->Describe().Find("index")->Find("type")->as_string(), "hnsw");
   EXPECT_EQ(c->Describe().Find("index")->Find("M")->as_int(), 12);
   auto exact_top = [&](const std::vector<float>& q, int group) {
@@ -264,24 +270,9 @@ TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
 TEST_F(CollectionTest, DeletesPastATenthRepairTheGraph) {
   auto c = Create("churn", R"({"embedder":"none","dim":8,"index":{"M":8,"ef_construction":64,"quantization":"int8"}})");
   std::mt19937 rng(9);
-  std::normal_distribution<float> g;
   const int n = 3000;
   std::vector<std::vector<float>> vecs(n, std::vector<float>(8));
-  Json docs = Json::MakeArray();
-  for (int i = 0; i < n; ++i) {
-    Json d = Json::MakeObject();
-    d["id"] = "v" + std::to_string(i);
-    Json v = Json::MakeArray();
-    for (auto& x : vecs[i]) {
-      x = g(rng);
-      v.push_back(x);
-    }
-    d["vector"] = std::move(v);
-    docs.push_back(std::move(d));
-  }
-  Json body = Json::MakeObject();
-  body["documents"] = std::move(docs);
-  Upsert(*c, body.Dump());
+  UpsertRandomVectors(*c, 0, n, &rng, &vecs);
   // int8 vectors of record live in a mapped file, not in the collection's RAM.
   EXPECT_GE(c->Describe().Find("index")->Find("mapped_bytes")->as_int(), n * 8 * 4);
   for (int i = 0; i < 400; ++i) ASSERT_TRUE(c->DeleteDocument("v" + std::to_string(i)).ok());

@@ -43,7 +43,9 @@ double Recall(const HnswIndex& hnsw, const FlatIndex& flat, const std::vector<st
     for (auto& h : truth) t.insert(h.slot);
     for (auto& h : got) {
       hits += t.count(h.slot);
-      if (filter) EXPECT_TRUE(filter(h.slot));
+      if (filter) {
+        EXPECT_TRUE(filter(h.slot));
+      }
     }
     total += truth.size();
   }
@@ -80,7 +82,9 @@ TEST_P(HnswMetricTest, HighRecallOnRandomAndClusteredData) {
     // Scores are on the FlatIndex scale.
     auto a = hnsw.Search(queries[0].data(), 1, 64, nullptr);
     auto b = flat.Search(queries[0].data(), 1, nullptr);
-    if (a[0].slot == b[0].slot) EXPECT_NEAR(a[0].score, b[0].score, 1e-3);
+    if (a[0].slot == b[0].slot) {
+      EXPECT_NEAR(a[0].score, b[0].score, 1e-3);
+    }
   }
 }
 
@@ -244,12 +248,6 @@ TEST(HnswTest, ConcurrentInsertsAndSearches) {
   EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95);
 }
 
-}  // namespace
-}  // namespace contextd
-
-namespace contextd {
-namespace {
-
 TEST(HnswPersistTest, SaveLoadRoundTripAndCorruptionDetection) {
   const int dim = 16;
   auto points = Clustered(3000, dim, 10, 21);
@@ -302,12 +300,6 @@ TEST(HnswPersistTest, SaveLoadRoundTripAndCorruptionDetection) {
   }
 }
 
-}  // namespace
-}  // namespace contextd
-
-namespace contextd {
-namespace {
-
 TEST(MappedBufferTest, GrowsAndShrinksKeepingContentsInRamOrFile) {
   for (const std::string dir : {std::string(), ::testing::TempDir()}) {
     MappedBuffer buf(dir);
@@ -351,12 +343,6 @@ TEST(HnswTest, Int8WithFileBackedVectorsKeepsRecallAndLeavesRam) {
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i].score, b[i].score, 1e-6);
   }
 }
-
-}  // namespace
-}  // namespace contextd
-
-namespace contextd {
-namespace {
 
 TEST(HnswRepairTest, RepairRemovesTombstonesKeepsRecallAndRecyclesIds) {
   const int dim = 16;
