@@ -301,7 +301,7 @@ TEST(HnswPersistTest, SaveLoadRoundTripAndCorruptionDetection) {
 }
 
 TEST(MappedBufferTest, GrowsAndShrinksKeepingContentsInRamOrFile) {
-  for (const std::string dir : {std::string(), ::testing::TempDir()}) {
+  for (const std::string& dir : {std::string(), ::testing::TempDir()}) {
     MappedBuffer buf(dir);
     EXPECT_EQ(buf.file_backed(), !dir.empty());
     ASSERT_TRUE(buf.Resize(4096));
