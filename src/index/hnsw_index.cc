@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <queue>
+#include <thread>
 
 namespace contextd {
 namespace {
@@ -429,10 +430,22 @@ size_t HnswIndex::RepairDeleted() {
         max_level_ = best_level;
       }
     }
-    for (uint32_t id = 0; id < nodes; ++id) {
-      if (dead[id]) continue;
-      for (int l = levels_[id].load(); l >= 0; --l) RepairList(id, l, dead);
-    }
+    // Each node's list is rewritten by one thread under its own lock; lists read meanwhile
+    // may be mid-rewrite, which (as for searches) only changes which candidates are seen.
+    std::atomic<uint32_t> next{0};
+    auto work = [&] {
+      constexpr uint32_t kBatch = 256;
+      for (uint32_t b = next.fetch_add(kBatch); b < nodes; b = next.fetch_add(kBatch)) {
+        for (uint32_t id = b; id < std::min(nodes, b + kBatch); ++id) {
+          if (dead[id]) continue;
+          for (int l = levels_[id].load(); l >= 0; --l) RepairList(id, l, dead);
+        }
+      }
+    };
+    std::vector<std::thread> helpers;
+    for (unsigned t = 1; t < std::max(1u, std::thread::hardware_concurrency()); ++t) helpers.emplace_back(work);
+    work();
+    for (auto& h : helpers) h.join();
     for (uint32_t id : removed) {
       upper_freed += static_cast<size_t>(levels_[id].load()) * (1 + params_.M) * sizeof(uint32_t);
       levels_[id].store(-1, std::memory_order_release);
