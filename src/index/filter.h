@@ -28,6 +28,8 @@ class Filter {
   // Parses a filter object; InvalidArgument (reason "invalid_filter") naming what is wrong.
   static StatusOr<Filter> Parse(const Json& spec);
 
+  // One document's metadata against the filter: the definition Select() must agree with
+  // (and is tested against); searches use Select().
   bool Matches(const Json& metadata) const;
   bool empty() const { return root_ == nullptr; }
   // The slots of `index` that match, by set operations over its posting lists: the same

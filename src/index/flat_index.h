@@ -1,6 +1,8 @@
 // FlatIndex: vector search by scanning every live slot. The baseline every approximate
-// index is measured against, and the right choice for small collections and very
-// selective filters.
+// index is measured against (the HNSW tests' ground truth). Collections no longer use it:
+// they keep vectors once, in the graph, and scan those exactly when small or when a filter
+// matches few (HnswIndex::ExactSearch); its int8 pre-scan is the model for doing that
+// scan on codes, which is why it is kept rather than reduced to a test helper.
 //
 // A scan reads int8 codes (a quarter of the fp32 bytes: the scan is memory-bound) to pick
 // a candidate pool of max(4k, 64), then rescores the pool with the fp32 vectors, so the
