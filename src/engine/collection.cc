@@ -318,28 +318,36 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   // A filter becomes the set of matching slots up front (from the payload index): its
   // size picks the vector search strategy, and membership tests are then one bit each.
   SlotBitset allowed;
-  SlotFilter filter;
-  if (!req.filter.empty()) {
-    allowed = req.filter.Select(payload_);
-    filter = [&allowed](uint32_t slot) { return allowed.Test(slot); };
-  }
+  if (!req.filter.empty()) allowed = req.filter.Select(payload_);
   const SlotBitset* allowed_ptr = req.filter.empty() ? nullptr : &allowed;
   std::vector<ScoredSlot> ranked;
   if (req.mode == QueryMode::kVector) {
     ranked = VectorSearchLocked(qvec.data(), req.k, req.ef, allowed_ptr);
   } else if (req.mode == QueryMode::kKeyword) {
-    ranked = keywords_.Search(terms, req.k, filter);
+    ranked = keywords_.Search(terms, req.k, allowed_ptr);
   } else {
     // Reciprocal rank fusion over deeper lists than k, so documents that are good on both
     // sides but top on neither still surface.
+    // The tail of the vector list only adds 1/(60+r) each, so the graph is searched at ef =
+    // depth rather than the 2x a standalone top-k query gets.
     const size_t depth = std::max<size_t>(req.k * 3, 60);
-    std::unordered_map<uint32_t, float> fused;
+    const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 64);
+    std::vector<ScoredSlot> fused;
     for (const auto& list :
-         {VectorSearchLocked(qvec.data(), depth, req.ef, allowed_ptr), keywords_.Search(terms, depth, filter)}) {
-      for (size_t r = 0; r < list.size(); ++r) fused[list[r].slot] += 1.0f / (kRrfK + static_cast<float>(r + 1));
+         {VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr), keywords_.Search(terms, depth, allowed_ptr)}) {
+      for (size_t r = 0; r < list.size(); ++r)
+        fused.push_back({1.0f / (kRrfK + static_cast<float>(r + 1)), list[r].slot});
     }
+    // Two short lists: sorting by slot and summing neighbours beats a hash map.
+    std::sort(fused.begin(), fused.end(), [](const ScoredSlot& a, const ScoredSlot& b) { return a.slot < b.slot; });
     TopK top(req.k);
-    for (auto [slot, score] : fused) top.Push(score, slot);
+    for (size_t i = 0; i < fused.size();) {
+      float score = fused[i].score;
+      size_t j = i + 1;
+      for (; j < fused.size() && fused[j].slot == fused[i].slot; ++j) score += fused[j].score;
+      top.Push(score, fused[i].slot);
+      i = j;
+    }
     ranked = top.Take();
   }
   result.hits.reserve(ranked.size());

@@ -4,13 +4,16 @@
 // Terms come from an Analyzer (text/analyzer.h); this class only counts them. Slots are the
 // collection's chunk numbers and may be reused after Remove().
 //
-// Search is exhaustive term-at-a-time into a dense per-thread accumulator. (Document-at-a-
-// time MaxScore was tried and was 40% slower on SciFact: with bounds from each term's
-// largest tf and shortest document, long claims prune almost nothing and the per-document
-// cursor walk costs more than it saves; tighter, block-level bounds are the way there.)
-// Posting lists are kept sorted by slot so removal is a binary search, and so that
-// document-at-a-time strategies can walk them.
-//
+// Search is exact top-k with MaxScore-style pruning, term-at-a-time: terms go in order of
+// their score upper bound (rare terms first); once the bounds of the terms still to come add
+// up to less than the current k-th best score, no unseen document can enter the top k, so
+// the remaining (common, long) lists are only probed for the surviving candidates by
+// galloping search, and candidates that can no longer reach the k-th score are dropped
+// after every term. Pruning is only tried for long lists and small k (see the constants in
+// Bm25Params); otherwise every list is scored. The results equal exhaustive scoring's. (Document-at-a-time MaxScore
+// was tried first and was 40% slower on SciFact's long claims: its per-document cursor walk
+// costs more than it saves at these list lengths.) Each posting carries its document's
+// length, so scoring a list reads memory in order except for the accumulator.
 // Thread safety: none; the owner serialises writers against readers.
 #pragma once
 
@@ -20,12 +23,18 @@
 #include <vector>
 
 #include "index/search_types.h"
+#include "index/slot_bitset.h"
 
 namespace contextd {
 
 struct Bm25Params {
   float k1 = 1.2f;
   float b = 0.75f;
+  // Pruning pays only for long lists and small k: below this many postings in the query's
+  // lists, or for deeper k (hybrid asks for 60), the checks cost more than they save and
+  // every list is scored. Measured with bench/bm25_bench on SciFact at 9k and 100k chunks.
+  size_t prune_min_postings = 20000;
+  size_t prune_max_k = 32;
 };
 
 class Bm25Index {
@@ -36,8 +45,10 @@ class Bm25Index {
   void Add(uint32_t slot, const std::vector<std::string>& terms);
   void Remove(uint32_t slot);
 
-  // Up to k best hits for the query terms (repeats count once), best first.
-  std::vector<ScoredSlot> Search(const std::vector<std::string>& query_terms, size_t k, const SlotFilter& filter) const;
+  // Up to k best hits for the query terms (repeats count once), best first; only slots in
+  // `allowed` when it is given.
+  std::vector<ScoredSlot> Search(const std::vector<std::string>& query_terms, size_t k,
+                                 const SlotBitset* allowed = nullptr) const;
 
   size_t doc_count() const { return doc_count_; }
   size_t term_count() const { return terms_.size(); }
@@ -45,10 +56,30 @@ class Bm25Index {
   float TermScore(uint32_t tf, uint32_t df, uint32_t doc_len) const;
 
  private:
+  // Term frequency and document length saturate at 65,535 (chunks are far shorter).
   struct Posting {
     uint32_t slot;
-    uint32_t tf;
+    uint16_t tf;
+    uint16_t len;
   };
+  // Bounds for the term's best possible score; they only loosen on removal, so they stay
+  // valid upper bounds without being recomputed.
+  struct TermBounds {
+    uint16_t max_tf = 0;
+    uint16_t min_len = UINT16_MAX;
+  };
+  // One term's BM25 for a query: idf * tf / (tf + k1 * (1 - b + b * len / avgdl)).
+  struct TermScorer {
+    float idf;
+    float norm_base;   // k1 * (1 - b)
+    float norm_slope;  // k1 * b / avgdl
+    float Score(float tf, float len) const { return idf * tf / (tf + norm_base + norm_slope * len); }
+  };
+  struct QueryTerm;
+
+  // Adds the term's score to acc[slot] for every posting (in `allowed`), marks the blocks of
+  // 64 slots it touched, and raises *best to the highest accumulated score.
+  void ScoreList(const QueryTerm& term, const SlotBitset* allowed, float* acc, uint8_t* marks, float* best) const;
   struct Doc {
     std::vector<uint32_t> term_ids;  // distinct terms, for removal
   };
@@ -56,8 +87,9 @@ class Bm25Index {
   Bm25Params params_;
   std::unordered_map<std::string, uint32_t> terms_;
   std::vector<std::vector<Posting>> postings_;  // by term id, sorted by slot
+  std::vector<TermBounds> bounds_;              // by term id
   std::vector<Doc> docs_;                       // by slot
-  std::vector<uint32_t> lengths_;               // by slot; 0 for free slots (dense: scanned per posting)
+  std::vector<uint32_t> lengths_;               // by slot; 0 for free slots
   size_t doc_count_ = 0;
   uint64_t total_length_ = 0;
 };

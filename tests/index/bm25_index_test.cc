@@ -60,27 +60,32 @@ TEST_F(Bm25Test, RemoveUpdatesStatistics) {
 
 TEST_F(Bm25Test, FilterAndUnknownTerms) {
   EXPECT_TRUE(index_.Search({"unicorn"}, 10, nullptr).empty());
-  auto hits = index_.Search({"cat"}, 10, [](uint32_t s) { return s == 0; });
+  SlotBitset only_zero(3);
+  only_zero.Set(0);
+  auto hits = index_.Search({"cat"}, 10, &only_zero);
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].slot, 0u);
 }
 
-}  // namespace
-}  // namespace contextd
-
-namespace contextd {
-namespace {
-
 // Search over a churned index (holes, reused slots, filters) agrees with scoring every
-// document from scratch.
-TEST(Bm25ChurnTest, MatchesExhaustiveScoringOnARandomCorpus) {
+// document from scratch: the pruning never drops a document that belongs in the top k.
+// Run with the default pruning limits and with pruning tried on every query, so both the
+// exhaustive and the pruned paths are compared with the reference.
+class Bm25ChurnTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Bm25ChurnTest, MatchesExhaustiveScoringOnARandomCorpus) {
   std::mt19937 rng(11);
+  Bm25Params params;
+  if (GetParam()) {
+    params.prune_min_postings = 0;
+    params.prune_max_k = SIZE_MAX;
+  }
   // Zipf-ish vocabulary: low ids are common, so posting lists have very different lengths.
   std::vector<double> weights;
   for (int i = 0; i < 300; ++i) weights.push_back(1.0 / (i + 1));
   std::discrete_distribution<int> word(weights.begin(), weights.end());
   std::uniform_int_distribution<int> len(3, 60);
-  Bm25Index index;
+  Bm25Index index(params);
   std::vector<std::vector<std::string>> docs(2000);
   for (uint32_t d = 0; d < docs.size(); ++d) {
     int l = len(rng);
@@ -94,13 +99,21 @@ TEST(Bm25ChurnTest, MatchesExhaustiveScoringOnARandomCorpus) {
     return d % 14 == 0 ? docs[(d + 1) % docs.size()] : docs[d];
   };
 
-  for (int trial = 0; trial < 200; ++trial) {
+  for (int trial = 0; trial < 400; ++trial) {
     std::vector<std::string> query;
     int terms = 1 + trial % 12;
     for (int i = 0; i < terms; ++i) query.push_back("w" + std::to_string(word(rng)));
-    size_t k = trial % 3 == 0 ? 60 : 10;
+    // Small k prunes hardest (the k-th score is high early); 60 is the hybrid depth.
+    const size_t ks[] = {60, 10, 1, 3};
+    size_t k = ks[trial % 4];
     SlotFilter filter;
-    if (trial % 4 == 1) filter = [](uint32_t s) { return s % 5 != 0; };
+    SlotBitset allowed(docs.size());
+    if (trial % 5 == 1) {
+      filter = [](uint32_t s) { return s % 5 != 0; };
+      for (uint32_t d = 0; d < docs.size(); ++d) {
+        if (filter(d)) allowed.Set(d);
+      }
+    }
 
     // Exhaustive reference from the same per-term formula.
     std::vector<std::string> unique;
@@ -123,7 +136,7 @@ TEST(Bm25ChurnTest, MatchesExhaustiveScoringOnARandomCorpus) {
       if (score > 0) expected.push_back({-score, d});
     }
     std::sort(expected.begin(), expected.end());
-    auto hits = index.Search(query, k, filter);
+    auto hits = index.Search(query, k, filter ? &allowed : nullptr);
     ASSERT_EQ(hits.size(), std::min(k, expected.size())) << "trial " << trial;
     for (size_t i = 0; i < hits.size(); ++i) {
       EXPECT_NEAR(hits[i].score, -expected[i].first, 1e-4) << "trial " << trial << " rank " << i;
@@ -134,6 +147,8 @@ TEST(Bm25ChurnTest, MatchesExhaustiveScoringOnARandomCorpus) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(PruneAlwaysOrByDefault, Bm25ChurnTest, ::testing::Bool());
 
 }  // namespace
 }  // namespace contextd
