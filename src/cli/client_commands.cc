@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "common/json.h"
-#include "server/http_client.h"
+#include "net/http_client.h"
 
 namespace contextd {
 namespace {

@@ -12,7 +12,7 @@
 #include "common/metrics.h"
 #include "engine/engine.h"
 #include "server/api.h"
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 namespace contextd {
 

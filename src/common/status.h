@@ -74,6 +74,9 @@ inline Status ResourceExhausted(std::string msg, std::string reason = "resource_
 inline Status Unavailable(std::string msg, std::string reason = "unavailable") {
   return Status(StatusCode::kUnavailable, std::move(msg), std::move(reason));
 }
+inline Status DeadlineExceeded(std::string msg, std::string reason = "deadline_exceeded") {
+  return Status(StatusCode::kDeadlineExceeded, std::move(msg), std::move(reason));
+}
 inline Status Internal(std::string msg, std::string reason = "internal") {
   return Status(StatusCode::kInternal, std::move(msg), std::move(reason));
 }

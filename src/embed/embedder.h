@@ -3,6 +3,7 @@
 // Thread safety: implementations are safe for concurrent use.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,17 @@
 #include "common/status.h"
 
 namespace contextd {
+
+// Queries wait on their embedding; ingestion can wait longer. Batching services serve
+// kQuery first.
+enum class EmbedPriority { kQuery, kBulk };
+
+struct EmbedOptions {
+  EmbedPriority priority = EmbedPriority::kBulk;
+  // Monotonic (SystemClock::NowNanos) time by which the caller needs the answer; 0 = none.
+  // Services that queue or call remote providers give up with DeadlineExceeded after it.
+  int64_t deadline_ns = 0;
+};
 
 class Embedder {
  public:
@@ -21,6 +33,12 @@ class Embedder {
   // texts: n strings. out: n * dim() floats, caller-owned. Every output row has unit L2
   // norm, or is all zeros when the text carries nothing the model knows.
   virtual Status Embed(const std::vector<std::string_view>& texts, float* out) const = 0;
+  // Embed() with a priority and a deadline; embedders that neither queue nor wait ignore
+  // them (the default).
+  virtual Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const {
+    (void)options;
+    return Embed(texts, out);
+  }
 };
 
 }  // namespace contextd

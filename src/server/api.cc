@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "server/http_status.h"
+#include "net/http_status.h"
 
 namespace contextd {
 namespace {

@@ -16,7 +16,7 @@
 #include "common/metrics.h"
 #include "common/thread_pool.h"
 #include "engine/engine.h"
-#include "server/http.h"
+#include "net/http.h"
 
 namespace contextd {
 

@@ -15,7 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "common/json.h"
-#include "server/http_client.h"
+#include "net/http_client.h"
 
 namespace contextd {
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "common/status.h"
-#include "server/http.h"
+#include "net/http.h"
 
 namespace contextd {
 

@@ -1,14 +1,16 @@
-// HttpClient: a small blocking HTTP/1.1 client with one keep-alive connection, for the CLI,
-// the tests and the benchmarks. Reconnects once when the server closed an idle connection.
+// HttpClient: a small blocking HTTP/1.1 client with one keep-alive connection, for remote
+// embedding providers, the CLI, the tests and the benchmarks. Reconnects once when the
+// server closed an idle connection.
 //
 // Thread safety: none; use one client per thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "common/status.h"
-#include "server/http.h"
+#include "net/http.h"
 
 namespace contextd {
 
@@ -27,6 +29,10 @@ class HttpClient {
   // Unavailable when the server cannot be reached or the connection breaks.
   StatusOr<ClientResponse> Request(const std::string& method, const std::string& target, const std::string& body = "",
                                    const HttpHeaders& headers = {});
+  // Limits each later request (connect, write and read together) to `ms`; 0 = no limit.
+  // A request that runs out gets DeadlineExceeded and the connection is closed.
+  void set_timeout_ms(int64_t ms) { timeout_ms_ = ms; }
+
   StatusOr<ClientResponse> Get(const std::string& target) { return Request("GET", target); }
   StatusOr<ClientResponse> Post(const std::string& target, const std::string& body) {
     return Request("POST", target, body);
@@ -35,6 +41,7 @@ class HttpClient {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  int64_t timeout_ms_ = 0;
 };
 
 // Splits "http://host:port" into its parts; InvalidArgument otherwise.

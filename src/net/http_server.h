@@ -12,7 +12,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "server/http.h"
+#include "net/http.h"
 
 namespace contextd {
 

@@ -1,4 +1,4 @@
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "server/http_client.h"
+#include "net/http_client.h"
 
 namespace contextd {
 namespace {

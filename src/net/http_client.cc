@@ -1,7 +1,8 @@
-#include "server/http_client.h"
+#include "net/http_client.h"
 
 #include <strings.h>
 
+#include <chrono>
 #include <optional>
 
 #include <boost/asio.hpp>
@@ -29,12 +30,33 @@ struct HttpClient::Impl {
   std::optional<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
 
-  Status Connect() {
+  // Runs the queued asynchronous operations until they finish or `timeout_ms` passes
+  // (0 = no limit). On timeout the connection is closed, which completes the operations
+  // with an error; returns false then.
+  bool RunFor(int64_t timeout_ms) {
+    ioc.restart();
+    if (timeout_ms <= 0) {
+      ioc.run();
+      return true;
+    }
+    ioc.run_for(std::chrono::milliseconds(timeout_ms));
+    if (ioc.stopped()) return true;
+    beast::error_code ignored;
+    stream->socket().close(ignored);
+    ioc.restart();
+    ioc.run();
+    return false;
+  }
+
+  Status Connect(int64_t timeout_ms) {
     stream.emplace(ioc);
     beast::error_code ec;
     tcp::resolver resolver(ioc);
     auto results = resolver.resolve(host, std::to_string(port), ec);
-    if (!ec) stream->connect(results, ec);
+    if (!ec) {
+      stream->async_connect(results, [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
+      if (!RunFor(timeout_ms)) ec = asio::error::timed_out;
+    }
     if (ec) {
       stream.reset();
       return Unavailable("cannot connect to " + host + ":" + std::to_string(port) + ": " + ec.message());
@@ -45,9 +67,15 @@ struct HttpClient::Impl {
   }
 
   StatusOr<ClientResponse> Once(const std::string& method, const std::string& target, const std::string& body,
-                                const HttpHeaders& headers, bool* retryable) {
+                                const HttpHeaders& headers, int64_t timeout_ms, bool* retryable) {
     *retryable = false;
-    if (!stream) CTX_RETURN_IF_ERROR(Connect());
+    const auto start = std::chrono::steady_clock::now();
+    if (!stream) CTX_RETURN_IF_ERROR(Connect(timeout_ms));
+    if (timeout_ms > 0) {
+      timeout_ms -=
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+      timeout_ms = std::max<int64_t>(timeout_ms, 1);
+    }
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
     req.set(http::field::host, host);
     req.set(http::field::content_type, "application/json");
@@ -56,10 +84,17 @@ struct HttpClient::Impl {
     req.prepare_payload();
     req.keep_alive(true);
     beast::error_code ec;
-    http::write(*stream, req, ec);
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ull << 32);
-    if (!ec) http::read(*stream, buffer, parser, ec);
+    http::async_write(*stream, req, [&](beast::error_code e, size_t) {
+      ec = e;
+      if (!e) http::async_read(*stream, buffer, parser, [&ec](beast::error_code e2, size_t) { ec = e2; });
+    });
+    if (!RunFor(timeout_ms)) {
+      stream.reset();
+      return DeadlineExceeded("request to " + host + ":" + std::to_string(port) + " timed out after " +
+                              std::to_string(timeout_ms) + " ms");
+    }
     if (ec) {
       // A kept-alive connection the server closed fails on first use; a fresh one may not.
       *retryable = ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
@@ -88,8 +123,10 @@ StatusOr<ClientResponse> HttpClient::Request(const std::string& method, const st
                                              const std::string& body, const HttpHeaders& headers) {
   bool had_connection = impl_->stream.has_value();
   bool retryable = false;
-  auto res = impl_->Once(method, target, body, headers, &retryable);
-  if (!res.ok() && retryable && had_connection) return impl_->Once(method, target, body, headers, &retryable);
+  auto res = impl_->Once(method, target, body, headers, timeout_ms_, &retryable);
+  if (!res.ok() && retryable && had_connection) {
+    return impl_->Once(method, target, body, headers, timeout_ms_, &retryable);
+  }
   return res;
 }
 

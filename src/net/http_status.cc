@@ -1,4 +1,4 @@
-#include "server/http_status.h"
+#include "net/http_status.h"
 
 #include "common/json.h"
 

@@ -1,4 +1,4 @@
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 #include <atomic>
 #include <optional>
@@ -10,7 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "server/http_status.h"
+#include "net/http_status.h"
 
 namespace contextd {
 namespace {
