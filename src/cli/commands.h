@@ -1,6 +1,8 @@
 // The contextd subcommands. Each returns the process exit code.
 #pragma once
 
+#include "embed/embedder_registry.h"
+
 #include <string>
 
 namespace contextd {
@@ -14,10 +16,13 @@ struct ServeOptions {
   int search_threads = 0;  // 0 = one per core
   int write_threads = 16;
   size_t max_body_bytes = 64 << 20;
+  int embed_threads = 64;     // /v1/embeddings and /embed mostly wait on batches
+  EmbedServiceOptions embed;  // providers, batching, cache tiers
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",
-// "write_threads","max_body_bytes"}) into `options`; returns an error message or "".
+// "write_threads","embed_threads","max_body_bytes","embedding":{..}}, the last as
+// EmbedServiceOptions::FromJson reads it) into `options`; returns an error message or "".
 std::string LoadServeConfig(const std::string& path, ServeOptions* options);
 int RunServe(const ServeOptions& options);
 

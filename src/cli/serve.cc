@@ -11,8 +11,8 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
-#include "server/api.h"
 #include "net/http_server.h"
+#include "server/api.h"
 
 namespace contextd {
 
@@ -43,7 +43,13 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->write_threads = static_cast<int>(v.as_int());
     else if (k == "max_body_bytes" && num)
       o->max_body_bytes = static_cast<size_t>(v.as_int());
-    else
+    else if (k == "embed_threads" && num)
+      o->embed_threads = static_cast<int>(v.as_int());
+    else if (k == "embedding") {
+      auto embed = EmbedServiceOptions::FromJson(v);
+      if (!embed.ok()) return "config file " + path + ": " + embed.status().message();
+      o->embed = std::move(embed).value();
+    } else
       return "config file " + path + ": unknown or mistyped key '" + k + "'";
   }
   return "";
@@ -63,6 +69,7 @@ int RunServe(const ServeOptions& o) {
   EngineOptions eo;
   eo.data_dir = o.data_dir;
   eo.models_dir = o.models_dir;
+  eo.embed = o.embed;
   auto engine = Engine::Open(eo, &metrics);
   if (!engine.ok()) {
     spdlog::critical("cannot start: {}", engine.status().ToString());
@@ -71,7 +78,7 @@ int RunServe(const ServeOptions& o) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   {
     Api api(engine->get(), &metrics, static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores),
-            static_cast<size_t>(std::max(1, o.write_threads)));
+            static_cast<size_t>(std::max(1, o.write_threads)), static_cast<size_t>(std::max(1, o.embed_threads)));
     HttpServerOptions ho;
     ho.host = o.host;
     ho.port = o.port;

@@ -2,16 +2,101 @@
 
 #include <spdlog/spdlog.h>
 
+#include "embed/caching_embedder.h"
 #include "embed/glove_embedder.h"
 #include "embed/hash_embedder.h"
 
 namespace contextd {
+namespace {
+
+Status ReadCount(const Json& v, const std::string& where, int64_t min, int64_t* out) {
+  if (!v.is_number() || v.as_double() < static_cast<double>(min)) {
+    return InvalidArgument("embedding config: " + where + " must be a number >= " + std::to_string(min));
+  }
+  *out = v.as_int();
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<EmbedServiceOptions> EmbedServiceOptions::FromJson(const Json& j) {
+  if (!j.is_object()) return InvalidArgument("embedding config must be an object");
+  EmbedServiceOptions o;
+  for (const auto& [k, v] : j.as_object()) {
+    if (k == "cache" && v.is_object()) {
+      for (const auto& [ck, cv] : v.as_object()) {
+        int64_t n = 0;
+        if (ck == "l1_bytes") {
+          CTX_RETURN_IF_ERROR(ReadCount(cv, "cache.l1_bytes", 0, &n));
+          o.l1_bytes = static_cast<size_t>(n);
+        } else if (ck == "l1_ttl_ms") {
+          CTX_RETURN_IF_ERROR(ReadCount(cv, "cache.l1_ttl_ms", 0, &o.l1_ttl_ms));
+        } else if (ck == "l2" && cv.is_bool()) {
+          o.l2 = cv.as_bool();
+        } else if (ck == "l2_ttl_s") {
+          CTX_RETURN_IF_ERROR(ReadCount(cv, "cache.l2_ttl_s", 1, &o.l2_ttl_s));
+        } else if (ck == "redis" && cv.is_object()) {
+          RedisTierOptions r;
+          for (const auto& [rk, rv] : cv.as_object()) {
+            if (rk == "host" && rv.is_string()) {
+              r.host = rv.as_string();
+            } else if (rk == "port") {
+              CTX_RETURN_IF_ERROR(ReadCount(rv, "cache.redis.port", 1, &n));
+              r.port = static_cast<int>(n);
+            } else if (rk == "ttl_s") {
+              CTX_RETURN_IF_ERROR(ReadCount(rv, "cache.redis.ttl_s", 1, &r.ttl_s));
+            } else if (rk == "timeout_ms") {
+              CTX_RETURN_IF_ERROR(ReadCount(rv, "cache.redis.timeout_ms", 1, &r.timeout_ms));
+            } else {
+              return InvalidArgument("embedding config: unknown or mistyped key cache.redis." + rk);
+            }
+          }
+          o.redis = r;
+        } else {
+          return InvalidArgument("embedding config: unknown or mistyped key cache." + ck);
+        }
+      }
+    } else if (k == "batch" && v.is_object()) {
+      for (const auto& [bk, bv] : v.as_object()) {
+        int64_t n = 0;
+        CTX_RETURN_IF_ERROR(ReadCount(bv, "batch." + bk, bk == "max_wait_us" ? 0 : 1, &n));
+        if (bk == "max_wait_us") {
+          o.batch.max_wait_us = n;
+        } else if (bk == "max_batch_size") {
+          o.batch.max_batch_size = static_cast<size_t>(n);
+        } else if (bk == "max_batch_tokens") {
+          o.batch.max_batch_tokens = static_cast<size_t>(n);
+        } else if (bk == "max_queue") {
+          o.batch.max_queue = static_cast<size_t>(n);
+        } else if (bk == "workers") {
+          o.batch.workers = static_cast<int>(n);
+        } else {
+          return InvalidArgument("embedding config: unknown key batch." + bk);
+        }
+      }
+    } else if (k == "providers" && v.is_object()) {
+      for (const auto& [name, pv] : v.as_object()) {
+        CTX_ASSIGN_OR_RETURN(ProviderOptions p, ProviderOptions::FromJson(name, pv));
+        o.providers.push_back(std::move(p));
+      }
+    } else {
+      return InvalidArgument("embedding config: unknown or mistyped key '" + k + "'");
+    }
+  }
+  return o;
+}
 
 std::string EmbedderRegistry::GlovePath(const std::string& models_dir) {
   return models_dir + "/glove/glove-6b-100d.i8.bin";
 }
 
-EmbedderRegistry::EmbedderRegistry(const std::string& models_dir) {
+EmbedderRegistry::EmbedderRegistry(const std::string& models_dir) { AddBuiltins(models_dir); }
+
+EmbedderRegistry::~EmbedderRegistry() {
+  if (metrics_ != nullptr) metrics_->RemoveCollector(collector_id_);
+}
+
+void EmbedderRegistry::AddBuiltins(const std::string& models_dir) {
   std::shared_ptr<const Embedder> hash = std::make_shared<HashEmbedder>(256);
   by_model_[hash->model()] = hash;
   auto glove = GloveEmbedder::Open(GlovePath(models_dir));
@@ -31,10 +116,69 @@ EmbedderRegistry::EmbedderRegistry(const std::string& models_dir) {
   by_name_["hash"] = hash;
 }
 
+StatusOr<std::unique_ptr<EmbedderRegistry>> EmbedderRegistry::Create(const std::string& models_dir,
+                                                                     const EmbedServiceOptions& options,
+                                                                     std::shared_ptr<CacheTier> l2,
+                                                                     MetricsRegistry* metrics, const Clock* clock) {
+  auto r = std::make_unique<EmbedderRegistry>(models_dir);
+  std::vector<std::shared_ptr<CacheTier>> tiers;
+  if (l2 != nullptr) tiers.push_back(std::move(l2));
+  if (options.redis) {
+    tiers.push_back(std::make_shared<RedisTier>(*options.redis));
+    spdlog::info("embedding cache L3: redis {}:{}", options.redis->host, options.redis->port);
+  }
+  auto l1 = options.l1_bytes > 0 ? std::make_shared<L1Cache>(options.l1_bytes, options.l1_ttl_ms, clock) : nullptr;
+  for (const ProviderOptions& p : options.providers) {
+    CTX_ASSIGN_OR_RETURN(std::unique_ptr<RemoteEmbedder> remote, RemoteEmbedder::Create(p, clock));
+    std::shared_ptr<const RemoteEmbedder> shared = std::move(remote);
+    r->providers_.push_back(shared);
+    auto batched = std::make_shared<BatchingEmbedder>(shared, options.batch, metrics, "provider:" + p.name);
+    auto cached = std::make_shared<CachingEmbedder>(batched, l1, tiers, metrics);
+    r->by_name_["provider:" + p.name] = cached;
+    r->by_model_[cached->model()] = cached;
+    if (r->providers_.size() == 1) r->default_name_ = "provider:" + p.name;
+    spdlog::info("embedder provider:{}: {} replicas, model {}, dim {}", p.name, p.urls.size(), p.model, p.dim);
+  }
+  r->metrics_ = metrics;
+  if (metrics != nullptr) {
+    EmbedderRegistry* self = r.get();
+    r->collector_id_ = metrics->AddCollector([self](std::string* out) { self->RenderMetrics(out); });
+  }
+  return r;
+}
+
+void EmbedderRegistry::RenderMetrics(std::string* out) const {
+  if (providers_.empty()) return;
+  *out += "# HELP contextd_embed_provider_breaker_state Circuit breaker per replica: 0 closed, 1 open, 2 half-open.\n";
+  *out += "# TYPE contextd_embed_provider_breaker_state gauge\n";
+  std::string outstanding =
+      "# HELP contextd_embed_provider_outstanding Requests in flight per replica.\n"
+      "# TYPE contextd_embed_provider_outstanding gauge\n";
+  std::string attempts =
+      "# HELP contextd_embed_provider_attempts_total HTTP attempts per provider, and how many were retries.\n"
+      "# TYPE contextd_embed_provider_attempts_total counter\n";
+  for (const auto& p : providers_) {
+    const std::string name = p->options().name;
+    for (const auto& rep : p->replicas()) {
+      const std::string labels = "{provider=\"" + name + "\",replica=\"" + rep.url + "\"} ";
+      *out += "contextd_embed_provider_breaker_state" + labels + std::to_string(static_cast<int>(rep.state)) + "\n";
+      outstanding += "contextd_embed_provider_outstanding" + labels + std::to_string(rep.outstanding) + "\n";
+    }
+    attempts += "contextd_embed_provider_attempts_total{provider=\"" + name + "\",kind=\"all\"} " +
+                std::to_string(p->attempts()) + "\n";
+    attempts += "contextd_embed_provider_attempts_total{provider=\"" + name + "\",kind=\"retry\"} " +
+                std::to_string(p->retries()) + "\n";
+  }
+  *out += outstanding + attempts;
+}
+
 StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::Resolve(const std::string& name) const {
   auto it = by_name_.find(name);
   if (it == by_name_.end()) {
-    return InvalidArgument("unknown embedder '" + name + "'; expected glove, hash or none", "unknown_embedder");
+    std::string known;
+    for (const auto& [n, e] : by_name_) known += (known.empty() ? "" : ", ") + n;
+    return InvalidArgument("unknown embedder '" + name + "'; this server has " + known + " (or none)",
+                           "unknown_embedder");
   }
   return it->second;
 }

@@ -72,7 +72,8 @@ std::string Collection::IndexText(const std::string& title, const std::string& c
   return title + "\n" + chunk;
 }
 
-Status Collection::EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const {
+Status Collection::EmbedTexts(const std::vector<std::string>& texts, EmbedPriority priority,
+                              std::vector<float>* out) const {
   if (embedder_ == nullptr) {
     return Unavailable(
         "collection '" + name_ + "' needs embedding model '" + config_.model + "', which is not loaded on this server",
@@ -80,7 +81,9 @@ Status Collection::EmbedTexts(const std::vector<std::string>& texts, std::vector
   }
   std::vector<std::string_view> views(texts.begin(), texts.end());
   out->resize(texts.size() * static_cast<size_t>(config_.dim));
-  return embedder_->Embed(views, out->data());
+  EmbedOptions options;
+  options.priority = priority;
+  return embedder_->EmbedWith(views, options, out->data());
 }
 
 Status Collection::Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
@@ -106,7 +109,7 @@ Status Collection::Prepare(std::vector<DocumentInput> docs, std::vector<Prepared
     out->push_back(std::move(p));
   }
   std::vector<float> embedded;
-  if (!to_embed.empty()) CTX_RETURN_IF_ERROR(EmbedTexts(to_embed, &embedded));
+  if (!to_embed.empty()) CTX_RETURN_IF_ERROR(EmbedTexts(to_embed, EmbedPriority::kBulk, &embedded));
   vectors->resize(total_chunks * dim);
   size_t row = 0, next_embedded = 0;
   for (const auto& p : *out) {
@@ -302,15 +305,22 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   result.mode = req.mode;
   const int64_t t0 = clock_->NowNanos();
   std::vector<float> qvec;
-  if (req.mode != QueryMode::kKeyword) {
+  QueryMode mode = req.mode;
+  if (mode != QueryMode::kKeyword) {
     if (req.vector) {
       qvec = *req.vector;
-    } else {
-      CTX_RETURN_IF_ERROR(EmbedTexts({req.text}, &qvec));
+    } else if (Status st = EmbedTexts({req.text}, EmbedPriority::kQuery, &qvec); !st.ok()) {
+      // A query with text can still be answered by keywords when the embedder cannot
+      // serve it; a bad request (InvalidArgument) is still the caller's to fix.
+      if (st.code() == StatusCode::kInvalidArgument || req.text.empty()) return st;
+      mode = QueryMode::kKeyword;
+      result.mode = mode;
+      result.degraded = true;
+      result.degraded_reason = st.message();
     }
   }
   std::vector<std::string> terms;
-  if (req.mode != QueryMode::kVector) analyzer_->Analyze(req.text, &terms);
+  if (mode != QueryMode::kVector) analyzer_->Analyze(req.text, &terms);
   const int64_t t1 = clock_->NowNanos();
   result.embed_ms = Millis(t1 - t0);
 
@@ -321,9 +331,9 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (!req.filter.empty()) allowed = req.filter.Select(payload_);
   const SlotBitset* allowed_ptr = req.filter.empty() ? nullptr : &allowed;
   std::vector<ScoredSlot> ranked;
-  if (req.mode == QueryMode::kVector) {
+  if (mode == QueryMode::kVector) {
     ranked = VectorSearchLocked(qvec.data(), req.k, req.ef, allowed_ptr);
-  } else if (req.mode == QueryMode::kKeyword) {
+  } else if (mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, req.k, allowed_ptr);
   } else {
     // Reciprocal rank fusion over deeper lists than k, so documents that are good on both

@@ -48,6 +48,10 @@ struct QueryResult {
   QueryMode mode = QueryMode::kHybrid;
   double embed_ms = 0;
   double search_ms = 0;
+  // The query's embedding could not be had (provider down, deadline, queue full), so the
+  // answer is a keyword search instead of the mode asked for.
+  bool degraded = false;
+  std::string degraded_reason;
 };
 
 class Collection {
@@ -119,7 +123,7 @@ class Collection {
   };
 
   Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out, std::vector<float>* vectors) const;
-  Status EmbedTexts(const std::vector<std::string>& texts, std::vector<float>* out) const;
+  Status EmbedTexts(const std::vector<std::string>& texts, EmbedPriority priority, std::vector<float>* out) const;
   std::string IndexText(const std::string& title, const std::string& chunk) const;
   // REQUIRES: mu_ held exclusively. Puts the doc's chunks in `slots` (reserved before the
   // store write, which records them); the caller adds them to the HNSW graph after

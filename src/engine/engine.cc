@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "store/rocks_tier.h"
+
 namespace contextd {
 
 Engine::~Engine() {
@@ -17,7 +19,12 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) return Internal("cannot create data directory " + options.data_dir + ": " + ec.message());
   CTX_ASSIGN_OR_RETURN(e->store_, Store::Open(options.data_dir + "/db"));
-  e->embedders_ = std::make_unique<EmbedderRegistry>(options.models_dir);
+  std::shared_ptr<CacheTier> l2;
+  if (options.embed.l2 && !options.embed.providers.empty()) {
+    CTX_ASSIGN_OR_RETURN(l2, RocksTier::Open(options.data_dir + "/embed_cache", options.embed.l2_ttl_s, options.clock));
+  }
+  CTX_ASSIGN_OR_RETURN(e->embedders_, EmbedderRegistry::Create(options.models_dir, options.embed, std::move(l2),
+                                                               metrics, options.clock));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);
   // Read before anything is written: saved graphs are valid only at this exact state.
   const uint64_t sequence = e->store_->LatestSequence();

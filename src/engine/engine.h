@@ -27,6 +27,8 @@ struct EngineOptions {
   std::string data_dir = "./data";
   std::string models_dir = "./models";
   const Clock* clock = SystemClock::Default();
+  // Providers, batching and the embedding cache tiers (L2 lives in data_dir/embed_cache).
+  EmbedServiceOptions embed;
 };
 
 class Engine {
@@ -56,7 +58,7 @@ class Engine {
 
   EngineOptions options_;
   std::unique_ptr<Store> store_;
-  std::unique_ptr<EmbedderRegistry> embedders_;
+  std::unique_ptr<EmbedderRegistry> embedders_;  // after store_: its L2 tier is its own DB
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;
 

@@ -52,7 +52,7 @@ double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 }  // namespace
 
-Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads)
+Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads, size_t embed_threads)
     : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()) {
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
@@ -81,13 +81,17 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t
   AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,
            std::bind(&Api::DeleteDocument, this, _1, _2));
   AddRoute("POST", "/v1/collections/{name}/query", Pool::kSearch, std::bind(&Api::Query, this, _1, _2));
+  AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2));
+  AddRoute("POST", "/embed", Pool::kEmbed, std::bind(&Api::TeiEmbed, this, _1, _2));
   search_pool_ = std::make_unique<ThreadPool>(search_threads, "ctx-search");
+  embed_pool_ = std::make_unique<ThreadPool>(embed_threads, "ctx-embed");
   write_pool_ = std::make_unique<ThreadPool>(write_threads, "ctx-write");
 }
 
 Api::~Api() {
   search_pool_.reset();
   write_pool_.reset();
+  embed_pool_.reset();
 }
 
 void Api::AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn) {
@@ -173,10 +177,12 @@ void Api::Handle(HttpRequest req, Responder respond) {
   }
   in_flight_->Add(1);
   if (match->pool == Pool::kInline) return Run(match, params, req, start, respond);
-  (match->pool == Pool::kWrite ? write_pool_ : search_pool_)
-      ->Submit([this, match, params = std::move(params), req = std::move(req), start, respond = std::move(respond)] {
-        Run(match, params, req, start, respond);
-      });
+  ThreadPool* pool = match->pool == Pool::kWrite   ? write_pool_.get()
+                     : match->pool == Pool::kEmbed ? embed_pool_.get()
+                                                   : search_pool_.get();
+  pool->Submit([this, match, params = std::move(params), req = std::move(req), start, respond = std::move(respond)] {
+    Run(match, params, req, start, respond);
+  });
 }
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req) {
@@ -257,6 +263,10 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
     results.push_back(std::move(hit));
   }
   r.json["mode"] = std::string(QueryModeName(result.mode));
+  if (result.degraded) {
+    r.json["degraded"] = true;
+    r.json["degraded_reason"] = result.degraded_reason;
+  }
   Json& timings = r.json["timings"];
   timings["embed_ms"] = result.embed_ms;
   timings["search_ms"] = result.search_ms;

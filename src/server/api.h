@@ -25,7 +25,9 @@ class Api {
   // Searches run on `search_threads` (about one per core: they only compute); writes,
   // which wait for fsync, run on `write_threads`, so queries never queue behind syncs and
   // enough writers are in flight to share each sync.
-  Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads);
+  // Embedding requests (/v1/embeddings, /embed) mostly wait on batches and providers, so
+  // they get their own, larger pool of `embed_threads`.
+  Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads, size_t embed_threads = 64);
   ~Api();
 
   void Handle(HttpRequest request, Responder respond);
@@ -39,7 +41,7 @@ class Api {
   };
   using Params = std::vector<std::string>;  // the decoded {placeholders}, in order
   using RouteFn = std::function<StatusOr<Reply>(const Params&, const HttpRequest&)>;
-  enum class Pool { kInline, kSearch, kWrite };  // kInline: cheap enough for the I/O thread
+  enum class Pool { kInline, kSearch, kWrite, kEmbed };  // kInline: cheap enough for the I/O thread
   struct Route {
     std::string method;
     std::vector<std::string> pattern;  // path segments; "{}" matches any one segment
@@ -62,6 +64,10 @@ class Api {
   StatusOr<Reply> GetDocument(const Params& p, const HttpRequest& req);
   StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req);
   StatusOr<Reply> Query(const Params& p, const HttpRequest& req);
+  // embeddings_api.cc: the OpenAI and TEI embedding endpoints.
+  StatusOr<Reply> OpenAiEmbeddings(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req);
+  StatusOr<std::shared_ptr<const Embedder>> EmbedderFor(const Json* model) const;
 
   Engine* engine_;
   MetricsRegistry* metrics_;
@@ -72,6 +78,7 @@ class Api {
   // Last: drained before the routes go away.
   std::unique_ptr<ThreadPool> search_pool_;
   std::unique_ptr<ThreadPool> write_pool_;
+  std::unique_ptr<ThreadPool> embed_pool_;
 };
 
 }  // namespace contextd

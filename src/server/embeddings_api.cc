@@ -1,0 +1,147 @@
+// The embedding gateway endpoints: OpenAI's POST /v1/embeddings and TEI's POST /embed, so
+// existing clients (OpenAI SDKs, LangChain, LlamaIndex, TEI clients) can use contextd as a
+// caching, batching embedding service in front of any configured embedder.
+#include "server/api.h"
+#include "text/utf8.h"
+
+namespace contextd {
+namespace {
+
+// OpenAI's own limit on inputs per request.
+constexpr size_t kMaxInputs = 2048;
+
+// "input" (OpenAI) or "inputs" (TEI): a string or a non-empty array of non-empty strings.
+Status ReadInputs(const Json& body, const char* field, std::vector<std::string_view>* out) {
+  const Json* input = body.Find(field);
+  if (input == nullptr) return InvalidArgument(std::string("'") + field + "' is required", "missing_field");
+  if (input->is_string()) {
+    if (input->as_string().empty()) return InvalidArgument(std::string("'") + field + "' must not be empty");
+    out->push_back(input->as_string());
+    return Status::Ok();
+  }
+  if (!input->is_array()) {
+    return InvalidArgument(std::string("'") + field + "' must be a string or an array of strings, not " +
+                           std::string(JsonTypeName(*input)));
+  }
+  const auto& items = input->as_array();
+  if (items.empty()) return InvalidArgument(std::string("'") + field + "' must not be an empty list");
+  if (items.size() > kMaxInputs) {
+    return InvalidArgument(std::string("'") + field + "' has " + std::to_string(items.size()) + " items; at most " +
+                               std::to_string(kMaxInputs) + " per request",
+                           "too_many_inputs");
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string where = std::string(field) + "[" + std::to_string(i) + "]";
+    if (!items[i].is_string()) {
+      return InvalidArgument(where + " must be a string, not " + std::string(JsonTypeName(items[i])));
+    }
+    if (items[i].as_string().empty()) return InvalidArgument(where + " must not be empty");
+    out->push_back(items[i].as_string());
+  }
+  return Status::Ok();
+}
+
+// Usage is counted in pre-tokenizer tokens (words and punctuation), the unit the
+// in-process embedders see; a remote provider's own tokenizer may count differently.
+int64_t CountTokens(const std::vector<std::string_view>& texts) {
+  std::vector<TokenSpan> spans;
+  int64_t n = 0;
+  for (auto t : texts) {
+    spans.clear();
+    PreTokenize(t, &spans);
+    n += static_cast<int64_t>(spans.size());
+  }
+  return n;
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<const Embedder>> Api::EmbedderFor(const Json* model) const {
+  const EmbedderRegistry& registry = engine_->embedders();
+  if (model == nullptr) return registry.Resolve(registry.default_name());
+  if (!model->is_string()) return InvalidArgument("'model' must be a string");
+  // Either a registry name ("glove", "provider:openai") or the model id it reports.
+  if (auto e = registry.ByModel(model->as_string())) return e;
+  return registry.Resolve(model->as_string());
+}
+
+StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  for (const auto& [k, v] : body.as_object()) {
+    if (k == "encoding_format" && !(v.is_string() && v.as_string() == "float")) {
+      return InvalidArgument("only \"encoding_format\":\"float\" is supported");
+    }
+    if (k != "model" && k != "input" && k != "encoding_format" && k != "user") {
+      return InvalidArgument("unknown field '" + k + "'", "unknown_field");
+    }
+  }
+  std::vector<std::string_view> texts;
+  CTX_RETURN_IF_ERROR(ReadInputs(body, "input", &texts));
+  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedderFor(body.Find("model")));
+  const size_t dim = static_cast<size_t>(embedder->dim());
+  std::vector<float> vecs(texts.size() * dim);
+  EmbedOptions options;
+  options.priority = EmbedPriority::kQuery;
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, options, vecs.data()));
+
+  // Built as text: a few thousand floats through Json objects would cost more than the
+  // cache lookup that produced them.
+  Reply r;
+  std::string& out = r.raw;
+  out.reserve(texts.size() * dim * 12 + 128);
+  out += "{\"object\":\"list\",\"data\":[";
+  for (size_t i = 0; i < texts.size(); ++i) {
+    out += i ? ",{" : "{";
+    out += "\"object\":\"embedding\",\"index\":" + std::to_string(i) + ",\"embedding\":[";
+    for (size_t d = 0; d < dim; ++d) {
+      if (d) out.push_back(',');
+      AppendJsonNumber(vecs[i * dim + d], &out);
+    }
+    out += "]}";
+  }
+  out += "],\"model\":";
+  AppendJsonString(embedder->model(), &out);
+  const std::string tokens = std::to_string(CountTokens(texts));
+  out += ",\"usage\":{\"prompt_tokens\":" + tokens + ",\"total_tokens\":" + tokens + "}}";
+  return r;
+}
+
+StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  bool normalize = true;
+  for (const auto& [k, v] : body.as_object()) {
+    if (k == "normalize") {
+      if (!v.is_bool()) return InvalidArgument("'normalize' must be a boolean");
+      normalize = v.as_bool();
+    } else if (k != "inputs" && k != "truncate" && k != "model") {
+      return InvalidArgument("unknown field '" + k + "'", "unknown_field");
+    }
+  }
+  std::vector<std::string_view> texts;
+  CTX_RETURN_IF_ERROR(ReadInputs(body, "inputs", &texts));
+  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedderFor(body.Find("model")));
+  const size_t dim = static_cast<size_t>(embedder->dim());
+  std::vector<float> vecs(texts.size() * dim);
+  EmbedOptions options;
+  options.priority = EmbedPriority::kQuery;
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, options, vecs.data()));
+  (void)normalize;  // every embedder here returns unit vectors already
+  Reply r;
+  std::string& out = r.raw;
+  out.reserve(texts.size() * dim * 12 + 16);
+  out.push_back('[');
+  for (size_t i = 0; i < texts.size(); ++i) {
+    out += i ? ",[" : "[";
+    for (size_t d = 0; d < dim; ++d) {
+      if (d) out.push_back(',');
+      AppendJsonNumber(vecs[i * dim + d], &out);
+    }
+    out.push_back(']');
+  }
+  out.push_back(']');
+  return r;
+}
+
+}  // namespace contextd
