@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
       if (!search->count()) serve.search_threads = from_file.search_threads;
       if (!writes->count()) serve.write_threads = from_file.write_threads;
       if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
+      serve.embed_threads = from_file.embed_threads;
+      serve.embed = std::move(from_file.embed);
     }
     return RunServe(serve);
   }

@@ -1,0 +1,129 @@
+// The embedding service end to end: the real binary with a provider pool of real fake HTTP
+// providers (tests/fake_provider.h), the OpenAI and TEI endpoints, their bad input, the
+// cache in /metrics, and the keyword fallback when every provider is down.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "fake_provider.h"
+#include "integration/server_process.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+constexpr int kDim = 16;
+
+class EmbeddingGatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string config = dir_.path() + "/config.json";
+    std::ofstream(config) << R"({"embedding":{"batch":{"max_wait_us":1000},"providers":{"fake":{
+        "protocol":"openai","urls":[")"
+                          << a_.url() << "\",\"" << b_.url() << R"("],"model":"m","dim":16,
+        "health_interval_ms":0,"max_attempts":3,"backoff_base_ms":1,"backoff_max_ms":2,
+        "breaker":{"consecutive_failures":2,"cooldown_ms":60000}}}}})";
+    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data", std::vector<std::string>{"--config", config});
+    server_->Start();
+    client_ = server_->Client();
+  }
+  std::pair<int, Json> Do(const std::string& method, const std::string& target, const std::string& body = "") {
+    return Call(*client_, method, target, body);
+  }
+
+  TempDir dir_;
+  FakeProvider a_{kDim}, b_{kDim};
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(EmbeddingGatewayTest, OpenAiShapeWithCachingAcrossRequests) {
+  auto [st, body] = Do("POST", "/v1/embeddings", R"({"model":"provider:fake","input":["hello world","second one"]})");
+  ASSERT_EQ(st, 200) << body.Dump();
+  const auto& data = body.Find("data")->as_array();
+  ASSERT_EQ(data.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(data[i].Find("index")->as_int(), static_cast<int64_t>(i));
+    const auto& emb = data[i].Find("embedding")->as_array();
+    ASSERT_EQ(emb.size(), static_cast<size_t>(kDim));
+    auto want = FakeUnitVector(i == 0 ? "hello world" : "second one", kDim);
+    for (int d = 0; d < kDim; ++d) EXPECT_NEAR(emb[d].as_double(), want[d], 1e-5);
+  }
+  EXPECT_EQ(body.Find("model")->as_string(), "provider:fake/m");
+  EXPECT_EQ(body.Find("usage")->Find("prompt_tokens")->as_int(), 4);
+  const int calls = a_.texts() + b_.texts();
+  EXPECT_EQ(calls, 2);
+  // Same texts again (one with extra spaces), through TEI's endpoint: all from cache.
+  auto [st2, tei] = Do("POST", "/embed", R"({"inputs":["second  one","hello world"]})");
+  ASSERT_EQ(st2, 200) << tei.Dump();
+  ASSERT_TRUE(tei.is_array());
+  EXPECT_NEAR(tei.as_array()[1].as_array()[0].as_double(), data[0].Find("embedding")->as_array()[0].as_double(), 1e-6);
+  EXPECT_EQ(a_.texts() + b_.texts(), calls) << "served from the cache";
+  auto metrics = server_->Client()->Get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(
+      metrics->body.find("contextd_embed_cache_requests_total{model=\"provider:fake/m\",tier=\"l1\",result=\"hit\"} 2"),
+      std::string::npos);
+  EXPECT_NE(metrics->body.find("contextd_embed_provider_breaker_state"), std::string::npos);
+  EXPECT_NE(metrics->body.find("contextd_embed_batch_size"), std::string::npos);
+}
+
+TEST_F(EmbeddingGatewayTest, BadInputGetsAClear400) {
+  struct Case {
+    const char* body;
+    const char* says;
+  } cases[] = {
+      {R"({"input":[]})", "empty list"},
+      {R"({"input":["ok",7]})", "input[1] must be a string"},
+      {R"({"input":["ok",""]})", "input[1] must not be empty"},
+      {R"({"model":"provider:fake"})", "'input' is required"},
+      {R"({"input":"x","model":"nope"})", "unknown embedder 'nope'"},
+      {R"({"input":"x","encoding_format":"base64"})", "encoding_format"},
+      {R"({"input":{"a":1}})", "must be a string or an array"},
+      {R"([1,2])", "JSON object"},
+  };
+  for (const auto& c : cases) {
+    auto [st, body] = Do("POST", "/v1/embeddings", c.body);
+    EXPECT_EQ(st, 400) << c.body;
+    EXPECT_NE(body.Dump().find(c.says), std::string::npos) << c.body << " -> " << body.Dump();
+  }
+  std::string many = R"({"input":[)";
+  for (int i = 0; i < 2049; ++i) many += std::string(i ? "," : "") + "\"t\"";
+  auto [st, body] = Do("POST", "/v1/embeddings", many + "]}");
+  EXPECT_EQ(st, 400);
+  EXPECT_NE(body.Dump().find("at most 2048"), std::string::npos) << body.Dump();
+  EXPECT_EQ(Do("POST", "/embed", R"({"inputs":[]})").first, 400);
+  EXPECT_EQ(a_.calls() + b_.calls(), 0) << "nothing reached the provider";
+}
+
+TEST_F(EmbeddingGatewayTest, QueriesFallBackToKeywordsWhenEveryProviderIsDown) {
+  ASSERT_EQ(Do("PUT", "/v1/collections/docs", R"({"embedder":"provider:fake"})").first, 201);
+  auto [st, up] = Do("POST", "/v1/collections/docs/documents", R"({"documents":[
+      {"id":"pets","text":"Kittens and puppies make wonderful pets."},
+      {"id":"space","text":"The telescope observed a distant galaxy."}]})");
+  ASSERT_EQ(st, 200) << up.Dump();
+  auto [qs, q] = Do("POST", "/v1/collections/docs/query", R"({"query":"telescope galaxy","mode":"hybrid"})");
+  ASSERT_EQ(qs, 200) << q.Dump();
+  EXPECT_EQ(q.Find("degraded"), nullptr);
+
+  a_.set_mode(FakeProvider::Mode::kFail);
+  b_.set_mode(FakeProvider::Mode::kFail);
+  auto [ds, d] = Do("POST", "/v1/collections/docs/query", R"({"query":"kittens puppies","mode":"vector"})");
+  ASSERT_EQ(ds, 200) << d.Dump();
+  ASSERT_NE(d.Find("degraded"), nullptr);
+  EXPECT_TRUE(d.Find("degraded")->as_bool());
+  EXPECT_EQ(d.Find("mode")->as_string(), "keyword");
+  ASSERT_FALSE(d.Find("results")->as_array().empty());
+  EXPECT_EQ(d.Find("results")->as_array()[0].Find("id")->as_string(), "pets");
+  // Writes cannot fall back: a clear 503 with Retry-After, and nothing changes.
+  auto res = client_->Post("/v1/collections/docs/documents", R"({"documents":[{"id":"new","text":"fresh text"}]})");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(res->Header("Retry-After"), "1");
+  EXPECT_EQ(Do("GET", "/v1/collections/docs/documents/new").first, 404);
+  // The gateway endpoint says so too.
+  EXPECT_EQ(Do("POST", "/v1/embeddings", R"({"input":"never seen"})").first, 503);
+}
+
+}  // namespace
+}  // namespace contextd
