@@ -5,9 +5,11 @@
 // answer 429 with Retry-After, or return vectors of the wrong size, and it counts calls.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,18 +43,26 @@ class FakeProvider {
  public:
   enum class Mode { kOk, kFail, kHang, kTooMany, kWrongDim };
 
-  explicit FakeProvider(int dim, int64_t per_call_us = 0) : dim_(dim), per_call_us_(per_call_us) {
+  // per_call_us: latency of every call, whatever its size. serial: the provider computes
+  // one call at a time (a model on one accelerator), so calls queue behind each other.
+  explicit FakeProvider(int dim, int64_t per_call_us = 0, bool serial = false)
+      : dim_(dim), per_call_us_(per_call_us), serial_(serial) {
     HttpServerOptions o;
     o.port = 0;
     o.io_threads = 2;
     server_ = std::make_unique<HttpServer>(
         o, [this](HttpRequest req, Responder respond) { Handle(std::move(req), std::move(respond)); });
     if (!server_->Start().ok()) std::abort();
+    timer_ = std::thread([this] { TimerLoop(); });
   }
   ~FakeProvider() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    timer_cv_.notify_all();
+    timer_.join();
     server_->Stop();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& t : delayed_) t.join();
   }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
@@ -139,17 +149,45 @@ class FakeProvider {
     res.body = std::move(out);
     const int64_t delay_us = mode == Mode::kHang ? 1500000 : per_call_us_;
     if (delay_us == 0) return respond(std::move(res));
-    // Answer later from another thread: the I/O thread stays free for other connections.
-    std::lock_guard<std::mutex> lock(mu_);
-    delayed_.emplace_back([res = std::move(res), respond = std::move(respond), delay_us]() mutable {
-      std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
-      respond(std::move(res));
-    });
+    // Answered later by the timer thread: the I/O thread stays free for other connections.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto start = std::chrono::steady_clock::now();
+      if (serial_ && mode != Mode::kHang) start = std::max(start, next_free_);
+      const auto due = start + std::chrono::microseconds(delay_us);
+      if (serial_ && mode != Mode::kHang) next_free_ = due;
+      delayed_.push_back({due, std::move(res), std::move(respond)});
+    }
+    timer_cv_.notify_all();
+  }
+  void TimerLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      // Answers still pending at shutdown are sent at once.
+      if (stopping_ && delayed_.empty()) return;
+      if (delayed_.empty()) {
+        timer_cv_.wait(lock);
+        continue;
+      }
+      auto first = std::min_element(delayed_.begin(), delayed_.end(),
+                                    [](const Delayed& a, const Delayed& b) { return a.due < b.due; });
+      if (!stopping_ && first->due > std::chrono::steady_clock::now()) {
+        timer_cv_.wait_until(lock, first->due);
+        continue;
+      }
+      Delayed d = std::move(*first);
+      delayed_.erase(first);
+      lock.unlock();
+      d.respond(std::move(d.res));
+      lock.lock();
+    }
   }
   static bool health_probe(const HttpRequest& req) { return req.body.find("health check") != std::string::npos; }
 
   const int dim_;
   const int64_t per_call_us_;
+  const bool serial_;
+  std::chrono::steady_clock::time_point next_free_{};  // guarded by mu_
   std::unique_ptr<HttpServer> server_;
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<int> fail_left_{0};
@@ -159,7 +197,15 @@ class FakeProvider {
   std::mutex mu_;
   std::string retry_after_ = "0";
   std::vector<int64_t> call_times_ms_;
-  std::vector<std::thread> delayed_;
+  struct Delayed {
+    std::chrono::steady_clock::time_point due;
+    HttpResponse res;
+    Responder respond;
+  };
+  std::vector<Delayed> delayed_;  // guarded by mu_
+  bool stopping_ = false;
+  std::condition_variable timer_cv_;
+  std::thread timer_;
 };
 
 }  // namespace contextd
