@@ -49,11 +49,15 @@ void CircuitBreaker::OnSuccess() {
     next_ = 0;
     return;
   }
+  Record(false);
+}
+
+void CircuitBreaker::Record(bool failure) {
   const size_t window = static_cast<size_t>(std::max(options_.window, 1));
   if (outcomes_.size() < window) {
-    outcomes_.push_back(false);
+    outcomes_.push_back(failure);
   } else {
-    outcomes_[next_] = false;
+    outcomes_[next_] = failure;
     next_ = (next_ + 1) % window;
   }
 }
@@ -65,13 +69,8 @@ void CircuitBreaker::OnFailure() {
     return;
   }
   ++consecutive_;
+  Record(true);
   const size_t window = static_cast<size_t>(std::max(options_.window, 1));
-  if (outcomes_.size() < window) {
-    outcomes_.push_back(true);
-  } else {
-    outcomes_[next_] = true;
-    next_ = (next_ + 1) % window;
-  }
   const double failures = static_cast<double>(std::count(outcomes_.begin(), outcomes_.end(), true));
   if (consecutive_ >= options_.consecutive_failures ||
       (outcomes_.size() == window && failures / static_cast<double>(window) > options_.failure_ratio)) {

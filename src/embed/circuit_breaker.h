@@ -40,7 +40,8 @@ class CircuitBreaker {
   bool WouldAllow() const;
 
  private:
-  void Open();  // REQUIRES: mu_ held
+  void Open();                // REQUIRES: mu_ held
+  void Record(bool failure);  // into the window ring; REQUIRES: mu_ held
 
   const BreakerOptions options_;
   const Clock* clock_;

@@ -68,6 +68,10 @@ class Api {
   StatusOr<Reply> OpenAiEmbeddings(const Params& p, const HttpRequest& req);
   StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req);
   StatusOr<std::shared_ptr<const Embedder>> EmbedderFor(const Json* model) const;
+  // Embeds `texts` with the request's "model" into *vecs; returns the embedder used.
+  StatusOr<std::shared_ptr<const Embedder>> EmbedForRequest(const Json& body,
+                                                            const std::vector<std::string_view>& texts,
+                                                            std::vector<float>* vecs) const;
 
   Engine* engine_;
   MetricsRegistry* metrics_;

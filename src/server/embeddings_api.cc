@@ -65,6 +65,17 @@ StatusOr<std::shared_ptr<const Embedder>> Api::EmbedderFor(const Json* model) co
   return registry.Resolve(model->as_string());
 }
 
+StatusOr<std::shared_ptr<const Embedder>> Api::EmbedForRequest(const Json& body,
+                                                               const std::vector<std::string_view>& texts,
+                                                               std::vector<float>* vecs) const {
+  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedderFor(body.Find("model")));
+  vecs->resize(texts.size() * static_cast<size_t>(embedder->dim()));
+  EmbedOptions options;
+  options.priority = EmbedPriority::kQuery;  // a caller is waiting, as for a query
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, options, vecs->data()));
+  return embedder;
+}
+
 StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
@@ -78,12 +89,9 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   }
   std::vector<std::string_view> texts;
   CTX_RETURN_IF_ERROR(ReadInputs(body, "input", &texts));
-  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedderFor(body.Find("model")));
+  std::vector<float> vecs;
+  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(body, texts, &vecs));
   const size_t dim = static_cast<size_t>(embedder->dim());
-  std::vector<float> vecs(texts.size() * dim);
-  EmbedOptions options;
-  options.priority = EmbedPriority::kQuery;
-  CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, options, vecs.data()));
 
   // Built as text: a few thousand floats through Json objects would cost more than the
   // cache lookup that produced them.
@@ -121,12 +129,9 @@ StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
   }
   std::vector<std::string_view> texts;
   CTX_RETURN_IF_ERROR(ReadInputs(body, "inputs", &texts));
-  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedderFor(body.Find("model")));
+  std::vector<float> vecs;
+  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(body, texts, &vecs));
   const size_t dim = static_cast<size_t>(embedder->dim());
-  std::vector<float> vecs(texts.size() * dim);
-  EmbedOptions options;
-  options.priority = EmbedPriority::kQuery;
-  CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, options, vecs.data()));
   (void)normalize;  // every embedder here returns unit vectors already
   Reply r;
   std::string& out = r.raw;
