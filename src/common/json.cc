@@ -281,4 +281,12 @@ StatusOr<Json> ParseJson(std::string_view text) {
   return Convert(root);
 }
 
+Status ReadNumberAtLeast(const Json& v, const std::string& what, int64_t min, int64_t* out) {
+  if (!v.is_number() || v.as_double() < static_cast<double>(min)) {
+    return InvalidArgument(what + " must be a number >= " + std::to_string(min));
+  }
+  *out = v.as_int();
+  return Status::Ok();
+}
+
 }  // namespace contextd

@@ -89,6 +89,10 @@ void AppendJsonString(std::string_view s, std::string* out);
 // Appends a number in its shortest round-tripping form.
 void AppendJsonNumber(double d, std::string* out);
 
+// Reads a config number that must be at least `min`; InvalidArgument "<what> must be a
+// number >= <min>" otherwise.
+Status ReadNumberAtLeast(const Json& v, const std::string& what, int64_t min, int64_t* out);
+
 // Human-readable name of a type for error messages ("a string", "an object").
 std::string_view JsonTypeName(const Json& v);
 

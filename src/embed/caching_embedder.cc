@@ -8,7 +8,7 @@ namespace contextd {
 
 CachingEmbedder::CachingEmbedder(std::shared_ptr<const Embedder> inner, std::shared_ptr<L1Cache> l1,
                                  std::vector<std::shared_ptr<CacheTier>> tiers, MetricsRegistry* metrics)
-    : inner_(std::move(inner)), l1_(std::move(l1)), tiers_(std::move(tiers)) {
+    : inner_(std::move(inner)), model_(inner_->model()), l1_(std::move(l1)), tiers_(std::move(tiers)) {
   std::vector<std::string> names = {"l1"};
   for (const auto& t : tiers_) names.push_back(t->name());
   for (const auto& name : names) {
@@ -18,13 +18,13 @@ CachingEmbedder::CachingEmbedder(std::shared_ptr<const Embedder> inner, std::sha
     }
     auto get = [&](const char* result) {
       return metrics->GetCounter("contextd_embed_cache_requests_total", "Embedding cache lookups by tier and result.",
-                                 {{"model", inner_->model()}, {"tier", name}, {"result", result}});
+                                 {{"model", model_}, {"tier", name}, {"result", result}});
     };
     counters_.push_back({get("hit"), get("miss")});
   }
   if (metrics != nullptr) {
     computed_ = metrics->GetCounter("contextd_embed_computed_total", "Texts embedded by the model (cache misses).",
-                                    {{"model", inner_->model()}});
+                                    {{"model", model_}});
   } else {
     own_computed_ = std::make_unique<Counter>();
     computed_ = own_computed_.get();
@@ -39,7 +39,6 @@ Status CachingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, co
                                   float* out) const {
   const int dim = inner_->dim();
   const size_t d = static_cast<size_t>(dim);
-  const std::string model = inner_->model();
   auto count = [](Counter* c, size_t n) {
     if (c != nullptr && n > 0) c->Increment(n);
   };
@@ -51,7 +50,7 @@ Status CachingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, co
   {
     std::unordered_map<EmbedKey, size_t, EmbedKeyHash> seen;
     for (size_t i = 0; i < texts.size(); ++i) {
-      keys[i] = MakeEmbedKey(model, texts[i]);
+      keys[i] = MakeEmbedKey(model_, texts[i]);
       auto [it, inserted] = seen.emplace(keys[i], i);
       first[i] = it->second;
       if (inserted) unique.push_back(i);

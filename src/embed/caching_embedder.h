@@ -32,7 +32,7 @@ class CachingEmbedder final : public Embedder {
   CachingEmbedder(std::shared_ptr<const Embedder> inner, std::shared_ptr<L1Cache> l1,
                   std::vector<std::shared_ptr<CacheTier>> tiers, MetricsRegistry* metrics);
 
-  std::string model() const override { return inner_->model(); }
+  std::string model() const override { return model_; }
   int dim() const override { return inner_->dim(); }
   Status Embed(const std::vector<std::string_view>& texts, float* out) const override;
   Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const override;
@@ -54,6 +54,7 @@ class CachingEmbedder final : public Embedder {
   };
 
   std::shared_ptr<const Embedder> inner_;
+  const std::string model_;  // inner_->model(), built once: it is part of every key
   std::shared_ptr<L1Cache> l1_;
   std::vector<std::shared_ptr<CacheTier>> tiers_;
   std::vector<TierCounters> counters_;  // [0] = l1, then one per tier

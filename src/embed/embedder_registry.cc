@@ -10,11 +10,7 @@ namespace contextd {
 namespace {
 
 Status ReadCount(const Json& v, const std::string& where, int64_t min, int64_t* out) {
-  if (!v.is_number() || v.as_double() < static_cast<double>(min)) {
-    return InvalidArgument("embedding config: " + where + " must be a number >= " + std::to_string(min));
-  }
-  *out = v.as_int();
-  return Status::Ok();
+  return ReadNumberAtLeast(v, "embedding config: " + where, min, out);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 namespace contextd {
 
@@ -16,6 +17,12 @@ size_t L1Cache::EntryBytes(size_t dim) {
   return dim * sizeof(float) + 96;
 }
 
+void L1Cache::EraseLocked(Shard& s, std::list<Entry>::iterator entry) {
+  s.bytes -= EntryBytes(entry->vec.size());
+  s.map.erase(entry->key);
+  s.lru.erase(entry);
+}
+
 bool L1Cache::Get(const EmbedKey& key, int dim, float* out) {
   Shard& s = ShardFor(key);
   std::lock_guard<std::mutex> lock(s.mu);
@@ -23,9 +30,7 @@ bool L1Cache::Get(const EmbedKey& key, int dim, float* out) {
   if (it == s.map.end()) return false;
   Entry& e = *it->second;
   if ((ttl_ns_ > 0 && clock_->NowNanos() >= e.expires_ns) || e.vec.size() != static_cast<size_t>(dim)) {
-    s.bytes -= EntryBytes(e.vec.size());
-    s.lru.erase(it->second);
-    s.map.erase(it);
+    EraseLocked(s, it->second);
     return false;
   }
   std::memcpy(out, e.vec.data(), sizeof(float) * e.vec.size());
@@ -39,16 +44,9 @@ void L1Cache::Put(const EmbedKey& key, int dim, const float* vec) {
   const int64_t expires = ttl_ns_ > 0 ? clock_->NowNanos() + ttl_ns_ : INT64_MAX;
   Shard& s = ShardFor(key);
   std::lock_guard<std::mutex> lock(s.mu);
-  auto it = s.map.find(key);
-  if (it != s.map.end()) {
-    s.bytes -= EntryBytes(it->second->vec.size());
-    s.lru.erase(it->second);
-    s.map.erase(it);
-  }
+  if (auto it = s.map.find(key); it != s.map.end()) EraseLocked(s, it->second);
   while (!s.lru.empty() && s.bytes + bytes > max_shard_bytes_) {
-    s.bytes -= EntryBytes(s.lru.back().vec.size());
-    s.map.erase(s.lru.back().key);
-    s.lru.pop_back();
+    EraseLocked(s, std::prev(s.lru.end()));
     ++s.evictions;
   }
   s.lru.push_front({key, std::vector<float>(vec, vec + dim), expires});

@@ -51,6 +51,8 @@ class L1Cache {
     uint64_t evictions = 0;
   };
   static size_t EntryBytes(size_t dim);
+  // Drops one entry from the list, the map and the byte count. REQUIRES: s.mu held.
+  static void EraseLocked(Shard& s, std::list<Entry>::iterator entry);
   Shard& ShardFor(const EmbedKey& key) { return shards_[key.hi % shards_.size()]; }
 
   const size_t max_shard_bytes_;

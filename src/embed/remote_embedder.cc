@@ -37,14 +37,6 @@ struct RemoteEmbedder::Replica {
 
 namespace {
 
-Status NeedNumber(const Json& j, const std::string& where, int64_t* out, int64_t min) {
-  if (!j.is_number() || j.as_double() < static_cast<double>(min)) {
-    return InvalidArgument(where + " must be a number >= " + std::to_string(min));
-  }
-  *out = j.as_int();
-  return Status::Ok();
-}
-
 // The rows of a provider's answer, whatever the protocol.
 StatusOr<std::vector<const Json*>> Rows(ProviderProtocol protocol, const Json& body) {
   std::vector<const Json*> rows;
@@ -103,32 +95,32 @@ StatusOr<ProviderOptions> ProviderOptions::FromJson(const std::string& name, con
       o.api_key = v.as_string();
     } else if (k == "dim") {
       int64_t d = 0;
-      CTX_RETURN_IF_ERROR(NeedNumber(v, where + ": dim", &d, 1));
+      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": dim", 1, &d));
       o.dim = static_cast<int>(d);
     } else if (k == "attempt_timeout_ms") {
-      CTX_RETURN_IF_ERROR(NeedNumber(v, where + ": " + k, &o.attempt_timeout_ms, 1));
+      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 1, &o.attempt_timeout_ms));
     } else if (k == "request_timeout_ms") {
-      CTX_RETURN_IF_ERROR(NeedNumber(v, where + ": " + k, &o.request_timeout_ms, 1));
+      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 1, &o.request_timeout_ms));
     } else if (k == "max_attempts") {
       int64_t n = 0;
-      CTX_RETURN_IF_ERROR(NeedNumber(v, where + ": " + k, &n, 1));
+      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 1, &n));
       o.max_attempts = static_cast<int>(n);
     } else if (k == "backoff_base_ms") {
-      CTX_RETURN_IF_ERROR(NeedNumber(v, where + ": " + k, &o.backoff_base_ms, 0));
+      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 0, &o.backoff_base_ms));
     } else if (k == "backoff_max_ms") {
-      CTX_RETURN_IF_ERROR(NeedNumber(v, where + ": " + k, &o.backoff_max_ms, 0));
+      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 0, &o.backoff_max_ms));
     } else if (k == "health_interval_ms") {
-      CTX_RETURN_IF_ERROR(NeedNumber(v, where + ": " + k, &o.health_interval_ms, 0));
+      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 0, &o.health_interval_ms));
     } else if (k == "breaker" && v.is_object()) {
       for (const auto& [bk, bv] : v.as_object()) {
         int64_t n = 0;
         if (bk == "failure_ratio" && bv.is_number() && bv.as_double() > 0 && bv.as_double() <= 1) {
           o.breaker.failure_ratio = bv.as_double();
         } else if (bk == "consecutive_failures" || bk == "window") {
-          CTX_RETURN_IF_ERROR(NeedNumber(bv, where + ": breaker." + bk, &n, 1));
+          CTX_RETURN_IF_ERROR(ReadNumberAtLeast(bv, where + ": breaker." + bk, 1, &n));
           (bk == "window" ? o.breaker.window : o.breaker.consecutive_failures) = static_cast<int>(n);
         } else if (bk == "cooldown_ms") {
-          CTX_RETURN_IF_ERROR(NeedNumber(bv, where + ": breaker." + bk, &o.breaker.cooldown_ms, 0));
+          CTX_RETURN_IF_ERROR(ReadNumberAtLeast(bv, where + ": breaker." + bk, 0, &o.breaker.cooldown_ms));
         } else {
           return InvalidArgument(where + ": unknown or mistyped breaker key '" + bk + "'");
         }

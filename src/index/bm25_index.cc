@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 
 namespace contextd {
 namespace {
@@ -207,16 +206,12 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
   const bool prune = remaining[0] >= params_.prune_min_postings && k <= params_.prune_max_k;
   size_t i = 0;
   float best = 0.0f, threshold = 0.0f;
-  bool collected = false;
   for (; i < terms.size(); ++i) {
     if (prune && i > 0 && rest[i] < best && remaining[i] > remaining[0] - remaining[i]) {
       collect_touched();
       if (touched.size() >= k) {
         threshold = KthLowerBound(touched, acc, k);
-        if (rest[i] < threshold) {
-          collected = true;
-          break;
-        }
+        if (rest[i] < threshold) break;  // leaves i < terms.size(): phase 2 follows
       }
     }
     ScoreList(terms[i], allowed, acc.data(), marks.data(), &best);
@@ -234,7 +229,7 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
       std::fill_n(acc.data() + b * 64, 64, 0.0f);
     }
   };
-  if (!collected) {
+  if (i == terms.size()) {
     // Every list was scored. Compacting first keeps the unpredictable "was this slot
     // scored" branch out of the selection loop (measured 2x faster than testing in place).
     collect_touched();

@@ -41,6 +41,17 @@ Status ReadInputs(const Json& body, const char* field, std::vector<std::string_v
   return Status::Ok();
 }
 
+// Appends one vector as a JSON array. Responses are built as text: a few thousand floats
+// through Json objects would cost more than the cache lookup that produced them.
+void AppendVector(const float* v, size_t dim, std::string* out) {
+  out->push_back('[');
+  for (size_t d = 0; d < dim; ++d) {
+    if (d) out->push_back(',');
+    AppendJsonNumber(v[d], out);
+  }
+  out->push_back(']');
+}
+
 // Usage is counted in pre-tokenizer tokens (words and punctuation), the unit the
 // in-process embedders see; a remote provider's own tokenizer may count differently.
 int64_t CountTokens(const std::vector<std::string_view>& texts) {
@@ -93,20 +104,15 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(body, texts, &vecs));
   const size_t dim = static_cast<size_t>(embedder->dim());
 
-  // Built as text: a few thousand floats through Json objects would cost more than the
-  // cache lookup that produced them.
   Reply r;
   std::string& out = r.raw;
   out.reserve(texts.size() * dim * 12 + 128);
   out += "{\"object\":\"list\",\"data\":[";
   for (size_t i = 0; i < texts.size(); ++i) {
     out += i ? ",{" : "{";
-    out += "\"object\":\"embedding\",\"index\":" + std::to_string(i) + ",\"embedding\":[";
-    for (size_t d = 0; d < dim; ++d) {
-      if (d) out.push_back(',');
-      AppendJsonNumber(vecs[i * dim + d], &out);
-    }
-    out += "]}";
+    out += "\"object\":\"embedding\",\"index\":" + std::to_string(i) + ",\"embedding\":";
+    AppendVector(vecs.data() + i * dim, dim, &out);
+    out += "}";
   }
   out += "],\"model\":";
   AppendJsonString(embedder->model(), &out);
@@ -118,11 +124,10 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
 StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  bool normalize = true;
   for (const auto& [k, v] : body.as_object()) {
+    // Accepted for TEI clients; every embedder here returns unit vectors already.
     if (k == "normalize") {
       if (!v.is_bool()) return InvalidArgument("'normalize' must be a boolean");
-      normalize = v.as_bool();
     } else if (k != "inputs" && k != "truncate" && k != "model") {
       return InvalidArgument("unknown field '" + k + "'", "unknown_field");
     }
@@ -132,18 +137,13 @@ StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
   std::vector<float> vecs;
   CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(body, texts, &vecs));
   const size_t dim = static_cast<size_t>(embedder->dim());
-  (void)normalize;  // every embedder here returns unit vectors already
   Reply r;
   std::string& out = r.raw;
   out.reserve(texts.size() * dim * 12 + 16);
   out.push_back('[');
   for (size_t i = 0; i < texts.size(); ++i) {
-    out += i ? ",[" : "[";
-    for (size_t d = 0; d < dim; ++d) {
-      if (d) out.push_back(',');
-      AppendJsonNumber(vecs[i * dim + d], &out);
-    }
-    out.push_back(']');
+    if (i) out.push_back(',');
+    AppendVector(vecs.data() + i * dim, dim, &out);
   }
   out.push_back(']');
   return r;
