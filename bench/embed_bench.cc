@@ -5,7 +5,8 @@
 //      unbatched (RemoteEmbedder directly) against batched (BatchingEmbedder in front);
 //   2. the L1 lookup itself (ns per hit);
 //   3. hit rates per tier replaying Quora questions with Zipf-distributed repeats through
-//      L1 (small, so it evicts) and L2 (RocksDB).
+//      L1 (small, so it evicts) and L2 (RocksDB), then through two replicas sharing a real
+//      redis-server (L3) started by the benchmark.
 // Prints one JSON object per part.
 #include <atomic>
 #include <chrono>
@@ -21,8 +22,10 @@
 #include "embed/batcher.h"
 #include "embed/caching_embedder.h"
 #include "embed/hash_embedder.h"
+#include "embed/redis_tier.h"
 #include "embed/remote_embedder.h"
 #include "fake_provider.h"
+#include "redis_server.h"
 #include "store/rocks_tier.h"
 
 namespace contextd {
@@ -55,6 +58,72 @@ double Throughput(const Embedder& e, int clients, double secs) {
   for (auto& t : threads) t.join();
   if (errors > 0) std::fprintf(stderr, "%lld errors\n", static_cast<long long>(errors.load()));
   return static_cast<double>(done) / Seconds(start);
+}
+
+std::vector<std::string> ReadQuestions(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> questions;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    if (!line.empty()) questions.push_back(line);
+  }
+  return questions;
+}
+
+// Replays `requests` Zipf(0.9)-distributed questions through `replicas` caching embedders,
+// each with its own L1 and L2, sharing Redis when redis_port is not 0. Prints hit rates
+// per tier over all replicas.
+bool Replay(const std::vector<std::string>& questions, size_t requests, size_t l1_mb, int dim, int replicas,
+            int redis_port) {
+  std::vector<double> w;
+  for (size_t i = 0; i < questions.size(); ++i) w.push_back(1.0 / std::pow(static_cast<double>(i + 1), 0.9));
+  std::discrete_distribution<size_t> pick(w.begin(), w.end());
+  std::mt19937 rng(7);
+  MetricsRegistry metrics;
+  auto inner = std::make_shared<HashEmbedder>(dim);
+  std::vector<std::unique_ptr<CachingEmbedder>> servers;
+  std::vector<std::string> dirs;
+  for (int r = 0; r < replicas; ++r) {
+    dirs.push_back("/tmp/contextd-embed-bench-l2-" + std::to_string(r));
+    std::filesystem::remove_all(dirs.back());
+    auto l2 = RocksTier::Open(dirs.back(), 3600, SystemClock::Default());
+    if (!l2.ok()) return false;
+    std::vector<std::shared_ptr<CacheTier>> tiers = {std::move(l2).value()};
+    if (redis_port != 0) {
+      RedisTierOptions ro;
+      ro.port = redis_port;
+      tiers.push_back(std::make_shared<RedisTier>(ro));
+    }
+    servers.push_back(std::make_unique<CachingEmbedder>(
+        inner, std::make_shared<L1Cache>(l1_mb << 20, 0, SystemClock::Default()), tiers, &metrics));
+  }
+  std::vector<float> out(static_cast<size_t>(dim));
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t r = 0; r < requests; ++r) {
+    const std::string& q = questions[pick(rng)];
+    (void)servers[rng() % servers.size()]->Embed({q}, out.data());
+  }
+  const double s = Seconds(start);
+  auto rate = [&](const char* tier_name) {
+    return static_cast<double>(metrics
+                                   .GetCounter("contextd_embed_cache_requests_total", "",
+                                               {{"model", inner->model()}, {"tier", tier_name}, {"result", "hit"}})
+                                   ->value()) /
+           requests;
+  };
+  // Replicas share one registry, so one counter holds every replica's computed texts.
+  const uint64_t computed = servers[0]->computed();
+  std::printf(
+      "{\"part\":\"quora_replay\",\"replicas\":%d,\"redis\":%s,\"questions\":%zu,\"requests\":%zu,"
+      "\"l1_mb\":%zu,\"l1_hit_rate\":%.3f,\"l2_hit_rate\":%.3f,\"l3_hit_rate\":%.3f,\"computed_rate\":%.3f,"
+      "\"us_per_request\":%.1f}\n",
+      replicas, redis_port != 0 ? "true" : "false", questions.size(), requests, l1_mb, rate("l1"), rate("l2"),
+      rate("l3"), static_cast<double>(computed) / requests, s * 1e6 / requests);
+  std::fflush(stdout);
+  servers.clear();
+  for (const auto& d : dirs) std::filesystem::remove_all(d);
+  return true;
 }
 
 int Main(int argc, char** argv) {
@@ -130,54 +199,21 @@ int Main(int argc, char** argv) {
     std::fflush(stdout);
   }
 
-  // 3. Quora replay: Zipf-distributed repeats over the questions.
-  {
-    std::ifstream in(quora);
-    std::vector<std::string> questions;
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      if (!line.empty()) questions.push_back(line);
-    }
-    if (questions.empty()) {
-      std::fprintf(stderr, "no questions in %s\n", quora.c_str());
-      return 1;
-    }
-    std::vector<double> w;
-    for (size_t i = 0; i < questions.size(); ++i) w.push_back(1.0 / std::pow(static_cast<double>(i + 1), 0.9));
-    std::discrete_distribution<size_t> pick(w.begin(), w.end());
-    std::mt19937 rng(7);
-    const std::string dir = "/tmp/contextd-embed-bench-l2";
-    std::filesystem::remove_all(dir);
-    auto l2 = RocksTier::Open(dir, 3600, SystemClock::Default());
-    if (!l2.ok()) return 1;
-    MetricsRegistry metrics;
-    auto inner = std::make_shared<HashEmbedder>(dim);
-    auto l1 = std::make_shared<L1Cache>(l1_mb << 20, 0, SystemClock::Default());
-    std::shared_ptr<CacheTier> tier = std::move(l2).value();
-    CachingEmbedder cache(inner, l1, {tier}, &metrics);
-    std::vector<float> out(static_cast<size_t>(dim));
-    const auto start = std::chrono::steady_clock::now();
-    for (size_t r = 0; r < replay; ++r) {
-      const std::string& q = questions[pick(rng)];
-      (void)cache.Embed({q}, out.data());
-    }
-    const double s = Seconds(start);
-    auto value = [&](const char* tier_name, const char* result) {
-      return metrics
-          .GetCounter("contextd_embed_cache_requests_total", "",
-                      {{"model", inner->model()}, {"tier", tier_name}, {"result", result}})
-          ->value();
-    };
-    const double l1_hit = static_cast<double>(value("l1", "hit")) / replay;
-    const double l2_hit = static_cast<double>(value("l2", "hit")) / replay;
-    std::printf(
-        "{\"part\":\"quora_replay\",\"questions\":%zu,\"requests\":%zu,\"l1_mb\":%zu,\"l1_hit_rate\":%.3f,"
-        "\"l2_hit_rate\":%.3f,\"computed_rate\":%.3f,\"us_per_request\":%.1f}\n",
-        questions.size(), replay, l1_mb, l1_hit, l2_hit, static_cast<double>(cache.computed()) / replay,
-        s * 1e6 / replay);
-    std::filesystem::remove_all(dir);
+  // 3. Quora replay: Zipf-distributed repeats over the questions, first on one server
+  // (L1 + L2), then on two replicas with their own L1 and L2 sharing one Redis (L3), each
+  // request going to a random replica as a load balancer would send it.
+  std::vector<std::string> questions = ReadQuestions(quora);
+  if (questions.empty()) {
+    std::fprintf(stderr, "no questions in %s\n", quora.c_str());
+    return 1;
   }
+  if (!Replay(questions, replay, l1_mb, dim, 1, 0)) return 1;
+  RedisServer redis;
+  if (!redis.running()) {
+    std::fprintf(stderr, "redis-server did not start: the L3 replay is skipped\n");
+    return 1;
+  }
+  if (!Replay(questions, replay, l1_mb, dim, 2, redis.port())) return 1;
   return 0;
 }
 

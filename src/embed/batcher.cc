@@ -70,7 +70,10 @@ Status BatchingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, c
   call->remaining = texts.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (query_.size() + bulk_.size() + texts.size() > options_.max_queue) {
+    // A call larger than the whole queue still goes in when the queue is empty; otherwise
+    // a big ingest batch could never be embedded at all.
+    const size_t queued = query_.size() + bulk_.size();
+    if (queued > 0 && queued + texts.size() > options_.max_queue) {
       if (rejected_ != nullptr) rejected_->Increment();
       return ResourceExhausted("the embedding queue of " + inner_->model() + " is full (" +
                                    std::to_string(options_.max_queue) + " texts); retry later",

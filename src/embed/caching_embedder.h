@@ -33,6 +33,7 @@ class CachingEmbedder final : public Embedder {
                   std::vector<std::shared_ptr<CacheTier>> tiers, MetricsRegistry* metrics);
 
   std::string model() const override { return model_; }
+  bool waits() const override { return inner_->waits(); }
   int dim() const override { return inner_->dim(); }
   Status Embed(const std::vector<std::string_view>& texts, float* out) const override;
   Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const override;

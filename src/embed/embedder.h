@@ -35,6 +35,9 @@ class Embedder {
   virtual Status Embed(const std::vector<std::string_view>& texts, float* out) const = 0;
   // Embed() with a priority and a deadline; embedders that neither queue nor wait ignore
   // them (the default).
+  // True when Embed() mostly waits (on a remote provider or a batching queue) rather than
+  // computes: callers keep such calls off the few CPU-bound search threads.
+  virtual bool waits() const { return false; }
   virtual Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const {
     (void)options;
     return Embed(texts, out);

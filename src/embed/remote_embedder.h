@@ -70,6 +70,7 @@ class RemoteEmbedder final : public Embedder {
   ~RemoteEmbedder() override;
 
   std::string model() const override { return "provider:" + options_.name + "/" + options_.model; }
+  bool waits() const override { return true; }
   int dim() const override { return options_.dim; }
   Status Embed(const std::vector<std::string_view>& texts, float* out) const override;
   Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const override;

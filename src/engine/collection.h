@@ -99,6 +99,8 @@ class Collection {
   // "built" (new), "loaded" (from a saved file) or "rebuilt" (from the store) at Load().
   const std::string& graph_source() const { return graph_source_; }
   bool has_embedder() const { return config_.embedder != "none"; }
+  // Queries on this collection wait on a remote embedder (see Embedder::waits()).
+  bool embedder_waits() const { return embedder_ != nullptr && embedder_->waits(); }
 
  private:
   struct DocEntry {

@@ -80,7 +80,7 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t
   AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch, std::bind(&Api::GetDocument, this, _1, _2));
   AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,
            std::bind(&Api::DeleteDocument, this, _1, _2));
-  AddRoute("POST", "/v1/collections/{name}/query", Pool::kSearch, std::bind(&Api::Query, this, _1, _2));
+  AddRoute("POST", "/v1/collections/{name}/query", Pool::kQuery, std::bind(&Api::Query, this, _1, _2));
   AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2));
   AddRoute("POST", "/embed", Pool::kEmbed, std::bind(&Api::TeiEmbed, this, _1, _2));
   search_pool_ = std::make_unique<ThreadPool>(search_threads, "ctx-search");
@@ -177,9 +177,14 @@ void Api::Handle(HttpRequest req, Responder respond) {
   }
   in_flight_->Add(1);
   if (match->pool == Pool::kInline) return Run(match, params, req, start, respond);
-  ThreadPool* pool = match->pool == Pool::kWrite   ? write_pool_.get()
-                     : match->pool == Pool::kEmbed ? embed_pool_.get()
-                                                   : search_pool_.get();
+  Pool which = match->pool;
+  if (which == Pool::kQuery) {
+    auto c = engine_->GetCollection(kDefaultTenant, params[0]);
+    which = c.ok() && (*c)->embedder_waits() ? Pool::kEmbed : Pool::kSearch;
+  }
+  ThreadPool* pool = which == Pool::kWrite   ? write_pool_.get()
+                     : which == Pool::kEmbed ? embed_pool_.get()
+                                             : search_pool_.get();
   pool->Submit([this, match, params = std::move(params), req = std::move(req), start, respond = std::move(respond)] {
     Run(match, params, req, start, respond);
   });

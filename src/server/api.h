@@ -41,7 +41,10 @@ class Api {
   };
   using Params = std::vector<std::string>;  // the decoded {placeholders}, in order
   using RouteFn = std::function<StatusOr<Reply>(const Params&, const HttpRequest&)>;
-  enum class Pool { kInline, kSearch, kWrite, kEmbed };  // kInline: cheap enough for the I/O thread
+  // kInline: cheap enough for the I/O thread. kQuery: the search pool, or the embed pool
+  // when the collection's embedder waits on a provider (a 20 ms provider call must not hold
+  // one of the few search threads).
+  enum class Pool { kInline, kSearch, kWrite, kEmbed, kQuery };
   struct Route {
     std::string method;
     std::vector<std::string> pattern;  // path segments; "{}" matches any one segment

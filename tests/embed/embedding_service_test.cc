@@ -13,6 +13,7 @@
 #include "embed/caching_embedder.h"
 #include "embed/hash_embedder.h"
 #include "embed/redis_tier.h"
+#include "redis_server.h"
 #include "manual_clock.h"
 
 namespace contextd {
@@ -198,48 +199,6 @@ TEST(CachingEmbedderTest, IdenticalTextsInFlightAreComputedOnce) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(inner->texts_seen.load(), 1);
 }
-
-// A real redis-server on a free loopback port, for the life of the test.
-class RedisServer {
- public:
-  RedisServer() {
-    for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
-      port_ = 20000 + static_cast<int>(getpid() % 20000) + attempt * 7;
-      pid_ = fork();
-      if (pid_ == 0) {
-        const std::string port = std::to_string(port_);
-        execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", static_cast<char*>(nullptr));
-        _exit(127);
-      }
-      RedisTierOptions o;
-      o.port = port_;
-      std::vector<bool> hit;
-      float f;
-      for (int i = 0; i < 100; ++i) {
-        RedisTier probe(o);
-        probe.MultiGet({MakeEmbedKey("m", "x")}, 1, &f, &hit);
-        if (probe.errors() == 0) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      Stop();
-    }
-  }
-  ~RedisServer() { Stop(); }
-  void Stop() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  bool running() const { return pid_ > 0; }
-  int port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 TEST(RedisTierTest, ReplicasShareOneCacheAndADownRedisIsOnlyAMiss) {
   RedisServer redis;

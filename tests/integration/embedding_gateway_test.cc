@@ -1,7 +1,9 @@
 // The embedding service end to end: the real binary with a provider pool of real fake HTTP
 // providers (tests/fake_provider.h), the OpenAI and TEI endpoints, their bad input, the
 // cache in /metrics, and the keyword fallback when every provider is down.
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -123,6 +125,82 @@ TEST_F(EmbeddingGatewayTest, QueriesFallBackToKeywordsWhenEveryProviderIsDown) {
   EXPECT_EQ(Do("GET", "/v1/collections/docs/documents/new").first, 404);
   // The gateway endpoint says so too.
   EXPECT_EQ(Do("POST", "/v1/embeddings", R"({"input":"never seen"})").first, 503);
+}
+
+// Queries on a provider collection wait on the provider from the embed pool, not from the
+// search pool: with one search thread, a keyword query on another collection is answered
+// while three provider queries are still waiting on a hung provider.
+TEST_F(EmbeddingGatewayTest, QueriesWaitingOnAProviderDoNotHoldTheSearchThreads) {
+  server_.reset();
+  ServerProcess server(dir_.path() + "/data2", {"--config", dir_.path() + "/config.json", "--search-threads", "1"});
+  server.Start();
+  auto client = server.Client();
+  ASSERT_EQ(Call(*client, "PUT", "/v1/collections/remote", R"({"embedder":"provider:fake"})").first, 201);
+  ASSERT_EQ(Call(*client, "PUT", "/v1/collections/local", R"({"embedder":"none","dim":2})").first, 201);
+  ASSERT_EQ(Call(*client, "POST", "/v1/collections/local/documents",
+                 R"({"documents":[{"id":"a","text":"local words here","vector":[1,0]}]})")
+                .first,
+            200);
+  a_.set_mode(FakeProvider::Mode::kHang);
+  b_.set_mode(FakeProvider::Mode::kHang);
+  std::atomic<int> remote_done{0};
+  std::vector<std::thread> waiting;
+  for (int i = 0; i < 3; ++i) {
+    waiting.emplace_back([&, i] {
+      auto c = server.Client();
+      (void)Call(*c, "POST", "/v1/collections/remote/query",
+                 R"({"mode":"vector","query":"question )" + std::to_string(i) + "\"}");
+      ++remote_done;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let them reach the provider
+  auto [st, local] = Call(*client, "POST", "/v1/collections/local/query", R"({"query":"words","mode":"keyword"})");
+  const int done_when_answered = remote_done.load();
+  for (auto& t : waiting) t.join();
+  ASSERT_EQ(st, 200) << local.Dump();
+  EXPECT_EQ(local.Find("results")->as_array().size(), 1u);
+  EXPECT_EQ(done_when_answered, 0) << "the keyword query waited behind the provider queries";
+}
+
+// A full embedding queue pushes back through HTTP: 429 with Retry-After and a message
+// naming the queue, while the calls it admitted still complete.
+TEST_F(EmbeddingGatewayTest, AFullQueueAnswers429WithRetryAfter) {
+  server_.reset();
+  FakeProvider slow(kDim, /*per_call_us=*/400000);
+  const std::string config = dir_.path() + "/small_queue.json";
+  std::ofstream(config) << R"({"embedding":{"batch":{"max_wait_us":0,"max_queue":2,"workers":1},
+      "providers":{"slow":{"protocol":"openai","urls":[")"
+                        << slow.url() << R"("],"model":"m","dim":16,"health_interval_ms":0}}}})";
+  ServerProcess server(dir_.path() + "/data3", {"--config", config});
+  server.Start();
+  std::vector<int> status(4);
+  std::vector<std::string> retry_after(4), body(4);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 4; ++i) {
+    callers.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 * i));  // arrive in order
+      auto res = server.Client()->Post("/v1/embeddings", R"({"model":"provider:slow","input":["t)" + std::to_string(i) +
+                                                             R"(a","t)" + std::to_string(i) + R"(b"]})");
+      ASSERT_TRUE(res.ok());
+      status[i] = res->status;
+      retry_after[i] = res->Header("Retry-After");
+      body[i] = res->body;
+    });
+  }
+  for (auto& t : callers) t.join();
+  // One worker busy with call 0 for 400 ms, call 1 waits in the queue (2 texts = full):
+  // calls 2 and 3 are turned away.
+  EXPECT_EQ(status[0], 200) << body[0];
+  int rejected = 0;
+  for (int i = 1; i < 4; ++i) {
+    if (status[i] == 200) continue;
+    ++rejected;
+    EXPECT_EQ(status[i], 429) << body[i];
+    EXPECT_EQ(retry_after[i], "1");
+    EXPECT_NE(body[i].find("queue"), std::string::npos) << body[i];
+  }
+  EXPECT_GE(rejected, 1);
+  EXPECT_EQ(slow.texts(), 2 * (4 - rejected)) << "every admitted call was embedded, no rejected one was";
 }
 
 }  // namespace
