@@ -1,0 +1,268 @@
+#include "encoder/bert.h"
+
+#include <dnnl.h>
+#include <omp.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "common/json.h"
+#include "encoder/kernels.h"
+#include "encoder/safetensors.h"
+
+namespace contextd {
+namespace {
+
+StatusOr<Json> ReadJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto json = ParseJson(ss.str());
+  if (!json.ok()) return InvalidArgument(path + ": " + json.status().message());
+  if (!json->is_object()) return InvalidArgument(path + " must hold a JSON object");
+  return json;
+}
+
+}  // namespace
+
+StatusOr<BertConfig> BertConfig::Load(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  CTX_ASSIGN_OR_RETURN(Json json, ReadJsonFile(path));
+  if (const Json* type = json.Find("model_type"); type != nullptr && type->is_string()) {
+    const std::string& t = type->as_string();
+    if (t != "bert")
+      return InvalidArgument(path + ": model_type '" + t + "' is not supported (BERT-family models only)");
+  }
+  if (const Json* act = json.Find("hidden_act"); act != nullptr && act->is_string() && act->as_string() != "gelu")
+    return InvalidArgument(path + ": hidden_act '" + act->as_string() + "' is not supported (gelu only)");
+  BertConfig c;
+  auto get = [&](const char* key, int* out, bool required) -> Status {
+    const Json* v = json.Find(key);
+    if (v == nullptr)
+      return required ? InvalidArgument(path + ": '" + std::string(key) + "' is missing") : Status::Ok();
+    if (!v->is_int() || v->as_int() <= 0)
+      return InvalidArgument(path + ": '" + std::string(key) + "' must be a positive integer");
+    *out = static_cast<int>(v->as_int());
+    return Status::Ok();
+  };
+  CTX_RETURN_IF_ERROR(get("vocab_size", &c.vocab_size, true));
+  CTX_RETURN_IF_ERROR(get("hidden_size", &c.hidden, true));
+  CTX_RETURN_IF_ERROR(get("num_hidden_layers", &c.layers, true));
+  CTX_RETURN_IF_ERROR(get("num_attention_heads", &c.heads, true));
+  CTX_RETURN_IF_ERROR(get("intermediate_size", &c.intermediate, true));
+  CTX_RETURN_IF_ERROR(get("max_position_embeddings", &c.max_positions, false));
+  CTX_RETURN_IF_ERROR(get("type_vocab_size", &c.type_vocab, false));
+  if (const Json* eps = json.Find("layer_norm_eps"); eps != nullptr && eps->is_number())
+    c.layer_norm_eps = static_cast<float>(eps->as_double());
+  if (c.hidden % c.heads != 0)
+    return InvalidArgument(path + ": hidden_size " + std::to_string(c.hidden) +
+                           " is not a multiple of num_attention_heads " + std::to_string(c.heads));
+  return c;
+}
+
+// y = x W^T (bias added by the caller's fused kernel). W is [out, in] as Hugging Face
+// stores it; float32, or int8 per output channel.
+struct BertEncoder::Linear {
+  int in = 0, out = 0;
+  std::vector<float> w;
+  std::vector<int8_t> wq;
+  std::vector<float> wscale;
+  std::vector<float> bias;
+
+  void Quantize() {
+    wq.resize(w.size());
+    wscale.resize(static_cast<size_t>(out));
+    for (int o = 0; o < out; ++o) {
+      const float* row = w.data() + static_cast<size_t>(o) * in;
+      float mx = 0;
+      for (int i = 0; i < in; ++i) mx = std::max(mx, std::fabs(row[i]));
+      const float scale = mx > 0 ? mx / 127.0f : 1.0f;
+      wscale[static_cast<size_t>(o)] = scale;
+      for (int i = 0; i < in; ++i)
+        wq[static_cast<size_t>(o) * in + i] = static_cast<int8_t>(std::nearbyint(row[i] / scale));
+    }
+    w.clear();
+    w.shrink_to_fit();
+  }
+
+  size_t bytes() const { return w.size() * 4 + wq.size() + wscale.size() * 4 + bias.size() * 4; }
+
+  void Forward(const float* x, size_t m, float* y) const {
+    const auto M = static_cast<dnnl_dim_t>(m);
+    if (wq.empty()) {
+      dnnl_sgemm('N', 'T', M, out, in, 1.0f, x, in, w.data(), in, 0.0f, y, out);
+      return;
+    }
+    std::vector<uint8_t> xq(m * static_cast<size_t>(in));
+    std::vector<float> xscale(m);
+    kernels::QuantizeRows(x, m, static_cast<size_t>(in), xq.data(), xscale.data());
+    std::vector<int32_t> acc(m * static_cast<size_t>(out));
+    const int32_t zero = 0;
+    // (xq - 128) . wq: the u8 activations carry the +128 offset QuantizeRows added.
+    dnnl_gemm_u8s8s32('N', 'T', 'F', M, out, in, 1.0f, xq.data(), in, 128, wq.data(), in, 0, 0.0f, acc.data(), out,
+                      &zero);
+    kernels::Dequantize(acc.data(), m, static_cast<size_t>(out), xscale.data(), wscale.data(), y);
+  }
+};
+
+struct BertEncoder::Layer {
+  Linear qkv, attn_out, ffn_in, ffn_out;
+  std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;
+};
+
+BertEncoder::~BertEncoder() = default;
+
+StatusOr<std::unique_ptr<BertEncoder>> BertEncoder::Load(const std::string& dir, const BertConfig& config,
+                                                         const EncoderOptions& options) {
+  const std::string path = dir + "/model.safetensors";
+  CTX_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path));
+  // Checkpoints saved from BertModel have bare names; from BertFor* heads, "bert.".
+  const std::string prefix = file->Find("bert.embeddings.word_embeddings.weight") != nullptr ? "bert." : "";
+  std::unique_ptr<BertEncoder> e(new BertEncoder());
+  e->config_ = config;
+  e->options_ = options;
+  const int64_t H = config.hidden, F = config.intermediate;
+  auto read = [&](const std::string& name, std::vector<int64_t> shape, std::vector<float>* out) -> Status {
+    CTX_ASSIGN_OR_RETURN(*out, file->ReadFloat(prefix + name, shape));
+    return Status::Ok();
+  };
+  CTX_RETURN_IF_ERROR(read("embeddings.word_embeddings.weight", {config.vocab_size, H}, &e->word_));
+  CTX_RETURN_IF_ERROR(read("embeddings.position_embeddings.weight", {config.max_positions, H}, &e->position_));
+  CTX_RETURN_IF_ERROR(read("embeddings.token_type_embeddings.weight", {config.type_vocab, H}, &e->token_type_));
+  CTX_RETURN_IF_ERROR(read("embeddings.LayerNorm.weight", {H}, &e->emb_gamma_));
+  CTX_RETURN_IF_ERROR(read("embeddings.LayerNorm.bias", {H}, &e->emb_beta_));
+  auto linear = [&](const std::string& name, int64_t out, int64_t in, Linear* l) -> Status {
+    l->in = static_cast<int>(in);
+    l->out = static_cast<int>(out);
+    CTX_RETURN_IF_ERROR(read(name + ".weight", {out, in}, &l->w));
+    return read(name + ".bias", {out}, &l->bias);
+  };
+  for (int i = 0; i < config.layers; ++i) {
+    const std::string p = "encoder.layer." + std::to_string(i) + ".";
+    auto layer = std::make_unique<Layer>();
+    // Q, K and V become one [3H, H] matrix: one GEMM instead of three.
+    Linear q, k, v;
+    CTX_RETURN_IF_ERROR(linear(p + "attention.self.query", H, H, &q));
+    CTX_RETURN_IF_ERROR(linear(p + "attention.self.key", H, H, &k));
+    CTX_RETURN_IF_ERROR(linear(p + "attention.self.value", H, H, &v));
+    layer->qkv.in = static_cast<int>(H);
+    layer->qkv.out = static_cast<int>(3 * H);
+    for (Linear* part : {&q, &k, &v}) {
+      layer->qkv.w.insert(layer->qkv.w.end(), part->w.begin(), part->w.end());
+      layer->qkv.bias.insert(layer->qkv.bias.end(), part->bias.begin(), part->bias.end());
+    }
+    CTX_RETURN_IF_ERROR(linear(p + "attention.output.dense", H, H, &layer->attn_out));
+    CTX_RETURN_IF_ERROR(linear(p + "intermediate.dense", F, H, &layer->ffn_in));
+    CTX_RETURN_IF_ERROR(linear(p + "output.dense", H, F, &layer->ffn_out));
+    CTX_RETURN_IF_ERROR(read(p + "attention.output.LayerNorm.weight", {H}, &layer->ln1_gamma));
+    CTX_RETURN_IF_ERROR(read(p + "attention.output.LayerNorm.bias", {H}, &layer->ln1_beta));
+    CTX_RETURN_IF_ERROR(read(p + "output.LayerNorm.weight", {H}, &layer->ln2_gamma));
+    CTX_RETURN_IF_ERROR(read(p + "output.LayerNorm.bias", {H}, &layer->ln2_beta));
+    if (options.int8) {
+      for (Linear* l : {&layer->qkv, &layer->attn_out, &layer->ffn_in, &layer->ffn_out}) l->Quantize();
+    }
+    e->layers_.push_back(std::move(layer));
+  }
+  return e;
+}
+
+size_t BertEncoder::weight_bytes() const {
+  size_t n = (word_.size() + position_.size() + token_type_.size() + emb_gamma_.size() + emb_beta_.size()) * 4;
+  for (const auto& l : layers_) {
+    n += l->qkv.bytes() + l->attn_out.bytes() + l->ffn_in.bytes() + l->ffn_out.bytes();
+    n += (l->ln1_gamma.size() + l->ln1_beta.size() + l->ln2_gamma.size() + l->ln2_beta.size()) * 4;
+  }
+  return n;
+}
+
+void BertEncoder::Attention(const float* qkv, const std::vector<size_t>& offsets, const std::vector<size_t>& lengths,
+                            float* context) const {
+  const int H = config_.hidden, heads = config_.heads, d = H / heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const int64_t tasks = static_cast<int64_t>(offsets.size()) * heads;
+  size_t max_len = 0;
+  for (size_t len : lengths) max_len = std::max(max_len, len);
+    // One (sequence, head) per task; each thread keeps its own score matrix. The GEMMs
+    // inside run single-threaded (oneDNN sees it is inside a parallel region).
+#pragma omp parallel if (tasks > 1)
+  {
+    std::vector<float> scores(max_len * max_len);
+#pragma omp for schedule(dynamic)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const size_t s = static_cast<size_t>(t / heads);
+      const int h = static_cast<int>(t % heads);
+      const auto L = static_cast<dnnl_dim_t>(lengths[s]);
+      const float* q = qkv + offsets[s] * 3 * H + h * d;
+      const float* k = q + H;
+      const float* v = q + 2 * H;
+      dnnl_sgemm('N', 'T', L, L, d, scale, q, 3 * H, k, 3 * H, 0.0f, scores.data(), L);
+      kernels::SoftmaxRows(scores.data(), lengths[s], lengths[s], lengths[s]);
+      dnnl_sgemm('N', 'N', L, d, L, 1.0f, scores.data(), L, v, 3 * H, 0.0f, context + offsets[s] * H + h * d, H);
+    }
+  }
+}
+
+Status BertEncoder::Forward(const std::vector<std::vector<int32_t>>& seqs, Pooling pooling, float* out) const {
+  const size_t H = static_cast<size_t>(config_.hidden), F = static_cast<size_t>(config_.intermediate);
+  std::vector<size_t> offsets, lengths;
+  size_t total = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const size_t len = seqs[s].size();
+    if (len == 0 || len > static_cast<size_t>(config_.max_positions))
+      return InvalidArgument("sequence " + std::to_string(s) + " has " + std::to_string(len) +
+                             " tokens; the model takes 1 to " + std::to_string(config_.max_positions));
+    for (int32_t id : seqs[s]) {
+      if (id < 0 || id >= config_.vocab_size)
+        return InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary");
+    }
+    offsets.push_back(total);
+    lengths.push_back(len);
+    total += len;
+  }
+  if (total == 0) return Status::Ok();
+
+  // Hidden state of every real token of the batch, packed.
+  std::vector<float> x(total * H), qkv(total * 3 * H), context(total * H), tmp(total * H), inter(total * F);
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    for (size_t t = 0; t < lengths[s]; ++t) {
+      float* row = x.data() + (offsets[s] + t) * H;
+      const float* w = word_.data() + static_cast<size_t>(seqs[s][t]) * H;
+      const float* p = position_.data() + t * H;
+      for (size_t c = 0; c < H; ++c) row[c] = w[c] + p[c] + token_type_[c];
+    }
+  }
+  const float eps = config_.layer_norm_eps;
+  kernels::ResidualLayerNorm(x.data(), nullptr, nullptr, emb_gamma_.data(), emb_beta_.data(), total, H, eps);
+  for (const auto& layer : layers_) {
+    layer->qkv.Forward(x.data(), total, qkv.data());
+    kernels::AddBias(qkv.data(), total, 3 * H, layer->qkv.bias.data());
+    Attention(qkv.data(), offsets, lengths, context.data());
+    layer->attn_out.Forward(context.data(), total, tmp.data());
+    kernels::ResidualLayerNorm(x.data(), tmp.data(), layer->attn_out.bias.data(), layer->ln1_gamma.data(),
+                               layer->ln1_beta.data(), total, H, eps);
+    layer->ffn_in.Forward(x.data(), total, inter.data());
+    kernels::BiasGelu(inter.data(), total, F, layer->ffn_in.bias.data());
+    layer->ffn_out.Forward(inter.data(), total, tmp.data());
+    kernels::ResidualLayerNorm(x.data(), tmp.data(), layer->ffn_out.bias.data(), layer->ln2_gamma.data(),
+                               layer->ln2_beta.data(), total, H, eps);
+  }
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    float* o = out + s * H;
+    const float* first = x.data() + offsets[s] * H;
+    if (pooling == Pooling::kCls) {
+      std::copy(first, first + H, o);
+      continue;
+    }
+    std::fill(o, o + H, 0.0f);
+    for (size_t t = 0; t < lengths[s]; ++t) {
+      for (size_t c = 0; c < H; ++c) o[c] += first[t * H + c];
+    }
+    const float inv = 1.0f / static_cast<float>(lengths[s]);
+    for (size_t c = 0; c < H; ++c) o[c] *= inv;
+  }
+  return Status::Ok();
+}
+
+}  // namespace contextd

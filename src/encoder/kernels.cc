@@ -1,0 +1,189 @@
+#include "encoder/kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+// Run-time dispatch: one clone per target, chosen at load time through an ifunc.
+// Sanitizer builds turn this off (ifunc resolvers run before the sanitizer runtime).
+#ifdef CONTEXTD_NO_TARGET_CLONES
+#define CTX_CLONES
+#else
+#define CTX_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#endif
+
+namespace contextd::kernels {
+namespace {
+
+// Below this many elements a pass is not worth waking the other threads.
+constexpr size_t kParallelMin = 1 << 15;
+
+// Calls f(begin, end) over disjoint row ranges on the OpenMP team. The vectorised code
+// lives in f's callee (a cloned function), not in this outlined region, which the
+// compiler would build for the baseline target only.
+template <class F>
+void ForRows(size_t rows, size_t cols, F&& f) {
+  if (rows * cols < kParallelMin || omp_in_parallel()) {
+    f(size_t{0}, rows);
+    return;
+  }
+#pragma omp parallel
+  {
+    const size_t t = static_cast<size_t>(omp_get_thread_num());
+    const size_t n = static_cast<size_t>(omp_get_num_threads());
+    const size_t b = rows * t / n, e = rows * (t + 1) / n;
+    if (b < e) f(b, e);
+  }
+}
+
+// exp(x) branch-free (so loops over it vectorise): x = k ln2 + r, |r| <= ln2/2, a
+// degree-6 polynomial for e^r, 2^k built in the exponent bits. Relative error ~2e-7.
+inline float ExpInline(float x) {
+  x = std::min(88.0f, std::max(-87.0f, x));
+  const float k = std::nearbyint(x * 1.44269504088896341f);
+  const float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
+  float p = 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return p * scale;
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7), branch-free.
+inline float ErfInline(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  float y = 1.061405429f;
+  y = y * t - 1.453152027f;
+  y = y * t + 1.421413741f;
+  y = y * t - 0.284496736f;
+  y = y * t + 0.254829592f;
+  y = 1.0f - y * t * ExpInline(-a * a);
+  return std::copysign(y, x);
+}
+
+CTX_CLONES void AddBiasRows(float* x, size_t rows, size_t cols, const float* bias) {
+  for (size_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    for (size_t c = 0; c < cols; ++c) row[c] += bias[c];
+  }
+}
+
+CTX_CLONES void BiasGeluRows(float* x, size_t rows, size_t cols, const float* bias) {
+  for (size_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    for (size_t c = 0; c < cols; ++c) {
+      const float v = row[c] + bias[c];
+      row[c] = 0.5f * v * (1.0f + ErfInline(v * 0.70710678118654752f));
+    }
+  }
+}
+
+CTX_CLONES void LayerNormRows(float* x, const float* y, const float* bias, const float* gamma, const float* beta,
+                              size_t rows, size_t cols, float eps) {
+  for (size_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    if (y != nullptr) {
+      const float* yr = y + r * cols;
+      if (bias != nullptr) {
+        for (size_t c = 0; c < cols; ++c) row[c] += yr[c] + bias[c];
+      } else {
+        for (size_t c = 0; c < cols; ++c) row[c] += yr[c];
+      }
+    }
+    float sum = 0;
+    for (size_t c = 0; c < cols; ++c) sum += row[c];
+    const float mean = sum / static_cast<float>(cols);
+    float sq = 0;
+    for (size_t c = 0; c < cols; ++c) {
+      const float d = row[c] - mean;
+      sq += d * d;
+    }
+    const float inv = 1.0f / std::sqrt(sq / static_cast<float>(cols) + eps);
+    for (size_t c = 0; c < cols; ++c) row[c] = (row[c] - mean) * inv * gamma[c] + beta[c];
+  }
+}
+
+CTX_CLONES void SoftmaxRowsImpl(float* x, size_t rows, size_t cols, size_t ld) {
+  for (size_t r = 0; r < rows; ++r) {
+    float* row = x + r * ld;
+    float mx = row[0];
+    for (size_t c = 1; c < cols; ++c) mx = std::max(mx, row[c]);
+    float sum = 0;
+    for (size_t c = 0; c < cols; ++c) {
+      row[c] = ExpInline(row[c] - mx);
+      sum += row[c];
+    }
+    const float inv = 1.0f / sum;
+    for (size_t c = 0; c < cols; ++c) row[c] *= inv;
+  }
+}
+
+CTX_CLONES void QuantizeRowsImpl(const float* x, size_t rows, size_t cols, uint8_t* q, float* scales) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    float mx = 0;
+    for (size_t c = 0; c < cols; ++c) mx = std::max(mx, std::fabs(row[c]));
+    const float scale = mx > 0 ? mx / 127.0f : 1.0f;
+    const float inv = 1.0f / scale;
+    uint8_t* out = q + r * cols;
+    for (size_t c = 0; c < cols; ++c) {
+      out[c] = static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(row[c] * inv)) + 128);
+    }
+    scales[r] = scale;
+  }
+}
+
+CTX_CLONES void DequantizeRows(const int32_t* acc, size_t rows, size_t cols, const float* row_scale,
+                               const float* col_scale, float* out) {
+  for (size_t r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * cols;
+    float* o = out + r * cols;
+    const float rs = row_scale[r];
+    for (size_t c = 0; c < cols; ++c) o[c] = static_cast<float>(a[c]) * rs * col_scale[c];
+  }
+}
+
+}  // namespace
+
+void AddBias(float* x, size_t rows, size_t cols, const float* bias) {
+  ForRows(rows, cols, [&](size_t b, size_t e) { AddBiasRows(x + b * cols, e - b, cols, bias); });
+}
+
+void BiasGelu(float* x, size_t rows, size_t cols, const float* bias) {
+  ForRows(rows, cols, [&](size_t b, size_t e) { BiasGeluRows(x + b * cols, e - b, cols, bias); });
+}
+
+void ResidualLayerNorm(float* x, const float* y, const float* bias, const float* gamma, const float* beta, size_t rows,
+                       size_t cols, float eps) {
+  ForRows(rows, cols, [&](size_t b, size_t e) {
+    LayerNormRows(x + b * cols, y == nullptr ? nullptr : y + b * cols, bias, gamma, beta, e - b, cols, eps);
+  });
+}
+
+void SoftmaxRows(float* x, size_t rows, size_t cols, size_t ld) { SoftmaxRowsImpl(x, rows, cols, ld); }
+
+void QuantizeRows(const float* x, size_t rows, size_t cols, uint8_t* q, float* scales) {
+  ForRows(rows, cols,
+          [&](size_t b, size_t e) { QuantizeRowsImpl(x + b * cols, e - b, cols, q + b * cols, scales + b); });
+}
+
+void Dequantize(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
+                float* out) {
+  ForRows(rows, cols, [&](size_t b, size_t e) {
+    DequantizeRows(acc + b * cols, e - b, cols, row_scale + b, col_scale, out + b * cols);
+  });
+}
+
+float Erf(float x) { return ErfInline(x); }
+float Exp(float x) { return ExpInline(x); }
+
+}  // namespace contextd::kernels

@@ -1,0 +1,36 @@
+// The encoder's element-wise kernels, fused so each pass over the activations does all
+// the work for its step. Each runs over row ranges on the OpenMP threads and dispatches at
+// run time to AVX-512, AVX2+FMA or baseline code (target_clones: the loops are written so
+// the compiler vectorises them for each target).
+//
+// Shapes: `rows` x `cols`, row-major, contiguous. All are safe for concurrent calls on
+// distinct buffers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace contextd::kernels {
+
+// x[r][c] += bias[c].
+void AddBias(float* x, size_t rows, size_t cols, const float* bias);
+// x = GELU(x + bias), the exact erf form: 0.5 x (1 + erf(x / sqrt 2)).
+void BiasGelu(float* x, size_t rows, size_t cols, const float* bias);
+// x = LayerNorm(x + y + bias) * gamma + beta over each row; y and bias may be null.
+void ResidualLayerNorm(float* x, const float* y, const float* bias, const float* gamma, const float* beta, size_t rows,
+                       size_t cols, float eps);
+// Softmax of each row in place (one thread: callers parallelise over heads).
+void SoftmaxRows(float* x, size_t rows, size_t cols, size_t ld);
+
+// Dynamic per-row (per-token) symmetric int8 quantisation, stored offset by 128 as u8 for
+// the u8 x s8 GEMM: q = round(x / scale) + 128, scale = max|x| / 127.
+void QuantizeRows(const float* x, size_t rows, size_t cols, uint8_t* q, float* scales);
+// out = acc * row_scale[r] * col_scale[c].
+void Dequantize(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
+                float* out);
+
+// Scalar forms for tests and tails.
+float Erf(float x);
+float Exp(float x);
+
+}  // namespace contextd::kernels
