@@ -20,8 +20,8 @@ namespace contextd {
 namespace {
 
 // Writes float32 tensors as safetensors.
-void WriteSafetensors(const std::string& path,
-                      const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes, std::mt19937& rng) {
+void WriteSafetensors(const std::string& path, const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+                      std::mt19937& rng) {
   std::string header = "{";
   size_t offset = 0;
   for (const auto& [name, shape] : shapes) {
@@ -31,9 +31,9 @@ void WriteSafetensors(const std::string& path,
       n *= static_cast<size_t>(d);
       dims += (dims.empty() ? "" : ",") + std::to_string(d);
     }
-    header += (header.size() > 1 ? "," : "") + ("\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[" + dims +
-                                                "],\"data_offsets\":[" + std::to_string(offset) + "," +
-                                                std::to_string(offset + n * 4) + "]}");
+    header += (header.size() > 1 ? "," : "") +
+              ("\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[" + dims + "],\"data_offsets\":[" +
+               std::to_string(offset) + "," + std::to_string(offset + n * 4) + "]}");
     offset += n * 4;
   }
   header += "}";
@@ -78,7 +78,8 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   omp_set_num_threads(threads);
 
-  const std::string dir = std::filesystem::temp_directory_path() / ("contextd-encoder-bench-" + std::to_string(getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("contextd-encoder-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   {
     std::ofstream(dir + "/config.json") << "{\"model_type\":\"bert\",\"vocab_size\":" << vocab
@@ -93,7 +94,8 @@ int Main(int argc, char** argv) {
         {"embeddings.LayerNorm.bias", {hidden}}};
     for (int l = 0; l < layers; ++l) {
       const std::string p = "encoder.layer." + std::to_string(l) + ".";
-      for (const char* n : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
+      for (const char* n :
+           {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
         shapes.push_back({p + n + ".weight", {hidden, hidden}});
         shapes.push_back({p + n + ".bias", {hidden}});
       }

@@ -45,4 +45,13 @@ struct QueryOptions {
 };
 int RunQuery(const QueryOptions& options);
 
+struct EmbedCliOptions {
+  std::string model;  // a model directory
+  std::string quantize = "none";
+  bool query = false;  // use the model's query prefix (e5)
+  std::vector<std::string> texts;
+};
+// Prints one JSON line per text: {"text":..,"ids":[..],"embedding":[..]}.
+int RunEmbed(const EmbedCliOptions& options);
+
 }  // namespace contextd

@@ -42,6 +42,13 @@ int main(int argc, char** argv) {
   q->add_option("--filter", query.filter, "Metadata filter as JSON");
   q->add_option("text", query.text, "Query text")->required();
 
+  EmbedCliOptions embed;
+  auto* e = app.add_subcommand("embed", "Embed texts with a native model directory, one JSON line per text");
+  e->add_option("--model", embed.model, "Hugging Face model directory")->required();
+  e->add_option("--quantize", embed.quantize, "none or int8")->check(CLI::IsMember({"none", "int8"}));
+  e->add_flag("--query", embed.query, "Embed as queries (e5's \"query: \" prefix)");
+  e->add_option("texts", embed.texts, "Texts")->required();
+
   CLI11_PARSE(app, argc, argv);
   // Logs go to stderr: stdout carries results (and the "listening on" line scripts read).
   spdlog::set_default_logger(spdlog::stderr_color_mt("contextd"));
@@ -70,5 +77,6 @@ int main(int argc, char** argv) {
   }
   if (in->parsed()) return RunIngest(ingest);
   if (q->parsed()) return RunQuery(query);
+  if (e->parsed()) return RunEmbed(embed);
   return 2;
 }

@@ -5,6 +5,7 @@
 #include "embed/caching_embedder.h"
 #include "embed/glove_embedder.h"
 #include "embed/hash_embedder.h"
+#include "embed/native_embedder.h"
 
 namespace contextd {
 namespace {
@@ -70,6 +71,25 @@ StatusOr<EmbedServiceOptions> EmbedServiceOptions::FromJson(const Json& j) {
           return InvalidArgument("embedding config: unknown key batch." + bk);
         }
       }
+    } else if (k == "native" && v.is_object()) {
+      for (const auto& [name, nv] : v.as_object()) {
+        if (!nv.is_object()) return InvalidArgument("embedding config: native." + name + " must be an object");
+        NativeModelOptions n;
+        for (const auto& [nk, val] : nv.as_object()) {
+          if (nk == "quantize" && val.is_string() && (val.as_string() == "int8" || val.as_string() == "none")) {
+            n.int8 = val.as_string() == "int8";
+          } else if (nk == "query_prefix" && val.is_string()) {
+            n.query_prefix = val.as_string();
+          } else if (nk == "passage_prefix" && val.is_string()) {
+            n.passage_prefix = val.as_string();
+          } else {
+            return InvalidArgument("embedding config: native." + name + "." + nk +
+                                   " is unknown or mistyped (quantize: \"int8\"|\"none\", query_prefix, "
+                                   "passage_prefix: strings)");
+          }
+        }
+        o.native[name] = n;
+      }
     } else if (k == "providers" && v.is_object()) {
       for (const auto& [name, pv] : v.as_object()) {
         CTX_ASSIGN_OR_RETURN(ProviderOptions p, ProviderOptions::FromJson(name, pv));
@@ -86,7 +106,7 @@ std::string EmbedderRegistry::GlovePath(const std::string& models_dir) {
   return models_dir + "/glove/glove-6b-100d.i8.bin";
 }
 
-EmbedderRegistry::EmbedderRegistry(const std::string& models_dir) { AddBuiltins(models_dir); }
+EmbedderRegistry::EmbedderRegistry(const std::string& models_dir) : models_dir_(models_dir) { AddBuiltins(models_dir); }
 
 EmbedderRegistry::~EmbedderRegistry() {
   if (metrics_ != nullptr) metrics_->RemoveCollector(collector_id_);
@@ -124,6 +144,10 @@ StatusOr<std::unique_ptr<EmbedderRegistry>> EmbedderRegistry::Create(const std::
     spdlog::info("embedding cache L3: redis {}:{}", options.redis->host, options.redis->port);
   }
   auto l1 = options.l1_bytes > 0 ? std::make_shared<L1Cache>(options.l1_bytes, options.l1_ttl_ms, clock) : nullptr;
+  r->models_dir_ = models_dir;
+  r->options_ = options;
+  r->l1_ = l1;
+  r->tiers_ = tiers;
   for (const ProviderOptions& p : options.providers) {
     CTX_ASSIGN_OR_RETURN(std::unique_ptr<RemoteEmbedder> remote, RemoteEmbedder::Create(p, clock));
     std::shared_ptr<const RemoteEmbedder> shared = std::move(remote);
@@ -168,7 +192,44 @@ void EmbedderRegistry::RenderMetrics(std::string* out) const {
   *out += outstanding + attempts;
 }
 
+StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::LoadNative(const std::string& spec) const {
+  std::lock_guard<std::mutex> lock(native_mu_);
+  if (auto it = native_.find(spec); it != native_.end()) return it->second;
+  if (spec.empty() || spec.find("..") != std::string::npos)
+    return InvalidArgument("native model name '" + spec + "' must be ORG/NAME or an absolute directory",
+                           "unknown_embedder");
+  const std::string dir = spec.front() == '/' ? spec : models_dir_ + "/" + spec;
+  NativeModelOptions n;
+  if (auto it = options_.native.find(spec); it != options_.native.end()) n = it->second;
+  const bool e5 = spec.find("e5") != std::string::npos;
+  SentenceEncoderOptions so;
+  so.int8 = n.int8;
+  auto encoder = SentenceEncoder::Load(dir, so);
+  if (!encoder.ok()) {
+    return InvalidArgument("native model '" + spec + "' cannot be loaded: " + encoder.status().message() +
+                               (spec.front() == '/' ? "" : " (fetch it with: contextd model pull " + spec + ")"),
+                           "unknown_embedder");
+  }
+  const std::string model_id = "native:" + spec + (n.int8 ? "#int8" : "");
+  spdlog::info("embedder native:{}: {} dims, {} pooling, max {} tokens, {} ({} MB of weights)", spec, (*encoder)->dim(),
+               (*encoder)->pooling() == Pooling::kCls ? "CLS" : "mean", (*encoder)->max_seq_length(),
+               n.int8 ? "int8" : "fp32", (*encoder)->encoder().weight_bytes() >> 20);
+  std::shared_ptr<const Embedder> e = std::make_shared<NativeEmbedder>(std::move(encoder).value(), model_id);
+  // One batch at a time: a forward pass already uses every core (OpenMP).
+  BatcherOptions bo = options_.batch;
+  bo.workers = 1;
+  e = std::make_shared<BatchingEmbedder>(e, bo, metrics_, "native:" + spec);
+  e = std::make_shared<CachingEmbedder>(e, l1_, tiers_, metrics_);
+  const std::string q = n.query_prefix.value_or(e5 ? "query: " : "");
+  const std::string p = n.passage_prefix.value_or(e5 ? "passage: " : "");
+  if (!q.empty() || !p.empty()) e = std::make_shared<PrefixEmbedder>(e, q, p);
+  native_[spec] = e;
+  native_[model_id] = e;
+  return e;
+}
+
 StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::Resolve(const std::string& name) const {
+  if (name.rfind("native:", 0) == 0) return LoadNative(name.substr(7));
   auto it = by_name_.find(name);
   if (it == by_name_.end()) {
     std::string known;
@@ -180,6 +241,15 @@ StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::Resolve(const std::s
 }
 
 std::shared_ptr<const Embedder> EmbedderRegistry::ByModel(const std::string& model) const {
+  if (model.rfind("native:", 0) == 0) {
+    // A collection made with a native model: load it again by its spec.
+    std::string spec = model.substr(7);
+    if (const size_t hash = spec.rfind("#int8"); hash != std::string::npos) spec.resize(hash);
+    auto e = LoadNative(spec);
+    if (e.ok() && (*e)->model() == model) return *e;
+    if (!e.ok()) spdlog::error("{}", e.status().message());
+    return nullptr;
+  }
   auto it = by_model_.find(model);
   return it == by_model_.end() ? nullptr : it->second;
 }

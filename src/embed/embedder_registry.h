@@ -5,6 +5,9 @@
 //                    vectors are missing (logged at start-up and reported by model(), so
 //                    nobody mistakes it for GloVe)
 //   "hash"           feature hashing, in-process
+//   "native:ORG/NAME" a BERT-family sentence-transformers model run in-process (encoder/),
+//                    from MODELS_DIR/ORG/NAME or, when the name is an absolute path, that
+//                    directory; loaded on first use, behind the cache and the batcher
 //   "provider:NAME"  a remote provider pool from the server config, behind the embedding
 //                    service: CachingEmbedder(L1, L2, L3) -> BatchingEmbedder -> RemoteEmbedder
 //
@@ -16,6 +19,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +34,13 @@
 
 namespace contextd {
 
+// Per-model settings of native models, from the config's "embedding":{"native":{NAME:{..}}}.
+struct NativeModelOptions {
+  bool int8 = false;                          // "quantize": "int8" | "none"
+  std::optional<std::string> query_prefix;    // default: "query: " for e5 models, else none
+  std::optional<std::string> passage_prefix;  // default: "passage: " for e5 models
+};
+
 struct EmbedServiceOptions {
   size_t l1_bytes = 256ull << 20;
   int64_t l1_ttl_ms = 24 * 3600 * 1000;
@@ -38,6 +49,7 @@ struct EmbedServiceOptions {
   std::optional<RedisTierOptions> redis;  // L3, off unless configured
   BatcherOptions batch;
   std::vector<ProviderOptions> providers;
+  std::map<std::string, NativeModelOptions> native;
 
   // From the server config's "embedding" object: {"cache":{"l1_bytes","l1_ttl_ms",
   // "l2":bool,"l2_ttl_s","redis":{"host","port","ttl_s","timeout_ms"}},
@@ -76,6 +88,14 @@ class EmbedderRegistry {
   std::map<std::string, std::shared_ptr<const Embedder>> by_model_;
   std::vector<std::shared_ptr<const RemoteEmbedder>> providers_;
   std::string default_name_ = "glove";
+  // Native models load on first use (a model is hundreds of MB; most servers use one).
+  StatusOr<std::shared_ptr<const Embedder>> LoadNative(const std::string& spec) const;
+  std::string models_dir_;
+  EmbedServiceOptions options_;
+  std::shared_ptr<L1Cache> l1_;
+  std::vector<std::shared_ptr<CacheTier>> tiers_;
+  mutable std::mutex native_mu_;
+  mutable std::map<std::string, std::shared_ptr<const Embedder>> native_;  // by spec and by model id
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = -1;
 };

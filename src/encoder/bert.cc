@@ -25,7 +25,28 @@ StatusOr<Json> ReadJsonFile(const std::string& path) {
   return json;
 }
 
+// Grows a scratch vector (never shrinks: buffers are reused call after call, so large
+// activations are not page-faulted in again each time).
+template <class T>
+T* Grow(std::vector<T>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+  return v->data();
+}
+
 }  // namespace
+
+std::unique_ptr<BertEncoder::Scratch> BertEncoder::TakeScratch() const {
+  std::lock_guard<std::mutex> lock(scratch_mu_);
+  if (scratch_.empty()) return std::make_unique<Scratch>();
+  auto s = std::move(scratch_.back());
+  scratch_.pop_back();
+  return s;
+}
+
+void BertEncoder::GiveScratch(std::unique_ptr<Scratch> s) const {
+  std::lock_guard<std::mutex> lock(scratch_mu_);
+  if (scratch_.size() < kMaxIdleScratch) scratch_.push_back(std::move(s));
+}
 
 StatusOr<BertConfig> BertConfig::Load(const std::string& dir) {
   const std::string path = dir + "/config.json";
@@ -62,6 +83,14 @@ StatusOr<BertConfig> BertConfig::Load(const std::string& dir) {
   return c;
 }
 
+// Activations of one Forward() call; kept in a free list between calls.
+struct BertEncoder::Scratch {
+  std::vector<float> x, qkv, context, tmp, inter;
+  std::vector<uint8_t> xq;
+  std::vector<float> xscale;
+  std::vector<int32_t> acc;
+};
+
 // y = x W^T (bias added by the caller's fused kernel). W is [out, in] as Hugging Face
 // stores it; float32, or int8 per output channel.
 struct BertEncoder::Linear {
@@ -89,21 +118,20 @@ struct BertEncoder::Linear {
 
   size_t bytes() const { return w.size() * 4 + wq.size() + wscale.size() * 4 + bias.size() * 4; }
 
-  void Forward(const float* x, size_t m, float* y) const {
+  void Forward(const float* x, size_t m, float* y, Scratch* scratch) const {
     const auto M = static_cast<dnnl_dim_t>(m);
     if (wq.empty()) {
       dnnl_sgemm('N', 'T', M, out, in, 1.0f, x, in, w.data(), in, 0.0f, y, out);
       return;
     }
-    std::vector<uint8_t> xq(m * static_cast<size_t>(in));
-    std::vector<float> xscale(m);
-    kernels::QuantizeRows(x, m, static_cast<size_t>(in), xq.data(), xscale.data());
-    std::vector<int32_t> acc(m * static_cast<size_t>(out));
+    uint8_t* xq = Grow(&scratch->xq, m * static_cast<size_t>(in));
+    float* xscale = Grow(&scratch->xscale, m);
+    int32_t* acc = Grow(&scratch->acc, m * static_cast<size_t>(out));
+    kernels::QuantizeRows(x, m, static_cast<size_t>(in), xq, xscale);
     const int32_t zero = 0;
     // (xq - 128) . wq: the u8 activations carry the +128 offset QuantizeRows added.
-    dnnl_gemm_u8s8s32('N', 'T', 'F', M, out, in, 1.0f, xq.data(), in, 128, wq.data(), in, 0, 0.0f, acc.data(), out,
-                      &zero);
-    kernels::Dequantize(acc.data(), m, static_cast<size_t>(out), xscale.data(), wscale.data(), y);
+    dnnl_gemm_u8s8s32('N', 'T', 'F', M, out, in, 1.0f, xq, in, 128, wq.data(), in, 0, 0.0f, acc, out, &zero);
+    kernels::Dequantize(acc, m, static_cast<size_t>(out), xscale, wscale.data(), y);
   }
 };
 
@@ -224,33 +252,38 @@ Status BertEncoder::Forward(const std::vector<std::vector<int32_t>>& seqs, Pooli
   if (total == 0) return Status::Ok();
 
   // Hidden state of every real token of the batch, packed.
-  std::vector<float> x(total * H), qkv(total * 3 * H), context(total * H), tmp(total * H), inter(total * F);
+  std::unique_ptr<Scratch> scratch = TakeScratch();
+  float* x = Grow(&scratch->x, total * H);
+  float* qkv = Grow(&scratch->qkv, total * 3 * H);
+  float* context = Grow(&scratch->context, total * H);
+  float* tmp = Grow(&scratch->tmp, total * H);
+  float* inter = Grow(&scratch->inter, total * F);
   for (size_t s = 0; s < seqs.size(); ++s) {
     for (size_t t = 0; t < lengths[s]; ++t) {
-      float* row = x.data() + (offsets[s] + t) * H;
+      float* row = x + (offsets[s] + t) * H;
       const float* w = word_.data() + static_cast<size_t>(seqs[s][t]) * H;
       const float* p = position_.data() + t * H;
       for (size_t c = 0; c < H; ++c) row[c] = w[c] + p[c] + token_type_[c];
     }
   }
   const float eps = config_.layer_norm_eps;
-  kernels::ResidualLayerNorm(x.data(), nullptr, nullptr, emb_gamma_.data(), emb_beta_.data(), total, H, eps);
+  kernels::ResidualLayerNorm(x, nullptr, nullptr, emb_gamma_.data(), emb_beta_.data(), total, H, eps);
   for (const auto& layer : layers_) {
-    layer->qkv.Forward(x.data(), total, qkv.data());
-    kernels::AddBias(qkv.data(), total, 3 * H, layer->qkv.bias.data());
-    Attention(qkv.data(), offsets, lengths, context.data());
-    layer->attn_out.Forward(context.data(), total, tmp.data());
-    kernels::ResidualLayerNorm(x.data(), tmp.data(), layer->attn_out.bias.data(), layer->ln1_gamma.data(),
-                               layer->ln1_beta.data(), total, H, eps);
-    layer->ffn_in.Forward(x.data(), total, inter.data());
-    kernels::BiasGelu(inter.data(), total, F, layer->ffn_in.bias.data());
-    layer->ffn_out.Forward(inter.data(), total, tmp.data());
-    kernels::ResidualLayerNorm(x.data(), tmp.data(), layer->ffn_out.bias.data(), layer->ln2_gamma.data(),
-                               layer->ln2_beta.data(), total, H, eps);
+    layer->qkv.Forward(x, total, qkv, scratch.get());
+    kernels::AddBias(qkv, total, 3 * H, layer->qkv.bias.data());
+    Attention(qkv, offsets, lengths, context);
+    layer->attn_out.Forward(context, total, tmp, scratch.get());
+    kernels::ResidualLayerNorm(x, tmp, layer->attn_out.bias.data(), layer->ln1_gamma.data(), layer->ln1_beta.data(),
+                               total, H, eps);
+    layer->ffn_in.Forward(x, total, inter, scratch.get());
+    kernels::BiasGelu(inter, total, F, layer->ffn_in.bias.data());
+    layer->ffn_out.Forward(inter, total, tmp, scratch.get());
+    kernels::ResidualLayerNorm(x, tmp, layer->ffn_out.bias.data(), layer->ln2_gamma.data(), layer->ln2_beta.data(),
+                               total, H, eps);
   }
   for (size_t s = 0; s < seqs.size(); ++s) {
     float* o = out + s * H;
-    const float* first = x.data() + offsets[s] * H;
+    const float* first = x + offsets[s] * H;
     if (pooling == Pooling::kCls) {
       std::copy(first, first + H, o);
       continue;
@@ -262,6 +295,7 @@ Status BertEncoder::Forward(const std::vector<std::vector<int32_t>>& seqs, Pooli
     const float inv = 1.0f / static_cast<float>(lengths[s]);
     for (size_t c = 0; c < H; ++c) o[c] *= inv;
   }
+  GiveScratch(std::move(scratch));
   return Status::Ok();
 }
 

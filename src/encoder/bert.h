@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ class BertEncoder {
  private:
   struct Linear;
   struct Layer;
+  struct Scratch;
+  static constexpr size_t kMaxIdleScratch = 4;
+  std::unique_ptr<Scratch> TakeScratch() const;
+  void GiveScratch(std::unique_ptr<Scratch> s) const;
   BertEncoder() = default;
   void Attention(const float* qkv, const std::vector<size_t>& offsets, const std::vector<size_t>& lengths,
                  float* context) const;
@@ -63,6 +68,8 @@ class BertEncoder {
   EncoderOptions options_;
   std::vector<float> word_, position_, token_type_, emb_gamma_, emb_beta_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  mutable std::mutex scratch_mu_;
+  mutable std::vector<std::unique_ptr<Scratch>> scratch_;
 };
 
 }  // namespace contextd
