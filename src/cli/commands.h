@@ -51,6 +51,14 @@ struct EmbedCliOptions {
   bool query = false;  // use the model's query prefix (e5)
   std::vector<std::string> texts;
 };
+struct PullCliOptions {
+  std::string repo;  // ORG/NAME
+  std::string models_dir = "./models";
+  std::string endpoint;  // default: $HF_ENDPOINT, else https://huggingface.co
+  std::string revision = "main";
+};
+int RunModelPull(const PullCliOptions& options);
+
 // Prints one JSON line per text: {"text":..,"ids":[..],"embedding":[..]}.
 int RunEmbed(const EmbedCliOptions& options);
 

@@ -49,6 +49,15 @@ int main(int argc, char** argv) {
   e->add_flag("--query", embed.query, "Embed as queries (e5's \"query: \" prefix)");
   e->add_option("texts", embed.texts, "Texts")->required();
 
+  PullCliOptions pull;
+  auto* model = app.add_subcommand("model", "Manage native models");
+  model->require_subcommand(1);
+  auto* mp = model->add_subcommand("pull", "Download ORG/NAME from the Hugging Face hub into the models directory");
+  mp->add_option("repo", pull.repo, "ORG/NAME")->required();
+  mp->add_option("--models", pull.models_dir, "Models directory");
+  mp->add_option("--endpoint", pull.endpoint, "Hub URL (default $HF_ENDPOINT or https://huggingface.co)");
+  mp->add_option("--revision", pull.revision, "Branch, tag or commit");
+
   CLI11_PARSE(app, argc, argv);
   // Logs go to stderr: stdout carries results (and the "listening on" line scripts read).
   spdlog::set_default_logger(spdlog::stderr_color_mt("contextd"));
@@ -78,5 +87,6 @@ int main(int argc, char** argv) {
   if (in->parsed()) return RunIngest(ingest);
   if (q->parsed()) return RunQuery(query);
   if (e->parsed()) return RunEmbed(embed);
+  if (mp->parsed()) return RunModelPull(pull);
   return 2;
 }

@@ -1,11 +1,37 @@
-// `contextd embed`: the native encoder from the command line.
+// `contextd embed` and `contextd model pull`: native models from the command line.
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/commands.h"
 #include "common/json.h"
+#include "encoder/model_hub.h"
 #include "encoder/sentence_encoder.h"
 
 namespace contextd {
+
+int RunModelPull(const PullCliOptions& options) {
+  PullOptions po;
+  const char* env_endpoint = std::getenv("HF_ENDPOINT");
+  po.endpoint = !options.endpoint.empty() ? options.endpoint : env_endpoint != nullptr ? env_endpoint : po.endpoint;
+  po.revision = options.revision;
+  if (const char* token = std::getenv("HF_TOKEN"); token != nullptr) po.token = token;
+  std::string last;
+  po.progress = [&](const std::string& file, uint64_t done, uint64_t total) {
+    if (file != last) std::fprintf(stderr, "%s%s", last.empty() ? "" : "\n", file.c_str());
+    last = file;
+    if (total > 0) std::fprintf(stderr, "\r%s %3d%%", file.c_str(), static_cast<int>(done * 100 / total));
+  };
+  auto r = PullModel(options.repo, options.models_dir, po);
+  if (!last.empty()) std::fprintf(stderr, "\n");
+  if (!r.ok()) {
+    std::fprintf(stderr, "contextd model pull: %s\n", r.status().message().c_str());
+    return 1;
+  }
+  std::printf("{\"model\":\"%s\",\"dir\":\"%s\",\"fetched\":%zu,\"verified\":%zu,\"bytes\":%llu}\n",
+              options.repo.c_str(), r->dir.c_str(), r->fetched.size(), r->verified.size(),
+              static_cast<unsigned long long>(r->bytes));
+  return 0;
+}
 
 int RunEmbed(const EmbedCliOptions& options) {
   SentenceEncoderOptions so;
