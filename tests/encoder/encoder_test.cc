@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "common/json.h"
+#include "encoder/encoder_reference.h"
 #include "encoder/kernels.h"
 #include "encoder/safetensors.h"
 #include "encoder/sentence_encoder.h"
@@ -21,15 +22,6 @@ namespace contextd {
 namespace {
 
 const std::string kTiny = std::string(CONTEXTD_FIXTURES_DIR) + "/tiny-bert";
-
-Json Reference() {
-  std::ifstream in(std::string(CONTEXTD_FIXTURES_DIR) + "/encoder_reference.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = ParseJson(ss.str());
-  EXPECT_TRUE(j.ok());
-  return j.ok() ? *j : Json();
-}
 
 std::vector<float> Floats(const Json& j) {
   std::vector<float> out;
@@ -87,7 +79,7 @@ class TinyBertTest : public ::testing::Test {
     ASSERT_TRUE(enc.ok()) << enc.status().ToString();
     EXPECT_EQ((*enc)->dim(), 64);
     EXPECT_EQ((*enc)->max_seq_length(), 48u);
-    const Json ref = Reference();
+    const Json ref = LoadEncoderReference();
     const auto& cases = ref.Find("model")->as_array();
     std::vector<std::string_view> texts;
     for (const Json& c : cases) texts.push_back(c.Find("text")->as_string());
@@ -122,7 +114,7 @@ TEST_F(TinyBertTest, ClsPoolingAndBatchOrderIndependence) {
   auto enc = SentenceEncoder::Load(dir, {});
   ASSERT_TRUE(enc.ok()) << enc.status().ToString();
   EXPECT_EQ((*enc)->pooling(), Pooling::kCls);
-  const Json ref = Reference();
+  const Json ref = LoadEncoderReference();
   const auto& cases = ref.Find("model")->as_array();
   // One at a time and all together give the same vectors (packing is exact).
   std::vector<std::string_view> texts;

@@ -9,21 +9,13 @@
 #include <sstream>
 
 #include "common/json.h"
+#include "encoder/encoder_reference.h"
 #include "encoder/wordpiece.h"
 
 namespace contextd {
 namespace {
 
 const std::string kMiniLm = std::string(CONTEXTD_SHARED_DIR) + "/models/all-MiniLM-L6-v2-tokenizer";
-
-Json Reference() {
-  std::ifstream in(std::string(CONTEXTD_FIXTURES_DIR) + "/encoder_reference.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = ParseJson(ss.str());
-  EXPECT_TRUE(j.ok());
-  return j.ok() ? *j : Json();
-}
 
 std::string FromHex(const std::string& hex) {
   std::string out;
@@ -48,7 +40,7 @@ TEST(WordPieceTest, HelloWorldFromTokenizerJson) {
 TEST(WordPieceTest, MatchesTheReferenceTokenizerOnEveryCase) {
   auto t = WordPieceTokenizer::FromDir(kMiniLm);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
-  const Json ref = Reference();
+  const Json ref = LoadEncoderReference();
   const auto& cases = ref.Find("tokenizer")->as_array();
   ASSERT_GE(cases.size(), 20u);
   for (const Json& c : cases) {
