@@ -118,20 +118,47 @@ struct BertEncoder::Linear {
 
   size_t bytes() const { return w.size() * 4 + wq.size() + wscale.size() * 4 + bias.size() * 4; }
 
-  void Forward(const float* x, size_t m, float* y, Scratch* scratch) const {
+  // y = x W^T + bias, then the epilogue: none, GELU, or y added to `residual` and
+  // layer-normalised in place there (y is then scratch). int8 layers fuse their
+  // dequantisation into the same pass.
+  enum class Epilogue { kBias, kBiasGelu, kResidualLayerNorm };
+  struct Norm {
+    float* residual = nullptr;
+    const float* gamma = nullptr;
+    const float* beta = nullptr;
+    float eps = 0;
+  };
+  void Forward(const float* x, size_t m, Epilogue epilogue, float* y, const Norm& norm, Scratch* scratch) const {
     const auto M = static_cast<dnnl_dim_t>(m);
+    const size_t n = static_cast<size_t>(out);
     if (wq.empty()) {
       dnnl_sgemm('N', 'T', M, out, in, 1.0f, x, in, w.data(), in, 0.0f, y, out);
+      switch (epilogue) {
+        case Epilogue::kBias:
+          return kernels::AddBias(y, m, n, bias.data());
+        case Epilogue::kBiasGelu:
+          return kernels::BiasGelu(y, m, n, bias.data());
+        case Epilogue::kResidualLayerNorm:
+          return kernels::ResidualLayerNorm(norm.residual, y, bias.data(), norm.gamma, norm.beta, m, n, norm.eps);
+      }
       return;
     }
     uint8_t* xq = Grow(&scratch->xq, m * static_cast<size_t>(in));
     float* xscale = Grow(&scratch->xscale, m);
-    int32_t* acc = Grow(&scratch->acc, m * static_cast<size_t>(out));
+    int32_t* acc = Grow(&scratch->acc, m * n);
     kernels::QuantizeRows(x, m, static_cast<size_t>(in), xq, xscale);
     const int32_t zero = 0;
     // (xq - 128) . wq: the u8 activations carry the +128 offset QuantizeRows added.
     dnnl_gemm_u8s8s32('N', 'T', 'F', M, out, in, 1.0f, xq, in, 128, wq.data(), in, 0, 0.0f, acc, out, &zero);
-    kernels::Dequantize(acc, m, static_cast<size_t>(out), xscale, wscale.data(), y);
+    switch (epilogue) {
+      case Epilogue::kBias:
+        return kernels::DequantBias(acc, m, n, xscale, wscale.data(), bias.data(), y);
+      case Epilogue::kBiasGelu:
+        return kernels::DequantBiasGelu(acc, m, n, xscale, wscale.data(), bias.data(), y);
+      case Epilogue::kResidualLayerNorm:
+        return kernels::DequantResidualLayerNorm(norm.residual, acc, xscale, wscale.data(), bias.data(), norm.gamma,
+                                                 norm.beta, m, n, norm.eps);
+    }
   }
 };
 
@@ -268,18 +295,15 @@ Status BertEncoder::Forward(const std::vector<std::vector<int32_t>>& seqs, Pooli
   }
   const float eps = config_.layer_norm_eps;
   kernels::ResidualLayerNorm(x, nullptr, nullptr, emb_gamma_.data(), emb_beta_.data(), total, H, eps);
+  using Epilogue = Linear::Epilogue;
   for (const auto& layer : layers_) {
-    layer->qkv.Forward(x, total, qkv, scratch.get());
-    kernels::AddBias(qkv, total, 3 * H, layer->qkv.bias.data());
+    layer->qkv.Forward(x, total, Epilogue::kBias, qkv, {}, scratch.get());
     Attention(qkv, offsets, lengths, context);
-    layer->attn_out.Forward(context, total, tmp, scratch.get());
-    kernels::ResidualLayerNorm(x, tmp, layer->attn_out.bias.data(), layer->ln1_gamma.data(), layer->ln1_beta.data(),
-                               total, H, eps);
-    layer->ffn_in.Forward(x, total, inter, scratch.get());
-    kernels::BiasGelu(inter, total, F, layer->ffn_in.bias.data());
-    layer->ffn_out.Forward(inter, total, tmp, scratch.get());
-    kernels::ResidualLayerNorm(x, tmp, layer->ffn_out.bias.data(), layer->ln2_gamma.data(), layer->ln2_beta.data(),
-                               total, H, eps);
+    layer->attn_out.Forward(context, total, Epilogue::kResidualLayerNorm, tmp,
+                            {x, layer->ln1_gamma.data(), layer->ln1_beta.data(), eps}, scratch.get());
+    layer->ffn_in.Forward(x, total, Epilogue::kBiasGelu, inter, {}, scratch.get());
+    layer->ffn_out.Forward(inter, total, Epilogue::kResidualLayerNorm, tmp,
+                           {x, layer->ln2_gamma.data(), layer->ln2_beta.data(), eps}, scratch.get());
   }
   for (size_t s = 0; s < seqs.size(); ++s) {
     float* o = out + s * H;

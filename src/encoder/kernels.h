@@ -25,9 +25,18 @@ void SoftmaxRows(float* x, size_t rows, size_t cols, size_t ld);
 // Dynamic per-row (per-token) symmetric int8 quantisation, stored offset by 128 as u8 for
 // the u8 x s8 GEMM: q = round(x / scale) + 128, scale = max|x| / 127.
 void QuantizeRows(const float* x, size_t rows, size_t cols, uint8_t* q, float* scales);
-// out = acc * row_scale[r] * col_scale[c].
-void Dequantize(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
-                float* out);
+// The int8 GEMM's epilogues: v = acc[r][c] * row_scale[r] * col_scale[c] + bias[c], then
+//   DequantBias:               out = v
+//   DequantBiasGelu:           out = GELU(v)
+//   DequantResidualLayerNorm:  x = LayerNorm(x + v) * gamma + beta
+// one pass each, the int32 accumulators never written back as floats.
+void DequantBias(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
+                 const float* bias, float* out);
+void DequantBiasGelu(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
+                     const float* bias, float* out);
+void DequantResidualLayerNorm(float* x, const int32_t* acc, const float* row_scale, const float* col_scale,
+                              const float* bias, const float* gamma, const float* beta, size_t rows, size_t cols,
+                              float eps);
 
 // Scalar forms for tests and tails.
 float Erf(float x);
