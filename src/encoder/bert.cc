@@ -1,6 +1,7 @@
 #include "encoder/bert.h"
 
 #include <dnnl.h>
+#include <dnnl.hpp>
 #include <omp.h>
 
 #include <cmath>
@@ -91,32 +92,70 @@ struct BertEncoder::Scratch {
   std::vector<int32_t> acc;
 };
 
-// y = x W^T (bias added by the caller's fused kernel). W is [out, in] as Hugging Face
-// stores it; float32, or int8 per output channel.
+// y = x W^T + bias with W [out, in] as Hugging Face stores it: float32, or int8 per
+// output channel. The GEMM is a oneDNN matmul primitive made once per layer with the
+// token count M left to run time, reading W in place (as the transposed "ba" layout), so
+// nothing is repacked or re-created per call (measured on this machine: int8 370 GOP/s
+// against 290-310 through dnnl_gemm_u8s8s32, fp32 191 GFLOP/s against 183 via dnnl_sgemm).
 struct BertEncoder::Linear {
   int in = 0, out = 0;
   std::vector<float> w;
   std::vector<int8_t> wq;
   std::vector<float> wscale;
+  std::vector<int32_t> col_offset;  // 128 * sum_k wq[c][k]: the u8 activations' offset
   std::vector<float> bias;
+  dnnl::matmul matmul;
 
   void Quantize() {
     wq.resize(w.size());
     wscale.resize(static_cast<size_t>(out));
+    col_offset.resize(static_cast<size_t>(out));
     for (int o = 0; o < out; ++o) {
       const float* row = w.data() + static_cast<size_t>(o) * in;
       float mx = 0;
       for (int i = 0; i < in; ++i) mx = std::max(mx, std::fabs(row[i]));
       const float scale = mx > 0 ? mx / 127.0f : 1.0f;
       wscale[static_cast<size_t>(o)] = scale;
-      for (int i = 0; i < in; ++i)
-        wq[static_cast<size_t>(o) * in + i] = static_cast<int8_t>(std::nearbyint(row[i] / scale));
+      int32_t sum = 0;
+      for (int i = 0; i < in; ++i) {
+        const auto q = static_cast<int8_t>(std::nearbyint(row[i] / scale));
+        wq[static_cast<size_t>(o) * in + i] = q;
+        sum += q;
+      }
+      col_offset[static_cast<size_t>(o)] = 128 * sum;
     }
     w.clear();
     w.shrink_to_fit();
   }
 
-  size_t bytes() const { return w.size() * 4 + wq.size() + wscale.size() * 4 + bias.size() * 4; }
+  void Prepare(const dnnl::engine& engine) {
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    const bool q = !wq.empty();
+    dnnl::memory::desc src({DNNL_RUNTIME_DIM_VAL, in}, q ? dt::u8 : dt::f32, tag::ab);
+    dnnl::memory::desc weights({in, out}, q ? dt::s8 : dt::f32, tag::ba);
+    dnnl::memory::desc dst({DNNL_RUNTIME_DIM_VAL, out}, q ? dt::s32 : dt::f32, tag::ab);
+    matmul = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), engine));
+  }
+
+  void Gemm(const dnnl::engine& engine, const void* x, size_t m, void* y) const {
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    const bool q = !wq.empty();
+    const auto M = static_cast<dnnl::memory::dim>(m);
+    dnnl::memory src({{M, in}, q ? dt::u8 : dt::f32, tag::ab}, engine, const_cast<void*>(x));
+    dnnl::memory weights({{in, out}, q ? dt::s8 : dt::f32, tag::ba}, engine,
+                         q ? static_cast<void*>(const_cast<int8_t*>(wq.data()))
+                           : static_cast<void*>(const_cast<float*>(w.data())));
+    dnnl::memory dst({{M, out}, q ? dt::s32 : dt::f32, tag::ab}, engine, y);
+    dnnl::stream stream(engine);
+    matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+    stream.wait();
+  }
+
+  size_t bytes() const {
+    return w.size() * 4 + wq.size() + wscale.size() * 4 + col_offset.size() * 4 + bias.size() * 4;
+  }
 
   // y = x W^T + bias, then the epilogue: none, GELU, or y added to `residual` and
   // layer-normalised in place there (y is then scratch). int8 layers fuse their
@@ -128,11 +167,11 @@ struct BertEncoder::Linear {
     const float* beta = nullptr;
     float eps = 0;
   };
-  void Forward(const float* x, size_t m, Epilogue epilogue, float* y, const Norm& norm, Scratch* scratch) const {
-    const auto M = static_cast<dnnl_dim_t>(m);
+  void Forward(const dnnl::engine& engine, const float* x, size_t m, Epilogue epilogue, float* y, const Norm& norm,
+               Scratch* scratch) const {
     const size_t n = static_cast<size_t>(out);
     if (wq.empty()) {
-      dnnl_sgemm('N', 'T', M, out, in, 1.0f, x, in, w.data(), in, 0.0f, y, out);
+      Gemm(engine, x, m, y);
       switch (epilogue) {
         case Epilogue::kBias:
           return kernels::AddBias(y, m, n, bias.data());
@@ -147,17 +186,16 @@ struct BertEncoder::Linear {
     float* xscale = Grow(&scratch->xscale, m);
     int32_t* acc = Grow(&scratch->acc, m * n);
     kernels::QuantizeRows(x, m, static_cast<size_t>(in), xq, xscale);
-    const int32_t zero = 0;
-    // (xq - 128) . wq: the u8 activations carry the +128 offset QuantizeRows added.
-    dnnl_gemm_u8s8s32('N', 'T', 'F', M, out, in, 1.0f, xq, in, 128, wq.data(), in, 0, 0.0f, acc, out, &zero);
+    Gemm(engine, xq, m, acc);
+    const kernels::Int8Product p{acc, xscale, wscale.data(), col_offset.data()};
     switch (epilogue) {
       case Epilogue::kBias:
-        return kernels::DequantBias(acc, m, n, xscale, wscale.data(), bias.data(), y);
+        return kernels::DequantBias(p, m, n, bias.data(), y);
       case Epilogue::kBiasGelu:
-        return kernels::DequantBiasGelu(acc, m, n, xscale, wscale.data(), bias.data(), y);
+        return kernels::DequantBiasGelu(p, m, n, bias.data(), y);
       case Epilogue::kResidualLayerNorm:
-        return kernels::DequantResidualLayerNorm(norm.residual, acc, xscale, wscale.data(), bias.data(), norm.gamma,
-                                                 norm.beta, m, n, norm.eps);
+        return kernels::DequantResidualLayerNorm(norm.residual, p, bias.data(), norm.gamma, norm.beta, m, n,
+                                                 norm.eps);
     }
   }
 };
@@ -176,6 +214,7 @@ StatusOr<std::unique_ptr<BertEncoder>> BertEncoder::Load(const std::string& dir,
   // Checkpoints saved from BertModel have bare names; from BertFor* heads, "bert.".
   const std::string prefix = file->Find("bert.embeddings.word_embeddings.weight") != nullptr ? "bert." : "";
   std::unique_ptr<BertEncoder> e(new BertEncoder());
+  e->engine_ = std::make_unique<dnnl::engine>(dnnl::engine::kind::cpu, 0);
   e->config_ = config;
   e->options_ = options;
   const int64_t H = config.hidden, F = config.intermediate;
@@ -215,8 +254,9 @@ StatusOr<std::unique_ptr<BertEncoder>> BertEncoder::Load(const std::string& dir,
     CTX_RETURN_IF_ERROR(read(p + "attention.output.LayerNorm.bias", {H}, &layer->ln1_beta));
     CTX_RETURN_IF_ERROR(read(p + "output.LayerNorm.weight", {H}, &layer->ln2_gamma));
     CTX_RETURN_IF_ERROR(read(p + "output.LayerNorm.bias", {H}, &layer->ln2_beta));
-    if (options.int8) {
-      for (Linear* l : {&layer->qkv, &layer->attn_out, &layer->ffn_in, &layer->ffn_out}) l->Quantize();
+    for (Linear* l : {&layer->qkv, &layer->attn_out, &layer->ffn_in, &layer->ffn_out}) {
+      if (options.int8) l->Quantize();
+      l->Prepare(*e->engine_);
     }
     e->layers_.push_back(std::move(layer));
   }
@@ -297,12 +337,12 @@ Status BertEncoder::Forward(const std::vector<std::vector<int32_t>>& seqs, Pooli
   kernels::ResidualLayerNorm(x, nullptr, nullptr, emb_gamma_.data(), emb_beta_.data(), total, H, eps);
   using Epilogue = Linear::Epilogue;
   for (const auto& layer : layers_) {
-    layer->qkv.Forward(x, total, Epilogue::kBias, qkv, {}, scratch.get());
+    layer->qkv.Forward(*engine_, x, total, Epilogue::kBias, qkv, {}, scratch.get());
     Attention(qkv, offsets, lengths, context);
-    layer->attn_out.Forward(context, total, Epilogue::kResidualLayerNorm, tmp,
+    layer->attn_out.Forward(*engine_, context, total, Epilogue::kResidualLayerNorm, tmp,
                             {x, layer->ln1_gamma.data(), layer->ln1_beta.data(), eps}, scratch.get());
-    layer->ffn_in.Forward(x, total, Epilogue::kBiasGelu, inter, {}, scratch.get());
-    layer->ffn_out.Forward(inter, total, Epilogue::kResidualLayerNorm, tmp,
+    layer->ffn_in.Forward(*engine_, x, total, Epilogue::kBiasGelu, inter, {}, scratch.get());
+    layer->ffn_out.Forward(*engine_, inter, total, Epilogue::kResidualLayerNorm, tmp,
                            {x, layer->ln2_gamma.data(), layer->ln2_beta.data(), eps}, scratch.get());
   }
   for (size_t s = 0; s < seqs.size(); ++s) {

@@ -22,6 +22,10 @@
 
 #include "common/status.h"
 
+namespace dnnl {
+struct engine;
+}
+
 namespace contextd {
 
 struct BertConfig {
@@ -66,6 +70,7 @@ class BertEncoder {
 
   BertConfig config_;
   EncoderOptions options_;
+  std::unique_ptr<dnnl::engine> engine_;  // oneDNN's CPU engine (dnnl.hpp stays out of this header)
   std::vector<float> word_, position_, token_type_, emb_gamma_, emb_beta_;
   std::vector<std::unique_ptr<Layer>> layers_;
   mutable std::mutex scratch_mu_;

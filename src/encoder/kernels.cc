@@ -142,33 +142,32 @@ CTX_CLONES void QuantizeRowsImpl(const float* x, size_t rows, size_t cols, uint8
   }
 }
 
-CTX_CLONES void DequantBiasRows(const int32_t* acc, size_t rows, size_t cols, const float* row_scale,
-                                const float* col_scale, const float* bias, float* out, bool gelu) {
+CTX_CLONES void DequantBiasRows(const int32_t* acc, const float* row_scale, const float* col_scale,
+                                const int32_t* col_offset, size_t rows, size_t cols, const float* bias, float* out,
+                                bool gelu) {
   for (size_t r = 0; r < rows; ++r) {
     const int32_t* a = acc + r * cols;
     float* o = out + r * cols;
     const float rs = row_scale[r];
     if (gelu) {
       for (size_t c = 0; c < cols; ++c) {
-        const float v = static_cast<float>(a[c]) * rs * col_scale[c] + bias[c];
+        const float v = static_cast<float>(a[c] - col_offset[c]) * rs * col_scale[c] + bias[c];
         o[c] = 0.5f * v * (1.0f + ErfInline(v * 0.70710678118654752f));
       }
     } else {
-      for (size_t c = 0; c < cols; ++c) o[c] = static_cast<float>(a[c]) * rs * col_scale[c] + bias[c];
+      for (size_t c = 0; c < cols; ++c) o[c] = static_cast<float>(a[c] - col_offset[c]) * rs * col_scale[c] + bias[c];
     }
   }
 }
 
-CTX_CLONES void DequantLayerNormRows(float* x, const int32_t* acc, const float* row_scale, const float* col_scale,
-                                     const float* bias, const float* gamma, const float* beta, size_t rows,
-                                     size_t cols, float eps) {
+CTX_CLONES void DequantAddRows(float* x, const int32_t* acc, const float* row_scale, const float* col_scale,
+                               const int32_t* col_offset, const float* bias, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
     float* row = x + r * cols;
     const int32_t* a = acc + r * cols;
     const float rs = row_scale[r];
-    for (size_t c = 0; c < cols; ++c) row[c] += static_cast<float>(a[c]) * rs * col_scale[c] + bias[c];
+    for (size_t c = 0; c < cols; ++c) row[c] += static_cast<float>(a[c] - col_offset[c]) * rs * col_scale[c] + bias[c];
   }
-  LayerNormRows(x, nullptr, nullptr, gamma, beta, rows, cols, eps);
 }
 
 }  // namespace
@@ -195,25 +194,25 @@ void QuantizeRows(const float* x, size_t rows, size_t cols, uint8_t* q, float* s
           [&](size_t b, size_t e) { QuantizeRowsImpl(x + b * cols, e - b, cols, q + b * cols, scales + b); });
 }
 
-void DequantBias(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
-                 const float* bias, float* out) {
+void DequantBias(const Int8Product& p, size_t rows, size_t cols, const float* bias, float* out) {
   ForRows(rows, cols, [&](size_t b, size_t e) {
-    DequantBiasRows(acc + b * cols, e - b, cols, row_scale + b, col_scale, bias, out + b * cols, false);
+    DequantBiasRows(p.acc + b * cols, p.row_scale + b, p.col_scale, p.col_offset, e - b, cols, bias, out + b * cols,
+                    false);
   });
 }
 
-void DequantBiasGelu(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
-                     const float* bias, float* out) {
+void DequantBiasGelu(const Int8Product& p, size_t rows, size_t cols, const float* bias, float* out) {
   ForRows(rows, cols, [&](size_t b, size_t e) {
-    DequantBiasRows(acc + b * cols, e - b, cols, row_scale + b, col_scale, bias, out + b * cols, true);
+    DequantBiasRows(p.acc + b * cols, p.row_scale + b, p.col_scale, p.col_offset, e - b, cols, bias, out + b * cols,
+                    true);
   });
 }
 
-void DequantResidualLayerNorm(float* x, const int32_t* acc, const float* row_scale, const float* col_scale,
-                              const float* bias, const float* gamma, const float* beta, size_t rows, size_t cols,
-                              float eps) {
+void DequantResidualLayerNorm(float* x, const Int8Product& p, const float* bias, const float* gamma, const float* beta,
+                              size_t rows, size_t cols, float eps) {
   ForRows(rows, cols, [&](size_t b, size_t e) {
-    DequantLayerNormRows(x + b * cols, acc + b * cols, row_scale + b, col_scale, bias, gamma, beta, e - b, cols, eps);
+    DequantAddRows(x + b * cols, p.acc + b * cols, p.row_scale + b, p.col_scale, p.col_offset, bias, e - b, cols);
+    LayerNormRows(x + b * cols, nullptr, nullptr, gamma, beta, e - b, cols, eps);
   });
 }
 

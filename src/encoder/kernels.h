@@ -25,18 +25,24 @@ void SoftmaxRows(float* x, size_t rows, size_t cols, size_t ld);
 // Dynamic per-row (per-token) symmetric int8 quantisation, stored offset by 128 as u8 for
 // the u8 x s8 GEMM: q = round(x / scale) + 128, scale = max|x| / 127.
 void QuantizeRows(const float* x, size_t rows, size_t cols, uint8_t* q, float* scales);
-// The int8 GEMM's epilogues: v = acc[r][c] * row_scale[r] * col_scale[c] + bias[c], then
+// The int8 GEMM's output: acc[r][c] = sum_k q[r][k] * w[c][k] with q the u8 activations
+// (offset by 128), so the true product is acc - col_offset[c] (col_offset = 128 * sum_k
+// w[c][k]), scaled by row_scale[r] * col_scale[c].
+struct Int8Product {
+  const int32_t* acc;
+  const float* row_scale;
+  const float* col_scale;
+  const int32_t* col_offset;
+};
+// Its epilogues, one pass each (the int32 accumulators are never written back as floats),
+// with v = (acc - col_offset[c]) * row_scale[r] * col_scale[c] + bias[c]:
 //   DequantBias:               out = v
 //   DequantBiasGelu:           out = GELU(v)
 //   DequantResidualLayerNorm:  x = LayerNorm(x + v) * gamma + beta
-// one pass each, the int32 accumulators never written back as floats.
-void DequantBias(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
-                 const float* bias, float* out);
-void DequantBiasGelu(const int32_t* acc, size_t rows, size_t cols, const float* row_scale, const float* col_scale,
-                     const float* bias, float* out);
-void DequantResidualLayerNorm(float* x, const int32_t* acc, const float* row_scale, const float* col_scale,
-                              const float* bias, const float* gamma, const float* beta, size_t rows, size_t cols,
-                              float eps);
+void DequantBias(const Int8Product& p, size_t rows, size_t cols, const float* bias, float* out);
+void DequantBiasGelu(const Int8Product& p, size_t rows, size_t cols, const float* bias, float* out);
+void DequantResidualLayerNorm(float* x, const Int8Product& p, const float* bias, const float* gamma, const float* beta,
+                              size_t rows, size_t cols, float eps);
 
 // Scalar forms for tests and tails.
 float Erf(float x);
