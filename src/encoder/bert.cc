@@ -1,8 +1,8 @@
 #include "encoder/bert.h"
 
 #include <dnnl.h>
-#include <dnnl.hpp>
 #include <omp.h>
+#include <dnnl.hpp>
 
 #include <cmath>
 #include <fstream>
@@ -87,8 +87,8 @@ StatusOr<BertConfig> BertConfig::Load(const std::string& dir) {
 // Activations of one Forward() call; kept in a free list between calls.
 struct BertEncoder::Scratch {
   std::vector<float> x, qkv, context, tmp, inter;
-  std::vector<uint8_t> xq;
-  std::vector<float> xscale;
+  std::vector<uint8_t> xq, inter_q;
+  std::vector<float> xscale, inter_scale;
   std::vector<int32_t> acc;
 };
 
@@ -144,13 +144,21 @@ struct BertEncoder::Linear {
     const bool q = !wq.empty();
     const auto M = static_cast<dnnl::memory::dim>(m);
     dnnl::memory src({{M, in}, q ? dt::u8 : dt::f32, tag::ab}, engine, const_cast<void*>(x));
-    dnnl::memory weights({{in, out}, q ? dt::s8 : dt::f32, tag::ba}, engine,
-                         q ? static_cast<void*>(const_cast<int8_t*>(wq.data()))
-                           : static_cast<void*>(const_cast<float*>(w.data())));
+    dnnl::memory weights(
+        {{in, out}, q ? dt::s8 : dt::f32, tag::ba}, engine,
+        q ? static_cast<void*>(const_cast<int8_t*>(wq.data())) : static_cast<void*>(const_cast<float*>(w.data())));
     dnnl::memory dst({{M, out}, q ? dt::s32 : dt::f32, tag::ab}, engine, y);
     dnnl::stream stream(engine);
     matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
     stream.wait();
+  }
+
+  // The int8 GEMM of already-quantised input; the accumulators live in scratch->acc.
+  kernels::Int8Product Int8Gemm(const dnnl::engine& engine, const uint8_t* xq, const float* xscale, size_t m,
+                                Scratch* scratch) const {
+    int32_t* acc = Grow(&scratch->acc, m * static_cast<size_t>(out));
+    Gemm(engine, xq, m, acc);
+    return {acc, xscale, wscale.data(), col_offset.data()};
   }
 
   size_t bytes() const {
@@ -184,18 +192,15 @@ struct BertEncoder::Linear {
     }
     uint8_t* xq = Grow(&scratch->xq, m * static_cast<size_t>(in));
     float* xscale = Grow(&scratch->xscale, m);
-    int32_t* acc = Grow(&scratch->acc, m * n);
     kernels::QuantizeRows(x, m, static_cast<size_t>(in), xq, xscale);
-    Gemm(engine, xq, m, acc);
-    const kernels::Int8Product p{acc, xscale, wscale.data(), col_offset.data()};
+    const kernels::Int8Product p = Int8Gemm(engine, xq, xscale, m, scratch);
     switch (epilogue) {
       case Epilogue::kBias:
         return kernels::DequantBias(p, m, n, bias.data(), y);
       case Epilogue::kBiasGelu:
         return kernels::DequantBiasGelu(p, m, n, bias.data(), y);
       case Epilogue::kResidualLayerNorm:
-        return kernels::DequantResidualLayerNorm(norm.residual, p, bias.data(), norm.gamma, norm.beta, m, n,
-                                                 norm.eps);
+        return kernels::DequantResidualLayerNorm(norm.residual, p, bias.data(), norm.gamma, norm.beta, m, n, norm.eps);
     }
   }
 };
@@ -324,7 +329,7 @@ Status BertEncoder::Forward(const std::vector<std::vector<int32_t>>& seqs, Pooli
   float* qkv = Grow(&scratch->qkv, total * 3 * H);
   float* context = Grow(&scratch->context, total * H);
   float* tmp = Grow(&scratch->tmp, total * H);
-  float* inter = Grow(&scratch->inter, total * F);
+  float* inter = options_.int8 ? nullptr : Grow(&scratch->inter, total * F);  // int8 keeps it as u8
   for (size_t s = 0; s < seqs.size(); ++s) {
     for (size_t t = 0; t < lengths[s]; ++t) {
       float* row = x + (offsets[s] + t) * H;
@@ -341,9 +346,24 @@ Status BertEncoder::Forward(const std::vector<std::vector<int32_t>>& seqs, Pooli
     Attention(qkv, offsets, lengths, context);
     layer->attn_out.Forward(*engine_, context, total, Epilogue::kResidualLayerNorm, tmp,
                             {x, layer->ln1_gamma.data(), layer->ln1_beta.data(), eps}, scratch.get());
-    layer->ffn_in.Forward(*engine_, x, total, Epilogue::kBiasGelu, inter, {}, scratch.get());
-    layer->ffn_out.Forward(*engine_, inter, total, Epilogue::kResidualLayerNorm, tmp,
-                           {x, layer->ln2_gamma.data(), layer->ln2_beta.data(), eps}, scratch.get());
+    if (options_.int8) {
+      // The feed-forward's wide activation goes from the first GEMM's accumulators to the
+      // second GEMM's u8 input in one pass.
+      uint8_t* xq = Grow(&scratch->xq, total * H);
+      float* xscale = Grow(&scratch->xscale, total);
+      kernels::QuantizeRows(x, total, H, xq, xscale);
+      const kernels::Int8Product hidden = layer->ffn_in.Int8Gemm(*engine_, xq, xscale, total, scratch.get());
+      uint8_t* inter_q = Grow(&scratch->inter_q, total * F);
+      float* inter_scale = Grow(&scratch->inter_scale, total);
+      kernels::DequantBiasGeluQuantize(hidden, total, F, layer->ffn_in.bias.data(), inter_q, inter_scale);
+      const kernels::Int8Product ffn = layer->ffn_out.Int8Gemm(*engine_, inter_q, inter_scale, total, scratch.get());
+      kernels::DequantResidualLayerNorm(x, ffn, layer->ffn_out.bias.data(), layer->ln2_gamma.data(),
+                                        layer->ln2_beta.data(), total, H, eps);
+    } else {
+      layer->ffn_in.Forward(*engine_, x, total, Epilogue::kBiasGelu, inter, {}, scratch.get());
+      layer->ffn_out.Forward(*engine_, inter, total, Epilogue::kResidualLayerNorm, tmp,
+                             {x, layer->ln2_gamma.data(), layer->ln2_beta.data(), eps}, scratch.get());
+    }
   }
   for (size_t s = 0; s < seqs.size(); ++s) {
     float* o = out + s * H;

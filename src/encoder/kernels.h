@@ -41,6 +41,11 @@ struct Int8Product {
 //   DequantResidualLayerNorm:  x = LayerNorm(x + v) * gamma + beta
 void DequantBias(const Int8Product& p, size_t rows, size_t cols, const float* bias, float* out);
 void DequantBiasGelu(const Int8Product& p, size_t rows, size_t cols, const float* bias, float* out);
+// GELU(v) quantised straight into the next layer's u8 input and per-row scales (as
+// QuantizeRows would), so the widest activation (the feed-forward's) never goes to memory
+// as floats.
+void DequantBiasGeluQuantize(const Int8Product& p, size_t rows, size_t cols, const float* bias, uint8_t* q,
+                             float* scales);
 void DequantResidualLayerNorm(float* x, const Int8Product& p, const float* bias, const float* gamma, const float* beta,
                               size_t rows, size_t cols, float eps);
 
