@@ -55,30 +55,15 @@ void L1Cache::Put(const EmbedKey& key, int dim, const float* vec) {
 }
 
 size_t L1Cache::bytes() const {
-  size_t total = 0;
-  for (auto& s : shards_) {
-    std::lock_guard<std::mutex> lock(s.mu);
-    total += s.bytes;
-  }
-  return total;
+  return SumShards([](const Shard& s) { return s.bytes; });
 }
 
 size_t L1Cache::size() const {
-  size_t total = 0;
-  for (auto& s : shards_) {
-    std::lock_guard<std::mutex> lock(s.mu);
-    total += s.map.size();
-  }
-  return total;
+  return SumShards([](const Shard& s) { return s.map.size(); });
 }
 
 uint64_t L1Cache::evictions() const {
-  uint64_t total = 0;
-  for (auto& s : shards_) {
-    std::lock_guard<std::mutex> lock(s.mu);
-    total += s.evictions;
-  }
-  return total;
+  return SumShards([](const Shard& s) { return s.evictions; });
 }
 
 }  // namespace contextd

@@ -54,6 +54,16 @@ class L1Cache {
   // Drops one entry from the list, the map and the byte count. REQUIRES: s.mu held.
   static void EraseLocked(Shard& s, std::list<Entry>::iterator entry);
   Shard& ShardFor(const EmbedKey& key) { return shards_[key.hi % shards_.size()]; }
+  // Sums f(shard) over the shards, each under its lock.
+  template <class F>
+  uint64_t SumShards(F f) const {
+    uint64_t total = 0;
+    for (const auto& s : shards_) {
+      std::lock_guard<std::mutex> lock(s.mu);
+      total += f(s);
+    }
+    return total;
+  }
 
   const size_t max_shard_bytes_;
   const int64_t ttl_ns_;
