@@ -288,7 +288,7 @@ void BertEncoder::Attention(const float* qkv, const std::vector<size_t>& offsets
     // inside run single-threaded (oneDNN sees it is inside a parallel region).
 #pragma omp parallel if (tasks > 1)
   {
-    std::vector<float> scores(max_len * max_len);
+    std::vector<float> scores(max_len * max_len), inv_sum(max_len);
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tasks; ++t) {
       const size_t s = static_cast<size_t>(t / heads);
@@ -298,8 +298,12 @@ void BertEncoder::Attention(const float* qkv, const std::vector<size_t>& offsets
       const float* k = q + H;
       const float* v = q + 2 * H;
       dnnl_sgemm('N', 'T', L, L, d, scale, q, 3 * H, k, 3 * H, 0.0f, scores.data(), L);
-      kernels::SoftmaxRows(scores.data(), lengths[s], lengths[s], lengths[s]);
-      dnnl_sgemm('N', 'N', L, d, L, 1.0f, scores.data(), L, v, 3 * H, 0.0f, context + offsets[s] * H + h * d, H);
+      kernels::ExpRows(scores.data(), lengths[s], lengths[s], lengths[s], inv_sum.data());
+      float* out = context + offsets[s] * H + h * d;
+      dnnl_sgemm('N', 'N', L, d, L, 1.0f, scores.data(), L, v, 3 * H, 0.0f, out, H);
+      for (size_t i = 0; i < lengths[s]; ++i) {
+        for (int c = 0; c < d; ++c) out[i * H + c] *= inv_sum[i];
+      }
     }
   }
 }

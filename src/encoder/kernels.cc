@@ -121,7 +121,7 @@ CTX_CLONES void LayerNormRows(float* x, const float* y, const float* bias, const
   }
 }
 
-CTX_CLONES void SoftmaxRowsImpl(float* x, size_t rows, size_t cols, size_t ld) {
+CTX_CLONES void ExpRowsImpl(float* x, size_t rows, size_t cols, size_t ld, float* inv_sum) {
   for (size_t r = 0; r < rows; ++r) {
     float* row = x + r * ld;
     float mx = row[0];
@@ -131,8 +131,7 @@ CTX_CLONES void SoftmaxRowsImpl(float* x, size_t rows, size_t cols, size_t ld) {
       row[c] = ExpInline(row[c] - mx);
       sum += row[c];
     }
-    const float inv = 1.0f / sum;
-    for (size_t c = 0; c < cols; ++c) row[c] *= inv;
+    inv_sum[r] = 1.0f / sum;
   }
 }
 
@@ -218,7 +217,9 @@ void ResidualLayerNorm(float* x, const float* y, const float* bias, const float*
   });
 }
 
-void SoftmaxRows(float* x, size_t rows, size_t cols, size_t ld) { SoftmaxRowsImpl(x, rows, cols, ld); }
+void ExpRows(float* x, size_t rows, size_t cols, size_t ld, float* inv_sum) {
+  ExpRowsImpl(x, rows, cols, ld, inv_sum);
+}
 
 void QuantizeRows(const float* x, size_t rows, size_t cols, uint8_t* q, float* scales) {
   ForRows(rows, cols,

@@ -19,8 +19,10 @@ void BiasGelu(float* x, size_t rows, size_t cols, const float* bias);
 // x = LayerNorm(x + y + bias) * gamma + beta over each row; y and bias may be null.
 void ResidualLayerNorm(float* x, const float* y, const float* bias, const float* gamma, const float* beta, size_t rows,
                        size_t cols, float eps);
-// Softmax of each row in place (one thread: callers parallelise over heads).
-void SoftmaxRows(float* x, size_t rows, size_t cols, size_t ld);
+// Softmax of each row without its final division: x = exp(x - max(row)) in place and
+// inv_sum[r] = 1 / sum(row). Attention applies inv_sum to its output rows (d wide) rather
+// than to the score rows (L wide). One thread: callers parallelise over heads.
+void ExpRows(float* x, size_t rows, size_t cols, size_t ld, float* inv_sum);
 
 // Dynamic per-row (per-token) symmetric int8 quantisation, stored offset by 128 as u8 for
 // the u8 x s8 GEMM: q = round(x / scale) + 128, scale = max|x| / 127.
