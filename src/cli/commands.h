@@ -51,6 +51,18 @@ struct EmbedCliOptions {
   bool query = false;  // use the model's query prefix (e5)
   std::vector<std::string> texts;
 };
+struct EvalOptions {
+  std::string url = "http://127.0.0.1:8080";
+  std::string collection;
+  std::string queries;  // BEIR queries.jsonl
+  std::string qrels;    // BEIR qrels TSV
+  std::string mode = "hybrid";
+  size_t k = 10;
+  std::string params;  // extra query fields as JSON ({"fusion":"weighted","alpha":0.5})
+};
+// Prints {"ndcg@k","recall@100","mrr@k","latency_ms":{..}} as one JSON line.
+int RunEval(const EvalOptions& options);
+
 struct PullCliOptions {
   std::string repo;  // ORG/NAME
   std::string models_dir = "./models";

@@ -49,6 +49,16 @@ int main(int argc, char** argv) {
   e->add_flag("--query", embed.query, "Embed as queries (e5's \"query: \" prefix)");
   e->add_option("texts", embed.texts, "Texts")->required();
 
+  EvalOptions eval;
+  auto* ev = app.add_subcommand("eval", "nDCG@k, recall@100, MRR@k and latency of a collection on BEIR judgements");
+  ev->add_option("--url", eval.url, "Server URL");
+  ev->add_option("--collection", eval.collection, "Collection name")->required();
+  ev->add_option("--queries", eval.queries, "BEIR queries.jsonl")->required();
+  ev->add_option("--qrels", eval.qrels, "BEIR qrels TSV")->required();
+  ev->add_option("--mode", eval.mode, "vector, keyword or hybrid");
+  ev->add_option("--k", eval.k, "Cut-off for nDCG and MRR");
+  ev->add_option("--params", eval.params, "Extra query fields as a JSON object");
+
   PullCliOptions pull;
   auto* model = app.add_subcommand("model", "Manage native models");
   model->require_subcommand(1);
@@ -88,5 +98,6 @@ int main(int argc, char** argv) {
   if (q->parsed()) return RunQuery(query);
   if (e->parsed()) return RunEmbed(embed);
   if (mp->parsed()) return RunModelPull(pull);
+  if (ev->parsed()) return RunEval(eval);
   return 2;
 }

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
 #include "common/hash.h"
+#include "engine/rerank.h"
 
 namespace contextd {
 namespace {
@@ -330,36 +332,45 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   SlotBitset allowed;
   if (!req.filter.empty()) allowed = req.filter.Select(payload_);
   const SlotBitset* allowed_ptr = req.filter.empty() ? nullptr : &allowed;
+  // Grouping and diversity choose among more candidates than they return.
+  const bool rerank = req.group_by_document || req.mmr_lambda.has_value();
+  const size_t want = rerank ? std::min<size_t>(std::max<size_t>(req.k * 4, 40), kMaxK * 4) : req.k;
+  Bm25Params bm25;
+  if (req.bm25_k1) bm25.k1 = *req.bm25_k1;
+  if (req.bm25_b) bm25.b = *req.bm25_b;
+  const Bm25Params* bm25_ptr = req.bm25_k1 || req.bm25_b ? &bm25 : nullptr;
   std::vector<ScoredSlot> ranked;
   if (mode == QueryMode::kVector) {
-    ranked = VectorSearchLocked(qvec.data(), req.k, req.ef, allowed_ptr);
+    ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr);
   } else if (mode == QueryMode::kKeyword) {
-    ranked = keywords_.Search(terms, req.k, allowed_ptr);
+    ranked = keywords_.Search(terms, want, allowed_ptr, bm25_ptr);
   } else {
-    // Reciprocal rank fusion over deeper lists than k, so documents that are good on both
-    // sides but top on neither still surface.
-    // The tail of the vector list only adds 1/(60+r) each, so the graph is searched at ef =
-    // depth rather than the 2x a standalone top-k query gets.
-    const size_t depth = std::max<size_t>(req.k * 3, 60);
+    // Fusion over deeper lists than asked for, so chunks good on both sides but top on
+    // neither still surface. The tail of the vector list only adds 1/(60+r) each under
+    // RRF, so the graph is searched at ef = depth rather than the 2x a top-k query gets.
+    const size_t depth = std::max<size_t>(want * 3, 60);
     const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 64);
-    std::vector<ScoredSlot> fused;
-    for (const auto& list :
-         {VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr), keywords_.Search(terms, depth, allowed_ptr)}) {
-      for (size_t r = 0; r < list.size(); ++r)
-        fused.push_back({1.0f / (kRrfK + static_cast<float>(r + 1)), list[r].slot});
-    }
-    // Two short lists: sorting by slot and summing neighbours beats a hash map.
-    std::sort(fused.begin(), fused.end(), [](const ScoredSlot& a, const ScoredSlot& b) { return a.slot < b.slot; });
-    TopK top(req.k);
-    for (size_t i = 0; i < fused.size();) {
-      float score = fused[i].score;
-      size_t j = i + 1;
-      for (; j < fused.size() && fused[j].slot == fused[i].slot; ++j) score += fused[j].score;
-      top.Push(score, fused[i].slot);
-      i = j;
-    }
-    ranked = top.Take();
+    std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr);
+    std::vector<ScoredSlot> by_keyword = keywords_.Search(terms, depth, allowed_ptr, bm25_ptr);
+    ranked = req.fusion == Fusion::kRrf ? FuseRrf({by_vector, by_keyword}, want, kRrfK)
+                                        : FuseWeighted(by_vector, by_keyword, req.alpha, want);
   }
+  if (req.group_by_document) {
+    // The best chunk of each document, in rank order.
+    std::vector<ScoredSlot> grouped;
+    std::unordered_set<const void*> seen;
+    for (const auto& r : ranked) {
+      if (seen.insert(chunks_[r.slot].doc).second) grouped.push_back(r);
+    }
+    ranked = std::move(grouped);
+  }
+  if (req.mmr_lambda && !ranked.empty()) {
+    const size_t dim = static_cast<size_t>(config_.dim);
+    std::vector<float> vecs(ranked.size() * dim);
+    for (size_t i = 0; i < ranked.size(); ++i) graph_->CopyVector(ranked[i].slot, vecs.data() + i * dim);
+    ranked = Mmr(ranked, vecs.data(), dim, *req.mmr_lambda, req.k);
+  }
+  if (ranked.size() > req.k) ranked.resize(req.k);
   result.hits.reserve(ranked.size());
   for (const auto& r : ranked) {
     const ChunkEntry& c = chunks_[r.slot];

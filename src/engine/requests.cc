@@ -2,11 +2,19 @@
 
 #include <cmath>
 #include <set>
+#include <sstream>
 
 #include "embed/embedder_registry.h"
 
 namespace contextd {
 namespace {
+
+// 0.5, 10, 1e-06: numbers in messages as people write them.
+std::string ShortNumber(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
 
 Status WrongType(const std::string& field, const char* expected, const Json& got) {
   return InvalidArgument("'" + field + "' must be " + expected + ", got " + std::string(JsonTypeName(got)),
@@ -260,7 +268,8 @@ std::string_view QueryModeName(QueryMode m) {
 
 StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder) {
   if (!body.is_object()) return WrongType("body", "an object", body);
-  CTX_RETURN_IF_ERROR(CheckKnownFields(body, {"query", "vector", "k", "ef", "mode", "filter"}, "query"));
+  CTX_RETURN_IF_ERROR(CheckKnownFields(
+      body, {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25"}, "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
   const Json* vec = body.Find("vector");
@@ -303,6 +312,47 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   }
   if (const Json* f = body.Find("filter")) {
     CTX_ASSIGN_OR_RETURN(q.filter, Filter::Parse(*f));
+  }
+  // A number in [lo, hi] at `where`.
+  auto unit = [](const Json& v, const std::string& where, double lo, double hi) -> StatusOr<float> {
+    if (!v.is_number() || v.as_double() < lo || v.as_double() > hi)
+      return InvalidArgument("'" + where + "' must be a number from " + ShortNumber(lo) + " to " + ShortNumber(hi),
+                             "invalid_value");
+    return static_cast<float>(v.as_double());
+  };
+  if (const Json* f = body.Find("fusion")) {
+    if (!f->is_string() || (f->as_string() != "rrf" && f->as_string() != "weighted"))
+      return InvalidArgument("'fusion' must be \"rrf\" or \"weighted\"", "invalid_value");
+    q.fusion = f->as_string() == "rrf" ? Fusion::kRrf : Fusion::kWeighted;
+  }
+  if (const Json* a = body.Find("alpha")) {
+    CTX_ASSIGN_OR_RETURN(q.alpha, unit(*a, "alpha", 0, 1));
+    if (q.fusion != Fusion::kWeighted)
+      return InvalidArgument("'alpha' applies to \"fusion\":\"weighted\" only", "invalid_value");
+  }
+  if (const Json* m = body.Find("mmr")) {
+    if (!m->is_object()) return WrongType("mmr", "an object like {\"lambda\":0.7}", *m);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*m, {"lambda"}, "mmr"));
+    const Json* lambda = m->Find("lambda");
+    q.mmr_lambda = 0.7f;
+    if (lambda != nullptr) {
+      CTX_ASSIGN_OR_RETURN(q.mmr_lambda, unit(*lambda, "mmr.lambda", 0, 1));
+    }
+  }
+  if (const Json* g = body.Find("group_by")) {
+    if (!g->is_string() || g->as_string() != "document")
+      return InvalidArgument("'group_by' must be \"document\"", "invalid_value");
+    q.group_by_document = true;
+  }
+  if (const Json* b = body.Find("bm25")) {
+    if (!b->is_object()) return WrongType("bm25", "an object like {\"k1\":1.2,\"b\":0.75}", *b);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*b, {"k1", "b"}, "bm25"));
+    if (const Json* k1 = b->Find("k1")) {
+      CTX_ASSIGN_OR_RETURN(q.bm25_k1, unit(*k1, "bm25.k1", 0, 10));
+    }
+    if (const Json* bb = b->Find("b")) {
+      CTX_ASSIGN_OR_RETURN(q.bm25_b, unit(*bb, "bm25.b", 0, 1));
+    }
   }
   return q;
 }

@@ -59,6 +59,8 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
 enum class QueryMode { kVector, kKeyword, kHybrid };
 std::string_view QueryModeName(QueryMode m);
 
+enum class Fusion { kRrf, kWeighted };
+
 struct QueryRequest {
   std::string text;  // may be empty when vector is set
   std::optional<std::vector<float>> vector;
@@ -66,6 +68,17 @@ struct QueryRequest {
   size_t ef = 0;  // HNSW candidate list size; 0 = derived from k
   QueryMode mode = QueryMode::kHybrid;
   Filter filter;
+  // Hybrid: reciprocal rank fusion (k = 60), or alpha * vector + (1 - alpha) * keyword
+  // over min-max normalised scores ("fusion":"weighted","alpha":..).
+  Fusion fusion = Fusion::kRrf;
+  float alpha = 0.5f;
+  // Maximal marginal relevance over the candidates ("mmr":{"lambda":0.7}): lambda *
+  // relevance - (1 - lambda) * max cosine to what is already chosen.
+  std::optional<float> mmr_lambda;
+  // "group_by":"document": the best chunk of each document, k documents.
+  bool group_by_document = false;
+  // "bm25":{"k1":..,"b":..}: query-time BM25 parameters.
+  std::optional<float> bm25_k1, bm25_b;
 };
 
 inline constexpr size_t kMaxK = 1000;

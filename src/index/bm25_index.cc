@@ -143,13 +143,14 @@ void Bm25Index::ScoreList(const QueryTerm& term, const SlotBitset* allowed, floa
 }
 
 std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_terms, size_t k,
-                                          const SlotBitset* allowed) const {
+                                          const SlotBitset* allowed, const Bm25Params* query_params) const {
   if (k == 0) return {};
+  const Bm25Params& p = query_params != nullptr ? *query_params : params_;
   // Per query: idf once per term, and the length norm k1 * (1 - b + b * dl / avgdl) as one
   // multiply-add per posting.
   const double avgdl = doc_count_ ? static_cast<double>(total_length_) / doc_count_ : 1.0;
-  const float norm_base = params_.k1 * (1.0f - params_.b);
-  const float norm_slope = static_cast<float>(params_.k1 * params_.b / avgdl);
+  const float norm_base = p.k1 * (1.0f - p.b);
+  const float norm_slope = static_cast<float>(p.k1 * p.b / avgdl);
 
   std::vector<QueryTerm> terms;
   std::vector<uint32_t> seen;

@@ -46,9 +46,10 @@ class Bm25Index {
   void Remove(uint32_t slot);
 
   // Up to k best hits for the query terms (repeats count once), best first; only slots in
-  // `allowed` when it is given.
+  // `allowed` when it is given. k1 and b come from `query_params` when given (query-time
+  // tuning), else from the index's own.
   std::vector<ScoredSlot> Search(const std::vector<std::string>& query_terms, size_t k,
-                                 const SlotBitset* allowed = nullptr) const;
+                                 const SlotBitset* allowed = nullptr, const Bm25Params* query_params = nullptr) const;
 
   size_t doc_count() const { return doc_count_; }
   size_t term_count() const { return terms_.size(); }

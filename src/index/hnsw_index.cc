@@ -169,6 +169,18 @@ bool HnswIndex::Contains(uint32_t label) const {
   return label < internal_of_.size() && internal_of_[label] != kNone;
 }
 
+bool HnswIndex::CopyVector(uint32_t label, float* out) const {
+  uint32_t id;
+  {
+    std::lock_guard<std::mutex> lock(label_mu_);
+    if (label >= internal_of_.size() || internal_of_[label] == kNone) return false;
+    id = internal_of_[label];
+  }
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);  // records_ are replaced only under it
+  std::memcpy(out, VectorOf(id), sizeof(float) * dim_);
+  return true;
+}
+
 void HnswIndex::MarkDeleted(uint32_t label) {
   std::shared_lock<std::shared_mutex> writing(write_mu_);
   MarkDeletedLocked(label);

@@ -70,6 +70,9 @@ class HnswIndex {
   size_t RepairDeleted();
   size_t deleted_count() const { return deleted_.load(std::memory_order_relaxed); }
   bool Contains(uint32_t label) const;
+  // Copies the fp32 vector stored under `label` into out (dim floats); false when the
+  // label is not live. For re-ranking (MMR) over search results.
+  bool CopyVector(uint32_t label, float* out) const;
 
   // Up to k hits, best first, scored like FlatIndex (higher is better). ef: size of the
   // dynamic candidate list (raised to k when smaller); larger is slower and more exact.
