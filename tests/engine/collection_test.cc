@@ -98,6 +98,52 @@ TEST_F(CollectionTest, EveryModeFindsTheRightDocument) {
   EXPECT_EQ(Ids(*c, R"({"query":"astronomy","mode":"keyword"})"), std::vector<std::string>{"space#0"});
 }
 
+TEST_F(CollectionTest, GroupByDocumentMmrAndBm25Parameters) {
+  auto c = Create("long", R"({"embedder":"glove","chunking":{"max_tokens":12,"overlap":0}})");
+  // "reef" has several chunks about coral; the others one each.
+  Upsert(*c, R"({"documents":[
+    {"id":"reef","text":"Coral reefs bleach in warm water. Coral reefs need clear water. Coral polyps build reefs slowly. Coral reefs shelter many fish."},
+    {"id":"fish","text":"Reef fish hide among coral branches at night."},
+    {"id":"ocean","text":"Warm ocean water harms coral and the fish of the reef."}]})");
+  const auto chunks = Ids(*c, R"({"query":"coral reefs","mode":"keyword","k":5})");
+  ASSERT_GE(chunks.size(), 4u);
+  EXPECT_EQ(chunks[0].substr(0, 5), "reef#");
+  EXPECT_EQ(chunks[1].substr(0, 5), "reef#") << "without grouping, reef's chunks crowd the top";
+  // Grouped: one chunk per document, documents in rank order, k documents.
+  const auto docs = Ids(*c, R"({"query":"coral reefs","mode":"keyword","k":3,"group_by":"document"})");
+  ASSERT_EQ(docs.size(), 3u);
+  std::set<std::string> ids;
+  for (const auto& d : docs) ids.insert(d.substr(0, d.find('#')));
+  EXPECT_EQ(ids, (std::set<std::string>{"reef", "fish", "ocean"}));
+  EXPECT_EQ(docs[0].substr(0, 5), "reef#");
+  // MMR: three copies of one paragraph (same vector) and two other documents. Plain
+  // top-2 is two copies; at lambda 0.3 the second pick is the least similar document;
+  // lambda 1 is plain relevance.
+  auto v = Create("vec", R"({"embedder":"none","dim":2})");
+  Upsert(*v, R"({"documents":[
+    {"id":"copy1","vector":[1,0],"text":"Coral reefs bleach in warm water."},
+    {"id":"copy2","vector":[1,0],"text":"Coral reefs bleach in warm water."},
+    {"id":"copy3","vector":[1,0],"text":"Coral reefs bleach in warm water."},
+    {"id":"fish","vector":[0.6,0.8],"text":"Reef fish hide among coral branches at night."},
+    {"id":"ocean","vector":[0,1],"text":"Warm ocean water harms coral and the fish of the reef."}]})");
+  const auto plain = Ids(*v, R"({"vector":[1,0],"mode":"vector","k":2})");
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_EQ(plain[1].substr(0, 4), "copy");
+  const auto diverse = Ids(*v, R"({"vector":[1,0],"mode":"vector","k":2,"mmr":{"lambda":0.3}})");
+  ASSERT_EQ(diverse.size(), 2u);
+  EXPECT_EQ(diverse[0].substr(0, 4), "copy");
+  EXPECT_EQ(diverse[1], "ocean#0") << "lambda 0.3 prefers the least similar";
+  for (const auto& id : Ids(*v, R"({"vector":[1,0],"mode":"vector","k":2,"mmr":{"lambda":1}})"))
+    EXPECT_EQ(id.substr(0, 4), "copy") << "lambda 1 is relevance only";
+  // Query-time BM25: with b = 0 length no longer matters, so scores change.
+  auto score_of = [&](const std::string& body) {
+    auto q = ParseQueryRequest(J(body), c->config().dim, true);
+    return c->Query(*q)->hits.at(0).score;
+  };
+  EXPECT_NE(score_of(R"({"query":"coral","mode":"keyword","k":1})"),
+            score_of(R"({"query":"coral","mode":"keyword","k":1,"bm25":{"b":0}})"));
+}
+
 TEST_F(CollectionTest, FiltersRestrictEveryMode) {
   auto c = Create("docs", R"({"embedder":"glove"})");
   Upsert(*c, kDocs);

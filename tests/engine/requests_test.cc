@@ -129,6 +129,16 @@ TEST(RequestsTest, QueryParsingAndDefaults) {
       {R"({"query":"x","limit":3})", "unknown_field"},
       {R"({"query":"x","ef":0})", "out_of_range"},
       {R"({"query":"x","ef":"big"})", "invalid_type"},
+      {R"({"query":"x","fusion":"max"})", "invalid_value"},
+      {R"({"query":"x","fusion":"weighted","alpha":1.5})", "invalid_value"},
+      {R"({"query":"x","alpha":0.3})", "invalid_value"},
+      {R"({"query":"x","mmr":0.7})", "invalid_type"},
+      {R"({"query":"x","mmr":{"lambda":-1}})", "invalid_value"},
+      {R"({"query":"x","mmr":{"lamda":0.5}})", "unknown_field"},
+      {R"({"query":"x","group_by":"chunk"})", "invalid_value"},
+      {R"({"query":"x","bm25":{"k1":-1}})", "invalid_value"},
+      {R"({"query":"x","bm25":{"b":2}})", "invalid_value"},
+      {R"({"query":"x","bm25":{"k3":1}})", "unknown_field"},
   };
   for (const auto& c : cases) {
     auto r = ParseQueryRequest(J(c.body), 3, true);
@@ -136,6 +146,18 @@ TEST(RequestsTest, QueryParsingAndDefaults) {
     EXPECT_EQ(r.status().reason(), c.reason) << c.body << ": " << r.status().message();
   }
   EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x","mode":"vector"})"), 3, false).status().reason(), "missing_field");
+  auto full = ParseQueryRequest(J(R"({"query":"x","fusion":"weighted","alpha":0.25,"mmr":{},"group_by":"document",
+                                      "bm25":{"k1":0.9,"b":0.4}})"),
+                                3, true);
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  EXPECT_EQ(full->fusion, Fusion::kWeighted);
+  EXPECT_FLOAT_EQ(full->alpha, 0.25f);
+  EXPECT_FLOAT_EQ(*full->mmr_lambda, 0.7f) << "the default lambda";
+  EXPECT_TRUE(full->group_by_document);
+  EXPECT_FLOAT_EQ(*full->bm25_k1, 0.9f);
+  EXPECT_FLOAT_EQ(*full->bm25_b, 0.4f);
+  auto msg = ParseQueryRequest(J(R"({"query":"x","fusion":"weighted","alpha":2})"), 3, true).status().message();
+  EXPECT_NE(msg.find("'alpha' must be a number from 0 to 1"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -40,7 +40,8 @@ TEST(MetricsTest, PercentileIsNearestRank) {
 
 TEST(MetricsTest, ReadsBeirFilesAndNamesBadLines) {
   const std::string dir = ::testing::TempDir();
-  std::ofstream(dir + "/q.jsonl") << "{\"_id\":\"1\",\"text\":\"first\",\"metadata\":{}}\n\n{\"_id\":\"2\",\"text\":\"second\"}\n";
+  std::ofstream(dir + "/q.jsonl")
+      << "{\"_id\":\"1\",\"text\":\"first\",\"metadata\":{}}\n\n{\"_id\":\"2\",\"text\":\"second\"}\n";
   auto q = ReadBeirQueries(dir + "/q.jsonl");
   ASSERT_TRUE(q.ok());
   ASSERT_EQ(q->size(), 2u);
