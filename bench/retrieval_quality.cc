@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include <CLI/CLI.hpp>
 #include <xapian.h>
+#include <CLI/CLI.hpp>
 
 #include "common/json.h"
 #include "common/metrics.h"
@@ -33,9 +33,10 @@ struct Scores {
   }
   void Print(const std::string& system) const {
     const double n = static_cast<double>(std::max<size_t>(queries, 1));
-    std::printf("{\"system\":\"%s\",\"queries\":%zu,\"ndcg@10\":%.4f,\"recall@100\":%.4f,\"mrr@10\":%.4f,"
-                "\"mean_ms\":%.3f}\n",
-                system.c_str(), queries, ndcg / n, recall / n, mrr / n, seconds * 1000 / n);
+    std::printf(
+        "{\"system\":\"%s\",\"queries\":%zu,\"ndcg@10\":%.4f,\"recall@100\":%.4f,\"mrr@10\":%.4f,"
+        "\"mean_ms\":%.3f}\n",
+        system.c_str(), queries, ndcg / n, recall / n, mrr / n, seconds * 1000 / n);
     std::fflush(stdout);
   }
 };
@@ -104,6 +105,8 @@ int Main(int argc, char** argv) {
       const char* body;
     } runs[] = {
         {"contextd keyword", R"({"mode":"keyword"})"},
+        {"contextd keyword title_boost=0.25", R"({"mode":"keyword","bm25":{"title_boost":0.25}})"},
+        {"contextd keyword title_boost=1", R"({"mode":"keyword","bm25":{"title_boost":1}})"},
         {"contextd vector (glove)", R"({"mode":"vector"})"},
         {"contextd hybrid rrf (glove)", R"({"mode":"hybrid"})"},
         {"contextd hybrid weighted alpha=0.15 (glove)", R"({"mode":"hybrid","fusion":"weighted","alpha":0.15})"},

@@ -127,6 +127,8 @@ class Collection {
   Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out, std::vector<float>* vectors) const;
   Status EmbedTexts(const std::vector<std::string>& texts, EmbedPriority priority, std::vector<float>* out) const;
   std::string IndexText(const std::string& title, const std::string& chunk) const;
+  // The chunk's keyword-index terms: title + chunk as body, and the title as its own field.
+  void IndexTerms(const std::string& title, const std::string& chunk, std::vector<std::string>* terms) const;
   // REQUIRES: mu_ held exclusively. Puts the doc's chunks in `slots` (reserved before the
   // store write, which records them); the caller adds them to the HNSW graph after
   // releasing mu_ (graph inserts are slow and the graph is thread-safe on its own).

@@ -346,7 +346,10 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   }
   if (const Json* b = body.Find("bm25")) {
     if (!b->is_object()) return WrongType("bm25", "an object like {\"k1\":1.2,\"b\":0.75}", *b);
-    CTX_RETURN_IF_ERROR(CheckKnownFields(*b, {"k1", "b"}, "bm25"));
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*b, {"k1", "b", "title_boost"}, "bm25"));
+    if (const Json* tb = b->Find("title_boost")) {
+      CTX_ASSIGN_OR_RETURN(q.title_boost, unit(*tb, "bm25.title_boost", 0, 10));
+    }
     if (const Json* k1 = b->Find("k1")) {
       CTX_ASSIGN_OR_RETURN(q.bm25_k1, unit(*k1, "bm25.k1", 0, 10));
     }

@@ -79,6 +79,8 @@ struct QueryRequest {
   bool group_by_document = false;
   // "bm25":{"k1":..,"b":..}: query-time BM25 parameters.
   std::optional<float> bm25_k1, bm25_b;
+  // "bm25":{"title_boost":..}: weight of a query term's match in the title field.
+  std::optional<float> title_boost;
 };
 
 inline constexpr size_t kMaxK = 1000;

@@ -143,7 +143,8 @@ void Bm25Index::ScoreList(const QueryTerm& term, const SlotBitset* allowed, floa
 }
 
 std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_terms, size_t k,
-                                          const SlotBitset* allowed, const Bm25Params* query_params) const {
+                                          const SlotBitset* allowed, const Bm25Params* query_params,
+                                          const std::vector<float>* weights) const {
   if (k == 0) return {};
   const Bm25Params& p = query_params != nullptr ? *query_params : params_;
   // Per query: idf once per term, and the length norm k1 * (1 - b + b * dl / avgdl) as one
@@ -154,7 +155,8 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
 
   std::vector<QueryTerm> terms;
   std::vector<uint32_t> seen;
-  for (const auto& t : query_terms) {
+  for (size_t qi = 0; qi < query_terms.size(); ++qi) {
+    const std::string& t = query_terms[qi];
     auto it = terms_.find(t);
     if (it == terms_.end() || postings_[it->second].empty()) continue;
     const uint32_t term = it->second;
@@ -162,7 +164,8 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
     seen.push_back(term);
     const auto& list = postings_[term];
     const double df = static_cast<double>(list.size());
-    const float idf = static_cast<float>(std::log(1.0 + (doc_count_ - df + 0.5) / (df + 0.5)));
+    const float weight = weights != nullptr ? (*weights)[qi] : 1.0f;
+    const float idf = weight * static_cast<float>(std::log(1.0 + (doc_count_ - df + 0.5) / (df + 0.5)));
     const TermScorer scorer{idf, norm_base, norm_slope};
     // The score grows with tf and shrinks with length; the slack covers float rounding in
     // sums taken in a different order.

@@ -48,8 +48,11 @@ class Bm25Index {
   // Up to k best hits for the query terms (repeats count once), best first; only slots in
   // `allowed` when it is given. k1 and b come from `query_params` when given (query-time
   // tuning), else from the index's own.
+  // `weights`, when given, scale each query term's score (field boosts), aligned with
+  // query_terms.
   std::vector<ScoredSlot> Search(const std::vector<std::string>& query_terms, size_t k,
-                                 const SlotBitset* allowed = nullptr, const Bm25Params* query_params = nullptr) const;
+                                 const SlotBitset* allowed = nullptr, const Bm25Params* query_params = nullptr,
+                                 const std::vector<float>* weights = nullptr) const;
 
   size_t doc_count() const { return doc_count_; }
   size_t term_count() const { return terms_.size(); }

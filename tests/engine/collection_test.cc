@@ -144,6 +144,18 @@ TEST_F(CollectionTest, GroupByDocumentMmrAndBm25Parameters) {
             score_of(R"({"query":"coral","mode":"keyword","k":1,"bm25":{"b":0}})"));
 }
 
+TEST_F(CollectionTest, TitleBoostWeighsTitleMatches) {
+  auto c = Create("titles", R"({"embedder":"none","dim":2})");
+  Upsert(*c, R"({"documents":[
+    {"id":"titled","vector":[1,0],"title":"Volcano","text":"A mountain that erupts lava and ash over the valley below it."},
+    {"id":"body","vector":[0,1],"text":"The volcano volcano erupted; the volcano observatory tracked it."}]})");
+  // By default the title counts as body text only: three mentions beat one.
+  EXPECT_EQ(Ids(*c, R"({"query":"volcano","mode":"keyword","k":1})"), std::vector<std::string>{"body#0"});
+  // Boosted, the title field lifts the titled document.
+  EXPECT_EQ(Ids(*c, R"({"query":"volcano","mode":"keyword","k":1,"bm25":{"title_boost":5}})"),
+            std::vector<std::string>{"titled#0"});
+}
+
 TEST_F(CollectionTest, FiltersRestrictEveryMode) {
   auto c = Create("docs", R"({"embedder":"glove"})");
   Upsert(*c, kDocs);

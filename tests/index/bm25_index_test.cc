@@ -46,6 +46,25 @@ TEST_F(Bm25Test, MultiTermScoresAddUpAndRepeatsCountOnce) {
   EXPECT_NEAR(hits[0].score, 2 * Expected(1, 1, 3, 2, avgdl), 1e-5);
 }
 
+TEST_F(Bm25Test, QueryTimeParametersAndTermWeights) {
+  const double avgdl = 11 / 3.0;
+  // k1 = 2, b = 0: tf saturation without length normalisation, by hand.
+  Bm25Params p;
+  p.k1 = 2.0f;
+  p.b = 0.0f;
+  auto hits = index_.Search({"cat"}, 10, nullptr, &p);
+  ASSERT_EQ(hits.size(), 2u);
+  const double idf = std::log(1 + (3 - 2 + 0.5) / (2 + 0.5));
+  EXPECT_EQ(hits[0].slot, 1u) << "without length normalisation two cats beat one";
+  EXPECT_NEAR(hits[0].score, idf * 2 / (2 + 2.0), 1e-5);
+  EXPECT_NEAR(hits[1].score, idf * 1 / (1 + 2.0), 1e-5);
+  // Weights scale each term's contribution: dog x 3 + bark x 0.
+  const std::vector<float> weights = {3.0f, 0.0f};
+  auto weighted = index_.Search({"dog", "bark"}, 10, nullptr, nullptr, &weights);
+  ASSERT_EQ(weighted.size(), 1u);
+  EXPECT_NEAR(weighted[0].score, 3 * Expected(1, 1, 3, 2, avgdl), 1e-5);
+}
+
 TEST_F(Bm25Test, RemoveUpdatesStatistics) {
   index_.Remove(1);
   EXPECT_EQ(index_.doc_count(), 2u);

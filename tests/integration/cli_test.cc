@@ -86,3 +86,55 @@ TEST(CliTest, IngestReportsBadLinesAndServerErrors) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// `contextd eval` on a tiny BEIR-layout set whose metrics are known: query q1's only
+// relevant document ranks first (nDCG 1, MRR 1); q2's relevant document ("stars") does not
+// contain the query's words, so keyword search cannot find it (0); q3 has no judgements and
+// is not scored.
+TEST(CliTest, EvalReportsBeirMetrics) {
+  TempDir dir;
+  ServerProcess server(dir.path() + "/data");
+  server.Start();
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port());
+  ASSERT_EQ(Call(*server.Client(), "PUT", "/v1/collections/b", R"({"embedder":"glove"})").first, 201);
+  ASSERT_EQ(Call(*server.Client(), "POST", "/v1/collections/b/documents", R"({"documents":[
+      {"id":"whale","text":"Blue whales are the largest animals in the ocean."},
+      {"id":"stars","text":"Telescopes observe distant galaxies."},
+      {"id":"bread","text":"Bakers knead dough before baking bread."}]})")
+                .first,
+            200);
+  const std::string q = dir.path() + "/queries.jsonl", r = dir.path() + "/qrels.tsv";
+  FILE* f = fopen(q.c_str(), "w");
+  fputs(
+      "{\"_id\":\"q1\",\"text\":\"largest whales\"}\n{\"_id\":\"q2\",\"text\":\"cosmos\"}\n"
+      "{\"_id\":\"q3\",\"text\":\"bread\"}\n",
+      f);
+  fclose(f);
+  f = fopen(r.c_str(), "w");
+  fputs("query-id\tcorpus-id\tscore\nq1\twhale\t1\nq2\tstars\t1\n", f);
+  fclose(f);
+  int code;
+  std::string out = RunCommand(std::string(CONTEXTD_BINARY) + " eval --url " + url +
+                                   " --collection b --mode keyword --queries " + q + " --qrels " + r,
+                               &code);
+  ASSERT_EQ(code, 0) << out;
+  auto m = ParseJson(out);
+  ASSERT_TRUE(m.ok()) << out;
+  EXPECT_EQ(m->Find("queries")->as_int(), 2);
+  EXPECT_NEAR(m->Find("ndcg@10")->as_double(), 0.5, 1e-9);
+  EXPECT_NEAR(m->Find("mrr@10")->as_double(), 0.5, 1e-9);
+  EXPECT_NEAR(m->Find("recall@100")->as_double(), 0.5, 1e-9);
+  EXPECT_GT(m->Find("latency_ms")->Find("p99")->as_double(), 0.0);
+  // Bad input: a missing qrels file is a clear error.
+  out = RunCommand(std::string(CONTEXTD_BINARY) + " eval --url " + url + " --collection b --queries " + q +
+                       " --qrels /nonexistent.tsv 2>&1",
+                   &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("cannot read /nonexistent.tsv"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace contextd
