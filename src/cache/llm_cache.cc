@@ -1,0 +1,441 @@
+#include "cache/llm_cache.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <unordered_map>
+
+#include "embed/cache_key.h"
+#include "embed/embedder_registry.h"
+#include "index/hnsw_index.h"
+#include "index/slot_bitset.h"
+
+namespace contextd {
+namespace {
+
+// Keys in the cache's RocksDB.
+std::string ConfigKey(const std::string& ns) { return "n" + ns; }
+std::string EntryPrefix(const std::string& ns) { return "e" + ns + std::string(1, '\0'); }
+
+// A scope as a canonical string: members sorted by name, so {"a":1,"b":2} and
+// {"b":2,"a":1} are one scope.
+std::string CanonicalScope(const Json& scope) {
+  Json::Object members = scope.as_object();
+  std::sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return Json(std::move(members)).Dump();
+}
+
+std::string NewId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string id;
+  for (int half = 0; half < 2; ++half) {
+    const uint64_t v = rng();
+    for (int i = 0; i < 16; ++i) id.push_back(kHex[(v >> (i * 4)) & 15]);
+  }
+  return id;
+}
+
+Status NotFoundNs(const std::string& ns) {
+  return NotFound("cache namespace '" + ns + "' does not exist; create it with PUT /v1/cache/" + ns,
+                  "namespace_not_found");
+}
+
+}  // namespace
+
+struct LlmCache::Namespace {
+  struct Entry {
+    std::string id;
+    std::string prompt;
+    std::string scope_key;
+    Json response;
+    int64_t expires_ms = 0;  // 0: never
+    bool live = false;
+  };
+
+  std::string name;
+  std::string embedder_name;
+  std::shared_ptr<const Embedder> embedder;
+  float threshold = 0.9f;
+  int64_t ttl_s = 0;
+
+  mutable std::shared_mutex mu;
+  std::vector<Entry> entries;  // by slot
+  std::vector<uint32_t> free_slots;
+  std::unordered_map<std::string, uint32_t> by_id;
+  std::unordered_map<EmbedKey, uint32_t, EmbedKeyHash> by_prompt;  // normalised prompt + scope
+  std::unordered_map<std::string, SlotBitset> scopes;
+  std::unique_ptr<HnswIndex> graph;
+  size_t live = 0;
+
+  Json Settings() const {
+    Json j = Json::MakeObject();
+    j["embedder"] = embedder_name;
+    j["threshold"] = threshold;
+    j["ttl_s"] = ttl_s;
+    return j;
+  }
+
+  // Adds an entry under the exclusive lock. vector: embedder->dim() floats.
+  void InsertLocked(Entry e, const float* vector) {
+    uint32_t slot;
+    if (!free_slots.empty()) {
+      slot = free_slots.back();
+      free_slots.pop_back();
+    } else {
+      slot = static_cast<uint32_t>(entries.size());
+      entries.emplace_back();
+    }
+    SlotBitset& bits = scopes[e.scope_key];
+    if (bits.universe() < entries.size()) bits.Resize(std::max<size_t>(entries.size() * 2, 64));
+    bits.Set(slot);
+    by_id[e.id] = slot;
+    by_prompt[MakeEmbedKey(e.scope_key, e.prompt)] = slot;
+    e.live = true;
+    entries[slot] = std::move(e);
+    graph->Add(slot, vector);
+    ++live;
+  }
+
+  void EraseLocked(uint32_t slot) {
+    Entry& e = entries[slot];
+    if (!e.live) return;
+    graph->MarkDeleted(slot);
+    scopes[e.scope_key].Clear(slot);
+    by_id.erase(e.id);
+    auto it = by_prompt.find(MakeEmbedKey(e.scope_key, e.prompt));
+    if (it != by_prompt.end() && it->second == slot) by_prompt.erase(it);
+    e = Entry();
+    free_slots.push_back(slot);
+    --live;
+    // Tombstones past a tenth of the graph are unlinked so lookups stay fast and exact.
+    if (graph->deleted_count() * 10 > graph->node_count()) graph->RepairDeleted();
+  }
+};
+
+struct LlmCache::Rep {
+  std::unique_ptr<rocksdb::DB> db;
+  const EmbedderRegistry* embedders = nullptr;
+  const Clock* clock = nullptr;
+  MetricsRegistry* metrics = nullptr;
+  mutable std::shared_mutex mu;  // guards the map, not the namespaces
+  std::map<std::string, std::unique_ptr<Namespace>> namespaces;
+
+  Namespace* Find(const std::string& ns) const {
+    std::shared_lock<std::shared_mutex> lock(mu);
+    auto it = namespaces.find(ns);
+    return it == namespaces.end() ? nullptr : it->second.get();
+  }
+  int64_t NowMs() const { return clock->WallMillis(); }  // expiry must survive restarts: wall time
+  void Count(const std::string& ns, const char* result) const {
+    if (metrics == nullptr) return;
+    metrics
+        ->GetCounter("contextd_llm_cache_requests_total", "LLM response cache lookups and stores by result.",
+                     {{"namespace", ns}, {"result", result}})
+        ->Increment();
+  }
+  Status Write(rocksdb::WriteBatch* batch) const {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;  // acknowledged means on disk
+    rocksdb::Status s = db->Write(wo, batch);
+    return s.ok() ? Status::Ok() : Internal("llm cache write failed: " + s.ToString(), "storage_error");
+  }
+};
+
+LlmCache::LlmCache(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+LlmCache::~LlmCache() = default;
+
+Status LlmCache::ValidateNamespace(const std::string& ns) {
+  if (ns.empty() || ns.size() > 64 || !std::all_of(ns.begin(), ns.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+      }))
+    return InvalidArgument("cache namespace names are 1 to 64 of A-Z a-z 0-9 _ -", "invalid_name");
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const EmbedderRegistry* embedders,
+                                                   const Clock* clock, MetricsRegistry* metrics) {
+  auto rep = std::make_unique<Rep>();
+  rep->embedders = embedders;
+  rep->clock = clock;
+  rep->metrics = metrics;
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &db);
+  if (!s.ok()) return Internal("cannot open the LLM cache in " + dir + ": " + s.ToString(), "storage_error");
+  rep->db.reset(db);
+  std::unique_ptr<LlmCache> cache(new LlmCache(std::move(rep)));
+  // Settings first, then entries, each namespace's in key order.
+  std::unique_ptr<rocksdb::Iterator> it(cache->rep_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("n"); it->Valid() && it->key().starts_with("n"); it->Next()) {
+    auto settings = ParseJson(it->value().ToString());
+    if (!settings.ok()) continue;
+    auto configured = cache->Configure(it->key().ToString().substr(1), *settings);
+    if (!configured.ok())
+      return Internal("LLM cache namespace '" + it->key().ToString().substr(1) +
+                      "' cannot be restored: " + configured.status().message());
+  }
+  const int64_t now = cache->rep_->NowMs();
+  for (it->Seek("e"); it->Valid() && it->key().starts_with("e"); it->Next()) {
+    const std::string key = it->key().ToString();
+    const size_t nul = key.find('\0');
+    Namespace* ns = nul == std::string::npos ? nullptr : cache->rep_->Find(key.substr(1, nul - 1));
+    const std::string value = it->value().ToString();
+    const size_t newline = value.find('\n');
+    if (ns == nullptr || newline == std::string::npos) continue;
+    auto header = ParseJson(std::string_view(value).substr(0, newline));
+    const size_t dim = static_cast<size_t>(ns->embedder->dim());
+    if (!header.ok() || value.size() - newline - 1 != dim * sizeof(float)) continue;
+    Namespace::Entry e;
+    e.id = key.substr(nul + 1);
+    e.prompt = header->Find("prompt")->as_string();
+    e.scope_key = header->Find("scope")->as_string();
+    e.response = *header->Find("response");
+    e.expires_ms = header->Find("expires_ms")->as_int();
+    if (e.expires_ms != 0 && e.expires_ms <= now) continue;  // expired while down
+    std::vector<float> vec(dim);
+    std::memcpy(vec.data(), value.data() + newline + 1, dim * sizeof(float));
+    std::unique_lock<std::shared_mutex> lock(ns->mu);
+    ns->InsertLocked(std::move(e), vec.data());
+  }
+  return cache;
+}
+
+StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
+  CTX_RETURN_IF_ERROR(ValidateNamespace(ns));
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  Namespace* existing = rep_->Find(ns);
+  std::string embedder_name = existing != nullptr ? existing->embedder_name : "glove";
+  float threshold = existing != nullptr ? existing->threshold : 0.9f;
+  int64_t ttl_s = existing != nullptr ? existing->ttl_s : 0;
+  for (const auto& [k, v] : body.as_object()) {
+    if (k == "embedder") {
+      if (!v.is_string()) return InvalidArgument("'embedder' must be a string");
+      embedder_name = v.as_string();
+    } else if (k == "threshold") {
+      if (!v.is_number() || v.as_double() <= 0 || v.as_double() > 1)
+        return InvalidArgument("'threshold' must be a number in (0, 1]", "invalid_value");
+      threshold = static_cast<float>(v.as_double());
+    } else if (k == "ttl_s") {
+      if (!v.is_int() || v.as_int() < 0)
+        return InvalidArgument("'ttl_s' must be a whole number of seconds, 0 for none", "invalid_value");
+      ttl_s = v.as_int();
+    } else {
+      return InvalidArgument("unknown field '" + k + "'; expected embedder, threshold, ttl_s", "unknown_field");
+    }
+  }
+  if (embedder_name == "none") return InvalidArgument("a cache namespace needs an embedder", "invalid_value");
+  CTX_ASSIGN_OR_RETURN(auto embedder, rep_->embedders->Resolve(embedder_name));
+  if (existing != nullptr) {
+    std::unique_lock<std::shared_mutex> lock(existing->mu);
+    if (embedder_name != existing->embedder_name && existing->live > 0)
+      return FailedPrecondition("namespace '" + ns + "' holds entries embedded by '" + existing->embedder_name +
+                                    "'; delete them before changing its embedder",
+                                "embedder_change");
+  }
+  Json settings = Json::MakeObject();
+  settings["embedder"] = embedder_name;
+  settings["threshold"] = threshold;
+  settings["ttl_s"] = ttl_s;
+  rocksdb::WriteBatch batch;
+  batch.Put(ConfigKey(ns), settings.Dump());
+  CTX_RETURN_IF_ERROR(rep_->Write(&batch));
+  std::unique_lock<std::shared_mutex> map_lock(rep_->mu);
+  auto& slot = rep_->namespaces[ns];
+  if (slot == nullptr) {
+    slot = std::make_unique<Namespace>();
+    slot->name = ns;
+  }
+  std::unique_lock<std::shared_mutex> lock(slot->mu);
+  if (slot->graph == nullptr || slot->embedder_name != embedder_name)
+    slot->graph = std::make_unique<HnswIndex>(embedder->dim(), Metric::kCosine);
+  slot->embedder_name = embedder_name;
+  slot->embedder = embedder;
+  slot->threshold = threshold;
+  slot->ttl_s = ttl_s;
+  return slot->Settings();
+}
+
+StatusOr<Json> LlmCache::Describe(const std::string& ns) const {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  std::shared_lock<std::shared_mutex> lock(n->mu);
+  Json j = n->Settings();
+  j["name"] = ns;
+  j["entries"] = static_cast<int64_t>(n->live);
+  j["scopes"] = static_cast<int64_t>(n->scopes.size());
+  j["dim"] = n->embedder->dim();
+  return j;
+}
+
+StatusOr<std::string> LlmCache::Store(const std::string& ns, const Json& body) {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  const Json* prompt = body.Find("prompt");
+  const Json* response = body.Find("response");
+  const Json* scope = body.Find("scope");
+  const Json* ttl = body.Find("ttl_s");
+  for (const auto& [k, v] : body.as_object()) {
+    if (k != "prompt" && k != "response" && k != "scope" && k != "ttl_s")
+      return InvalidArgument("unknown field '" + k + "'; expected prompt, response, scope, ttl_s", "unknown_field");
+  }
+  if (prompt == nullptr || !prompt->is_string() || prompt->as_string().empty())
+    return InvalidArgument("'prompt' must be a non-empty string", "missing_field");
+  if (response == nullptr) return InvalidArgument("'response' is required (any JSON value)", "missing_field");
+  if (scope != nullptr && !scope->is_object())
+    return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_value");
+  if (ttl != nullptr && (!ttl->is_int() || ttl->as_int() <= 0))
+    return InvalidArgument("'ttl_s' must be a positive whole number of seconds", "invalid_value");
+  const int64_t ttl_s = ttl != nullptr ? ttl->as_int() : n->ttl_s;
+
+  Namespace::Entry e;
+  e.id = NewId();
+  e.prompt = prompt->as_string();
+  e.scope_key = CanonicalScope(scope != nullptr ? *scope : Json::MakeObject());
+  e.response = *response;
+  e.expires_ms = ttl_s > 0 ? rep_->NowMs() + ttl_s * 1000 : 0;
+  std::shared_ptr<const Embedder> embedder;
+  {
+    std::shared_lock<std::shared_mutex> lock(n->mu);
+    embedder = n->embedder;
+  }
+  const size_t dim = static_cast<size_t>(embedder->dim());
+  std::vector<float> vec(dim);
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith({e.prompt}, EmbedOptions{EmbedPriority::kBulk, 0}, vec.data()));
+
+  Json header = Json::MakeObject();
+  header["prompt"] = e.prompt;
+  header["scope"] = e.scope_key;
+  header["response"] = e.response;
+  header["expires_ms"] = e.expires_ms;
+  std::string value = header.Dump();
+  value.push_back('\n');
+  value.append(reinterpret_cast<const char*>(vec.data()), dim * sizeof(float));
+  rocksdb::WriteBatch batch;
+  batch.Put(EntryPrefix(ns) + e.id, value);
+  CTX_RETURN_IF_ERROR(rep_->Write(&batch));
+  const std::string id = e.id;
+  {
+    std::unique_lock<std::shared_mutex> lock(n->mu);
+    n->InsertLocked(std::move(e), vec.data());
+  }
+  rep_->Count(ns, "stored");
+  return id;
+}
+
+StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  for (const auto& [k, v] : body.as_object()) {
+    if (k != "prompt" && k != "scope" && k != "threshold")
+      return InvalidArgument("unknown field '" + k + "'; expected prompt, scope, threshold", "unknown_field");
+  }
+  const Json* prompt = body.Find("prompt");
+  const Json* scope = body.Find("scope");
+  const Json* threshold = body.Find("threshold");
+  if (prompt == nullptr || !prompt->is_string() || prompt->as_string().empty())
+    return InvalidArgument("'prompt' must be a non-empty string", "missing_field");
+  if (scope != nullptr && !scope->is_object())
+    return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_value");
+  if (threshold != nullptr && (!threshold->is_number() || threshold->as_double() <= 0 || threshold->as_double() > 1))
+    return InvalidArgument("'threshold' must be a number in (0, 1]", "invalid_value");
+  const std::string scope_key = CanonicalScope(scope != nullptr ? *scope : Json::MakeObject());
+  const int64_t now = rep_->NowMs();
+  CacheLookup out;
+  std::string expired_id;
+  auto answer = [&](const Namespace::Entry& e, float similarity, bool exact) {
+    out.hit = true;
+    out.id = e.id;
+    out.response = e.response;
+    out.similarity = similarity;
+    out.exact = exact;
+  };
+  std::shared_ptr<const Embedder> embedder;
+  float min_similarity;
+  {
+    std::shared_lock<std::shared_mutex> lock(n->mu);
+    // The same prompt (normalised) in the same scope: no embedding needed.
+    auto it = n->by_prompt.find(MakeEmbedKey(scope_key, prompt->as_string()));
+    if (it != n->by_prompt.end()) {
+      const auto& e = n->entries[it->second];
+      if (e.expires_ms == 0 || e.expires_ms > now) {
+        answer(e, 1.0f, true);
+        rep_->Count(ns, "exact");
+        return out;
+      }
+    }
+    embedder = n->embedder;
+    min_similarity = threshold != nullptr ? static_cast<float>(threshold->as_double()) : n->threshold;
+  }
+  std::vector<float> vec(static_cast<size_t>(embedder->dim()));
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith({prompt->as_string()}, EmbedOptions{EmbedPriority::kQuery, 0}, vec.data()));
+  {
+    std::shared_lock<std::shared_mutex> lock(n->mu);
+    auto sit = n->scopes.find(scope_key);
+    if (sit != n->scopes.end() && sit->second.Count() > 0) {
+      // A few candidates, so an expired best still leaves a live runner-up.
+      for (const ScoredSlot& hit : n->graph->SearchFiltered(vec.data(), 4, 64, sit->second)) {
+        if (hit.score < min_similarity) break;
+        const auto& e = n->entries[hit.slot];
+        if (!e.live) continue;
+        if (e.expires_ms != 0 && e.expires_ms <= now) {
+          expired_id = e.id;
+          continue;
+        }
+        answer(e, hit.score, false);
+        break;
+      }
+    }
+  }
+  if (!expired_id.empty()) (void)DeleteEntry(ns, expired_id);
+  rep_->Count(ns, out.hit ? "semantic" : "miss");
+  return out;
+}
+
+StatusOr<size_t> LlmCache::DeleteByScope(const std::string& ns, const std::map<std::string, std::string>& fields) {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  std::vector<std::string> ids;
+  {
+    std::shared_lock<std::shared_mutex> lock(n->mu);
+    for (const auto& [scope_key, bits] : n->scopes) {
+      auto scope = ParseJson(scope_key);
+      if (!scope.ok()) continue;
+      bool match = true;
+      for (const auto& [field, want] : fields) {
+        const Json* v = scope->Find(field);
+        match = match && v != nullptr && (v->is_string() ? v->as_string() == want : v->Dump() == want);
+      }
+      if (!match) continue;
+      bits.ForEach([&](uint32_t slot) { ids.push_back(n->entries[slot].id); });
+    }
+  }
+  size_t deleted = 0;
+  for (const auto& id : ids) deleted += DeleteEntry(ns, id).ok();
+  return deleted;
+}
+
+Status LlmCache::DeleteEntry(const std::string& ns, const std::string& id) {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  {
+    std::shared_lock<std::shared_mutex> lock(n->mu);
+    if (n->by_id.find(id) == n->by_id.end())
+      return NotFound("no entry '" + id + "' in cache namespace '" + ns + "'", "entry_not_found");
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(EntryPrefix(ns) + id);
+  CTX_RETURN_IF_ERROR(rep_->Write(&batch));
+  std::unique_lock<std::shared_mutex> lock(n->mu);
+  auto it = n->by_id.find(id);
+  if (it != n->by_id.end()) n->EraseLocked(it->second);
+  return Status::Ok();
+}
+
+}  // namespace contextd

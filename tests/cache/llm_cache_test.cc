@@ -1,0 +1,148 @@
+// The LLM response cache: exact and semantic hits, scopes, thresholds, expiry, deletes,
+// bad input, and entries surviving a reopen (the index rebuilt from RocksDB).
+#include "cache/llm_cache.h"
+
+#include <gtest/gtest.h>
+
+#include "embed/embedder_registry.h"
+#include "manual_clock.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+Json J(const std::string& s) { return *ParseJson(s); }
+
+class LlmCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+  void Reopen() {
+    cache_.reset();
+    auto c = LlmCache::Open(dir_.path() + "/llm_cache", &registry_, &clock_, &metrics_);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cache_ = std::move(c).value();
+  }
+  std::string Store(const std::string& ns, const std::string& body) {
+    auto id = cache_->Store(ns, J(body));
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : "";
+  }
+  CacheLookup Lookup(const std::string& ns, const std::string& body) {
+    auto r = cache_->Lookup(ns, J(body));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : CacheLookup();
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+  MetricsRegistry metrics_;
+  EmbedderRegistry registry_{CONTEXTD_MODELS_DIR};
+  std::unique_ptr<LlmCache> cache_;
+};
+
+TEST_F(LlmCacheTest, ExactAndSemanticHitsWithinAScope) {
+  ASSERT_TRUE(cache_->Configure("qa", J(R"({"embedder":"glove","threshold":0.85})")).ok());
+  const std::string id = Store("qa", R"({"prompt":"How do I learn to cook Italian food?",
+      "response":{"text":"Start with pasta.","tokens":5},"scope":{"model":"gpt-4","lang":"en"}})");
+  // Same prompt, other spacing, scope fields in another order: exact.
+  auto exact =
+      Lookup("qa", R"({"prompt":"How do I  learn to cook Italian food?","scope":{"lang":"en","model":"gpt-4"}})");
+  EXPECT_TRUE(exact.hit);
+  EXPECT_TRUE(exact.exact);
+  EXPECT_EQ(exact.id, id);
+  EXPECT_EQ(exact.response.Find("text")->as_string(), "Start with pasta.");
+  // A paraphrase: semantic, with its similarity.
+  auto para =
+      Lookup("qa", R"({"prompt":"How can I learn to cook Italian dishes?","scope":{"model":"gpt-4","lang":"en"}})");
+  EXPECT_TRUE(para.hit);
+  EXPECT_FALSE(para.exact);
+  EXPECT_GE(para.similarity, 0.85f);
+  EXPECT_LT(para.similarity, 1.0f);
+  // Another scope, or another topic: misses.
+  EXPECT_FALSE(
+      Lookup("qa", R"({"prompt":"How do I learn to cook Italian food?","scope":{"model":"gpt-3.5","lang":"en"}})").hit);
+  EXPECT_FALSE(Lookup("qa", R"({"prompt":"How do I learn to cook Italian food?"})").hit) << "no scope is its own scope";
+  EXPECT_FALSE(
+      Lookup("qa", R"({"prompt":"What is the capital of Mongolia?","scope":{"model":"gpt-4","lang":"en"}})").hit);
+  // A per-lookup threshold above the paraphrase's similarity turns it into a miss.
+  EXPECT_FALSE(
+      Lookup("qa", R"({"prompt":"How can I learn to cook Italian dishes?","scope":{"model":"gpt-4","lang":"en"},
+                                "threshold":0.9999})")
+          .hit);
+  EXPECT_NE(
+      metrics_.RenderPrometheus().find("contextd_llm_cache_requests_total{namespace=\"qa\",result=\"semantic\"} 1"),
+      std::string::npos);
+}
+
+TEST_F(LlmCacheTest, EntriesExpire) {
+  ASSERT_TRUE(cache_->Configure("t", J(R"({"embedder":"glove","ttl_s":60})")).ok());
+  Store("t", R"({"prompt":"short lived answer","response":1,"ttl_s":10})");
+  Store("t", R"({"prompt":"namespace default ttl","response":2})");
+  EXPECT_TRUE(Lookup("t", R"({"prompt":"short lived answer"})").hit);
+  clock_.AdvanceMs(11000);
+  EXPECT_FALSE(Lookup("t", R"({"prompt":"short lived answer"})").hit);
+  EXPECT_TRUE(Lookup("t", R"({"prompt":"namespace default ttl"})").hit);
+  clock_.AdvanceMs(50000);
+  EXPECT_FALSE(Lookup("t", R"({"prompt":"namespace default ttl"})").hit);
+}
+
+TEST_F(LlmCacheTest, DeletesByScopeAndById) {
+  ASSERT_TRUE(cache_->Configure("d", J(R"({"embedder":"glove"})")).ok());
+  const std::string a =
+      Store("d", R"({"prompt":"first question here","response":"a","scope":{"model":"m1","user":"u1"}})");
+  Store("d", R"({"prompt":"second question here","response":"b","scope":{"model":"m1","user":"u2"}})");
+  Store("d", R"({"prompt":"third question here","response":"c","scope":{"model":"m2"}})");
+  auto n = cache_->DeleteByScope("d", {{"model", "m1"}});
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2u);
+  EXPECT_FALSE(Lookup("d", R"({"prompt":"first question here","scope":{"model":"m1","user":"u1"}})").hit);
+  EXPECT_TRUE(Lookup("d", R"({"prompt":"third question here","scope":{"model":"m2"}})").hit);
+  EXPECT_EQ(cache_->DeleteEntry("d", a).code(), StatusCode::kNotFound) << "already gone";
+  const std::string c = Lookup("d", R"({"prompt":"third question here","scope":{"model":"m2"}})").id;
+  ASSERT_TRUE(cache_->DeleteEntry("d", c).ok());
+  EXPECT_FALSE(Lookup("d", R"({"prompt":"third question here","scope":{"model":"m2"}})").hit);
+  EXPECT_EQ(cache_->Describe("d")->Find("entries")->as_int(), 0);
+}
+
+TEST_F(LlmCacheTest, AcknowledgedEntriesSurviveAReopen) {
+  ASSERT_TRUE(cache_->Configure("p", J(R"({"embedder":"glove","threshold":0.8})")).ok());
+  const std::string id =
+      Store("p", R"({"prompt":"Which planet is the largest?","response":{"a":"Jupiter"},"scope":{"m":"x"}})");
+  Store("p", R"({"prompt":"An answer that expires soon","response":0,"ttl_s":5})");
+  const std::string gone = Store("p", R"({"prompt":"deleted before the restart","response":0})");
+  ASSERT_TRUE(cache_->DeleteEntry("p", gone).ok());
+  Reopen();
+  auto d = cache_->Describe("p");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FLOAT_EQ(static_cast<float>(d->Find("threshold")->as_double()), 0.8f);
+  auto hit = Lookup("p", R"({"prompt":"Which planet is the biggest?","scope":{"m":"x"}})");
+  EXPECT_TRUE(hit.hit);
+  EXPECT_EQ(hit.id, id);
+  EXPECT_EQ(hit.response.Find("a")->as_string(), "Jupiter");
+  EXPECT_FALSE(Lookup("p", R"({"prompt":"deleted before the restart"})").hit);
+  EXPECT_EQ(d->Find("entries")->as_int(), 2);
+  clock_.AdvanceMs(6000);
+  Reopen();
+  EXPECT_FALSE(Lookup("p", R"({"prompt":"An answer that expires soon"})").hit) << "expired while closed";
+}
+
+TEST_F(LlmCacheTest, BadInputIsRejectedAndChangesNothing) {
+  EXPECT_EQ(cache_->Lookup("nope", J(R"({"prompt":"x"})")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(cache_->Configure("bad name!", J("{}")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_->Configure("c", J(R"({"threshold":1.5})")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_->Configure("c", J(R"({"embedder":"nonexistent"})")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_->Configure("c", J(R"({"colour":"red"})")).status().reason(), "unknown_field");
+  EXPECT_EQ(cache_->Describe("c").status().code(), StatusCode::kNotFound) << "nothing was created";
+  ASSERT_TRUE(cache_->Configure("c", J(R"({"embedder":"glove"})")).ok());
+  for (const char* body : {R"({"response":1})", R"({"prompt":"","response":1})", R"({"prompt":"x"})",
+                           R"({"prompt":"x","response":1,"scope":"gpt"})", R"({"prompt":"x","response":1,"ttl_s":-1})",
+                           R"({"prompt":"x","response":1,"extra":1})"}) {
+    EXPECT_EQ(cache_->Store("c", J(body)).status().code(), StatusCode::kInvalidArgument) << body;
+  }
+  EXPECT_EQ(cache_->Describe("c")->Find("entries")->as_int(), 0);
+  Store("c", R"({"prompt":"keeps its embedder","response":1})");
+  EXPECT_EQ(cache_->Configure("c", J(R"({"embedder":"hash"})")).status().reason(), "embedder_change");
+}
+
+}  // namespace
+}  // namespace contextd
