@@ -25,6 +25,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   }
   CTX_ASSIGN_OR_RETURN(e->embedders_, EmbedderRegistry::Create(options.models_dir, options.embed, std::move(l2),
                                                                metrics, options.clock));
+  CTX_ASSIGN_OR_RETURN(e->llm_cache_,
+                       LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);
   // Read before anything is written: saved graphs are valid only at this exact state.
   const uint64_t sequence = e->store_->LatestSequence();

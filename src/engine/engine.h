@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "cache/llm_cache.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "embed/embedder_registry.h"
@@ -44,6 +45,8 @@ class Engine {
   std::vector<std::shared_ptr<Collection>> ListCollections(const std::string& tenant) const;
 
   const EmbedderRegistry& embedders() const { return *embedders_; }
+  // The LLM response cache (data_dir/llm_cache), /v1/cache/{namespace}.
+  LlmCache& llm_cache() { return *llm_cache_; }
 
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.
@@ -59,6 +62,7 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<EmbedderRegistry> embedders_;  // after store_: its L2 tier is its own DB
+  std::unique_ptr<LlmCache> llm_cache_;          // after embedders_, which it uses
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;
 

@@ -26,6 +26,10 @@ int HexValue(char c) {
   return -1;
 }
 
+double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+}  // namespace
+
 StatusOr<std::string> PercentDecode(const std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -47,10 +51,6 @@ StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) {
   if (req.body.empty() && allow_empty) return Json();
   return ParseJson(req.body);
 }
-
-double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
-
-}  // namespace
 
 Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads, size_t embed_threads)
     : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()) {
@@ -81,6 +81,13 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t
   AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,
            std::bind(&Api::DeleteDocument, this, _1, _2));
   AddRoute("POST", "/v1/collections/{name}/query", Pool::kQuery, std::bind(&Api::Query, this, _1, _2));
+  AddRoute("PUT", "/v1/cache/{ns}", Pool::kWrite, std::bind(&Api::CacheConfigure, this, _1, _2));
+  AddRoute("GET", "/v1/cache/{ns}", Pool::kInline, std::bind(&Api::CacheDescribe, this, _1, _2));
+  // Store and lookup embed the prompt, which may wait on a provider: the embed pool.
+  AddRoute("POST", "/v1/cache/{ns}/store", Pool::kEmbed, std::bind(&Api::CacheStore, this, _1, _2));
+  AddRoute("POST", "/v1/cache/{ns}/lookup", Pool::kEmbed, std::bind(&Api::CacheLookup, this, _1, _2));
+  AddRoute("DELETE", "/v1/cache/{ns}/entries", Pool::kWrite, std::bind(&Api::CacheDeleteByScope, this, _1, _2));
+  AddRoute("DELETE", "/v1/cache/{ns}/entries/{id}", Pool::kWrite, std::bind(&Api::CacheDeleteEntry, this, _1, _2));
   AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2));
   AddRoute("POST", "/embed", Pool::kEmbed, std::bind(&Api::TeiEmbed, this, _1, _2));
   search_pool_ = std::make_unique<ThreadPool>(search_threads, "ctx-search");

@@ -68,6 +68,14 @@ class Api {
   StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req);
   StatusOr<Reply> Query(const Params& p, const HttpRequest& req);
   // embeddings_api.cc: the OpenAI and TEI embedding endpoints.
+  // The LLM response cache (cache_api.cc).
+  StatusOr<Reply> CacheConfigure(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> CacheDescribe(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> CacheStore(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> CacheLookup(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> CacheDeleteByScope(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> CacheDeleteEntry(const Params& p, const HttpRequest& req);
+
   StatusOr<Reply> OpenAiEmbeddings(const Params& p, const HttpRequest& req);
   StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req);
   StatusOr<std::shared_ptr<const Embedder>> EmbedderFor(const Json* model) const;
@@ -87,5 +95,9 @@ class Api {
   std::unique_ptr<ThreadPool> write_pool_;
   std::unique_ptr<ThreadPool> embed_pool_;
 };
+
+// Shared by the route handlers of this module.
+StatusOr<std::string> PercentDecode(const std::string& s);
+StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty);
 
 }  // namespace contextd

@@ -1,0 +1,88 @@
+// The LLM response cache endpoints, /v1/cache/{namespace}: settings, store, lookup and
+// deletes (cache/llm_cache.h does the work).
+#include "cache/llm_cache.h"
+#include "server/api.h"
+
+namespace contextd {
+namespace {
+
+// "a+b%20c" -> "a b c" (query-string values).
+StatusOr<std::string> DecodeQueryValue(std::string v) {
+  for (char& c : v) {
+    if (c == '+') c = ' ';
+  }
+  return PercentDecode(v);
+}
+
+}  // namespace
+
+StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
+  if (body.is_null()) body = Json::MakeObject();
+  Reply r;
+  CTX_ASSIGN_OR_RETURN(r.json, engine_->llm_cache().Configure(p[0], body));
+  return r;
+}
+
+StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&) {
+  Reply r;
+  CTX_ASSIGN_OR_RETURN(r.json, engine_->llm_cache().Describe(p[0]));
+  return r;
+}
+
+StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_ASSIGN_OR_RETURN(std::string id, engine_->llm_cache().Store(p[0], body));
+  Reply r;
+  r.json = Json::MakeObject();
+  r.json["id"] = id;
+  return r;
+}
+
+StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, engine_->llm_cache().Lookup(p[0], body));
+  Reply r;
+  r.json = Json::MakeObject();
+  r.json["hit"] = found.hit;
+  if (found.hit) {
+    r.json["id"] = found.id;
+    r.json["response"] = std::move(found.response);
+    r.json["similarity"] = found.similarity;
+    r.json["exact"] = found.exact;
+  }
+  return r;
+}
+
+StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest& req) {
+  // ?scope.model=gpt-4&scope.user=42: entries whose scope has all of these.
+  std::map<std::string, std::string> fields;
+  size_t start = 0;
+  while (start < req.query.size()) {
+    size_t end = req.query.find('&', start);
+    if (end == std::string::npos) end = req.query.size();
+    const std::string pair = req.query.substr(start, end - start);
+    start = end + 1;
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    CTX_ASSIGN_OR_RETURN(std::string key, DecodeQueryValue(pair.substr(0, eq)));
+    if (key.rfind("scope.", 0) != 0 || key.size() == 6)
+      return InvalidArgument("query parameter '" + key + "' is not a scope field (scope.NAME=value)", "invalid_value");
+    CTX_ASSIGN_OR_RETURN(fields[key.substr(6)], DecodeQueryValue(eq == std::string::npos ? "" : pair.substr(eq + 1)));
+  }
+  CTX_ASSIGN_OR_RETURN(size_t deleted, engine_->llm_cache().DeleteByScope(p[0], fields));
+  Reply r;
+  r.json = Json::MakeObject();
+  r.json["deleted"] = static_cast<int64_t>(deleted);
+  return r;
+}
+
+StatusOr<Api::Reply> Api::CacheDeleteEntry(const Params& p, const HttpRequest&) {
+  CTX_RETURN_IF_ERROR(engine_->llm_cache().DeleteEntry(p[0], p[1]));
+  Reply r;
+  r.json = Json::MakeObject();
+  r.json["deleted"] = 1;
+  return r;
+}
+
+}  // namespace contextd

@@ -1,0 +1,72 @@
+// /v1/cache/{namespace} end to end: settings, store, exact and semantic lookups, scope,
+// deletes through the query string and by id, bad input, and stored entries surviving a
+// SIGKILL of the server.
+#include <gtest/gtest.h>
+
+#include "integration/server_process.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+TEST(LlmCacheApiTest, StoreLookupDeleteAndSurviveKill9) {
+  TempDir dir;
+  auto server = std::make_unique<ServerProcess>(dir.path() + "/data");
+  server->Start();
+  auto c = server->Client();
+  auto [ps, settings] = Call(*c, "PUT", "/v1/cache/chat", R"({"embedder":"glove","threshold":0.85})");
+  ASSERT_EQ(ps, 200) << settings.Dump();
+  EXPECT_NEAR(settings.Find("threshold")->as_double(), 0.85, 1e-6);
+  auto [ss, stored] = Call(*c, "POST", "/v1/cache/chat/store",
+                           R"({"prompt":"What is the tallest mountain in the world?",
+                               "response":{"choices":[{"text":"Mount Everest"}]},"scope":{"model":"gpt-4"}})");
+  ASSERT_EQ(ss, 200) << stored.Dump();
+  const std::string id = stored.Find("id")->as_string();
+  Call(*c, "POST", "/v1/cache/chat/store",
+       R"({"prompt":"Who wrote Hamlet?","response":"Shakespeare","scope":{"model":"gpt-3.5"}})");
+
+  auto [ls, hit] = Call(*c, "POST", "/v1/cache/chat/lookup",
+                        R"({"prompt":"Which is the tallest mountain in the world?","scope":{"model":"gpt-4"}})");
+  ASSERT_EQ(ls, 200) << hit.Dump();
+  ASSERT_TRUE(hit.Find("hit")->as_bool()) << hit.Dump();
+  EXPECT_EQ(hit.Find("id")->as_string(), id);
+  EXPECT_EQ(hit.Find("response")->Find("choices")->as_array()[0].Find("text")->as_string(), "Mount Everest");
+  EXPECT_GE(hit.Find("similarity")->as_double(), 0.85);
+  auto [ms, miss] = Call(*c, "POST", "/v1/cache/chat/lookup",
+                         R"({"prompt":"Which is the tallest mountain in the world?","scope":{"model":"claude"}})");
+  ASSERT_EQ(ms, 200);
+  EXPECT_FALSE(miss.Find("hit")->as_bool());
+  EXPECT_EQ(miss.Find("response"), nullptr);
+
+  // Bad input: clear 4xx, nothing stored.
+  EXPECT_EQ(Call(*c, "POST", "/v1/cache/nowhere/lookup", R"({"prompt":"x"})").first, 404);
+  EXPECT_EQ(Call(*c, "POST", "/v1/cache/chat/store", R"({"prompt":"no response"})").first, 400);
+  EXPECT_EQ(Call(*c, "POST", "/v1/cache/chat/lookup", R"({"prompt":"x","threshold":2})").first, 400);
+  EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries?model=gpt-4").first, 400);
+  EXPECT_EQ(Call(*c, "GET", "/v1/cache/chat").second.Find("entries")->as_int(), 2);
+
+  // SIGKILL: both acknowledged entries are still there after a restart.
+  server = std::make_unique<ServerProcess>(dir.path() + "/data");
+  server->Start();
+  c = server->Client();
+  auto [rs, again] = Call(*c, "POST", "/v1/cache/chat/lookup",
+                          R"({"prompt":"What is the tallest mountain in the world?","scope":{"model":"gpt-4"}})");
+  ASSERT_EQ(rs, 200);
+  EXPECT_TRUE(again.Find("hit")->as_bool());
+  EXPECT_TRUE(again.Find("exact")->as_bool());
+
+  // Deletes: by scope through the query string, then by id.
+  auto [ds, del] = Call(*c, "DELETE", "/v1/cache/chat/entries?scope.model=gpt-3.5");
+  ASSERT_EQ(ds, 200) << del.Dump();
+  EXPECT_EQ(del.Find("deleted")->as_int(), 1);
+  EXPECT_FALSE(
+      Call(*c, "POST", "/v1/cache/chat/lookup", R"({"prompt":"Who wrote Hamlet?","scope":{"model":"gpt-3.5"}})")
+          .second.Find("hit")
+          ->as_bool());
+  EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries/" + id).first, 200);
+  EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries/" + id).first, 404);
+  EXPECT_EQ(Call(*c, "GET", "/v1/cache/chat").second.Find("entries")->as_int(), 0);
+}
+
+}  // namespace
+}  // namespace contextd
