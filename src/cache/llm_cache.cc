@@ -121,6 +121,7 @@ struct LlmCache::Rep {
   const EmbedderRegistry* embedders = nullptr;
   const Clock* clock = nullptr;
   MetricsRegistry* metrics = nullptr;
+  bool sync_writes = true;
   mutable std::shared_mutex mu;  // guards the map, not the namespaces
   std::map<std::string, std::unique_ptr<Namespace>> namespaces;
 
@@ -139,7 +140,7 @@ struct LlmCache::Rep {
   }
   Status Write(rocksdb::WriteBatch* batch) const {
     rocksdb::WriteOptions wo;
-    wo.sync = true;  // acknowledged means on disk
+    wo.sync = sync_writes;  // acknowledged means on disk
     rocksdb::Status s = db->Write(wo, batch);
     return s.ok() ? Status::Ok() : Internal("llm cache write failed: " + s.ToString(), "storage_error");
   }
@@ -157,8 +158,9 @@ Status LlmCache::ValidateNamespace(const std::string& ns) {
 }
 
 StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const EmbedderRegistry* embedders,
-                                                   const Clock* clock, MetricsRegistry* metrics) {
+                                                   const Clock* clock, MetricsRegistry* metrics, bool sync_writes) {
   auto rep = std::make_unique<Rep>();
+  rep->sync_writes = sync_writes;
   rep->embedders = embedders;
   rep->clock = clock;
   rep->metrics = metrics;

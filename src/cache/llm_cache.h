@@ -46,8 +46,11 @@ struct CacheLookup {
 class LlmCache {
  public:
   // dir: the cache's RocksDB directory. Namespaces are loaded and indexed before it returns.
+  // sync_writes = false skips the fsync per write (benchmarks filling millions of entries
+  // only: the server always syncs, since a store is acknowledged as durable).
   static StatusOr<std::unique_ptr<LlmCache>> Open(const std::string& dir, const EmbedderRegistry* embedders,
-                                                  const Clock* clock, MetricsRegistry* metrics);
+                                                  const Clock* clock, MetricsRegistry* metrics,
+                                                  bool sync_writes = true);
   ~LlmCache();
 
   // PUT /v1/cache/{ns}: {"embedder":..,"threshold":0..1,"ttl_s":..}; creates or updates
