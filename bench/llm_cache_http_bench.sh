@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Issue 7: an LLM-cache hit through HTTP. Starts contextd, creates a namespace (glove),
+# stores the Quora questions as prompts (one scope), then drives POST /v1/cache/{ns}/lookup
+# with wrk: an exact repeat of a stored prompt, and a paraphrase (semantic hit: embedding +
+# HNSW lookup).
+# Usage: bench/llm_cache_http_bench.sh [seconds per wrk run, default 10] [prompts, default 5000]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-10}
+prompts=${2:-5000}
+bin="$root/build/bin/contextd"
+[ -x "$bin" ] || { echo "build first: scripts/build" >&2; exit 1; }
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${ctx_pid:-}" ] && kill "$ctx_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$bin" serve --port 0 --data "$work/data" --models "$root/models" > "$work/ctx.out" 2> "$work/ctx.log" &
+ctx_pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/ctx.out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$work/ctx.out")
+url=${url%/}
+curl -sf -X PUT "$url/v1/cache/qa" -d '{"embedder":"glove","threshold":0.9}' > /dev/null
+python3 - "$url" "$prompts" "$root/../shared/data/quora/questions.csv" <<'PY'
+import json, sys, urllib.request
+url, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path) as f:
+    next(f)
+    qs = [l.strip() for l in f if l.strip()][:n]
+for i, q in enumerate(qs):
+    body = json.dumps({"prompt": q, "response": {"answer": i}, "scope": {"model": "m"}}).encode()
+    urllib.request.urlopen(urllib.request.Request(url + "/v1/cache/qa/store", body, method="POST")).read()
+PY
+stored=$(curl -sf "$url/v1/cache/qa" | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
+exact='{"prompt":"How do I learn to cook well?","scope":{"model":"m"}}'
+curl -sf "$url/v1/cache/qa/store" -d '{"prompt":"How do I learn to cook well?","response":"practice","scope":{"model":"m"}}' > /dev/null
+para='{"prompt":"How can I learn to cook well?","scope":{"model":"m"}}'
+echo "{\"stored\":$stored,\"paraphrase_lookup\":$(curl -sf "$url/v1/cache/qa/lookup" -d "$para")}"
+for kind in exact paraphrase; do
+  body=$exact; [ "$kind" = paraphrase ] && body=$para
+  cat > "$work/lookup.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  io.write(string.format('{"lookup":"$kind","connections":%s,"requests":%d,"errors":%d,"rps":%.0f,"p50_ms":%.3f,"p99_ms":%.3f}\n',
+    os.getenv("CONNS"), summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read +
+      summary.errors.write + summary.errors.timeout, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+  for conns in 1 8; do
+    CONNS=$conns wrk -t1 -c$conns -d"${secs}s" -s "$work/lookup.lua" "$url/v1/cache/qa/lookup" | grep '^{'
+  done
+done
+curl -sf "$url/metrics" | grep '^contextd_llm_cache_requests_total' || true
