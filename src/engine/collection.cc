@@ -63,7 +63,9 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       clock_(clock),
       vector_dir_(std::move(vector_dir)),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
-      graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())) {}
+      graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())),
+      query_cache_(std::make_unique<QueryCache<QueryResult>>(QueryCacheOptions(), config_.metric, config_.dim, clock)) {
+}
 
 HnswParams Collection::GraphParams() const {
   HnswParams params{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8};
@@ -243,6 +245,11 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
     free_slots_.insert(free_slots_.end(), slots.begin(), slots.end());
     return st;
   }
+  WriteChange change;
+  change.doc_ids = ids;
+  for (size_t i = 0; i < slots.size(); ++i)
+    change.chunk_vectors.emplace_back(&vectors[i * dim], &vectors[(i + 1) * dim]);
+  query_cache_->BeginWrite();
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
     row = 0;
@@ -255,6 +262,7 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
   // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
   // the reply waits for the graph, so acknowledged chunks are searchable.
   for (size_t i = 0; i < slots.size(); ++i) graph_->Add(slots[i], &vectors[i * dim]);
+  query_cache_->EndWrite(change);
   result->upserted = prepared.size();
   result->chunks = row;
   MaybeRepairGraph();
@@ -276,10 +284,14 @@ Status Collection::DeleteDocument(const std::string& id) {
   batch.DeleteDocument(tenant_, id_, id);
   for (size_t j = 0; j < chunks; ++j) batch.DeleteChunk(tenant_, id_, id, static_cast<uint32_t>(j));
   CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  query_cache_->BeginWrite();
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
     RemoveDocLocked(id);
   }
+  WriteChange change;
+  change.doc_ids = {id};
+  query_cache_->EndWrite(change);
   MaybeRepairGraph();
   return Status::Ok();
 }
@@ -323,6 +335,26 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   QueryResult result;
   result.mode = req.mode;
   const int64_t t0 = clock_->NowNanos();
+  // The cache first: an exact repeat needs no embedding. The write count is read before
+  // anything else, so a result computed across a write is never cached.
+  const bool use_cache = query_cache_->enabled() && !req.cache_bypass;
+  const std::optional<uint64_t> snapshot = use_cache ? query_cache_->Snapshot() : std::nullopt;
+  const std::string params_key = req.params_key + std::string(QueryModeName(req.mode));
+  EmbedKey exact_key;
+  if (use_cache) {
+    exact_key = QueryCache<QueryResult>::ExactKey(
+        params_key,
+        req.vector ? std::string(reinterpret_cast<const char*>(req.vector->data()), req.vector->size() * sizeof(float))
+                   : req.text);
+    if (auto hit = query_cache_->LookupExact(exact_key)) {
+      hit->cache = "exact";
+      hit->embed_ms = 0;
+      hit->search_ms = Millis(clock_->NowNanos() - t0);
+      return std::move(*hit);
+    }
+  } else {
+    result.cache = "bypass";
+  }
   std::vector<float> qvec;
   QueryMode mode = req.mode;
   if (mode != QueryMode::kKeyword) {
@@ -355,6 +387,16 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   }
   const int64_t t1 = clock_->NowNanos();
   result.embed_ms = Millis(t1 - t0);
+  if (use_cache && !qvec.empty() && !result.degraded) {
+    float similarity = 0;
+    if (auto hit = query_cache_->LookupSemantic(params_key, qvec, &similarity)) {
+      hit->cache = "semantic";
+      hit->cache_similarity = similarity;
+      hit->embed_ms = result.embed_ms;
+      hit->search_ms = Millis(clock_->NowNanos() - t1);
+      return std::move(*hit);
+    }
+  }
 
   std::shared_lock<std::shared_mutex> lock(mu_);
   // A filter becomes the set of matching slots up front (from the payload index): its
@@ -370,8 +412,12 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (req.bm25_b) bm25.b = *req.bm25_b;
   const Bm25Params* bm25_ptr = req.bm25_k1 || req.bm25_b ? &bm25 : nullptr;
   std::vector<ScoredSlot> ranked;
+  // The score a new chunk must reach to enter this result's vector candidates (for cache
+  // invalidation); none when the list was short, since then anything could enter.
+  std::optional<float> vector_bar;
   if (mode == QueryMode::kVector) {
     ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr);
+    if (ranked.size() >= want) vector_bar = ranked.back().score;
   } else if (mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, want, allowed_ptr, bm25_ptr, &term_weights);
   } else {
@@ -382,6 +428,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 64);
     std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr);
     std::vector<ScoredSlot> by_keyword = keywords_.Search(terms, depth, allowed_ptr, bm25_ptr, &term_weights);
+    if (by_vector.size() >= depth) vector_bar = by_vector.back().score;
     ranked = req.fusion == Fusion::kRrf ? FuseRrf({by_vector, by_keyword}, want, kRrfK)
                                         : FuseWeighted(by_vector, by_keyword, req.alpha, want);
   }
@@ -407,6 +454,22 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     result.hits.push_back({c.doc->id, c.ordinal, c.text, r.score, c.doc->metadata});
   }
   result.search_ms = Millis(clock_->NowNanos() - t1);
+  if (use_cache && snapshot && !result.degraded) {
+    QueryCacheEntry<QueryResult> entry;
+    entry.params_key = params_key;
+    entry.query_vector = qvec;
+    entry.uses_vector = mode != QueryMode::kKeyword;
+    entry.uses_terms = mode != QueryMode::kVector;
+    entry.vector_bar = vector_bar;
+    size_t bytes = sizeof(entry) + qvec.size() * sizeof(float) + params_key.size();
+    for (const auto& h : result.hits) {
+      entry.doc_ids.insert(h.doc_id);
+      bytes += h.doc_id.size() * 2 + h.text.size() + 128;
+    }
+    entry.bytes = bytes;
+    entry.result = result;
+    query_cache_->Insert(*snapshot, exact_key, std::move(entry));
+  }
   return result;
 }
 

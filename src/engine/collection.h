@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "embed/embedder.h"
+#include "engine/query_cache.h"
 #include "engine/requests.h"
 #include "index/bm25_index.h"
 #include "index/hnsw_index.h"
@@ -52,6 +53,10 @@ struct QueryResult {
   // answer is a keyword search instead of the mode asked for.
   bool degraded = false;
   std::string degraded_reason;
+  // Where the answer came from: "miss" (searched), "exact" or "semantic" (the query
+  // cache), "bypass" (the request skipped the cache).
+  std::string cache = "miss";
+  float cache_similarity = 0;  // semantic hits: cosine to the cached query
 };
 
 class Collection {
@@ -171,7 +176,9 @@ class Collection {
   size_t live_chunks_ = 0;
   // The vectors in memory live in the graph only; below kGraphMinChunks it is scanned
   // exactly instead of walked.
-  std::unique_ptr<HnswIndex> graph_;    // internally synchronised; see ApplyLocked()
+  std::unique_ptr<HnswIndex> graph_;  // internally synchronised; see ApplyLocked()
+  // Results of recent queries; internally synchronised, invalidated by every write.
+  std::unique_ptr<QueryCache<QueryResult>> query_cache_;
   PayloadIndex payload_;                // metadata, for filters
   std::string graph_source_ = "built";  // "loaded" when Load() took a saved graph
   Bm25Index keywords_;

@@ -1,5 +1,6 @@
 #include "engine/requests.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -269,7 +270,8 @@ std::string_view QueryModeName(QueryMode m) {
 StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder) {
   if (!body.is_object()) return WrongType("body", "an object", body);
   CTX_RETURN_IF_ERROR(CheckKnownFields(
-      body, {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25"}, "query"));
+      body, {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25", "cache"},
+      "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
   const Json* vec = body.Find("vector");
@@ -343,6 +345,19 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     if (!g->is_string() || g->as_string() != "document")
       return InvalidArgument("'group_by' must be \"document\"", "invalid_value");
     q.group_by_document = true;
+  }
+  if (const Json* c = body.Find("cache")) {
+    if (!c->is_string() || (c->as_string() != "bypass" && c->as_string() != "default"))
+      return InvalidArgument("'cache' must be \"default\" or \"bypass\"", "invalid_value");
+    q.cache_bypass = c->as_string() == "bypass";
+  }
+  {
+    Json::Object params;
+    for (const auto& [name, value] : body.as_object()) {
+      if (name != "query" && name != "vector" && name != "cache") params.emplace_back(name, value);
+    }
+    std::sort(params.begin(), params.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    q.params_key = Json(std::move(params)).Dump();
   }
   if (const Json* b = body.Find("bm25")) {
     if (!b->is_object()) return WrongType("bm25", "an object like {\"k1\":1.2,\"b\":0.75}", *b);

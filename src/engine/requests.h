@@ -81,6 +81,11 @@ struct QueryRequest {
   std::optional<float> bm25_k1, bm25_b;
   // "bm25":{"title_boost":..}: weight of a query term's match in the title field.
   std::optional<float> title_boost;
+  // "cache":"bypass" skips the collection's query cache (neither read nor filled).
+  bool cache_bypass = false;
+  // Every field but the query itself (text, vector, cache), canonical: the cache key's
+  // parameter part.
+  std::string params_key;
 };
 
 inline constexpr size_t kMaxK = 1000;

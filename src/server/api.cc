@@ -275,6 +275,8 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
     results.push_back(std::move(hit));
   }
   r.json["mode"] = std::string(QueryModeName(result.mode));
+  r.json["cache"] = result.cache;
+  if (result.cache == "semantic") r.json["cache_similarity"] = result.cache_similarity;
   if (result.degraded) {
     r.json["degraded"] = true;
     r.json["degraded_reason"] = result.degraded_reason;

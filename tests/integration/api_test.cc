@@ -98,6 +98,15 @@ TEST_F(ApiTest, QueryModesFiltersAndResponseShape) {
   EXPECT_GE(results[0].Find("score")->as_double(), results[1].Find("score")->as_double());
   EXPECT_TRUE(res.Find("timings")->Find("total_ms")->is_number());
   EXPECT_EQ(res.Find("mode")->as_string(), "vector");
+  EXPECT_EQ(res.Find("cache")->as_string(), "miss");
+  // The same query again comes from the collection's query cache, with the same results.
+  auto repeat = Do("POST", "/v1/collections/docs/query", R"({"query":"cats and dogs","k":2,"mode":"vector"})").second;
+  EXPECT_EQ(repeat.Find("cache")->as_string(), "exact");
+  EXPECT_EQ(repeat.Find("results")->Dump(), res.Find("results")->Dump());
+  auto bypass =
+      Do("POST", "/v1/collections/docs/query", R"({"query":"cats and dogs","k":2,"mode":"vector","cache":"bypass"})")
+          .second;
+  EXPECT_EQ(bypass.Find("cache")->as_string(), "bypass");
 
   auto kw = Do("POST", "/v1/collections/docs/query", R"({"query":"interest rates","mode":"keyword"})").second;
   ASSERT_EQ(kw.Find("results")->as_array().size(), 1u);

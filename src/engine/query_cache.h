@@ -1,0 +1,244 @@
+// QueryCache: a collection's cache of query results that knows which answers a write made
+// stale.
+//
+// Tiers of lookup: exact (the normalised query text, or the query vector, plus every other
+// parameter) and semantic (a cached query with the same parameters whose embedding has
+// cosine >= the threshold with the new one).
+//
+// Invalidation, run by every write after it is visible to searches:
+//   1. an entry whose results contain a changed (upserted or deleted) document goes;
+//   2. a vector-mode entry a new chunk could now enter goes: when the chunk scores at least
+//      the entry's k-th score against the cached query (any score when the entry had fewer
+//      than k results). A vector score never changes once a chunk is indexed, so entries
+//      the rules spare are exactly what a fresh search returns.
+//   3. every keyword and hybrid entry goes. BM25 scores move with every write (idf and
+//      the average length change with the corpus), and that alone reorders results: the
+//      stale-hit suite caught a swap after a write that shared no term with the query.
+//      Dropping only entries whose terms a new chunk shares (the first design) served
+//      those stale orders.
+//
+// Races: a result computed while a write was in flight is not cached. Insert() takes the
+// write count the query saw before searching (writes_started() and writes_done() equal),
+// and refuses when a write has started since; BeginWrite() counts under the same lock, so
+// every entry either predates a write's invalidation or is refused.
+//
+// Bounds: entries are evicted least recently used past max_bytes, and expire after ttl_ms.
+//
+// Thread safety: safe for concurrent use.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/clock.h"
+#include "embed/cache_key.h"
+#include "index/distance.h"
+
+namespace contextd {
+
+struct QueryCacheOptions {
+  bool enabled = true;
+  float threshold = 0.98f;  // cosine for a semantic hit
+  size_t max_bytes = 64ull << 20;
+  int64_t ttl_ms = 3600 * 1000;
+};
+
+// What the collection stores and gets back: the result (opaque to the cache) plus what
+// invalidation needs.
+template <typename Result>
+struct QueryCacheEntry {
+  std::string params_key;           // every parameter but the query itself
+  std::vector<float> query_vector;  // normalised for cosine; empty for keyword queries
+  std::unordered_set<std::string> doc_ids;
+  bool uses_terms = false, uses_vector = false;  // keyword side (BM25), vector side
+  // Vector mode: the k-th score (lowest bar a new chunk must reach), or nullopt when the
+  // result had fewer than k hits. Hybrid: the lowest score of its vector list, likewise.
+  std::optional<float> vector_bar;
+  Result result;
+  size_t bytes = 0;
+};
+
+// The new state a write made visible, for invalidation.
+struct WriteChange {
+  std::vector<std::string> doc_ids;               // upserted or deleted
+  std::vector<std::vector<float>> chunk_vectors;  // new chunks, as the index scores them
+};
+
+template <typename Result>
+class QueryCache {
+ public:
+  using Entry = QueryCacheEntry<Result>;
+
+  QueryCache(QueryCacheOptions options, Metric metric, int dim, const Clock* clock)
+      : options_(options), metric_(metric), dim_(dim), clock_(clock) {}
+
+  bool enabled() const { return options_.enabled; }
+  const QueryCacheOptions& options() const { return options_; }
+
+  // The exact key of a query: its normalised text (or vector bytes) and parameters.
+  static EmbedKey ExactKey(const std::string& params_key, const std::string& text_or_vector_bytes) {
+    return MakeEmbedKey(params_key, text_or_vector_bytes);
+  }
+
+  std::optional<Result> LookupExact(const EmbedKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = exact_.find(key);
+    if (it == exact_.end() || Expired(*it->second)) return std::nullopt;
+    Touch(it->second);
+    return it->second->entry->result;
+  }
+
+  // The best cached query with the same parameters at cosine >= threshold.
+  std::optional<Result> LookupSemantic(const std::string& params_key, const std::vector<float>& query_vector,
+                                       float* similarity) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto bucket = by_params_.find(params_key);
+    if (bucket == by_params_.end() || query_vector.empty()) return std::nullopt;
+    const std::vector<float> q = Normalised(query_vector);
+    Node* best = nullptr;
+    float best_sim = options_.threshold;
+    for (Node* n : bucket->second) {
+      if (n->entry->query_vector.empty() || Expired(*n)) continue;
+      const float sim = DotProduct(q.data(), n->entry->query_vector.data(), static_cast<size_t>(dim_));
+      if (sim >= best_sim) {
+        best_sim = sim;
+        best = n;
+      }
+    }
+    if (best == nullptr) return std::nullopt;
+    *similarity = best_sim;
+    Touch(best->self);
+    return best->entry->result;
+  }
+
+  // Writes call BeginWrite() before their changes become visible and EndWrite() (which
+  // invalidates) after.
+  void BeginWrite() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++writes_started_;
+  }
+  void EndWrite(const WriteChange& change) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::unordered_set<std::string> changed(change.doc_ids.begin(), change.doc_ids.end());
+    std::vector<std::vector<float>> chunks;
+    for (const auto& v : change.chunk_vectors) chunks.push_back(Normalised(v));
+    for (auto it = lru_.begin(); it != lru_.end();) {
+      if (Stale(*it->entry, changed, chunks)) {
+        it = EraseLocked(it);
+        ++invalidated_;
+      } else {
+        ++it;
+      }
+    }
+    ++writes_done_;
+  }
+  // The write count to pass to Insert(): nullopt while a write is in flight (its result
+  // would not be safe to cache).
+  std::optional<uint64_t> Snapshot() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (writes_started_ != writes_done_) return std::nullopt;
+    return writes_started_;
+  }
+  // Caches a result computed at `snapshot`, unless a write has started since.
+  void Insert(uint64_t snapshot, const EmbedKey& key, Entry entry) {
+    if (!entry.query_vector.empty()) entry.query_vector = Normalised(entry.query_vector);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (writes_started_ != snapshot) return;
+    if (auto old = exact_.find(key); old != exact_.end()) EraseLocked(old->second);
+    lru_.push_front(Node{});
+    auto node = lru_.begin();
+    node->self = node;
+    node->key = key;
+    node->expires_ms = clock_->WallMillis() + options_.ttl_ms;
+    node->entry = std::make_unique<Entry>(std::move(entry));
+    bytes_ += node->entry->bytes;
+    exact_[key] = node;
+    by_params_[node->entry->params_key].push_back(&*node);
+    while (bytes_ > options_.max_bytes && lru_.size() > 1) EraseLocked(std::prev(lru_.end()));
+  }
+
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lru_.size();
+  }
+  uint64_t invalidated() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return invalidated_;
+  }
+
+ private:
+  struct Node;
+  using Iter = typename std::list<Node>::iterator;
+  struct Node {
+    Iter self;
+    EmbedKey key;
+    int64_t expires_ms = 0;
+    std::unique_ptr<Entry> entry;
+  };
+
+  bool Expired(const Node& n) const { return n.expires_ms <= clock_->WallMillis(); }
+  void Touch(Iter it) { lru_.splice(lru_.begin(), lru_, it); }
+
+  Iter EraseLocked(Iter it) {
+    exact_.erase(it->key);
+    auto& bucket = by_params_[it->entry->params_key];
+    bucket.erase(std::find(bucket.begin(), bucket.end(), &*it));
+    if (bucket.empty()) by_params_.erase(it->entry->params_key);
+    bytes_ -= it->entry->bytes;
+    return lru_.erase(it);
+  }
+
+  std::vector<float> Normalised(const std::vector<float>& v) const {
+    if (metric_ != Metric::kCosine) return v;
+    double sq = 0;
+    for (float x : v) sq += static_cast<double>(x) * x;
+    std::vector<float> out(v);
+    if (sq > 0) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(sq));
+      for (float& x : out) x *= inv;
+    }
+    return out;
+  }
+
+  // The chunk's score against the cached query, as the index computes it.
+  float Score(const std::vector<float>& query, const std::vector<float>& chunk) const {
+    const size_t d = static_cast<size_t>(dim_);
+    return metric_ == Metric::kL2 ? -L2Squared(query.data(), chunk.data(), d)
+                                  : DotProduct(query.data(), chunk.data(), d);
+  }
+
+  bool Stale(const Entry& e, const std::unordered_set<std::string>& changed,
+             const std::vector<std::vector<float>>& chunks) const {
+    for (const auto& id : e.doc_ids) {
+      if (changed.count(id)) return true;
+    }
+    if (e.uses_vector) {
+      for (const auto& c : chunks) {
+        if (!e.vector_bar || Score(e.query_vector, c) >= *e.vector_bar) return true;
+      }
+    }
+    return e.uses_terms;  // rule 3: BM25 statistics changed
+  }
+
+  const QueryCacheOptions options_;
+  const Metric metric_;
+  const int dim_;
+  const Clock* clock_;
+  mutable std::mutex mu_;
+  std::list<Node> lru_;  // front = most recent
+  std::unordered_map<EmbedKey, Iter, EmbedKeyHash> exact_;
+  std::unordered_map<std::string, std::vector<Node*>> by_params_;
+  size_t bytes_ = 0;
+  uint64_t writes_started_ = 0, writes_done_ = 0, invalidated_ = 0;
+};
+
+}  // namespace contextd

@@ -1,0 +1,162 @@
+// The query-result cache inside a collection: exact and semantic hits, bypass, and above
+// all no stale answers: after random upserts, updates and deletes, every cached query
+// answers exactly what a fresh search does.
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+Json J(const std::string& s) { return *ParseJson(s); }
+
+class QueryCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EngineOptions o;
+    o.data_dir = dir_.path();
+    o.models_dir = CONTEXTD_MODELS_DIR;
+    engine_ = std::move(Engine::Open(o, &metrics_).value());
+  }
+  std::shared_ptr<Collection> Create(const std::string& spec) {
+    return *engine_->CreateCollection(kDefaultTenant, "c", J(spec));
+  }
+  static void Upsert(Collection& c, const Json& docs) {
+    UpsertResult r;
+    ASSERT_TRUE(c.Upsert(*ParseUpsertRequest(docs, c.config().dim, !c.has_embedder()), &r).ok());
+  }
+  static QueryResult Query(Collection& c, Json body) {
+    auto q = ParseQueryRequest(body, c.config().dim, c.has_embedder());
+    EXPECT_TRUE(q.ok()) << q.status().ToString();
+    auto r = c.Query(*q);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return *r;
+  }
+  static std::vector<std::string> Ids(const QueryResult& r) {
+    std::vector<std::string> out;
+    for (const auto& h : r.hits) out.push_back(h.doc_id + "#" + std::to_string(h.chunk));
+    return out;
+  }
+
+  TempDir dir_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(QueryCacheTest, ExactSemanticAndBypass) {
+  auto c = Create(R"({"embedder":"glove"})");
+  Upsert(*c, J(R"({"documents":[{"id":"pets","text":"Cats and dogs are loyal pets."},
+                                 {"id":"space","text":"The telescope saw a distant galaxy."}]})"));
+  const auto first = Query(*c, J(R"({"query":"cats and dogs","k":2})"));
+  EXPECT_EQ(first.cache, "miss");
+  const auto again = Query(*c, J(R"({"query":"cats  and dogs","k":2})"));
+  EXPECT_EQ(again.cache, "exact") << "whitespace is normalised";
+  EXPECT_EQ(Ids(again), Ids(first));
+  // Same words in another order: the same GloVe average, a semantic hit.
+  const auto para = Query(*c, J(R"({"query":"dogs and cats","k":2})"));
+  EXPECT_EQ(para.cache, "semantic");
+  EXPECT_GE(para.cache_similarity, 0.98f);
+  EXPECT_EQ(Ids(para), Ids(first));
+  // Other parameters are another entry; bypass neither reads nor fills.
+  EXPECT_EQ(Query(*c, J(R"({"query":"cats and dogs","k":1})")).cache, "miss");
+  EXPECT_EQ(Query(*c, J(R"({"query":"telescope","mode":"keyword","cache":"bypass"})")).cache, "bypass");
+  EXPECT_EQ(Query(*c, J(R"({"query":"telescope","mode":"keyword"})")).cache, "miss");
+  EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x","cache":"maybe"})"), c->config().dim, true).status().reason(),
+            "invalid_value");
+}
+
+TEST_F(QueryCacheTest, WritesDropExactlyTheEntriesTheyCouldChange) {
+  auto c = Create(R"({"embedder":"none","dim":2})");
+  Upsert(
+      *c,
+      J(R"({"documents":[{"id":"a","vector":[1,0],"text":"alpha words"},{"id":"b","vector":[0.8,0.6],"text":"beta words"},
+                                 {"id":"z","vector":[-1,0],"text":"zeta words"}]})"));
+  const Json near_a = J(R"({"vector":[1,0],"mode":"vector","k":2})");
+  EXPECT_EQ(Ids(Query(*c, near_a)), (std::vector<std::string>{"a#0", "b#0"}));
+  EXPECT_EQ(Query(*c, near_a).cache, "exact");
+  // Far from the query (below its 2nd score, 0.8) and sharing no terms: the entry stays.
+  Upsert(*c, J(R"({"documents":[{"id":"far","vector":[0,1],"text":"unrelated"}]})"));
+  EXPECT_EQ(Query(*c, near_a).cache, "exact");
+  // Close enough to enter the top 2: dropped, and the fresh answer has it.
+  Upsert(*c, J(R"({"documents":[{"id":"close","vector":[0.99,0.14],"text":"gamma"}]})"));
+  const auto fresh = Query(*c, near_a);
+  EXPECT_EQ(fresh.cache, "miss");
+  EXPECT_EQ(Ids(fresh), (std::vector<std::string>{"a#0", "close#0"}));
+  // Deleting a document in the result drops it too.
+  ASSERT_TRUE(c->DeleteDocument("close").ok());
+  const auto after_delete = Query(*c, near_a);
+  EXPECT_EQ(after_delete.cache, "miss");
+  EXPECT_EQ(Ids(after_delete), (std::vector<std::string>{"a#0", "b#0"}));
+  // Keyword entries go with every write, even one sharing no term with the query: BM25's
+  // statistics changed (see NoStaleHitAfterRandomWrites).
+  const Json words = J(R"({"query":"words","mode":"keyword","k":5})");
+  Query(*c, words);
+  EXPECT_EQ(Query(*c, words).cache, "exact");
+  Upsert(*c, J(R"({"documents":[{"id":"other","vector":[0,-1],"text":"nothing in common"}]})"));
+  EXPECT_EQ(Query(*c, words).cache, "miss");
+  Upsert(*c, J(R"({"documents":[{"id":"more","vector":[0,-1],"text":"more words here"}]})"));
+  const auto kw = Query(*c, words);
+  EXPECT_EQ(kw.cache, "miss");
+  EXPECT_EQ(kw.hits.size(), 4u);
+}
+
+// The stale-hit suite: random documents, random cached queries of every mode, then random
+// upserts, updates and deletes; after each write every cached query must answer what a
+// fresh (bypass) search answers.
+TEST_F(QueryCacheTest, NoStaleHitAfterRandomWrites) {
+  auto c = Create(R"({"embedder":"glove"})");
+  const std::vector<std::string> vocab = {"ocean",  "river", "mountain", "forest",  "desert",    "city",    "music",
+                                          "guitar", "piano", "science",  "physics", "chemistry", "history", "war",
+                                          "peace",  "bread", "cheese",   "wine",    "football",  "tennis"};
+  std::mt19937 rng(7);
+  auto text = [&](int words) {
+    std::string s;
+    for (int i = 0; i < words; ++i) s += vocab[rng() % vocab.size()] + " ";
+    return s;
+  };
+  auto upsert_doc = [&](const std::string& id) {
+    Json docs = J(R"({"documents":[]})");
+    Json d = Json::MakeObject();
+    d["id"] = id;
+    d["text"] = text(6);
+    docs["documents"].push_back(std::move(d));
+    Upsert(*c, docs);
+  };
+  for (int i = 0; i < 60; ++i) upsert_doc("d" + std::to_string(i));
+  std::vector<Json> queries;
+  for (int i = 0; i < 30; ++i) {
+    Json q = Json::MakeObject();
+    q["query"] = text(2);
+    q["k"] = static_cast<int64_t>(3 + rng() % 6);
+    q["mode"] = std::vector<std::string>{"vector", "keyword", "hybrid"}[i % 3];
+    queries.push_back(q);
+    Query(*c, q);  // fills the cache
+  }
+  int hits = 0, writes = 0;
+  for (int step = 0; step < 60; ++step) {
+    const int op = static_cast<int>(rng() % 3);
+    const std::string id = "d" + std::to_string(rng() % 80);
+    if (op == 2) {
+      (void)c->DeleteDocument(id);  // may not exist
+    } else {
+      upsert_doc(id);  // new (d60..d79) or an update
+    }
+    ++writes;
+    for (const Json& q : queries) {
+      const auto cached = Query(*c, q);
+      Json bypass = q;
+      bypass["cache"] = "bypass";
+      const auto fresh = Query(*c, bypass);
+      ASSERT_EQ(Ids(cached), Ids(fresh)) << "stale " << cached.cache << " answer for " << q.Dump() << " after write "
+                                         << writes;
+      hits += cached.cache == "exact";
+    }
+  }
+  EXPECT_GT(hits, 100) << "the cache must still serve most queries between writes";
+}
+
+}  // namespace
+}  // namespace contextd
