@@ -70,6 +70,7 @@ struct LlmCache::Namespace {
   std::unordered_map<std::string, SlotBitset> scopes;
   std::unique_ptr<HnswIndex> graph;
   size_t live = 0;
+  size_t reserved = 0;  // slots being inserted (see ReserveLocked)
 
   Json Settings() const {
     Json j = Json::MakeObject();
@@ -79,16 +80,22 @@ struct LlmCache::Namespace {
     return j;
   }
 
-  // Adds an entry under the exclusive lock. vector: embedder->dim() floats.
-  void InsertLocked(Entry e, const float* vector) {
-    uint32_t slot;
+  // Inserting is three steps so the slow one, the graph insert, runs without the lock
+  // (HnswIndex takes concurrent inserts): reserve a slot under the lock, add its vector to
+  // the graph, publish the entry under the lock. Until published the slot is in no scope's
+  // bitset, so no lookup can return it.
+  uint32_t ReserveLocked() {
+    ++reserved;
     if (!free_slots.empty()) {
-      slot = free_slots.back();
+      const uint32_t slot = free_slots.back();
       free_slots.pop_back();
-    } else {
-      slot = static_cast<uint32_t>(entries.size());
-      entries.emplace_back();
+      return slot;
     }
+    entries.emplace_back();
+    return static_cast<uint32_t>(entries.size() - 1);
+  }
+  void PublishLocked(uint32_t slot, Entry e) {
+    --reserved;
     SlotBitset& bits = scopes[e.scope_key];
     if (bits.universe() < entries.size()) bits.Resize(std::max<size_t>(entries.size() * 2, 64));
     bits.Set(slot);
@@ -96,8 +103,13 @@ struct LlmCache::Namespace {
     by_prompt[MakeEmbedKey(e.scope_key, e.prompt)] = slot;
     e.live = true;
     entries[slot] = std::move(e);
-    graph->Add(slot, vector);
     ++live;
+  }
+  // All three under the caller's exclusive lock (loading at start-up).
+  void InsertLocked(Entry e, const float* vector) {
+    const uint32_t slot = ReserveLocked();
+    graph->Add(slot, vector);
+    PublishLocked(slot, std::move(e));
   }
 
   void EraseLocked(uint32_t slot) {
@@ -234,7 +246,7 @@ StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
   CTX_ASSIGN_OR_RETURN(auto embedder, rep_->embedders->Resolve(embedder_name));
   if (existing != nullptr) {
     std::unique_lock<std::shared_mutex> lock(existing->mu);
-    if (embedder_name != existing->embedder_name && existing->live > 0)
+    if (embedder_name != existing->embedder_name && existing->live + existing->reserved > 0)
       return FailedPrecondition("namespace '" + ns + "' holds entries embedded by '" + existing->embedder_name +
                                     "'; delete them before changing its embedder",
                                 "embedder_change");
@@ -322,9 +334,17 @@ StatusOr<std::string> LlmCache::Store(const std::string& ns, const Json& body) {
   batch.Put(EntryPrefix(ns) + e.id, value);
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
   const std::string id = e.id;
+  uint32_t slot;
+  HnswIndex* graph;
   {
     std::unique_lock<std::shared_mutex> lock(n->mu);
-    n->InsertLocked(std::move(e), vec.data());
+    slot = n->ReserveLocked();
+    graph = n->graph.get();  // stays: the embedder (and graph) cannot change while reserved
+  }
+  graph->Add(slot, vec.data());
+  {
+    std::unique_lock<std::shared_mutex> lock(n->mu);
+    n->PublishLocked(slot, std::move(e));
   }
   rep_->Count(ns, "stored");
   return id;
