@@ -49,6 +49,15 @@ const std::string kTitleField = "\x01";
 // ask for more with "bm25":{"title_boost":..}.
 constexpr float kDefaultTitleBoost = 0.0f;
 
+QueryCacheOptions CacheOptions(const CollectionConfig& c) {
+  QueryCacheOptions o;
+  o.enabled = c.cache_enabled;
+  o.threshold = c.cache_threshold;
+  o.max_bytes = static_cast<size_t>(c.cache_max_mb) << 20;
+  o.ttl_ms = static_cast<int64_t>(c.cache_ttl_s) * 1000;
+  return o;
+}
+
 }  // namespace
 
 Collection::Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
@@ -64,8 +73,8 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       vector_dir_(std::move(vector_dir)),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
       graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())),
-      query_cache_(std::make_unique<QueryCache<QueryResult>>(QueryCacheOptions(), config_.metric, config_.dim, clock)) {
-}
+      query_cache_(
+          std::make_unique<QueryCache<QueryResult>>(CacheOptions(config_), config_.metric, config_.dim, clock)) {}
 
 HnswParams Collection::GraphParams() const {
   HnswParams params{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8};
@@ -353,7 +362,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
       return std::move(*hit);
     }
   } else {
-    result.cache = "bypass";
+    result.cache = req.cache_bypass ? "bypass" : "off";
   }
   std::vector<float> qvec;
   QueryMode mode = req.mode;

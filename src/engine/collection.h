@@ -54,7 +54,7 @@ struct QueryResult {
   bool degraded = false;
   std::string degraded_reason;
   // Where the answer came from: "miss" (searched), "exact" or "semantic" (the query
-  // cache), "bypass" (the request skipped the cache).
+  // cache), "bypass" (the request skipped the cache), "off" (the collection has none).
   std::string cache = "miss";
   float cache_similarity = 0;  // semantic hits: cosine to the cached query
 };

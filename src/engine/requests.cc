@@ -65,6 +65,10 @@ Json CollectionConfig::ToJson() const {
   j["index"]["M"] = hnsw_m;
   j["index"]["ef_construction"] = hnsw_ef_construction;
   j["index"]["quantization"] = int8 ? "int8" : "none";
+  j["cache"]["enabled"] = cache_enabled;
+  j["cache"]["threshold"] = cache_threshold;
+  j["cache"]["max_mb"] = cache_max_mb;
+  j["cache"]["ttl_s"] = cache_ttl_s;
   return j;
 }
 
@@ -90,6 +94,13 @@ StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
     if (const Json* e = ix->Find("ef_construction"); e && e->is_number()) {
       c.hnsw_ef_construction = static_cast<int>(e->as_int());
     }
+  }
+  if (const Json* qc = s.Find("cache")) {  // absent in collections made before the query cache
+    if (const Json* v = qc->Find("enabled"); v && v->is_bool()) c.cache_enabled = v->as_bool();
+    if (const Json* v = qc->Find("threshold"); v && v->is_number())
+      c.cache_threshold = static_cast<float>(v->as_double());
+    if (const Json* v = qc->Find("max_mb"); v && v->is_number()) c.cache_max_mb = static_cast<int>(v->as_int());
+    if (const Json* v = qc->Find("ttl_s"); v && v->is_number()) c.cache_ttl_s = static_cast<int>(v->as_int());
   }
   return c;
 }
@@ -121,7 +132,7 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   const Json& body = request.is_null() ? empty : request;  // an empty PUT takes every default
   if (!body.is_object()) return WrongType("body", "an object", body);
   CTX_RETURN_IF_ERROR(
-      CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer", "index"}, "collection"));
+      CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer", "index", "cache"}, "collection"));
   if (const Json* e = body.Find("embedder")) {
     if (!e->is_string()) return WrongType("embedder", "a string", *e);
     c.embedder = e->as_string();
@@ -170,6 +181,21 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
     }
     CTX_ASSIGN_OR_RETURN(c.hnsw_m, ParseIntField(*ix, "M", 4, 64, 16));
     CTX_ASSIGN_OR_RETURN(c.hnsw_ef_construction, ParseIntField(*ix, "ef_construction", 8, 2000, 200));
+  }
+  if (const Json* qc = body.Find("cache")) {
+    if (!qc->is_object()) return WrongType("cache", "an object", *qc);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*qc, {"enabled", "threshold", "max_mb", "ttl_s"}, "cache"));
+    if (const Json* en = qc->Find("enabled")) {
+      if (!en->is_bool()) return WrongType("cache.enabled", "true or false", *en);
+      c.cache_enabled = en->as_bool();
+    }
+    if (const Json* t = qc->Find("threshold")) {
+      if (!t->is_number() || t->as_double() <= 0 || t->as_double() > 1)
+        return InvalidArgument("'cache.threshold' must be a number in (0, 1]", "out_of_range");
+      c.cache_threshold = static_cast<float>(t->as_double());
+    }
+    CTX_ASSIGN_OR_RETURN(c.cache_max_mb, ParseIntField(*qc, "max_mb", 1, 65536, 64));
+    CTX_ASSIGN_OR_RETURN(c.cache_ttl_s, ParseIntField(*qc, "ttl_s", 1, 30 * 24 * 3600, 3600));
   }
   if (const Json* a = body.Find("analyzer")) {
     if (!a->is_string()) return WrongType("analyzer", "a string", *a);

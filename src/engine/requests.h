@@ -30,6 +30,11 @@ struct CollectionConfig {
   int hnsw_m = 16;  // "index": {"M": .., "ef_construction": ..}
   int hnsw_ef_construction = 200;
   bool int8 = false;  // "index": {"quantization": "int8"}: graph walks int8 codes
+  // "cache": {"enabled", "threshold", "max_mb", "ttl_s"}: the query-result cache.
+  bool cache_enabled = true;
+  float cache_threshold = 0.98f;
+  int cache_max_mb = 64;
+  int cache_ttl_s = 3600;
 
   Json ToJson() const;
   // A config as stored by ToJson(); trusted, but still checked.

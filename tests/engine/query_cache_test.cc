@@ -68,6 +68,31 @@ TEST_F(QueryCacheTest, ExactSemanticAndBypass) {
             "invalid_value");
 }
 
+TEST_F(QueryCacheTest, CollectionSettings) {
+  auto c = Create(R"({"embedder":"glove","cache":{"enabled":false}})");
+  Upsert(*c, J(R"({"documents":[{"id":"pets","text":"Cats and dogs are loyal pets."}]})"));
+  Query(*c, J(R"({"query":"cats"})"));
+  EXPECT_EQ(Query(*c, J(R"({"query":"cats"})")).cache, "off");
+  EXPECT_FALSE(c->config().cache_enabled);
+  // Stored with the collection: a restarted engine keeps the setting.
+  engine_.reset();
+  EngineOptions o;
+  o.data_dir = dir_.path();
+  o.models_dir = CONTEXTD_MODELS_DIR;
+  engine_ = std::move(Engine::Open(o, &metrics_).value());
+  EXPECT_FALSE((*engine_->GetCollection(kDefaultTenant, "c"))->config().cache_enabled);
+  // A low threshold makes loose paraphrases semantic hits; bad values are refused.
+  auto loose = *engine_->CreateCollection(kDefaultTenant, "loose",
+                                          J(R"({"embedder":"glove","cache":{"threshold":0.5,"ttl_s":60,"max_mb":1}})"));
+  Upsert(*loose, J(R"({"documents":[{"id":"pets","text":"Cats and dogs are loyal pets."}]})"));
+  Query(*loose, J(R"({"query":"cats and dogs","mode":"vector"})"));
+  EXPECT_EQ(Query(*loose, J(R"({"query":"puppies and kittens","mode":"vector"})")).cache, "semantic");
+  for (const char* bad : {R"({"cache":{"threshold":0}})", R"({"cache":{"enabled":"yes"}})", R"({"cache":{"ttl_s":0}})",
+                          R"({"cache":{"size":1}})"}) {
+    EXPECT_FALSE(engine_->CreateCollection(kDefaultTenant, "bad", J(bad)).ok()) << bad;
+  }
+}
+
 TEST_F(QueryCacheTest, WritesDropExactlyTheEntriesTheyCouldChange) {
   auto c = Create(R"({"embedder":"none","dim":2})");
   Upsert(
