@@ -463,6 +463,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     result.hits.push_back({c.doc->id, c.ordinal, c.text, r.score, c.doc->metadata});
   }
   result.search_ms = Millis(clock_->NowNanos() - t1);
+  if (use_cache) query_cache_->CountMiss();
   if (use_cache && snapshot && !result.degraded) {
     QueryCacheEntry<QueryResult> entry;
     entry.params_key = params_key;

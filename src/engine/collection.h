@@ -106,6 +106,7 @@ class Collection {
   bool has_embedder() const { return config_.embedder != "none"; }
   // Queries on this collection wait on a remote embedder (see Embedder::waits()).
   bool embedder_waits() const { return embedder_ != nullptr && embedder_->waits(); }
+  QueryCacheStats query_cache_stats() const { return query_cache_->stats(); }
 
  private:
   struct DocEntry {

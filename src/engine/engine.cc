@@ -143,6 +143,22 @@ void Engine::RenderMetrics(std::string* out) const {
   family("contextd_collection_mapped_bytes",
          "File-backed bytes a collection maps (an int8 graph's fp32 vectors): page cache the kernel may evict.",
          [](const Collection& c) { return c.mapped_bytes(); });
+  *out +=
+      "# HELP contextd_query_cache_requests_total Queries by how the query cache answered.\n"
+      "# TYPE contextd_query_cache_requests_total counter\n";
+  for (const auto& c : all) {
+    const QueryCacheStats s = c->query_cache_stats();
+    for (const auto& [result, n] :
+         {std::pair<const char*, uint64_t>{"exact", s.exact_hits}, {"semantic", s.semantic_hits}, {"miss", s.misses}}) {
+      *out += "contextd_query_cache_requests_total" +
+              RenderLabels({{"tenant", c->tenant()}, {"collection", c->name()}, {"result", result}}) + " " +
+              std::to_string(n) + "\n";
+    }
+  }
+  family("contextd_query_cache_invalidated_total", "Cached query results dropped by writes.",
+         [](const Collection& c) { return c.query_cache_stats().invalidated; });
+  family("contextd_query_cache_entries", "Cached query results.",
+         [](const Collection& c) { return c.query_cache_stats().entries; });
   *out += "# HELP contextd_store_bytes Approximate bytes in RocksDB.\n# TYPE contextd_store_bytes gauge\n";
   *out += "contextd_store_bytes " + std::to_string(store_->ApproximateBytes()) + "\n";
 }

@@ -73,6 +73,11 @@ struct WriteChange {
   std::vector<std::vector<float>> chunk_vectors;  // new chunks, as the index scores them
 };
 
+struct QueryCacheStats {
+  uint64_t exact_hits = 0, semantic_hits = 0, misses = 0, invalidated = 0;
+  size_t entries = 0, bytes = 0;
+};
+
 template <typename Result>
 class QueryCache {
  public:
@@ -94,6 +99,7 @@ class QueryCache {
     auto it = exact_.find(key);
     if (it == exact_.end() || Expired(*it->second)) return std::nullopt;
     Touch(it->second);
+    ++stats_.exact_hits;
     return it->second->entry->result;
   }
 
@@ -117,6 +123,7 @@ class QueryCache {
     if (best == nullptr) return std::nullopt;
     *similarity = best_sim;
     Touch(best->self);
+    ++stats_.semantic_hits;
     return best->entry->result;
   }
 
@@ -134,7 +141,7 @@ class QueryCache {
     for (auto it = lru_.begin(); it != lru_.end();) {
       if (Stale(*it->entry, changed, chunks)) {
         it = EraseLocked(it);
-        ++invalidated_;
+        ++stats_.invalidated;
       } else {
         ++it;
       }
@@ -170,9 +177,17 @@ class QueryCache {
     std::lock_guard<std::mutex> lock(mu_);
     return lru_.size();
   }
-  uint64_t invalidated() const {
+  // A query the cache could not answer (it was searched).
+  void CountMiss() {
     std::lock_guard<std::mutex> lock(mu_);
-    return invalidated_;
+    ++stats_.misses;
+  }
+  QueryCacheStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    QueryCacheStats s = stats_;
+    s.entries = lru_.size();
+    s.bytes = bytes_;
+    return s;
   }
 
  private:
@@ -238,7 +253,8 @@ class QueryCache {
   std::unordered_map<EmbedKey, Iter, EmbedKeyHash> exact_;
   std::unordered_map<std::string, std::vector<Node*>> by_params_;
   size_t bytes_ = 0;
-  uint64_t writes_started_ = 0, writes_done_ = 0, invalidated_ = 0;
+  uint64_t writes_started_ = 0, writes_done_ = 0;
+  QueryCacheStats stats_;
 };
 
 }  // namespace contextd

@@ -181,6 +181,13 @@ TEST_F(QueryCacheTest, NoStaleHitAfterRandomWrites) {
     }
   }
   EXPECT_GT(hits, 100) << "the cache must still serve most queries between writes";
+  const QueryCacheStats stats = c->query_cache_stats();
+  EXPECT_EQ(stats.exact_hits, static_cast<uint64_t>(hits));
+  EXPECT_GT(stats.invalidated, 0u);
+  EXPECT_NE(metrics_.RenderPrometheus().find(
+                "contextd_query_cache_requests_total{tenant=\"default\",collection=\"c\",result=\"exact\"} " +
+                std::to_string(hits)),
+            std::string::npos);
 }
 
 }  // namespace
