@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 #include <thread>
 #include <unordered_set>
 
@@ -74,7 +75,9 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
       graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())),
       query_cache_(
-          std::make_unique<QueryCache<QueryResult>>(CacheOptions(config_), config_.metric, config_.dim, clock)) {}
+          std::make_unique<QueryCache<QueryResult>>(CacheOptions(config_), config_.metric, config_.dim, clock)) {
+  if (config_.cache_enabled && config_.cache_verify_fraction > 0) verifier_ = std::thread([this] { VerifyLoop(); });
+}
 
 HnswParams Collection::GraphParams() const {
   HnswParams params{config_.hnsw_m, config_.hnsw_ef_construction, 42, config_.int8};
@@ -82,7 +85,49 @@ HnswParams Collection::GraphParams() const {
   return params;
 }
 
-Collection::~Collection() = default;
+Collection::~Collection() {
+  {
+    std::lock_guard<std::mutex> lock(verify_mu_);
+    verify_stop_ = true;
+  }
+  verify_cv_.notify_all();
+  if (verifier_.joinable()) verifier_.join();
+}
+
+namespace {
+std::vector<std::string> HitIds(const QueryResult& r) {
+  std::vector<std::string> ids;
+  for (const auto& h : r.hits) ids.push_back(h.doc_id + "#" + std::to_string(h.chunk));
+  return ids;
+}
+}  // namespace
+
+void Collection::MaybeVerify(const QueryRequest& req, const QueryResult& served) const {
+  const float fraction = config_.cache_verify_fraction;
+  if (fraction <= 0) return;
+  thread_local std::mt19937 rng{std::random_device{}()};
+  if (std::uniform_real_distribution<float>(0, 1)(rng) >= fraction) return;
+  std::lock_guard<std::mutex> lock(verify_mu_);
+  if (verify_queue_.size() >= 64) return;  // the check is a sample: drop rather than queue up
+  QueryRequest fresh = req;
+  fresh.cache_bypass = true;
+  verify_queue_.emplace_back(std::move(fresh), HitIds(served));
+  verify_cv_.notify_one();
+}
+
+void Collection::VerifyLoop() {
+  std::unique_lock<std::mutex> lock(verify_mu_);
+  while (true) {
+    verify_cv_.wait(lock, [&] { return verify_stop_ || !verify_queue_.empty(); });
+    if (verify_stop_) return;
+    auto [req, served] = std::move(verify_queue_.front());
+    verify_queue_.pop_front();
+    lock.unlock();
+    auto fresh = Query(req);
+    if (fresh.ok()) query_cache_->CountVerified(HitIds(*fresh) != served);
+    lock.lock();
+  }
+}
 
 std::string Collection::IndexText(const std::string& title, const std::string& chunk) const {
   // The title travels with every chunk of its document: it names the topic that a chunk
@@ -356,6 +401,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
         req.vector ? std::string(reinterpret_cast<const char*>(req.vector->data()), req.vector->size() * sizeof(float))
                    : req.text);
     if (auto hit = query_cache_->LookupExact(exact_key)) {
+      MaybeVerify(req, *hit);
       hit->cache = "exact";
       hit->embed_ms = 0;
       hit->search_ms = Millis(clock_->NowNanos() - t0);
@@ -399,6 +445,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (use_cache && !qvec.empty() && !result.degraded) {
     float similarity = 0;
     if (auto hit = query_cache_->LookupSemantic(params_key, qvec, &similarity)) {
+      MaybeVerify(req, *hit);
       hit->cache = "semantic";
       hit->cache_similarity = similarity;
       hit->embed_ms = result.embed_ms;

@@ -18,9 +18,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include "common/clock.h"
 #include "common/json.h"
 #include "embed/embedder.h"
+
 #include "engine/query_cache.h"
 #include "engine/requests.h"
 #include "index/bm25_index.h"
@@ -180,6 +184,15 @@ class Collection {
   std::unique_ptr<HnswIndex> graph_;  // internally synchronised; see ApplyLocked()
   // Results of recent queries; internally synchronised, invalidated by every write.
   std::unique_ptr<QueryCache<QueryResult>> query_cache_;
+  // Sampled verification of cache hits: a background thread recomputes a share of hits
+  // (bypassing the cache) and counts those whose fresh results differ.
+  void MaybeVerify(const QueryRequest& req, const QueryResult& served) const;
+  void VerifyLoop();
+  mutable std::mutex verify_mu_;
+  mutable std::condition_variable verify_cv_;
+  mutable std::deque<std::pair<QueryRequest, std::vector<std::string>>> verify_queue_;
+  bool verify_stop_ = false;
+  std::thread verifier_;
   PayloadIndex payload_;                // metadata, for filters
   std::string graph_source_ = "built";  // "loaded" when Load() took a saved graph
   Bm25Index keywords_;

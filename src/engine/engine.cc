@@ -157,6 +157,11 @@ void Engine::RenderMetrics(std::string* out) const {
   }
   family("contextd_query_cache_invalidated_total", "Cached query results dropped by writes.",
          [](const Collection& c) { return c.query_cache_stats().invalidated; });
+  family("contextd_query_cache_verified_total", "Cache hits recomputed by sampled verification.",
+         [](const Collection& c) { return c.query_cache_stats().verified; });
+  family("contextd_query_cache_verify_mismatches_total",
+         "Verified cache hits whose fresh top k differed (stale, or a semantic hit for another query).",
+         [](const Collection& c) { return c.query_cache_stats().verify_mismatches; });
   family("contextd_query_cache_entries", "Cached query results.",
          [](const Collection& c) { return c.query_cache_stats().entries; });
   *out += "# HELP contextd_store_bytes Approximate bytes in RocksDB.\n# TYPE contextd_store_bytes gauge\n";

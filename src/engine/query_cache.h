@@ -75,6 +75,8 @@ struct WriteChange {
 
 struct QueryCacheStats {
   uint64_t exact_hits = 0, semantic_hits = 0, misses = 0, invalidated = 0;
+  // Sampled hits recomputed in the background, and those whose fresh top k differed.
+  uint64_t verified = 0, verify_mismatches = 0;
   size_t entries = 0, bytes = 0;
 };
 
@@ -176,6 +178,11 @@ class QueryCache {
   size_t size() const {
     std::lock_guard<std::mutex> lock(mu_);
     return lru_.size();
+  }
+  void CountVerified(bool mismatch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.verified;
+    stats_.verify_mismatches += mismatch;
   }
   // A query the cache could not answer (it was searched).
   void CountMiss() {

@@ -69,6 +69,7 @@ Json CollectionConfig::ToJson() const {
   j["cache"]["threshold"] = cache_threshold;
   j["cache"]["max_mb"] = cache_max_mb;
   j["cache"]["ttl_s"] = cache_ttl_s;
+  j["cache"]["verify_fraction"] = cache_verify_fraction;
   return j;
 }
 
@@ -101,6 +102,8 @@ StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
       c.cache_threshold = static_cast<float>(v->as_double());
     if (const Json* v = qc->Find("max_mb"); v && v->is_number()) c.cache_max_mb = static_cast<int>(v->as_int());
     if (const Json* v = qc->Find("ttl_s"); v && v->is_number()) c.cache_ttl_s = static_cast<int>(v->as_int());
+    if (const Json* v = qc->Find("verify_fraction"); v && v->is_number())
+      c.cache_verify_fraction = static_cast<float>(v->as_double());
   }
   return c;
 }
@@ -184,7 +187,12 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   }
   if (const Json* qc = body.Find("cache")) {
     if (!qc->is_object()) return WrongType("cache", "an object", *qc);
-    CTX_RETURN_IF_ERROR(CheckKnownFields(*qc, {"enabled", "threshold", "max_mb", "ttl_s"}, "cache"));
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*qc, {"enabled", "threshold", "max_mb", "ttl_s", "verify_fraction"}, "cache"));
+    if (const Json* vf = qc->Find("verify_fraction")) {
+      if (!vf->is_number() || vf->as_double() < 0 || vf->as_double() > 1)
+        return InvalidArgument("'cache.verify_fraction' must be a number from 0 to 1", "out_of_range");
+      c.cache_verify_fraction = static_cast<float>(vf->as_double());
+    }
     if (const Json* en = qc->Find("enabled")) {
       if (!en->is_bool()) return WrongType("cache.enabled", "true or false", *en);
       c.cache_enabled = en->as_bool();

@@ -35,6 +35,8 @@ struct CollectionConfig {
   float cache_threshold = 0.98f;
   int cache_max_mb = 64;
   int cache_ttl_s = 3600;
+  // Share of cache hits recomputed in the background to measure stale answers.
+  float cache_verify_fraction = 0.01f;
 
   Json ToJson() const;
   // A config as stored by ToJson(); trusted, but still checked.

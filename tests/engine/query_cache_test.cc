@@ -1,7 +1,9 @@
 // The query-result cache inside a collection: exact and semantic hits, bypass, and above
 // all no stale answers: after random upserts, updates and deletes, every cached query
 // answers exactly what a fresh search does.
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -91,6 +93,31 @@ TEST_F(QueryCacheTest, CollectionSettings) {
                           R"({"cache":{"size":1}})"}) {
     EXPECT_FALSE(engine_->CreateCollection(kDefaultTenant, "bad", J(bad)).ok()) << bad;
   }
+}
+
+// Sampled verification recomputes hits in the background: exact hits match their fresh
+// search; a semantic hit for a different question (a loose threshold) does not.
+TEST_F(QueryCacheTest, SampledVerificationCountsMismatches) {
+  auto c = Create(R"({"embedder":"glove","cache":{"threshold":0.05,"verify_fraction":1}})");
+  Upsert(*c, J(R"({"documents":[{"id":"pets","text":"Cats and dogs are loyal pets."},
+                                 {"id":"money","text":"Banks raised interest rates on loans."}]})"));
+  const Json pets = J(R"({"query":"cats and dogs","mode":"vector","k":1})");
+  Query(*c, pets);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Query(*c, pets).cache, "exact");
+  auto wait_for = [&](uint64_t verified) {
+    for (int i = 0; i < 500 && c->query_cache_stats().verified < verified; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return c->query_cache_stats();
+  };
+  auto s = wait_for(3);
+  EXPECT_EQ(s.verified, 3u);
+  EXPECT_EQ(s.verify_mismatches, 0u);
+  const auto other = Query(*c, J(R"({"query":"bank loans interest","mode":"vector","k":1})"));
+  ASSERT_EQ(other.cache, "semantic") << "the loose threshold matches the cached pets query";
+  EXPECT_EQ(other.hits.at(0).doc_id, "pets");
+  s = wait_for(4);
+  EXPECT_EQ(s.verified, 4u);
+  EXPECT_EQ(s.verify_mismatches, 1u) << "a fresh search answers 'money'";
 }
 
 TEST_F(QueryCacheTest, WritesDropExactlyTheEntriesTheyCouldChange) {
