@@ -54,8 +54,10 @@ QueryCacheOptions CacheOptions(const CollectionConfig& c) {
   QueryCacheOptions o;
   o.enabled = c.cache_enabled;
   o.threshold = c.cache_threshold;
-  o.max_bytes = static_cast<size_t>(c.cache_max_mb) << 20;
-  o.ttl_ms = static_cast<int64_t>(c.cache_ttl_s) * 1000;
+  for (int t = 0; t < 3; ++t) {
+    o.tiers[t].max_bytes = static_cast<size_t>(c.cache_tier_mb[t]) << 20;
+    o.tiers[t].ttl_ms = static_cast<int64_t>(c.cache_tier_ttl_s[t]) * 1000;
+  }
   return o;
 }
 
@@ -400,9 +402,11 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
         params_key,
         req.vector ? std::string(reinterpret_cast<const char*>(req.vector->data()), req.vector->size() * sizeof(float))
                    : req.text);
-    if (auto hit = query_cache_->LookupExact(exact_key)) {
+    int tier = 0;
+    if (auto hit = query_cache_->LookupExact(exact_key, &tier)) {
       MaybeVerify(req, *hit);
       hit->cache = "exact";
+      hit->cache_tier = QueryCacheTierName(tier);
       hit->embed_ms = 0;
       hit->search_ms = Millis(clock_->NowNanos() - t0);
       return std::move(*hit);
@@ -444,9 +448,11 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   result.embed_ms = Millis(t1 - t0);
   if (use_cache && !qvec.empty() && !result.degraded) {
     float similarity = 0;
-    if (auto hit = query_cache_->LookupSemantic(params_key, qvec, &similarity)) {
+    int tier = 0;
+    if (auto hit = query_cache_->LookupSemantic(params_key, qvec, &similarity, &tier)) {
       MaybeVerify(req, *hit);
       hit->cache = "semantic";
+      hit->cache_tier = QueryCacheTierName(tier);
       hit->cache_similarity = similarity;
       hit->embed_ms = result.embed_ms;
       hit->search_ms = Millis(clock_->NowNanos() - t1);

@@ -61,6 +61,7 @@ struct QueryResult {
   // cache), "bypass" (the request skipped the cache), "off" (the collection has none).
   std::string cache = "miss";
   float cache_similarity = 0;  // semantic hits: cosine to the cached query
+  std::string cache_tier;      // hits: "hot", "warm" or "cold"
 };
 
 class Collection {

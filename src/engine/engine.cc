@@ -162,8 +162,17 @@ void Engine::RenderMetrics(std::string* out) const {
   family("contextd_query_cache_verify_mismatches_total",
          "Verified cache hits whose fresh top k differed (stale, or a semantic hit for another query).",
          [](const Collection& c) { return c.query_cache_stats().verify_mismatches; });
-  family("contextd_query_cache_entries", "Cached query results.",
-         [](const Collection& c) { return c.query_cache_stats().entries; });
+  *out +=
+      "# HELP contextd_query_cache_tier_entries Cached query results by tier.\n"
+      "# TYPE contextd_query_cache_tier_entries gauge\n";
+  for (const auto& c : all) {
+    const QueryCacheStats s = c->query_cache_stats();
+    for (int t = 0; t < 3; ++t) {
+      *out += "contextd_query_cache_tier_entries" +
+              RenderLabels({{"tenant", c->tenant()}, {"collection", c->name()}, {"tier", QueryCacheTierName(t)}}) +
+              " " + std::to_string(s.tier_entries[t]) + "\n";
+    }
+  }
   *out += "# HELP contextd_store_bytes Approximate bytes in RocksDB.\n# TYPE contextd_store_bytes gauge\n";
   *out += "contextd_store_bytes " + std::to_string(store_->ApproximateBytes()) + "\n";
 }

@@ -22,12 +22,15 @@
 // and refuses when a write has started since; BeginWrite() counts under the same lock, so
 // every entry either predates a write's invalidation or is refused.
 //
-// Bounds: entries are evicted least recently used past max_bytes, and expire after ttl_ms.
+// Tiers: hot, warm and cold, each an LRU list with its own size (bytes) and TTL. New
+// entries enter hot; a hit promotes an entry one tier up; an entry pushed out of a full
+// tier moves down one (its TTL restarting at the new tier's), and out of cold it is gone.
 //
 // Thread safety: safe for concurrent use.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <list>
@@ -45,12 +48,21 @@
 
 namespace contextd {
 
+struct QueryCacheTier {
+  size_t max_bytes;
+  int64_t ttl_ms;
+};
+
 struct QueryCacheOptions {
   bool enabled = true;
   float threshold = 0.98f;  // cosine for a semantic hit
-  size_t max_bytes = 64ull << 20;
-  int64_t ttl_ms = 3600 * 1000;
+  // hot, warm, cold: a small fast-turning hot set, most of the bytes warm, a long cold tail.
+  std::array<QueryCacheTier, 3> tiers = {QueryCacheTier{8ull << 20, 600 * 1000},
+                                         QueryCacheTier{40ull << 20, 3600 * 1000},
+                                         QueryCacheTier{16ull << 20, 6 * 3600 * 1000}};
 };
+
+inline const char* QueryCacheTierName(int tier) { return tier == 0 ? "hot" : tier == 1 ? "warm" : "cold"; }
 
 // What the collection stores and gets back: the result (opaque to the cache) plus what
 // invalidation needs.
@@ -75,6 +87,8 @@ struct WriteChange {
 
 struct QueryCacheStats {
   uint64_t exact_hits = 0, semantic_hits = 0, misses = 0, invalidated = 0;
+  std::array<uint64_t, 3> tier_hits{};  // hits by the tier the entry was in
+  std::array<size_t, 3> tier_entries{}, tier_bytes{};
   // Sampled hits recomputed in the background, and those whose fresh top k differed.
   uint64_t verified = 0, verify_mismatches = 0;
   size_t entries = 0, bytes = 0;
@@ -96,18 +110,21 @@ class QueryCache {
     return MakeEmbedKey(params_key, text_or_vector_bytes);
   }
 
-  std::optional<Result> LookupExact(const EmbedKey& key) {
+  // tier, when not null, receives the tier the entry was found in.
+  std::optional<Result> LookupExact(const EmbedKey& key, int* tier = nullptr) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = exact_.find(key);
     if (it == exact_.end() || Expired(*it->second)) return std::nullopt;
-    Touch(it->second);
     ++stats_.exact_hits;
-    return it->second->entry->result;
+    if (tier != nullptr) *tier = it->second->tier;
+    Result r = it->second->entry->result;
+    Promote(it->second);
+    return r;
   }
 
   // The best cached query with the same parameters at cosine >= threshold.
   std::optional<Result> LookupSemantic(const std::string& params_key, const std::vector<float>& query_vector,
-                                       float* similarity) {
+                                       float* similarity, int* tier = nullptr) {
     std::lock_guard<std::mutex> lock(mu_);
     auto bucket = by_params_.find(params_key);
     if (bucket == by_params_.end() || query_vector.empty()) return std::nullopt;
@@ -124,9 +141,11 @@ class QueryCache {
     }
     if (best == nullptr) return std::nullopt;
     *similarity = best_sim;
-    Touch(best->self);
     ++stats_.semantic_hits;
-    return best->entry->result;
+    if (tier != nullptr) *tier = best->tier;
+    Result r = best->entry->result;
+    Promote(best->self);
+    return r;
   }
 
   // Writes call BeginWrite() before their changes become visible and EndWrite() (which
@@ -140,12 +159,14 @@ class QueryCache {
     std::unordered_set<std::string> changed(change.doc_ids.begin(), change.doc_ids.end());
     std::vector<std::vector<float>> chunks;
     for (const auto& v : change.chunk_vectors) chunks.push_back(Normalised(v));
-    for (auto it = lru_.begin(); it != lru_.end();) {
-      if (Stale(*it->entry, changed, chunks)) {
-        it = EraseLocked(it);
-        ++stats_.invalidated;
-      } else {
-        ++it;
+    for (auto& list : tiers_) {
+      for (auto it = list.begin(); it != list.end();) {
+        if (Stale(*it->entry, changed, chunks)) {
+          it = EraseLocked(it);
+          ++stats_.invalidated;
+        } else {
+          ++it;
+        }
       }
     }
     ++writes_done_;
@@ -163,21 +184,22 @@ class QueryCache {
     std::lock_guard<std::mutex> lock(mu_);
     if (writes_started_ != snapshot) return;
     if (auto old = exact_.find(key); old != exact_.end()) EraseLocked(old->second);
-    lru_.push_front(Node{});
-    auto node = lru_.begin();
+    tiers_[0].push_front(Node{});
+    auto node = tiers_[0].begin();
     node->self = node;
     node->key = key;
-    node->expires_ms = clock_->WallMillis() + options_.ttl_ms;
+    node->tier = 0;
+    node->expires_ms = clock_->WallMillis() + options_.tiers[0].ttl_ms;
     node->entry = std::make_unique<Entry>(std::move(entry));
-    bytes_ += node->entry->bytes;
+    bytes_[0] += node->entry->bytes;
     exact_[key] = node;
     by_params_[node->entry->params_key].push_back(&*node);
-    while (bytes_ > options_.max_bytes && lru_.size() > 1) EraseLocked(std::prev(lru_.end()));
+    Rebalance();
   }
 
   size_t size() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return lru_.size();
+    return tiers_[0].size() + tiers_[1].size() + tiers_[2].size();
   }
   void CountVerified(bool mismatch) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -192,8 +214,12 @@ class QueryCache {
   QueryCacheStats stats() const {
     std::lock_guard<std::mutex> lock(mu_);
     QueryCacheStats s = stats_;
-    s.entries = lru_.size();
-    s.bytes = bytes_;
+    for (int t = 0; t < 3; ++t) {
+      s.tier_entries[t] = tiers_[t].size();
+      s.tier_bytes[t] = bytes_[t];
+      s.entries += tiers_[t].size();
+      s.bytes += bytes_[t];
+    }
     return s;
   }
 
@@ -203,20 +229,50 @@ class QueryCache {
   struct Node {
     Iter self;
     EmbedKey key;
-    int64_t expires_ms = 0;
+    int tier = 0;
+    int64_t expires_ms = 0;  // in its current tier
     std::unique_ptr<Entry> entry;
   };
 
   bool Expired(const Node& n) const { return n.expires_ms <= clock_->WallMillis(); }
-  void Touch(Iter it) { lru_.splice(lru_.begin(), lru_, it); }
+  // Moves an entry to the front of tier `to` (splice keeps iterators and pointers valid).
+  void MoveTo(Iter it, int to) {
+    bytes_[it->tier] -= it->entry->bytes;
+    bytes_[to] += it->entry->bytes;
+    tiers_[to].splice(tiers_[to].begin(), tiers_[it->tier], it);
+    it->tier = to;
+    it->expires_ms = clock_->WallMillis() + options_.tiers[to].ttl_ms;
+  }
+  // A hit: one tier up (hot stays hot, most recent).
+  void Promote(Iter it) {
+    if (it->tier == 0) {
+      tiers_[0].splice(tiers_[0].begin(), tiers_[0], it);
+    } else {
+      MoveTo(it, it->tier - 1);
+    }
+    Rebalance();
+  }
+  // Overfull tiers push their least recent entries one tier down; cold's leave.
+  void Rebalance() {
+    for (int t = 0; t < 3; ++t) {
+      while (bytes_[t] > options_.tiers[t].max_bytes && !tiers_[t].empty()) {
+        Iter last = std::prev(tiers_[t].end());
+        if (t == 2) {
+          EraseLocked(last);
+        } else {
+          MoveTo(last, t + 1);
+        }
+      }
+    }
+  }
 
   Iter EraseLocked(Iter it) {
     exact_.erase(it->key);
     auto& bucket = by_params_[it->entry->params_key];
     bucket.erase(std::find(bucket.begin(), bucket.end(), &*it));
     if (bucket.empty()) by_params_.erase(it->entry->params_key);
-    bytes_ -= it->entry->bytes;
-    return lru_.erase(it);
+    bytes_[it->tier] -= it->entry->bytes;
+    return tiers_[it->tier].erase(it);
   }
 
   std::vector<float> Normalised(const std::vector<float>& v) const {
@@ -256,10 +312,10 @@ class QueryCache {
   const int dim_;
   const Clock* clock_;
   mutable std::mutex mu_;
-  std::list<Node> lru_;  // front = most recent
+  std::array<std::list<Node>, 3> tiers_;  // hot, warm, cold; front = most recent
   std::unordered_map<EmbedKey, Iter, EmbedKeyHash> exact_;
   std::unordered_map<std::string, std::vector<Node*>> by_params_;
-  size_t bytes_ = 0;
+  std::array<size_t, 3> bytes_{};
   uint64_t writes_started_ = 0, writes_done_ = 0;
   QueryCacheStats stats_;
 };

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "embed/embedder_registry.h"
+#include "engine/query_cache.h"
 
 namespace contextd {
 namespace {
@@ -67,8 +68,11 @@ Json CollectionConfig::ToJson() const {
   j["index"]["quantization"] = int8 ? "int8" : "none";
   j["cache"]["enabled"] = cache_enabled;
   j["cache"]["threshold"] = cache_threshold;
-  j["cache"]["max_mb"] = cache_max_mb;
-  j["cache"]["ttl_s"] = cache_ttl_s;
+  for (int t = 0; t < 3; ++t) {
+    Json& tier = j["cache"]["tiers"][QueryCacheTierName(t)];
+    tier["max_mb"] = cache_tier_mb[t];
+    tier["ttl_s"] = cache_tier_ttl_s[t];
+  }
   j["cache"]["verify_fraction"] = cache_verify_fraction;
   return j;
 }
@@ -100,8 +104,14 @@ StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
     if (const Json* v = qc->Find("enabled"); v && v->is_bool()) c.cache_enabled = v->as_bool();
     if (const Json* v = qc->Find("threshold"); v && v->is_number())
       c.cache_threshold = static_cast<float>(v->as_double());
-    if (const Json* v = qc->Find("max_mb"); v && v->is_number()) c.cache_max_mb = static_cast<int>(v->as_int());
-    if (const Json* v = qc->Find("ttl_s"); v && v->is_number()) c.cache_ttl_s = static_cast<int>(v->as_int());
+    for (int t = 0; t < 3; ++t) {
+      const Json* tiers = qc->Find("tiers");
+      const Json* tier = tiers != nullptr ? tiers->Find(QueryCacheTierName(t)) : nullptr;
+      if (tier == nullptr) continue;
+      if (const Json* v = tier->Find("max_mb"); v && v->is_number()) c.cache_tier_mb[t] = static_cast<int>(v->as_int());
+      if (const Json* v = tier->Find("ttl_s"); v && v->is_number())
+        c.cache_tier_ttl_s[t] = static_cast<int>(v->as_int());
+    }
     if (const Json* v = qc->Find("verify_fraction"); v && v->is_number())
       c.cache_verify_fraction = static_cast<float>(v->as_double());
   }
@@ -187,7 +197,7 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   }
   if (const Json* qc = body.Find("cache")) {
     if (!qc->is_object()) return WrongType("cache", "an object", *qc);
-    CTX_RETURN_IF_ERROR(CheckKnownFields(*qc, {"enabled", "threshold", "max_mb", "ttl_s", "verify_fraction"}, "cache"));
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*qc, {"enabled", "threshold", "tiers", "verify_fraction"}, "cache"));
     if (const Json* vf = qc->Find("verify_fraction")) {
       if (!vf->is_number() || vf->as_double() < 0 || vf->as_double() > 1)
         return InvalidArgument("'cache.verify_fraction' must be a number from 0 to 1", "out_of_range");
@@ -202,8 +212,20 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
         return InvalidArgument("'cache.threshold' must be a number in (0, 1]", "out_of_range");
       c.cache_threshold = static_cast<float>(t->as_double());
     }
-    CTX_ASSIGN_OR_RETURN(c.cache_max_mb, ParseIntField(*qc, "max_mb", 1, 65536, 64));
-    CTX_ASSIGN_OR_RETURN(c.cache_ttl_s, ParseIntField(*qc, "ttl_s", 1, 30 * 24 * 3600, 3600));
+    if (const Json* tiers = qc->Find("tiers")) {
+      if (!tiers->is_object()) return WrongType("cache.tiers", "an object", *tiers);
+      CTX_RETURN_IF_ERROR(CheckKnownFields(*tiers, {"hot", "warm", "cold"}, "cache.tiers"));
+      for (int t = 0; t < 3; ++t) {
+        const Json* tier = tiers->Find(QueryCacheTierName(t));
+        if (tier == nullptr) continue;
+        const std::string where = std::string("cache.tiers.") + QueryCacheTierName(t);
+        if (!tier->is_object()) return WrongType(where, "an object", *tier);
+        CTX_RETURN_IF_ERROR(CheckKnownFields(*tier, {"max_mb", "ttl_s"}, where));
+        CTX_ASSIGN_OR_RETURN(c.cache_tier_mb[t], ParseIntField(*tier, "max_mb", 0, 65536, c.cache_tier_mb[t]));
+        CTX_ASSIGN_OR_RETURN(c.cache_tier_ttl_s[t],
+                             ParseIntField(*tier, "ttl_s", 1, 30 * 24 * 3600, c.cache_tier_ttl_s[t]));
+      }
+    }
   }
   if (const Json* a = body.Find("analyzer")) {
     if (!a->is_string()) return WrongType("analyzer", "a string", *a);

@@ -5,6 +5,7 @@
 // Thread safety: free functions and values.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,11 +31,12 @@ struct CollectionConfig {
   int hnsw_m = 16;  // "index": {"M": .., "ef_construction": ..}
   int hnsw_ef_construction = 200;
   bool int8 = false;  // "index": {"quantization": "int8"}: graph walks int8 codes
-  // "cache": {"enabled", "threshold", "max_mb", "ttl_s"}: the query-result cache.
+  // "cache": {"enabled", "threshold", "verify_fraction", "tiers": {"hot"|"warm"|"cold":
+  // {"max_mb", "ttl_s"}}}: the query-result cache.
   bool cache_enabled = true;
   float cache_threshold = 0.98f;
-  int cache_max_mb = 64;
-  int cache_ttl_s = 3600;
+  std::array<int, 3> cache_tier_mb = {8, 40, 16};
+  std::array<int, 3> cache_tier_ttl_s = {600, 3600, 6 * 3600};
   // Share of cache hits recomputed in the background to measure stale answers.
   float cache_verify_fraction = 0.01f;
 

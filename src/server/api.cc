@@ -277,6 +277,7 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
   r.json["mode"] = std::string(QueryModeName(result.mode));
   r.json["cache"] = result.cache;
   if (result.cache == "semantic") r.json["cache_similarity"] = result.cache_similarity;
+  if (!result.cache_tier.empty()) r.json["cache_tier"] = result.cache_tier;
   if (result.degraded) {
     r.json["degraded"] = true;
     r.json["degraded_reason"] = result.degraded_reason;

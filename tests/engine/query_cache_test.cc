@@ -2,6 +2,7 @@
 // all no stale answers: after random upserts, updates and deletes, every cached query
 // answers exactly what a fresh search does.
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <thread>
 
@@ -84,13 +85,15 @@ TEST_F(QueryCacheTest, CollectionSettings) {
   engine_ = std::move(Engine::Open(o, &metrics_).value());
   EXPECT_FALSE((*engine_->GetCollection(kDefaultTenant, "c"))->config().cache_enabled);
   // A low threshold makes loose paraphrases semantic hits; bad values are refused.
-  auto loose = *engine_->CreateCollection(kDefaultTenant, "loose",
-                                          J(R"({"embedder":"glove","cache":{"threshold":0.5,"ttl_s":60,"max_mb":1}})"));
+  auto loose = *engine_->CreateCollection(
+      kDefaultTenant, "loose",
+      J(R"({"embedder":"glove","cache":{"threshold":0.5,"tiers":{"hot":{"max_mb":1,"ttl_s":60}}}})"));
   Upsert(*loose, J(R"({"documents":[{"id":"pets","text":"Cats and dogs are loyal pets."}]})"));
   Query(*loose, J(R"({"query":"cats and dogs","mode":"vector"})"));
   EXPECT_EQ(Query(*loose, J(R"({"query":"puppies and kittens","mode":"vector"})")).cache, "semantic");
-  for (const char* bad : {R"({"cache":{"threshold":0}})", R"({"cache":{"enabled":"yes"}})", R"({"cache":{"ttl_s":0}})",
-                          R"({"cache":{"size":1}})"}) {
+  for (const char* bad :
+       {R"({"cache":{"threshold":0}})", R"({"cache":{"enabled":"yes"}})", R"({"cache":{"tiers":{"hot":{"ttl_s":0}}}})",
+        R"({"cache":{"tiers":{"lukewarm":{}}}})", R"({"cache":{"size":1}})"}) {
     EXPECT_FALSE(engine_->CreateCollection(kDefaultTenant, "bad", J(bad)).ok()) << bad;
   }
 }
@@ -118,6 +121,46 @@ TEST_F(QueryCacheTest, SampledVerificationCountsMismatches) {
   s = wait_for(4);
   EXPECT_EQ(s.verified, 4u);
   EXPECT_EQ(s.verify_mismatches, 1u) << "a fresh search answers 'money'";
+}
+
+// Tiers: entries start hot; a full hot tier pushes its least recent down to warm, warm to
+// cold, cold out; a hit promotes one tier up.
+TEST_F(QueryCacheTest, HotWarmColdTiers) {
+  // Tiers of 1 MB and results of ~200 KB (one long chunk): about five entries per tier.
+  auto c = Create(
+      R"({"embedder":"none","dim":2,"cache":{"threshold":0.999,"tiers":{"hot":{"max_mb":1},"warm":{"max_mb":1},"cold":{"max_mb":1}}}})");
+  std::string big(200000, 'x');  // one chunk of ~200 KB text: ~5 entries fit a tier
+  Json docs = J(R"({"documents":[]})");
+  for (int i = 0; i < 2; ++i) {
+    Json d = Json::MakeObject();
+    d["id"] = "d" + std::to_string(i);
+    d["text"] = big;
+    d["vector"] = J(i == 0 ? "[1,0]" : "[0,1]");
+    docs["documents"].push_back(std::move(d));
+  }
+  Upsert(*c, docs);
+  auto query = [&](int i) {
+    Json q = J(R"({"mode":"vector","k":1})");
+    const double angle = 0.3 * i;  // 17 degrees apart: never a semantic match at 0.999
+    q["vector"] = Json(Json::Array{Json(std::cos(angle)), Json(std::sin(angle))});
+    return Query(*c, q);
+  };
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(query(i).cache, "miss");
+  const QueryCacheStats s = c->query_cache_stats();
+  EXPECT_GT(s.tier_entries[0], 0u);
+  EXPECT_GT(s.tier_entries[1], 0u) << "hot overflowed into warm";
+  EXPECT_GT(s.tier_entries[2], 0u) << "warm overflowed into cold";
+  EXPECT_LT(s.entries, 20u) << "cold overflowed out";
+  // About five per tier: 15..19 hot, 10..14 warm, 5..9 cold, 0..4 gone.
+  EXPECT_EQ(query(19).cache_tier, "hot");
+  const auto warm = query(12);
+  EXPECT_EQ(warm.cache, "exact");
+  EXPECT_EQ(warm.cache_tier, "warm");
+  EXPECT_EQ(query(12).cache_tier, "hot") << "a hit promotes one tier up";
+  const auto cold = query(7);
+  EXPECT_EQ(cold.cache, "exact");
+  EXPECT_EQ(cold.cache_tier, "cold");
+  EXPECT_EQ(query(0).cache, "miss") << "pushed out of cold";
 }
 
 TEST_F(QueryCacheTest, WritesDropExactlyTheEntriesTheyCouldChange) {
