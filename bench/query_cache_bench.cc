@@ -105,7 +105,7 @@ int Main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     auto res = c->Query(*req);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    auto& tier = tiers[res->cache];
+    auto& tier = tiers[res->cache_tier.empty() ? res->cache : res->cache + "_" + res->cache_tier];
     ++tier.first;
     tier.second += ms;
     if (write_every > 0 && (r + 1) % write_every == 0) {
