@@ -38,18 +38,8 @@ body='{"model":"provider:fake","input":"How do I learn to cook well?"}'
 miss_ms=$(curl -sf -o /dev/null -w '%{time_total}' "$url/v1/embeddings" -d "$body" | awk '{print $1*1000}')
 echo "{\"first_request_ms\":$miss_ms}"
 
-cat > "$work/hit.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-  io.write(string.format('{"connections":%s,"requests":%d,"errors":%d,"rps":%.0f,"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f}\n',
-    os.getenv("CONNS"), summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read +
-      summary.errors.write + summary.errors.timeout, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
-end
-LUA
 for conns in 1 8 32; do
-  CONNS=$conns wrk -t1 -c$conns -d"${secs}s" -s "$work/hit.lua" "$url/v1/embeddings" | grep '^{'
+  BODY=$body LABEL=l1_hit CONNS=$conns wrk -t1 -c$conns -d"${secs}s" -s "$root/bench/post_body.lua" \
+    "$url/v1/embeddings" | grep '^{'
 done
 curl -sf "$url/metrics" | grep -E '^contextd_embed_(cache_requests_total|computed_total)' || true

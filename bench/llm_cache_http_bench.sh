@@ -39,19 +39,9 @@ para='{"prompt":"How can I learn to cook well?","scope":{"model":"m"}}'
 echo "{\"stored\":$stored,\"paraphrase_lookup\":$(curl -sf "$url/v1/cache/qa/lookup" -d "$para")}"
 for kind in exact paraphrase; do
   body=$exact; [ "$kind" = paraphrase ] && body=$para
-  cat > "$work/lookup.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-  io.write(string.format('{"lookup":"$kind","connections":%s,"requests":%d,"errors":%d,"rps":%.0f,"p50_ms":%.3f,"p99_ms":%.3f}\n',
-    os.getenv("CONNS"), summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read +
-      summary.errors.write + summary.errors.timeout, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-LUA
   for conns in 1 8; do
-    CONNS=$conns wrk -t1 -c$conns -d"${secs}s" -s "$work/lookup.lua" "$url/v1/cache/qa/lookup" | grep '^{'
+    BODY=$body LABEL=$kind CONNS=$conns wrk -t1 -c$conns -d"${secs}s" -s "$root/bench/post_body.lua" \
+      "$url/v1/cache/qa/lookup" | grep '^{'
   done
 done
 curl -sf "$url/metrics" | grep '^contextd_llm_cache_requests_total' || true
