@@ -25,6 +25,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   }
   CTX_ASSIGN_OR_RETURN(e->embedders_, EmbedderRegistry::Create(options.models_dir, options.embed, std::move(l2),
                                                                metrics, options.clock));
+  if (auto tok = TiktokenEncoder::Load(options.models_dir + "/tiktoken/cl100k_base.tiktoken"); tok.ok()) {
+    e->tokenizer_ = std::move(tok).value();
+  } else {
+    spdlog::warn("token counts fall back to words: {} (run scripts/setup)", tok.status().message());
+  }
   CTX_ASSIGN_OR_RETURN(e->llm_cache_,
                        LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);

@@ -19,6 +19,7 @@
 #include "embed/embedder_registry.h"
 #include "engine/collection.h"
 #include "store/store.h"
+#include "text/tiktoken.h"
 
 namespace contextd {
 
@@ -47,6 +48,9 @@ class Engine {
   const EmbedderRegistry& embedders() const { return *embedders_; }
   // The LLM response cache (data_dir/llm_cache), /v1/cache/{namespace}.
   LlmCache& llm_cache() { return *llm_cache_; }
+  // cl100k_base (models_dir/tiktoken/cl100k_base.tiktoken, installed by scripts/setup), for
+  // counting tokens as OpenAI's models do; null when the file is missing.
+  const TiktokenEncoder* tokenizer() const { return tokenizer_.get(); }
 
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.
@@ -63,6 +67,7 @@ class Engine {
   std::unique_ptr<Store> store_;
   std::unique_ptr<EmbedderRegistry> embedders_;  // after store_: its L2 tier is its own DB
   std::unique_ptr<LlmCache> llm_cache_;          // after embedders_, which it uses
+  std::unique_ptr<TiktokenEncoder> tokenizer_;
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;
 

@@ -52,12 +52,16 @@ void AppendVector(const float* v, size_t dim, std::string* out) {
   out->push_back(']');
 }
 
-// Usage is counted in pre-tokenizer tokens (words and punctuation), the unit the
-// in-process embedders see; a remote provider's own tokenizer may count differently.
-int64_t CountTokens(const std::vector<std::string_view>& texts) {
+// Usage is counted in cl100k_base tokens, as OpenAI counts for its embedding models; in
+// pre-tokenizer words when the vocabulary is not installed.
+int64_t CountTokens(const std::vector<std::string_view>& texts, const TiktokenEncoder* tokenizer) {
   std::vector<TokenSpan> spans;
   int64_t n = 0;
   for (auto t : texts) {
+    if (tokenizer != nullptr) {
+      n += static_cast<int64_t>(tokenizer->Count(t));
+      continue;
+    }
     spans.clear();
     PreTokenize(t, &spans);
     n += static_cast<int64_t>(spans.size());
@@ -116,7 +120,7 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   }
   out += "],\"model\":";
   AppendJsonString(embedder->model(), &out);
-  const std::string tokens = std::to_string(CountTokens(texts));
+  const std::string tokens = std::to_string(CountTokens(texts, engine_->tokenizer()));
   out += ",\"usage\":{\"prompt_tokens\":" + tokens + ",\"total_tokens\":" + tokens + "}}";
   return r;
 }

@@ -68,6 +68,11 @@ TEST_F(EmbeddingGatewayTest, OpenAiShapeWithCachingAcrossRequests) {
       std::string::npos);
   EXPECT_NE(metrics->body.find("contextd_embed_provider_breaker_state"), std::string::npos);
   EXPECT_NE(metrics->body.find("contextd_embed_batch_size"), std::string::npos);
+  // Counted in cl100k_base tokens (scripts/setup installs the vocabulary): "tiktoken is
+  // great!" is 6 tokens (t|ik|token| is| great|!), though only 4 words.
+  auto [us, usage] = Do("POST", "/v1/embeddings", R"({"model":"provider:fake","input":"tiktoken is great!"})");
+  ASSERT_EQ(us, 200) << usage.Dump();
+  EXPECT_EQ(usage.Find("usage")->Find("prompt_tokens")->as_int(), 6);
 }
 
 TEST_F(EmbeddingGatewayTest, BadInputGetsAClear400) {

@@ -1,0 +1,228 @@
+#include "text/tiktoken.h"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+
+namespace contextd {
+namespace {
+
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+bool DecodeBase64(std::string_view in, std::string* out) {
+  out->clear();
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    const int v = Base64Value(c);
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return true;
+}
+
+// One decoded character: code point and byte range.
+struct Char {
+  int32_t cp;
+  size_t begin, end;
+};
+
+std::vector<Char> DecodeChars(std::string_view s) {
+  std::vector<Char> out;
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  size_t i = 0;
+  while (i < s.size()) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    if (n <= 0) {  // an invalid byte stands alone (its bytes still get encoded)
+      cp = 0xFFFD;
+      n = 1;
+    }
+    out.push_back({cp, i, i + static_cast<size_t>(n)});
+    i += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+bool IsLetter(int32_t cp) {
+  const auto c = utf8proc_category(cp);
+  return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO;
+}
+bool IsNumber(int32_t cp) {
+  const auto c = utf8proc_category(cp);
+  return c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO;
+}
+// \s: Unicode White_Space.
+bool IsSpace(int32_t cp) {
+  if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return true;
+  const auto c = utf8proc_category(cp);
+  return c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL || c == UTF8PROC_CATEGORY_ZP;
+}
+bool IsNewline(int32_t cp) { return cp == '\r' || cp == '\n'; }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<TiktokenEncoder>> TiktokenEncoder::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot read the tokenizer file " + path);
+  std::unique_ptr<TiktokenEncoder> e(new TiktokenEncoder());
+  std::string line, bytes;
+  size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    char* end = nullptr;
+    const unsigned long rank = space == std::string::npos ? 0 : std::strtoul(line.c_str() + space + 1, &end, 10);
+    if (space == std::string::npos || end == line.c_str() + space + 1 || *end != '\0' || rank > 10000000 ||
+        !DecodeBase64(std::string_view(line).substr(0, space), &bytes))
+      return InvalidArgument(path + ":" + std::to_string(line_no) + ": expected 'base64 rank'");
+    if (rank >= e->by_rank_.size()) e->by_rank_.resize(rank + 1);
+    e->by_rank_[rank] = bytes;
+    e->ranks_.emplace(bytes, static_cast<uint32_t>(rank));
+  }
+  if (e->ranks_.size() < 256) return InvalidArgument(path + " does not hold a byte-level BPE vocabulary");
+  return e;
+}
+
+std::vector<std::string_view> TiktokenEncoder::Split(std::string_view text) const {
+  // The cl100k_base pattern, alternative by alternative (first match wins):
+  //   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N}{1,3}
+  //   | ' '?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+  const std::vector<Char> cs = DecodeChars(text);
+  const size_t n = cs.size();
+  std::vector<std::string_view> out;
+  auto lower = [&](size_t i) { return i < n && cs[i].cp < 128 ? std::tolower(cs[i].cp) : -1; };
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    const int32_t c = cs[i].cp;
+    // 1. Contractions.
+    if (c == '\'') {
+      const int a = lower(i + 1), b = lower(i + 2);
+      if (a == 's' || a == 't' || a == 'm' || a == 'd') {
+        j = i + 2;
+      } else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) {
+        j = i + 3;
+      }
+    }
+    // 2. Letters, with at most one leading character that is not a newline, letter or digit.
+    if (j == i) {
+      size_t k = i;
+      if (!IsLetter(c) && !IsNewline(c) && !IsNumber(c) && i + 1 < n && IsLetter(cs[i + 1].cp)) k = i + 1;
+      if (IsLetter(cs[k].cp)) {
+        while (k < n && IsLetter(cs[k].cp)) ++k;
+        j = k;
+      }
+    }
+    // 3. One to three digits.
+    if (j == i && IsNumber(c)) {
+      while (j < n && j < i + 3 && IsNumber(cs[j].cp)) ++j;
+    }
+    // 4. An optional space, punctuation (neither space, letter nor digit), trailing newlines.
+    if (j == i) {
+      size_t k = i;
+      if (c == ' ' && i + 1 < n) k = i + 1;
+      auto punct = [&](size_t x) { return !IsSpace(cs[x].cp) && !IsLetter(cs[x].cp) && !IsNumber(cs[x].cp); };
+      if (k < n && punct(k)) {
+        while (k < n && punct(k)) ++k;
+        while (k < n && IsNewline(cs[k].cp)) ++k;
+        j = k;
+      }
+    }
+    if (j == i && IsSpace(c)) {
+      size_t run = i;
+      while (run < n && IsSpace(cs[run].cp)) ++run;
+      // 5. Whitespace up to and including its last newline.
+      size_t last_newline = run;
+      for (size_t k = i; k < run; ++k) {
+        if (IsNewline(cs[k].cp)) last_newline = k;
+      }
+      if (last_newline < run) {
+        j = last_newline + 1;
+      } else if (run == n) {
+        j = run;  // 6. trailing whitespace, all of it
+      } else if (run - i > 1) {
+        j = run - 1;  // 6. leaves one space for the next piece
+      } else {
+        j = run;  // 7.
+      }
+    }
+    if (j == i) j = i + 1;  // unreachable for valid patterns; never loop forever
+    out.push_back(text.substr(cs[i].begin, cs[j - 1].end - cs[i].begin));
+    i = j;
+  }
+  return out;
+}
+
+void TiktokenEncoder::EncodePiece(std::string_view piece, std::vector<uint32_t>* out) const {
+  if (auto it = ranks_.find(std::string(piece)); it != ranks_.end()) {
+    out->push_back(it->second);
+    return;
+  }
+  // Byte-pair merges: parts start as single bytes; repeatedly merge the adjacent pair
+  // whose concatenation has the lowest rank.
+  constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+  std::vector<size_t> starts;  // part boundaries, plus the end
+  for (size_t i = 0; i <= piece.size(); ++i) starts.push_back(i);
+  auto rank_of = [&](size_t a) -> uint32_t {  // rank of parts a and a+1 merged
+    if (a + 2 >= starts.size()) return kNone;
+    auto it = ranks_.find(std::string(piece.substr(starts[a], starts[a + 2] - starts[a])));
+    return it == ranks_.end() ? kNone : it->second;
+  };
+  std::vector<uint32_t> pair_rank(starts.size());
+  for (size_t a = 0; a < starts.size(); ++a) pair_rank[a] = rank_of(a);
+  while (starts.size() > 2) {
+    size_t best = 0;
+    uint32_t best_rank = kNone;
+    for (size_t a = 0; a + 2 < starts.size(); ++a) {
+      if (pair_rank[a] < best_rank) {
+        best_rank = pair_rank[a];
+        best = a;
+      }
+    }
+    if (best_rank == kNone) break;
+    starts.erase(starts.begin() + static_cast<std::ptrdiff_t>(best + 1));
+    pair_rank.erase(pair_rank.begin() + static_cast<std::ptrdiff_t>(best + 1));
+    pair_rank[best] = rank_of(best);
+    if (best > 0) pair_rank[best - 1] = rank_of(best - 1);
+  }
+  for (size_t a = 0; a + 1 < starts.size(); ++a) {
+    auto it = ranks_.find(std::string(piece.substr(starts[a], starts[a + 1] - starts[a])));
+    // Every single byte has a rank in a byte-level vocabulary.
+    out->push_back(it != ranks_.end() ? it->second : 0);
+  }
+}
+
+std::vector<uint32_t> TiktokenEncoder::Encode(std::string_view text) const {
+  std::vector<uint32_t> out;
+  for (std::string_view piece : Split(text)) EncodePiece(piece, &out);
+  return out;
+}
+
+size_t TiktokenEncoder::Count(std::string_view text) const { return Encode(text).size(); }
+
+std::string TiktokenEncoder::Decode(const std::vector<uint32_t>& tokens) const {
+  std::string out;
+  for (uint32_t t : tokens) {
+    if (t < by_rank_.size()) out += by_rank_[t];
+  }
+  return out;
+}
+
+}  // namespace contextd

@@ -1,0 +1,90 @@
+// cl100k_base tokenization against token ids the vocabulary file itself pins down
+// (each expected id decodes to the expected piece), the pre-tokenizer's rules, and round
+// trips over real text (SciFact abstracts, Quora questions, Unicode, invalid bytes).
+#include "text/tiktoken.h"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace contextd {
+namespace {
+
+const std::string kVocab = std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken";
+
+class TiktokenTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto e = TiktokenEncoder::Load(kVocab);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    enc_ = std::move(e).value().release();
+  }
+  static TiktokenEncoder* enc_;
+};
+TiktokenEncoder* TiktokenTest::enc_ = nullptr;
+
+TEST_F(TiktokenTest, KnownEncodings) {
+  EXPECT_EQ(enc_->vocab_size(), 100256u);
+  EXPECT_EQ(enc_->Encode("hello world"), (std::vector<uint32_t>{15339, 1917}));
+  EXPECT_EQ(enc_->Encode("Hello, world!"), (std::vector<uint32_t>{9906, 11, 1917, 0}));
+  // "tiktoken" is not one token: t + ik + token, by merge rank.
+  EXPECT_EQ(enc_->Encode("tiktoken is great!"), (std::vector<uint32_t>{83, 1609, 5963, 374, 2294, 0}));
+  EXPECT_TRUE(enc_->Encode("").empty());
+}
+
+TEST_F(TiktokenTest, PreTokenizerRules) {
+  auto split = [&](std::string_view s) {
+    std::vector<std::string> out;
+    for (auto p : enc_->Split(s)) out.emplace_back(p);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(split("I'm don't WE'LL"), (V{"I", "'m", " don", "'t", " WE", "'LL"}));
+  EXPECT_EQ(split("12345 abc"), (V{"123", "45", " abc"}));
+  EXPECT_EQ(split("x  y"), (V{"x", " ", " y"})) << "a run of spaces leaves one for the next word";
+  EXPECT_EQ(split("a \n\n b"), (V{"a", " \n\n", " b"}));
+  EXPECT_EQ(split("end   "), (V{"end", "   "}));
+  EXPECT_EQ(split("hi!!! ok?\n"), (V{"hi", "!!!", " ok", "?\n"}));
+  EXPECT_EQ(split(" 42"), (V{" ", "42"}));
+  EXPECT_EQ(split("$100"), (V{"$", "100"}));
+  EXPECT_EQ(split("naïve café"), (V{"naïve", " café"}));
+}
+
+TEST_F(TiktokenTest, RoundTripsRealAndOddText) {
+  std::vector<std::string> texts = {"",
+                                    " ",
+                                    "\n\n\n",
+                                    "日本語のテキスト",
+                                    "emoji 😀🚀 test",
+                                    "tabs\tand\r\nCRLF",
+                                    std::string("bad \xff\xfe bytes"),
+                                    "Ünïcödé ÀÉÎÕÜ"};
+  for (const char* path : {"/data/scifact/corpus.jsonl", "/data/quora/questions.csv"}) {
+    std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + path);
+    std::string line;
+    for (int i = 0; i < 300 && std::getline(in, line); ++i) texts.push_back(line);
+  }
+  size_t tokens = 0, bytes = 0;
+  for (const auto& t : texts) {
+    const auto ids = enc_->Encode(t);
+    EXPECT_EQ(enc_->Decode(ids), t);
+    EXPECT_EQ(enc_->Count(t), ids.size());
+    tokens += ids.size();
+    bytes += t.size();
+  }
+  // English averages about four bytes per token in cl100k.
+  EXPECT_GT(static_cast<double>(bytes) / tokens, 3.0);
+  EXPECT_LT(static_cast<double>(bytes) / tokens, 6.0);
+}
+
+TEST(TiktokenLoadTest, BadFilesAreNamed) {
+  EXPECT_EQ(TiktokenEncoder::Load("/nonexistent.tiktoken").status().code(), StatusCode::kNotFound);
+  const std::string path = ::testing::TempDir() + "/bad.tiktoken";
+  std::ofstream(path) << "not base64!! 0\n";
+  auto bad = TiktokenEncoder::Load(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("bad.tiktoken:1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace contextd
