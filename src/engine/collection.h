@@ -111,6 +111,7 @@ class Collection {
   bool has_embedder() const { return config_.embedder != "none"; }
   // Queries on this collection wait on a remote embedder (see Embedder::waits()).
   bool embedder_waits() const { return embedder_ != nullptr && embedder_->waits(); }
+  const Analyzer& analyzer() const { return *analyzer_; }
   QueryCacheStats query_cache_stats() const { return query_cache_->stats(); }
 
  private:

@@ -68,6 +68,9 @@ class Api {
   StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req);
   StatusOr<Reply> Query(const Params& p, const HttpRequest& req);
   // embeddings_api.cc: the OpenAI and TEI embedding endpoints.
+  // POST /v1/context (context_api.cc).
+  StatusOr<Reply> Context(const Params& p, const HttpRequest& req);
+
   // The LLM response cache (cache_api.cc).
   StatusOr<Reply> CacheConfigure(const Params& p, const HttpRequest& req);
   StatusOr<Reply> CacheDescribe(const Params& p, const HttpRequest& req);

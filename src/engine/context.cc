@@ -1,0 +1,172 @@
+#include "engine/context.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace contextd {
+namespace {
+
+constexpr const char* kWaves[] = {"critical", "important", "relevant", "supplementary"};
+
+// The wave of a candidate: by score relative to the best when scores are positive, else
+// by rank (3, 5, 10, rest).
+int WaveOf(float score, float top, size_t rank) {
+  if (top > 0 && score > 0) {
+    const float r = score / top;
+    return r >= 0.8f ? 0 : r >= 0.6f ? 1 : r >= 0.4f ? 2 : 3;
+  }
+  return rank < 3 ? 0 : rank < 8 ? 1 : rank < 18 ? 2 : 3;
+}
+
+// b appended to a without the text they share (a's longest suffix that is b's prefix):
+// neighbouring chunks overlap by the chunker's overlap.
+std::string JoinOverlapping(const std::string& a, const std::string& b) {
+  const size_t max = std::min({a.size(), b.size(), size_t{4096}});
+  for (size_t len = max; len >= 8; --len) {
+    if (a.compare(a.size() - len, len, b, 0, len) == 0) return a + b.substr(len);
+  }
+  return a + "\n" + b;
+}
+
+}  // namespace
+
+StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_embedder) {
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  ContextRequest r;
+  r.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
+  for (const auto& [k, v] : body.as_object()) {
+    if (k == "collection") continue;
+    if (k == "query") {
+      if (!v.is_string() || v.as_string().find_first_not_of(" \t\r\n") == std::string::npos)
+        return InvalidArgument("'query' must be a non-empty string", "missing_field");
+      r.query = v.as_string();
+    } else if (k == "max_tokens") {
+      if (!v.is_int() || v.as_int() <= 0 || v.as_int() > 1000000)
+        return InvalidArgument("'max_tokens' must be a whole number from 1 to 1000000", "out_of_range");
+      r.max_tokens = static_cast<size_t>(v.as_int());
+    } else if (k == "max_ms") {
+      if (!v.is_number() || v.as_double() <= 0)
+        return InvalidArgument("'max_ms' must be a positive number of milliseconds", "out_of_range");
+      r.max_ms = static_cast<int64_t>(v.as_double());
+    } else if (k == "candidates") {
+      if (!v.is_int() || v.as_int() < 1 || v.as_int() > static_cast<int64_t>(kMaxK))
+        return InvalidArgument("'candidates' must be from 1 to " + std::to_string(kMaxK), "out_of_range");
+      r.candidates = static_cast<size_t>(v.as_int());
+    } else if (k == "mode") {
+      const std::string m = v.is_string() ? v.as_string() : "";
+      if (m == "vector" && has_embedder) {
+        r.mode = QueryMode::kVector;
+      } else if (m == "keyword") {
+        r.mode = QueryMode::kKeyword;
+      } else if (m == "hybrid" && has_embedder) {
+        r.mode = QueryMode::kHybrid;
+      } else {
+        return InvalidArgument("'mode' must be keyword, or vector or hybrid in a collection with an embedder",
+                               "invalid_mode");
+      }
+    } else {
+      return InvalidArgument(
+          "unknown field '" + k + "'; expected collection, query, max_tokens, max_ms, mode, candidates",
+          "unknown_field");
+    }
+  }
+  if (r.query.empty()) return InvalidArgument("'query' is required", "missing_field");
+  return r;
+}
+
+StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
+                                     const ContextRequest& request, const Clock* clock) {
+  const int64_t start = clock->NowNanos();
+  const int64_t deadline = request.max_ms > 0 ? start + request.max_ms * 1000000 : 0;
+  QueryRequest q;
+  q.text = request.query;
+  q.k = request.candidates;
+  q.mode = request.mode;
+  q.params_key = "context:" + std::to_string(request.candidates);
+  ContextResult out;
+  CTX_ASSIGN_OR_RETURN(out.search, collection.Query(q));
+  const auto& hits = out.search.hits;
+  out.candidates = hits.size();
+  if (hits.empty()) {
+    out.stopped = "exhausted";
+    return out;
+  }
+  std::vector<std::string> terms;
+  collection.analyzer().Analyze(request.query, &terms);
+  std::set<std::string> missing(terms.begin(), terms.end());
+  const float top = hits[0].score;
+
+  // Wave by wave: each chunk that fits, best first.
+  std::vector<size_t> chosen;  // hit indexes
+  size_t used = 0;
+  out.stopped = "exhausted";
+  size_t next = 0;
+  for (int wave = 0; wave < 4 && next < hits.size(); ++wave) {
+    if (deadline != 0 && clock->NowNanos() >= deadline) {
+      out.stopped = "deadline";
+      break;
+    }
+    bool any = false;
+    for (; next < hits.size() && WaveOf(hits[next].score, top, next) <= wave; ++next) {
+      const size_t cost = tokenizer.Count(hits[next].text);
+      if (used + cost > request.max_tokens) {
+        out.stopped = "budget";
+        continue;  // a later, shorter chunk may still fit
+      }
+      used += cost;
+      chosen.push_back(next);
+      any = true;
+      std::vector<std::string> chunk_terms;
+      collection.analyzer().Analyze(hits[next].text, &chunk_terms);
+      for (const auto& t : chunk_terms) missing.erase(t);
+    }
+    if (any) out.waves = wave + 1;
+    if (out.stopped == "budget") break;
+    // Sufficient: every query term covered, and what is left scores under half the top.
+    const bool covered = missing.empty();
+    const bool little_left = next >= hits.size() || (top > 0 && hits[next].score < 0.5f * top);
+    if (covered && little_left && !chosen.empty()) {
+      out.stopped = "sufficient";
+      break;
+    }
+  }
+
+  // One piece per run of adjacent chunks of a document, in the order of their best chunk.
+  std::map<std::string, std::vector<size_t>> by_doc;
+  for (size_t i : chosen) by_doc[hits[i].doc_id].push_back(i);
+  for (auto& [doc, idx] : by_doc) {
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return hits[a].chunk < hits[b].chunk; });
+    for (size_t i = 0; i < idx.size();) {
+      ContextPiece p;
+      p.doc_id = doc;
+      p.first_chunk = p.last_chunk = hits[idx[i]].chunk;
+      p.text = hits[idx[i]].text;
+      size_t best = idx[i];
+      size_t j = i + 1;
+      for (; j < idx.size() && hits[idx[j]].chunk == p.last_chunk + 1; ++j) {
+        p.text = JoinOverlapping(p.text, hits[idx[j]].text);
+        p.last_chunk = hits[idx[j]].chunk;
+        best = std::min(best, idx[j]);
+      }
+      p.score = hits[best].score;
+      p.wave = kWaves[WaveOf(hits[best].score, top, best)];
+      p.tokens = tokenizer.Count(p.text);
+      out.pieces.push_back(std::move(p));
+      i = j;
+    }
+  }
+  std::stable_sort(out.pieces.begin(), out.pieces.end(),
+                   [](const ContextPiece& a, const ContextPiece& b) { return a.score > b.score; });
+  // Merged texts are counted again (a join can tokenise differently from its parts);
+  // should they exceed the budget, the lowest-scoring pieces go.
+  out.tokens = 0;
+  for (const auto& p : out.pieces) out.tokens += p.tokens;
+  while (out.tokens > request.max_tokens && !out.pieces.empty()) {
+    out.tokens -= out.pieces.back().tokens;
+    out.pieces.pop_back();
+  }
+  return out;
+}
+
+}  // namespace contextd

@@ -1,0 +1,59 @@
+// Progressive context loading (/v1/context): the context an LLM prompt needs from a
+// collection, within a token and time budget.
+//
+// One search fetches candidates (chunks, best first). They are sorted into relevance
+// waves by their score relative to the best (critical >= 0.8, important >= 0.6,
+// relevant >= 0.4, supplementary below; by rank when scores are not positive) and added
+// wave by wave, best first, while they fit the token budget. After each wave a
+// sufficiency test may stop early: every query term is covered by the context so far and
+// the next wave's best score is under half the top score (little marginal gain). The
+// deadline (max_ms) stops it too. Adjacent chunks of one document become one piece (their
+// overlapping text once), with its citation: document id, chunk range, best score, wave.
+// Token counts are cl100k_base's, of each piece's final text, and never exceed the budget.
+//
+// Thread safety: free function; safe for concurrent use.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "engine/collection.h"
+#include "text/tiktoken.h"
+
+namespace contextd {
+
+struct ContextRequest {
+  std::string query;
+  size_t max_tokens = 2000;
+  int64_t max_ms = 0;  // 0: no deadline
+  QueryMode mode = QueryMode::kHybrid;
+  size_t candidates = 40;
+  // From the request body: {"collection", "query", "max_tokens", "max_ms", "mode",
+  // "candidates"}; has_embedder picks the default mode (hybrid, else keyword).
+  static StatusOr<ContextRequest> FromJson(const Json& body, bool has_embedder);
+};
+
+struct ContextPiece {
+  std::string text;
+  std::string doc_id;
+  uint32_t first_chunk = 0, last_chunk = 0;
+  float score = 0;
+  std::string wave;  // critical | important | relevant | supplementary
+  size_t tokens = 0;
+};
+
+struct ContextResult {
+  std::vector<ContextPiece> pieces;
+  size_t tokens = 0;
+  size_t candidates = 0;
+  int waves = 0;        // waves (partly) used
+  std::string stopped;  // sufficient | budget | deadline | exhausted
+  QueryResult search;   // the underlying search (mode, timings, cache, degraded)
+};
+
+StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
+                                     const ContextRequest& request, const Clock* clock);
+
+}  // namespace contextd
