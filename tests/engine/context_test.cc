@@ -9,20 +9,16 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "engine/test_engine.h"
 #include "test_util.h"
 
 namespace contextd {
 namespace {
 
-Json J(const std::string& s) { return *ParseJson(s); }
-
 class ContextTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EngineOptions o;
-    o.data_dir = dir_.path();
-    o.models_dir = CONTEXTD_MODELS_DIR;
-    engine_ = std::move(Engine::Open(o, &metrics_).value());
+    engine_ = OpenTestEngine(dir_.path(), &metrics_);
     auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
     ASSERT_TRUE(tok.ok());
     tokenizer_ = std::move(tok).value();

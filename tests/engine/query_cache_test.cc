@@ -9,21 +9,15 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "engine/test_engine.h"
 #include "test_util.h"
 
 namespace contextd {
 namespace {
 
-Json J(const std::string& s) { return *ParseJson(s); }
-
 class QueryCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    EngineOptions o;
-    o.data_dir = dir_.path();
-    o.models_dir = CONTEXTD_MODELS_DIR;
-    engine_ = std::move(Engine::Open(o, &metrics_).value());
-  }
+  void SetUp() override { engine_ = OpenTestEngine(dir_.path(), &metrics_); }
   std::shared_ptr<Collection> Create(const std::string& spec) {
     return *engine_->CreateCollection(kDefaultTenant, "c", J(spec));
   }
@@ -79,10 +73,7 @@ TEST_F(QueryCacheTest, CollectionSettings) {
   EXPECT_FALSE(c->config().cache_enabled);
   // Stored with the collection: a restarted engine keeps the setting.
   engine_.reset();
-  EngineOptions o;
-  o.data_dir = dir_.path();
-  o.models_dir = CONTEXTD_MODELS_DIR;
-  engine_ = std::move(Engine::Open(o, &metrics_).value());
+  engine_ = OpenTestEngine(dir_.path(), &metrics_);
   EXPECT_FALSE((*engine_->GetCollection(kDefaultTenant, "c"))->config().cache_enabled);
   // A low threshold makes loose paraphrases semantic hits; bad values are refused.
   auto loose = *engine_->CreateCollection(
