@@ -37,6 +37,12 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
   r.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
   for (const auto& [k, v] : body.as_object()) {
     if (k == "collection") continue;
+    if (k == "session_id") {
+      if (!v.is_string()) return InvalidArgument("'session_id' must be a string", "invalid_value");
+      CTX_RETURN_IF_ERROR(SessionStore::ValidateId(v.as_string()));
+      r.session_id = v.as_string();
+      continue;
+    }
     if (k == "query") {
       if (!v.is_string() || v.as_string().find_first_not_of(" \t\r\n") == std::string::npos)
         return InvalidArgument("'query' must be a non-empty string", "missing_field");
@@ -67,7 +73,7 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
       }
     } else {
       return InvalidArgument(
-          "unknown field '" + k + "'; expected collection, query, max_tokens, max_ms, mode, candidates",
+          "unknown field '" + k + "'; expected collection, query, max_tokens, max_ms, mode, candidates, session_id",
           "unknown_field");
     }
   }
@@ -76,24 +82,43 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
 }
 
 StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
-                                     const ContextRequest& request, const Clock* clock) {
+                                     const ContextRequest& request, const Clock* clock,
+                                     const std::vector<SessionTurn>& turns) {
   const int64_t start = clock->NowNanos();
   const int64_t deadline = request.max_ms > 0 ? start + request.max_ms * 1000000 : 0;
+  ContextResult out;
+  // The conversation first: newest turns within a quarter of the budget.
+  size_t turn_tokens = 0;
+  for (size_t i = turns.size(); i-- > 0;) {
+    const size_t cost = tokenizer.Count(turns[i].content);
+    if (turn_tokens + cost > request.max_tokens / 4) break;
+    turn_tokens += cost;
+    out.turns.insert(out.turns.begin(), ContextTurn{turns[i].role, turns[i].content, cost});
+  }
+  std::string query_text;
+  int user_turns = 0;
+  for (size_t i = turns.size(); i-- > 0 && user_turns < 2;) {
+    if (turns[i].role != "user") continue;
+    query_text = turns[i].content + "\n" + query_text;
+    ++user_turns;
+  }
+  query_text += request.query;
+  const size_t budget = request.max_tokens - turn_tokens;
   QueryRequest q;
-  q.text = request.query;
+  q.text = query_text;
   q.k = request.candidates;
   q.mode = request.mode;
   q.params_key = "context:" + std::to_string(request.candidates);
-  ContextResult out;
   CTX_ASSIGN_OR_RETURN(out.search, collection.Query(q));
   const auto& hits = out.search.hits;
   out.candidates = hits.size();
   if (hits.empty()) {
     out.stopped = "exhausted";
+    out.tokens = turn_tokens;
     return out;
   }
   std::vector<std::string> terms;
-  collection.analyzer().Analyze(request.query, &terms);
+  collection.analyzer().Analyze(query_text, &terms);
   std::set<std::string> missing(terms.begin(), terms.end());
   const float top = hits[0].score;
 
@@ -110,7 +135,7 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
     bool any = false;
     for (; next < hits.size() && WaveOf(hits[next].score, top, next) <= wave; ++next) {
       const size_t cost = tokenizer.Count(hits[next].text);
-      if (used + cost > request.max_tokens) {
+      if (used + cost > budget) {
         out.stopped = "budget";
         continue;  // a later, shorter chunk may still fit
       }
@@ -160,7 +185,7 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
                    [](const ContextPiece& a, const ContextPiece& b) { return a.score > b.score; });
   // Merged texts are counted again (a join can tokenise differently from its parts);
   // should they exceed the budget, the lowest-scoring pieces go.
-  out.tokens = 0;
+  out.tokens = turn_tokens;
   for (const auto& p : out.pieces) out.tokens += p.tokens;
   while (out.tokens > request.max_tokens && !out.pieces.empty()) {
     out.tokens -= out.pieces.back().tokens;

@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "engine/collection.h"
+#include "engine/sessions.h"
 #include "text/tiktoken.h"
 
 namespace contextd {
@@ -30,6 +31,7 @@ struct ContextRequest {
   int64_t max_ms = 0;  // 0: no deadline
   QueryMode mode = QueryMode::kHybrid;
   size_t candidates = 40;
+  std::string session_id;  // when set, recent turns join the context and the query
   // From the request body: {"collection", "query", "max_tokens", "max_ms", "mode",
   // "candidates"}; has_embedder picks the default mode (hybrid, else keyword).
   static StatusOr<ContextRequest> FromJson(const Json& body, bool has_embedder);
@@ -44,8 +46,14 @@ struct ContextPiece {
   size_t tokens = 0;
 };
 
+struct ContextTurn {
+  std::string role, content;
+  size_t tokens = 0;
+};
+
 struct ContextResult {
   std::vector<ContextPiece> pieces;
+  std::vector<ContextTurn> turns;  // the session's recent turns that fit, oldest first
   size_t tokens = 0;
   size_t candidates = 0;
   int waves = 0;        // waves (partly) used
@@ -53,7 +61,11 @@ struct ContextResult {
   QueryResult search;   // the underlying search (mode, timings, cache, degraded)
 };
 
+// turns: the session's turns (oldest first), empty without a session. Up to a quarter of
+// the budget goes to the newest turns that fit; the last two user turns join the query,
+// so a follow-up ("and its side effects?") retrieves what the conversation is about.
 StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
-                                     const ContextRequest& request, const Clock* clock);
+                                     const ContextRequest& request, const Clock* clock,
+                                     const std::vector<SessionTurn>& turns = {});
 
 }  // namespace contextd

@@ -30,6 +30,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   } else {
     spdlog::warn("token counts fall back to words: {} (run scripts/setup)", tok.status().message());
   }
+  CTX_ASSIGN_OR_RETURN(e->sessions_, SessionStore::Open(options.data_dir + "/sessions", options.clock));
   CTX_ASSIGN_OR_RETURN(e->llm_cache_,
                        LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);

@@ -18,6 +18,7 @@
 #include "common/metrics.h"
 #include "embed/embedder_registry.h"
 #include "engine/collection.h"
+#include "engine/sessions.h"
 #include "store/store.h"
 #include "text/tiktoken.h"
 
@@ -51,6 +52,8 @@ class Engine {
   // cl100k_base (models_dir/tiktoken/cl100k_base.tiktoken, installed by scripts/setup), for
   // counting tokens as OpenAI's models do; null when the file is missing.
   const TiktokenEncoder* tokenizer() const { return tokenizer_.get(); }
+  // Conversation sessions (data_dir/sessions) for /v1/context.
+  SessionStore& sessions() { return *sessions_; }
 
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.
@@ -68,6 +71,7 @@ class Engine {
   std::unique_ptr<EmbedderRegistry> embedders_;  // after store_: its L2 tier is its own DB
   std::unique_ptr<LlmCache> llm_cache_;          // after embedders_, which it uses
   std::unique_ptr<TiktokenEncoder> tokenizer_;
+  std::unique_ptr<SessionStore> sessions_;
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;
 

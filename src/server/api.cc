@@ -83,6 +83,9 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t
   AddRoute("POST", "/v1/collections/{name}/query", Pool::kQuery, std::bind(&Api::Query, this, _1, _2));
   // Context assembly searches and may embed through a provider: the embed pool.
   AddRoute("POST", "/v1/context", Pool::kEmbed, std::bind(&Api::Context, this, _1, _2));
+  AddRoute("POST", "/v1/sessions/{id}/turns", Pool::kWrite, std::bind(&Api::SessionAppend, this, _1, _2));
+  AddRoute("GET", "/v1/sessions/{id}", Pool::kInline, std::bind(&Api::SessionGet, this, _1, _2));
+  AddRoute("DELETE", "/v1/sessions/{id}", Pool::kWrite, std::bind(&Api::SessionDelete, this, _1, _2));
   AddRoute("PUT", "/v1/cache/{ns}", Pool::kWrite, std::bind(&Api::CacheConfigure, this, _1, _2));
   AddRoute("GET", "/v1/cache/{ns}", Pool::kInline, std::bind(&Api::CacheDescribe, this, _1, _2));
   // Store and lookup embed the prompt, which may wait on a provider: the embed pool.

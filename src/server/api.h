@@ -70,6 +70,9 @@ class Api {
   // embeddings_api.cc: the OpenAI and TEI embedding endpoints.
   // POST /v1/context (context_api.cc).
   StatusOr<Reply> Context(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> SessionAppend(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> SessionGet(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> SessionDelete(const Params& p, const HttpRequest& req);
 
   // The LLM response cache (cache_api.cc).
   StatusOr<Reply> CacheConfigure(const Params& p, const HttpRequest& req);

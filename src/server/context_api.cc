@@ -16,7 +16,11 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
     return Unavailable("context budgets need the cl100k_base vocabulary in the models directory; run scripts/setup",
                        "tokenizer_missing");
   CTX_ASSIGN_OR_RETURN(ContextRequest request, ContextRequest::FromJson(body, c->has_embedder()));
-  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(*c, *engine_->tokenizer(), request, clock_));
+  std::vector<SessionTurn> turns;
+  if (!request.session_id.empty()) {
+    CTX_ASSIGN_OR_RETURN(turns, engine_->sessions().Turns(request.session_id));
+  }
+  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(*c, *engine_->tokenizer(), request, clock_, turns));
   Reply r;
   Json& pieces = r.json["pieces"];
   pieces = Json::MakeArray();
@@ -33,6 +37,15 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
     piece["tokens"] = static_cast<int64_t>(p.tokens);
     pieces.push_back(std::move(piece));
   }
+  Json& turn_list = r.json["turns"];
+  turn_list = Json::MakeArray();
+  for (auto& t : result.turns) {
+    Json turn = Json::MakeObject();
+    turn["role"] = std::move(t.role);
+    turn["content"] = std::move(t.content);
+    turn["tokens"] = static_cast<int64_t>(t.tokens);
+    turn_list.push_back(std::move(turn));
+  }
   r.json["tokens"] = static_cast<int64_t>(result.tokens);
   r.json["max_tokens"] = static_cast<int64_t>(request.max_tokens);
   Json& retrieval = r.json["retrieval"];
@@ -46,6 +59,53 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
     retrieval["degraded_reason"] = result.search.degraded_reason;
   }
   r.json["timings"]["total_ms"] = static_cast<double>(clock_->NowNanos() - start) / 1e6;
+  return r;
+}
+
+StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  SessionTurn turn;
+  int64_t ttl_s = 0;
+  for (const auto& [k, v] : body.as_object()) {
+    if (k == "role" && v.is_string()) {
+      turn.role = v.as_string();
+    } else if (k == "content" && v.is_string()) {
+      turn.content = v.as_string();
+    } else if (k == "ttl_s" && v.is_int() && v.as_int() > 0) {
+      ttl_s = v.as_int();
+    } else {
+      return InvalidArgument("'" + k + "' is unknown or mistyped; expected role, content (strings), ttl_s (> 0)",
+                             "invalid_value");
+    }
+  }
+  CTX_ASSIGN_OR_RETURN(size_t n, engine_->sessions().Append(p[0], turn, ttl_s));
+  Reply r;
+  r.json["session"] = p[0];
+  r.json["turns"] = static_cast<int64_t>(n);
+  return r;
+}
+
+StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&) {
+  CTX_ASSIGN_OR_RETURN(auto turns, engine_->sessions().Turns(p[0]));
+  Reply r;
+  r.json["session"] = p[0];
+  Json& list = r.json["turns"];
+  list = Json::MakeArray();
+  for (auto& t : turns) {
+    Json turn = Json::MakeObject();
+    turn["role"] = std::move(t.role);
+    turn["content"] = std::move(t.content);
+    turn["at_ms"] = t.at_ms;
+    list.push_back(std::move(turn));
+  }
+  return r;
+}
+
+StatusOr<Api::Reply> Api::SessionDelete(const Params& p, const HttpRequest&) {
+  CTX_RETURN_IF_ERROR(engine_->sessions().Delete(p[0]));
+  Reply r;
+  r.json["deleted"] = true;
   return r;
 }
 

@@ -33,6 +33,24 @@ TEST(ContextApiTest, CitedPiecesWithinTheBudget) {
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"kb","query":"tea","max_tokens":0})").first, 400);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"nope","query":"tea"})").first, 404);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"query":"tea"})").first, 400);
+
+  // Sessions: turns stored over HTTP, used by /v1/context, unknown sessions are 404.
+  auto [as, appended] =
+      Call(*c, "POST", "/v1/sessions/s1/turns", R"({"role":"user","content":"Tell me about coffee."})");
+  ASSERT_EQ(as, 200) << appended.Dump();
+  EXPECT_EQ(appended.Find("turns")->as_int(), 1);
+  EXPECT_EQ(Call(*c, "POST", "/v1/sessions/s1/turns", R"({"role":"robot","content":"x"})").first, 400);
+  auto [fs, follow] = Call(*c, "POST", "/v1/context",
+                           R"({"collection":"kb","query":"how is it brewed?","session_id":"s1","max_tokens":200})");
+  ASSERT_EQ(fs, 200) << follow.Dump();
+  ASSERT_EQ(follow.Find("turns")->as_array().size(), 1u);
+  ASSERT_FALSE(follow.Find("pieces")->as_array().empty());
+  EXPECT_EQ(follow.Find("pieces")->as_array()[0].Find("id")->as_string(), "coffee");
+  EXPECT_LE(follow.Find("tokens")->as_int(), 200);
+  EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"kb","query":"x","session_id":"ghost"})").first, 404);
+  EXPECT_EQ(Call(*c, "GET", "/v1/sessions/s1").second.Find("turns")->as_array().size(), 1u);
+  EXPECT_EQ(Call(*c, "DELETE", "/v1/sessions/s1").first, 200);
+  EXPECT_EQ(Call(*c, "GET", "/v1/sessions/s1").first, 404);
 }
 
 }  // namespace

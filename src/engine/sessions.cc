@@ -1,0 +1,151 @@
+#include "engine/sessions.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+
+#include "common/json.h"
+
+namespace contextd {
+namespace {
+
+// Keys: "m" id -> {"ttl_s","last_ms","turns"}; "t" id \0 be32(n) -> {"role","content","at_ms"}.
+std::string MetaKey(const std::string& id) { return "m" + id; }
+std::string TurnPrefix(const std::string& id) { return "t" + id + std::string(1, '\0'); }
+std::string TurnKey(const std::string& id, uint32_t n) {
+  std::string k = TurnPrefix(id);
+  for (int s = 24; s >= 0; s -= 8) k.push_back(static_cast<char>((n >> s) & 0xFF));
+  return k;
+}
+
+struct Session {
+  int64_t ttl_s = SessionStore::kDefaultTtlS;
+  int64_t last_ms = 0;
+  std::vector<SessionTurn> turns;
+};
+
+}  // namespace
+
+struct SessionStore::Rep {
+  std::unique_ptr<rocksdb::DB> db;
+  const Clock* clock = nullptr;
+  std::mutex mu;
+  std::map<std::string, Session> sessions;
+
+  bool Expired(const Session& s) const { return s.last_ms + s.ttl_s * 1000 <= clock->WallMillis(); }
+  Status Write(rocksdb::WriteBatch* b) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto s = db->Write(wo, b);
+    return s.ok() ? Status::Ok() : Internal("session write failed: " + s.ToString(), "storage_error");
+  }
+  // Removes a session from disk and memory. REQUIRES: mu held.
+  Status EraseLocked(const std::string& id) {
+    rocksdb::WriteBatch b;
+    b.Delete(MetaKey(id));
+    b.DeleteRange(TurnPrefix(id), TurnPrefix(id) + std::string(4, '\xff') + "\xff");
+    CTX_RETURN_IF_ERROR(Write(&b));
+    sessions.erase(id);
+    return Status::Ok();
+  }
+};
+
+SessionStore::SessionStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+SessionStore::~SessionStore() = default;
+
+Status SessionStore::ValidateId(const std::string& id) {
+  if (id.empty() || id.size() > 128 || !std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+      }))
+    return InvalidArgument("session ids are 1 to 128 of A-Z a-z 0-9 _ - .", "invalid_name");
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& dir, const Clock* clock) {
+  auto rep = std::make_unique<Rep>();
+  rep->clock = clock;
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(options, dir, &db);
+  if (!s.ok()) return Internal("cannot open sessions in " + dir + ": " + s.ToString(), "storage_error");
+  rep->db.reset(db);
+  std::unique_ptr<rocksdb::Iterator> it(rep->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("m"); it->Valid() && it->key().starts_with("m"); it->Next()) {
+    auto meta = ParseJson(it->value().ToString());
+    if (!meta.ok()) continue;
+    Session& session = rep->sessions[it->key().ToString().substr(1)];
+    session.ttl_s = meta->Find("ttl_s")->as_int();
+    session.last_ms = meta->Find("last_ms")->as_int();
+  }
+  for (it->Seek("t"); it->Valid() && it->key().starts_with("t"); it->Next()) {
+    const std::string key = it->key().ToString();
+    const size_t nul = key.find('\0');
+    auto found = rep->sessions.find(key.substr(1, nul - 1));
+    auto turn = ParseJson(it->value().ToString());
+    if (found == rep->sessions.end() || !turn.ok()) continue;
+    found->second.turns.push_back(
+        {turn->Find("role")->as_string(), turn->Find("content")->as_string(), turn->Find("at_ms")->as_int()});
+  }
+  // Sessions that expired while the server was down go now.
+  std::vector<std::string> expired;
+  for (const auto& [id, session] : rep->sessions) {
+    if (rep->Expired(session)) expired.push_back(id);
+  }
+  std::lock_guard<std::mutex> lock(rep->mu);
+  for (const auto& id : expired) CTX_RETURN_IF_ERROR(rep->EraseLocked(id));
+  return std::unique_ptr<SessionStore>(new SessionStore(std::move(rep)));
+}
+
+StatusOr<size_t> SessionStore::Append(const std::string& id, const SessionTurn& turn, int64_t ttl_s) {
+  CTX_RETURN_IF_ERROR(ValidateId(id));
+  if (turn.role != "user" && turn.role != "assistant" && turn.role != "system")
+    return InvalidArgument("'role' must be user, assistant or system", "invalid_value");
+  if (turn.content.empty()) return InvalidArgument("'content' must be a non-empty string", "missing_field");
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  auto it = rep_->sessions.find(id);
+  if (it != rep_->sessions.end() && rep_->Expired(it->second)) CTX_RETURN_IF_ERROR(rep_->EraseLocked(id));
+  Session next = rep_->sessions.count(id) ? rep_->sessions[id] : Session();
+  if (ttl_s > 0) next.ttl_s = ttl_s;
+  SessionTurn t = turn;
+  t.at_ms = rep_->clock->WallMillis();
+  next.last_ms = t.at_ms;
+  Json meta = Json::MakeObject();
+  meta["ttl_s"] = next.ttl_s;
+  meta["last_ms"] = next.last_ms;
+  Json value = Json::MakeObject();
+  value["role"] = t.role;
+  value["content"] = t.content;
+  value["at_ms"] = t.at_ms;
+  rocksdb::WriteBatch b;
+  b.Put(MetaKey(id), meta.Dump());
+  b.Put(TurnKey(id, static_cast<uint32_t>(next.turns.size())), value.Dump());
+  CTX_RETURN_IF_ERROR(rep_->Write(&b));
+  next.turns.push_back(std::move(t));
+  const size_t n = next.turns.size();
+  rep_->sessions[id] = std::move(next);
+  return n;
+}
+
+StatusOr<std::vector<SessionTurn>> SessionStore::Turns(const std::string& id) {
+  CTX_RETURN_IF_ERROR(ValidateId(id));
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  auto it = rep_->sessions.find(id);
+  if (it != rep_->sessions.end() && rep_->Expired(it->second)) {
+    CTX_RETURN_IF_ERROR(rep_->EraseLocked(id));
+    it = rep_->sessions.end();
+  }
+  if (it == rep_->sessions.end())
+    return NotFound("session '" + id + "' does not exist or has expired", "session_not_found");
+  return it->second.turns;
+}
+
+Status SessionStore::Delete(const std::string& id) {
+  CTX_RETURN_IF_ERROR(ValidateId(id));
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  if (!rep_->sessions.count(id)) return NotFound("session '" + id + "' does not exist", "session_not_found");
+  return rep_->EraseLocked(id);
+}
+
+}  // namespace contextd

@@ -1,0 +1,92 @@
+// Conversation sessions: ordered turns, expiry after the last turn (injected clock),
+// persistence across a reopen, bad input; and /v1/context's use of them (turns within the
+// budget, follow-up questions resolved through the last user turns).
+#include "engine/sessions.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/context.h"
+#include "engine/test_engine.h"
+#include "manual_clock.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+TEST(SessionStoreTest, TurnsExpiryAndPersistence) {
+  TempDir dir;
+  ManualClock clock;
+  auto store = SessionStore::Open(dir.path() + "/s", &clock);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(*(*store)->Append("chat-1", {"user", "What is green tea?"}), 1u);
+  EXPECT_EQ(*(*store)->Append("chat-1", {"assistant", "Tea from unoxidised leaves."}), 2u);
+  ASSERT_TRUE((*store)->Append("short", {"user", "hi"}, /*ttl_s=*/10).ok());
+  EXPECT_EQ((*store)->Append("chat-1", {"robot", "x"}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*store)->Append("chat-1", {"user", ""}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*store)->Append("bad id!", {"user", "x"}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*store)->Turns("nobody").status().code(), StatusCode::kNotFound);
+
+  store->reset();  // reopen: turns come back in order
+  store = SessionStore::Open(dir.path() + "/s", &clock);
+  ASSERT_TRUE(store.ok());
+  auto turns = (*store)->Turns("chat-1");
+  ASSERT_TRUE(turns.ok());
+  ASSERT_EQ(turns->size(), 2u);
+  EXPECT_EQ((*turns)[0].role, "user");
+  EXPECT_EQ((*turns)[1].content, "Tea from unoxidised leaves.");
+
+  clock.AdvanceMs(11000);
+  EXPECT_EQ((*store)->Turns("short").status().code(), StatusCode::kNotFound) << "expired 10 s after its last turn";
+  EXPECT_TRUE((*store)->Turns("chat-1").ok()) << "the default TTL is a day";
+  clock.AdvanceMs(SessionStore::kDefaultTtlS * 1000);
+  store->reset();
+  store = SessionStore::Open(dir.path() + "/s", &clock);
+  EXPECT_EQ((*store)->Turns("chat-1").status().code(), StatusCode::kNotFound) << "expired while closed";
+  ASSERT_TRUE((*store)->Append("chat-1", {"user", "new start"}).ok());
+  EXPECT_EQ((*store)->Turns("chat-1")->size(), 1u) << "an expired session starts over";
+  ASSERT_TRUE((*store)->Delete("chat-1").ok());
+  EXPECT_EQ((*store)->Delete("chat-1").code(), StatusCode::kNotFound);
+}
+
+TEST(SessionContextTest, FollowUpsUseTheConversation) {
+  TempDir dir;
+  MetricsRegistry metrics;
+  auto engine = OpenTestEngine(dir.path(), &metrics);
+  auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
+  ASSERT_TRUE(tok.ok());
+  auto c = *engine->CreateCollection(kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
+  UpsertResult ur;
+  ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(J(R"({"documents":[
+      {"id":"tea","text":"Green tea contains caffeine and catechins."},
+      {"id":"bikes","text":"Bicycles have two wheels and a chain."}]})"),
+                                            c->config().dim, false),
+                        &ur)
+                  .ok());
+  std::vector<SessionTurn> turns = {{"user", "Tell me about green tea."},
+                                    {"assistant", "It is made from unoxidised leaves."}};
+  auto req = ContextRequest::FromJson(J(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})"), true);
+  ASSERT_TRUE(req.ok());
+  auto with = BuildContext(*c, **tok, *req, SystemClock::Default(), turns);
+  ASSERT_TRUE(with.ok());
+  ASSERT_FALSE(with->pieces.empty());
+  EXPECT_EQ(with->pieces[0].doc_id, "tea") << "the follow-up is resolved through the earlier user turn";
+  EXPECT_EQ(with->turns.size(), 2u);
+  size_t counted = 0;
+  for (const auto& t : with->turns) counted += t.tokens;
+  for (const auto& p : with->pieces) counted += p.tokens;
+  EXPECT_EQ(with->tokens, counted);
+  EXPECT_LE(with->tokens, 200u);
+  // Alone, the follow-up has nothing to go on.
+  auto without = BuildContext(*c, **tok, *req, SystemClock::Default());
+  ASSERT_TRUE(without.ok());
+  EXPECT_TRUE(without->pieces.empty());
+  // A tight budget leaves the turns out rather than overflow.
+  auto tight = ContextRequest::FromJson(J(R"({"query":"green tea","max_tokens":8,"mode":"keyword"})"), true);
+  auto small = BuildContext(*c, **tok, *tight, SystemClock::Default(), turns);
+  ASSERT_TRUE(small.ok());
+  EXPECT_TRUE(small->turns.empty());
+  EXPECT_LE(small->tokens, 8u);
+}
+
+}  // namespace
+}  // namespace contextd
