@@ -124,6 +124,7 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
 
   // Wave by wave: each chunk that fits, best first.
   std::vector<size_t> chosen;  // hit indexes
+  std::vector<size_t> cost_of(hits.size(), 0);  // tokens of each chosen chunk
   size_t used = 0;
   out.stopped = "exhausted";
   size_t next = 0;
@@ -140,6 +141,7 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
         continue;  // a later, shorter chunk may still fit
       }
       used += cost;
+      cost_of[next] = cost;
       chosen.push_back(next);
       any = true;
       std::vector<std::string> chunk_terms;
@@ -176,15 +178,16 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
       }
       p.score = hits[best].score;
       p.wave = kWaves[WaveOf(hits[best].score, top, best)];
-      p.tokens = tokenizer.Count(p.text);
+      // A lone chunk keeps its count; a merged text is counted anew (a join can tokenise
+      // differently from its parts).
+      p.tokens = j == i + 1 ? cost_of[idx[i]] : tokenizer.Count(p.text);
       out.pieces.push_back(std::move(p));
       i = j;
     }
   }
   std::stable_sort(out.pieces.begin(), out.pieces.end(),
                    [](const ContextPiece& a, const ContextPiece& b) { return a.score > b.score; });
-  // Merged texts are counted again (a join can tokenise differently from its parts);
-  // should they exceed the budget, the lowest-scoring pieces go.
+  // Should merged pieces have come out longer than their parts, the lowest-scoring go.
   out.tokens = turn_tokens;
   for (const auto& p : out.pieces) out.tokens += p.tokens;
   while (out.tokens > request.max_tokens && !out.pieces.empty()) {
