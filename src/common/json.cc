@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include <simdjson.h>
 
@@ -264,6 +266,16 @@ Json Convert(simdjson::dom::element e) {
 }
 
 }  // namespace
+
+StatusOr<Json> ReadJsonFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto json = ParseJson(ss.str());
+  if (!json.ok()) return InvalidArgument(path + ": " + json.status().message(), json.status().reason());
+  return json;
+}
 
 StatusOr<Json> ParseJson(std::string_view text) {
   // One parser per thread: its buffers are reused across requests.

@@ -84,6 +84,10 @@ class Json {
 // "invalid_utf8" when a string is not valid UTF-8.
 StatusOr<Json> ParseJson(std::string_view text);
 
+// Reads and parses a JSON file. NotFound "cannot read PATH" when it cannot be read;
+// InvalidArgument "PATH: <parse error>" when it is not JSON.
+StatusOr<Json> ReadJsonFile(const std::string& path);
+
 // Appends `s` to `out` as a quoted JSON string.
 void AppendJsonString(std::string_view s, std::string* out);
 // Appends a number in its shortest round-tripping form.

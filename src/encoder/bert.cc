@@ -5,8 +5,6 @@
 #include <dnnl.hpp>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "common/json.h"
 #include "encoder/kernels.h"
@@ -14,17 +12,6 @@
 
 namespace contextd {
 namespace {
-
-StatusOr<Json> ReadJsonFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto json = ParseJson(ss.str());
-  if (!json.ok()) return InvalidArgument(path + ": " + json.status().message());
-  if (!json->is_object()) return InvalidArgument(path + " must hold a JSON object");
-  return json;
-}
 
 // Grows a scratch vector (never shrinks: buffers are reused call after call, so large
 // activations are not page-faulted in again each time).
@@ -52,6 +39,7 @@ void BertEncoder::GiveScratch(std::unique_ptr<Scratch> s) const {
 StatusOr<BertConfig> BertConfig::Load(const std::string& dir) {
   const std::string path = dir + "/config.json";
   CTX_ASSIGN_OR_RETURN(Json json, ReadJsonFile(path));
+  if (!json.is_object()) return InvalidArgument(path + " must hold a JSON object");
   if (const Json* type = json.Find("model_type"); type != nullptr && type->is_string()) {
     const std::string& t = type->as_string();
     if (t != "bert")

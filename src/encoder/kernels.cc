@@ -217,9 +217,7 @@ void ResidualLayerNorm(float* x, const float* y, const float* bias, const float*
   });
 }
 
-void ExpRows(float* x, size_t rows, size_t cols, size_t ld, float* inv_sum) {
-  ExpRowsImpl(x, rows, cols, ld, inv_sum);
-}
+void ExpRows(float* x, size_t rows, size_t cols, size_t ld, float* inv_sum) { ExpRowsImpl(x, rows, cols, ld, inv_sum); }
 
 void QuantizeRows(const float* x, size_t rows, size_t cols, uint8_t* q, float* scales) {
   ForRows(rows, cols,

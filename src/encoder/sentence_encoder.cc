@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
-#include <sstream>
 
 #include "common/json.h"
 
@@ -15,12 +13,7 @@ namespace {
 // Missing is fine (nullopt-like: an empty object); unreadable or malformed is an error.
 StatusOr<Json> ReadOptionalJson(const std::string& path) {
   if (!std::filesystem::exists(path)) return Json::MakeObject();
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto json = ParseJson(ss.str());
-  if (!json.ok()) return InvalidArgument(path + ": " + json.status().message());
-  return json;
+  return ReadJsonFile(path);
 }
 
 // Texts per Forward() call: enough tokens for large GEMMs, bounded memory.

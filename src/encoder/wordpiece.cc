@@ -1,7 +1,6 @@
 #include "encoder/wordpiece.h"
 
 #include <fstream>
-#include <sstream>
 
 #include <utf8proc.h>
 
@@ -94,14 +93,6 @@ std::vector<int32_t> NormalizeWord(const std::vector<int32_t>& word, bool lower,
   return out;
 }
 
-StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::Create(std::vector<std::string> vocab,
@@ -126,11 +117,10 @@ StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::Create(std::ve
 StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromDir(const std::string& dir) {
   WordPieceOptions o;
   std::vector<std::string> vocab;
-  auto tj = ReadFile(dir + "/tokenizer.json");
-  if (tj.ok()) {
-    const std::string file = dir + "/tokenizer.json";
-    auto json = ParseJson(*tj);
-    if (!json.ok()) return InvalidArgument(file + ": " + json.status().message());
+  const std::string file = dir + "/tokenizer.json";
+  auto json = ReadJsonFile(file);
+  if (json.status().code() != StatusCode::kNotFound) {
+    if (!json.ok()) return json.status();
     const Json* model = json->Find("model");
     const Json* type = model != nullptr ? model->Find("type") : nullptr;
     if (type == nullptr || !type->is_string() || type->as_string() != "WordPiece")
@@ -169,12 +159,12 @@ StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromDir(const 
     vocab.push_back(line);
   }
   if (vocab.empty()) return InvalidArgument(vocab_path + " is empty");
-  if (auto tc = ReadFile(dir + "/tokenizer_config.json"); tc.ok()) {
-    auto json = ParseJson(*tc);
-    if (!json.ok()) return InvalidArgument(dir + "/tokenizer_config.json: " + json.status().message());
-    if (const Json* f = json->Find("do_lower_case"); f != nullptr && f->is_bool()) o.lowercase = f->as_bool();
+  auto config = ReadJsonFile(dir + "/tokenizer_config.json");
+  if (config.status().code() != StatusCode::kNotFound) {
+    if (!config.ok()) return config.status();
+    if (const Json* f = config->Find("do_lower_case"); f != nullptr && f->is_bool()) o.lowercase = f->as_bool();
     o.strip_accents = o.lowercase;
-    if (const Json* f = json->Find("strip_accents"); f != nullptr && f->is_bool()) o.strip_accents = f->as_bool();
+    if (const Json* f = config->Find("strip_accents"); f != nullptr && f->is_bool()) o.strip_accents = f->as_bool();
   }
   return Create(std::move(vocab), std::move(o));
 }
