@@ -4,23 +4,11 @@
 # tokens used and how assembly stopped.
 # Usage: bench/context_bench.sh [queries, default 300]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-300}
-bin="$root/build/bin/contextd"
-[ -x "$bin" ] || { echo "build first: scripts/build" >&2; exit 1; }
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${ctx_pid:-}" ] && kill "$ctx_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$bin" serve --port 0 --data "$work/data" --models "$root/models" > "$work/ctx.out" 2> "$work/ctx.log" &
-ctx_pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/ctx.out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$work/ctx.out")
-url=${url%/}
+. "$(dirname "$0")/serve_lib.sh"
+start_contextd
 curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
-"$bin" ingest --url "$url" --collection scifact "$root/../shared/data/scifact/corpus.jsonl" > /dev/null
+"$bin/contextd" ingest --url "$url" --collection scifact "$root/../shared/data/scifact/corpus.jsonl" > /dev/null
 python3 - "$url" "$n" "$root/../shared/data/scifact/queries.train.jsonl" <<'PY'
 import json, sys, time, urllib.request, collections
 url, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -5,27 +5,14 @@
 #   3. keyword and hybrid queries from SciFact's training queries, 32 keep-alive clients
 # Usage: bench/http_bench.sh [seconds per wrk run, default 10]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-10}
+. "$(dirname "$0")/serve_lib.sh"
 shared="$root/../shared/data/scifact"
-bin="$root/build/bin/contextd"
-[ -x "$bin" ] || { echo "build first: scripts/build" >&2; exit 1; }
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${ctx_pid:-}" ] && kill "$ctx_pid" 2>/dev/null || true
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- contextd
-"$bin" serve --port 0 --data "$work/data" --models "$root/models" > "$work/ctx.out" 2> "$work/ctx.log" &
-ctx_pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/ctx.out" 2>/dev/null && break; sleep 0.1; done
-ctx_port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$work/ctx.out")
-url="http://127.0.0.1:$ctx_port"
+start_contextd
 
 # --- nginx, two workers (one per core), a static file the size of contextd's healthz reply
 nginx_port=$(free_port)
@@ -46,6 +33,8 @@ http {
 CONF
 mkdir -p "$work/tmp"
 nginx -c "$work/nginx.conf"
+for _ in $(seq 50); do [ -f "$work/nginx.pid" ] && break; sleep 0.1; done
+bench_pids+=("$(cat "$work/nginx.pid")")
 
 echo "== 1. GET /healthz vs nginx static file: wrk -t2 -c100 -d${secs}s"
 nginx_rps=$(wrk -t2 -c100 -d"${secs}s" "http://127.0.0.1:$nginx_port/healthz" | awk '/Requests\/sec/ {print $2}')
@@ -54,7 +43,7 @@ echo "{\"nginx_rps\":$nginx_rps,\"contextd_rps\":$ctx_rps,\"ratio\":$(python3 -c
 
 echo "== 2. durable ingest of SciFact through HTTP (glove)"
 curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
-"$bin" ingest --url "$url" --collection scifact "$shared/corpus.jsonl"
+"$bin/contextd" ingest --url "$url" --collection scifact "$shared/corpus.jsonl"
 
 echo "== 3. SciFact training queries, 32 keep-alive clients: wrk -t2 -c32 -d${secs}s"
 for mode in keyword hybrid vector; do

@@ -5,22 +5,10 @@
 # HNSW lookup).
 # Usage: bench/llm_cache_http_bench.sh [seconds per wrk run, default 10] [prompts, default 5000]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-10}
 prompts=${2:-5000}
-bin="$root/build/bin/contextd"
-[ -x "$bin" ] || { echo "build first: scripts/build" >&2; exit 1; }
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${ctx_pid:-}" ] && kill "$ctx_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$bin" serve --port 0 --data "$work/data" --models "$root/models" > "$work/ctx.out" 2> "$work/ctx.log" &
-ctx_pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/ctx.out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$work/ctx.out")
-url=${url%/}
+. "$(dirname "$0")/serve_lib.sh"
+start_contextd
 curl -sf -X PUT "$url/v1/cache/qa" -d '{"embedder":"glove","threshold":0.9}' > /dev/null
 python3 - "$url" "$prompts" "$root/../shared/data/quora/questions.csv" <<'PY'
 import json, sys, urllib.request
