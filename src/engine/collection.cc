@@ -75,9 +75,13 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       clock_(clock),
       vector_dir_(std::move(vector_dir)),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
-      graph_(std::make_unique<HnswIndex>(config_.dim, config_.metric, GraphParams())),
       query_cache_(
           std::make_unique<QueryCache<QueryResult>>(CacheOptions(config_), config_.metric, config_.dim, clock)) {
+  auto shard = std::make_shared<Shard>();
+  shard->id = next_shard_id_++;
+  shard->centroid.assign(static_cast<size_t>(config_.dim), 0.0f);
+  shard->graph = NewGraph();
+  SetShardsLocked({std::move(shard)});
   if (config_.cache_enabled && config_.cache_verify_fraction > 0) verifier_ = std::thread([this] { VerifyLoop(); });
 }
 
@@ -87,7 +91,13 @@ HnswParams Collection::GraphParams() const {
   return params;
 }
 
+std::shared_ptr<HnswIndex> Collection::NewGraph() const {
+  return std::make_shared<HnswIndex>(config_.dim, config_.metric, GraphParams());
+}
+
 Collection::~Collection() {
+  stop_ = true;
+  WaitForSplits();
   {
     std::lock_guard<std::mutex> lock(verify_mu_);
     verify_stop_ = true;
@@ -213,6 +223,7 @@ uint32_t Collection::AllocateSlotLocked() {
     return s;
   }
   chunks_.emplace_back();
+  shard_of_.push_back(0);
   return static_cast<uint32_t>(chunks_.size() - 1);
 }
 
@@ -222,7 +233,10 @@ void Collection::RemoveDocLocked(const std::string& id) {
   for (uint32_t slot : it->second->slots) {
     payload_.Remove(slot, it->second->metadata);
     --live_chunks_;
-    graph_->MarkDeleted(slot);
+    Shard& shard = *shards_[shard_of_[slot]];
+    shard.graph->MarkDeleted(slot);
+    --shard.chunks;
+    if (shard.splitting) split_log_.push_back({false, slot, {}});
     keywords_.Remove(slot);
     chunk_text_bytes_ -= chunks_[slot].text.size();
     chunks_[slot] = ChunkEntry();
@@ -231,7 +245,9 @@ void Collection::RemoveDocLocked(const std::string& id) {
   docs_.erase(it);
 }
 
-void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_t* slots) {
+void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_t* slots,
+                             std::vector<std::shared_ptr<HnswIndex>>* targets) {
+  const size_t dim = static_cast<size_t>(config_.dim);
   RemoveDocLocked(p->input.id);
   auto doc = std::make_unique<DocEntry>();
   doc->id = p->input.id;
@@ -248,6 +264,13 @@ void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_
     ++live_chunks_;
     keywords_.Add(slot, p->chunks[j].terms);
     doc->slots.push_back(slot);
+    const float* v = vectors + j * dim;
+    const uint32_t index = NearestShardLocked(v);
+    Shard& shard = *shards_[index];
+    shard_of_[slot] = index;
+    ++shard.chunks;
+    if (shard.splitting) split_log_.push_back({true, slot, std::vector<float>(v, v + dim)});
+    targets->push_back(shard.graph);
   }
   std::string id = doc->id;
   docs_.emplace(std::move(id), std::move(doc));
@@ -306,22 +329,26 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
   for (size_t i = 0; i < slots.size(); ++i)
     change.chunk_vectors.emplace_back(&vectors[i * dim], &vectors[(i + 1) * dim]);
   query_cache_->BeginWrite();
+  std::vector<std::shared_ptr<HnswIndex>> targets;  // each new chunk's shard graph
+  std::shared_lock<std::shared_mutex> applying(apply_mu_);
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
     row = 0;
     for (auto& p : prepared) {
       size_t n = p.chunks.size();
-      ApplyLocked(&p, &vectors[row * dim], &slots[row]);
+      ApplyLocked(&p, &vectors[row * dim], &slots[row], &targets);
       row += n;
     }
   }
   // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
   // the reply waits for the graph, so acknowledged chunks are searchable.
-  for (size_t i = 0; i < slots.size(); ++i) graph_->Add(slots[i], &vectors[i * dim]);
+  for (size_t i = 0; i < slots.size(); ++i) targets[i]->Add(slots[i], &vectors[i * dim]);
+  applying.unlock();
   query_cache_->EndWrite(change);
   result->upserted = prepared.size();
   result->chunks = row;
   MaybeRepairGraph();
+  MaybeSplit();
   return Status::Ok();
 }
 
@@ -356,12 +383,21 @@ void Collection::MaybeRepairGraph() {
   // Tombstones cost memory and search time, and the graph's paths through them age; once
   // they are a tenth of the graph, reconnect around them and free their ids. The request
   // that crosses the line pays for it (a background maintainer is future work).
-  const size_t dead = graph_->deleted_count();
-  if (dead < kRepairMinTombstones || dead * 10 < graph_->node_count()) return;
+  std::vector<std::shared_ptr<HnswIndex>> due;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    for (const auto& shard : shards_) {
+      const size_t dead = shard->graph->deleted_count();
+      if (!shard->splitting && dead >= kRepairMinTombstones && dead * 10 >= shard->graph->node_count())
+        due.push_back(shard->graph);
+    }
+  }
+  if (due.empty()) return;
   bool idle = false;
   if (!repairing_.compare_exchange_strong(idle, true)) return;
   const int64_t t0 = clock_->NowNanos();
-  const size_t removed = graph_->RepairDeleted();
+  size_t removed = 0;
+  for (const auto& graph : due) removed += graph->RepairDeleted();
   repairing_ = false;
   spdlog::info("collection {}: removed {} deleted nodes from the graph in {:.1f} ms", name_, removed,
                Millis(clock_->NowNanos() - t0));
@@ -378,13 +414,6 @@ StatusOr<Json> Collection::GetDocument(const std::string& id) const {
   return out;
 }
 
-std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_t k, size_t ef,
-                                                       const SlotBitset* allowed) const {
-  if (!UsesGraphLocked()) return graph_->ExactSearch(query, k, allowed);
-  if (ef == 0) ef = std::max<size_t>(64, 2 * k);
-  if (allowed != nullptr) return graph_->SearchFiltered(query, k, ef, *allowed);
-  return graph_->Search(query, k, ef, nullptr);
-}
 
 StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
@@ -474,11 +503,12 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (req.bm25_b) bm25.b = *req.bm25_b;
   const Bm25Params* bm25_ptr = req.bm25_k1 || req.bm25_b ? &bm25 : nullptr;
   std::vector<ScoredSlot> ranked;
+  QueryResult::Route route;
   // The score a new chunk must reach to enter this result's vector candidates (for cache
   // invalidation); none when the list was short, since then anything could enter.
   std::optional<float> vector_bar;
   if (mode == QueryMode::kVector) {
-    ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr);
+    ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr, req.all_shards, &route);
     if (ranked.size() >= want) vector_bar = ranked.back().score;
   } else if (mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, want, allowed_ptr, bm25_ptr, &term_weights);
@@ -488,7 +518,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     // RRF, so the graph is searched at ef = depth rather than the 2x a top-k query gets.
     const size_t depth = std::max<size_t>(want * 3, 60);
     const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 64);
-    std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr);
+    std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr, req.all_shards, &route);
     std::vector<ScoredSlot> by_keyword = keywords_.Search(terms, depth, allowed_ptr, bm25_ptr, &term_weights);
     if (by_vector.size() >= depth) vector_bar = by_vector.back().score;
     ranked = req.fusion == Fusion::kRrf ? FuseRrf({by_vector, by_keyword}, want, kRrfK)
@@ -506,7 +536,9 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (req.mmr_lambda && !ranked.empty()) {
     const size_t dim = static_cast<size_t>(config_.dim);
     std::vector<float> vecs(ranked.size() * dim);
-    for (size_t i = 0; i < ranked.size(); ++i) graph_->CopyVector(ranked[i].slot, vecs.data() + i * dim);
+    for (size_t i = 0; i < ranked.size(); ++i) {
+      shards_[shard_of_[ranked[i].slot]]->graph->CopyVector(ranked[i].slot, vecs.data() + i * dim);
+    }
     ranked = Mmr(ranked, vecs.data(), dim, *req.mmr_lambda, req.k);
   }
   if (ranked.size() > req.k) ranked.resize(req.k);
@@ -515,6 +547,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     const ChunkEntry& c = chunks_[r.slot];
     result.hits.push_back({c.doc->id, c.ordinal, c.text, r.score, c.doc->metadata});
   }
+  if (mode != QueryMode::kKeyword) result.route = std::move(route);
   result.search_ms = Millis(clock_->NowNanos() - t1);
   if (use_cache) query_cache_->CountMiss();
   if (use_cache && snapshot && !result.degraded) {
@@ -594,44 +627,8 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) 
   for (uint32_t s = static_cast<uint32_t>(chunks_.size()); s-- > 0;) {
     if (chunks_[s].doc == nullptr) free_slots_.push_back(s);
   }
-  // A graph saved at this very store state (and agreeing with it) saves the rebuild.
-  if (!graph_path.empty()) {
-    uint64_t tag = 0;
-    auto saved = HnswIndex::Load(graph_path, config_.dim, config_.metric, GraphParams(), &tag);
-    bool usable = saved.ok() && tag == store_sequence && (*saved)->size() == live_chunks_;
-    for (uint32_t s = 0; usable && s < chunks_.size(); ++s) {
-      usable = (chunks_[s].doc != nullptr) == (*saved)->Contains(s);
-    }
-    if (usable) {
-      graph_ = std::move(saved).value();
-      graph_source_ = "loaded";
-      return Status::Ok();
-    }
-    if (saved.ok() || saved.status().code() != StatusCode::kNotFound) {
-      spdlog::warn("collection {}: saved graph not used ({}); rebuilding", name_,
-                   saved.ok() ? "written at another store state" : saved.status().message());
-    }
-  }
-  graph_source_ = "rebuilt";
-  // The graph is rebuilt from the stored vectors, on every core.
-  graph_->Reserve(chunks_.size());
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> builders;
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned t = 0; t < threads; ++t) {
-    builders.emplace_back([&] {
-      for (size_t s = next++; s < chunks_.size(); s = next++) {
-        if (chunks_[s].doc != nullptr) graph_->Add(static_cast<uint32_t>(s), &vectors[s * dim]);
-      }
-    });
-  }
-  for (auto& b : builders) b.join();
-  return Status::Ok();
-}
-
-Status Collection::SaveGraph(const std::string& path, uint64_t store_sequence) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  return graph_->Save(path, store_sequence);
+  shard_of_.assign(chunks_.size(), 0);
+  return LoadShardsLocked(graph_path, store_sequence, &vectors);
 }
 
 void Collection::MarkDropped() {
@@ -651,12 +648,16 @@ size_t Collection::chunk_count() const {
 
 size_t Collection::memory_bytes() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return graph_->memory_bytes() + payload_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
+  size_t graphs = 0;
+  for (const auto& shard : shards_) graphs += shard->graph->memory_bytes();
+  return graphs + payload_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
 }
 
 size_t Collection::mapped_bytes() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return graph_->mapped_bytes();
+  size_t bytes = 0;
+  for (const auto& shard : shards_) bytes += shard->graph->mapped_bytes();
+  return bytes;
 }
 
 Json Collection::Describe() const {
@@ -670,9 +671,15 @@ Json Collection::Describe() const {
     j["documents"] = static_cast<int64_t>(docs_.size());
     j["chunks"] = static_cast<int64_t>(live_chunks_);
     j["index"]["type"] = UsesGraphLocked() ? "hnsw" : "flat";
+    size_t nodes = 0, tombstones = 0;
+    for (const auto& shard : shards_) {
+      nodes += shard->graph->node_count();
+      tombstones += shard->graph->deleted_count();
+    }
+    j["index"]["graph_nodes"] = static_cast<int64_t>(nodes);
+    j["index"]["graph_tombstones"] = static_cast<int64_t>(tombstones);
+    j["shards"] = static_cast<int64_t>(shards_.size());
   }
-  j["index"]["graph_nodes"] = static_cast<int64_t>(graph_->node_count());
-  j["index"]["graph_tombstones"] = static_cast<int64_t>(graph_->deleted_count());
   j["index"]["graph_source"] = graph_source_;
   j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());
   j["index"]["mapped_bytes"] = static_cast<int64_t>(mapped_bytes());

@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -62,6 +63,17 @@ struct QueryResult {
   std::string cache = "miss";
   float cache_similarity = 0;  // semantic hits: cosine to the cached query
   std::string cache_tier;      // hits: "hot", "warm" or "cold"
+  // Vector search only: the shards searched (their ids), of how many, and how the router
+  // chose them. widened: the routed shards had fewer than k results, so every other shard
+  // was searched too.
+  struct Route {
+    std::vector<uint32_t> shards;
+    size_t shard_count = 1;
+    float margin = 0;
+    bool confident = true;
+    bool widened = false;
+  };
+  std::optional<Route> route;
 };
 
 class Collection {
@@ -84,7 +96,14 @@ class Collection {
   // and matches the chunks; otherwise it is rebuilt. REQUIRES: called once, before serving.
   Status Load(const std::string& graph_path = "", uint64_t store_sequence = 0);
   // Saves the graph for the next Load(). REQUIRES: no writes in flight.
-  Status SaveGraph(const std::string& path, uint64_t store_sequence) const;
+  // Each shard's graph goes to its own file: `path` for the first, `path`.N for the others.
+  // Waits for a shard split in progress to finish first.
+  Status SaveGraph(const std::string& path, uint64_t store_sequence);
+  // GET /v1/collections/{name}/shards: shards, sizes, distinctive terms, routing counts.
+  Json DescribeShards() const;
+  size_t shard_count() const;
+  // Blocks until no shard split is running (tests, shutdown).
+  void WaitForSplits();
 
   Status Upsert(std::vector<DocumentInput> docs, UpsertResult* result);
   // The stored document as returned by GET (id, title, text, metadata, chunks).
@@ -144,17 +163,44 @@ class Collection {
   // REQUIRES: mu_ held exclusively. Puts the doc's chunks in `slots` (reserved before the
   // store write, which records them); the caller adds them to the HNSW graph after
   // releasing mu_ (graph inserts are slow and the graph is thread-safe on its own).
-  void ApplyLocked(PreparedDoc* doc, const float* vectors, const uint32_t* slots);
+  // targets: receives each new chunk's shard graph, in order.
+  void ApplyLocked(PreparedDoc* doc, const float* vectors, const uint32_t* slots,
+                   std::vector<std::shared_ptr<HnswIndex>>* targets);
+  // Load()'s second half: the shards from saved graphs when they match the store, else
+  // from k-means over the stored vectors (by slot; consumed). REQUIRES: mu_ held exclusively.
+  Status LoadShardsLocked(const std::string& graph_path, uint64_t store_sequence, std::vector<float>* vectors);
   HnswParams GraphParams() const;
-  // Vector search: the HNSW graph once the collection is big enough for it to pay, the
-  // exact scan otherwise and whenever a selective filter starves the graph search.
+  std::shared_ptr<HnswIndex> NewGraph() const;
+  // A topic shard: the chunks nearest its centroid, with their own vector index.
+  struct Shard {
+    uint32_t id = 0;              // stable across splits of other shards, for reports
+    std::vector<float> centroid;  // dim floats
+    std::shared_ptr<HnswIndex> graph;
+    size_t chunks = 0;       // GUARDED_BY(mu_)
+    bool splitting = false;  // GUARDED_BY(mu_): writes are also logged to split_log_
+    mutable std::atomic<uint64_t> probes{0};
+  };
+  // Vector search over the shards the router picks (all with `all_shards`), merged: per
+  // shard, the HNSW graph once the shard is big enough for it to pay, the exact scan
+  // otherwise and whenever a selective filter starves the graph search.
+  // allowed: the slots a filter matches, or null without a filter. route: filled when given.
   // REQUIRES: mu_ held (shared is enough).
-  // allowed: the slots a filter matches, or null without a filter.
-  std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotBitset* allowed) const;
+  std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotBitset* allowed,
+                                             bool all_shards = false, QueryResult::Route* route = nullptr) const;
+  std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
+                                      const SlotBitset* allowed) const;
   // REQUIRES: mu_ held (shared is enough).
-  bool UsesGraphLocked() const { return live_chunks_ >= kGraphMinChunks; }
+  bool UsesGraphLocked() const;
+  uint32_t NearestShardLocked(const float* vector) const;  // REQUIRES: mu_ held
+  void SetShardsLocked(std::vector<std::shared_ptr<Shard>> shards);  // REQUIRES: mu_ held exclusively
   void RemoveDocLocked(const std::string& id);
   void MaybeRepairGraph();
+  // Starts the background splitter when a shard has outgrown max_shard_chunks.
+  void MaybeSplit();
+  void SplitLoop();
+  // Splits shards_[index] in two with 2-means; reads and writes go on meanwhile (see the
+  // .cc). Returns false when stopped.
+  bool SplitShard(size_t index);
   uint32_t AllocateSlotLocked();
   std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;
 
@@ -174,6 +220,15 @@ class Collection {
   mutable std::shared_mutex drop_mu_;  // writers share it; MarkDropped() takes it alone
   std::atomic<bool> dropped_{false};   // written under drop_mu_ held exclusively
   std::atomic<bool> repairing_{false};
+  // Writers hold it shared from choosing their chunks' shards until the chunks are in those
+  // shards' graphs; a split takes it alone to see no write half-applied.
+  std::shared_mutex apply_mu_;
+  std::mutex splitter_mu_;  // guards splitter_
+  std::thread splitter_;
+  std::atomic<bool> split_running_{false};
+  std::atomic<bool> stop_{false};
+  // Routing counters, for /shards.
+  mutable std::atomic<uint64_t> routed_queries_{0}, confident_routes_{0}, shards_probed_{0}, widened_routes_{0};
 
   mutable std::shared_mutex mu_;
   // State below is protected by mu_.
@@ -183,7 +238,18 @@ class Collection {
   size_t live_chunks_ = 0;
   // The vectors in memory live in the graph only; below kGraphMinChunks it is scanned
   // exactly instead of walked.
-  std::unique_ptr<HnswIndex> graph_;  // internally synchronised; see ApplyLocked()
+  // Topic shards; each graph is internally synchronised (see ApplyLocked()).
+  std::vector<std::shared_ptr<Shard>> shards_;
+  std::vector<float> centroids_;   // shards_.size() * dim, for routing
+  std::vector<uint32_t> shard_of_;  // by slot: index into shards_
+  uint32_t next_shard_id_ = 0;
+  // Writes to a shard being split, replayed into its two halves before they replace it.
+  struct SplitOp {
+    bool add;
+    uint32_t slot;
+    std::vector<float> vector;
+  };
+  std::vector<SplitOp> split_log_;
   // Results of recent queries; internally synchronised, invalidated by every write.
   std::unique_ptr<QueryCache<QueryResult>> query_cache_;
   // Sampled verification of cache hits: a background thread recomputes a share of hits

@@ -74,6 +74,11 @@ Json CollectionConfig::ToJson() const {
     tier["ttl_s"] = cache_tier_ttl_s[t];
   }
   j["cache"]["verify_fraction"] = cache_verify_fraction;
+  j["sharding"]["max_shard_chunks"] = static_cast<int64_t>(sharding.max_shard_chunks);
+  j["sharding"]["clear_margin"] = sharding.clear_margin;
+  j["sharding"]["probe_margin"] = sharding.probe_margin;
+  j["sharding"]["min_probe"] = static_cast<int64_t>(sharding.min_probe);
+  j["sharding"]["max_probe_fraction"] = sharding.max_probe_fraction;
   return j;
 }
 
@@ -115,6 +120,18 @@ StatusOr<CollectionConfig> CollectionConfig::FromStored(const Json& s) {
     if (const Json* v = qc->Find("verify_fraction"); v && v->is_number())
       c.cache_verify_fraction = static_cast<float>(v->as_double());
   }
+  if (const Json* sh = s.Find("sharding")) {  // absent in collections made before sharding
+    if (const Json* v = sh->Find("max_shard_chunks"); v && v->is_number())
+      c.sharding.max_shard_chunks = static_cast<size_t>(v->as_int());
+    if (const Json* v = sh->Find("clear_margin"); v && v->is_number())
+      c.sharding.clear_margin = static_cast<float>(v->as_double());
+    if (const Json* v = sh->Find("probe_margin"); v && v->is_number())
+      c.sharding.probe_margin = static_cast<float>(v->as_double());
+    if (const Json* v = sh->Find("min_probe"); v && v->is_number())
+      c.sharding.min_probe = static_cast<size_t>(v->as_int());
+    if (const Json* v = sh->Find("max_probe_fraction"); v && v->is_number())
+      c.sharding.max_probe_fraction = static_cast<float>(v->as_double());
+  }
   return c;
 }
 
@@ -145,7 +162,8 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   const Json& body = request.is_null() ? empty : request;  // an empty PUT takes every default
   if (!body.is_object()) return WrongType("body", "an object", body);
   CTX_RETURN_IF_ERROR(
-      CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer", "index", "cache"}, "collection"));
+      CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer", "index", "cache", "sharding"},
+                       "collection"));
   if (const Json* e = body.Find("embedder")) {
     if (!e->is_string()) return WrongType("embedder", "a string", *e);
     c.embedder = e->as_string();
@@ -226,6 +244,29 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
                              ParseIntField(*tier, "ttl_s", 1, 30 * 24 * 3600, c.cache_tier_ttl_s[t]));
       }
     }
+  }
+  if (const Json* sh = body.Find("sharding")) {
+    if (!sh->is_object()) return WrongType("sharding", "an object", *sh);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(
+        *sh, {"max_shard_chunks", "clear_margin", "probe_margin", "min_probe", "max_probe_fraction"}, "sharding"));
+    CTX_ASSIGN_OR_RETURN(int max_chunks, ParseIntField(*sh, "max_shard_chunks", 16, 100000000,
+                                                       static_cast<int>(c.sharding.max_shard_chunks)));
+    c.sharding.max_shard_chunks = static_cast<size_t>(max_chunks);
+    CTX_ASSIGN_OR_RETURN(int min_probe, ParseIntField(*sh, "min_probe", 1, 1024, static_cast<int>(c.sharding.min_probe)));
+    c.sharding.min_probe = static_cast<size_t>(min_probe);
+    auto number = [&](const char* name, double lo, double hi, float* out) -> Status {
+      const Json* v = sh->Find(name);
+      if (v == nullptr) return Status::Ok();
+      if (!v->is_number() || v->as_double() < lo || v->as_double() > hi)
+        return InvalidArgument(std::string("'sharding.") + name + "' must be a number from " + ShortNumber(lo) +
+                                   " to " + ShortNumber(hi),
+                               "out_of_range");
+      *out = static_cast<float>(v->as_double());
+      return Status::Ok();
+    };
+    CTX_RETURN_IF_ERROR(number("clear_margin", 0, 4, &c.sharding.clear_margin));
+    CTX_RETURN_IF_ERROR(number("probe_margin", 0, 4, &c.sharding.probe_margin));
+    CTX_RETURN_IF_ERROR(number("max_probe_fraction", 0.01, 1, &c.sharding.max_probe_fraction));
   }
   if (const Json* a = body.Find("analyzer")) {
     if (!a->is_string()) return WrongType("analyzer", "a string", *a);
@@ -326,7 +367,8 @@ std::string_view QueryModeName(QueryMode m) {
 StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder) {
   if (!body.is_object()) return WrongType("body", "an object", body);
   CTX_RETURN_IF_ERROR(CheckKnownFields(
-      body, {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25", "cache"},
+      body, {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25", "cache",
+             "shards"},
       "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
@@ -406,6 +448,11 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     if (!c->is_string() || (c->as_string() != "bypass" && c->as_string() != "default"))
       return InvalidArgument("'cache' must be \"default\" or \"bypass\"", "invalid_value");
     q.cache_bypass = c->as_string() == "bypass";
+  }
+  if (const Json* sh = body.Find("shards")) {
+    if (!sh->is_string() || (sh->as_string() != "all" && sh->as_string() != "route"))
+      return InvalidArgument("'shards' must be \"route\" or \"all\"", "invalid_value");
+    q.all_shards = sh->as_string() == "all";
   }
   {
     Json::Object params;

@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "index/distance.h"
+#include "engine/shards.h"
 #include "index/filter.h"
 #include "text/chunker.h"
 
@@ -39,6 +40,9 @@ struct CollectionConfig {
   std::array<int, 3> cache_tier_ttl_s = {600, 3600, 6 * 3600};
   // Share of cache hits recomputed in the background to measure stale answers.
   float cache_verify_fraction = 0.01f;
+  // "sharding": {"max_shard_chunks", "clear_margin", "probe_margin", "min_probe",
+  // "max_probe_fraction"}: topic shards and query routing (engine/shards.h).
+  ShardingOptions sharding;
 
   Json ToJson() const;
   // A config as stored by ToJson(); trusted, but still checked.
@@ -92,6 +96,9 @@ struct QueryRequest {
   std::optional<float> title_boost;
   // "cache":"bypass" skips the collection's query cache (neither read nor filled).
   bool cache_bypass = false;
+  // "shards":"all" searches every shard instead of the routed ones (to compare, or when
+  // recall matters more than time).
+  bool all_shards = false;
   // Every field but the query itself (text, vector, cache), canonical: the cache key's
   // parameter part.
   std::string params_key;

@@ -30,6 +30,18 @@ double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 }  // namespace
 
+Json RouteJson(const QueryResult::Route& route) {
+  Json j = Json::MakeObject();
+  Json ids = Json::MakeArray();
+  for (uint32_t id : route.shards) ids.push_back(static_cast<int64_t>(id));
+  j["shards"] = std::move(ids);
+  j["of"] = static_cast<int64_t>(route.shard_count);
+  j["margin"] = route.margin;
+  j["confident"] = route.confident;
+  j["widened"] = route.widened;
+  return j;
+}
+
 StatusOr<std::string> PercentDecode(const std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -80,6 +92,7 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t
   AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch, std::bind(&Api::GetDocument, this, _1, _2));
   AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,
            std::bind(&Api::DeleteDocument, this, _1, _2));
+  AddRoute("GET", "/v1/collections/{name}/shards", Pool::kSearch, std::bind(&Api::GetShards, this, _1, _2));
   AddRoute("POST", "/v1/collections/{name}/query", Pool::kQuery, std::bind(&Api::Query, this, _1, _2));
   // Context assembly searches and may embed through a provider: the embed pool.
   AddRoute("POST", "/v1/context", Pool::kEmbed, std::bind(&Api::Context, this, _1, _2));
@@ -261,6 +274,13 @@ StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&) {
   return r;
 }
 
+StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&) {
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  Reply r;
+  r.json = c->DescribeShards();
+  return r;
+}
+
 StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
   const int64_t start = clock_->NowNanos();
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
@@ -287,6 +307,7 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
     r.json["degraded"] = true;
     r.json["degraded_reason"] = result.degraded_reason;
   }
+  if (result.route) r.json["route"] = RouteJson(*result.route);
   Json& timings = r.json["timings"];
   timings["embed_ms"] = result.embed_ms;
   timings["search_ms"] = result.search_ms;

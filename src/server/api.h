@@ -20,6 +20,10 @@
 
 namespace contextd {
 
+// A vector search's routing as the API reports it: {"shards":[ids],"of":n,"margin":..,
+// "confident":..,"widened":..}.
+Json RouteJson(const QueryResult::Route& route);
+
 class Api {
  public:
   // Searches run on `search_threads` (about one per core: they only compute); writes,
@@ -67,6 +71,7 @@ class Api {
   StatusOr<Reply> GetDocument(const Params& p, const HttpRequest& req);
   StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req);
   StatusOr<Reply> Query(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> GetShards(const Params& p, const HttpRequest& req);
   // embeddings_api.cc: the OpenAI and TEI embedding endpoints.
   // POST /v1/context (context_api.cc).
   StatusOr<Reply> Context(const Params& p, const HttpRequest& req);

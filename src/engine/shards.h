@@ -1,0 +1,68 @@
+// Semantic shards: how a collection's chunks are partitioned into topic shards (balanced
+// k-means over their embeddings) and how a query picks the shards worth searching.
+//
+// These are the pure algorithms; Collection owns the shards themselves (a centroid and a
+// vector index each) and splits one in the background when it outgrows its limit.
+//
+// Thread safety: free functions and values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "index/distance.h"
+
+namespace contextd {
+
+struct ShardingOptions {
+  // A shard past this many chunks is split in two (2-means); a collection loaded with more
+  // starts with about N / (0.75 * max) shards from k-means.
+  size_t max_shard_chunks = 100000;
+  // Routing. The best shard alone is searched when its score beats the second's by at least
+  // clear_margin; otherwise every shard within probe_margin of the best, at least
+  // min_probe and at most max_probe_fraction of them (never fewer than one).
+  // Defaults measured on SciFact and a 1M-chunk topical set (bench/shard_bench, BENCHMARKS.md).
+  float clear_margin = 0.12f;
+  float probe_margin = 0.06f;
+  size_t min_probe = 2;
+  float max_probe_fraction = 0.5f;
+};
+
+// Similarity of a query to each centroid, higher is closer: the dot product for cosine
+// (both unit length) and dot collections, minus the squared distance for l2.
+// centroids: n * dim floats; out: n floats.
+void ScoreCentroids(Metric metric, const float* query, const float* centroids, size_t n, size_t dim, float* out);
+
+struct RouteDecision {
+  std::vector<uint32_t> shards;  // indexes into the centroids, best first
+  float margin = 0;              // best score minus the second's (0 with one shard)
+  bool confident = false;        // only the best shard was needed
+};
+
+// Picks the shards to search from the centroid scores.
+RouteDecision RouteShards(const std::vector<float>& scores, const ShardingOptions& options);
+
+struct KMeansResult {
+  std::vector<float> centroids;      // k * dim; unit length for cosine
+  std::vector<uint32_t> assignment;  // by input row, in [0, k)
+};
+
+// Balanced k-means: k-means++ seeding on a sample, then Lloyd iterations whose assignment
+// step fills clusters in order of how clearly each point belongs (best minus second-best
+// score), so no cluster takes more than `slack` times its even share: shards stay about
+// the same size, which bounds the cost of searching any one of them. Cosine clusters on
+// directions (spherical k-means). vectors: n * dim floats. REQUIRES: 1 <= k <= n.
+KMeansResult BalancedKMeans(const float* vectors, size_t n, size_t dim, size_t k, Metric metric, float slack = 1.25f,
+                            int iterations = 12, uint64_t seed = 1);
+
+// The mean of each cluster's rows (of their directions for cosine, then unit length).
+// counts (optional) receives each cluster's size; an empty cluster's mean is zeros.
+// vectors: n * dim floats; assignment: n entries in [0, k); returns k * dim floats.
+std::vector<float> ClusterMeans(const float* vectors, size_t n, size_t dim, const uint32_t* assignment, size_t k,
+                                Metric metric, std::vector<size_t>* counts = nullptr);
+
+// The number of shards a collection of n chunks starts with.
+size_t InitialShardCount(size_t n, const ShardingOptions& options);
+
+}  // namespace contextd
