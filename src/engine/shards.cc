@@ -42,7 +42,9 @@ RouteDecision RouteShards(const std::vector<float>& scores, const ShardingOption
     d.confident = true;
     return d;
   }
-  const size_t cap = std::max<size_t>(1, static_cast<size_t>(std::floor(n * options.max_probe_fraction)));
+  // An unclear choice always gets a second opinion where there is one.
+  const size_t cap =
+      std::max<size_t>(std::min<size_t>(n, 2), static_cast<size_t>(std::floor(n * options.max_probe_fraction)));
   const size_t floor_count = std::min(options.min_probe, cap);
   for (size_t i = 0; i < n && d.shards.size() < cap; ++i) {
     if (i >= floor_count && scores[order[i]] < best - options.probe_margin) break;
@@ -197,7 +199,7 @@ KMeansResult BalancedKMeans(const float* vectors, size_t n, size_t dim, size_t k
   }
   std::mt19937_64 rng(seed);
   r.centroids = SeedCentroids(metric, vectors, inv_norms, n, dim, k, &rng);
-  const size_t capacity = std::max<size_t>(1, static_cast<size_t>(std::ceil(slack * n / static_cast<double>(k))));
+  const size_t capacity = std::max<size_t>(1, static_cast<size_t>(std::ceil(slack * n / static_cast<double>(k) - 1e-3)));
   std::vector<float> scores;
   for (int it = 0; it < iterations; ++it) {
     ScoreAll(metric, vectors, inv_norms, n, dim, r.centroids, k, &scores);

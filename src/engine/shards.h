@@ -21,7 +21,7 @@ struct ShardingOptions {
   size_t max_shard_chunks = 100000;
   // Routing. The best shard alone is searched when its score beats the second's by at least
   // clear_margin; otherwise every shard within probe_margin of the best, at least
-  // min_probe and at most max_probe_fraction of them (never fewer than one).
+  // min_probe and at most max_probe_fraction of them (but two when there are two).
   // Defaults measured on SciFact and a 1M-chunk topical set (bench/shard_bench, BENCHMARKS.md).
   float clear_margin = 0.12f;
   float probe_margin = 0.06f;

@@ -1,0 +1,247 @@
+// Topic shards inside a collection: splits under concurrent reads and writes, routing,
+// and shards across restarts.
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "engine/collection.h"
+#include "test_engine.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+constexpr int kDim = 8;
+constexpr int kTopics = 8;
+
+class CollectionShardsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = OpenTestEngine(dir_.path(), &metrics_);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> g;
+    centers_.resize(kTopics, std::vector<float>(kDim));
+    for (auto& c : centers_)
+      for (auto& x : c) x = g(rng);
+  }
+
+  std::shared_ptr<Collection> Create(int max_shard_chunks) {
+    auto c = engine_->CreateCollection(
+        kDefaultTenant, "topics",
+        J(R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":)" + std::to_string(max_shard_chunks) + "}}"));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? *c : nullptr;
+  }
+
+  // Document i: a point near topic i % kTopics.
+  std::vector<float> Vector(int i) {
+    std::mt19937 rng(1000 + i);
+    std::normal_distribution<float> g;
+    std::vector<float> v = centers_[i % kTopics];
+    for (auto& x : v) x += 0.2f * g(rng);
+    return v;
+  }
+
+  Status Upsert(Collection& c, int first, int count) {
+    Json docs = Json::MakeArray();
+    for (int i = first; i < first + count; ++i) {
+      Json d = Json::MakeObject();
+      d["id"] = "d" + std::to_string(i);
+      d["text"] = "topic " + std::to_string(i % kTopics);
+      d["metadata"]["topic"] = i % kTopics;
+      Json v = Json::MakeArray();
+      for (float x : Vector(i)) v.push_back(x);
+      d["vector"] = std::move(v);
+      docs.push_back(std::move(d));
+    }
+    Json body = Json::MakeObject();
+    body["documents"] = std::move(docs);
+    auto parsed = ParseUpsertRequest(body, kDim, true);
+    if (!parsed.ok()) return parsed.status();
+    UpsertResult r;
+    return c.Upsert(std::move(parsed).value(), &r);
+  }
+
+  StatusOr<QueryResult> Nearest(Collection& c, int i, int k, bool all_shards) {
+    Json body = Json::MakeObject();
+    Json v = Json::MakeArray();
+    for (float x : Vector(i)) v.push_back(x);
+    body["vector"] = std::move(v);
+    body["k"] = k;
+    body["cache"] = "bypass";
+    if (all_shards) body["shards"] = "all";
+    auto q = ParseQueryRequest(body, kDim, false);
+    if (!q.ok()) return q.status();
+    return c.Query(*q);
+  }
+
+  TempDir dir_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<Engine> engine_;
+  std::vector<std::vector<float>> centers_;
+};
+
+TEST_F(CollectionShardsTest, SmallCollectionsStayOneShard) {
+  auto c = Create(1000);
+  ASSERT_TRUE(Upsert(*c, 0, 200).ok());
+  c->WaitForSplits();
+  EXPECT_EQ(c->shard_count(), 1u);
+  auto r = Nearest(*c, 5, 1, false);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->route.has_value());
+  EXPECT_EQ(r->route->shard_count, 1u);
+  EXPECT_EQ(r->hits[0].doc_id, "d5");
+}
+
+// Writers insert and delete while shards split; readers query all along. Every
+// acknowledged, undeleted document must stay findable, during the splits and after, and no
+// deleted one may come back.
+TEST_F(CollectionShardsTest, SplitsUnderConcurrentWritesLoseNoChunk) {
+  auto c = Create(60);
+  constexpr int kDocs = 800, kBatch = 10;
+  std::atomic<int> acknowledged{0};
+  std::atomic<bool> done{false};
+  std::atomic<int> lost{0}, reads{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kDocs; i += kBatch) {
+      ASSERT_TRUE(Upsert(*c, i, kBatch).ok());
+      // Every 7th document is deleted again.
+      for (int j = i; j < i + kBatch; ++j) {
+        if (j % 7 == 0) ASSERT_TRUE(c->DeleteDocument("d" + std::to_string(j)).ok());
+      }
+      acknowledged = i + kBatch;
+    }
+    done = true;
+  });
+  std::thread reader([&] {
+    std::mt19937 rng(5);
+    while (!done) {
+      const int n = acknowledged;
+      if (n == 0) continue;
+      const int i = static_cast<int>(rng() % n);
+      auto r = Nearest(*c, i, 1, true);
+      ASSERT_TRUE(r.ok());
+      const bool deleted = i % 7 == 0;
+      const bool found = !r->hits.empty() && r->hits[0].doc_id == "d" + std::to_string(i);
+      if (found == deleted) ++lost;
+      ++reads;
+    }
+  });
+  writer.join();
+  reader.join();
+  c->WaitForSplits();
+  EXPECT_EQ(lost, 0) << "of " << reads << " reads";
+  EXPECT_GT(reads, 0);
+  EXPECT_GE(c->shard_count(), 8u);
+  Json shards = c->DescribeShards();
+  size_t total = 0;
+  for (const auto& s : shards.Find("shards")->as_array()) {
+    total += s.Find("chunks")->as_int();
+    EXPECT_LE(s.Find("chunks")->as_int(), 60) << s.Dump();
+    EXPECT_FALSE(s.Find("top_terms")->as_array().empty()) << s.Dump();
+  }
+  EXPECT_EQ(total, c->chunk_count());
+  for (int i = 0; i < kDocs; ++i) {
+    auto r = Nearest(*c, i, 1, true);
+    ASSERT_TRUE(r.ok());
+    if (i % 7 == 0) {
+      EXPECT_NE(r->hits[0].doc_id, "d" + std::to_string(i));
+    } else {
+      EXPECT_EQ(r->hits[0].doc_id, "d" + std::to_string(i));
+    }
+  }
+}
+
+// Topics far apart: a query near one topic is routed to few shards and finds what a search
+// of every shard finds.
+TEST_F(CollectionShardsTest, RoutedSearchMatchesAllShardsOnSeparatedTopics) {
+  auto c = Create(60);
+  ASSERT_TRUE(Upsert(*c, 0, 640).ok());
+  c->WaitForSplits();
+  const size_t shards = c->shard_count();
+  ASSERT_GE(shards, 8u);
+  size_t probed = 0, same = 0, total = 0;
+  for (int i = 0; i < 64; ++i) {
+    auto routed = Nearest(*c, i, 10, false);
+    auto all = Nearest(*c, i, 10, true);
+    ASSERT_TRUE(routed.ok() && all.ok());
+    EXPECT_EQ(all->route->shards.size(), shards);
+    probed += routed->route->shards.size();
+    std::set<std::string> truth;
+    for (auto& h : all->hits) truth.insert(h.doc_id);
+    for (auto& h : routed->hits) same += truth.count(h.doc_id);
+    total += all->hits.size();
+  }
+  EXPECT_GE(static_cast<double>(same) / total, 0.95);
+  EXPECT_LE(static_cast<double>(probed) / 64, shards / 2.0);
+  Json routing = *c->DescribeShards().Find("routing");
+  EXPECT_EQ(routing.Find("queries")->as_int(), 64);
+}
+
+// A filter whose matches all live in shards the router would skip widens the search
+// instead of answering short.
+TEST_F(CollectionShardsTest, FilterWithMatchesElsewhereWidensTheSearch) {
+  auto c = Create(60);
+  ASSERT_TRUE(Upsert(*c, 0, 640).ok());
+  c->WaitForSplits();
+  // Documents of topic 3 only, queried from near topic 0.
+  Json body = J(R"({"k":5,"cache":"bypass","filter":{"topic":3}})");
+  Json v = Json::MakeArray();
+  for (float x : Vector(0)) v.push_back(x);
+  body["vector"] = std::move(v);
+  auto q = ParseQueryRequest(body, kDim, false);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  auto r = c->Query(*q);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->hits.size(), 5u);
+  for (auto& h : r->hits) EXPECT_EQ(std::stoi(h.doc_id.substr(1)) % kTopics, 3);
+  EXPECT_TRUE(r->route->widened);
+}
+
+TEST_F(CollectionShardsTest, ShardsSurviveARestartAndRebuildWithKMeans) {
+  auto c = Create(60);
+  ASSERT_TRUE(Upsert(*c, 0, 400).ok());
+  c->WaitForSplits();
+  const size_t shards = c->shard_count();
+  ASSERT_GT(shards, 1u);
+  ASSERT_TRUE(engine_->SaveGraphs().ok());
+  c.reset();
+  engine_.reset();
+  engine_ = OpenTestEngine(dir_.path(), &metrics_);
+  c = *engine_->GetCollection(kDefaultTenant, "topics");
+  EXPECT_EQ(c->graph_source(), "loaded");
+  EXPECT_EQ(c->shard_count(), shards);
+  for (int i = 0; i < 400; i += 13) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
+  // Without the saved graphs the shards come from k-means: N / (0.75 * max) of them.
+  c.reset();
+  engine_.reset();
+  std::filesystem::remove_all(dir_.path() + "/graphs");
+  engine_ = OpenTestEngine(dir_.path(), &metrics_);
+  c = *engine_->GetCollection(kDefaultTenant, "topics");
+  EXPECT_EQ(c->graph_source(), "rebuilt");
+  EXPECT_EQ(c->shard_count(), 9u);  // ceil(400 / 45)
+  for (int i = 0; i < 400; i += 13) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
+}
+
+TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
+  for (const char* spec : {R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":5}})",
+                           R"({"embedder":"none","dim":8,"sharding":{"clear_margin":-1}})",
+                           R"({"embedder":"none","dim":8,"sharding":{"max_probe_fraction":0}})",
+                           R"({"embedder":"none","dim":8,"sharding":{"probes":3}})",
+                           R"({"embedder":"none","dim":8,"sharding":[]})"}) {
+    auto c = engine_->CreateCollection(kDefaultTenant, "bad", J(spec));
+    ASSERT_FALSE(c.ok()) << spec;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << spec;
+  }
+  auto q = ParseQueryRequest(J(R"({"vector":[1,2,3,4,5,6,7,8],"shards":"some"})"), kDim, false);
+  ASSERT_FALSE(q.ok());
+  EXPECT_NE(q.status().message().find("'shards'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace contextd
