@@ -55,22 +55,12 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "cannot read queries or qrels under %s\n", data.c_str());
     return 1;
   }
-  struct Doc {
-    std::string id, title, text;
-  };
-  std::vector<Doc> corpus;
-  {
-    std::ifstream in(data + "/corpus.jsonl");
-    for (std::string line; std::getline(in, line);) {
-      auto j = ParseJson(line);
-      if (!j.ok()) continue;
-      auto str = [&](const char* k) {
-        const Json* v = j->Find(k);
-        return v != nullptr && v->is_string() ? v->as_string() : std::string();
-      };
-      corpus.push_back({str("_id"), str("title"), str("text")});
-    }
+  auto read = ReadBeirCorpus(data + "/corpus.jsonl");
+  if (!read.ok()) {
+    std::fprintf(stderr, "%s\n", read.status().ToString().c_str());
+    return 1;
   }
+  const std::vector<BeirDoc>& corpus = *read;
   std::fprintf(stderr, "%zu documents, %zu queries\n", corpus.size(), queries->size());
   const std::string work = std::filesystem::temp_directory_path() / ("contextd-quality-" + std::to_string(getpid()));
   std::filesystem::remove_all(work);
@@ -140,7 +130,7 @@ int Main(int argc, char** argv) {
     const Xapian::Stem stem("english");
     tg.set_stemmer(stem);
     tg.set_stemming_strategy(Xapian::TermGenerator::STEM_ALL);
-    for (const Doc& d : corpus) {
+    for (const BeirDoc& d : corpus) {
       Xapian::Document doc;
       tg.set_document(doc);
       tg.index_text(d.title);

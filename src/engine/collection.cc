@@ -508,7 +508,8 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   // invalidation); none when the list was short, since then anything could enter.
   std::optional<float> vector_bar;
   if (mode == QueryMode::kVector) {
-    ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr, req.all_shards, &route);
+    ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr, req.all_shards,
+                                                           req.routing ? &*req.routing : nullptr, &route);
     if (ranked.size() >= want) vector_bar = ranked.back().score;
   } else if (mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, want, allowed_ptr, bm25_ptr, &term_weights);
@@ -518,7 +519,8 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     // RRF, so the graph is searched at ef = depth rather than the 2x a top-k query gets.
     const size_t depth = std::max<size_t>(want * 3, 60);
     const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 64);
-    std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr, req.all_shards, &route);
+    std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr, req.all_shards,
+                                                           req.routing ? &*req.routing : nullptr, &route);
     std::vector<ScoredSlot> by_keyword = keywords_.Search(terms, depth, allowed_ptr, bm25_ptr, &term_weights);
     if (by_vector.size() >= depth) vector_bar = by_vector.back().score;
     ranked = req.fusion == Fusion::kRrf ? FuseRrf({by_vector, by_keyword}, want, kRrfK)

@@ -183,10 +183,12 @@ class Collection {
   // Vector search over the shards the router picks (all with `all_shards`), merged: per
   // shard, the HNSW graph once the shard is big enough for it to pay, the exact scan
   // otherwise and whenever a selective filter starves the graph search.
-  // allowed: the slots a filter matches, or null without a filter. route: filled when given.
+  // allowed: the slots a filter matches, or null without a filter. routing: the query's
+  // own routing options (null: the collection's). route: filled when given.
   // REQUIRES: mu_ held (shared is enough).
   std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotBitset* allowed,
-                                             bool all_shards = false, QueryResult::Route* route = nullptr) const;
+                                             bool all_shards = false, const ShardingOptions* routing = nullptr,
+                                             QueryResult::Route* route = nullptr) const;
   std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
                                       const SlotBitset* allowed) const;
   // REQUIRES: mu_ held (shared is enough).

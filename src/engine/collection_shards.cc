@@ -77,6 +77,7 @@ std::vector<ScoredSlot> Collection::SearchShard(const Shard& shard, const float*
 
 std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_t k, size_t ef,
                                                        const SlotBitset* allowed, bool all_shards,
+                                                       const ShardingOptions* routing,
                                                        QueryResult::Route* route) const {
   const size_t n = shards_.size();
   if (n == 1) {
@@ -93,7 +94,7 @@ std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_
   } else {
     std::vector<float> scores(n);
     ScoreCentroids(config_.metric, query, centroids_.data(), n, static_cast<size_t>(config_.dim), scores.data());
-    RouteDecision d = RouteShards(scores, config_.sharding);
+    RouteDecision d = RouteShards(scores, routing != nullptr ? *routing : config_.sharding);
     probe = std::move(d.shards);
     r.margin = d.margin;
     r.confident = d.confident;

@@ -52,6 +52,26 @@ StatusOr<int> ParseIntField(const Json& obj, const char* field, int lo, int hi, 
   return static_cast<int>(d);
 }
 
+
+// The routing fields of `obj` ("sharding" in a collection, "routing" in a query) into *out.
+Status ParseRouting(const Json& obj, const std::string& where, ShardingOptions* out) {
+  CTX_ASSIGN_OR_RETURN(int min_probe, ParseIntField(obj, "min_probe", 1, 1024, static_cast<int>(out->min_probe)));
+  out->min_probe = static_cast<size_t>(min_probe);
+  auto number = [&](const char* name, double lo, double hi, float* field) -> Status {
+    const Json* v = obj.Find(name);
+    if (v == nullptr) return Status::Ok();
+    if (!v->is_number() || v->as_double() < lo || v->as_double() > hi)
+      return InvalidArgument("'" + where + "." + name + "' must be a number from " + ShortNumber(lo) + " to " +
+                                 ShortNumber(hi),
+                             "out_of_range");
+    *field = static_cast<float>(v->as_double());
+    return Status::Ok();
+  };
+  CTX_RETURN_IF_ERROR(number("clear_margin", 0, 4, &out->clear_margin));
+  CTX_RETURN_IF_ERROR(number("probe_margin", 0, 4, &out->probe_margin));
+  return number("max_probe_fraction", 0.01, 1, &out->max_probe_fraction);
+}
+
 }  // namespace
 
 Json CollectionConfig::ToJson() const {
@@ -252,21 +272,7 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
     CTX_ASSIGN_OR_RETURN(int max_chunks, ParseIntField(*sh, "max_shard_chunks", 16, 100000000,
                                                        static_cast<int>(c.sharding.max_shard_chunks)));
     c.sharding.max_shard_chunks = static_cast<size_t>(max_chunks);
-    CTX_ASSIGN_OR_RETURN(int min_probe, ParseIntField(*sh, "min_probe", 1, 1024, static_cast<int>(c.sharding.min_probe)));
-    c.sharding.min_probe = static_cast<size_t>(min_probe);
-    auto number = [&](const char* name, double lo, double hi, float* out) -> Status {
-      const Json* v = sh->Find(name);
-      if (v == nullptr) return Status::Ok();
-      if (!v->is_number() || v->as_double() < lo || v->as_double() > hi)
-        return InvalidArgument(std::string("'sharding.") + name + "' must be a number from " + ShortNumber(lo) +
-                                   " to " + ShortNumber(hi),
-                               "out_of_range");
-      *out = static_cast<float>(v->as_double());
-      return Status::Ok();
-    };
-    CTX_RETURN_IF_ERROR(number("clear_margin", 0, 4, &c.sharding.clear_margin));
-    CTX_RETURN_IF_ERROR(number("probe_margin", 0, 4, &c.sharding.probe_margin));
-    CTX_RETURN_IF_ERROR(number("max_probe_fraction", 0.01, 1, &c.sharding.max_probe_fraction));
+    CTX_RETURN_IF_ERROR(ParseRouting(*sh, "sharding", &c.sharding));
   }
   if (const Json* a = body.Find("analyzer")) {
     if (!a->is_string()) return WrongType("analyzer", "a string", *a);
@@ -368,7 +374,7 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   if (!body.is_object()) return WrongType("body", "an object", body);
   CTX_RETURN_IF_ERROR(CheckKnownFields(
       body, {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25", "cache",
-             "shards"},
+             "shards", "routing"},
       "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
@@ -453,6 +459,13 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     if (!sh->is_string() || (sh->as_string() != "all" && sh->as_string() != "route"))
       return InvalidArgument("'shards' must be \"route\" or \"all\"", "invalid_value");
     q.all_shards = sh->as_string() == "all";
+  }
+  if (const Json* r = body.Find("routing")) {
+    if (!r->is_object()) return WrongType("routing", "an object", *r);
+    CTX_RETURN_IF_ERROR(CheckKnownFields(*r, {"clear_margin", "probe_margin", "min_probe", "max_probe_fraction"},
+                                         "routing"));
+    q.routing.emplace();
+    CTX_RETURN_IF_ERROR(ParseRouting(*r, "routing", &*q.routing));
   }
   {
     Json::Object params;

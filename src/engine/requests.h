@@ -99,6 +99,9 @@ struct QueryRequest {
   // "shards":"all" searches every shard instead of the routed ones (to compare, or when
   // recall matters more than time).
   bool all_shards = false;
+  // "routing": {"clear_margin", "probe_margin", "min_probe", "max_probe_fraction"}: this
+  // query's routing instead of the collection's (a per-call search parameter).
+  std::optional<ShardingOptions> routing;
   // Every field but the query itself (text, vector, cache), canonical: the cache key's
   // parameter part.
   std::string params_key;

@@ -23,8 +23,8 @@ struct ShardingOptions {
   // clear_margin; otherwise every shard within probe_margin of the best, at least
   // min_probe and at most max_probe_fraction of them (but two when there are two).
   // Defaults measured on SciFact and a 1M-chunk topical set (bench/shard_bench, BENCHMARKS.md).
-  float clear_margin = 0.12f;
-  float probe_margin = 0.06f;
+  float clear_margin = 0.2f;
+  float probe_margin = 0.1f;
   size_t min_probe = 2;
   float max_probe_fraction = 0.5f;
 };

@@ -61,6 +61,27 @@ StatusOr<std::vector<BeirQuery>> ReadBeirQueries(const std::string& path) {
   return out;
 }
 
+StatusOr<std::vector<BeirDoc>> ReadBeirCorpus(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot read " + path);
+  std::vector<BeirDoc> out;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty()) continue;
+    auto j = ParseJson(line);
+    const Json* id = j.ok() ? j->Find("_id") : nullptr;
+    const Json* text = j.ok() ? j->Find("text") : nullptr;
+    const Json* title = j.ok() ? j->Find("title") : nullptr;
+    if (id == nullptr || text == nullptr || !id->is_string() || !text->is_string() ||
+        (title != nullptr && !title->is_string()))
+      return InvalidArgument(path + ":" + std::to_string(line_no) +
+                             ": expected {\"_id\": string, \"title\": string?, \"text\": string}");
+    out.push_back({id->as_string(), title != nullptr ? title->as_string() : "", text->as_string()});
+  }
+  return out;
+}
+
 StatusOr<std::map<std::string, Judgements>> ReadBeirQrels(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("cannot read " + path);

@@ -29,6 +29,13 @@ struct BeirQuery {
 };
 // queries.jsonl: one {"_id","text",..} per line. Errors name the file and line.
 StatusOr<std::vector<BeirQuery>> ReadBeirQueries(const std::string& path);
+struct BeirDoc {
+  std::string id;
+  std::string title;
+  std::string text;
+};
+// corpus.jsonl: one {"_id","title"?,"text"} per line. Errors name the file and line.
+StatusOr<std::vector<BeirDoc>> ReadBeirCorpus(const std::string& path);
 // qrels TSV: "query-id<TAB>corpus-id<TAB>score" with a header line.
 StatusOr<std::map<std::string, Judgements>> ReadBeirQrels(const std::string& path);
 

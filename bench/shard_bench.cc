@@ -1,0 +1,245 @@
+// Routed search against searching every shard (issue 8): recall@10 of the routed top 10
+// relative to the all-shard top 10, and the share of shards probed.
+//
+//   shard_bench scifact [--data DIR] [--max-shard-chunks N]: SciFact through the engine
+//     in-process (glove embedder, vector mode): shards grown by splits as the corpus is
+//     ingested, then rebuilt by k-means on a reopen; routing options swept per query.
+//   shard_bench synthetic [--n 1000000] [--dim 64] [--shards 16]: a topical collection
+//     (topics > subtopics > points, unit vectors) partitioned by the same balanced k-means;
+//     each probed shard scanned exactly, so the figure is the router's alone.
+// Prints one JSON line per configuration.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <set>
+
+#include <CLI/CLI.hpp>
+
+#include "common/json.h"
+#include "common/metrics.h"
+#include "engine/engine.h"
+#include "engine/shards.h"
+#include "eval/metrics.h"
+#include "index/search_types.h"
+
+namespace contextd {
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+struct Sweep {
+  float clear_margin, probe_margin;
+  size_t min_probe;
+};
+const Sweep kSweep[] = {{0.2f, 0.1f, 2}, {0.12f, 0.06f, 2}, {0.08f, 0.04f, 2}, {0.05f, 0.03f, 1}, {0.3f, 0.15f, 3}};
+
+struct Tally {
+  double overlap = 0, probed = 0, single = 0, seconds = 0;
+  size_t queries = 0;
+  void Print(const char* data, const char* build, size_t shards, const Sweep& s, double all_ms) const {
+    const double n = static_cast<double>(std::max<size_t>(queries, 1));
+    std::printf(
+        "{\"data\":\"%s\",\"build\":\"%s\",\"shards\":%zu,\"clear_margin\":%.2f,\"probe_margin\":%.2f,"
+        "\"min_probe\":%zu,\"recall@10_vs_all\":%.4f,\"probed_fraction\":%.3f,\"single_shard\":%.3f,"
+        "\"routed_ms\":%.3f,\"all_shards_ms\":%.3f}\n",
+        data, build, shards, s.clear_margin, s.probe_margin, s.min_probe, overlap / n, probed / n / shards,
+        single / n, seconds * 1000 / n, all_ms);
+    std::fflush(stdout);
+  }
+};
+
+int SciFact(const std::string& data, const std::string& models, size_t max_shard_chunks) {
+  auto corpus = ReadBeirCorpus(data + "/corpus.jsonl");
+  auto queries = ReadBeirQueries(data + "/queries.train.jsonl");
+  if (!corpus.ok() || !queries.ok()) {
+    std::fprintf(stderr, "cannot read SciFact under %s\n", data.c_str());
+    return 1;
+  }
+  const std::string work = std::filesystem::temp_directory_path() / ("contextd-shards-" + std::to_string(getpid()));
+  std::filesystem::remove_all(work);
+  MetricsRegistry metrics;
+  EngineOptions eo;
+  eo.data_dir = work;
+  eo.models_dir = models;
+  for (const char* build : {"splits", "kmeans"}) {
+    auto engine = Engine::Open(eo, &metrics);
+    if (!engine.ok()) return 1;
+    std::shared_ptr<Collection> c;
+    if (std::string(build) == "splits") {
+      Json spec = *ParseJson(R"({"embedder":"glove","cache":{"enabled":false}})");
+      spec["sharding"]["max_shard_chunks"] = static_cast<int64_t>(max_shard_chunks);
+      c = *(*engine)->CreateCollection(kDefaultTenant, "scifact", spec);
+      const auto start = std::chrono::steady_clock::now();
+      for (size_t i = 0; i < corpus->size(); i += 256) {
+        std::vector<DocumentInput> batch;
+        for (size_t j = i; j < std::min(corpus->size(), i + 256); ++j) {
+          DocumentInput d;
+          d.id = (*corpus)[j].id;
+          d.title = (*corpus)[j].title;
+          d.text = (*corpus)[j].text;
+          batch.push_back(std::move(d));
+        }
+        UpsertResult r;
+        if (Status st = c->Upsert(std::move(batch), &r); !st.ok()) {
+          std::fprintf(stderr, "%s\n", st.ToString().c_str());
+          return 1;
+        }
+      }
+      c->WaitForSplits();
+      std::fprintf(stderr, "ingested %zu chunks into %zu shards in %.1f s\n", c->chunk_count(), c->shard_count(),
+                   Seconds(start));
+    } else {
+      // Reopened without saved graphs: shards from balanced k-means.
+      c = *(*engine)->GetCollection(kDefaultTenant, "scifact");
+    }
+    const size_t shards = c->shard_count();
+    auto query = [&](const BeirQuery& q, const char* extra, QueryResult* out) {
+      Json body = *ParseJson(extra);
+      body["query"] = q.text;
+      body["mode"] = "vector";
+      body["k"] = 10;
+      *out = *c->Query(*ParseQueryRequest(body, c->config().dim, true));
+    };
+    // Truth: every shard.
+    std::vector<std::set<std::string>> truth;
+    auto start = std::chrono::steady_clock::now();
+    for (const BeirQuery& q : *queries) {
+      QueryResult r;
+      query(q, R"({"shards":"all"})", &r);
+      std::set<std::string> ids;
+      for (const auto& h : r.hits) ids.insert(h.doc_id + "#" + std::to_string(h.chunk));
+      truth.push_back(std::move(ids));
+    }
+    const double all_ms = Seconds(start) * 1000 / queries->size();
+    for (const Sweep& s : kSweep) {
+      Tally t;
+      char routing[160];
+      std::snprintf(routing, sizeof routing,
+                    R"({"routing":{"clear_margin":%g,"probe_margin":%g,"min_probe":%zu}})", s.clear_margin,
+                    s.probe_margin, s.min_probe);
+      start = std::chrono::steady_clock::now();
+      for (size_t i = 0; i < queries->size(); ++i) {
+        QueryResult r;
+        query((*queries)[i], routing, &r);
+        size_t same = 0;
+        for (const auto& h : r.hits) same += truth[i].count(h.doc_id + "#" + std::to_string(h.chunk));
+        t.overlap += truth[i].empty() ? 1.0 : static_cast<double>(same) / truth[i].size();
+        t.probed += r.route->shards.size();
+        t.single += r.route->shards.size() == 1;
+        ++t.queries;
+      }
+      t.seconds = Seconds(start);
+      t.Print("scifact", build, shards, s, all_ms);
+    }
+    c.reset();
+    engine->reset();
+    std::filesystem::remove_all(work + "/graphs");
+  }
+  std::filesystem::remove_all(work);
+  return 0;
+}
+
+int Synthetic(size_t n, size_t dim, size_t shard_count, size_t query_count, float spread) {
+  // Topics > subtopics > points: 64 topics of 16 subtopics each; noise sized so that a
+  // point's 10 nearest neighbours usually share its topic but often not its subtopic;
+  // `spread` scales both noises (2: topics overlap, neighbours often cross them).
+  constexpr size_t kTopics = 64, kSub = 16;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g;
+  std::vector<float> sub_centers(kTopics * kSub * dim);
+  for (size_t t = 0; t < kTopics; ++t) {
+    std::vector<float> topic(dim);
+    for (auto& x : topic) x = g(rng);
+    for (size_t s = 0; s < kSub; ++s)
+      for (size_t j = 0; j < dim; ++j) sub_centers[(t * kSub + s) * dim + j] = topic[j] + spread * 0.6f * g(rng);
+  }
+  auto point = [&](float* out) {
+    const size_t s = rng() % (kTopics * kSub);
+    for (size_t j = 0; j < dim; ++j) out[j] = sub_centers[s * dim + j] + spread * 0.45f * g(rng);
+    NormalizeInPlace(out, dim);
+  };
+  std::vector<float> base(n * dim), queries(query_count * dim);
+  for (size_t i = 0; i < n; ++i) point(&base[i * dim]);
+  for (size_t i = 0; i < query_count; ++i) point(&queries[i * dim]);
+  auto start = std::chrono::steady_clock::now();
+  KMeansResult km = BalancedKMeans(base.data(), n, dim, shard_count, Metric::kCosine);
+  std::fprintf(stderr, "k-means: %zu points into %zu shards in %.1f s\n", n, shard_count, Seconds(start));
+  // Each shard's rows, contiguous, for exact scans.
+  std::vector<std::vector<float>> rows(shard_count);
+  std::vector<std::vector<uint32_t>> ids(shard_count);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t s = km.assignment[i];
+    rows[s].insert(rows[s].end(), &base[i * dim], &base[(i + 1) * dim]);
+    ids[s].push_back(static_cast<uint32_t>(i));
+  }
+  base = {};
+  std::vector<float> scores;
+  auto scan = [&](const float* q, uint32_t s, TopK* top) {
+    scores.resize(ids[s].size());
+    DotProductBatch(q, rows[s].data(), ids[s].size(), dim, scores.data());
+    for (size_t i = 0; i < scores.size(); ++i) top->Push(scores[i], ids[s][i]);
+  };
+  std::vector<std::set<uint32_t>> truth(query_count);
+  start = std::chrono::steady_clock::now();
+  for (size_t qi = 0; qi < query_count; ++qi) {
+    TopK top(10);
+    for (uint32_t s = 0; s < shard_count; ++s) scan(&queries[qi * dim], s, &top);
+    for (const auto& h : top.Take()) truth[qi].insert(h.slot);
+  }
+  const double all_ms = Seconds(start) * 1000 / query_count;
+  for (const Sweep& sw : kSweep) {
+    ShardingOptions o;
+    o.clear_margin = sw.clear_margin;
+    o.probe_margin = sw.probe_margin;
+    o.min_probe = sw.min_probe;
+    Tally t;
+    start = std::chrono::steady_clock::now();
+    std::vector<float> centroid_scores(shard_count);
+    for (size_t qi = 0; qi < query_count; ++qi) {
+      const float* q = &queries[qi * dim];
+      ScoreCentroids(Metric::kCosine, q, km.centroids.data(), shard_count, dim, centroid_scores.data());
+      RouteDecision d = RouteShards(centroid_scores, o);
+      TopK top(10);
+      for (uint32_t s : d.shards) scan(q, s, &top);
+      size_t same = 0;
+      for (const auto& h : top.Take()) same += truth[qi].count(h.slot);
+      t.overlap += static_cast<double>(same) / truth[qi].size();
+      t.probed += d.shards.size();
+      t.single += d.confident;
+      ++t.queries;
+    }
+    t.seconds = Seconds(start);
+    t.Print(spread == 1.0f ? "synthetic" : ("synthetic spread " + std::to_string(spread).substr(0, 4)).c_str(),
+            "kmeans", shard_count, sw, all_ms);
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"Routed search vs all shards"};
+  app.require_subcommand(1);
+  std::string data = "../shared/data/scifact", models = "models";
+  size_t max_shard_chunks = 1000, n = 1000000, dim = 64, shards = 16, query_count = 500;
+  float spread = 1.0f;
+  auto* sci = app.add_subcommand("scifact", "SciFact through the engine");
+  sci->add_option("--data", data);
+  sci->add_option("--models", models);
+  sci->add_option("--max-shard-chunks", max_shard_chunks);
+  auto* syn = app.add_subcommand("synthetic", "topical synthetic vectors, routing alone");
+  syn->add_option("--n", n);
+  syn->add_option("--dim", dim);
+  syn->add_option("--shards", shards);
+  syn->add_option("--queries", query_count);
+  syn->add_option("--spread", spread, "noise scale: 1 = separated topics, 2 = overlapping");
+  CLI11_PARSE(app, argc, argv);
+  if (sci->parsed()) return SciFact(data, models, max_shard_chunks);
+  return Synthetic(n, dim, shards, query_count, spread);
+}
+
+}  // namespace
+}  // namespace contextd
+
+int main(int argc, char** argv) { return contextd::Main(argc, argv); }
