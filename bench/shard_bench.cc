@@ -45,8 +45,8 @@ struct Tally {
         "{\"data\":\"%s\",\"build\":\"%s\",\"shards\":%zu,\"clear_margin\":%.2f,\"probe_margin\":%.2f,"
         "\"min_probe\":%zu,\"recall@10_vs_all\":%.4f,\"probed_fraction\":%.3f,\"single_shard\":%.3f,"
         "\"routed_ms\":%.3f,\"all_shards_ms\":%.3f}\n",
-        data, build, shards, s.clear_margin, s.probe_margin, s.min_probe, overlap / n, probed / n / shards,
-        single / n, seconds * 1000 / n, all_ms);
+        data, build, shards, s.clear_margin, s.probe_margin, s.min_probe, overlap / n, probed / n / shards, single / n,
+        seconds * 1000 / n, all_ms);
     std::fflush(stdout);
   }
 };
@@ -117,9 +117,8 @@ int SciFact(const std::string& data, const std::string& models, size_t max_shard
     for (const Sweep& s : kSweep) {
       Tally t;
       char routing[160];
-      std::snprintf(routing, sizeof routing,
-                    R"({"routing":{"clear_margin":%g,"probe_margin":%g,"min_probe":%zu}})", s.clear_margin,
-                    s.probe_margin, s.min_probe);
+      std::snprintf(routing, sizeof routing, R"({"routing":{"clear_margin":%g,"probe_margin":%g,"min_probe":%zu}})",
+                    s.clear_margin, s.probe_margin, s.min_probe);
       start = std::chrono::steady_clock::now();
       for (size_t i = 0; i < queries->size(); ++i) {
         QueryResult r;

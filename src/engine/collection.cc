@@ -414,7 +414,6 @@ StatusOr<Json> Collection::GetDocument(const std::string& id) const {
   return out;
 }
 
-
 StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   QueryResult result;
@@ -509,7 +508,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   std::optional<float> vector_bar;
   if (mode == QueryMode::kVector) {
     ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr, req.all_shards,
-                                                           req.routing ? &*req.routing : nullptr, &route);
+                                req.routing ? &*req.routing : nullptr, &route);
     if (ranked.size() >= want) vector_bar = ranked.back().score;
   } else if (mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, want, allowed_ptr, bm25_ptr, &term_weights);
@@ -550,6 +549,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     result.hits.push_back({c.doc->id, c.ordinal, c.text, r.score, c.doc->metadata});
   }
   if (mode != QueryMode::kKeyword) result.route = std::move(route);
+  result.rank_fused = mode == QueryMode::kHybrid && req.fusion == Fusion::kRrf;
   result.search_ms = Millis(clock_->NowNanos() - t1);
   if (use_cache) query_cache_->CountMiss();
   if (use_cache && snapshot && !result.degraded) {

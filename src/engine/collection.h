@@ -12,8 +12,8 @@
 #include <array>
 #include <atomic>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -56,6 +56,9 @@ struct QueryResult {
   double search_ms = 0;
   // The query's embedding could not be had (provider down, deadline, queue full), so the
   // answer is a keyword search instead of the mode asked for.
+  // Scores are reciprocal-rank sums (hybrid RRF, fused plans): only their order means
+  // anything, not their ratios.
+  bool rank_fused = false;
   bool degraded = false;
   std::string degraded_reason;
   // Where the answer came from: "miss" (searched), "exact" or "semantic" (the query
@@ -193,7 +196,7 @@ class Collection {
                                       const SlotBitset* allowed) const;
   // REQUIRES: mu_ held (shared is enough).
   bool UsesGraphLocked() const;
-  uint32_t NearestShardLocked(const float* vector) const;  // REQUIRES: mu_ held
+  uint32_t NearestShardLocked(const float* vector) const;            // REQUIRES: mu_ held
   void SetShardsLocked(std::vector<std::shared_ptr<Shard>> shards);  // REQUIRES: mu_ held exclusively
   void RemoveDocLocked(const std::string& id);
   void MaybeRepairGraph();
@@ -242,7 +245,7 @@ class Collection {
   // exactly instead of walked.
   // Topic shards; each graph is internally synchronised (see ApplyLocked()).
   std::vector<std::shared_ptr<Shard>> shards_;
-  std::vector<float> centroids_;   // shards_.size() * dim, for routing
+  std::vector<float> centroids_;    // shards_.size() * dim, for routing
   std::vector<uint32_t> shard_of_;  // by slot: index into shards_
   uint32_t next_shard_id_ = 0;
   // Writes to a shard being split, replayed into its two halves before they replace it.

@@ -181,8 +181,8 @@ Status Collection::LoadShardsLocked(const std::string& graph_path, uint64_t stor
     for (size_t i = 0; i < k; ++i) graphs.push_back(NewGraph());
   }
   std::vector<size_t> counts;
-  std::vector<float> means = ClusterMeans(vectors->data(), n, dim, assignment.data(), graphs.size(), config_.metric,
-                                          &counts);
+  std::vector<float> means =
+      ClusterMeans(vectors->data(), n, dim, assignment.data(), graphs.size(), config_.metric, &counts);
   std::vector<std::shared_ptr<Shard>> shards;
   for (size_t i = 0; i < graphs.size(); ++i) {
     auto shard = std::make_shared<Shard>();

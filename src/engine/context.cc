@@ -9,15 +9,29 @@ namespace {
 
 constexpr const char* kWaves[] = {"critical", "important", "relevant", "supplementary"};
 
-// The wave of a candidate: by score relative to the best when scores are positive, else
-// by rank (3, 5, 10, rest).
-int WaveOf(float score, float top, size_t rank) {
-  if (top > 0 && score > 0) {
-    const float r = score / top;
-    return r >= 0.8f ? 0 : r >= 0.6f ? 1 : r >= 0.4f ? 2 : 3;
+// Each candidate's relevance in [0, 1] relative to the best. Similarity scores keep their
+// ratio to the top score. Rank-fused scores (1/(60 + rank) sums) sit within a few percent
+// of each other, so their ratio would put every candidate in the first wave: they are
+// min-max normalised over the candidates instead. Non-positive scores go by rank.
+std::vector<float> Relevance(const std::vector<QueryHit>& hits, bool rank_fused) {
+  std::vector<float> rel(hits.size(), 0.0f);
+  if (hits.empty()) return rel;
+  const float top = hits[0].score, bottom = hits.back().score;
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const float s = hits[i].score;
+    if (rank_fused) {
+      rel[i] = top > bottom ? (s - bottom) / (top - bottom) : 1.0f;
+    } else if (top > 0 && s > 0) {
+      rel[i] = s / top;
+    } else {
+      rel[i] = i < 3 ? 1.0f : i < 8 ? 0.7f : i < 18 ? 0.5f : 0.0f;
+    }
   }
-  return rank < 3 ? 0 : rank < 8 ? 1 : rank < 18 ? 2 : 3;
+  return rel;
 }
+
+// The wave of a candidate by its relevance: 0 critical .. 3 supplementary.
+int WaveOf(float relevance) { return relevance >= 0.8f ? 0 : relevance >= 0.6f ? 1 : relevance >= 0.4f ? 2 : 3; }
 
 // b appended to a without the text they share (a's longest suffix that is b's prefix):
 // neighbouring chunks overlap by the chunker's overlap.
@@ -27,6 +41,42 @@ std::string JoinOverlapping(const std::string& a, const std::string& b) {
     if (a.compare(a.size() - len, len, b, 0, len) == 0) return a + b.substr(len);
   }
   return a + "\n" + b;
+}
+
+// One piece per run of adjacent chunks of a document among `chosen` (hit indexes), best
+// first; cost_of: each chosen chunk's tokens.
+std::vector<ContextPiece> AssemblePieces(const std::vector<QueryHit>& hits, const std::vector<size_t>& chosen,
+                                         const std::vector<float>& relevance, const std::vector<size_t>& cost_of,
+                                         const TiktokenEncoder& tokenizer) {
+  std::vector<ContextPiece> pieces;
+  std::map<std::string, std::vector<size_t>> by_doc;
+  for (size_t i : chosen) by_doc[hits[i].doc_id].push_back(i);
+  for (auto& [doc, idx] : by_doc) {
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return hits[a].chunk < hits[b].chunk; });
+    for (size_t i = 0; i < idx.size();) {
+      ContextPiece p;
+      p.doc_id = doc;
+      p.first_chunk = p.last_chunk = hits[idx[i]].chunk;
+      p.text = hits[idx[i]].text;
+      size_t best = idx[i];
+      size_t j = i + 1;
+      for (; j < idx.size() && hits[idx[j]].chunk == p.last_chunk + 1; ++j) {
+        p.text = JoinOverlapping(p.text, hits[idx[j]].text);
+        p.last_chunk = hits[idx[j]].chunk;
+        best = std::min(best, idx[j]);
+      }
+      p.score = hits[best].score;
+      p.wave = kWaves[WaveOf(relevance[best])];
+      // A lone chunk keeps its count; a merged text is counted anew (a join can tokenise
+      // differently from its parts).
+      p.tokens = j == i + 1 ? cost_of[idx[i]] : tokenizer.Count(p.text);
+      pieces.push_back(std::move(p));
+      i = j;
+    }
+  }
+  std::stable_sort(pieces.begin(), pieces.end(),
+                   [](const ContextPiece& a, const ContextPiece& b) { return a.score > b.score; });
+  return pieces;
 }
 
 }  // namespace
@@ -59,7 +109,13 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
       if (!v.is_int() || v.as_int() < 1 || v.as_int() > static_cast<int64_t>(kMaxK))
         return InvalidArgument("'candidates' must be from 1 to " + std::to_string(kMaxK), "out_of_range");
       r.candidates = static_cast<size_t>(v.as_int());
+    } else if (k == "strategy") {
+      Strategy forced;
+      if (!v.is_string() || (v.as_string() != "auto" && !ParseStrategy(v.as_string(), &forced)))
+        return InvalidArgument("'strategy' must be auto, simple, moderate or complex", "invalid_value");
+      if (v.as_string() != "auto") r.strategy = forced;
     } else if (k == "mode") {
+      r.mode_given = true;
       const std::string m = v.is_string() ? v.as_string() : "";
       if (m == "vector" && has_embedder) {
         r.mode = QueryMode::kVector;
@@ -73,7 +129,8 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
       }
     } else {
       return InvalidArgument(
-          "unknown field '" + k + "'; expected collection, query, max_tokens, max_ms, mode, candidates, session_id",
+          "unknown field '" + k +
+              "'; expected collection, query, max_tokens, max_ms, mode, candidates, strategy, session_id",
           "unknown_field");
     }
   }
@@ -83,7 +140,7 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
 
 StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
                                      const ContextRequest& request, const Clock* clock,
-                                     const std::vector<SessionTurn>& turns) {
+                                     const std::vector<SessionTurn>& turns, const WaveCallback* on_wave) {
   const int64_t start = clock->NowNanos();
   const int64_t deadline = request.max_ms > 0 ? start + request.max_ms * 1000000 : 0;
   ContextResult out;
@@ -109,8 +166,14 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
   q.k = request.candidates;
   q.mode = request.mode;
   q.params_key = "context:" + std::to_string(request.candidates);
-  CTX_ASSIGN_OR_RETURN(out.search, collection.Query(q));
-  const auto& hits = out.search.hits;
+  // The user's own words decide how hard to look; the conversation only adds terms.
+  const QueryAnalysis analysis = AnalyzeQuery(request.query);
+  const int64_t spent_ms = (clock->NowNanos() - start) / 1000000;
+  CTX_ASSIGN_OR_RETURN(out.plan, RunPlan(request.strategy.value_or(analysis.strategy), analysis, q, request.mode_given,
+                                         collection.has_embedder(), collection.config().sharding,
+                                         request.max_ms > 0 ? std::max<int64_t>(1, request.max_ms - spent_ms) : 0,
+                                         *clock, [&](const QueryRequest& step) { return collection.Query(step); }));
+  const auto& hits = out.plan.result.hits;
   out.candidates = hits.size();
   if (hits.empty()) {
     out.stopped = "exhausted";
@@ -120,10 +183,10 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
   std::vector<std::string> terms;
   collection.analyzer().Analyze(query_text, &terms);
   std::set<std::string> missing(terms.begin(), terms.end());
-  const float top = hits[0].score;
+  const std::vector<float> relevance = Relevance(hits, out.plan.result.rank_fused);
 
   // Wave by wave: each chunk that fits, best first.
-  std::vector<size_t> chosen;  // hit indexes
+  std::vector<size_t> chosen;                   // hit indexes
   std::vector<size_t> cost_of(hits.size(), 0);  // tokens of each chosen chunk
   size_t used = 0;
   out.stopped = "exhausted";
@@ -134,7 +197,8 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
       break;
     }
     bool any = false;
-    for (; next < hits.size() && WaveOf(hits[next].score, top, next) <= wave; ++next) {
+    const size_t wave_start = chosen.size();
+    for (; next < hits.size() && WaveOf(relevance[next]) <= wave; ++next) {
       const size_t cost = tokenizer.Count(hits[next].text);
       if (used + cost > budget) {
         out.stopped = "budget";
@@ -149,50 +213,41 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
       for (const auto& t : chunk_terms) missing.erase(t);
     }
     if (any) out.waves = wave + 1;
+    if (on_wave != nullptr && any) {
+      // Streaming: this wave's chunks as pieces now; earlier waves are already sent, so a
+      // piece that merged longer than its parts and no longer fits is left out here.
+      std::vector<size_t> fresh(chosen.begin() + static_cast<ptrdiff_t>(wave_start), chosen.end());
+      std::vector<ContextPiece> pieces = AssemblePieces(hits, fresh, relevance, cost_of, tokenizer);
+      std::vector<ContextPiece> sent;
+      for (auto& p : pieces) {
+        if (out.tokens + turn_tokens + p.tokens > request.max_tokens) continue;
+        out.tokens += p.tokens;
+        sent.push_back(p);
+        out.pieces.push_back(std::move(p));
+      }
+      (*on_wave)(kWaves[wave], sent);
+    }
     if (out.stopped == "budget") break;
     // Sufficient: every query term covered, and what is left scores under half the top.
     const bool covered = missing.empty();
-    const bool little_left = next >= hits.size() || (top > 0 && hits[next].score < 0.5f * top);
+    const bool little_left = next >= hits.size() || relevance[next] < 0.5f;
     if (covered && little_left && !chosen.empty()) {
       out.stopped = "sufficient";
       break;
     }
   }
 
-  // One piece per run of adjacent chunks of a document, in the order of their best chunk.
-  std::map<std::string, std::vector<size_t>> by_doc;
-  for (size_t i : chosen) by_doc[hits[i].doc_id].push_back(i);
-  for (auto& [doc, idx] : by_doc) {
-    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return hits[a].chunk < hits[b].chunk; });
-    for (size_t i = 0; i < idx.size();) {
-      ContextPiece p;
-      p.doc_id = doc;
-      p.first_chunk = p.last_chunk = hits[idx[i]].chunk;
-      p.text = hits[idx[i]].text;
-      size_t best = idx[i];
-      size_t j = i + 1;
-      for (; j < idx.size() && hits[idx[j]].chunk == p.last_chunk + 1; ++j) {
-        p.text = JoinOverlapping(p.text, hits[idx[j]].text);
-        p.last_chunk = hits[idx[j]].chunk;
-        best = std::min(best, idx[j]);
-      }
-      p.score = hits[best].score;
-      p.wave = kWaves[WaveOf(hits[best].score, top, best)];
-      // A lone chunk keeps its count; a merged text is counted anew (a join can tokenise
-      // differently from its parts).
-      p.tokens = j == i + 1 ? cost_of[idx[i]] : tokenizer.Count(p.text);
-      out.pieces.push_back(std::move(p));
-      i = j;
+  if (on_wave != nullptr) {
+    out.tokens += turn_tokens;
+  } else {
+    out.pieces = AssemblePieces(hits, chosen, relevance, cost_of, tokenizer);
+    // Should merged pieces have come out longer than their parts, the lowest-scoring go.
+    out.tokens = turn_tokens;
+    for (const auto& p : out.pieces) out.tokens += p.tokens;
+    while (out.tokens > request.max_tokens && !out.pieces.empty()) {
+      out.tokens -= out.pieces.back().tokens;
+      out.pieces.pop_back();
     }
-  }
-  std::stable_sort(out.pieces.begin(), out.pieces.end(),
-                   [](const ContextPiece& a, const ContextPiece& b) { return a.score > b.score; });
-  // Should merged pieces have come out longer than their parts, the lowest-scoring go.
-  out.tokens = turn_tokens;
-  for (const auto& p : out.pieces) out.tokens += p.tokens;
-  while (out.tokens > request.max_tokens && !out.pieces.empty()) {
-    out.tokens -= out.pieces.back().tokens;
-    out.pieces.pop_back();
   }
   return out;
 }

@@ -1,9 +1,12 @@
 // Progressive context loading (/v1/context): the context an LLM prompt needs from a
 // collection, within a token and time budget.
 //
-// One search fetches candidates (chunks, best first). They are sorted into relevance
-// waves by their score relative to the best (critical >= 0.8, important >= 0.6,
-// relevant >= 0.4, supplementary below; by rank when scores are not positive) and added
+// The query planner (engine/planner.h) fetches candidates (chunks, best first) with the
+// strategy the query's complexity calls for, or the one the request forces, within the
+// time budget. They are sorted into relevance waves by their relevance relative to the
+// best (critical >= 0.8, important >= 0.6, relevant >= 0.4, supplementary below), where
+// relevance is the score for similarity scores and the min-max normalised score for
+// rank-fused ones (whose ratios say nothing; see WaveOf()), and added
 // wave by wave, best first, while they fit the token budget. After each wave a
 // sufficiency test may stop early: every query term is covered by the context so far and
 // the next wave's best score is under half the top score (little marginal gain). The
@@ -14,12 +17,15 @@
 // Thread safety: free function; safe for concurrent use.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "engine/collection.h"
+#include "engine/planner.h"
 #include "engine/sessions.h"
 #include "text/tiktoken.h"
 
@@ -31,9 +37,12 @@ struct ContextRequest {
   int64_t max_ms = 0;  // 0: no deadline
   QueryMode mode = QueryMode::kHybrid;
   size_t candidates = 40;
-  std::string session_id;  // when set, recent turns join the context and the query
+  std::string session_id;            // when set, recent turns join the context and the query
+  bool mode_given = false;           // "mode" was in the request: every plan step uses it
+  std::optional<Strategy> strategy;  // "strategy": forced; absent or "auto": analysed
   // From the request body: {"collection", "query", "max_tokens", "max_ms", "mode",
-  // "candidates"}; has_embedder picks the default mode (hybrid, else keyword).
+  // "candidates", "strategy", "session_id"}; has_embedder picks the default mode (hybrid,
+  // else keyword).
   static StatusOr<ContextRequest> FromJson(const Json& body, bool has_embedder);
 };
 
@@ -58,14 +67,19 @@ struct ContextResult {
   size_t candidates = 0;
   int waves = 0;        // waves (partly) used
   std::string stopped;  // sufficient | budget | deadline | exhausted
-  QueryResult search;   // the underlying search (mode, timings, cache, degraded)
+  PlannedSearch plan;   // the search behind it: strategy, fallback, and the answering
+                        // step's result (mode, timings, cache, degraded)
 };
 
 // turns: the session's turns (oldest first), empty without a session. Up to a quarter of
 // the budget goes to the newest turns that fit; the last two user turns join the query,
 // so a follow-up ("and its side effects?") retrieves what the conversation is about.
+// Streaming: called after each wave with the pieces it adds (wave name, pieces), as soon
+// as the wave is decided; the result then holds the pieces in the order sent.
+using WaveCallback = std::function<void(const char* wave, const std::vector<ContextPiece>& pieces)>;
+
 StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
                                      const ContextRequest& request, const Clock* clock,
-                                     const std::vector<SessionTurn>& turns = {});
+                                     const std::vector<SessionTurn>& turns = {}, const WaveCallback* on_wave = nullptr);
 
 }  // namespace contextd

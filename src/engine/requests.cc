@@ -52,7 +52,6 @@ StatusOr<int> ParseIntField(const Json& obj, const char* field, int lo, int hi, 
   return static_cast<int>(d);
 }
 
-
 // The routing fields of `obj` ("sharding" in a collection, "routing" in a query) into *out.
 Status ParseRouting(const Json& obj, const std::string& where, ShardingOptions* out) {
   CTX_ASSIGN_OR_RETURN(int min_probe, ParseIntField(obj, "min_probe", 1, 1024, static_cast<int>(out->min_probe)));
@@ -61,9 +60,9 @@ Status ParseRouting(const Json& obj, const std::string& where, ShardingOptions* 
     const Json* v = obj.Find(name);
     if (v == nullptr) return Status::Ok();
     if (!v->is_number() || v->as_double() < lo || v->as_double() > hi)
-      return InvalidArgument("'" + where + "." + name + "' must be a number from " + ShortNumber(lo) + " to " +
-                                 ShortNumber(hi),
-                             "out_of_range");
+      return InvalidArgument(
+          "'" + where + "." + name + "' must be a number from " + ShortNumber(lo) + " to " + ShortNumber(hi),
+          "out_of_range");
     *field = static_cast<float>(v->as_double());
     return Status::Ok();
   };
@@ -181,9 +180,8 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   const Json empty = Json::MakeObject();
   const Json& body = request.is_null() ? empty : request;  // an empty PUT takes every default
   if (!body.is_object()) return WrongType("body", "an object", body);
-  CTX_RETURN_IF_ERROR(
-      CheckKnownFields(body, {"embedder", "dim", "distance", "chunking", "analyzer", "index", "cache", "sharding"},
-                       "collection"));
+  CTX_RETURN_IF_ERROR(CheckKnownFields(
+      body, {"embedder", "dim", "distance", "chunking", "analyzer", "index", "cache", "sharding"}, "collection"));
   if (const Json* e = body.Find("embedder")) {
     if (!e->is_string()) return WrongType("embedder", "a string", *e);
     c.embedder = e->as_string();
@@ -372,10 +370,10 @@ std::string_view QueryModeName(QueryMode m) {
 
 StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder) {
   if (!body.is_object()) return WrongType("body", "an object", body);
-  CTX_RETURN_IF_ERROR(CheckKnownFields(
-      body, {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25", "cache",
-             "shards", "routing"},
-      "query"));
+  CTX_RETURN_IF_ERROR(CheckKnownFields(body,
+                                       {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr",
+                                        "group_by", "bm25", "cache", "shards", "routing", "strategy"},
+                                       "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
   const Json* vec = body.Find("vector");
@@ -399,6 +397,7 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   else
     q.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
   if (const Json* m = body.Find("mode")) {
+    q.mode_given = true;
     if (!m->is_string()) return WrongType("mode", "a string", *m);
     const std::string& s = m->as_string();
     if (s == "vector")
@@ -460,10 +459,16 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
       return InvalidArgument("'shards' must be \"route\" or \"all\"", "invalid_value");
     q.all_shards = sh->as_string() == "all";
   }
+  if (const Json* st = body.Find("strategy")) {
+    static const char* kNames[] = {"auto", "simple", "moderate", "complex"};
+    if (!st->is_string() || std::find(std::begin(kNames), std::end(kNames), st->as_string()) == std::end(kNames))
+      return InvalidArgument("'strategy' must be auto, simple, moderate or complex", "invalid_value");
+    q.strategy = st->as_string();
+  }
   if (const Json* r = body.Find("routing")) {
     if (!r->is_object()) return WrongType("routing", "an object", *r);
-    CTX_RETURN_IF_ERROR(CheckKnownFields(*r, {"clear_margin", "probe_margin", "min_probe", "max_probe_fraction"},
-                                         "routing"));
+    CTX_RETURN_IF_ERROR(
+        CheckKnownFields(*r, {"clear_margin", "probe_margin", "min_probe", "max_probe_fraction"}, "routing"));
     q.routing.emplace();
     CTX_RETURN_IF_ERROR(ParseRouting(*r, "routing", &*q.routing));
   }

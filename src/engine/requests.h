@@ -13,8 +13,8 @@
 
 #include "common/json.h"
 #include "common/status.h"
-#include "index/distance.h"
 #include "engine/shards.h"
+#include "index/distance.h"
 #include "index/filter.h"
 #include "text/chunker.h"
 
@@ -102,6 +102,11 @@ struct QueryRequest {
   // "routing": {"clear_margin", "probe_margin", "min_probe", "max_probe_fraction"}: this
   // query's routing instead of the collection's (a per-call search parameter).
   std::optional<ShardingOptions> routing;
+  // "strategy": "auto" | "simple" | "moderate" | "complex" runs the query planner
+  // (engine/planner.h) instead of one search; empty: one search as asked.
+  std::string strategy;
+  // "mode" was in the body (the planner then keeps it for every step).
+  bool mode_given = false;
   // Every field but the query itself (text, vector, cache), canonical: the cache key's
   // parameter part.
   std::string params_key;

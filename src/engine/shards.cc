@@ -27,9 +27,8 @@ RouteDecision RouteShards(const std::vector<float>& scores, const ShardingOption
   if (n == 0) return d;
   std::vector<uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return scores[a] != scores[b] ? scores[a] > scores[b] : a < b; });
   if (n == 1) {
     d.shards = order;
     d.confident = true;
@@ -199,7 +198,8 @@ KMeansResult BalancedKMeans(const float* vectors, size_t n, size_t dim, size_t k
   }
   std::mt19937_64 rng(seed);
   r.centroids = SeedCentroids(metric, vectors, inv_norms, n, dim, k, &rng);
-  const size_t capacity = std::max<size_t>(1, static_cast<size_t>(std::ceil(slack * n / static_cast<double>(k) - 1e-3)));
+  const size_t capacity =
+      std::max<size_t>(1, static_cast<size_t>(std::ceil(slack * n / static_cast<double>(k) - 1e-3)));
   std::vector<float> scores;
   for (int it = 0; it < iterations; ++it) {
     ScoreAll(metric, vectors, inv_norms, n, dim, r.centroids, k, &scores);

@@ -2,7 +2,10 @@
 // so that only two .cc files ever include Boost.Beast.
 #pragma once
 
+#include <deque>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,11 +22,73 @@ struct HttpRequest {
   HttpHeaders headers;
 };
 
+// A response body that arrives in pieces (server-sent events): the handler writes pieces
+// as they are ready and closes it; the server sends the head at once (chunked transfer
+// encoding) and each piece as one chunk as soon as it can.
+//
+// Thread safety: Write() and Close() from the producing thread, Listen()/Take() from the
+// server's; all synchronised here.
+class HttpBodyChannel {
+ public:
+  // Queues a piece; false once the client is gone (Cancel()), so a producer can stop.
+  bool Write(std::string piece) {
+    std::function<void()> wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cancelled_ || closed_) return false;
+      pieces_.push_back(std::move(piece));
+      wake = listener_;
+    }
+    if (wake) wake();
+    return true;
+  }
+  void Close() {
+    std::function<void()> wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+      wake = listener_;
+    }
+    if (wake) wake();
+  }
+
+  // Server side. `wake` is called (from the producer's thread) after each Write/Close.
+  void Listen(std::function<void()> wake) {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener_ = std::move(wake);
+  }
+  // The next piece, or false with *closed set when there is none (yet, or ever).
+  bool Take(std::string* piece, bool* closed) {
+    std::lock_guard<std::mutex> lock(mu_);
+    *closed = closed_;
+    if (pieces_.empty()) return false;
+    *piece = std::move(pieces_.front());
+    pieces_.pop_front();
+    return true;
+  }
+  // The connection failed: later writes are refused.
+  void Cancel() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    listener_ = nullptr;
+    pieces_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<std::string> pieces_;
+  std::function<void()> listener_;
+  bool closed_ = false;
+  bool cancelled_ = false;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   HttpHeaders headers;
+  // When set, the body comes from the channel instead of `body` (streamed, chunked).
+  std::shared_ptr<HttpBodyChannel> channel;
 };
 
 // Hands a response back to the connection. Call exactly once, from any thread.

@@ -78,6 +78,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse res) {
+    if (res.channel != nullptr) return WriteStreamed(std::move(res));
     res_.emplace();
     res_->version(11);
     res_->result(static_cast<http::status>(res.status));
@@ -89,6 +90,61 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->prepare_payload();
     stream_.expires_after(std::chrono::seconds(options_->idle_timeout_s));
     http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec || !self->keep_alive_) return self->Close();
+      self->DoRead();
+    });
+  }
+
+  // The head now (chunked), then each piece of the channel as one chunk as it arrives.
+  void WriteStreamed(HttpResponse res) {
+    channel_ = std::move(res.channel);
+    head_.emplace();
+    head_->version(11);
+    head_->result(static_cast<http::status>(res.status));
+    head_->set(http::field::server, "contextd");
+    head_->set(http::field::content_type, res.content_type);
+    head_->set(http::field::cache_control, "no-cache");
+    for (auto& [k, v] : res.headers) head_->set(k, v);
+    head_->keep_alive(keep_alive_);
+    head_->chunked(true);
+    head_serializer_.emplace(*head_);
+    stream_.expires_never();  // the producer paces the body
+    http::async_write_header(stream_, *head_serializer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) {
+        self->channel_->Cancel();
+        return self->Close();
+      }
+      std::weak_ptr<Session> weak = self;
+      self->channel_->Listen([weak, ioc = self->ioc_] {
+        if (auto s = weak.lock()) asio::post(*ioc, [s] { s->Drain(); });
+      });
+      self->Drain();
+    });
+  }
+
+  // Writes the next piece (one at a time), or the last chunk once the channel is closed.
+  void Drain() {
+    if (chunk_writing_ || channel_ == nullptr) return;
+    bool closed = false;
+    if (channel_->Take(&chunk_text_, &closed)) {
+      chunk_writing_ = true;
+      chunk_.emplace(asio::const_buffer(chunk_text_.data(), chunk_text_.size()));
+      asio::async_write(stream_, *chunk_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        self->chunk_writing_ = false;
+        if (ec) {
+          self->channel_->Cancel();
+          return self->Close();
+        }
+        self->Drain();
+      });
+      return;
+    }
+    if (!closed) return;  // woken again by the next Write/Close
+    chunk_writing_ = true;
+    asio::async_write(stream_, http::make_chunk_last(), [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->chunk_writing_ = false;
+      self->channel_->Listen(nullptr);
+      self->channel_.reset();
       if (ec || !self->keep_alive_) return self->Close();
       self->DoRead();
     });
@@ -108,6 +164,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
   bool keep_alive_ = true;
+  // A streamed response (see WriteStreamed()).
+  std::shared_ptr<HttpBodyChannel> channel_;
+  std::optional<http::response<http::empty_body>> head_;
+  std::optional<http::response_serializer<http::empty_body>> head_serializer_;
+  std::string chunk_text_;
+  std::optional<http::chunk_body<asio::const_buffer>> chunk_;
+  bool chunk_writing_ = false;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/planner.h"
 #include "net/http_status.h"
 
 namespace contextd {
@@ -156,14 +157,20 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, int64_
   if (reply.ok()) {
     res.status = reply->status;
     res.content_type = reply->content_type;
-    res.body = reply->raw.empty() ? reply->json.Dump() : std::move(reply->raw);
+    if (reply->channel != nullptr) {
+      res.channel = reply->channel;
+    } else {
+      res.body = reply->raw.empty() ? reply->json.Dump() : std::move(reply->raw);
+    }
   } else {
     res = ErrorResponse(reply.status());
     if (res.status >= 500) spdlog::error("{} {}: {}", req.method, req.path, reply.status().ToString());
   }
-  Record(route, res.status, start_ns);
-  in_flight_->Add(-1);
+  const int status = res.status;
   respond(std::move(res));
+  if (reply.ok() && reply->produce) reply->produce();
+  Record(route, status, start_ns);
+  in_flight_->Add(-1);
 }
 
 void Api::Handle(HttpRequest req, Responder respond) {
@@ -286,7 +293,22 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
-  CTX_ASSIGN_OR_RETURN(QueryResult result, c->Query(q));
+  QueryResult result;
+  Json plan;
+  if (q.strategy.empty()) {
+    CTX_ASSIGN_OR_RETURN(result, c->Query(q));
+  } else {
+    const QueryAnalysis analysis = AnalyzeQuery(q.text);
+    Strategy strategy = analysis.strategy;
+    if (q.strategy != "auto") ParseStrategy(q.strategy, &strategy);
+    CTX_ASSIGN_OR_RETURN(
+        PlannedSearch planned,
+        RunPlan(strategy, analysis, q, q.mode_given, c->has_embedder() || q.vector.has_value(), c->config().sharding, 0,
+                *clock_, [&](const QueryRequest& step) { return c->Query(step); }));
+    result = std::move(planned.result);
+    planned.result = QueryResult();
+    plan = PlanJson(planned);
+  }
   Reply r;
   Json& results = r.json["results"];
   results = Json::MakeArray();
@@ -307,7 +329,11 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
     r.json["degraded"] = true;
     r.json["degraded_reason"] = result.degraded_reason;
   }
-  if (result.route) r.json["route"] = RouteJson(*result.route);
+  if (!plan.is_null()) {
+    r.json["route"] = std::move(plan);
+  } else if (result.route) {
+    r.json["route"] = RouteJson(*result.route);
+  }
   Json& timings = r.json["timings"];
   timings["embed_ms"] = result.embed_ms;
   timings["search_ms"] = result.search_ms;

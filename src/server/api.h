@@ -42,6 +42,10 @@ class Api {
     Json json;
     std::string raw;  // used instead of json when content_type is not JSON
     std::string content_type = "application/json";
+    // Streamed replies: the head goes out with `channel`, then `produce` runs on the same
+    // worker thread and writes the body into it (closing it when done).
+    std::shared_ptr<HttpBodyChannel> channel;
+    std::function<void()> produce;
   };
   using Params = std::vector<std::string>;  // the decoded {placeholders}, in order
   using RouteFn = std::function<StatusOr<Reply>(const Params&, const HttpRequest&)>;

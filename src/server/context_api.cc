@@ -1,8 +1,60 @@
 // POST /v1/context: cited context for a prompt within a token budget (engine/context.h).
+#include <algorithm>
+
 #include "engine/context.h"
 #include "server/api.h"
 
 namespace contextd {
+
+namespace {
+
+Json PieceJson(ContextPiece p) {
+  Json piece = Json::MakeObject();
+  piece["text"] = std::move(p.text);
+  piece["id"] = std::move(p.doc_id);
+  Json chunks = Json::MakeArray();
+  chunks.push_back(static_cast<int64_t>(p.first_chunk));
+  chunks.push_back(static_cast<int64_t>(p.last_chunk));
+  piece["chunks"] = std::move(chunks);
+  piece["score"] = p.score;
+  piece["wave"] = p.wave;
+  piece["tokens"] = static_cast<int64_t>(p.tokens);
+  return piece;
+}
+
+// Everything but the pieces: turns, token counts, retrieval, route.
+void SummaryJson(ContextResult& result, const ContextRequest& request, Json* out) {
+  Json& turn_list = (*out)["turns"];
+  turn_list = Json::MakeArray();
+  for (auto& t : result.turns) {
+    Json turn = Json::MakeObject();
+    turn["role"] = std::move(t.role);
+    turn["content"] = std::move(t.content);
+    turn["tokens"] = static_cast<int64_t>(t.tokens);
+    turn_list.push_back(std::move(turn));
+  }
+  (*out)["tokens"] = static_cast<int64_t>(result.tokens);
+  (*out)["max_tokens"] = static_cast<int64_t>(request.max_tokens);
+  Json& retrieval = (*out)["retrieval"];
+  const QueryResult& search = result.plan.result;
+  retrieval["mode"] = std::string(QueryModeName(search.mode));
+  retrieval["candidates"] = static_cast<int64_t>(result.candidates);
+  retrieval["waves"] = result.waves;
+  retrieval["stopped"] = result.stopped;
+  retrieval["cache"] = search.cache;
+  if (search.degraded) {
+    retrieval["degraded"] = true;
+    retrieval["degraded_reason"] = search.degraded_reason;
+  }
+  (*out)["route"] = PlanJson(result.plan);
+}
+
+// One server-sent event.
+std::string Event(const char* name, const Json& data) {
+  return std::string("event: ") + name + "\ndata: " + data.Dump() + "\n\n";
+}
+
+}  // namespace
 
 StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
   const int64_t start = clock_->NowNanos();
@@ -11,6 +63,13 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
   const Json* name = body.Find("collection");
   if (name == nullptr || !name->is_string())
     return InvalidArgument("'collection' (a name) is required", "missing_field");
+  bool stream = false;
+  if (const Json* s = body.Find("stream")) {
+    if (!s->is_bool()) return InvalidArgument("'stream' must be true or false", "invalid_value");
+    stream = s->as_bool();
+    body.as_object().erase(std::find_if(body.as_object().begin(), body.as_object().end(),
+                                        [](const auto& kv) { return kv.first == "stream"; }));
+  }
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, name->as_string()));
   if (engine_->tokenizer() == nullptr)
     return Unavailable("context budgets need the cl100k_base vocabulary in the models directory; run scripts/setup",
@@ -20,44 +79,42 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
   if (!request.session_id.empty()) {
     CTX_ASSIGN_OR_RETURN(turns, engine_->sessions().Turns(request.session_id));
   }
-  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(*c, *engine_->tokenizer(), request, clock_, turns));
   Reply r;
+  if (stream) {
+    // Everything that can be refused was checked above: from here on the answer is 200 and
+    // its body a stream of events, one per wave as it is decided, then "done" (or "error").
+    r.content_type = "text/event-stream";
+    r.channel = std::make_shared<HttpBodyChannel>();
+    r.produce = [this, c, request, turns = std::move(turns), channel = r.channel, start] {
+      WaveCallback on_wave = [&](const char* wave, const std::vector<ContextPiece>& pieces) {
+        Json data = Json::MakeObject();
+        data["wave"] = wave;
+        Json list = Json::MakeArray();
+        for (const auto& p : pieces) list.push_back(PieceJson(p));
+        data["pieces"] = std::move(list);
+        channel->Write(Event("wave", data));
+      };
+      auto result = BuildContext(*c, *engine_->tokenizer(), request, clock_, turns, &on_wave);
+      if (result.ok()) {
+        Json done = Json::MakeObject();
+        SummaryJson(*result, request, &done);
+        done["timings"]["total_ms"] = static_cast<double>(clock_->NowNanos() - start) / 1e6;
+        channel->Write(Event("done", done));
+      } else {
+        Json error = Json::MakeObject();
+        error["code"] = result.status().reason();
+        error["message"] = result.status().message();
+        channel->Write(Event("error", error));
+      }
+      channel->Close();
+    };
+    return r;
+  }
+  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(*c, *engine_->tokenizer(), request, clock_, turns));
   Json& pieces = r.json["pieces"];
   pieces = Json::MakeArray();
-  for (auto& p : result.pieces) {
-    Json piece = Json::MakeObject();
-    piece["text"] = std::move(p.text);
-    piece["id"] = std::move(p.doc_id);
-    Json chunks = Json::MakeArray();
-    chunks.push_back(static_cast<int64_t>(p.first_chunk));
-    chunks.push_back(static_cast<int64_t>(p.last_chunk));
-    piece["chunks"] = std::move(chunks);
-    piece["score"] = p.score;
-    piece["wave"] = p.wave;
-    piece["tokens"] = static_cast<int64_t>(p.tokens);
-    pieces.push_back(std::move(piece));
-  }
-  Json& turn_list = r.json["turns"];
-  turn_list = Json::MakeArray();
-  for (auto& t : result.turns) {
-    Json turn = Json::MakeObject();
-    turn["role"] = std::move(t.role);
-    turn["content"] = std::move(t.content);
-    turn["tokens"] = static_cast<int64_t>(t.tokens);
-    turn_list.push_back(std::move(turn));
-  }
-  r.json["tokens"] = static_cast<int64_t>(result.tokens);
-  r.json["max_tokens"] = static_cast<int64_t>(request.max_tokens);
-  Json& retrieval = r.json["retrieval"];
-  retrieval["mode"] = std::string(QueryModeName(result.search.mode));
-  retrieval["candidates"] = static_cast<int64_t>(result.candidates);
-  retrieval["waves"] = result.waves;
-  retrieval["stopped"] = result.stopped;
-  retrieval["cache"] = result.search.cache;
-  if (result.search.degraded) {
-    retrieval["degraded"] = true;
-    retrieval["degraded_reason"] = result.search.degraded_reason;
-  }
+  for (auto& p : result.pieces) pieces.push_back(PieceJson(std::move(p)));
+  SummaryJson(result, request, &r.json);
   r.json["timings"]["total_ms"] = static_cast<double>(clock_->NowNanos() - start) / 1e6;
   return r;
 }

@@ -229,11 +229,11 @@ TEST_F(CollectionShardsTest, ShardsSurviveARestartAndRebuildWithKMeans) {
 }
 
 TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
-  for (const char* spec : {R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":5}})",
-                           R"({"embedder":"none","dim":8,"sharding":{"clear_margin":-1}})",
-                           R"({"embedder":"none","dim":8,"sharding":{"max_probe_fraction":0}})",
-                           R"({"embedder":"none","dim":8,"sharding":{"probes":3}})",
-                           R"({"embedder":"none","dim":8,"sharding":[]})"}) {
+  for (const char* spec :
+       {R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":5}})",
+        R"({"embedder":"none","dim":8,"sharding":{"clear_margin":-1}})",
+        R"({"embedder":"none","dim":8,"sharding":{"max_probe_fraction":0}})",
+        R"({"embedder":"none","dim":8,"sharding":{"probes":3}})", R"({"embedder":"none","dim":8,"sharding":[]})"}) {
     auto c = engine_->CreateCollection(kDefaultTenant, "bad", J(spec));
     ASSERT_FALSE(c.ok()) << spec;
     EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << spec;

@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -37,8 +38,9 @@ class ContextTest : public ::testing::Test {
   std::unique_ptr<TiktokenEncoder> tokenizer_;
 };
 
-TEST_F(ContextTest, BudgetsAreNeverExceeded) {
-  auto c = *engine_->CreateCollection(kDefaultTenant, "sf", J(R"({"embedder":"glove"})"));
+// A glove collection of SciFact's first 400 documents.
+std::shared_ptr<Collection> SciFact(Engine& engine) {
+  auto c = *engine.CreateCollection(kDefaultTenant, "sf", J(R"({"embedder":"glove"})"));
   std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
   Json docs = J(R"({"documents":[]})");
   std::string line;
@@ -50,7 +52,12 @@ TEST_F(ContextTest, BudgetsAreNeverExceeded) {
     docs["documents"].push_back(std::move(d));
   }
   UpsertResult ur;
-  ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(docs, c->config().dim, false), &ur).ok());
+  EXPECT_TRUE(c->Upsert(*ParseUpsertRequest(docs, c->config().dim, false), &ur).ok());
+  return c;
+}
+
+TEST_F(ContextTest, BudgetsAreNeverExceeded) {
+  auto c = SciFact(*engine_);
   std::mt19937 rng(3);
   const char* queries[] = {"cancer treatment outcomes", "protein folding in cells", "vaccine efficacy trial",
                            "mutations in tumour suppressor genes", "blood pressure and diet"};
@@ -71,6 +78,32 @@ TEST_F(ContextTest, BudgetsAreNeverExceeded) {
       if (budget >= 1000) EXPECT_FALSE(r.pieces.empty()) << q;
     }
   }
+}
+
+// Hybrid RRF scores are all within a few percent of the top; relevance is normalised over
+// the candidates so they still spread over the waves, and the planner's route is reported.
+TEST_F(ContextTest, RankFusedCandidatesSpreadOverWavesAndTheRouteIsReported) {
+  auto c = SciFact(*engine_);
+  const ContextResult r =
+      Build(*c, R"({"query":"mutations in tumour suppressor genes","max_tokens":100000,"strategy":"simple"})");
+  ASSERT_TRUE(r.plan.result.rank_fused);
+  EXPECT_EQ(r.plan.strategy, Strategy::kSimple);
+  EXPECT_EQ(r.candidates, 40u);
+  std::set<std::string> waves;
+  for (const auto& p : r.pieces) waves.insert(p.wave);
+  // The sufficiency test stops before the tail, or the tail lands in later waves.
+  EXPECT_TRUE(r.stopped == "sufficient" || waves.size() >= 3) << r.stopped << " " << waves.size();
+  EXPECT_LT(std::count_if(r.pieces.begin(), r.pieces.end(), [](const ContextPiece& p) { return p.wave == "critical"; }),
+            static_cast<long>(r.candidates / 2));
+
+  const ContextResult complex = Build(
+      *c, R"({"query":"tumour suppressor mutations and vaccine efficacy","max_tokens":2000,"strategy":"complex"})");
+  EXPECT_EQ(complex.plan.strategy, Strategy::kComplex);
+  EXPECT_EQ(complex.plan.analysis.sub_queries.size(), 2u);
+  EXPECT_GE(complex.plan.searches, 4u);
+  EXPECT_LE(complex.tokens, 2000u);
+  const ContextResult automatic = Build(*c, R"({"query":"vaccine efficacy"})");
+  EXPECT_EQ(automatic.plan.strategy, Strategy::kSimple);
 }
 
 TEST_F(ContextTest, AdjacentChunksMergeWithoutRepeatingTheirOverlap) {
@@ -121,7 +154,8 @@ TEST_F(ContextTest, StopsWhenSufficientAndRefusesBadRequests) {
   EXPECT_EQ(r.pieces[0].wave, "critical");
   EXPECT_LT(r.pieces.size(), 21u) << "the weak tail was not loaded";
   for (const char* bad : {R"({"query":"x","max_tokens":0})", R"({"query":"x","max_tokens":-5})", R"({"max_tokens":10})",
-                          R"({"query":"  "})", R"({"query":"x","mode":"vector"})", R"({"query":"x","budget":3})"}) {
+                          R"({"query":"  "})", R"({"query":"x","mode":"vector"})", R"({"query":"x","budget":3})",
+                          R"({"query":"x","strategy":"thorough"})", R"({"query":"x","strategy":2})"}) {
     EXPECT_EQ(ContextRequest::FromJson(J(bad), false).status().code(), StatusCode::kInvalidArgument) << bad;
   }
 }

@@ -30,6 +30,55 @@ TEST(ContextApiTest, CitedPiecesWithinTheBudget) {
   EXPECT_LE(ctx.Find("tokens")->as_int(), 50);
   EXPECT_EQ(ctx.Find("max_tokens")->as_int(), 50);
   EXPECT_TRUE(ctx.Find("retrieval")->Find("stopped")->is_string());
+  const Json* route = ctx.Find("route");
+  ASSERT_NE(route, nullptr) << ctx.Dump();
+  EXPECT_EQ(route->Find("strategy")->as_string(), "simple");
+  EXPECT_FALSE(route->Find("fallback")->as_bool());
+  EXPECT_EQ(route->Find("shards")->as_array().size(), 1u);
+
+  // Streamed: one event per wave as it is decided, then "done" with the totals.
+  auto streamed = c->Request("POST", "/v1/context",
+                             R"({"collection":"kb","query":"how is green tea made","max_tokens":50,"stream":true})");
+  ASSERT_TRUE(streamed.ok());
+  ASSERT_EQ(streamed->status, 200);
+  EXPECT_EQ(streamed->Header("content-type"), "text/event-stream");
+  const std::string& events = streamed->body;
+  ASSERT_EQ(events.rfind("event: wave\ndata: ", 0), 0u) << events;
+  const size_t done = events.find("event: done\ndata: ");
+  ASSERT_NE(done, std::string::npos) << events;
+  int64_t streamed_tokens = 0;
+  for (size_t at = 0; (at = events.find("event: wave\ndata: ", at)) != std::string::npos;) {
+    at += 18;
+    Json wave = *ParseJson(events.substr(at, events.find('\n', at) - at));
+    EXPECT_TRUE(wave.Find("wave")->is_string());
+    for (const auto& p : wave.Find("pieces")->as_array()) streamed_tokens += p.Find("tokens")->as_int();
+  }
+  Json summary = *ParseJson(events.substr(done + 18, events.find('\n', done + 18) - done - 18));
+  EXPECT_EQ(summary.Find("tokens")->as_int(), streamed_tokens);
+  EXPECT_LE(streamed_tokens, 50);
+  EXPECT_TRUE(summary.Find("route")->Find("strategy")->is_string());
+  // Refusals are still plain JSON errors, before any stream starts; and the connection
+  // goes on serving after a stream.
+  EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"kb","query":"tea","stream":"yes"})").first, 400);
+  EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"kb","query":"tea","max_tokens":0,"stream":true})").first,
+            400);
+  auto [fs0, forced] =
+      Call(*c, "POST", "/v1/context", R"({"collection":"kb","query":"green tea and espresso","strategy":"complex"})");
+  ASSERT_EQ(fs0, 200) << forced.Dump();
+  EXPECT_EQ(forced.Find("route")->Find("strategy")->as_string(), "complex");
+  EXPECT_EQ(forced.Find("route")->Find("sub_queries")->as_array().size(), 2u);
+
+  // The planner on /query too, and the shards of a collection.
+  auto [qs, planned] = Call(*c, "POST", "/v1/collections/kb/query",
+                            R"({"query":"compare green tea versus coffee","strategy":"auto","k":2})");
+  ASSERT_EQ(qs, 200) << planned.Dump();
+  EXPECT_EQ(planned.Find("route")->Find("strategy")->as_string(), "moderate");
+  EXPECT_EQ(planned.Find("results")->as_array().size(), 2u);
+  auto [ss, shards] = Call(*c, "GET", "/v1/collections/kb/shards");
+  ASSERT_EQ(ss, 200) << shards.Dump();
+  ASSERT_EQ(shards.Find("shards")->as_array().size(), 1u);
+  EXPECT_EQ(shards.Find("shards")->as_array()[0].Find("chunks")->as_int(), 3);
+  EXPECT_EQ(Call(*c, "GET", "/v1/collections/nope/shards").first, 404);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"kb","query":"tea","max_tokens":0})").first, 400);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"nope","query":"tea"})").first, 404);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"query":"tea"})").first, 400);
