@@ -192,6 +192,10 @@ class Collection {
   std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotBitset* allowed,
                                              bool all_shards = false, const ShardingOptions* routing = nullptr,
                                              QueryResult::Route* route = nullptr) const;
+  // Each shard's hits, by position in `indexes`; graph walks of big shards run in parallel.
+  // REQUIRES: mu_ held (shared is enough).
+  std::vector<std::vector<ScoredSlot>> SearchShardsLocked(const std::vector<uint32_t>& indexes, const float* query,
+                                                          size_t k, size_t ef, const SlotBitset* allowed) const;
   std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
                                       const SlotBitset* allowed) const;
   // REQUIRES: mu_ held (shared is enough).

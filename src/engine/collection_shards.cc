@@ -9,12 +9,14 @@
 // without blocking anyone and the last few entries with both locks held, and the halves
 // replace the old shard in one step.
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <thread>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
+#include "common/thread_pool.h"
 #include "engine/collection.h"
 
 namespace contextd {
@@ -75,6 +77,37 @@ std::vector<ScoredSlot> Collection::SearchShard(const Shard& shard, const float*
   return graph.Search(query, k, ef, nullptr);
 }
 
+std::vector<std::vector<ScoredSlot>> Collection::SearchShardsLocked(const std::vector<uint32_t>& indexes,
+                                                                    const float* query, size_t k, size_t ef,
+                                                                    const SlotBitset* allowed) const {
+  std::vector<std::vector<ScoredSlot>> results(indexes.size());
+  size_t walks = 0;
+  for (uint32_t i : indexes) walks += shards_[i]->graph->size() >= kGraphMinChunks;
+  if (walks < 2) {
+    for (size_t j = 0; j < indexes.size(); ++j) results[j] = SearchShard(*shards_[indexes[j]], query, k, ef, allowed);
+    return results;
+  }
+  // Two graph walks or more: in parallel, the calling thread taking the first shard. The
+  // tasks only read state this thread's shared lock on mu_ keeps still, and never wait on
+  // anything, so the pool cannot deadlock.
+  static ThreadPool pool(std::max(2u, std::thread::hardware_concurrency()), "ctx-shards");
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = indexes.size() - 1;
+  for (size_t j = 1; j < indexes.size(); ++j) {
+    pool.Submit([&, j] {
+      std::vector<ScoredSlot> hits = SearchShard(*shards_[indexes[j]], query, k, ef, allowed);
+      std::lock_guard<std::mutex> lock(mu);
+      results[j] = std::move(hits);
+      if (--pending == 0) cv.notify_one();
+    });
+  }
+  results[0] = SearchShard(*shards_[indexes[0]], query, k, ef, allowed);
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return pending == 0; });
+  return results;
+}
+
 std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_t k, size_t ef,
                                                        const SlotBitset* allowed, bool all_shards,
                                                        const ShardingOptions* routing,
@@ -104,20 +137,26 @@ std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_
   // Scores from different shards are the same metric on the same vectors: merge by score.
   TopK top(k);
   std::vector<bool> searched(n, false);
-  auto search = [&](uint32_t i) {
-    searched[i] = true;
-    r.shards.push_back(shards_[i]->id);
-    for (const auto& hit : SearchShard(*shards_[i], query, k, ef, allowed)) top.Push(hit.score, hit.slot);
+  auto search = [&](const std::vector<uint32_t>& indexes) {
+    for (uint32_t i : indexes) {
+      searched[i] = true;
+      r.shards.push_back(shards_[i]->id);
+    }
+    for (const auto& hits : SearchShardsLocked(indexes, query, k, ef, allowed)) {
+      for (const auto& hit : hits) top.Push(hit.score, hit.slot);
+    }
   };
-  for (uint32_t i : probe) search(i);
+  search(probe);
   // Too few results (a filter whose matches live elsewhere, or small shards): the other
   // shards too, rather than answer short.
   if (!all_shards && !top.Full()) {
     r.widened = true;
     widened_routes_.fetch_add(1, std::memory_order_relaxed);
+    std::vector<uint32_t> rest;
     for (uint32_t i = 0; i < n; ++i) {
-      if (!searched[i]) search(i);
+      if (!searched[i]) rest.push_back(i);
     }
+    search(rest);
   }
   if (!all_shards) shards_probed_.fetch_add(r.shards.size(), std::memory_order_relaxed);
   return top.Take();

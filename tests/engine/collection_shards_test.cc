@@ -228,6 +228,29 @@ TEST_F(CollectionShardsTest, ShardsSurviveARestartAndRebuildWithKMeans) {
   for (int i = 0; i < 400; i += 13) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
 }
 
+// Shards big enough for graph walks are searched in parallel; the merged answer is the
+// same as the exact one.
+TEST_F(CollectionShardsTest, BigShardsAreWalkedInParallel) {
+  auto c = Create(3000);
+  for (int i = 0; i < 4400; i += 400) ASSERT_TRUE(Upsert(*c, i, 400).ok());
+  c->WaitForSplits();
+  ASSERT_EQ(c->shard_count(), 2u);
+  const Json shards = c->DescribeShards();
+  for (const auto& shard : shards.Find("shards")->as_array()) {
+    EXPECT_EQ(shard.Find("index")->as_string(), "hnsw") << shard.Dump();
+  }
+  int found = 0;
+  for (int i = 0; i < 4400; i += 22) {
+    auto r = Nearest(*c, i, 5, true);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->route->shards.size(), 2u);
+    ASSERT_EQ(r->hits.size(), 5u);
+    for (size_t h = 1; h < r->hits.size(); ++h) EXPECT_GE(r->hits[h - 1].score, r->hits[h].score);
+    found += r->hits[0].doc_id == "d" + std::to_string(i);
+  }
+  EXPECT_GE(found, 195);  // of 200: HNSW is approximate
+}
+
 TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
   for (const char* spec :
        {R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":5}})",
