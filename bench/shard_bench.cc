@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
@@ -34,7 +35,17 @@ struct Sweep {
   float clear_margin, probe_margin;
   size_t min_probe;
 };
-const Sweep kSweep[] = {{0.2f, 0.1f, 2}, {0.12f, 0.06f, 2}, {0.08f, 0.04f, 2}, {0.05f, 0.03f, 1}, {0.3f, 0.15f, 3}};
+// --sweep "clear:probe:min,...": the routing options measured, the collection default first.
+std::vector<Sweep> ParseSweep(const std::string& spec) {
+  std::vector<Sweep> out;
+  std::stringstream items(spec);
+  for (std::string item; std::getline(items, item, ',');) {
+    Sweep s{};
+    if (std::sscanf(item.c_str(), "%f:%f:%zu", &s.clear_margin, &s.probe_margin, &s.min_probe) == 3) out.push_back(s);
+  }
+  return out;
+}
+std::vector<Sweep> kSweep;
 
 struct Tally {
   double overlap = 0, probed = 0, single = 0, seconds = 0;
@@ -220,9 +231,12 @@ int Synthetic(size_t n, size_t dim, size_t shard_count, size_t query_count, floa
 int Main(int argc, char** argv) {
   CLI::App app{"Routed search vs all shards"};
   app.require_subcommand(1);
+  app.fallthrough();
   std::string data = "../shared/data/scifact", models = "models";
   size_t max_shard_chunks = 1000, n = 1000000, dim = 64, shards = 16, query_count = 500;
   float spread = 1.0f;
+  std::string sweep = "0.2:0.1:2,0.12:0.06:2,0.08:0.04:2,0.05:0.03:1,0.3:0.15:3";
+  app.add_option("--sweep", sweep, "routing options to measure: clear_margin:probe_margin:min_probe,...");
   auto* sci = app.add_subcommand("scifact", "SciFact through the engine");
   sci->add_option("--data", data);
   sci->add_option("--models", models);
@@ -234,6 +248,7 @@ int Main(int argc, char** argv) {
   syn->add_option("--queries", query_count);
   syn->add_option("--spread", spread, "noise scale: 1 = separated topics, 2 = overlapping");
   CLI11_PARSE(app, argc, argv);
+  kSweep = ParseSweep(sweep);
   if (sci->parsed()) return SciFact(data, models, max_shard_chunks);
   return Synthetic(n, dim, shards, query_count, spread);
 }

@@ -66,8 +66,8 @@ Status ParseRouting(const Json& obj, const std::string& where, ShardingOptions* 
     *field = static_cast<float>(v->as_double());
     return Status::Ok();
   };
-  CTX_RETURN_IF_ERROR(number("clear_margin", 0, 4, &out->clear_margin));
-  CTX_RETURN_IF_ERROR(number("probe_margin", 0, 4, &out->probe_margin));
+  CTX_RETURN_IF_ERROR(number("clear_margin", 0, 100, &out->clear_margin));
+  CTX_RETURN_IF_ERROR(number("probe_margin", 0, 100, &out->probe_margin));
   return number("max_probe_fraction", 0.01, 1, &out->max_probe_fraction);
 }
 

@@ -34,9 +34,18 @@ RouteDecision RouteShards(const std::vector<float>& scores, const ShardingOption
     d.confident = true;
     return d;
   }
+  // Margins are measured in units of the spread of the scores (best minus mean), so one
+  // setting means the same for embedders whose similarities crowd together (GloVe's
+  // centroids all score 0.8-0.95) and for those that spread out.
   const float best = scores[order[0]];
-  d.margin = best - scores[order[1]];
-  if (d.margin >= options.clear_margin) {
+  double mean = 0;
+  for (float s : scores) mean += s;
+  mean /= static_cast<double>(n);
+  const float spread = std::max(1e-6f, best - static_cast<float>(mean));
+  d.margin = (best - scores[order[1]]) / spread;
+  // Below four shards the spread says nothing about the winner (with two, the margin is
+  // always exactly 2): no shortcut there.
+  if (n >= 4 && d.margin >= options.clear_margin) {
     d.shards = {order[0]};
     d.confident = true;
     return d;
@@ -46,7 +55,7 @@ RouteDecision RouteShards(const std::vector<float>& scores, const ShardingOption
       std::max<size_t>(std::min<size_t>(n, 2), static_cast<size_t>(std::floor(n * options.max_probe_fraction)));
   const size_t floor_count = std::min(options.min_probe, cap);
   for (size_t i = 0; i < n && d.shards.size() < cap; ++i) {
-    if (i >= floor_count && scores[order[i]] < best - options.probe_margin) break;
+    if (i >= floor_count && (best - scores[order[i]]) / spread > options.probe_margin) break;
     d.shards.push_back(order[i]);
   }
   return d;

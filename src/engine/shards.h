@@ -19,12 +19,17 @@ struct ShardingOptions {
   // A shard past this many chunks is split in two (2-means); a collection loaded with more
   // starts with about N / (0.75 * max) shards from k-means.
   size_t max_shard_chunks = 100000;
-  // Routing. The best shard alone is searched when its score beats the second's by at least
-  // clear_margin; otherwise every shard within probe_margin of the best, at least
-  // min_probe and at most max_probe_fraction of them (but two when there are two).
-  // Defaults measured on SciFact and a 1M-chunk topical set (bench/shard_bench, BENCHMARKS.md).
-  float clear_margin = 0.2f;
-  float probe_margin = 0.1f;
+  // Routing, with score differences measured in units of the spread of the centroid scores
+  // (best minus mean): the same setting then fits embedders whose similarities crowd
+  // together (GloVe's centroids all score 0.8-0.95 for a query) and those that spread out;
+  // absolute margins tuned for one missed recall or probed too much on the other
+  // (BENCHMARKS.md). The best shard alone is searched when it beats the second by at least
+  // clear_margin spreads (and there are four shards or more); otherwise every shard within
+  // probe_margin spreads of the best, at least min_probe and at most max_probe_fraction
+  // of them (but two when there are two or three). Defaults measured on SciFact and 1M-chunk
+  // topical sets (bench/shard_bench).
+  float clear_margin = 0.5f;
+  float probe_margin = 0.6f;
   size_t min_probe = 2;
   float max_probe_fraction = 0.5f;
 };
@@ -36,7 +41,7 @@ void ScoreCentroids(Metric metric, const float* query, const float* centroids, s
 
 struct RouteDecision {
   std::vector<uint32_t> shards;  // indexes into the centroids, best first
-  float margin = 0;              // best score minus the second's (0 with one shard)
+  float margin = 0;              // best minus second, in spreads (0 with one shard)
   bool confident = false;        // only the best shard was needed
 };
 

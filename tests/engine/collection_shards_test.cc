@@ -190,7 +190,9 @@ TEST_F(CollectionShardsTest, FilterWithMatchesElsewhereWidensTheSearch) {
   ASSERT_TRUE(Upsert(*c, 0, 640).ok());
   c->WaitForSplits();
   // Documents of topic 3 only, queried from near topic 0.
-  Json body = J(R"({"k":5,"cache":"bypass","filter":{"topic":3}})");
+  // Routing pinned to the single nearest shard, which holds no topic-3 document.
+  Json body = J(R"({"k":5,"cache":"bypass","filter":{"topic":3},
+                    "routing":{"clear_margin":0,"probe_margin":0,"min_probe":1}})");
   Json v = Json::MakeArray();
   for (float x : Vector(0)) v.push_back(x);
   body["vector"] = std::move(v);

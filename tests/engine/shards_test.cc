@@ -17,21 +17,27 @@ TEST(RouteShardsTest, OneShardIsAlwaysConfident) {
 
 TEST(RouteShardsTest, ClearWinnerAloneAtTheMarginExactly) {
   ShardingOptions o;
-  o.clear_margin = 0.25f;
-  // 0.75 - 0.5 is exactly representable: the margin equals the threshold.
-  RouteDecision d = RouteShards({0.5f, 0.75f, 0.25f, 0.0f}, o);
+  o.clear_margin = 0.5f;
+  // Mean 0.5, so the spread is 0.5 and the margin (1 - 0.75) / 0.5 = 0.5 exactly.
+  RouteDecision d = RouteShards({0.25f, 1.0f, 0.0f, 0.75f}, o);
   EXPECT_EQ(d.shards, std::vector<uint32_t>({1}));
   EXPECT_TRUE(d.confident);
-  EXPECT_FLOAT_EQ(d.margin, 0.25f);
+  EXPECT_FLOAT_EQ(d.margin, 0.5f);
+  // The same scores shifted and squeezed (a crowding embedder) route the same way.
+  o.clear_margin = 0.45f;  // float rounding of the squeezed scores
+  d = RouteShards({0.9025f, 0.94f, 0.89f, 0.9275f}, o);
+  EXPECT_EQ(d.shards, std::vector<uint32_t>({1}));
+  EXPECT_NEAR(d.margin, 0.5f, 1e-4);
 }
 
 TEST(RouteShardsTest, JustBelowTheMarginProbesTheCloseShards) {
   ShardingOptions o;
-  o.clear_margin = 0.25f;
-  o.probe_margin = 0.3f;
+  o.clear_margin = 0.5f;
+  o.probe_margin = 0.6f;
   o.min_probe = 1;
   o.max_probe_fraction = 0.5f;
-  // Best 0.8; 0.56 and 0.55 are within 0.3 of it, 0.4 is not.
+  // Mean 0.31375, spread 0.48625: the margin is 0.494 spreads, under 0.5. 0.56 and 0.55
+  // are 0.49 and 0.51 spreads from the best, 0.4 is 0.82.
   std::vector<float> scores = {0.4f, 0.56f, 0.8f, 0.55f, 0.1f, 0.0f, -0.2f, 0.3f};
   RouteDecision d = RouteShards(scores, o);
   EXPECT_FALSE(d.confident);
@@ -40,16 +46,20 @@ TEST(RouteShardsTest, JustBelowTheMarginProbesTheCloseShards) {
 
 TEST(RouteShardsTest, ProbesAtLeastMinAndAtMostTheFraction) {
   ShardingOptions o;
-  o.clear_margin = 1.0f;
+  o.clear_margin = 10.0f;
   o.probe_margin = 0.0f;  // nobody else is close enough
   o.min_probe = 3;
   std::vector<float> scores = {0.9f, 0.5f, 0.4f, 0.3f, 0.2f, 0.1f, 0.0f, -0.1f};
   EXPECT_EQ(RouteShards(scores, o).shards, std::vector<uint32_t>({0, 1, 2}));
-  o.probe_margin = 2.0f;  // everybody is close: capped at half of 8
+  o.probe_margin = 5.0f;  // everybody is close: capped at half of 8
   EXPECT_EQ(RouteShards(scores, o).shards.size(), 4u);
-  // Two shards and no clear winner: both, whatever the fraction says.
+  // Two or three shards: the two best, never a shortcut, whatever the options say.
+  o.clear_margin = 0.0f;
   o.max_probe_fraction = 0.1f;
-  EXPECT_EQ(RouteShards({0.5f, 0.49f}, o).shards.size(), 2u);
+  RouteDecision two = RouteShards({0.9f, 0.1f}, o);
+  EXPECT_EQ(two.shards.size(), 2u);
+  EXPECT_FALSE(two.confident);
+  EXPECT_EQ(RouteShards({0.9f, 0.1f, 0.5f}, o).shards, std::vector<uint32_t>({0, 2}));
 }
 
 TEST(RouteShardsTest, TiesGoToTheLowerIndex) {
@@ -61,6 +71,14 @@ TEST(RouteShardsTest, TiesGoToTheLowerIndex) {
   RouteDecision d = RouteShards({0.3f, 0.7f, 0.7f, 0.1f}, o);
   EXPECT_FALSE(d.confident);  // a tie is never a clear winner
   EXPECT_EQ(d.shards, std::vector<uint32_t>({1, 2}));
+}
+
+TEST(RouteShardsTest, EqualScoresProbeTheMinimum) {
+  ShardingOptions o;
+  o.probe_margin = 0.6f;
+  o.min_probe = 2;
+  // No spread at all: every shard is equally close; the cap (half) applies.
+  EXPECT_EQ(RouteShards(std::vector<float>(8, 0.5f), o).shards.size(), 4u);
 }
 
 // n points around each of `centers` (unit-ish), dim 16, in order of center.
