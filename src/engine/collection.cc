@@ -253,6 +253,7 @@ void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_
   doc->id = p->input.id;
   doc->title = std::move(p->input.title);
   doc->metadata = std::move(p->input.metadata);
+  doc->refs = std::move(p->input.refs);
   for (size_t j = 0; j < p->chunks.size(); ++j) {
     const uint32_t slot = slots[j];
     ChunkEntry& c = chunks_[slot];
@@ -309,6 +310,11 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
     if (!p.input.title.empty()) record["title"] = p.input.title;
     record["text"] = p.input.text;
     record["metadata"] = p.input.metadata;
+    if (!p.input.refs.empty()) {
+      Json refs = Json::MakeArray();
+      for (const auto& r : p.input.refs) refs.push_back(r);
+      record["refs"] = std::move(refs);
+    }
     record["chunks"] = static_cast<int64_t>(p.chunks.size());
     batch.PutDocument(tenant_, id_, p.input.id, record.Dump());
     for (size_t j = 0; j < p.chunks.size(); ++j, ++row) {
@@ -548,6 +554,10 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     const ChunkEntry& c = chunks_[r.slot];
     result.hits.push_back({c.doc->id, c.ordinal, c.text, r.score, c.doc->metadata});
   }
+  // Every id the results cite, present or not: a cached answer must go when one of them
+  // is written, since it could then be pulled in.
+  std::vector<std::string> cited;
+  if (req.expand_refs) ExpandRefsLocked(qvec, terms, &result.hits, &cited);
   if (mode != QueryMode::kKeyword) result.route = std::move(route);
   result.rank_fused = mode == QueryMode::kHybrid && req.fusion == Fusion::kRrf;
   result.search_ms = Millis(clock_->NowNanos() - t1);
@@ -560,6 +570,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     entry.uses_terms = mode != QueryMode::kVector;
     entry.vector_bar = vector_bar;
     size_t bytes = sizeof(entry) + qvec.size() * sizeof(float) + params_key.size();
+    for (const auto& id : cited) entry.doc_ids.insert(id);
     for (const auto& h : result.hits) {
       entry.doc_ids.insert(h.doc_id);
       bytes += h.doc_id.size() * 2 + h.text.size() + 128;
@@ -569,6 +580,50 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     query_cache_->Insert(*snapshot, exact_key, std::move(entry));
   }
   return result;
+}
+
+void Collection::ExpandRefsLocked(const std::vector<float>& query, const std::vector<std::string>& terms,
+                                  std::vector<QueryHit>* hits, std::vector<std::string>* cited) const {
+  const size_t dim = static_cast<size_t>(config_.dim);
+  std::unordered_set<std::string> present;
+  for (const auto& h : *hits) present.insert(h.doc_id);
+  std::unordered_set<std::string> query_terms(terms.begin(), terms.end());
+  std::vector<QueryHit> pulled;
+  std::vector<float> v(dim);
+  std::vector<std::string> chunk_terms;
+  for (const auto& h : *hits) {
+    const auto citing = docs_.find(h.doc_id);
+    if (citing == docs_.end()) continue;
+    for (const std::string& ref : citing->second->refs) {
+      cited->push_back(ref);
+      if (!present.insert(ref).second) continue;
+      const auto it = docs_.find(ref);
+      if (it == docs_.end() || it->second->slots.empty()) continue;  // cited but not (yet) here
+      // Its best chunk for this query: by vector similarity, or by query terms matched.
+      const DocEntry& doc = *it->second;
+      uint32_t best = doc.slots[0];
+      float best_score = -INFINITY;
+      for (uint32_t slot : doc.slots) {
+        float score = 0;
+        if (!query.empty() && shards_[shard_of_[slot]]->graph->CopyVector(slot, v.data())) {
+          ScoreCentroids(config_.metric, query.data(), v.data(), 1, dim, &score);
+        } else {
+          chunk_terms.clear();
+          analyzer_->Analyze(chunks_[slot].text, &chunk_terms);
+          for (const auto& t : chunk_terms) score += query_terms.count(t) > 0;
+        }
+        if (score > best_score) {
+          best_score = score;
+          best = slot;
+        }
+      }
+      const ChunkEntry& c = chunks_[best];
+      QueryHit hit{doc.id, c.ordinal, c.text, best_score, doc.metadata};
+      hit.ref_of = h.doc_id;
+      pulled.push_back(std::move(hit));
+    }
+  }
+  for (auto& p : pulled) hits->push_back(std::move(p));
 }
 
 Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) {
@@ -587,6 +642,11 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) 
       doc->metadata = *m;
     else
       doc->metadata = Json::MakeObject();
+    if (const Json* refs = record->Find("refs"); refs && refs->is_array()) {
+      for (const Json& r : refs->as_array()) {
+        if (r.is_string()) doc->refs.push_back(r.as_string());
+      }
+    }
     docs_.emplace(doc->id, std::move(doc));
   }));
   std::vector<std::string> terms;

@@ -47,6 +47,9 @@ struct QueryHit {
   std::string text;
   float score = 0;
   Json metadata;
+  // Pulled in by "expand_refs": the result document that cites this one. Its score is the
+  // chunk's own similarity to the query (query terms matched, without a vector).
+  std::string ref_of;
 };
 
 struct QueryResult {
@@ -141,7 +144,8 @@ class Collection {
     std::string id;
     std::string title;
     Json metadata;
-    std::vector<uint32_t> slots;  // by chunk ordinal
+    std::vector<std::string> refs;  // documents this one cites
+    std::vector<uint32_t> slots;    // by chunk ordinal
   };
   struct ChunkEntry {
     DocEntry* doc = nullptr;  // null for a free slot
@@ -203,6 +207,10 @@ class Collection {
   uint32_t NearestShardLocked(const float* vector) const;            // REQUIRES: mu_ held
   void SetShardsLocked(std::vector<std::shared_ptr<Shard>> shards);  // REQUIRES: mu_ held exclusively
   void RemoveDocLocked(const std::string& id);
+  // Appends to *hits the best chunk of each document the hits cite and do not already
+  // contain; *cited receives every id cited. REQUIRES: mu_ held (shared is enough).
+  void ExpandRefsLocked(const std::vector<float>& query, const std::vector<std::string>& terms,
+                        std::vector<QueryHit>* hits, std::vector<std::string>* cited) const;
   void MaybeRepairGraph();
   // Starts the background splitter when a shard has outgrown max_shard_chunks.
   void MaybeSplit();

@@ -1,6 +1,7 @@
 #include "engine/context.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -13,19 +14,35 @@ constexpr const char* kWaves[] = {"critical", "important", "relevant", "suppleme
 // ratio to the top score. Rank-fused scores (1/(60 + rank) sums) sit within a few percent
 // of each other, so their ratio would put every candidate in the first wave: they are
 // min-max normalised over the candidates instead. Non-positive scores go by rank.
+// A chunk pulled in by a citation (ref_of) ranks just under the hit that cites it.
 std::vector<float> Relevance(const std::vector<QueryHit>& hits, bool rank_fused) {
   std::vector<float> rel(hits.size(), 0.0f);
-  if (hits.empty()) return rel;
-  const float top = hits[0].score, bottom = hits.back().score;
+  float top = -INFINITY, bottom = INFINITY;
+  for (const auto& h : hits) {
+    if (!h.ref_of.empty()) continue;
+    top = std::max(top, h.score);
+    bottom = std::min(bottom, h.score);
+  }
+  std::map<std::string, float> by_doc;  // each document's best relevance
+  size_t rank = 0;
   for (size_t i = 0; i < hits.size(); ++i) {
+    if (!hits[i].ref_of.empty()) continue;
     const float s = hits[i].score;
     if (rank_fused) {
       rel[i] = top > bottom ? (s - bottom) / (top - bottom) : 1.0f;
     } else if (top > 0 && s > 0) {
       rel[i] = s / top;
     } else {
-      rel[i] = i < 3 ? 1.0f : i < 8 ? 0.7f : i < 18 ? 0.5f : 0.0f;
+      rel[i] = rank < 3 ? 1.0f : rank < 8 ? 0.7f : rank < 18 ? 0.5f : 0.0f;
     }
+    ++rank;
+    float& best = by_doc[hits[i].doc_id];
+    best = std::max(best, rel[i]);
+  }
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (hits[i].ref_of.empty()) continue;
+    auto it = by_doc.find(hits[i].ref_of);
+    rel[i] = it == by_doc.end() ? 0.0f : 0.9f * it->second;
   }
   return rel;
 }
@@ -109,6 +126,9 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
       if (!v.is_int() || v.as_int() < 1 || v.as_int() > static_cast<int64_t>(kMaxK))
         return InvalidArgument("'candidates' must be from 1 to " + std::to_string(kMaxK), "out_of_range");
       r.candidates = static_cast<size_t>(v.as_int());
+    } else if (k == "expand_refs") {
+      if (!v.is_bool()) return InvalidArgument("'expand_refs' must be true or false", "invalid_value");
+      r.expand_refs = v.as_bool();
     } else if (k == "strategy") {
       Strategy forced;
       if (!v.is_string() || (v.as_string() != "auto" && !ParseStrategy(v.as_string(), &forced)))
@@ -130,7 +150,8 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
     } else {
       return InvalidArgument(
           "unknown field '" + k +
-              "'; expected collection, query, max_tokens, max_ms, mode, candidates, strategy, session_id",
+              "'; expected collection, query, max_tokens, max_ms, mode, candidates, strategy, expand_refs, "
+              "session_id",
           "unknown_field");
     }
   }
@@ -165,7 +186,8 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
   q.text = query_text;
   q.k = request.candidates;
   q.mode = request.mode;
-  q.params_key = "context:" + std::to_string(request.candidates);
+  q.expand_refs = request.expand_refs;
+  q.params_key = "context:" + std::to_string(request.candidates) + (request.expand_refs ? ":refs" : "");
   // The user's own words decide how hard to look; the conversation only adds terms.
   const QueryAnalysis analysis = AnalyzeQuery(request.query);
   const int64_t spent_ms = (clock->NowNanos() - start) / 1000000;
@@ -173,7 +195,7 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
                                          collection.has_embedder(), collection.config().sharding,
                                          request.max_ms > 0 ? std::max<int64_t>(1, request.max_ms - spent_ms) : 0,
                                          *clock, [&](const QueryRequest& step) { return collection.Query(step); }));
-  const auto& hits = out.plan.result.hits;
+  auto& hits = out.plan.result.hits;
   out.candidates = hits.size();
   if (hits.empty()) {
     out.stopped = "exhausted";
@@ -183,7 +205,21 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
   std::vector<std::string> terms;
   collection.analyzer().Analyze(query_text, &terms);
   std::set<std::string> missing(terms.begin(), terms.end());
-  const std::vector<float> relevance = Relevance(hits, out.plan.result.rank_fused);
+  std::vector<float> relevance = Relevance(hits, out.plan.result.rank_fused);
+  if (request.expand_refs) {
+    // Pulled chunks join the order by their relevance, so waves stay best first.
+    std::vector<size_t> order(hits.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return relevance[a] > relevance[b]; });
+    std::vector<QueryHit> sorted;
+    std::vector<float> sorted_rel;
+    for (size_t i : order) {
+      sorted.push_back(std::move(hits[i]));
+      sorted_rel.push_back(relevance[i]);
+    }
+    hits = std::move(sorted);
+    relevance = std::move(sorted_rel);
+  }
 
   // Wave by wave: each chunk that fits, best first.
   std::vector<size_t> chosen;                   // hit indexes

@@ -40,6 +40,7 @@ struct ContextRequest {
   std::string session_id;            // when set, recent turns join the context and the query
   bool mode_given = false;           // "mode" was in the request: every plan step uses it
   std::optional<Strategy> strategy;  // "strategy": forced; absent or "auto": analysed
+  bool expand_refs = false;          // cited documents' best chunks join the candidates
   // From the request body: {"collection", "query", "max_tokens", "max_ms", "mode",
   // "candidates", "strategy", "session_id"}; has_embedder picks the default mode (hybrid,
   // else keyword).

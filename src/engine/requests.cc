@@ -315,7 +315,7 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
     const Json& d = docs->as_array()[i];
     const std::string where = "documents[" + std::to_string(i) + "]";
     if (!d.is_object()) return WrongType(where, "an object", d);
-    CTX_RETURN_IF_ERROR(CheckKnownFields(d, {"id", "_id", "title", "text", "metadata", "vector"}, where));
+    CTX_RETURN_IF_ERROR(CheckKnownFields(d, {"id", "_id", "title", "text", "metadata", "vector", "refs"}, where));
     DocumentInput doc;
     const Json* id = d.Find("id");
     if (id == nullptr) id = d.Find("_id");
@@ -334,6 +334,16 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
     if (const Json* t = d.Find("title")) {
       if (!t->is_string()) return WrongType(where + ".title", "a string", *t);
       doc.title = t->as_string();
+    }
+    if (const Json* refs = d.Find("refs")) {
+      if (!refs->is_array() || refs->as_array().size() > kMaxRefs)
+        return InvalidArgument(where + ".refs must be an array of up to " + std::to_string(kMaxRefs) + " document ids",
+                               "invalid_value");
+      for (const Json& r : refs->as_array()) {
+        if (!r.is_string()) return WrongType(where + ".refs[]", "a document id (string)", r);
+        CTX_RETURN_IF_ERROR(ValidateDocumentId(r.as_string()));
+        doc.refs.push_back(r.as_string());
+      }
     }
     if (const Json* v = d.Find("vector")) {
       CTX_ASSIGN_OR_RETURN(doc.vector, ParseVector(*v, dim, where + ".vector"));
@@ -372,7 +382,7 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   if (!body.is_object()) return WrongType("body", "an object", body);
   CTX_RETURN_IF_ERROR(CheckKnownFields(body,
                                        {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr",
-                                        "group_by", "bm25", "cache", "shards", "routing", "strategy"},
+                                        "group_by", "bm25", "cache", "shards", "routing", "strategy", "expand_refs"},
                                        "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
@@ -458,6 +468,10 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     if (!sh->is_string() || (sh->as_string() != "all" && sh->as_string() != "route"))
       return InvalidArgument("'shards' must be \"route\" or \"all\"", "invalid_value");
     q.all_shards = sh->as_string() == "all";
+  }
+  if (const Json* er = body.Find("expand_refs")) {
+    if (!er->is_bool()) return WrongType("expand_refs", "true or false", *er);
+    q.expand_refs = er->as_bool();
   }
   if (const Json* st = body.Find("strategy")) {
     static const char* kNames[] = {"auto", "simple", "moderate", "complex"};

@@ -63,7 +63,10 @@ struct DocumentInput {
   std::string text;
   Json metadata = Json::MakeObject();
   std::optional<std::vector<float>> vector;
+  // Ids of documents this one cites ("refs"); they need not exist (yet).
+  std::vector<std::string> refs;
 };
+inline constexpr size_t kMaxRefs = 256;
 
 // POST .../documents body. `dim` is the collection's vector size; `needs_vector` is set for
 // collections without an embedder.
@@ -105,6 +108,9 @@ struct QueryRequest {
   // "strategy": "auto" | "simple" | "moderate" | "complex" runs the query planner
   // (engine/planner.h) instead of one search; empty: one search as asked.
   std::string strategy;
+  // "expand_refs": the best chunk of each document the results cite (refs) joins them,
+  // from whichever shard holds it.
+  bool expand_refs = false;
   // "mode" was in the body (the planner then keeps it for every step).
   bool mode_given = false;
   // Every field but the query itself (text, vector, cache), canonical: the cache key's

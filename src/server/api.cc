@@ -319,6 +319,7 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
     hit["text"] = std::move(h.text);
     hit["score"] = h.score;
     hit["metadata"] = std::move(h.metadata);
+    if (!h.ref_of.empty()) hit["ref_of"] = std::move(h.ref_of);
     results.push_back(std::move(hit));
   }
   r.json["mode"] = std::string(QueryModeName(result.mode));

@@ -253,6 +253,57 @@ TEST_F(CollectionShardsTest, BigShardsAreWalkedInParallel) {
   EXPECT_GE(found, 195);  // of 200: HNSW is approximate
 }
 
+// Cross-shard references: "expand_refs" pulls the best chunk of each cited document from
+// whichever shard holds it; a cited document written later invalidates cached answers
+// that cite it; refs survive a restart.
+TEST_F(CollectionShardsTest, ExpandRefsPullsCitedDocumentsFromOtherShards) {
+  auto c = Create(60);
+  ASSERT_TRUE(Upsert(*c, 0, 640).ok());
+  c->WaitForSplits();
+  // A hub document at topic 0's centre citing a topic-5 document and one not written yet.
+  Json hub = J(R"({"documents":[{"id":"hub","text":"the hub","refs":["d5","later"]}]})");
+  Json v = Json::MakeArray();
+  for (float x : centers_[0]) v.push_back(x);  // exactly the topic's centre: nearest to itself
+  hub["documents"].as_array()[0]["vector"] = v;
+  UpsertResult ur;
+  ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(hub, kDim, true), &ur).ok());
+  auto query = [&](bool expand) {
+    Json body = J(R"({"k":1,"routing":{"clear_margin":0,"probe_margin":0,"min_probe":1}})");
+    body["vector"] = v;
+    body["expand_refs"] = expand;
+    return *c->Query(*ParseQueryRequest(body, kDim, false));
+  };
+  QueryResult plain = query(false);
+  ASSERT_EQ(plain.hits.size(), 1u);
+  ASSERT_EQ(plain.route->shards.size(), 1u);
+  EXPECT_EQ(plain.hits[0].doc_id, "hub");
+  QueryResult expanded = query(true);
+  ASSERT_EQ(expanded.hits.size(), 2u);
+  EXPECT_EQ(expanded.hits[1].doc_id, "d5");
+  EXPECT_EQ(expanded.hits[1].ref_of, "hub");
+  EXPECT_EQ(expanded.cache, "miss");
+  EXPECT_EQ(query(true).cache, "exact");
+  // Writing the cited-but-missing document drops the cached answer; it is then pulled in.
+  Json later = J(R"({"documents":[{"id":"later","text":"written later"}]})");
+  Json lv = Json::MakeArray();
+  for (float x : Vector(7)) lv.push_back(x);
+  later["documents"].as_array()[0]["vector"] = lv;
+  ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(later, kDim, true), &ur).ok());
+  QueryResult again = query(true);
+  EXPECT_EQ(again.cache, "miss");
+  ASSERT_EQ(again.hits.size(), 3u);
+  EXPECT_EQ(again.hits[2].doc_id, "later");
+  // Refs are stored with the document.
+  c->WaitForSplits();
+  ASSERT_TRUE(engine_->SaveGraphs().ok());
+  c.reset();
+  engine_.reset();
+  engine_ = OpenTestEngine(dir_.path(), &metrics_);
+  c = *engine_->GetCollection(kDefaultTenant, "topics");
+  EXPECT_EQ(query(true).hits.size(), 3u);
+  EXPECT_EQ((*c->GetDocument("hub")).Find("refs")->as_array().size(), 2u);
+}
+
 TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
   for (const char* spec :
        {R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":5}})",
@@ -266,6 +317,19 @@ TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
   auto q = ParseQueryRequest(J(R"({"vector":[1,2,3,4,5,6,7,8],"shards":"some"})"), kDim, false);
   ASSERT_FALSE(q.ok());
   EXPECT_NE(q.status().message().find("'shards'"), std::string::npos);
+  for (const char* bad : {R"({"vector":[1,2,3,4,5,6,7,8],"expand_refs":1})",
+                          R"({"vector":[1,2,3,4,5,6,7,8],"routing":{"probe_margin":-1}})"}) {
+    EXPECT_FALSE(ParseQueryRequest(J(bad), kDim, false).ok()) << bad;
+  }
+  std::string many = "[";
+  for (int i = 0; i <= 256; ++i) many += (i ? ",\"r" : "\"r") + std::to_string(i) + "\"";
+  many += "]";
+  for (const std::string& refs : {std::string("\"d1\""), std::string("[1]"), std::string("[\"\"]"), many}) {
+    auto docs = ParseUpsertRequest(J(R"({"documents":[{"id":"x","vector":[1,2,3,4,5,6,7,8],"refs":)" + refs + "}]}"),
+                                   kDim, true);
+    EXPECT_FALSE(docs.ok()) << refs;
+    EXPECT_EQ(docs.status().code(), StatusCode::kInvalidArgument);
+  }
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 // POST /v1/context over HTTP: cited pieces within the budget, and clear errors.
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "integration/server_process.h"
@@ -79,6 +81,28 @@ TEST(ContextApiTest, CitedPiecesWithinTheBudget) {
   ASSERT_EQ(shards.Find("shards")->as_array().size(), 1u);
   EXPECT_EQ(shards.Find("shards")->as_array()[0].Find("chunks")->as_int(), 3);
   EXPECT_EQ(Call(*c, "GET", "/v1/collections/nope/shards").first, 404);
+
+  // Citations: a document's refs are pulled in with "expand_refs", in /query and /v1/context.
+  ASSERT_EQ(Call(*c, "POST", "/v1/collections/kb/documents",
+                 R"({"documents":[{"id":"matcha","text":"Matcha is powdered green tea.","refs":["rain"]}]})")
+                .first,
+            200);
+  auto [rs, refd] = Call(*c, "POST", "/v1/collections/kb/query",
+                         R"({"query":"matcha powdered","mode":"keyword","k":1,"expand_refs":true})");
+  ASSERT_EQ(rs, 200) << refd.Dump();
+  ASSERT_EQ(refd.Find("results")->as_array().size(), 2u) << refd.Dump();
+  EXPECT_EQ(refd.Find("results")->as_array()[1].Find("id")->as_string(), "rain");
+  EXPECT_EQ(refd.Find("results")->as_array()[1].Find("ref_of")->as_string(), "matcha");
+  auto [cs, cited] = Call(*c, "POST", "/v1/context",
+                          R"({"collection":"kb","query":"matcha powdered","mode":"keyword","candidates":1,
+                              "expand_refs":true,"max_tokens":500})");
+  ASSERT_EQ(cs, 200) << cited.Dump();
+  std::set<std::string> ids;
+  for (const auto& p : cited.Find("pieces")->as_array()) ids.insert(p.Find("id")->as_string());
+  EXPECT_EQ(ids, std::set<std::string>({"matcha", "rain"}));
+  EXPECT_EQ(
+      Call(*c, "POST", "/v1/collections/kb/documents", R"({"documents":[{"id":"x","text":"y","refs":"rain"}]})").first,
+      400);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"kb","query":"tea","max_tokens":0})").first, 400);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"collection":"nope","query":"tea"})").first, 404);
   EXPECT_EQ(Call(*c, "POST", "/v1/context", R"({"query":"tea"})").first, 400);
