@@ -43,24 +43,6 @@ double MrrAtK(const std::vector<std::string>& ranked, const Judgements& qrels, s
   return 0;
 }
 
-StatusOr<std::vector<BeirQuery>> ReadBeirQueries(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound("cannot read " + path);
-  std::vector<BeirQuery> out;
-  size_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.empty()) continue;
-    auto j = ParseJson(line);
-    const Json* id = j.ok() ? j->Find("_id") : nullptr;
-    const Json* text = j.ok() ? j->Find("text") : nullptr;
-    if (id == nullptr || text == nullptr || !id->is_string() || !text->is_string())
-      return InvalidArgument(path + ":" + std::to_string(line_no) + ": expected {\"_id\": string, \"text\": string}");
-    out.push_back({id->as_string(), text->as_string()});
-  }
-  return out;
-}
-
 StatusOr<std::vector<BeirDoc>> ReadBeirCorpus(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("cannot read " + path);
@@ -79,6 +61,15 @@ StatusOr<std::vector<BeirDoc>> ReadBeirCorpus(const std::string& path) {
                              ": expected {\"_id\": string, \"title\": string?, \"text\": string}");
     out.push_back({id->as_string(), title != nullptr ? title->as_string() : "", text->as_string()});
   }
+  return out;
+}
+
+StatusOr<std::vector<BeirQuery>> ReadBeirQueries(const std::string& path) {
+  // The same line format as the corpus, without titles.
+  CTX_ASSIGN_OR_RETURN(std::vector<BeirDoc> lines, ReadBeirCorpus(path));
+  std::vector<BeirQuery> out;
+  out.reserve(lines.size());
+  for (auto& l : lines) out.push_back({std::move(l.id), std::move(l.text)});
   return out;
 }
 
