@@ -125,18 +125,21 @@ class QueryCache {
   // The best cached query with the same parameters at cosine >= threshold.
   std::optional<Result> LookupSemantic(const std::string& params_key, const std::vector<float>& query_vector,
                                        float* similarity, int* tier = nullptr) {
+    const std::vector<float> q = Normalised(query_vector);
     std::lock_guard<std::mutex> lock(mu_);
     auto bucket = by_params_.find(params_key);
     if (bucket == by_params_.end() || query_vector.empty()) return std::nullopt;
-    const std::vector<float> q = Normalised(query_vector);
+    // One batched pass over the bucket's contiguous vectors; expiry is checked only for
+    // the few above the threshold.
+    const Bucket& b = bucket->second;
+    sims_.resize(b.nodes.size());
+    DotProductBatch(q.data(), b.rows.data(), b.nodes.size(), static_cast<size_t>(dim_), sims_.data());
     Node* best = nullptr;
     float best_sim = options_.threshold;
-    for (Node* n : bucket->second) {
-      if (n->entry->query_vector.empty() || Expired(*n)) continue;
-      const float sim = DotProduct(q.data(), n->entry->query_vector.data(), static_cast<size_t>(dim_));
-      if (sim >= best_sim) {
-        best_sim = sim;
-        best = n;
+    for (size_t i = 0; i < sims_.size(); ++i) {
+      if (sims_[i] >= best_sim && !Expired(*b.nodes[i])) {
+        best_sim = sims_[i];
+        best = b.nodes[i];
       }
     }
     if (best == nullptr) return std::nullopt;
@@ -193,7 +196,12 @@ class QueryCache {
     node->entry = std::make_unique<Entry>(std::move(entry));
     bytes_[0] += node->entry->bytes;
     exact_[key] = node;
-    by_params_[node->entry->params_key].push_back(&*node);
+    if (!node->entry->query_vector.empty()) {
+      Bucket& b = by_params_[node->entry->params_key];
+      node->row = b.nodes.size();
+      b.nodes.push_back(&*node);
+      b.rows.insert(b.rows.end(), node->entry->query_vector.begin(), node->entry->query_vector.end());
+    }
     Rebalance();
   }
 
@@ -232,6 +240,13 @@ class QueryCache {
     int tier = 0;
     int64_t expires_ms = 0;  // in its current tier
     std::unique_ptr<Entry> entry;
+    size_t row = SIZE_MAX;  // in its params bucket; SIZE_MAX without a query vector
+  };
+  // The cached query vectors of one parameter set, contiguous for a batched scan; a
+  // removed row is filled by the last one, so removal costs one row's copy.
+  struct Bucket {
+    std::vector<float> rows;   // nodes.size() * dim
+    std::vector<Node*> nodes;  // by row
   };
 
   bool Expired(const Node& n) const { return n.expires_ms <= clock_->WallMillis(); }
@@ -268,9 +283,19 @@ class QueryCache {
 
   Iter EraseLocked(Iter it) {
     exact_.erase(it->key);
-    auto& bucket = by_params_[it->entry->params_key];
-    bucket.erase(std::find(bucket.begin(), bucket.end(), &*it));
-    if (bucket.empty()) by_params_.erase(it->entry->params_key);
+    if (it->row != SIZE_MAX) {
+      auto bucket = by_params_.find(it->entry->params_key);
+      Bucket& b = bucket->second;
+      const size_t dim = static_cast<size_t>(dim_), last = b.nodes.size() - 1;
+      if (it->row != last) {
+        b.nodes[it->row] = b.nodes[last];
+        b.nodes[it->row]->row = it->row;
+        std::copy_n(&b.rows[last * dim], dim, &b.rows[it->row * dim]);
+      }
+      b.nodes.pop_back();
+      b.rows.resize(last * dim);
+      if (b.nodes.empty()) by_params_.erase(bucket);
+    }
     bytes_[it->tier] -= it->entry->bytes;
     return tiers_[it->tier].erase(it);
   }
@@ -314,7 +339,8 @@ class QueryCache {
   mutable std::mutex mu_;
   std::array<std::list<Node>, 3> tiers_;  // hot, warm, cold; front = most recent
   std::unordered_map<EmbedKey, Iter, EmbedKeyHash> exact_;
-  std::unordered_map<std::string, std::vector<Node*>> by_params_;
+  std::unordered_map<std::string, Bucket> by_params_;
+  std::vector<float> sims_;  // LookupSemantic's scratch
   std::array<size_t, 3> bytes_{};
   uint64_t writes_started_ = 0, writes_done_ = 0;
   QueryCacheStats stats_;

@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "engine/query_cache.h"
 #include "engine/test_engine.h"
+#include "manual_clock.h"
 #include "test_util.h"
 
 namespace contextd {
@@ -249,6 +251,50 @@ TEST_F(QueryCacheTest, NoStaleHitAfterRandomWrites) {
                 "contextd_query_cache_requests_total{tenant=\"default\",collection=\"c\",result=\"exact\"} " +
                 std::to_string(hits)),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// The semantic tier keeps each parameter set's query vectors in one contiguous block and
+// fills a removed row with the last one: lookups must still find the right entries.
+TEST(QueryCacheRowsTest, SemanticLookupsSurviveRemovals) {
+  ManualClock clock;
+  QueryCache<std::string> cache(QueryCacheOptions{}, Metric::kCosine, 3, &clock);
+  const std::vector<std::vector<float>> vecs = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  const char* ids[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; ++i) {
+    QueryCacheEntry<std::string> e;
+    e.params_key = "p";
+    e.query_vector = vecs[i];
+    e.uses_vector = true;
+    e.vector_bar = 0.5f;
+    e.doc_ids = {ids[i]};
+    e.result = ids[i];
+    cache.Insert(*cache.Snapshot(), QueryCache<std::string>::ExactKey("p", ids[i]), std::move(e));
+  }
+  float sim = 0;
+  EXPECT_EQ(*cache.LookupSemantic("p", {0, 0, 2}, &sim), "c");
+  EXPECT_FALSE(cache.LookupSemantic("other", {0, 0, 2}, &sim).has_value());
+  // Removing "a" moves "c" into its row.
+  cache.BeginWrite();
+  WriteChange change;
+  change.doc_ids = {"a"};
+  cache.EndWrite(change);
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_FALSE(cache.LookupSemantic("p", {1, 0, 0}, &sim).has_value());
+  EXPECT_EQ(*cache.LookupSemantic("p", {0, 1, 0}, &sim), "b");
+  EXPECT_EQ(*cache.LookupSemantic("p", {0, 0, 1}, &sim), "c");
+  EXPECT_FLOAT_EQ(sim, 1.0f);
+  // And the last one out empties the bucket.
+  cache.BeginWrite();
+  change.doc_ids = {"b", "c"};
+  cache.EndWrite(change);
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_FALSE(cache.LookupSemantic("p", {0, 0, 1}, &sim).has_value());
 }
 
 }  // namespace
