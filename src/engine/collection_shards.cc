@@ -379,6 +379,8 @@ bool Collection::SplitShard(size_t index) {
     SetShardsLocked(std::move(shards));
     old->splitting = false;
     split_log_.clear();
+    // Cached answers came from the old layout; a fresh search now routes differently.
+    query_cache_->Clear();
     spdlog::info("collection {}: split shard {} ({} chunks) into {} ({}) and {} ({}) in {:.0f} ms, {} writes replayed",
                  name_, old->id, kept, a->id, a->chunks, b->id, b->chunks, (clock_->NowNanos() - t0) / 1e6, replayed);
   }

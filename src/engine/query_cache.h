@@ -174,6 +174,20 @@ class QueryCache {
     }
     ++writes_done_;
   }
+  // Drops every entry and refuses results computed before the call: for changes under all
+  // of them at once (a shard split moves chunks between indexes and routing with them).
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++writes_started_;
+    ++writes_done_;
+    for (auto& list : tiers_) {
+      stats_.invalidated += list.size();
+      list.clear();
+    }
+    exact_.clear();
+    by_params_.clear();
+    bytes_ = {};
+  }
   // The write count to pass to Insert(): nullopt while a write is in flight (its result
   // would not be safe to cache).
   std::optional<uint64_t> Snapshot() const {

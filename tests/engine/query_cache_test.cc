@@ -295,6 +295,19 @@ TEST(QueryCacheRowsTest, SemanticLookupsSurviveRemovals) {
   cache.EndWrite(change);
   EXPECT_EQ(cache.size(), 0u);
   EXPECT_FALSE(cache.LookupSemantic("p", {0, 0, 1}, &sim).has_value());
+  // Clear() drops everything and refuses a result computed before it.
+  const uint64_t before = *cache.Snapshot();
+  QueryCacheEntry<std::string> e;
+  e.params_key = "p";
+  e.query_vector = vecs[0];
+  e.result = "a";
+  cache.Insert(before, QueryCache<std::string>::ExactKey("p", "a"), e);
+  EXPECT_EQ(cache.size(), 1u);
+  cache.Clear();
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_FALSE(cache.LookupExact(QueryCache<std::string>::ExactKey("p", "a")).has_value());
+  cache.Insert(before, QueryCache<std::string>::ExactKey("p", "a"), e);
+  EXPECT_EQ(cache.size(), 0u) << "computed before the clear";
 }
 
 }  // namespace
