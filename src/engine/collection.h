@@ -138,6 +138,13 @@ class Collection {
   bool embedder_waits() const { return embedder_ != nullptr && embedder_->waits(); }
   const Analyzer& analyzer() const { return *analyzer_; }
   QueryCacheStats query_cache_stats() const { return query_cache_->stats(); }
+  struct RoutingStats {
+    uint64_t queries = 0, single_shard = 0, shards_probed = 0, widened = 0;
+  };
+  // Routed vector searches (collections of two shards or more) since the start.
+  RoutingStats routing_stats() const {
+    return {routed_queries_.load(), confident_routes_.load(), shards_probed_.load(), widened_routes_.load()};
+  }
 
  private:
   struct DocEntry {

@@ -149,6 +149,16 @@ void Engine::RenderMetrics(std::string* out) const {
   family("contextd_collection_mapped_bytes",
          "File-backed bytes a collection maps (an int8 graph's fp32 vectors): page cache the kernel may evict.",
          [](const Collection& c) { return c.mapped_bytes(); });
+  family("contextd_collection_shards", "Topic shards per collection.",
+         [](const Collection& c) { return c.shard_count(); });
+  family("contextd_routing_queries_total", "Vector searches routed over two shards or more.",
+         [](const Collection& c) { return c.routing_stats().queries; });
+  family("contextd_routing_single_shard_total", "Routed searches that probed one shard (a clear winner).",
+         [](const Collection& c) { return c.routing_stats().single_shard; });
+  family("contextd_routing_shards_probed_total", "Shards probed by routed searches (divide by queries for the mean).",
+         [](const Collection& c) { return c.routing_stats().shards_probed; });
+  family("contextd_routing_widened_total", "Routed searches widened to every shard for want of results.",
+         [](const Collection& c) { return c.routing_stats().widened; });
   *out +=
       "# HELP contextd_query_cache_requests_total Queries by how the query cache answered.\n"
       "# TYPE contextd_query_cache_requests_total counter\n";

@@ -281,6 +281,16 @@ StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&) {
   return r;
 }
 
+void Api::CountPlan(const PlannedSearch& plan) {
+  metrics_
+      ->GetCounter("contextd_plan_requests_total",
+                   "Planned searches by the strategy chosen, the one whose results answered, and fallback.",
+                   {{"strategy", std::string(StrategyName(plan.strategy))},
+                    {"answered_by", std::string(StrategyName(plan.answered_by))},
+                    {"fallback", plan.fallback ? "true" : "false"}})
+      ->Increment();
+}
+
 StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   Reply r;
@@ -305,6 +315,7 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
         PlannedSearch planned,
         RunPlan(strategy, analysis, q, q.mode_given, c->has_embedder() || q.vector.has_value(), c->config().sharding, 0,
                 *clock_, [&](const QueryRequest& step) { return c->Query(step); }));
+    CountPlan(planned);
     result = std::move(planned.result);
     planned.result = QueryResult();
     plan = PlanJson(planned);

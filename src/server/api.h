@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/thread_pool.h"
 #include "engine/engine.h"
+#include "engine/planner.h"
 #include "net/http.h"
 
 namespace contextd {
@@ -76,6 +77,8 @@ class Api {
   StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req);
   StatusOr<Reply> Query(const Params& p, const HttpRequest& req);
   StatusOr<Reply> GetShards(const Params& p, const HttpRequest& req);
+  // contextd_plan_requests_total{strategy, answered_by, fallback}.
+  void CountPlan(const PlannedSearch& plan);
   // embeddings_api.cc: the OpenAI and TEI embedding endpoints.
   // POST /v1/context (context_api.cc).
   StatusOr<Reply> Context(const Params& p, const HttpRequest& req);

@@ -96,6 +96,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
       };
       auto result = BuildContext(*c, *engine_->tokenizer(), request, clock_, turns, &on_wave);
       if (result.ok()) {
+        CountPlan(result->plan);
         Json done = Json::MakeObject();
         SummaryJson(*result, request, &done);
         done["timings"]["total_ms"] = static_cast<double>(clock_->NowNanos() - start) / 1e6;
@@ -111,6 +112,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
     return r;
   }
   CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(*c, *engine_->tokenizer(), request, clock_, turns));
+  CountPlan(result.plan);
   Json& pieces = r.json["pieces"];
   pieces = Json::MakeArray();
   for (auto& p : result.pieces) pieces.push_back(PieceJson(std::move(p)));

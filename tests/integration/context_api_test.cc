@@ -81,6 +81,14 @@ TEST(ContextApiTest, CitedPiecesWithinTheBudget) {
   ASSERT_EQ(shards.Find("shards")->as_array().size(), 1u);
   EXPECT_EQ(shards.Find("shards")->as_array()[0].Find("chunks")->as_int(), 3);
   EXPECT_EQ(Call(*c, "GET", "/v1/collections/nope/shards").first, 404);
+  auto metrics = c->Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("contextd_collection_shards{tenant=\"default\",collection=\"kb\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("contextd_plan_requests_total{strategy=\"complex\",answered_by=\"complex\","
+                               "fallback=\"false\"} 1"),
+            std::string::npos)
+      << metrics->body.substr(metrics->body.find("contextd_plan"), 400);
 
   // Citations: a document's refs are pulled in with "expand_refs", in /query and /v1/context.
   ASSERT_EQ(Call(*c, "POST", "/v1/collections/kb/documents",
