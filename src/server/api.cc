@@ -166,11 +166,19 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, int64_
     res = ErrorResponse(reply.status());
     if (res.status >= 500) spdlog::error("{} {}: {}", req.method, req.path, reply.status().ToString());
   }
-  const int status = res.status;
-  respond(std::move(res));
-  if (reply.ok() && reply->produce) reply->produce();
-  Record(route, status, start_ns);
+  if (reply.ok() && reply->produce) {
+    // Streamed: the head goes now, and the request is in flight until its body is done.
+    const int status = res.status;
+    respond(std::move(res));
+    reply->produce();
+    Record(route, status, start_ns);
+    in_flight_->Add(-1);
+    return;
+  }
+  // Counted before the reply leaves, so a client's next request sees this one finished.
+  Record(route, res.status, start_ns);
   in_flight_->Add(-1);
+  respond(std::move(res));
 }
 
 void Api::Handle(HttpRequest req, Responder respond) {
