@@ -47,6 +47,8 @@ struct PlanOptions {
   // Each strategy's deadline from the start of the plan; a request's own budget (max_ms)
   // lowers it.
   int64_t deadline_ms[3] = {100, 250, 1000};
+  // Graph search breadth per strategy (0: the collection's default, 2k and at least 64).
+  size_t ef[3] = {0, 128, 256};
   float mmr_lambda = 0.7f;
   // Moderate and complex steps widen the collection's routing by this factor (margins).
   float routing_widen = 1.5f;
