@@ -9,11 +9,14 @@ local collection = os.getenv("COLLECTION") or "scifact"
 -- search itself is measured unless CACHE=default.
 local cache = os.getenv("CACHE") or "bypass"
 local path = "/v1/collections/" .. collection .. "/query"
+-- DEPTH: hybrid's candidates per list (the server's default when unset).
+local depth = os.getenv("DEPTH")
+local extra = depth and (',"depth":' .. depth) or ""
 
 for line in io.lines(os.getenv("QUERIES")) do
   local text = line:match('"text":%s*"(.-)",%s*"metadata"')
   if text then
-    bodies[#bodies + 1] = '{"query":"' .. text .. '","k":' .. k .. ',"mode":"' .. mode .. '","cache":"' .. cache .. '"}'
+    bodies[#bodies + 1] = '{"query":"' .. text .. '","k":' .. k .. ',"mode":"' .. mode .. '","cache":"' .. cache .. '"' .. extra .. '}'
   end
 end
 

@@ -519,10 +519,13 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   } else if (mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, want, allowed_ptr, bm25_ptr, &term_weights);
   } else {
-    // Fusion over deeper lists than asked for, so chunks good on both sides but top on
-    // neither still surface. The tail of the vector list only adds 1/(60+r) each under
-    // RRF, so the graph is searched at ef = depth rather than the 2x a top-k query gets.
-    const size_t depth = std::max<size_t>(want * 3, 60);
+    // Each list brings `depth` candidates, by default as many as the answer holds (the
+    // window Elasticsearch's and Couchbase's RRF default to). Deeper windows were worse
+    // here, not better: on SciFact's 809 training claims at k = 10, nDCG@10 is 0.59 at
+    // depth 10, 0.55 at 20, 0.53 at 30 and 0.48 at 60 (the old default), because a deep
+    // window lets chunks ranked middling on both sides outvote the top of either list.
+    // Shallow lists are also cheaper: BM25 prunes at k <= 32.
+    const size_t depth = std::max(req.depth, want);
     const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 64);
     std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr, req.all_shards,
                                                            req.routing ? &*req.routing : nullptr, &route);

@@ -380,10 +380,11 @@ std::string_view QueryModeName(QueryMode m) {
 
 StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder) {
   if (!body.is_object()) return WrongType("body", "an object", body);
-  CTX_RETURN_IF_ERROR(CheckKnownFields(body,
-                                       {"query", "vector", "k", "ef", "mode", "filter", "fusion", "alpha", "mmr",
-                                        "group_by", "bm25", "cache", "shards", "routing", "strategy", "expand_refs"},
-                                       "query"));
+  CTX_RETURN_IF_ERROR(
+      CheckKnownFields(body,
+                       {"query", "vector", "k", "ef", "depth", "mode", "filter", "fusion", "alpha", "mmr", "group_by",
+                        "bm25", "cache", "shards", "routing", "strategy", "expand_refs"},
+                       "query"));
   QueryRequest q;
   const Json* text = body.Find("query");
   const Json* vec = body.Find("vector");
@@ -402,6 +403,8 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   CTX_ASSIGN_OR_RETURN(int ef, ParseIntField(body, "ef", 1, 10000, 0));  // 0: derived from k
   q.k = static_cast<size_t>(k);
   q.ef = static_cast<size_t>(ef);
+  CTX_ASSIGN_OR_RETURN(int depth, ParseIntField(body, "depth", 1, static_cast<int>(kMaxK), 0));  // 0: derived
+  q.depth = static_cast<size_t>(depth);
   if (q.vector)
     q.mode = text ? QueryMode::kHybrid : QueryMode::kVector;
   else

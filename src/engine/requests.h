@@ -82,6 +82,9 @@ struct QueryRequest {
   std::optional<std::vector<float>> vector;
   size_t k = 10;
   size_t ef = 0;  // HNSW candidate list size; 0 = derived from k
+  // Hybrid: how many candidates each list (vector, keyword) brings to the fusion; 0 =
+  // derived from k (see Collection::Query).
+  size_t depth = 0;
   QueryMode mode = QueryMode::kHybrid;
   Filter filter;
   // Hybrid: reciprocal rank fusion (k = 60), or alpha * vector + (1 - alpha) * keyword

@@ -98,6 +98,25 @@ TEST_F(CollectionTest, EveryModeFindsTheRightDocument) {
   EXPECT_EQ(Ids(*c, R"({"query":"astronomy","mode":"keyword"})"), std::vector<std::string>{"space#0"});
 }
 
+// Hybrid fuses the top `depth` of each list (default: k). A chunk second on both sides
+// only wins the fusion when the window reaches the vector list's 5th place, where the
+// keyword winner also shows up: 2/62 beats 1/61 + 1/65.
+TEST_F(CollectionTest, HybridDepthSetsTheFusionWindow) {
+  auto c = Create("fuse", R"({"embedder":"none","dim":2})");
+  Upsert(*c, R"({"documents":[
+    {"id":"a","text":"apple apple apple","vector":[0.2,1]},
+    {"id":"b","text":"apple pie with cream and sugar","vector":[1,0.3]},
+    {"id":"c","text":"closest vector","vector":[1,0.05]},
+    {"id":"d","text":"third vector","vector":[1,0.6]},
+    {"id":"e","text":"fourth vector","vector":[1,1]}]})");
+  ASSERT_EQ(Ids(*c, R"({"query":"apple","mode":"keyword","k":2})"), (std::vector<std::string>{"a#0", "b#0"}));
+  const std::string q = R"({"query":"apple","vector":[1,0],"mode":"hybrid","k":1,"cache":"bypass")";
+  const auto shallow = Ids(*c, q + "}");
+  ASSERT_EQ(shallow.size(), 1u);
+  EXPECT_NE(shallow[0], "b#0");  // the window holds only the two lists' winners
+  EXPECT_EQ(Ids(*c, q + R"(,"depth":10})"), std::vector<std::string>{"b#0"});
+}
+
 TEST_F(CollectionTest, GroupByDocumentMmrAndBm25Parameters) {
   auto c = Create("long", R"({"embedder":"glove","chunking":{"max_tokens":12,"overlap":0}})");
   // "reef" has several chunks about coral; the others one each.

@@ -50,6 +50,8 @@ TEST(RequestsTest, IndexSettings) {
   EXPECT_EQ(stored->hnsw_m, 8);
   EXPECT_EQ(stored->hnsw_ef_construction, 64);
   EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x","ef":99})"), 3, true)->ef, 99u);
+  EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x","depth":40})"), 3, true)->depth, 40u);
+  EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x"})"), 3, true)->depth, 0u);
 }
 
 TEST(RequestsTest, NamesAndIds) {
@@ -128,6 +130,8 @@ TEST(RequestsTest, QueryParsingAndDefaults) {
       {R"({"query":"x","filter":{"a":{"$regex":"b"}}})", "invalid_filter"},
       {R"({"query":"x","limit":3})", "unknown_field"},
       {R"({"query":"x","ef":0})", "out_of_range"},
+      {R"({"query":"x","depth":0})", "out_of_range"},
+      {R"({"query":"x","depth":"deep"})", "invalid_type"},
       {R"({"query":"x","ef":"big"})", "invalid_type"},
       {R"({"query":"x","fusion":"max"})", "invalid_value"},
       {R"({"query":"x","fusion":"weighted","alpha":1.5})", "invalid_value"},

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Hybrid quality against the fusion window: SciFact (glove) in a fresh server, then
+# bench/hybrid_depth.py over the 809 judged training claims.
+set -euo pipefail
+. "$(dirname "$0")/serve_lib.sh"
+shared="$root/../shared/data/scifact"
+start_contextd
+curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
+"$bin/contextd" ingest --url "$url" --collection scifact "$shared/corpus.jsonl" > /dev/null
+python3 "$root/bench/hybrid_depth.py" "$url" "$shared"
