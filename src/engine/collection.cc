@@ -524,9 +524,11 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     // here, not better: on SciFact's 809 training claims at k = 10, nDCG@10 is 0.59 at
     // depth 10, 0.55 at 20, 0.53 at 30 and 0.48 at 60 (the old default), because a deep
     // window lets chunks ranked middling on both sides outvote the top of either list.
-    // Shallow lists are also cheaper: BM25 prunes at k <= 32.
+    // Shallow lists are also cheaper: BM25 prunes at k <= 32. The graph's breadth floor
+    // is 48 rather than a vector query's 64: the fused top 10 had the same nDCG@10 there
+    // (0.5911 at ef 48, 0.5906 at 64; 0.5848 at 32) for ~5% more hybrid throughput.
     const size_t depth = std::max(req.depth, want);
-    const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 64);
+    const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 48);
     std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr, req.all_shards,
                                                            req.routing ? &*req.routing : nullptr, &route);
     std::vector<ScoredSlot> by_keyword = keywords_.Search(terms, depth, allowed_ptr, bm25_ptr, &term_weights);
