@@ -7,16 +7,7 @@
 #include <cstring>
 #include <vector>
 
-// Run-time dispatch: one clone per target, chosen at load time through an ifunc.
-// Sanitizer builds turn this off (ifunc resolvers run before the sanitizer runtime).
-#ifdef CONTEXTD_NO_TARGET_CLONES
-#define CTX_CLONES
-#else
-// (Each string is one clone: "avx2,fma" would be two, an AVX2 one without FMA and an
-// FMA one without AVX2. The x86-64 levels name the whole set: v3 = AVX2 + FMA + BMI,
-// v4 = AVX-512 F/BW/CD/DQ/VL.)
-#define CTX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
+#include "common/target_clones.h"
 
 namespace contextd::kernels {
 namespace {
