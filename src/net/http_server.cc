@@ -77,15 +77,22 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Status, the server's and the response's headers and keep-alive: what a plain and a
+  // streamed response's head share.
+  template <class Body>
+  void SetHead(const HttpResponse& res, http::response<Body>* head) const {
+    head->version(11);
+    head->result(static_cast<http::status>(res.status));
+    head->set(http::field::server, "contextd");
+    head->set(http::field::content_type, res.content_type);
+    for (const auto& [k, v] : res.headers) head->set(k, v);
+    head->keep_alive(keep_alive_);
+  }
+
   void Write(HttpResponse res) {
     if (res.channel != nullptr) return WriteStreamed(std::move(res));
     res_.emplace();
-    res_->version(11);
-    res_->result(static_cast<http::status>(res.status));
-    res_->set(http::field::server, "contextd");
-    res_->set(http::field::content_type, res.content_type);
-    for (auto& [k, v] : res.headers) res_->set(k, v);
-    res_->keep_alive(keep_alive_);
+    SetHead(res, &*res_);
     res_->body() = std::move(res.body);
     res_->prepare_payload();
     stream_.expires_after(std::chrono::seconds(options_->idle_timeout_s));
@@ -99,13 +106,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteStreamed(HttpResponse res) {
     channel_ = std::move(res.channel);
     head_.emplace();
-    head_->version(11);
-    head_->result(static_cast<http::status>(res.status));
-    head_->set(http::field::server, "contextd");
-    head_->set(http::field::content_type, res.content_type);
     head_->set(http::field::cache_control, "no-cache");
-    for (auto& [k, v] : res.headers) head_->set(k, v);
-    head_->keep_alive(keep_alive_);
+    SetHead(res, &*head_);
     head_->chunked(true);
     head_serializer_.emplace(*head_);
     stream_.expires_never();  // the producer paces the body

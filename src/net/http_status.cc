@@ -32,12 +32,15 @@ int HttpStatusFor(const Status& status) {
   return 500;
 }
 
+std::string ErrorCode(const Status& status) {
+  return status.reason().empty() ? std::string(StatusCodeName(status.code())) : status.reason();
+}
+
 HttpResponse ErrorResponse(const Status& status) {
   HttpResponse res;
   res.status = HttpStatusFor(status);
-  std::string reason = status.reason().empty() ? std::string(StatusCodeName(status.code())) : status.reason();
   res.body = "{\"error\":{\"code\":";
-  AppendJsonString(reason, &res.body);
+  AppendJsonString(ErrorCode(status), &res.body);
   res.body += ",\"message\":";
   AppendJsonString(status.message(), &res.body);
   res.body += "}}";

@@ -7,6 +7,8 @@
 namespace contextd {
 
 int HttpStatusFor(const Status& status);
+// The error's machine-readable code: its reason, or the status code's name without one.
+std::string ErrorCode(const Status& status);
 // {"error":{"code":reason,"message":message}} with the matching HTTP status.
 HttpResponse ErrorResponse(const Status& status);
 

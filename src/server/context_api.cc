@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "engine/context.h"
+#include "net/http_status.h"
 #include "server/api.h"
 
 namespace contextd {
@@ -103,7 +104,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
         channel->Write(Event("done", done));
       } else {
         Json error = Json::MakeObject();
-        error["code"] = result.status().reason();
+        error["code"] = ErrorCode(result.status());
         error["message"] = result.status().message();
         channel->Write(Event("error", error));
       }
