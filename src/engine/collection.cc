@@ -41,7 +41,6 @@ bool DecodeChunk(std::string_view value, int dim, uint32_t* slot, std::string_vi
 
 double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
 
-constexpr float kRrfK = 60.0f;
 // Marks title-field terms in the keyword index; the analyzer never emits it.
 const std::string kTitleField = "\x01";
 // Titles are already in the body (every chunk carries its title). Measured on SciFact

@@ -57,11 +57,11 @@ struct QueryResult {
   QueryMode mode = QueryMode::kHybrid;
   double embed_ms = 0;
   double search_ms = 0;
-  // The query's embedding could not be had (provider down, deadline, queue full), so the
-  // answer is a keyword search instead of the mode asked for.
   // Scores are reciprocal-rank sums (hybrid RRF, fused plans): only their order means
   // anything, not their ratios.
   bool rank_fused = false;
+  // The query's embedding could not be had (provider down, deadline, queue full), so the
+  // answer is a keyword search instead of the mode asked for.
   bool degraded = false;
   std::string degraded_reason;
   // Where the answer came from: "miss" (searched), "exact" or "semantic" (the query

@@ -454,13 +454,7 @@ Json Collection::DescribeShards() const {
   routing["single_shard"] = static_cast<int64_t>(confident_routes_.load());
   routing["widened"] = static_cast<int64_t>(widened_routes_.load());
   routing["mean_shards_probed"] = routed == 0 ? 0.0 : static_cast<double>(shards_probed_.load()) / routed;
-  Json options = Json::MakeObject();
-  options["max_shard_chunks"] = static_cast<int64_t>(config_.sharding.max_shard_chunks);
-  options["clear_margin"] = config_.sharding.clear_margin;
-  options["probe_margin"] = config_.sharding.probe_margin;
-  options["min_probe"] = static_cast<int64_t>(config_.sharding.min_probe);
-  options["max_probe_fraction"] = config_.sharding.max_probe_fraction;
-  routing["options"] = std::move(options);
+  routing["options"] = ShardingOptionsJson(config_.sharding);
   return out;
 }
 

@@ -130,10 +130,8 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
       if (!v.is_bool()) return InvalidArgument("'expand_refs' must be true or false", "invalid_value");
       r.expand_refs = v.as_bool();
     } else if (k == "strategy") {
-      Strategy forced;
-      if (!v.is_string() || (v.as_string() != "auto" && !ParseStrategy(v.as_string(), &forced)))
+      if (!v.is_string() || !ParseStrategyChoice(v.as_string(), &r.strategy))
         return InvalidArgument("'strategy' must be auto, simple, moderate or complex", "invalid_value");
-      if (v.as_string() != "auto") r.strategy = forced;
     } else if (k == "mode") {
       r.mode_given = true;
       const std::string m = v.is_string() ? v.as_string() : "";

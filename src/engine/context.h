@@ -6,7 +6,7 @@
 // time budget. They are sorted into relevance waves by their relevance relative to the
 // best (critical >= 0.8, important >= 0.6, relevant >= 0.4, supplementary below), where
 // relevance is the score for similarity scores and the min-max normalised score for
-// rank-fused ones (whose ratios say nothing; see WaveOf()), and added
+// rank-fused ones (whose ratios say nothing; see Relevance() in context.cc), and added
 // wave by wave, best first, while they fit the token budget. After each wave a
 // sufficiency test may stop early: every query term is covered by the context so far and
 // the next wave's best score is under half the top score (little marginal gain). The
@@ -42,7 +42,7 @@ struct ContextRequest {
   std::optional<Strategy> strategy;  // "strategy": forced; absent or "auto": analysed
   bool expand_refs = false;          // cited documents' best chunks join the candidates
   // From the request body: {"collection", "query", "max_tokens", "max_ms", "mode",
-  // "candidates", "strategy", "session_id"}; has_embedder picks the default mode (hybrid,
+  // "candidates", "strategy", "expand_refs", "session_id"}; has_embedder picks the default mode (hybrid,
   // else keyword).
   static StatusOr<ContextRequest> FromJson(const Json& body, bool has_embedder);
 };

@@ -5,10 +5,10 @@
 #include <map>
 #include <set>
 
+#include "engine/rerank.h"
+
 namespace contextd {
 namespace {
-
-constexpr float kRrfK = 60.0f;
 
 // Lowercased, with every run of non-alphanumerics (but '?' and ';') as one space, padded
 // with spaces so phrases match on word boundaries: " difference between ".
@@ -96,8 +96,9 @@ std::string HitKey(const QueryHit& h) { return h.doc_id + "#" + std::to_string(h
 void NoteShards(const QueryResult& r, PlannedSearch* out) {
   if (!r.route) return;
   out->shard_count = r.route->shard_count;
-  for (uint32_t id : r.route->shards) {
-    if (std::find(out->shards.begin(), out->shards.end(), id) == out->shards.end()) out->shards.push_back(id);
+  for (uint32_t id : r.route->shards) {  // kept ascending, each id once
+    auto at = std::lower_bound(out->shards.begin(), out->shards.end(), id);
+    if (at == out->shards.end() || *at != id) out->shards.insert(at, id);
   }
 }
 
@@ -107,7 +108,7 @@ std::vector<QueryHit> FuseHits(const std::vector<const std::vector<QueryHit>*>& 
   for (const auto* list : lists) {
     for (size_t r = 0; r < list->size(); ++r) {
       auto& slot = fused[HitKey((*list)[r])];
-      slot.first += 1.0f / (kRrfK + static_cast<float>(r + 1));
+      slot.first += RrfTerm(r);
       if (slot.second == nullptr) slot.second = &(*list)[r];
     }
   }
@@ -145,6 +146,17 @@ bool ParseStrategy(std::string_view name, Strategy* out) {
     }
   }
   return false;
+}
+
+bool ParseStrategyChoice(std::string_view name, std::optional<Strategy>* out) {
+  if (name == "auto") {
+    out->reset();
+    return true;
+  }
+  Strategy s;
+  if (!ParseStrategy(name, &s)) return false;
+  *out = s;
+  return true;
 }
 
 QueryAnalysis AnalyzeQuery(std::string_view query) {
@@ -257,7 +269,6 @@ StatusOr<PlannedSearch> RunPlan(Strategy strategy, const QueryAnalysis& analysis
   out.result.hits = FuseHits(lists, base.k);
   out.result.rank_fused = true;
   out.answered_by = Strategy::kComplex;
-  std::sort(out.shards.begin(), out.shards.end());
   return out;
 }
 
@@ -274,10 +285,8 @@ Json PlanJson(const PlannedSearch& plan) {
   Json parts = Json::MakeArray();
   for (const auto& p : plan.analysis.sub_queries) parts.push_back(p);
   j["sub_queries"] = std::move(parts);
-  std::vector<uint32_t> shards = plan.shards;
-  std::sort(shards.begin(), shards.end());
   Json ids = Json::MakeArray();
-  for (uint32_t id : shards) ids.push_back(static_cast<int64_t>(id));
+  for (uint32_t id : plan.shards) ids.push_back(static_cast<int64_t>(id));
   j["shards"] = std::move(ids);
   j["of"] = static_cast<int64_t>(plan.shard_count);
   j["searches"] = static_cast<int64_t>(plan.searches);

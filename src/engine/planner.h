@@ -18,6 +18,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,9 @@ enum class Strategy { kSimple = 0, kModerate = 1, kComplex = 2 };
 std::string_view StrategyName(Strategy s);
 // "simple", "moderate" or "complex".
 bool ParseStrategy(std::string_view name, Strategy* out);
+// A request's "strategy": "auto" leaves *out empty (the query's analysis decides), a
+// strategy's name sets it; false for anything else.
+bool ParseStrategyChoice(std::string_view name, std::optional<Strategy>* out);
 
 struct QueryAnalysis {
   float complexity = 0;

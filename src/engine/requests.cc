@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "embed/embedder_registry.h"
+#include "engine/planner.h"
 #include "engine/query_cache.h"
 
 namespace contextd {
@@ -93,11 +94,17 @@ Json CollectionConfig::ToJson() const {
     tier["ttl_s"] = cache_tier_ttl_s[t];
   }
   j["cache"]["verify_fraction"] = cache_verify_fraction;
-  j["sharding"]["max_shard_chunks"] = static_cast<int64_t>(sharding.max_shard_chunks);
-  j["sharding"]["clear_margin"] = sharding.clear_margin;
-  j["sharding"]["probe_margin"] = sharding.probe_margin;
-  j["sharding"]["min_probe"] = static_cast<int64_t>(sharding.min_probe);
-  j["sharding"]["max_probe_fraction"] = sharding.max_probe_fraction;
+  j["sharding"] = ShardingOptionsJson(sharding);
+  return j;
+}
+
+Json ShardingOptionsJson(const ShardingOptions& o) {
+  Json j = Json::MakeObject();
+  j["max_shard_chunks"] = static_cast<int64_t>(o.max_shard_chunks);
+  j["clear_margin"] = o.clear_margin;
+  j["probe_margin"] = o.probe_margin;
+  j["min_probe"] = static_cast<int64_t>(o.min_probe);
+  j["max_probe_fraction"] = o.max_probe_fraction;
   return j;
 }
 
@@ -477,8 +484,8 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     q.expand_refs = er->as_bool();
   }
   if (const Json* st = body.Find("strategy")) {
-    static const char* kNames[] = {"auto", "simple", "moderate", "complex"};
-    if (!st->is_string() || std::find(std::begin(kNames), std::end(kNames), st->as_string()) == std::end(kNames))
+    std::optional<Strategy> choice;
+    if (!st->is_string() || !ParseStrategyChoice(st->as_string(), &choice))
       return InvalidArgument("'strategy' must be auto, simple, moderate or complex", "invalid_value");
     q.strategy = st->as_string();
   }

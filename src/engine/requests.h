@@ -49,6 +49,10 @@ struct CollectionConfig {
   static StatusOr<CollectionConfig> FromStored(const Json& stored);
 };
 
+// {"max_shard_chunks", "clear_margin", "probe_margin", "min_probe", "max_probe_fraction"}:
+// the "sharding" object of a collection's config, also shown by GET .../shards.
+Json ShardingOptionsJson(const ShardingOptions& o);
+
 // PUT /v1/collections/{name} body. Resolves the embedder to learn its model and dim.
 StatusOr<CollectionConfig> ParseCollectionRequest(const Json& body, const EmbedderRegistry& embedders);
 

@@ -41,8 +41,7 @@ std::vector<ScoredSlot> SumBySlot(std::vector<ScoredSlot> parts) {
 std::vector<ScoredSlot> FuseRrf(const std::vector<std::vector<ScoredSlot>>& lists, size_t k, float rrf_k) {
   std::vector<ScoredSlot> parts;
   for (const auto& list : lists) {
-    for (size_t r = 0; r < list.size(); ++r)
-      parts.push_back({1.0f / (rrf_k + static_cast<float>(r + 1)), list[r].slot});
+    for (size_t r = 0; r < list.size(); ++r) parts.push_back({RrfTerm(r, rrf_k), list[r].slot});
   }
   return Best(SumBySlot(std::move(parts)), k);
 }

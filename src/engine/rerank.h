@@ -11,9 +11,15 @@
 
 namespace contextd {
 
-// Reciprocal rank fusion: each list adds 1 / (rrf_k + rank) (rank from 1) to its slots.
-// Best first, at most k.
-std::vector<ScoredSlot> FuseRrf(const std::vector<std::vector<ScoredSlot>>& lists, size_t k, float rrf_k = 60.0f);
+// Reciprocal rank fusion's constant (Cormack et al.; also Elasticsearch's default).
+constexpr float kRrfK = 60.0f;
+// What the hit at 0-based position `index` of a list adds under RRF: 1 / (rrf_k + rank),
+// rank counted from 1.
+inline float RrfTerm(size_t index, float rrf_k = kRrfK) { return 1.0f / (rrf_k + static_cast<float>(index + 1)); }
+
+// Reciprocal rank fusion: each list adds RrfTerm(position) to its slots. Best first, at
+// most k.
+std::vector<ScoredSlot> FuseRrf(const std::vector<std::vector<ScoredSlot>>& lists, size_t k, float rrf_k = kRrfK);
 
 // alpha * norm(vector score) + (1 - alpha) * norm(keyword score), each list min-max
 // normalised to [0, 1] over its own hits (a slot absent from a list gets 0 from it; a

@@ -317,8 +317,9 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
     CTX_ASSIGN_OR_RETURN(result, c->Query(q));
   } else {
     const QueryAnalysis analysis = AnalyzeQuery(q.text);
-    Strategy strategy = analysis.strategy;
-    if (q.strategy != "auto") ParseStrategy(q.strategy, &strategy);
+    std::optional<Strategy> forced;
+    ParseStrategyChoice(q.strategy, &forced);  // validated by ParseQueryRequest
+    const Strategy strategy = forced.value_or(analysis.strategy);
     CTX_ASSIGN_OR_RETURN(
         PlannedSearch planned,
         RunPlan(strategy, analysis, q, q.mode_given, c->has_embedder() || q.vector.has_value(), c->config().sharding, 0,
