@@ -17,11 +17,12 @@ struct ServeOptions {
   int write_threads = 16;
   size_t max_body_bytes = 64 << 20;
   int embed_threads = 64;     // /v1/embeddings and /embed mostly wait on batches
+  int cpu_quantum_us = 1000;  // ApiOptions::cpu_quantum; 0 = off
   EmbedServiceOptions embed;  // providers, batching, cache tiers
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",
-// "write_threads","embed_threads","max_body_bytes","embedding":{..}}, the last as
+// "write_threads","embed_threads","cpu_quantum_us","max_body_bytes","embedding":{..}}, the last as
 // EmbedServiceOptions::FromJson reads it) into `options`; returns an error message or "".
 std::string LoadServeConfig(const std::string& path, ServeOptions* options);
 int RunServe(const ServeOptions& options);

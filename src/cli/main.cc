@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   auto* search = s->add_option("--search-threads", serve.search_threads, "Threads for queries (0 = one per core)");
   auto* writes = s->add_option("--write-threads", serve.write_threads, "Threads for durable writes");
   auto* body = s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted");
+  auto* quantum = s->add_option("--cpu-quantum-us", serve.cpu_quantum_us,
+                                "Busy time after which a search worker lets the I/O threads run (0 = off)");
 
   IngestOptions ingest;
   auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
       if (!search->count()) serve.search_threads = from_file.search_threads;
       if (!writes->count()) serve.write_threads = from_file.write_threads;
       if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
+      if (!quantum->count()) serve.cpu_quantum_us = from_file.cpu_quantum_us;
       serve.embed_threads = from_file.embed_threads;
       serve.embed = std::move(from_file.embed);
     }

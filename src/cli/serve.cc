@@ -45,6 +45,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->max_body_bytes = static_cast<size_t>(v.as_int());
     else if (k == "embed_threads" && num)
       o->embed_threads = static_cast<int>(v.as_int());
+    else if (k == "cpu_quantum_us" && num)
+      o->cpu_quantum_us = static_cast<int>(v.as_int());
     else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();
@@ -77,8 +79,12 @@ int RunServe(const ServeOptions& o) {
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   {
-    Api api(engine->get(), &metrics, static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores),
-            static_cast<size_t>(std::max(1, o.write_threads)), static_cast<size_t>(std::max(1, o.embed_threads)));
+    ApiOptions ao;
+    ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores);
+    ao.write_threads = static_cast<size_t>(std::max(1, o.write_threads));
+    ao.embed_threads = static_cast<size_t>(std::max(1, o.embed_threads));
+    ao.cpu_quantum = std::chrono::microseconds(std::max(0, o.cpu_quantum_us));
+    Api api(engine->get(), &metrics, ao);
     HttpServerOptions ho;
     ho.host = o.host;
     ho.port = o.port;

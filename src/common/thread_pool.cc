@@ -1,10 +1,11 @@
 #include "common/thread_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 namespace contextd {
 
-ThreadPool::ThreadPool(size_t threads, std::string name) {
+ThreadPool::ThreadPool(size_t threads, std::string name, Options options) : options_(options) {
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) {
@@ -37,16 +38,28 @@ size_t ThreadPool::queue_depth() const {
 }
 
 void ThreadPool::WorkerLoop() {
+  const int64_t quantum_ns = std::chrono::nanoseconds(options_.quantum).count();
+  int64_t busy_since = options_.clock->NowNanos();
   for (;;) {
     std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && !stopping_) {
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        busy_since = options_.clock->NowNanos();  // it slept: the others had their turn
+      }
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();
     }
     task();
+    if (quantum_ns <= 0) continue;
+    const int64_t now = options_.clock->NowNanos();
+    if (now - busy_since < quantum_ns) continue;
+    // Free when nothing else is runnable here: the kernel hands the CPU straight back.
+    sched_yield();
+    yields_.fetch_add(1, std::memory_order_relaxed);
+    busy_since = options_.clock->NowNanos();
   }
 }
 

@@ -3,9 +3,19 @@
 // The server hands CPU-heavy and blocking work (embedding, search, synced writes) to a pool
 // so that its I/O threads only parse and write bytes.
 //
+// A worker that keeps finding work never blocks, and the kernel then lets it run for a
+// whole time slice (milliseconds) while the threads it woke meanwhile (the server's I/O
+// threads, the clients on the same host) wait behind it. With a quantum, a worker that has
+// run tasks for that long without sleeping yields the CPU at the next task boundary, the
+// way Seastar's reactor polls I/O after its task quota. Measured on the 2-core bench box
+// (BENCHMARKS.md, issue 2): hybrid queries at 32 clients kept p99 near 4 ms where it was
+// 6-7 ms without.
+//
 // Thread safety: Submit() is safe from any thread, including from inside a task.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -15,11 +25,19 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
+
 namespace contextd {
 
 class ThreadPool {
  public:
-  ThreadPool(size_t threads, std::string name);
+  struct Options {
+    // Busy time after which a worker yields between tasks; zero never yields.
+    std::chrono::microseconds quantum{0};
+    const Clock* clock = SystemClock::Default();
+  };
+  ThreadPool(size_t threads, std::string name) : ThreadPool(threads, std::move(name), Options()) {}
+  ThreadPool(size_t threads, std::string name, Options options);
   // Runs every queued task, then joins the workers.
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -28,9 +46,14 @@ class ThreadPool {
   void Submit(std::function<void()> task);
   size_t queue_depth() const;
   size_t size() const { return workers_.size(); }
+  // Times a worker yielded for the quantum.
+  uint64_t yields() const { return yields_.load(std::memory_order_relaxed); }
 
  private:
   void WorkerLoop();
+
+  const Options options_;
+  std::atomic<uint64_t> yields_{0};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

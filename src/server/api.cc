@@ -65,7 +65,7 @@ StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) {
   return ParseJson(req.body);
 }
 
-Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t write_threads, size_t embed_threads)
+Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
     : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()) {
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
@@ -109,9 +109,11 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, size_t search_threads, size_t
   AddRoute("DELETE", "/v1/cache/{ns}/entries/{id}", Pool::kWrite, std::bind(&Api::CacheDeleteEntry, this, _1, _2));
   AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2));
   AddRoute("POST", "/embed", Pool::kEmbed, std::bind(&Api::TeiEmbed, this, _1, _2));
-  search_pool_ = std::make_unique<ThreadPool>(search_threads, "ctx-search");
-  embed_pool_ = std::make_unique<ThreadPool>(embed_threads, "ctx-embed");
-  write_pool_ = std::make_unique<ThreadPool>(write_threads, "ctx-write");
+  ThreadPool::Options computing;
+  computing.quantum = options.cpu_quantum;
+  search_pool_ = std::make_unique<ThreadPool>(options.search_threads, "ctx-search", computing);
+  embed_pool_ = std::make_unique<ThreadPool>(options.embed_threads, "ctx-embed", computing);
+  write_pool_ = std::make_unique<ThreadPool>(options.write_threads, "ctx-write");
 }
 
 Api::~Api() {

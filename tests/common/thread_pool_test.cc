@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "manual_clock.h"
+
 namespace contextd {
 namespace {
 
@@ -27,6 +29,47 @@ TEST(ThreadPoolTest, TasksMaySubmitTasks) {
     while (done.load() < 2) std::this_thread::yield();
   }
   EXPECT_EQ(done.load(), 2);
+}
+
+// The quantum is busy time since the worker last slept or yielded: tasks that together run
+// past it earn one yield, and a pool without a quantum never yields.
+TEST(ThreadPoolTest, YieldsOnceBusyForTheQuantum) {
+  ManualClock clock;
+  ThreadPool::Options options;
+  options.quantum = std::chrono::milliseconds(2);
+  options.clock = &clock;
+  std::atomic<int> done{0};
+  {
+    ThreadPool pool(1, "test", options);
+    // Queued behind a gate so the worker never sleeps between them.
+    std::atomic<bool> open{false};
+    pool.Submit([&] {
+      while (!open.load()) std::this_thread::yield();
+    });
+    for (int i = 0; i < 6; ++i) {
+      pool.Submit([&] {
+        clock.AdvanceMs(1);
+        ++done;
+      });
+    }
+    std::atomic<bool> last{false};
+    pool.Submit([&] { last = true; });  // runs once the sixth task's yield is counted
+    open = true;
+    while (!last.load()) std::this_thread::yield();
+    // 6 ms of work in one busy stretch: a yield after every 2 ms.
+    EXPECT_EQ(pool.yields(), 3u);
+  }
+  options.quantum = std::chrono::microseconds(0);
+  ThreadPool plain(1, "test", options);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 4; ++i) {
+    plain.Submit([&] {
+      clock.AdvanceMs(5);
+      ++ran;
+    });
+  }
+  while (ran.load() < 4) std::this_thread::yield();
+  EXPECT_EQ(plain.yields(), 0u);
 }
 
 }  // namespace
