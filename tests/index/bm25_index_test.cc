@@ -122,7 +122,9 @@ TEST_P(Bm25ChurnTest, MatchesExhaustiveScoringOnARandomCorpus) {
     std::vector<std::string> query;
     int terms = 1 + trial % 12;
     for (int i = 0; i < terms; ++i) query.push_back("w" + std::to_string(word(rng)));
-    // Small k prunes hardest (the k-th score is high early); 60 is the hybrid depth.
+    // Small k prunes hardest (the k-th score is high early); 60 is a deep hybrid window.
+    // Without pruning, k 1 and 3 take the best-block-first selection (32 blocks of 64
+    // slots here) and 10 and 60 the compacting one.
     const size_t ks[] = {60, 10, 1, 3};
     size_t k = ks[trial % 4];
     SlotFilter filter;
