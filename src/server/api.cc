@@ -114,9 +114,25 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
   search_pool_ = std::make_unique<ThreadPool>(options.search_threads, "ctx-search", computing);
   embed_pool_ = std::make_unique<ThreadPool>(options.embed_threads, "ctx-embed", computing);
   write_pool_ = std::make_unique<ThreadPool>(options.write_threads, "ctx-write");
+  pools_collector_ = metrics_->AddCollector([this](std::string* out) {
+    const std::pair<const char*, const ThreadPool*> pools[] = {
+        {"search", search_pool_.get()}, {"embed", embed_pool_.get()}, {"write", write_pool_.get()}};
+    *out += "# HELP contextd_pool_queue_depth Requests waiting for a worker, by pool.\n";
+    *out += "# TYPE contextd_pool_queue_depth gauge\n";
+    for (const auto& [name, pool] : pools) {
+      *out +=
+          std::string("contextd_pool_queue_depth{pool=\"") + name + "\"} " + std::to_string(pool->queue_depth()) + "\n";
+    }
+    *out += "# HELP contextd_pool_yields_total Times a worker gave up the CPU after a quantum of back-to-back tasks.\n";
+    *out += "# TYPE contextd_pool_yields_total counter\n";
+    for (const auto& [name, pool] : pools) {
+      *out += std::string("contextd_pool_yields_total{pool=\"") + name + "\"} " + std::to_string(pool->yields()) + "\n";
+    }
+  });
 }
 
 Api::~Api() {
+  metrics_->RemoveCollector(pools_collector_);
   search_pool_.reset();
   write_pool_.reset();
   embed_pool_.reset();

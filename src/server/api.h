@@ -124,6 +124,7 @@ class Api {
   std::unique_ptr<ThreadPool> search_pool_;
   std::unique_ptr<ThreadPool> write_pool_;
   std::unique_ptr<ThreadPool> embed_pool_;
+  int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
 };
 
 // Shared by the route handlers of this module.

@@ -153,6 +153,38 @@ TEST_F(ApiTest, MetricsCountRequestsAndDocuments) {
   EXPECT_NE(m.find("contextd_http_requests_in_flight 1"), std::string::npos);  // the scrape itself
 }
 
+// --cpu-quantum-us reaches the search workers: at 1 us every query outlasts the quantum
+// and is followed by a yield; at 0 none is. Both show in /metrics.
+TEST(CpuQuantumTest, SearchWorkersYieldAfterTheQuantumAndNotWhenOff) {
+  TempDir dir;
+  auto yields_after_queries = [&](const std::string& quantum) -> std::string {
+    ServerProcess server(dir.path() + "/q" + quantum, {"--cpu-quantum-us", quantum, "--search-threads", "1"});
+    server.Start();
+    auto client = server.Client();
+    EXPECT_EQ(Call(*client, "PUT", "/v1/collections/c", R"({"embedder":"glove"})").first, 201);
+    EXPECT_EQ(Call(*client, "POST", "/v1/collections/c/documents",
+                   R"({"documents":[{"id":"a","text":"Kittens and puppies make wonderful pets."}]})")
+                  .first,
+              200);
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_EQ(Call(*client, "POST", "/v1/collections/c/query", R"({"query":"pets","cache":"bypass"})").first, 200);
+    }
+    auto m = client->Get("/metrics");
+    EXPECT_TRUE(m.ok());
+    if (!m.ok()) return "";
+    const std::string key = "contextd_pool_yields_total{pool=\"search\"} ";
+    size_t at = m->body.find(key);
+    EXPECT_NE(at, std::string::npos) << m->body;
+    if (at == std::string::npos) return "";
+    EXPECT_NE(m->body.find("contextd_pool_queue_depth{pool=\"search\"} 0"), std::string::npos);
+    return m->body.substr(at + key.size(), m->body.find('\n', at) - at - key.size());
+  };
+  const std::string on = yields_after_queries("1");
+  ASSERT_FALSE(on.empty());
+  EXPECT_EQ(std::stoll(on), 20);  // one after each query
+  EXPECT_EQ(yields_after_queries("0"), "0");
+}
+
 TEST_F(ApiTest, UnknownRoutesAndMethods) {
   auto [st, body] = Do("GET", "/v2/nothing");
   EXPECT_EQ(st, 404);
