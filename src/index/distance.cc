@@ -66,15 +66,16 @@ inline float Sum8(V8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]
 
 // Scores four base vectors per pass: the query is loaded once for all four, and the four
 // accumulators are independent chains, so the loop is bound by throughput, not latency.
-template <bool kL2>
-inline void Batch(const float* q, const float* base, size_t n, size_t dim, float* out) {
+// row(i) is the i-th base vector: contiguous for scans, scattered for graph neighbours.
+template <bool kL2, class RowAt>
+inline void Batch(const float* q, RowAt row, size_t n, size_t dim, float* out) {
   const size_t body = dim & ~size_t{7};
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    const float* v0 = base + i * dim;
-    const float* v1 = v0 + dim;
-    const float* v2 = v1 + dim;
-    const float* v3 = v2 + dim;
+    const float* v0 = row(i);
+    const float* v1 = row(i + 1);
+    const float* v2 = row(i + 2);
+    const float* v3 = row(i + 3);
     V8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
     for (size_t j = 0; j < body; j += 8) {
       V8 x = Load8(q + j);
@@ -104,17 +105,29 @@ inline void Batch(const float* q, const float* base, size_t n, size_t dim, float
     out[i + 2] = s[2];
     out[i + 3] = s[3];
   }
-  for (; i < n; ++i) out[i] = kL2 ? L2Squared(q, base + i * dim, dim) : DotProduct(q, base + i * dim, dim);
+  for (; i < n; ++i) out[i] = kL2 ? L2Squared(q, row(i), dim) : DotProduct(q, row(i), dim);
 }
 
 }  // namespace
 
 CTX_CLONES void DotProductBatch(const float* query, const float* base, size_t n, size_t dim, float* out) {
-  Batch<false>(query, base, n, dim, out);
+  Batch<false>(
+      query, [base, dim](size_t i) { return base + i * dim; }, n, dim, out);
 }
 
 CTX_CLONES void L2SquaredBatch(const float* query, const float* base, size_t n, size_t dim, float* out) {
-  Batch<true>(query, base, n, dim, out);
+  Batch<true>(
+      query, [base, dim](size_t i) { return base + i * dim; }, n, dim, out);
+}
+
+CTX_CLONES void DotProductGather(const float* query, const float* const* rows, size_t n, size_t dim, float* out) {
+  Batch<false>(
+      query, [rows](size_t i) { return rows[i]; }, n, dim, out);
+}
+
+CTX_CLONES void L2SquaredGather(const float* query, const float* const* rows, size_t n, size_t dim, float* out) {
+  Batch<true>(
+      query, [rows](size_t i) { return rows[i]; }, n, dim, out);
 }
 
 namespace {

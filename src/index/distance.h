@@ -22,6 +22,10 @@ float L2Squared(const float* a, const float* b, size_t dim);
 // arithmetic. base: n * dim floats, out: n floats, caller-owned.
 void DotProductBatch(const float* query, const float* base, size_t n, size_t dim, float* out);
 void L2SquaredBatch(const float* query, const float* base, size_t n, size_t dim, float* out);
+// The same over rows scattered in memory (graph neighbours): out[i] = query . rows[i], or
+// the L2 squared distance.
+void DotProductGather(const float* query, const float* const* rows, size_t n, size_t dim, float* out);
+void L2SquaredGather(const float* query, const float* const* rows, size_t n, size_t dim, float* out);
 // int8 dot products for quantized scans: out[i] = sum_j query[j] * base[i * stride + j].
 // query: stride int16 (the int8 query widened once per search); base: n * stride int8.
 // REQUIRES: stride % 16 == 0 (rows are zero-padded), so no kernel needs a scalar tail.

@@ -84,6 +84,13 @@ float HnswIndex::Distance(const float* a, const float* b) const {
   return 0;
 }
 
+void HnswIndex::Distances(const float* q, const float* const* rows, size_t n, float* out) const {
+  if (metric_ == Metric::kL2) return L2SquaredGather(q, rows, n, dim_, out);
+  DotProductGather(q, rows, n, dim_, out);
+  const float sign = metric_ == Metric::kCosine ? 1.0f : 0.0f;  // cosine: 1 - dot; dot: -dot
+  for (size_t i = 0; i < n; ++i) out[i] = sign - out[i];
+}
+
 uint32_t* HnswIndex::Links0(uint32_t id) const {
   return reinterpret_cast<uint32_t*>(records_.get() + static_cast<size_t>(id) * record_bytes_);
 }
@@ -637,6 +644,8 @@ std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef,
   thread_local std::vector<uint32_t> fresh;      // a node's unvisited neighbours
   thread_local std::vector<const int8_t*> fresh_rows;
   thread_local std::vector<int32_t> fresh_dots;
+  thread_local std::vector<const float*> fresh_vectors;
+  thread_local std::vector<float> fresh_dists;
   frontier.clear();
   best.clear();
   const auto nearer_first = std::greater<Candidate>();
@@ -679,15 +688,21 @@ std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef,
         gather(nb2);
       }
     }
-    if (params_.int8) {  // one kernel call scores all of them, four rows per pass
+    // One kernel call scores all of them, four rows per pass.
+    if (params_.int8) {
       fresh_rows.clear();
       for (const uint32_t nb : fresh) fresh_rows.push_back(CodesOf(nb));
       fresh_dots.resize(fresh.size());
       DotInt8Gather(q16.data(), fresh_rows.data(), fresh.size(), code_stride_, fresh_dots.data());
+    } else {
+      fresh_vectors.clear();
+      for (const uint32_t nb : fresh) fresh_vectors.push_back(VectorOf(nb));
+      fresh_dists.resize(fresh.size());
+      Distances(q, fresh_vectors.data(), fresh.size(), fresh_dists.data());
     }
     for (size_t f = 0; f < fresh.size(); ++f) {
       const uint32_t nb = fresh[f];
-      const float d = params_.int8 ? from_int8_dot(nb, fresh_dots[f]) : distance(nb);
+      const float d = params_.int8 ? from_int8_dot(nb, fresh_dots[f]) : fresh_dists[f];
       if (best.size() < ef || d < bound) {
         frontier.push_back({d, nb});
         std::push_heap(frontier.begin(), frontier.end(), nearer_first);

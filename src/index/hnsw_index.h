@@ -124,6 +124,8 @@ class HnswIndex {
   // Scores (higher is better) and labels of candidates sorted by distance.
   std::vector<ScoredSlot> ToHits(const std::vector<Candidate>& sorted) const;
   float Distance(const float* a, const float* b) const;
+  // Distance(q, rows[i]) for i < n, in one batched kernel call.
+  void Distances(const float* q, const float* const* rows, size_t n, float* out) const;
   uint32_t* Links0(uint32_t id) const;  // [count, ids...]
   float* VectorOf(uint32_t id) const;
   // int8 mode: the record after the links holds codes (code_stride_), scale, |v|^2.
