@@ -1,6 +1,10 @@
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -57,6 +61,25 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
   return "";
 }
 
+namespace {
+
+// Every connection is a descriptor, and a login shell's soft limit is often 1024: take the
+// hard limit (a server for thousands of sessions, like nginx's worker_rlimit_nofile).
+void RaiseDescriptorLimit() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  const rlim_t before = rl.rlim_cur;
+  rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, rlim_t{1} << 20);
+  if (rl.rlim_cur <= before) return;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    spdlog::info("open-file limit raised from {} to {}", before, rl.rlim_cur);
+  } else {
+    spdlog::warn("open-file limit stays at {}: {}", before, std::strerror(errno));
+  }
+}
+
+}  // namespace
+
 int RunServe(const ServeOptions& o) {
   // Signals are taken synchronously by this thread; every thread started below inherits
   // the mask, so none of them is interrupted.
@@ -67,6 +90,7 @@ int RunServe(const ServeOptions& o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  RaiseDescriptorLimit();
   MetricsRegistry metrics;
   EngineOptions eo;
   eo.data_dir = o.data_dir;
@@ -97,6 +121,13 @@ int RunServe(const ServeOptions& o) {
       spdlog::critical("cannot start: {}", st.ToString());
       return 1;
     }
+    const int accept_collector = metrics.AddCollector([&server](std::string* out) {
+      *out +=
+          "# HELP contextd_http_accept_errors_total Connections the server failed to accept (out of descriptors, "
+          "...).\n";
+      *out += "# TYPE contextd_http_accept_errors_total counter\n";
+      *out += "contextd_http_accept_errors_total " + std::to_string(server.accept_errors()) + "\n";
+    });
     // Tests and scripts read the port from this line (it matters with --port 0).
     std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());
     std::fflush(stdout);
@@ -104,6 +135,7 @@ int RunServe(const ServeOptions& o) {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: shutting down", sig);
+    metrics.RemoveCollector(accept_collector);
     server.Stop();
   }  // the API's pools drain here: no write is in flight after this point
   if (Status st = (*engine)->SaveGraphs(); !st.ok()) {

@@ -1,6 +1,7 @@
 #include "net/http_server.h"
 
 #include <atomic>
+#include <chrono>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -183,8 +184,11 @@ struct HttpServer::Impl {
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<asio::steady_timer> accept_retry;  // on the acceptor's context
   std::vector<std::thread> threads;
   std::atomic<size_t> next{0};
+  std::atomic<uint64_t> accept_errors{0};
+  std::chrono::steady_clock::time_point last_accept_warning{};
   int port = 0;
   bool running = false;
 
@@ -194,10 +198,22 @@ struct HttpServer::Impl {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         std::make_shared<Session>(std::move(socket), &target, &options, &handler)->Start();
-      } else {
-        spdlog::warn("accept failed: {}", ec.message());
+        return Accept();
       }
-      Accept();
+      // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS), accepting again at once
+      // fails again at once: a busy loop that wrote 400k log lines in 3 s at the fd limit.
+      // Wait instead, and warn at most once a second.
+      const uint64_t errors = ++accept_errors;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_accept_warning >= std::chrono::seconds(1)) {
+        last_accept_warning = now;
+        spdlog::warn("accept failed: {} ({} failures so far); accepting again in {} ms", ec.message(), errors,
+                     options.accept_retry_ms);
+      }
+      accept_retry->expires_after(std::chrono::milliseconds(options.accept_retry_ms));
+      accept_retry->async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) Accept();
+      });
     });
   }
 };
@@ -232,6 +248,7 @@ Status HttpServer::Start() {
         "bind_failed");
   }
   im.port = im.acceptor->local_endpoint().port();
+  im.accept_retry = std::make_unique<asio::steady_timer>(*im.contexts[0]);
   im.Accept();
   for (int i = 0; i < n; ++i) {
     im.threads.emplace_back([ctx = im.contexts[i].get(), i] {
@@ -253,6 +270,7 @@ void HttpServer::Stop() {
   asio::post(*im.contexts[0], [&im] {
     beast::error_code ec;
     im.acceptor->close(ec);
+    im.accept_retry->cancel();
   });
   im.guards.clear();
   for (auto& c : im.contexts) c->stop();
@@ -261,7 +279,10 @@ void HttpServer::Stop() {
   // Destroying the contexts destroys their pending handlers, which own the sessions, so
   // every connection is closed rather than left hanging.
   im.acceptor.reset();
+  im.accept_retry.reset();
   im.contexts.clear();
 }
+
+uint64_t HttpServer::accept_errors() const { return impl_->accept_errors.load(); }
 
 }  // namespace contextd

@@ -8,6 +8,7 @@
 // concurrently from every I/O thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,9 @@ struct HttpServerOptions {
   int io_threads = 0;  // 0 = one per core
   size_t max_body_bytes = 64 << 20;
   int idle_timeout_s = 120;  // closes connections idle this long
+  // After a failed accept (out of file descriptors, say), wait this long before accepting
+  // again; the kernel's backlog holds the waiting connections meanwhile.
+  int accept_retry_ms = 100;
 };
 
 class HttpServer {
@@ -35,6 +39,8 @@ class HttpServer {
   int port() const;
   // Stops accepting, closes connections and joins the I/O threads.
   void Stop();
+  // Accepts that failed (each is followed by accept_retry_ms of waiting).
+  uint64_t accept_errors() const;
 
  private:
   struct Impl;
