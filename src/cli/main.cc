@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   auto* writes = s->add_option("--write-threads", serve.write_threads, "Threads for durable writes");
   auto* body = s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted");
   auto* quantum = s->add_option("--cpu-quantum-us", serve.cpu_quantum_us,
-                                "Busy time after which a search worker lets the I/O threads run (0 = off)");
+                                "Busy time after which a search worker lets the I/O threads run (0 = off)")
+                      ->check(CLI::Range(0, 1000000));
 
   IngestOptions ingest;
   auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");

@@ -49,7 +49,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->max_body_bytes = static_cast<size_t>(v.as_int());
     else if (k == "embed_threads" && num)
       o->embed_threads = static_cast<int>(v.as_int());
-    else if (k == "cpu_quantum_us" && num)
+    else if (k == "cpu_quantum_us" && num && v.as_int() >= 0)
       o->cpu_quantum_us = static_cast<int>(v.as_int());
     else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);

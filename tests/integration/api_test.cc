@@ -156,13 +156,20 @@ TEST_F(ApiTest, MetricsCountRequestsAndDocuments) {
   EXPECT_NE(m.find("contextd_http_requests_in_flight 1"), std::string::npos);  // the scrape itself
 }
 
-// --cpu-quantum-us reaches the search workers: at 1 us every query outlasts the quantum
-// and is followed by a yield; at 0 none is. Both show in /metrics.
+// The quantum reaches the search workers from the config file, and the flag overrides it:
+// at 1 us every query outlasts the quantum and is followed by a yield; at 0 none is (the
+// default, 1 ms, would give none either way, hence 1 us in the file). Seen in /metrics.
 TEST(CpuQuantumTest, SearchWorkersYieldAfterTheQuantumAndNotWhenOff) {
   TempDir dir;
+  const std::string config = dir.path() + "/quantum.json";
+  FILE* f = fopen(config.c_str(), "w");
+  fprintf(f, R"({"cpu_quantum_us": 1})");
+  fclose(f);
   // The search pool's yields after 20 queries; -1 if /metrics lacks them.
   auto yields_after_queries = [&](const std::string& quantum) -> int64_t {
-    ServerProcess server(dir.path() + "/q" + quantum, {"--cpu-quantum-us", quantum, "--search-threads", "1"});
+    std::vector<std::string> args = {"--search-threads", "1", "--config", config};
+    if (!quantum.empty()) args.insert(args.end(), {"--cpu-quantum-us", quantum});
+    ServerProcess server(dir.path() + "/q" + quantum + "x", args);
     server.Start();
     auto client = server.Client();
     EXPECT_EQ(Call(*client, "PUT", "/v1/collections/c", R"({"embedder":"glove"})").first, 201);
@@ -183,13 +190,13 @@ TEST(CpuQuantumTest, SearchWorkersYieldAfterTheQuantumAndNotWhenOff) {
       size_t at = m->body.find(key);
       if (at == std::string::npos) break;
       yields = std::stoll(m->body.substr(at + key.size()));
-      if (quantum == "0" || yields >= 20) break;
+      if (!quantum.empty() || yields >= 20) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return yields;
   };
-  EXPECT_EQ(yields_after_queries("1"), 20);  // one after each query
-  EXPECT_EQ(yields_after_queries("0"), 0);
+  EXPECT_EQ(yields_after_queries(""), 20);  // the file's 1 us: one after each query
+  EXPECT_EQ(yields_after_queries("0"), 0);  // the flag's 0 wins over the file
 }
 
 TEST_F(ApiTest, UnknownRoutesAndMethods) {
