@@ -188,7 +188,7 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> accept_errors{0};
-  std::chrono::steady_clock::time_point last_accept_warning{};
+  std::chrono::steady_clock::time_point last_accept_warning{};  // the acceptor's context only
   int port = 0;
   bool running = false;
 
