@@ -34,7 +34,9 @@ StatusOr<std::unique_ptr<GloveEmbedder>> GloveEmbedder::Open(const std::string& 
     ::close(fd);
     return FailedPrecondition("GloVe file " + path + " is truncated");
   }
-  void* map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  // MAP_POPULATE: read the whole table now (38 MB for GloVe-100), so no query waits on a
+  // page of it coming from disk.
+  void* map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
   ::close(fd);
   if (map == MAP_FAILED) return Internal("mmap of " + path + " failed");
   std::unique_ptr<GloveEmbedder> e(new GloveEmbedder());
