@@ -214,16 +214,33 @@ std::vector<HnswIndex::Candidate> HnswIndex::SearchLayer(const float* q, uint32_
   frontier.push({d0, entry});
   best.push({d0, entry});
   visited.Visit(entry);
+  // As in Walk: a node's unvisited neighbours are gathered and prefetched, then scored in
+  // one batched call.
+  thread_local std::vector<uint32_t> fresh;
+  thread_local std::vector<const float*> rows;
+  thread_local std::vector<float> dists;
   while (!frontier.empty()) {
     const Candidate c = frontier.top();
     if (c.dist > best.top().dist && best.size() >= ef) break;
     frontier.pop();
     const uint32_t* links = Links(c.id, level);
     const uint32_t n = LoadAcquire(links);
+    fresh.clear();
+    rows.clear();
     for (uint32_t i = 1; i <= n; ++i) {
       const uint32_t nb = LoadAcquire(links + i);
       if (!visited.Visit(nb)) continue;
-      const float d = Distance(q, VectorOf(nb));
+      const float* v = VectorOf(nb);
+      __builtin_prefetch(v);
+      __builtin_prefetch(reinterpret_cast<const char*>(v) + 64);
+      fresh.push_back(nb);
+      rows.push_back(v);
+    }
+    dists.resize(fresh.size());
+    Distances(q, rows.data(), fresh.size(), dists.data());
+    for (size_t f = 0; f < fresh.size(); ++f) {
+      const uint32_t nb = fresh[f];
+      const float d = dists[f];
       if (best.size() < ef || d < best.top().dist) {
         frontier.push({d, nb});
         best.push({d, nb});
