@@ -208,21 +208,23 @@ void HnswIndex::MarkDeletedLocked(uint32_t label) {
 std::vector<HnswIndex::Candidate> HnswIndex::SearchLayer(const float* q, uint32_t entry, size_t ef, int level) const {
   VisitedTable& visited = tls_visited;
   visited.Prepare(capacity_);
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> frontier;  // nearest first
-  std::priority_queue<Candidate> best;                                              // farthest first
-  const float d0 = Distance(q, VectorOf(entry));
-  frontier.push({d0, entry});
-  best.push({d0, entry});
-  visited.Visit(entry);
-  // As in Walk: a node's unvisited neighbours are gathered and prefetched, then scored in
-  // one batched call.
+  // As in Walk: heaps over per-thread vectors, and a node's unvisited neighbours gathered
+  // and prefetched, then scored in one batched call.
+  thread_local std::vector<Candidate> frontier;  // min-heap: nearest first
+  thread_local std::vector<Candidate> best;      // max-heap: farthest first
   thread_local std::vector<uint32_t> fresh;
   thread_local std::vector<const float*> rows;
   thread_local std::vector<float> dists;
+  const auto nearer_first = std::greater<Candidate>();
+  const float d0 = Distance(q, VectorOf(entry));
+  frontier.assign(1, {d0, entry});
+  best.assign(1, {d0, entry});
+  visited.Visit(entry);
   while (!frontier.empty()) {
-    const Candidate c = frontier.top();
-    if (c.dist > best.top().dist && best.size() >= ef) break;
-    frontier.pop();
+    const Candidate c = frontier.front();
+    if (c.dist > best.front().dist && best.size() >= ef) break;
+    std::pop_heap(frontier.begin(), frontier.end(), nearer_first);
+    frontier.pop_back();
     const uint32_t* links = Links(c.id, level);
     const uint32_t n = LoadAcquire(links);
     fresh.clear();
@@ -241,20 +243,19 @@ std::vector<HnswIndex::Candidate> HnswIndex::SearchLayer(const float* q, uint32_
     for (size_t f = 0; f < fresh.size(); ++f) {
       const uint32_t nb = fresh[f];
       const float d = dists[f];
-      if (best.size() < ef || d < best.top().dist) {
-        frontier.push({d, nb});
-        best.push({d, nb});
-        if (best.size() > ef) best.pop();
+      if (best.size() < ef || d < best.front().dist) {
+        frontier.push_back({d, nb});
+        std::push_heap(frontier.begin(), frontier.end(), nearer_first);
+        best.push_back({d, nb});
+        std::push_heap(best.begin(), best.end());
+        if (best.size() > ef) {
+          std::pop_heap(best.begin(), best.end());
+          best.pop_back();
+        }
       }
     }
   }
-  std::vector<Candidate> out;
-  out.reserve(best.size());
-  while (!best.empty()) {
-    out.push_back(best.top());
-    best.pop();
-  }
-  return out;
+  return best;  // a copy: the caller keeps it while the per-thread heaps are reused
 }
 
 void HnswIndex::SelectNeighbors(std::vector<Candidate>* candidates, size_t m) const {
