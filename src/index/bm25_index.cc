@@ -250,38 +250,32 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
       std::fill_n(acc.data() + b * 64, 64, 0.0f);
     }
   };
-  const size_t marked = blocks - static_cast<size_t>(std::count(marks.begin(), marks.begin() + blocks, 0));
-  if (i == terms.size() && k * 8 > marked) {
-    // Every list was scored, and the top k may spread over most marked blocks. Compacting
-    // first keeps the unpredictable "was this slot scored" branch out of the selection
-    // loop (measured 2x faster than testing in place).
-    collect_touched();
-    for (uint32_t slot : touched) offer(acc[slot], slot);
-    reset();
-    return top.Take();
-  }
   if (i == terms.size()) {
-    // Every list was scored, and k is small against the marked blocks: they are visited
-    // best-first by their largest score, and the rest skipped once the k-th hit beats
-    // that. SciFact's claims (a dozen terms, several common) mark most blocks, and this
-    // was 22% faster at k 10 (bm25_bench); at k >= marked / 8 the compaction above wins.
-    thread_local std::vector<std::pair<float, uint32_t>> order;
-    order.clear();
-    for (size_t b = 0; b < blocks; ++b) {
-      if (marks[b] != 0) order.emplace_back(BlockMax(acc.data() + b * 64), static_cast<uint32_t>(b));
-    }
-    // A heap, not a sort: only the first few blocks are ever taken.
-    std::make_heap(order.begin(), order.end());
-    for (auto end = order.end(); end != order.begin(); --end) {
-      std::pop_heap(order.begin(), end);
-      const auto [block_best, b] = *(end - 1);
-      if (block_best <= 0.0f || (top.Full() && block_best < top.Threshold())) break;
-      float floor = top.Full() ? top.Threshold() : 0.0f;
-      for (uint32_t s = b * 64, stop = s + 64; s < stop; ++s) {
-        const float score = acc[s];
-        if (score <= 0.0f || score < floor) continue;  // what offer() tests, hoisted
-        top.Push(score, s);
-        floor = top.Full() ? top.Threshold() : 0.0f;
+    // Every list was scored.
+    const size_t marked = blocks - static_cast<size_t>(std::count(marks.begin(), marks.begin() + blocks, 0));
+    if (k * 8 > marked) {
+      // The top k may spread over most marked blocks. Compacting first keeps the
+      // unpredictable "was this slot scored" branch out of the selection loop (measured
+      // 2x faster than testing in place).
+      collect_touched();
+      for (uint32_t slot : touched) offer(acc[slot], slot);
+    } else {
+      // k is small against the marked blocks: they are visited best-first by their
+      // largest score, and the rest skipped once the k-th hit beats that. SciFact's claims
+      // (a dozen terms, several common) mark most blocks, and this was 22% faster at k 10
+      // (bm25_bench); at k >= marked / 8 the compaction above wins.
+      thread_local std::vector<std::pair<float, uint32_t>> order;
+      order.clear();
+      for (size_t b = 0; b < blocks; ++b) {
+        if (marks[b] != 0) order.emplace_back(BlockMax(acc.data() + b * 64), static_cast<uint32_t>(b));
+      }
+      // A heap, not a sort: only the first few blocks are ever taken.
+      std::make_heap(order.begin(), order.end());
+      for (auto end = order.end(); end != order.begin(); --end) {
+        std::pop_heap(order.begin(), end);
+        const auto [block_best, b] = *(end - 1);
+        if (block_best <= 0.0f || (top.Full() && block_best < top.Threshold())) break;
+        for (uint32_t s = b * 64, stop = s + 64; s < stop; ++s) offer(acc[s], s);
       }
     }
     reset();
