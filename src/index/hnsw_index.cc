@@ -672,10 +672,17 @@ std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef,
   if (accept(cur)) best.push_back({cur_dist, cur});
   visited.Visit(cur);
   float bound = best.empty() ? std::numeric_limits<float>::max() : cur_dist;
+  // Keeps the neighbour and the row it is scored from (codes or vector), and prefetches it.
   auto gather = [&](uint32_t nb) {
     fresh.push_back(nb);
-    const char* p =
-        params_.int8 ? reinterpret_cast<const char*>(CodesOf(nb)) : reinterpret_cast<const char*>(VectorOf(nb));
+    const char* p;
+    if (params_.int8) {
+      fresh_rows.push_back(CodesOf(nb));
+      p = reinterpret_cast<const char*>(fresh_rows.back());
+    } else {
+      fresh_vectors.push_back(VectorOf(nb));
+      p = reinterpret_cast<const char*>(fresh_vectors.back());
+    }
     __builtin_prefetch(p);
     __builtin_prefetch(p + 64);
   };
@@ -689,6 +696,8 @@ std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef,
     const uint32_t* links = Links0(c.id);
     const uint32_t n = LoadAcquire(links);
     fresh.clear();
+    fresh_rows.clear();
+    fresh_vectors.clear();
     for (uint32_t i = 1; i <= n; ++i) {
       const uint32_t nb = LoadAcquire(links + i);
       if (!visited.Visit(nb)) continue;
@@ -708,13 +717,9 @@ std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef,
     }
     // One kernel call scores all of them, four rows per pass.
     if (params_.int8) {
-      fresh_rows.clear();
-      for (const uint32_t nb : fresh) fresh_rows.push_back(CodesOf(nb));
       fresh_dots.resize(fresh.size());
       DotInt8Gather(q16.data(), fresh_rows.data(), fresh.size(), code_stride_, fresh_dots.data());
     } else {
-      fresh_vectors.clear();
-      for (const uint32_t nb : fresh) fresh_vectors.push_back(VectorOf(nb));
       fresh_dists.resize(fresh.size());
       Distances(q, fresh_vectors.data(), fresh.size(), fresh_dists.data());
     }
