@@ -107,7 +107,7 @@ int RunServe(const ServeOptions& o) {
     ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores);
     ao.write_threads = static_cast<size_t>(std::max(1, o.write_threads));
     ao.embed_threads = static_cast<size_t>(std::max(1, o.embed_threads));
-    ao.cpu_quantum = std::chrono::microseconds(std::max(0, o.cpu_quantum_us));
+    ao.cpu_quantum = std::chrono::microseconds(o.cpu_quantum_us);  // the flag and the file refuse < 0
     Api api(engine->get(), &metrics, ao);
     HttpServerOptions ho;
     ho.host = o.host;
