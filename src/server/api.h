@@ -38,7 +38,7 @@ struct ApiOptions {
   // The search and embed pools' ThreadPool::Options::quantum: their workers yield the CPU
   // between tasks after this much busy time, so the I/O threads never wait out a kernel
   // time slice behind them; zero turns it off. Seastar's task quota is 500 us; on the bench
-  // box 1 ms kept the same p99 for 5-10% more throughput.
+  // box 1 ms kept the same p99 for 5-15% more throughput.
   std::chrono::microseconds cpu_quantum{1000};
 };
 
