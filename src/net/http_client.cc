@@ -49,7 +49,14 @@ struct HttpClient::Impl {
   }
 
   Status Connect(int64_t timeout_ms) {
-    stream.emplace(ioc);
+    // The first socket on `ioc` creates its reactor (three descriptors); at the descriptor
+    // limit Asio throws, and callers on a worker thread must get a Status, not a terminate.
+    try {
+      stream.emplace(ioc);
+    } catch (const std::exception& e) {
+      stream.reset();
+      return Unavailable("cannot connect to " + host + ":" + std::to_string(port) + ": " + e.what());
+    }
     beast::error_code ec;
     tcp::resolver resolver(ioc);
     auto results = resolver.resolve(host, std::to_string(port), ec);

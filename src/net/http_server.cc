@@ -232,6 +232,15 @@ Status HttpServer::Start() {
   for (int i = 0; i < n; ++i) {
     im.contexts.push_back(std::make_unique<asio::io_context>(1));
     im.guards.push_back(asio::make_work_guard(*im.contexts.back()));
+    // Asio creates a context's reactor (an epoll, an eventfd and a timerfd) with the first
+    // socket placed on it, which is otherwise an accepted connection: at the descriptor
+    // limit that throws out of the accept handler and takes the process down. Creating it
+    // here, where a failure is a Status, leaves accepts needing one descriptor each.
+    try {
+      tcp::socket reactor_probe(*im.contexts.back());
+    } catch (const std::exception& e) {
+      return Unavailable(std::string("cannot create the I/O reactor: ") + e.what(), "io_setup_failed");
+    }
   }
   beast::error_code ec;
   auto address = asio::ip::make_address(im.options.host, ec);

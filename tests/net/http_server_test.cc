@@ -1,7 +1,7 @@
 #include "net/http_server.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -105,13 +105,13 @@ TEST_F(HttpServerTest, StopIsCleanWithOpenConnections) {
   EXPECT_FALSE(client.Get("/").ok());
 }
 
-size_t OpenDescriptors() {
-  size_t n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
+// RLIMIT_NOFILE bounds descriptor numbers, not their count: the limit that leaves exactly
+// `room` descriptors free is one past the room-th unused number (the table may have holes).
+rlim_t LimitLeavingRoomFor(int room) {
+  int unused = 0;
+  for (int fd = 0;; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && ++unused == room) return static_cast<rlim_t>(fd) + 1;
   }
-  return n - 3;  // ".", ".." and the directory's own descriptor
 }
 
 // At the descriptor limit, accepts fail. The server must wait and retry (not spin: the old
@@ -130,7 +130,7 @@ TEST_F(HttpServerTest, BacksOffWhenOutOfDescriptorsAndRecovers) {
   rlimit saved;
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
   rlimit low = saved;
-  low.rlim_cur = OpenDescriptors() + 2;  // room for two accepted connections
+  low.rlim_cur = LimitLeavingRoomFor(2);  // two accepted connections, and no more
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -154,6 +154,25 @@ TEST_F(HttpServerTest, BacksOffWhenOutOfDescriptorsAndRecovers) {
     EXPECT_EQ(std::string(buf, static_cast<size_t>(n)).rfind("HTTP/1.1 200", 0), 0u);
     close(fd);
   }
+}
+
+// A client's first connection creates its reactor; out of descriptors that must come back
+// as an error (the embed workers call providers through this client), not a terminate.
+TEST_F(HttpServerTest, ClientOutOfDescriptorsIsAnErrorNotACrash) {
+  Start();
+  HttpClient client("127.0.0.1", server_->port());
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit none = saved;
+  none.rlim_cur = LimitLeavingRoomFor(1) - 1;  // not one descriptor free
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+  auto failed = client.Get("/");
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status().ToString();
+  auto r = client.Get("/later");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(HttpClientTest, UrlHelpers) {
