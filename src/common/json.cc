@@ -148,6 +148,28 @@ void AppendJsonNumber(double d, std::string* out) {
   out->append(buf, res.ptr);
 }
 
+void AppendJsonNumber(float f, std::string* out) {
+  if (!std::isfinite(f)) {
+    out->append("null");
+    return;
+  }
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof(buf), f);
+  out->append(buf, res.ptr);
+}
+
+Json::Json(float f) {
+  if (!std::isfinite(f)) {
+    v_ = static_cast<double>(f);  // dumped as null, as a non-finite double is
+    return;
+  }
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof(buf), f);
+  double d = 0;
+  std::from_chars(buf, res.ptr, d);
+  v_ = d;
+}
+
 void Json::DumpTo(std::string* out) const {
   switch (v_.index()) {
     case 0:

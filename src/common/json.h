@@ -33,12 +33,14 @@ class Json {
   Json(int64_t i) : v_(i) {}                         // NOLINT
   Json(uint64_t i) : v_(static_cast<int64_t>(i)) {}  // NOLINT
   Json(double d) : v_(d) {}                          // NOLINT
-  Json(float d) : v_(static_cast<double>(d)) {}      // NOLINT
-  Json(const char* s) : v_(std::string(s)) {}        // NOLINT
-  Json(std::string s) : v_(std::move(s)) {}          // NOLINT
-  Json(std::string_view s) : v_(std::string(s)) {}   // NOLINT
-  Json(Array a) : v_(std::move(a)) {}                // NOLINT
-  Json(Object o) : v_(std::move(o)) {}               // NOLINT
+  // A float is kept as the double nearest its shortest decimal form, so 0.9f prints as 0.9
+  // rather than 0.8999999761581421: the digits a float holds, as TEI and OpenAI print them.
+  Json(float f);                                    // NOLINT
+  Json(const char* s) : v_(std::string(s)) {}       // NOLINT
+  Json(std::string s) : v_(std::move(s)) {}         // NOLINT
+  Json(std::string_view s) : v_(std::string(s)) {}  // NOLINT
+  Json(Array a) : v_(std::move(a)) {}               // NOLINT
+  Json(Object o) : v_(std::move(o)) {}              // NOLINT
 
   static Json MakeObject() { return Json(Object{}); }
   static Json MakeArray() { return Json(Array{}); }
@@ -90,8 +92,10 @@ StatusOr<Json> ReadJsonFile(const std::string& path);
 
 // Appends `s` to `out` as a quoted JSON string.
 void AppendJsonString(std::string_view s, std::string* out);
-// Appends a number in its shortest round-tripping form.
+// Appends a number in its shortest round-tripping form; for a float, the shortest that
+// reads back as the same float (about half the characters of the double form).
 void AppendJsonNumber(double d, std::string* out);
+void AppendJsonNumber(float f, std::string* out);
 
 // Reads a config number that must be at least `min`; InvalidArgument "<what> must be a
 // number >= <min>" otherwise.

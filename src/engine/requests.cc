@@ -313,6 +313,7 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
   if (!body.is_object()) return WrongType("body", "an object", body);
   const Json* docs = body.Find("documents");
   if (docs == nullptr) return InvalidArgument("missing field 'documents'", "missing_field");
+  CTX_RETURN_IF_ERROR(CheckKnownFields(body, {"documents"}, "the request"));
   if (!docs->is_array()) return WrongType("documents", "an array", *docs);
   if (docs->as_array().empty()) return InvalidArgument("'documents' is empty", "empty_batch");
   std::vector<DocumentInput> out;

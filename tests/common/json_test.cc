@@ -1,6 +1,8 @@
 #include "common/json.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include <gtest/gtest.h>
 
@@ -48,6 +50,27 @@ TEST(JsonTest, EscapesControlCharacters) {
 TEST(JsonTest, NonFiniteNumbersBecomeNull) {
   EXPECT_EQ(Json(std::nan("")).Dump(), "null");
   EXPECT_EQ(Json(INFINITY).Dump(), "null");
+}
+
+TEST(JsonTest, FloatsPrintTheDigitsAFloatHolds) {
+  EXPECT_EQ(Json(0.9f).Dump(), "0.9");
+  EXPECT_EQ(Json(-1.0488088f).Dump(), "-1.0488088");
+  EXPECT_EQ(Json(0.9).Dump(), "0.9");
+  EXPECT_EQ(Json(static_cast<double>(0.9f)).Dump(), "0.8999999761581421");  // a double keeps its digits
+  // Every float comes back from its text as the same float, through both paths.
+  uint32_t bits = 12345;
+  for (int i = 0; i < 100000; ++i) {
+    bits = bits * 1664525u + 1013904223u;
+    float f;
+    std::memcpy(&f, &bits, sizeof(f));
+    if (!std::isfinite(f)) continue;
+    std::string text;
+    AppendJsonNumber(f, &text);
+    ASSERT_EQ(std::strtof(text.c_str(), nullptr), f) << text;
+    ASSERT_LE(text.size(), 15u) << text;
+    ASSERT_EQ(Json(f).Dump(), text);
+    ASSERT_EQ(static_cast<float>(Json(f).as_double()), f) << text;
+  }
 }
 
 TEST(JsonTest, EqualityIgnoresKeyOrderAndIntDoubleForm) {

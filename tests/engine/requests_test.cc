@@ -96,6 +96,7 @@ TEST(RequestsTest, UpsertRejectsEveryKindOfBadDocument) {
       {R"({"documents":[{"id":"a","text":"x","vector":[1,2,1e39]}]})", "invalid_vector"},
       {R"({"documents":[{"id":"a","text":"x"},{"id":"a","text":"y"}]})", "duplicate_id"},
       {R"({"documents":[{"id":"a","text":"x","colour":1}]})", "unknown_field"},
+      {R"({"documents":[{"id":"a","text":"x"}],"wait":true})", "unknown_field"},
   };
   for (const auto& c : cases) {
     auto r = ParseUpsertRequest(J(c.body), 3, false);
