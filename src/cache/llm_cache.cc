@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <unordered_map>
 
@@ -18,6 +19,14 @@ namespace {
 
 // Keys in the cache's RocksDB.
 std::string ConfigKey(const std::string& ns) { return "n" + ns; }
+
+// Checked as the float it is kept as: 1e-300 passes as a double but is 0 as a float, and a
+// 0 once written would fail this check when the namespace is restored.
+StatusOr<float> ParseThreshold(const Json& v) {
+  const float t = v.is_number() ? static_cast<float>(v.as_double()) : 0;
+  if (!(t > 0 && t <= 1)) return InvalidArgument("'threshold' must be a number in (0, 1]", "invalid_value");
+  return t;
+}
 std::string EntryPrefix(const std::string& ns) { return "e" + ns + std::string(1, '\0'); }
 
 // A scope as a canonical string: members sorted by name, so {"a":1,"b":2} and
@@ -188,6 +197,10 @@ StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const
   for (it->Seek("n"); it->Valid() && it->key().starts_with("n"); it->Next()) {
     auto settings = ParseJson(it->value().ToString());
     if (!settings.ok()) continue;
+    // Versions before 2026-11-24 checked the threshold as a double and could store a 0: that
+    // namespace asked for "any similarity", which the smallest positive threshold keeps.
+    if (const Json* t = settings->Find("threshold"); t != nullptr && t->is_number() && t->as_double() <= 0)
+      (*settings)["threshold"] = std::numeric_limits<float>::denorm_min();
     auto configured = cache->Configure(it->key().ToString().substr(1), *settings);
     if (!configured.ok())
       return Internal("LLM cache namespace '" + it->key().ToString().substr(1) +
@@ -231,9 +244,7 @@ StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
       if (!v.is_string()) return InvalidArgument("'embedder' must be a string");
       embedder_name = v.as_string();
     } else if (k == "threshold") {
-      if (!v.is_number() || v.as_double() <= 0 || v.as_double() > 1)
-        return InvalidArgument("'threshold' must be a number in (0, 1]", "invalid_value");
-      threshold = static_cast<float>(v.as_double());
+      CTX_ASSIGN_OR_RETURN(threshold, ParseThreshold(v));
     } else if (k == "ttl_s") {
       if (!v.is_int() || v.as_int() < 0)
         return InvalidArgument("'ttl_s' must be a whole number of seconds, 0 for none", "invalid_value");
@@ -365,8 +376,10 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) 
     return InvalidArgument("'prompt' must be a non-empty string", "missing_field");
   if (scope != nullptr && !scope->is_object())
     return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_value");
-  if (threshold != nullptr && (!threshold->is_number() || threshold->as_double() <= 0 || threshold->as_double() > 1))
-    return InvalidArgument("'threshold' must be a number in (0, 1]", "invalid_value");
+  float min_similarity = 0;
+  if (threshold != nullptr) {
+    CTX_ASSIGN_OR_RETURN(min_similarity, ParseThreshold(*threshold));
+  }
   const std::string scope_key = CanonicalScope(scope != nullptr ? *scope : Json::MakeObject());
   const int64_t now = rep_->NowMs();
   CacheLookup out;
@@ -379,7 +392,6 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) 
     out.exact = exact;
   };
   std::shared_ptr<const Embedder> embedder;
-  float min_similarity;
   {
     std::shared_lock<std::shared_mutex> lock(n->mu);
     // The same prompt (normalised) in the same scope: no embedding needed.
@@ -393,7 +405,7 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) 
       }
     }
     embedder = n->embedder;
-    min_similarity = threshold != nullptr ? static_cast<float>(threshold->as_double()) : n->threshold;
+    if (threshold == nullptr) min_similarity = n->threshold;
   }
   std::vector<float> vec(static_cast<size_t>(embedder->dim()));
   CTX_RETURN_IF_ERROR(embedder->EmbedWith({prompt->as_string()}, EmbedOptions{EmbedPriority::kQuery, 0}, vec.data()));

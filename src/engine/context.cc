@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "text/utf8.h"
+
 namespace contextd {
 namespace {
 
@@ -111,7 +113,7 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
       continue;
     }
     if (k == "query") {
-      if (!v.is_string() || v.as_string().find_first_not_of(" \t\r\n") == std::string::npos)
+      if (!v.is_string() || IsBlankText(v.as_string()))
         return InvalidArgument("'query' must be a non-empty string", "missing_field");
       r.query = v.as_string();
     } else if (k == "max_tokens") {

@@ -8,6 +8,7 @@
 #include "embed/embedder_registry.h"
 #include "engine/planner.h"
 #include "engine/query_cache.h"
+#include "text/utf8.h"
 
 namespace contextd {
 namespace {
@@ -22,13 +23,6 @@ std::string ShortNumber(double v) {
 Status WrongType(const std::string& field, const char* expected, const Json& got) {
   return InvalidArgument("'" + field + "' must be " + expected + ", got " + std::string(JsonTypeName(got)),
                          "invalid_type");
-}
-
-bool IsBlank(const std::string& s) {
-  for (char c : s) {
-    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
-  }
-  return true;
 }
 
 Status CheckKnownFields(const Json& obj, std::initializer_list<const char*> known, const std::string& where) {
@@ -251,9 +245,9 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
       c.cache_enabled = en->as_bool();
     }
     if (const Json* t = qc->Find("threshold")) {
-      if (!t->is_number() || t->as_double() <= 0 || t->as_double() > 1)
+      c.cache_threshold = t->is_number() ? static_cast<float>(t->as_double()) : 0;
+      if (!(c.cache_threshold > 0 && c.cache_threshold <= 1))  // as the float it is kept as
         return InvalidArgument("'cache.threshold' must be a number in (0, 1]", "out_of_range");
-      c.cache_threshold = static_cast<float>(t->as_double());
     }
     if (const Json* tiers = qc->Find("tiers")) {
       if (!tiers->is_object()) return WrongType("cache.tiers", "an object", *tiers);
@@ -362,7 +356,8 @@ StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int di
     if (text == nullptr && !doc.vector) return InvalidArgument(where + " is missing 'text'", "missing_field");
     if (text != nullptr) {
       if (!text->is_string()) return WrongType(where + ".text", "a string", *text);
-      if (IsBlank(text->as_string())) return InvalidArgument(where + ".text is empty", "empty_text");
+      if (IsBlankText(text->as_string()))
+        return InvalidArgument(where + ".text is empty (nothing but whitespace or control characters)", "empty_text");
       doc.text = text->as_string();
     }
     if (const Json* m = d.Find("metadata")) {
@@ -401,7 +396,8 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   }
   if (text != nullptr) {
     if (!text->is_string()) return WrongType("query", "a string", *text);
-    if (IsBlank(text->as_string())) return InvalidArgument("'query' is empty", "empty_text");
+    if (IsBlankText(text->as_string()))
+      return InvalidArgument("'query' is empty (nothing but whitespace or control characters)", "empty_text");
     q.text = text->as_string();
   }
   if (vec != nullptr) {

@@ -86,6 +86,18 @@ std::string FoldCase(std::string_view word) {
   return Map(word, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD);
 }
 
+bool IsBlankText(std::string_view text) {
+  const auto* base = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+  const utf8proc_ssize_t size = static_cast<utf8proc_ssize_t>(text.size());
+  for (utf8proc_ssize_t i = 0; i < size;) {
+    utf8proc_int32_t cp;
+    const utf8proc_ssize_t n = utf8proc_iterate(base + i, size - i, &cp);
+    if (n < 0 || !IsSpace(cp)) return false;  // an invalid byte is a punctuation token
+    i += n;
+  }
+  return true;
+}
+
 void PreTokenize(std::string_view text, std::vector<TokenSpan>* out) {
   out->clear();
   const auto* base = reinterpret_cast<const utf8proc_uint8_t*>(text.data());

@@ -24,6 +24,10 @@ struct TokenSpan {
   bool is_word = false;
 };
 
+// True when PreTokenize finds no token in `text`: it holds only whitespace and control
+// characters. Such a text can be neither indexed nor searched for.
+bool IsBlankText(std::string_view text);
+
 // Splits `text` into word and punctuation tokens; whitespace separates and is dropped.
 // Invalid bytes are treated as punctuation so that no input is lost or crashes.
 void PreTokenize(std::string_view text, std::vector<TokenSpan>* out);

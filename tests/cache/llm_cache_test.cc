@@ -3,6 +3,7 @@
 #include "cache/llm_cache.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include "embed/embedder_registry.h"
 #include "manual_clock.h"
@@ -126,10 +127,34 @@ TEST_F(LlmCacheTest, AcknowledgedEntriesSurviveAReopen) {
   EXPECT_FALSE(Lookup("p", R"({"prompt":"An answer that expires soon"})").hit) << "expired while closed";
 }
 
+// Earlier versions could store a threshold of 0 (1e-300 checked as a double); restoring it
+// then failed the check and the server would not start. Such a namespace opens and keeps
+// "any similarity" as the smallest positive threshold.
+TEST_F(LlmCacheTest, AZeroThresholdFromAnOlderVersionStillOpens) {
+  ASSERT_TRUE(cache_->Configure("old", J(R"({"embedder":"glove","threshold":0.5})")).ok());
+  Store("old", R"({"prompt":"Which planet is the largest?","response":1})");
+  cache_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.path() + "/llm_cache", &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "nold", R"({"embedder":"glove","threshold":0,"ttl_s":0})").ok());
+  }
+  Reopen();
+  auto d = cache_->Describe("old");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_GT(d->Find("threshold")->as_double(), 0);
+  EXPECT_LT(d->Find("threshold")->as_double(), 1e-30);
+  EXPECT_EQ(d->Find("entries")->as_int(), 1);
+  EXPECT_TRUE(Lookup("old", R"({"prompt":"Which planet is the biggest?"})").hit);
+}
+
 TEST_F(LlmCacheTest, BadInputIsRejectedAndChangesNothing) {
   EXPECT_EQ(cache_->Lookup("nope", J(R"({"prompt":"x"})")).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(cache_->Configure("bad name!", J("{}")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(cache_->Configure("c", J(R"({"threshold":1.5})")).status().code(), StatusCode::kInvalidArgument);
+  // Above 0 as a double, 0 as the float it would be kept as.
+  EXPECT_EQ(cache_->Configure("c", J(R"({"threshold":1e-300})")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(cache_->Configure("c", J(R"({"embedder":"nonexistent"})")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(cache_->Configure("c", J(R"({"colour":"red"})")).status().reason(), "unknown_field");
   EXPECT_EQ(cache_->Describe("c").status().code(), StatusCode::kNotFound) << "nothing was created";
@@ -140,6 +165,8 @@ TEST_F(LlmCacheTest, BadInputIsRejectedAndChangesNothing) {
     EXPECT_EQ(cache_->Store("c", J(body)).status().code(), StatusCode::kInvalidArgument) << body;
   }
   EXPECT_EQ(cache_->Describe("c")->Find("entries")->as_int(), 0);
+  EXPECT_EQ(cache_->Lookup("c", J(R"({"prompt":"x","threshold":1e-300})")).status().code(),
+            StatusCode::kInvalidArgument);
   Store("c", R"({"prompt":"keeps its embedder","response":1})");
   EXPECT_EQ(cache_->Configure("c", J(R"({"embedder":"hash"})")).status().reason(), "embedder_change");
 }

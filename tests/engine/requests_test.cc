@@ -30,6 +30,8 @@ TEST(RequestsTest, CollectionDefaultsAndValidation) {
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"colour":"red"})"), reg).status()), "unknown_field");
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"none","dim":0})"), reg).status()), "out_of_range");
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"embedder":"hash","dim":12})"), reg).status()), "dimension_mismatch");
+  // 1e-300 is above 0 as a double, 0 as the float the threshold is kept as.
+  EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"cache":{"threshold":1e-300}})"), reg).status()), "out_of_range");
 }
 
 TEST(RequestsTest, IndexSettings) {

@@ -92,6 +92,11 @@ TEST_F(BadInputTest, EmptyText) {
   ExpectRejected("POST", kDocs, R"({"documents":[{"id":"a","text":""}]})", 400, "empty_text");
   ExpectRejected("POST", kDocs, R"({"documents":[{"id":"a","text":" \t\n "}]})", 400, "empty_text");
   ExpectRejected("POST", kQuery, R"({"query":"   "})", 400, "empty_text");
+  ExpectRejected("POST", kQuery, R"({"query":"\u0001\u0000"})", 400, "empty_text");
+  // Only control characters: no token, so no chunk; stored, no query could ever find it.
+  ExpectRejected("POST", kDocs, R"({"documents":[{"id":"good","text":"fine"},{"id":"c","text":"\u0000\u0001"}]})", 400,
+                 "empty_text");
+  EXPECT_EQ(Call(*client_, "GET", "/v1/collections/docs/documents/good").first, 404);
 }
 
 TEST_F(BadInputTest, BadVectors) {

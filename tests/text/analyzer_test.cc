@@ -50,6 +50,21 @@ TEST(Utf8Test, PreTokenizerSplitsWordsAndPunctuation) {
   EXPECT_THAT(got, ElementsAre("Hi", ",", "日本", "ok", "."));
 }
 
+TEST(Utf8Test, BlankTextIsTextWithoutTokens) {
+  std::vector<TokenSpan> spans;
+  for (std::string text : {std::string(""), std::string(" \t\n"), std::string("\x01\x7f", 2), std::string("\0\0", 2),
+                           std::string("\xe2\x80\x83\xc2\xa0")}) {  // em space, nbsp
+    EXPECT_TRUE(IsBlankText(text)) << text;
+    PreTokenize(text, &spans);
+    EXPECT_TRUE(spans.empty()) << text;
+  }
+  for (std::string text : {"a", " . ", "\x01x", "\xff", "\xe6\x97\xa5"}) {
+    EXPECT_FALSE(IsBlankText(text)) << text;
+    PreTokenize(text, &spans);
+    EXPECT_FALSE(spans.empty()) << text;
+  }
+}
+
 TEST(Utf8Test, NfcComposesCombiningMarks) { EXPECT_EQ(NormalizeNfc("e\xcc\x81"), "\xc3\xa9"); }
 
 }  // namespace
