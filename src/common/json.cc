@@ -287,6 +287,45 @@ Json Convert(simdjson::dom::element e) {
   return Json();
 }
 
+// simdjson 3.0 fails a whole document on an integer beyond 64 bits (NUMBER_ERROR), yet
+// such numbers are valid JSON, and JavaScript writes 1e20 as 100000000000000000000. Gives
+// every integer literal outside strings a ".0", making it a double as most parsers read it.
+std::string IntegersAsDoubles(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    out.push_back(c);
+    if (in_string) {
+      if (c == '\\' && i + 1 < text.size()) out.push_back(text[++i]);
+      if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      const size_t begin = i;
+      bool integer = true;
+      while (i + 1 < text.size() && std::strchr("0123456789+-.eE", text[i + 1]) != nullptr && text[i + 1] != '\0') {
+        const char d = text[++i];
+        integer &= d >= '0' && d <= '9';
+        out.push_back(d);
+      }
+      // Only the integers simdjson cannot hold: the others stay exact.
+      const char* first = text.data() + begin;
+      const char* last = text.data() + i + 1;
+      int64_t as_signed;
+      uint64_t as_unsigned;
+      const auto parsed =
+          c == '-' ? std::from_chars(first, last, as_signed) : std::from_chars(first, last, as_unsigned);
+      const bool fits = parsed.ec == std::errc() && parsed.ptr == last;
+      if (integer && !fits) out.append(".0");
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 StatusOr<Json> ReadJsonFile(const std::string& path) {
@@ -306,6 +345,10 @@ StatusOr<Json> ParseJson(std::string_view text) {
   simdjson::padded_string padded(text);
   simdjson::dom::element root;
   auto err = parser.parse(padded).get(root);
+  if (err == simdjson::NUMBER_ERROR) {  // also what an integer past 64 bits gives
+    simdjson::padded_string widened(IntegersAsDoubles(text));
+    if (!parser.parse(widened).get(root)) return Convert(root);
+  }
   if (err == simdjson::UTF8_ERROR) {
     return InvalidArgument("body contains invalid UTF-8", "invalid_utf8");
   }

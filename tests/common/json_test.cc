@@ -32,6 +32,26 @@ TEST(JsonTest, RejectsMalformedInput) {
   }
 }
 
+// Valid JSON that simdjson 3.0 alone refuses: integers past 64 bits (JavaScript writes 1e20
+// as 100000000000000000000). They read as doubles; integers that fit stay exact.
+TEST(JsonTest, IntegersPastSixtyFourBitsReadAsDoubles) {
+  auto j = ParseJson(R"({"big":100000000000000000000,"neg":-9223372036854775809,"max":9223372036854775807,
+      "s":"12345678901234567890123","list":[18446744073709551616,1],"e":1e400})");
+  EXPECT_FALSE(j.ok()) << "1e400 is out of a double's range";
+  j = ParseJson(R"({"big":100000000000000000000,"neg":-9223372036854775809,"max":9223372036854775807,
+      "s":"12345678901234567890123 \" 99999999999999999999999","list":[18446744073709551616,1]})");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->Find("big")->as_double(), 1e20);
+  EXPECT_FALSE(j->Find("big")->is_int());
+  EXPECT_EQ(j->Find("neg")->as_double(), -9223372036854775809.0);
+  EXPECT_TRUE(j->Find("max")->is_int());
+  EXPECT_EQ(j->Find("max")->as_int(), INT64_MAX);
+  EXPECT_EQ(j->Find("s")->as_string(), "12345678901234567890123 \" 99999999999999999999999") << "strings untouched";
+  EXPECT_EQ(j->Find("list")->as_array()[0].as_double(), 18446744073709551616.0);
+  EXPECT_TRUE(j->Find("list")->as_array()[1].is_int());
+  EXPECT_FALSE(ParseJson("[123456789012345678901234,]").ok()) << "still malformed";
+}
+
 TEST(JsonTest, RejectsInvalidUtf8WithItsOwnReason) {
   auto j = ParseJson("{\"a\":\"\xff\xfe\"}");
   ASSERT_FALSE(j.ok());
