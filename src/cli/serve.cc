@@ -108,6 +108,7 @@ int RunServe(const ServeOptions& o) {
     ao.write_threads = static_cast<size_t>(std::max(1, o.write_threads));
     ao.embed_threads = static_cast<size_t>(std::max(1, o.embed_threads));
     ao.cpu_quantum = std::chrono::microseconds(o.cpu_quantum_us);  // the flag and the file refuse < 0
+    ao.max_body_bytes = o.max_body_bytes;
     Api api(engine->get(), &metrics, ao);
     HttpServerOptions ho;
     ho.host = o.host;

@@ -2,11 +2,14 @@
 // so that only two .cc files ever include Boost.Beast.
 #pragma once
 
+#include <strings.h>
+
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,6 +23,14 @@ struct HttpRequest {
   std::string query;   // after '?', may be empty
   std::string body;
   HttpHeaders headers;
+
+  // The first header called `name` (any case), or "".
+  std::string Header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return v;
+    }
+    return "";
+  }
 };
 
 // A response body that arrives in pieces (server-sent events): the handler writes pieces

@@ -93,6 +93,7 @@ struct HttpClient::Impl {
     beast::error_code ec;
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ull << 32);
+    parser.skip(req.method() == http::verb::head);  // its Content-Length describes a body not sent
     http::async_write(*stream, req, [&](beast::error_code e, size_t) {
       ec = e;
       if (!e) http::async_read(*stream, buffer, parser, [&ec](beast::error_code e2, size_t) { ec = e2; });

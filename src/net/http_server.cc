@@ -59,6 +59,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
     HttpRequest req;
+    // A HEAD reply is the GET reply without its body (RFC 9110): whatever body the handler
+    // gives, Write() sends only its length.
+    head_only_ = msg.method() == http::verb::head;
     req.method = std::string(msg.method_string());
     std::string_view target(msg.target().data(), msg.target().size());
     size_t q = target.find('?');
@@ -91,11 +94,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse res) {
-    if (res.channel != nullptr) return WriteStreamed(std::move(res));
+    if (res.channel != nullptr && !head_only_) return WriteStreamed(std::move(res));
+    if (res.channel != nullptr) res.channel->Cancel();  // HEAD of a stream: the head, no pieces
     res_.emplace();
     SetHead(res, &*res_);
-    res_->body() = std::move(res.body);
-    res_->prepare_payload();
+    if (head_only_) {
+      // The Content-Length a GET would get; the body stays empty.
+      res_->content_length(res.channel != nullptr ? 0 : res.body.size());
+    } else {
+      res_->body() = std::move(res.body);
+      res_->prepare_payload();
+    }
     stream_.expires_after(std::chrono::seconds(options_->idle_timeout_s));
     http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec || !self->keep_alive_) return self->Close();
@@ -167,6 +176,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
   bool keep_alive_ = true;
+  bool head_only_ = false;  // the request being answered is a HEAD
   // A streamed response (see WriteStreamed()).
   std::shared_ptr<HttpBodyChannel> channel_;
   std::optional<http::response<http::empty_body>> head_;

@@ -9,6 +9,7 @@ int HttpStatusFor(const Status& status) {
   const std::string& r = status.reason();
   if (r == "body_too_large") return 413;
   if (r == "method_not_allowed") return 405;
+  if (r == "unsupported_encoding") return 415;
   switch (status.code()) {
     case StatusCode::kOk:
       return 200;

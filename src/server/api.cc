@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/planner.h"
+#include "net/content_encoding.h"
 #include "net/http_status.h"
 
 namespace contextd {
@@ -60,13 +61,19 @@ StatusOr<std::string> PercentDecode(const std::string& s) {
   return out;
 }
 
-StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) {
+StatusOr<Json> Api::ParseBody(const HttpRequest& req, bool allow_empty) const {
+  const std::string encoding = req.Header("content-encoding");
+  if (!encoding.empty()) {
+    CTX_ASSIGN_OR_RETURN(std::string decoded, DecodeContentEncoding(encoding, req.body, max_body_bytes_));
+    if (decoded.empty() && allow_empty) return Json();
+    return ParseJson(decoded);
+  }
   if (req.body.empty() && allow_empty) return Json();
   return ParseJson(req.body);
 }
 
 Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
-    : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()) {
+    : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()), max_body_bytes_(options.max_body_bytes) {
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
   using namespace std::placeholders;
@@ -210,7 +217,8 @@ void Api::Handle(HttpRequest req, Responder respond) {
     bool ok = true;
     for (size_t i = 0; i < segments.size() && ok; ++i) ok = r->pattern[i] == "{}" || r->pattern[i] == segments[i];
     if (!ok) continue;
-    if (r->method != req.method) {
+    // HEAD runs the GET route; the HTTP server sends only the head of its reply.
+    if (r->method != (req.method == "HEAD" ? "GET" : req.method)) {
       allowed += (allowed.empty() ? "" : ", ") + r->method;
       continue;
     }

@@ -40,6 +40,9 @@ struct ApiOptions {
   // time slice behind them; zero turns it off. Seastar's task quota is 500 us; on the bench
   // box 1 ms kept the same p99 for 5-15% more throughput.
   std::chrono::microseconds cpu_quantum{1000};
+  // The most a request body may hold once its Content-Encoding (gzip, deflate, zstd) is
+  // undone; the HTTP server bounds it as sent.
+  size_t max_body_bytes = 64 << 20;
 };
 
 class Api {
@@ -77,6 +80,9 @@ class Api {
   };
 
   void AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn);
+  // The body as JSON, its Content-Encoding undone first (on the handler's pool, not an I/O
+  // thread: inflating megabytes is CPU work). An empty body is null when `allow_empty`.
+  StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) const;
   void Run(Route* route, const Params& params, const HttpRequest& req, int64_t start_ns, const Responder& respond);
   void Record(Route* route, int status, int64_t start_ns);
 
@@ -125,10 +131,10 @@ class Api {
   std::unique_ptr<ThreadPool> write_pool_;
   std::unique_ptr<ThreadPool> embed_pool_;
   int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
+  size_t max_body_bytes_;
 };
 
 // Shared by the route handlers of this module.
 StatusOr<std::string> PercentDecode(const std::string& s);
-StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty);
 
 }  // namespace contextd

@@ -92,7 +92,7 @@ StatusOr<std::shared_ptr<const Embedder>> Api::EmbedForRequest(const Json& body,
 }
 
 StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req) {
-  CTX_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   for (const auto& [k, v] : body.as_object()) {
     if (k == "encoding_format" && !(v.is_string() && v.as_string() == "float")) {
@@ -126,7 +126,7 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
 }
 
 StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
-  CTX_ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   for (const auto& [k, v] : body.as_object()) {
     // Accepted for TEI clients; every embedder here returns unit vectors already.

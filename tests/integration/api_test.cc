@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "compress.h"
 #include "integration/server_process.h"
 #include "test_util.h"
 
@@ -35,6 +36,34 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<HttpClient> client_;
 };
+
+// Clients shipping big batches compress them: gzip, deflate and zstd bodies decode on the
+// handler's pool and behave exactly as plain ones. HEAD answers as GET without the body.
+TEST_F(ApiTest, CompressedBodiesAndHead) {
+  ASSERT_EQ(Do("PUT", "/v1/collections/docs", R"({"embedder":"glove"})").first, 201);
+  const std::string docs = R"({"documents":[
+      {"id":"pets","text":"Kittens and puppies make wonderful pets for families."},
+      {"id":"stocks","text":"Stock markets fell as investors feared rising interest rates."}]})";
+  auto r = client_->Request("POST", "/v1/collections/docs/documents", Gzip(docs), {{"Content-Encoding", "gzip"}});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(ParseJson(r->body)->Find("upserted")->as_int(), 2);
+  r = client_->Request("POST", "/v1/collections/docs/query", Zstd(R"({"query":"puppies","k":1})"),
+                       {{"Content-Encoding", "zstd"}});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(ParseJson(r->body)->Find("results")->as_array()[0].Find("id")->as_string(), "pets");
+  r = client_->Request("POST", "/v1/embeddings", ZlibCompress(R"({"input":"kittens","model":"glove"})", 15),
+                       {{"Content-Encoding", "deflate"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  auto head = client_->Request("HEAD", "/v1/collections/docs");
+  auto get = client_->Request("GET", "/v1/collections/docs");
+  ASSERT_TRUE(head.ok() && get.ok());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_TRUE(head->body.empty());
+  EXPECT_EQ(head->Header("content-length"), std::to_string(get->body.size()));
+}
 
 TEST_F(ApiTest, HealthAndReadiness) {
   EXPECT_EQ(Do("GET", "/healthz").first, 200);

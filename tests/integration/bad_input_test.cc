@@ -1,6 +1,7 @@
 // Every kind of bad input gets a 4xx with a reason, and changes nothing.
 #include <gtest/gtest.h>
 
+#include "compress.h"
 #include "integration/server_process.h"
 #include "test_util.h"
 
@@ -30,8 +31,8 @@ class BadInputTest : public ::testing::Test {
   // Sends a request that must fail with `status` and error code `reason`, then checks that
   // the collections are exactly as seeded.
   void ExpectRejected(const std::string& method, const std::string& target, const std::string& body, int status,
-                      const std::string& reason) {
-    auto r = client_->Request(method, target, body);
+                      const std::string& reason, const HttpHeaders& headers = {}) {
+    auto r = client_->Request(method, target, body, headers);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->status, status) << method << " " << target << " " << body.substr(0, 200) << " -> " << r->body;
     auto j = ParseJson(r->body);
@@ -138,6 +139,20 @@ TEST_F(BadInputTest, UnknownAndDuplicateCollections) {
 TEST_F(BadInputTest, BodyOverTheLimit) {
   std::string big = R"({"documents":[{"id":"a","text":")" + std::string(200000, 'x') + R"("}]})";
   ExpectRejected("POST", kDocs, big, 413, "body_too_large");
+}
+
+// The limit holds for the body once decoded: 200 KB gzipped to a few hundred bytes is still
+// over 100 KB. Unknown codings and bodies that are not what the header says are refused.
+TEST_F(BadInputTest, CompressedBodiesOverTheLimitOrUndecodable) {
+  std::string big = R"({"documents":[{"id":"a","text":")" + std::string(200000, 'x') + R"("}]})";
+  ASSERT_LT(Gzip(big).size(), 100000u);
+  ExpectRejected("POST", kDocs, Gzip(big), 413, "body_too_large", {{"Content-Encoding", "gzip"}});
+  ExpectRejected("POST", kDocs, Zstd(big), 413, "body_too_large", {{"Content-Encoding", "zstd"}});
+  const std::string doc = R"({"documents":[{"id":"keep","text":"replaced?"}]})";
+  ExpectRejected("POST", kDocs, doc, 415, "unsupported_encoding", {{"Content-Encoding", "br"}});
+  ExpectRejected("POST", kDocs, doc, 400, "bad_encoding", {{"Content-Encoding", "gzip"}});
+  const std::string gz = Gzip(doc);
+  ExpectRejected("POST", kDocs, gz.substr(0, gz.size() - 10), 400, "bad_encoding", {{"Content-Encoding", "gzip"}});
 }
 
 TEST_F(BadInputTest, OneBadDocumentRejectsTheWholeBatch) {

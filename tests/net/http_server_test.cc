@@ -156,6 +156,39 @@ TEST_F(HttpServerTest, BacksOffWhenOutOfDescriptorsAndRecovers) {
   }
 }
 
+// HEAD answers as GET would, without the body: the next response on the connection follows
+// the head at once.
+TEST_F(HttpServerTest, HeadIsGetWithoutTheBody) {
+  Start();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string requests = "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(write(fd, requests.data(), requests.size()), static_cast<ssize_t>(requests.size()));
+  std::string got;
+  char buf[4096];
+  while (got.find("GET /after ?") == std::string::npos) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  // The handler's body ("HEAD /h ? 0", 11 bytes) is counted but not sent.
+  const size_t head_end = got.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  const std::string head = got.substr(0, head_end);
+  EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
+  EXPECT_NE(head.find("Content-Length: 11"), std::string::npos) << head;
+  EXPECT_EQ(got.compare(head_end + 4, 8, "HTTP/1.1"), 0) << "bytes between the HEAD reply and the next: " << got;
+  EXPECT_EQ(calls_.load(), 2);
+}
+
 // A client's first connection creates its reactor; out of descriptors that must come back
 // as an error (the embed workers call providers through this client), not a terminate.
 TEST_F(HttpServerTest, ClientOutOfDescriptorsIsAnErrorNotACrash) {

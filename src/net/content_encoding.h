@@ -1,0 +1,22 @@
+// Request bodies sent compressed (the Content-Encoding header): gzip, deflate and zstd, as
+// clients shipping large ingest batches over a network send them.
+//
+// Decoding stops at `max_bytes` of output: a compressed body may not expand past the limit
+// an uncompressed one has, so a few kilobytes of "zip bomb" cannot take gigabytes.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace contextd {
+
+// The decoded body. `encoding` is the header's value: empty or "identity" returns `body`
+// as it is; "gzip", "x-gzip", "deflate" (zlib-wrapped or raw) and "zstd" are decoded; a
+// list ("gzip, zstd") is decoded last-applied first. Errors: InvalidArgument
+// "unsupported_encoding" (HTTP 415) for other encodings, "bad_encoding" for a body that is
+// not what its header says, ResourceExhausted "body_too_large" (413) past `max_bytes`.
+StatusOr<std::string> DecodeContentEncoding(std::string_view encoding, std::string body, size_t max_bytes);
+
+}  // namespace contextd

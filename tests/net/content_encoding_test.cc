@@ -1,0 +1,67 @@
+#include "net/content_encoding.h"
+
+#include <gtest/gtest.h>
+
+#include "compress.h"
+
+namespace contextd {
+namespace {
+
+const std::string kJson = R"({"documents":[{"id":"a","text":"Compressed bodies decode to the same bytes."}]})";
+
+std::string Decode(std::string_view encoding, const std::string& body, size_t max = 1 << 20) {
+  auto r = DecodeContentEncoding(encoding, body, max);
+  EXPECT_TRUE(r.ok()) << encoding << ": " << r.status().ToString();
+  return r.ok() ? *r : "";
+}
+
+std::string Reason(std::string_view encoding, const std::string& body, size_t max = 1 << 20) {
+  auto r = DecodeContentEncoding(encoding, body, max);
+  EXPECT_FALSE(r.ok()) << encoding;
+  return r.ok() ? "" : r.status().reason();
+}
+
+TEST(ContentEncodingTest, DecodesEachCoding) {
+  EXPECT_EQ(Decode("", kJson), kJson);
+  EXPECT_EQ(Decode("identity", kJson), kJson);
+  EXPECT_EQ(Decode("gzip", Gzip(kJson)), kJson);
+  EXPECT_EQ(Decode(" GZip ", Gzip(kJson)), kJson);
+  EXPECT_EQ(Decode("x-gzip", Gzip(kJson)), kJson);
+  EXPECT_EQ(Decode("deflate", ZlibCompress(kJson, 15)), kJson);
+  EXPECT_EQ(Decode("deflate", ZlibCompress(kJson, -15)), kJson) << "raw deflate, as some clients send";
+  EXPECT_EQ(Decode("zstd", Zstd(kJson)), kJson);
+  // Listed in the order applied: zstd first, then gzip.
+  EXPECT_EQ(Decode("zstd, gzip", Gzip(Zstd(kJson))), kJson);
+  const std::string big(3 << 20, 'x');  // several output buffers' worth
+  EXPECT_EQ(Decode("gzip", Gzip(big), big.size()), big);
+  EXPECT_EQ(Decode("zstd", Zstd(big), big.size()), big);
+}
+
+TEST(ContentEncodingTest, RefusesUnknownCorruptAndTruncatedBodies) {
+  EXPECT_EQ(Reason("br", kJson), "unsupported_encoding");
+  EXPECT_EQ(Reason("gzip, compress", Gzip(kJson)), "unsupported_encoding");
+  EXPECT_EQ(Reason("gzip", kJson), "bad_encoding") << "not compressed at all";
+  EXPECT_EQ(Reason("zstd", kJson), "bad_encoding");
+  const std::string gz = Gzip(kJson);
+  EXPECT_EQ(Reason("gzip", gz.substr(0, gz.size() / 2)), "bad_encoding");
+  const std::string zs = Zstd(kJson);
+  EXPECT_EQ(Reason("zstd", zs.substr(0, zs.size() - 3)), "bad_encoding");
+  EXPECT_EQ(Reason("gzip", ""), "bad_encoding");
+}
+
+// 64 MB of zeros compress to a few hundred KB, under a 1 MB limit as sent: decoding stops
+// at the limit instead of allocating it all.
+TEST(ContentEncodingTest, StopsAtTheLimitOnceDecoded) {
+  const std::string zeros(64 << 20, '\0');
+  const std::string gz = Gzip(zeros);
+  const std::string zs = Zstd(zeros);
+  ASSERT_LT(gz.size(), 1u << 20);
+  ASSERT_LT(zs.size(), 1u << 20);
+  EXPECT_EQ(Reason("gzip", gz, 1 << 20), "body_too_large");
+  EXPECT_EQ(Reason("zstd", zs, 1 << 20), "body_too_large");
+  EXPECT_EQ(Decode("gzip", Gzip(kJson), kJson.size()), kJson) << "exactly at the limit";
+  EXPECT_EQ(Reason("gzip", Gzip(kJson), kJson.size() - 1), "body_too_large");
+}
+
+}  // namespace
+}  // namespace contextd
