@@ -95,6 +95,90 @@ TEST(DurabilityTest, SigkillMidStreamLosesNoAcknowledgedDocument) {
   }
 }
 
+// Replacements and deletes are acknowledged as durably as first writes. Each writer owns
+// its ids and replaces (with a different number of chunks) or deletes them at random; after
+// SIGKILL every id is in its last acknowledged state, or in the state of the one request
+// that was in flight, and no chunk of a replaced version is left for a query to find.
+TEST(DurabilityTest, SigkillKeepsEveryAcknowledgedReplaceAndDelete) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  constexpr int kWriters = 4, kIdsEach = 25;
+  // A version number, or 0 for absent; every version is a unique token in every chunk.
+  std::vector<int> acked(kWriters * kIdsEach, 0), in_flight(kWriters * kIdsEach, -1);
+  std::atomic<int> next_version{1};
+  std::vector<int> issued;
+  std::mutex mu;
+  auto text = [](int version) {  // 1 to 4 sentences: replacements change the chunk count
+    std::string t = "Sentence 0 of ver" + std::to_string(version) + ".";
+    for (int s = 1; s <= version % 4; ++s)
+      t += " Sentence " + std::to_string(s) + " of ver" + std::to_string(version) + ".";
+    return t;
+  };
+  {
+    ServerProcess server(data);
+    server.Start();
+    ASSERT_EQ(Call(*server.Client(), "PUT", "/v1/collections/churn",
+                   R"({"embedder":"glove","chunking":{"max_tokens":8,"overlap":1}})")
+                  .first,
+              201);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back([&, w] {
+        auto client = server.Client();
+        std::mt19937 rng(static_cast<uint32_t>(w));
+        while (!stop) {
+          const int slot = w * kIdsEach + static_cast<int>(rng() % kIdsEach);
+          const std::string id = "d" + std::to_string(slot);
+          const bool remove = rng() % 10 < 3;
+          const int version = remove ? 0 : next_version++;
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            in_flight[slot] = version;
+            if (version != 0) issued.push_back(version);
+          }
+          auto r = remove ? client->Request("DELETE", "/v1/collections/churn/documents/" + id)
+                          : client->Post("/v1/collections/churn/documents",
+                                         R"({"documents":[{"id":")" + id + R"(","text":")" + text(version) + R"("}]})");
+          if (!r.ok()) return;  // killed: this one stays in flight
+          std::lock_guard<std::mutex> lock(mu);
+          ASSERT_TRUE(r->status == 200 || (remove && r->status == 404)) << r->status << " " << r->body;
+          acked[slot] = version;
+          in_flight[slot] = -1;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    server.Kill(SIGKILL);
+    stop = true;
+    for (auto& t : writers) t.join();
+  }
+  ASSERT_GT(next_version.load(), 100) << "the test should have streamed real load";
+
+  ServerProcess server(data);
+  server.Start();
+  auto client = server.Client();
+  std::set<int> live;
+  for (int slot = 0; slot < kWriters * kIdsEach; ++slot) {
+    const std::string id = "d" + std::to_string(slot);
+    auto [st, doc] = Call(*client, "GET", "/v1/collections/churn/documents/" + id);
+    ASSERT_TRUE(st == 200 || st == 404) << st;
+    const std::string found = st == 200 ? doc.Find("text")->as_string() : "";
+    const int version = st == 404 ? 0 : std::stoi(found.substr(found.find("ver") + 3));
+    if (version > 0) ASSERT_EQ(found, text(version));
+    ASSERT_TRUE(version == acked[slot] || version == in_flight[slot])
+        << id << ": found version " << version << ", acknowledged " << acked[slot] << ", in flight " << in_flight[slot];
+    if (version > 0) live.insert(version);
+  }
+  // No chunk of a version that is not live is left behind; a live one is found.
+  for (int v : issued) {
+    auto res = Call(*client, "POST", "/v1/collections/churn/query",
+                    R"({"query":"ver)" + std::to_string(v) + R"(","mode":"keyword","k":3})")
+                   .second;
+    EXPECT_EQ(res.Find("results")->as_array().empty(), live.count(v) == 0) << "ver" << v << ": " << res.Dump();
+  }
+}
+
 TEST(DurabilityTest, CleanRestartServesTheSameAnswers) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
