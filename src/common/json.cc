@@ -138,35 +138,31 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-void AppendJsonNumber(double d, std::string* out) {
-  if (!std::isfinite(d)) {
+namespace {
+
+// The shortest text that reads back as `v` (float or double), "null" when not finite.
+template <class T>
+void AppendShortest(T v, std::string* out) {
+  if (!std::isfinite(v)) {
     out->append("null");
     return;
   }
   char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof(buf), d);
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, res.ptr);
 }
 
-void AppendJsonNumber(float f, std::string* out) {
-  if (!std::isfinite(f)) {
-    out->append("null");
-    return;
-  }
-  char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof(buf), f);
-  out->append(buf, res.ptr);
-}
+}  // namespace
 
-Json::Json(float f) {
-  if (!std::isfinite(f)) {
-    v_ = static_cast<double>(f);  // dumped as null, as a non-finite double is
-    return;
-  }
-  char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof(buf), f);
+void AppendJsonNumber(double d, std::string* out) { AppendShortest(d, out); }
+void AppendJsonNumber(float f, std::string* out) { AppendShortest(f, out); }
+
+Json::Json(float f) : v_(static_cast<double>(f)) {
+  if (!std::isfinite(f)) return;  // dumped as null, as a non-finite double is
+  std::string text;
+  AppendShortest(f, &text);
   double d = 0;
-  std::from_chars(buf, res.ptr, d);
+  std::from_chars(text.data(), text.data() + text.size(), d);
   v_ = d;
 }
 
