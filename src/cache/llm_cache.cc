@@ -19,6 +19,7 @@ namespace {
 
 // Keys in the cache's RocksDB.
 std::string ConfigKey(const std::string& ns) { return "n" + ns; }
+std::string EntryPrefix(const std::string& ns) { return "e" + ns + std::string(1, '\0'); }
 
 // Checked as the float it is kept as: 1e-300 passes as a double but is 0 as a float, and a
 // 0 once written would fail this check when the namespace is restored.
@@ -27,7 +28,6 @@ StatusOr<float> ParseThreshold(const Json& v) {
   if (!(t > 0 && t <= 1)) return InvalidArgument("'threshold' must be a number in (0, 1]", "invalid_value");
   return t;
 }
-std::string EntryPrefix(const std::string& ns) { return "e" + ns + std::string(1, '\0'); }
 
 // A scope as a canonical string: members sorted by name, so {"a":1,"b":2} and
 // {"b":2,"a":1} are one scope.

@@ -17,6 +17,14 @@ namespace contextd {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
+// The value of the first header called `name` (in any case), or "" when there is none.
+inline std::string FindHeader(const HttpHeaders& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return v;
+  }
+  return "";
+}
+
 struct HttpRequest {
   std::string method;  // "GET", "PUT", ...
   std::string path;    // percent-encoded, without the query string
@@ -24,13 +32,7 @@ struct HttpRequest {
   std::string body;
   HttpHeaders headers;
 
-  // The first header called `name` (any case), or "".
-  std::string Header(std::string_view name) const {
-    for (const auto& [k, v] : headers) {
-      if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return v;
-    }
-    return "";
-  }
+  std::string Header(std::string_view name) const { return FindHeader(headers, name); }
 };
 
 // A response body that arrives in pieces (server-sent events): the handler writes pieces

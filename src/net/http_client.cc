@@ -1,7 +1,5 @@
 #include "net/http_client.h"
 
-#include <strings.h>
-
 #include <chrono>
 #include <optional>
 
@@ -16,12 +14,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::string ClientResponse::Header(const std::string& name) const {
-  for (const auto& [k, v] : headers) {
-    if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
-  }
-  return "";
-}
+std::string ClientResponse::Header(const std::string& name) const { return FindHeader(headers, name); }
 
 struct HttpClient::Impl {
   std::string host;
