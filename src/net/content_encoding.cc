@@ -102,4 +102,44 @@ StatusOr<std::string> DecodeContentEncoding(std::string_view encoding, std::stri
   return body;
 }
 
+std::string ChooseResponseEncoding(std::string_view accept_encoding) {
+  bool zstd = false, gzip = false;
+  for (size_t start = 0; start < accept_encoding.size();) {
+    const size_t comma = std::min(accept_encoding.find(',', start), accept_encoding.size());
+    std::string_view item = accept_encoding.substr(start, comma - start);
+    start = comma + 1;
+    const size_t semi = item.find(';');
+    const std::string coding = Trim(item.substr(0, semi));
+    if (semi != std::string_view::npos) {
+      // "q=0" (or 0.0, 0.000) refuses the coding; any other weight accepts it.
+      std::string q = Trim(item.substr(semi + 1));
+      q.erase(std::remove(q.begin(), q.end(), ' '), q.end());
+      if (q.rfind("q=0", 0) == 0 && q.find_first_not_of("0.", 2) == std::string::npos) continue;
+    }
+    zstd |= coding == "zstd";
+    gzip |= coding == "gzip" || coding == "x-gzip" || coding == "*";
+  }
+  return zstd ? "zstd" : gzip ? "gzip" : "";
+}
+
+std::string EncodeBody(std::string_view coding, std::string_view body) {
+  if (coding == "zstd") {
+    std::string out(ZSTD_compressBound(body.size()), '\0');
+    const size_t n = ZSTD_compress(out.data(), out.size(), body.data(), body.size(), 1);
+    out.resize(ZSTD_isError(n) ? 0 : n);
+    return out;
+  }
+  z_stream z{};
+  deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);  // 15 + 16: a gzip wrapper
+  std::string out(deflateBound(&z, body.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+  z.avail_in = static_cast<uInt>(body.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
 }  // namespace contextd

@@ -19,4 +19,12 @@ namespace contextd {
 // not what its header says, ResourceExhausted "body_too_large" (413) past `max_bytes`.
 StatusOr<std::string> DecodeContentEncoding(std::string_view encoding, std::string body, size_t max_bytes);
 
+// Compressed replies. The coding to answer a request's Accept-Encoding with: "zstd" when
+// the client takes it (faster than gzip at a better ratio), else "gzip", else "" (a coding
+// with q=0 is refused; "*" takes gzip).
+std::string ChooseResponseEncoding(std::string_view accept_encoding);
+// `body` in `coding` ("zstd" or "gzip"), at level 1: replies are compressed on the thread
+// that serves the request, where speed matters more than the last percent of size.
+std::string EncodeBody(std::string_view coding, std::string_view body);
+
 }  // namespace contextd

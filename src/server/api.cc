@@ -61,6 +61,9 @@ StatusOr<std::string> PercentDecode(const std::string& s) {
   return out;
 }
 
+// Replies shorter than this go as they are: compressing them saves less than a packet.
+constexpr size_t kCompressFromBytes = 1024;
+
 StatusOr<Json> Api::ParseBody(const HttpRequest& req, bool allow_empty) const {
   const std::string encoding = req.Header("content-encoding");
   if (!encoding.empty()) {
@@ -190,6 +193,15 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, int64_
   } else {
     res = ErrorResponse(reply.status());
     if (res.status >= 500) spdlog::error("{} {}: {}", req.method, req.path, reply.status().ToString());
+  }
+  if (res.body.size() >= kCompressFromBytes) {
+    // A client that accepts zstd or gzip gets it, compressed here, on the request's pool.
+    const std::string coding = ChooseResponseEncoding(req.Header("accept-encoding"));
+    if (!coding.empty()) {
+      res.body = EncodeBody(coding, res.body);
+      res.headers.emplace_back("Content-Encoding", coding);
+    }
+    res.headers.emplace_back("Vary", "Accept-Encoding");
   }
   if (reply.ok() && reply->produce) {
     // Streamed: the head goes now, and the request is in flight until its body is done.

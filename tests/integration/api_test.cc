@@ -6,6 +6,7 @@
 
 #include "compress.h"
 #include "integration/server_process.h"
+#include "net/content_encoding.h"
 #include "test_util.h"
 
 namespace contextd {
@@ -63,6 +64,31 @@ TEST_F(ApiTest, CompressedBodiesAndHead) {
   EXPECT_EQ(head->status, 200);
   EXPECT_TRUE(head->body.empty());
   EXPECT_EQ(head->Header("content-length"), std::to_string(get->body.size()));
+}
+
+// Replies of 1 KB or more are compressed for a client that asks (zstd first, then gzip);
+// short ones and clients that do not ask get plain bodies.
+TEST_F(ApiTest, RepliesAreCompressedForClientsThatAsk) {
+  Seed();
+  auto plain = client_->Request("GET", "/metrics");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->Header("content-encoding"), "");
+  ASSERT_GE(plain->body.size(), 1024u);
+  for (const char* accept : {"gzip", "gzip, zstd"}) {
+    auto r = client_->Request("GET", "/metrics", "", {{"Accept-Encoding", accept}});
+    ASSERT_TRUE(r.ok());
+    const std::string coding = r->Header("content-encoding");
+    EXPECT_EQ(coding, std::string(accept) == "gzip" ? "gzip" : "zstd");
+    EXPECT_EQ(r->Header("vary"), "Accept-Encoding");
+    EXPECT_LT(r->body.size(), plain->body.size() / 3);
+    auto body = DecodeContentEncoding(coding, r->body, 1 << 24);
+    ASSERT_TRUE(body.ok()) << body.status().ToString();
+    EXPECT_NE(body->find("contextd_http_requests_total"), std::string::npos);
+  }
+  auto small = client_->Request("GET", "/healthz", "", {{"Accept-Encoding", "gzip"}});
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->Header("content-encoding"), "");
+  EXPECT_EQ(small->body, R"({"status":"ok"})");
 }
 
 TEST_F(ApiTest, HealthAndReadiness) {

@@ -63,5 +63,28 @@ TEST(ContentEncodingTest, StopsAtTheLimitOnceDecoded) {
   EXPECT_EQ(Reason("gzip", Gzip(kJson), kJson.size() - 1), "body_too_large");
 }
 
+TEST(ContentEncodingTest, ChoosesAReplyCodingFromAcceptEncoding) {
+  EXPECT_EQ(ChooseResponseEncoding(""), "");
+  EXPECT_EQ(ChooseResponseEncoding("identity"), "");
+  EXPECT_EQ(ChooseResponseEncoding("br"), "");
+  EXPECT_EQ(ChooseResponseEncoding("gzip"), "gzip");
+  EXPECT_EQ(ChooseResponseEncoding("deflate, gzip, br, zstd"), "zstd");  // curl --compressed
+  EXPECT_EQ(ChooseResponseEncoding("gzip;q=1.0, zstd;q=0"), "gzip");
+  EXPECT_EQ(ChooseResponseEncoding("gzip; q=0.000, zstd ; q=0.5"), "zstd");
+  EXPECT_EQ(ChooseResponseEncoding("gzip;q=0"), "");
+  EXPECT_EQ(ChooseResponseEncoding("*"), "gzip");
+  EXPECT_EQ(ChooseResponseEncoding(" GZIP "), "gzip");
+}
+
+TEST(ContentEncodingTest, EncodedRepliesDecodeToTheSameBytes) {
+  std::string reply;
+  for (int i = 0; i < 500; ++i) reply += R"({"id":"doc)" + std::to_string(i) + R"(","score":0.5},)";
+  for (const char* coding : {"gzip", "zstd"}) {
+    const std::string encoded = EncodeBody(coding, reply);
+    EXPECT_LT(encoded.size(), reply.size() / 4) << coding;
+    EXPECT_EQ(Decode(coding, encoded, reply.size()), reply) << coding;
+  }
+}
+
 }  // namespace
 }  // namespace contextd
