@@ -1,11 +1,24 @@
 // The contextd subcommands. Each returns the process exit code.
 #pragma once
 
-#include "embed/embedder_registry.h"
-
+#include <cstdint>
 #include <string>
 
+#include "embed/embedder_registry.h"
+
 namespace contextd {
+
+// The range of each numeric serve setting, the same from a flag or the config file: a
+// mistyped 1e9 threads is refused at start rather than tried.
+struct SettingRange {
+  int64_t lo, hi;
+};
+inline constexpr SettingRange kPortRange{0, 65535};
+inline constexpr SettingRange kCoreThreadsRange{0, 256};  // I/O and search: 0 = one per core
+inline constexpr SettingRange kWriteThreadsRange{1, 1024};
+inline constexpr SettingRange kEmbedThreadsRange{1, 4096};
+inline constexpr SettingRange kMaxBodyBytesRange{1024, int64_t{1} << 32};
+inline constexpr SettingRange kCpuQuantumUsRange{0, 1000000};
 
 struct ServeOptions {
   std::string host = "127.0.0.1";

@@ -17,16 +17,21 @@ int main(int argc, char** argv) {
   s->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   s->add_option("--config", config, "JSON config file; flags given here override it");
   auto* host = s->add_option("--host", serve.host, "Address to listen on");
-  auto* port = s->add_option("--port", serve.port, "Port (0 picks a free one)");
+  auto* port =
+      s->add_option("--port", serve.port, "Port (0 picks a free one)")->check(CLI::Range(kPortRange.lo, kPortRange.hi));
   auto* data = s->add_option("--data", serve.data_dir, "Data directory");
   auto* models = s->add_option("--models", serve.models_dir, "Models directory");
-  auto* io = s->add_option("--io-threads", serve.io_threads, "I/O threads (0 = one per core)");
-  auto* search = s->add_option("--search-threads", serve.search_threads, "Threads for queries (0 = one per core)");
-  auto* writes = s->add_option("--write-threads", serve.write_threads, "Threads for durable writes");
-  auto* body = s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted");
+  auto* io = s->add_option("--io-threads", serve.io_threads, "I/O threads (0 = one per core)")
+                 ->check(CLI::Range(kCoreThreadsRange.lo, kCoreThreadsRange.hi));
+  auto* search = s->add_option("--search-threads", serve.search_threads, "Threads for queries (0 = one per core)")
+                     ->check(CLI::Range(kCoreThreadsRange.lo, kCoreThreadsRange.hi));
+  auto* writes = s->add_option("--write-threads", serve.write_threads, "Threads for durable writes")
+                     ->check(CLI::Range(kWriteThreadsRange.lo, kWriteThreadsRange.hi));
+  auto* body = s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted")
+                   ->check(CLI::Range(kMaxBodyBytesRange.lo, kMaxBodyBytesRange.hi));
   auto* quantum = s->add_option("--cpu-quantum-us", serve.cpu_quantum_us,
                                 "Busy time after which a search worker lets the I/O threads run (0 = off)")
-                      ->check(CLI::Range(0, 1000000));
+                      ->check(CLI::Range(kCpuQuantumUsRange.lo, kCpuQuantumUsRange.hi));
 
   IngestOptions ingest;
   auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");

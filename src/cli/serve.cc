@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -29,28 +30,46 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
   if (!parsed.ok()) return "config file " + path + ": " + parsed.status().message();
   const Json& j = *parsed;
   if (!j.is_object()) return "config file " + path + " must hold a JSON object";
+  const std::pair<const char*, SettingRange> kNumbers[] = {
+      {"port", kPortRange},
+      {"io_threads", kCoreThreadsRange},
+      {"search_threads", kCoreThreadsRange},
+      {"write_threads", kWriteThreadsRange},
+      {"embed_threads", kEmbedThreadsRange},
+      {"max_body_bytes", kMaxBodyBytesRange},
+      {"cpu_quantum_us", kCpuQuantumUsRange},
+  };
   for (const auto& [k, v] : j.as_object()) {
-    bool str = v.is_string(), num = v.is_number();
+    const bool str = v.is_string();
+    int64_t n = 0;
+    for (const auto& [key, range] : kNumbers) {
+      if (k != key) continue;
+      if (!v.is_number() || v.as_double() != std::floor(v.as_double()) || v.as_double() < range.lo ||
+          v.as_double() > range.hi)
+        return "config file " + path + ": '" + k + "' must be a whole number from " + std::to_string(range.lo) +
+               " to " + std::to_string(range.hi) + ", got " + v.Dump();
+      n = v.as_int();
+    }
     if (k == "host" && str)
       o->host = v.as_string();
-    else if (k == "port" && num)
-      o->port = static_cast<int>(v.as_int());
+    else if (k == "port")
+      o->port = static_cast<int>(n);
     else if (k == "data" && str)
       o->data_dir = v.as_string();
     else if (k == "models" && str)
       o->models_dir = v.as_string();
-    else if (k == "io_threads" && num)
-      o->io_threads = static_cast<int>(v.as_int());
-    else if (k == "search_threads" && num)
-      o->search_threads = static_cast<int>(v.as_int());
-    else if (k == "write_threads" && num)
-      o->write_threads = static_cast<int>(v.as_int());
-    else if (k == "max_body_bytes" && num)
-      o->max_body_bytes = static_cast<size_t>(v.as_int());
-    else if (k == "embed_threads" && num)
-      o->embed_threads = static_cast<int>(v.as_int());
-    else if (k == "cpu_quantum_us" && num && v.as_int() >= 0)
-      o->cpu_quantum_us = static_cast<int>(v.as_int());
+    else if (k == "io_threads")
+      o->io_threads = static_cast<int>(n);
+    else if (k == "search_threads")
+      o->search_threads = static_cast<int>(n);
+    else if (k == "write_threads")
+      o->write_threads = static_cast<int>(n);
+    else if (k == "max_body_bytes")
+      o->max_body_bytes = static_cast<size_t>(n);
+    else if (k == "embed_threads")
+      o->embed_threads = static_cast<int>(n);
+    else if (k == "cpu_quantum_us")
+      o->cpu_quantum_us = static_cast<int>(n);
     else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();

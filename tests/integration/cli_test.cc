@@ -19,6 +19,35 @@ std::string RunCommand(const std::string& cmd, int* exit_code) {
   return out;
 }
 
+// Numeric settings have one range whether from a flag or the config file; a value outside
+// it (1e9 search threads, a negative body limit) stops the start and names the setting.
+TEST(CliTest, ServeRefusesSettingsOutOfRange) {
+  TempDir dir;
+  const std::string serve =
+      std::string(CONTEXTD_BINARY) + " serve --port 0 --data " + dir.path() + "/data --models " + CONTEXTD_MODELS_DIR;
+  const std::string config = dir.path() + "/contextd.json";
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"search_threads":1e9})", "'search_threads' must be a whole number from 0 to 256"},
+      {R"({"max_body_bytes":-1})", "'max_body_bytes' must be a whole number from 1024 to"},
+      {R"({"write_threads":0})", "'write_threads' must be a whole number from 1 to 1024"},
+      {R"({"embed_threads":2.5})", "'embed_threads' must be a whole number"},
+      {R"({"port":"8080"})", "'port' must be a whole number from 0 to 65535"},
+  };
+  for (const auto& [json, message] : cases) {
+    FILE* f = fopen(config.c_str(), "w");
+    fputs(json, f);
+    fclose(f);
+    int code = 0;
+    const std::string out = RunCommand(serve + " --config " + config + " 2>&1", &code);
+    EXPECT_EQ(code, 2) << json << ": " << out;
+    EXPECT_NE(out.find(message), std::string::npos) << json << ": " << out;
+  }
+  int code = 0;
+  const std::string out = RunCommand(serve + " --search-threads 100000 2>&1", &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--search-threads: Value 100000 not in range 0 to 256"), std::string::npos) << out;
+}
+
 TEST(CliTest, IngestsBeirJsonlAndQueries) {
   TempDir dir;
   ServerProcess server(dir.path() + "/data");
