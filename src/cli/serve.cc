@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -44,11 +43,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
     int64_t n = 0;
     for (const auto& [key, range] : kNumbers) {
       if (k != key) continue;
-      if (!v.is_number() || v.as_double() != std::floor(v.as_double()) || v.as_double() < range.lo ||
-          v.as_double() > range.hi)
-        return "config file " + path + ": '" + k + "' must be a whole number from " + std::to_string(range.lo) +
-               " to " + std::to_string(range.hi) + ", got " + v.Dump();
-      n = v.as_int();
+      Status st = ReadWholeNumber(v, "'" + k + "'", range.lo, range.hi, &n);
+      if (!st.ok()) return "config file " + path + ": " + st.message();
     }
     if (k == "host" && str)
       o->host = v.as_string();

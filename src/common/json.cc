@@ -354,12 +354,21 @@ StatusOr<Json> ParseJson(std::string_view text) {
   return Convert(root);
 }
 
-Status ReadNumberAtLeast(const Json& v, const std::string& what, int64_t min, int64_t* out) {
-  if (!v.is_number() || v.as_double() < static_cast<double>(min)) {
-    return InvalidArgument(what + " must be a number >= " + std::to_string(min));
+Status ReadWholeNumber(const Json& v, const std::string& what, int64_t min, int64_t max, int64_t* out) {
+  // Compared as doubles first: converting 1e300 to an integer would be undefined.
+  const double d = v.is_number() ? v.as_double() : std::nan("");
+  if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max) && d == std::floor(d))) {
+    return InvalidArgument(what + " must be a whole number " +
+                           (max == kMaxExactInteger ? ">= " + std::to_string(min)
+                                                    : "from " + std::to_string(min) + " to " + std::to_string(max)) +
+                           ", got " + v.Dump());
   }
-  *out = v.as_int();
+  *out = v.is_int() ? v.as_int() : static_cast<int64_t>(d);
   return Status::Ok();
+}
+
+Status ReadNumberAtLeast(const Json& v, const std::string& what, int64_t min, int64_t* out) {
+  return ReadWholeNumber(v, what, min, kMaxExactInteger, out);
 }
 
 }  // namespace contextd

@@ -97,8 +97,12 @@ void AppendJsonString(std::string_view s, std::string* out);
 void AppendJsonNumber(double d, std::string* out);
 void AppendJsonNumber(float f, std::string* out);
 
-// Reads a config number that must be at least `min`; InvalidArgument "<what> must be a
-// number >= <min>" otherwise.
+inline constexpr int64_t kMaxExactInteger = int64_t{1} << 53;
+
+// Reads a config setting that must be a whole number in [min, max]; InvalidArgument
+// "<what> must be a whole number from <min> to <max>, got <v>" otherwise.
+Status ReadWholeNumber(const Json& v, const std::string& what, int64_t min, int64_t max, int64_t* out);
+// The same up to 2^53, past which a JSON number (a double) no longer holds every integer.
 Status ReadNumberAtLeast(const Json& v, const std::string& what, int64_t min, int64_t* out);
 
 // Human-readable name of a type for error messages ("a string", "an object").

@@ -10,8 +10,8 @@
 namespace contextd {
 namespace {
 
-Status ReadCount(const Json& v, const std::string& where, int64_t min, int64_t* out) {
-  return ReadNumberAtLeast(v, "embedding config: " + where, min, out);
+Status ReadCount(const Json& v, const std::string& where, int64_t min, int64_t* out, int64_t max = kMaxExactInteger) {
+  return ReadWholeNumber(v, "embedding config: " + where, min, max, out);
 }
 
 }  // namespace
@@ -38,7 +38,7 @@ StatusOr<EmbedServiceOptions> EmbedServiceOptions::FromJson(const Json& j) {
             if (rk == "host" && rv.is_string()) {
               r.host = rv.as_string();
             } else if (rk == "port") {
-              CTX_RETURN_IF_ERROR(ReadCount(rv, "cache.redis.port", 1, &n));
+              CTX_RETURN_IF_ERROR(ReadCount(rv, "cache.redis.port", 1, &n, 65535));
               r.port = static_cast<int>(n);
             } else if (rk == "ttl_s") {
               CTX_RETURN_IF_ERROR(ReadCount(rv, "cache.redis.ttl_s", 1, &r.ttl_s));
@@ -56,7 +56,9 @@ StatusOr<EmbedServiceOptions> EmbedServiceOptions::FromJson(const Json& j) {
     } else if (k == "batch" && v.is_object()) {
       for (const auto& [bk, bv] : v.as_object()) {
         int64_t n = 0;
-        CTX_RETURN_IF_ERROR(ReadCount(bv, "batch." + bk, bk == "max_wait_us" ? 0 : 1, &n));
+        // Workers are threads and a batch is allocated whole: bounded so a typo cannot ask for 1e9.
+        const int64_t max = bk == "workers" ? 1024 : bk == "max_batch_size" ? 65536 : kMaxExactInteger;
+        CTX_RETURN_IF_ERROR(ReadCount(bv, "batch." + bk, bk == "max_wait_us" ? 0 : 1, &n, max));
         if (bk == "max_wait_us") {
           o.batch.max_wait_us = n;
         } else if (bk == "max_batch_size") {

@@ -95,7 +95,7 @@ StatusOr<ProviderOptions> ProviderOptions::FromJson(const std::string& name, con
       o.api_key = v.as_string();
     } else if (k == "dim") {
       int64_t d = 0;
-      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": dim", 1, &d));
+      CTX_RETURN_IF_ERROR(ReadWholeNumber(v, where + ": dim", 1, 65536, &d));
       o.dim = static_cast<int>(d);
     } else if (k == "attempt_timeout_ms") {
       CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 1, &o.attempt_timeout_ms));
@@ -103,7 +103,7 @@ StatusOr<ProviderOptions> ProviderOptions::FromJson(const std::string& name, con
       CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 1, &o.request_timeout_ms));
     } else if (k == "max_attempts") {
       int64_t n = 0;
-      CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 1, &n));
+      CTX_RETURN_IF_ERROR(ReadWholeNumber(v, where + ": " + k, 1, 100, &n));
       o.max_attempts = static_cast<int>(n);
     } else if (k == "backoff_base_ms") {
       CTX_RETURN_IF_ERROR(ReadNumberAtLeast(v, where + ": " + k, 0, &o.backoff_base_ms));
@@ -117,7 +117,7 @@ StatusOr<ProviderOptions> ProviderOptions::FromJson(const std::string& name, con
         if (bk == "failure_ratio" && bv.is_number() && bv.as_double() > 0 && bv.as_double() <= 1) {
           o.breaker.failure_ratio = bv.as_double();
         } else if (bk == "consecutive_failures" || bk == "window") {
-          CTX_RETURN_IF_ERROR(ReadNumberAtLeast(bv, where + ": breaker." + bk, 1, &n));
+          CTX_RETURN_IF_ERROR(ReadWholeNumber(bv, where + ": breaker." + bk, 1, 1000000, &n));
           (bk == "window" ? o.breaker.window : o.breaker.consecutive_failures) = static_cast<int>(n);
         } else if (bk == "cooldown_ms") {
           CTX_RETURN_IF_ERROR(ReadNumberAtLeast(bv, where + ": breaker." + bk, 0, &o.breaker.cooldown_ms));

@@ -93,6 +93,20 @@ TEST(JsonTest, FloatsPrintTheDigitsAFloatHolds) {
   }
 }
 
+TEST(JsonTest, ReadsWholeNumbersInRange) {
+  int64_t n = 0;
+  EXPECT_TRUE(ReadWholeNumber(*ParseJson("7"), "x", 1, 10, &n).ok());
+  EXPECT_EQ(n, 7);
+  EXPECT_TRUE(ReadWholeNumber(*ParseJson("1e3"), "x", 1, 1000, &n).ok());
+  EXPECT_EQ(n, 1000);
+  for (const char* bad : {"0", "11", "2.5", "1e300", "-1e300", "\"5\"", "null", "[]"}) {
+    Status st = ReadWholeNumber(*ParseJson(bad), "'x'", 1, 10, &n);
+    EXPECT_FALSE(st.ok()) << bad;
+    EXPECT_EQ(st.message(), "'x' must be a whole number from 1 to 10, got " + ParseJson(bad)->Dump()) << bad;
+  }
+  EXPECT_EQ(ReadNumberAtLeast(*ParseJson("-1"), "y", 0, &n).message(), "y must be a whole number >= 0, got -1");
+}
+
 TEST(JsonTest, EqualityIgnoresKeyOrderAndIntDoubleForm) {
   auto a = ParseJson(R"({"x":1,"y":[1,2]})");
   auto b = ParseJson(R"({"y":[1.0,2],"x":1.0})");

@@ -204,6 +204,12 @@ TEST(ProviderOptionsTest, ConfigErrorsNameTheProblem) {
   EXPECT_NE(bad(R"({"dim":4})").find("url"), std::string::npos);
   EXPECT_NE(bad(R"({"dim":4,"urls":["http://x:1"],"protocol":"grpc"})").find("protocol"), std::string::npos);
   EXPECT_NE(bad(R"({"dim":4,"urls":["http://x:1"],"colour":1})").find("colour"), std::string::npos);
+  // Whole numbers in range: 1e300 would be undefined as an integer, 2.5 was truncated to 2.
+  EXPECT_EQ(bad(R"({"dim":1e300,"urls":["http://x:1"]})"),
+            "provider 'p': dim must be a whole number from 1 to 65536, got 1e+300");
+  EXPECT_NE(bad(R"({"dim":4,"urls":["http://x:1"],"max_attempts":2.5})").find("whole number"), std::string::npos);
+  EXPECT_NE(bad(R"({"dim":4,"urls":["http://x:1"],"breaker":{"window":1e12}})").find("from 1 to 1000000"),
+            std::string::npos);
   auto ok = ProviderOptions::FromJson("p", *ParseJson(R"({"dim":4,"urls":["http://x:1"],"protocol":"tei",
       "breaker":{"cooldown_ms":10,"consecutive_failures":2}})"));
   ASSERT_TRUE(ok.ok());
