@@ -231,7 +231,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
     if (!ok) continue;
     // HEAD runs the GET route; the HTTP server sends only the head of its reply.
     if (r->method != (req.method == "HEAD" ? "GET" : req.method)) {
-      allowed += (allowed.empty() ? "" : ", ") + r->method;
+      allowed += (allowed.empty() ? "" : ", ") + r->method + (r->method == "GET" ? ", HEAD" : "");
       continue;
     }
     match = r.get();

@@ -261,7 +261,7 @@ TEST_F(ApiTest, UnknownRoutesAndMethods) {
   auto r = client_->Request("PATCH", "/v1/collections/docs");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 405);
-  EXPECT_EQ(r->Header("allow"), "PUT, GET, DELETE");
+  EXPECT_EQ(r->Header("allow"), "PUT, GET, HEAD, DELETE");
 }
 
 TEST(FallbackTest, ServerStartsAndSaysSoWithoutGloveVectors) {
