@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   auto* quantum = s->add_option("--cpu-quantum-us", serve.cpu_quantum_us,
                                 "Busy time after which a search worker lets the I/O threads run (0 = off)")
                       ->check(CLI::Range(kCpuQuantumUsRange.lo, kCpuQuantumUsRange.hi));
+  auto* grace = s->add_option("--shutdown-grace-ms", serve.shutdown_grace_ms,
+                              "On SIGTERM, how long requests already received may take to finish")
+                    ->check(CLI::Range(kShutdownGraceMsRange.lo, kShutdownGraceMsRange.hi));
 
   IngestOptions ingest;
   auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
       if (!writes->count()) serve.write_threads = from_file.write_threads;
       if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
       if (!quantum->count()) serve.cpu_quantum_us = from_file.cpu_quantum_us;
+      if (!grace->count()) serve.shutdown_grace_ms = from_file.shutdown_grace_ms;
       serve.embed_threads = from_file.embed_threads;
       serve.embed = std::move(from_file.embed);
     }

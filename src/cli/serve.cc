@@ -37,6 +37,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"embed_threads", kEmbedThreadsRange},
       {"max_body_bytes", kMaxBodyBytesRange},
       {"cpu_quantum_us", kCpuQuantumUsRange},
+      {"shutdown_grace_ms", kShutdownGraceMsRange},
   };
   for (const auto& [k, v] : j.as_object()) {
     const bool str = v.is_string();
@@ -66,6 +67,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->embed_threads = static_cast<int>(n);
     else if (k == "cpu_quantum_us")
       o->cpu_quantum_us = static_cast<int>(n);
+    else if (k == "shutdown_grace_ms")
+      o->shutdown_grace_ms = n;
     else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();
@@ -150,9 +153,11 @@ int RunServe(const ServeOptions& o) {
     spdlog::info("serving on {}:{} with data in {}", o.host, server.port(), o.data_dir);
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("signal {}: shutting down", sig);
+    spdlog::info("signal {}: draining for up to {} ms", sig, o.shutdown_grace_ms);
+    api.BeginDrain();
+    const size_t cut_off = server.Shutdown(std::chrono::milliseconds(o.shutdown_grace_ms));
+    if (cut_off > 0) spdlog::warn("{} requests were still running after the grace period; cut off", cut_off);
     metrics.RemoveCollector(accept_collector);
-    server.Stop();
   }  // the API's pools drain here: no write is in flight after this point
   if (Status st = (*engine)->SaveGraphs(); !st.ok()) {
     spdlog::warn("could not save graphs ({}); the next start rebuilds them", st.ToString());

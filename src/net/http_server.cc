@@ -2,8 +2,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -21,13 +23,49 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+class Session;
+
+// What sessions share with the server, and may outlive it with (a handler's pool can hold
+// the last reference to a session): how many requests are being answered, whether the
+// server is draining, and whether it has stopped, after which its contexts are gone.
+struct ServerState {
+  std::atomic<size_t> in_flight{0};
+  std::atomic<bool> draining{false};
+  std::mutex mu;                          // held to post to a context, and by Stop() to set `stopped`
+  bool stopped = false;                   // guarded by mu
+  std::unordered_set<Session*> sessions;  // guarded by mu: every live session
+};
+
+// The context whose thread this is: replies from there are written inline. A plain pointer
+// compared, never dereferenced, so a late reply from another thread cannot touch a
+// destroyed context.
+thread_local const asio::io_context* t_io_context = nullptr;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, asio::io_context* ioc, const HttpServerOptions* options, const HttpHandler* handler)
-      : stream_(std::move(socket)), ioc_(ioc), options_(options), handler_(handler) {
+  Session(tcp::socket socket, asio::io_context* ioc, const HttpServerOptions* options, const HttpHandler* handler,
+          std::shared_ptr<ServerState> state)
+      : stream_(std::in_place, std::move(socket)),
+        ioc_(ioc),
+        options_(options),
+        handler_(handler),
+        state_(std::move(state)) {
     beast::error_code ec;
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    stream_->socket().set_option(tcp::no_delay(true), ec);
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->sessions.insert(this);
   }
+  // Under the lock, so that Stop() either closed this socket already or runs after it is gone.
+  ~Session() {
+    Answered();
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->sessions.erase(this);
+    stream_.reset();
+  }
+
+  // Stop(), with the I/O threads joined and state_->mu held: destroys the socket now, while
+  // its context exists. A handler's pool may still hold this session, and drop it later.
+  void CloseForStop() { stream_.reset(); }
 
   void Start() { DoRead(); }
 
@@ -36,8 +74,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(options_->max_body_bytes);
     parser_->header_limit(64 * 1024);
-    stream_.expires_after(std::chrono::seconds(options_->idle_timeout_s));
-    http::async_read(stream_, buffer_, *parser_,
+    stream_->expires_after(std::chrono::seconds(options_->idle_timeout_s));
+    http::async_read(*stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
@@ -71,14 +109,21 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& field : msg) {
       req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }
-    stream_.expires_never();  // the handler may take a while; the deadline is its business
+    stream_->expires_never();  // the handler may take a while; the deadline is its business
+    answering_ = true;
+    state_->in_flight.fetch_add(1);
     (*handler_)(std::move(req), [self = shared_from_this()](HttpResponse res) {
-      if (self->ioc_->get_executor().running_in_this_thread()) {
-        self->Write(std::move(res));
-      } else {
-        asio::post(*self->ioc_, [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
-      }
+      if (t_io_context == self->ioc_) return self->Write(std::move(res));
+      self->Post([self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
     });
+  }
+
+  // Runs `fn` on this session's I/O thread, unless the server has stopped: then its
+  // contexts are gone and the client with them.
+  template <class Fn>
+  void Post(Fn fn) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (!state_->stopped) asio::post(*ioc_, std::move(fn));
   }
 
   // Status, the server's and the response's headers and keep-alive: what a plain and a
@@ -93,7 +138,15 @@ class Session : public std::enable_shared_from_this<Session> {
     head->keep_alive(keep_alive_);
   }
 
+  // The reply to the request being answered is out (or the connection failed).
+  void Answered() {
+    if (!answering_) return;
+    answering_ = false;
+    state_->in_flight.fetch_sub(1);
+  }
+
   void Write(HttpResponse res) {
+    if (state_->draining.load()) keep_alive_ = false;  // the client should reconnect elsewhere
     if (res.channel != nullptr && !head_only_) return WriteStreamed(std::move(res));
     if (res.channel != nullptr) res.channel->Cancel();  // HEAD of a stream: the head, no pieces
     res_.emplace();
@@ -105,8 +158,9 @@ class Session : public std::enable_shared_from_this<Session> {
       res_->body() = std::move(res.body);
       res_->prepare_payload();
     }
-    stream_.expires_after(std::chrono::seconds(options_->idle_timeout_s));
-    http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    stream_->expires_after(std::chrono::seconds(options_->idle_timeout_s));
+    http::async_write(*stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->Answered();
       if (ec || !self->keep_alive_) return self->Close();
       self->DoRead();
     });
@@ -120,15 +174,16 @@ class Session : public std::enable_shared_from_this<Session> {
     SetHead(res, &*head_);
     head_->chunked(true);
     head_serializer_.emplace(*head_);
-    stream_.expires_never();  // the producer paces the body
-    http::async_write_header(stream_, *head_serializer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    stream_->expires_never();  // the producer paces the body
+    http::async_write_header(*stream_, *head_serializer_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) {
         self->channel_->Cancel();
+        self->Answered();
         return self->Close();
       }
       std::weak_ptr<Session> weak = self;
-      self->channel_->Listen([weak, ioc = self->ioc_] {
-        if (auto s = weak.lock()) asio::post(*ioc, [s] { s->Drain(); });
+      self->channel_->Listen([weak] {
+        if (auto s = weak.lock()) s->Post([s] { s->Drain(); });
       });
       self->Drain();
     });
@@ -141,10 +196,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (channel_->Take(&chunk_text_, &closed)) {
       chunk_writing_ = true;
       chunk_.emplace(asio::const_buffer(chunk_text_.data(), chunk_text_.size()));
-      asio::async_write(stream_, *chunk_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      asio::async_write(*stream_, *chunk_, [self = shared_from_this()](beast::error_code ec, size_t) {
         self->chunk_writing_ = false;
         if (ec) {
           self->channel_->Cancel();
+          self->Answered();
           return self->Close();
         }
         self->Drain();
@@ -153,10 +209,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!closed) return;  // woken again by the next Write/Close
     chunk_writing_ = true;
-    asio::async_write(stream_, http::make_chunk_last(), [self = shared_from_this()](beast::error_code ec, size_t) {
+    asio::async_write(*stream_, http::make_chunk_last(), [self = shared_from_this()](beast::error_code ec, size_t) {
       self->chunk_writing_ = false;
       self->channel_->Listen(nullptr);
       self->channel_.reset();
+      self->Answered();
       if (ec || !self->keep_alive_) return self->Close();
       self->DoRead();
     });
@@ -164,14 +221,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    stream_->socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_->close();
   }
 
-  beast::tcp_stream stream_;
+  // Reset by CloseForStop(): the socket must be destroyed while its context still exists.
+  std::optional<beast::tcp_stream> stream_;
   asio::io_context* ioc_;
   const HttpServerOptions* options_;
   const HttpHandler* handler_;
+  std::shared_ptr<ServerState> state_;
+  bool answering_ = false;  // counted in state_->in_flight until Answered()
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
@@ -198,6 +258,7 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> accept_errors{0};
+  std::shared_ptr<ServerState> state = std::make_shared<ServerState>();
   std::chrono::steady_clock::time_point last_accept_warning{};  // the acceptor's context only
   int port = 0;
   bool running = false;
@@ -207,7 +268,7 @@ struct HttpServer::Impl {
     acceptor->async_accept(target, [this, &target](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        std::make_shared<Session>(std::move(socket), &target, &options, &handler)->Start();
+        std::make_shared<Session>(std::move(socket), &target, &options, &handler, state)->Start();
         return Accept();
       }
       // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS), accepting again at once
@@ -273,6 +334,7 @@ Status HttpServer::Start() {
     im.threads.emplace_back([ctx = im.contexts[i].get(), i] {
       std::string name = "contextd-io-" + std::to_string(i);
       pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+      t_io_context = ctx;
       ctx->run();
     });
   }
@@ -295,11 +357,34 @@ void HttpServer::Stop() {
   for (auto& c : im.contexts) c->stop();
   for (auto& t : im.threads) t.join();
   im.threads.clear();
+  {
+    std::lock_guard<std::mutex> lock(im.state->mu);
+    im.state->stopped = true;  // replies still to come are dropped, not posted to freed contexts
+    for (Session* s : im.state->sessions) s->CloseForStop();
+  }
   // Destroying the contexts destroys their pending handlers, which own the sessions, so
   // every connection is closed rather than left hanging.
   im.acceptor.reset();
   im.accept_retry.reset();
   im.contexts.clear();
+}
+
+size_t HttpServer::Shutdown(std::chrono::milliseconds grace) {
+  auto& im = *impl_;
+  if (!im.running) return 0;
+  im.state->draining = true;
+  asio::post(*im.contexts[0], [&im] {
+    beast::error_code ec;
+    im.acceptor->close(ec);
+    im.accept_retry->cancel();
+  });
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (im.state->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const size_t cut_off = im.state->in_flight.load();
+  Stop();
+  return cut_off;
 }
 
 uint64_t HttpServer::accept_errors() const { return impl_->accept_errors.load(); }

@@ -8,6 +8,7 @@
 // concurrently from every I/O thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,6 +40,11 @@ class HttpServer {
   int port() const;
   // Stops accepting, closes connections and joins the I/O threads.
   void Stop();
+  // A graceful Stop(), for rolling restarts: stops accepting at once, lets the requests
+  // already received finish and their replies go out (each with Connection: close, so
+  // clients reconnect elsewhere), then Stop()s once none is left or `grace` has passed.
+  // Returns how many requests were still unanswered when it gave up.
+  size_t Shutdown(std::chrono::milliseconds grace);
   // Accepts that failed (each is followed by accept_retry_ms of waiting).
   uint64_t accept_errors() const;
 

@@ -88,7 +88,14 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
     };
   };
   AddRoute("GET", "/healthz", Pool::kInline, ok("{\"status\":\"ok\"}"));
-  AddRoute("GET", "/readyz", Pool::kInline, ok("{\"status\":\"ready\"}"));
+  // Not ready once draining, so load balancers send new work elsewhere while the requests
+  // already here finish.
+  AddRoute("GET", "/readyz", Pool::kInline, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
+    Reply r;
+    r.status = draining_.load() ? 503 : 200;
+    r.raw = draining_.load() ? "{\"status\":\"draining\"}" : "{\"status\":\"ready\"}";
+    return r;
+  });
   AddRoute("GET", "/metrics", Pool::kInline, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
     Reply r;
     r.content_type = "text/plain; version=0.0.4";

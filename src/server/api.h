@@ -51,6 +51,8 @@ class Api {
   ~Api();
 
   void Handle(HttpRequest request, Responder respond);
+  // From now on /readyz answers 503 "draining" (see HttpServer::Shutdown).
+  void BeginDrain() { draining_ = true; }
 
  private:
   struct Reply {
@@ -132,6 +134,7 @@ class Api {
   std::unique_ptr<ThreadPool> embed_pool_;
   int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
   size_t max_body_bytes_;
+  std::atomic<bool> draining_{false};
 };
 
 // Shared by the route handlers of this module.

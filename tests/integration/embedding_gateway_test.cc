@@ -167,6 +167,39 @@ TEST_F(EmbeddingGatewayTest, QueriesWaitingOnAProviderDoNotHoldTheSearchThreads)
   EXPECT_EQ(done_when_answered, 0) << "the keyword query waited behind the provider queries";
 }
 
+// SIGTERM drains: /readyz turns 503 at once, a request already running (here, waiting on a
+// provider that takes 600 ms) still gets its answer, and the process then exits cleanly.
+TEST_F(EmbeddingGatewayTest, SigtermLetsARunningRequestFinish) {
+  server_.reset();
+  FakeProvider slow(kDim, /*per_call_us=*/600000);
+  const std::string config = dir_.path() + "/slow.json";
+  std::ofstream(config) << R"({"embedding":{"providers":{"slow":{"protocol":"openai","urls":[")" << slow.url()
+                        << R"("],"model":"m","dim":16,"health_interval_ms":0}}}})";
+  ServerProcess server(dir_.path() + "/data4", {"--config", config});
+  server.Start();
+  auto idle = server.Client();  // a kept-alive connection, idle when the signal comes
+  ASSERT_EQ(Call(*idle, "GET", "/readyz").first, 200);
+  std::pair<int, Json> answer;
+  std::thread caller([&] {
+    auto c = server.Client();
+    answer = Call(*c, "POST", "/v1/embeddings", R"({"model":"provider:slow","input":"a slow one"})");
+  });
+  while (slow.calls() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server.Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto ready = idle->Request("GET", "/readyz");
+  ASSERT_TRUE(ready.ok()) << ready.status().ToString();
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_EQ(ready->body, R"({"status":"draining"})");
+  EXPECT_EQ(ready->Header("connection"), "close");
+  caller.join();
+  ASSERT_EQ(answer.first, 200) << answer.second.Dump();
+  EXPECT_EQ(answer.second.Find("data")->as_array().size(), 1u);
+  server.Wait();
+  ASSERT_TRUE(WIFEXITED(server.exit_status()));
+  EXPECT_EQ(WEXITSTATUS(server.exit_status()), 0);
+}
+
 // A full embedding queue pushes back through HTTP: 429 with Retry-After and a message
 // naming the queue, while the calls it admitted still complete.
 TEST_F(EmbeddingGatewayTest, AFullQueueAnswers429WithRetryAfter) {

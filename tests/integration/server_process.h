@@ -65,8 +65,16 @@ class ServerProcess {
 
   // Sends `sig` and reaps the process. SIGKILL models a crash.
   void Kill(int sig) {
+    Signal(sig);
+    Wait();
+  }
+  // Sends `sig` and returns at once (a SIGTERM drains before the process exits).
+  void Signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+  }
+  // Reaps the process.
+  void Wait() {
     if (pid_ <= 0) return;
-    kill(pid_, sig);
     int status;
     waitpid(pid_, &status, 0);
     exit_status_ = status;

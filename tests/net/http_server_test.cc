@@ -29,6 +29,15 @@ class HttpServerTest : public ::testing::Test {
       ++calls_;
       HttpResponse res;
       res.body = req.method + " " + req.path + " ?" + req.query + " " + std::to_string(req.body.size());
+      if (req.path == "/slow") {
+        // Answers from another thread after slow_ms_: a request that outlives a Shutdown().
+        std::thread([this, res, respond]() mutable {
+          std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_));
+          respond(std::move(res));
+          ++late_replies_;
+        }).detach();
+        return;
+      }
       if (req.path == "/async") {
         // Respond from a thread that is not the connection's I/O thread.
         std::thread([res, respond]() mutable { respond(std::move(res)); }).detach();
@@ -41,6 +50,8 @@ class HttpServerTest : public ::testing::Test {
   }
   std::unique_ptr<HttpServer> server_;
   std::atomic<int> calls_{0};
+  int slow_ms_ = 300;
+  std::atomic<int> late_replies_{0};
 };
 
 TEST_F(HttpServerTest, ServesManyRequestsOnOneKeepAliveConnection) {
@@ -187,6 +198,39 @@ TEST_F(HttpServerTest, HeadIsGetWithoutTheBody) {
   EXPECT_NE(head.find("Content-Length: 11"), std::string::npos) << head;
   EXPECT_EQ(got.compare(head_end + 4, 8, "HTTP/1.1"), 0) << "bytes between the HEAD reply and the next: " << got;
   EXPECT_EQ(calls_.load(), 2);
+}
+
+// Shutdown stops accepting at once, but a request already received gets its reply.
+TEST_F(HttpServerTest, ShutdownLetsRequestsInFlightFinish) {
+  Start();
+  const int port = server_->port();
+  StatusOr<ClientResponse> slow = Unavailable("not sent");
+  std::thread caller([&] { slow = HttpClient("127.0.0.1", port).Get("/slow"); });
+  while (calls_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  size_t cut_off = 99;
+  std::thread stopper([&] { cut_off = server_->Shutdown(std::chrono::seconds(10)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(HttpClient("127.0.0.1", port).Get("/new").ok()) << "accepted a connection while draining";
+  stopper.join();
+  caller.join();
+  EXPECT_EQ(cut_off, 0u);
+  ASSERT_TRUE(slow.ok()) << slow.status().ToString();
+  EXPECT_EQ(slow->status, 200);
+  EXPECT_EQ(slow->Header("connection"), "close");
+}
+
+// Past the grace period Shutdown gives up on a request; its late reply, from a thread the
+// server never knew, is dropped rather than posted to a destroyed I/O context.
+TEST_F(HttpServerTest, ShutdownCutsOffAfterTheGraceAndDropsLateReplies) {
+  slow_ms_ = 400;
+  Start();
+  const int port = server_->port();
+  std::thread caller([port] { (void)HttpClient("127.0.0.1", port).Get("/slow"); });
+  while (calls_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(server_->Shutdown(std::chrono::milliseconds(50)), 1u);
+  server_.reset();
+  caller.join();
+  while (late_replies_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 // A client's first connection creates its reactor; out of descriptors that must come back
