@@ -129,9 +129,13 @@ std::string EncodeBody(std::string_view coding, std::string_view body) {
     out.resize(ZSTD_isError(n) ? 0 : n);
     return out;
   }
+  return ZlibDeflate(body, 15 + 16);
+}
+
+std::string ZlibDeflate(std::string_view body, int window_bits, int level) {
   z_stream z{};
-  deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);  // 15 + 16: a gzip wrapper
-  std::string out(deflateBound(&z, body.size()), '\0');
+  deflateInit2(&z, level, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, body.size()), '\0');  // the bound counts the wrapper too
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
   z.avail_in = static_cast<uInt>(body.size());
   z.next_out = reinterpret_cast<Bytef*>(out.data());

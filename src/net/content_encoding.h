@@ -26,5 +26,8 @@ std::string ChooseResponseEncoding(std::string_view accept_encoding);
 // `body` in `coding` ("zstd" or "gzip"), at level 1: replies are compressed on the thread
 // that serves the request, where speed matters more than the last percent of size.
 std::string EncodeBody(std::string_view coding, std::string_view body);
+// zlib's deflate at `level`; `window_bits` 15 + 16 writes gzip, 15 zlib ("deflate" as RFC
+// 9110 means it), -15 raw deflate (as some clients send it).
+std::string ZlibDeflate(std::string_view body, int window_bits, int level = 1);
 
 }  // namespace contextd

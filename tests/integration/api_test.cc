@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include "compress.h"
 #include "integration/server_process.h"
 #include "net/content_encoding.h"
 #include "test_util.h"
@@ -45,16 +44,17 @@ TEST_F(ApiTest, CompressedBodiesAndHead) {
   const std::string docs = R"({"documents":[
       {"id":"pets","text":"Kittens and puppies make wonderful pets for families."},
       {"id":"stocks","text":"Stock markets fell as investors feared rising interest rates."}]})";
-  auto r = client_->Request("POST", "/v1/collections/docs/documents", Gzip(docs), {{"Content-Encoding", "gzip"}});
+  auto r = client_->Request("POST", "/v1/collections/docs/documents", EncodeBody("gzip", docs),
+                            {{"Content-Encoding", "gzip"}});
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(ParseJson(r->body)->Find("upserted")->as_int(), 2);
-  r = client_->Request("POST", "/v1/collections/docs/query", Zstd(R"({"query":"puppies","k":1})"),
+  r = client_->Request("POST", "/v1/collections/docs/query", EncodeBody("zstd", R"({"query":"puppies","k":1})"),
                        {{"Content-Encoding", "zstd"}});
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(ParseJson(r->body)->Find("results")->as_array()[0].Find("id")->as_string(), "pets");
-  r = client_->Request("POST", "/v1/embeddings", ZlibCompress(R"({"input":"kittens","model":"glove"})", 15),
+  r = client_->Request("POST", "/v1/embeddings", ZlibDeflate(R"({"input":"kittens","model":"glove"})", 15),
                        {{"Content-Encoding", "deflate"}});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200) << r->body;

@@ -1,8 +1,8 @@
 // Every kind of bad input gets a 4xx with a reason, and changes nothing.
 #include <gtest/gtest.h>
 
-#include "compress.h"
 #include "integration/server_process.h"
+#include "net/content_encoding.h"
 #include "test_util.h"
 
 namespace contextd {
@@ -145,13 +145,13 @@ TEST_F(BadInputTest, BodyOverTheLimit) {
 // over 100 KB. Unknown codings and bodies that are not what the header says are refused.
 TEST_F(BadInputTest, CompressedBodiesOverTheLimitOrUndecodable) {
   std::string big = R"({"documents":[{"id":"a","text":")" + std::string(200000, 'x') + R"("}]})";
-  ASSERT_LT(Gzip(big).size(), 100000u);
-  ExpectRejected("POST", kDocs, Gzip(big), 413, "body_too_large", {{"Content-Encoding", "gzip"}});
-  ExpectRejected("POST", kDocs, Zstd(big), 413, "body_too_large", {{"Content-Encoding", "zstd"}});
+  ASSERT_LT(EncodeBody("gzip", big).size(), 100000u);
+  ExpectRejected("POST", kDocs, EncodeBody("gzip", big), 413, "body_too_large", {{"Content-Encoding", "gzip"}});
+  ExpectRejected("POST", kDocs, EncodeBody("zstd", big), 413, "body_too_large", {{"Content-Encoding", "zstd"}});
   const std::string doc = R"({"documents":[{"id":"keep","text":"replaced?"}]})";
   ExpectRejected("POST", kDocs, doc, 415, "unsupported_encoding", {{"Content-Encoding", "br"}});
   ExpectRejected("POST", kDocs, doc, 400, "bad_encoding", {{"Content-Encoding", "gzip"}});
-  const std::string gz = Gzip(doc);
+  const std::string gz = EncodeBody("gzip", doc);
   ExpectRejected("POST", kDocs, gz.substr(0, gz.size() - 10), 400, "bad_encoding", {{"Content-Encoding", "gzip"}});
 }
 
