@@ -231,13 +231,14 @@ void Api::Handle(HttpRequest req, Responder respond) {
   Route* match = nullptr;
   std::string allowed;
   Params params;
+  // HEAD runs the GET route; the HTTP server sends only the head of its reply.
+  const std::string_view method = req.method == "HEAD" ? std::string_view("GET") : std::string_view(req.method);
   for (auto& r : routes_) {
     if (r->pattern.size() != segments.size()) continue;
     bool ok = true;
     for (size_t i = 0; i < segments.size() && ok; ++i) ok = r->pattern[i] == "{}" || r->pattern[i] == segments[i];
     if (!ok) continue;
-    // HEAD runs the GET route; the HTTP server sends only the head of its reply.
-    if (r->method != (req.method == "HEAD" ? "GET" : req.method)) {
+    if (r->method != method) {
       allowed += (allowed.empty() ? "" : ", ") + r->method + (r->method == "GET" ? ", HEAD" : "");
       continue;
     }
