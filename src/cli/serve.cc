@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -29,46 +30,39 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
   if (!parsed.ok()) return "config file " + path + ": " + parsed.status().message();
   const Json& j = *parsed;
   if (!j.is_object()) return "config file " + path + " must hold a JSON object";
-  const std::pair<const char*, SettingRange> kNumbers[] = {
-      {"port", kPortRange},
-      {"io_threads", kCoreThreadsRange},
-      {"search_threads", kCoreThreadsRange},
-      {"write_threads", kWriteThreadsRange},
-      {"embed_threads", kEmbedThreadsRange},
-      {"max_body_bytes", kMaxBodyBytesRange},
-      {"cpu_quantum_us", kCpuQuantumUsRange},
-      {"shutdown_grace_ms", kShutdownGraceMsRange},
+  // Each number's key, range and field.
+  struct Number {
+    const char* key;
+    SettingRange range;
+    std::function<void(int64_t)> set;
+  };
+  const Number numbers[] = {
+      {"port", kPortRange, [o](int64_t n) { o->port = static_cast<int>(n); }},
+      {"io_threads", kCoreThreadsRange, [o](int64_t n) { o->io_threads = static_cast<int>(n); }},
+      {"search_threads", kCoreThreadsRange, [o](int64_t n) { o->search_threads = static_cast<int>(n); }},
+      {"write_threads", kWriteThreadsRange, [o](int64_t n) { o->write_threads = static_cast<int>(n); }},
+      {"embed_threads", kEmbedThreadsRange, [o](int64_t n) { o->embed_threads = static_cast<int>(n); }},
+      {"max_body_bytes", kMaxBodyBytesRange, [o](int64_t n) { o->max_body_bytes = static_cast<size_t>(n); }},
+      {"cpu_quantum_us", kCpuQuantumUsRange, [o](int64_t n) { o->cpu_quantum_us = static_cast<int>(n); }},
+      {"shutdown_grace_ms", kShutdownGraceMsRange, [o](int64_t n) { o->shutdown_grace_ms = n; }},
   };
   for (const auto& [k, v] : j.as_object()) {
-    const bool str = v.is_string();
-    int64_t n = 0;
-    for (const auto& [key, range] : kNumbers) {
-      if (k != key) continue;
-      Status st = ReadWholeNumber(v, "'" + k + "'", range.lo, range.hi, &n);
+    auto number =
+        std::find_if(std::begin(numbers), std::end(numbers), [&k = k](const Number& x) { return k == x.key; });
+    if (number != std::end(numbers)) {
+      int64_t n = 0;
+      Status st = ReadWholeNumber(v, "'" + k + "'", number->range.lo, number->range.hi, &n);
       if (!st.ok()) return "config file " + path + ": " + st.message();
+      number->set(n);
+      continue;
     }
+    const bool str = v.is_string();
     if (k == "host" && str)
       o->host = v.as_string();
-    else if (k == "port")
-      o->port = static_cast<int>(n);
     else if (k == "data" && str)
       o->data_dir = v.as_string();
     else if (k == "models" && str)
       o->models_dir = v.as_string();
-    else if (k == "io_threads")
-      o->io_threads = static_cast<int>(n);
-    else if (k == "search_threads")
-      o->search_threads = static_cast<int>(n);
-    else if (k == "write_threads")
-      o->write_threads = static_cast<int>(n);
-    else if (k == "max_body_bytes")
-      o->max_body_bytes = static_cast<size_t>(n);
-    else if (k == "embed_threads")
-      o->embed_threads = static_cast<int>(n);
-    else if (k == "cpu_quantum_us")
-      o->cpu_quantum_us = static_cast<int>(n);
-    else if (k == "shutdown_grace_ms")
-      o->shutdown_grace_ms = n;
     else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();

@@ -63,7 +63,8 @@ StatusOr<std::string> Unzstd(const std::string& in, size_t max_bytes) {
   }
 }
 
-std::string Trim(std::string_view s) {
+// Header values compare without case or surrounding space.
+std::string TrimLower(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   std::string out(s);
@@ -71,17 +72,25 @@ std::string Trim(std::string_view s) {
   return out;
 }
 
+// The items of a comma-separated header ("gzip, zstd;q=0.5"), trimmed and lower-cased,
+// empty ones left out.
+std::vector<std::string> HeaderItems(std::string_view value) {
+  std::vector<std::string> items;
+  for (size_t start = 0; start <= value.size();) {
+    const size_t comma = std::min(value.find(',', start), value.size());
+    std::string item = TrimLower(value.substr(start, comma - start));
+    if (!item.empty()) items.push_back(std::move(item));
+    start = comma + 1;
+  }
+  return items;
+}
+
 }  // namespace
 
 StatusOr<std::string> DecodeContentEncoding(std::string_view encoding, std::string body, size_t max_bytes) {
   // Codings are listed in the order they were applied; undo them from the last.
-  std::vector<std::string> codings;
-  for (size_t start = 0; start <= encoding.size();) {
-    size_t comma = std::min(encoding.find(',', start), encoding.size());
-    std::string coding = Trim(encoding.substr(start, comma - start));
-    if (!coding.empty() && coding != "identity") codings.push_back(std::move(coding));
-    start = comma + 1;
-  }
+  std::vector<std::string> codings = HeaderItems(encoding);
+  codings.erase(std::remove(codings.begin(), codings.end(), "identity"), codings.end());
   auto decode = [&](const std::string& coding) -> StatusOr<std::string> {
     if (coding == "gzip" || coding == "x-gzip") return Inflate(coding, body, max_bytes, 15 + 32);
     if (coding == "deflate") {
@@ -104,16 +113,13 @@ StatusOr<std::string> DecodeContentEncoding(std::string_view encoding, std::stri
 
 std::string ChooseResponseEncoding(std::string_view accept_encoding) {
   bool zstd = false, gzip = false;
-  for (size_t start = 0; start < accept_encoding.size();) {
-    const size_t comma = std::min(accept_encoding.find(',', start), accept_encoding.size());
-    std::string_view item = accept_encoding.substr(start, comma - start);
-    start = comma + 1;
+  for (const std::string& item : HeaderItems(accept_encoding)) {
     const size_t semi = item.find(';');
-    const std::string coding = Trim(item.substr(0, semi));
-    if (semi != std::string_view::npos) {
+    const std::string coding = TrimLower(std::string_view(item).substr(0, semi));
+    if (semi != std::string::npos) {
       // "q=0" (or 0.0, 0.000) refuses the coding; any other weight accepts it.
-      std::string q = Trim(item.substr(semi + 1));
-      q.erase(std::remove(q.begin(), q.end(), ' '), q.end());
+      std::string q = item.substr(semi + 1);
+      q.erase(std::remove_if(q.begin(), q.end(), [](unsigned char c) { return std::isspace(c); }), q.end());
       if (q.rfind("q=0", 0) == 0 && q.find_first_not_of("0.", 2) == std::string::npos) continue;
     }
     zstd |= coding == "zstd";

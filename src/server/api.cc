@@ -66,13 +66,14 @@ constexpr size_t kCompressFromBytes = 1024;
 
 StatusOr<Json> Api::ParseBody(const HttpRequest& req, bool allow_empty) const {
   const std::string encoding = req.Header("content-encoding");
+  std::string decoded;
+  const std::string* body = &req.body;
   if (!encoding.empty()) {
-    CTX_ASSIGN_OR_RETURN(std::string decoded, DecodeContentEncoding(encoding, req.body, max_body_bytes_));
-    if (decoded.empty() && allow_empty) return Json();
-    return ParseJson(decoded);
+    CTX_ASSIGN_OR_RETURN(decoded, DecodeContentEncoding(encoding, req.body, max_body_bytes_));
+    body = &decoded;
   }
-  if (req.body.empty() && allow_empty) return Json();
-  return ParseJson(req.body);
+  if (body->empty() && allow_empty) return Json();
+  return ParseJson(*body);
 }
 
 Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
@@ -91,9 +92,10 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
   // Not ready once draining, so load balancers send new work elsewhere while the requests
   // already here finish.
   AddRoute("GET", "/readyz", Pool::kInline, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
+    const bool draining = draining_.load();
     Reply r;
-    r.status = draining_.load() ? 503 : 200;
-    r.raw = draining_.load() ? "{\"status\":\"draining\"}" : "{\"status\":\"ready\"}";
+    r.status = draining ? 503 : 200;
+    r.raw = draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ready\"}";
     return r;
   });
   AddRoute("GET", "/metrics", Pool::kInline, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
