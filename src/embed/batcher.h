@@ -43,6 +43,7 @@ class BatchingEmbedder final : public Embedder {
   std::string model() const override { return inner_->model(); }
   bool waits() const override { return true; }
   int dim() const override { return inner_->dim(); }
+  bool truncatable() const override { return inner_->truncatable(); }
   Status Embed(const std::vector<std::string_view>& texts, float* out) const override;
   Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const override;
 

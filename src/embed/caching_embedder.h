@@ -35,6 +35,7 @@ class CachingEmbedder final : public Embedder {
   std::string model() const override { return model_; }
   bool waits() const override { return inner_->waits(); }
   int dim() const override { return inner_->dim(); }
+  bool truncatable() const override { return inner_->truncatable(); }
   Status Embed(const std::vector<std::string_view>& texts, float* out) const override;
   Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const override;
 

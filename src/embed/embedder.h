@@ -38,6 +38,10 @@ class Embedder {
   // True when Embed() mostly waits (on a remote provider or a batching queue) rather than
   // computes: callers keep such calls off the few CPU-bound search threads.
   virtual bool waits() const { return false; }
+  // True for Matryoshka-trained models (OpenAI's text-embedding-3, nomic-embed v1.5, ...):
+  // a prefix of a vector, renormalised, is itself a good embedding, so /v1/embeddings may
+  // honour a smaller "dimensions". Other models' prefixes are not, so it is refused.
+  virtual bool truncatable() const { return false; }
   virtual Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const {
     (void)options;
     return Embed(texts, out);

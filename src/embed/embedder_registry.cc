@@ -242,6 +242,18 @@ StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::Resolve(const std::s
   return it->second;
 }
 
+std::vector<std::pair<std::string, std::shared_ptr<const Embedder>>> EmbedderRegistry::List() const {
+  std::map<std::string, std::shared_ptr<const Embedder>> all(by_name_.begin(), by_name_.end());
+  {
+    std::lock_guard<std::mutex> lock(native_mu_);
+    // native_ holds each model under its spec and under its model id ("native:spec...").
+    for (const auto& [key, e] : native_) {
+      if (key.rfind("native:", 0) != 0) all["native:" + key] = e;
+    }
+  }
+  return {all.begin(), all.end()};
+}
+
 std::shared_ptr<const Embedder> EmbedderRegistry::ByModel(const std::string& model) const {
   if (model.rfind("native:", 0) == 0) {
     // A collection made with a native model: load it again by its spec.

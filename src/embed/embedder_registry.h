@@ -75,6 +75,10 @@ class EmbedderRegistry {
   // The embedder that produced vectors of `model`, if it is loaded here.
   std::shared_ptr<const Embedder> ByModel(const std::string& model) const;
 
+  // Every name Resolve() accepts without loading anything (native models once loaded),
+  // with its embedder, in name order: what GET /v1/models lists.
+  std::vector<std::pair<std::string, std::shared_ptr<const Embedder>>> List() const;
+
   static std::string GlovePath(const std::string& models_dir);
   // What /v1/embeddings and /embed use when the request names no model: the first
   // configured provider, else "glove".

@@ -37,6 +37,7 @@ class PrefixEmbedder final : public Embedder {
       : inner_(std::move(inner)), query_(std::move(query_prefix)), passage_(std::move(passage_prefix)) {}
   std::string model() const override { return inner_->model(); }
   int dim() const override { return inner_->dim(); }
+  bool truncatable() const override { return inner_->truncatable(); }
   bool waits() const override { return inner_->waits(); }
   Status Embed(const std::vector<std::string_view>& texts, float* out) const override {
     return EmbedWith(texts, EmbedOptions(), out);

@@ -93,6 +93,8 @@ StatusOr<ProviderOptions> ProviderOptions::FromJson(const std::string& name, con
       o.model = v.as_string();
     } else if (k == "api_key" && v.is_string()) {
       o.api_key = v.as_string();
+    } else if (k == "matryoshka" && v.is_bool()) {
+      o.matryoshka = v.as_bool();
     } else if (k == "dim") {
       int64_t d = 0;
       CTX_RETURN_IF_ERROR(ReadWholeNumber(v, where + ": dim", 1, 65536, &d));

@@ -43,6 +43,9 @@ struct ProviderOptions {
   std::string model;              // sent to OpenAI and Ollama; part of the cache identity
   int dim = 0;
   std::string api_key;  // sent as "Authorization: Bearer ..." when set
+  // The model was trained so that vector prefixes are embeddings too (text-embedding-3,
+  // nomic-embed v1.5): /v1/embeddings may then answer a smaller "dimensions".
+  bool matryoshka = false;
   int64_t attempt_timeout_ms = 2000;
   int64_t request_timeout_ms = 10000;  // overall, when the caller gives no deadline
   int max_attempts = 4;
@@ -52,7 +55,7 @@ struct ProviderOptions {
   BreakerOptions breaker;
 
   // From the server config: {"protocol":"openai"|"tei"|"ollama","urls":[..],"model":..,
-  // "dim":N, optional "api_key", "attempt_timeout_ms", "request_timeout_ms",
+  // "dim":N, optional "api_key", "matryoshka", "attempt_timeout_ms", "request_timeout_ms",
   // "max_attempts", "backoff_base_ms", "backoff_max_ms", "health_interval_ms",
   // "breaker":{"consecutive_failures","failure_ratio","window","cooldown_ms"}}.
   static StatusOr<ProviderOptions> FromJson(const std::string& name, const Json& j);
@@ -72,6 +75,7 @@ class RemoteEmbedder final : public Embedder {
   std::string model() const override { return "provider:" + options_.name + "/" + options_.model; }
   bool waits() const override { return true; }
   int dim() const override { return options_.dim; }
+  bool truncatable() const override { return options_.matryoshka; }
   Status Embed(const std::vector<std::string_view>& texts, float* out) const override;
   Status EmbedWith(const std::vector<std::string_view>& texts, const EmbedOptions& options, float* out) const override;
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ctime>
+
 #include "engine/planner.h"
 #include "net/content_encoding.h"
 #include "net/http_status.h"
@@ -77,7 +79,12 @@ StatusOr<Json> Api::ParseBody(const HttpRequest& req, bool allow_empty) const {
 }
 
 Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
-    : engine_(engine), metrics_(metrics), clock_(SystemClock::Default()), max_body_bytes_(options.max_body_bytes) {
+    : engine_(engine),
+      metrics_(metrics),
+      clock_(SystemClock::Default()),
+      max_body_bytes_(options.max_body_bytes),
+      embed_threads_(options.embed_threads),
+      started_unix_s_(static_cast<int64_t>(std::time(nullptr))) {
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
   using namespace std::placeholders;
@@ -127,7 +134,14 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
   AddRoute("DELETE", "/v1/cache/{ns}/entries", Pool::kWrite, std::bind(&Api::CacheDeleteByScope, this, _1, _2));
   AddRoute("DELETE", "/v1/cache/{ns}/entries/{id}", Pool::kWrite, std::bind(&Api::CacheDeleteEntry, this, _1, _2));
   AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2));
+  AddRoute("GET", "/v1/models", Pool::kInline, std::bind(&Api::ListModels, this, _1, _2));
+  // Resolving a native model may load it: not on an I/O thread.
+  AddRoute("GET", "/v1/models/{id}", Pool::kEmbed, std::bind(&Api::GetModel, this, _1, _2));
+  AddRoute("GET", "/v1/models/{org}/{name}", Pool::kEmbed, std::bind(&Api::GetModel, this, _1, _2));
   AddRoute("POST", "/embed", Pool::kEmbed, std::bind(&Api::TeiEmbed, this, _1, _2));
+  AddRoute("POST", "/tokenize", Pool::kEmbed, std::bind(&Api::TeiTokenize, this, _1, _2));
+  AddRoute("GET", "/info", Pool::kInline, std::bind(&Api::TeiInfo, this, _1, _2));
+  AddRoute("GET", "/health", Pool::kInline, ok("{\"status\":\"ok\"}"));
   ThreadPool::Options computing;
   computing.quantum = options.cpu_quantum;
   search_pool_ = std::make_unique<ThreadPool>(options.search_threads, "ctx-search", computing);

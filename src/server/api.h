@@ -115,7 +115,11 @@ class Api {
   StatusOr<Reply> CacheDeleteEntry(const Params& p, const HttpRequest& req);
 
   StatusOr<Reply> OpenAiEmbeddings(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> ListModels(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> GetModel(const Params& p, const HttpRequest& req);
   StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> TeiTokenize(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> TeiInfo(const Params& p, const HttpRequest& req);
   StatusOr<std::shared_ptr<const Embedder>> EmbedderFor(const Json* model) const;
   // Embeds `texts` with the request's "model" into *vecs; returns the embedder used.
   StatusOr<std::shared_ptr<const Embedder>> EmbedForRequest(const Json& body,
@@ -134,6 +138,8 @@ class Api {
   std::unique_ptr<ThreadPool> embed_pool_;
   int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
   size_t max_body_bytes_;
+  size_t embed_threads_;
+  int64_t started_unix_s_;  // "created" of the models /v1/models lists
   std::atomic<bool> draining_{false};
 };
 

@@ -31,6 +31,8 @@ class TiktokenEncoder {
   size_t Count(std::string_view text) const;
   std::string Decode(const std::vector<uint32_t>& tokens) const;
   size_t vocab_size() const { return by_rank_.size(); }
+  // The bytes of one token (not always whole UTF-8 characters). REQUIRES: id < vocab_size().
+  std::string_view TokenBytes(uint32_t id) const { return by_rank_[id]; }
 
   // The pre-tokenizer alone (byte ranges of the pieces), for tests.
   std::vector<std::string_view> Split(std::string_view text) const;

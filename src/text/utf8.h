@@ -12,6 +12,9 @@
 namespace contextd {
 
 bool IsValidUtf8(std::string_view s);
+// `s` with each byte that starts no valid character replaced by U+FFFD (token bytes
+// decoded from ids can split a character; JSON replies must stay valid UTF-8).
+std::string ToValidUtf8(std::string_view s);
 
 // Unicode NFC normalisation; returns the input unchanged if it is not valid UTF-8.
 std::string NormalizeNfc(std::string_view s);

@@ -85,8 +85,8 @@ TEST_F(EmbeddingGatewayTest, BadInputGetsAClear400) {
       {R"({"input":["ok",""]})", "input[1] must not be empty"},
       {R"({"model":"provider:fake"})", "'input' is required"},
       {R"({"input":"x","model":"nope"})", "unknown embedder 'nope'"},
-      {R"({"input":"x","encoding_format":"base64"})", "encoding_format"},
-      {R"({"input":{"a":1}})", "must be a string or an array"},
+      {R"({"input":"x","encoding_format":"binary"})", "encoding_format"},
+      {R"({"input":{"a":1}})", "must be a string, an array of strings"},
       {R"([1,2])", "JSON object"},
   };
   for (const auto& c : cases) {

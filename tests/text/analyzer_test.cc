@@ -41,6 +41,13 @@ TEST(Utf8Test, ValidatesUtf8) {
   EXPECT_FALSE(IsValidUtf8("truncated \xe6\x97"));
 }
 
+TEST(Utf8Test, ToValidUtf8ReplacesEachBadSequence) {
+  EXPECT_EQ(ToValidUtf8("naïve 日本"), "naïve 日本");
+  EXPECT_EQ(ToValidUtf8("a\xff b"), "a\xEF\xBF\xBD b");
+  EXPECT_EQ(ToValidUtf8("cut \xe6\x97"), "cut \xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_TRUE(IsValidUtf8(ToValidUtf8("\xc0\x80\xed\xa0\x80")));
+}
+
 TEST(Utf8Test, PreTokenizerSplitsWordsAndPunctuation) {
   std::vector<TokenSpan> spans;
   std::string text = "Hi, 日本 ok.";
