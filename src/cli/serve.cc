@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/memory.h"
 #include "cli/commands.h"
 #include "common/json.h"
 #include "common/metrics.h"
@@ -103,6 +104,7 @@ int RunServe(const ServeOptions& o) {
   signal(SIGPIPE, SIG_IGN);
 
   RaiseDescriptorLimit();
+  ConfigureAllocatorForServing();
   MetricsRegistry metrics;
   EngineOptions eo;
   eo.data_dir = o.data_dir;

@@ -1,5 +1,7 @@
 #include "embed/glove_embedder.h"
 
+#include "common/memory.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -90,6 +92,7 @@ void GloveEmbedder::EmbedOne(std::string_view text, float* out) const {
     const int8_t* code = codes_ + static_cast<size_t>(r) * dim_;
     for (int j = 0; j < dim_; ++j) out[j] += w * static_cast<float>(code[j]);
   }
+  ShrinkScratch(&spans);
   double norm = 0;
   for (int j = 0; j < dim_; ++j) norm += static_cast<double>(out[j]) * out[j];
   if (norm > 0) {

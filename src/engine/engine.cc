@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/memory.h"
 #include "store/rocks_tier.h"
 
 namespace contextd {
@@ -191,6 +192,13 @@ void Engine::RenderMetrics(std::string* out) const {
   }
   *out += "# HELP contextd_store_bytes Approximate bytes in RocksDB.\n# TYPE contextd_store_bytes gauge\n";
   *out += "contextd_store_bytes " + std::to_string(store_->ApproximateBytes()) + "\n";
+  *out +=
+      "# HELP contextd_store_memory_bytes RocksDB memtables and table readers in RAM.\n"
+      "# TYPE contextd_store_memory_bytes gauge\n";
+  *out += "contextd_store_memory_bytes " + std::to_string(store_->MemoryBytes()) + "\n";
+  *out += "# HELP contextd_process_resident_bytes Resident memory of the process.\n";
+  *out += "# TYPE contextd_process_resident_bytes gauge\n";
+  *out += "contextd_process_resident_bytes " + std::to_string(ResidentBytes()) + "\n";
 }
 
 }  // namespace contextd

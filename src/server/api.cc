@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "common/memory.h"
 #include "engine/planner.h"
 #include "net/content_encoding.h"
 #include "net/http_status.h"
@@ -62,6 +63,9 @@ StatusOr<std::string> PercentDecode(const std::string& s) {
   }
   return out;
 }
+
+// Requests with bodies this large give their free memory back to the kernel when done.
+constexpr size_t kReleaseMemoryAfterBytes = 1 << 20;
 
 // Replies shorter than this go as they are: compressing them saves less than a packet.
 constexpr size_t kCompressFromBytes = 1024;
@@ -287,9 +291,20 @@ void Api::Handle(HttpRequest req, Responder respond) {
   ThreadPool* pool = which == Pool::kWrite   ? write_pool_.get()
                      : which == Pool::kEmbed ? embed_pool_.get()
                                              : search_pool_.get();
-  pool->Submit([this, match, params = std::move(params), req = std::move(req), start, respond = std::move(respond)] {
-    Run(match, params, req, start, respond);
-  });
+  pool->Submit(
+      [this, match, params = std::move(params), req = std::move(req), start, respond = std::move(respond)]() mutable {
+        const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
+        Run(match, params, req, start, respond);
+        if (large) {
+          // A large body leaves its parse tree, chunks and terms behind as free but fragmented
+          // arena memory; hand it back once the request is gone (one trim at a time).
+          req = HttpRequest();
+          if (!trimming_.exchange(true)) {
+            ReleaseFreeMemory();
+            trimming_ = false;
+          }
+        }
+      });
 }
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req) {

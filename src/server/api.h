@@ -141,6 +141,7 @@ class Api {
   size_t embed_threads_;
   int64_t started_unix_s_;  // "created" of the models /v1/models lists
   std::atomic<bool> draining_{false};
+  std::atomic<bool> trimming_{false};  // a worker is in ReleaseFreeMemory()
 };
 
 // Shared by the route handlers of this module.

@@ -256,4 +256,11 @@ uint64_t Store::ApproximateBytes() const {
   return v + mem;
 }
 
+uint64_t Store::MemoryBytes() const {
+  uint64_t mem = 0, readers = 0;
+  rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  rep_->db->GetIntProperty("rocksdb.estimate-table-readers-mem", &readers);
+  return mem + readers;
+}
+
 }  // namespace contextd

@@ -83,6 +83,9 @@ class Store {
 
   // RocksDB's own view of its size, for /metrics.
   uint64_t ApproximateBytes() const;
+  // Bytes RocksDB holds in RAM: memtables (written data not yet flushed, up to two of
+  // 64 MB by default) plus table readers, for /metrics and memory accounting.
+  uint64_t MemoryBytes() const;
 
  private:
   struct Rep;

@@ -1,5 +1,7 @@
 #include "text/analyzer.h"
 
+#include "common/memory.h"
+
 #include <libstemmer.h>
 
 #include <unordered_set>
@@ -38,6 +40,7 @@ class WordAnalyzer final : public Analyzer {
       if (stem_) word = Stem(word);
       terms->push_back(std::move(word));
     }
+    ShrinkScratch(&spans);
   }
 
  private:

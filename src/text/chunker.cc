@@ -1,5 +1,7 @@
 #include "text/chunker.h"
 
+#include "common/memory.h"
+
 #include <algorithm>
 
 #include "text/utf8.h"
@@ -35,7 +37,9 @@ std::vector<size_t> SentenceStarts(std::string_view text, const std::vector<Toke
 int CountTokens(std::string_view text) {
   thread_local std::vector<TokenSpan> toks;
   PreTokenize(text, &toks);
-  return static_cast<int>(toks.size());
+  const int n = static_cast<int>(toks.size());
+  ShrinkScratch(&toks);
+  return n;
 }
 
 std::vector<Chunk> ChunkText(std::string_view text, const ChunkingOptions& options) {

@@ -85,6 +85,7 @@ class ServerProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   int exit_status() const { return exit_status_; }
   std::unique_ptr<HttpClient> Client() const { return std::make_unique<HttpClient>("127.0.0.1", port_); }
 

@@ -1,0 +1,108 @@
+// Memory comes back: large embeddings, upserts and deletes must not leave the server's
+// resident memory at the high-water mark of its largest requests (per-thread parser and
+// scratch buffers, allocator arenas). A reduced-scale version of bench/memory.sh.
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "integration/server_process.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+size_t ResidentMb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
+  size_t pages = 0, resident = 0;
+  in >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE)) >> 20;
+}
+
+// RocksDB's memtables hold written data until they flush (64 MB each): data, not waste.
+size_t StoreMemoryMb(HttpClient& client) {
+  auto r = client.Get("/metrics");
+  EXPECT_TRUE(r.ok());
+  const std::string key = "\ncontextd_store_memory_bytes ";
+  const size_t at = r.ok() ? r->body.find(key) : std::string::npos;
+  EXPECT_NE(at, std::string::npos);
+  return at == std::string::npos ? 0 : std::stoull(r->body.substr(at + key.size())) >> 20;
+}
+
+// About `bytes` of text of distinct words (GloVe knows few of them, BM25 indexes them all).
+std::string Text(size_t bytes, uint64_t seed) {
+  static const char* kWords[] = {"tea", "river", "mountain", "quick", "brown",
+                                 "fox", "banks", "rates",    "leaf",  "cloud"};
+  std::string t;
+  t.reserve(bytes + 16);
+  uint64_t x = seed * 2654435761u + 1;
+  while (t.size() < bytes) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    t += kWords[(x >> 33) % 10];
+    t += std::to_string((x >> 40) % 10000);
+    t += ((x >> 20) % 17 == 0) ? ". " : " ";
+  }
+  return t;
+}
+
+// Runs `n` calls of `body_of(i)` over `connections` concurrent clients; every one must be 200.
+void Concurrently(const ServerProcess& server, int n, int connections, const std::string& method,
+                  const std::function<std::string(int)>& target_of, const std::function<std::string(int)>& body_of) {
+  std::atomic<int> next{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&] {
+      auto client = server.Client();
+      for (int i = next++; i < n; i = next++) {
+        auto r = client->Request(method, target_of(i), body_of(i));
+        if (!r.ok() || r->status != 200) ++failed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+}
+
+TEST(MemoryBoundTest, LargeRequestsGiveTheirMemoryBack) {
+  TempDir dir;
+  ServerProcess server(dir.path() + "/data");
+  server.Start();
+  auto client = server.Client();
+  ASSERT_EQ(Call(*client, "PUT", "/v1/collections/docs", R"({"embedder":"glove"})").first, 201);
+  const size_t base = ResidentMb(server.pid());
+
+  // 24 texts of 1 MB, 4 at a time: the embed pool has 64 threads, and each used to keep a
+  // parser and token buffers sized for the largest body it had seen (~14 MB per 1 MB body).
+  const std::string big = "{\"model\":\"glove\",\"input\":\"" + Text(1 << 20, 1) + "\"}";
+  Concurrently(
+      server, 24, 4, "POST", [](int) { return "/v1/embeddings"; }, [&](int) { return big; });
+  const size_t after_embeddings = ResidentMb(server.pid());
+  EXPECT_LE(after_embeddings, base + base * 15 / 100) << "baseline " << base << " MB";
+
+  // Rounds of two concurrent 4 MB upserts, deleted again.
+  constexpr size_t kDocBytes = 4 << 20;
+  size_t first_round = 0;
+  for (int round = 0; round < 3; ++round) {
+    Concurrently(
+        server, 2, 2, "POST", [](int) { return "/v1/collections/docs/documents"; },
+        [&](int i) {
+          return "{\"documents\":[{\"id\":\"big" + std::to_string(i) + "\",\"text\":\"" +
+                 Text(kDocBytes, 10 + i + 2 * round) + "\"}]}";
+        });
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(Call(*client, "DELETE", "/v1/collections/docs/documents/big" + std::to_string(i)).first, 200);
+    }
+    // What stays besides RocksDB's memtables is bounded and does not grow round after round.
+    const size_t store = StoreMemoryMb(*client);
+    const size_t rss = ResidentMb(server.pid()) - store;
+    if (round == 0) first_round = rss;
+    // Two 4 MB bodies were in flight: at most 12x that stays, memtables aside.
+    EXPECT_LE(rss, base + 12 * (2 * kDocBytes >> 20)) << "round " << round << ", baseline " << base << " MB";
+    EXPECT_LE(rss, first_round + first_round * 15 / 100)
+        << "round " << round << " grew past round 0's " << first_round << " MB (RocksDB in RAM: " << store << " MB)";
+  }
+}
+
+}  // namespace
+}  // namespace contextd
