@@ -11,44 +11,65 @@
 namespace contextd {
 namespace {
 
-// One decoded character: code point and byte range.
+// Character classes of the cl100k pattern, worked out once per character.
+enum : uint8_t { kLetter = 1, kNumber = 2, kSpace = 4, kNewline = 8 };
+
+// One decoded character: code point, byte range and classes.
 struct Char {
   int32_t cp;
   size_t begin, end;
+  uint8_t cls;
+};
+
+uint8_t ClassOf(int32_t cp) {
+  uint8_t cls = 0;
+  if (cp == '\r' || cp == '\n') cls |= kNewline;
+  // \s: Unicode White_Space.
+  if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85) cls |= kSpace;
+  const auto c = utf8proc_category(cp);
+  if (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) cls |= kLetter;
+  if (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO) cls |= kNumber;
+  if (c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL || c == UTF8PROC_CATEGORY_ZP) cls |= kSpace;
+  return cls;
+}
+
+// ASCII classes from a table: most text is mostly ASCII, and the category lookup was most
+// of the tokenizer's time.
+struct AsciiClasses {
+  uint8_t cls[128];
+  AsciiClasses() {
+    for (int32_t c = 0; c < 128; ++c) cls[c] = ClassOf(c);
+  }
 };
 
 std::vector<Char> DecodeChars(std::string_view s) {
+  static const AsciiClasses ascii;
   std::vector<Char> out;
+  out.reserve(s.size());
   const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
   size_t i = 0;
   while (i < s.size()) {
+    if (p[i] < 0x80) {
+      out.push_back({p[i], i, i + 1, ascii.cls[p[i]]});
+      ++i;
+      continue;
+    }
     utf8proc_int32_t cp;
     utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
     if (n <= 0) {  // an invalid byte stands alone (its bytes still get encoded)
       cp = 0xFFFD;
       n = 1;
     }
-    out.push_back({cp, i, i + static_cast<size_t>(n)});
+    out.push_back({cp, i, i + static_cast<size_t>(n), ClassOf(cp)});
     i += static_cast<size_t>(n);
   }
   return out;
 }
 
-bool IsLetter(int32_t cp) {
-  const auto c = utf8proc_category(cp);
-  return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO;
-}
-bool IsNumber(int32_t cp) {
-  const auto c = utf8proc_category(cp);
-  return c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO;
-}
-// \s: Unicode White_Space.
-bool IsSpace(int32_t cp) {
-  if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return true;
-  const auto c = utf8proc_category(cp);
-  return c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL || c == UTF8PROC_CATEGORY_ZP;
-}
-bool IsNewline(int32_t cp) { return cp == '\r' || cp == '\n'; }
+bool IsLetter(const Char& c) { return c.cls & kLetter; }
+bool IsNumber(const Char& c) { return c.cls & kNumber; }
+bool IsSpace(const Char& c) { return c.cls & kSpace; }
+bool IsNewline(const Char& c) { return c.cls & kNewline; }
 
 }  // namespace
 
@@ -87,6 +108,7 @@ std::vector<std::string_view> TiktokenEncoder::Split(std::string_view text) cons
   while (i < n) {
     size_t j = i;
     const int32_t c = cs[i].cp;
+    const Char& ch = cs[i];
     // 1. Contractions.
     if (c == '\'') {
       const int a = lower(i + 1), b = lower(i + 2);
@@ -99,34 +121,34 @@ std::vector<std::string_view> TiktokenEncoder::Split(std::string_view text) cons
     // 2. Letters, with at most one leading character that is not a newline, letter or digit.
     if (j == i) {
       size_t k = i;
-      if (!IsLetter(c) && !IsNewline(c) && !IsNumber(c) && i + 1 < n && IsLetter(cs[i + 1].cp)) k = i + 1;
-      if (IsLetter(cs[k].cp)) {
-        while (k < n && IsLetter(cs[k].cp)) ++k;
+      if (!IsLetter(ch) && !IsNewline(ch) && !IsNumber(ch) && i + 1 < n && IsLetter(cs[i + 1])) k = i + 1;
+      if (IsLetter(cs[k])) {
+        while (k < n && IsLetter(cs[k])) ++k;
         j = k;
       }
     }
     // 3. One to three digits.
-    if (j == i && IsNumber(c)) {
-      while (j < n && j < i + 3 && IsNumber(cs[j].cp)) ++j;
+    if (j == i && IsNumber(ch)) {
+      while (j < n && j < i + 3 && IsNumber(cs[j])) ++j;
     }
     // 4. An optional space, punctuation (neither space, letter nor digit), trailing newlines.
     if (j == i) {
       size_t k = i;
       if (c == ' ' && i + 1 < n) k = i + 1;
-      auto punct = [&](size_t x) { return !IsSpace(cs[x].cp) && !IsLetter(cs[x].cp) && !IsNumber(cs[x].cp); };
+      auto punct = [&](size_t x) { return (cs[x].cls & (kSpace | kLetter | kNumber)) == 0; };
       if (k < n && punct(k)) {
         while (k < n && punct(k)) ++k;
-        while (k < n && IsNewline(cs[k].cp)) ++k;
+        while (k < n && IsNewline(cs[k])) ++k;
         j = k;
       }
     }
-    if (j == i && IsSpace(c)) {
+    if (j == i && IsSpace(ch)) {
       size_t run = i;
-      while (run < n && IsSpace(cs[run].cp)) ++run;
+      while (run < n && IsSpace(cs[run])) ++run;
       // 5. Whitespace up to and including its last newline.
       size_t last_newline = run;
       for (size_t k = i; k < run; ++k) {
-        if (IsNewline(cs[k].cp)) last_newline = k;
+        if (IsNewline(cs[k])) last_newline = k;
       }
       if (last_newline < run) {
         j = last_newline + 1;
