@@ -65,6 +65,11 @@ class FakeProvider {
     server_->Stop();
   }
 
+  // The traceparent header of the last embedding call ("" when it had none).
+  std::string last_traceparent() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_traceparent_;
+  }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
   void set_mode(Mode m) { mode_ = m; }
   void set_retry_after(std::string s) {
@@ -88,6 +93,7 @@ class FakeProvider {
     ++calls_;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (!health_probe(req)) last_traceparent_ = req.Header("traceparent");
       call_times_ms_.push_back(
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
               .count());
@@ -194,8 +200,9 @@ class FakeProvider {
   std::atomic<Mode> fail_mode_{Mode::kFail};
   std::atomic<int> calls_{0};
   std::atomic<int> texts_{0};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::string retry_after_ = "0";
+  std::string last_traceparent_;
   std::vector<int64_t> call_times_ms_;
   struct Delayed {
     std::chrono::steady_clock::time_point due;

@@ -15,6 +15,8 @@ struct BatchingEmbedder::Call {
   std::vector<std::string> texts;  // owned: a caller that gives up must not leave views behind
   std::vector<float> out;
   EmbedPriority priority;
+  int64_t deadline_ns = 0;  // queued texts of a call past it are dropped, not embedded
+  std::string traceparent;
   std::mutex mu;
   std::condition_variable cv;
   size_t remaining = 0;  // guarded by mu
@@ -35,6 +37,10 @@ BatchingEmbedder::BatchingEmbedder(std::shared_ptr<const Embedder> inner, Batche
       *out += "# HELP contextd_embed_queue_depth Texts waiting in an embedding batcher.\n";
       *out += "# TYPE contextd_embed_queue_depth gauge\n";
       *out += "contextd_embed_queue_depth{embedder=\"" + label + "\"} " + std::to_string(queue_depth()) + "\n";
+      *out +=
+          "# HELP contextd_embed_dropped_late_total Queued texts dropped because their request's deadline passed.\n";
+      *out += "# TYPE contextd_embed_dropped_late_total counter\n";
+      *out += "contextd_embed_dropped_late_total{embedder=\"" + label + "\"} " + std::to_string(dropped_late()) + "\n";
     });
   }
   for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -67,6 +73,8 @@ Status BatchingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, c
   call->texts.assign(texts.begin(), texts.end());
   call->out.resize(texts.size() * dim);
   call->priority = options.priority;
+  call->deadline_ns = options.deadline_ns;
+  call->traceparent = options.traceparent;
   call->remaining = texts.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -134,6 +142,7 @@ void BatchingEmbedder::WorkerLoop() {
     }
     batch.clear();
     size_t tokens = 0;
+    const int64_t now = clock_->NowNanos();
     for (auto* queue : {&query_, &bulk_}) {
       while (!queue->empty() && batch.size() < options_.max_batch_size) {
         const Item& item = queue->front();
@@ -141,7 +150,11 @@ void BatchingEmbedder::WorkerLoop() {
         if (!batch.empty() && tokens + t > options_.max_batch_tokens) break;
         tokens += t;
         queued_tokens_ -= t;
-        if (!item.call->abandoned) batch.push_back(item);
+        // A caller that gave up, or whose deadline has passed (it is about to give up),
+        // gets nothing embedded: the provider's time goes to requests that can use it.
+        const bool late = item.call->deadline_ns > 0 && now >= item.call->deadline_ns;
+        if (!item.call->abandoned && !late) batch.push_back(item);
+        if (late) dropped_late_.fetch_add(1);
         queue->pop_front();
       }
     }
@@ -159,6 +172,7 @@ void BatchingEmbedder::WorkerLoop() {
     for (const Item& item : batch) {
       views.push_back(item.call->texts[item.index]);
       if (item.call->priority == EmbedPriority::kQuery) opts.priority = EmbedPriority::kQuery;
+      if (opts.traceparent.empty()) opts.traceparent = item.call->traceparent;
     }
     buf.resize(views.size() * dim);
     Status st = inner_->EmbedWith(views, opts, buf.data());

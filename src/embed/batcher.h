@@ -49,6 +49,8 @@ class BatchingEmbedder final : public Embedder {
 
   size_t queue_depth() const;
   uint64_t batches() const { return batches_.load(); }
+  // Queued texts dropped because their request's deadline had passed.
+  uint64_t dropped_late() const { return dropped_late_.load(); }
 
  private:
   struct Call;
@@ -75,6 +77,7 @@ class BatchingEmbedder final : public Embedder {
   mutable size_t queued_tokens_ = 0;
   bool stopping_ = false;
   mutable std::atomic<uint64_t> batches_{0};
+  mutable std::atomic<uint64_t> dropped_late_{0};
   std::vector<std::thread> workers_;
   int collector_id_ = -1;
   MetricsRegistry* metrics_;

@@ -21,6 +21,9 @@ struct EmbedOptions {
   // Monotonic (SystemClock::NowNanos) time by which the caller needs the answer; 0 = none.
   // Services that queue or call remote providers give up with DeadlineExceeded after it.
   int64_t deadline_ns = 0;
+  // The request's W3C traceparent, sent on to remote providers; empty: none. A batch that
+  // serves several requests carries the first one's.
+  std::string traceparent;
 };
 
 class Embedder {

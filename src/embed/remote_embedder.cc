@@ -184,8 +184,8 @@ RemoteEmbedder::Replica* RemoteEmbedder::Pick(const std::vector<Replica*>& avoid
   return nullptr;
 }
 
-Status RemoteEmbedder::Attempt(Replica* r, const std::vector<std::string_view>& texts, int64_t timeout_ms, float* out,
-                               int64_t* retry_after_ms) const {
+Status RemoteEmbedder::Attempt(Replica* r, const std::vector<std::string_view>& texts, const std::string& traceparent,
+                               int64_t timeout_ms, float* out, int64_t* retry_after_ms) const {
   std::string body;
   const char* path = "/v1/embeddings";
   {
@@ -204,6 +204,7 @@ Status RemoteEmbedder::Attempt(Replica* r, const std::vector<std::string_view>& 
   }
   HttpHeaders headers;
   if (!options_.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + options_.api_key);
+  if (!traceparent.empty()) headers.emplace_back("traceparent", traceparent);
   auto client = r->Take();
   client->set_timeout_ms(timeout_ms);
   r->outstanding.fetch_add(1);
@@ -282,7 +283,8 @@ Status RemoteEmbedder::EmbedWith(const std::vector<std::string_view>& texts, con
     attempts_.fetch_add(1);
     if (attempt > 0) retries_.fetch_add(1);
     int64_t retry_after_ms = -1;
-    Status st = Attempt(r, texts, std::min(options_.attempt_timeout_ms, left_ms), out, &retry_after_ms);
+    Status st =
+        Attempt(r, texts, options.traceparent, std::min(options_.attempt_timeout_ms, left_ms), out, &retry_after_ms);
     if (st.ok()) {
       r->breaker.OnSuccess();
       return st;
@@ -325,7 +327,7 @@ void RemoteEmbedder::HealthLoop() {
       // open one only once its cooldown allows the probe.
       if (r->breaker.state() != CircuitBreaker::State::kClosed && !r->breaker.Allow()) continue;
       int64_t ignored = 0;
-      Status st = Attempt(r.get(), probe, options_.attempt_timeout_ms, out.data(), &ignored);
+      Status st = Attempt(r.get(), probe, "", options_.attempt_timeout_ms, out.data(), &ignored);
       if (st.ok()) {
         r->breaker.OnSuccess();
       } else {

@@ -88,8 +88,8 @@ class RemoteEmbedder final : public Embedder {
   struct Replica;
   RemoteEmbedder(ProviderOptions options, const Clock* clock);
   // One HTTP exchange with one replica. *retry_after_ms is set from a Retry-After header.
-  Status Attempt(Replica* r, const std::vector<std::string_view>& texts, int64_t timeout_ms, float* out,
-                 int64_t* retry_after_ms) const;
+  Status Attempt(Replica* r, const std::vector<std::string_view>& texts, const std::string& traceparent,
+                 int64_t timeout_ms, float* out, int64_t* retry_after_ms) const;
   Replica* Pick(const std::vector<Replica*>& avoid) const;
   void HealthLoop();
 

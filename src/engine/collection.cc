@@ -158,7 +158,7 @@ void Collection::IndexTerms(const std::string& title, const std::string& chunk, 
   for (auto& t : title_terms) terms->push_back(kTitleField + t);
 }
 
-Status Collection::EmbedTexts(const std::vector<std::string>& texts, EmbedPriority priority,
+Status Collection::EmbedTexts(const RequestContext& ctx, const std::vector<std::string>& texts, EmbedPriority priority,
                               std::vector<float>* out) const {
   if (embedder_ == nullptr) {
     return Unavailable(
@@ -169,10 +169,14 @@ Status Collection::EmbedTexts(const std::vector<std::string>& texts, EmbedPriori
   out->resize(texts.size() * static_cast<size_t>(config_.dim));
   EmbedOptions options;
   options.priority = priority;
+  options.deadline_ns = ctx.deadline_ns;
+  if (!ctx.trace.trace_id.empty()) options.traceparent = ctx.trace.Header();
+  // Metered embedders (providers, queued models) bill by token; in-process ones do not.
+  if (embedder_->waits()) ctx.CountEmbeddingTokens(views);
   return embedder_->EmbedWith(views, options, out->data());
 }
 
-Status Collection::Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
+Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
                            std::vector<float>* vectors) const {
   const size_t dim = static_cast<size_t>(config_.dim);
   std::vector<std::string> to_embed;
@@ -195,7 +199,10 @@ Status Collection::Prepare(std::vector<DocumentInput> docs, std::vector<Prepared
     out->push_back(std::move(p));
   }
   std::vector<float> embedded;
-  if (!to_embed.empty()) CTX_RETURN_IF_ERROR(EmbedTexts(to_embed, EmbedPriority::kBulk, &embedded));
+  if (!to_embed.empty()) {
+    CTX_RETURN_IF_ERROR(ctx.CheckDeadline("embedding the documents"));
+    CTX_RETURN_IF_ERROR(EmbedTexts(ctx, to_embed, EmbedPriority::kBulk, &embedded));
+  }
   vectors->resize(total_chunks * dim);
   size_t row = 0, next_embedded = 0;
   for (const auto& p : *out) {
@@ -276,12 +283,12 @@ void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_
   docs_.emplace(std::move(id), std::move(doc));
 }
 
-Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result) {
+Status Collection::Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result) {
   std::vector<std::string> ids;
   for (const auto& d : docs) ids.push_back(d.id);
   std::vector<PreparedDoc> prepared;
   std::vector<float> vectors;
-  CTX_RETURN_IF_ERROR(Prepare(std::move(docs), &prepared, &vectors));
+  CTX_RETURN_IF_ERROR(Prepare(ctx, std::move(docs), &prepared, &vectors));
 
   std::vector<std::unique_lock<std::mutex>> held;
   for (size_t s : StripesFor(ids)) held.emplace_back(stripes_[s]);
@@ -324,11 +331,16 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
       batch.DeleteChunk(tenant_, id_, p.input.id, static_cast<uint32_t>(j));
     }
   }
-  if (Status st = store_->Write(&batch, /*sync=*/true); !st.ok()) {
+  // The last point where giving up changes nothing: past it the write is committed.
+  Status st = ctx.CheckDeadline("committing the write");
+  if (st.ok()) st = store_->Write(&batch, /*sync=*/true);
+  if (!st.ok()) {
     std::unique_lock<std::shared_mutex> lock(mu_);
     free_slots_.insert(free_slots_.end(), slots.begin(), slots.end());
     return st;
   }
+  ctx.usage.bytes_written += static_cast<int64_t>(batch.size_bytes());
+  ctx.usage.documents_written += static_cast<int64_t>(prepared.size());
   WriteChange change;
   change.doc_ids = ids;
   for (size_t i = 0; i < slots.size(); ++i)
@@ -357,7 +369,7 @@ Status Collection::Upsert(std::vector<DocumentInput> docs, UpsertResult* result)
   return Status::Ok();
 }
 
-Status Collection::DeleteDocument(const std::string& id) {
+Status Collection::DeleteDocument(const RequestContext& ctx, const std::string& id) {
   std::unique_lock<std::mutex> stripe(stripes_[Hash64(id) % kStripes]);
   std::shared_lock<std::shared_mutex> alive(drop_mu_);
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
@@ -371,7 +383,10 @@ Status Collection::DeleteDocument(const std::string& id) {
   WriteBatch batch;
   batch.DeleteDocument(tenant_, id_, id);
   for (size_t j = 0; j < chunks; ++j) batch.DeleteChunk(tenant_, id_, id, static_cast<uint32_t>(j));
+  CTX_RETURN_IF_ERROR(ctx.CheckDeadline("committing the delete"));
   CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  ctx.usage.bytes_written += static_cast<int64_t>(batch.size_bytes());
+  ctx.usage.documents_written += 1;
   query_cache_->BeginWrite();
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
@@ -419,8 +434,9 @@ StatusOr<Json> Collection::GetDocument(const std::string& id) const {
   return out;
 }
 
-StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
+StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRequest& req) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the search"));
   QueryResult result;
   result.mode = req.mode;
   const int64_t t0 = clock_->NowNanos();
@@ -440,6 +456,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
       MaybeVerify(req, *hit);
       hit->cache = "exact";
       hit->cache_tier = QueryCacheTierName(tier);
+      ctx.usage.chunks_scored += static_cast<int64_t>(hit->hits.size());
       hit->embed_ms = 0;
       hit->search_ms = Millis(clock_->NowNanos() - t0);
       return std::move(*hit);
@@ -452,7 +469,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
   if (mode != QueryMode::kKeyword) {
     if (req.vector) {
       qvec = *req.vector;
-    } else if (Status st = EmbedTexts({req.text}, EmbedPriority::kQuery, &qvec); !st.ok()) {
+    } else if (Status st = EmbedTexts(ctx, {req.text}, EmbedPriority::kQuery, &qvec); !st.ok()) {
       // A query with text can still be answered by keywords when the embedder cannot
       // serve it; a bad request (InvalidArgument) is still the caller's to fix.
       if (st.code() == StatusCode::kInvalidArgument || req.text.empty()) return st;
@@ -486,6 +503,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
       MaybeVerify(req, *hit);
       hit->cache = "semantic";
       hit->cache_tier = QueryCacheTierName(tier);
+      ctx.usage.chunks_scored += static_cast<int64_t>(hit->hits.size());
       hit->cache_similarity = similarity;
       hit->embed_ms = result.embed_ms;
       hit->search_ms = Millis(clock_->NowNanos() - t1);
@@ -493,6 +511,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     }
   }
 
+  CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the index search"));
   std::shared_lock<std::shared_mutex> lock(mu_);
   // A filter becomes the set of matching slots up front (from the payload index): its
   // size picks the vector search strategy, and membership tests are then one bit each.
@@ -515,8 +534,10 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     ranked = VectorSearchLocked(qvec.data(), want, req.ef, allowed_ptr, req.all_shards,
                                 req.routing ? &*req.routing : nullptr, &route);
     if (ranked.size() >= want) vector_bar = ranked.back().score;
+    ctx.usage.chunks_scored += static_cast<int64_t>(ranked.size());
   } else if (mode == QueryMode::kKeyword) {
     ranked = keywords_.Search(terms, want, allowed_ptr, bm25_ptr, &term_weights);
+    ctx.usage.chunks_scored += static_cast<int64_t>(ranked.size());
   } else {
     // Each list brings `depth` candidates, by default as many as the answer holds (the
     // window Elasticsearch's and Couchbase's RRF default to). Deeper windows were worse
@@ -530,7 +551,9 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 48);
     std::vector<ScoredSlot> by_vector = VectorSearchLocked(qvec.data(), depth, ef, allowed_ptr, req.all_shards,
                                                            req.routing ? &*req.routing : nullptr, &route);
+    CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the keyword search"));
     std::vector<ScoredSlot> by_keyword = keywords_.Search(terms, depth, allowed_ptr, bm25_ptr, &term_weights);
+    ctx.usage.chunks_scored += static_cast<int64_t>(by_vector.size() + by_keyword.size());
     if (by_vector.size() >= depth) vector_bar = by_vector.back().score;
     ranked = req.fusion == Fusion::kRrf ? FuseRrf({by_vector, by_keyword}, want, kRrfK)
                                         : FuseWeighted(by_vector, by_keyword, req.alpha, want);
@@ -545,6 +568,7 @@ StatusOr<QueryResult> Collection::Query(const QueryRequest& req) const {
     ranked = std::move(grouped);
   }
   if (req.mmr_lambda && !ranked.empty()) {
+    CTX_RETURN_IF_ERROR(ctx.CheckDeadline("reranking (mmr)"));
     const size_t dim = static_cast<size_t>(config_.dim);
     std::vector<float> vecs(ranked.size() * dim);
     for (size_t i = 0; i < ranked.size(); ++i) {

@@ -24,6 +24,7 @@
 #include <thread>
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/request_context.h"
 #include "embed/embedder.h"
 
 #include "engine/query_cache.h"
@@ -111,11 +112,22 @@ class Collection {
   // Blocks until no shard split is running (tests, shutdown).
   void WaitForSplits();
 
-  Status Upsert(std::vector<DocumentInput> docs, UpsertResult* result);
+  // Every call takes the request's context: its deadline is checked between steps (a
+  // passed one is DeadlineExceeded, and a write past it commits nothing), its trace goes
+  // on to remote embedders, and its usage is charged. The forms without one run as
+  // background work (no deadline).
+  Status Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result);
+  Status Upsert(std::vector<DocumentInput> docs, UpsertResult* result) {
+    return Upsert(RequestContext::Background(), std::move(docs), result);
+  }
   // The stored document as returned by GET (id, title, text, metadata, chunks).
   StatusOr<Json> GetDocument(const std::string& id) const;
-  Status DeleteDocument(const std::string& id);
-  StatusOr<QueryResult> Query(const QueryRequest& request) const;
+  Status DeleteDocument(const RequestContext& ctx, const std::string& id);
+  Status DeleteDocument(const std::string& id) { return DeleteDocument(RequestContext::Background(), id); }
+  StatusOr<QueryResult> Query(const RequestContext& ctx, const QueryRequest& request) const;
+  StatusOr<QueryResult> Query(const QueryRequest& request) const {
+    return Query(RequestContext::Background(), request);
+  }
 
   // Name, settings and counts, as returned by GET /v1/collections/{name}.
   Json Describe() const;
@@ -169,8 +181,10 @@ class Collection {
     std::vector<PreparedChunk> chunks;
   };
 
-  Status Prepare(std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out, std::vector<float>* vectors) const;
-  Status EmbedTexts(const std::vector<std::string>& texts, EmbedPriority priority, std::vector<float>* out) const;
+  Status Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
+                 std::vector<float>* vectors) const;
+  Status EmbedTexts(const RequestContext& ctx, const std::vector<std::string>& texts, EmbedPriority priority,
+                    std::vector<float>* out) const;
   std::string IndexText(const std::string& title, const std::string& chunk) const;
   // The chunk's keyword-index terms: title + chunk as body, and the title as its own field.
   void IndexTerms(const std::string& title, const std::string& chunk, std::vector<std::string>* terms) const;

@@ -159,11 +159,15 @@ StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_emb
   return r;
 }
 
-StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
-                                     const ContextRequest& request, const Clock* clock,
-                                     const std::vector<SessionTurn>& turns, const WaveCallback* on_wave) {
+StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const Collection& collection,
+                                     const TiktokenEncoder& tokenizer, const ContextRequest& request,
+                                     const Clock* clock, const std::vector<SessionTurn>& turns,
+                                     const WaveCallback* on_wave) {
   const int64_t start = clock->NowNanos();
-  const int64_t deadline = request.max_ms > 0 ? start + request.max_ms * 1000000 : 0;
+  // The body's max_ms and the request's own deadline (X-Request-Timeout-Ms), whichever
+  // comes first; either stops the assembly with what it has.
+  int64_t deadline = request.max_ms > 0 ? start + request.max_ms * 1000000 : 0;
+  if (ctx.has_deadline() && (deadline == 0 || ctx.deadline_ns < deadline)) deadline = ctx.deadline_ns;
   ContextResult out;
   // The conversation first: newest turns within a quarter of the budget.
   size_t turn_tokens = 0;
@@ -190,11 +194,10 @@ StatusOr<ContextResult> BuildContext(const Collection& collection, const Tiktoke
   q.params_key = "context:" + std::to_string(request.candidates) + (request.expand_refs ? ":refs" : "");
   // The user's own words decide how hard to look; the conversation only adds terms.
   const QueryAnalysis analysis = AnalyzeQuery(request.query);
-  const int64_t spent_ms = (clock->NowNanos() - start) / 1000000;
+  const int64_t left_ms = deadline != 0 ? std::max<int64_t>(1, (deadline - clock->NowNanos()) / 1000000) : 0;
   CTX_ASSIGN_OR_RETURN(out.plan, RunPlan(request.strategy.value_or(analysis.strategy), analysis, q, request.mode_given,
-                                         collection.has_embedder(), collection.config().sharding,
-                                         request.max_ms > 0 ? std::max<int64_t>(1, request.max_ms - spent_ms) : 0,
-                                         *clock, [&](const QueryRequest& step) { return collection.Query(step); }));
+                                         collection.has_embedder(), collection.config().sharding, left_ms, *clock,
+                                         [&](const QueryRequest& step) { return collection.Query(ctx, step); }));
   auto& hits = out.plan.result.hits;
   out.candidates = hits.size();
   if (hits.empty()) {

@@ -79,8 +79,10 @@ struct ContextResult {
 // as the wave is decided; the result then holds the pieces in the order sent.
 using WaveCallback = std::function<void(const char* wave, const std::vector<ContextPiece>& pieces)>;
 
-StatusOr<ContextResult> BuildContext(const Collection& collection, const TiktokenEncoder& tokenizer,
-                                     const ContextRequest& request, const Clock* clock,
-                                     const std::vector<SessionTurn>& turns = {}, const WaveCallback* on_wave = nullptr);
+// ctx: the request's deadline (with max_ms, the earlier stops the assembly), trace and usage.
+StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const Collection& collection,
+                                     const TiktokenEncoder& tokenizer, const ContextRequest& request,
+                                     const Clock* clock, const std::vector<SessionTurn>& turns = {},
+                                     const WaveCallback* on_wave = nullptr);
 
 }  // namespace contextd

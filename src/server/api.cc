@@ -93,7 +93,7 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
   using namespace std::placeholders;
   auto ok = [](const char* body) {
-    return [body](const Params&, const HttpRequest&) -> StatusOr<Reply> {
+    return [body](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
       Reply r;
       r.raw = body;
       return r;
@@ -102,49 +102,53 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
   AddRoute("GET", "/healthz", Pool::kInline, ok("{\"status\":\"ok\"}"));
   // Not ready once draining, so load balancers send new work elsewhere while the requests
   // already here finish.
-  AddRoute("GET", "/readyz", Pool::kInline, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
-    const bool draining = draining_.load();
-    Reply r;
-    r.status = draining ? 503 : 200;
-    r.raw = draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ready\"}";
-    return r;
-  });
-  AddRoute("GET", "/metrics", Pool::kInline, [this](const Params&, const HttpRequest&) -> StatusOr<Reply> {
-    Reply r;
-    r.content_type = "text/plain; version=0.0.4";
-    r.raw = metrics_->RenderPrometheus();
-    return r;
-  });
-  AddRoute("GET", "/v1/collections", Pool::kInline, std::bind(&Api::ListCollections, this, _1, _2));
-  AddRoute("PUT", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::CreateCollection, this, _1, _2));
-  AddRoute("GET", "/v1/collections/{name}", Pool::kInline, std::bind(&Api::GetCollection, this, _1, _2));
-  AddRoute("DELETE", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::DropCollection, this, _1, _2));
-  AddRoute("POST", "/v1/collections/{name}/documents", Pool::kWrite, std::bind(&Api::UpsertDocuments, this, _1, _2));
-  AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch, std::bind(&Api::GetDocument, this, _1, _2));
+  AddRoute("GET", "/readyz", Pool::kInline,
+           [this](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
+             const bool draining = draining_.load();
+             Reply r;
+             r.status = draining ? 503 : 200;
+             r.raw = draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ready\"}";
+             return r;
+           });
+  AddRoute("GET", "/metrics", Pool::kInline,
+           [this](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
+             Reply r;
+             r.content_type = "text/plain; version=0.0.4";
+             r.raw = metrics_->RenderPrometheus();
+             return r;
+           });
+  AddRoute("GET", "/v1/collections", Pool::kInline, std::bind(&Api::ListCollections, this, _1, _2, _3));
+  AddRoute("PUT", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::CreateCollection, this, _1, _2, _3));
+  AddRoute("GET", "/v1/collections/{name}", Pool::kInline, std::bind(&Api::GetCollection, this, _1, _2, _3));
+  AddRoute("DELETE", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::DropCollection, this, _1, _2, _3));
+  AddRoute("POST", "/v1/collections/{name}/documents", Pool::kWrite,
+           std::bind(&Api::UpsertDocuments, this, _1, _2, _3));
+  AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch,
+           std::bind(&Api::GetDocument, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,
-           std::bind(&Api::DeleteDocument, this, _1, _2));
-  AddRoute("GET", "/v1/collections/{name}/shards", Pool::kSearch, std::bind(&Api::GetShards, this, _1, _2));
-  AddRoute("POST", "/v1/collections/{name}/query", Pool::kQuery, std::bind(&Api::Query, this, _1, _2));
+           std::bind(&Api::DeleteDocument, this, _1, _2, _3));
+  AddRoute("GET", "/v1/collections/{name}/shards", Pool::kSearch, std::bind(&Api::GetShards, this, _1, _2, _3));
+  AddRoute("POST", "/v1/collections/{name}/query", Pool::kQuery, std::bind(&Api::Query, this, _1, _2, _3));
   // Context assembly searches and may embed through a provider: the embed pool.
-  AddRoute("POST", "/v1/context", Pool::kEmbed, std::bind(&Api::Context, this, _1, _2));
-  AddRoute("POST", "/v1/sessions/{id}/turns", Pool::kWrite, std::bind(&Api::SessionAppend, this, _1, _2));
-  AddRoute("GET", "/v1/sessions/{id}", Pool::kInline, std::bind(&Api::SessionGet, this, _1, _2));
-  AddRoute("DELETE", "/v1/sessions/{id}", Pool::kWrite, std::bind(&Api::SessionDelete, this, _1, _2));
-  AddRoute("PUT", "/v1/cache/{ns}", Pool::kWrite, std::bind(&Api::CacheConfigure, this, _1, _2));
-  AddRoute("GET", "/v1/cache/{ns}", Pool::kInline, std::bind(&Api::CacheDescribe, this, _1, _2));
+  AddRoute("POST", "/v1/context", Pool::kEmbed, std::bind(&Api::Context, this, _1, _2, _3));
+  AddRoute("POST", "/v1/sessions/{id}/turns", Pool::kWrite, std::bind(&Api::SessionAppend, this, _1, _2, _3));
+  AddRoute("GET", "/v1/sessions/{id}", Pool::kInline, std::bind(&Api::SessionGet, this, _1, _2, _3));
+  AddRoute("DELETE", "/v1/sessions/{id}", Pool::kWrite, std::bind(&Api::SessionDelete, this, _1, _2, _3));
+  AddRoute("PUT", "/v1/cache/{ns}", Pool::kWrite, std::bind(&Api::CacheConfigure, this, _1, _2, _3));
+  AddRoute("GET", "/v1/cache/{ns}", Pool::kInline, std::bind(&Api::CacheDescribe, this, _1, _2, _3));
   // Store and lookup embed the prompt, which may wait on a provider: the embed pool.
-  AddRoute("POST", "/v1/cache/{ns}/store", Pool::kEmbed, std::bind(&Api::CacheStore, this, _1, _2));
-  AddRoute("POST", "/v1/cache/{ns}/lookup", Pool::kEmbed, std::bind(&Api::CacheLookup, this, _1, _2));
-  AddRoute("DELETE", "/v1/cache/{ns}/entries", Pool::kWrite, std::bind(&Api::CacheDeleteByScope, this, _1, _2));
-  AddRoute("DELETE", "/v1/cache/{ns}/entries/{id}", Pool::kWrite, std::bind(&Api::CacheDeleteEntry, this, _1, _2));
-  AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2));
-  AddRoute("GET", "/v1/models", Pool::kInline, std::bind(&Api::ListModels, this, _1, _2));
+  AddRoute("POST", "/v1/cache/{ns}/store", Pool::kEmbed, std::bind(&Api::CacheStore, this, _1, _2, _3));
+  AddRoute("POST", "/v1/cache/{ns}/lookup", Pool::kEmbed, std::bind(&Api::CacheLookup, this, _1, _2, _3));
+  AddRoute("DELETE", "/v1/cache/{ns}/entries", Pool::kWrite, std::bind(&Api::CacheDeleteByScope, this, _1, _2, _3));
+  AddRoute("DELETE", "/v1/cache/{ns}/entries/{id}", Pool::kWrite, std::bind(&Api::CacheDeleteEntry, this, _1, _2, _3));
+  AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2, _3));
+  AddRoute("GET", "/v1/models", Pool::kInline, std::bind(&Api::ListModels, this, _1, _2, _3));
   // Resolving a native model may load it: not on an I/O thread.
-  AddRoute("GET", "/v1/models/{id}", Pool::kEmbed, std::bind(&Api::GetModel, this, _1, _2));
-  AddRoute("GET", "/v1/models/{org}/{name}", Pool::kEmbed, std::bind(&Api::GetModel, this, _1, _2));
-  AddRoute("POST", "/embed", Pool::kEmbed, std::bind(&Api::TeiEmbed, this, _1, _2));
-  AddRoute("POST", "/tokenize", Pool::kEmbed, std::bind(&Api::TeiTokenize, this, _1, _2));
-  AddRoute("GET", "/info", Pool::kInline, std::bind(&Api::TeiInfo, this, _1, _2));
+  AddRoute("GET", "/v1/models/{id}", Pool::kEmbed, std::bind(&Api::GetModel, this, _1, _2, _3));
+  AddRoute("GET", "/v1/models/{org}/{name}", Pool::kEmbed, std::bind(&Api::GetModel, this, _1, _2, _3));
+  AddRoute("POST", "/embed", Pool::kEmbed, std::bind(&Api::TeiEmbed, this, _1, _2, _3));
+  AddRoute("POST", "/tokenize", Pool::kEmbed, std::bind(&Api::TeiTokenize, this, _1, _2, _3));
+  AddRoute("GET", "/info", Pool::kInline, std::bind(&Api::TeiInfo, this, _1, _2, _3));
   AddRoute("GET", "/health", Pool::kInline, ok("{\"status\":\"ok\"}"));
   ThreadPool::Options computing;
   computing.quantum = options.cpu_quantum;
@@ -175,12 +179,22 @@ Api::~Api() {
   embed_pool_.reset();
 }
 
+// Deadlines of requests that set none: generous, so that only stuck work is cut off. A
+// write may wait on a provider for every chunk of a large batch.
+constexpr int64_t kDefaultReadTimeoutMs = 30'000;
+constexpr int64_t kDefaultWriteTimeoutMs = 300'000;
+// The longest X-Request-Timeout-Ms accepted: an hour.
+constexpr int64_t kMaxRequestTimeoutMs = 3'600'000;
+
 void Api::AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn) {
   auto r = std::make_unique<Route>();
   r->method = method;
   r->name = pattern;
   for (auto& seg : SplitPath(pattern)) r->pattern.push_back(seg.front() == '{' ? "{}" : seg);
   r->pool = pool;
+  r->default_timeout_ms = pool == Pool::kInline  ? 0
+                          : pool == Pool::kWrite ? kDefaultWriteTimeoutMs
+                                                 : kDefaultReadTimeoutMs;
   r->fn = std::move(fn);
   r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
                                       {{"route", pattern}, {"method", method}});
@@ -199,10 +213,45 @@ void Api::Record(Route* route, int status, int64_t start_ns) {
   c->Increment();
 }
 
-void Api::Run(Route* route, const Params& params, const HttpRequest& req, int64_t start_ns, const Responder& respond) {
+Json UsageJson(const Usage& usage) {
+  Json u = Json::MakeObject();
+  u["embedding_tokens"] = usage.embedding_tokens.load();
+  u["chunks_scored"] = usage.chunks_scored.load();
+  u["bytes_written"] = usage.bytes_written.load();
+  u["documents_written"] = usage.documents_written.load();
+  return u;
+}
+
+Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t start_ns, RequestContext* ctx) const {
+  ctx->tenant = kDefaultTenant;
+  ctx->token_counter = engine_->tokenizer();
+  const std::string traceparent = req.Header("traceparent");
+  std::optional<TraceContext> caller = traceparent.empty() ? std::nullopt : TraceContext::Parse(traceparent);
+  ctx->trace = caller ? TraceContext::Continue(*caller) : TraceContext::Start();
+  int64_t timeout_ms = route.default_timeout_ms;
+  const std::string header = req.Header("x-request-timeout-ms");
+  if (!header.empty()) {
+    char* end = nullptr;
+    const long long v = std::strtoll(header.c_str(), &end, 10);
+    if (end == header.c_str() || *end != '\0' || v < 1 || v > kMaxRequestTimeoutMs) {
+      return InvalidArgument("X-Request-Timeout-Ms must be a whole number of milliseconds from 1 to " +
+                                 std::to_string(kMaxRequestTimeoutMs) + ", got '" + header + "'",
+                             "invalid_header");
+    }
+    timeout_ms = v;
+  }
+  // Counted from when the request arrived, so time spent queued for a worker counts.
+  if (timeout_ms > 0) ctx->deadline_ns = start_ns + timeout_ms * 1'000'000;
+  return Status::Ok();
+}
+
+void Api::Run(Route* route, const Params& params, const HttpRequest& req, RequestContext& ctx, int64_t start_ns,
+              const Responder& respond) {
   StatusOr<Reply> reply = Internal("unreachable");
   try {
-    reply = route->fn(params, req);
+    // A request that waited out its deadline in the queue is not started.
+    Status late = ctx.CheckDeadline("a worker took the request");
+    reply = late.ok() ? route->fn(params, req, ctx) : StatusOr<Reply>(late);
   } catch (const std::exception& e) {
     // Handlers do not throw by design; this keeps a bug (or bad_alloc) from taking the
     // whole server down with it.
@@ -230,6 +279,7 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, int64_
     }
     res.headers.emplace_back("Vary", "Accept-Encoding");
   }
+  res.headers.emplace_back("traceparent", ctx.trace.Header());
   if (reply.ok() && reply->produce) {
     // Streamed: the head goes now, and the request is in flight until its body is done.
     const int status = res.status;
@@ -281,8 +331,10 @@ void Api::Handle(HttpRequest req, Responder respond) {
     if (!decoded.ok()) return respond(ErrorResponse(decoded.status()));
     params.push_back(std::move(decoded).value());
   }
+  auto ctx = std::make_shared<RequestContext>(clock_);  // shared: pool tasks are copyable
+  if (Status st = MakeContext(*match, req, start, ctx.get()); !st.ok()) return respond(ErrorResponse(st));
   in_flight_->Add(1);
-  if (match->pool == Pool::kInline) return Run(match, params, req, start, respond);
+  if (match->pool == Pool::kInline) return Run(match, params, req, *ctx, start, respond);
   Pool which = match->pool;
   if (which == Pool::kQuery) {
     auto c = engine_->GetCollection(kDefaultTenant, params[0]);
@@ -291,23 +343,23 @@ void Api::Handle(HttpRequest req, Responder respond) {
   ThreadPool* pool = which == Pool::kWrite   ? write_pool_.get()
                      : which == Pool::kEmbed ? embed_pool_.get()
                                              : search_pool_.get();
-  pool->Submit(
-      [this, match, params = std::move(params), req = std::move(req), start, respond = std::move(respond)]() mutable {
-        const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
-        Run(match, params, req, start, respond);
-        if (large) {
-          // A large body leaves its parse tree, chunks and terms behind as free but fragmented
-          // arena memory; hand it back once the request is gone (one trim at a time).
-          req = HttpRequest();
-          if (!trimming_.exchange(true)) {
-            ReleaseFreeMemory();
-            trimming_ = false;
-          }
-        }
-      });
+  pool->Submit([this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
+                respond = std::move(respond)]() mutable {
+    const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
+    Run(match, params, req, *ctx, start, respond);
+    if (large) {
+      // A large body leaves its parse tree, chunks and terms behind as free but fragmented
+      // arena memory; hand it back once the request is gone (one trim at a time).
+      req = HttpRequest();
+      if (!trimming_.exchange(true)) {
+        ReleaseFreeMemory();
+        trimming_ = false;
+      }
+    }
+  });
 }
 
-StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
   CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(kDefaultTenant, p[0], body));
   Reply r;
@@ -316,7 +368,7 @@ StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& r
   return r;
 }
 
-StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&) {
+StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&, RequestContext&) {
   Reply r;
   r.json = Json::MakeObject();
   Json& list = r.json["collections"];
@@ -325,44 +377,46 @@ StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::GetCollection(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::GetCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   Reply r;
   r.json = c->Describe();
   return r;
 }
 
-StatusOr<Api::Reply> Api::DropCollection(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::DropCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(engine_->DropCollection(kDefaultTenant, p[0]));
   Reply r;
   r.json["deleted"] = p[0];
   return r;
 }
 
-StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(auto docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
   UpsertResult result;
-  CTX_RETURN_IF_ERROR(c->Upsert(std::move(docs), &result));
+  CTX_RETURN_IF_ERROR(c->Upsert(ctx, std::move(docs), &result));
   Reply r;
   r.json["upserted"] = static_cast<int64_t>(result.upserted);
   r.json["chunks"] = static_cast<int64_t>(result.chunks);
+  r.json["usage"] = UsageJson(ctx.usage);
   return r;
 }
 
-StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   Reply r;
   CTX_ASSIGN_OR_RETURN(r.json, c->GetDocument(p[1]));
   return r;
 }
 
-StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
-  CTX_RETURN_IF_ERROR(c->DeleteDocument(p[1]));
+  CTX_RETURN_IF_ERROR(c->DeleteDocument(ctx, p[1]));
   Reply r;
   r.json["deleted"] = p[1];
+  r.json["usage"] = UsageJson(ctx.usage);
   return r;
 }
 
@@ -376,14 +430,14 @@ void Api::CountPlan(const PlannedSearch& plan) {
       ->Increment();
 }
 
-StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   Reply r;
   r.json = c->DescribeShards();
   return r;
 }
 
-StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   const int64_t start = clock_->NowNanos();
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
@@ -391,7 +445,7 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
   QueryResult result;
   Json plan;
   if (q.strategy.empty()) {
-    CTX_ASSIGN_OR_RETURN(result, c->Query(q));
+    CTX_ASSIGN_OR_RETURN(result, c->Query(ctx, q));
   } else {
     const QueryAnalysis analysis = AnalyzeQuery(q.text);
     std::optional<Strategy> forced;
@@ -399,8 +453,8 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
     const Strategy strategy = forced.value_or(analysis.strategy);
     CTX_ASSIGN_OR_RETURN(
         PlannedSearch planned,
-        RunPlan(strategy, analysis, q, q.mode_given, c->has_embedder() || q.vector.has_value(), c->config().sharding, 0,
-                *clock_, [&](const QueryRequest& step) { return c->Query(step); }));
+        RunPlan(strategy, analysis, q, q.mode_given, c->has_embedder() || q.vector.has_value(), c->config().sharding,
+                ctx.RemainingMs(), *clock_, [&](const QueryRequest& step) { return c->Query(ctx, step); }));
     CountPlan(planned);
     result = std::move(planned.result);
     planned.result = QueryResult();
@@ -436,6 +490,7 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req) {
   timings["embed_ms"] = result.embed_ms;
   timings["search_ms"] = result.search_ms;
   timings["total_ms"] = Millis(clock_->NowNanos() - start);
+  r.json["usage"] = UsageJson(ctx.usage);
   return r;
 }
 

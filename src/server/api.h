@@ -15,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/metrics.h"
+#include "common/request_context.h"
 #include "common/thread_pool.h"
 #include "engine/engine.h"
 #include "engine/planner.h"
@@ -66,7 +67,7 @@ class Api {
     std::function<void()> produce;
   };
   using Params = std::vector<std::string>;  // the decoded {placeholders}, in order
-  using RouteFn = std::function<StatusOr<Reply>(const Params&, const HttpRequest&)>;
+  using RouteFn = std::function<StatusOr<Reply>(const Params&, const HttpRequest&, RequestContext&)>;
   // kInline: cheap enough for the I/O thread. kQuery: the search pool, or the embed pool
   // when the collection's embedder waits on a provider (a 20 ms provider call must not hold
   // one of the few search threads).
@@ -76,6 +77,8 @@ class Api {
     std::vector<std::string> pattern;  // path segments; "{}" matches any one segment
     std::string name;                  // the pattern as written, for metrics labels
     Pool pool = Pool::kSearch;
+    // The deadline of requests that set none (X-Request-Timeout-Ms); 0: none.
+    int64_t default_timeout_ms = 0;
     RouteFn fn;
     Histogram* latency = nullptr;
     std::array<std::atomic<Counter*>, 6> by_class{};  // requests by status class 1xx..5xx
@@ -85,44 +88,49 @@ class Api {
   // The body as JSON, its Content-Encoding undone first (on the handler's pool, not an I/O
   // thread: inflating megabytes is CPU work). An empty body is null when `allow_empty`.
   StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) const;
-  void Run(Route* route, const Params& params, const HttpRequest& req, int64_t start_ns, const Responder& respond);
+  void Run(Route* route, const Params& params, const HttpRequest& req, RequestContext& ctx, int64_t start_ns,
+           const Responder& respond);
+  // The request's context: W3C trace from `traceparent` (a new trace when absent or
+  // malformed), deadline from X-Request-Timeout-Ms or the route's default. A malformed
+  // timeout header is a 400.
+  Status MakeContext(const Route& route, const HttpRequest& req, int64_t start_ns, RequestContext* ctx) const;
   void Record(Route* route, int status, int64_t start_ns);
 
-  StatusOr<Reply> CreateCollection(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> ListCollections(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> GetCollection(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> DropCollection(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> UpsertDocuments(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> GetDocument(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> Query(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> GetShards(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> ListCollections(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> GetCollection(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> DropCollection(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> UpsertDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> GetDocument(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> Query(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> GetShards(const Params& p, const HttpRequest& req, RequestContext& ctx);
   // contextd_plan_requests_total{strategy, answered_by, fallback}.
   void CountPlan(const PlannedSearch& plan);
   // embeddings_api.cc: the OpenAI and TEI embedding endpoints.
   // POST /v1/context (context_api.cc).
-  StatusOr<Reply> Context(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> SessionAppend(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> SessionGet(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> SessionDelete(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> Context(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> SessionAppend(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> SessionGet(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> SessionDelete(const Params& p, const HttpRequest& req, RequestContext& ctx);
 
   // The LLM response cache (cache_api.cc).
-  StatusOr<Reply> CacheConfigure(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> CacheDescribe(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> CacheStore(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> CacheLookup(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> CacheDeleteByScope(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> CacheDeleteEntry(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> CacheConfigure(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> CacheDescribe(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> CacheStore(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> CacheLookup(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> CacheDeleteByScope(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> CacheDeleteEntry(const Params& p, const HttpRequest& req, RequestContext& ctx);
 
-  StatusOr<Reply> OpenAiEmbeddings(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> ListModels(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> GetModel(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> TeiTokenize(const Params& p, const HttpRequest& req);
-  StatusOr<Reply> TeiInfo(const Params& p, const HttpRequest& req);
+  StatusOr<Reply> OpenAiEmbeddings(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> ListModels(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> GetModel(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> TeiTokenize(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> TeiInfo(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<std::shared_ptr<const Embedder>> EmbedderFor(const Json* model) const;
   // Embeds `texts` with the request's "model" into *vecs; returns the embedder used.
-  StatusOr<std::shared_ptr<const Embedder>> EmbedForRequest(const Json& body,
+  StatusOr<std::shared_ptr<const Embedder>> EmbedForRequest(const RequestContext& ctx, const Json& body,
                                                             const std::vector<std::string_view>& texts,
                                                             std::vector<float>* vecs) const;
 
@@ -146,5 +154,8 @@ class Api {
 
 // Shared by the route handlers of this module.
 StatusOr<std::string> PercentDecode(const std::string& s);
+// "usage" of the engine's responses: {"embedding_tokens","chunks_scored","bytes_written",
+// "documents_written"}.
+Json UsageJson(const Usage& usage);
 
 }  // namespace contextd

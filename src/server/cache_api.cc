@@ -16,7 +16,7 @@ StatusOr<std::string> DecodeQueryValue(std::string v) {
 
 }  // namespace
 
-StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
   if (body.is_null()) body = Json::MakeObject();
   Reply r;
@@ -24,13 +24,13 @@ StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req
   return r;
 }
 
-StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&, RequestContext& ctx) {
   Reply r;
   CTX_ASSIGN_OR_RETURN(r.json, engine_->llm_cache().Describe(p[0]));
   return r;
 }
 
-StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(std::string id, engine_->llm_cache().Store(p[0], body));
   Reply r;
@@ -39,7 +39,7 @@ StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, engine_->llm_cache().Lookup(p[0], body));
   Reply r;
@@ -54,7 +54,7 @@ StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   // ?scope.model=gpt-4&scope.user=42: entries whose scope has all of these.
   std::map<std::string, std::string> fields;
   size_t start = 0;
@@ -77,7 +77,7 @@ StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest&
   return r;
 }
 
-StatusOr<Api::Reply> Api::CacheDeleteEntry(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::CacheDeleteEntry(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(engine_->llm_cache().DeleteEntry(p[0], p[1]));
   Reply r;
   r.json = Json::MakeObject();

@@ -57,7 +57,7 @@ std::string Event(const char* name, const Json& data) {
 
 }  // namespace
 
-StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, RequestContext& ctx) {
   const int64_t start = clock_->NowNanos();
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
@@ -86,7 +86,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
     // its body a stream of events, one per wave as it is decided, then "done" (or "error").
     r.content_type = "text/event-stream";
     r.channel = std::make_shared<HttpBodyChannel>();
-    r.produce = [this, c, request, turns = std::move(turns), channel = r.channel, start] {
+    r.produce = [this, c, request, turns = std::move(turns), channel = r.channel, start, &ctx] {
       WaveCallback on_wave = [&](const char* wave, const std::vector<ContextPiece>& pieces) {
         Json data = Json::MakeObject();
         data["wave"] = wave;
@@ -95,12 +95,13 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
         data["pieces"] = std::move(list);
         channel->Write(Event("wave", data));
       };
-      auto result = BuildContext(*c, *engine_->tokenizer(), request, clock_, turns, &on_wave);
+      auto result = BuildContext(ctx, *c, *engine_->tokenizer(), request, clock_, turns, &on_wave);
       if (result.ok()) {
         CountPlan(result->plan);
         Json done = Json::MakeObject();
         SummaryJson(*result, request, &done);
         done["timings"]["total_ms"] = static_cast<double>(clock_->NowNanos() - start) / 1e6;
+        done["usage"] = UsageJson(ctx.usage);
         channel->Write(Event("done", done));
       } else {
         Json error = Json::MakeObject();
@@ -112,17 +113,18 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req) {
     };
     return r;
   }
-  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(*c, *engine_->tokenizer(), request, clock_, turns));
+  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(ctx, *c, *engine_->tokenizer(), request, clock_, turns));
   CountPlan(result.plan);
   Json& pieces = r.json["pieces"];
   pieces = Json::MakeArray();
   for (auto& p : result.pieces) pieces.push_back(PieceJson(std::move(p)));
   SummaryJson(result, request, &r.json);
   r.json["timings"]["total_ms"] = static_cast<double>(clock_->NowNanos() - start) / 1e6;
+  r.json["usage"] = UsageJson(ctx.usage);
   return r;
 }
 
-StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   SessionTurn turn;
@@ -146,7 +148,7 @@ StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req)
   return r;
 }
 
-StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto turns, engine_->sessions().Turns(p[0]));
   Reply r;
   r.json["session"] = p[0];
@@ -162,7 +164,7 @@ StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::SessionDelete(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::SessionDelete(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(engine_->sessions().Delete(p[0]));
   Reply r;
   r.json["deleted"] = true;

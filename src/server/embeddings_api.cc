@@ -189,18 +189,20 @@ StatusOr<std::shared_ptr<const Embedder>> Api::EmbedderFor(const Json* model) co
   return registry.Resolve(model->as_string());
 }
 
-StatusOr<std::shared_ptr<const Embedder>> Api::EmbedForRequest(const Json& body,
+StatusOr<std::shared_ptr<const Embedder>> Api::EmbedForRequest(const RequestContext& ctx, const Json& body,
                                                                const std::vector<std::string_view>& texts,
                                                                std::vector<float>* vecs) const {
   CTX_ASSIGN_OR_RETURN(auto embedder, EmbedderFor(body.Find("model")));
   vecs->resize(texts.size() * static_cast<size_t>(embedder->dim()));
   EmbedOptions options;
   options.priority = EmbedPriority::kQuery;  // a caller is waiting, as for a query
+  options.deadline_ns = ctx.deadline_ns;
+  options.traceparent = ctx.trace.Header();
   CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, options, vecs->data()));
   return embedder;
 }
 
-StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   bool base64 = false;
@@ -237,7 +239,7 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
     dims = static_cast<size_t>(dimensions->as_int());
   }
   std::vector<float> vecs;
-  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(body, inputs.texts, &vecs));
+  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(ctx, body, inputs.texts, &vecs));
   if (dims < dim) Truncate(inputs.texts.size(), dim, dims, &vecs);
 
   Reply r;
@@ -258,7 +260,7 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   return r;
 }
 
-StatusOr<Api::Reply> Api::ListModels(const Params&, const HttpRequest&) {
+StatusOr<Api::Reply> Api::ListModels(const Params&, const HttpRequest&, RequestContext&) {
   Json data = Json::MakeArray();
   for (const auto& [name, e] : engine_->embedders().List()) data.push_back(ModelJson(name, *e, started_unix_s_));
   Reply r;
@@ -268,7 +270,7 @@ StatusOr<Api::Reply> Api::ListModels(const Params&, const HttpRequest&) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::GetModel(const Params& p, const HttpRequest&) {
+StatusOr<Api::Reply> Api::GetModel(const Params& p, const HttpRequest&, RequestContext& ctx) {
   // "native:ORG/NAME" arrives as two segments unless the client encoded its slash.
   std::string id = p[0];
   for (size_t i = 1; i < p.size(); ++i) id += "/" + p[i];
@@ -279,7 +281,7 @@ StatusOr<Api::Reply> Api::GetModel(const Params& p, const HttpRequest&) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   for (const auto& [k, v] : body.as_object()) {
@@ -298,7 +300,7 @@ StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
   Inputs inputs;
   CTX_RETURN_IF_ERROR(ReadInputs(body, "inputs", nullptr, /*token_ids=*/false, &inputs));
   std::vector<float> vecs;
-  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(body, inputs.texts, &vecs));
+  CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(ctx, body, inputs.texts, &vecs));
   const size_t dim = static_cast<size_t>(embedder->dim());
   Reply r;
   std::string& out = r.raw;
@@ -312,7 +314,7 @@ StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::TeiTokenize(const Params&, const HttpRequest& req) {
+StatusOr<Api::Reply> Api::TeiTokenize(const Params&, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   for (const auto& [k, v] : body.as_object()) {
@@ -353,7 +355,7 @@ StatusOr<Api::Reply> Api::TeiTokenize(const Params&, const HttpRequest& req) {
   return r;
 }
 
-StatusOr<Api::Reply> Api::TeiInfo(const Params&, const HttpRequest&) {
+StatusOr<Api::Reply> Api::TeiInfo(const Params&, const HttpRequest&, RequestContext&) {
   const EmbedderRegistry& registry = engine_->embedders();
   CTX_ASSIGN_OR_RETURN(auto embedder, registry.Resolve(registry.default_name()));
   Reply r;

@@ -17,18 +17,19 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/request_context.h"
 #include "common/status.h"
 
 namespace contextd {
 
-class TiktokenEncoder {
+class TiktokenEncoder final : public TokenCounter {
  public:
   // A .tiktoken file: one "base64(token bytes) rank" per line.
   static StatusOr<std::unique_ptr<TiktokenEncoder>> Load(const std::string& path);
 
   std::vector<uint32_t> Encode(std::string_view text) const;
   // Tokens without building the list.
-  size_t Count(std::string_view text) const;
+  size_t Count(std::string_view text) const override;
   std::string Decode(const std::vector<uint32_t>& tokens) const;
   size_t vocab_size() const { return by_rank_.size(); }
   // The bytes of one token (not always whole UTF-8 characters). REQUIRES: id < vocab_size().

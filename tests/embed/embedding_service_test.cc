@@ -13,8 +13,8 @@
 #include "embed/caching_embedder.h"
 #include "embed/hash_embedder.h"
 #include "embed/redis_tier.h"
-#include "redis_server.h"
 #include "manual_clock.h"
+#include "redis_server.h"
 
 namespace contextd {
 namespace {
@@ -130,6 +130,31 @@ TEST(BatchingEmbedderTest, QueriesGoAheadOfBulkAndDeadlinesAreKept) {
   text = "too late";
   EXPECT_EQ(b.EmbedWith({text}, q, out.data()).code(), StatusCode::kDeadlineExceeded);
   ingest.join();
+}
+
+TEST(BatchingEmbedderTest, TextsWhoseDeadlinePassedInTheQueueAreDroppedAndCounted) {
+  auto inner = std::make_shared<CountingEmbedder>(100000);  // 100 ms per batch
+  BatcherOptions o;
+  o.max_wait_us = 0;
+  o.max_batch_size = 1;
+  o.workers = 1;
+  BatchingEmbedder b(inner, o, nullptr, "test");
+  std::thread busy([&] {
+    std::vector<float> out(32);
+    EXPECT_TRUE(b.Embed({"occupies the worker"}, out.data()).ok());
+  });
+  while (inner->calls.load() == 0) std::this_thread::yield();
+  EmbedOptions late;
+  late.priority = EmbedPriority::kQuery;
+  late.deadline_ns = SystemClock::Default()->NowNanos() + 20 * 1000000LL;
+  std::vector<float> out(3 * 32);
+  EXPECT_EQ(b.EmbedWith({"one", "two", "three"}, late, out.data()).code(), StatusCode::kDeadlineExceeded);
+  busy.join();
+  // The worker comes back to the queue after its batch and finds the late texts there.
+  for (int i = 0; i < 200 && b.queue_depth() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(b.queue_depth(), 0u);
+  EXPECT_EQ(inner->texts_seen.load(), 1) << "nothing embedded for a caller that had given up";
+  EXPECT_EQ(b.dropped_late(), 3u);
 }
 
 // An in-memory tier, so tier ordering and promotion can be checked exactly.

@@ -27,7 +27,7 @@ class ContextTest : public ::testing::Test {
   ContextResult Build(Collection& c, const std::string& body) {
     auto req = ContextRequest::FromJson(J(body), c.has_embedder());
     EXPECT_TRUE(req.ok()) << req.status().ToString();
-    auto r = BuildContext(c, *tokenizer_, *req, SystemClock::Default());
+    auto r = BuildContext(RequestContext::Background(), c, *tokenizer_, *req, SystemClock::Default());
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return *r;
   }

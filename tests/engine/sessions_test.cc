@@ -66,7 +66,7 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
                                     {"assistant", "It is made from unoxidised leaves."}};
   auto req = ContextRequest::FromJson(J(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})"), true);
   ASSERT_TRUE(req.ok());
-  auto with = BuildContext(*c, **tok, *req, SystemClock::Default(), turns);
+  auto with = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default(), turns);
   ASSERT_TRUE(with.ok());
   ASSERT_FALSE(with->pieces.empty());
   EXPECT_EQ(with->pieces[0].doc_id, "tea") << "the follow-up is resolved through the earlier user turn";
@@ -77,12 +77,12 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
   EXPECT_EQ(with->tokens, counted);
   EXPECT_LE(with->tokens, 200u);
   // Alone, the follow-up has nothing to go on.
-  auto without = BuildContext(*c, **tok, *req, SystemClock::Default());
+  auto without = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default());
   ASSERT_TRUE(without.ok());
   EXPECT_TRUE(without->pieces.empty());
   // A tight budget leaves the turns out rather than overflow.
   auto tight = ContextRequest::FromJson(J(R"({"query":"green tea","max_tokens":8,"mode":"keyword"})"), true);
-  auto small = BuildContext(*c, **tok, *tight, SystemClock::Default(), turns);
+  auto small = BuildContext(RequestContext::Background(), *c, **tok, *tight, SystemClock::Default(), turns);
   ASSERT_TRUE(small.ok());
   EXPECT_TRUE(small->turns.empty());
   EXPECT_LE(small->tokens, 8u);

@@ -1,0 +1,97 @@
+// RequestContext: what one request carries through every layer it reaches (server, engine,
+// collections, planner, context assembly, embedders, remote providers): who asks (tenant,
+// principal), by when the answer is needed (deadline), which trace it belongs to (W3C
+// trace context), how urgent it is (priority), and what it has cost so far (usage).
+//
+// Layers below the server take `const RequestContext&`: they read the deadline and trace
+// and add to `usage`, which is atomic because a request's shard searches run in parallel.
+// Background work (verification, repair, tests) uses Background(): no deadline, no trace.
+//
+// Thread safety: the fields are set by the server before the request is handed on and
+// then only read; `usage` may be added to from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace contextd {
+
+enum class Priority { kInteractive, kBatch };
+
+// Counts tokens as a model's tokenizer would (cl100k_base: TiktokenEncoder), so usage is
+// in the unit providers bill.
+class TokenCounter {
+ public:
+  virtual ~TokenCounter() = default;
+  virtual size_t Count(std::string_view text) const = 0;
+};
+
+// The cost of one request so far. Reported in responses as "usage".
+struct Usage {
+  // cl100k_base tokens of the texts sent to a metered embedder (a remote provider or a
+  // queued native model); in-process GloVe and hashing cost no tokens.
+  std::atomic<int64_t> embedding_tokens{0};
+  // Candidate chunks ranked: each list's candidates before fusion, or the cached answer's.
+  std::atomic<int64_t> chunks_scored{0};
+  std::atomic<int64_t> bytes_written{0};  // bytes of the durable write batch
+  std::atomic<int64_t> documents_written{0};
+};
+
+// W3C trace context (https://www.w3.org/TR/trace-context/): traceparent
+// "00-{trace_id: 32 hex}-{parent_id: 16 hex}-{flags: 2 hex}".
+struct TraceContext {
+  std::string trace_id;   // 32 lowercase hex digits, not all zero
+  std::string parent_id;  // the caller's span, or empty when this request started the trace
+  std::string span_id;    // this request's span, 16 lowercase hex digits
+  uint8_t flags = 0;      // bit 0: sampled
+
+  // The caller's traceparent; nullopt when it is malformed (version ff, wrong lengths,
+  // upper-case or non-hex digits, an all-zero id), so that a new trace is started.
+  static std::optional<TraceContext> Parse(std::string_view traceparent);
+  // A trace started here, or this request's span of the caller's trace (a new span id).
+  static TraceContext Start();
+  static TraceContext Continue(const TraceContext& caller);
+  // This request's traceparent: echoed to the client, sent on to providers.
+  std::string Header() const;
+};
+
+class RequestContext {
+ public:
+  explicit RequestContext(const Clock* clock = SystemClock::Default()) : clock_(clock) {}
+  RequestContext(const RequestContext&) = delete;
+  RequestContext& operator=(const RequestContext&) = delete;
+
+  // No deadline, no trace, usage thrown away: for work no client waits on.
+  static const RequestContext& Background();
+
+  std::string tenant = "default";
+  std::string principal = "anonymous";  // the API key's id once auth is on
+  int64_t deadline_ns = 0;              // monotonic (Clock::NowNanos); 0: none
+  TraceContext trace;
+  Priority priority = Priority::kInteractive;
+  mutable Usage usage;
+  // Set by the server; null (tokens not counted) in background work and tests.
+  const TokenCounter* token_counter = nullptr;
+
+  const Clock& clock() const { return *clock_; }
+  bool has_deadline() const { return deadline_ns != 0; }
+  bool Expired() const { return deadline_ns != 0 && clock_->NowNanos() >= deadline_ns; }
+  // Milliseconds left (at least 1), or 0 when there is no deadline.
+  int64_t RemainingMs() const;
+  // DeadlineExceeded saying the deadline passed before `next_step`, when it has.
+  Status CheckDeadline(std::string_view next_step) const;
+  // Adds the tokens of `texts`, sent to a metered embedder, to usage.
+  void CountEmbeddingTokens(const std::vector<std::string_view>& texts) const;
+
+ private:
+  const Clock* clock_;
+};
+
+}  // namespace contextd
