@@ -246,9 +246,8 @@ StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
     } else if (k == "threshold") {
       CTX_ASSIGN_OR_RETURN(threshold, ParseThreshold(v));
     } else if (k == "ttl_s") {
-      if (!v.is_int() || v.as_int() < 0)
-        return InvalidArgument("'ttl_s' must be a whole number of seconds, 0 for none", "invalid_value");
-      ttl_s = v.as_int();
+      // 0: entries never expire.
+      CTX_RETURN_IF_ERROR(ReadWholeNumber(v, "'ttl_s' (seconds, 0 for none)", 0, kMaxTtlSeconds, &ttl_s));
     } else {
       return InvalidArgument("unknown field '" + k + "'; expected embedder, threshold, ttl_s", "unknown_field");
     }
@@ -314,9 +313,8 @@ StatusOr<std::string> LlmCache::Store(const std::string& ns, const Json& body) {
   if (response == nullptr) return InvalidArgument("'response' is required (any JSON value)", "missing_field");
   if (scope != nullptr && !scope->is_object())
     return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_value");
-  if (ttl != nullptr && (!ttl->is_int() || ttl->as_int() <= 0))
-    return InvalidArgument("'ttl_s' must be a positive whole number of seconds", "invalid_value");
-  const int64_t ttl_s = ttl != nullptr ? ttl->as_int() : n->ttl_s;
+  int64_t ttl_s = n->ttl_s;
+  if (ttl != nullptr) CTX_RETURN_IF_ERROR(ReadWholeNumber(*ttl, "'ttl_s' (seconds)", 1, kMaxTtlSeconds, &ttl_s));
 
   Namespace::Entry e;
   e.id = NewId();

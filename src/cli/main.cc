@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
   auto* grace = s->add_option("--shutdown-grace-ms", serve.shutdown_grace_ms,
                               "On SIGTERM, how long requests already received may take to finish")
                     ->check(CLI::Range(kShutdownGraceMsRange.lo, kShutdownGraceMsRange.hi));
+  auto* query_tokens = s->add_option("--max-query-tokens", serve.max_query_tokens,
+                                     "Longest query text, in words (longer ones get 400 query_too_long)")
+                           ->check(CLI::Range(kMaxQueryTokensRange.lo, kMaxQueryTokensRange.hi));
 
   IngestOptions ingest;
   auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");
@@ -102,6 +105,7 @@ int main(int argc, char** argv) {
       if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
       if (!quantum->count()) serve.cpu_quantum_us = from_file.cpu_quantum_us;
       if (!grace->count()) serve.shutdown_grace_ms = from_file.shutdown_grace_ms;
+      if (!query_tokens->count()) serve.max_query_tokens = from_file.max_query_tokens;
       serve.embed_threads = from_file.embed_threads;
       serve.embed = std::move(from_file.embed);
     }

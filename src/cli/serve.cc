@@ -12,9 +12,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/memory.h"
 #include "cli/commands.h"
 #include "common/json.h"
+#include "common/memory.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
@@ -46,6 +46,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"max_body_bytes", kMaxBodyBytesRange, [o](int64_t n) { o->max_body_bytes = static_cast<size_t>(n); }},
       {"cpu_quantum_us", kCpuQuantumUsRange, [o](int64_t n) { o->cpu_quantum_us = static_cast<int>(n); }},
       {"shutdown_grace_ms", kShutdownGraceMsRange, [o](int64_t n) { o->shutdown_grace_ms = n; }},
+      {"max_query_tokens", kMaxQueryTokensRange, [o](int64_t n) { o->max_query_tokens = n; }},
   };
   for (const auto& [k, v] : j.as_object()) {
     auto number =
@@ -123,6 +124,7 @@ int RunServe(const ServeOptions& o) {
     ao.embed_threads = static_cast<size_t>(std::max(1, o.embed_threads));
     ao.cpu_quantum = std::chrono::microseconds(o.cpu_quantum_us);  // the flag and the file refuse < 0
     ao.max_body_bytes = o.max_body_bytes;
+    ao.max_query_tokens = static_cast<size_t>(o.max_query_tokens);
     Api api(engine->get(), &metrics, ao);
     HttpServerOptions ho;
     ho.host = o.host;

@@ -98,6 +98,9 @@ void AppendJsonNumber(double d, std::string* out);
 void AppendJsonNumber(float f, std::string* out);
 
 inline constexpr int64_t kMaxExactInteger = int64_t{1} << 53;
+// The longest time-to-live any setting accepts: ten years. Larger values overflowed the
+// millisecond arithmetic of expiry times (a ttl_s of 1e18 expired at once).
+inline constexpr int64_t kMaxTtlSeconds = int64_t{10} * 365 * 24 * 3600;
 
 // Reads a config setting that must be a whole number in [min, max]; InvalidArgument
 // "<what> must be a whole number from <min> to <max>, got <v>" otherwise.

@@ -284,6 +284,10 @@ StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const Emb
   return c;
 }
 
+namespace {
+constexpr float kMaxVectorComponent = 1e15f;
+}  // namespace
+
 StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::string& where) {
   if (!v.is_array()) return WrongType(where, "an array of numbers", v);
   const auto& arr = v.as_array();
@@ -298,6 +302,13 @@ StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::stri
     out[i] = static_cast<float>(arr[i].as_double());
     if (!std::isfinite(out[i])) {
       return InvalidArgument("'" + where + "[" + std::to_string(i) + "]' is not a finite float", "invalid_vector");
+    }
+    // Finite but huge components overflow float distances (an L2 score of inf, sent as
+    // null); within this bound any distance over 65,536 dimensions stays finite.
+    if (std::fabs(out[i]) > kMaxVectorComponent) {
+      return InvalidArgument("'" + where + "[" + std::to_string(i) + "]' is " + std::to_string(arr[i].as_double()) +
+                                 "; vector components must lie within +-1e15",
+                             "invalid_vector");
     }
   }
   return out;

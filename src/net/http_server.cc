@@ -36,6 +36,11 @@ struct ServerState {
   std::unordered_set<Session*> sessions;  // guarded by mu: every live session
 };
 
+// The request line and headers together, and the URI alone (as nginx and Envoy bound
+// them: far above any real client's, far below what would cost memory).
+constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
+constexpr size_t kMaxTargetBytes = 16 * 1024;
+
 // The context whose thread this is: replies from there are written inline. A plain pointer
 // compared, never dereferenced, so a late reply from another thread cannot touch a
 // destroyed context.
@@ -73,7 +78,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoRead() {
     parser_.emplace();
     parser_->body_limit(options_->max_body_bytes);
-    parser_->header_limit(64 * 1024);
+    parser_->header_limit(kMaxHeaderBytes);
     stream_->expires_after(std::chrono::seconds(options_->idle_timeout_s));
     http::async_read(*stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
@@ -90,11 +95,32 @@ class Session : public std::enable_shared_from_this<Session> {
           ResourceExhausted("request body exceeds the limit of " + std::to_string(options_->max_body_bytes) + " bytes",
                             "body_too_large")));
     }
+    if (ec == http::error::header_limit) {
+      // The request line and the headers share one limit; a request line that alone does
+      // not fit is a URI too long (414), anything else too many header bytes (431).
+      keep_alive_ = false;
+      const auto seen = buffer_.data();
+      const std::string_view bytes(static_cast<const char*>(seen.data()), seen.size());
+      if (bytes.find("\r\n") == std::string_view::npos) {
+        return Write(ErrorResponse(InvalidArgument(
+            "the request line is longer than the limit of " + std::to_string(kMaxHeaderBytes) + " bytes",
+            "uri_too_long")));
+      }
+      return Write(ErrorResponse(
+          InvalidArgument("the request's headers exceed the limit of " + std::to_string(kMaxHeaderBytes) + " bytes",
+                          "header_too_large")));
+    }
     if (ec) {
       keep_alive_ = false;
       return Write(ErrorResponse(InvalidArgument("malformed HTTP request: " + ec.message(), "bad_request")));
     }
     auto& msg = parser_->get();
+    if (msg.target().size() > kMaxTargetBytes) {
+      keep_alive_ = false;
+      return Write(ErrorResponse(InvalidArgument(
+          "the URI is " + std::to_string(msg.target().size()) + " bytes; at most " + std::to_string(kMaxTargetBytes),
+          "uri_too_long")));
+    }
     keep_alive_ = msg.keep_alive();
     HttpRequest req;
     // A HEAD reply is the GET reply without its body (RFC 9110): whatever body the handler

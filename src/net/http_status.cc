@@ -10,6 +10,8 @@ int HttpStatusFor(const Status& status) {
   if (r == "body_too_large") return 413;
   if (r == "method_not_allowed") return 405;
   if (r == "unsupported_encoding") return 415;
+  if (r == "uri_too_long") return 414;
+  if (r == "header_too_large") return 431;
   switch (status.code()) {
     case StatusCode::kOk:
       return 200;

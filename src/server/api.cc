@@ -8,6 +8,7 @@
 #include "engine/planner.h"
 #include "net/content_encoding.h"
 #include "net/http_status.h"
+#include "text/chunker.h"
 
 namespace contextd {
 namespace {
@@ -87,6 +88,7 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
       metrics_(metrics),
       clock_(SystemClock::Default()),
       max_body_bytes_(options.max_body_bytes),
+      max_query_tokens_(options.max_query_tokens),
       embed_threads_(options.embed_threads),
       started_unix_s_(static_cast<int64_t>(std::time(nullptr))) {
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
@@ -220,6 +222,22 @@ Json UsageJson(const Usage& usage) {
   u["bytes_written"] = usage.bytes_written.load();
   u["documents_written"] = usage.documents_written.load();
   return u;
+}
+
+// No word is longer than this many bytes on average in real text: a longer query is
+// refused without counting its words.
+constexpr size_t kMaxBytesPerQueryWord = 64;
+
+Status Api::CheckQueryLength(std::string_view text) const {
+  const auto too_long = [&](const std::string& size) {
+    return InvalidArgument("the query has " + size + "; at most " + std::to_string(max_query_tokens_) +
+                               " words are searched for (the server's max_query_tokens)",
+                           "query_too_long");
+  };
+  if (text.size() > max_query_tokens_ * kMaxBytesPerQueryWord) return too_long(std::to_string(text.size()) + " bytes");
+  const size_t words = static_cast<size_t>(CountTokens(text));
+  if (words > max_query_tokens_) return too_long(std::to_string(words) + " words");
+  return Status::Ok();
 }
 
 Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t start_ns, RequestContext* ctx) const {
@@ -442,6 +460,7 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, Request
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
+  CTX_RETURN_IF_ERROR(CheckQueryLength(q.text));
   QueryResult result;
   Json plan;
   if (q.strategy.empty()) {

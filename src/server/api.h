@@ -44,6 +44,10 @@ struct ApiOptions {
   // The most a request body may hold once its Content-Encoding (gzip, deflate, zstd) is
   // undone; the HTTP server bounds it as sent.
   size_t max_body_bytes = 64 << 20;
+  // The longest query text (/query, /v1/context), in the analyzer's words: longer ones are
+  // refused (400 query_too_long) before any work, so a 10 MB "query" costs a parse, not
+  // seconds of embedding and scoring.
+  size_t max_query_tokens = 2048;
 };
 
 class Api {
@@ -146,6 +150,9 @@ class Api {
   std::unique_ptr<ThreadPool> embed_pool_;
   int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
   size_t max_body_bytes_;
+  size_t max_query_tokens_;
+  // 400 query_too_long when `text` has more than max_query_tokens_ words.
+  Status CheckQueryLength(std::string_view text) const;
   size_t embed_threads_;
   int64_t started_unix_s_;  // "created" of the models /v1/models lists
   std::atomic<bool> draining_{false};

@@ -55,8 +55,10 @@ StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req, R
 }
 
 StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest& req, RequestContext& ctx) {
-  // ?scope.model=gpt-4&scope.user=42: entries whose scope has all of these.
+  // ?scope.model=gpt-4&scope.user=42: entries whose scope has all of these. Deleting every
+  // entry takes an explicit ?all=true, so a forgotten filter cannot wipe a namespace.
   std::map<std::string, std::string> fields;
+  bool all = false;
   size_t start = 0;
   while (start < req.query.size()) {
     size_t end = req.query.find('&', start);
@@ -66,10 +68,23 @@ StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest&
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
     CTX_ASSIGN_OR_RETURN(std::string key, DecodeQueryValue(pair.substr(0, eq)));
+    if (key == "all") {
+      CTX_ASSIGN_OR_RETURN(std::string value, DecodeQueryValue(eq == std::string::npos ? "" : pair.substr(eq + 1)));
+      if (value != "true" && value != "false") return InvalidArgument("'all' must be true or false", "invalid_value");
+      all = value == "true";
+      continue;
+    }
     if (key.rfind("scope.", 0) != 0 || key.size() == 6)
       return InvalidArgument("query parameter '" + key + "' is not a scope field (scope.NAME=value)", "invalid_value");
     CTX_ASSIGN_OR_RETURN(fields[key.substr(6)], DecodeQueryValue(eq == std::string::npos ? "" : pair.substr(eq + 1)));
   }
+  if (fields.empty() && !all) {
+    return InvalidArgument("no scope filter given: deleting every entry of '" + p[0] +
+                               "' needs ?all=true (or filter with scope.NAME=value)",
+                           "missing_filter");
+  }
+  if (!fields.empty() && all)
+    return InvalidArgument("give either scope filters or all=true, not both", "invalid_value");
   CTX_ASSIGN_OR_RETURN(size_t deleted, engine_->llm_cache().DeleteByScope(p[0], fields));
   Reply r;
   r.json = Json::MakeObject();

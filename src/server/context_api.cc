@@ -76,6 +76,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
     return Unavailable("context budgets need the cl100k_base vocabulary in the models directory; run scripts/setup",
                        "tokenizer_missing");
   CTX_ASSIGN_OR_RETURN(ContextRequest request, ContextRequest::FromJson(body, c->has_embedder()));
+  CTX_RETURN_IF_ERROR(CheckQueryLength(request.query));
   std::vector<SessionTurn> turns;
   if (!request.session_id.empty()) {
     CTX_ASSIGN_OR_RETURN(turns, engine_->sessions().Turns(request.session_id));
@@ -134,8 +135,8 @@ StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req,
       turn.role = v.as_string();
     } else if (k == "content" && v.is_string()) {
       turn.content = v.as_string();
-    } else if (k == "ttl_s" && v.is_int() && v.as_int() > 0) {
-      ttl_s = v.as_int();
+    } else if (k == "ttl_s") {
+      CTX_RETURN_IF_ERROR(ReadWholeNumber(v, "'ttl_s' (seconds)", 1, kMaxTtlSeconds, &ttl_s));
     } else {
       return InvalidArgument("'" + k + "' is unknown or mistyped; expected role, content (strings), ttl_s (> 0)",
                              "invalid_value");

@@ -34,9 +34,9 @@ std::string Quoted(const char* field) { return std::string("'") + field + "'"; }
 Status DecodeTokenIds(const Json::Array& ids, const std::string& where, const TiktokenEncoder* tokenizer, Inputs* out) {
   if (ids.empty()) return InvalidArgument(where + " must not be an empty list of tokens");
   if (tokenizer == nullptr) {
-    return FailedPrecondition(
+    return Unavailable(
         "token-id input needs the cl100k_base vocabulary, which this server does not have (run scripts/setup)",
-        "tokenizer_unavailable");
+        "tokenizer_missing");
   }
   std::vector<uint32_t> tokens;
   tokens.reserve(ids.size());
@@ -326,8 +326,9 @@ StatusOr<Api::Reply> Api::TeiTokenize(const Params&, const HttpRequest& req, Req
   }
   const TiktokenEncoder* tokenizer = engine_->tokenizer();
   if (tokenizer == nullptr) {
-    return FailedPrecondition("tokenizing needs the cl100k_base vocabulary, which this server does not have",
-                              "tokenizer_unavailable");
+    return Unavailable(
+        "tokenizing needs the cl100k_base vocabulary, which this server does not have (run scripts/setup)",
+        "tokenizer_missing");
   }
   Inputs inputs;
   CTX_RETURN_IF_ERROR(ReadInputs(body, "inputs", nullptr, /*token_ids=*/false, &inputs));

@@ -96,6 +96,8 @@ TEST(RequestsTest, UpsertRejectsEveryKindOfBadDocument) {
       {R"({"documents":[{"id":"a","text":"x","vector":[1,2]}]})", "dimension_mismatch"},
       {R"({"documents":[{"id":"a","text":"x","vector":[1,"2",3]}]})", "invalid_type"},
       {R"({"documents":[{"id":"a","text":"x","vector":[1,2,1e39]}]})", "invalid_vector"},
+      {R"({"documents":[{"id":"a","text":"x","vector":[1,2,-1e20]}]})",
+       "invalid_vector"},  // finite, but distances overflow
       {R"({"documents":[{"id":"a","text":"x"},{"id":"a","text":"y"}]})", "duplicate_id"},
       {R"({"documents":[{"id":"a","text":"x","colour":1}]})", "unknown_field"},
       {R"({"documents":[{"id":"a","text":"x"}],"wait":true})", "unknown_field"},

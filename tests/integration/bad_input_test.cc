@@ -12,7 +12,7 @@ class BadInputTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    server_ = new ServerProcess(dir_->path() + "/data", {"--max-body-bytes", "100000"});
+    server_ = new ServerProcess(dir_->path() + "/data", {"--max-body-bytes", "100000", "--max-query-tokens", "50"});
     server_->Start();
     auto c = server_->Client();
     ASSERT_EQ(Call(*c, "PUT", "/v1/collections/docs", R"({"embedder":"glove"})").first, 201);
@@ -162,6 +162,19 @@ TEST_F(BadInputTest, OneBadDocumentRejectsTheWholeBatch) {
       "empty_text");
   EXPECT_EQ(Call(*client_, "GET", "/v1/collections/docs/documents/good").first, 404);
   ExpectRejected("POST", kDocs, R"({"documents":[{"id":"x","text":"a"},{"id":"x","text":"b"}]})", 400, "duplicate_id");
+}
+
+TEST_F(BadInputTest, QueriesPastTheWordLimitAreRefusedBeforeAnyWork) {
+  // The server runs with --max-query-tokens 50.
+  std::string words;
+  for (int i = 0; i < 51; ++i) words += "tea ";
+  ExpectRejected("POST", "/v1/collections/docs/query", R"({"query":")" + words + R"("})", 400, "query_too_long");
+  ExpectRejected("POST", "/v1/context", R"({"collection":"docs","query":")" + words + R"("})", 400, "query_too_long");
+  // Long in bytes (one 4 KB "word"): refused without counting.
+  ExpectRejected("POST", "/v1/collections/docs/query", R"({"query":")" + std::string(4000, 'x') + R"("})", 400,
+                 "query_too_long");
+  words.resize(words.size() - 4);  // 50 words
+  EXPECT_EQ(Call(*client_, "POST", "/v1/collections/docs/query", R"({"query":")" + words + R"("})").first, 200);
 }
 
 }  // namespace

@@ -43,6 +43,16 @@ TEST(LlmCacheApiTest, StoreLookupDeleteAndSurviveKill9) {
   EXPECT_EQ(Call(*c, "POST", "/v1/cache/chat/store", R"({"prompt":"no response"})").first, 400);
   EXPECT_EQ(Call(*c, "POST", "/v1/cache/chat/lookup", R"({"prompt":"x","threshold":2})").first, 400);
   EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries?model=gpt-4").first, 400);
+  // No filter at all would wipe the namespace: it takes an explicit ?all=true.
+  auto [us, unfiltered] = Call(*c, "DELETE", "/v1/cache/chat/entries");
+  EXPECT_EQ(us, 400);
+  EXPECT_EQ(unfiltered.Find("error")->Find("code")->as_string(), "missing_filter") << unfiltered.Dump();
+  EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries?all=maybe").first, 400);
+  EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries?all=true&scope.model=gpt-4").first, 400);
+  // TTLs past ten years overflowed expiry arithmetic; they are refused.
+  EXPECT_EQ(Call(*c, "POST", "/v1/cache/chat/store", R"({"prompt":"p","response":1,"ttl_s":1e18})").first, 400);
+  EXPECT_EQ(Call(*c, "PUT", "/v1/cache/other", R"({"ttl_s":1000000000000})").first, 400);
+  EXPECT_EQ(Call(*c, "POST", "/v1/sessions/s1/turns", R"({"role":"user","content":"hi","ttl_s":1e18})").first, 400);
   EXPECT_EQ(Call(*c, "GET", "/v1/cache/chat").second.Find("entries")->as_int(), 2);
 
   // SIGKILL: both acknowledged entries are still there after a restart.
@@ -65,6 +75,13 @@ TEST(LlmCacheApiTest, StoreLookupDeleteAndSurviveKill9) {
           ->as_bool());
   EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries/" + id).first, 200);
   EXPECT_EQ(Call(*c, "DELETE", "/v1/cache/chat/entries/" + id).first, 404);
+  EXPECT_EQ(Call(*c, "GET", "/v1/cache/chat").second.Find("entries")->as_int(), 0);
+  // ?all=true empties the namespace.
+  Call(*c, "POST", "/v1/cache/chat/store", R"({"prompt":"one","response":1})");
+  Call(*c, "POST", "/v1/cache/chat/store", R"({"prompt":"two","response":2,"scope":{"model":"m"}})");
+  auto [as, all] = Call(*c, "DELETE", "/v1/cache/chat/entries?all=true");
+  ASSERT_EQ(as, 200) << all.Dump();
+  EXPECT_EQ(all.Find("deleted")->as_int(), 2);
   EXPECT_EQ(Call(*c, "GET", "/v1/cache/chat").second.Find("entries")->as_int(), 0);
 }
 

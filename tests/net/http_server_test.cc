@@ -90,6 +90,36 @@ TEST_F(HttpServerTest, OversizedBodiesGet413WithoutReachingTheHandler) {
   EXPECT_EQ(again.Request("POST", "/x", std::string(999, 'a'))->status, 200);
 }
 
+TEST_F(HttpServerTest, LongUrisGet414AndLargeHeaders431) {
+  Start();
+  HttpClient client("127.0.0.1", server_->port());
+  struct Case {
+    std::string target;
+    HttpHeaders headers;
+    int status;
+    const char* code;
+  };
+  HttpHeaders many;  // 8 x 10 KB: past the 64 KB limit (one value may not pass 64 KB)
+  for (int i = 0; i < 8; ++i) many.emplace_back("X-Big-" + std::to_string(i), std::string(10 * 1024, 'h'));
+  const std::vector<Case> cases = {
+      {"/x?" + std::string(20 * 1024, 'q'), {}, 414, "uri_too_long"},  // past the URI limit
+      {"/x?" + std::string(70 * 1024, 'q'), {}, 414, "uri_too_long"},  // past the header limit
+      {"/x", many, 431, "header_too_large"},
+  };
+  for (const Case& c : cases) {
+    HttpClient fresh("127.0.0.1", server_->port());
+    auto r = fresh.Request("GET", c.target, "", c.headers);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, c.status) << c.code;
+    EXPECT_NE(r->body.find(c.code), std::string::npos) << r->body;
+  }
+  EXPECT_EQ(calls_.load(), 0);
+  // Just under the limits is served.
+  auto ok = client.Request("GET", "/x?" + std::string(15 * 1024, 'q'), "", {{"X-Big", std::string(40 * 1024, 'h')}});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->status, 200);
+}
+
 TEST_F(HttpServerTest, MalformedRequestsGet400) {
   Start();
   int fd = socket(AF_INET, SOCK_STREAM, 0);
