@@ -14,7 +14,7 @@ namespace contextd {
 // after one big request every later buffer of that size comes from a thread's arena, and
 // arenas give little back: RSS stayed at the high-water mark of the largest requests
 // (80 x 1 MB embeddings: 93 MB -> 1.2 GB, never returned). A fixed threshold keeps large
-// buffers in mmap, returned whole when freed; a lower trim threshold returns arena tops.
+// buffers (1 MiB and up) in mmap, returned whole when freed; a lower trim threshold returns arena tops.
 void ConfigureAllocatorForServing();
 
 // Bytes resident in RAM (VmRSS), or 0 where /proc is unavailable.
