@@ -21,6 +21,8 @@ inline constexpr SettingRange kMaxBodyBytesRange{1024, int64_t{1} << 32};
 inline constexpr SettingRange kCpuQuantumUsRange{0, 1000000};
 inline constexpr SettingRange kShutdownGraceMsRange{0, 600000};
 inline constexpr SettingRange kMaxQueryTokensRange{1, 1000000};
+inline constexpr SettingRange kIdleTimeoutSRange{1, 3600};
+inline constexpr SettingRange kConnectionsPerClientRange{1, 1000000};
 
 struct ServeOptions {
   std::string host = "127.0.0.1";
@@ -37,11 +39,14 @@ struct ServeOptions {
   // Shutdown). Kubernetes gives a pod 30 s between SIGTERM and SIGKILL.
   int64_t shutdown_grace_ms = 10000;
   int64_t max_query_tokens = 2048;  // ApiOptions::max_query_tokens
-  EmbedServiceOptions embed;        // providers, batching, cache tiers
+  int64_t idle_timeout_s = 60;      // HttpServerOptions: keep-alive and request-read timeout
+  int64_t max_connections_per_client = 1024;
+  EmbedServiceOptions embed;  // providers, batching, cache tiers
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",
-// "write_threads","embed_threads","cpu_quantum_us","max_body_bytes","shutdown_grace_ms","max_query_tokens","embedding":{..}},
+// "write_threads","embed_threads","cpu_quantum_us","max_body_bytes","shutdown_grace_ms","max_query_tokens","idle_timeout_s",
+// "max_connections_per_client","embedding":{..}},
 // the last as EmbedServiceOptions::FromJson reads it) into `options`; returns an error message or "".
 std::string LoadServeConfig(const std::string& path, ServeOptions* options);
 int RunServe(const ServeOptions& options);

@@ -35,6 +35,12 @@ int main(int argc, char** argv) {
   auto* grace = s->add_option("--shutdown-grace-ms", serve.shutdown_grace_ms,
                               "On SIGTERM, how long requests already received may take to finish")
                     ->check(CLI::Range(kShutdownGraceMsRange.lo, kShutdownGraceMsRange.hi));
+  auto* idle = s->add_option("--idle-timeout-s", serve.idle_timeout_s,
+                             "Closes a connection that sends no complete request for this long")
+                   ->check(CLI::Range(kIdleTimeoutSRange.lo, kIdleTimeoutSRange.hi));
+  auto* per_client = s->add_option("--max-connections-per-client", serve.max_connections_per_client,
+                                   "Connections one client address may hold (more get 429)")
+                         ->check(CLI::Range(kConnectionsPerClientRange.lo, kConnectionsPerClientRange.hi));
   auto* query_tokens = s->add_option("--max-query-tokens", serve.max_query_tokens,
                                      "Longest query text, in words (longer ones get 400 query_too_long)")
                            ->check(CLI::Range(kMaxQueryTokensRange.lo, kMaxQueryTokensRange.hi));
@@ -106,6 +112,8 @@ int main(int argc, char** argv) {
       if (!quantum->count()) serve.cpu_quantum_us = from_file.cpu_quantum_us;
       if (!grace->count()) serve.shutdown_grace_ms = from_file.shutdown_grace_ms;
       if (!query_tokens->count()) serve.max_query_tokens = from_file.max_query_tokens;
+      if (!idle->count()) serve.idle_timeout_s = from_file.idle_timeout_s;
+      if (!per_client->count()) serve.max_connections_per_client = from_file.max_connections_per_client;
       serve.embed_threads = from_file.embed_threads;
       serve.embed = std::move(from_file.embed);
     }

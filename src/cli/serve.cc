@@ -47,6 +47,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"cpu_quantum_us", kCpuQuantumUsRange, [o](int64_t n) { o->cpu_quantum_us = static_cast<int>(n); }},
       {"shutdown_grace_ms", kShutdownGraceMsRange, [o](int64_t n) { o->shutdown_grace_ms = n; }},
       {"max_query_tokens", kMaxQueryTokensRange, [o](int64_t n) { o->max_query_tokens = n; }},
+      {"idle_timeout_s", kIdleTimeoutSRange, [o](int64_t n) { o->idle_timeout_s = n; }},
+      {"max_connections_per_client", kConnectionsPerClientRange, [o](int64_t n) { o->max_connections_per_client = n; }},
   };
   for (const auto& [k, v] : j.as_object()) {
     auto number =
@@ -131,6 +133,8 @@ int RunServe(const ServeOptions& o) {
     ho.port = o.port;
     ho.io_threads = o.io_threads;
     ho.max_body_bytes = o.max_body_bytes;
+    ho.idle_timeout_s = static_cast<int>(o.idle_timeout_s);
+    ho.max_connections_per_client = static_cast<size_t>(o.max_connections_per_client);
     HttpServer server(ho,
                       [&api](HttpRequest req, Responder respond) { api.Handle(std::move(req), std::move(respond)); });
     Status st = server.Start();
@@ -144,6 +148,14 @@ int RunServe(const ServeOptions& o) {
           "...).\n";
       *out += "# TYPE contextd_http_accept_errors_total counter\n";
       *out += "contextd_http_accept_errors_total " + std::to_string(server.accept_errors()) + "\n";
+      *out +=
+          "# HELP contextd_http_connections_refused_total Connections refused by the per-client cap or with every "
+          "connection busy at the cap.\n# TYPE contextd_http_connections_refused_total counter\n";
+      *out += "contextd_http_connections_refused_total " + std::to_string(server.connections_refused()) + "\n";
+      *out +=
+          "# HELP contextd_http_idle_evictions_total Idle keep-alive connections closed to admit new ones at the "
+          "cap.\n# TYPE contextd_http_idle_evictions_total counter\n";
+      *out += "contextd_http_idle_evictions_total " + std::to_string(server.idle_evictions()) + "\n";
     });
     // Tests and scripts read the port from this line (it matters with --port 0).
     std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());

@@ -5,8 +5,11 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
@@ -31,9 +34,10 @@ class Session;
 struct ServerState {
   std::atomic<size_t> in_flight{0};
   std::atomic<bool> draining{false};
-  std::mutex mu;                          // held to post to a context, and by Stop() to set `stopped`
-  bool stopped = false;                   // guarded by mu
-  std::unordered_set<Session*> sessions;  // guarded by mu: every live session
+  std::mutex mu;                                       // held to post to a context, and by Stop() to set `stopped`
+  bool stopped = false;                                // guarded by mu
+  std::unordered_set<Session*> sessions;               // guarded by mu: every live session
+  std::unordered_map<std::string, size_t> per_client;  // guarded by mu: sessions by address
 };
 
 // The request line and headers together, and the URI alone (as nginx and Envoy bound
@@ -48,24 +52,38 @@ thread_local const asio::io_context* t_io_context = nullptr;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, asio::io_context* ioc, const HttpServerOptions* options, const HttpHandler* handler,
-          std::shared_ptr<ServerState> state)
+  // REQUIRES: state->mu held (the accept path counts and registers in one step).
+  Session(tcp::socket socket, std::string client, asio::io_context* ioc, const HttpServerOptions* options,
+          const HttpHandler* handler, std::shared_ptr<ServerState> state)
       : stream_(std::in_place, std::move(socket)),
+        client_(std::move(client)),
         ioc_(ioc),
         options_(options),
         handler_(handler),
         state_(std::move(state)) {
     beast::error_code ec;
     stream_->socket().set_option(tcp::no_delay(true), ec);
-    std::lock_guard<std::mutex> lock(state_->mu);
     state_->sessions.insert(this);
+    ++state_->per_client[client_];
   }
   // Under the lock, so that Stop() either closed this socket already or runs after it is gone.
   ~Session() {
     Answered();
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->sessions.erase(this);
+    if (auto it = state_->per_client.find(client_); it != state_->per_client.end() && --it->second == 0) {
+      state_->per_client.erase(it);
+    }
     stream_.reset();
+  }
+
+  // When this connection started waiting for its next request (monotonic ns); 0 while a
+  // request is being read or answered.
+  int64_t idle_since_ns() const { return idle_since_ns_.load(std::memory_order_relaxed); }
+  asio::io_context* ioc() const { return ioc_; }
+  // On this session's I/O thread: closes the connection if it is still idle.
+  void CloseIfIdle() {
+    if (idle_since_ns() != 0 && stream_) Close();
   }
 
   // Stop(), with the I/O threads joined and state_->mu held: destroys the socket now, while
@@ -76,6 +94,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void DoRead() {
+    idle_since_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
     parser_.emplace();
     parser_->body_limit(options_->max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
@@ -85,6 +104,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRead(beast::error_code ec) {
+    idle_since_ns_ = 0;
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
       return Close();
@@ -253,6 +273,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Reset by CloseForStop(): the socket must be destroyed while its context still exists.
   std::optional<beast::tcp_stream> stream_;
+  const std::string client_;  // the peer's address, for the per-client cap
+  std::atomic<int64_t> idle_since_ns_{0};
   asio::io_context* ioc_;
   const HttpServerOptions* options_;
   const HttpHandler* handler_;
@@ -288,13 +310,70 @@ struct HttpServer::Impl {
   std::chrono::steady_clock::time_point last_accept_warning{};  // the acceptor's context only
   int port = 0;
   bool running = false;
+  size_t max_connections = 0;  // resolved from the options in Start()
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> evicted{0};
+
+  // Writes a short error reply on a connection that will not get a session, then drops it.
+  // The socket is fresh, so the few bytes fit its send buffer: the write does not block.
+  static void Refuse(tcp::socket& socket, int status, const char* reason, const std::string& message) {
+    const std::string body = "{\"error\":{\"code\":\"" + std::string(reason) + "\",\"message\":\"" + message + "\"}}";
+    const std::string text = "HTTP/1.1 " + std::to_string(status) +
+                             (status == 429 ? " Too Many Requests" : " Service Unavailable") +
+                             "\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+                             "Content-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body;
+    beast::error_code ec;
+    asio::write(socket, asio::buffer(text), ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+
+  // Applies the connection caps to an accepted socket: a session, or a refusal.
+  void Admit(tcp::socket socket, asio::io_context* target) {
+    beast::error_code ec;
+    const auto remote = socket.remote_endpoint(ec);
+    const std::string client = ec ? std::string("?") : remote.address().to_string();
+    std::shared_ptr<Session> evict;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      auto it = state->per_client.find(client);
+      if (it != state->per_client.end() && it->second >= options.max_connections_per_client) {
+        ++refused;
+        return Refuse(socket, 429, "too_many_connections",
+                      "this address already holds " + std::to_string(it->second) + " connections");
+      }
+      if (state->sessions.size() >= max_connections) {
+        // Make room by closing the connection idle longest; a live request is never cut.
+        Session* oldest = nullptr;
+        for (Session* s : state->sessions) {
+          const int64_t since = s->idle_since_ns();
+          if (since != 0 && (oldest == nullptr || since < oldest->idle_since_ns())) oldest = s;
+        }
+        if (oldest != nullptr) evict = oldest->weak_from_this().lock();
+        if (evict == nullptr) {
+          ++refused;
+          return Refuse(socket, 503, "server_busy",
+                        "all " + std::to_string(state->sessions.size()) + " connections are busy");
+        }
+      }
+      auto session = std::make_shared<Session>(std::move(socket), client, target, &options, &handler, state);
+      // Moved into the handler: were the last reference dropped here, ~Session would take
+      // state->mu while it is held.
+      asio::post(*target, [session = std::move(session)] { session->Start(); });
+    }
+    if (evict != nullptr) {
+      ++evicted;
+      asio::post(*evict->ioc(), [evict] { evict->CloseIfIdle(); });
+    }
+  }
 
   void Accept() {
     asio::io_context& target = *contexts[next++ % contexts.size()];
     acceptor->async_accept(target, [this, &target](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        std::make_shared<Session>(std::move(socket), &target, &options, &handler, state)->Start();
+        Admit(std::move(socket), &target);
         return Accept();
       }
       // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS), accepting again at once
@@ -354,6 +433,13 @@ Status HttpServer::Start() {
         "bind_failed");
   }
   im.port = im.acceptor->local_endpoint().port();
+  im.max_connections = im.options.max_connections;
+  if (im.max_connections == 0) {
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    const size_t fds = limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : static_cast<size_t>(limit.rlim_cur);
+    im.max_connections = fds > 2 * kReservedDescriptors ? fds - kReservedDescriptors : fds / 2;
+  }
   im.accept_retry = std::make_unique<asio::steady_timer>(*im.contexts[0]);
   im.Accept();
   for (int i = 0; i < n; ++i) {
@@ -414,5 +500,7 @@ size_t HttpServer::Shutdown(std::chrono::milliseconds grace) {
 }
 
 uint64_t HttpServer::accept_errors() const { return impl_->accept_errors.load(); }
+uint64_t HttpServer::connections_refused() const { return impl_->refused.load(); }
+uint64_t HttpServer::idle_evictions() const { return impl_->evicted.load(); }
 
 }  // namespace contextd

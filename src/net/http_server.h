@@ -24,6 +24,13 @@ struct HttpServerOptions {
   int io_threads = 0;  // 0 = one per core
   size_t max_body_bytes = 64 << 20;
   int idle_timeout_s = 120;  // closes connections idle this long
+  // Connections one client address may hold; more are answered 429 and closed, so one
+  // client cannot take every descriptor.
+  size_t max_connections_per_client = 1024;
+  // Connections in all; 0: the descriptor limit less kReservedDescriptors (RocksDB's files,
+  // provider connections). At the cap the longest-idle keep-alive connection is closed to
+  // admit the new one, so health checks get in; when none is idle, 503 and close.
+  size_t max_connections = 0;
   // After a failed accept (out of file descriptors, say), wait this long before accepting
   // again; the kernel's backlog holds the waiting connections meanwhile.
   int accept_retry_ms = 100;
@@ -31,6 +38,8 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
+  static constexpr size_t kReservedDescriptors = 256;
+
   HttpServer(HttpServerOptions options, HttpHandler handler);
   ~HttpServer();  // stops
 
@@ -47,6 +56,10 @@ class HttpServer {
   size_t Shutdown(std::chrono::milliseconds grace);
   // Accepts that failed (each is followed by accept_retry_ms of waiting).
   uint64_t accept_errors() const;
+  // Connections refused (per-client cap, or all busy at the cap) and idle ones closed to
+  // make room.
+  uint64_t connections_refused() const;
+  uint64_t idle_evictions() const;
 
  private:
   struct Impl;

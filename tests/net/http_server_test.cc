@@ -20,11 +20,13 @@ namespace {
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void Start(size_t max_body = 1 << 20) {
+  void Start(size_t max_body = 1 << 20, size_t max_connections = 0, size_t per_client = 1024) {
     HttpServerOptions o;
     o.port = 0;
     o.io_threads = 2;
     o.max_body_bytes = max_body;
+    o.max_connections = max_connections;
+    o.max_connections_per_client = per_client;
     server_ = std::make_unique<HttpServer>(o, [this](HttpRequest req, Responder respond) {
       ++calls_;
       HttpResponse res;
@@ -118,6 +120,74 @@ TEST_F(HttpServerTest, LongUrisGet414AndLargeHeaders431) {
   auto ok = client.Request("GET", "/x?" + std::string(15 * 1024, 'q'), "", {{"X-Big", std::string(40 * 1024, 'h')}});
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(ok->status, 200);
+}
+
+// A raw connection to the server (an idle client), closed with the object.
+struct RawConnection {
+  explicit RawConnection(int port) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    connected = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~RawConnection() { close(fd); }
+  // What the server sent before closing, waiting at most `ms`; "" when it sent nothing.
+  std::string ReadWithin(int ms) {
+    timeval tv{ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[1024] = {};
+    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+  // True when the server closed the connection within `ms`.
+  bool ClosedWithin(int ms) {
+    timeval tv{ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char c;
+    return read(fd, &c, 1) == 0;
+  }
+  int fd = -1;
+  bool connected = false;
+};
+
+TEST_F(HttpServerTest, OneClientAddressCannotHoldMoreThanItsShare) {
+  Start(1 << 20, 0, /*per_client=*/4);
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<RawConnection>(server_->port()));
+  RawConnection fifth(server_->port());
+  ASSERT_TRUE(fifth.connected);
+  const std::string reply = fifth.ReadWithin(2000);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 429", 0), 0u) << reply;
+  EXPECT_NE(reply.find("too_many_connections"), std::string::npos) << reply;
+  EXPECT_EQ(server_->connections_refused(), 1u);
+  // Once one of them is gone, the address gets in again.
+  idle.pop_back();
+  for (int i = 0; i < 100; ++i) {
+    HttpClient client("127.0.0.1", server_->port());
+    auto r = client.Request("GET", "/x");
+    if (r.ok() && r->status == 200) break;
+    ASSERT_LT(i, 99) << "never admitted again";
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+TEST_F(HttpServerTest, AtTheConnectionCapTheLongestIdleMakesRoom) {
+  Start(1 << 20, /*max_connections=*/4);
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<RawConnection>(server_->port()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // distinct idle ages
+  }
+  // A health check still gets in: the connection idle longest is closed for it.
+  HttpClient client("127.0.0.1", server_->port());
+  auto r = client.Request("GET", "/healthz");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(idle.front()->ClosedWithin(2000)) << "the oldest idle connection was closed";
+  EXPECT_EQ(server_->idle_evictions(), 1u);
+  EXPECT_EQ(server_->connections_refused(), 0u);
 }
 
 TEST_F(HttpServerTest, MalformedRequestsGet400) {
