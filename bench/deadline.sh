@@ -8,8 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/serve_lib.sh"
 shared="$root/../shared/data/scifact"
 start_contextd
-curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
-"$bin/contextd" ingest --url "$url" --collection scifact "$shared/corpus.jsonl" > /dev/null
+ingest_scifact
 python3 - "$url" "$shared/queries.train.jsonl" <<'PY'
 import http.client, json, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])

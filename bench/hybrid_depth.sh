@@ -5,6 +5,5 @@ set -euo pipefail
 . "$(dirname "$0")/serve_lib.sh"
 shared="$root/../shared/data/scifact"
 start_contextd
-curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
-"$bin/contextd" ingest --url "$url" --collection scifact "$shared/corpus.jsonl" > /dev/null
+ingest_scifact
 python3 "$root/bench/hybrid_depth.py" "$url" "$shared"

@@ -3,6 +3,7 @@
 # defines:
 #   wait_url FILE            the URL a process printed to FILE as "listening on URL"
 #   start_contextd [FLAGS]   contextd serve on a free port with data in $work; sets url
+#   ingest_scifact           SciFact's corpus into collection "scifact" (glove) at $url
 root=$(cd "$(dirname "${BASH_SOURCE[1]}")/.." && pwd)
 bin="$root/build/bin"
 [ -x "$bin/contextd" ] || { echo "build first: scripts/build" >&2; exit 1; }
@@ -25,4 +26,9 @@ start_contextd() {
   bench_pids+=("$!")
   url=$(wait_url "$work/ctx.out")
   url=${url%/}
+}
+
+ingest_scifact() {
+  curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
+  "$bin/contextd" ingest --url "$url" --collection scifact "$root/../shared/data/scifact/corpus.jsonl" > /dev/null
 }

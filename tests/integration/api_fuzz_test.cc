@@ -54,7 +54,13 @@ const Template kTemplates[] = {
     {"POST", "/v1/cache/ns/lookup", R"({"prompt":"what is x","scope":{"model":"m"},"threshold":0.8})"},
     {"DELETE", "/v1/cache/ns/entries", R"({"scope":{"model":"m"}})"},
     {"POST", "/v1/embeddings", R"({"input":["hello","world"],"model":"glove"})"},
-    {"POST", "/embed", R"({"inputs":["hello"],"normalize":true})"},
+    {"POST", "/embed", R"({"inputs":["hello"],"normalize":true,"truncate":false,"truncation_direction":"Right"})"},
+    {"POST", "/v1/embeddings",
+     R"({"input":[[15339,1917],[15339]],"model":"glove","encoding_format":"base64","dimensions":100,"user":"u"})"},
+    {"POST", "/tokenize", R"({"inputs":["hello world","tea"],"add_special_tokens":false})"},
+    {"GET", "/v1/models/{n}", ""},
+    {"GET", "/info", ""},
+    {"DELETE", "/v1/cache/{n}/entries?all=true", ""},
 };
 
 const char* const kNames[] = {
