@@ -66,6 +66,8 @@ struct HttpClient::Impl {
     return Status::Ok();
   }
 
+  static constexpr size_t kMaxFieldBytes = 65535;
+
   StatusOr<ClientResponse> Once(const std::string& method, const std::string& target, const std::string& body,
                                 const HttpHeaders& headers, int64_t timeout_ms, bool* retryable) {
     *retryable = false;
@@ -75,6 +77,13 @@ struct HttpClient::Impl {
       timeout_ms -=
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
       timeout_ms = std::max<int64_t>(timeout_ms, 1);
+    }
+    // Beast stores field offsets in 16 bits and throws past them; this data plane returns.
+    for (const auto& [k, v] : headers) {
+      if (k.size() > kMaxFieldBytes || v.size() > kMaxFieldBytes) {
+        return InvalidArgument("header '" + k.substr(0, 64) + "' is too long to send (at most " +
+                               std::to_string(kMaxFieldBytes) + " bytes per name or value)");
+      }
     }
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
     req.set(http::field::host, host);

@@ -352,6 +352,16 @@ TEST_F(HttpServerTest, ClientOutOfDescriptorsIsAnErrorNotACrash) {
   EXPECT_EQ(r->status, 200);
 }
 
+TEST_F(HttpServerTest, ClientRefusesAHeaderTooLongToSendInsteadOfThrowing) {
+  Start();
+  HttpClient client("127.0.0.1", server_->port());
+  auto r = client.Request("GET", "/x", "", {{"X-Big", std::string(70 * 1024, 'h')}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("too long"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(client.Request("GET", "/x")->status, 200) << "the client still works";
+}
+
 TEST(HttpClientTest, UrlHelpers) {
   std::string host;
   int port;
