@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -119,6 +120,8 @@ int RunServe(const ServeOptions& o) {
     return 1;
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<bool> finished{false};  // set once everything after the drain is done
+  std::thread watchdog;
   {
     ApiOptions ao;
     ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores);
@@ -164,14 +167,27 @@ int RunServe(const ServeOptions& o) {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: draining for up to {} ms", sig, o.shutdown_grace_ms);
-    api.BeginDrain();
+    api.BeginDrain(std::chrono::milliseconds(o.shutdown_grace_ms));
     const size_t cut_off = server.Shutdown(std::chrono::milliseconds(o.shutdown_grace_ms));
     if (cut_off > 0) spdlog::warn("{} requests were still running after the grace period; cut off", cut_off);
     metrics.RemoveCollector(accept_collector);
+    // The grace is a hard bound: what is left (a write waiting on a provider, a shard split,
+    // saving graphs) gets one more second. Writes past the cut-off commit nothing, acknowledged
+    // ones are in the synced WAL, and graphs not saved are rebuilt at the next start.
+    watchdog = std::thread([&finished] {
+      for (int i = 0; i < 100 && !finished.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (finished.load()) return;
+      spdlog::warn("work still running 1 s after the grace period; exiting now (the next start rebuilds graphs)");
+      spdlog::shutdown();
+      std::_Exit(0);
+    });
   }  // the API's pools drain here: no write is in flight after this point
   if (Status st = (*engine)->SaveGraphs(); !st.ok()) {
     spdlog::warn("could not save graphs ({}); the next start rebuilds them", st.ToString());
   }
+  engine->reset();  // waits for shard splits: inside the watchdog's second too
+  finished = true;
+  if (watchdog.joinable()) watchdog.join();
   return 0;
 }
 

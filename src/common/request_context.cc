@@ -79,6 +79,11 @@ int64_t RequestContext::RemainingMs() const {
 }
 
 Status RequestContext::CheckDeadline(std::string_view next_step) const {
+  if (ShuttingDown()) {
+    return Unavailable("the server is shutting down; stopped before " + std::string(next_step) +
+                           " (nothing was changed; retry on another node)",
+                       "shutting_down");
+  }
   if (!Expired()) return Status::Ok();
   return DeadlineExceeded("the request's deadline passed before " + std::string(next_step) +
                           " (set it with the X-Request-Timeout-Ms header)");

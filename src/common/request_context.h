@@ -79,10 +79,19 @@ class RequestContext {
   mutable Usage usage;
   // Set by the server; null (tokens not counted) in background work and tests.
   const TokenCounter* token_counter = nullptr;
+  // The server's shutdown cut-off (monotonic ns, 0 while running), shared by every request:
+  // past it CheckDeadline says Unavailable "shutting_down", so a write that could not be
+  // answered before the process exits is not committed either.
+  const std::atomic<int64_t>* shutdown_ns = nullptr;
 
   const Clock& clock() const { return *clock_; }
   bool has_deadline() const { return deadline_ns != 0; }
-  bool Expired() const { return deadline_ns != 0 && clock_->NowNanos() >= deadline_ns; }
+  bool Expired() const { return (deadline_ns != 0 && clock_->NowNanos() >= deadline_ns) || ShuttingDown(); }
+  bool ShuttingDown() const {
+    if (shutdown_ns == nullptr) return false;
+    const int64_t at = shutdown_ns->load(std::memory_order_relaxed);
+    return at != 0 && clock_->NowNanos() >= at;
+  }
   // Milliseconds left (at least 1), or 0 when there is no deadline.
   int64_t RemainingMs() const;
   // DeadlineExceeded saying the deadline passed before `next_step`, when it has.

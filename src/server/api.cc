@@ -240,9 +240,19 @@ Status Api::CheckQueryLength(std::string_view text) const {
   return Status::Ok();
 }
 
+void Api::BeginDrain(std::chrono::milliseconds grace) {
+  draining_ = true;
+  // A margin before the HTTP server cuts connections: a commit that starts just before the
+  // cut-off needs time to finish and send its reply.
+  const int64_t grace_ns = static_cast<int64_t>(grace.count()) * 1'000'000;
+  const int64_t margin_ns = std::min<int64_t>(grace_ns / 4, 1'000'000'000);
+  shutdown_ns_ = clock_->NowNanos() + grace_ns - margin_ns;
+}
+
 Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t start_ns, RequestContext* ctx) const {
   ctx->tenant = kDefaultTenant;
   ctx->token_counter = engine_->tokenizer();
+  ctx->shutdown_ns = &shutdown_ns_;
   const std::string traceparent = req.Header("traceparent");
   std::optional<TraceContext> caller = traceparent.empty() ? std::nullopt : TraceContext::Parse(traceparent);
   ctx->trace = caller ? TraceContext::Continue(*caller) : TraceContext::Start();

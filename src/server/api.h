@@ -56,8 +56,11 @@ class Api {
   ~Api();
 
   void Handle(HttpRequest request, Responder respond);
-  // From now on /readyz answers 503 "draining" (see HttpServer::Shutdown).
-  void BeginDrain() { draining_ = true; }
+  // From now on /readyz answers 503 "draining" (see HttpServer::Shutdown), and requests
+  // still running when the grace is nearly over stop before their next step: a write not
+  // committed by then is not committed at all (503 shutting_down), since its reply could
+  // no longer be sent.
+  void BeginDrain(std::chrono::milliseconds grace);
 
  private:
   struct Reply {
@@ -156,7 +159,8 @@ class Api {
   size_t embed_threads_;
   int64_t started_unix_s_;  // "created" of the models /v1/models lists
   std::atomic<bool> draining_{false};
-  std::atomic<bool> trimming_{false};  // a worker is in ReleaseFreeMemory()
+  std::atomic<int64_t> shutdown_ns_{0};  // RequestContext::shutdown_ns of every request
+  std::atomic<bool> trimming_{false};    // a worker is in ReleaseFreeMemory()
 };
 
 // Shared by the route handlers of this module.

@@ -200,6 +200,48 @@ TEST_F(EmbeddingGatewayTest, SigtermLetsARunningRequestFinish) {
   EXPECT_EQ(WEXITSTATUS(server.exit_status()), 0);
 }
 
+// The grace period is a hard bound: a write still waiting on a (very slow) provider when
+// SIGTERM's grace runs out gets no success, is not committed, and does not hold the
+// process up: it exits long before the provider would have answered.
+TEST_F(EmbeddingGatewayTest, ShutdownGraceIsAHardBoundAndALateWriteCommitsNothing) {
+  server_.reset();
+  constexpr int64_t kProviderMs = 20000;
+  FakeProvider stuck(kDim, /*per_call_us=*/kProviderMs * 1000);
+  const std::string config = dir_.path() + "/stuck.json";
+  std::ofstream(config) << R"({"embedding":{"providers":{"stuck":{"protocol":"openai","urls":[")" << stuck.url()
+                        << R"("],"model":"m","dim":16,"health_interval_ms":0,"max_attempts":1,
+                          "attempt_timeout_ms":60000,"request_timeout_ms":60000}}}})";
+  auto server = std::make_unique<ServerProcess>(
+      dir_.path() + "/data5", std::vector<std::string>{"--config", config, "--shutdown-grace-ms", "300"});
+  server->Start();
+  auto c = server->Client();
+  ASSERT_EQ(Call(*c, "PUT", "/v1/collections/docs", R"({"embedder":"provider:stuck"})").first, 201);
+  std::atomic<int> status{-1};
+  std::thread writer([&] {
+    auto w = server->Client();
+    w->set_timeout_ms(60000);
+    auto r = w->Request("POST", "/v1/collections/docs/documents", R"({"documents":[{"id":"late","text":"stuck"}]})");
+    status = r.ok() ? r->status : 0;
+  });
+  while (stuck.calls() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto signalled = std::chrono::steady_clock::now();
+  server->Signal(SIGTERM);
+  server->Wait();
+  const auto exited_after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - signalled).count();
+  EXPECT_LT(exited_after, kProviderMs / 2) << "the process waited for the provider";
+  ASSERT_TRUE(WIFEXITED(server->exit_status()));
+  EXPECT_EQ(WEXITSTATUS(server->exit_status()), 0);
+  writer.join();
+  EXPECT_NE(status.load(), 200) << "a write the server could not finish must not look acknowledged";
+  // Started again (without the stuck provider's help): the write was not committed.
+  server = std::make_unique<ServerProcess>(dir_.path() + "/data5", std::vector<std::string>{"--config", config});
+  server->Start();
+  c = server->Client();
+  EXPECT_EQ(Call(*c, "GET", "/v1/collections/docs/documents/late").first, 404);
+  EXPECT_EQ(Call(*c, "GET", "/v1/collections/docs").second.Find("documents")->as_int(), 0);
+}
+
 // A full embedding queue pushes back through HTTP: 429 with Retry-After and a message
 // naming the queue, while the calls it admitted still complete.
 TEST_F(EmbeddingGatewayTest, AFullQueueAnswers429WithRetryAfter) {
