@@ -12,11 +12,12 @@ bool IsLowerHex(std::string_view s) {
   return true;
 }
 
+constexpr char kHex[] = "0123456789abcdef";
+
 bool AllZero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
 
 std::string RandomHex(size_t digits) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   while (out.size() < digits) {
     uint64_t x = rng();
@@ -60,7 +61,6 @@ TraceContext TraceContext::Continue(const TraceContext& caller) {
 }
 
 std::string TraceContext::Header() const {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string h = "00-" + trace_id + "-" + span_id + "-";
   h.push_back(kHex[flags >> 4]);
   h.push_back(kHex[flags & 15]);
@@ -84,7 +84,7 @@ Status RequestContext::CheckDeadline(std::string_view next_step) const {
                            " (nothing was changed; retry on another node)",
                        "shutting_down");
   }
-  if (!Expired()) return Status::Ok();
+  if (deadline_ns == 0 || clock_->NowNanos() < deadline_ns) return Status::Ok();
   return DeadlineExceeded("the request's deadline passed before " + std::string(next_step) +
                           " (set it with the X-Request-Timeout-Ms header)");
 }

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/request_context.h"
 #include "common/status.h"
 
 namespace contextd {
@@ -50,5 +51,16 @@ class Embedder {
     return Embed(texts, out);
   }
 };
+
+// The options for embedding on behalf of a request: its deadline, and its traceparent when
+// `embedder` waits (a provider or batcher passes it on; in-process models have no use for
+// it, and a query's hot path skips building it).
+inline EmbedOptions EmbedOptionsFor(const RequestContext& ctx, EmbedPriority priority, const Embedder& embedder) {
+  EmbedOptions options;
+  options.priority = priority;
+  options.deadline_ns = ctx.deadline_ns;
+  if (embedder.waits() && !ctx.trace.trace_id.empty()) options.traceparent = ctx.trace.Header();
+  return options;
+}
 
 }  // namespace contextd

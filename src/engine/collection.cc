@@ -167,13 +167,9 @@ Status Collection::EmbedTexts(const RequestContext& ctx, const std::vector<std::
   }
   std::vector<std::string_view> views(texts.begin(), texts.end());
   out->resize(texts.size() * static_cast<size_t>(config_.dim));
-  EmbedOptions options;
-  options.priority = priority;
-  options.deadline_ns = ctx.deadline_ns;
-  if (!ctx.trace.trace_id.empty()) options.traceparent = ctx.trace.Header();
   // Metered embedders (providers, queued models) bill by token; in-process ones do not.
   if (embedder_->waits()) ctx.CountEmbeddingTokens(views);
-  return embedder_->EmbedWith(views, options, out->data());
+  return embedder_->EmbedWith(views, EmbedOptionsFor(ctx, priority, *embedder_), out->data());
 }
 
 Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,

@@ -314,15 +314,15 @@ struct HttpServer::Impl {
   std::atomic<uint64_t> refused{0};
   std::atomic<uint64_t> evicted{0};
 
-  // Writes a short error reply on a connection that will not get a session, then drops it.
-  // The socket is fresh, so the few bytes fit its send buffer: the write does not block.
-  static void Refuse(tcp::socket& socket, int status, const char* reason, const std::string& message) {
-    const std::string body = "{\"error\":{\"code\":\"" + std::string(reason) + "\",\"message\":\"" + message + "\"}}";
-    const std::string text = "HTTP/1.1 " + std::to_string(status) +
-                             (status == 429 ? " Too Many Requests" : " Service Unavailable") +
-                             "\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-                             "Content-Length: " +
-                             std::to_string(body.size()) + "\r\n\r\n" + body;
+  // Writes the error reply of `why` on a connection that will not get a session, then drops
+  // it. The socket is fresh, so the few bytes fit its send buffer: the write does not block.
+  static void Refuse(tcp::socket& socket, const Status& why) {
+    const HttpResponse res = ErrorResponse(why);
+    std::string text = "HTTP/1.1 " + std::to_string(res.status) + " " +
+                       std::string(http::obsolete_reason(static_cast<http::status>(res.status))) +
+                       "\r\nContent-Type: application/json\r\nConnection: close\r\n";
+    for (const auto& [k, v] : res.headers) text += k + ": " + v + "\r\n";
+    text += "Content-Length: " + std::to_string(res.body.size()) + "\r\n\r\n" + res.body;
     beast::error_code ec;
     asio::write(socket, asio::buffer(text), ec);
     socket.shutdown(tcp::socket::shutdown_both, ec);
@@ -340,8 +340,9 @@ struct HttpServer::Impl {
       auto it = state->per_client.find(client);
       if (it != state->per_client.end() && it->second >= options.max_connections_per_client) {
         ++refused;
-        return Refuse(socket, 429, "too_many_connections",
-                      "this address already holds " + std::to_string(it->second) + " connections");
+        return Refuse(socket,
+                      ResourceExhausted("this address already holds " + std::to_string(it->second) + " connections",
+                                        "too_many_connections"));
       }
       if (state->sessions.size() >= max_connections) {
         // Make room by closing the connection idle longest; a live request is never cut.
@@ -353,8 +354,8 @@ struct HttpServer::Impl {
         if (oldest != nullptr) evict = oldest->weak_from_this().lock();
         if (evict == nullptr) {
           ++refused;
-          return Refuse(socket, 503, "server_busy",
-                        "all " + std::to_string(state->sessions.size()) + " connections are busy");
+          return Refuse(socket, Unavailable("all " + std::to_string(state->sessions.size()) + " connections are busy",
+                                            "server_busy"));
         }
       }
       auto session = std::make_shared<Session>(std::move(socket), client, target, &options, &handler, state);

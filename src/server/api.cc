@@ -234,6 +234,9 @@ Status Api::CheckQueryLength(std::string_view text) const {
                                " words are searched for (the server's max_query_tokens)",
                            "query_too_long");
   };
+  // A word takes at least a byte: a text no longer than the limit in bytes needs no count
+  // (the common case, kept off the query path).
+  if (text.size() <= max_query_tokens_) return Status::Ok();
   if (text.size() > max_query_tokens_ * kMaxBytesPerQueryWord) return too_long(std::to_string(text.size()) + " bytes");
   const size_t words = static_cast<size_t>(CountTokens(text));
   if (words > max_query_tokens_) return too_long(std::to_string(words) + " words");

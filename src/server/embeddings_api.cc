@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <deque>
 
 #include "common/base64.h"
 #include "server/api.h"
@@ -18,19 +19,19 @@ namespace {
 // OpenAI's own limit on inputs per request.
 constexpr size_t kMaxInputs = 2048;
 
-// The texts of a request. Token-id inputs are decoded into `owned`; `texts` points into it
-// or into the request body.
+// The texts of a request. Token-id inputs are decoded into `owned` (a deque: its strings
+// never move); `texts` points into it or into the request body.
 struct Inputs {
   std::vector<std::string_view> texts;
-  std::vector<std::string> owned;
+  std::deque<std::string> owned;
   // Tokens as given (OpenAI counts token-id inputs by their length); -1 for text inputs.
   std::vector<int64_t> given_tokens;
 };
 
 std::string Quoted(const char* field) { return std::string("'") + field + "'"; }
 
-// One list of cl100k token ids, decoded to the text they stand for (invalid UTF-8 from
-// split characters becomes U+FFFD, as tiktoken's decode(errors="replace") does).
+// One list of cl100k token ids, decoded to the text they stand for (bytes of a split
+// character become U+FFFD).
 Status DecodeTokenIds(const Json::Array& ids, const std::string& where, const TiktokenEncoder* tokenizer, Inputs* out) {
   if (ids.empty()) return InvalidArgument(where + " must not be an empty list of tokens");
   if (tokenizer == nullptr) {
@@ -51,7 +52,7 @@ Status DecodeTokenIds(const Json::Array& ids, const std::string& where, const Ti
   }
   std::string text = ToValidUtf8(tokenizer->Decode(tokens));
   if (IsBlankText(text)) return InvalidArgument(where + " decodes to text with nothing to embed", "empty_text");
-  out->owned.push_back(std::move(text));
+  out->texts.push_back(out->owned.emplace_back(std::move(text)));
   out->given_tokens.push_back(static_cast<int64_t>(tokens.size()));
   return Status::Ok();
 }
@@ -101,15 +102,6 @@ Status ReadInputs(const Json& body, const char* field, const TiktokenEncoder* to
       }
     }
   }
-  // Token-id texts live in `owned`, which is final now: point at them in input order.
-  size_t next_owned = 0;
-  std::vector<std::string_view> ordered;
-  ordered.reserve(out->given_tokens.size());
-  size_t next_text = 0;
-  for (int64_t given : out->given_tokens) {
-    ordered.push_back(given >= 0 ? std::string_view(out->owned[next_owned++]) : out->texts[next_text++]);
-  }
-  out->texts = std::move(ordered);
   return Status::Ok();
 }
 
@@ -194,11 +186,8 @@ StatusOr<std::shared_ptr<const Embedder>> Api::EmbedForRequest(const RequestCont
                                                                std::vector<float>* vecs) const {
   CTX_ASSIGN_OR_RETURN(auto embedder, EmbedderFor(body.Find("model")));
   vecs->resize(texts.size() * static_cast<size_t>(embedder->dim()));
-  EmbedOptions options;
-  options.priority = EmbedPriority::kQuery;  // a caller is waiting, as for a query
-  options.deadline_ns = ctx.deadline_ns;
-  options.traceparent = ctx.trace.Header();
-  CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, options, vecs->data()));
+  // A caller is waiting, as for a query.
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith(texts, EmbedOptionsFor(ctx, EmbedPriority::kQuery, *embedder), vecs->data()));
   return embedder;
 }
 
