@@ -63,7 +63,7 @@ QueryCacheOptions CacheOptions(const CollectionConfig& c) {
 }  // namespace
 
 Collection::Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
-                       std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock,
+                       std::shared_ptr<const Embedder> embedder, Store* store, UpdateLog* log, const Clock* clock,
                        std::string vector_dir)
     : tenant_(std::move(tenant)),
       name_(std::move(name)),
@@ -71,6 +71,7 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       config_(std::move(config)),
       embedder_(std::move(embedder)),
       store_(store),
+      log_(log),
       clock_(clock),
       vector_dir_(std::move(vector_dir)),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
@@ -172,39 +173,45 @@ Status Collection::EmbedTexts(const RequestContext& ctx, const std::vector<std::
   return embedder_->EmbedWith(views, EmbedOptionsFor(ctx, priority, *embedder_), out->data());
 }
 
-Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
-                           std::vector<float>* vectors) const {
+Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, Mutation* m) const {
   const size_t dim = static_cast<size_t>(config_.dim);
+  m->kind = MutationKind::kUpsertDocuments;
+  m->tenant = tenant_;
+  m->collection = name_;
+  m->collection_id = id_;
+  m->dim = static_cast<uint32_t>(dim);
   std::vector<std::string> to_embed;
-  size_t total_chunks = 0;
-  out->reserve(docs.size());
+  m->documents.reserve(docs.size());
   for (auto& input : docs) {
-    PreparedDoc p;
+    MutationDocument d;
     if (input.vector) {
       // A caller-supplied vector describes the whole document: one chunk.
-      p.chunks.push_back({input.text, {}});
+      d.chunks.push_back(input.text);
     } else {
       for (const Chunk& c : ChunkText(input.text, config_.chunking)) {
-        p.chunks.push_back({input.text.substr(c.begin, c.end - c.begin), {}});
+        d.chunks.push_back(input.text.substr(c.begin, c.end - c.begin));
       }
-      for (const auto& c : p.chunks) to_embed.push_back(IndexText(input.title, c.text));
+      for (const auto& c : d.chunks) to_embed.push_back(IndexText(input.title, c));
     }
-    for (auto& c : p.chunks) IndexTerms(input.title, c.text, &c.terms);
-    total_chunks += p.chunks.size();
-    p.input = std::move(input);
-    out->push_back(std::move(p));
+    d.id = std::move(input.id);
+    d.title = std::move(input.title);
+    d.text = std::move(input.text);
+    d.metadata = std::move(input.metadata);
+    d.refs = std::move(input.refs);
+    m->documents.push_back(std::move(d));
   }
   std::vector<float> embedded;
   if (!to_embed.empty()) {
     CTX_RETURN_IF_ERROR(ctx.CheckDeadline("embedding the documents"));
     CTX_RETURN_IF_ERROR(EmbedTexts(ctx, to_embed, EmbedPriority::kBulk, &embedded));
   }
-  vectors->resize(total_chunks * dim);
+  m->vectors.resize(m->chunk_count() * dim);
   size_t row = 0, next_embedded = 0;
-  for (const auto& p : *out) {
-    for (size_t j = 0; j < p.chunks.size(); ++j, ++row) {
-      const float* src = p.input.vector ? p.input.vector->data() : &embedded[(next_embedded++) * dim];
-      std::memcpy(&(*vectors)[row * dim], src, sizeof(float) * dim);
+  for (size_t i = 0; i < m->documents.size(); ++i) {
+    const MutationDocument& d = m->documents[i];
+    for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
+      const float* src = docs[i].vector ? docs[i].vector->data() : &embedded[(next_embedded++) * dim];
+      std::memcpy(&m->vectors[row * dim], src, sizeof(float) * dim);
     }
   }
   return Status::Ok();
@@ -220,8 +227,8 @@ std::vector<size_t> Collection::StripesFor(const std::vector<std::string>& ids) 
 
 uint32_t Collection::AllocateSlotLocked() {
   if (!free_slots_.empty()) {
-    uint32_t s = free_slots_.back();
-    free_slots_.pop_back();
+    uint32_t s = free_slots_.top();
+    free_slots_.pop();
     return s;
   }
   chunks_.emplace_back();
@@ -242,30 +249,30 @@ void Collection::RemoveDocLocked(const std::string& id) {
     keywords_.Remove(slot);
     chunk_text_bytes_ -= chunks_[slot].text.size();
     chunks_[slot] = ChunkEntry();
-    free_slots_.push_back(slot);
+    free_slots_.push(slot);
   }
   docs_.erase(it);
 }
 
-void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_t* slots,
-                             std::vector<std::shared_ptr<HnswIndex>>* targets) {
+void Collection::ApplyLocked(MutationDocument* d, std::vector<std::vector<std::string>>* terms, const float* vectors,
+                             const uint32_t* slots, std::vector<std::shared_ptr<HnswIndex>>* targets) {
   const size_t dim = static_cast<size_t>(config_.dim);
-  RemoveDocLocked(p->input.id);
+  RemoveDocLocked(d->id);
   auto doc = std::make_unique<DocEntry>();
-  doc->id = p->input.id;
-  doc->title = std::move(p->input.title);
-  doc->metadata = std::move(p->input.metadata);
-  doc->refs = std::move(p->input.refs);
-  for (size_t j = 0; j < p->chunks.size(); ++j) {
+  doc->id = d->id;
+  doc->title = std::move(d->title);
+  doc->metadata = std::move(d->metadata);
+  doc->refs = std::move(d->refs);
+  for (size_t j = 0; j < d->chunks.size(); ++j) {
     const uint32_t slot = slots[j];
     ChunkEntry& c = chunks_[slot];
     c.doc = doc.get();
     c.ordinal = static_cast<uint32_t>(j);
-    c.text = std::move(p->chunks[j].text);
+    c.text = std::move(d->chunks[j]);
     chunk_text_bytes_ += c.text.size();
     payload_.Add(slot, doc->metadata);
     ++live_chunks_;
-    keywords_.Add(slot, p->chunks[j].terms);
+    keywords_.Add(slot, (*terms)[j]);
     doc->slots.push_back(slot);
     const float* v = vectors + j * dim;
     const uint32_t index = NearestShardLocked(v);
@@ -280,92 +287,141 @@ void Collection::ApplyLocked(PreparedDoc* p, const float* vectors, const uint32_
 }
 
 Status Collection::Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result) {
+  Mutation m;
+  CTX_RETURN_IF_ERROR(Prepare(ctx, std::move(docs), &m));
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  ctx.usage.bytes_written += applied.bytes_written;
+  ctx.usage.documents_written += static_cast<int64_t>(applied.documents);
+  result->upserted = applied.documents;
+  result->chunks = applied.chunks;
+  return Status::Ok();
+}
+
+Status Collection::DeleteDocument(const RequestContext& ctx, const std::string& id) {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (docs_.count(id) == 0) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+  }
+  Mutation m;
+  m.kind = MutationKind::kDeleteDocument;
+  m.tenant = tenant_;
+  m.collection = name_;
+  m.collection_id = id_;
+  m.doc_id = id;
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  ctx.usage.bytes_written += applied.bytes_written;
+  ctx.usage.documents_written += static_cast<int64_t>(applied.documents);
+  return Status::Ok();
+}
+
+Status Collection::Apply(Mutation m, ApplyResult* result) {
+  if (m.collection_id != id_) return NotFound("collection '" + name_ + "' was deleted");
+  switch (m.kind) {
+    case MutationKind::kUpsertDocuments:
+      return ApplyUpsert(std::move(m), result);
+    case MutationKind::kDeleteDocument:
+      return ApplyDelete(m, result);
+    default:
+      return InvalidArgument("a collection applies upserts and deletes, not " + std::string(MutationKindName(m.kind)),
+                             "invalid_mutation");
+  }
+}
+
+Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
+  const size_t dim = static_cast<size_t>(config_.dim);
+  const size_t total = m.chunk_count();
+  if (m.dim != dim || m.vectors.size() != total * dim) {
+    return InvalidArgument("upsert vectors do not match collection '" + name_ + "' (dim " + std::to_string(dim) + ")",
+                           "invalid_mutation");
+  }
+  // Keyword terms outside any lock: analysis is the slow part of indexing text.
+  std::vector<std::vector<std::vector<std::string>>> terms(m.documents.size());
   std::vector<std::string> ids;
-  for (const auto& d : docs) ids.push_back(d.id);
-  std::vector<PreparedDoc> prepared;
-  std::vector<float> vectors;
-  CTX_RETURN_IF_ERROR(Prepare(ctx, std::move(docs), &prepared, &vectors));
+  for (size_t i = 0; i < m.documents.size(); ++i) {
+    const MutationDocument& d = m.documents[i];
+    ids.push_back(d.id);
+    terms[i].resize(d.chunks.size());
+    for (size_t j = 0; j < d.chunks.size(); ++j) IndexTerms(d.title, d.chunks[j], &terms[i][j]);
+  }
 
   std::vector<std::unique_lock<std::mutex>> held;
   for (size_t s : StripesFor(ids)) held.emplace_back(stripes_[s]);
   std::shared_lock<std::shared_mutex> alive(drop_mu_);
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
 
-  std::vector<size_t> old_counts(prepared.size(), 0);
+  std::vector<size_t> old_counts(m.documents.size(), 0);
   std::vector<uint32_t> slots;  // reserved for the new chunks, in order
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    size_t total = 0;
-    for (size_t i = 0; i < prepared.size(); ++i) {
-      auto it = docs_.find(prepared[i].input.id);
+    for (size_t i = 0; i < m.documents.size(); ++i) {
+      auto it = docs_.find(m.documents[i].id);
       if (it != docs_.end()) old_counts[i] = it->second->slots.size();
-      total += prepared[i].chunks.size();
     }
     for (size_t i = 0; i < total; ++i) slots.push_back(AllocateSlotLocked());
   }
   WriteBatch batch;
-  const size_t dim = static_cast<size_t>(config_.dim);
   size_t row = 0;
-  for (size_t i = 0; i < prepared.size(); ++i) {
-    const PreparedDoc& p = prepared[i];
+  for (size_t i = 0; i < m.documents.size(); ++i) {
+    const MutationDocument& d = m.documents[i];
     Json record = Json::MakeObject();
-    if (!p.input.title.empty()) record["title"] = p.input.title;
-    record["text"] = p.input.text;
-    record["metadata"] = p.input.metadata;
-    if (!p.input.refs.empty()) {
+    if (!d.title.empty()) record["title"] = d.title;
+    record["text"] = d.text;
+    record["metadata"] = d.metadata;
+    if (!d.refs.empty()) {
       Json refs = Json::MakeArray();
-      for (const auto& r : p.input.refs) refs.push_back(r);
+      for (const auto& r : d.refs) refs.push_back(r);
       record["refs"] = std::move(refs);
     }
-    record["chunks"] = static_cast<int64_t>(p.chunks.size());
-    batch.PutDocument(tenant_, id_, p.input.id, record.Dump());
-    for (size_t j = 0; j < p.chunks.size(); ++j, ++row) {
-      batch.PutChunk(tenant_, id_, p.input.id, static_cast<uint32_t>(j),
-                     EncodeChunk(slots[row], p.chunks[j].text, &vectors[row * dim], config_.dim));
+    record["chunks"] = static_cast<int64_t>(d.chunks.size());
+    batch.PutDocument(tenant_, id_, d.id, record.Dump());
+    for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
+      batch.PutChunk(tenant_, id_, d.id, static_cast<uint32_t>(j),
+                     EncodeChunk(slots[row], d.chunks[j], &m.vectors[row * dim], config_.dim));
     }
-    for (size_t j = p.chunks.size(); j < old_counts[i]; ++j) {
-      batch.DeleteChunk(tenant_, id_, p.input.id, static_cast<uint32_t>(j));
+    for (size_t j = d.chunks.size(); j < old_counts[i]; ++j) {
+      batch.DeleteChunk(tenant_, id_, d.id, static_cast<uint32_t>(j));
     }
   }
-  // The last point where giving up changes nothing: past it the write is committed.
-  Status st = ctx.CheckDeadline("committing the write");
-  if (st.ok()) st = store_->Write(&batch, /*sync=*/true);
-  if (!st.ok()) {
+  batch.RecordSequence(m.sequence);
+  if (Status st = store_->Write(&batch, /*sync=*/true); !st.ok()) {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    free_slots_.insert(free_slots_.end(), slots.begin(), slots.end());
+    for (uint32_t s : slots) free_slots_.push(s);
     return st;
   }
-  ctx.usage.bytes_written += static_cast<int64_t>(batch.size_bytes());
-  ctx.usage.documents_written += static_cast<int64_t>(prepared.size());
+  result->bytes_written += static_cast<int64_t>(batch.size_bytes());
+  result->documents += m.documents.size();
+  result->chunks += total;
   WriteChange change;
   change.doc_ids = ids;
   for (size_t i = 0; i < slots.size(); ++i)
-    change.chunk_vectors.emplace_back(&vectors[i * dim], &vectors[(i + 1) * dim]);
+    change.chunk_vectors.emplace_back(&m.vectors[i * dim], &m.vectors[(i + 1) * dim]);
   query_cache_->BeginWrite();
   std::vector<std::shared_ptr<HnswIndex>> targets;  // each new chunk's shard graph
   std::shared_lock<std::shared_mutex> applying(apply_mu_);
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
     row = 0;
-    for (auto& p : prepared) {
-      size_t n = p.chunks.size();
-      ApplyLocked(&p, &vectors[row * dim], &slots[row], &targets);
+    for (size_t i = 0; i < m.documents.size(); ++i) {
+      const size_t n = m.documents[i].chunks.size();
+      ApplyLocked(&m.documents[i], &terms[i], &m.vectors[row * dim], &slots[row], &targets);
       row += n;
     }
   }
   // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
   // the reply waits for the graph, so acknowledged chunks are searchable.
-  for (size_t i = 0; i < slots.size(); ++i) targets[i]->Add(slots[i], &vectors[i * dim]);
+  for (size_t i = 0; i < slots.size(); ++i) targets[i]->Add(slots[i], &m.vectors[i * dim]);
   applying.unlock();
   query_cache_->EndWrite(change);
-  result->upserted = prepared.size();
-  result->chunks = row;
   MaybeRepairGraph();
   MaybeSplit();
   return Status::Ok();
 }
 
-Status Collection::DeleteDocument(const RequestContext& ctx, const std::string& id) {
+Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
+  const std::string& id = m.doc_id;
   std::unique_lock<std::mutex> stripe(stripes_[Hash64(id) % kStripes]);
   std::shared_lock<std::shared_mutex> alive(drop_mu_);
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
@@ -379,10 +435,10 @@ Status Collection::DeleteDocument(const RequestContext& ctx, const std::string& 
   WriteBatch batch;
   batch.DeleteDocument(tenant_, id_, id);
   for (size_t j = 0; j < chunks; ++j) batch.DeleteChunk(tenant_, id_, id, static_cast<uint32_t>(j));
-  CTX_RETURN_IF_ERROR(ctx.CheckDeadline("committing the delete"));
+  batch.RecordSequence(m.sequence);
   CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  ctx.usage.bytes_written += static_cast<int64_t>(batch.size_bytes());
-  ctx.usage.documents_written += 1;
+  result->bytes_written += static_cast<int64_t>(batch.size_bytes());
+  result->documents += 1;
   query_cache_->BeginWrite();
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
@@ -711,10 +767,40 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) 
                     "storage_error");
   }
   for (uint32_t s = static_cast<uint32_t>(chunks_.size()); s-- > 0;) {
-    if (chunks_[s].doc == nullptr) free_slots_.push_back(s);
+    if (chunks_[s].doc == nullptr) free_slots_.push(s);
   }
   shard_of_.assign(chunks_.size(), 0);
   return LoadShardsLocked(graph_path, store_sequence, &vectors);
+}
+
+StatusOr<CollectionDigest> Collection::Digest() const {
+  CollectionDigest d;
+  // Documents: the stored records, in key (id) order.
+  uint64_t h = 0;
+  CTX_RETURN_IF_ERROR(store_->ScanDocuments(tenant_, id_, [&](std::string_view id, std::string_view value) {
+    h = Hash64(value, Hash64(id, h));
+    ++d.document_count;
+  }));
+  d.documents = h;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<const DocEntry*> docs;
+  for (const auto& [id, doc] : docs_) docs.push_back(doc.get());
+  std::sort(docs.begin(), docs.end(), [](const DocEntry* a, const DocEntry* b) { return a->id < b->id; });
+  std::vector<float> v(static_cast<size_t>(config_.dim));
+  h = Hash64(std::to_string(docs.size()));
+  for (const DocEntry* doc : docs) {
+    h = Hash64(doc->id, h);
+    for (uint32_t slot : doc->slots) {
+      std::fill(v.begin(), v.end(), 0.0f);
+      shards_[shard_of_[slot]]->graph->CopyVector(slot, v.data());
+      h = Hash64(chunks_[slot].text, h);
+      h = Hash64(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)), h);
+      ++d.chunk_count;
+    }
+  }
+  d.chunks = h;
+  d.keywords = keywords_.StatsDigest();
+  return d;
 }
 
 void Collection::MarkDropped() {

@@ -1,10 +1,17 @@
 // Collection: one named set of documents with its chunks, vector index and keyword index.
 //
-// Writes are durable before they are visible: an upsert is embedded outside any lock,
-// written to the Store as one synced batch, and only then applied to the in-memory
-// indexes. Writers of the same document id are serialised by lock striping, so the store
-// and the indexes always agree on a document's latest version, while batches touching
-// different ids commit concurrently and share WAL syncs.
+// A write has two halves. Upsert() and DeleteDocument() are the proposer: they validate,
+// chunk and embed outside any lock and turn the write into a Mutation (engine/mutation.h)
+// that they commit to the update log. Apply() is the only way the collection's state
+// changes: the log calls it (through the Engine) with committed mutations, here or on a
+// replica. Apply is deterministic and never embeds.
+//
+// Writes are durable before they are visible: Apply writes the Store as one synced batch
+// (recording the mutation's sequence), and only then changes the in-memory indexes.
+// Appliers of the same document id are serialised by lock striping, so the store and the
+// indexes always agree on a document's latest version, while batches touching different
+// ids commit concurrently and share WAL syncs. Free chunk slots are reused lowest first,
+// so replicas applying the same mutations number their chunks alike.
 //
 // Thread safety: all public methods are safe for concurrent use.
 #pragma once
@@ -14,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -27,8 +35,10 @@
 #include "common/request_context.h"
 #include "embed/embedder.h"
 
+#include "engine/mutation.h"
 #include "engine/query_cache.h"
 #include "engine/requests.h"
+#include "engine/update_log.h"
 #include "index/bm25_index.h"
 #include "index/hnsw_index.h"
 #include "index/payload_index.h"
@@ -40,6 +50,19 @@ namespace contextd {
 struct UpsertResult {
   size_t upserted = 0;
   size_t chunks = 0;
+};
+
+// Order-independent hashes of a collection's replicated state: equal digests mean equal
+// documents (the stored records), equal chunks (text and vector, by document and
+// ordinal) and equal keyword statistics, however the replicas numbered their slots or
+// laid out their shards.
+struct CollectionDigest {
+  uint64_t documents = 0;
+  uint64_t chunks = 0;
+  uint64_t keywords = 0;
+  size_t document_count = 0;
+  size_t chunk_count = 0;
+  bool operator==(const CollectionDigest&) const = default;
 };
 
 struct QueryHit {
@@ -94,8 +117,10 @@ class Collection {
   // text cannot be embedded and only keyword search and vector input work).
   // vector_dir: where an int8 collection's graph keeps its fp32 vectors, memory-mapped
   // (empty: in RAM).
+  // log: where writes are committed; it applies them back through the Engine.
   Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
-             std::shared_ptr<const Embedder> embedder, Store* store, const Clock* clock, std::string vector_dir = "");
+             std::shared_ptr<const Embedder> embedder, Store* store, UpdateLog* log, const Clock* clock,
+             std::string vector_dir = "");
   ~Collection();
 
   // Rebuilds the in-memory state from the store. The HNSW graph comes from `graph_path`
@@ -124,6 +149,12 @@ class Collection {
   StatusOr<Json> GetDocument(const std::string& id) const;
   Status DeleteDocument(const RequestContext& ctx, const std::string& id);
   Status DeleteDocument(const std::string& id) { return DeleteDocument(RequestContext::Background(), id); }
+  // Applies a committed upsert or delete of this collection (the Engine routes them here).
+  // A delete of a missing document is NotFound and changes nothing.
+  Status Apply(Mutation m, ApplyResult* result);
+  // See CollectionDigest. Reads the store; for tests and replica checks, not the hot path.
+  StatusOr<CollectionDigest> Digest() const;
+
   StatusOr<QueryResult> Query(const RequestContext& ctx, const QueryRequest& request) const;
   StatusOr<QueryResult> Query(const QueryRequest& request) const {
     return Query(RequestContext::Background(), request);
@@ -171,18 +202,10 @@ class Collection {
     uint32_t ordinal = 0;
     std::string text;
   };
-  // A chunk ready to apply: computed outside the lock.
-  struct PreparedChunk {
-    std::string text;
-    std::vector<std::string> terms;
-  };
-  struct PreparedDoc {
-    DocumentInput input;
-    std::vector<PreparedChunk> chunks;
-  };
-
-  Status Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, std::vector<PreparedDoc>* out,
-                 std::vector<float>* vectors) const;
+  // Chunks and embeds the documents into an upsert mutation (the proposer's half).
+  Status Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, Mutation* m) const;
+  Status ApplyUpsert(Mutation m, ApplyResult* result);
+  Status ApplyDelete(const Mutation& m, ApplyResult* result);
   Status EmbedTexts(const RequestContext& ctx, const std::vector<std::string>& texts, EmbedPriority priority,
                     std::vector<float>* out) const;
   std::string IndexText(const std::string& title, const std::string& chunk) const;
@@ -191,9 +214,10 @@ class Collection {
   // REQUIRES: mu_ held exclusively. Puts the doc's chunks in `slots` (reserved before the
   // store write, which records them); the caller adds them to the HNSW graph after
   // releasing mu_ (graph inserts are slow and the graph is thread-safe on its own).
-  // targets: receives each new chunk's shard graph, in order.
-  void ApplyLocked(PreparedDoc* doc, const float* vectors, const uint32_t* slots,
-                   std::vector<std::shared_ptr<HnswIndex>>* targets);
+  // doc is consumed; terms: each chunk's keyword terms. targets: receives each new
+  // chunk's shard graph, in order.
+  void ApplyLocked(MutationDocument* doc, std::vector<std::vector<std::string>>* terms, const float* vectors,
+                   const uint32_t* slots, std::vector<std::shared_ptr<HnswIndex>>* targets);
   // Load()'s second half: the shards from saved graphs when they match the store, else
   // from k-means over the stored vectors (by slot; consumed). REQUIRES: mu_ held exclusively.
   Status LoadShardsLocked(const std::string& graph_path, uint64_t store_sequence, std::vector<float>* vectors);
@@ -248,6 +272,7 @@ class Collection {
   const CollectionConfig config_;
   const std::shared_ptr<const Embedder> embedder_;
   Store* const store_;
+  UpdateLog* const log_;
   const Clock* const clock_;
   const std::string vector_dir_;
   std::unique_ptr<Analyzer> analyzer_;
@@ -272,7 +297,8 @@ class Collection {
   // State below is protected by mu_.
   std::unordered_map<std::string, std::unique_ptr<DocEntry>> docs_;
   std::vector<ChunkEntry> chunks_;  // by slot
-  std::vector<uint32_t> free_slots_;
+  // Lowest first (a min-heap), so slot numbering depends only on the mutations applied.
+  std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<uint32_t>> free_slots_;
   size_t live_chunks_ = 0;
   // The vectors in memory live in the graph only; below kGraphMinChunks it is scanned
   // exactly instead of walked.

@@ -35,6 +35,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   CTX_ASSIGN_OR_RETURN(e->llm_cache_,
                        LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);
+  CTX_ASSIGN_OR_RETURN(const uint64_t applied, e->store_->AppliedSequence());
+  e->applied_ = std::make_unique<AppliedSequence>(applied);
+  e->log_ = std::make_unique<LocalUpdateLog>(e.get(), applied, options.on_commit);
   // Read before anything is written: saved graphs are valid only at this exact state.
   const uint64_t sequence = e->store_->LatestSequence();
   CTX_ASSIGN_OR_RETURN(auto records, e->store_->ListCollections());
@@ -49,8 +52,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
                      config.model);
       }
     }
-    auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), options.clock,
-                                          e->VectorDir());
+    auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), e->log_.get(),
+                                          options.clock, e->VectorDir());
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
@@ -65,20 +68,20 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
 }
 
 StatusOr<std::shared_ptr<Collection>> Engine::CreateCollection(const std::string& tenant, const std::string& name,
-                                                               const Json& spec) {
+                                                               const Json& spec, const RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(ValidateCollectionName(name));
   CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(spec, *embedders_));
-  std::shared_ptr<const Embedder> embedder;
-  if (config.embedder != "none") embedder = embedders_->ByModel(config.model);
-  // Held across the synced write: creation is rare and this keeps names unique.
-  std::lock_guard<std::mutex> lock(mu_);
-  if (collections_.count({tenant, name})) {
+  if (GetCollection(tenant, name).ok()) {
     return AlreadyExists("collection '" + name + "' already exists", "collection_exists");
   }
-  CTX_ASSIGN_OR_RETURN(uint64_t id, store_->CreateCollection(tenant, name, config.ToJson().Dump()));
-  auto c = std::make_shared<Collection>(tenant, name, id, config, embedder, store_.get(), options_.clock, VectorDir());
-  collections_[{tenant, name}] = c;
-  return c;
+  Mutation m;
+  m.kind = MutationKind::kCreateCollection;
+  m.tenant = tenant;
+  m.collection = name;
+  m.config = config.ToJson().Dump();
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  return GetCollection(tenant, name);
 }
 
 StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& tenant, const std::string& name) const {
@@ -88,21 +91,90 @@ StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& t
   return it->second;
 }
 
-Status Engine::DropCollection(const std::string& tenant, const std::string& name) {
-  std::shared_ptr<Collection> c;
+Status Engine::DropCollection(const std::string& tenant, const std::string& name, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(auto c, GetCollection(tenant, name));
+  Mutation m;
+  m.kind = MutationKind::kDropCollection;
+  m.tenant = tenant;
+  m.collection = name;
+  m.collection_id = c->id();
+  ApplyResult applied;
+  return log_->Commit(ctx, &m, &applied);
+}
+
+Status Engine::Apply(Mutation m, ApplyResult* result) {
+  const uint64_t sequence = m.sequence;
+  if (!applied_->Begin(sequence)) return Status::Ok();  // a repeat: already applied
+  Status st = ApplyNew(std::move(m), result);
+  applied_->Finish(sequence, /*applied=*/st.ok() || IsRejection(st));
+  return st;
+}
+
+void Engine::Skip(uint64_t sequence) {
+  if (applied_->Begin(sequence)) applied_->Finish(sequence);
+}
+
+Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
+  switch (m.kind) {
+    case MutationKind::kCreateCollection:
+      return ApplyCreate(m);
+    case MutationKind::kDropCollection:
+      return ApplyDrop(m);
+    case MutationKind::kUpsertDocuments:
+    case MutationKind::kDeleteDocument: {
+      CTX_ASSIGN_OR_RETURN(auto c, GetCollection(m.tenant, m.collection));
+      return c->Apply(std::move(m), result);
+    }
+  }
+  return InvalidArgument("unknown mutation kind", "invalid_mutation");
+}
+
+Status Engine::ApplyCreate(const Mutation& m) {
+  CTX_ASSIGN_OR_RETURN(Json stored, ParseJson(m.config));
+  CTX_ASSIGN_OR_RETURN(CollectionConfig config, CollectionConfig::FromStored(stored));
+  std::shared_ptr<const Embedder> embedder;
+  if (config.embedder != "none") embedder = embedders_->ByModel(config.model);
+  // Held across the synced write: creation is rare and this keeps names unique.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (collections_.count({m.tenant, m.collection})) {
+    return AlreadyExists("collection '" + m.collection + "' already exists", "collection_exists");
+  }
+  // The create's sequence is the id: unique, never reused, the same on every replica.
+  const uint64_t id = m.sequence;
+  CTX_RETURN_IF_ERROR(store_->CreateCollection(m.tenant, m.collection, id, m.config));
+  collections_[{m.tenant, m.collection}] = std::make_shared<Collection>(
+      m.tenant, m.collection, id, config, embedder, store_.get(), log_.get(), options_.clock, VectorDir());
+  return Status::Ok();
+}
+
+Status Engine::ApplyDrop(const Mutation& m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = collections_.find({m.tenant, m.collection});
+  if (it == collections_.end() || it->second->id() != m.collection_id) {
+    return NotFound("collection '" + m.collection + "' not found", "collection_not_found");
+  }
+  std::shared_ptr<Collection> c = it->second;
+  // Waits for writes in flight, so none lands after the range delete below.
+  c->MarkDropped();
+  CTX_RETURN_IF_ERROR(store_->DropCollection(m.tenant, m.collection, c->id(), m.sequence));
+  std::error_code ec;
+  std::filesystem::remove(GraphPath(c->id()), ec);
+  collections_.erase(it);
+  return Status::Ok();
+}
+
+StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Engine::Digest() const {
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> all;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = collections_.find({tenant, name});
-    if (it == collections_.end()) return NotFound("collection '" + name + "' not found", "collection_not_found");
-    c = it->second;
-    // Waits for writes in flight, so none lands after the range delete below.
-    c->MarkDropped();
-    CTX_RETURN_IF_ERROR(store_->DropCollection(tenant, name, c->id()));
-    std::error_code ec;
-    std::filesystem::remove(GraphPath(c->id()), ec);
-    collections_.erase(it);
+    all = collections_;
   }
-  return Status::Ok();
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>> out;
+  for (const auto& [key, c] : all) {
+    CTX_ASSIGN_OR_RETURN(CollectionDigest d, c->Digest());
+    out[key] = {c->id(), d};
+  }
+  return out;
 }
 
 std::string Engine::VectorDir() const { return options_.data_dir + "/graphs"; }

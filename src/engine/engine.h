@@ -2,10 +2,17 @@
 //
 // Collections belong to a tenant; with auth off everything is the "default" tenant.
 //
+// Every write is a Mutation committed to the update log (engine/update_log.h); the Engine
+// is the log's applier: Apply() is the one path by which collections are created, dropped
+// and written. CreateCollection/DropCollection and Collection::Upsert/DeleteDocument
+// propose; Apply disposes. A replica fed the same mutations through Apply() ends with the
+// same state (see Digest()).
+//
 // Thread safety: all methods are safe for concurrent use. Collections are handed out as
 // shared_ptr, so a request can finish on a collection that is being dropped.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +26,7 @@
 #include "embed/embedder_registry.h"
 #include "engine/collection.h"
 #include "engine/sessions.h"
+#include "engine/update_log.h"
 #include "store/store.h"
 #include "text/tiktoken.h"
 
@@ -32,18 +40,23 @@ struct EngineOptions {
   const Clock* clock = SystemClock::Default();
   // Providers, batching and the embedding cache tiers (L2 lives in data_dir/embed_cache).
   EmbedServiceOptions embed;
+  // Called with every mutation the local log commits, after it is applied (tests record
+  // the stream to replay it elsewhere).
+  std::function<void(const Mutation&)> on_commit;
 };
 
-class Engine {
+class Engine : public MutationApplier {
  public:
   // Opens the store and loads every collection, rebuilding its indexes.
   static StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options, MetricsRegistry* metrics);
-  ~Engine();
+  ~Engine() override;
 
   StatusOr<std::shared_ptr<Collection>> CreateCollection(const std::string& tenant, const std::string& name,
-                                                         const Json& spec);
+                                                         const Json& spec,
+                                                         const RequestContext& ctx = RequestContext::Background());
   StatusOr<std::shared_ptr<Collection>> GetCollection(const std::string& tenant, const std::string& name) const;
-  Status DropCollection(const std::string& tenant, const std::string& name);
+  Status DropCollection(const std::string& tenant, const std::string& name,
+                        const RequestContext& ctx = RequestContext::Background());
   std::vector<std::shared_ptr<Collection>> ListCollections(const std::string& tenant) const;
 
   const EmbedderRegistry& embedders() const { return *embedders_; }
@@ -55,6 +68,14 @@ class Engine {
   // Conversation sessions (data_dir/sessions) for /v1/context.
   SessionStore& sessions() { return *sessions_; }
 
+  // MutationApplier: the update log's apply path (see engine/update_log.h). A mutation at
+  // or below applied_sequence() changes nothing.
+  Status Apply(Mutation m, ApplyResult* result) override;
+  void Skip(uint64_t sequence) override;
+  uint64_t applied_sequence() const override { return applied_->value(); }
+  // Every collection's digest, by (tenant, name), with the collection's id.
+  StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Digest() const;
+
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.
   Status SaveGraphs();
@@ -62,6 +83,10 @@ class Engine {
  private:
   Engine() = default;
   void RenderMetrics(std::string* out) const;
+  // Apply() for a sequence not applied before.
+  Status ApplyNew(Mutation m, ApplyResult* result);
+  Status ApplyCreate(const Mutation& m);
+  Status ApplyDrop(const Mutation& m);
   std::string GraphPath(uint64_t collection_id) const;
   // Where int8 graphs keep their memory-mapped fp32 vectors (unnamed files).
   std::string VectorDir() const;
@@ -72,6 +97,8 @@ class Engine {
   std::unique_ptr<LlmCache> llm_cache_;          // after embedders_, which it uses
   std::unique_ptr<TiktokenEncoder> tokenizer_;
   std::unique_ptr<SessionStore> sessions_;
+  std::unique_ptr<AppliedSequence> applied_;
+  std::unique_ptr<UpdateLog> log_;  // before collections_, which use it
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;
 

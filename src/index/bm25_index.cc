@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/hash.h"
 #include "common/target_clones.h"
 
 namespace contextd {
@@ -308,6 +309,22 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
   for (uint32_t slot : candidates) offer(acc[slot], slot);
   reset();
   return top.Take();
+}
+
+uint64_t Bm25Index::StatsDigest() const {
+  std::vector<std::pair<std::string_view, uint32_t>> by_name;
+  by_name.reserve(terms_.size());
+  for (const auto& [term, id] : terms_) {
+    if (!postings_[id].empty()) by_name.emplace_back(term, id);
+  }
+  std::sort(by_name.begin(), by_name.end());
+  std::string buf = std::to_string(doc_count_) + ":" + std::to_string(total_length_);
+  for (const auto& [term, id] : by_name) {
+    uint64_t tf = 0;
+    for (const Posting& p : postings_[id]) tf += p.tf;
+    buf.append("|").append(term).append(":" + std::to_string(postings_[id].size()) + ":" + std::to_string(tf));
+  }
+  return Hash64(buf);
 }
 
 }  // namespace contextd

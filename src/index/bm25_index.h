@@ -55,6 +55,10 @@ class Bm25Index {
                                  const std::vector<float>* weights = nullptr) const;
 
   size_t doc_count() const { return doc_count_; }
+  // A hash of the statistics scores depend on (indexed count, total length, and per term
+  // its document frequency and total frequency), independent of slot numbers: replicas
+  // holding the same chunks have equal digests.
+  uint64_t StatsDigest() const;
   size_t term_count() const { return terms_.size(); }
   // BM25 score of one term for given statistics; exposed for tests.
   float TermScore(uint32_t tf, uint32_t df, uint32_t doc_len) const;

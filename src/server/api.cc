@@ -392,7 +392,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(kDefaultTenant, p[0], body));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(kDefaultTenant, p[0], body, ctx));
   Reply r;
   r.status = 201;
   r.json = c->Describe();
@@ -416,7 +416,7 @@ StatusOr<Api::Reply> Api::GetCollection(const Params& p, const HttpRequest&, Req
 }
 
 StatusOr<Api::Reply> Api::DropCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(engine_->DropCollection(kDefaultTenant, p[0]));
+  CTX_RETURN_IF_ERROR(engine_->DropCollection(kDefaultTenant, p[0], ctx));
   Reply r;
   r.json["deleted"] = p[0];
   return r;

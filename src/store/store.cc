@@ -2,11 +2,13 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace contextd {
@@ -75,6 +77,28 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 }
 
 const char kNextIdKey[] = "xnext_collection_id";
+const char kAppliedKey[] = "xapplied_sequence";
+
+std::string EncodeBE64(uint64_t v) {
+  std::string s;
+  AppendBE64(&s, v);
+  return s;
+}
+
+// Keeps the highest of the be64 values merged into a key: concurrent batches record their
+// sequences in whatever order RocksDB commits them, and the maximum is what restarts need.
+class MaxMergeOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* out,
+             rocksdb::Logger*) const override {
+    uint64_t best = value.size() == 8 ? ReadBE(std::string_view(value.data(), 8), 0, 8) : 0;
+    if (existing != nullptr && existing->size() == 8)
+      best = std::max(best, ReadBE(std::string_view(existing->data(), 8), 0, 8));
+    *out = EncodeBE64(best);
+    return true;
+  }
+  const char* Name() const override { return "contextd.max_be64"; }
+};
 
 }  // namespace
 
@@ -99,6 +123,7 @@ void WriteBatch::PutChunk(std::string_view tenant, uint64_t coll, std::string_vi
 void WriteBatch::DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n) {
   rep_->batch.Delete(ChunkKey(tenant, coll, doc_id, n));
 }
+void WriteBatch::RecordSequence(uint64_t sequence) { rep_->batch.Merge(kAppliedKey, EncodeBE64(sequence)); }
 size_t WriteBatch::size_bytes() const { return rep_->batch.GetDataSize(); }
 
 struct Store::Rep {
@@ -114,6 +139,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
   options.compression = rocksdb::kZSTD;
+  options.merge_operator = std::make_shared<MaxMergeOperator>();
   // Recover everything that reached the WAL, and refuse to open over real corruption
   // rather than silently dropping acknowledged writes.
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
@@ -128,32 +154,39 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   return std::unique_ptr<Store>(new Store(std::move(rep)));
 }
 
-StatusOr<uint64_t> Store::CreateCollection(std::string_view tenant, std::string_view name, std::string_view config) {
+Status Store::CreateCollection(std::string_view tenant, std::string_view name, uint64_t id, std::string_view config) {
   std::lock_guard<std::mutex> lock(rep_->meta_mu);
-  std::string current;
-  uint64_t next = 1;
-  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), kNextIdKey, &current);
-  if (s.ok() && current.size() == 8)
-    next = ReadBE(current, 0, 8);
-  else if (!s.ok() && !s.IsNotFound())
-    return FromRocks(s, "read collection counter");
-  std::string counter;
-  AppendBE64(&counter, next + 1);
   rocksdb::WriteBatch batch;
-  batch.Put(kNextIdKey, counter);
-  std::string record;
-  AppendBE64(&record, next);
+  // Kept past every id, so AppliedSequence() covers ids either way.
+  batch.Merge(kNextIdKey, EncodeBE64(id + 1));
+  batch.Merge(kAppliedKey, EncodeBE64(id));
+  std::string record = EncodeBE64(id);
   record.append(config);
   batch.Put(MetaKey(tenant, name), record);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  CTX_RETURN_IF_ERROR(FromRocks(rep_->db->Write(wo, &batch), "create collection"));
-  return next;
+  return FromRocks(rep_->db->Write(wo, &batch), "create collection");
 }
 
-Status Store::DropCollection(std::string_view tenant, std::string_view name, uint64_t id) {
+StatusOr<uint64_t> Store::AppliedSequence() const {
+  uint64_t applied = 0;
+  for (const char* key : {kAppliedKey, kNextIdKey}) {
+    std::string value;
+    rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), key, &value);
+    if (s.IsNotFound()) continue;
+    CTX_RETURN_IF_ERROR(FromRocks(s, "read applied sequence"));
+    if (value.size() != 8) return Internal("storage: corrupt sequence record", "storage_error");
+    uint64_t v = ReadBE(value, 0, 8);
+    // next_collection_id is one past the last id handed out.
+    applied = std::max(applied, key == kNextIdKey && v > 0 ? v - 1 : v);
+  }
+  return applied;
+}
+
+Status Store::DropCollection(std::string_view tenant, std::string_view name, uint64_t id, uint64_t sequence) {
   std::lock_guard<std::mutex> lock(rep_->meta_mu);
   rocksdb::WriteBatch batch;
+  batch.Merge(kAppliedKey, EncodeBE64(sequence));
   batch.Delete(MetaKey(tenant, name));
   std::string prefix = CollPrefix(tenant, id);
   batch.DeleteRange(rep_->db->DefaultColumnFamily(), prefix, PrefixEnd(prefix));

@@ -5,7 +5,8 @@
 //   'm' tenant \0 name                        -> collection record (JSON)
 //   'd' tenant \0 id:be64 'D' doc_id          -> document record
 //   'd' tenant \0 id:be64 'C' doc_id \0 n:be32 -> chunk record
-//   'x' "next_collection_id"                  -> be64 counter
+//   'x' "next_collection_id"                  -> be64 counter (ids before the update log)
+//   'x' "applied_sequence"                    -> be64, merged as the maximum
 // Collection ids are never reused, so a dropped collection's leftovers can never leak into
 // a new collection of the same name. Document ids may not contain NUL (validated upstream).
 //
@@ -45,6 +46,9 @@ class WriteBatch {
   void DeleteDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id);
   void PutChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n, std::string_view value);
   void DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n);
+  // Records that the update log's mutation `sequence` is applied by this batch. Batches
+  // may commit out of order; the store keeps the highest.
+  void RecordSequence(uint64_t sequence);
   size_t size_bytes() const;
 
  private:
@@ -59,10 +63,12 @@ class Store {
   static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir);
   ~Store();
 
-  // Allocates a fresh collection id and stores the record, durably.
-  StatusOr<uint64_t> CreateCollection(std::string_view tenant, std::string_view name, std::string_view config);
-  // Removes the record and every document and chunk of the collection, durably.
-  Status DropCollection(std::string_view tenant, std::string_view name, uint64_t id);
+  // Stores the record of collection `id` (the sequence of the mutation that creates it),
+  // durably, with that sequence recorded as applied.
+  Status CreateCollection(std::string_view tenant, std::string_view name, uint64_t id, std::string_view config);
+  // Removes the record and every document and chunk of the collection, durably, with
+  // `sequence` recorded as applied.
+  Status DropCollection(std::string_view tenant, std::string_view name, uint64_t id, uint64_t sequence);
   StatusOr<std::vector<CollectionRecord>> ListCollections() const;
 
   Status Write(WriteBatch* batch, bool sync = true);
@@ -76,6 +82,10 @@ class Store {
                        const std::function<void(std::string_view doc_id, std::string_view value)>& fn) const;
   Status ScanChunks(std::string_view tenant, uint64_t coll,
                     const std::function<void(std::string_view doc_id, uint32_t n, std::string_view value)>& fn) const;
+
+  // The highest update-log sequence recorded by a write, or, for a store written before
+  // the update log, the highest collection id it handed out.
+  StatusOr<uint64_t> AppliedSequence() const;
 
   // The sequence number of the last write. Equal values mean nothing was written in
   // between (it survives restarts), which is how saved derived state is validated.

@@ -9,34 +9,40 @@
 namespace contextd {
 namespace {
 
-TEST(StoreTest, CollectionsSurviveReopenAndIdsAreNeverReused) {
+TEST(StoreTest, CollectionsAndTheAppliedSequenceSurviveReopen) {
   TempDir dir;
-  uint64_t a, b;
   {
     auto store = Store::Open(dir.path());
     ASSERT_TRUE(store.ok());
-    a = *(*store)->CreateCollection("default", "a", R"({"x":1})");
-    b = *(*store)->CreateCollection("default", "b", "{}");
-    EXPECT_NE(a, b);
-    ASSERT_TRUE((*store)->DropCollection("default", "b", b).ok());
+    EXPECT_EQ(*(*store)->AppliedSequence(), 0u);
+    ASSERT_TRUE((*store)->CreateCollection("default", "a", 3, R"({"x":1})").ok());
+    ASSERT_TRUE((*store)->CreateCollection("default", "b", 5, "{}").ok());
+    ASSERT_TRUE((*store)->DropCollection("default", "b", 5, 9).ok());
+    // Batches may commit out of order: the store keeps the highest sequence.
+    WriteBatch late, early;
+    late.RecordSequence(12);
+    early.RecordSequence(11);
+    ASSERT_TRUE((*store)->Write(&late).ok());
+    ASSERT_TRUE((*store)->Write(&early).ok());
+    EXPECT_EQ(*(*store)->AppliedSequence(), 12u);
   }
   auto store = Store::Open(dir.path());
   ASSERT_TRUE(store.ok());
+  EXPECT_EQ(*(*store)->AppliedSequence(), 12u);
   auto list = (*store)->ListCollections();
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].name, "a");
-  EXPECT_EQ((*list)[0].id, a);
+  EXPECT_EQ((*list)[0].id, 3u);
   EXPECT_EQ((*list)[0].config, R"({"x":1})");
-  uint64_t c = *(*store)->CreateCollection("default", "b", "{}");
-  EXPECT_GT(c, b);
 }
 
 TEST(StoreTest, BatchesAreAtomicAndScansAreOrderedAndScoped) {
   TempDir dir;
   auto store = std::move(Store::Open(dir.path())).value();
-  uint64_t c1 = *store->CreateCollection("default", "c1", "{}");
-  uint64_t c2 = *store->CreateCollection("default", "c2", "{}");
+  const uint64_t c1 = 1, c2 = 2;
+  ASSERT_TRUE(store->CreateCollection("default", "c1", c1, "{}").ok());
+  ASSERT_TRUE(store->CreateCollection("default", "c2", c2, "{}").ok());
   WriteBatch batch;
   batch.PutDocument("default", c1, "doc-b", "B");
   batch.PutDocument("default", c1, "doc-a", "A");
@@ -72,14 +78,15 @@ TEST(StoreTest, BatchesAreAtomicAndScansAreOrderedAndScoped) {
 TEST(StoreTest, DropRemovesAllDataOfOnlyThatCollection) {
   TempDir dir;
   auto store = std::move(Store::Open(dir.path())).value();
-  uint64_t c1 = *store->CreateCollection("default", "c1", "{}");
-  uint64_t c2 = *store->CreateCollection("default", "c2", "{}");
+  const uint64_t c1 = 1, c2 = 2;
+  ASSERT_TRUE(store->CreateCollection("default", "c1", c1, "{}").ok());
+  ASSERT_TRUE(store->CreateCollection("default", "c2", c2, "{}").ok());
   WriteBatch batch;
   batch.PutDocument("default", c1, "x", "1");
   batch.PutChunk("default", c1, "x", 0, "1");
   batch.PutDocument("default", c2, "x", "2");
   ASSERT_TRUE(store->Write(&batch).ok());
-  ASSERT_TRUE(store->DropCollection("default", "c1", c1).ok());
+  ASSERT_TRUE(store->DropCollection("default", "c1", c1, 3).ok());
   EXPECT_FALSE(store->GetDocument("default", c1, "x")->has_value());
   int chunks = 0;
   ASSERT_TRUE(store->ScanChunks("default", c1, [&](auto, auto, auto) { ++chunks; }).ok());
@@ -90,9 +97,8 @@ TEST(StoreTest, DropRemovesAllDataOfOnlyThatCollection) {
 TEST(StoreTest, TenantsAreSeparateNamespaces) {
   TempDir dir;
   auto store = std::move(Store::Open(dir.path())).value();
-  uint64_t a = *store->CreateCollection("t1", "same", "{}");
-  uint64_t b = *store->CreateCollection("t2", "same", "{}");
-  EXPECT_NE(a, b);
+  ASSERT_TRUE(store->CreateCollection("t1", "same", 1, "{}").ok());
+  ASSERT_TRUE(store->CreateCollection("t2", "same", 2, "{}").ok());
   EXPECT_EQ(store->ListCollections()->size(), 2u);
 }
 

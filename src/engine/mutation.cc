@@ -1,0 +1,182 @@
+#include "engine/mutation.h"
+
+#include <cstring>
+
+namespace contextd {
+namespace {
+
+// Format: 'M', version, kind, then fields as varints, length-prefixed bytes and raw
+// little-endian floats. Version 1 is the first; a decoder refuses versions it does not know.
+constexpr char kMagic = 'M';
+constexpr uint8_t kVersion = 1;
+// Bounds that keep a corrupt length from asking for absurd allocations.
+constexpr uint64_t kMaxItems = 1u << 24;
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void PutBytes(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= in_.size()) return false;
+      const uint8_t b = static_cast<uint8_t>(in_[pos_++]);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  bool Bytes(std::string* s) {
+    uint64_t n = 0;
+    if (!Varint(&n) || n > in_.size() - pos_) return false;
+    s->assign(in_.substr(pos_, n));
+    pos_ += n;
+    return true;
+  }
+  bool Count(uint64_t* n) { return Varint(n) && *n <= kMaxItems; }
+  bool Floats(std::vector<float>* v, uint64_t n) {
+    if (n > (in_.size() - pos_) / sizeof(float)) return false;
+    v->resize(n);
+    if (n > 0) std::memcpy(v->data(), in_.data() + pos_, n * sizeof(float));
+    pos_ += n * sizeof(float);
+    return true;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+Status Corrupt(const std::string& what) { return InvalidArgument("mutation record: " + what, "invalid_mutation"); }
+
+}  // namespace
+
+std::string_view MutationKindName(MutationKind kind) {
+  switch (kind) {
+    case MutationKind::kCreateCollection:
+      return "create_collection";
+    case MutationKind::kDropCollection:
+      return "drop_collection";
+    case MutationKind::kUpsertDocuments:
+      return "upsert_documents";
+    case MutationKind::kDeleteDocument:
+      return "delete_document";
+  }
+  return "unknown";
+}
+
+size_t Mutation::chunk_count() const {
+  size_t n = 0;
+  for (const auto& d : documents) n += d.chunks.size();
+  return n;
+}
+
+std::string EncodeMutation(const Mutation& m) {
+  std::string out;
+  out.push_back(kMagic);
+  out.push_back(static_cast<char>(kVersion));
+  out.push_back(static_cast<char>(m.kind));
+  PutVarint(&out, m.sequence);
+  PutBytes(&out, m.tenant);
+  PutBytes(&out, m.collection);
+  PutVarint(&out, m.collection_id);
+  switch (m.kind) {
+    case MutationKind::kCreateCollection:
+      PutBytes(&out, m.config);
+      break;
+    case MutationKind::kDropCollection:
+      break;
+    case MutationKind::kDeleteDocument:
+      PutBytes(&out, m.doc_id);
+      break;
+    case MutationKind::kUpsertDocuments:
+      PutVarint(&out, m.dim);
+      PutVarint(&out, m.documents.size());
+      for (const auto& d : m.documents) {
+        PutBytes(&out, d.id);
+        PutBytes(&out, d.title);
+        PutBytes(&out, d.text);
+        PutBytes(&out, d.metadata.Dump());
+        PutVarint(&out, d.refs.size());
+        for (const auto& r : d.refs) PutBytes(&out, r);
+        PutVarint(&out, d.chunks.size());
+        for (const auto& c : d.chunks) PutBytes(&out, c);
+      }
+      PutVarint(&out, m.vectors.size());
+      out.append(reinterpret_cast<const char*>(m.vectors.data()), m.vectors.size() * sizeof(float));
+      break;
+  }
+  return out;
+}
+
+StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
+  if (bytes.size() < 3 || bytes[0] != kMagic) return Corrupt("not a mutation");
+  if (static_cast<uint8_t>(bytes[1]) != kVersion) {
+    return Corrupt("unknown version " + std::to_string(static_cast<uint8_t>(bytes[1])));
+  }
+  Mutation m;
+  const uint8_t kind = static_cast<uint8_t>(bytes[2]);
+  if (kind < 1 || kind > 4) return Corrupt("unknown kind " + std::to_string(kind));
+  m.kind = static_cast<MutationKind>(kind);
+  Reader r(bytes.substr(3));
+  if (!r.Varint(&m.sequence) || !r.Bytes(&m.tenant) || !r.Bytes(&m.collection) || !r.Varint(&m.collection_id)) {
+    return Corrupt("truncated header");
+  }
+  switch (m.kind) {
+    case MutationKind::kCreateCollection:
+      if (!r.Bytes(&m.config)) return Corrupt("truncated config");
+      break;
+    case MutationKind::kDropCollection:
+      break;
+    case MutationKind::kDeleteDocument:
+      if (!r.Bytes(&m.doc_id)) return Corrupt("truncated document id");
+      break;
+    case MutationKind::kUpsertDocuments: {
+      uint64_t dim = 0, docs = 0;
+      if (!r.Varint(&dim) || dim == 0 || dim > 65536 || !r.Count(&docs)) return Corrupt("truncated upsert");
+      m.dim = static_cast<uint32_t>(dim);
+      m.documents.resize(docs);
+      for (auto& d : m.documents) {
+        std::string metadata;
+        uint64_t refs = 0, chunks = 0;
+        if (!r.Bytes(&d.id) || !r.Bytes(&d.title) || !r.Bytes(&d.text) || !r.Bytes(&metadata) || !r.Count(&refs)) {
+          return Corrupt("truncated document");
+        }
+        auto parsed = ParseJson(metadata);
+        if (!parsed.ok() || !parsed->is_object()) return Corrupt("document metadata is not a JSON object");
+        d.metadata = std::move(parsed).value();
+        d.refs.resize(refs);
+        for (auto& ref : d.refs) {
+          if (!r.Bytes(&ref)) return Corrupt("truncated refs");
+        }
+        if (!r.Count(&chunks)) return Corrupt("truncated chunks");
+        d.chunks.resize(chunks);
+        for (auto& c : d.chunks) {
+          if (!r.Bytes(&c)) return Corrupt("truncated chunk");
+        }
+      }
+      uint64_t floats = 0;
+      if (!r.Varint(&floats) || !r.Floats(&m.vectors, floats)) return Corrupt("truncated vectors");
+      if (m.vectors.size() != m.chunk_count() * m.dim) return Corrupt("vector count does not match the chunks");
+      break;
+    }
+  }
+  if (!r.done()) return Corrupt("trailing bytes");
+  return m;
+}
+
+}  // namespace contextd

@@ -1,0 +1,70 @@
+// Mutation: one change to the engine's state, as the update log carries it.
+//
+// Every write the engine accepts becomes exactly one Mutation before anything changes:
+// collection create and drop, a batch of document upserts, a document delete. A mutation
+// is complete on its own: an upsert carries every chunk's text and final vector, so
+// applying it never calls an embedder and every replica that applies the same mutations
+// in the same order ends in the same state (engine/update_log.h).
+//
+// The wire form (EncodeMutation) is versioned binary: what a remote log (JetStream) stores
+// and what a replica decodes. DecodeMutation never trusts its input: a short, long or
+// inconsistent record is InvalidArgument, never a crash.
+//
+// Thread safety: plain values and free functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace contextd {
+
+enum class MutationKind : uint8_t {
+  kCreateCollection = 1,
+  kDropCollection = 2,
+  kUpsertDocuments = 3,
+  kDeleteDocument = 4,
+};
+std::string_view MutationKindName(MutationKind kind);
+
+// One document of an upsert, chunked: chunks[i] is the text of chunk i.
+struct MutationDocument {
+  std::string id;
+  std::string title;
+  std::string text;
+  Json metadata = Json::MakeObject();
+  std::vector<std::string> refs;
+  std::vector<std::string> chunks;
+};
+
+struct Mutation {
+  // Assigned by the update log when it commits the mutation; 0 until then. Sequences only
+  // grow, and a create's sequence becomes the collection's id (unique, never reused).
+  uint64_t sequence = 0;
+  MutationKind kind = MutationKind::kUpsertDocuments;
+  std::string tenant;
+  std::string collection;
+  // Drop, upsert and delete: the id of the collection they were made for, so a mutation
+  // never lands in a later collection of the same name.
+  uint64_t collection_id = 0;
+  // Create: the collection's config as CollectionConfig::ToJson() writes it.
+  std::string config;
+  // Upsert: the documents, and every chunk's vector in document then chunk order
+  // (dim floats each).
+  std::vector<MutationDocument> documents;
+  std::vector<float> vectors;
+  uint32_t dim = 0;
+  // Delete: the document.
+  std::string doc_id;
+
+  size_t chunk_count() const;
+};
+
+std::string EncodeMutation(const Mutation& m);
+StatusOr<Mutation> DecodeMutation(std::string_view bytes);
+
+}  // namespace contextd

@@ -1,0 +1,106 @@
+// The update log: every write is a Mutation committed to a log, and state changes only by
+// applying committed mutations, in the log's order, through one apply path.
+//
+//   writer ──(embed, chunk: Mutation)──> UpdateLog::Commit ──> MutationApplier::Apply
+//
+// The applier (the Engine) is a deterministic state machine: the same mutations in the
+// same order give the same documents, vectors and keyword statistics on every replica,
+// and applying a mutation at or below its applied sequence changes nothing, so a replica
+// restarted at any point replays the log from its applied sequence and converges.
+//
+// On one node the log is LocalUpdateLog: RocksDB already is a durable log, so the apply's
+// synced store write (which records the mutation's sequence) is the append, with no extra
+// write or fsync. A replicated log (JetStream, cluster mode) commits to its stream first
+// and applies what the stream delivers, on every node.
+//
+// Thread safety: all classes here are safe for concurrent use.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <set>
+
+#include "common/request_context.h"
+#include "common/status.h"
+#include "engine/mutation.h"
+
+namespace contextd {
+
+// What applying one mutation changed, for the writer's usage accounting and reply.
+struct ApplyResult {
+  int64_t bytes_written = 0;  // bytes of the store batch
+  size_t documents = 0;
+  size_t chunks = 0;
+};
+
+class MutationApplier {
+ public:
+  virtual ~MutationApplier() = default;
+  // Applies `m` (its sequence set). A mutation that cannot apply (its collection dropped,
+  // a name already taken) changes nothing but still counts as applied, and returns the
+  // same error on every replica. Mutations with different sequences may be applied
+  // concurrently; they must not touch the same document (the log orders those).
+  // A failure to write (Internal, Unavailable: the disk, not the mutation) leaves `m`
+  // unapplied: the applied sequence stays below it until it is applied again or skipped.
+  virtual Status Apply(Mutation m, ApplyResult* result) = 0;
+  // Gives up a sequence that failed to write and will not be retried (the local log,
+  // whose writer was told), so the applied sequence can pass it.
+  virtual void Skip(uint64_t sequence) = 0;
+  // Every mutation at or below it has been applied (and is durable here).
+  virtual uint64_t applied_sequence() const = 0;
+};
+
+class UpdateLog {
+ public:
+  virtual ~UpdateLog() = default;
+  // Commits `m` (consumed), sets its sequence, and returns once it is applied on this node, so the
+  // writer reads its own write; the status is the apply's. The request's deadline and
+  // shutdown cut-off are checked before anything is committed: an error from that check
+  // means the write did not happen.
+  virtual Status Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) = 0;
+};
+
+// True for errors that every replica applying the mutation reaches the same way (the
+// mutation is rejected, and counts as applied); false for failures of this node.
+bool IsRejection(const Status& st);
+
+// The single-node log. Sequences come from a counter that starts past everything the
+// store has applied; concurrent commits apply concurrently, so their synced store writes
+// share WAL syncs as before.
+class LocalUpdateLog : public UpdateLog {
+ public:
+  // observer: called with each mutation as it is committed, before it is applied (tests
+  // record the stream).
+  LocalUpdateLog(MutationApplier* applier, uint64_t last_sequence,
+                 std::function<void(const Mutation&)> observer = nullptr);
+  Status Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) override;
+
+ private:
+  MutationApplier* const applier_;
+  std::atomic<uint64_t> last_;
+  const std::function<void(const Mutation&)> observer_;
+};
+
+// The applied sequence of mutations that may finish out of order: the highest sequence at
+// or below which every mutation has been applied. Sequences that never reach it (gaps a
+// log left) hold it back; a local log has none.
+class AppliedSequence {
+ public:
+  explicit AppliedSequence(uint64_t start) : watermark_(start) {}
+  // True when `seq` is neither applied nor being applied: the caller applies it, then
+  // calls Finish(seq). False for a repeat (a replay, a redelivery), which must change nothing.
+  bool Begin(uint64_t seq);
+  // applied: false when the apply failed to write; the sequence may then begin again.
+  void Finish(uint64_t seq, bool applied = true);
+  uint64_t value() const;
+
+ private:
+  mutable std::mutex mu_;
+  uint64_t watermark_;          // GUARDED_BY(mu_)
+  std::set<uint64_t> running_;  // GUARDED_BY(mu_)
+  std::set<uint64_t> done_;     // GUARDED_BY(mu_): finished, above the watermark
+};
+
+}  // namespace contextd

@@ -1,0 +1,359 @@
+// The update log and the one apply path: mutations round-trip through their wire form,
+// the applied sequence tolerates out-of-order finishes, and replicas fed the same
+// mutations (one of them killed and replayed half-way) end in the same state.
+#include "engine/update_log.h"
+
+#include <map>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "engine/mutation.h"
+#include "test_engine.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+Mutation SampleUpsert() {
+  Mutation m;
+  m.sequence = 42;
+  m.kind = MutationKind::kUpsertDocuments;
+  m.tenant = "acme";
+  m.collection = "docs";
+  m.collection_id = 7;
+  m.dim = 2;
+  MutationDocument d;
+  d.id = "d1";
+  d.title = "T";
+  d.text = "alpha beta";
+  d.metadata = J(R"({"lang":"en","n":3})");
+  d.refs = {"d0"};
+  d.chunks = {"alpha", "beta"};
+  m.documents.push_back(d);
+  m.vectors = {1, 0, 0, 1};
+  return m;
+}
+
+TEST(MutationTest, RoundTripsThroughItsWireForm) {
+  const Mutation m = SampleUpsert();
+  auto back = DecodeMutation(EncodeMutation(m));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->sequence, 42u);
+  EXPECT_EQ(back->tenant, "acme");
+  EXPECT_EQ(back->collection_id, 7u);
+  ASSERT_EQ(back->documents.size(), 1u);
+  EXPECT_EQ(back->documents[0].metadata.Dump(), m.documents[0].metadata.Dump());
+  EXPECT_EQ(back->documents[0].refs, m.documents[0].refs);
+  EXPECT_EQ(back->documents[0].chunks, m.documents[0].chunks);
+  EXPECT_EQ(back->vectors, m.vectors);
+
+  Mutation create;
+  create.kind = MutationKind::kCreateCollection;
+  create.collection = "c";
+  create.config = R"({"dim":3})";
+  EXPECT_EQ(DecodeMutation(EncodeMutation(create))->config, create.config);
+  Mutation del;
+  del.kind = MutationKind::kDeleteDocument;
+  del.doc_id = "gone";
+  EXPECT_EQ(DecodeMutation(EncodeMutation(del))->doc_id, "gone");
+}
+
+TEST(MutationTest, EveryTruncationOrCorruptionIsRejectedCleanly) {
+  const std::string bytes = EncodeMutation(SampleUpsert());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    auto m = DecodeMutation(bytes.substr(0, n));
+    EXPECT_FALSE(m.ok()) << "a prefix of " << n << " bytes decoded";
+    if (!m.ok()) EXPECT_EQ(m.status().reason(), "invalid_mutation");
+  }
+  EXPECT_FALSE(DecodeMutation(bytes + "x").ok());
+  std::string wrong_version = bytes;
+  wrong_version[1] = 9;
+  EXPECT_FALSE(DecodeMutation(wrong_version).ok());
+  // Flipping any byte never crashes (it may still decode, to other content).
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string flipped = bytes;
+    flipped[i] = static_cast<char>(flipped[i] ^ 0xff);
+    (void)DecodeMutation(flipped);
+  }
+}
+
+TEST(AppliedSequenceTest, AdvancesOverTheContiguousPrefixOnly) {
+  AppliedSequence applied(10);
+  EXPECT_FALSE(applied.Begin(10));  // at the watermark: a repeat
+  ASSERT_TRUE(applied.Begin(12));
+  ASSERT_TRUE(applied.Begin(11));
+  EXPECT_FALSE(applied.Begin(12));  // in progress
+  applied.Finish(12);
+  EXPECT_EQ(applied.value(), 10u);        // 11 is not done
+  EXPECT_FALSE(applied.Begin(12));        // done above the watermark
+  applied.Finish(11, /*applied=*/false);  // failed to write: may begin again
+  EXPECT_EQ(applied.value(), 10u);
+  ASSERT_TRUE(applied.Begin(11));
+  applied.Finish(11);
+  EXPECT_EQ(applied.value(), 12u);
+}
+
+// A randomized stream of mutations over two collections: upserts of one to four documents
+// of one to five chunks (vectors near eight topics, words from a skewed vocabulary),
+// replaces, deletes (some of missing documents, which every replica rejects alike), and
+// collection "b" dropped and recreated now and then. Enough chunks land in "a" to split
+// its shards (max_shard_chunks 64).
+class MutationStream {
+ public:
+  static constexpr int kDim = 16;
+
+  MutationStream(const Engine& engine, uint32_t seed) : rng_(seed) {
+    std::normal_distribution<float> g;
+    centers_.resize(8, std::vector<float>(kDim));
+    for (auto& c : centers_)
+      for (auto& x : c) x = g(rng_);
+    for (int i = 0; i < 400; ++i) vocab_.push_back("w" + std::to_string(i));
+    const char* spec = R"({"embedder":"none","dim":16,"sharding":{"max_shard_chunks":64}})";
+    config_ = ParseCollectionRequest(J(spec), engine.embedders())->ToJson().Dump();
+  }
+
+  // Numbered 1..n, with collection ids filled in (a create's id is its sequence).
+  std::vector<Mutation> Generate(size_t n) {
+    std::vector<Mutation> out;
+    auto push = [&](Mutation m) {
+      m.sequence = out.size() + 1;
+      if (m.kind == MutationKind::kCreateCollection)
+        ids_[m.collection] = m.sequence;
+      else
+        m.collection_id = ids_[m.collection];
+      out.push_back(std::move(m));
+    };
+    push(Create("a"));
+    push(Create("b"));
+    while (out.size() < n) {
+      const int r = Uniform(1000);
+      if (r < 2) {
+        push(Drop("b"));
+        push(Create("b"));
+      } else if (r < 200) {
+        push(Delete(r < 20 ? "never" + std::to_string(r) : Pick()));
+      } else {
+        push(Upsert(r < 300 ? "b" : "a"));
+      }
+    }
+    out.resize(n);
+    return out;
+  }
+
+  std::vector<QueryRequest> Queries(size_t n) {
+    std::vector<QueryRequest> out;
+    for (size_t i = 0; i < n; ++i) {
+      QueryRequest q;
+      q.k = 10;
+      q.text = Words(3);
+      q.vector = Vector(Uniform(8));
+      q.cache_bypass = true;
+      q.all_shards = true;  // the shard layout is local; the answer must not depend on it
+      out.push_back(std::move(q));
+    }
+    return out;
+  }
+
+ private:
+  int Uniform(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
+  std::vector<float> Vector(int topic) {
+    std::normal_distribution<float> g;
+    std::vector<float> v = centers_[topic];
+    for (auto& x : v) x += 0.3f * g(rng_);
+    return v;
+  }
+  std::string Words(int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) {
+      // Skewed: low word numbers are common, as in text.
+      const int w = static_cast<int>(vocab_.size() * std::pow(Uniform(10000) / 10000.0, 3));
+      if (!s.empty()) s += ' ';
+      s += vocab_[w];
+    }
+    return s;
+  }
+  std::string Pick() { return "d" + std::to_string(Uniform(300)); }
+
+  Mutation Base(MutationKind kind, const std::string& collection) {
+    Mutation m;
+    m.kind = kind;
+    m.tenant = kDefaultTenant;
+    m.collection = collection;
+    return m;
+  }
+  Mutation Create(const std::string& name) {
+    Mutation m = Base(MutationKind::kCreateCollection, name);
+    m.config = config_;
+    return m;
+  }
+  Mutation Drop(const std::string& name) { return Base(MutationKind::kDropCollection, name); }
+  Mutation Delete(const std::string& id) {
+    Mutation m = Base(MutationKind::kDeleteDocument, Uniform(4) == 0 ? "b" : "a");
+    m.doc_id = id;
+    return m;
+  }
+  Mutation Upsert(const std::string& collection) {
+    Mutation m = Base(MutationKind::kUpsertDocuments, collection);
+    m.dim = kDim;
+    std::set<std::string> ids;
+    for (int i = Uniform(4) + 1; i > 0; --i) ids.insert(Pick());
+    for (const auto& id : ids) {
+      MutationDocument d;
+      d.id = id;
+      d.title = Uniform(3) == 0 ? Words(2) : "";
+      d.metadata = J("{\"topic\":" + std::to_string(Uniform(8)) + "}");
+      if (Uniform(5) == 0) d.refs = {Pick()};
+      const int topic = Uniform(8);
+      for (int c = Uniform(5) + 1; c > 0; --c) {
+        d.chunks.push_back(Words(4 + Uniform(12)));
+        for (float x : Vector(topic)) m.vectors.push_back(x);
+        d.text += d.chunks.back() + " ";
+      }
+      m.documents.push_back(std::move(d));
+    }
+    return m;
+  }
+
+ private:
+  std::mt19937 rng_;
+  std::vector<std::vector<float>> centers_;
+  std::vector<std::string> vocab_;
+  std::string config_;
+  std::map<std::string, uint64_t> ids_;
+};
+
+using Digests = std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>;
+using Answers = std::vector<std::string>;
+
+Answers Ask(Engine& engine, const std::vector<QueryRequest>& queries) {
+  Answers out;
+  for (const char* name : {"a", "b"}) {
+    auto c = engine.GetCollection(kDefaultTenant, name);
+    if (!c.ok()) continue;
+    for (QueryMode mode : {QueryMode::kVector, QueryMode::kKeyword, QueryMode::kHybrid}) {
+      for (QueryRequest q : queries) {
+        q.mode = mode;
+        auto r = (*c)->Query(q);
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+        if (!r.ok()) continue;
+        std::string line = std::string(name) + "/" + std::string(QueryModeName(mode)) + ":";
+        for (const auto& h : r->hits)
+          line += " " + h.doc_id + "#" + std::to_string(h.chunk) + "=" + std::to_string(h.score);
+        out.push_back(std::move(line));
+      }
+    }
+  }
+  return out;
+}
+
+void ApplyAll(Engine& engine, const std::vector<Mutation>& stream, size_t from, size_t to) {
+  for (size_t i = from; i < to; ++i) {
+    ApplyResult r;
+    Status st = engine.Apply(stream[i], &r);
+    // Rejections (a delete of a missing document) are part of the stream; failures are not.
+    ASSERT_TRUE(st.ok() || IsRejection(st)) << "mutation " << stream[i].sequence << ": " << st.ToString();
+  }
+}
+
+TEST(UpdateLogTest, ReplicasFedTheSameMutationsConvergeAfterAKillAndReplay) {
+  TempDir dir_a, dir_b;
+  auto a = OpenTestEngine(dir_a.path(), nullptr);
+  auto b = OpenTestEngine(dir_b.path(), nullptr);
+  ASSERT_TRUE(a && b);
+  MutationStream gen(*a, 2024);
+  std::vector<Mutation> stream = gen.Generate(10000);
+  const std::vector<QueryRequest> queries = gen.Queries(200);
+
+  ApplyAll(*a, stream, 0, stream.size());
+  EXPECT_EQ(a->applied_sequence(), stream.size());
+  auto shards = (*a->GetCollection(kDefaultTenant, "a"))->shard_count();
+  EXPECT_GE(shards, 2u) << "the stream should split collection a's shards";
+
+  // Replica b: half the stream, then killed (closed without saving its graphs: every
+  // applied mutation is already synced, nothing else survives), reopened and replayed
+  // from its applied sequence, with some repeats (a log redelivering) thrown in.
+  const size_t half = stream.size() / 2;
+  ApplyAll(*b, stream, 0, half);
+  b.reset();
+  b = OpenTestEngine(dir_b.path(), nullptr);
+  ASSERT_TRUE(b);
+  const uint64_t resumed = b->applied_sequence();
+  EXPECT_LE(resumed, half);
+  EXPECT_GE(resumed + 20, half) << "only trailing rejections may be above the stored sequence";
+  ApplyAll(*b, stream, resumed >= 100 ? resumed - 100 : 0, stream.size());
+  ApplyAll(*b, stream, stream.size() - 50, stream.size());
+  EXPECT_EQ(b->applied_sequence(), stream.size());
+
+  auto da = a->Digest(), db = b->Digest();
+  ASSERT_TRUE(da.ok() && db.ok());
+  ASSERT_EQ(da->size(), 2u);
+  EXPECT_GT(da->begin()->second.second.chunk_count, 0u);
+  EXPECT_TRUE(*da == *db) << "replica digests differ";
+  for (const auto& [key, v] : *da) {
+    const auto& [id, d] = v;
+    EXPECT_EQ((*db)[key].first, id) << key.second;
+    EXPECT_EQ((*db)[key].second.document_count, d.document_count) << key.second;
+    EXPECT_EQ((*db)[key].second.chunk_count, d.chunk_count) << key.second;
+    EXPECT_EQ((*db)[key].second.keywords, d.keywords) << key.second;
+  }
+  const Answers qa = Ask(*a, queries), qb = Ask(*b, queries);
+  ASSERT_EQ(qa.size(), 2u * 3 * queries.size());
+  for (size_t i = 0; i < qa.size(); ++i) ASSERT_EQ(qa[i], qb[i]) << "query answer " << i;
+}
+
+// The live write path makes complete mutations: what one engine's proposers commit,
+// another engine applies (never embedding) to the same state.
+TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
+  TempDir dir_a, dir_b;
+  std::vector<Mutation> recorded;
+  EngineOptions o;
+  o.data_dir = dir_a.path();
+  o.models_dir = CONTEXTD_MODELS_DIR;
+  o.on_commit = [&](const Mutation& m) { recorded.push_back(m); };
+  auto a = std::move(Engine::Open(o, nullptr)).value();
+  auto c = *a->CreateCollection(kDefaultTenant, "notes",
+                                J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
+  std::mt19937 rng(5);
+  for (int round = 0; round < 40; ++round) {
+    std::vector<DocumentInput> docs(3);
+    for (int i = 0; i < 3; ++i) {
+      docs[i].id = "n" + std::to_string(rng() % 30);
+      docs[i].text = "note " + std::to_string(round) + " about topic " + std::to_string(rng() % 7) +
+                     " with many words to cut into several chunks of sixteen tokens each, " + std::to_string(rng());
+      docs[i].metadata = J("{\"round\":" + std::to_string(round) + "}");
+    }
+    UpsertResult r;
+    ASSERT_TRUE(c->Upsert(std::move(docs), &r).ok());
+    (void)c->DeleteDocument("n" + std::to_string(rng() % 30));  // NotFound is fine
+    if (round == 20) {
+      ASSERT_TRUE(a->DropCollection(kDefaultTenant, "notes").ok());
+      c = *a->CreateCollection(kDefaultTenant, "notes",
+                               J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
+    }
+  }
+  // A create of a name that exists is refused before it reaches the log.
+  const size_t before = recorded.size();
+  EXPECT_EQ(a->CreateCollection(kDefaultTenant, "notes", J(R"({"embedder":"hash"})")).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(recorded.size(), before);
+
+  auto b = OpenTestEngine(dir_b.path(), nullptr);
+  for (const Mutation& m : recorded) {
+    // Every mutation crosses the wire form, as a replicated log would carry it.
+    auto decoded = DecodeMutation(EncodeMutation(m));
+    ASSERT_TRUE(decoded.ok());
+    ApplyResult r;
+    ASSERT_TRUE(b->Apply(std::move(decoded).value(), &r).ok());
+  }
+  EXPECT_EQ(b->applied_sequence(), a->applied_sequence());
+  auto da = a->Digest(), db = b->Digest();
+  ASSERT_TRUE(da.ok() && db.ok());
+  ASSERT_EQ(da->size(), 1u);
+  EXPECT_GT(da->begin()->second.second.chunk_count, 40u);
+  EXPECT_TRUE(*da == *db);
+}
+
+}  // namespace
+}  // namespace contextd
