@@ -73,6 +73,8 @@ class RequestContext {
 
   std::string tenant = "default";
   std::string principal = "anonymous";  // the API key's id once auth is on
+  // The Idempotency-Key header: a replicated log applies writes with the same key once.
+  std::string idempotency_key;
   int64_t deadline_ns = 0;              // monotonic (Clock::NowNanos); 0: none
   TraceContext trace;
   Priority priority = Priority::kInteractive;

@@ -11,6 +11,8 @@ namespace contextd {
 
 Engine::~Engine() {
   if (metrics_ != nullptr) metrics_->RemoveCollector(collector_id_);
+  // A replicated log applies on its own thread: stop it before the collections go.
+  log_.reset();
 }
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, MetricsRegistry* metrics) {
@@ -37,7 +39,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);
   CTX_ASSIGN_OR_RETURN(const uint64_t applied, e->store_->AppliedSequence());
   e->applied_ = std::make_unique<AppliedSequence>(applied);
-  e->log_ = std::make_unique<LocalUpdateLog>(e.get(), applied, options.on_commit);
+  if (options.make_log) {
+    CTX_ASSIGN_OR_RETURN(e->log_, options.make_log(e.get()));
+  } else {
+    e->log_ = std::make_unique<LocalUpdateLog>(e.get(), applied, options.on_commit);
+  }
   // Read before anything is written: saved graphs are valid only at this exact state.
   const uint64_t sequence = e->store_->LatestSequence();
   CTX_ASSIGN_OR_RETURN(auto records, e->store_->ListCollections());
@@ -59,6 +65,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
                  c->chunk_count(), c->graph_source());
     e->collections_[{r.tenant, r.name}] = std::move(c);
   }
+  CTX_RETURN_IF_ERROR(e->log_->Start());
   e->metrics_ = metrics;
   if (metrics != nullptr) {
     Engine* self = e.get();

@@ -43,6 +43,9 @@ struct EngineOptions {
   // Called with every mutation the local log commits, after it is applied (tests record
   // the stream to replay it elsewhere).
   std::function<void(const Mutation&)> on_commit;
+  // Makes the update log (cluster mode: JetStream); unset: the local log, RocksDB itself.
+  // The log is started (Start()) once every collection is loaded.
+  std::function<StatusOr<std::unique_ptr<UpdateLog>>(MutationApplier* applier)> make_log;
 };
 
 class Engine : public MutationApplier {

@@ -55,6 +55,10 @@ class MutationApplier {
 class UpdateLog {
  public:
   virtual ~UpdateLog() = default;
+  // Begins delivering committed mutations to the applier (a replicated log applies what
+  // its stream delivers; the local log applies inside Commit and needs no start). The
+  // Engine calls it once its collections are loaded.
+  virtual Status Start() { return Status::Ok(); }
   // Commits `m` (consumed), sets its sequence, and returns once it is applied on this node, so the
   // writer reads its own write; the status is the apply's. The request's deadline and
   // shutdown cut-off are checked before anything is committed: an error from that check

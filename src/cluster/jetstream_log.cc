@@ -1,0 +1,324 @@
+#include "cluster/jetstream_log.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+namespace contextd {
+namespace {
+
+std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
+  std::string out = natsStatus_GetText(s);
+  if (jerr != 0) out += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
+  return out;
+}
+
+std::string RandomId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[33];
+  snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(rng()),
+           static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Results of recent applies, for the writers waiting on them; older ones are forgotten
+// (a writer whose result is gone was applied long ago, and gets an empty result).
+constexpr size_t kKeptResults = 4096;
+
+}  // namespace
+
+struct JetStreamUpdateLog::Rep {
+  JetStreamLogOptions options;
+  MutationApplier* applier = nullptr;
+  natsOptions* nats_options = nullptr;
+  natsConnection* conn = nullptr;
+  jsCtx* js = nullptr;
+  natsSubscription* sub = nullptr;
+
+  mutable std::mutex mu;
+  std::condition_variable applied_cv;
+  uint64_t applied = 0;  // GUARDED_BY(mu): the last sequence delivered and applied here
+  std::map<uint64_t, std::pair<Status, ApplyResult>> results;  // GUARDED_BY(mu)
+  bool stopping = false;                                       // GUARDED_BY(mu)
+  int delivering = 0;                                          // GUARDED_BY(mu)
+
+  ~Rep() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+    }
+    applied_cv.notify_all();
+    if (sub != nullptr) {
+      natsSubscription_Unsubscribe(sub);
+      // The applier may go as soon as this returns: wait out an apply in progress.
+      std::unique_lock<std::mutex> lock(mu);
+      applied_cv.wait(lock, [&] { return delivering == 0; });
+      lock.unlock();
+      natsSubscription_Destroy(sub);
+    }
+    if (js != nullptr) jsCtx_Destroy(js);
+    if (conn != nullptr) {
+      natsConnection_Close(conn);
+      natsConnection_Destroy(conn);
+    }
+    if (nats_options != nullptr) natsOptions_Destroy(nats_options);
+  }
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mu);
+    return stopping;
+  }
+
+  // The delivery thread: applies one message, in stream order. A failure of this node
+  // (the disk) is retried until it succeeds: skipping would leave this replica different.
+  void Deliver(natsMsg* msg) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stopping) {
+        natsMsg_Destroy(msg);
+        return;
+      }
+      ++delivering;
+    }
+    DeliverOne(msg);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      --delivering;
+    }
+    applied_cv.notify_all();
+  }
+
+  void DeliverOne(natsMsg* msg) {
+    jsMsgMetaData* meta = nullptr;
+    uint64_t seq = 0;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      seq = meta->Sequence.Stream;
+      jsMsgMetaData_Destroy(meta);
+    }
+    const std::string_view data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    Status st;
+    ApplyResult result;
+    for (int attempt = 0; seq != 0; ++attempt) {
+      auto m = DecodeMutation(data);
+      if (!m.ok()) {
+        // Every replica reads the same bytes and rejects them alike.
+        spdlog::error("update log: sequence {} is not a mutation: {}", seq, m.status().message());
+        st = m.status();
+        break;
+      }
+      m->sequence = seq;
+      result = ApplyResult();
+      st = applier->Apply(std::move(m).value(), &result);
+      if (st.ok() || IsRejection(st) || Stopping()) break;
+      spdlog::error("update log: applying sequence {} failed (attempt {}), retrying: {}", seq, attempt + 1,
+                    st.message());
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
+    }
+    natsMsg_Destroy(msg);
+    if (seq == 0) return;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      applied = std::max(applied, seq);
+      results[seq] = {st, result};
+      while (results.size() > kKeptResults) results.erase(results.begin());
+    }
+    applied_cv.notify_all();
+  }
+
+  static void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    static_cast<Rep*>(closure)->Deliver(msg);
+  }
+};
+
+JetStreamUpdateLog::JetStreamUpdateLog(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+JetStreamUpdateLog::~JetStreamUpdateLog() = default;
+
+StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const JetStreamLogOptions& options,
+                                                                       MutationApplier* applier,
+                                                                       int connect_timeout_ms) {
+  if (options.servers.empty()) return InvalidArgument("cluster mode needs at least one NATS server URL");
+  auto rep = std::make_unique<Rep>();
+  rep->options = options;
+  rep->applier = applier;
+  std::vector<const char*> urls;
+  for (const auto& s : options.servers) urls.push_back(s.c_str());
+  natsStatus s = natsOptions_Create(&rep->nats_options);
+  if (s == NATS_OK) s = natsOptions_SetServers(rep->nats_options, urls.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(rep->nats_options, options.node_id.c_str());
+  // Reconnect for ever: a node outlives any one server, and the ordered consumer resumes
+  // after the last message it delivered.
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(rep->nats_options, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(rep->nats_options, 100);
+  if (s == NATS_OK) s = natsOptions_SetTimeout(rep->nats_options, 2000);
+  if (s != NATS_OK) return InvalidArgument("NATS options: " + NatsError(s));
+
+  const int64_t give_up = NowMs() + connect_timeout_ms;
+  for (int attempt = 0;; ++attempt) {
+    s = natsConnection_Connect(&rep->conn, rep->nats_options);
+    if (s == NATS_OK || NowMs() >= give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
+  }
+  if (s != NATS_OK) {
+    return Unavailable("cannot reach the NATS cluster at " + options.servers[0] + ": " + NatsError(s),
+                       "log_unavailable");
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 5000;
+  s = natsConnection_JetStream(&rep->js, rep->conn, &jo);
+  if (s != NATS_OK) return Unavailable("JetStream: " + NatsError(s), "log_unavailable");
+
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = options.stream.c_str();
+  const char* subjects[] = {options.subject.c_str()};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = options.replicas;
+  cfg.Duplicates = static_cast<int64_t>(options.duplicate_window_s) * 1000000000LL;
+  // A fresh cluster elects its meta leader in a few seconds: retry until then.
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  for (int attempt = 0;; ++attempt) {
+    jsStreamInfo* si = nullptr;
+    jerr = static_cast<jsErrCode>(0);
+    s = js_AddStream(&si, rep->js, &cfg, nullptr, &jerr);
+    if (si != nullptr) jsStreamInfo_Destroy(si);
+    if (s == NATS_OK || jerr == JSStreamNameExistErr) {
+      s = NATS_OK;
+      break;
+    }
+    if (NowMs() >= give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (s != NATS_OK) {
+    return Unavailable("cannot create the update log stream " + options.stream + ": " + NatsError(s, jerr),
+                       "log_unavailable");
+  }
+  return std::unique_ptr<JetStreamUpdateLog>(new JetStreamUpdateLog(std::move(rep)));
+}
+
+Status JetStreamUpdateLog::Start() {
+  Rep& r = *rep_;
+  const uint64_t from = r.applier->applied_sequence();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.applied = from;
+  }
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = r.options.stream.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = js_DeliverByStartSequence;
+  so.Config.OptStartSeq = from + 1;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = NATS_OK;
+  // Creating the consumer needs the stream's leader: right after a server died, retry
+  // through the election.
+  const int64_t give_up = NowMs() + r.options.commit_timeout_ms;
+  for (int attempt = 0;; ++attempt) {
+    jerr = static_cast<jsErrCode>(0);
+    s = js_Subscribe(&r.sub, r.js, r.options.subject.c_str(), &Rep::OnMessage, &r, nullptr, &so, &jerr);
+    if (s == NATS_OK || NowMs() >= give_up) break;
+    spdlog::warn("update log: cannot follow {} yet ({}), retrying", r.options.stream, NatsError(s, jerr));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 100 << std::min(attempt, 3))));
+  }
+  if (s != NATS_OK) return Unavailable("cannot follow the update log: " + NatsError(s, jerr), "log_unavailable");
+  // Messages are applied one at a time on the subscription's thread; a pending limit that
+  // counts messages only (a batch upsert may be large) keeps the consumer from stalling.
+  natsSubscription_SetPendingLimits(r.sub, 1 << 20, -1);
+  spdlog::info("update log: following {} from sequence {}", r.options.stream, from + 1);
+  return Status::Ok();
+}
+
+Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) {
+  Rep& r = *rep_;
+  CTX_RETURN_IF_ERROR(ctx.CheckDeadline("committing the write"));
+  const std::string bytes = EncodeMutation(*m);
+  // The same key from the same tenant is the same write, applied once.
+  const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
+  int64_t give_up = NowMs() + r.options.commit_timeout_ms;
+  if (ctx.has_deadline()) give_up = std::min(give_up, NowMs() + ctx.RemainingMs());
+
+  uint64_t seq = 0;
+  bool duplicate = false;
+  std::string last_error;
+  for (int attempt = 0; seq == 0; ++attempt) {
+    const int64_t left = give_up - NowMs();
+    if (left <= 0 || ctx.ShuttingDown()) break;
+    natsMsg* msg = nullptr;
+    natsStatus s =
+        natsMsg_Create(&msg, r.options.subject.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
+    if (s != NATS_OK) return Internal("cannot make a NATS message: " + NatsError(s));
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id.c_str();
+    po.MaxWait = std::min<int64_t>(left, 2000);
+    jsPubAck* ack = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    s = js_PublishMsg(&ack, r.js, msg, &po, &jerr);
+    natsMsg_Destroy(msg);
+    if (s == NATS_OK && ack != nullptr) {
+      seq = ack->Sequence;
+      duplicate = ack->Duplicate;
+    } else {
+      last_error = NatsError(s, jerr);
+    }
+    if (ack != nullptr) jsPubAck_Destroy(ack);
+    // No quorum, an election, a reconnect: the same message id again, after a pause.
+    if (seq == 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500, 50 << std::min(attempt, 4))));
+  }
+  if (seq == 0) {
+    return Unavailable("the update log did not acknowledge the write in time (" + last_error +
+                           "); it may still be applied: retry with the same Idempotency-Key",
+                       "log_unavailable");
+  }
+  m->sequence = seq;
+  // Read your writes: wait until this node has applied it.
+  std::unique_lock<std::mutex> lock(r.mu);
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::max<int64_t>(give_up - NowMs(), r.options.commit_timeout_ms / 2));
+  if (!r.applied_cv.wait_until(lock, until, [&] { return r.applied >= seq || r.stopping; }) || r.applied < seq) {
+    return DeadlineExceeded(
+        "the write is committed (sequence " + std::to_string(seq) + ") but this node has not applied it yet",
+        "apply_lagging");
+  }
+  auto it = r.results.find(seq);
+  if (duplicate || it == r.results.end()) return Status::Ok();  // applied before: nothing new to report
+  *result = it->second.second;
+  return it->second.first;
+}
+
+JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const {
+  StreamState out;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetStreamInfo(&si, rep_->js, rep_->options.stream.c_str(), nullptr, &jerr) == NATS_OK && si != nullptr) {
+    out.last_sequence = si->State.LastSeq;
+    if (si->Cluster != nullptr && si->Cluster->Leader != nullptr) out.leader = si->Cluster->Leader;
+    jsStreamInfo_Destroy(si);
+  }
+  return out;
+}
+
+uint64_t JetStreamUpdateLog::applied_sequence() const {
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  return rep_->applied;
+}
+
+bool JetStreamUpdateLog::connected() const { return natsConnection_Status(rep_->conn) == NATS_CONN_STATUS_CONNECTED; }
+
+}  // namespace contextd

@@ -1,0 +1,73 @@
+// JetStreamUpdateLog: the update log of cluster mode, a NATS JetStream stream replicated
+// by the nats-servers' Raft (3 replicas by default).
+//
+// Commit publishes the encoded mutation with a message id (the request's Idempotency-Key,
+// or a fresh one) and returns once JetStream has acknowledged it, which it does only after
+// a quorum of the stream's replicas stored it, and once this node has applied it. A
+// publish that gets no acknowledgement (no quorum, an election) is retried with the same
+// message id, which JetStream de-duplicates, for a bounded time; then the writer gets
+// Unavailable (503 log_unavailable), never a success the log does not hold.
+//
+// Every node applies the whole stream in order from its own applied sequence (an ordered
+// consumer starting at applied + 1): the stream sequence is the mutation's sequence, so
+// every replica assigns the same collection ids and converges on the same state. A node
+// restarted, or cut off and reconnected, resumes where its store says it stopped.
+//
+// Only this file's .cc includes nats.c.
+//
+// Thread safety: Commit may be called concurrently; applies run on one delivery thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "engine/update_log.h"
+
+namespace contextd {
+
+struct JetStreamLogOptions {
+  std::vector<std::string> servers;  // nats://host:port, any of the cluster's servers
+  std::string node_id = "node";      // the connection's name, in the servers' reports
+  std::string stream = "CONTEXTD_LOG";
+  std::string subject = "contextd.log";
+  int replicas = 3;
+  // How long a commit keeps retrying a publish that gets no acknowledgement (elections
+  // take a few seconds), and how long it waits for this node to apply it; the request's
+  // deadline bounds both too.
+  int commit_timeout_ms = 15000;
+  // How long a message id is remembered: a retry within it is applied once.
+  int duplicate_window_s = 120;
+};
+
+class JetStreamUpdateLog : public UpdateLog {
+ public:
+  // Connects (retrying while no server answers, up to connect_timeout_ms) and makes sure
+  // the stream exists with the options' replicas. Applies nothing until Start().
+  static StatusOr<std::unique_ptr<JetStreamUpdateLog>> Open(const JetStreamLogOptions& options,
+                                                            MutationApplier* applier, int connect_timeout_ms = 30000);
+  ~JetStreamUpdateLog() override;
+
+  // Starts applying the stream from the applier's applied sequence + 1.
+  Status Start() override;
+  Status Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) override;
+
+  // The stream's state as the servers report it: its last sequence and the name of the
+  // server leading it (0 and "" when they cannot be reached).
+  struct StreamState {
+    uint64_t last_sequence = 0;
+    std::string leader;
+  };
+  StreamState stream_state() const;
+  // The last sequence this node applied from the stream.
+  uint64_t applied_sequence() const;
+  bool connected() const;
+
+ private:
+  struct Rep;
+  explicit JetStreamUpdateLog(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace contextd

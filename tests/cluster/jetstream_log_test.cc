@@ -1,0 +1,193 @@
+// The JetStream update log against three real nats-servers on loopback: engines on two
+// "nodes" write through it and converge; the stream leader's death pauses writes for the
+// election without losing any; a node restarted resumes from its applied sequence; a
+// repeated Idempotency-Key applies once; no quorum is a clear Unavailable.
+#include "cluster/jetstream_log.h"
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "nats_cluster.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+Json J(const std::string& s) { return *ParseJson(s); }
+
+class JetStreamLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { nats_ = std::make_unique<NatsCluster>(nats_dir_.path()); }
+
+  // An engine over `dir` whose log is the cluster's stream; *log receives the log.
+  std::unique_ptr<Engine> OpenNode(const std::string& dir, const std::string& node, JetStreamUpdateLog** log,
+                                   int commit_timeout_ms = 20000) {
+    EngineOptions o;
+    o.data_dir = dir;
+    o.models_dir = CONTEXTD_MODELS_DIR;
+    o.make_log = [&, node, commit_timeout_ms](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
+      JetStreamLogOptions lo;
+      lo.servers = nats_->urls();
+      lo.node_id = node;
+      lo.commit_timeout_ms = commit_timeout_ms;
+      CTX_ASSIGN_OR_RETURN(auto l, JetStreamUpdateLog::Open(lo, applier));
+      *log = l.get();
+      return std::unique_ptr<UpdateLog>(std::move(l));
+    };
+    auto e = Engine::Open(o, nullptr);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    return e.ok() ? std::move(e).value() : nullptr;
+  }
+
+  static bool WaitApplied(const Engine& e, uint64_t seq, int ms = 20000) {
+    for (int t = 0; t < ms / 20; ++t) {
+      if (e.applied_sequence() >= seq) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  static std::vector<DocumentInput> Docs(const std::string& id, int n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> g;
+    std::vector<DocumentInput> out(n);
+    for (int i = 0; i < n; ++i) {
+      out[i].id = id + "-" + std::to_string(i);
+      out[i].text = "document " + out[i].id + " seed " + std::to_string(seed);
+      out[i].vector = std::vector<float>(8);
+      for (auto& x : *out[i].vector) x = g(rng);
+    }
+    return out;
+  }
+
+  TempDir nats_dir_;
+  std::unique_ptr<NatsCluster> nats_;
+};
+
+TEST_F(JetStreamLogTest, NodesConvergeAndTheLeadersDeathLosesNoAcknowledgedWrite) {
+  TempDir dir_a, dir_b;
+  JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr;
+  auto a = OpenNode(dir_a.path(), "a", &log_a);
+  auto b = OpenNode(dir_b.path(), "b", &log_b);
+  ASSERT_TRUE(a && b);
+
+  auto created = a->CreateCollection("default", "docs", J(R"({"embedder":"none","dim":8})"));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  // The create's stream sequence is the collection's id on every node.
+  ASSERT_TRUE(WaitApplied(*b, a->applied_sequence()));
+  auto on_b = b->GetCollection("default", "docs");
+  ASSERT_TRUE(on_b.ok());
+  EXPECT_EQ((*on_b)->id(), (*created)->id());
+
+  // Writes through both nodes.
+  size_t acknowledged = 0;
+  for (int i = 0; i < 40; ++i) {
+    Engine& via = i % 2 == 0 ? *a : *b;
+    UpsertResult r;
+    Status st = (*via.GetCollection("default", "docs"))->Upsert(Docs("w" + std::to_string(i), 3, i), &r);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    acknowledged += 3;
+  }
+
+  // Kill the server leading the stream: writes wait out the election and go on.
+  const std::string leader = log_a->stream_state().leader;
+  ASSERT_FALSE(leader.empty());
+  int killed = -1;
+  for (int i = 0; i < nats_->size(); ++i)
+    if (NatsCluster::Name(i) == leader) killed = i;
+  ASSERT_GE(killed, 0) << "leader " << leader;
+  nats_->Kill(killed);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 40; i < 60; ++i) {
+    Engine& via = i % 2 == 0 ? *a : *b;
+    UpsertResult r;
+    Status st = (*via.GetCollection("default", "docs"))->Upsert(Docs("w" + std::to_string(i), 3, i), &r);
+    ASSERT_TRUE(st.ok()) << "write " << i << " after killing the leader: " << st.ToString();
+    acknowledged += 3;
+  }
+  const double pause_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  RecordProperty("writes_after_leader_kill_s", std::to_string(pause_s));
+  EXPECT_NE(log_a->stream_state().leader, leader);
+
+  // A node restarted (its engine closed and reopened over the same data) resumes from its
+  // applied sequence while the other keeps writing.
+  const uint64_t b_applied = b->applied_sequence();
+  b.reset();
+  for (int i = 60; i < 70; ++i) {
+    UpsertResult r;
+    ASSERT_TRUE((*a->GetCollection("default", "docs"))->Upsert(Docs("w" + std::to_string(i), 3, i), &r).ok());
+    acknowledged += 3;
+  }
+  ASSERT_TRUE((*a->GetCollection("default", "docs"))->DeleteDocument("w0-0").ok());
+  --acknowledged;
+  b = OpenNode(dir_b.path(), "b", &log_b);
+  ASSERT_TRUE(b);
+  EXPECT_GE(b->applied_sequence(), b_applied - 1) << "restart forgot what it had applied";
+  ASSERT_TRUE(WaitApplied(*b, a->applied_sequence()));
+
+  auto da = a->Digest(), db = b->Digest();
+  ASSERT_TRUE(da.ok() && db.ok());
+  ASSERT_EQ(da->size(), 1u);
+  EXPECT_EQ(da->begin()->second.second.document_count, acknowledged);
+  EXPECT_TRUE(*da == *db) << "the nodes' digests differ";
+}
+
+TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {
+  TempDir dir;
+  JetStreamUpdateLog* log = nullptr;
+  auto e = OpenNode(dir.path(), "a", &log);
+  ASSERT_TRUE(e);
+  auto c = e->CreateCollection("default", "docs", J(R"({"embedder":"none","dim":8})"));
+  ASSERT_TRUE(c.ok());
+  RequestContext ctx;
+  ctx.idempotency_key = "retry-1";
+  UpsertResult r;
+  ASSERT_TRUE((*c)->Upsert(ctx, Docs("x", 1, 1), &r).ok());
+  const uint64_t after_first = log->stream_state().last_sequence;
+  auto docs = Docs("x", 1, 2);  // a retry: same key (its body would be the same)
+  ASSERT_TRUE((*c)->Upsert(ctx, std::move(docs), &r).ok());
+  EXPECT_EQ(log->stream_state().last_sequence, after_first) << "the retry was logged again";
+  auto got = (*c)->GetDocument("x-0");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)["text"].as_string(), "document x-0 seed 1");
+  // Another key is another write.
+  RequestContext other;
+  other.idempotency_key = "retry-2";
+  ASSERT_TRUE((*c)->Upsert(other, Docs("x", 1, 3), &r).ok());
+  auto latest = (*c)->GetDocument("x-0");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ((*latest)["text"].as_string(), "document x-0 seed 3");
+}
+
+TEST_F(JetStreamLogTest, WithoutAQuorumAWriteIsUnavailableNotAcknowledged) {
+  TempDir dir;
+  JetStreamUpdateLog* log = nullptr;
+  auto e = OpenNode(dir.path(), "a", &log, /*commit_timeout_ms=*/3000);
+  ASSERT_TRUE(e);
+  auto c = e->CreateCollection("default", "docs", J(R"({"embedder":"none","dim":8})"));
+  ASSERT_TRUE(c.ok());
+  nats_->Kill(1);
+  nats_->Kill(2);
+  UpsertResult r;
+  Status st = (*c)->Upsert(Docs("lost", 1, 1), &r);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_EQ(st.reason(), "log_unavailable");
+  EXPECT_EQ((*c)->document_count(), 0u);
+  // Quorum back: writes are acknowledged again.
+  nats_->Start(1);
+  nats_->Start(2);
+  Status again;
+  for (int i = 0; i < 10; ++i) {
+    again = (*c)->Upsert(Docs("back", 1, 2), &r);
+    if (again.ok()) break;
+  }
+  EXPECT_TRUE(again.ok()) << again.ToString();
+  EXPECT_TRUE((*c)->GetDocument("back-0").ok());
+}
+
+}  // namespace
+}  // namespace contextd
