@@ -42,6 +42,11 @@ struct ServeOptions {
   int64_t idle_timeout_s = 60;      // HttpServerOptions: keep-alive and request-read timeout
   int64_t max_connections_per_client = 1024;
   EmbedServiceOptions embed;  // providers, batching, cache tiers
+  // Cluster mode: the NATS servers (comma-separated nats:// URLs; empty: a single node),
+  // this node's id, and the update log's replicas.
+  std::string cluster;
+  std::string node_id;
+  int replicas = 3;
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",

@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
   auto* query_tokens = s->add_option("--max-query-tokens", serve.max_query_tokens,
                                      "Longest query text, in words (longer ones get 400 query_too_long)")
                            ->check(CLI::Range(kMaxQueryTokensRange.lo, kMaxQueryTokensRange.hi));
+  auto* cluster = s->add_option("--cluster", serve.cluster,
+                                "Cluster mode: the NATS servers, nats://H1:4222,nats://H2:4222,... (JetStream)");
+  auto* node_id = s->add_option("--node-id", serve.node_id, "Cluster mode: this node's id (default: the host name)");
+  auto* replicas = s->add_option("--replicas", serve.replicas, "Cluster mode: replicas of the update log's stream")
+                       ->check(CLI::Range(1, 5));
 
   IngestOptions ingest;
   auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");
@@ -114,6 +119,9 @@ int main(int argc, char** argv) {
       if (!query_tokens->count()) serve.max_query_tokens = from_file.max_query_tokens;
       if (!idle->count()) serve.idle_timeout_s = from_file.idle_timeout_s;
       if (!per_client->count()) serve.max_connections_per_client = from_file.max_connections_per_client;
+      if (!cluster->count()) serve.cluster = from_file.cluster;
+      if (!node_id->count()) serve.node_id = from_file.node_id;
+      if (!replicas->count()) serve.replicas = from_file.replicas;
       serve.embed_threads = from_file.embed_threads;
       serve.embed = std::move(from_file.embed);
     }

@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
+#include "cluster/jetstream_log.h"
 #include "common/json.h"
 #include "common/memory.h"
 #include "common/metrics.h"
@@ -68,6 +70,16 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->data_dir = v.as_string();
     else if (k == "models" && str)
       o->models_dir = v.as_string();
+    else if (k == "cluster" && str)
+      o->cluster = v.as_string();
+    else if (k == "node_id" && str)
+      o->node_id = v.as_string();
+    else if (k == "replicas" && v.is_number()) {
+      int64_t n = 0;
+      Status st = ReadWholeNumber(v, "'replicas'", 1, 5, &n);
+      if (!st.ok()) return "config file " + path + ": " + st.message();
+      o->replicas = static_cast<int>(n);
+    }
     else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();
@@ -114,6 +126,24 @@ int RunServe(const ServeOptions& o) {
   eo.data_dir = o.data_dir;
   eo.models_dir = o.models_dir;
   eo.embed = o.embed;
+  JetStreamUpdateLog* log = nullptr;  // owned by the engine
+  JetStreamLogOptions lo;
+  if (!o.cluster.empty()) {
+    std::stringstream urls(o.cluster);
+    for (std::string url; std::getline(urls, url, ',');) {
+      if (!url.empty()) lo.servers.push_back(url);
+    }
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    lo.node_id = o.node_id.empty() ? std::string(host) : o.node_id;
+    lo.replicas = o.replicas;
+    eo.make_log = [&lo, &log](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
+      spdlog::info("cluster mode: node {}, update log on {} ({} replicas)", lo.node_id, lo.servers[0], lo.replicas);
+      CTX_ASSIGN_OR_RETURN(auto l, JetStreamUpdateLog::Open(lo, applier));
+      log = l.get();
+      return std::unique_ptr<UpdateLog>(std::move(l));
+    };
+  }
   auto engine = Engine::Open(eo, &metrics);
   if (!engine.ok()) {
     spdlog::critical("cannot start: {}", engine.status().ToString());
@@ -130,6 +160,23 @@ int RunServe(const ServeOptions& o) {
     ao.cpu_quantum = std::chrono::microseconds(o.cpu_quantum_us);  // the flag and the file refuse < 0
     ao.max_body_bytes = o.max_body_bytes;
     ao.max_query_tokens = static_cast<size_t>(o.max_query_tokens);
+    if (log != nullptr) {
+      ao.log_connected = [log] { return log->connected(); };
+      ao.cluster_status = [log, &lo] {
+        Json j = Json::MakeObject();
+        j["mode"] = "cluster";
+        j["node_id"] = lo.node_id;
+        const JetStreamUpdateLog::StreamState state = log->stream_state();
+        Json l = Json::MakeObject();
+        l["stream"] = lo.stream;
+        l["replicas"] = lo.replicas;
+        l["last_sequence"] = static_cast<int64_t>(state.last_sequence);
+        l["leader"] = state.leader;
+        l["connected"] = log->connected();
+        j["log"] = std::move(l);
+        return j;
+      };
+    }
     Api api(engine->get(), &metrics, ao);
     HttpServerOptions ho;
     ho.host = o.host;

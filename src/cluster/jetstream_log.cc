@@ -224,6 +224,10 @@ Status JetStreamUpdateLog::Start() {
   so.Ordered = true;
   so.Config.DeliverPolicy = js_DeliverByStartSequence;
   so.Config.OptStartSeq = from + 1;
+  // The ordered consumer lives on one server; when that server dies, missed heartbeats
+  // are how the client notices and recreates it elsewhere. nats.c's default (5 s) held
+  // this node's applies, and so its writers, for up to 14 s after a server's death.
+  so.Config.Heartbeat = 500LL * 1000 * 1000;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = NATS_OK;
   // Creating the consumer needs the stream's leader: right after a server died, retry
@@ -297,8 +301,12 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
         "apply_lagging");
   }
   auto it = r.results.find(seq);
-  if (duplicate || it == r.results.end()) return Status::Ok();  // applied before: nothing new to report
+  if (duplicate || it == r.results.end()) {
+    ctx.NoteCommitted(seq);
+    return Status::Ok();  // applied before: nothing new to report
+  }
   *result = it->second.second;
+  if (it->second.first.ok()) ctx.NoteCommitted(seq);
   return it->second.first;
 }
 

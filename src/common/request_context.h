@@ -75,6 +75,16 @@ class RequestContext {
   std::string principal = "anonymous";  // the API key's id once auth is on
   // The Idempotency-Key header: a replicated log applies writes with the same key once.
   std::string idempotency_key;
+  // The X-Contextd-Write-Token header: the request reads only once this node has applied
+  // that sequence (it sees the write that returned the token).
+  uint64_t read_after = 0;
+  // The highest update-log sequence this request committed (its write token), 0 if none.
+  mutable std::atomic<uint64_t> committed_sequence{0};
+  void NoteCommitted(uint64_t sequence) const {
+    uint64_t prev = committed_sequence.load();
+    while (prev < sequence && !committed_sequence.compare_exchange_weak(prev, sequence)) {
+    }
+  }
   int64_t deadline_ns = 0;              // monotonic (Clock::NowNanos); 0: none
   TraceContext trace;
   Priority priority = Priority::kInteractive;

@@ -76,6 +76,9 @@ class Engine : public MutationApplier {
   Status Apply(Mutation m, ApplyResult* result) override;
   void Skip(uint64_t sequence) override;
   uint64_t applied_sequence() const override { return applied_->value(); }
+  // Waits until applied_sequence() >= seq (a write token from another node); false when
+  // `timeout` passed first.
+  bool WaitForApplied(uint64_t seq, std::chrono::milliseconds timeout) const { return applied_->WaitFor(seq, timeout); }
   // Every collection's digest, by (tenant, name), with the collection's id.
   StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Digest() const;
 

@@ -15,6 +15,7 @@ Status LocalUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyResul
   const uint64_t sequence = m->sequence;
   Status st = applier_->Apply(std::move(*m), result);
   if (!st.ok() && !IsRejection(st)) applier_->Skip(sequence);
+  if (st.ok()) ctx.NoteCommitted(sequence);
   return st;
 }
 
@@ -45,6 +46,12 @@ void AppliedSequence::Finish(uint64_t seq, bool applied) {
     watermark_ = *done_.begin();
     done_.erase(done_.begin());
   }
+  advanced_.notify_all();
+}
+
+bool AppliedSequence::WaitFor(uint64_t seq, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return advanced_.wait_for(lock, timeout, [&] { return watermark_ >= seq; });
 }
 
 uint64_t AppliedSequence::value() const {

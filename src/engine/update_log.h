@@ -17,6 +17,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -99,9 +101,12 @@ class AppliedSequence {
   // applied: false when the apply failed to write; the sequence may then begin again.
   void Finish(uint64_t seq, bool applied = true);
   uint64_t value() const;
+  // Waits until value() >= seq; false when `timeout` passed first.
+  bool WaitFor(uint64_t seq, std::chrono::milliseconds timeout) const;
 
  private:
   mutable std::mutex mu_;
+  mutable std::condition_variable advanced_;
   uint64_t watermark_;          // GUARDED_BY(mu_)
   std::set<uint64_t> running_;  // GUARDED_BY(mu_)
   std::set<uint64_t> done_;     // GUARDED_BY(mu_): finished, above the watermark

@@ -86,6 +86,7 @@ StatusOr<Json> Api::ParseBody(const HttpRequest& req, bool allow_empty) const {
 Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
     : engine_(engine),
       metrics_(metrics),
+      options_(options),
       clock_(SystemClock::Default()),
       max_body_bytes_(options.max_body_bytes),
       max_query_tokens_(options.max_query_tokens),
@@ -107,9 +108,12 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
   AddRoute("GET", "/readyz", Pool::kInline,
            [this](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
              const bool draining = draining_.load();
+             const bool log_down = options_.log_connected && !options_.log_connected();
              Reply r;
-             r.status = draining ? 503 : 200;
-             r.raw = draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ready\"}";
+             r.status = draining || log_down ? 503 : 200;
+             r.raw = draining   ? "{\"status\":\"draining\"}"
+                     : log_down ? "{\"status\":\"log_unavailable\"}"
+                                : "{\"status\":\"ready\"}";
              return r;
            });
   AddRoute("GET", "/metrics", Pool::kInline,
@@ -117,6 +121,14 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
              Reply r;
              r.content_type = "text/plain; version=0.0.4";
              r.raw = metrics_->RenderPrometheus();
+             return r;
+           });
+  AddRoute("GET", "/v1/cluster", Pool::kInline,
+           [this](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
+             Reply r;
+             r.json = options_.cluster_status ? options_.cluster_status() : Json::MakeObject();
+             if (!options_.cluster_status) r.json["mode"] = "single";
+             r.json["applied_sequence"] = static_cast<int64_t>(engine_->applied_sequence());
              return r;
            });
   AddRoute("GET", "/v1/collections", Pool::kInline, std::bind(&Api::ListCollections, this, _1, _2, _3));
@@ -187,6 +199,8 @@ constexpr int64_t kDefaultReadTimeoutMs = 30'000;
 constexpr int64_t kDefaultWriteTimeoutMs = 300'000;
 // The longest X-Request-Timeout-Ms accepted: an hour.
 constexpr int64_t kMaxRequestTimeoutMs = 3'600'000;
+// Stripe's limit; long enough for a UUID with a client prefix.
+constexpr size_t kMaxIdempotencyKeyBytes = 255;
 
 void Api::AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn) {
   auto r = std::make_unique<Route>();
@@ -243,6 +257,17 @@ Status Api::CheckQueryLength(std::string_view text) const {
   return Status::Ok();
 }
 
+Status Api::AwaitWriteToken(const RequestContext& ctx) const {
+  if (ctx.read_after == 0 || engine_->applied_sequence() >= ctx.read_after) return Status::Ok();
+  std::chrono::milliseconds wait = options_.write_token_wait;
+  if (ctx.has_deadline()) wait = std::min(wait, std::chrono::milliseconds(ctx.RemainingMs()));
+  if (engine_->WaitForApplied(ctx.read_after, wait)) return Status::Ok();
+  return DeadlineExceeded("this node has applied the update log up to " + std::to_string(engine_->applied_sequence()) +
+                              ", not yet write token " + std::to_string(ctx.read_after) +
+                              "; retry, or ask another node",
+                          "write_not_visible");
+}
+
 void Api::BeginDrain(std::chrono::milliseconds grace) {
   draining_ = true;
   // A margin before the HTTP server cuts connections: a commit that starts just before the
@@ -273,6 +298,24 @@ Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t star
   }
   // Counted from when the request arrived, so time spent queued for a worker counts.
   if (timeout_ms > 0) ctx->deadline_ns = start_ns + timeout_ms * 1'000'000;
+  if (std::string key = req.Header("idempotency-key"); !key.empty()) {
+    const bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    if (key.size() > kMaxIdempotencyKeyBytes || !printable) {
+      return InvalidArgument("Idempotency-Key must be 1 to " + std::to_string(kMaxIdempotencyKeyBytes) +
+                                 " printable ASCII characters",
+                             "invalid_header");
+    }
+    ctx->idempotency_key = std::move(key);
+  }
+  if (const std::string token = req.Header("x-contextd-write-token"); !token.empty()) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(token.c_str(), &end, 10);
+    if (end == token.c_str() || *end != '\0' || token[0] == '-' || token.size() > 20) {
+      return InvalidArgument("X-Contextd-Write-Token must be a write token from a write's reply, got '" + token + "'",
+                             "invalid_header");
+    }
+    ctx->read_after = v;
+  }
   return Status::Ok();
 }
 
@@ -282,6 +325,7 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
   try {
     // A request that waited out its deadline in the queue is not started.
     Status late = ctx.CheckDeadline("a worker took the request");
+    if (late.ok()) late = AwaitWriteToken(ctx);
     reply = late.ok() ? route->fn(params, req, ctx) : StatusOr<Reply>(late);
   } catch (const std::exception& e) {
     // Handlers do not throw by design; this keeps a bug (or bad_alloc) from taking the
@@ -295,6 +339,11 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
     if (reply->channel != nullptr) {
       res.channel = reply->channel;
     } else {
+      // A write's reply names its write token: a read elsewhere that carries it sees it.
+      if (const uint64_t token = ctx.committed_sequence.load(); token != 0 && reply->raw.empty() &&
+                                                                 reply->json.is_object()) {
+        reply->json["write_token"] = std::to_string(token);
+      }
       res.body = reply->raw.empty() ? reply->json.Dump() : std::move(reply->raw);
     }
   } else {
@@ -311,6 +360,9 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
     res.headers.emplace_back("Vary", "Accept-Encoding");
   }
   res.headers.emplace_back("traceparent", ctx.trace.Header());
+  if (const uint64_t token = ctx.committed_sequence.load(); token != 0) {
+    res.headers.emplace_back("X-Contextd-Write-Token", std::to_string(token));
+  }
   if (reply.ok() && reply->produce) {
     // Streamed: the head goes now, and the request is in flight until its body is done.
     const int status = res.status;

@@ -48,6 +48,13 @@ struct ApiOptions {
   // refused (400 query_too_long) before any work, so a 10 MB "query" costs a parse, not
   // seconds of embedding and scoring.
   size_t max_query_tokens = 2048;
+  // Cluster mode: GET /v1/cluster's report (the log, this node), and whether the log is
+  // reachable (/readyz is 503 "log_unavailable" while it is not). Unset: a single node.
+  std::function<Json()> cluster_status;
+  std::function<bool()> log_connected;
+  // How long a read carrying a write token this node has not applied yet waits for it
+  // (within the request's deadline) before 504 write_not_visible.
+  std::chrono::milliseconds write_token_wait{5000};
 };
 
 class Api {
@@ -143,6 +150,7 @@ class Api {
 
   Engine* engine_;
   MetricsRegistry* metrics_;
+  const ApiOptions options_;
   const Clock* clock_;
   std::vector<std::unique_ptr<Route>> routes_;
   Gauge* in_flight_;
@@ -154,6 +162,8 @@ class Api {
   int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
   size_t max_body_bytes_;
   size_t max_query_tokens_;
+  // Waits (bounded) until this node has applied the request's write token, if it has one.
+  Status AwaitWriteToken(const RequestContext& ctx) const;
   // 400 query_too_long when `text` has more than max_query_tokens_ words.
   Status CheckQueryLength(std::string_view text) const;
   size_t embed_threads_;

@@ -101,16 +101,17 @@ TEST_F(JetStreamLogTest, NodesConvergeAndTheLeadersDeathLosesNoAcknowledgedWrite
     if (NatsCluster::Name(i) == leader) killed = i;
   ASSERT_GE(killed, 0) << "leader " << leader;
   nats_->Kill(killed);
-  const auto t0 = std::chrono::steady_clock::now();
+  double longest_s = 0;  // the write that waited out the election
   for (int i = 40; i < 60; ++i) {
     Engine& via = i % 2 == 0 ? *a : *b;
     UpsertResult r;
+    const auto w0 = std::chrono::steady_clock::now();
     Status st = (*via.GetCollection("default", "docs"))->Upsert(Docs("w" + std::to_string(i), 3, i), &r);
     ASSERT_TRUE(st.ok()) << "write " << i << " after killing the leader: " << st.ToString();
+    longest_s = std::max(longest_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
     acknowledged += 3;
   }
-  const double pause_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  RecordProperty("writes_after_leader_kill_s", std::to_string(pause_s));
+  RecordProperty("longest_write_after_leader_kill_s", std::to_string(longest_s));
   EXPECT_NE(log_a->stream_state().leader, leader);
 
   // A node restarted (its engine closed and reopened over the same data) resumes from its
