@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,7 @@ class NatsCluster {
  public:
   // dir: where each server keeps its JetStream files and its log (dir/nI, dir/nI.log).
   NatsCluster(std::string dir, int n = 3) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
     for (int i = 0; i < n; ++i) servers_.push_back({FreeLoopbackPort(), FreeLoopbackPort(), -1});
     for (int i = 0; i < n; ++i) Start(i);
   }

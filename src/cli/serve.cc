@@ -1,6 +1,6 @@
 #include <signal.h>
-#include <unistd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -79,8 +79,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       Status st = ReadWholeNumber(v, "'replicas'", 1, 5, &n);
       if (!st.ok()) return "config file " + path + ": " + st.message();
       o->replicas = static_cast<int>(n);
-    }
-    else if (k == "embedding") {
+    } else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();
       o->embed = std::move(embed).value();

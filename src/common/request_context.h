@@ -85,7 +85,7 @@ class RequestContext {
     while (prev < sequence && !committed_sequence.compare_exchange_weak(prev, sequence)) {
     }
   }
-  int64_t deadline_ns = 0;              // monotonic (Clock::NowNanos); 0: none
+  int64_t deadline_ns = 0;  // monotonic (Clock::NowNanos); 0: none
   TraceContext trace;
   Priority priority = Priority::kInteractive;
   mutable Usage usage;

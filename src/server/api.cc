@@ -301,9 +301,9 @@ Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t star
   if (std::string key = req.Header("idempotency-key"); !key.empty()) {
     const bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
     if (key.size() > kMaxIdempotencyKeyBytes || !printable) {
-      return InvalidArgument("Idempotency-Key must be 1 to " + std::to_string(kMaxIdempotencyKeyBytes) +
-                                 " printable ASCII characters",
-                             "invalid_header");
+      return InvalidArgument(
+          "Idempotency-Key must be 1 to " + std::to_string(kMaxIdempotencyKeyBytes) + " printable ASCII characters",
+          "invalid_header");
     }
     ctx->idempotency_key = std::move(key);
   }
@@ -340,8 +340,8 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
       res.channel = reply->channel;
     } else {
       // A write's reply names its write token: a read elsewhere that carries it sees it.
-      if (const uint64_t token = ctx.committed_sequence.load(); token != 0 && reply->raw.empty() &&
-                                                                 reply->json.is_object()) {
+      if (const uint64_t token = ctx.committed_sequence.load();
+          token != 0 && reply->raw.empty() && reply->json.is_object()) {
         reply->json["write_token"] = std::to_string(token);
       }
       res.body = reply->raw.empty() ? reply->json.Dump() : std::move(reply->raw);
