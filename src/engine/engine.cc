@@ -40,6 +40,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   CTX_ASSIGN_OR_RETURN(const uint64_t applied, e->store_->AppliedSequence());
   e->applied_ = std::make_unique<AppliedSequence>(applied);
   if (options.make_log) {
+    // The replicated log is what makes a write durable; applying it here needs no fsync
+    // (a lost tail is applied again from the log's copy).
+    e->store_->set_sync_writes(false);
     CTX_ASSIGN_OR_RETURN(e->log_, options.make_log(e.get()));
   } else {
     e->log_ = std::make_unique<LocalUpdateLog>(e.get(), applied, options.on_commit);

@@ -223,7 +223,7 @@ StatusOr<std::vector<CollectionRecord>> Store::ListCollections() const {
 
 Status Store::Write(WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
-  wo.sync = sync;
+  wo.sync = sync && sync_writes_.load(std::memory_order_relaxed);
   return FromRocks(rep_->db->Write(wo, &batch->rep_->batch), "write batch");
 }
 

@@ -17,6 +17,7 @@
 // Thread safety: all methods are safe for concurrent use.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -72,6 +73,10 @@ class Store {
   StatusOr<std::vector<CollectionRecord>> ListCollections() const;
 
   Status Write(WriteBatch* batch, bool sync = true);
+  // Off: Write() never fsyncs (the WAL still takes every batch, so a process crash loses
+  // nothing). For a replica of a replicated log, whose durability is the log's: what a
+  // power loss takes back is applied again from the log, from the sequence that survived.
+  void set_sync_writes(bool on) { sync_writes_ = on; }
 
   // The document record, or nullopt.
   StatusOr<std::optional<std::string>> GetDocument(std::string_view tenant, uint64_t coll,
@@ -101,6 +106,7 @@ class Store {
   struct Rep;
   explicit Store(std::unique_ptr<Rep> rep);
   std::unique_ptr<Rep> rep_;
+  std::atomic<bool> sync_writes_{true};
 };
 
 }  // namespace contextd

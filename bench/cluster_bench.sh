@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Cluster mode against one node, in one sitting on this machine (every process shares the
+# same cores, so the ratios are what to read):
+#   1. SciFact's durable ingest (GloVe) through one node of a 3-node cluster (3 nats-servers,
+#      every write acknowledged by a JetStream quorum and applied on all three nodes before
+#      the next node's reply... each node applies every write) against a single node.
+#   2. Hybrid and keyword QPS at 32 clients on one cluster node against the single node.
+#   3. The write pause when the stream's leader nats-server is killed (-9): the longest
+#      single write while one write at a time runs.
+# Usage: bench/cluster_bench.sh [seconds per wrk run, default 8]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-8}
+shared="$root/../shared/data/scifact"
+bin="$root/build/bin/contextd"
+export BASE_PORT=${BASE_PORT:-18081}
+
+ingest() {  # url
+  curl -sf -X PUT "$1/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
+  local t0 t1; t0=$(date +%s.%N)
+  "$bin" ingest --url "$1" --collection scifact "$shared/corpus.jsonl" > /dev/null
+  t1=$(date +%s.%N)
+  python3 -c "print(round($t1-$t0,2))"
+}
+queries() {  # url label
+  for mode in hybrid keyword; do
+    QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
+      wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$1" | grep '^{' | sed "s/^/$2 /"
+  done
+}
+
+work=$(mktemp -d)
+"$bin" serve --port 0 --data "$work/single" --models "$root/models" > "$work/out" 2> "$work/log" &
+single=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
+echo "single ingest_s $(ingest "$url")"
+[ -z "${INGEST_ONLY:-}" ] && queries "$url" single
+kill "$single"; wait "$single" 2>/dev/null || true
+
+"$root/scripts/cluster" down > /dev/null
+rm -rf "$root/cluster"
+"$root/scripts/cluster" up 3 > /dev/null
+node1="http://127.0.0.1:$BASE_PORT"
+echo "cluster ingest_s $(ingest "$node1")"
+[ -z "${INGEST_ONLY:-}" ] && queries "$node1" cluster
+
+# 3. kill the stream's leader during one-at-a-time writes
+leader=$(curl -sf "$node1/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["log"]["leader"])')
+python3 - "$node1" "$root/cluster/pids/$leader" <<'PY'
+import json, os, signal, sys, time, urllib.request
+url, pidfile = sys.argv[1], sys.argv[2]
+def write(i):
+    body = json.dumps({"documents": [{"id": f"k{i}", "text": f"write {i} about cells"}]}).encode()
+    req = urllib.request.Request(url + "/v1/collections/scifact/documents", data=body, method="POST")
+    t = time.time()
+    with urllib.request.urlopen(req, timeout=60) as r:
+        r.read()
+    return time.time() - t
+for i in range(20): write(i)
+os.kill(int(open(pidfile).read()), signal.SIGKILL)
+t0 = time.time(); longest = 0; n = 0
+while time.time() - t0 < 15:
+    longest = max(longest, write(100 + n)); n += 1
+print(json.dumps({"leader_killed": True, "writes_in_15s": n, "longest_write_s": round(longest, 2)}))
+PY
+"$root/scripts/cluster" down > /dev/null
+rm -rf "$work"
