@@ -37,7 +37,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   CTX_ASSIGN_OR_RETURN(e->llm_cache_,
                        LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);
-  CTX_ASSIGN_OR_RETURN(const uint64_t applied, e->store_->AppliedSequence());
+  CTX_ASSIGN_OR_RETURN(uint64_t applied, e->store_->AppliedSequence());
+  // Session turns record their sequence with the session (their own database) first.
+  applied = std::max(applied, e->sessions_->max_sequence());
   e->applied_ = std::make_unique<AppliedSequence>(applied);
   if (options.make_log) {
     // The replicated log is what makes a write durable; applying it here needs no fsync
@@ -135,8 +137,51 @@ Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
       CTX_ASSIGN_OR_RETURN(auto c, GetCollection(m.tenant, m.collection));
       return c->Apply(std::move(m), result);
     }
+    case MutationKind::kAppendTurn:
+    case MutationKind::kDeleteSession:
+      return ApplySession(m, result);
   }
   return InvalidArgument("unknown mutation kind", "invalid_mutation");
+}
+
+StatusOr<size_t> Engine::AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
+                                    const RequestContext& ctx) {
+  CTX_RETURN_IF_ERROR(SessionStore::ValidateTurn(session, turn));
+  Mutation m;
+  m.kind = MutationKind::kAppendTurn;
+  m.tenant = ctx.tenant;
+  m.session = session;
+  m.role = turn.role;
+  m.content = turn.content;
+  m.at_ms = turn.at_ms != 0 ? turn.at_ms : options_.clock->WallMillis();
+  m.ttl_s = ttl_s;
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  return applied.session_turns;
+}
+
+Status Engine::DeleteSession(const std::string& session, const RequestContext& ctx) {
+  CTX_RETURN_IF_ERROR(sessions_->Turns(session).status());  // NotFound before it is logged
+  Mutation m;
+  m.kind = MutationKind::kDeleteSession;
+  m.tenant = ctx.tenant;
+  m.session = session;
+  ApplyResult applied;
+  return log_->Commit(ctx, &m, &applied);
+}
+
+Status Engine::ApplySession(const Mutation& m, ApplyResult* result) {
+  if (m.kind == MutationKind::kAppendTurn) {
+    CTX_ASSIGN_OR_RETURN(result->session_turns,
+                         sessions_->Append(m.session, {m.role, m.content, m.at_ms}, m.ttl_s, m.sequence));
+  } else {
+    CTX_RETURN_IF_ERROR(sessions_->Delete(m.session));
+  }
+  // The main store keeps the highest sequence applied, which restarts count from; the
+  // session's own record (synced) is what makes a repeat harmless.
+  WriteBatch batch;
+  batch.RecordSequence(m.sequence);
+  return store_->Write(&batch, /*sync=*/false);
 }
 
 Status Engine::ApplyCreate(const Mutation& m) {

@@ -68,8 +68,14 @@ class Engine : public MutationApplier {
   // cl100k_base (models_dir/tiktoken/cl100k_base.tiktoken, installed by scripts/setup), for
   // counting tokens as OpenAI's models do; null when the file is missing.
   const TiktokenEncoder* tokenizer() const { return tokenizer_.get(); }
-  // Conversation sessions (data_dir/sessions) for /v1/context.
+  // Conversation sessions (data_dir/sessions) for /v1/context: read them here, write them
+  // through AppendTurn and DeleteSession (the update log).
+  const SessionStore& sessions() const { return *sessions_; }
   SessionStore& sessions() { return *sessions_; }
+  // Appends a turn to a session (created on first use); returns the session's turn count.
+  StatusOr<size_t> AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
+                              const RequestContext& ctx = RequestContext::Background());
+  Status DeleteSession(const std::string& session, const RequestContext& ctx = RequestContext::Background());
 
   // MutationApplier: the update log's apply path (see engine/update_log.h). A mutation at
   // or below applied_sequence() changes nothing.
@@ -93,6 +99,7 @@ class Engine : public MutationApplier {
   Status ApplyNew(Mutation m, ApplyResult* result);
   Status ApplyCreate(const Mutation& m);
   Status ApplyDrop(const Mutation& m);
+  Status ApplySession(const Mutation& m, ApplyResult* result);
   std::string GraphPath(uint64_t collection_id) const;
   // Where int8 graphs keep their memory-mapped fp32 vectors (unnamed files).
   std::string VectorDir() const;

@@ -75,6 +75,10 @@ std::string_view MutationKindName(MutationKind kind) {
       return "upsert_documents";
     case MutationKind::kDeleteDocument:
       return "delete_document";
+    case MutationKind::kAppendTurn:
+      return "append_turn";
+    case MutationKind::kDeleteSession:
+      return "delete_session";
   }
   return "unknown";
 }
@@ -103,6 +107,16 @@ std::string EncodeMutation(const Mutation& m) {
     case MutationKind::kDeleteDocument:
       PutBytes(&out, m.doc_id);
       break;
+    case MutationKind::kAppendTurn:
+      PutBytes(&out, m.session);
+      PutBytes(&out, m.role);
+      PutBytes(&out, m.content);
+      PutVarint(&out, static_cast<uint64_t>(m.at_ms));
+      PutVarint(&out, static_cast<uint64_t>(m.ttl_s));
+      break;
+    case MutationKind::kDeleteSession:
+      PutBytes(&out, m.session);
+      break;
     case MutationKind::kUpsertDocuments:
       PutVarint(&out, m.dim);
       PutVarint(&out, m.documents.size());
@@ -130,7 +144,7 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
   }
   Mutation m;
   const uint8_t kind = static_cast<uint8_t>(bytes[2]);
-  if (kind < 1 || kind > 4) return Corrupt("unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > 6) return Corrupt("unknown kind " + std::to_string(kind));
   m.kind = static_cast<MutationKind>(kind);
   Reader r(bytes.substr(3));
   if (!r.Varint(&m.sequence) || !r.Bytes(&m.tenant) || !r.Bytes(&m.collection) || !r.Varint(&m.collection_id)) {
@@ -144,6 +158,19 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
       break;
     case MutationKind::kDeleteDocument:
       if (!r.Bytes(&m.doc_id)) return Corrupt("truncated document id");
+      break;
+    case MutationKind::kAppendTurn: {
+      uint64_t at = 0, ttl = 0;
+      if (!r.Bytes(&m.session) || !r.Bytes(&m.role) || !r.Bytes(&m.content) || !r.Varint(&at) || !r.Varint(&ttl) ||
+          at > static_cast<uint64_t>(INT64_MAX) || ttl > static_cast<uint64_t>(INT64_MAX)) {
+        return Corrupt("truncated session turn");
+      }
+      m.at_ms = static_cast<int64_t>(at);
+      m.ttl_s = static_cast<int64_t>(ttl);
+      break;
+    }
+    case MutationKind::kDeleteSession:
+      if (!r.Bytes(&m.session)) return Corrupt("truncated session id");
       break;
     case MutationKind::kUpsertDocuments: {
       uint64_t dim = 0, docs = 0;

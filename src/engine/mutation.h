@@ -1,7 +1,8 @@
 // Mutation: one change to the engine's state, as the update log carries it.
 //
 // Every write the engine accepts becomes exactly one Mutation before anything changes:
-// collection create and drop, a batch of document upserts, a document delete. A mutation
+// collection create and drop, a batch of document upserts, a document delete, a session
+// turn appended, a session deleted. A mutation
 // is complete on its own: an upsert carries every chunk's text and final vector, so
 // applying it never calls an embedder and every replica that applies the same mutations
 // in the same order ends in the same state (engine/update_log.h).
@@ -28,6 +29,8 @@ enum class MutationKind : uint8_t {
   kDropCollection = 2,
   kUpsertDocuments = 3,
   kDeleteDocument = 4,
+  kAppendTurn = 5,
+  kDeleteSession = 6,
 };
 std::string_view MutationKindName(MutationKind kind);
 
@@ -60,6 +63,14 @@ struct Mutation {
   uint32_t dim = 0;
   // Delete: the document.
   std::string doc_id;
+  // Session turn and session delete: the session; a turn's role, content and time (the
+  // proposer's wall clock, so every replica ages the session alike) and the session's new
+  // expiry window (0: keep it).
+  std::string session;
+  std::string role;
+  std::string content;
+  int64_t at_ms = 0;
+  int64_t ttl_s = 0;
 
   size_t chunk_count() const;
 };

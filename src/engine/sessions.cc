@@ -10,7 +10,7 @@
 namespace contextd {
 namespace {
 
-// Keys: "m" id -> {"ttl_s","last_ms","turns"}; "t" id \0 be32(n) -> {"role","content","at_ms"}.
+// Keys: "m" id -> {"ttl_s","last_ms","seq"}; "t" id \0 be32(n) -> {"role","content","at_ms"}.
 std::string MetaKey(const std::string& id) { return "m" + id; }
 std::string TurnPrefix(const std::string& id) { return "t" + id + std::string(1, '\0'); }
 std::string TurnKey(const std::string& id, uint32_t n) {
@@ -22,6 +22,7 @@ std::string TurnKey(const std::string& id, uint32_t n) {
 struct Session {
   int64_t ttl_s = SessionStore::kDefaultTtlS;
   int64_t last_ms = 0;
+  uint64_t seq = 0;  // the last update-log sequence applied
   std::vector<SessionTurn> turns;
 };
 
@@ -30,10 +31,11 @@ struct Session {
 struct SessionStore::Rep {
   std::unique_ptr<rocksdb::DB> db;
   const Clock* clock = nullptr;
-  std::mutex mu;
+  mutable std::mutex mu;
   std::map<std::string, Session> sessions;
 
-  bool Expired(const Session& s) const { return s.last_ms + s.ttl_s * 1000 <= clock->WallMillis(); }
+  bool Expired(const Session& s) const { return ExpiredAt(s, clock->WallMillis()); }
+  static bool ExpiredAt(const Session& s, int64_t now_ms) { return s.last_ms + s.ttl_s * 1000 <= now_ms; }
   Status Write(rocksdb::WriteBatch* b) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -78,6 +80,8 @@ StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& di
     Session& session = rep->sessions[it->key().ToString().substr(1)];
     session.ttl_s = meta->Find("ttl_s")->as_int();
     session.last_ms = meta->Find("last_ms")->as_int();
+    if (const Json* seq = meta->Find("seq"); seq != nullptr && seq->is_number())
+      session.seq = static_cast<uint64_t>(seq->as_int());
   }
   for (it->Seek("t"); it->Valid() && it->key().starts_with("t"); it->Next()) {
     const std::string key = it->key().ToString();
@@ -98,22 +102,41 @@ StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& di
   return std::unique_ptr<SessionStore>(new SessionStore(std::move(rep)));
 }
 
-StatusOr<size_t> SessionStore::Append(const std::string& id, const SessionTurn& turn, int64_t ttl_s) {
+Status SessionStore::ValidateTurn(const std::string& id, const SessionTurn& turn) {
   CTX_RETURN_IF_ERROR(ValidateId(id));
   if (turn.role != "user" && turn.role != "assistant" && turn.role != "system")
     return InvalidArgument("'role' must be user, assistant or system", "invalid_value");
   if (turn.content.empty()) return InvalidArgument("'content' must be a non-empty string", "missing_field");
+  return Status::Ok();
+}
+
+uint64_t SessionStore::max_sequence() const {
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  uint64_t best = 0;
+  for (const auto& [id, s] : rep_->sessions) best = std::max(best, s.seq);
+  return best;
+}
+
+StatusOr<size_t> SessionStore::Append(const std::string& id, const SessionTurn& turn, int64_t ttl_s,
+                                      uint64_t sequence) {
+  CTX_RETURN_IF_ERROR(ValidateTurn(id, turn));
+  SessionTurn t = turn;
+  if (t.at_ms == 0) t.at_ms = rep_->clock->WallMillis();
   std::lock_guard<std::mutex> lock(rep_->mu);
   auto it = rep_->sessions.find(id);
-  if (it != rep_->sessions.end() && rep_->Expired(it->second)) CTX_RETURN_IF_ERROR(rep_->EraseLocked(id));
+  if (it != rep_->sessions.end() && sequence != 0 && sequence <= it->second.seq) {
+    return it->second.turns.size();  // a repeat from the log
+  }
+  // Expiry is judged at the turn's own time, so every replica decides alike.
+  if (it != rep_->sessions.end() && Rep::ExpiredAt(it->second, t.at_ms)) CTX_RETURN_IF_ERROR(rep_->EraseLocked(id));
   Session next = rep_->sessions.count(id) ? rep_->sessions[id] : Session();
   if (ttl_s > 0) next.ttl_s = ttl_s;
-  SessionTurn t = turn;
-  t.at_ms = rep_->clock->WallMillis();
   next.last_ms = t.at_ms;
+  next.seq = std::max(next.seq, sequence);
   Json meta = Json::MakeObject();
   meta["ttl_s"] = next.ttl_s;
   meta["last_ms"] = next.last_ms;
+  meta["seq"] = static_cast<int64_t>(next.seq);
   Json value = Json::MakeObject();
   value["role"] = t.role;
   value["content"] = t.content;

@@ -1,6 +1,10 @@
 // Conversation sessions for /v1/context: ordered turns per session id, durable in their
 // own RocksDB (data/sessions, synced writes) and expiring ttl_s after their last turn.
 //
+// Writes come from the update log (Engine::Apply): a turn carries its time and the log's
+// sequence, and a session remembers the last sequence it applied, so a turn applied twice
+// (a replay after a crash) is kept once, and every replica ages sessions alike.
+//
 // Thread safety: safe for concurrent use.
 #pragma once
 
@@ -27,13 +31,20 @@ class SessionStore {
   static StatusOr<std::unique_ptr<SessionStore>> Open(const std::string& dir, const Clock* clock);
   ~SessionStore();
 
-  // Appends a turn; ttl_s (> 0) replaces the session's expiry window. Returns the count.
-  StatusOr<size_t> Append(const std::string& id, const SessionTurn& turn, int64_t ttl_s = 0);
+  // Checks a turn before it is proposed: the id, a known role, some content.
+  static Status ValidateTurn(const std::string& id, const SessionTurn& turn);
+  // Appends a turn at turn.at_ms (0: now); ttl_s (> 0) replaces the session's expiry
+  // window. A session expired at that time starts again. `sequence` (the update log's; 0
+  // outside it): a turn at or below the session's last applied sequence is a repeat and
+  // changes nothing. Returns the number of turns.
+  StatusOr<size_t> Append(const std::string& id, const SessionTurn& turn, int64_t ttl_s = 0, uint64_t sequence = 0);
   // NotFound when the session does not exist or has expired.
   StatusOr<std::vector<SessionTurn>> Turns(const std::string& id);
   Status Delete(const std::string& id);
 
   static Status ValidateId(const std::string& id);
+  // The highest update-log sequence a live session applied (0 for none).
+  uint64_t max_sequence() const;
 
  private:
   struct Rep;

@@ -35,6 +35,7 @@ struct ApplyResult {
   int64_t bytes_written = 0;  // bytes of the store batch
   size_t documents = 0;
   size_t chunks = 0;
+  size_t session_turns = 0;  // a turn appended: the session's turns after it
 };
 
 class MutationApplier {

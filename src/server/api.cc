@@ -417,8 +417,11 @@ void Api::Handle(HttpRequest req, Responder respond) {
   auto ctx = std::make_shared<RequestContext>(clock_);  // shared: pool tasks are copyable
   if (Status st = MakeContext(*match, req, start, ctx.get()); !st.ok()) return respond(ErrorResponse(st));
   in_flight_->Add(1);
-  if (match->pool == Pool::kInline) return Run(match, params, req, *ctx, start, respond);
-  Pool which = match->pool;
+  // An inline route that must wait for a write token waits on a search worker, never on
+  // an I/O thread.
+  const bool must_wait = ctx->read_after > engine_->applied_sequence();
+  if (match->pool == Pool::kInline && !must_wait) return Run(match, params, req, *ctx, start, respond);
+  Pool which = match->pool == Pool::kInline ? Pool::kSearch : match->pool;
   if (which == Pool::kQuery) {
     auto c = engine_->GetCollection(kDefaultTenant, params[0]);
     which = c.ok() && (*c)->embedder_waits() ? Pool::kEmbed : Pool::kSearch;

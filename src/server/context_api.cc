@@ -142,7 +142,7 @@ StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req,
                              "invalid_value");
     }
   }
-  CTX_ASSIGN_OR_RETURN(size_t n, engine_->sessions().Append(p[0], turn, ttl_s));
+  CTX_ASSIGN_OR_RETURN(size_t n, engine_->AppendTurn(p[0], turn, ttl_s, ctx));
   Reply r;
   r.json["session"] = p[0];
   r.json["turns"] = static_cast<int64_t>(n);
@@ -166,7 +166,7 @@ StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&, Reques
 }
 
 StatusOr<Api::Reply> Api::SessionDelete(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(engine_->sessions().Delete(p[0]));
+  CTX_RETURN_IF_ERROR(engine_->DeleteSession(p[0], ctx));
   Reply r;
   r.json["deleted"] = true;
   return r;

@@ -58,6 +58,19 @@ TEST(MutationTest, RoundTripsThroughItsWireForm) {
   del.kind = MutationKind::kDeleteDocument;
   del.doc_id = "gone";
   EXPECT_EQ(DecodeMutation(EncodeMutation(del))->doc_id, "gone");
+  Mutation turn;
+  turn.kind = MutationKind::kAppendTurn;
+  turn.session = "chat-1";
+  turn.role = "user";
+  turn.content = "hello";
+  turn.at_ms = 1764800000123;
+  turn.ttl_s = 60;
+  auto t = DecodeMutation(EncodeMutation(turn));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->session, "chat-1");
+  EXPECT_EQ(t->content, "hello");
+  EXPECT_EQ(t->at_ms, turn.at_ms);
+  EXPECT_EQ(t->ttl_s, 60);
 }
 
 TEST(MutationTest, EveryTruncationOrCorruptionIsRejectedCleanly) {
@@ -333,6 +346,16 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
                                J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
     }
   }
+  // Session turns go through the log too.
+  for (int i = 0; i < 6; ++i) {
+    SessionTurn t{i % 2 == 0 ? "user" : "assistant", "turn " + std::to_string(i)};
+    auto n = a->AppendTurn("chat-" + std::to_string(i % 2), t, /*ttl_s=*/3600);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_EQ(*n, static_cast<size_t>(i / 2 + 1));
+  }
+  ASSERT_TRUE(a->AppendTurn("gone", {"user", "bye"}, 0).ok());
+  ASSERT_TRUE(a->DeleteSession("gone").ok());
+  EXPECT_EQ(a->DeleteSession("never").code(), StatusCode::kNotFound);
   // A create of a name that exists is refused before it reaches the log.
   const size_t before = recorded.size();
   EXPECT_EQ(a->CreateCollection(kDefaultTenant, "notes", J(R"({"embedder":"hash"})")).status().code(),
@@ -353,6 +376,25 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   ASSERT_EQ(da->size(), 1u);
   EXPECT_GT(da->begin()->second.second.chunk_count, 40u);
   EXPECT_TRUE(*da == *db);
+  for (const char* id : {"chat-0", "chat-1"}) {
+    auto ta = a->sessions().Turns(id), tb = b->sessions().Turns(id);
+    ASSERT_TRUE(ta.ok() && tb.ok()) << id;
+    ASSERT_EQ(ta->size(), 3u);
+    ASSERT_EQ(tb->size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ((*ta)[i].content, (*tb)[i].content);
+      EXPECT_EQ((*ta)[i].at_ms, (*tb)[i].at_ms) << "a replica keeps the proposer's time";
+    }
+  }
+  EXPECT_EQ(b->sessions().Turns("gone").status().code(), StatusCode::kNotFound);
+  // A turn delivered again (a replay) is kept once.
+  for (const Mutation& m : recorded) {
+    if (m.kind != MutationKind::kAppendTurn) continue;
+    Mutation again = m;
+    ApplyResult r;
+    ASSERT_TRUE(b->Apply(std::move(again), &r).ok());
+  }
+  EXPECT_EQ(b->sessions().Turns("chat-0")->size(), 3u);
 }
 
 }  // namespace

@@ -82,6 +82,19 @@ TEST(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   EXPECT_EQ(Call(*c1, "GET", "/v1/cluster").second["log"]["last_sequence"].as_int(), last);
   EXPECT_EQ(retry->Header("x-contextd-write-token"), first->Header("x-contextd-write-token"));
 
+  // A conversation started on one node continues on the other.
+  auto turn =
+      c1->Request("POST", "/v1/sessions/chat-7/turns", R"({"role":"user","content":"What do mitochondria do?"})");
+  ASSERT_TRUE(turn.ok() && turn->status == 200) << (turn.ok() ? turn->body : "");
+  auto turn2 = c2->Request("POST", "/v1/sessions/chat-7/turns", R"({"role":"assistant","content":"They make ATP."})",
+                           {{"X-Contextd-Write-Token", turn->Header("x-contextd-write-token")}});
+  ASSERT_TRUE(turn2.ok() && turn2->status == 200) << (turn2.ok() ? turn2->body : "");
+  EXPECT_EQ(Body(turn2->body)["turns"].as_int(), 2);
+  auto history = c1->Request("GET", "/v1/sessions/chat-7", "",
+                             {{"X-Contextd-Write-Token", turn2->Header("x-contextd-write-token")}});
+  ASSERT_TRUE(history.ok() && history->status == 200);
+  EXPECT_EQ(Body(history->body)["turns"].as_array().size(), 2u);
+
   // Bad tokens and keys are the caller's mistake.
   auto bad = c1->Request("GET", "/v1/collections/docs", "", {{"X-Contextd-Write-Token", "soon"}});
   ASSERT_TRUE(bad.ok());
