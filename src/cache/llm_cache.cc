@@ -232,7 +232,7 @@ StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const
   return cache;
 }
 
-StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
+StatusOr<Json> LlmCache::PrepareConfigure(const std::string& ns, const Json& body) const {
   CTX_RETURN_IF_ERROR(ValidateNamespace(ns));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   Namespace* existing = rep_->Find(ns);
@@ -253,18 +253,27 @@ StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
     }
   }
   if (embedder_name == "none") return InvalidArgument("a cache namespace needs an embedder", "invalid_value");
+  CTX_RETURN_IF_ERROR(rep_->embedders->Resolve(embedder_name).status());
+  Json settings = Json::MakeObject();
+  settings["embedder"] = embedder_name;
+  settings["threshold"] = threshold;
+  settings["ttl_s"] = ttl_s;
+  return settings;
+}
+
+Status LlmCache::ApplyConfigure(const std::string& ns, const Json& settings) {
+  const Json *e = settings.Find("embedder"), *t = settings.Find("threshold"), *ttl = settings.Find("ttl_s");
+  if (e == nullptr || !e->is_string() || t == nullptr || !t->is_number() || ttl == nullptr || !ttl->is_number())
+    return InvalidArgument("cache settings need embedder, threshold and ttl_s", "invalid_mutation");
+  const std::string embedder_name = e->as_string();
   CTX_ASSIGN_OR_RETURN(auto embedder, rep_->embedders->Resolve(embedder_name));
-  if (existing != nullptr) {
+  if (Namespace* existing = rep_->Find(ns); existing != nullptr) {
     std::unique_lock<std::shared_mutex> lock(existing->mu);
     if (embedder_name != existing->embedder_name && existing->live + existing->reserved > 0)
       return FailedPrecondition("namespace '" + ns + "' holds entries embedded by '" + existing->embedder_name +
                                     "'; delete them before changing its embedder",
                                 "embedder_change");
   }
-  Json settings = Json::MakeObject();
-  settings["embedder"] = embedder_name;
-  settings["threshold"] = threshold;
-  settings["ttl_s"] = ttl_s;
   rocksdb::WriteBatch batch;
   batch.Put(ConfigKey(ns), settings.Dump());
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
@@ -279,9 +288,15 @@ StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
     slot->graph = std::make_unique<HnswIndex>(embedder->dim(), Metric::kCosine);
   slot->embedder_name = embedder_name;
   slot->embedder = embedder;
-  slot->threshold = threshold;
-  slot->ttl_s = ttl_s;
-  return slot->Settings();
+  slot->threshold = static_cast<float>(t->as_double());
+  slot->ttl_s = ttl->as_int();
+  return Status::Ok();
+}
+
+StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
+  CTX_ASSIGN_OR_RETURN(Json settings, PrepareConfigure(ns, body));
+  CTX_RETURN_IF_ERROR(ApplyConfigure(ns, settings));
+  return rep_->Find(ns)->Settings();
 }
 
 StatusOr<Json> LlmCache::Describe(const std::string& ns) const {
@@ -296,7 +311,7 @@ StatusOr<Json> LlmCache::Describe(const std::string& ns) const {
   return j;
 }
 
-StatusOr<std::string> LlmCache::Store(const std::string& ns, const Json& body) {
+StatusOr<CacheEntryWrite> LlmCache::PrepareStore(const std::string& ns, const Json& body) const {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
@@ -313,49 +328,73 @@ StatusOr<std::string> LlmCache::Store(const std::string& ns, const Json& body) {
   if (response == nullptr) return InvalidArgument("'response' is required (any JSON value)", "missing_field");
   if (scope != nullptr && !scope->is_object())
     return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_value");
-  int64_t ttl_s = n->ttl_s;
+  std::shared_ptr<const Embedder> embedder;
+  int64_t ttl_s = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(n->mu);
+    embedder = n->embedder;
+    ttl_s = n->ttl_s;
+  }
   if (ttl != nullptr) CTX_RETURN_IF_ERROR(ReadWholeNumber(*ttl, "'ttl_s' (seconds)", 1, kMaxTtlSeconds, &ttl_s));
 
-  Namespace::Entry e;
+  CacheEntryWrite e;
   e.id = NewId();
   e.prompt = prompt->as_string();
   e.scope_key = CanonicalScope(scope != nullptr ? *scope : Json::MakeObject());
   e.response = *response;
   e.expires_ms = ttl_s > 0 ? rep_->NowMs() + ttl_s * 1000 : 0;
-  std::shared_ptr<const Embedder> embedder;
-  {
-    std::shared_lock<std::shared_mutex> lock(n->mu);
-    embedder = n->embedder;
-  }
-  const size_t dim = static_cast<size_t>(embedder->dim());
-  std::vector<float> vec(dim);
-  CTX_RETURN_IF_ERROR(embedder->EmbedWith({e.prompt}, EmbedOptions{EmbedPriority::kBulk, 0}, vec.data()));
+  e.vector.resize(static_cast<size_t>(embedder->dim()));
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith({e.prompt}, EmbedOptions{EmbedPriority::kBulk, 0}, e.vector.data()));
+  return e;
+}
 
+Status LlmCache::ApplyStore(const std::string& ns, CacheEntryWrite w) {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  HnswIndex* graph;
+  uint32_t slot;
+  {
+    std::unique_lock<std::shared_mutex> lock(n->mu);
+    if (n->by_id.count(w.id) > 0) return Status::Ok();  // stored already (a replay)
+    if (w.vector.size() != static_cast<size_t>(n->embedder->dim())) {
+      return InvalidArgument("the entry's vector does not match namespace '" + ns + "'", "invalid_mutation");
+    }
+  }
   Json header = Json::MakeObject();
-  header["prompt"] = e.prompt;
-  header["scope"] = e.scope_key;
-  header["response"] = e.response;
-  header["expires_ms"] = e.expires_ms;
+  header["prompt"] = w.prompt;
+  header["scope"] = w.scope_key;
+  header["response"] = w.response;
+  header["expires_ms"] = w.expires_ms;
   std::string value = header.Dump();
   value.push_back('\n');
-  value.append(reinterpret_cast<const char*>(vec.data()), dim * sizeof(float));
+  value.append(reinterpret_cast<const char*>(w.vector.data()), w.vector.size() * sizeof(float));
   rocksdb::WriteBatch batch;
-  batch.Put(EntryPrefix(ns) + e.id, value);
+  batch.Put(EntryPrefix(ns) + w.id, value);
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
-  const std::string id = e.id;
-  uint32_t slot;
-  HnswIndex* graph;
   {
     std::unique_lock<std::shared_mutex> lock(n->mu);
     slot = n->ReserveLocked();
     graph = n->graph.get();  // stays: the embedder (and graph) cannot change while reserved
   }
-  graph->Add(slot, vec.data());
+  graph->Add(slot, w.vector.data());
+  Namespace::Entry e;
+  e.id = std::move(w.id);
+  e.prompt = std::move(w.prompt);
+  e.scope_key = std::move(w.scope_key);
+  e.response = std::move(w.response);
+  e.expires_ms = w.expires_ms;
   {
     std::unique_lock<std::shared_mutex> lock(n->mu);
     n->PublishLocked(slot, std::move(e));
   }
   rep_->Count(ns, "stored");
+  return Status::Ok();
+}
+
+StatusOr<std::string> LlmCache::Store(const std::string& ns, const Json& body) {
+  CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, PrepareStore(ns, body));
+  std::string id = e.id;
+  CTX_RETURN_IF_ERROR(ApplyStore(ns, std::move(e)));
   return id;
 }
 
@@ -430,44 +469,69 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) 
   return out;
 }
 
-StatusOr<size_t> LlmCache::DeleteByScope(const std::string& ns, const std::map<std::string, std::string>& fields) {
+StatusOr<std::vector<std::string>> LlmCache::MatchScope(const std::string& ns,
+                                                        const std::map<std::string, std::string>& fields) const {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
   std::vector<std::string> ids;
+  std::shared_lock<std::shared_mutex> lock(n->mu);
+  for (const auto& [scope_key, bits] : n->scopes) {
+    auto scope = ParseJson(scope_key);
+    if (!scope.ok()) continue;
+    bool match = true;
+    for (const auto& [field, want] : fields) {
+      const Json* v = scope->Find(field);
+      match = match && v != nullptr && (v->is_string() ? v->as_string() == want : v->Dump() == want);
+    }
+    if (!match) continue;
+    bits.ForEach([&](uint32_t slot) { ids.push_back(n->entries[slot].id); });
+  }
+  std::sort(ids.begin(), ids.end());  // a stable order for the log
+  return ids;
+}
+
+Status LlmCache::CheckEntry(const std::string& ns, const std::string& id) const {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  std::shared_lock<std::shared_mutex> lock(n->mu);
+  if (n->by_id.find(id) == n->by_id.end())
+    return NotFound("no entry '" + id + "' in cache namespace '" + ns + "'", "entry_not_found");
+  return Status::Ok();
+}
+
+StatusOr<size_t> LlmCache::ApplyDelete(const std::string& ns, const std::vector<std::string>& ids) {
+  Namespace* n = rep_->Find(ns);
+  if (n == nullptr) return NotFoundNs(ns);
+  rocksdb::WriteBatch batch;
+  std::vector<std::string> present;
   {
     std::shared_lock<std::shared_mutex> lock(n->mu);
-    for (const auto& [scope_key, bits] : n->scopes) {
-      auto scope = ParseJson(scope_key);
-      if (!scope.ok()) continue;
-      bool match = true;
-      for (const auto& [field, want] : fields) {
-        const Json* v = scope->Find(field);
-        match = match && v != nullptr && (v->is_string() ? v->as_string() == want : v->Dump() == want);
-      }
-      if (!match) continue;
-      bits.ForEach([&](uint32_t slot) { ids.push_back(n->entries[slot].id); });
+    for (const auto& id : ids) {
+      if (n->by_id.count(id) > 0) present.push_back(id);
     }
   }
+  if (present.empty()) return size_t{0};
+  for (const auto& id : present) batch.Delete(EntryPrefix(ns) + id);
+  CTX_RETURN_IF_ERROR(rep_->Write(&batch));
+  std::unique_lock<std::shared_mutex> lock(n->mu);
   size_t deleted = 0;
-  for (const auto& id : ids) deleted += DeleteEntry(ns, id).ok();
+  for (const auto& id : present) {
+    auto it = n->by_id.find(id);
+    if (it == n->by_id.end()) continue;
+    n->EraseLocked(it->second);
+    ++deleted;
+  }
   return deleted;
 }
 
+StatusOr<size_t> LlmCache::DeleteByScope(const std::string& ns, const std::map<std::string, std::string>& fields) {
+  CTX_ASSIGN_OR_RETURN(auto ids, MatchScope(ns, fields));
+  return ApplyDelete(ns, ids);
+}
+
 Status LlmCache::DeleteEntry(const std::string& ns, const std::string& id) {
-  Namespace* n = rep_->Find(ns);
-  if (n == nullptr) return NotFoundNs(ns);
-  {
-    std::shared_lock<std::shared_mutex> lock(n->mu);
-    if (n->by_id.find(id) == n->by_id.end())
-      return NotFound("no entry '" + id + "' in cache namespace '" + ns + "'", "entry_not_found");
-  }
-  rocksdb::WriteBatch batch;
-  batch.Delete(EntryPrefix(ns) + id);
-  CTX_RETURN_IF_ERROR(rep_->Write(&batch));
-  std::unique_lock<std::shared_mutex> lock(n->mu);
-  auto it = n->by_id.find(id);
-  if (it != n->by_id.end()) n->EraseLocked(it->second);
-  return Status::Ok();
+  CTX_RETURN_IF_ERROR(CheckEntry(ns, id));
+  return ApplyDelete(ns, {id}).status();
 }
 
 }  // namespace contextd

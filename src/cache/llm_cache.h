@@ -25,6 +25,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/json.h"
@@ -43,6 +44,17 @@ struct CacheLookup {
   bool exact = false;  // the normalised prompt matched without embedding
 };
 
+// One entry ready to store: what PrepareStore computed (the id, the expiry, the prompt's
+// vector) and ApplyStore writes, here or on a replica, without embedding.
+struct CacheEntryWrite {
+  std::string id;
+  std::string prompt;
+  std::string scope_key;  // canonical JSON of the scope
+  Json response;
+  int64_t expires_ms = 0;  // wall clock; 0: never
+  std::vector<float> vector;
+};
+
 class LlmCache {
  public:
   // dir: the cache's RocksDB directory. Namespaces are loaded and indexed before it returns.
@@ -52,6 +64,24 @@ class LlmCache {
                                                   const Clock* clock, MetricsRegistry* metrics,
                                                   bool sync_writes = true);
   ~LlmCache();
+
+  // Writes come in two halves, so the update log can carry them (Engine::Apply): Prepare*
+  // validates and computes (embeds), Apply* changes the cache and never embeds. Applying
+  // is idempotent: an entry id stored twice is stored once, deletes of missing ids count
+  // nothing. The one-step forms below are Prepare + Apply.
+
+  // The settings a PUT /v1/cache/{ns} body asks for (checked against the namespace).
+  StatusOr<Json> PrepareConfigure(const std::string& ns, const Json& body) const;
+  Status ApplyConfigure(const std::string& ns, const Json& settings);
+  StatusOr<CacheEntryWrite> PrepareStore(const std::string& ns, const Json& body) const;
+  Status ApplyStore(const std::string& ns, CacheEntryWrite entry);
+  // The ids of the entries whose scope has every given field with the given value.
+  StatusOr<std::vector<std::string>> MatchScope(const std::string& ns,
+                                                const std::map<std::string, std::string>& fields) const;
+  // NotFound unless the namespace holds `id`.
+  Status CheckEntry(const std::string& ns, const std::string& id) const;
+  // Deletes those of `ids` present; returns how many.
+  StatusOr<size_t> ApplyDelete(const std::string& ns, const std::vector<std::string>& ids);
 
   // PUT /v1/cache/{ns}: {"embedder":..,"threshold":0..1,"ttl_s":..}; creates or updates
   // (the embedder of a namespace with entries cannot change). Returns the settings.

@@ -140,6 +140,10 @@ Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
     case MutationKind::kAppendTurn:
     case MutationKind::kDeleteSession:
       return ApplySession(m, result);
+    case MutationKind::kCacheConfigure:
+    case MutationKind::kCacheStore:
+    case MutationKind::kCacheDelete:
+      return ApplyCache(std::move(m), result);
   }
   return InvalidArgument("unknown mutation kind", "invalid_mutation");
 }
@@ -177,11 +181,98 @@ Status Engine::ApplySession(const Mutation& m, ApplyResult* result) {
   } else {
     CTX_RETURN_IF_ERROR(sessions_->Delete(m.session));
   }
-  // The main store keeps the highest sequence applied, which restarts count from; the
-  // session's own record (synced) is what makes a repeat harmless.
+  // The session's own record (synced) is what makes a repeat harmless.
+  return RecordSequence(m.sequence);
+}
+
+Status Engine::RecordSequence(uint64_t sequence) {
+  // The main store keeps the highest sequence applied, which restarts count from.
   WriteBatch batch;
-  batch.RecordSequence(m.sequence);
+  batch.RecordSequence(sequence);
   return store_->Write(&batch, /*sync=*/false);
+}
+
+StatusOr<Json> Engine::CacheConfigure(const std::string& ns, const Json& body, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(Json settings, llm_cache_->PrepareConfigure(ns, body));
+  Mutation m;
+  m.kind = MutationKind::kCacheConfigure;
+  m.tenant = ctx.tenant;
+  m.collection = ns;
+  m.config = settings.Dump();
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  return settings;
+}
+
+StatusOr<std::string> Engine::CacheStore(const std::string& ns, const Json& body, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, llm_cache_->PrepareStore(ns, body));
+  Mutation m;
+  m.kind = MutationKind::kCacheStore;
+  m.tenant = ctx.tenant;
+  m.collection = ns;
+  m.doc_id = e.id;
+  m.content = std::move(e.prompt);
+  Json rest = Json::MakeObject();
+  rest["scope"] = e.scope_key;
+  rest["response"] = std::move(e.response);
+  rest["expires_ms"] = e.expires_ms;
+  m.config = rest.Dump();
+  m.dim = static_cast<uint32_t>(e.vector.size());
+  m.vectors = std::move(e.vector);
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  return e.id;
+}
+
+StatusOr<size_t> Engine::CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
+                                     const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(auto ids, llm_cache_->MatchScope(ns, scope_fields));
+  return CommitCacheDelete(ns, std::move(ids), ctx);
+}
+
+Status Engine::CacheDeleteEntry(const std::string& ns, const std::string& id, const RequestContext& ctx) {
+  CTX_RETURN_IF_ERROR(llm_cache_->CheckEntry(ns, id));
+  return CommitCacheDelete(ns, {id}, ctx).status();
+}
+
+StatusOr<size_t> Engine::CommitCacheDelete(const std::string& ns, std::vector<std::string> ids,
+                                           const RequestContext& ctx) {
+  if (ids.empty()) return size_t{0};
+  Mutation m;
+  m.kind = MutationKind::kCacheDelete;
+  m.tenant = ctx.tenant;
+  m.collection = ns;
+  m.ids = std::move(ids);
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  return applied.cache_deleted;
+}
+
+Status Engine::ApplyCache(Mutation m, ApplyResult* result) {
+  switch (m.kind) {
+    case MutationKind::kCacheConfigure: {
+      CTX_ASSIGN_OR_RETURN(Json settings, ParseJson(m.config));
+      CTX_RETURN_IF_ERROR(llm_cache_->ApplyConfigure(m.collection, settings));
+      break;
+    }
+    case MutationKind::kCacheStore: {
+      CTX_ASSIGN_OR_RETURN(Json rest, ParseJson(m.config));
+      const Json *scope = rest.Find("scope"), *response = rest.Find("response"), *expires = rest.Find("expires_ms");
+      if (scope == nullptr || !scope->is_string() || response == nullptr || expires == nullptr ||
+          !expires->is_number()) {
+        return InvalidArgument("cache store mutation without scope, response or expires_ms", "invalid_mutation");
+      }
+      CacheEntryWrite e{m.doc_id,  std::move(m.content), scope->as_string(),
+                        *response, expires->as_int(),    std::move(m.vectors)};
+      CTX_RETURN_IF_ERROR(llm_cache_->ApplyStore(m.collection, std::move(e)));
+      break;
+    }
+    default: {
+      CTX_ASSIGN_OR_RETURN(result->cache_deleted, llm_cache_->ApplyDelete(m.collection, m.ids));
+      break;
+    }
+  }
+  return RecordSequence(m.sequence);
 }
 
 Status Engine::ApplyCreate(const Mutation& m) {

@@ -76,6 +76,16 @@ class Engine : public MutationApplier {
   StatusOr<size_t> AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
                               const RequestContext& ctx = RequestContext::Background());
   Status DeleteSession(const std::string& session, const RequestContext& ctx = RequestContext::Background());
+  // LLM-cache writes through the update log (LlmCache's one-step forms bypass it): they
+  // return what LlmCache's Configure, Store and DeleteByScope/DeleteEntry return.
+  StatusOr<Json> CacheConfigure(const std::string& ns, const Json& body,
+                                const RequestContext& ctx = RequestContext::Background());
+  StatusOr<std::string> CacheStore(const std::string& ns, const Json& body,
+                                   const RequestContext& ctx = RequestContext::Background());
+  StatusOr<size_t> CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
+                               const RequestContext& ctx = RequestContext::Background());
+  Status CacheDeleteEntry(const std::string& ns, const std::string& id,
+                          const RequestContext& ctx = RequestContext::Background());
 
   // MutationApplier: the update log's apply path (see engine/update_log.h). A mutation at
   // or below applied_sequence() changes nothing.
@@ -100,6 +110,10 @@ class Engine : public MutationApplier {
   Status ApplyCreate(const Mutation& m);
   Status ApplyDrop(const Mutation& m);
   Status ApplySession(const Mutation& m, ApplyResult* result);
+  Status ApplyCache(Mutation m, ApplyResult* result);
+  // Records an applied sequence whose state lives outside the main store.
+  Status RecordSequence(uint64_t sequence);
+  StatusOr<size_t> CommitCacheDelete(const std::string& ns, std::vector<std::string> ids, const RequestContext& ctx);
   std::string GraphPath(uint64_t collection_id) const;
   // Where int8 graphs keep their memory-mapped fp32 vectors (unnamed files).
   std::string VectorDir() const;

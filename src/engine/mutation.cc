@@ -79,6 +79,12 @@ std::string_view MutationKindName(MutationKind kind) {
       return "append_turn";
     case MutationKind::kDeleteSession:
       return "delete_session";
+    case MutationKind::kCacheConfigure:
+      return "cache_configure";
+    case MutationKind::kCacheStore:
+      return "cache_store";
+    case MutationKind::kCacheDelete:
+      return "cache_delete";
   }
   return "unknown";
 }
@@ -117,6 +123,21 @@ std::string EncodeMutation(const Mutation& m) {
     case MutationKind::kDeleteSession:
       PutBytes(&out, m.session);
       break;
+    case MutationKind::kCacheConfigure:
+      PutBytes(&out, m.config);
+      break;
+    case MutationKind::kCacheStore:
+      PutBytes(&out, m.doc_id);
+      PutBytes(&out, m.content);
+      PutBytes(&out, m.config);
+      PutVarint(&out, m.dim);
+      PutVarint(&out, m.vectors.size());
+      out.append(reinterpret_cast<const char*>(m.vectors.data()), m.vectors.size() * sizeof(float));
+      break;
+    case MutationKind::kCacheDelete:
+      PutVarint(&out, m.ids.size());
+      for (const auto& id : m.ids) PutBytes(&out, id);
+      break;
     case MutationKind::kUpsertDocuments:
       PutVarint(&out, m.dim);
       PutVarint(&out, m.documents.size());
@@ -144,7 +165,7 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
   }
   Mutation m;
   const uint8_t kind = static_cast<uint8_t>(bytes[2]);
-  if (kind < 1 || kind > 6) return Corrupt("unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > 9) return Corrupt("unknown kind " + std::to_string(kind));
   m.kind = static_cast<MutationKind>(kind);
   Reader r(bytes.substr(3));
   if (!r.Varint(&m.sequence) || !r.Bytes(&m.tenant) || !r.Bytes(&m.collection) || !r.Varint(&m.collection_id)) {
@@ -172,6 +193,27 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
     case MutationKind::kDeleteSession:
       if (!r.Bytes(&m.session)) return Corrupt("truncated session id");
       break;
+    case MutationKind::kCacheConfigure:
+      if (!r.Bytes(&m.config)) return Corrupt("truncated cache settings");
+      break;
+    case MutationKind::kCacheStore: {
+      uint64_t dim = 0, floats = 0;
+      if (!r.Bytes(&m.doc_id) || !r.Bytes(&m.content) || !r.Bytes(&m.config) || !r.Varint(&dim) || dim == 0 ||
+          dim > 65536 || !r.Varint(&floats) || floats != dim || !r.Floats(&m.vectors, floats)) {
+        return Corrupt("truncated cache entry");
+      }
+      m.dim = static_cast<uint32_t>(dim);
+      break;
+    }
+    case MutationKind::kCacheDelete: {
+      uint64_t n = 0;
+      if (!r.Count(&n)) return Corrupt("truncated cache delete");
+      m.ids.resize(n);
+      for (auto& id : m.ids) {
+        if (!r.Bytes(&id)) return Corrupt("truncated cache delete");
+      }
+      break;
+    }
     case MutationKind::kUpsertDocuments: {
       uint64_t dim = 0, docs = 0;
       if (!r.Varint(&dim) || dim == 0 || dim > 65536 || !r.Count(&docs)) return Corrupt("truncated upsert");

@@ -2,7 +2,8 @@
 //
 // Every write the engine accepts becomes exactly one Mutation before anything changes:
 // collection create and drop, a batch of document upserts, a document delete, a session
-// turn appended, a session deleted. A mutation
+// turn appended, a session deleted, an LLM-cache namespace configured, an entry stored,
+// entries deleted. A mutation
 // is complete on its own: an upsert carries every chunk's text and final vector, so
 // applying it never calls an embedder and every replica that applies the same mutations
 // in the same order ends in the same state (engine/update_log.h).
@@ -31,6 +32,9 @@ enum class MutationKind : uint8_t {
   kDeleteDocument = 4,
   kAppendTurn = 5,
   kDeleteSession = 6,
+  kCacheConfigure = 7,
+  kCacheStore = 8,
+  kCacheDelete = 9,
 };
 std::string_view MutationKindName(MutationKind kind);
 
@@ -50,20 +54,25 @@ struct Mutation {
   uint64_t sequence = 0;
   MutationKind kind = MutationKind::kUpsertDocuments;
   std::string tenant;
+  // The collection; for the cache kinds, the cache namespace.
   std::string collection;
   // Drop, upsert and delete: the id of the collection they were made for, so a mutation
   // never lands in a later collection of the same name.
   uint64_t collection_id = 0;
-  // Create: the collection's config as CollectionConfig::ToJson() writes it.
+  // Create: the collection's config as CollectionConfig::ToJson() writes it. Cache
+  // configure: the namespace's settings. Cache store: {"scope","response","expires_ms"}.
   std::string config;
   // Upsert: the documents, and every chunk's vector in document then chunk order
   // (dim floats each).
   std::vector<MutationDocument> documents;
   std::vector<float> vectors;
   uint32_t dim = 0;
-  // Delete: the document.
+  // Delete: the document. Cache store: the entry's id.
   std::string doc_id;
-  // Session turn and session delete: the session; a turn's role, content and time (the
+  // Cache delete: the entries.
+  std::vector<std::string> ids;
+  // Session turn and session delete: the session; a turn's role, content (cache store:
+  // the prompt) and time (the
   // proposer's wall clock, so every replica ages the session alike) and the session's new
   // expiry window (0: keep it).
   std::string session;

@@ -36,6 +36,7 @@ struct ApplyResult {
   size_t documents = 0;
   size_t chunks = 0;
   size_t session_turns = 0;  // a turn appended: the session's turns after it
+  size_t cache_deleted = 0;  // cache entries deleted
 };
 
 class MutationApplier {

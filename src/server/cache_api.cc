@@ -20,7 +20,7 @@ StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
   if (body.is_null()) body = Json::MakeObject();
   Reply r;
-  CTX_ASSIGN_OR_RETURN(r.json, engine_->llm_cache().Configure(p[0], body));
+  CTX_ASSIGN_OR_RETURN(r.json, engine_->CacheConfigure(p[0], body, ctx));
   return r;
 }
 
@@ -32,7 +32,7 @@ StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&, Req
 
 StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  CTX_ASSIGN_OR_RETURN(std::string id, engine_->llm_cache().Store(p[0], body));
+  CTX_ASSIGN_OR_RETURN(std::string id, engine_->CacheStore(p[0], body, ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["id"] = id;
@@ -85,7 +85,7 @@ StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest&
   }
   if (!fields.empty() && all)
     return InvalidArgument("give either scope filters or all=true, not both", "invalid_value");
-  CTX_ASSIGN_OR_RETURN(size_t deleted, engine_->llm_cache().DeleteByScope(p[0], fields));
+  CTX_ASSIGN_OR_RETURN(size_t deleted, engine_->CacheDelete(p[0], fields, ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["deleted"] = static_cast<int64_t>(deleted);
@@ -93,7 +93,7 @@ StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest&
 }
 
 StatusOr<Api::Reply> Api::CacheDeleteEntry(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(engine_->llm_cache().DeleteEntry(p[0], p[1]));
+  CTX_RETURN_IF_ERROR(engine_->CacheDeleteEntry(p[0], p[1], ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["deleted"] = 1;

@@ -353,6 +353,19 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     ASSERT_TRUE(n.ok()) << n.status().ToString();
     EXPECT_EQ(*n, static_cast<size_t>(i / 2 + 1));
   }
+  // And the LLM cache's writes.
+  ASSERT_TRUE(a->CacheConfigure("answers", J(R"({"embedder":"hash","threshold":0.8})")).ok());
+  std::vector<std::string> entry_ids;
+  for (int i = 0; i < 5; ++i) {
+    auto id = a->CacheStore(
+        "answers", J(R"({"prompt":"question number )" + std::to_string(i) + R"(","response":{"text":"answer )" +
+                     std::to_string(i) + R"("},"scope":{"model":")" + (i < 3 ? "m1" : "m2") + R"("}})"));
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    entry_ids.push_back(*id);
+  }
+  EXPECT_EQ(*a->CacheDelete("answers", {{"model", "m2"}}), 2u);
+  ASSERT_TRUE(a->CacheDeleteEntry("answers", entry_ids[0]).ok());
+  EXPECT_EQ(a->CacheDeleteEntry("answers", entry_ids[0]).code(), StatusCode::kNotFound);
   ASSERT_TRUE(a->AppendTurn("gone", {"user", "bye"}, 0).ok());
   ASSERT_TRUE(a->DeleteSession("gone").ok());
   EXPECT_EQ(a->DeleteSession("never").code(), StatusCode::kNotFound);
@@ -387,6 +400,16 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     }
   }
   EXPECT_EQ(b->sessions().Turns("gone").status().code(), StatusCode::kNotFound);
+  // The cache entries that survived on a are on b, by the same ids; the deleted are not.
+  Json described = *b->llm_cache().Describe("answers");
+  EXPECT_EQ(described["entries"].as_int(), 2);
+  for (int i = 0; i < 5; ++i) {
+    auto hit = b->llm_cache().Lookup("answers", J(R"({"prompt":"question number )" + std::to_string(i) +
+                                                  R"(","scope":{"model":")" + (i < 3 ? "m1" : "m2") + R"("}})"));
+    ASSERT_TRUE(hit.ok());
+    EXPECT_EQ(hit->hit && hit->exact, i == 1 || i == 2) << i;
+    if (hit->hit && hit->exact) EXPECT_EQ(hit->id, entry_ids[i]);
+  }
   // A turn delivered again (a replay) is kept once.
   for (const Mutation& m : recorded) {
     if (m.kind != MutationKind::kAppendTurn) continue;
