@@ -47,6 +47,11 @@ struct ServeOptions {
   std::string cluster;
   std::string node_id;
   int replicas = 3;
+  // Governance: API keys required (the first admin key from CONTEXTD_ADMIN_KEY or the
+  // config file's "auth":{"admin_key"}); /metrics needs a key too when metrics_need_key.
+  bool auth = false;
+  std::string admin_key;
+  bool metrics_need_key = false;
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",

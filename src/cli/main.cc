@@ -1,4 +1,6 @@
 // contextd: the server and its command-line clients.
+#include <cstdlib>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
   auto* node_id = s->add_option("--node-id", serve.node_id, "Cluster mode: this node's id (default: the host name)");
   auto* replicas = s->add_option("--replicas", serve.replicas, "Cluster mode: replicas of the update log's stream")
                        ->check(CLI::Range(1, 5));
+  auto* auth = s->add_flag("--auth", serve.auth,
+                           "Require API keys (the admin key comes from CONTEXTD_ADMIN_KEY or the config file)");
 
   IngestOptions ingest;
   auto* in = app.add_subcommand("ingest", "Upload a JSONL file (BEIR corpus layout) into a collection");
@@ -122,8 +126,18 @@ int main(int argc, char** argv) {
       if (!cluster->count()) serve.cluster = from_file.cluster;
       if (!node_id->count()) serve.node_id = from_file.node_id;
       if (!replicas->count()) serve.replicas = from_file.replicas;
+      if (!auth->count()) serve.auth = from_file.auth;
+      serve.admin_key = from_file.admin_key;
+      serve.metrics_need_key = from_file.metrics_need_key;
       serve.embed_threads = from_file.embed_threads;
       serve.embed = std::move(from_file.embed);
+    }
+    if (const char* key = std::getenv("CONTEXTD_ADMIN_KEY"); key != nullptr && *key != '\0') serve.admin_key = key;
+    if (serve.auth && serve.admin_key.size() < 16) {
+      fprintf(stderr,
+              "contextd: --auth needs an admin key of at least 16 characters in CONTEXTD_ADMIN_KEY (or the "
+              "config file's \"auth\":{\"admin_key\"})\n");
+      return 2;
     }
     return RunServe(serve);
   }

@@ -79,6 +79,17 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       Status st = ReadWholeNumber(v, "'replicas'", 1, 5, &n);
       if (!st.ok()) return "config file " + path + ": " + st.message();
       o->replicas = static_cast<int>(n);
+    } else if (k == "auth" && v.is_object()) {
+      for (const auto& [ak, av] : v.as_object()) {
+        if (ak == "enabled" && av.is_bool())
+          o->auth = av.as_bool();
+        else if (ak == "admin_key" && av.is_string())
+          o->admin_key = av.as_string();
+        else if (ak == "metrics_need_key" && av.is_bool())
+          o->metrics_need_key = av.as_bool();
+        else
+          return "config file " + path + ": unknown or mistyped key 'auth." + ak + "'";
+      }
     } else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();
@@ -159,6 +170,9 @@ int RunServe(const ServeOptions& o) {
     ao.cpu_quantum = std::chrono::microseconds(o.cpu_quantum_us);  // the flag and the file refuse < 0
     ao.max_body_bytes = o.max_body_bytes;
     ao.max_query_tokens = static_cast<size_t>(o.max_query_tokens);
+    ao.auth_enabled = o.auth;
+    ao.admin_key = o.admin_key;
+    ao.metrics_need_key = o.metrics_need_key;
     if (log != nullptr) {
       ao.log_connected = [log] { return log->connected(); };
       ao.cluster_status = [log, &lo] {

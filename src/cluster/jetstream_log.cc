@@ -231,8 +231,8 @@ Status JetStreamUpdateLog::Start() {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = NATS_OK;
   // Creating the consumer needs the stream's leader: right after a server died, retry
-  // through the election.
-  const int64_t give_up = NowMs() + r.options.commit_timeout_ms;
+  // through the election (measured: one or two 5 s timeouts on a busy machine).
+  const int64_t give_up = NowMs() + std::max(r.options.commit_timeout_ms, 60000);
   for (int attempt = 0;; ++attempt) {
     jerr = static_cast<jsErrCode>(0);
     s = js_Subscribe(&r.sub, r.js, r.options.subject.c_str(), &Rep::OnMessage, &r, nullptr, &so, &jerr);

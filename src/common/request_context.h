@@ -78,6 +78,8 @@ class RequestContext {
   // The X-Contextd-Write-Token header: the request reads only once this node has applied
   // that sequence (it sees the write that returned the token).
   uint64_t read_after = 0;
+  // Headers the reply carries besides the handler's (rate-limit figures).
+  std::vector<std::pair<std::string, std::string>> reply_headers;
   // The highest update-log sequence this request committed (its write token), 0 if none.
   mutable std::atomic<uint64_t> committed_sequence{0};
   void NoteCommitted(uint64_t sequence) const {

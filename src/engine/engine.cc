@@ -37,6 +37,15 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   CTX_ASSIGN_OR_RETURN(e->llm_cache_,
                        LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);
+  CTX_RETURN_IF_ERROR(e->store_->ScanAuth([&](char kind, std::string_view id, std::string_view value) {
+    auto j = ParseJson(value);
+    if (!j.ok()) return;
+    if (kind == 't') {
+      if (auto t = TenantRecord::FromJson(*j); t.ok()) e->auth_.PutTenant(std::move(t).value());
+    } else if (kind == 'k') {
+      if (auto k = KeyRecord::FromJson(*j); k.ok()) e->auth_.PutKey(std::move(k).value());
+    }
+  }));
   CTX_ASSIGN_OR_RETURN(uint64_t applied, e->store_->AppliedSequence());
   // Session turns record their sequence with the session (their own database) first.
   applied = std::max(applied, e->sessions_->max_sequence());
@@ -144,13 +153,30 @@ Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
     case MutationKind::kCacheStore:
     case MutationKind::kCacheDelete:
       return ApplyCache(std::move(m), result);
+    case MutationKind::kTenantPut:
+    case MutationKind::kTenantDelete:
+    case MutationKind::kKeyPut:
+    case MutationKind::kKeyDelete:
+      return ApplyAuth(m);
   }
   return InvalidArgument("unknown mutation kind", "invalid_mutation");
 }
 
-StatusOr<size_t> Engine::AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
+StatusOr<std::string> Engine::TenantScoped(const RequestContext& ctx, const std::string& name) {
+  if (name.find('/') != std::string::npos) return InvalidArgument("names may not contain '/'", "invalid_name");
+  if (ctx.tenant == kDefaultTenant) return name;
+  return ctx.tenant + "/" + name;
+}
+
+StatusOr<std::vector<SessionTurn>> Engine::SessionTurns(const std::string& session, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::string stored, TenantScoped(ctx, session));
+  return sessions_->Turns(stored);
+}
+
+StatusOr<size_t> Engine::AppendTurn(const std::string& user_session, const SessionTurn& turn, int64_t ttl_s,
                                     const RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(SessionStore::ValidateTurn(session, turn));
+  CTX_RETURN_IF_ERROR(SessionStore::ValidateTurn(user_session, turn));
+  CTX_ASSIGN_OR_RETURN(std::string session, TenantScoped(ctx, user_session));
   Mutation m;
   m.kind = MutationKind::kAppendTurn;
   m.tenant = ctx.tenant;
@@ -164,7 +190,8 @@ StatusOr<size_t> Engine::AppendTurn(const std::string& session, const SessionTur
   return applied.session_turns;
 }
 
-Status Engine::DeleteSession(const std::string& session, const RequestContext& ctx) {
+Status Engine::DeleteSession(const std::string& user_session, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::string session, TenantScoped(ctx, user_session));
   CTX_RETURN_IF_ERROR(sessions_->Turns(session).status());  // NotFound before it is logged
   Mutation m;
   m.kind = MutationKind::kDeleteSession;
@@ -192,7 +219,9 @@ Status Engine::RecordSequence(uint64_t sequence) {
   return store_->Write(&batch, /*sync=*/false);
 }
 
-StatusOr<Json> Engine::CacheConfigure(const std::string& ns, const Json& body, const RequestContext& ctx) {
+StatusOr<Json> Engine::CacheConfigure(const std::string& user_ns, const Json& body, const RequestContext& ctx) {
+  CTX_RETURN_IF_ERROR(LlmCache::ValidateNamespace(user_ns));
+  CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_ASSIGN_OR_RETURN(Json settings, llm_cache_->PrepareConfigure(ns, body));
   Mutation m;
   m.kind = MutationKind::kCacheConfigure;
@@ -204,7 +233,8 @@ StatusOr<Json> Engine::CacheConfigure(const std::string& ns, const Json& body, c
   return settings;
 }
 
-StatusOr<std::string> Engine::CacheStore(const std::string& ns, const Json& body, const RequestContext& ctx) {
+StatusOr<std::string> Engine::CacheStore(const std::string& user_ns, const Json& body, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, llm_cache_->PrepareStore(ns, body));
   Mutation m;
   m.kind = MutationKind::kCacheStore;
@@ -224,13 +254,15 @@ StatusOr<std::string> Engine::CacheStore(const std::string& ns, const Json& body
   return e.id;
 }
 
-StatusOr<size_t> Engine::CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
+StatusOr<size_t> Engine::CacheDelete(const std::string& user_ns, const std::map<std::string, std::string>& scope_fields,
                                      const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_ASSIGN_OR_RETURN(auto ids, llm_cache_->MatchScope(ns, scope_fields));
   return CommitCacheDelete(ns, std::move(ids), ctx);
 }
 
-Status Engine::CacheDeleteEntry(const std::string& ns, const std::string& id, const RequestContext& ctx) {
+Status Engine::CacheDeleteEntry(const std::string& user_ns, const std::string& id, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_RETURN_IF_ERROR(llm_cache_->CheckEntry(ns, id));
   return CommitCacheDelete(ns, {id}, ctx).status();
 }
@@ -273,6 +305,95 @@ Status Engine::ApplyCache(Mutation m, ApplyResult* result) {
     }
   }
   return RecordSequence(m.sequence);
+}
+
+Status Engine::PutTenant(const TenantRecord& tenant, const RequestContext& ctx) {
+  CTX_RETURN_IF_ERROR(ValidateTenantId(tenant.id));
+  Mutation m;
+  m.kind = MutationKind::kTenantPut;
+  m.tenant = tenant.id;
+  m.config = tenant.ToJson().Dump();
+  ApplyResult applied;
+  return log_->Commit(ctx, &m, &applied);
+}
+
+Status Engine::DeleteTenant(const std::string& id, const RequestContext& ctx) {
+  if (!auth_.Tenant(id)) return NotFound("tenant '" + id + "' not found", "tenant_not_found");
+  if (!ListCollections(id).empty()) {
+    return FailedPrecondition("tenant '" + id + "' still holds collections; drop them first", "tenant_not_empty");
+  }
+  Mutation m;
+  m.kind = MutationKind::kTenantDelete;
+  m.tenant = id;
+  m.doc_id = id;
+  ApplyResult applied;
+  return log_->Commit(ctx, &m, &applied);
+}
+
+Status Engine::PutKey(const KeyRecord& key, const RequestContext& ctx) {
+  if (key.tenant != kDefaultTenant && !auth_.Tenant(key.tenant))
+    return NotFound("tenant '" + key.tenant + "' not found", "tenant_not_found");
+  Mutation m;
+  m.kind = MutationKind::kKeyPut;
+  m.tenant = key.tenant;
+  m.config = key.ToJson(/*with_hash=*/true).Dump();
+  ApplyResult applied;
+  return log_->Commit(ctx, &m, &applied);
+}
+
+Status Engine::DeleteKey(const std::string& id, const RequestContext& ctx) {
+  auto key = auth_.Key(id);
+  if (!key) return NotFound("API key '" + id + "' not found", "key_not_found");
+  Mutation m;
+  m.kind = MutationKind::kKeyDelete;
+  m.tenant = key->tenant;
+  m.doc_id = id;
+  ApplyResult applied;
+  return log_->Commit(ctx, &m, &applied);
+}
+
+Status Engine::ApplyAuth(const Mutation& m) {
+  WriteBatch batch;
+  switch (m.kind) {
+    case MutationKind::kTenantPut: {
+      CTX_ASSIGN_OR_RETURN(Json j, ParseJson(m.config));
+      CTX_ASSIGN_OR_RETURN(TenantRecord t, TenantRecord::FromJson(j));
+      batch.PutAuth('t', t.id, m.config);
+      batch.RecordSequence(m.sequence);
+      CTX_RETURN_IF_ERROR(store_->Write(&batch));
+      auth_.PutTenant(std::move(t));
+      return Status::Ok();
+    }
+    case MutationKind::kTenantDelete: {
+      if (!auth_.Tenant(m.doc_id)) return NotFound("tenant '" + m.doc_id + "' not found", "tenant_not_found");
+      batch.DeleteAuth('t', m.doc_id);
+      for (const KeyRecord& k : auth_.Keys(m.doc_id)) batch.DeleteAuth('k', k.id);
+      batch.RecordSequence(m.sequence);
+      CTX_RETURN_IF_ERROR(store_->Write(&batch));
+      auth_.DeleteTenant(m.doc_id);
+      return Status::Ok();
+    }
+    case MutationKind::kKeyPut: {
+      CTX_ASSIGN_OR_RETURN(Json j, ParseJson(m.config));
+      CTX_ASSIGN_OR_RETURN(KeyRecord k, KeyRecord::FromJson(j));
+      // The default tenant always exists (it is everything's while auth is off).
+      if (k.tenant != kDefaultTenant && !auth_.Tenant(k.tenant))
+        return NotFound("tenant '" + k.tenant + "' not found", "tenant_not_found");
+      batch.PutAuth('k', k.id, m.config);
+      batch.RecordSequence(m.sequence);
+      CTX_RETURN_IF_ERROR(store_->Write(&batch));
+      auth_.PutKey(std::move(k));
+      return Status::Ok();
+    }
+    default: {
+      if (!auth_.Key(m.doc_id)) return NotFound("API key '" + m.doc_id + "' not found", "key_not_found");
+      batch.DeleteAuth('k', m.doc_id);
+      batch.RecordSequence(m.sequence);
+      CTX_RETURN_IF_ERROR(store_->Write(&batch));
+      auth_.DeleteKey(m.doc_id);
+      return Status::Ok();
+    }
+  }
 }
 
 Status Engine::ApplyCreate(const Mutation& m) {

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/auth.h"
 #include "cache/llm_cache.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -72,6 +73,12 @@ class Engine : public MutationApplier {
   // through AppendTurn and DeleteSession (the update log).
   const SessionStore& sessions() const { return *sessions_; }
   SessionStore& sessions() { return *sessions_; }
+  // Sessions and cache namespaces belong to the request's tenant (ctx.tenant): the default
+  // tenant's are stored under their own name, another tenant's as "tenant/name" (no name a
+  // caller gives may hold a '/'). Returns the stored name, or InvalidArgument.
+  static StatusOr<std::string> TenantScoped(const RequestContext& ctx, const std::string& name);
+  StatusOr<std::vector<SessionTurn>> SessionTurns(const std::string& session,
+                                                  const RequestContext& ctx = RequestContext::Background());
   // Appends a turn to a session (created on first use); returns the session's turn count.
   StatusOr<size_t> AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
                               const RequestContext& ctx = RequestContext::Background());
@@ -98,6 +105,16 @@ class Engine : public MutationApplier {
   // Every collection's digest, by (tenant, name), with the collection's id.
   StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Digest() const;
 
+  // Tenants and API keys: read them here, change them through the update log.
+  const AuthRegistry& auth() const { return auth_; }
+  // Creates or replaces a tenant.
+  Status PutTenant(const TenantRecord& tenant, const RequestContext& ctx = RequestContext::Background());
+  // FailedPrecondition (tenant_not_empty) while the tenant holds collections.
+  Status DeleteTenant(const std::string& id, const RequestContext& ctx = RequestContext::Background());
+  // Creates, replaces (rotation: a new hash) or changes a key; its tenant must exist.
+  Status PutKey(const KeyRecord& key, const RequestContext& ctx = RequestContext::Background());
+  Status DeleteKey(const std::string& id, const RequestContext& ctx = RequestContext::Background());
+
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.
   Status SaveGraphs();
@@ -111,6 +128,7 @@ class Engine : public MutationApplier {
   Status ApplyDrop(const Mutation& m);
   Status ApplySession(const Mutation& m, ApplyResult* result);
   Status ApplyCache(Mutation m, ApplyResult* result);
+  Status ApplyAuth(const Mutation& m);
   // Records an applied sequence whose state lives outside the main store.
   Status RecordSequence(uint64_t sequence);
   StatusOr<size_t> CommitCacheDelete(const std::string& ns, std::vector<std::string> ids, const RequestContext& ctx);
@@ -125,6 +143,7 @@ class Engine : public MutationApplier {
   std::unique_ptr<TiktokenEncoder> tokenizer_;
   std::unique_ptr<SessionStore> sessions_;
   std::unique_ptr<AppliedSequence> applied_;
+  AuthRegistry auth_;
   std::unique_ptr<UpdateLog> log_;  // before collections_, which use it
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;

@@ -85,6 +85,14 @@ std::string_view MutationKindName(MutationKind kind) {
       return "cache_store";
     case MutationKind::kCacheDelete:
       return "cache_delete";
+    case MutationKind::kTenantPut:
+      return "tenant_put";
+    case MutationKind::kTenantDelete:
+      return "tenant_delete";
+    case MutationKind::kKeyPut:
+      return "key_put";
+    case MutationKind::kKeyDelete:
+      return "key_delete";
   }
   return "unknown";
 }
@@ -134,6 +142,14 @@ std::string EncodeMutation(const Mutation& m) {
       PutVarint(&out, m.vectors.size());
       out.append(reinterpret_cast<const char*>(m.vectors.data()), m.vectors.size() * sizeof(float));
       break;
+    case MutationKind::kTenantPut:
+    case MutationKind::kKeyPut:
+      PutBytes(&out, m.config);
+      break;
+    case MutationKind::kTenantDelete:
+    case MutationKind::kKeyDelete:
+      PutBytes(&out, m.doc_id);
+      break;
     case MutationKind::kCacheDelete:
       PutVarint(&out, m.ids.size());
       for (const auto& id : m.ids) PutBytes(&out, id);
@@ -165,7 +181,7 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
   }
   Mutation m;
   const uint8_t kind = static_cast<uint8_t>(bytes[2]);
-  if (kind < 1 || kind > 9) return Corrupt("unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > 13) return Corrupt("unknown kind " + std::to_string(kind));
   m.kind = static_cast<MutationKind>(kind);
   Reader r(bytes.substr(3));
   if (!r.Varint(&m.sequence) || !r.Bytes(&m.tenant) || !r.Bytes(&m.collection) || !r.Varint(&m.collection_id)) {
@@ -194,7 +210,13 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
       if (!r.Bytes(&m.session)) return Corrupt("truncated session id");
       break;
     case MutationKind::kCacheConfigure:
-      if (!r.Bytes(&m.config)) return Corrupt("truncated cache settings");
+    case MutationKind::kTenantPut:
+    case MutationKind::kKeyPut:
+      if (!r.Bytes(&m.config)) return Corrupt("truncated record");
+      break;
+    case MutationKind::kTenantDelete:
+    case MutationKind::kKeyDelete:
+      if (!r.Bytes(&m.doc_id)) return Corrupt("truncated id");
       break;
     case MutationKind::kCacheStore: {
       uint64_t dim = 0, floats = 0;

@@ -3,7 +3,7 @@
 // Every write the engine accepts becomes exactly one Mutation before anything changes:
 // collection create and drop, a batch of document upserts, a document delete, a session
 // turn appended, a session deleted, an LLM-cache namespace configured, an entry stored,
-// entries deleted. A mutation
+// entries deleted, a tenant or an API key created, changed or deleted. A mutation
 // is complete on its own: an upsert carries every chunk's text and final vector, so
 // applying it never calls an embedder and every replica that applies the same mutations
 // in the same order ends in the same state (engine/update_log.h).
@@ -35,6 +35,10 @@ enum class MutationKind : uint8_t {
   kCacheConfigure = 7,
   kCacheStore = 8,
   kCacheDelete = 9,
+  kTenantPut = 10,
+  kTenantDelete = 11,
+  kKeyPut = 12,
+  kKeyDelete = 13,
 };
 std::string_view MutationKindName(MutationKind kind);
 
@@ -61,13 +65,14 @@ struct Mutation {
   uint64_t collection_id = 0;
   // Create: the collection's config as CollectionConfig::ToJson() writes it. Cache
   // configure: the namespace's settings. Cache store: {"scope","response","expires_ms"}.
+  // Tenant and key put: the record (TenantRecord / KeyRecord JSON, the key's hash only).
   std::string config;
   // Upsert: the documents, and every chunk's vector in document then chunk order
   // (dim floats each).
   std::vector<MutationDocument> documents;
   std::vector<float> vectors;
   uint32_t dim = 0;
-  // Delete: the document. Cache store: the entry's id.
+  // Delete: the document. Cache store: the entry's id. Tenant and key delete: its id.
   std::string doc_id;
   // Cache delete: the entries.
   std::vector<std::string> ids;

@@ -12,6 +12,9 @@ int HttpStatusFor(const Status& status) {
   if (r == "unsupported_encoding") return 415;
   if (r == "uri_too_long") return 414;
   if (r == "header_too_large") return 431;
+  if (r == "missing_api_key" || r == "invalid_api_key" || r == "expired_api_key") return 401;
+  if (r == "permission_denied") return 403;
+  if (r == "budget_exceeded") return 402;
   switch (status.code()) {
     case StatusCode::kOk:
       return 200;

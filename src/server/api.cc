@@ -92,6 +92,8 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
       max_query_tokens_(options.max_query_tokens),
       embed_threads_(options.embed_threads),
       started_unix_s_(static_cast<int64_t>(std::time(nullptr))) {
+  if (options.clock != nullptr) clock_ = options.clock;
+  limiter_ = std::make_unique<RateLimiter>(clock_);
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
   using namespace std::placeholders;
@@ -123,6 +125,17 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
              r.raw = metrics_->RenderPrometheus();
              return r;
            });
+  AddRoute("POST", "/v1/admin/tenants", Pool::kWrite, std::bind(&Api::AdminCreateTenant, this, _1, _2, _3));
+  AddRoute("GET", "/v1/admin/tenants", Pool::kInline, std::bind(&Api::AdminListTenants, this, _1, _2, _3));
+  AddRoute("GET", "/v1/admin/tenants/{t}", Pool::kInline, std::bind(&Api::AdminGetTenant, this, _1, _2, _3));
+  AddRoute("PATCH", "/v1/admin/tenants/{t}", Pool::kWrite, std::bind(&Api::AdminPatchTenant, this, _1, _2, _3));
+  AddRoute("DELETE", "/v1/admin/tenants/{t}", Pool::kWrite, std::bind(&Api::AdminDeleteTenant, this, _1, _2, _3));
+  AddRoute("POST", "/v1/admin/tenants/{t}/keys", Pool::kWrite, std::bind(&Api::AdminCreateKey, this, _1, _2, _3));
+  AddRoute("GET", "/v1/admin/tenants/{t}/keys", Pool::kInline, std::bind(&Api::AdminListKeys, this, _1, _2, _3));
+  AddRoute("POST", "/v1/admin/tenants/{t}/keys/{id}/rotate", Pool::kWrite,
+           std::bind(&Api::AdminRotateKey, this, _1, _2, _3));
+  AddRoute("DELETE", "/v1/admin/tenants/{t}/keys/{id}", Pool::kWrite,
+           std::bind(&Api::AdminDeleteKey, this, _1, _2, _3));
   AddRoute("GET", "/v1/cluster", Pool::kInline,
            [this](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
              Reply r;
@@ -212,6 +225,21 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
                           : pool == Pool::kWrite ? kDefaultWriteTimeoutMs
                                                  : kDefaultReadTimeoutMs;
   r->fn = std::move(fn);
+  // What the caller's key must allow: reads are GETs and the POSTs that only read
+  // (searches, context, embeddings, cache lookups); admin paths are admin's.
+  const std::vector<std::string>& seg = r->pattern;
+  const std::string& last = seg.empty() ? pattern : seg.back();
+  const bool reads = method == "GET" || last == "query" || last == "lookup" || pattern == "/v1/context" ||
+                     pattern == "/v1/embeddings" || pattern == "/embed" || pattern == "/tokenize";
+  if (pattern == "/healthz" || pattern == "/readyz")
+    r->access = Access::kOpen;
+  else if (pattern.rfind("/v1/admin/tenants/{t}/keys", 0) == 0)
+    r->access = Access::kTenantAdmin;
+  else if (pattern.rfind("/v1/admin", 0) == 0)
+    r->access = Access::kAdmin;
+  else
+    r->access = reads ? Access::kRead : Access::kWrite;
+  r->collection_param = seg.size() >= 3 && seg[0] == "v1" && seg[1] == "collections" && seg[2] == "{}";
   r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
                                       {{"route", pattern}, {"method", method}});
   routes_.push_back(std::move(r));
@@ -255,6 +283,90 @@ Status Api::CheckQueryLength(std::string_view text) const {
   const size_t words = static_cast<size_t>(CountTokens(text));
   if (words > max_query_tokens_) return too_long(std::to_string(words) + " words");
   return Status::Ok();
+}
+
+namespace {
+
+// "Bearer KEY" (Authorization) or the bare key (api-key, as Azure OpenAI clients send it).
+std::string PresentedKey(const HttpRequest& req) {
+  std::string auth = req.Header("authorization");
+  if (auth.size() > 7 && (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0)) {
+    return auth.substr(7);
+  }
+  return req.Header("api-key");
+}
+
+std::string Seconds(double s) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.3gs", std::max(0.0, s));
+  return buf;
+}
+
+}  // namespace
+
+Status Api::Authorize(const Route& route, const Params& params, const HttpRequest& req, RequestContext* ctx,
+                      std::vector<RateScope>* scopes) const {
+  if (route.access == Access::kOpen || (route.name == "/metrics" && !options_.metrics_need_key)) return Status::Ok();
+  const std::string key = PresentedKey(req);
+  if (key.empty()) {
+    return InvalidArgument("an API key is required: send Authorization: Bearer KEY or api-key: KEY", "missing_api_key");
+  }
+  if (!options_.admin_key.empty() && ConstantTimeEquals(key, options_.admin_key)) {
+    ctx->principal = "admin";  // the bootstrap admin: every tenant; data routes act as default
+    return Status::Ok();
+  }
+  CTX_ASSIGN_OR_RETURN(KeyRecord k, engine_->auth().Authenticate(key, clock_->WallMillis()));
+  ctx->tenant = k.tenant;
+  ctx->principal = k.id;
+  if (k.priority == "batch") ctx->priority = Priority::kBatch;
+  const auto denied = [&](const std::string& what) {
+    return InvalidArgument(
+        "API key " + k.id + " (" + std::string(RoleName(k.role)) + " of tenant " + k.tenant + ") may not " + what,
+        "permission_denied");
+  };
+  switch (route.access) {
+    case Access::kAdmin:
+      return denied("manage tenants (the admin key may)");
+    case Access::kTenantAdmin:
+      if (k.role != Role::kAdmin || params.empty() || params[0] != k.tenant) {
+        return denied("manage the keys of tenant '" + (params.empty() ? "" : params[0]) + "'");
+      }
+      break;
+    case Access::kWrite:
+      if (k.role == Role::kReader) return denied("write");
+      break;
+    default:
+      break;
+  }
+  if (route.collection_param && !params.empty() && !k.AllowsCollection(params[0], route.access == Access::kWrite)) {
+    return denied(std::string(route.access == Access::kWrite ? "write" : "read") + " collection '" + params[0] + "'");
+  }
+  if (auto t = engine_->auth().Tenant(k.tenant); t && (t->limits.rpm > 0 || t->limits.tpm > 0)) {
+    scopes->push_back({"tenant:" + k.tenant, t->limits.rpm, t->limits.tpm});
+  }
+  if (k.limits.rpm > 0 || k.limits.tpm > 0) scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm});
+  return Status::Ok();
+}
+
+Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx) {
+  if (scopes.empty()) return Status::Ok();
+  const RateDecision d = limiter_->Admit(scopes);
+  auto& h = ctx->reply_headers;
+  if (d.limit_requests > 0) {
+    h.emplace_back("x-ratelimit-limit-requests", std::to_string(d.limit_requests));
+    h.emplace_back("x-ratelimit-remaining-requests", std::to_string(d.remaining_requests));
+    h.emplace_back("x-ratelimit-reset-requests", Seconds(d.reset_requests_s));
+  }
+  if (d.limit_tokens > 0) {
+    h.emplace_back("x-ratelimit-limit-tokens", std::to_string(d.limit_tokens));
+    h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(d.remaining_tokens));
+    h.emplace_back("x-ratelimit-reset-tokens", Seconds(d.reset_tokens_s));
+  }
+  if (d.admitted) return Status::Ok();
+  const int64_t retry = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(d.retry_after_s)));
+  h.emplace_back("Retry-After", std::to_string(retry));
+  return ResourceExhausted("rate limit of " + d.refused_by + " reached; retry in " + Seconds(d.retry_after_s),
+                           "rate_limit_exceeded");
 }
 
 Status Api::AwaitWriteToken(const RequestContext& ctx) const {
@@ -360,6 +472,7 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
     res.headers.emplace_back("Vary", "Accept-Encoding");
   }
   res.headers.emplace_back("traceparent", ctx.trace.Header());
+  for (auto& h : ctx.reply_headers) res.headers.push_back(h);
   if (const uint64_t token = ctx.committed_sequence.load(); token != 0) {
     res.headers.emplace_back("X-Contextd-Write-Token", std::to_string(token));
   }
@@ -416,23 +529,48 @@ void Api::Handle(HttpRequest req, Responder respond) {
   }
   auto ctx = std::make_shared<RequestContext>(clock_);  // shared: pool tasks are copyable
   if (Status st = MakeContext(*match, req, start, ctx.get()); !st.ok()) return respond(ErrorResponse(st));
+  auto scopes = std::make_shared<std::vector<RateScope>>();  // charged after the work too
+  if (options_.auth_enabled) {
+    Status st = Authorize(*match, params, req, ctx.get(), scopes.get());
+    if (st.ok()) st = AdmitRate(*scopes, ctx.get());
+    if (!st.ok()) {
+      HttpResponse res = ErrorResponse(st);
+      for (auto& h : ctx->reply_headers) {
+        // An exact Retry-After replaces the generic one.
+        if (h.first == "Retry-After")
+          std::erase_if(res.headers, [](const auto& x) { return x.first == "Retry-After"; });
+        res.headers.push_back(h);
+      }
+      if (res.status == 401) res.headers.emplace_back("WWW-Authenticate", "Bearer");
+      Record(match, res.status, start);
+      return respond(std::move(res));
+    }
+  }
   in_flight_->Add(1);
   // An inline route that must wait for a write token waits on a search worker, never on
   // an I/O thread.
   const bool must_wait = ctx->read_after > engine_->applied_sequence();
-  if (match->pool == Pool::kInline && !must_wait) return Run(match, params, req, *ctx, start, respond);
+  // Tokens are charged from what the request used, once it is done.
+  const auto settle = [this, scopes, ctx] {
+    if (!scopes->empty()) limiter_->Settle(*scopes, ctx->usage.embedding_tokens.load());
+  };
+  if (match->pool == Pool::kInline && !must_wait) {
+    Run(match, params, req, *ctx, start, respond);
+    return settle();
+  }
   Pool which = match->pool == Pool::kInline ? Pool::kSearch : match->pool;
   if (which == Pool::kQuery) {
-    auto c = engine_->GetCollection(kDefaultTenant, params[0]);
+    auto c = engine_->GetCollection(ctx->tenant, params[0]);
     which = c.ok() && (*c)->embedder_waits() ? Pool::kEmbed : Pool::kSearch;
   }
   ThreadPool* pool = which == Pool::kWrite   ? write_pool_.get()
                      : which == Pool::kEmbed ? embed_pool_.get()
                                              : search_pool_.get();
   pool->Submit([this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
-                respond = std::move(respond)]() mutable {
+                respond = std::move(respond), settle]() mutable {
     const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
     Run(match, params, req, *ctx, start, respond);
+    settle();
     if (large) {
       // A large body leaves its parse tree, chunks and terms behind as free but fragmented
       // arena memory; hand it back once the request is gone (one trim at a time).
@@ -447,38 +585,38 @@ void Api::Handle(HttpRequest req, Responder respond) {
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(kDefaultTenant, p[0], body, ctx));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(ctx.tenant, p[0], body, ctx));
   Reply r;
   r.status = 201;
   r.json = c->Describe();
   return r;
 }
 
-StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&, RequestContext&) {
+StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&, RequestContext& ctx) {
   Reply r;
   r.json = Json::MakeObject();
   Json& list = r.json["collections"];
   list = Json::MakeArray();
-  for (const auto& c : engine_->ListCollections(kDefaultTenant)) list.push_back(c->Describe());
+  for (const auto& c : engine_->ListCollections(ctx.tenant)) list.push_back(c->Describe());
   return r;
 }
 
 StatusOr<Api::Reply> Api::GetCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   Reply r;
   r.json = c->Describe();
   return r;
 }
 
 StatusOr<Api::Reply> Api::DropCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(engine_->DropCollection(kDefaultTenant, p[0], ctx));
+  CTX_RETURN_IF_ERROR(engine_->DropCollection(ctx.tenant, p[0], ctx));
   Reply r;
   r.json["deleted"] = p[0];
   return r;
 }
 
 StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(auto docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
   UpsertResult result;
@@ -491,14 +629,14 @@ StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& re
 }
 
 StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   Reply r;
   CTX_ASSIGN_OR_RETURN(r.json, c->GetDocument(p[1]));
   return r;
 }
 
 StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   CTX_RETURN_IF_ERROR(c->DeleteDocument(ctx, p[1]));
   Reply r;
   r.json["deleted"] = p[1];
@@ -517,7 +655,7 @@ void Api::CountPlan(const PlannedSearch& plan) {
 }
 
 StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   Reply r;
   r.json = c->DescribeShards();
   return r;
@@ -525,7 +663,7 @@ StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&, Request
 
 StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   const int64_t start = clock_->NowNanos();
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(q.text));

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/rate_limiter.h"
 #include "common/json.h"
 #include "common/metrics.h"
 #include "common/request_context.h"
@@ -55,6 +56,14 @@ struct ApiOptions {
   // How long a read carrying a write token this node has not applied yet waits for it
   // (within the request's deadline) before 504 write_not_visible.
   std::chrono::milliseconds write_token_wait{5000};
+  // Governance: with auth on, every route but /healthz and /readyz (and /metrics unless
+  // metrics_need_key) needs an API key (Authorization: Bearer KEY, or api-key: KEY); the
+  // admin key (CONTEXTD_ADMIN_KEY) manages every tenant. Off: everything is the default
+  // tenant, as before.
+  bool auth_enabled = false;
+  std::string admin_key;
+  bool metrics_need_key = false;
+  const Clock* clock = nullptr;  // null: the system clock (rate limits, key expiry)
 };
 
 class Api {
@@ -86,11 +95,15 @@ class Api {
   // when the collection's embedder waits on a provider (a 20 ms provider call must not hold
   // one of the few search threads).
   enum class Pool { kInline, kSearch, kWrite, kEmbed, kQuery };
+  // What a route needs of the caller's key, derived from its method and path.
+  enum class Access { kOpen, kRead, kWrite, kAdmin, kTenantAdmin };
   struct Route {
     std::string method;
     std::vector<std::string> pattern;  // path segments; "{}" matches any one segment
     std::string name;                  // the pattern as written, for metrics labels
     Pool pool = Pool::kSearch;
+    Access access = Access::kRead;
+    bool collection_param = false;  // params[0] names a collection (/v1/collections/{name}/..)
     // The deadline of requests that set none (X-Request-Timeout-Ms); 0: none.
     int64_t default_timeout_ms = 0;
     RouteFn fn;
@@ -162,6 +175,22 @@ class Api {
   int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
   size_t max_body_bytes_;
   size_t max_query_tokens_;
+  // With auth on: who is calling (ctx's tenant and principal) and whether they may; fills
+  // the rate-limit scopes the request is charged in.
+  Status Authorize(const Route& route, const Params& params, const HttpRequest& req, RequestContext* ctx,
+                   std::vector<RateScope>* scopes) const;
+  // Admits the request under its scopes' limits, or says when to retry.
+  Status AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx);
+  StatusOr<Reply> AdminCreateTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminListTenants(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminGetTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminPatchTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminDeleteTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminCreateKey(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminListKeys(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminRotateKey(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminDeleteKey(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  std::unique_ptr<RateLimiter> limiter_;
   // Waits (bounded) until this node has applied the request's write token, if it has one.
   Status AwaitWriteToken(const RequestContext& ctx) const;
   // 400 query_too_long when `text` has more than max_query_tokens_ words.

@@ -26,7 +26,9 @@ StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req
 
 StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&, RequestContext& ctx) {
   Reply r;
-  CTX_ASSIGN_OR_RETURN(r.json, engine_->llm_cache().Describe(p[0]));
+  CTX_ASSIGN_OR_RETURN(std::string ns, Engine::TenantScoped(ctx, p[0]));
+  CTX_ASSIGN_OR_RETURN(r.json, engine_->llm_cache().Describe(ns));
+  r.json["name"] = p[0];
   return r;
 }
 
@@ -41,7 +43,8 @@ StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req, Re
 
 StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, engine_->llm_cache().Lookup(p[0], body));
+  CTX_ASSIGN_OR_RETURN(std::string ns, Engine::TenantScoped(ctx, p[0]));
+  CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, engine_->llm_cache().Lookup(ns, body));
   Reply r;
   r.json = Json::MakeObject();
   r.json["hit"] = found.hit;

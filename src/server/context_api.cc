@@ -71,7 +71,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
     body.as_object().erase(std::find_if(body.as_object().begin(), body.as_object().end(),
                                         [](const auto& kv) { return kv.first == "stream"; }));
   }
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(kDefaultTenant, name->as_string()));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, name->as_string()));
   if (engine_->tokenizer() == nullptr)
     return Unavailable("context budgets need the cl100k_base vocabulary in the models directory; run scripts/setup",
                        "tokenizer_missing");
@@ -79,7 +79,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
   CTX_RETURN_IF_ERROR(CheckQueryLength(request.query));
   std::vector<SessionTurn> turns;
   if (!request.session_id.empty()) {
-    CTX_ASSIGN_OR_RETURN(turns, engine_->sessions().Turns(request.session_id));
+    CTX_ASSIGN_OR_RETURN(turns, engine_->SessionTurns(request.session_id, ctx));
   }
   Reply r;
   if (stream) {
@@ -150,7 +150,7 @@ StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req,
 }
 
 StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto turns, engine_->sessions().Turns(p[0]));
+  CTX_ASSIGN_OR_RETURN(auto turns, engine_->SessionTurns(p[0], ctx));
   Reply r;
   r.json["session"] = p[0];
   Json& list = r.json["turns"];

@@ -123,6 +123,10 @@ void WriteBatch::PutChunk(std::string_view tenant, uint64_t coll, std::string_vi
 void WriteBatch::DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n) {
   rep_->batch.Delete(ChunkKey(tenant, coll, doc_id, n));
 }
+void WriteBatch::PutAuth(char kind, std::string_view id, std::string_view value) {
+  rep_->batch.Put(std::string("a") + kind + std::string(id), rocksdb::Slice(value.data(), value.size()));
+}
+void WriteBatch::DeleteAuth(char kind, std::string_view id) { rep_->batch.Delete(std::string("a") + kind + std::string(id)); }
 void WriteBatch::RecordSequence(uint64_t sequence) { rep_->batch.Merge(kAppliedKey, EncodeBE64(sequence)); }
 size_t WriteBatch::size_bytes() const { return rep_->batch.GetDataSize(); }
 
@@ -294,6 +298,14 @@ uint64_t Store::MemoryBytes() const {
   rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
   rep_->db->GetIntProperty("rocksdb.estimate-table-readers-mem", &readers);
   return mem + readers;
+}
+
+Status Store::ScanAuth(const std::function<void(char, std::string_view, std::string_view)>& fn) const {
+  return ScanPrefix(rep_->db.get(), "a", "scan auth records", [&](std::string_view rest, std::string_view value) {
+    if (rest.empty()) return false;
+    fn(rest[0], rest.substr(1), value);
+    return true;
+  });
 }
 
 }  // namespace contextd

@@ -7,6 +7,7 @@
 //   'd' tenant \0 id:be64 'C' doc_id \0 n:be32 -> chunk record
 //   'x' "next_collection_id"                  -> be64 counter (ids before the update log)
 //   'x' "applied_sequence"                    -> be64, merged as the maximum
+//   'a' kind id                               -> auth record (JSON): kind 't' tenant, 'k' key
 // Collection ids are never reused, so a dropped collection's leftovers can never leak into
 // a new collection of the same name. Document ids may not contain NUL (validated upstream).
 //
@@ -47,6 +48,9 @@ class WriteBatch {
   void DeleteDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id);
   void PutChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n, std::string_view value);
   void DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n);
+  // Tenants and API keys (kind 't' or 'k').
+  void PutAuth(char kind, std::string_view id, std::string_view value);
+  void DeleteAuth(char kind, std::string_view id);
   // Records that the update log's mutation `sequence` is applied by this batch. Batches
   // may commit out of order; the store keeps the highest.
   void RecordSequence(uint64_t sequence);
@@ -91,6 +95,9 @@ class Store {
   // The highest update-log sequence recorded by a write, or, for a store written before
   // the update log, the highest collection id it handed out.
   StatusOr<uint64_t> AppliedSequence() const;
+
+  // Visits every auth record (tenants, then keys).
+  Status ScanAuth(const std::function<void(char kind, std::string_view id, std::string_view value)>& fn) const;
 
   // The sequence number of the last write. Equal values mean nothing was written in
   // between (it survives restarts), which is how saved derived state is validated.

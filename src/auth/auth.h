@@ -1,0 +1,105 @@
+// Tenants, API keys and roles.
+//
+// A key is shown once, when it is made: "ctxd_" + its id (16 hex) + "_" + a 256-bit secret
+// (64 hex). Only the secret's SHA-256 is kept; a presented key is found by its id and its
+// secret compared in constant time. The bootstrap admin key (CONTEXTD_ADMIN_KEY) is kept
+// by the server, not here: it may manage every tenant.
+//
+// The registry is the in-memory view; it changes only by applying the update log's
+// tenant and key mutations (Engine), so every node of a cluster holds the same tenants and
+// keys and a revocation reaches them all as soon as they apply it.
+//
+// Thread safety: AuthRegistry is safe for concurrent use; records are values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace contextd {
+
+enum class Role { kReader, kWriter, kAdmin };
+std::string_view RoleName(Role r);
+
+// Per-minute limits; 0 means none.
+struct Limits {
+  int64_t rpm = 0;  // requests per minute
+  int64_t tpm = 0;  // tokens per minute (embedded plus returned by /v1/context)
+  int64_t max_inflight = 0;
+  Json ToJson() const;
+};
+// {"rpm","tpm","max_inflight"}: whole numbers >= 0; unknown fields are refused.
+StatusOr<Limits> ParseLimits(const Json& j, const Limits& base = {});
+
+struct TenantRecord {
+  std::string id;
+  Limits limits;
+  Json ToJson() const;
+  static StatusOr<TenantRecord> FromJson(const Json& j);
+};
+
+struct KeyRecord {
+  std::string id;  // 16 hex
+  std::string tenant;
+  Role role = Role::kReader;
+  std::string user_id;
+  // Collection name patterns ("docs*", "*-kb", "kb", "*") to "r" or "rw"; empty: every
+  // collection of the tenant, as the role allows.
+  std::map<std::string, std::string> collections;
+  Limits limits;
+  std::string priority = "interactive";  // or "batch"
+  int64_t expires_at_ms = 0;             // 0: never
+  std::string secret_sha256;             // hex
+  Json ToJson(bool with_hash) const;
+  static StatusOr<KeyRecord> FromJson(const Json& j);
+  // Whether this key may read (write: and write) collection `name` under its grants.
+  bool AllowsCollection(const std::string& name, bool write) const;
+};
+
+// Validates a tenant id: 1..64 of [A-Za-z0-9_-].
+Status ValidateTenantId(const std::string& id);
+// The body of POST /v1/admin/tenants/{t}/keys: role, user_id, collections, limits,
+// priority, expires_at (RFC 3339 UTC or ms since the epoch). Fills everything but id,
+// tenant and the secret.
+StatusOr<KeyRecord> ParseKeyRequest(const Json& body);
+
+// A new key: its record's id and secret hash are set; returns the key to show once.
+std::string MakeKey(KeyRecord* record);
+// A new secret for the same key id (the old secret stops working once applied).
+std::string RotateKey(KeyRecord* record);
+std::string Sha256Hex(std::string_view data);
+// Equal strings, in time that depends only on their lengths.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+class AuthRegistry {
+ public:
+  void PutTenant(TenantRecord t);
+  // Removes the tenant and its keys.
+  void DeleteTenant(const std::string& id);
+  void PutKey(KeyRecord k);
+  void DeleteKey(const std::string& id);
+
+  std::optional<TenantRecord> Tenant(const std::string& id) const;
+  std::vector<TenantRecord> Tenants() const;
+  std::optional<KeyRecord> Key(const std::string& id) const;
+  std::vector<KeyRecord> Keys(const std::string& tenant) const;
+
+  // The key a request presented ("ctxd_ID_SECRET"): Unauthenticated-style errors as
+  // InvalidArgument with reason "invalid_api_key" / "expired_api_key".
+  StatusOr<KeyRecord> Authenticate(std::string_view presented, int64_t now_ms) const;
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::map<std::string, TenantRecord> tenants_;  // GUARDED_BY(mu_)
+  std::map<std::string, KeyRecord> keys_;        // GUARDED_BY(mu_)
+};
+
+}  // namespace contextd

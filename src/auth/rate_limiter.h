@@ -1,0 +1,69 @@
+// RateLimiter: token buckets per scope (a tenant, a key, a user), checked together.
+//
+// A bucket of a per-minute limit holds at most `limit` and refills at limit/60 per second.
+// Admit() checks every scope a request is subject to and either charges all of them or
+// none, so a request refused by its key's limit costs its tenant nothing. Tokens are
+// charged after the work (Settle), from what the request used: a bucket may go negative,
+// and the scope then waits until it refills.
+//
+// Time comes from the injected clock (tests step it); buckets idle for ten minutes are
+// dropped, since a full bucket is what a missing one means.
+//
+// Thread safety: safe for concurrent use.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace contextd {
+
+struct RateScope {
+  std::string name;  // "tenant:acme", "key:0123..", "user:acme/u42"
+  int64_t rpm = 0;   // 0: no request limit in this scope
+  int64_t tpm = 0;   // 0: no token limit
+};
+
+struct RateDecision {
+  bool admitted = true;
+  double retry_after_s = 0;  // when refused: until every scope could admit it
+  // The tightest scope's figures, for the x-ratelimit-* headers; limit 0 when none applies.
+  int64_t limit_requests = 0, remaining_requests = 0;
+  double reset_requests_s = 0;  // until that bucket is full again
+  int64_t limit_tokens = 0, remaining_tokens = 0;
+  double reset_tokens_s = 0;
+  std::string refused_by;  // the scope that refused
+};
+
+class RateLimiter {
+ public:
+  explicit RateLimiter(const Clock* clock) : clock_(clock) {}
+
+  // One request, needing a request and (to be admitted) a positive token balance in each
+  // scope.
+  RateDecision Admit(const std::vector<RateScope>& scopes);
+  // Charges `tokens` used by an admitted request to each scope's token bucket.
+  void Settle(const std::vector<RateScope>& scopes, int64_t tokens);
+
+ private:
+  struct Bucket {
+    double level = 0;
+    int64_t at_ns = 0;
+    bool fresh = true;
+  };
+  // Refills `b` (capacity `limit` per minute) to now. REQUIRES: mu_ held.
+  void Refill(Bucket* b, int64_t limit, int64_t now_ns) const;
+  void SweepLocked(int64_t now_ns);
+
+  const Clock* clock_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Bucket> requests_;  // GUARDED_BY(mu_)
+  std::unordered_map<std::string, Bucket> tokens_;    // GUARDED_BY(mu_)
+  int64_t last_sweep_ns_ = 0;                         // GUARDED_BY(mu_)
+};
+
+}  // namespace contextd

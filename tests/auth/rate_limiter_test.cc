@@ -1,0 +1,48 @@
+// Token buckets checked together, with an injected clock.
+#include "auth/rate_limiter.h"
+
+#include <gtest/gtest.h>
+
+#include "manual_clock.h"
+
+namespace contextd {
+namespace {
+
+TEST(RateLimiterTest, AllScopesPassOrNoneIsCharged) {
+  ManualClock clock;
+  RateLimiter limiter(&clock);
+  const std::vector<RateScope> both = {{"tenant:acme", 6, 0}, {"key:k1", 3, 0}};
+  for (int i = 0; i < 3; ++i) {
+    RateDecision d = limiter.Admit(both);
+    ASSERT_TRUE(d.admitted) << i;
+    EXPECT_EQ(d.limit_requests, 3) << "the tightest scope is reported";
+    EXPECT_EQ(d.remaining_requests, 2 - i);
+  }
+  RateDecision refused = limiter.Admit(both);
+  EXPECT_FALSE(refused.admitted);
+  EXPECT_EQ(refused.refused_by, "key:k1");
+  EXPECT_NEAR(refused.retry_after_s, 20.0, 1e-6) << "3 per minute: one every 20 s";
+  // The refusal cost the tenant nothing: another key of the tenant still has 3 left.
+  const std::vector<RateScope> other = {{"tenant:acme", 6, 0}, {"key:k2", 100, 0}};
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Admit(other).admitted) << i;
+  EXPECT_FALSE(limiter.Admit(other).admitted) << "the tenant's 6 are spent";
+  clock.AdvanceMs(20000);
+  EXPECT_TRUE(limiter.Admit(both).admitted) << "one request refilled in 20 s";
+  EXPECT_FALSE(limiter.Admit(both).admitted);
+}
+
+TEST(RateLimiterTest, TokensAreSettledAfterTheWork) {
+  ManualClock clock;
+  RateLimiter limiter(&clock);
+  const std::vector<RateScope> scopes = {{"key:k", 0, 600}};
+  EXPECT_TRUE(limiter.Admit(scopes).admitted);
+  limiter.Settle(scopes, 900);  // used more than the bucket held
+  RateDecision d = limiter.Admit(scopes);
+  EXPECT_FALSE(d.admitted);
+  EXPECT_NEAR(d.retry_after_s, 301 * 60.0 / 600, 1e-6) << "until the balance is positive again";
+  clock.AdvanceMs(31000);
+  EXPECT_TRUE(limiter.Admit(scopes).admitted);
+}
+
+}  // namespace
+}  // namespace contextd
