@@ -12,6 +12,9 @@ local path = "/v1/collections/" .. collection .. "/query"
 -- DEPTH: hybrid's candidates per list (the server's default when unset).
 local depth = os.getenv("DEPTH")
 local extra = depth and (',"depth":' .. depth) or ""
+-- KEY: an API key, sent as Authorization: Bearer (a server started with --auth).
+local headers = { ["Content-Type"] = "application/json" }
+if os.getenv("KEY") then headers["Authorization"] = "Bearer " .. os.getenv("KEY") end
 
 for line in io.lines(os.getenv("QUERIES")) do
   local text = line:match('"text":%s*"(.-)",%s*"metadata"')
@@ -28,7 +31,7 @@ end
 request = function()
   i = i + 1
   local body = bodies[(i + (offset or 0)) % #bodies + 1]
-  return wrk.format("POST", path, { ["Content-Type"] = "application/json" }, body)
+  return wrk.format("POST", path, headers, body)
 end
 
 done = function(summary, latency, requests)

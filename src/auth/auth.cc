@@ -217,9 +217,12 @@ StatusOr<KeyRecord> ParseKeyRequest(const Json& body) {
 }
 
 std::string Sha256Hex(std::string_view data) {
+  // Fetched once: OpenSSL 3's implicit fetch (EVP_sha256() per call) takes a global lock
+  // on every request that presents a key.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), md, &len, sha256, nullptr);
   return Hex(md, len);
 }
 
@@ -241,6 +244,12 @@ std::string RotateKey(KeyRecord* record) {
   return std::string(kKeyPrefix) + record->id + "_" + secret;
 }
 
+Limits AuthRegistry::TenantLimits(const std::string& id) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = tenants_.find(id);
+  return it == tenants_.end() ? Limits() : it->second.limits;
+}
+
 void AuthRegistry::PutTenant(TenantRecord t) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   tenants_[t.id] = std::move(t);
@@ -249,17 +258,24 @@ void AuthRegistry::PutTenant(TenantRecord t) {
 void AuthRegistry::DeleteTenant(const std::string& id) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   tenants_.erase(id);
-  for (auto it = keys_.begin(); it != keys_.end();) it = it->second.tenant == id ? keys_.erase(it) : std::next(it);
+  for (auto it = keys_.begin(); it != keys_.end();) it = it->second->tenant == id ? keys_.erase(it) : std::next(it);
+  std::lock_guard<std::mutex> v(verified_mu_);
+  verified_.clear();
 }
 
 void AuthRegistry::PutKey(KeyRecord k) {
   std::unique_lock<std::shared_mutex> lock(mu_);
-  keys_[k.id] = std::move(k);
+  std::string id = k.id;
+  keys_[id] = std::make_shared<const KeyRecord>(std::move(k));
+  std::lock_guard<std::mutex> v(verified_mu_);
+  verified_.clear();  // a rotated key's old secret must stop working at once
 }
 
 void AuthRegistry::DeleteKey(const std::string& id) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   keys_.erase(id);
+  std::lock_guard<std::mutex> v(verified_mu_);
+  verified_.clear();
 }
 
 std::optional<TenantRecord> AuthRegistry::Tenant(const std::string& id) const {
@@ -280,19 +296,32 @@ std::optional<KeyRecord> AuthRegistry::Key(const std::string& id) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   auto it = keys_.find(id);
   if (it == keys_.end()) return std::nullopt;
-  return it->second;
+  return *it->second;
 }
 
 std::vector<KeyRecord> AuthRegistry::Keys(const std::string& tenant) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   std::vector<KeyRecord> out;
   for (const auto& [id, k] : keys_) {
-    if (k.tenant == tenant) out.push_back(k);
+    if (k->tenant == tenant) out.push_back(*k);
   }
   return out;
 }
 
-StatusOr<KeyRecord> AuthRegistry::Authenticate(std::string_view presented, int64_t now_ms) const {
+StatusOr<std::shared_ptr<const KeyRecord>> AuthRegistry::Authenticate(std::string_view presented,
+                                                                      int64_t now_ms) const {
+  std::shared_ptr<const KeyRecord> known;
+  {
+    std::lock_guard<std::mutex> v(verified_mu_);
+    auto it = verified_.find(std::string(presented));
+    if (it != verified_.end()) known = it->second;
+  }
+  if (known != nullptr) {
+    if (known->expires_at_ms != 0 && known->expires_at_ms <= now_ms) {
+      return Unauthenticated("the API key " + known->id + " has expired", "expired_api_key");
+    }
+    return known;
+  }
   const size_t prefix = sizeof(kKeyPrefix) - 1;
   if (presented.size() != prefix + kIdHex + 1 + kSecretHex || presented.substr(0, prefix) != kKeyPrefix ||
       presented[prefix + kIdHex] != '_') {
@@ -301,16 +330,31 @@ StatusOr<KeyRecord> AuthRegistry::Authenticate(std::string_view presented, int64
   const std::string id(presented.substr(prefix, kIdHex));
   const std::string_view secret = presented.substr(prefix + kIdHex + 1);
   if (!IsHex(id) || !IsHex(secret)) return Unauthenticated("the API key is malformed", "invalid_api_key");
-  std::optional<KeyRecord> k = Key(id);
+  std::shared_ptr<const KeyRecord> k;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    auto it = keys_.find(id);
+    if (it != keys_.end()) k = it->second;
+  }
   // Hash either way, so an unknown id costs what a wrong secret does.
   const std::string hash = Sha256Hex(secret);
-  if (!k || !ConstantTimeEquals(hash, k->secret_sha256)) {
+  if (k == nullptr || !ConstantTimeEquals(hash, k->secret_sha256)) {
     return Unauthenticated("the API key is unknown or was revoked", "invalid_api_key");
   }
   if (k->expires_at_ms != 0 && k->expires_at_ms <= now_ms) {
     return Unauthenticated("the API key " + id + " has expired", "expired_api_key");
   }
-  return std::move(*k);
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    std::lock_guard<std::mutex> v(verified_mu_);
+    // Only if the key is still the one checked (a rotation may have cleared the cache since).
+    auto it = keys_.find(id);
+    if (it != keys_.end() && it->second == k) {
+      if (verified_.size() >= kMaxVerified) verified_.clear();
+      verified_.emplace(std::string(presented), k);
+    }
+  }
+  return k;
 }
 
 }  // namespace contextd

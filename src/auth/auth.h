@@ -19,6 +19,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/json.h"
@@ -88,18 +89,25 @@ class AuthRegistry {
   void DeleteKey(const std::string& id);
 
   std::optional<TenantRecord> Tenant(const std::string& id) const;
+  // The tenant's limits (none for an unknown tenant), without copying its record.
+  Limits TenantLimits(const std::string& id) const;
   std::vector<TenantRecord> Tenants() const;
   std::optional<KeyRecord> Key(const std::string& id) const;
   std::vector<KeyRecord> Keys(const std::string& tenant) const;
 
   // The key a request presented ("ctxd_ID_SECRET"): Unauthenticated-style errors as
-  // InvalidArgument with reason "invalid_api_key" / "expired_api_key".
-  StatusOr<KeyRecord> Authenticate(std::string_view presented, int64_t now_ms) const;
+  // InvalidArgument with reason "invalid_api_key" / "expired_api_key". A key verified once
+  // is remembered (until any key changes), so the hash is not recomputed per request.
+  StatusOr<std::shared_ptr<const KeyRecord>> Authenticate(std::string_view presented, int64_t now_ms) const;
 
  private:
+  static constexpr size_t kMaxVerified = 10000;
   mutable std::shared_mutex mu_;
-  std::map<std::string, TenantRecord> tenants_;  // GUARDED_BY(mu_)
-  std::map<std::string, KeyRecord> keys_;        // GUARDED_BY(mu_)
+  std::map<std::string, TenantRecord> tenants_;                   // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<const KeyRecord>> keys_;  // GUARDED_BY(mu_)
+  // Presented keys already checked against their hash; cleared whenever a key changes.
+  mutable std::mutex verified_mu_;
+  mutable std::unordered_map<std::string, std::shared_ptr<const KeyRecord>> verified_;  // GUARDED_BY(verified_mu_)
 };
 
 }  // namespace contextd

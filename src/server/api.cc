@@ -315,7 +315,9 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
     ctx->principal = "admin";  // the bootstrap admin: every tenant; data routes act as default
     return Status::Ok();
   }
-  CTX_ASSIGN_OR_RETURN(KeyRecord k, engine_->auth().Authenticate(key, clock_->WallMillis()));
+  CTX_ASSIGN_OR_RETURN(std::shared_ptr<const KeyRecord> key_record,
+                       engine_->auth().Authenticate(key, clock_->WallMillis()));
+  const KeyRecord& k = *key_record;
   ctx->tenant = k.tenant;
   ctx->principal = k.id;
   if (k.priority == "batch") ctx->priority = Priority::kBatch;
@@ -341,8 +343,8 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   if (route.collection_param && !params.empty() && !k.AllowsCollection(params[0], route.access == Access::kWrite)) {
     return denied(std::string(route.access == Access::kWrite ? "write" : "read") + " collection '" + params[0] + "'");
   }
-  if (auto t = engine_->auth().Tenant(k.tenant); t && (t->limits.rpm > 0 || t->limits.tpm > 0)) {
-    scopes->push_back({"tenant:" + k.tenant, t->limits.rpm, t->limits.tpm});
+  if (const Limits t = engine_->auth().TenantLimits(k.tenant); t.rpm > 0 || t.tpm > 0) {
+    scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm});
   }
   if (k.limits.rpm > 0 || k.limits.tpm > 0) scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm});
   return Status::Ok();

@@ -23,9 +23,10 @@ TEST(AuthTest, AKeyAuthenticatesUntilRotatedRevokedOrExpired) {
   const int64_t now = 1764800000000;  // 2025-12
   auto who = reg.Authenticate(key, now);
   ASSERT_TRUE(who.ok()) << who.status().ToString();
-  EXPECT_EQ(who->tenant, "acme");
-  EXPECT_EQ(who->role, Role::kWriter);
-  EXPECT_EQ(who->user_id, "u42");
+  EXPECT_EQ((*who)->tenant, "acme");
+  EXPECT_EQ((*who)->role, Role::kWriter);
+  EXPECT_EQ((*who)->user_id, "u42");
+  EXPECT_TRUE(reg.Authenticate(key, now).ok()) << "a second time, from the verified cache";
 
   std::string wrong = key;
   wrong.back() = wrong.back() == '0' ? '1' : '0';

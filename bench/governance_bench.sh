@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The cost of governance: keyword and hybrid /query QPS over SciFact with auth off, then
+# with --auth and a key under a tenant limit and a key limit (both far above the load, so
+# every request is authenticated, authorised and charged in two token buckets, none
+# refused), in one sitting, rounds interleaved.
+# Usage: bench/governance_bench.sh [rounds, default 2] [seconds per wrk run, default 8]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${1:-2} secs=${2:-8}
+shared="$root/../shared/data/scifact"
+bin="$root/build/bin/contextd"
+export CONTEXTD_ADMIN_KEY=bench-admin-key-0123456789
+run() {  # label, extra serve args
+  local label=$1; shift
+  local work; work=$(mktemp -d)
+  "$bin" serve --port 0 --data "$work/data" --models "$root/models" "$@" > "$work/out" 2> "$work/log" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
+  local url; url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
+  local key=""
+  local auth=(-H "Authorization: Bearer $CONTEXTD_ADMIN_KEY")
+  if [ "$label" = auth ]; then
+    curl -sf "${auth[@]}" -X POST "$url/v1/admin/tenants" -d '{"id":"bench","limits":{"rpm":100000000}}' > /dev/null
+    key=$(curl -sf "${auth[@]}" -X POST "$url/v1/admin/tenants/bench/keys" \
+      -d '{"role":"writer","limits":{"rpm":100000000}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+    auth=(-H "Authorization: Bearer $key")
+  fi
+  curl -sf "${auth[@]}" -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
+  # Ingest through the API with the same key (contextd ingest sends no key).
+  python3 - "$url" "$key" "$shared/corpus.jsonl" <<'PY'
+import json, sys, urllib.request
+url, key, path = sys.argv[1], sys.argv[2], sys.argv[3]
+docs = []
+def flush():
+    global docs
+    if not docs: return
+    req = urllib.request.Request(url + "/v1/collections/scifact/documents", data=json.dumps({"documents": docs}).encode(), method="POST")
+    if key: req.add_header("Authorization", "Bearer " + key)
+    urllib.request.urlopen(req).read()
+    docs = []
+for line in open(path):
+    d = json.loads(line)
+    docs.append({"id": d["_id"], "title": d.get("title", ""), "text": d["text"]})
+    if len(docs) == 200: flush()
+flush()
+PY
+  for mode in keyword hybrid; do
+    KEY="$key" QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
+      wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$url" | grep '^{' | sed "s/^/$label /"
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$work"
+}
+for _ in $(seq "$rounds"); do
+  run off
+  run auth --auth
+done
