@@ -37,52 +37,39 @@ RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
   const int64_t now = clock_->NowNanos();
   std::lock_guard<std::mutex> lock(mu_);
   SweepLocked(now);
-  double tightest_requests = INFINITY, tightest_tokens = INFINITY;
-  // First pass: would every scope admit it?
+  // First pass: would every scope admit it? A request needs one request and a positive
+  // token balance.
+  const auto check = [&](Bucket& b, int64_t limit, double need, const std::string& scope) {
+    Refill(&b, limit, now);
+    if (b.level >= need && b.level > 0) return;
+    const double wait = (need - b.level + (need == 0 ? 1 : 0)) * 60.0 / static_cast<double>(limit);
+    if (wait > d.retry_after_s) d.refused_by = scope;
+    d.retry_after_s = std::max(d.retry_after_s, wait);
+    d.admitted = false;
+  };
   for (const RateScope& s : scopes) {
-    if (s.rpm > 0) {
-      Bucket& b = requests_[s.name];
-      Refill(&b, s.rpm, now);
-      if (b.level < 1) {
-        const double wait = (1 - b.level) * 60.0 / static_cast<double>(s.rpm);
-        if (wait > d.retry_after_s) d.refused_by = s.name;
-        d.retry_after_s = std::max(d.retry_after_s, wait);
-        d.admitted = false;
-      }
-    }
-    if (s.tpm > 0) {
-      Bucket& b = tokens_[s.name];
-      Refill(&b, s.tpm, now);
-      if (b.level <= 0) {
-        const double wait = (1 - b.level) * 60.0 / static_cast<double>(s.tpm);
-        if (wait > d.retry_after_s) d.refused_by = s.name;
-        d.retry_after_s = std::max(d.retry_after_s, wait);
-        d.admitted = false;
-      }
-    }
+    if (s.rpm > 0) check(requests_[s.name], s.rpm, 1, s.name);
+    if (s.tpm > 0) check(tokens_[s.name], s.tpm, 0, s.name);
   }
-  // Second pass: charge all (or none) and report the tightest scope.
+  // Second pass: charge all (or none) and report the tightest scope of each kind.
+  double tightest_requests = INFINITY, tightest_tokens = INFINITY;
+  const auto report = [](const Bucket& b, int64_t limit, double* tightest, int64_t* limit_out, int64_t* remaining,
+                         double* reset_s) {
+    const double room = b.level / static_cast<double>(limit);
+    if (room >= *tightest) return;
+    *tightest = room;
+    *limit_out = limit;
+    *remaining = std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level)));
+    *reset_s = (static_cast<double>(limit) - b.level) * 60.0 / static_cast<double>(limit);
+  };
   for (const RateScope& s : scopes) {
     if (s.rpm > 0) {
       Bucket& b = requests_[s.name];
       if (d.admitted) b.level -= 1;
-      const double room = b.level / static_cast<double>(s.rpm);
-      if (room < tightest_requests) {
-        tightest_requests = room;
-        d.limit_requests = s.rpm;
-        d.remaining_requests = std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level)));
-        d.reset_requests_s = (static_cast<double>(s.rpm) - b.level) * 60.0 / static_cast<double>(s.rpm);
-      }
+      report(b, s.rpm, &tightest_requests, &d.limit_requests, &d.remaining_requests, &d.reset_requests_s);
     }
     if (s.tpm > 0) {
-      const Bucket& b = tokens_[s.name];
-      const double room = b.level / static_cast<double>(s.tpm);
-      if (room < tightest_tokens) {
-        tightest_tokens = room;
-        d.limit_tokens = s.tpm;
-        d.remaining_tokens = std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level)));
-        d.reset_tokens_s = (static_cast<double>(s.tpm) - b.level) * 60.0 / static_cast<double>(s.tpm);
-      }
+      report(tokens_[s.name], s.tpm, &tightest_tokens, &d.limit_tokens, &d.remaining_tokens, &d.reset_tokens_s);
     }
   }
   return d;

@@ -95,13 +95,10 @@ StatusOr<std::shared_ptr<Collection>> Engine::CreateCollection(const std::string
   if (GetCollection(tenant, name).ok()) {
     return AlreadyExists("collection '" + name + "' already exists", "collection_exists");
   }
-  Mutation m;
-  m.kind = MutationKind::kCreateCollection;
-  m.tenant = tenant;
+  Mutation m = NewMutation(MutationKind::kCreateCollection, tenant);
   m.collection = name;
   m.config = config.ToJson().Dump();
-  ApplyResult applied;
-  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  CTX_RETURN_IF_ERROR(Commit(ctx, std::move(m)).status());
   return GetCollection(tenant, name);
 }
 
@@ -114,13 +111,16 @@ StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& t
 
 Status Engine::DropCollection(const std::string& tenant, const std::string& name, const RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, GetCollection(tenant, name));
-  Mutation m;
-  m.kind = MutationKind::kDropCollection;
-  m.tenant = tenant;
+  Mutation m = NewMutation(MutationKind::kDropCollection, tenant);
   m.collection = name;
   m.collection_id = c->id();
+  return Commit(ctx, std::move(m)).status();
+}
+
+StatusOr<ApplyResult> Engine::Commit(const RequestContext& ctx, Mutation m) {
   ApplyResult applied;
-  return log_->Commit(ctx, &m, &applied);
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  return applied;
 }
 
 Status Engine::Apply(Mutation m, ApplyResult* result) {
@@ -177,28 +177,22 @@ StatusOr<size_t> Engine::AppendTurn(const std::string& user_session, const Sessi
                                     const RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(SessionStore::ValidateTurn(user_session, turn));
   CTX_ASSIGN_OR_RETURN(std::string session, TenantScoped(ctx, user_session));
-  Mutation m;
-  m.kind = MutationKind::kAppendTurn;
-  m.tenant = ctx.tenant;
+  Mutation m = NewMutation(MutationKind::kAppendTurn, ctx.tenant);
   m.session = session;
   m.role = turn.role;
   m.content = turn.content;
   m.at_ms = turn.at_ms != 0 ? turn.at_ms : options_.clock->WallMillis();
   m.ttl_s = ttl_s;
-  ApplyResult applied;
-  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  CTX_ASSIGN_OR_RETURN(ApplyResult applied, Commit(ctx, std::move(m)));
   return applied.session_turns;
 }
 
 Status Engine::DeleteSession(const std::string& user_session, const RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(std::string session, TenantScoped(ctx, user_session));
   CTX_RETURN_IF_ERROR(sessions_->Turns(session).status());  // NotFound before it is logged
-  Mutation m;
-  m.kind = MutationKind::kDeleteSession;
-  m.tenant = ctx.tenant;
+  Mutation m = NewMutation(MutationKind::kDeleteSession, ctx.tenant);
   m.session = session;
-  ApplyResult applied;
-  return log_->Commit(ctx, &m, &applied);
+  return Commit(ctx, std::move(m)).status();
 }
 
 Status Engine::ApplySession(const Mutation& m, ApplyResult* result) {
@@ -223,22 +217,17 @@ StatusOr<Json> Engine::CacheConfigure(const std::string& user_ns, const Json& bo
   CTX_RETURN_IF_ERROR(LlmCache::ValidateNamespace(user_ns));
   CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_ASSIGN_OR_RETURN(Json settings, llm_cache_->PrepareConfigure(ns, body));
-  Mutation m;
-  m.kind = MutationKind::kCacheConfigure;
-  m.tenant = ctx.tenant;
+  Mutation m = NewMutation(MutationKind::kCacheConfigure, ctx.tenant);
   m.collection = ns;
   m.config = settings.Dump();
-  ApplyResult applied;
-  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  CTX_RETURN_IF_ERROR(Commit(ctx, std::move(m)).status());
   return settings;
 }
 
 StatusOr<std::string> Engine::CacheStore(const std::string& user_ns, const Json& body, const RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, llm_cache_->PrepareStore(ns, body));
-  Mutation m;
-  m.kind = MutationKind::kCacheStore;
-  m.tenant = ctx.tenant;
+  Mutation m = NewMutation(MutationKind::kCacheStore, ctx.tenant);
   m.collection = ns;
   m.doc_id = e.id;
   m.content = std::move(e.prompt);
@@ -249,8 +238,7 @@ StatusOr<std::string> Engine::CacheStore(const std::string& user_ns, const Json&
   m.config = rest.Dump();
   m.dim = static_cast<uint32_t>(e.vector.size());
   m.vectors = std::move(e.vector);
-  ApplyResult applied;
-  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  CTX_RETURN_IF_ERROR(Commit(ctx, std::move(m)).status());
   return e.id;
 }
 
@@ -270,13 +258,10 @@ Status Engine::CacheDeleteEntry(const std::string& user_ns, const std::string& i
 StatusOr<size_t> Engine::CommitCacheDelete(const std::string& ns, std::vector<std::string> ids,
                                            const RequestContext& ctx) {
   if (ids.empty()) return size_t{0};
-  Mutation m;
-  m.kind = MutationKind::kCacheDelete;
-  m.tenant = ctx.tenant;
+  Mutation m = NewMutation(MutationKind::kCacheDelete, ctx.tenant);
   m.collection = ns;
   m.ids = std::move(ids);
-  ApplyResult applied;
-  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  CTX_ASSIGN_OR_RETURN(ApplyResult applied, Commit(ctx, std::move(m)));
   return applied.cache_deleted;
 }
 
@@ -309,12 +294,9 @@ Status Engine::ApplyCache(Mutation m, ApplyResult* result) {
 
 Status Engine::PutTenant(const TenantRecord& tenant, const RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(ValidateTenantId(tenant.id));
-  Mutation m;
-  m.kind = MutationKind::kTenantPut;
-  m.tenant = tenant.id;
+  Mutation m = NewMutation(MutationKind::kTenantPut, tenant.id);
   m.config = tenant.ToJson().Dump();
-  ApplyResult applied;
-  return log_->Commit(ctx, &m, &applied);
+  return Commit(ctx, std::move(m)).status();
 }
 
 Status Engine::DeleteTenant(const std::string& id, const RequestContext& ctx) {
@@ -322,34 +304,25 @@ Status Engine::DeleteTenant(const std::string& id, const RequestContext& ctx) {
   if (!ListCollections(id).empty()) {
     return FailedPrecondition("tenant '" + id + "' still holds collections; drop them first", "tenant_not_empty");
   }
-  Mutation m;
-  m.kind = MutationKind::kTenantDelete;
-  m.tenant = id;
+  Mutation m = NewMutation(MutationKind::kTenantDelete, id);
   m.doc_id = id;
-  ApplyResult applied;
-  return log_->Commit(ctx, &m, &applied);
+  return Commit(ctx, std::move(m)).status();
 }
 
 Status Engine::PutKey(const KeyRecord& key, const RequestContext& ctx) {
   if (key.tenant != kDefaultTenant && !auth_.Tenant(key.tenant))
     return NotFound("tenant '" + key.tenant + "' not found", "tenant_not_found");
-  Mutation m;
-  m.kind = MutationKind::kKeyPut;
-  m.tenant = key.tenant;
+  Mutation m = NewMutation(MutationKind::kKeyPut, key.tenant);
   m.config = key.ToJson(/*with_hash=*/true).Dump();
-  ApplyResult applied;
-  return log_->Commit(ctx, &m, &applied);
+  return Commit(ctx, std::move(m)).status();
 }
 
 Status Engine::DeleteKey(const std::string& id, const RequestContext& ctx) {
   auto key = auth_.Key(id);
   if (!key) return NotFound("API key '" + id + "' not found", "key_not_found");
-  Mutation m;
-  m.kind = MutationKind::kKeyDelete;
-  m.tenant = key->tenant;
+  Mutation m = NewMutation(MutationKind::kKeyDelete, key->tenant);
   m.doc_id = id;
-  ApplyResult applied;
-  return log_->Commit(ctx, &m, &applied);
+  return Commit(ctx, std::move(m)).status();
 }
 
 Status Engine::ApplyAuth(const Mutation& m) {

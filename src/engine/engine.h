@@ -122,6 +122,8 @@ class Engine : public MutationApplier {
  private:
   Engine() = default;
   void RenderMetrics(std::string* out) const;
+  // Commits a proposed mutation to the log; what applying it changed.
+  StatusOr<ApplyResult> Commit(const RequestContext& ctx, Mutation m);
   // Apply() for a sequence not applied before.
   Status ApplyNew(Mutation m, ApplyResult* result);
   Status ApplyCreate(const Mutation& m);

@@ -89,6 +89,14 @@ struct Mutation {
   size_t chunk_count() const;
 };
 
+// A mutation of `kind` by `tenant`, the rest to fill in.
+inline Mutation NewMutation(MutationKind kind, std::string tenant) {
+  Mutation m;
+  m.kind = kind;
+  m.tenant = std::move(tenant);
+  return m;
+}
+
 std::string EncodeMutation(const Mutation& m);
 StatusOr<Mutation> DecodeMutation(std::string_view bytes);
 
