@@ -61,7 +61,18 @@ const Template kTemplates[] = {
     {"GET", "/v1/models/{n}", ""},
     {"GET", "/info", ""},
     {"DELETE", "/v1/cache/{n}/entries?all=true", ""},
+    // Governance (the server runs with --auth; every request carries the admin key).
+    {"POST", "/v1/admin/tenants", R"({"id":"t1","limits":{"rpm":100000,"tpm":1000000,"max_inflight":4}})"},
+    {"PATCH", "/v1/admin/tenants/{n}", R"({"limits":{"rpm":100000}})"},
+    {"POST", "/v1/admin/tenants/{n}/keys",
+     R"({"role":"writer","user_id":"u1","collections":{"g*":"rw","kb":"r"},"limits":{"rpm":10},"priority":"batch",)"
+     R"("expires_at":"2030-01-01T00:00:00Z"})"},
+    {"GET", "/v1/admin/tenants/{n}/keys", ""},
+    {"DELETE", "/v1/admin/tenants/{n}", ""},
+    {"GET", "/v1/cluster", ""},
 };
+
+constexpr char kFuzzAdminKey[] = "fuzz-admin-key-0123456789";
 
 const char* const kNames[] = {
     "g",
@@ -170,9 +181,20 @@ class Mutator {
 
 TEST(ApiFuzzTest, RandomBadRequestsGetA4xxAndTheServerStillRestarts) {
   TempDir dir;
-  ServerProcess server(dir.path() + "/data");
+  setenv("CONTEXTD_ADMIN_KEY", kFuzzAdminKey, 1);
+  ServerProcess server(dir.path() + "/data", {"--auth"});
   server.Start();
+  unsetenv("CONTEXTD_ADMIN_KEY");  // the child has it
   auto client = server.Client();
+  const HttpHeaders admin = {{"Authorization", std::string("Bearer ") + kFuzzAdminKey}};
+  const auto Call = [&admin](HttpClient& c, const std::string& method, const std::string& target,
+                             const std::string& body = "") -> std::pair<int, Json> {
+    auto r = c.Request(method, target, body, admin);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return {0, Json()};
+    auto j = ParseJson(r->body);
+    return {r->status, j.ok() ? *j : Json(r->body)};
+  };
   for (const Template& t : kTemplates) {
     ASSERT_TRUE(ParseJson(t.body).ok() || std::string(t.body).empty()) << "template not JSON: " << t.body;
   }
@@ -181,6 +203,7 @@ TEST(ApiFuzzTest, RandomBadRequestsGetA4xxAndTheServerStillRestarts) {
   ASSERT_EQ(Call(*client, "PUT", "/v1/collections/g", g).first, 201);
   ASSERT_EQ(Call(*client, "PUT", "/v1/collections/v", kTemplates[1].body).first, 201);
   ASSERT_EQ(Call(*client, "PUT", "/v1/cache/ns", "{}").first, 200);
+  ASSERT_EQ(Call(*client, "POST", "/v1/admin/tenants", R"({"id":"ns"})").first, 201);
   ASSERT_EQ(Call(*client, "POST", "/v1/sessions/s1/turns", R"({"role":"user","content":"tell me about cells"})").first,
             200);
   static const char* const kWords[] = {"cells", "protein", "gene",  "fold", "divide", "tumour", "immune", "virus",
@@ -229,7 +252,7 @@ TEST(ApiFuzzTest, RandomBadRequestsGetA4xxAndTheServerStillRestarts) {
         body = j.Dump();
         if (mutator.Chance(0.1)) body = mutator.Corrupt(body);
       }
-      auto r = client->Request(t.method, path, body);
+      auto r = client->Request(t.method, path, body, admin);
       ASSERT_TRUE(r.ok()) << "no answer (the server died?) to " << t.method << " " << path << " " << body << ": "
                           << r.status().ToString();
       ASSERT_LT(r->status, 500) << t.method << " " << path << " " << body << " -> " << r->body;
@@ -247,14 +270,19 @@ TEST(ApiFuzzTest, RandomBadRequestsGetA4xxAndTheServerStillRestarts) {
     EXPECT_GT(client_errors, kRequests / 2);
     EXPECT_LT(client_errors, kRequests);
 
+    // Tenants and keys the fuzzing made are all there after the restart.
+    const std::string tenants = Call(*client, "GET", "/v1/admin/tenants").second.Dump();
     server.Kill(SIGKILL);
+    setenv("CONTEXTD_ADMIN_KEY", kFuzzAdminKey, 1);
     server.Start();
+    unsetenv("CONTEXTD_ADMIN_KEY");
     client = server.Client();
     EXPECT_EQ(Call(*client, "GET", "/readyz").first, 200);
     auto [status, reply] = Call(*client, "POST", "/v1/collections/g/query", R"({"query":"cells protein","k":3})");
     ASSERT_EQ(status, 200) << reply.Dump();
     EXPECT_EQ(reply.Find("results")->as_array().size(), 3u);
     EXPECT_EQ(Call(*client, "GET", "/v1/cache/ns").first, 200);
+    EXPECT_EQ(Call(*client, "GET", "/v1/admin/tenants").second.Dump(), tenants) << "tenants changed across a restart";
   }
 }
 
