@@ -50,6 +50,13 @@ RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
   for (const RateScope& s : scopes) {
     if (s.rpm > 0) check(requests_[s.name], s.rpm, 1, s.name);
     if (s.tpm > 0) check(tokens_[s.name], s.tpm, 0, s.name);
+    if (s.max_inflight > 0 && inflight_[s.name] >= s.max_inflight && d.admitted) {
+      // Only a request ending frees a place: retry soon.
+      d.admitted = false;
+      d.inflight = true;
+      d.refused_by = s.name;
+      d.retry_after_s = std::max(d.retry_after_s, 1.0);
+    }
   }
   // Second pass: charge all (or none) and report the tightest scope of each kind.
   double tightest_requests = INFINITY, tightest_tokens = INFINITY;
@@ -71,14 +78,21 @@ RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
     if (s.tpm > 0) {
       report(tokens_[s.name], s.tpm, &tightest_tokens, &d.limit_tokens, &d.remaining_tokens, &d.reset_tokens_s);
     }
+    if (s.max_inflight > 0 && d.admitted) ++inflight_[s.name];
   }
   return d;
 }
 
 void RateLimiter::Settle(const std::vector<RateScope>& scopes, int64_t tokens) {
-  if (tokens <= 0) return;
   const int64_t now = clock_->NowNanos();
   std::lock_guard<std::mutex> lock(mu_);
+  for (const RateScope& s : scopes) {
+    if (s.max_inflight > 0) {
+      auto it = inflight_.find(s.name);
+      if (it != inflight_.end() && --it->second <= 0) inflight_.erase(it);
+    }
+  }
+  if (tokens <= 0) return;
   for (const RateScope& s : scopes) {
     if (s.tpm <= 0) continue;
     Bucket& b = tokens_[s.name];

@@ -23,9 +23,10 @@
 namespace contextd {
 
 struct RateScope {
-  std::string name;  // "tenant:acme", "key:0123..", "user:acme/u42"
-  int64_t rpm = 0;   // 0: no request limit in this scope
-  int64_t tpm = 0;   // 0: no token limit
+  std::string name;          // "tenant:acme", "key:0123..", "user:acme/u42"
+  int64_t rpm = 0;           // 0: no request limit in this scope
+  int64_t tpm = 0;           // 0: no token limit
+  int64_t max_inflight = 0;  // 0: no bound on requests running at once
 };
 
 struct RateDecision {
@@ -37,6 +38,7 @@ struct RateDecision {
   int64_t limit_tokens = 0, remaining_tokens = 0;
   double reset_tokens_s = 0;
   std::string refused_by;  // the scope that refused
+  bool inflight = false;   // refused for requests in flight, not for the rate
 };
 
 class RateLimiter {
@@ -46,7 +48,8 @@ class RateLimiter {
   // One request, needing a request and (to be admitted) a positive token balance in each
   // scope.
   RateDecision Admit(const std::vector<RateScope>& scopes);
-  // Charges `tokens` used by an admitted request to each scope's token bucket.
+  // Charges `tokens` used by an admitted request to each scope's token bucket, and ends
+  // its time in flight.
   void Settle(const std::vector<RateScope>& scopes, int64_t tokens);
 
  private:
@@ -61,9 +64,10 @@ class RateLimiter {
 
   const Clock* clock_;
   std::mutex mu_;
-  std::unordered_map<std::string, Bucket> requests_;  // GUARDED_BY(mu_)
-  std::unordered_map<std::string, Bucket> tokens_;    // GUARDED_BY(mu_)
-  int64_t last_sweep_ns_ = 0;                         // GUARDED_BY(mu_)
+  std::unordered_map<std::string, Bucket> requests_;   // GUARDED_BY(mu_)
+  std::unordered_map<std::string, Bucket> tokens_;     // GUARDED_BY(mu_)
+  std::unordered_map<std::string, int64_t> inflight_;  // GUARDED_BY(mu_): scopes with a bound
+  int64_t last_sweep_ns_ = 0;                          // GUARDED_BY(mu_)
 };
 
 }  // namespace contextd

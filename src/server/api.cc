@@ -343,10 +343,12 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   if (route.collection_param && !params.empty() && !k.AllowsCollection(params[0], route.access == Access::kWrite)) {
     return denied(std::string(route.access == Access::kWrite ? "write" : "read") + " collection '" + params[0] + "'");
   }
-  if (const Limits t = engine_->auth().TenantLimits(k.tenant); t.rpm > 0 || t.tpm > 0) {
-    scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm});
+  if (const Limits t = engine_->auth().TenantLimits(k.tenant); t.rpm > 0 || t.tpm > 0 || t.max_inflight > 0) {
+    scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm, t.max_inflight});
   }
-  if (k.limits.rpm > 0 || k.limits.tpm > 0) scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm});
+  if (k.limits.rpm > 0 || k.limits.tpm > 0 || k.limits.max_inflight > 0) {
+    scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm, k.limits.max_inflight});
+  }
   return Status::Ok();
 }
 
@@ -367,6 +369,10 @@ Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx)
   if (d.admitted) return Status::Ok();
   const int64_t retry = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(d.retry_after_s)));
   h.emplace_back("Retry-After", std::to_string(retry));
+  if (d.inflight) {
+    return ResourceExhausted(d.refused_by + " has its most requests in flight (max_inflight); retry when one ends",
+                             "too_many_requests_in_flight");
+  }
   return ResourceExhausted("rate limit of " + d.refused_by + " reached; retry in " + Seconds(d.retry_after_s),
                            "rate_limit_exceeded");
 }

@@ -46,3 +46,32 @@ TEST(RateLimiterTest, TokensAreSettledAfterTheWork) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+TEST(RateLimiterTest, RequestsInFlightAreBoundedAndFreedWhenTheyEnd) {
+  ManualClock clock;
+  RateLimiter limiter(&clock);
+  const std::vector<RateScope> scopes = {{"tenant:acme", 0, 0, 2}};
+  EXPECT_TRUE(limiter.Admit(scopes).admitted);
+  EXPECT_TRUE(limiter.Admit(scopes).admitted);
+  RateDecision full = limiter.Admit(scopes);
+  EXPECT_FALSE(full.admitted);
+  EXPECT_TRUE(full.inflight);
+  EXPECT_EQ(full.refused_by, "tenant:acme");
+  limiter.Settle(scopes, 0);  // one ends
+  EXPECT_TRUE(limiter.Admit(scopes).admitted);
+  // A request refused by another scope takes no place in this one.
+  const std::vector<RateScope> both = {{"tenant:acme", 0, 0, 10}, {"key:k", 1, 0, 0}};
+  limiter.Settle(scopes, 0);
+  limiter.Settle(scopes, 0);
+  EXPECT_TRUE(limiter.Admit(both).admitted);   // acme: 1 in flight
+  EXPECT_FALSE(limiter.Admit(both).admitted);  // the key's rpm
+  const std::vector<RateScope> tenant = {{"tenant:acme", 0, 0, 10}};
+  for (int i = 0; i < 9; ++i) EXPECT_TRUE(limiter.Admit(tenant).admitted) << i;  // 10 in flight
+  EXPECT_FALSE(limiter.Admit(tenant).admitted);
+}
+
+}  // namespace
+}  // namespace contextd
