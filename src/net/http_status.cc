@@ -1,20 +1,15 @@
 #include "net/http_status.h"
 
+#include "common/error_catalogue.h"
 #include "common/json.h"
 
 namespace contextd {
 
 int HttpStatusFor(const Status& status) {
-  // A few reasons have a more precise HTTP status than their code.
-  const std::string& r = status.reason();
-  if (r == "body_too_large") return 413;
-  if (r == "method_not_allowed") return 405;
-  if (r == "unsupported_encoding") return 415;
-  if (r == "uri_too_long") return 414;
-  if (r == "header_too_large") return 431;
-  if (r == "missing_api_key" || r == "invalid_api_key" || r == "expired_api_key") return 401;
-  if (r == "permission_denied") return 403;
-  if (r == "budget_exceeded") return 402;
+  // The catalogue's status for the reason (common/error_catalogue.h); else the code's.
+  if (const ErrorReason* r = FindErrorReason(status.reason()); r != nullptr && status.code() != StatusCode::kOk) {
+    return r->http_status;
+  }
   switch (status.code()) {
     case StatusCode::kOk:
       return 200;

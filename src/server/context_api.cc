@@ -131,15 +131,15 @@ StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req,
   SessionTurn turn;
   int64_t ttl_s = 0;
   for (const auto& [k, v] : body.as_object()) {
-    if (k == "role" && v.is_string()) {
-      turn.role = v.as_string();
-    } else if (k == "content" && v.is_string()) {
-      turn.content = v.as_string();
+    // One reason per mistake, as everywhere (common/error_catalogue.h): an unknown member
+    // is unknown_field, a known one of the wrong type invalid_type.
+    if (k == "role" || k == "content") {
+      if (!v.is_string()) return InvalidArgument("'" + k + "' must be a string", "invalid_type");
+      (k == "role" ? turn.role : turn.content) = v.as_string();
     } else if (k == "ttl_s") {
       CTX_RETURN_IF_ERROR(ReadWholeNumber(v, "'ttl_s' (seconds)", 1, kMaxTtlSeconds, &ttl_s));
     } else {
-      return InvalidArgument("'" + k + "' is unknown or mistyped; expected role, content (strings), ttl_s (> 0)",
-                             "invalid_value");
+      return InvalidArgument("unknown field '" + k + "'; expected role, content, ttl_s", "unknown_field");
     }
   }
   CTX_ASSIGN_OR_RETURN(size_t n, engine_->AppendTurn(p[0], turn, ttl_s, ctx));
