@@ -163,7 +163,9 @@ struct LlmCache::Rep {
     rocksdb::WriteOptions wo;
     wo.sync = sync_writes;  // acknowledged means on disk
     rocksdb::Status s = db->Write(wo, batch);
-    return s.ok() ? Status::Ok() : Internal("llm cache write failed: " + s.ToString(), "storage_error");
+    if (s.ok()) return Status::Ok();
+    if (s.IsNoSpace()) return Unavailable("llm cache write failed: the disk is full", "disk_full");
+    return Internal("llm cache write failed: " + s.ToString(), "storage_error");
   }
 };
 

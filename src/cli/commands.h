@@ -52,6 +52,7 @@ struct ServeOptions {
   bool auth = false;
   std::string admin_key;
   bool metrics_need_key = false;
+  int64_t min_free_disk_mb = 128;  // writes stop below this much free disk (507 disk_full)
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   auto* node_id = s->add_option("--node-id", serve.node_id, "Cluster mode: this node's id (default: the host name)");
   auto* replicas = s->add_option("--replicas", serve.replicas, "Cluster mode: replicas of the update log's stream")
                        ->check(CLI::Range(1, 5));
+  auto* min_free = s->add_option("--min-free-disk-mb", serve.min_free_disk_mb,
+                                 "Free disk space writes leave in reserve (below it they get 507 disk_full)")
+                       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   auto* auth = s->add_flag("--auth", serve.auth,
                            "Require API keys (the admin key comes from CONTEXTD_ADMIN_KEY or the config file)");
 
@@ -127,6 +130,7 @@ int main(int argc, char** argv) {
       if (!node_id->count()) serve.node_id = from_file.node_id;
       if (!replicas->count()) serve.replicas = from_file.replicas;
       if (!auth->count()) serve.auth = from_file.auth;
+      if (!min_free->count()) serve.min_free_disk_mb = from_file.min_free_disk_mb;
       serve.admin_key = from_file.admin_key;
       serve.metrics_need_key = from_file.metrics_need_key;
       serve.embed_threads = from_file.embed_threads;

@@ -52,6 +52,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"max_query_tokens", kMaxQueryTokensRange, [o](int64_t n) { o->max_query_tokens = n; }},
       {"idle_timeout_s", kIdleTimeoutSRange, [o](int64_t n) { o->idle_timeout_s = n; }},
       {"max_connections_per_client", kConnectionsPerClientRange, [o](int64_t n) { o->max_connections_per_client = n; }},
+      {"min_free_disk_mb", {1, int64_t{1} << 30}, [o](int64_t n) { o->min_free_disk_mb = n; }},
   };
   for (const auto& [k, v] : j.as_object()) {
     auto number =
@@ -136,6 +137,7 @@ int RunServe(const ServeOptions& o) {
   eo.data_dir = o.data_dir;
   eo.models_dir = o.models_dir;
   eo.embed = o.embed;
+  eo.min_free_disk_bytes = static_cast<uint64_t>(o.min_free_disk_mb) << 20;
   JetStreamUpdateLog* log = nullptr;  // owned by the engine
   JetStreamLogOptions lo;
   if (!o.cluster.empty()) {

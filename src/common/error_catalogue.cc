@@ -20,6 +20,7 @@ constexpr ErrorReason kReasons[] = {
     {"collection_not_found", 404, "no such collection (in the caller's tenant)"},
     {"deadline_exceeded", 504, "the request's deadline passed before the next step"},
     {"dimension_mismatch", 400, "a vector's length differs from the collection's or model's"},
+    {"disk_full", 507, "the data directory's disk is full: reads go on, writes resume once space is freed"},
     {"duplicate_id", 400, "one batch names the same document twice"},
     {"embedder_change", 409, "a cache namespace with entries cannot change its embedder"},
     {"embedder_unavailable", 503, "the collection's embedding model is not loaded here"},

@@ -21,7 +21,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) return Internal("cannot create data directory " + options.data_dir + ": " + ec.message());
-  CTX_ASSIGN_OR_RETURN(e->store_, Store::Open(options.data_dir + "/db"));
+  CTX_ASSIGN_OR_RETURN(e->store_, Store::Open(options.data_dir + "/db", options.min_free_disk_bytes));
   std::shared_ptr<CacheTier> l2;
   if (options.embed.l2 && !options.embed.providers.empty()) {
     CTX_ASSIGN_OR_RETURN(l2, RocksTier::Open(options.data_dir + "/embed_cache", options.embed.l2_ttl_s, options.clock));
@@ -196,6 +196,8 @@ Status Engine::DeleteSession(const std::string& user_session, const RequestConte
 }
 
 Status Engine::ApplySession(const Mutation& m, ApplyResult* result) {
+  // The sessions' database shares the disk: it stops at the same flood mark.
+  CTX_RETURN_IF_ERROR(store_->CheckSpace(m.content.size() + 256));
   if (m.kind == MutationKind::kAppendTurn) {
     CTX_ASSIGN_OR_RETURN(result->session_turns,
                          sessions_->Append(m.session, {m.role, m.content, m.at_ms}, m.ttl_s, m.sequence));
@@ -266,6 +268,7 @@ StatusOr<size_t> Engine::CommitCacheDelete(const std::string& ns, std::vector<st
 }
 
 Status Engine::ApplyCache(Mutation m, ApplyResult* result) {
+  CTX_RETURN_IF_ERROR(store_->CheckSpace(m.content.size() + m.config.size() + m.vectors.size() * sizeof(float)));
   switch (m.kind) {
     case MutationKind::kCacheConfigure: {
       CTX_ASSIGN_OR_RETURN(Json settings, ParseJson(m.config));

@@ -41,6 +41,8 @@ struct EngineOptions {
   const Clock* clock = SystemClock::Default();
   // Providers, batching and the embedding cache tiers (L2 lives in data_dir/embed_cache).
   EmbedServiceOptions embed;
+  // The free space writes leave on the data directory's disk (Store::Open).
+  uint64_t min_free_disk_bytes = 128ull << 20;
   // Called with every mutation the local log commits, after it is applied (tests record
   // the stream to replay it elsewhere).
   std::function<void(const Mutation&)> on_commit;
@@ -104,6 +106,10 @@ class Engine : public MutationApplier {
   bool WaitForApplied(uint64_t seq, std::chrono::milliseconds timeout) const { return applied_->WaitFor(seq, timeout); }
   // Every collection's digest, by (tenant, name), with the collection's id.
   StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Digest() const;
+
+  // The store's state: "ok", "disk_full" (writes fail until space is freed) or "read_only"
+  // (started on a full disk), for /readyz.
+  std::string_view storage_state() const { return store_->state(); }
 
   // Tenants and API keys: read them here, change them through the update log.
   const AuthRegistry& auth() const { return auth_; }

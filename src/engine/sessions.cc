@@ -40,7 +40,9 @@ struct SessionStore::Rep {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     auto s = db->Write(wo, b);
-    return s.ok() ? Status::Ok() : Internal("session write failed: " + s.ToString(), "storage_error");
+    if (s.ok()) return Status::Ok();
+    if (s.IsNoSpace()) return Unavailable("session write failed: the disk is full", "disk_full");
+    return Internal("session write failed: " + s.ToString(), "storage_error");
   }
   // Removes a session from disk and memory. REQUIRES: mu held.
   Status EraseLocked(const std::string& id) {

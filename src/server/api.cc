@@ -111,11 +111,15 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
            [this](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
              const bool draining = draining_.load();
              const bool log_down = options_.log_connected && !options_.log_connected();
+             const std::string_view storage = engine_->storage_state();
              Reply r;
-             r.status = draining || log_down ? 503 : 200;
+             r.status = draining || log_down || storage != "ok" ? 503 : 200;
+             // Not ready for writes; reads still work, which the status says.
              r.raw = draining   ? "{\"status\":\"draining\"}"
                      : log_down ? "{\"status\":\"log_unavailable\"}"
-                                : "{\"status\":\"ready\"}";
+                     : storage != "ok"
+                         ? "{\"status\":\"degraded\",\"storage\":\"" + std::string(storage) + "\",\"reads\":\"ok\"}"
+                         : "{\"status\":\"ready\"}";
              return r;
            });
   AddRoute("GET", "/metrics", Pool::kInline,

@@ -8,8 +8,15 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/statvfs.h>
 #include <algorithm>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <mutex>
+
+#include <spdlog/spdlog.h>
 
 namespace contextd {
 namespace {
@@ -126,19 +133,86 @@ void WriteBatch::DeleteChunk(std::string_view tenant, uint64_t coll, std::string
 void WriteBatch::PutAuth(char kind, std::string_view id, std::string_view value) {
   rep_->batch.Put(std::string("a") + kind + std::string(id), rocksdb::Slice(value.data(), value.size()));
 }
-void WriteBatch::DeleteAuth(char kind, std::string_view id) { rep_->batch.Delete(std::string("a") + kind + std::string(id)); }
+void WriteBatch::DeleteAuth(char kind, std::string_view id) {
+  rep_->batch.Delete(std::string("a") + kind + std::string(id));
+}
 void WriteBatch::RecordSequence(uint64_t sequence) { rep_->batch.Merge(kAppliedKey, EncodeBE64(sequence)); }
 size_t WriteBatch::size_bytes() const { return rep_->batch.GetDataSize(); }
+
+namespace {
+
+bool IsNoSpace(const rocksdb::Status& s) {
+  return s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos;
+}
+
+uint64_t FreeBytes(const std::string& path) {
+  struct statvfs fs;
+  if (statvfs(path.c_str(), &fs) != 0) return UINT64_MAX;  // unknown: do not refuse
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+}  // namespace
 
 struct Store::Rep {
   std::unique_ptr<rocksdb::DB> db;
   std::mutex meta_mu;  // serialises collection create/drop (id allocation)
+  std::string dir;
+  uint64_t min_free = 0;
+  bool read_only = false;  // opened with less than min_free
+  // Below the flood mark: writes are refused until min_free * 1.25 is free again.
+  std::atomic<bool> full{false};
+  // RocksDB met a full disk anyway (something else filled it between checks): its WAL
+  // writer is broken, so writes stop until a restart.
+  std::atomic<bool> broken{false};
+
+  Status DiskFull(uint64_t free_bytes) const {
+    return Unavailable("storage: the disk is full (" + std::to_string(free_bytes >> 20) + " MB free, " +
+                           std::to_string(min_free >> 20) +
+                           " MB kept in reserve); reads go on, writes resume once space is freed",
+                       "disk_full");
+  }
+  // Refuses a write of `bytes` while the disk is at its flood mark (see Store::Open).
+  Status CheckSpace(uint64_t bytes) {
+    if (read_only) {
+      return Unavailable("storage: the server started on a full disk and is read-only; free space and restart it",
+                         "disk_full");
+    }
+    if (broken.load()) {
+      return Unavailable("storage: the disk filled up under the database; free space and restart the server",
+                         "disk_full");
+    }
+    const uint64_t free_bytes = FreeBytes(dir);
+    const uint64_t need = min_free + bytes * 2;  // the WAL, then the flush
+    if (full.load()) {
+      if (free_bytes < need + min_free / 4) return DiskFull(free_bytes);
+      full = false;
+      spdlog::info("storage: {} MB free again; writes resume", free_bytes >> 20);
+    }
+    if (free_bytes < need) {
+      if (!full.exchange(true))
+        spdlog::error("storage: {} MB free, below the {} MB reserve; writes stop until space is freed",
+                      free_bytes >> 20, min_free >> 20);
+      return DiskFull(free_bytes);
+    }
+    return Status::Ok();
+  }
+  // Every write goes through here.
+  Status Commit(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch, const char* what) {
+    CTX_RETURN_IF_ERROR(CheckSpace(batch->GetDataSize()));
+    rocksdb::Status s = db->Write(wo, batch);
+    if (s.ok()) return Status::Ok();
+    if (IsNoSpace(s)) {
+      if (!broken.exchange(true)) spdlog::error("storage: the disk filled up under the database: {}", s.ToString());
+      return DiskFull(FreeBytes(dir));
+    }
+    return FromRocks(s, what);
+  }
 };
 
 Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 Store::~Store() = default;
 
-StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t min_free_bytes) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
@@ -151,10 +225,22 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, dir, &db);
-  if (!s.ok()) return Internal("storage: cannot open " + dir + ": " + s.ToString(), "storage_error");
   auto rep = std::make_unique<Rep>();
+  rep->dir = std::filesystem::exists(dir) ? dir : std::filesystem::path(dir).parent_path().string();
+  rep->min_free = min_free_bytes;
+  if (const uint64_t free_bytes = FreeBytes(rep->dir);
+      std::filesystem::exists(dir + "/CURRENT") && free_bytes < min_free_bytes) {
+    spdlog::error(
+        "storage: {} has {} MB free, below the {} MB reserve; opening read-only (writes answer 507 until a "
+        "restart with space)",
+        dir, free_bytes >> 20, min_free_bytes >> 20);
+    rep->read_only = true;
+  }
+  rocksdb::Status s =
+      rep->read_only ? rocksdb::DB::OpenForReadOnly(options, dir, &db) : rocksdb::DB::Open(options, dir, &db);
+  if (!s.ok()) return Internal("storage: cannot open " + dir + ": " + s.ToString(), "storage_error");
   rep->db.reset(db);
+  rep->dir = dir;
   return std::unique_ptr<Store>(new Store(std::move(rep)));
 }
 
@@ -169,7 +255,7 @@ Status Store::CreateCollection(std::string_view tenant, std::string_view name, u
   batch.Put(MetaKey(tenant, name), record);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(rep_->db->Write(wo, &batch), "create collection");
+  return rep_->Commit(wo, &batch, "create collection");
 }
 
 StatusOr<uint64_t> Store::AppliedSequence() const {
@@ -196,7 +282,7 @@ Status Store::DropCollection(std::string_view tenant, std::string_view name, uin
   batch.DeleteRange(rep_->db->DefaultColumnFamily(), prefix, PrefixEnd(prefix));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  CTX_RETURN_IF_ERROR(FromRocks(rep_->db->Write(wo, &batch), "drop collection"));
+  CTX_RETURN_IF_ERROR(rep_->Commit(wo, &batch, "drop collection"));
   // Reclaim the space in the background of this call; failure only costs disk.
   std::string end = PrefixEnd(prefix);
   rocksdb::Slice b(prefix), e(end);
@@ -228,7 +314,7 @@ StatusOr<std::vector<CollectionRecord>> Store::ListCollections() const {
 Status Store::Write(WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync && sync_writes_.load(std::memory_order_relaxed);
-  return FromRocks(rep_->db->Write(wo, &batch->rep_->batch), "write batch");
+  return rep_->Commit(wo, &batch->rep_->batch, "write batch");
 }
 
 StatusOr<std::optional<std::string>> Store::GetDocument(std::string_view tenant, uint64_t coll,
@@ -306,6 +392,13 @@ Status Store::ScanAuth(const std::function<void(char, std::string_view, std::str
     fn(rest[0], rest.substr(1), value);
     return true;
   });
+}
+
+Status Store::CheckSpace(uint64_t bytes) const { return rep_->CheckSpace(bytes); }
+
+std::string_view Store::state() const {
+  if (rep_->read_only) return "read_only";
+  return rep_->full.load() || rep_->broken.load() ? "disk_full" : "ok";
 }
 
 }  // namespace contextd

@@ -65,7 +65,15 @@ class WriteBatch {
 class Store {
  public:
   // Opens (creating if needed) the database in `dir`.
-  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir);
+  //
+  // min_free_bytes is the disk's flood mark, as Elasticsearch has one: a write that would
+  // leave less free space than that on the data directory's filesystem is refused
+  // (Unavailable "disk_full", HTTP 507) before RocksDB sees it, and writes resume by
+  // themselves once a quarter more than that is free again. RocksDB itself must never
+  // meet a full disk: a WAL append that fails leaves its writer broken (a later write, or
+  // opening the database, then aborts on an assertion). Opened with less than that free,
+  // the store is read-only until a restart.
+  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, uint64_t min_free_bytes = 128ull << 20);
   ~Store();
 
   // Stores the record of collection `id` (the sequence of the mutation that creates it),
@@ -102,6 +110,13 @@ class Store {
   // The sequence number of the last write. Equal values mean nothing was written in
   // between (it survives restarts), which is how saved derived state is validated.
   uint64_t LatestSequence() const;
+
+  // Whether a write of about `bytes` may go to this disk now (the same flood mark as
+  // Write()), for the other databases in the data directory (sessions, the LLM cache).
+  Status CheckSpace(uint64_t bytes) const;
+  // "ok"; "disk_full" while writes fail for want of space (they resume by themselves once
+  // space is freed); "read_only" when it was opened on a full disk.
+  std::string_view state() const;
 
   // RocksDB's own view of its size, for /metrics.
   uint64_t ApproximateBytes() const;

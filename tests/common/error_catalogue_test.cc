@@ -23,7 +23,7 @@ const std::map<std::string, std::set<int>> kAllowed = {
     {"AlreadyExists", {409}},
     {"FailedPrecondition", {409}},
     {"ResourceExhausted", {402, 413, 429}},
-    {"Unavailable", {503}},
+    {"Unavailable", {503, 507}},
     {"DeadlineExceeded", {504}},
     {"Internal", {500}},
 };
