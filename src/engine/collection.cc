@@ -496,7 +496,7 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   // anything else, so a result computed across a write is never cached.
   const bool use_cache = query_cache_->enabled() && !req.cache_bypass;
   const std::optional<uint64_t> snapshot = use_cache ? query_cache_->Snapshot() : std::nullopt;
-  const std::string params_key = req.params_key + std::string(QueryModeName(req.mode));
+  const std::string params_key = use_cache ? QueryCacheKey(req) : std::string();
   EmbedKey exact_key;
   if (use_cache) {
     exact_key = QueryCache<QueryResult>::ExactKey(

@@ -191,7 +191,6 @@ StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const Collection
   q.k = request.candidates;
   q.mode = request.mode;
   q.expand_refs = request.expand_refs;
-  q.params_key = "context:" + std::to_string(request.candidates) + (request.expand_refs ? ":refs" : "");
   // The user's own words decide how hard to look; the conversation only adds terms.
   const QueryAnalysis analysis = AnalyzeQuery(request.query);
   const int64_t left_ms = deadline != 0 ? std::max<int64_t>(1, (deadline - clock->NowNanos()) / 1000000) : 0;

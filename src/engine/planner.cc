@@ -205,7 +205,6 @@ StatusOr<PlannedSearch> RunPlan(Strategy strategy, const QueryAnalysis& analysis
     QueryRequest q = base;
     q.text = text;
     if (!force_mode && step != Strategy::kSimple) q.mode = vectors ? wanted : QueryMode::kKeyword;
-    q.params_key = base.params_key + "|plan:" + std::string(StrategyName(step));
     if (base.ef == 0) q.ef = options.ef[static_cast<int>(step)];
     if (step != Strategy::kSimple) {
       ShardingOptions wide = routing;

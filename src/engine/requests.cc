@@ -13,6 +13,29 @@
 namespace contextd {
 namespace {
 
+// `v` with every object's members sorted by name, as text: equal filters, equal keys.
+std::string CanonicalJson(const Json& v) {
+  if (v.is_object()) {
+    std::vector<std::pair<std::string, const Json*>> members;
+    for (const auto& [k, m] : v.as_object()) members.emplace_back(k, &m);
+    std::sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::string out = "{";
+    for (const auto& [k, m] : members) out += Json(k).Dump() + ":" + CanonicalJson(*m) + ",";
+    out += "}";
+    return out;
+  }
+  if (v.is_array()) {
+    std::string out = "[";
+    for (const auto& item : v.as_array()) out += CanonicalJson(item) + ",";
+    return out + "]";
+  }
+  return v.Dump();
+}
+
+}  // namespace
+
+namespace {
+
 // 0.5, 10, 1e-06: numbers in messages as people write them.
 std::string ShortNumber(double v) {
   std::ostringstream out;
@@ -445,6 +468,7 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
   }
   if (const Json* f = body.Find("filter")) {
     CTX_ASSIGN_OR_RETURN(q.filter, Filter::Parse(*f));
+    q.filter_key = CanonicalJson(*f);
   }
   // A number in [lo, hi] at `where`.
   auto unit = [](const Json& v, const std::string& where, double lo, double hi) -> StatusOr<float> {
@@ -504,14 +528,7 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     q.routing.emplace();
     CTX_RETURN_IF_ERROR(ParseRouting(*r, "routing", &*q.routing));
   }
-  {
-    Json::Object params;
-    for (const auto& [name, value] : body.as_object()) {
-      if (name != "query" && name != "vector" && name != "cache") params.emplace_back(name, value);
-    }
-    std::sort(params.begin(), params.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    q.params_key = Json(std::move(params)).Dump();
-  }
+
   if (const Json* b = body.Find("bm25")) {
     if (!b->is_object()) return WrongType("bm25", "an object like {\"k1\":1.2,\"b\":0.75}", *b);
     CTX_RETURN_IF_ERROR(CheckKnownFields(*b, {"k1", "b", "title_boost"}, "bm25"));
@@ -526,6 +543,37 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
     }
   }
   return q;
+}
+
+std::string QueryCacheKey(const QueryRequest& q) {
+  std::string key;
+  char buf[64];
+  const auto add = [&](const char* name, double v) {
+    snprintf(buf, sizeof(buf), "%s=%.9g;", name, v);
+    key += buf;
+  };
+  key += "mode=" + std::string(QueryModeName(q.mode)) + ";";
+  add("k", static_cast<double>(q.k));
+  add("ef", static_cast<double>(q.ef));
+  add("depth", static_cast<double>(q.depth));
+  key += q.fusion == Fusion::kRrf ? "fusion=rrf;" : "fusion=weighted;";
+  add("alpha", q.alpha);
+  if (q.mmr_lambda) add("mmr", *q.mmr_lambda);
+  if (q.group_by_document) key += "group=document;";
+  if (q.bm25_k1) add("k1", *q.bm25_k1);
+  if (q.bm25_b) add("b", *q.bm25_b);
+  if (q.title_boost) add("title_boost", *q.title_boost);
+  if (q.all_shards) key += "shards=all;";
+  if (q.routing) {
+    add("clear_margin", q.routing->clear_margin);
+    add("probe_margin", q.routing->probe_margin);
+    add("min_probe", static_cast<double>(q.routing->min_probe));
+    add("max_probe_fraction", q.routing->max_probe_fraction);
+  }
+  if (q.expand_refs) key += "refs;";
+  if (!q.strategy.empty()) key += "strategy=" + q.strategy + ";";
+  if (!q.filter_key.empty()) key += "filter=" + q.filter_key + ";";
+  return key;
 }
 
 }  // namespace contextd

@@ -120,10 +120,16 @@ struct QueryRequest {
   bool expand_refs = false;
   // "mode" was in the body (the planner then keeps it for every step).
   bool mode_given = false;
-  // Every field but the query itself (text, vector, cache), canonical: the cache key's
-  // parameter part.
-  std::string params_key;
+  // The filter as given, canonical (members sorted at every level), for the cache key.
+  std::string filter_key;
 };
+
+// The query-result cache key's parameter part: every field of `q` that can change its
+// results but the query itself (text, vector) and the cache switch, canonical. Computed
+// here only, from the typed request, so a /query body, a /v1/context search and a
+// planner step that ask the same thing share cache entries, and any field that changes
+// the answer changes the key.
+std::string QueryCacheKey(const QueryRequest& q);
 
 inline constexpr size_t kMaxK = 1000;
 

@@ -171,3 +171,37 @@ TEST(RequestsTest, QueryParsingAndDefaults) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+TEST(QueryCacheKeyTest, EqualRequestsShareAKeyAndEveryResultChangingFieldChangesIt) {
+  const auto key = [](const std::string& body) {
+    auto q = ParseQueryRequest(*ParseJson(body), 2, /*has_embedder=*/true);
+    EXPECT_TRUE(q.ok()) << body << ": " << q.status().ToString();
+    return q.ok() ? QueryCacheKey(*q) : std::string();
+  };
+  const std::string base = key(R"({"query":"a","k":5,"filter":{"year":{"$gte":2020},"lang":"en"}})");
+  // The query itself and the cache switch are not part of it; member order is not either.
+  EXPECT_EQ(base, key(R"({"filter":{"lang":"en","year":{"$gte":2020}},"k":5,"query":"b"})"));
+  EXPECT_EQ(base, key(R"({"query":"a","k":5,"filter":{"year":{"$gte":2020},"lang":"en"},"cache":"default"})"));
+  // A default given explicitly is the same request.
+  EXPECT_EQ(key(R"({"query":"a"})"), key(R"({"query":"a","k":10,"mode":"hybrid"})"));
+  for (const char* other : {
+           R"({"query":"a","k":6,"filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"filter":{"year":{"$gte":2021},"lang":"en"}})",
+           R"({"query":"a","k":5,"mode":"keyword","filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"ef":99,"filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"fusion":"weighted","alpha":0.3,"filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"mmr":{"lambda":0.5},"filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"group_by":"document","filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"bm25":{"k1":1.5},"filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"shards":"all","filter":{"year":{"$gte":2020},"lang":"en"}})",
+           R"({"query":"a","k":5,"expand_refs":true,"filter":{"year":{"$gte":2020},"lang":"en"}})",
+       }) {
+    EXPECT_NE(base, key(other)) << other;
+  }
+}
+
+}  // namespace
+}  // namespace contextd
