@@ -1,0 +1,307 @@
+// Collection's write path: the proposer's half (Prepare, Upsert, DeleteDocument: chunk,
+// embed, commit a Mutation to the update log) and the applier's half (Apply: the store
+// write, then the in-memory indexes). See collection.h for the contract and the locks.
+#include <algorithm>
+#include <cstring>
+
+#include "common/hash.h"
+#include "engine/collection.h"
+
+namespace contextd {
+namespace {
+
+// Chunk records: u32 slot | u32 text length | text | dim f32 (little-endian, as the host).
+// The slot is stored so a restart numbers chunks as before, which keeps a saved HNSW
+// graph (labelled by slot) valid.
+std::string EncodeChunk(uint32_t slot, std::string_view text, const float* vec, int dim) {
+  std::string out;
+  uint32_t len = static_cast<uint32_t>(text.size());
+  out.resize(8 + text.size() + sizeof(float) * dim);
+  std::memcpy(out.data(), &slot, 4);
+  std::memcpy(out.data() + 4, &len, 4);
+  std::memcpy(out.data() + 8, text.data(), text.size());
+  std::memcpy(out.data() + 8 + text.size(), vec, sizeof(float) * dim);
+  return out;
+}
+
+}  // namespace
+
+Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, Mutation* m) const {
+  const size_t dim = static_cast<size_t>(config_.dim);
+  m->kind = MutationKind::kUpsertDocuments;
+  m->tenant = tenant_;
+  m->collection = name_;
+  m->collection_id = id_;
+  m->dim = static_cast<uint32_t>(dim);
+  std::vector<std::string> to_embed;
+  m->documents.reserve(docs.size());
+  for (auto& input : docs) {
+    MutationDocument d;
+    if (input.vector) {
+      // A caller-supplied vector describes the whole document: one chunk.
+      d.chunks.push_back(input.text);
+    } else {
+      for (const Chunk& c : ChunkText(input.text, config_.chunking)) {
+        d.chunks.push_back(input.text.substr(c.begin, c.end - c.begin));
+      }
+      for (const auto& c : d.chunks) to_embed.push_back(IndexText(input.title, c));
+    }
+    d.id = std::move(input.id);
+    d.title = std::move(input.title);
+    d.text = std::move(input.text);
+    d.metadata = std::move(input.metadata);
+    d.refs = std::move(input.refs);
+    m->documents.push_back(std::move(d));
+  }
+  std::vector<float> embedded;
+  if (!to_embed.empty()) {
+    CTX_RETURN_IF_ERROR(ctx.CheckDeadline("embedding the documents"));
+    CTX_RETURN_IF_ERROR(EmbedTexts(ctx, to_embed, EmbedPriority::kBulk, &embedded));
+  }
+  m->vectors.resize(m->chunk_count() * dim);
+  size_t row = 0, next_embedded = 0;
+  for (size_t i = 0; i < m->documents.size(); ++i) {
+    const MutationDocument& d = m->documents[i];
+    for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
+      const float* src = docs[i].vector ? docs[i].vector->data() : &embedded[(next_embedded++) * dim];
+      std::memcpy(&m->vectors[row * dim], src, sizeof(float) * dim);
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<size_t> Collection::StripesFor(const std::vector<std::string>& ids) const {
+  std::vector<size_t> stripes;
+  for (const auto& id : ids) stripes.push_back(Hash64(id) % kStripes);
+  std::sort(stripes.begin(), stripes.end());  // a global order, so batches cannot deadlock
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  return stripes;
+}
+
+uint32_t Collection::AllocateSlotLocked() {
+  if (!free_slots_.empty()) {
+    uint32_t s = free_slots_.top();
+    free_slots_.pop();
+    return s;
+  }
+  chunks_.emplace_back();
+  shard_of_.push_back(0);
+  return static_cast<uint32_t>(chunks_.size() - 1);
+}
+
+void Collection::RemoveDocLocked(const std::string& id) {
+  auto it = docs_.find(id);
+  if (it == docs_.end()) return;
+  for (uint32_t slot : it->second->slots) {
+    payload_.Remove(slot, it->second->metadata);
+    --live_chunks_;
+    Shard& shard = *shards_[shard_of_[slot]];
+    shard.graph->MarkDeleted(slot);
+    --shard.chunks;
+    if (shard.splitting) split_log_.push_back({false, slot, {}});
+    keywords_.Remove(slot);
+    chunk_text_bytes_ -= chunks_[slot].text.size();
+    chunks_[slot] = ChunkEntry();
+    free_slots_.push(slot);
+  }
+  docs_.erase(it);
+}
+
+void Collection::ApplyLocked(MutationDocument* d, std::vector<std::vector<std::string>>* terms, const float* vectors,
+                             const uint32_t* slots, std::vector<std::shared_ptr<HnswIndex>>* targets) {
+  const size_t dim = static_cast<size_t>(config_.dim);
+  RemoveDocLocked(d->id);
+  auto doc = std::make_unique<DocEntry>();
+  doc->id = d->id;
+  doc->title = std::move(d->title);
+  doc->metadata = std::move(d->metadata);
+  doc->refs = std::move(d->refs);
+  for (size_t j = 0; j < d->chunks.size(); ++j) {
+    const uint32_t slot = slots[j];
+    ChunkEntry& c = chunks_[slot];
+    c.doc = doc.get();
+    c.ordinal = static_cast<uint32_t>(j);
+    c.text = std::move(d->chunks[j]);
+    chunk_text_bytes_ += c.text.size();
+    payload_.Add(slot, doc->metadata);
+    ++live_chunks_;
+    keywords_.Add(slot, (*terms)[j]);
+    doc->slots.push_back(slot);
+    const float* v = vectors + j * dim;
+    const uint32_t index = NearestShardLocked(v);
+    Shard& shard = *shards_[index];
+    shard_of_[slot] = index;
+    ++shard.chunks;
+    if (shard.splitting) split_log_.push_back({true, slot, std::vector<float>(v, v + dim)});
+    targets->push_back(shard.graph);
+  }
+  std::string id = doc->id;
+  docs_.emplace(std::move(id), std::move(doc));
+}
+
+Status Collection::Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result) {
+  Mutation m;
+  CTX_RETURN_IF_ERROR(Prepare(ctx, std::move(docs), &m));
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  ctx.usage.bytes_written += applied.bytes_written;
+  ctx.usage.documents_written += static_cast<int64_t>(applied.documents);
+  result->upserted = applied.documents;
+  result->chunks = applied.chunks;
+  return Status::Ok();
+}
+
+Status Collection::DeleteDocument(const RequestContext& ctx, const std::string& id) {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (docs_.count(id) == 0) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+  }
+  Mutation m;
+  m.kind = MutationKind::kDeleteDocument;
+  m.tenant = tenant_;
+  m.collection = name_;
+  m.collection_id = id_;
+  m.doc_id = id;
+  ApplyResult applied;
+  CTX_RETURN_IF_ERROR(log_->Commit(ctx, &m, &applied));
+  ctx.usage.bytes_written += applied.bytes_written;
+  ctx.usage.documents_written += static_cast<int64_t>(applied.documents);
+  return Status::Ok();
+}
+
+Status Collection::Apply(Mutation m, ApplyResult* result) {
+  if (m.collection_id != id_) return NotFound("collection '" + name_ + "' was deleted");
+  switch (m.kind) {
+    case MutationKind::kUpsertDocuments:
+      return ApplyUpsert(std::move(m), result);
+    case MutationKind::kDeleteDocument:
+      return ApplyDelete(m, result);
+    default:
+      return InvalidArgument("a collection applies upserts and deletes, not " + std::string(MutationKindName(m.kind)),
+                             "invalid_mutation");
+  }
+}
+
+Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
+  const size_t dim = static_cast<size_t>(config_.dim);
+  const size_t total = m.chunk_count();
+  if (m.dim != dim || m.vectors.size() != total * dim) {
+    return InvalidArgument("upsert vectors do not match collection '" + name_ + "' (dim " + std::to_string(dim) + ")",
+                           "invalid_mutation");
+  }
+  // Keyword terms outside any lock: analysis is the slow part of indexing text.
+  std::vector<std::vector<std::vector<std::string>>> terms(m.documents.size());
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < m.documents.size(); ++i) {
+    const MutationDocument& d = m.documents[i];
+    ids.push_back(d.id);
+    terms[i].resize(d.chunks.size());
+    for (size_t j = 0; j < d.chunks.size(); ++j) IndexTerms(d.title, d.chunks[j], &terms[i][j]);
+  }
+
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (size_t s : StripesFor(ids)) held.emplace_back(stripes_[s]);
+  std::shared_lock<std::shared_mutex> alive(drop_mu_);
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+
+  std::vector<size_t> old_counts(m.documents.size(), 0);
+  std::vector<uint32_t> slots;  // reserved for the new chunks, in order
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    for (size_t i = 0; i < m.documents.size(); ++i) {
+      auto it = docs_.find(m.documents[i].id);
+      if (it != docs_.end()) old_counts[i] = it->second->slots.size();
+    }
+    for (size_t i = 0; i < total; ++i) slots.push_back(AllocateSlotLocked());
+  }
+  WriteBatch batch;
+  size_t row = 0;
+  for (size_t i = 0; i < m.documents.size(); ++i) {
+    const MutationDocument& d = m.documents[i];
+    Json record = Json::MakeObject();
+    if (!d.title.empty()) record["title"] = d.title;
+    record["text"] = d.text;
+    record["metadata"] = d.metadata;
+    if (!d.refs.empty()) {
+      Json refs = Json::MakeArray();
+      for (const auto& r : d.refs) refs.push_back(r);
+      record["refs"] = std::move(refs);
+    }
+    record["chunks"] = static_cast<int64_t>(d.chunks.size());
+    batch.PutDocument(tenant_, id_, d.id, record.Dump());
+    for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
+      batch.PutChunk(tenant_, id_, d.id, static_cast<uint32_t>(j),
+                     EncodeChunk(slots[row], d.chunks[j], &m.vectors[row * dim], config_.dim));
+    }
+    for (size_t j = d.chunks.size(); j < old_counts[i]; ++j) {
+      batch.DeleteChunk(tenant_, id_, d.id, static_cast<uint32_t>(j));
+    }
+  }
+  batch.RecordSequence(m.sequence);
+  if (Status st = store_->Write(&batch, /*sync=*/true); !st.ok()) {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    for (uint32_t s : slots) free_slots_.push(s);
+    return st;
+  }
+  result->bytes_written += static_cast<int64_t>(batch.size_bytes());
+  result->documents += m.documents.size();
+  result->chunks += total;
+  WriteChange change;
+  change.doc_ids = ids;
+  for (size_t i = 0; i < slots.size(); ++i)
+    change.chunk_vectors.emplace_back(&m.vectors[i * dim], &m.vectors[(i + 1) * dim]);
+  query_cache_->BeginWrite();
+  std::vector<std::shared_ptr<HnswIndex>> targets;  // each new chunk's shard graph
+  std::shared_lock<std::shared_mutex> applying(apply_mu_);
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    row = 0;
+    for (size_t i = 0; i < m.documents.size(); ++i) {
+      const size_t n = m.documents[i].chunks.size();
+      ApplyLocked(&m.documents[i], &terms[i], &m.vectors[row * dim], &slots[row], &targets);
+      row += n;
+    }
+  }
+  // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
+  // the reply waits for the graph, so acknowledged chunks are searchable.
+  for (size_t i = 0; i < slots.size(); ++i) targets[i]->Add(slots[i], &m.vectors[i * dim]);
+  applying.unlock();
+  query_cache_->EndWrite(change);
+  MaybeRepairGraph();
+  MaybeSplit();
+  return Status::Ok();
+}
+
+Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
+  const std::string& id = m.doc_id;
+  std::unique_lock<std::mutex> stripe(stripes_[Hash64(id) % kStripes]);
+  std::shared_lock<std::shared_mutex> alive(drop_mu_);
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  size_t chunks = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    auto it = docs_.find(id);
+    if (it == docs_.end()) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+    chunks = it->second->slots.size();
+  }
+  WriteBatch batch;
+  batch.DeleteDocument(tenant_, id_, id);
+  for (size_t j = 0; j < chunks; ++j) batch.DeleteChunk(tenant_, id_, id, static_cast<uint32_t>(j));
+  batch.RecordSequence(m.sequence);
+  CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  result->bytes_written += static_cast<int64_t>(batch.size_bytes());
+  result->documents += 1;
+  query_cache_->BeginWrite();
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    RemoveDocLocked(id);
+  }
+  WriteChange change;
+  change.doc_ids = {id};
+  query_cache_->EndWrite(change);
+  MaybeRepairGraph();
+  return Status::Ok();
+}
+
+}  // namespace contextd
