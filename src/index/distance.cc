@@ -245,7 +245,10 @@ float QuantizeInt8(const float* v, size_t dim, size_t stride, int8_t* codes) {
 void NormalizeInPlace(float* v, size_t dim) {
   double n = 0;
   for (size_t i = 0; i < dim; ++i) n += static_cast<double>(v[i]) * v[i];
-  if (n <= 0) return;
+  // A vector already of unit length (to float precision) is left exactly as it is, so
+  // normalising is idempotent: a shard split re-adds vectors the graph normalised once,
+  // and replicas that never split must still hold the same bits.
+  if (n <= 0 || std::abs(n - 1.0) < 1e-6) return;
   float inv = static_cast<float>(1.0 / std::sqrt(n));
   for (size_t i = 0; i < dim; ++i) v[i] *= inv;
 }

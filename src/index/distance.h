@@ -38,7 +38,8 @@ void DotInt8Gather(const int16_t* query, const int8_t* const* rows, size_t n, si
 // v[j] ~= codes[j] * scale. Returns the scale (0 for a zero vector).
 float QuantizeInt8(const float* v, size_t dim, size_t stride, int8_t* codes);
 
-// Scales v to unit length in place; leaves a zero vector alone.
+// Scales v to unit length in place; leaves a zero vector, and one already of unit length
+// (|norm^2 - 1| < 1e-6), exactly alone, so normalising twice equals normalising once.
 void NormalizeInPlace(float* v, size_t dim);
 
 }  // namespace contextd

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -40,6 +41,25 @@ TEST(DistanceTest, BatchKernelsMatchSingleKernels) {
         EXPECT_NEAR(dots[i], DotProduct(q.data(), &base[i * dim], dim), 1e-3) << dim << "x" << count;
         EXPECT_NEAR(l2s[i], L2Squared(q.data(), &base[i * dim], dim), 1e-3) << dim << "x" << count;
       }
+    }
+  }
+}
+
+TEST(DistanceTest, NormalisingTwiceEqualsNormalisingOnce) {
+  // Replicas depend on it: a shard split re-adds vectors a graph has normalised already.
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g;
+  for (size_t dim : {8, 100, 384}) {
+    for (int trial = 0; trial < 200; ++trial) {
+      std::vector<float> v(dim);
+      for (auto& x : v) x = g(rng) * 3;
+      NormalizeInPlace(v.data(), dim);
+      std::vector<float> again = v;
+      NormalizeInPlace(again.data(), dim);
+      ASSERT_EQ(std::memcmp(v.data(), again.data(), dim * sizeof(float)), 0) << "dim " << dim;
+      double n = 0;
+      for (float x : v) n += static_cast<double>(x) * x;
+      EXPECT_NEAR(n, 1.0, 1e-5);
     }
   }
 }
