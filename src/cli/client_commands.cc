@@ -1,6 +1,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -10,6 +11,16 @@
 #include "net/http_client.h"
 
 namespace contextd {
+
+HttpHeaders ClientAuthHeaders(const std::string& api_key) {
+  std::string key = api_key;
+  if (key.empty()) {
+    if (const char* env = std::getenv("CONTEXTD_API_KEY")) key = env;
+  }
+  if (key.empty()) return {};
+  return {{"Authorization", "Bearer " + key}};
+}
+
 namespace {
 
 // Turns one BEIR-style corpus line into an API document.
@@ -73,11 +84,12 @@ int RunIngest(const IngestOptions& o) {
   std::string error;
   std::vector<std::thread> threads;
   const std::string target = "/v1/collections/" + UrlEncode(o.collection) + "/documents";
+  const HttpHeaders auth = ClientAuthHeaders(o.api_key);
   for (int t = 0; t < std::max(1, o.parallel); ++t) {
     threads.emplace_back([&] {
       HttpClient client(host, port);
       for (size_t i = next++; i < bodies.size() && !failed; i = next++) {
-        auto res = client.Post(target, bodies[i]);
+        auto res = client.Request("POST", target, bodies[i], auth);
         std::string problem;
         if (!res.ok())
           problem = res.status().message();
@@ -130,7 +142,8 @@ int RunQuery(const QueryOptions& o) {
     body["filter"] = std::move(f).value();
   }
   HttpClient client(host, port);
-  auto res = client.Post("/v1/collections/" + UrlEncode(o.collection) + "/query", body.Dump());
+  auto res = client.Request("POST", "/v1/collections/" + UrlEncode(o.collection) + "/query", body.Dump(),
+                            ClientAuthHeaders(o.api_key));
   if (!res.ok()) {
     fprintf(stderr, "contextd query: %s\n", res.status().message().c_str());
     return 1;

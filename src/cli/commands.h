@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "net/http.h"
+
 #include "embed/embedder_registry.h"
 
 namespace contextd {
@@ -68,6 +70,7 @@ struct IngestOptions {
   std::string file;
   int batch = 128;
   int parallel = 4;
+  std::string api_key;  // --api-key, else CONTEXTD_API_KEY: for a server run with --auth
 };
 int RunIngest(const IngestOptions& options);
 
@@ -78,6 +81,7 @@ struct QueryOptions {
   int k = 10;
   std::string mode;
   std::string filter;  // JSON
+  std::string api_key;
 };
 int RunQuery(const QueryOptions& options);
 
@@ -95,7 +99,11 @@ struct EvalOptions {
   std::string mode = "hybrid";
   size_t k = 10;
   std::string params;  // extra query fields as JSON ({"fusion":"weighted","alpha":0.5})
+  std::string api_key;
 };
+// The Authorization header for `api_key`, or for CONTEXTD_API_KEY when it is empty; none
+// when neither is set.
+HttpHeaders ClientAuthHeaders(const std::string& api_key);
 // Prints {"ndcg@k","recall@100","mrr@k","latency_ms":{..}} as one JSON line.
 int RunEval(const EvalOptions& options);
 

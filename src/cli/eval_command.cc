@@ -33,6 +33,7 @@ int RunEval(const EvalOptions& o) {
   const size_t depth = std::max<size_t>(o.k, 100);
   HttpClient client(host, port);
   const std::string path = "/v1/collections/" + UrlEncode(o.collection) + "/query";
+  const HttpHeaders auth = ClientAuthHeaders(o.api_key);
   double ndcg = 0, recall = 0, mrr = 0;
   size_t evaluated = 0;
   std::vector<double> latency_ms;
@@ -45,7 +46,7 @@ int RunEval(const EvalOptions& o) {
     body["mode"] = o.mode;
     body["group_by"] = "document";
     const auto start = std::chrono::steady_clock::now();
-    auto res = client.Post(path, body.Dump());
+    auto res = client.Request("POST", path, body.Dump(), auth);
     latency_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     if (!res.ok()) return fail(res.status().message());
     if (res->status != 200) return fail("query " + q.id + ": HTTP " + std::to_string(res->status) + " " + res->body);

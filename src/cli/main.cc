@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   in->add_option("--collection", ingest.collection, "Collection name")->required();
   in->add_option("--batch", ingest.batch, "Documents per request");
   in->add_option("--parallel", ingest.parallel, "Concurrent requests");
+  in->add_option("--api-key", ingest.api_key, "API key (default: CONTEXTD_API_KEY), for a server run with --auth");
   in->add_option("file", ingest.file, "JSONL file")->required();
 
   QueryOptions query;
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
   q->add_option("--url", query.url, "Server URL");
   q->add_option("--collection", query.collection, "Collection name")->required();
   q->add_option("--k", query.k, "Number of results");
+  q->add_option("--api-key", query.api_key, "API key (default: CONTEXTD_API_KEY)");
   q->add_option("--mode", query.mode, "vector, keyword or hybrid");
   q->add_option("--filter", query.filter, "Metadata filter as JSON");
   q->add_option("text", query.text, "Query text")->required();
@@ -84,6 +86,7 @@ int main(int argc, char** argv) {
   EvalOptions eval;
   auto* ev = app.add_subcommand("eval", "nDCG@k, recall@100, MRR@k and latency of a collection on BEIR judgements");
   ev->add_option("--url", eval.url, "Server URL");
+  ev->add_option("--api-key", eval.api_key, "API key (default: CONTEXTD_API_KEY)");
   ev->add_option("--collection", eval.collection, "Collection name")->required();
   ev->add_option("--queries", eval.queries, "BEIR queries.jsonl")->required();
   ev->add_option("--qrels", eval.qrels, "BEIR qrels TSV")->required();

@@ -2,6 +2,7 @@
 // see each other (collections, sessions, cache namespaces), per-key rate limits with exact
 // Retry-After, rotation and revocation, and keys that survive a restart.
 #include <cstdlib>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -90,6 +91,21 @@ TEST_F(GovernanceTest, KeysRolesIsolationLimitsAndRevocation) {
   Reply globex_docs = As(globex, "GET", "/v1/collections/docs");
   EXPECT_EQ(globex_docs.body["documents"].as_int(), 0);
   EXPECT_EQ(As(globex, "GET", "/v1/collections").body["collections"].as_array().size(), 1u);
+
+  // The command-line clients send a key too (--api-key, or CONTEXTD_API_KEY).
+  {
+    const std::string corpus = dir_.path() + "/corpus.jsonl";
+    std::ofstream(corpus) << R"({"_id":"c1","title":"","text":"Ribosomes build proteins."})"
+                          << "\n"
+                          << R"({"_id":"c2","title":"","text":"Neurons fire action potentials."})"
+                          << "\n";
+    const std::string ingest = std::string(CONTEXTD_BINARY) +
+                               " ingest --url http://127.0.0.1:" + std::to_string(server_->port()) +
+                               " --collection docs " + corpus + " > /dev/null 2>&1";
+    EXPECT_NE(std::system(ingest.c_str()), 0) << "without a key the ingest is refused";
+    EXPECT_EQ(std::system((ingest + " --api-key " + acme).c_str()), 0);
+    EXPECT_EQ(As(acme, "GET", "/v1/collections/docs").body["documents"].as_int(), 3);
+  }
 
   // Sessions and cache namespaces are per tenant too.
   ASSERT_EQ(As(acme, "POST", "/v1/sessions/chat-1/turns", R"({"role":"user","content":"hi"})").status, 200);
