@@ -26,24 +26,8 @@ run() {  # label, extra serve args
     auth=(-H "Authorization: Bearer $key")
   fi
   curl -sf "${auth[@]}" -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
-  # Ingest through the API with the same key (contextd ingest sends no key).
-  python3 - "$url" "$key" "$shared/corpus.jsonl" <<'PY'
-import json, sys, urllib.request
-url, key, path = sys.argv[1], sys.argv[2], sys.argv[3]
-docs = []
-def flush():
-    global docs
-    if not docs: return
-    req = urllib.request.Request(url + "/v1/collections/scifact/documents", data=json.dumps({"documents": docs}).encode(), method="POST")
-    if key: req.add_header("Authorization", "Bearer " + key)
-    urllib.request.urlopen(req).read()
-    docs = []
-for line in open(path):
-    d = json.loads(line)
-    docs.append({"id": d["_id"], "title": d.get("title", ""), "text": d["text"]})
-    if len(docs) == 200: flush()
-flush()
-PY
+  "$bin" ingest --url "$url" --collection scifact --api-key "${key:-$CONTEXTD_ADMIN_KEY}" "$shared/corpus.jsonl" \
+    > /dev/null
   for mode in keyword hybrid; do
     KEY="$key" QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
       wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$url" | grep '^{' | sed "s/^/$label /"
