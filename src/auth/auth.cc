@@ -1,5 +1,7 @@
 #include "auth/auth.h"
 
+#include "common/names.h"
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -155,10 +157,7 @@ bool KeyRecord::AllowsCollection(const std::string& name, bool write) const {
 }
 
 Status ValidateTenantId(const std::string& id) {
-  if (id.empty() || id.size() > 64 || !std::all_of(id.begin(), id.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-      }))
-    return InvalidArgument("tenant ids are 1 to 64 of A-Z a-z 0-9 _ -", "invalid_name");
+  if (!IsName(id, 64)) return InvalidArgument("tenant ids are 1 to 64 of A-Z a-z 0-9 _ -", "invalid_name");
   return Status::Ok();
 }
 

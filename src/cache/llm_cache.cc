@@ -1,5 +1,7 @@
 #include "cache/llm_cache.h"
 
+#include "common/names.h"
+
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -173,16 +175,9 @@ LlmCache::LlmCache(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 LlmCache::~LlmCache() = default;
 
 Status LlmCache::ValidateNamespace(const std::string& stored) {
-  // "tenant/name" for tenants other than the default (Engine::TenantScoped).
-  const auto named = [](const std::string& s) {
-    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-    });
-  };
-  const size_t slash = stored.find('/');
-  const bool ok =
-      slash == std::string::npos ? named(stored) : named(stored.substr(0, slash)) && named(stored.substr(slash + 1));
-  if (!ok) return InvalidArgument("cache namespace names are 1 to 64 of A-Z a-z 0-9 _ -", "invalid_name");
+  if (!IsTenantScopedName(stored, 64)) {
+    return InvalidArgument("cache namespace names are 1 to 64 of A-Z a-z 0-9 _ -", "invalid_name");
+  }
   return Status::Ok();
 }
 

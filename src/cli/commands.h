@@ -25,6 +25,8 @@ inline constexpr SettingRange kShutdownGraceMsRange{0, 600000};
 inline constexpr SettingRange kMaxQueryTokensRange{1, 1000000};
 inline constexpr SettingRange kIdleTimeoutSRange{1, 3600};
 inline constexpr SettingRange kConnectionsPerClientRange{1, 1000000};
+inline constexpr SettingRange kMinFreeDiskMbRange{1, int64_t{1} << 30};
+inline constexpr SettingRange kReplicasRange{1, 5};
 
 struct ServeOptions {
   std::string host = "127.0.0.1";

@@ -50,10 +50,10 @@ int main(int argc, char** argv) {
                                 "Cluster mode: the NATS servers, nats://H1:4222,nats://H2:4222,... (JetStream)");
   auto* node_id = s->add_option("--node-id", serve.node_id, "Cluster mode: this node's id (default: the host name)");
   auto* replicas = s->add_option("--replicas", serve.replicas, "Cluster mode: replicas of the update log's stream")
-                       ->check(CLI::Range(1, 5));
+                       ->check(CLI::Range(kReplicasRange.lo, kReplicasRange.hi));
   auto* min_free = s->add_option("--min-free-disk-mb", serve.min_free_disk_mb,
                                  "Free disk space writes leave in reserve (below it they get 507 disk_full)")
-                       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+                       ->check(CLI::Range(kMinFreeDiskMbRange.lo, kMinFreeDiskMbRange.hi));
   auto* auth = s->add_flag("--auth", serve.auth,
                            "Require API keys (the admin key comes from CONTEXTD_ADMIN_KEY or the config file)");
 

@@ -52,7 +52,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"max_query_tokens", kMaxQueryTokensRange, [o](int64_t n) { o->max_query_tokens = n; }},
       {"idle_timeout_s", kIdleTimeoutSRange, [o](int64_t n) { o->idle_timeout_s = n; }},
       {"max_connections_per_client", kConnectionsPerClientRange, [o](int64_t n) { o->max_connections_per_client = n; }},
-      {"min_free_disk_mb", {1, int64_t{1} << 30}, [o](int64_t n) { o->min_free_disk_mb = n; }},
+      {"min_free_disk_mb", kMinFreeDiskMbRange, [o](int64_t n) { o->min_free_disk_mb = n; }},
+      {"replicas", kReplicasRange, [o](int64_t n) { o->replicas = static_cast<int>(n); }},
   };
   for (const auto& [k, v] : j.as_object()) {
     auto number =
@@ -75,12 +76,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->cluster = v.as_string();
     else if (k == "node_id" && str)
       o->node_id = v.as_string();
-    else if (k == "replicas" && v.is_number()) {
-      int64_t n = 0;
-      Status st = ReadWholeNumber(v, "'replicas'", 1, 5, &n);
-      if (!st.ok()) return "config file " + path + ": " + st.message();
-      o->replicas = static_cast<int>(n);
-    } else if (k == "auth" && v.is_object()) {
+    else if (k == "auth" && v.is_object()) {
       for (const auto& [ak, av] : v.as_object()) {
         if (ak == "enabled" && av.is_bool())
           o->auth = av.as_bool();

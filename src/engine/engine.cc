@@ -216,7 +216,6 @@ Status Engine::RecordSequence(uint64_t sequence) {
 }
 
 StatusOr<Json> Engine::CacheConfigure(const std::string& user_ns, const Json& body, const RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(LlmCache::ValidateNamespace(user_ns));
   CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_ASSIGN_OR_RETURN(Json settings, llm_cache_->PrepareConfigure(ns, body));
   Mutation m = NewMutation(MutationKind::kCacheConfigure, ctx.tenant);

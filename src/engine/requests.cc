@@ -1,5 +1,7 @@
 #include "engine/requests.h"
 
+#include "common/names.h"
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -182,9 +184,8 @@ Status ValidateCollectionName(const std::string& name) {
   if (name.empty() || name.size() > 64) {
     return InvalidArgument("collection name must be 1 to 64 characters", "invalid_name");
   }
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok) return InvalidArgument("collection name may only contain letters, digits, '_' and '-'", "invalid_name");
+  if (!IsName(name, 64)) {
+    return InvalidArgument("collection name may only contain letters, digits, '_' and '-'", "invalid_name");
   }
   return Status::Ok();
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/json.h"
+#include "common/names.h"
 
 namespace contextd {
 namespace {
@@ -59,15 +60,9 @@ SessionStore::SessionStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 SessionStore::~SessionStore() = default;
 
 Status SessionStore::ValidateId(const std::string& stored) {
-  // "tenant/id" for tenants other than the default (Engine::TenantScoped).
-  const size_t slash = stored.find('/');
-  const std::string id = slash == std::string::npos ? stored : stored.substr(slash + 1);
-  const auto named = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; };
-  if (slash != std::string::npos &&
-      (slash == 0 || slash > 64 || !std::all_of(stored.begin(), stored.begin() + slash, named)))
+  if (!IsTenantScopedName(stored, 128, ".")) {
     return InvalidArgument("session ids are 1 to 128 of A-Z a-z 0-9 _ - .", "invalid_name");
-  if (id.empty() || id.size() > 128 || !std::all_of(id.begin(), id.end(), [&](char c) { return named(c) || c == '.'; }))
-    return InvalidArgument("session ids are 1 to 128 of A-Z a-z 0-9 _ - .", "invalid_name");
+  }
   return Status::Ok();
 }
 

@@ -541,8 +541,11 @@ void Api::Handle(HttpRequest req, Responder respond) {
   }
   auto ctx = std::make_shared<RequestContext>(clock_);  // shared: pool tasks are copyable
   if (Status st = MakeContext(*match, req, start, ctx.get()); !st.ok()) return respond(ErrorResponse(st));
-  auto scopes = std::make_shared<std::vector<RateScope>>();  // charged after the work too
+  // The rate-limit scopes the request is charged in, after the work too; none (and no
+  // allocation) while auth is off.
+  std::shared_ptr<std::vector<RateScope>> scopes;
   if (options_.auth_enabled) {
+    scopes = std::make_shared<std::vector<RateScope>>();
     Status st = Authorize(*match, params, req, ctx.get(), scopes.get());
     if (st.ok()) st = AdmitRate(*scopes, ctx.get());
     if (!st.ok()) {
@@ -561,10 +564,11 @@ void Api::Handle(HttpRequest req, Responder respond) {
   in_flight_->Add(1);
   // An inline route that must wait for a write token waits on a search worker, never on
   // an I/O thread.
-  const bool must_wait = ctx->read_after > engine_->applied_sequence();
+  // (read_after first: applied_sequence() takes a lock, and most requests carry no token.)
+  const bool must_wait = ctx->read_after != 0 && ctx->read_after > engine_->applied_sequence();
   // Tokens are charged from what the request used, once it is done.
   const auto settle = [this, scopes, ctx] {
-    if (!scopes->empty()) limiter_->Settle(*scopes, ctx->usage.embedding_tokens.load());
+    if (scopes != nullptr && !scopes->empty()) limiter_->Settle(*scopes, ctx->usage.embedding_tokens.load());
   };
   if (match->pool == Pool::kInline && !must_wait) {
     Run(match, params, req, *ctx, start, respond);

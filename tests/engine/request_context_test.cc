@@ -5,22 +5,17 @@
 #include "engine/collection.h"
 #include "engine/engine.h"
 #include "manual_clock.h"
+#include "test_engine.h"
 #include "test_util.h"
 
 namespace contextd {
 namespace {
 
-Json J(const std::string& s) { return *ParseJson(s); }
-
 class CollectionContextTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EngineOptions o;
-    o.data_dir = dir_.path();
-    o.models_dir = CONTEXTD_MODELS_DIR;
-    auto e = Engine::Open(o, &metrics_);
-    ASSERT_TRUE(e.ok()) << e.status().ToString();
-    engine_ = std::move(e).value();
+    engine_ = OpenTestEngine(dir_.path(), &metrics_);
+    ASSERT_NE(engine_, nullptr);
     auto c = engine_->CreateCollection(kDefaultTenant, "docs", J(R"({"embedder":"glove"})"));
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     c_ = *c;
