@@ -18,6 +18,7 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
+#include "server/request_codec.h"
 
 namespace contextd {
 namespace {
@@ -44,7 +45,7 @@ int Main(int argc, char** argv) {
   eo.models_dir = models;
   auto engine = Engine::Open(eo, &metrics);
   if (!engine.ok()) return 1;
-  auto c = *(*engine)->CreateCollection(kDefaultTenant, "scifact", *ParseJson(R"({"embedder":"glove"})"));
+  auto c = *CreateFromSpec(*(*engine), kDefaultTenant, "scifact", *ParseJson(R"({"embedder":"glove"})"));
   std::vector<DocumentInput> docs;
   {
     std::ifstream in(corpus);

@@ -18,6 +18,7 @@
 #include "common/metrics.h"
 #include "engine/engine.h"
 #include "eval/metrics.h"
+#include "server/request_codec.h"
 
 namespace contextd {
 namespace {
@@ -73,7 +74,7 @@ int Main(int argc, char** argv) {
     eo.models_dir = models;
     auto engine = Engine::Open(eo, &metrics);
     if (!engine.ok()) return 1;
-    auto c = (*engine)->CreateCollection(kDefaultTenant, "beir", *ParseJson(R"({"embedder":"glove"})"));
+    auto c = CreateFromSpec(*(*engine), kDefaultTenant, "beir", *ParseJson(R"({"embedder":"glove"})"));
     if (!c.ok()) return 1;
     for (size_t i = 0; i < corpus.size(); i += 256) {
       std::vector<DocumentInput> batch;

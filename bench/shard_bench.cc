@@ -23,6 +23,7 @@
 #include "engine/shards.h"
 #include "eval/metrics.h"
 #include "index/search_types.h"
+#include "server/request_codec.h"
 
 namespace contextd {
 namespace {
@@ -82,7 +83,7 @@ int SciFact(const std::string& data, const std::string& models, size_t max_shard
     if (std::string(build) == "splits") {
       Json spec = *ParseJson(R"({"embedder":"glove","cache":{"enabled":false}})");
       spec["sharding"]["max_shard_chunks"] = static_cast<int64_t>(max_shard_chunks);
-      c = *(*engine)->CreateCollection(kDefaultTenant, "scifact", spec);
+      c = *CreateFromSpec(*(*engine), kDefaultTenant, "scifact", spec);
       const auto start = std::chrono::steady_clock::now();
       for (size_t i = 0; i < corpus->size(); i += 256) {
         std::vector<DocumentInput> batch;

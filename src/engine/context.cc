@@ -100,65 +100,6 @@ std::vector<ContextPiece> AssemblePieces(const std::vector<QueryHit>& hits, cons
 
 }  // namespace
 
-StatusOr<ContextRequest> ContextRequest::FromJson(const Json& body, bool has_embedder) {
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  ContextRequest r;
-  r.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
-  for (const auto& [k, v] : body.as_object()) {
-    if (k == "collection") continue;
-    if (k == "session_id") {
-      if (!v.is_string()) return InvalidArgument("'session_id' must be a string", "invalid_value");
-      CTX_RETURN_IF_ERROR(SessionStore::ValidateId(v.as_string()));
-      r.session_id = v.as_string();
-      continue;
-    }
-    if (k == "query") {
-      if (!v.is_string() || IsBlankText(v.as_string()))
-        return InvalidArgument("'query' must be a non-empty string", "missing_field");
-      r.query = v.as_string();
-    } else if (k == "max_tokens") {
-      if (!v.is_int() || v.as_int() <= 0 || v.as_int() > 1000000)
-        return InvalidArgument("'max_tokens' must be a whole number from 1 to 1000000", "out_of_range");
-      r.max_tokens = static_cast<size_t>(v.as_int());
-    } else if (k == "max_ms") {
-      if (!v.is_number() || v.as_double() <= 0)
-        return InvalidArgument("'max_ms' must be a positive number of milliseconds", "out_of_range");
-      r.max_ms = static_cast<int64_t>(v.as_double());
-    } else if (k == "candidates") {
-      if (!v.is_int() || v.as_int() < 1 || v.as_int() > static_cast<int64_t>(kMaxK))
-        return InvalidArgument("'candidates' must be from 1 to " + std::to_string(kMaxK), "out_of_range");
-      r.candidates = static_cast<size_t>(v.as_int());
-    } else if (k == "expand_refs") {
-      if (!v.is_bool()) return InvalidArgument("'expand_refs' must be true or false", "invalid_value");
-      r.expand_refs = v.as_bool();
-    } else if (k == "strategy") {
-      if (!v.is_string() || !ParseStrategyChoice(v.as_string(), &r.strategy))
-        return InvalidArgument("'strategy' must be auto, simple, moderate or complex", "invalid_value");
-    } else if (k == "mode") {
-      r.mode_given = true;
-      const std::string m = v.is_string() ? v.as_string() : "";
-      if (m == "vector" && has_embedder) {
-        r.mode = QueryMode::kVector;
-      } else if (m == "keyword") {
-        r.mode = QueryMode::kKeyword;
-      } else if (m == "hybrid" && has_embedder) {
-        r.mode = QueryMode::kHybrid;
-      } else {
-        return InvalidArgument("'mode' must be keyword, or vector or hybrid in a collection with an embedder",
-                               "invalid_mode");
-      }
-    } else {
-      return InvalidArgument(
-          "unknown field '" + k +
-              "'; expected collection, query, max_tokens, max_ms, mode, candidates, strategy, expand_refs, "
-              "session_id",
-          "unknown_field");
-    }
-  }
-  if (r.query.empty()) return InvalidArgument("'query' is required", "missing_field");
-  return r;
-}
-
 StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const Collection& collection,
                                      const TiktokenEncoder& tokenizer, const ContextRequest& request,
                                      const Clock* clock, const std::vector<SessionTurn>& turns,

@@ -41,10 +41,6 @@ struct ContextRequest {
   bool mode_given = false;           // "mode" was in the request: every plan step uses it
   std::optional<Strategy> strategy;  // "strategy": forced; absent or "auto": analysed
   bool expand_refs = false;          // cited documents' best chunks join the candidates
-  // From the request body: {"collection", "query", "max_tokens", "max_ms", "mode",
-  // "candidates", "strategy", "expand_refs", "session_id"}; has_embedder picks the default mode (hybrid,
-  // else keyword).
-  static StatusOr<ContextRequest> FromJson(const Json& body, bool has_embedder);
 };
 
 struct ContextPiece {

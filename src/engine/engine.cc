@@ -89,9 +89,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
 }
 
 StatusOr<std::shared_ptr<Collection>> Engine::CreateCollection(const std::string& tenant, const std::string& name,
-                                                               const Json& spec, const RequestContext& ctx) {
+                                                               const CollectionConfig& config,
+                                                               const RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(ValidateCollectionName(name));
-  CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(spec, *embedders_));
   if (GetCollection(tenant, name).ok()) {
     return AlreadyExists("collection '" + name + "' already exists", "collection_exists");
   }

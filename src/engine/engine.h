@@ -57,8 +57,10 @@ class Engine : public MutationApplier {
   static StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options, MetricsRegistry* metrics);
   ~Engine() override;
 
+  // `config` as the server read it (server/request_codec.h: its embedder resolved, every
+  // field in range).
   StatusOr<std::shared_ptr<Collection>> CreateCollection(const std::string& tenant, const std::string& name,
-                                                         const Json& spec,
+                                                         const CollectionConfig& config,
                                                          const RequestContext& ctx = RequestContext::Background());
   StatusOr<std::shared_ptr<Collection>> GetCollection(const std::string& tenant, const std::string& name) const;
   Status DropCollection(const std::string& tenant, const std::string& name,

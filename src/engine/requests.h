@@ -1,6 +1,7 @@
-// The engine's request types and their parsing from JSON bodies. All validation of user
-// input happens here, before anything is changed, so one bad document rejects its whole
-// batch and a rejected request has no effect.
+// The engine's typed requests: a collection's config, a document to upsert, a query. The
+// server reads them from JSON bodies (server/request_codec.h) and validates them there,
+// before anything is changed; the engine takes them as given. CollectionConfig keeps its
+// own stored form (ToJson/FromStored), which is also what a create mutation carries.
 //
 // Thread safety: free functions and values.
 #pragma once
@@ -19,8 +20,6 @@
 #include "text/chunker.h"
 
 namespace contextd {
-
-class EmbedderRegistry;
 
 struct CollectionConfig {
   std::string embedder = "glove";  // "glove", "hash" or "none"
@@ -53,9 +52,6 @@ struct CollectionConfig {
 // the "sharding" object of a collection's config, also shown by GET .../shards.
 Json ShardingOptionsJson(const ShardingOptions& o);
 
-// PUT /v1/collections/{name} body. Resolves the embedder to learn its model and dim.
-StatusOr<CollectionConfig> ParseCollectionRequest(const Json& body, const EmbedderRegistry& embedders);
-
 // Collection names: 1..64 of [A-Za-z0-9_-], so they are safe in paths, keys and labels.
 Status ValidateCollectionName(const std::string& name);
 // Document ids: 1..512 bytes of UTF-8 without control characters.
@@ -71,10 +67,6 @@ struct DocumentInput {
   std::vector<std::string> refs;
 };
 inline constexpr size_t kMaxRefs = 256;
-
-// POST .../documents body. `dim` is the collection's vector size; `needs_vector` is set for
-// collections without an embedder.
-StatusOr<std::vector<DocumentInput>> ParseUpsertRequest(const Json& body, int dim, bool needs_vector);
 
 enum class QueryMode { kVector, kKeyword, kHybrid };
 std::string_view QueryModeName(QueryMode m);
@@ -132,12 +124,5 @@ struct QueryRequest {
 std::string QueryCacheKey(const QueryRequest& q);
 
 inline constexpr size_t kMaxK = 1000;
-
-// POST .../query body. The default mode is vector for a vector query, hybrid for text in a
-// collection with an embedder, keyword otherwise.
-StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_embedder);
-
-// Parses a JSON array of numbers into a vector of exactly `dim` finite floats.
-StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::string& where);
 
 }  // namespace contextd

@@ -1,4 +1,5 @@
 #include "server/api.h"
+#include "server/request_codec.h"
 
 #include <spdlog/spdlog.h>
 
@@ -600,8 +601,10 @@ void Api::Handle(HttpRequest req, Responder respond) {
 }
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx) {
+  CTX_RETURN_IF_ERROR(ValidateCollectionName(p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(ctx.tenant, p[0], body, ctx));
+  CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(body, engine_->embedders()));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(ctx.tenant, p[0], config, ctx));
   Reply r;
   r.status = 201;
   r.json = c->Describe();

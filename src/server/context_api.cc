@@ -1,9 +1,9 @@
 // POST /v1/context: cited context for a prompt within a token budget (engine/context.h).
-#include <algorithm>
-
 #include "engine/context.h"
 #include "net/http_status.h"
 #include "server/api.h"
+#include "server/field_reader.h"
+#include "server/request_codec.h"
 
 namespace contextd {
 
@@ -60,22 +60,17 @@ std::string Event(const char* name, const Json& data) {
 StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, RequestContext& ctx) {
   const int64_t start = clock_->NowNanos();
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  const Json* name = body.Find("collection");
-  if (name == nullptr || !name->is_string())
-    return InvalidArgument("'collection' (a name) is required", "missing_field");
+  CTX_ASSIGN_OR_RETURN(FieldReader fields, FieldReader::Open(body, ""));
+  std::string name;
   bool stream = false;
-  if (const Json* s = body.Find("stream")) {
-    if (!s->is_bool()) return InvalidArgument("'stream' must be true or false", "invalid_value");
-    stream = s->as_bool();
-    body.as_object().erase(std::find_if(body.as_object().begin(), body.as_object().end(),
-                                        [](const auto& kv) { return kv.first == "stream"; }));
-  }
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, name->as_string()));
+  CTX_RETURN_IF_ERROR(fields.Require("collection"));
+  CTX_RETURN_IF_ERROR(fields.String("collection", &name));
+  CTX_RETURN_IF_ERROR(fields.Bool("stream", &stream));
+  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, name));
   if (engine_->tokenizer() == nullptr)
     return Unavailable("context budgets need the cl100k_base vocabulary in the models directory; run scripts/setup",
                        "tokenizer_missing");
-  CTX_ASSIGN_OR_RETURN(ContextRequest request, ContextRequest::FromJson(body, c->has_embedder()));
+  CTX_ASSIGN_OR_RETURN(ContextRequest request, ParseContextRequest(body, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(request.query));
   std::vector<SessionTurn> turns;
   if (!request.session_id.empty()) {
@@ -127,21 +122,13 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
 
 StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  CTX_ASSIGN_OR_RETURN(FieldReader fields, FieldReader::Open(body, ""));
+  CTX_RETURN_IF_ERROR(fields.Known({"role", "content", "ttl_s"}));
   SessionTurn turn;
   int64_t ttl_s = 0;
-  for (const auto& [k, v] : body.as_object()) {
-    // One reason per mistake, as everywhere (common/error_catalogue.h): an unknown member
-    // is unknown_field, a known one of the wrong type invalid_type.
-    if (k == "role" || k == "content") {
-      if (!v.is_string()) return InvalidArgument("'" + k + "' must be a string", "invalid_type");
-      (k == "role" ? turn.role : turn.content) = v.as_string();
-    } else if (k == "ttl_s") {
-      CTX_RETURN_IF_ERROR(ReadWholeNumber(v, "'ttl_s' (seconds)", 1, kMaxTtlSeconds, &ttl_s));
-    } else {
-      return InvalidArgument("unknown field '" + k + "'; expected role, content, ttl_s", "unknown_field");
-    }
-  }
+  CTX_RETURN_IF_ERROR(fields.String("role", &turn.role));
+  CTX_RETURN_IF_ERROR(fields.String("content", &turn.content));
+  CTX_RETURN_IF_ERROR(fields.Int("ttl_s", 1, kMaxTtlSeconds, &ttl_s));
   CTX_ASSIGN_OR_RETURN(size_t n, engine_->AppendTurn(p[0], turn, ttl_s, ctx));
   Reply r;
   r.json["session"] = p[0];

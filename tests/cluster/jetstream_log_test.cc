@@ -3,6 +3,7 @@
 // election without losing any; a node restarted resumes from its applied sequence; a
 // repeated Idempotency-Key applies once; no quorum is a clear Unavailable.
 #include "cluster/jetstream_log.h"
+#include "server/request_codec.h"
 
 #include <chrono>
 #include <random>
@@ -75,7 +76,7 @@ TEST_F(JetStreamLogTest, NodesConvergeAndTheLeadersDeathLosesNoAcknowledgedWrite
   auto b = OpenNode(dir_b.path(), "b", &log_b);
   ASSERT_TRUE(a && b);
 
-  auto created = a->CreateCollection("default", "docs", J(R"({"embedder":"none","dim":8})"));
+  auto created = CreateFromSpec(*a, "default", "docs", J(R"({"embedder":"none","dim":8})"));
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   // The create's stream sequence is the collection's id on every node.
   ASSERT_TRUE(WaitApplied(*b, a->applied_sequence()));
@@ -142,7 +143,7 @@ TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {
   JetStreamUpdateLog* log = nullptr;
   auto e = OpenNode(dir.path(), "a", &log);
   ASSERT_TRUE(e);
-  auto c = e->CreateCollection("default", "docs", J(R"({"embedder":"none","dim":8})"));
+  auto c = CreateFromSpec(*e, "default", "docs", J(R"({"embedder":"none","dim":8})"));
   ASSERT_TRUE(c.ok());
   RequestContext ctx;
   ctx.idempotency_key = "retry-1";
@@ -169,7 +170,7 @@ TEST_F(JetStreamLogTest, WithoutAQuorumAWriteIsUnavailableNotAcknowledged) {
   JetStreamUpdateLog* log = nullptr;
   auto e = OpenNode(dir.path(), "a", &log, /*commit_timeout_ms=*/3000);
   ASSERT_TRUE(e);
-  auto c = e->CreateCollection("default", "docs", J(R"({"embedder":"none","dim":8})"));
+  auto c = CreateFromSpec(*e, "default", "docs", J(R"({"embedder":"none","dim":8})"));
   ASSERT_TRUE(c.ok());
   nats_->Kill(1);
   nats_->Kill(2);

@@ -1,4 +1,5 @@
 #include "engine/collection.h"
+#include "server/request_codec.h"
 
 #include <cmath>
 #include <random>
@@ -28,7 +29,7 @@ class CollectionTest : public ::testing::Test {
   void SetUp() override { Open(); }
 
   std::shared_ptr<Collection> Create(const std::string& name, const std::string& spec) {
-    auto c = engine_->CreateCollection(kDefaultTenant, name, J(spec));
+    auto c = CreateFromSpec(*engine_, kDefaultTenant, name, J(spec));
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? *c : nullptr;
   }
@@ -390,8 +391,8 @@ TEST_F(CollectionTest, DropThenRecreateStartsEmpty) {
 
 TEST_F(CollectionTest, DuplicateCollectionIsAlreadyExists) {
   Create("docs", "{}");
-  EXPECT_EQ(engine_->CreateCollection(kDefaultTenant, "docs", Json()).status().code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(engine_->CreateCollection(kDefaultTenant, "bad/name", Json()).status().reason(), "invalid_name");
+  EXPECT_EQ(CreateFromSpec(*engine_, kDefaultTenant, "docs", Json()).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(CreateFromSpec(*engine_, kDefaultTenant, "bad/name", Json()).status().reason(), "invalid_name");
 }
 
 TEST_F(CollectionTest, MetricsReportCollectionSizes) {

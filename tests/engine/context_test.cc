@@ -2,6 +2,7 @@
 // cl100k tokenizer), adjacent chunks merge into one cited piece without repeating their
 // overlap, waves stop when the context is sufficient, and bad requests are refused.
 #include "engine/context.h"
+#include "server/request_codec.h"
 
 #include <fstream>
 #include <random>
@@ -25,7 +26,7 @@ class ContextTest : public ::testing::Test {
     tokenizer_ = std::move(tok).value();
   }
   ContextResult Build(Collection& c, const std::string& body) {
-    auto req = ContextRequest::FromJson(J(body), c.has_embedder());
+    auto req = ParseContextRequest(J(body), c.has_embedder());
     EXPECT_TRUE(req.ok()) << req.status().ToString();
     auto r = BuildContext(RequestContext::Background(), c, *tokenizer_, *req, SystemClock::Default());
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -40,7 +41,7 @@ class ContextTest : public ::testing::Test {
 
 // A glove collection of SciFact's first 400 documents.
 std::shared_ptr<Collection> SciFact(Engine& engine) {
-  auto c = *engine.CreateCollection(kDefaultTenant, "sf", J(R"({"embedder":"glove"})"));
+  auto c = *CreateFromSpec(engine, kDefaultTenant, "sf", J(R"({"embedder":"glove"})"));
   std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
   Json docs = J(R"({"documents":[]})");
   std::string line;
@@ -107,8 +108,8 @@ TEST_F(ContextTest, RankFusedCandidatesSpreadOverWavesAndTheRouteIsReported) {
 }
 
 TEST_F(ContextTest, AdjacentChunksMergeWithoutRepeatingTheirOverlap) {
-  auto c = *engine_->CreateCollection(kDefaultTenant, "long",
-                                      J(R"({"embedder":"glove","chunking":{"max_tokens":20,"overlap":5}})"));
+  auto c = *CreateFromSpec(*engine_, kDefaultTenant, "long",
+                           J(R"({"embedder":"glove","chunking":{"max_tokens":20,"overlap":5}})"));
   // One long document about glaciers (many chunks, all matching) and one other.
   std::string text;
   for (int i = 0; i < 12; ++i) text += "Glacier ice number " + std::to_string(i) + " moves slowly down the valley. ";
@@ -136,7 +137,7 @@ TEST_F(ContextTest, AdjacentChunksMergeWithoutRepeatingTheirOverlap) {
 }
 
 TEST_F(ContextTest, StopsWhenSufficientAndRefusesBadRequests) {
-  auto c = *engine_->CreateCollection(kDefaultTenant, "s", J(R"({"embedder":"none","dim":2})"));
+  auto c = *CreateFromSpec(*engine_, kDefaultTenant, "s", J(R"({"embedder":"none","dim":2})"));
   Json docs = J(R"({"documents":[{"id":"hit","vector":[1,0],"text":"Penguins live in Antarctica and eat krill."}]})");
   for (int i = 0; i < 20; ++i) {
     Json d = Json::MakeObject();
@@ -156,7 +157,7 @@ TEST_F(ContextTest, StopsWhenSufficientAndRefusesBadRequests) {
   for (const char* bad : {R"({"query":"x","max_tokens":0})", R"({"query":"x","max_tokens":-5})", R"({"max_tokens":10})",
                           R"({"query":"  "})", R"({"query":"x","mode":"vector"})", R"({"query":"x","budget":3})",
                           R"({"query":"x","strategy":"thorough"})", R"({"query":"x","strategy":2})"}) {
-    EXPECT_EQ(ContextRequest::FromJson(J(bad), false).status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(ParseContextRequest(J(bad), false).status().code(), StatusCode::kInvalidArgument) << bad;
   }
 }
 

@@ -2,6 +2,7 @@
 // fall back to the cheaper strategy's results when the deadline passes (injected clock)
 // or a step fails, instead of failing the request.
 #include "engine/planner.h"
+#include "server/request_codec.h"
 
 #include <gtest/gtest.h>
 
@@ -61,7 +62,7 @@ class PlannerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     engine_ = OpenTestEngine(dir_.path(), &metrics_);
-    c_ = *engine_->CreateCollection(kDefaultTenant, "plan", J(R"({"embedder":"glove"})"));
+    c_ = *CreateFromSpec(*engine_, kDefaultTenant, "plan", J(R"({"embedder":"glove"})"));
     UpsertResult r;
     ASSERT_TRUE(c_->Upsert(*ParseUpsertRequest(J(R"({"documents":[
       {"id":"aspirin","text":"Aspirin dosage for adults with headaches is usually 300 to 600 milligrams."},

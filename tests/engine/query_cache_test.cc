@@ -12,6 +12,7 @@
 #include "engine/query_cache.h"
 #include "engine/test_engine.h"
 #include "manual_clock.h"
+#include "server/request_codec.h"
 #include "test_util.h"
 
 namespace contextd {
@@ -21,7 +22,7 @@ class QueryCacheTest : public ::testing::Test {
  protected:
   void SetUp() override { engine_ = OpenTestEngine(dir_.path(), &metrics_); }
   std::shared_ptr<Collection> Create(const std::string& spec) {
-    return *engine_->CreateCollection(kDefaultTenant, "c", J(spec));
+    return *CreateFromSpec(*engine_, kDefaultTenant, "c", J(spec));
   }
   static void Upsert(Collection& c, const Json& docs) {
     UpsertResult r;
@@ -78,16 +79,16 @@ TEST_F(QueryCacheTest, CollectionSettings) {
   engine_ = OpenTestEngine(dir_.path(), &metrics_);
   EXPECT_FALSE((*engine_->GetCollection(kDefaultTenant, "c"))->config().cache_enabled);
   // A low threshold makes loose paraphrases semantic hits; bad values are refused.
-  auto loose = *engine_->CreateCollection(
-      kDefaultTenant, "loose",
-      J(R"({"embedder":"glove","cache":{"threshold":0.5,"tiers":{"hot":{"max_mb":1,"ttl_s":60}}}})"));
+  auto loose =
+      *CreateFromSpec(*engine_, kDefaultTenant, "loose",
+                      J(R"({"embedder":"glove","cache":{"threshold":0.5,"tiers":{"hot":{"max_mb":1,"ttl_s":60}}}})"));
   Upsert(*loose, J(R"({"documents":[{"id":"pets","text":"Cats and dogs are loyal pets."}]})"));
   Query(*loose, J(R"({"query":"cats and dogs","mode":"vector"})"));
   EXPECT_EQ(Query(*loose, J(R"({"query":"puppies and kittens","mode":"vector"})")).cache, "semantic");
   for (const char* bad :
        {R"({"cache":{"threshold":0}})", R"({"cache":{"enabled":"yes"}})", R"({"cache":{"tiers":{"hot":{"ttl_s":0}}}})",
         R"({"cache":{"tiers":{"lukewarm":{}}}})", R"({"cache":{"size":1}})"}) {
-    EXPECT_FALSE(engine_->CreateCollection(kDefaultTenant, "bad", J(bad)).ok()) << bad;
+    EXPECT_FALSE(CreateFromSpec(*engine_, kDefaultTenant, "bad", J(bad)).ok()) << bad;
   }
 }
 

@@ -5,6 +5,7 @@
 #include "engine/collection.h"
 #include "engine/engine.h"
 #include "manual_clock.h"
+#include "server/request_codec.h"
 #include "test_engine.h"
 #include "test_util.h"
 
@@ -16,7 +17,7 @@ class CollectionContextTest : public ::testing::Test {
   void SetUp() override {
     engine_ = OpenTestEngine(dir_.path(), &metrics_);
     ASSERT_NE(engine_, nullptr);
-    auto c = engine_->CreateCollection(kDefaultTenant, "docs", J(R"({"embedder":"glove"})"));
+    auto c = CreateFromSpec(*engine_, kDefaultTenant, "docs", J(R"({"embedder":"glove"})"));
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     c_ = *c;
   }

@@ -2,6 +2,7 @@
 // persistence across a reopen, bad input; and /v1/context's use of them (turns within the
 // budget, follow-up questions resolved through the last user turns).
 #include "engine/sessions.h"
+#include "server/request_codec.h"
 
 #include <gtest/gtest.h>
 
@@ -54,7 +55,7 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
   auto engine = OpenTestEngine(dir.path(), &metrics);
   auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
   ASSERT_TRUE(tok.ok());
-  auto c = *engine->CreateCollection(kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
+  auto c = *CreateFromSpec(*engine, kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
   UpsertResult ur;
   ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(J(R"({"documents":[
       {"id":"tea","text":"Green tea contains caffeine and catechins."},
@@ -64,7 +65,7 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
                   .ok());
   std::vector<SessionTurn> turns = {{"user", "Tell me about green tea."},
                                     {"assistant", "It is made from unoxidised leaves."}};
-  auto req = ContextRequest::FromJson(J(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})"), true);
+  auto req = ParseContextRequest(J(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})"), true);
   ASSERT_TRUE(req.ok());
   auto with = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default(), turns);
   ASSERT_TRUE(with.ok());
@@ -81,7 +82,7 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
   ASSERT_TRUE(without.ok());
   EXPECT_TRUE(without->pieces.empty());
   // A tight budget leaves the turns out rather than overflow.
-  auto tight = ContextRequest::FromJson(J(R"({"query":"green tea","max_tokens":8,"mode":"keyword"})"), true);
+  auto tight = ParseContextRequest(J(R"({"query":"green tea","max_tokens":8,"mode":"keyword"})"), true);
   auto small = BuildContext(RequestContext::Background(), *c, **tok, *tight, SystemClock::Default(), turns);
   ASSERT_TRUE(small.ok());
   EXPECT_TRUE(small->turns.empty());

@@ -2,6 +2,7 @@
 // the applied sequence tolerates out-of-order finishes, and replicas fed the same
 // mutations (one of them killed and replayed half-way) end in the same state.
 #include "engine/update_log.h"
+#include "server/request_codec.h"
 
 #include <map>
 #include <random>
@@ -326,8 +327,8 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   o.models_dir = CONTEXTD_MODELS_DIR;
   o.on_commit = [&](const Mutation& m) { recorded.push_back(m); };
   auto a = std::move(Engine::Open(o, nullptr)).value();
-  auto c = *a->CreateCollection(kDefaultTenant, "notes",
-                                J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
+  auto c = *CreateFromSpec(*a, kDefaultTenant, "notes",
+                           J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
   std::mt19937 rng(5);
   for (int round = 0; round < 40; ++round) {
     std::vector<DocumentInput> docs(3);
@@ -342,8 +343,8 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     (void)c->DeleteDocument("n" + std::to_string(rng() % 30));  // NotFound is fine
     if (round == 20) {
       ASSERT_TRUE(a->DropCollection(kDefaultTenant, "notes").ok());
-      c = *a->CreateCollection(kDefaultTenant, "notes",
-                               J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
+      c = *CreateFromSpec(*a, kDefaultTenant, "notes",
+                          J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
     }
   }
   // Session turns go through the log too.
@@ -371,7 +372,7 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   EXPECT_EQ(a->DeleteSession("never").code(), StatusCode::kNotFound);
   // A create of a name that exists is refused before it reaches the log.
   const size_t before = recorded.size();
-  EXPECT_EQ(a->CreateCollection(kDefaultTenant, "notes", J(R"({"embedder":"hash"})")).status().code(),
+  EXPECT_EQ(CreateFromSpec(*a, kDefaultTenant, "notes", J(R"({"embedder":"hash"})")).status().code(),
             StatusCode::kAlreadyExists);
   EXPECT_EQ(recorded.size(), before);
 

@@ -1,4 +1,5 @@
-#include "engine/requests.h"
+#include "server/request_codec.h"
+#include "server/field_reader.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +12,7 @@ Json J(const std::string& s) { return *ParseJson(s); }
 
 std::string Reason(const Status& s) { return s.reason(); }
 
-TEST(RequestsTest, CollectionDefaultsAndValidation) {
+TEST(RequestCodecTest, CollectionDefaultsAndValidation) {
   EmbedderRegistry reg("/nonexistent");
   auto c = ParseCollectionRequest(Json(), reg);
   ASSERT_TRUE(c.ok());
@@ -34,7 +35,7 @@ TEST(RequestsTest, CollectionDefaultsAndValidation) {
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"cache":{"threshold":1e-300}})"), reg).status()), "out_of_range");
 }
 
-TEST(RequestsTest, IndexSettings) {
+TEST(RequestCodecTest, IndexSettings) {
   EmbedderRegistry reg("/nonexistent");
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"index":{"M":100}})"), reg).status()), "out_of_range");
   EXPECT_EQ(Reason(ParseCollectionRequest(J(R"({"index":{"efc":10}})"), reg).status()), "unknown_field");
@@ -56,7 +57,7 @@ TEST(RequestsTest, IndexSettings) {
   EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x"})"), 3, true)->depth, 0u);
 }
 
-TEST(RequestsTest, NamesAndIds) {
+TEST(RequestCodecTest, NamesAndIds) {
   EXPECT_TRUE(ValidateCollectionName("docs_2024-v1").ok());
   EXPECT_FALSE(ValidateCollectionName("").ok());
   EXPECT_FALSE(ValidateCollectionName("a/b").ok());
@@ -66,7 +67,7 @@ TEST(RequestsTest, NamesAndIds) {
   EXPECT_FALSE(ValidateDocumentId(std::string(513, 'a')).ok());
 }
 
-TEST(RequestsTest, UpsertParsing) {
+TEST(RequestCodecTest, UpsertParsing) {
   auto docs = ParseUpsertRequest(
       J(R"({"documents":[{"id":"a","text":"hello","metadata":{"y":1}},{"_id":7,"title":"T","text":"x"}]})"), 3, false);
   ASSERT_TRUE(docs.ok()) << docs.status().ToString();
@@ -76,7 +77,7 @@ TEST(RequestsTest, UpsertParsing) {
   EXPECT_EQ((*docs)[0].metadata.Dump(), R"({"y":1})");
 }
 
-TEST(RequestsTest, UpsertRejectsEveryKindOfBadDocument) {
+TEST(RequestCodecTest, UpsertRejectsEveryKindOfBadDocument) {
   struct Case {
     const char* body;
     const char* reason;
@@ -112,7 +113,7 @@ TEST(RequestsTest, UpsertRejectsEveryKindOfBadDocument) {
   EXPECT_TRUE(ParseUpsertRequest(J(R"({"documents":[{"id":"a","vector":[1,2,3]}]})"), 3, true).ok());
 }
 
-TEST(RequestsTest, QueryParsingAndDefaults) {
+TEST(RequestCodecTest, QueryParsingAndDefaults) {
   auto q = ParseQueryRequest(J(R"({"query":"x"})"), 3, true);
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->mode, QueryMode::kHybrid);
@@ -139,14 +140,14 @@ TEST(RequestsTest, QueryParsingAndDefaults) {
       {R"({"query":"x","depth":"deep"})", "invalid_type"},
       {R"({"query":"x","ef":"big"})", "invalid_type"},
       {R"({"query":"x","fusion":"max"})", "invalid_value"},
-      {R"({"query":"x","fusion":"weighted","alpha":1.5})", "invalid_value"},
+      {R"({"query":"x","fusion":"weighted","alpha":1.5})", "out_of_range"},
       {R"({"query":"x","alpha":0.3})", "invalid_value"},
       {R"({"query":"x","mmr":0.7})", "invalid_type"},
-      {R"({"query":"x","mmr":{"lambda":-1}})", "invalid_value"},
+      {R"({"query":"x","mmr":{"lambda":-1}})", "out_of_range"},
       {R"({"query":"x","mmr":{"lamda":0.5}})", "unknown_field"},
       {R"({"query":"x","group_by":"chunk"})", "invalid_value"},
-      {R"({"query":"x","bm25":{"k1":-1}})", "invalid_value"},
-      {R"({"query":"x","bm25":{"b":2}})", "invalid_value"},
+      {R"({"query":"x","bm25":{"k1":-1}})", "out_of_range"},
+      {R"({"query":"x","bm25":{"b":2}})", "out_of_range"},
       {R"({"query":"x","bm25":{"k3":1}})", "unknown_field"},
   };
   for (const auto& c : cases) {
@@ -201,6 +202,74 @@ TEST(QueryCacheKeyTest, EqualRequestsShareAKeyAndEveryResultChangingFieldChanges
        }) {
     EXPECT_NE(base, key(other)) << other;
   }
+}
+
+}  // namespace
+}  // namespace contextd
+
+namespace contextd {
+namespace {
+
+TEST(RequestCodecTest, ContextRequests) {
+  auto r =
+      ParseContextRequest(J(R"({"collection":"c","query":"why","max_tokens":50,"max_ms":0.5,"stream":true})"), true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->max_tokens, 50u);
+  EXPECT_EQ(r->max_ms, 1) << "half a millisecond is a deadline, not none";
+  EXPECT_EQ(r->mode, QueryMode::kHybrid);
+  EXPECT_EQ(ParseContextRequest(J(R"({"query":"why"})"), false)->mode, QueryMode::kKeyword);
+  EXPECT_EQ(ParseContextRequest(J(R"({"query":"why","strategy":"complex"})"), true)->strategy, Strategy::kComplex);
+  struct Case {
+    const char* body;
+    const char* reason;
+  } cases[] = {
+      {R"({})", "missing_field"},
+      {R"({"query":" "})", "empty_text"},
+      {R"({"query":"x","max_tokens":0})", "out_of_range"},
+      {R"({"query":"x","max_tokens":"10"})", "invalid_type"},
+      {R"({"query":"x","max_ms":-1})", "out_of_range"},
+      {R"({"query":"x","candidates":1001})", "out_of_range"},
+      {R"({"query":"x","strategy":"deep"})", "invalid_value"},
+      {R"({"query":"x","mode":"vector"})", "invalid_mode"},  // no embedder
+      {R"({"query":"x","session_id":7})", "invalid_type"},
+      {R"({"query":"x","budget":7})", "unknown_field"},
+  };
+  for (const auto& c : cases) {
+    auto bad = ParseContextRequest(J(c.body), false);
+    ASSERT_FALSE(bad.ok()) << c.body;
+    EXPECT_EQ(bad.status().reason(), c.reason) << c.body << ": " << bad.status().message();
+  }
+}
+
+// One mistake, one reason and one message shape, whichever endpoint reads it.
+TEST(FieldReaderTest, OneReasonPerMistake) {
+  const Json body = J(R"({"n":2.5,"big":1e300,"s":7,"o":{"x":{"deep":"y"}},"f":"a","b":1})");
+  auto r = FieldReader::Open(body, "");
+  ASSERT_TRUE(r.ok());
+  int n = 3;
+  EXPECT_EQ(r->Int("n", 0, 10, &n).reason(), "invalid_type");
+  EXPECT_EQ(r->Int("big", 0, 10, &n).reason(), "out_of_range");
+  EXPECT_EQ(r->Int("big", 0, 10, &n).message(), "'big' must be a whole number from 0 to 10, got 1e+300");
+  EXPECT_EQ(r->Int("absent", 0, 10, &n).code(), StatusCode::kOk);
+  EXPECT_EQ(n, 3) << "an absent member leaves the default";
+  std::string s;
+  EXPECT_EQ(r->String("s", &s).message(), "'s' must be a string, got a number");
+  bool b = false;
+  EXPECT_EQ(r->Bool("b", &b).reason(), "invalid_type");
+  EXPECT_EQ(r->OneOf("f", {"x", "y"}, &s).reason(), "invalid_value");
+  EXPECT_EQ(r->Require("missing").message(), "missing field 'missing'");
+  EXPECT_EQ(r->Known({"n", "big"}).reason(), "unknown_field");
+  auto o = r->Object("o");
+  ASSERT_TRUE(o.ok() && o->has_value());
+  auto x = (*o)->Object("x");
+  ASSERT_TRUE(x.ok() && x->has_value());
+  EXPECT_EQ((*x)->Known({"other"}).message(), "unknown field 'deep' in o.x; expected other");
+  EXPECT_EQ((*x)->Int("deep", 0, 1, &n).message(), "'o.x.deep' must be an integer, got a string");
+  EXPECT_EQ(r->Object("s").status().reason(), "invalid_type");
+  float f = 0;
+  EXPECT_EQ(r->Number("big", 0, 1, &f).reason(), "out_of_range");
+  EXPECT_EQ(FieldReader::Open(J("[1]"), "").status().message(), "'body' must be an object, got an array");
+  EXPECT_TRUE(FieldReader::Open(Json(), "", /*null_is_empty=*/true).ok());
 }
 
 }  // namespace
