@@ -61,21 +61,20 @@ int Main(int argc, char** argv) {
   for (const std::string& embedder : embedders) {
     std::filesystem::remove_all(work);
     auto cache = LlmCache::Open(work, &registry, SystemClock::Default(), nullptr, /*sync_writes=*/false);
-    if (!cache.ok() || !(*cache)->Configure("mrpc", *ParseJson("{\"embedder\":" + Quote(embedder) + "}")).ok()) {
+    if (!cache.ok() || !(*cache)->Configure("mrpc", {.embedder = embedder}).ok()) {
       std::fprintf(stderr, "cannot set up the cache with %s\n", embedder.c_str());
       return 1;
     }
     std::vector<std::string> ids;
     for (size_t i = 0; i < pairs.size(); ++i) {
-      auto id = (*cache)->Store("mrpc", *ParseJson("{\"prompt\":" + Quote(pairs[i].s1) + ",\"response\":" +
-                                                   std::to_string(i) + "}"));
+      auto id = (*cache)->Store("mrpc", {.prompt = pairs[i].s1, .response = Json(static_cast<int64_t>(i))});
       ids.push_back(id.ok() ? *id : "");
     }
     // Best match of each sentence 2 at any similarity, then every threshold offline.
     std::vector<float> similarity(pairs.size(), -1);
     std::vector<bool> own(pairs.size(), false);
     for (size_t i = 0; i < pairs.size(); ++i) {
-      auto r = (*cache)->Lookup("mrpc", *ParseJson("{\"prompt\":" + Quote(pairs[i].s2) + ",\"threshold\":0.0001}"));
+      auto r = (*cache)->Lookup("mrpc", {.prompt = pairs[i].s2, .threshold = 0.0001f});
       if (!r.ok() || !r->hit) continue;
       similarity[i] = r->similarity;
       own[i] = r->id == ids[i];
@@ -102,8 +101,7 @@ int Main(int argc, char** argv) {
   if (entries > 0) {
     std::filesystem::remove_all(work);
     auto cache = LlmCache::Open(work, &registry, SystemClock::Default(), nullptr, /*sync_writes=*/false);
-    if (!cache.ok() || !(*cache)->Configure("big", *ParseJson(R"({"embedder":"hash","threshold":0.5})")).ok())
-      return 1;
+    if (!cache.ok() || !(*cache)->Configure("big", {.embedder = "hash", .threshold = 0.5f}).ok()) return 1;
     // Prompts of 8 words from a 5,000-word vocabulary: distinct, with shared words.
     auto prompt = [](uint64_t seed) {
       std::mt19937_64 rng(seed);
@@ -117,8 +115,7 @@ int Main(int argc, char** argv) {
     for (unsigned t = 0; t < threads; ++t) {
       writers.emplace_back([&, t] {
         for (size_t i = t; i < entries; i += threads)
-          (void)(*cache)->Store("big", *ParseJson("{\"prompt\":" + Quote(prompt(i)) + ",\"response\":" +
-                                                  std::to_string(i) + "}"));
+          (void)(*cache)->Store("big", {.prompt = prompt(i), .response = Json(static_cast<int64_t>(i))});
       });
     }
     for (auto& w : writers) w.join();
@@ -132,11 +129,11 @@ int Main(int argc, char** argv) {
       std::string p = prompt(seed);
       p.replace(0, p.find(' '), "changed");
       auto t0 = std::chrono::steady_clock::now();
-      auto r = (*cache)->Lookup("big", *ParseJson("{\"prompt\":" + Quote(p) + "}"));
+      auto r = (*cache)->Lookup("big", {.prompt = p});
       semantic_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       semantic_hits += r.ok() && r->hit && r->response.as_int() == static_cast<int64_t>(seed);
       t0 = std::chrono::steady_clock::now();
-      (void)(*cache)->Lookup("big", *ParseJson("{\"prompt\":" + Quote(prompt(seed)) + "}"));
+      (void)(*cache)->Lookup("big", {.prompt = prompt(seed)});
       exact_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::printf(

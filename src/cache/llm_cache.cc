@@ -25,12 +25,6 @@ std::string EntryPrefix(const std::string& ns) { return "e" + ns + std::string(1
 
 // Checked as the float it is kept as: 1e-300 passes as a double but is 0 as a float, and a
 // 0 once written would fail this check when the namespace is restored.
-StatusOr<float> ParseThreshold(const Json& v) {
-  const float t = v.is_number() ? static_cast<float>(v.as_double()) : 0;
-  if (!(t > 0 && t <= 1)) return InvalidArgument("'threshold' must be a number in (0, 1]", "invalid_value");
-  return t;
-}
-
 // A scope as a canonical string: members sorted by name, so {"a":1,"b":2} and
 // {"b":2,"a":1} are one scope.
 std::string CanonicalScope(const Json& scope) {
@@ -83,13 +77,7 @@ struct LlmCache::Namespace {
   size_t live = 0;
   size_t reserved = 0;  // slots being inserted (see ReserveLocked)
 
-  Json Settings() const {
-    Json j = Json::MakeObject();
-    j["embedder"] = embedder_name;
-    j["threshold"] = threshold;
-    j["ttl_s"] = ttl_s;
-    return j;
-  }
+  CacheSettings Settings() const { return CacheSettings{embedder_name, threshold, ttl_s}; }
 
   // Inserting is three steps so the slow one, the graph insert, runs without the lock
   // (HnswIndex takes concurrent inserts): reserve a slot under the lock, add its vector to
@@ -198,16 +186,14 @@ StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const
   // Settings first, then entries, each namespace's in key order.
   std::unique_ptr<rocksdb::Iterator> it(cache->rep_->db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("n"); it->Valid() && it->key().starts_with("n"); it->Next()) {
-    auto settings = ParseJson(it->value().ToString());
-    if (!settings.ok()) continue;
-    // Versions before 2026-11-24 checked the threshold as a double and could store a 0: that
-    // namespace asked for "any similarity", which the smallest positive threshold keeps.
-    if (const Json* t = settings->Find("threshold"); t != nullptr && t->is_number() && t->as_double() <= 0)
-      (*settings)["threshold"] = std::numeric_limits<float>::denorm_min();
-    auto configured = cache->Configure(it->key().ToString().substr(1), *settings);
+    auto stored = ParseJson(it->value().ToString());
+    if (!stored.ok()) continue;
+    auto settings = CacheSettings::FromStored(*stored);
+    const Status configured =
+        settings.ok() ? cache->ApplyConfigure(it->key().ToString().substr(1), *settings) : settings.status();
     if (!configured.ok())
       return Internal("LLM cache namespace '" + it->key().ToString().substr(1) +
-                      "' cannot be restored: " + configured.status().message());
+                      "' cannot be restored: " + configured.message());
   }
   const int64_t now = cache->rep_->NowMs();
   for (it->Seek("e"); it->Valid() && it->key().starts_with("e"); it->Next()) {
@@ -235,40 +221,42 @@ StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const
   return cache;
 }
 
-StatusOr<Json> LlmCache::PrepareConfigure(const std::string& ns, const Json& body) const {
+Json CacheSettings::ToJson() const {
+  Json j = Json::MakeObject();
+  j["embedder"] = embedder;
+  j["threshold"] = threshold;
+  j["ttl_s"] = ttl_s;
+  return j;
+}
+
+StatusOr<CacheSettings> CacheSettings::FromStored(const Json& stored) {
+  const Json *e = stored.Find("embedder"), *t = stored.Find("threshold"), *ttl = stored.Find("ttl_s");
+  if (e == nullptr || !e->is_string() || t == nullptr || !t->is_number() || ttl == nullptr || !ttl->is_number())
+    return InvalidArgument("cache settings need embedder, threshold and ttl_s", "invalid_mutation");
+  CacheSettings s{e->as_string(), static_cast<float>(t->as_double()), ttl->as_int()};
+  // Versions before 2026-11-24 checked the threshold as a double and could store a 0: that
+  // namespace asked for "any similarity", which the smallest positive threshold keeps.
+  if (!(s.threshold > 0)) s.threshold = std::numeric_limits<float>::denorm_min();
+  return s;
+}
+
+StatusOr<CacheSettings> LlmCache::PrepareConfigure(const std::string& ns, const CacheSettingsUpdate& update) const {
   CTX_RETURN_IF_ERROR(ValidateNamespace(ns));
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  Namespace* existing = rep_->Find(ns);
-  std::string embedder_name = existing != nullptr ? existing->embedder_name : "glove";
-  float threshold = existing != nullptr ? existing->threshold : 0.9f;
-  int64_t ttl_s = existing != nullptr ? existing->ttl_s : 0;
-  for (const auto& [k, v] : body.as_object()) {
-    if (k == "embedder") {
-      if (!v.is_string()) return InvalidArgument("'embedder' must be a string");
-      embedder_name = v.as_string();
-    } else if (k == "threshold") {
-      CTX_ASSIGN_OR_RETURN(threshold, ParseThreshold(v));
-    } else if (k == "ttl_s") {
-      // 0: entries never expire.
-      CTX_RETURN_IF_ERROR(ReadWholeNumber(v, "'ttl_s' (seconds, 0 for none)", 0, kMaxTtlSeconds, &ttl_s));
-    } else {
-      return InvalidArgument("unknown field '" + k + "'; expected embedder, threshold, ttl_s", "unknown_field");
-    }
+  CacheSettings settings;
+  if (Namespace* existing = rep_->Find(ns); existing != nullptr) {
+    std::shared_lock<std::shared_mutex> lock(existing->mu);
+    settings = existing->Settings();
   }
-  if (embedder_name == "none") return InvalidArgument("a cache namespace needs an embedder", "invalid_value");
-  CTX_RETURN_IF_ERROR(rep_->embedders->Resolve(embedder_name).status());
-  Json settings = Json::MakeObject();
-  settings["embedder"] = embedder_name;
-  settings["threshold"] = threshold;
-  settings["ttl_s"] = ttl_s;
+  if (update.embedder) settings.embedder = *update.embedder;
+  if (update.threshold) settings.threshold = *update.threshold;
+  if (update.ttl_s) settings.ttl_s = *update.ttl_s;
+  if (settings.embedder == "none") return InvalidArgument("a cache namespace needs an embedder", "invalid_value");
+  CTX_RETURN_IF_ERROR(rep_->embedders->Resolve(settings.embedder).status());
   return settings;
 }
 
-Status LlmCache::ApplyConfigure(const std::string& ns, const Json& settings) {
-  const Json *e = settings.Find("embedder"), *t = settings.Find("threshold"), *ttl = settings.Find("ttl_s");
-  if (e == nullptr || !e->is_string() || t == nullptr || !t->is_number() || ttl == nullptr || !ttl->is_number())
-    return InvalidArgument("cache settings need embedder, threshold and ttl_s", "invalid_mutation");
-  const std::string embedder_name = e->as_string();
+Status LlmCache::ApplyConfigure(const std::string& ns, const CacheSettings& settings) {
+  const std::string& embedder_name = settings.embedder;
   CTX_ASSIGN_OR_RETURN(auto embedder, rep_->embedders->Resolve(embedder_name));
   if (Namespace* existing = rep_->Find(ns); existing != nullptr) {
     std::unique_lock<std::shared_mutex> lock(existing->mu);
@@ -278,7 +266,7 @@ Status LlmCache::ApplyConfigure(const std::string& ns, const Json& settings) {
                                 "embedder_change");
   }
   rocksdb::WriteBatch batch;
-  batch.Put(ConfigKey(ns), settings.Dump());
+  batch.Put(ConfigKey(ns), settings.ToJson().Dump());
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
   std::unique_lock<std::shared_mutex> map_lock(rep_->mu);
   auto& slot = rep_->namespaces[ns];
@@ -291,60 +279,48 @@ Status LlmCache::ApplyConfigure(const std::string& ns, const Json& settings) {
     slot->graph = std::make_unique<HnswIndex>(embedder->dim(), Metric::kCosine);
   slot->embedder_name = embedder_name;
   slot->embedder = embedder;
-  slot->threshold = static_cast<float>(t->as_double());
-  slot->ttl_s = ttl->as_int();
+  slot->threshold = settings.threshold;
+  slot->ttl_s = settings.ttl_s;
   return Status::Ok();
 }
 
-StatusOr<Json> LlmCache::Configure(const std::string& ns, const Json& body) {
-  CTX_ASSIGN_OR_RETURN(Json settings, PrepareConfigure(ns, body));
+StatusOr<CacheSettings> LlmCache::Configure(const std::string& ns, const CacheSettingsUpdate& update) {
+  CTX_ASSIGN_OR_RETURN(CacheSettings settings, PrepareConfigure(ns, update));
   CTX_RETURN_IF_ERROR(ApplyConfigure(ns, settings));
-  return rep_->Find(ns)->Settings();
+  return settings;
 }
 
-StatusOr<Json> LlmCache::Describe(const std::string& ns) const {
+StatusOr<CacheNamespaceInfo> LlmCache::Describe(const std::string& ns) const {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
   std::shared_lock<std::shared_mutex> lock(n->mu);
-  Json j = n->Settings();
-  j["name"] = ns;
-  j["entries"] = static_cast<int64_t>(n->live);
-  j["scopes"] = static_cast<int64_t>(n->scopes.size());
-  j["dim"] = n->embedder->dim();
-  return j;
+  CacheNamespaceInfo info;
+  info.settings = n->Settings();
+  info.entries = n->live;
+  info.scopes = n->scopes.size();
+  info.dim = n->embedder->dim();
+  return info;
 }
 
-StatusOr<CacheEntryWrite> LlmCache::PrepareStore(const std::string& ns, const Json& body) const {
+StatusOr<CacheEntryWrite> LlmCache::PrepareStore(const std::string& ns, const CacheStoreRequest& request) const {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  const Json* prompt = body.Find("prompt");
-  const Json* response = body.Find("response");
-  const Json* scope = body.Find("scope");
-  const Json* ttl = body.Find("ttl_s");
-  for (const auto& [k, v] : body.as_object()) {
-    if (k != "prompt" && k != "response" && k != "scope" && k != "ttl_s")
-      return InvalidArgument("unknown field '" + k + "'; expected prompt, response, scope, ttl_s", "unknown_field");
-  }
-  if (prompt == nullptr || !prompt->is_string() || prompt->as_string().empty())
-    return InvalidArgument("'prompt' must be a non-empty string", "missing_field");
-  if (response == nullptr) return InvalidArgument("'response' is required (any JSON value)", "missing_field");
-  if (scope != nullptr && !scope->is_object())
-    return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_value");
+  if (request.prompt.empty()) return InvalidArgument("'prompt' must be a non-empty string", "missing_field");
+  if (!request.scope.is_object())
+    return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_type");
   std::shared_ptr<const Embedder> embedder;
   int64_t ttl_s = 0;
   {
     std::shared_lock<std::shared_mutex> lock(n->mu);
     embedder = n->embedder;
-    ttl_s = n->ttl_s;
+    ttl_s = request.ttl_s.value_or(n->ttl_s);
   }
-  if (ttl != nullptr) CTX_RETURN_IF_ERROR(ReadWholeNumber(*ttl, "'ttl_s' (seconds)", 1, kMaxTtlSeconds, &ttl_s));
 
   CacheEntryWrite e;
   e.id = NewId();
-  e.prompt = prompt->as_string();
-  e.scope_key = CanonicalScope(scope != nullptr ? *scope : Json::MakeObject());
-  e.response = *response;
+  e.prompt = request.prompt;
+  e.scope_key = CanonicalScope(request.scope);
+  e.response = request.response;
   e.expires_ms = ttl_s > 0 ? rep_->NowMs() + ttl_s * 1000 : 0;
   e.vector.resize(static_cast<size_t>(embedder->dim()));
   CTX_RETURN_IF_ERROR(embedder->EmbedWith({e.prompt}, EmbedOptions{EmbedPriority::kBulk, 0}, e.vector.data()));
@@ -394,33 +370,21 @@ Status LlmCache::ApplyStore(const std::string& ns, CacheEntryWrite w) {
   return Status::Ok();
 }
 
-StatusOr<std::string> LlmCache::Store(const std::string& ns, const Json& body) {
-  CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, PrepareStore(ns, body));
+StatusOr<std::string> LlmCache::Store(const std::string& ns, const CacheStoreRequest& request) {
+  CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, PrepareStore(ns, request));
   std::string id = e.id;
   CTX_RETURN_IF_ERROR(ApplyStore(ns, std::move(e)));
   return id;
 }
 
-StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) {
+StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupRequest& request) {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  for (const auto& [k, v] : body.as_object()) {
-    if (k != "prompt" && k != "scope" && k != "threshold")
-      return InvalidArgument("unknown field '" + k + "'; expected prompt, scope, threshold", "unknown_field");
-  }
-  const Json* prompt = body.Find("prompt");
-  const Json* scope = body.Find("scope");
-  const Json* threshold = body.Find("threshold");
-  if (prompt == nullptr || !prompt->is_string() || prompt->as_string().empty())
-    return InvalidArgument("'prompt' must be a non-empty string", "missing_field");
-  if (scope != nullptr && !scope->is_object())
-    return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_value");
-  float min_similarity = 0;
-  if (threshold != nullptr) {
-    CTX_ASSIGN_OR_RETURN(min_similarity, ParseThreshold(*threshold));
-  }
-  const std::string scope_key = CanonicalScope(scope != nullptr ? *scope : Json::MakeObject());
+  if (request.prompt.empty()) return InvalidArgument("'prompt' must be a non-empty string", "missing_field");
+  if (!request.scope.is_object())
+    return InvalidArgument("'scope' must be an object of exact-match fields", "invalid_type");
+  float min_similarity = request.threshold.value_or(0);
+  const std::string scope_key = CanonicalScope(request.scope);
   const int64_t now = rep_->NowMs();
   CacheLookup out;
   std::string expired_id;
@@ -435,7 +399,7 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) 
   {
     std::shared_lock<std::shared_mutex> lock(n->mu);
     // The same prompt (normalised) in the same scope: no embedding needed.
-    auto it = n->by_prompt.find(MakeEmbedKey(scope_key, prompt->as_string()));
+    auto it = n->by_prompt.find(MakeEmbedKey(scope_key, request.prompt));
     if (it != n->by_prompt.end()) {
       const auto& e = n->entries[it->second];
       if (e.expires_ms == 0 || e.expires_ms > now) {
@@ -445,10 +409,10 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const Json& body) 
       }
     }
     embedder = n->embedder;
-    if (threshold == nullptr) min_similarity = n->threshold;
+    if (!request.threshold) min_similarity = n->threshold;
   }
   std::vector<float> vec(static_cast<size_t>(embedder->dim()));
-  CTX_RETURN_IF_ERROR(embedder->EmbedWith({prompt->as_string()}, EmbedOptions{EmbedPriority::kQuery, 0}, vec.data()));
+  CTX_RETURN_IF_ERROR(embedder->EmbedWith({request.prompt}, EmbedOptions{EmbedPriority::kQuery, 0}, vec.data()));
   {
     std::shared_lock<std::shared_mutex> lock(n->mu);
     auto sit = n->scopes.find(scope_key);

@@ -23,6 +23,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -35,6 +36,49 @@
 namespace contextd {
 
 class EmbedderRegistry;
+
+// A namespace's settings: its embedder, the lookup threshold and the entries' default
+// time to live (0: none). ToJson/FromStored are the stored form (and a configure
+// mutation's payload).
+struct CacheSettings {
+  std::string embedder = "glove";
+  float threshold = 0.9f;  // in (0, 1]
+  int64_t ttl_s = 0;
+  Json ToJson() const;
+  static StatusOr<CacheSettings> FromStored(const Json& stored);
+};
+
+// PUT /v1/cache/{ns}: the settings a request changes; an absent one keeps the namespace's
+// (or the default, for a new namespace).
+struct CacheSettingsUpdate {
+  std::optional<std::string> embedder;
+  std::optional<float> threshold;  // in (0, 1]
+  std::optional<int64_t> ttl_s;    // 0..kMaxTtlSeconds
+};
+
+// GET /v1/cache/{ns}.
+struct CacheNamespaceInfo {
+  CacheSettings settings;
+  size_t entries = 0;
+  size_t scopes = 0;
+  int dim = 0;
+};
+
+// POST /v1/cache/{ns}/store: a prompt, its response (any JSON) and its scope (an object of
+// exact-match fields, e.g. the model).
+struct CacheStoreRequest {
+  std::string prompt;  // not empty
+  Json response;
+  Json scope = Json::MakeObject();
+  std::optional<int64_t> ttl_s;  // 1..kMaxTtlSeconds; absent: the namespace's
+};
+
+// POST /v1/cache/{ns}/lookup.
+struct CacheLookupRequest {
+  std::string prompt;  // not empty
+  Json scope = Json::MakeObject();
+  std::optional<float> threshold;  // in (0, 1]; absent: the namespace's
+};
 
 struct CacheLookup {
   bool hit = false;
@@ -70,10 +114,10 @@ class LlmCache {
   // is idempotent: an entry id stored twice is stored once, deletes of missing ids count
   // nothing. The one-step forms below are Prepare + Apply.
 
-  // The settings a PUT /v1/cache/{ns} body asks for (checked against the namespace).
-  StatusOr<Json> PrepareConfigure(const std::string& ns, const Json& body) const;
-  Status ApplyConfigure(const std::string& ns, const Json& settings);
-  StatusOr<CacheEntryWrite> PrepareStore(const std::string& ns, const Json& body) const;
+  // The settings `update` makes of the namespace's (checked: the embedder exists).
+  StatusOr<CacheSettings> PrepareConfigure(const std::string& ns, const CacheSettingsUpdate& update) const;
+  Status ApplyConfigure(const std::string& ns, const CacheSettings& settings);
+  StatusOr<CacheEntryWrite> PrepareStore(const std::string& ns, const CacheStoreRequest& request) const;
   Status ApplyStore(const std::string& ns, CacheEntryWrite entry);
   // The ids of the entries whose scope has every given field with the given value.
   StatusOr<std::vector<std::string>> MatchScope(const std::string& ns,
@@ -83,15 +127,15 @@ class LlmCache {
   // Deletes those of `ids` present; returns how many.
   StatusOr<size_t> ApplyDelete(const std::string& ns, const std::vector<std::string>& ids);
 
-  // PUT /v1/cache/{ns}: {"embedder":..,"threshold":0..1,"ttl_s":..}; creates or updates
-  // (the embedder of a namespace with entries cannot change). Returns the settings.
-  StatusOr<Json> Configure(const std::string& ns, const Json& body);
-  // GET /v1/cache/{ns}: settings and counts.
-  StatusOr<Json> Describe(const std::string& ns) const;
-  // {"prompt","response","scope"?,"ttl_s"?} -> the new entry's id.
-  StatusOr<std::string> Store(const std::string& ns, const Json& body);
-  // {"prompt","scope"?,"threshold"?}. Not const: it deletes the expired entries it meets.
-  StatusOr<CacheLookup> Lookup(const std::string& ns, const Json& body);
+  // Creates or updates a namespace (the embedder of a namespace with entries cannot
+  // change). Returns the settings.
+  StatusOr<CacheSettings> Configure(const std::string& ns, const CacheSettingsUpdate& update);
+  // Settings and counts.
+  StatusOr<CacheNamespaceInfo> Describe(const std::string& ns) const;
+  // Returns the new entry's id.
+  StatusOr<std::string> Store(const std::string& ns, const CacheStoreRequest& request);
+  // Not const: it deletes the expired entries it meets.
+  StatusOr<CacheLookup> Lookup(const std::string& ns, const CacheLookupRequest& request);
   // Deletes the entries whose scope has every given field with the given value (values
   // compared as JSON); returns how many.
   StatusOr<size_t> DeleteByScope(const std::string& ns, const std::map<std::string, std::string>& fields);

@@ -215,19 +215,21 @@ Status Engine::RecordSequence(uint64_t sequence) {
   return store_->Write(&batch, /*sync=*/false);
 }
 
-StatusOr<Json> Engine::CacheConfigure(const std::string& user_ns, const Json& body, const RequestContext& ctx) {
+StatusOr<CacheSettings> Engine::CacheConfigure(const std::string& user_ns, const CacheSettingsUpdate& update,
+                                               const RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
-  CTX_ASSIGN_OR_RETURN(Json settings, llm_cache_->PrepareConfigure(ns, body));
+  CTX_ASSIGN_OR_RETURN(CacheSettings settings, llm_cache_->PrepareConfigure(ns, update));
   Mutation m = NewMutation(MutationKind::kCacheConfigure, ctx.tenant);
   m.collection = ns;
-  m.config = settings.Dump();
+  m.config = settings.ToJson().Dump();
   CTX_RETURN_IF_ERROR(Commit(ctx, std::move(m)).status());
   return settings;
 }
 
-StatusOr<std::string> Engine::CacheStore(const std::string& user_ns, const Json& body, const RequestContext& ctx) {
+StatusOr<std::string> Engine::CacheStore(const std::string& user_ns, const CacheStoreRequest& request,
+                                         const RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
-  CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, llm_cache_->PrepareStore(ns, body));
+  CTX_ASSIGN_OR_RETURN(CacheEntryWrite e, llm_cache_->PrepareStore(ns, request));
   Mutation m = NewMutation(MutationKind::kCacheStore, ctx.tenant);
   m.collection = ns;
   m.doc_id = e.id;
@@ -270,7 +272,8 @@ Status Engine::ApplyCache(Mutation m, ApplyResult* result) {
   CTX_RETURN_IF_ERROR(store_->CheckSpace(m.content.size() + m.config.size() + m.vectors.size() * sizeof(float)));
   switch (m.kind) {
     case MutationKind::kCacheConfigure: {
-      CTX_ASSIGN_OR_RETURN(Json settings, ParseJson(m.config));
+      CTX_ASSIGN_OR_RETURN(Json stored, ParseJson(m.config));
+      CTX_ASSIGN_OR_RETURN(CacheSettings settings, CacheSettings::FromStored(stored));
       CTX_RETURN_IF_ERROR(llm_cache_->ApplyConfigure(m.collection, settings));
       break;
     }

@@ -89,9 +89,9 @@ class Engine : public MutationApplier {
   Status DeleteSession(const std::string& session, const RequestContext& ctx = RequestContext::Background());
   // LLM-cache writes through the update log (LlmCache's one-step forms bypass it): they
   // return what LlmCache's Configure, Store and DeleteByScope/DeleteEntry return.
-  StatusOr<Json> CacheConfigure(const std::string& ns, const Json& body,
-                                const RequestContext& ctx = RequestContext::Background());
-  StatusOr<std::string> CacheStore(const std::string& ns, const Json& body,
+  StatusOr<CacheSettings> CacheConfigure(const std::string& ns, const CacheSettingsUpdate& update,
+                                         const RequestContext& ctx = RequestContext::Background());
+  StatusOr<std::string> CacheStore(const std::string& ns, const CacheStoreRequest& request,
                                    const RequestContext& ctx = RequestContext::Background());
   StatusOr<size_t> CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
                                const RequestContext& ctx = RequestContext::Background());

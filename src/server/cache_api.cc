@@ -2,6 +2,7 @@
 // deletes (cache/llm_cache.h does the work).
 #include "cache/llm_cache.h"
 #include "server/api.h"
+#include "server/request_codec.h"
 
 namespace contextd {
 namespace {
@@ -18,23 +19,29 @@ StatusOr<std::string> DecodeQueryValue(std::string v) {
 
 StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
-  if (body.is_null()) body = Json::MakeObject();
+  CTX_ASSIGN_OR_RETURN(CacheSettingsUpdate update, ParseCacheSettings(body));
   Reply r;
-  CTX_ASSIGN_OR_RETURN(r.json, engine_->CacheConfigure(p[0], body, ctx));
+  CTX_ASSIGN_OR_RETURN(CacheSettings settings, engine_->CacheConfigure(p[0], update, ctx));
+  r.json = settings.ToJson();
   return r;
 }
 
 StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&, RequestContext& ctx) {
   Reply r;
   CTX_ASSIGN_OR_RETURN(std::string ns, Engine::TenantScoped(ctx, p[0]));
-  CTX_ASSIGN_OR_RETURN(r.json, engine_->llm_cache().Describe(ns));
+  CTX_ASSIGN_OR_RETURN(CacheNamespaceInfo info, engine_->llm_cache().Describe(ns));
+  r.json = info.settings.ToJson();
   r.json["name"] = p[0];
+  r.json["entries"] = static_cast<int64_t>(info.entries);
+  r.json["scopes"] = static_cast<int64_t>(info.scopes);
+  r.json["dim"] = info.dim;
   return r;
 }
 
 StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  CTX_ASSIGN_OR_RETURN(std::string id, engine_->CacheStore(p[0], body, ctx));
+  CTX_ASSIGN_OR_RETURN(CacheStoreRequest request, ParseCacheStore(body));
+  CTX_ASSIGN_OR_RETURN(std::string id, engine_->CacheStore(p[0], request, ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["id"] = id;
@@ -43,8 +50,9 @@ StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req, Re
 
 StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_ASSIGN_OR_RETURN(CacheLookupRequest request, ParseCacheLookup(body));
   CTX_ASSIGN_OR_RETURN(std::string ns, Engine::TenantScoped(ctx, p[0]));
-  CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, engine_->llm_cache().Lookup(ns, body));
+  CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, engine_->llm_cache().Lookup(ns, request));
   Reply r;
   r.json = Json::MakeObject();
   r.json["hit"] = found.hit;

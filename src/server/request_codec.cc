@@ -354,6 +354,68 @@ StatusOr<ContextRequest> ParseContextRequest(const Json& json, bool has_embedder
   return r;
 }
 
+namespace {
+
+// A cache threshold: a similarity in (0, 1], checked as the float it is kept as.
+Status ReadThreshold(const FieldReader& r, std::optional<float>* out) {
+  CTX_RETURN_IF_ERROR(r.Number("threshold", 0, 1, out));
+  if (*out && !(**out > 0))
+    return InvalidArgument("'threshold' must be a number in (0, 1], got " + r.Find("threshold")->Dump(),
+                           "out_of_range");
+  return Status::Ok();
+}
+
+Status ReadPromptAndScope(const FieldReader& r, std::string* prompt, Json* scope) {
+  CTX_RETURN_IF_ERROR(r.Require("prompt"));
+  CTX_RETURN_IF_ERROR(ReadText(r, "prompt", prompt));
+  if (const Json* s = r.Find("scope")) {
+    if (!s->is_object()) return FieldReader::WrongType("scope", "an object of exact-match fields", *s);
+    *scope = *s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<CacheSettingsUpdate> ParseCacheSettings(const Json& json) {
+  CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, "", /*null_is_empty=*/true));
+  CTX_RETURN_IF_ERROR(body.Known({"embedder", "threshold", "ttl_s"}));
+  CacheSettingsUpdate u;
+  if (body.Has("embedder")) {
+    u.embedder.emplace();
+    CTX_RETURN_IF_ERROR(body.String("embedder", &*u.embedder));
+  }
+  CTX_RETURN_IF_ERROR(ReadThreshold(body, &u.threshold));
+  if (body.Has("ttl_s")) {  // 0: entries never expire
+    u.ttl_s.emplace();
+    CTX_RETURN_IF_ERROR(body.Int("ttl_s", 0, kMaxTtlSeconds, &*u.ttl_s));
+  }
+  return u;
+}
+
+StatusOr<CacheStoreRequest> ParseCacheStore(const Json& json) {
+  CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, ""));
+  CTX_RETURN_IF_ERROR(body.Known({"prompt", "response", "scope", "ttl_s"}));
+  CacheStoreRequest r;
+  CTX_RETURN_IF_ERROR(ReadPromptAndScope(body, &r.prompt, &r.scope));
+  CTX_RETURN_IF_ERROR(body.Require("response"));  // any JSON value
+  r.response = *body.Find("response");
+  if (body.Has("ttl_s")) {
+    r.ttl_s.emplace();
+    CTX_RETURN_IF_ERROR(body.Int("ttl_s", 1, kMaxTtlSeconds, &*r.ttl_s));
+  }
+  return r;
+}
+
+StatusOr<CacheLookupRequest> ParseCacheLookup(const Json& json) {
+  CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, ""));
+  CTX_RETURN_IF_ERROR(body.Known({"prompt", "scope", "threshold"}));
+  CacheLookupRequest r;
+  CTX_RETURN_IF_ERROR(ReadPromptAndScope(body, &r.prompt, &r.scope));
+  CTX_RETURN_IF_ERROR(ReadThreshold(body, &r.threshold));
+  return r;
+}
+
 StatusOr<std::shared_ptr<Collection>> CreateFromSpec(Engine& engine, const std::string& tenant, const std::string& name,
                                                      const Json& spec) {
   CTX_RETURN_IF_ERROR(ValidateCollectionName(name));

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/llm_cache.h"
 #include "common/json.h"
 #include "common/status.h"
 #include "engine/context.h"
@@ -36,6 +37,13 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& body, int dim, bool has_emb
 // "candidates", "strategy", "expand_refs", "session_id", "stream"}; has_embedder picks the
 // default mode (hybrid, else keyword). "collection" and "stream" are the route's own.
 StatusOr<ContextRequest> ParseContextRequest(const Json& body, bool has_embedder);
+
+// PUT /v1/cache/{ns} body (null: change nothing): {"embedder", "threshold", "ttl_s"}.
+StatusOr<CacheSettingsUpdate> ParseCacheSettings(const Json& body);
+// POST /v1/cache/{ns}/store body: {"prompt", "response", "scope"?, "ttl_s"?}.
+StatusOr<CacheStoreRequest> ParseCacheStore(const Json& body);
+// POST /v1/cache/{ns}/lookup body: {"prompt", "scope"?, "threshold"?}.
+StatusOr<CacheLookupRequest> ParseCacheLookup(const Json& body);
 
 // A JSON array of numbers as a vector of exactly `dim` finite floats.
 StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::string& where);

@@ -7,6 +7,7 @@
 
 #include "embed/embedder_registry.h"
 #include "manual_clock.h"
+#include "server/request_codec.h"
 #include "test_util.h"
 
 namespace contextd {
@@ -23,13 +24,26 @@ class LlmCacheTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     cache_ = std::move(c).value();
   }
+  // The typed calls, from bodies read as the server reads them (server/request_codec.h).
+  StatusOr<CacheSettings> Configure(const std::string& ns, const Json& body) {
+    CTX_ASSIGN_OR_RETURN(CacheSettingsUpdate u, ParseCacheSettings(body));
+    return cache_->Configure(ns, u);
+  }
+  StatusOr<std::string> StoreBody(const std::string& ns, const Json& body) {
+    CTX_ASSIGN_OR_RETURN(CacheStoreRequest r, ParseCacheStore(body));
+    return cache_->Store(ns, r);
+  }
+  StatusOr<CacheLookup> LookupBody(const std::string& ns, const Json& body) {
+    CTX_ASSIGN_OR_RETURN(CacheLookupRequest r, ParseCacheLookup(body));
+    return cache_->Lookup(ns, r);
+  }
   std::string Store(const std::string& ns, const std::string& body) {
-    auto id = cache_->Store(ns, J(body));
+    auto id = StoreBody(ns, J(body));
     EXPECT_TRUE(id.ok()) << id.status().ToString();
     return id.ok() ? *id : "";
   }
   CacheLookup Lookup(const std::string& ns, const std::string& body) {
-    auto r = cache_->Lookup(ns, J(body));
+    auto r = LookupBody(ns, J(body));
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : CacheLookup();
   }
@@ -42,7 +56,7 @@ class LlmCacheTest : public ::testing::Test {
 };
 
 TEST_F(LlmCacheTest, ExactAndSemanticHitsWithinAScope) {
-  ASSERT_TRUE(cache_->Configure("qa", J(R"({"embedder":"glove","threshold":0.85})")).ok());
+  ASSERT_TRUE(Configure("qa", J(R"({"embedder":"glove","threshold":0.85})")).ok());
   const std::string id = Store("qa", R"({"prompt":"How do I learn to cook Italian food?",
       "response":{"text":"Start with pasta.","tokens":5},"scope":{"model":"gpt-4","lang":"en"}})");
   // Same prompt, other spacing, scope fields in another order: exact.
@@ -76,7 +90,7 @@ TEST_F(LlmCacheTest, ExactAndSemanticHitsWithinAScope) {
 }
 
 TEST_F(LlmCacheTest, EntriesExpire) {
-  ASSERT_TRUE(cache_->Configure("t", J(R"({"embedder":"glove","ttl_s":60})")).ok());
+  ASSERT_TRUE(Configure("t", J(R"({"embedder":"glove","ttl_s":60})")).ok());
   Store("t", R"({"prompt":"short lived answer","response":1,"ttl_s":10})");
   Store("t", R"({"prompt":"namespace default ttl","response":2})");
   EXPECT_TRUE(Lookup("t", R"({"prompt":"short lived answer"})").hit);
@@ -88,7 +102,7 @@ TEST_F(LlmCacheTest, EntriesExpire) {
 }
 
 TEST_F(LlmCacheTest, DeletesByScopeAndById) {
-  ASSERT_TRUE(cache_->Configure("d", J(R"({"embedder":"glove"})")).ok());
+  ASSERT_TRUE(Configure("d", J(R"({"embedder":"glove"})")).ok());
   const std::string a =
       Store("d", R"({"prompt":"first question here","response":"a","scope":{"model":"m1","user":"u1"}})");
   Store("d", R"({"prompt":"second question here","response":"b","scope":{"model":"m1","user":"u2"}})");
@@ -102,11 +116,11 @@ TEST_F(LlmCacheTest, DeletesByScopeAndById) {
   const std::string c = Lookup("d", R"({"prompt":"third question here","scope":{"model":"m2"}})").id;
   ASSERT_TRUE(cache_->DeleteEntry("d", c).ok());
   EXPECT_FALSE(Lookup("d", R"({"prompt":"third question here","scope":{"model":"m2"}})").hit);
-  EXPECT_EQ(cache_->Describe("d")->Find("entries")->as_int(), 0);
+  EXPECT_EQ(cache_->Describe("d")->entries, 0u);
 }
 
 TEST_F(LlmCacheTest, AcknowledgedEntriesSurviveAReopen) {
-  ASSERT_TRUE(cache_->Configure("p", J(R"({"embedder":"glove","threshold":0.8})")).ok());
+  ASSERT_TRUE(Configure("p", J(R"({"embedder":"glove","threshold":0.8})")).ok());
   const std::string id =
       Store("p", R"({"prompt":"Which planet is the largest?","response":{"a":"Jupiter"},"scope":{"m":"x"}})");
   Store("p", R"({"prompt":"An answer that expires soon","response":0,"ttl_s":5})");
@@ -115,13 +129,13 @@ TEST_F(LlmCacheTest, AcknowledgedEntriesSurviveAReopen) {
   Reopen();
   auto d = cache_->Describe("p");
   ASSERT_TRUE(d.ok()) << d.status().ToString();
-  EXPECT_FLOAT_EQ(static_cast<float>(d->Find("threshold")->as_double()), 0.8f);
+  EXPECT_FLOAT_EQ(d->settings.threshold, 0.8f);
   auto hit = Lookup("p", R"({"prompt":"Which planet is the biggest?","scope":{"m":"x"}})");
   EXPECT_TRUE(hit.hit);
   EXPECT_EQ(hit.id, id);
   EXPECT_EQ(hit.response.Find("a")->as_string(), "Jupiter");
   EXPECT_FALSE(Lookup("p", R"({"prompt":"deleted before the restart"})").hit);
-  EXPECT_EQ(d->Find("entries")->as_int(), 2);
+  EXPECT_EQ(d->entries, 2u);
   clock_.AdvanceMs(6000);
   Reopen();
   EXPECT_FALSE(Lookup("p", R"({"prompt":"An answer that expires soon"})").hit) << "expired while closed";
@@ -131,7 +145,7 @@ TEST_F(LlmCacheTest, AcknowledgedEntriesSurviveAReopen) {
 // then failed the check and the server would not start. Such a namespace opens and keeps
 // "any similarity" as the smallest positive threshold.
 TEST_F(LlmCacheTest, AZeroThresholdFromAnOlderVersionStillOpens) {
-  ASSERT_TRUE(cache_->Configure("old", J(R"({"embedder":"glove","threshold":0.5})")).ok());
+  ASSERT_TRUE(Configure("old", J(R"({"embedder":"glove","threshold":0.5})")).ok());
   Store("old", R"({"prompt":"Which planet is the largest?","response":1})");
   cache_.reset();
   {
@@ -143,32 +157,31 @@ TEST_F(LlmCacheTest, AZeroThresholdFromAnOlderVersionStillOpens) {
   Reopen();
   auto d = cache_->Describe("old");
   ASSERT_TRUE(d.ok()) << d.status().ToString();
-  EXPECT_GT(d->Find("threshold")->as_double(), 0);
-  EXPECT_LT(d->Find("threshold")->as_double(), 1e-30);
-  EXPECT_EQ(d->Find("entries")->as_int(), 1);
+  EXPECT_GT(d->settings.threshold, 0);
+  EXPECT_LT(d->settings.threshold, 1e-30);
+  EXPECT_EQ(d->entries, 1u);
   EXPECT_TRUE(Lookup("old", R"({"prompt":"Which planet is the biggest?"})").hit);
 }
 
 TEST_F(LlmCacheTest, BadInputIsRejectedAndChangesNothing) {
-  EXPECT_EQ(cache_->Lookup("nope", J(R"({"prompt":"x"})")).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(cache_->Configure("bad name!", J("{}")).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(cache_->Configure("c", J(R"({"threshold":1.5})")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(LookupBody("nope", J(R"({"prompt":"x"})")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Configure("bad name!", J("{}")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Configure("c", J(R"({"threshold":1.5})")).status().code(), StatusCode::kInvalidArgument);
   // Above 0 as a double, 0 as the float it would be kept as.
-  EXPECT_EQ(cache_->Configure("c", J(R"({"threshold":1e-300})")).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(cache_->Configure("c", J(R"({"embedder":"nonexistent"})")).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(cache_->Configure("c", J(R"({"colour":"red"})")).status().reason(), "unknown_field");
+  EXPECT_EQ(Configure("c", J(R"({"threshold":1e-300})")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Configure("c", J(R"({"embedder":"nonexistent"})")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Configure("c", J(R"({"colour":"red"})")).status().reason(), "unknown_field");
   EXPECT_EQ(cache_->Describe("c").status().code(), StatusCode::kNotFound) << "nothing was created";
-  ASSERT_TRUE(cache_->Configure("c", J(R"({"embedder":"glove"})")).ok());
+  ASSERT_TRUE(Configure("c", J(R"({"embedder":"glove"})")).ok());
   for (const char* body : {R"({"response":1})", R"({"prompt":"","response":1})", R"({"prompt":"x"})",
                            R"({"prompt":"x","response":1,"scope":"gpt"})", R"({"prompt":"x","response":1,"ttl_s":-1})",
                            R"({"prompt":"x","response":1,"extra":1})"}) {
-    EXPECT_EQ(cache_->Store("c", J(body)).status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(StoreBody("c", J(body)).status().code(), StatusCode::kInvalidArgument) << body;
   }
-  EXPECT_EQ(cache_->Describe("c")->Find("entries")->as_int(), 0);
-  EXPECT_EQ(cache_->Lookup("c", J(R"({"prompt":"x","threshold":1e-300})")).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_->Describe("c")->entries, 0u);
+  EXPECT_EQ(LookupBody("c", J(R"({"prompt":"x","threshold":1e-300})")).status().code(), StatusCode::kInvalidArgument);
   Store("c", R"({"prompt":"keeps its embedder","response":1})");
-  EXPECT_EQ(cache_->Configure("c", J(R"({"embedder":"hash"})")).status().reason(), "embedder_change");
+  EXPECT_EQ(Configure("c", J(R"({"embedder":"hash"})")).status().reason(), "embedder_change");
 }
 
 }  // namespace

@@ -355,12 +355,13 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     EXPECT_EQ(*n, static_cast<size_t>(i / 2 + 1));
   }
   // And the LLM cache's writes.
-  ASSERT_TRUE(a->CacheConfigure("answers", J(R"({"embedder":"hash","threshold":0.8})")).ok());
+  ASSERT_TRUE(a->CacheConfigure("answers", {.embedder = "hash", .threshold = 0.8f}).ok());
   std::vector<std::string> entry_ids;
   for (int i = 0; i < 5; ++i) {
-    auto id = a->CacheStore(
-        "answers", J(R"({"prompt":"question number )" + std::to_string(i) + R"(","response":{"text":"answer )" +
-                     std::to_string(i) + R"("},"scope":{"model":")" + (i < 3 ? "m1" : "m2") + R"("}})"));
+    CacheStoreRequest store{.prompt = "question number " + std::to_string(i),
+                            .response = J(R"({"text":"answer )" + std::to_string(i) + R"("})"),
+                            .scope = J(R"({"model":")" + std::string(i < 3 ? "m1" : "m2") + R"("})")};
+    auto id = a->CacheStore("answers", store);
     ASSERT_TRUE(id.ok()) << id.status().ToString();
     entry_ids.push_back(*id);
   }
@@ -402,11 +403,11 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   }
   EXPECT_EQ(b->sessions().Turns("gone").status().code(), StatusCode::kNotFound);
   // The cache entries that survived on a are on b, by the same ids; the deleted are not.
-  Json described = *b->llm_cache().Describe("answers");
-  EXPECT_EQ(described["entries"].as_int(), 2);
+  EXPECT_EQ(b->llm_cache().Describe("answers")->entries, 2u);
   for (int i = 0; i < 5; ++i) {
-    auto hit = b->llm_cache().Lookup("answers", J(R"({"prompt":"question number )" + std::to_string(i) +
-                                                  R"(","scope":{"model":")" + (i < 3 ? "m1" : "m2") + R"("}})"));
+    CacheLookupRequest lookup{.prompt = "question number " + std::to_string(i),
+                              .scope = J(R"({"model":")" + std::string(i < 3 ? "m1" : "m2") + R"("})")};
+    auto hit = b->llm_cache().Lookup("answers", lookup);
     ASSERT_TRUE(hit.ok());
     EXPECT_EQ(hit->hit && hit->exact, i == 1 || i == 2) << i;
     if (hit->hit && hit->exact) EXPECT_EQ(hit->id, entry_ids[i]);
