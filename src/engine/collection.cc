@@ -184,15 +184,23 @@ void Collection::MaybeRepairGraph() {
                Millis(clock_->NowNanos() - t0));
 }
 
-StatusOr<Json> Collection::GetDocument(const std::string& id) const {
+StatusOr<StoredDocument> Collection::GetDocument(const std::string& id) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   CTX_ASSIGN_OR_RETURN(auto value, store_->GetDocument(tenant_, id_, id));
   if (!value) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+  // The record as collection_writes.cc stores it.
   CTX_ASSIGN_OR_RETURN(Json record, ParseJson(*value));
-  Json out = Json::MakeObject();
-  out["id"] = id;
-  for (auto& [k, v] : record.as_object()) out[k] = std::move(v);
-  return out;
+  StoredDocument doc;
+  doc.id = id;
+  if (const Json* t = record.Find("title"); t != nullptr && t->is_string()) doc.title = t->as_string();
+  if (const Json* t = record.Find("text"); t != nullptr && t->is_string()) doc.text = t->as_string();
+  if (const Json* m = record.Find("metadata"); m != nullptr && m->is_object()) doc.metadata = *m;
+  if (const Json* refs = record.Find("refs"); refs != nullptr && refs->is_array()) {
+    for (const Json& r : refs->as_array())
+      if (r.is_string()) doc.refs.push_back(r.as_string());
+  }
+  if (const Json* n = record.Find("chunks"); n != nullptr && n->is_int()) doc.chunks = static_cast<size_t>(n->as_int());
+  return doc;
 }
 
 StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRequest& req) const {
@@ -541,30 +549,26 @@ size_t Collection::mapped_bytes() const {
   return bytes;
 }
 
-Json Collection::Describe() const {
-  Json j = Json::MakeObject();
-  j["name"] = name_;
-  Json config = config_.ToJson();
-  for (auto& [k, v] : config.as_object()) j[k] = std::move(v);
-  j["embedder_available"] = config_.embedder == "none" || embedder_ != nullptr;
+CollectionInfo Collection::Describe() const {
+  CollectionInfo info;
+  info.name = name_;
+  info.config = config_;
+  info.embedder_available = config_.embedder == "none" || embedder_ != nullptr;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
-    j["documents"] = static_cast<int64_t>(docs_.size());
-    j["chunks"] = static_cast<int64_t>(live_chunks_);
-    j["index"]["type"] = UsesGraphLocked() ? "hnsw" : "flat";
-    size_t nodes = 0, tombstones = 0;
+    info.documents = docs_.size();
+    info.chunks = live_chunks_;
+    info.index_type = UsesGraphLocked() ? "hnsw" : "flat";
     for (const auto& shard : shards_) {
-      nodes += shard->graph->node_count();
-      tombstones += shard->graph->deleted_count();
+      info.graph_nodes += shard->graph->node_count();
+      info.graph_tombstones += shard->graph->deleted_count();
     }
-    j["index"]["graph_nodes"] = static_cast<int64_t>(nodes);
-    j["index"]["graph_tombstones"] = static_cast<int64_t>(tombstones);
-    j["shards"] = static_cast<int64_t>(shards_.size());
+    info.shards = shards_.size();
   }
-  j["index"]["graph_source"] = graph_source_;
-  j["index"]["memory_bytes"] = static_cast<int64_t>(memory_bytes());
-  j["index"]["mapped_bytes"] = static_cast<int64_t>(mapped_bytes());
-  return j;
+  info.graph_source = graph_source_;
+  info.memory_bytes = memory_bytes();
+  info.mapped_bytes = mapped_bytes();
+  return info;
 }
 
 }  // namespace contextd

@@ -106,6 +106,44 @@ struct QueryResult {
   std::optional<Route> route;
 };
 
+// GET /v1/collections/{name}: settings and counts.
+struct CollectionInfo {
+  std::string name;
+  CollectionConfig config;
+  bool embedder_available = false;
+  size_t documents = 0, chunks = 0, shards = 0;
+  std::string index_type;  // "hnsw" | "flat"
+  size_t graph_nodes = 0, graph_tombstones = 0;
+  std::string graph_source;  // where the graph came from at start: "loaded", "rebuilt", ...
+  size_t memory_bytes = 0, mapped_bytes = 0;
+};
+
+// GET /v1/collections/{name}/shards.
+struct ShardsReport {
+  struct Shard {
+    uint32_t id = 0;
+    size_t chunks = 0;
+    std::string index;  // "hnsw" | "flat"
+    uint64_t probes = 0;
+    bool splitting = false;
+    std::vector<std::string> top_terms;  // distinctive terms, most distinctive first
+  };
+  std::vector<Shard> shards;
+  uint64_t queries = 0, single_shard = 0, widened = 0;  // routed vector searches
+  double mean_shards_probed = 0;
+  ShardingOptions options;
+};
+
+// A document as stored (GET .../documents/{id}).
+struct StoredDocument {
+  std::string id;
+  std::string title;  // empty when it has none
+  std::string text;
+  Json metadata = Json::MakeObject();
+  std::vector<std::string> refs;
+  size_t chunks = 0;
+};
+
 class Collection {
  public:
   // Below this many chunks an exact scan is as fast as the graph and always exact.
@@ -132,7 +170,7 @@ class Collection {
   // Waits for a shard split in progress to finish first.
   Status SaveGraph(const std::string& path, uint64_t store_sequence);
   // GET /v1/collections/{name}/shards: shards, sizes, distinctive terms, routing counts.
-  Json DescribeShards() const;
+  ShardsReport DescribeShards() const;
   size_t shard_count() const;
   // Blocks until no shard split is running (tests, shutdown).
   void WaitForSplits();
@@ -145,8 +183,8 @@ class Collection {
   Status Upsert(std::vector<DocumentInput> docs, UpsertResult* result) {
     return Upsert(RequestContext::Background(), std::move(docs), result);
   }
-  // The stored document as returned by GET (id, title, text, metadata, chunks).
-  StatusOr<Json> GetDocument(const std::string& id) const;
+  // The stored document, as GET returns it.
+  StatusOr<StoredDocument> GetDocument(const std::string& id) const;
   Status DeleteDocument(const RequestContext& ctx, const std::string& id);
   Status DeleteDocument(const std::string& id) { return DeleteDocument(RequestContext::Background(), id); }
   // Applies a committed upsert or delete of this collection (the Engine routes them here).
@@ -161,7 +199,7 @@ class Collection {
   }
 
   // Name, settings and counts, as returned by GET /v1/collections/{name}.
-  Json Describe() const;
+  CollectionInfo Describe() const;
   size_t document_count() const;
   size_t chunk_count() const;
   size_t memory_bytes() const;

@@ -387,14 +387,13 @@ bool Collection::SplitShard(size_t index) {
   return true;
 }
 
-Json Collection::DescribeShards() const {
+ShardsReport Collection::DescribeShards() const {
   // Distinctive terms: a sample of each shard's chunks against the sample of all of them,
   // ranked by p_shard * log(p_shard / p_all) (each term's share of the shard's sampled
   // chunks that contain it).
   constexpr size_t kSample = 200;
-  Json out = Json::MakeObject();
+  ShardsReport out;
   std::vector<std::vector<std::string>> texts;
-  Json shards = Json::MakeArray();
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     texts.resize(shards_.size());
@@ -408,13 +407,13 @@ Json Collection::DescribeShards() const {
         texts[i].push_back(IndexText(chunks_[s].doc->title, chunks_[s].text));
     }
     for (const auto& shard : shards_) {
-      Json j = Json::MakeObject();
-      j["id"] = static_cast<int64_t>(shard->id);
-      j["chunks"] = static_cast<int64_t>(shard->chunks);
-      j["index"] = shard->graph->size() >= kGraphMinChunks ? "hnsw" : "flat";
-      j["probes"] = static_cast<int64_t>(shard->probes.load());
-      j["splitting"] = shard->splitting;
-      shards.push_back(std::move(j));
+      ShardsReport::Shard r;
+      r.id = shard->id;
+      r.chunks = shard->chunks;
+      r.index = shard->graph->size() >= kGraphMinChunks ? "hnsw" : "flat";
+      r.probes = shard->probes.load();
+      r.splitting = shard->splitting;
+      out.shards.push_back(std::move(r));
     }
   }
   std::vector<std::unordered_map<std::string, size_t>> df(texts.size());
@@ -443,18 +442,14 @@ Json Collection::DescribeShards() const {
       ranked.emplace_back(p * std::log(p / p_all), term);
     }
     std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    Json top = Json::MakeArray();
-    for (size_t t = 0; t < ranked.size() && t < 8; ++t) top.push_back(ranked[t].second);
-    shards.as_array()[i]["top_terms"] = std::move(top);
+    for (size_t t = 0; t < ranked.size() && t < 8; ++t) out.shards[i].top_terms.push_back(ranked[t].second);
   }
-  out["shards"] = std::move(shards);
   const uint64_t routed = routed_queries_.load();
-  Json& routing = out["routing"];
-  routing["queries"] = static_cast<int64_t>(routed);
-  routing["single_shard"] = static_cast<int64_t>(confident_routes_.load());
-  routing["widened"] = static_cast<int64_t>(widened_routes_.load());
-  routing["mean_shards_probed"] = routed == 0 ? 0.0 : static_cast<double>(shards_probed_.load()) / routed;
-  routing["options"] = ShardingOptionsJson(config_.sharding);
+  out.queries = routed;
+  out.single_shard = confident_routes_.load();
+  out.widened = widened_routes_.load();
+  out.mean_shards_probed = routed == 0 ? 0.0 : static_cast<double>(shards_probed_.load()) / routed;
+  out.options = config_.sharding;
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "server/api.h"
 #include "server/request_codec.h"
+#include "server/response_codec.h"
 
 #include <spdlog/spdlog.h>
 
@@ -607,7 +608,7 @@ StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& r
   CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(ctx.tenant, p[0], config, ctx));
   Reply r;
   r.status = 201;
-  r.json = c->Describe();
+  r.json = CollectionInfoJson(c->Describe());
   return r;
 }
 
@@ -616,14 +617,14 @@ StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&, Req
   r.json = Json::MakeObject();
   Json& list = r.json["collections"];
   list = Json::MakeArray();
-  for (const auto& c : engine_->ListCollections(ctx.tenant)) list.push_back(c->Describe());
+  for (const auto& c : engine_->ListCollections(ctx.tenant)) list.push_back(CollectionInfoJson(c->Describe()));
   return r;
 }
 
 StatusOr<Api::Reply> Api::GetCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   Reply r;
-  r.json = c->Describe();
+  r.json = CollectionInfoJson(c->Describe());
   return r;
 }
 
@@ -650,7 +651,8 @@ StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& re
 StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   Reply r;
-  CTX_ASSIGN_OR_RETURN(r.json, c->GetDocument(p[1]));
+  CTX_ASSIGN_OR_RETURN(StoredDocument doc, c->GetDocument(p[1]));
+  r.json = StoredDocumentJson(std::move(doc));
   return r;
 }
 
@@ -676,7 +678,7 @@ void Api::CountPlan(const PlannedSearch& plan) {
 StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
   Reply r;
-  r.json = c->DescribeShards();
+  r.json = ShardsReportJson(c->DescribeShards());
   return r;
 }
 

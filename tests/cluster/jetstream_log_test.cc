@@ -155,14 +155,14 @@ TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {
   EXPECT_EQ(log->stream_state().last_sequence, after_first) << "the retry was logged again";
   auto got = (*c)->GetDocument("x-0");
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ((*got)["text"].as_string(), "document x-0 seed 1");
+  EXPECT_EQ(got->text, "document x-0 seed 1");
   // Another key is another write.
   RequestContext other;
   other.idempotency_key = "retry-2";
   ASSERT_TRUE((*c)->Upsert(other, Docs("x", 1, 3), &r).ok());
   auto latest = (*c)->GetDocument("x-0");
   ASSERT_TRUE(latest.ok());
-  EXPECT_EQ((*latest)["text"].as_string(), "document x-0 seed 3");
+  EXPECT_EQ(latest->text, "document x-0 seed 3");
 }
 
 TEST_F(JetStreamLogTest, WithoutAQuorumAWriteIsUnavailableNotAcknowledged) {

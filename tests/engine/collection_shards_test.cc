@@ -139,12 +139,12 @@ TEST_F(CollectionShardsTest, SplitsUnderConcurrentWritesLoseNoChunk) {
   EXPECT_EQ(lost, 0) << "of " << reads << " reads";
   EXPECT_GT(reads, 0);
   EXPECT_GE(c->shard_count(), 8u);
-  Json shards = c->DescribeShards();
+  const ShardsReport shards = c->DescribeShards();
   size_t total = 0;
-  for (const auto& s : shards.Find("shards")->as_array()) {
-    total += s.Find("chunks")->as_int();
-    EXPECT_LE(s.Find("chunks")->as_int(), 60) << s.Dump();
-    EXPECT_FALSE(s.Find("top_terms")->as_array().empty()) << s.Dump();
+  for (const auto& s : shards.shards) {
+    total += s.chunks;
+    EXPECT_LE(s.chunks, 60u) << s.id;
+    EXPECT_FALSE(s.top_terms.empty()) << s.id;
   }
   EXPECT_EQ(total, c->chunk_count());
   for (int i = 0; i < kDocs; ++i) {
@@ -180,8 +180,7 @@ TEST_F(CollectionShardsTest, RoutedSearchMatchesAllShardsOnSeparatedTopics) {
   }
   EXPECT_GE(static_cast<double>(same) / total, 0.95);
   EXPECT_LE(static_cast<double>(probed) / 64, shards / 2.0);
-  Json routing = *c->DescribeShards().Find("routing");
-  EXPECT_EQ(routing.Find("queries")->as_int(), 64);
+  EXPECT_EQ(c->DescribeShards().queries, 64u);
 }
 
 // A filter whose matches all live in shards the router would skip widens the search
@@ -238,10 +237,7 @@ TEST_F(CollectionShardsTest, BigShardsAreWalkedInParallel) {
   for (int i = 0; i < 4400; i += 400) ASSERT_TRUE(Upsert(*c, i, 400).ok());
   c->WaitForSplits();
   ASSERT_EQ(c->shard_count(), 2u);
-  const Json shards = c->DescribeShards();
-  for (const auto& shard : shards.Find("shards")->as_array()) {
-    EXPECT_EQ(shard.Find("index")->as_string(), "hnsw") << shard.Dump();
-  }
+  for (const auto& shard : c->DescribeShards().shards) EXPECT_EQ(shard.index, "hnsw") << shard.id;
   int found = 0;
   for (int i = 0; i < 4400; i += 22) {
     auto r = Nearest(*c, i, 5, true);
@@ -302,7 +298,7 @@ TEST_F(CollectionShardsTest, ExpandRefsPullsCitedDocumentsFromOtherShards) {
   engine_ = OpenTestEngine(dir_.path(), &metrics_);
   c = *engine_->GetCollection(kDefaultTenant, "topics");
   EXPECT_EQ(query(true).hits.size(), 3u);
-  EXPECT_EQ((*c->GetDocument("hub")).Find("refs")->as_array().size(), 2u);
+  EXPECT_EQ(c->GetDocument("hub")->refs.size(), 2u);
 }
 
 TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {

@@ -203,8 +203,8 @@ TEST_F(CollectionTest, ReUpsertReplacesAllOldChunks) {
   EXPECT_EQ(Ids(*c, R"({"query":"completely","mode":"keyword"})"), std::vector<std::string>{"d#0"});
   auto doc = c->GetDocument("d");
   ASSERT_TRUE(doc.ok());
-  EXPECT_EQ(doc->Find("text")->as_string(), "Completely new words.");
-  EXPECT_EQ(doc->Find("chunks")->as_int(), 1);
+  EXPECT_EQ(doc->text, "Completely new words.");
+  EXPECT_EQ(doc->chunks, 1u);
   // and the store agrees after a restart
   c.reset();
   engine_.reset();
@@ -233,7 +233,7 @@ TEST_F(CollectionTest, RestartRebuildsIdenticalResults) {
   auto after = Get("docs");
   EXPECT_EQ(after->document_count(), 3u);
   EXPECT_EQ(Ids(*after, R"({"query":"animals and money","k":3})"), before);
-  EXPECT_EQ(after->GetDocument("space")->Find("title")->as_string(), "Astronomy");
+  EXPECT_EQ(after->GetDocument("space")->title, "Astronomy");
 }
 
 TEST_F(CollectionTest, VectorOnlyCollections) {
@@ -264,7 +264,7 @@ TEST_F(CollectionTest, ConcurrentWritersLeaveStoreAndIndexesInAgreement) {
   for (int i = 0; i < 5; ++i) {
     auto d = c->GetDocument("shared-" + std::to_string(i));
     ASSERT_TRUE(d.ok());
-    live[d->Find("id")->as_string()] = d->Find("text")->as_string();
+    live[d->id] = d->text;
   }
   EXPECT_EQ(c->document_count(), 5u);
   EXPECT_EQ(c->chunk_count(), 5u);
@@ -289,8 +289,8 @@ TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
   const int n = static_cast<int>(Collection::kGraphMinChunks) + 1000;
   std::vector<std::vector<float>> vecs(n, std::vector<float>(8));
   for (int b = 0; b < n; b += 500) UpsertRandomVectors(*c, b, std::min(500, n - b), &rng, &vecs);
-  EXPECT_EQ(c->Describe().Find("index")->Find("type")->as_string(), "hnsw");
-  EXPECT_EQ(c->Describe().Find("index")->Find("M")->as_int(), 12);
+  EXPECT_EQ(c->Describe().index_type, "hnsw");
+  EXPECT_EQ(c->Describe().config.hnsw_m, 12);
   auto exact_top = [&](const std::vector<float>& q, int group) {
     std::vector<std::pair<float, int>> all;
     for (int i = 0; i < n; ++i) {
@@ -334,7 +334,7 @@ TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
   c.reset();
   Open();
   auto reopened = Get("big");
-  EXPECT_EQ(reopened->Describe().Find("index")->Find("graph_nodes")->as_int(), n);
+  EXPECT_EQ(reopened->Describe().graph_nodes, static_cast<size_t>(n));
   size_t again = 0;
   for (auto& q : queries) {
     auto truth = exact_top(q, -1);
@@ -352,11 +352,11 @@ TEST_F(CollectionTest, DeletesPastATenthRepairTheGraph) {
   std::vector<std::vector<float>> vecs(n, std::vector<float>(8));
   UpsertRandomVectors(*c, 0, n, &rng, &vecs);
   // int8 vectors of record live in a mapped file, not in the collection's RAM.
-  EXPECT_GE(c->Describe().Find("index")->Find("mapped_bytes")->as_int(), n * 8 * 4);
+  EXPECT_GE(c->Describe().mapped_bytes, static_cast<size_t>(n * 8 * 4));
   for (int i = 0; i < 400; ++i) ASSERT_TRUE(c->DeleteDocument("v" + std::to_string(i)).ok());
-  Json index = *c->Describe().Find("index");
-  EXPECT_LT(index.Find("graph_tombstones")->as_int(), 300);  // repaired at 300
-  EXPECT_LT(index.Find("graph_nodes")->as_int(), n - 250);
+  const CollectionInfo index = c->Describe();
+  EXPECT_LT(index.graph_tombstones, 300u);  // repaired at 300
+  EXPECT_LT(index.graph_nodes, static_cast<size_t>(n - 250));
   auto top1 = [&](int i) {
     Json q = Json::MakeObject();
     Json v = Json::MakeArray();
@@ -370,9 +370,9 @@ TEST_F(CollectionTest, DeletesPastATenthRepairTheGraph) {
   for (int i = 400; i < n; i += 7) found += top1(i) == "v" + std::to_string(i) + "#0";
   EXPECT_GE(found, (n - 400) / 7 - 2);
   for (int i = 0; i < 400; i += 13) EXPECT_NE(top1(i), "v" + std::to_string(i) + "#0");
-  const int64_t nodes = index.Find("graph_nodes")->as_int();
+  const int64_t nodes = static_cast<int64_t>(index.graph_nodes);
   Upsert(*c, R"({"documents":[{"id":"back","vector":[1,2,3,4,5,6,7,8]}]})");
-  EXPECT_EQ(c->Describe().Find("index")->Find("graph_nodes")->as_int(), nodes + 1);
+  EXPECT_EQ(c->Describe().graph_nodes, static_cast<size_t>(nodes + 1));
   EXPECT_EQ(c->chunk_count(), static_cast<size_t>(n - 400 + 1));
 }
 
