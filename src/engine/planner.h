@@ -81,8 +81,4 @@ StatusOr<PlannedSearch> RunPlan(Strategy strategy, const QueryAnalysis& analysis
                                 bool force_mode, bool vectors, const ShardingOptions& routing, int64_t budget_ms,
                                 const Clock& clock, const SearchFn& search, const PlanOptions& options = {});
 
-// The plan as the API reports it: {"strategy","answered_by","fallback","fallback_reason"?,
-// "complexity","indicators","sub_queries","shards","of","searches"}.
-Json PlanJson(const PlannedSearch& plan);
-
 }  // namespace contextd

@@ -4,6 +4,7 @@
 #include "server/api.h"
 #include "server/field_reader.h"
 #include "server/request_codec.h"
+#include "server/response_codec.h"
 
 namespace contextd {
 

@@ -11,6 +11,7 @@
 
 #include "common/base64.h"
 #include "server/api.h"
+#include "server/field_reader.h"
 #include "text/utf8.h"
 
 namespace contextd {
@@ -193,23 +194,13 @@ StatusOr<std::shared_ptr<const Embedder>> Api::EmbedForRequest(const RequestCont
 
 StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  bool base64 = false;
-  const Json* dimensions = nullptr;
-  for (const auto& [k, v] : body.as_object()) {
-    if (k == "encoding_format") {
-      if (!v.is_string() || (v.as_string() != "float" && v.as_string() != "base64")) {
-        return InvalidArgument("'encoding_format' must be \"float\" or \"base64\"", "out_of_range");
-      }
-      base64 = v.as_string() == "base64";
-    } else if (k == "dimensions") {
-      dimensions = &v;
-    } else if (k == "user") {
-      if (!v.is_string()) return InvalidArgument("'user' must be a string");
-    } else if (k != "model" && k != "input") {
-      return InvalidArgument("unknown field '" + k + "'", "unknown_field");
-    }
-  }
+  CTX_ASSIGN_OR_RETURN(FieldReader fields, FieldReader::Open(body, ""));
+  CTX_RETURN_IF_ERROR(fields.Known({"model", "input", "encoding_format", "dimensions", "user"}));
+  std::string format = "float", user;
+  CTX_RETURN_IF_ERROR(fields.OneOf("encoding_format", {"float", "base64"}, &format));
+  CTX_RETURN_IF_ERROR(fields.String("user", &user));  // accepted, as OpenAI's end-user id
+  const bool base64 = format == "base64";
+  const Json* dimensions = fields.Find("dimensions");
   Inputs inputs;
   CTX_RETURN_IF_ERROR(ReadInputs(body, "input", engine_->tokenizer(), /*token_ids=*/true, &inputs));
   // The model is resolved before embedding so that a bad "dimensions" costs nothing.
@@ -272,20 +263,15 @@ StatusOr<Api::Reply> Api::GetModel(const Params& p, const HttpRequest&, RequestC
 
 StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  for (const auto& [k, v] : body.as_object()) {
-    // Every embedder here returns unit vectors, and in-process models truncate inputs past
-    // their maximum length themselves; TEI's flags are checked, not acted on.
-    if (k == "normalize" || k == "truncate") {
-      if (!v.is_bool()) return InvalidArgument("'" + k + "' must be a boolean");
-    } else if (k == "truncation_direction") {
-      if (!v.is_string() || (v.as_string() != "Left" && v.as_string() != "Right")) {
-        return InvalidArgument("'truncation_direction' must be \"Left\" or \"Right\"", "out_of_range");
-      }
-    } else if (k != "inputs" && k != "model") {
-      return InvalidArgument("unknown field '" + k + "'", "unknown_field");
-    }
-  }
+  CTX_ASSIGN_OR_RETURN(FieldReader fields, FieldReader::Open(body, ""));
+  CTX_RETURN_IF_ERROR(fields.Known({"inputs", "model", "normalize", "truncate", "truncation_direction"}));
+  // Every embedder here returns unit vectors, and in-process models truncate inputs past
+  // their maximum length themselves; TEI's flags are checked, not acted on.
+  bool flag = false;
+  std::string direction;
+  CTX_RETURN_IF_ERROR(fields.Bool("normalize", &flag));
+  CTX_RETURN_IF_ERROR(fields.Bool("truncate", &flag));
+  CTX_RETURN_IF_ERROR(fields.OneOf("truncation_direction", {"Left", "Right"}, &direction));
   Inputs inputs;
   CTX_RETURN_IF_ERROR(ReadInputs(body, "inputs", nullptr, /*token_ids=*/false, &inputs));
   std::vector<float> vecs;
@@ -305,14 +291,10 @@ StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req, Reques
 
 StatusOr<Api::Reply> Api::TeiTokenize(const Params&, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  for (const auto& [k, v] : body.as_object()) {
-    if (k == "add_special_tokens") {
-      if (!v.is_bool()) return InvalidArgument("'add_special_tokens' must be a boolean");
-    } else if (k != "inputs") {
-      return InvalidArgument("unknown field '" + k + "'", "unknown_field");
-    }
-  }
+  CTX_ASSIGN_OR_RETURN(FieldReader fields, FieldReader::Open(body, ""));
+  CTX_RETURN_IF_ERROR(fields.Known({"inputs", "add_special_tokens"}));
+  bool special = false;  // cl100k adds none
+  CTX_RETURN_IF_ERROR(fields.Bool("add_special_tokens", &special));
   const TiktokenEncoder* tokenizer = engine_->tokenizer();
   if (tokenizer == nullptr) {
     return Unavailable(

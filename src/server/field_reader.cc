@@ -22,7 +22,11 @@ const Json& EmptyObject() {
 
 StatusOr<FieldReader> FieldReader::Open(const Json& obj, std::string where, bool null_is_empty) {
   if (null_is_empty && obj.is_null()) return FieldReader(&EmptyObject(), std::move(where));
-  if (!obj.is_object()) return WrongType(where.empty() ? "body" : where, "an object", obj);
+  if (!obj.is_object() && where.empty()) {
+    return InvalidArgument("the request body must be a JSON object, got " + std::string(JsonTypeName(obj)),
+                           "invalid_type");
+  }
+  if (!obj.is_object()) return WrongType(where, "an object", obj);
   return FieldReader(&obj, std::move(where));
 }
 

@@ -61,4 +61,25 @@ Json StoredDocumentJson(StoredDocument doc) {
   return out;
 }
 
+Json PlanJson(const PlannedSearch& plan) {
+  Json j = Json::MakeObject();
+  j["strategy"] = std::string(StrategyName(plan.strategy));
+  j["answered_by"] = std::string(StrategyName(plan.answered_by));
+  j["fallback"] = plan.fallback;
+  if (plan.fallback) j["fallback_reason"] = plan.fallback_reason;
+  j["complexity"] = plan.analysis.complexity;
+  Json indicators = Json::MakeArray();
+  for (const auto& i : plan.analysis.indicators) indicators.push_back(i);
+  j["indicators"] = std::move(indicators);
+  Json parts = Json::MakeArray();
+  for (const auto& p : plan.analysis.sub_queries) parts.push_back(p);
+  j["sub_queries"] = std::move(parts);
+  Json ids = Json::MakeArray();
+  for (uint32_t id : plan.shards) ids.push_back(static_cast<int64_t>(id));
+  j["shards"] = std::move(ids);
+  j["of"] = static_cast<int64_t>(plan.shard_count);
+  j["searches"] = static_cast<int64_t>(plan.searches);
+  return j;
+}
+
 }  // namespace contextd

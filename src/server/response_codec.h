@@ -6,6 +6,7 @@
 
 #include "common/json.h"
 #include "engine/collection.h"
+#include "engine/planner.h"
 
 namespace contextd {
 
@@ -15,5 +16,9 @@ Json CollectionInfoJson(const CollectionInfo& info);
 Json ShardsReportJson(const ShardsReport& report);
 // GET .../documents/{id}: {"id", "title"?, "text", "metadata", "refs"?, "chunks"}.
 Json StoredDocumentJson(StoredDocument doc);
+
+// The plan as the API reports it: {"strategy","answered_by","fallback","fallback_reason"?,
+// "complexity","indicators","sub_queries","shards","of","searches"}.
+Json PlanJson(const PlannedSearch& plan);
 
 }  // namespace contextd

@@ -3,6 +3,7 @@
 // or a step fails, instead of failing the request.
 #include "engine/planner.h"
 #include "server/request_codec.h"
+#include "server/response_codec.h"
 
 #include <gtest/gtest.h>
 

@@ -268,7 +268,9 @@ TEST(FieldReaderTest, OneReasonPerMistake) {
   EXPECT_EQ(r->Object("s").status().reason(), "invalid_type");
   float f = 0;
   EXPECT_EQ(r->Number("big", 0, 1, &f).reason(), "out_of_range");
-  EXPECT_EQ(FieldReader::Open(J("[1]"), "").status().message(), "'body' must be an object, got an array");
+  EXPECT_EQ(FieldReader::Open(J("[1]"), "").status().message(), "the request body must be a JSON object, got an array");
+  EXPECT_EQ(FieldReader::Open(J("[1]"), "documents[0]").status().message(),
+            "'documents[0]' must be an object, got an array");
   EXPECT_TRUE(FieldReader::Open(Json(), "", /*null_is_empty=*/true).ok());
 }
 
