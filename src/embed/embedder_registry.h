@@ -28,6 +28,7 @@
 #include "common/metrics.h"
 #include "embed/batcher.h"
 #include "embed/embedder.h"
+#include "embed/embedder_catalog.h"
 #include "embed/embedding_cache.h"
 #include "embed/redis_tier.h"
 #include "embed/remote_embedder.h"
@@ -58,7 +59,7 @@ struct EmbedServiceOptions {
   static StatusOr<EmbedServiceOptions> FromJson(const Json& j);
 };
 
-class EmbedderRegistry {
+class EmbedderRegistry : public EmbedderCatalog {
  public:
   // models_dir: where scripts/setup put the converted vectors (models/glove/...).
   explicit EmbedderRegistry(const std::string& models_dir);
@@ -68,21 +69,21 @@ class EmbedderRegistry {
                                                             const EmbedServiceOptions& options,
                                                             std::shared_ptr<CacheTier> l2, MetricsRegistry* metrics,
                                                             const Clock* clock);
-  ~EmbedderRegistry();
+  ~EmbedderRegistry() override;
 
   // The embedder for a collection's "embedder" setting. InvalidArgument for unknown names.
-  StatusOr<std::shared_ptr<const Embedder>> Resolve(const std::string& name) const;
+  StatusOr<std::shared_ptr<const Embedder>> Resolve(const std::string& name) const override;
   // The embedder that produced vectors of `model`, if it is loaded here.
-  std::shared_ptr<const Embedder> ByModel(const std::string& model) const;
+  std::shared_ptr<const Embedder> ByModel(const std::string& model) const override;
 
   // Every name Resolve() accepts without loading anything (native models once loaded),
   // with its embedder, in name order: what GET /v1/models lists.
-  std::vector<std::pair<std::string, std::shared_ptr<const Embedder>>> List() const;
+  std::vector<std::pair<std::string, std::shared_ptr<const Embedder>>> List() const override;
 
   static std::string GlovePath(const std::string& models_dir);
   // What /v1/embeddings and /embed use when the request names no model: the first
   // configured provider, else "glove".
-  const std::string& default_name() const { return default_name_; }
+  const std::string& default_name() const override { return default_name_; }
 
  private:
   void AddBuiltins(const std::string& models_dir);

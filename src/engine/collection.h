@@ -35,9 +35,11 @@
 #include "common/request_context.h"
 #include "embed/embedder.h"
 
+#include "engine/collection_types.h"
 #include "engine/mutation.h"
 #include "engine/query_cache.h"
 #include "engine/requests.h"
+#include "engine/services.h"
 #include "engine/update_log.h"
 #include "index/bm25_index.h"
 #include "index/hnsw_index.h"
@@ -46,11 +48,6 @@
 #include "text/analyzer.h"
 
 namespace contextd {
-
-struct UpsertResult {
-  size_t upserted = 0;
-  size_t chunks = 0;
-};
 
 // Order-independent hashes of a collection's replicated state: equal digests mean equal
 // documents (the stored records), equal chunks (text and vector, by document and
@@ -65,86 +62,7 @@ struct CollectionDigest {
   bool operator==(const CollectionDigest&) const = default;
 };
 
-struct QueryHit {
-  std::string doc_id;
-  uint32_t chunk = 0;
-  std::string text;
-  float score = 0;
-  Json metadata;
-  // Pulled in by "expand_refs": the result document that cites this one. Its score is the
-  // chunk's own similarity to the query (query terms matched, without a vector).
-  std::string ref_of;
-};
-
-struct QueryResult {
-  std::vector<QueryHit> hits;
-  QueryMode mode = QueryMode::kHybrid;
-  double embed_ms = 0;
-  double search_ms = 0;
-  // Scores are reciprocal-rank sums (hybrid RRF, fused plans): only their order means
-  // anything, not their ratios.
-  bool rank_fused = false;
-  // The query's embedding could not be had (provider down, deadline, queue full), so the
-  // answer is a keyword search instead of the mode asked for.
-  bool degraded = false;
-  std::string degraded_reason;
-  // Where the answer came from: "miss" (searched), "exact" or "semantic" (the query
-  // cache), "bypass" (the request skipped the cache), "off" (the collection has none).
-  std::string cache = "miss";
-  float cache_similarity = 0;  // semantic hits: cosine to the cached query
-  std::string cache_tier;      // hits: "hot", "warm" or "cold"
-  // Vector search only: the shards searched (their ids), of how many, and how the router
-  // chose them. widened: the routed shards had fewer than k results, so every other shard
-  // was searched too.
-  struct Route {
-    std::vector<uint32_t> shards;
-    size_t shard_count = 1;
-    float margin = 0;
-    bool confident = true;
-    bool widened = false;
-  };
-  std::optional<Route> route;
-};
-
-// GET /v1/collections/{name}: settings and counts.
-struct CollectionInfo {
-  std::string name;
-  CollectionConfig config;
-  bool embedder_available = false;
-  size_t documents = 0, chunks = 0, shards = 0;
-  std::string index_type;  // "hnsw" | "flat"
-  size_t graph_nodes = 0, graph_tombstones = 0;
-  std::string graph_source;  // where the graph came from at start: "loaded", "rebuilt", ...
-  size_t memory_bytes = 0, mapped_bytes = 0;
-};
-
-// GET /v1/collections/{name}/shards.
-struct ShardsReport {
-  struct Shard {
-    uint32_t id = 0;
-    size_t chunks = 0;
-    std::string index;  // "hnsw" | "flat"
-    uint64_t probes = 0;
-    bool splitting = false;
-    std::vector<std::string> top_terms;  // distinctive terms, most distinctive first
-  };
-  std::vector<Shard> shards;
-  uint64_t queries = 0, single_shard = 0, widened = 0;  // routed vector searches
-  double mean_shards_probed = 0;
-  ShardingOptions options;
-};
-
-// A document as stored (GET .../documents/{id}).
-struct StoredDocument {
-  std::string id;
-  std::string title;  // empty when it has none
-  std::string text;
-  Json metadata = Json::MakeObject();
-  std::vector<std::string> refs;
-  size_t chunks = 0;
-};
-
-class Collection {
+class Collection : public CollectionHandle {
  public:
   // Below this many chunks an exact scan is as fast as the graph and always exact.
   static constexpr size_t kGraphMinChunks = 2000;
@@ -159,7 +77,7 @@ class Collection {
   Collection(std::string tenant, std::string name, uint64_t id, CollectionConfig config,
              std::shared_ptr<const Embedder> embedder, Store* store, UpdateLog* log, const Clock* clock,
              std::string vector_dir = "");
-  ~Collection();
+  ~Collection() override;
 
   // Rebuilds the in-memory state from the store. The HNSW graph comes from `graph_path`
   // when that file was saved at store sequence `store_sequence` (nothing written since)
@@ -170,7 +88,7 @@ class Collection {
   // Waits for a shard split in progress to finish first.
   Status SaveGraph(const std::string& path, uint64_t store_sequence);
   // GET /v1/collections/{name}/shards: shards, sizes, distinctive terms, routing counts.
-  ShardsReport DescribeShards() const;
+  ShardsReport DescribeShards() const override;
   size_t shard_count() const;
   // Blocks until no shard split is running (tests, shutdown).
   void WaitForSplits();
@@ -179,13 +97,13 @@ class Collection {
   // passed one is DeadlineExceeded, and a write past it commits nothing), its trace goes
   // on to remote embedders, and its usage is charged. The forms without one run as
   // background work (no deadline).
-  Status Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result);
+  Status Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result) override;
   Status Upsert(std::vector<DocumentInput> docs, UpsertResult* result) {
     return Upsert(RequestContext::Background(), std::move(docs), result);
   }
   // The stored document, as GET returns it.
-  StatusOr<StoredDocument> GetDocument(const std::string& id) const;
-  Status DeleteDocument(const RequestContext& ctx, const std::string& id);
+  StatusOr<StoredDocument> GetDocument(const std::string& id) const override;
+  Status DeleteDocument(const RequestContext& ctx, const std::string& id) override;
   Status DeleteDocument(const std::string& id) { return DeleteDocument(RequestContext::Background(), id); }
   // Applies a committed upsert or delete of this collection (the Engine routes them here).
   // A delete of a missing document is NotFound and changes nothing.
@@ -193,13 +111,13 @@ class Collection {
   // See CollectionDigest. Reads the store; for tests and replica checks, not the hot path.
   StatusOr<CollectionDigest> Digest() const;
 
-  StatusOr<QueryResult> Query(const RequestContext& ctx, const QueryRequest& request) const;
+  StatusOr<QueryResult> Query(const RequestContext& ctx, const QueryRequest& request) const override;
   StatusOr<QueryResult> Query(const QueryRequest& request) const {
     return Query(RequestContext::Background(), request);
   }
 
   // Name, settings and counts, as returned by GET /v1/collections/{name}.
-  CollectionInfo Describe() const;
+  CollectionInfo Describe() const override;
   size_t document_count() const;
   size_t chunk_count() const;
   size_t memory_bytes() const;
@@ -208,16 +126,16 @@ class Collection {
   // Makes every later call fail with NotFound; waits for writes in flight.
   void MarkDropped();
 
-  const std::string& name() const { return name_; }
+  const std::string& name() const override { return name_; }
   const std::string& tenant() const { return tenant_; }
   uint64_t id() const { return id_; }
-  const CollectionConfig& config() const { return config_; }
+  const CollectionConfig& config() const override { return config_; }
   // "built" (new), "loaded" (from a saved file) or "rebuilt" (from the store) at Load().
   const std::string& graph_source() const { return graph_source_; }
-  bool has_embedder() const { return config_.embedder != "none"; }
+  bool has_embedder() const override { return config_.embedder != "none"; }
   // Queries on this collection wait on a remote embedder (see Embedder::waits()).
-  bool embedder_waits() const { return embedder_ != nullptr && embedder_->waits(); }
-  const Analyzer& analyzer() const { return *analyzer_; }
+  bool embedder_waits() const override { return embedder_ != nullptr && embedder_->waits(); }
+  const Analyzer& analyzer() const override { return *analyzer_; }
   QueryCacheStats query_cache_stats() const { return query_cache_->stats(); }
   struct RoutingStats {
     uint64_t queries = 0, single_shard = 0, shards_probed = 0, widened = 0;

@@ -100,7 +100,7 @@ std::vector<ContextPiece> AssemblePieces(const std::vector<QueryHit>& hits, cons
 
 }  // namespace
 
-StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const Collection& collection,
+StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const CollectionHandle& collection,
                                      const TiktokenEncoder& tokenizer, const ContextRequest& request,
                                      const Clock* clock, const std::vector<SessionTurn>& turns,
                                      const WaveCallback* on_wave) {

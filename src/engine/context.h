@@ -76,7 +76,7 @@ struct ContextResult {
 using WaveCallback = std::function<void(const char* wave, const std::vector<ContextPiece>& pieces)>;
 
 // ctx: the request's deadline (with max_ms, the earlier stops the assembly), trace and usage.
-StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const Collection& collection,
+StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const CollectionHandle& collection,
                                      const TiktokenEncoder& tokenizer, const ContextRequest& request,
                                      const Clock* clock, const std::vector<SessionTurn>& turns = {},
                                      const WaveCallback* on_wave = nullptr);

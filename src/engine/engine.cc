@@ -102,6 +102,23 @@ StatusOr<std::shared_ptr<Collection>> Engine::CreateCollection(const std::string
   return GetCollection(tenant, name);
 }
 
+StatusOr<std::shared_ptr<CollectionHandle>> Engine::Create(const std::string& tenant, const std::string& name,
+                                                           const CollectionConfig& config, const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, CreateCollection(tenant, name, config, ctx));
+  return std::shared_ptr<CollectionHandle>(std::move(c));
+}
+
+StatusOr<std::shared_ptr<CollectionHandle>> Engine::Find(const std::string& tenant, const std::string& name) const {
+  CTX_ASSIGN_OR_RETURN(std::shared_ptr<Collection> c, GetCollection(tenant, name));
+  return std::shared_ptr<CollectionHandle>(std::move(c));
+}
+
+std::vector<std::shared_ptr<CollectionHandle>> Engine::List(const std::string& tenant) const {
+  std::vector<std::shared_ptr<CollectionHandle>> out;
+  for (auto& c : ListCollections(tenant)) out.push_back(std::move(c));
+  return out;
+}
+
 StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& tenant, const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = collections_.find({tenant, name});
@@ -224,6 +241,17 @@ StatusOr<CacheSettings> Engine::CacheConfigure(const std::string& user_ns, const
   m.config = settings.ToJson().Dump();
   CTX_RETURN_IF_ERROR(Commit(ctx, std::move(m)).status());
   return settings;
+}
+
+StatusOr<CacheNamespaceInfo> Engine::CacheDescribe(const std::string& user_ns, const RequestContext& ctx) const {
+  CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
+  return llm_cache_->Describe(ns);
+}
+
+StatusOr<contextd::CacheLookup> Engine::CacheLookup(const std::string& user_ns, const CacheLookupRequest& request,
+                                                    const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
+  return llm_cache_->Lookup(ns, request);
 }
 
 StatusOr<std::string> Engine::CacheStore(const std::string& user_ns, const CacheStoreRequest& request,

@@ -26,6 +26,7 @@
 #include "common/metrics.h"
 #include "embed/embedder_registry.h"
 #include "engine/collection.h"
+#include "engine/services.h"
 #include "engine/sessions.h"
 #include "engine/update_log.h"
 #include "store/store.h"
@@ -51,11 +52,26 @@ struct EngineOptions {
   std::function<StatusOr<std::unique_ptr<UpdateLog>>(MutationApplier* applier)> make_log;
 };
 
-class Engine : public MutationApplier {
+class Engine : public MutationApplier,
+               public CollectionCatalog,
+               public SessionService,
+               public LlmCacheService,
+               public GovernanceService,
+               public ReplicaState {
  public:
   // Opens the store and loads every collection, rebuilding its indexes.
   static StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options, MetricsRegistry* metrics);
   ~Engine() override;
+
+  // CollectionCatalog (engine/services.h): the handles of the concrete collections below.
+  StatusOr<std::shared_ptr<CollectionHandle>> Create(const std::string& tenant, const std::string& name,
+                                                     const CollectionConfig& config,
+                                                     const RequestContext& ctx) override;
+  StatusOr<std::shared_ptr<CollectionHandle>> Find(const std::string& tenant, const std::string& name) const override;
+  Status Drop(const std::string& tenant, const std::string& name, const RequestContext& ctx) override {
+    return DropCollection(tenant, name, ctx);
+  }
+  std::vector<std::shared_ptr<CollectionHandle>> List(const std::string& tenant) const override;
 
   // `config` as the server read it (server/request_codec.h: its embedder resolved, every
   // field in range).
@@ -82,21 +98,26 @@ class Engine : public MutationApplier {
   // caller gives may hold a '/'). Returns the stored name, or InvalidArgument.
   static StatusOr<std::string> TenantScoped(const RequestContext& ctx, const std::string& name);
   StatusOr<std::vector<SessionTurn>> SessionTurns(const std::string& session,
-                                                  const RequestContext& ctx = RequestContext::Background());
+                                                  const RequestContext& ctx = RequestContext::Background()) override;
   // Appends a turn to a session (created on first use); returns the session's turn count.
   StatusOr<size_t> AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
-                              const RequestContext& ctx = RequestContext::Background());
-  Status DeleteSession(const std::string& session, const RequestContext& ctx = RequestContext::Background());
+                              const RequestContext& ctx = RequestContext::Background()) override;
+  Status DeleteSession(const std::string& session, const RequestContext& ctx = RequestContext::Background()) override;
   // LLM-cache writes through the update log (LlmCache's one-step forms bypass it): they
   // return what LlmCache's Configure, Store and DeleteByScope/DeleteEntry return.
   StatusOr<CacheSettings> CacheConfigure(const std::string& ns, const CacheSettingsUpdate& update,
-                                         const RequestContext& ctx = RequestContext::Background());
+                                         const RequestContext& ctx = RequestContext::Background()) override;
+  StatusOr<CacheNamespaceInfo> CacheDescribe(const std::string& ns, const RequestContext& ctx) const override;
   StatusOr<std::string> CacheStore(const std::string& ns, const CacheStoreRequest& request,
-                                   const RequestContext& ctx = RequestContext::Background());
+                                   const RequestContext& ctx = RequestContext::Background()) override;
+  // Reads; it deletes the expired entries it meets (not through the log: every replica
+  // expires them alike by the clock).
+  StatusOr<contextd::CacheLookup> CacheLookup(const std::string& ns, const CacheLookupRequest& request,
+                                              const RequestContext& ctx) override;
   StatusOr<size_t> CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
-                               const RequestContext& ctx = RequestContext::Background());
+                               const RequestContext& ctx = RequestContext::Background()) override;
   Status CacheDeleteEntry(const std::string& ns, const std::string& id,
-                          const RequestContext& ctx = RequestContext::Background());
+                          const RequestContext& ctx = RequestContext::Background()) override;
 
   // MutationApplier: the update log's apply path (see engine/update_log.h). A mutation at
   // or below applied_sequence() changes nothing.
@@ -105,23 +126,25 @@ class Engine : public MutationApplier {
   uint64_t applied_sequence() const override { return applied_->value(); }
   // Waits until applied_sequence() >= seq (a write token from another node); false when
   // `timeout` passed first.
-  bool WaitForApplied(uint64_t seq, std::chrono::milliseconds timeout) const { return applied_->WaitFor(seq, timeout); }
+  bool WaitForApplied(uint64_t seq, std::chrono::milliseconds timeout) const override {
+    return applied_->WaitFor(seq, timeout);
+  }
   // Every collection's digest, by (tenant, name), with the collection's id.
   StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Digest() const;
 
   // The store's state: "ok", "disk_full" (writes fail until space is freed) or "read_only"
   // (started on a full disk), for /readyz.
-  std::string_view storage_state() const { return store_->state(); }
+  std::string_view storage_state() const override { return store_->state(); }
 
   // Tenants and API keys: read them here, change them through the update log.
-  const AuthRegistry& auth() const { return auth_; }
+  const AuthRegistry& auth() const override { return auth_; }
   // Creates or replaces a tenant.
-  Status PutTenant(const TenantRecord& tenant, const RequestContext& ctx = RequestContext::Background());
+  Status PutTenant(const TenantRecord& tenant, const RequestContext& ctx = RequestContext::Background()) override;
   // FailedPrecondition (tenant_not_empty) while the tenant holds collections.
-  Status DeleteTenant(const std::string& id, const RequestContext& ctx = RequestContext::Background());
+  Status DeleteTenant(const std::string& id, const RequestContext& ctx = RequestContext::Background()) override;
   // Creates, replaces (rotation: a new hash) or changes a key; its tenant must exist.
-  Status PutKey(const KeyRecord& key, const RequestContext& ctx = RequestContext::Background());
-  Status DeleteKey(const std::string& id, const RequestContext& ctx = RequestContext::Background());
+  Status PutKey(const KeyRecord& key, const RequestContext& ctx = RequestContext::Background()) override;
+  Status DeleteKey(const std::string& id, const RequestContext& ctx = RequestContext::Background()) override;
 
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.

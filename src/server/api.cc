@@ -85,8 +85,20 @@ StatusOr<Json> Api::ParseBody(const HttpRequest& req, bool allow_empty) const {
   return ParseJson(*body);
 }
 
-Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
-    : engine_(engine),
+ApiBackends ApiBackends::Of(Engine* engine) {
+  ApiBackends b;
+  b.collections = engine;
+  b.sessions = engine;
+  b.llm_cache = engine;
+  b.embedders = &engine->embedders();
+  b.governance = engine;
+  b.replica = engine;
+  b.tokenizer = engine->tokenizer();
+  return b;
+}
+
+Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions& options)
+    : backends_(backends),
       metrics_(metrics),
       options_(options),
       clock_(SystemClock::Default()),
@@ -113,7 +125,7 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
            [this](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
              const bool draining = draining_.load();
              const bool log_down = options_.log_connected && !options_.log_connected();
-             const std::string_view storage = engine_->storage_state();
+             const std::string_view storage = backends_.replica->storage_state();
              Reply r;
              r.status = draining || log_down || storage != "ok" ? 503 : 200;
              // Not ready for writes; reads still work, which the status says.
@@ -147,7 +159,7 @@ Api::Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
              Reply r;
              r.json = options_.cluster_status ? options_.cluster_status() : Json::MakeObject();
              if (!options_.cluster_status) r.json["mode"] = "single";
-             r.json["applied_sequence"] = static_cast<int64_t>(engine_->applied_sequence());
+             r.json["applied_sequence"] = static_cast<int64_t>(backends_.replica->applied_sequence());
              return r;
            });
   AddRoute("GET", "/v1/collections", Pool::kInline, std::bind(&Api::ListCollections, this, _1, _2, _3));
@@ -322,7 +334,7 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
     return Status::Ok();
   }
   CTX_ASSIGN_OR_RETURN(std::shared_ptr<const KeyRecord> key_record,
-                       engine_->auth().Authenticate(key, clock_->WallMillis()));
+                       backends_.governance->auth().Authenticate(key, clock_->WallMillis()));
   const KeyRecord& k = *key_record;
   ctx->tenant = k.tenant;
   ctx->principal = k.id;
@@ -349,7 +361,8 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   if (route.collection_param && !params.empty() && !k.AllowsCollection(params[0], route.access == Access::kWrite)) {
     return denied(std::string(route.access == Access::kWrite ? "write" : "read") + " collection '" + params[0] + "'");
   }
-  if (const Limits t = engine_->auth().TenantLimits(k.tenant); t.rpm > 0 || t.tpm > 0 || t.max_inflight > 0) {
+  if (const Limits t = backends_.governance->auth().TenantLimits(k.tenant);
+      t.rpm > 0 || t.tpm > 0 || t.max_inflight > 0) {
     scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm, t.max_inflight});
   }
   if (k.limits.rpm > 0 || k.limits.tpm > 0 || k.limits.max_inflight > 0) {
@@ -384,13 +397,13 @@ Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx)
 }
 
 Status Api::AwaitWriteToken(const RequestContext& ctx) const {
-  if (ctx.read_after == 0 || engine_->applied_sequence() >= ctx.read_after) return Status::Ok();
+  if (ctx.read_after == 0 || backends_.replica->applied_sequence() >= ctx.read_after) return Status::Ok();
   std::chrono::milliseconds wait = options_.write_token_wait;
   if (ctx.has_deadline()) wait = std::min(wait, std::chrono::milliseconds(ctx.RemainingMs()));
-  if (engine_->WaitForApplied(ctx.read_after, wait)) return Status::Ok();
-  return DeadlineExceeded("this node has applied the update log up to " + std::to_string(engine_->applied_sequence()) +
-                              ", not yet write token " + std::to_string(ctx.read_after) +
-                              "; retry, or ask another node",
+  if (backends_.replica->WaitForApplied(ctx.read_after, wait)) return Status::Ok();
+  return DeadlineExceeded("this node has applied the update log up to " +
+                              std::to_string(backends_.replica->applied_sequence()) + ", not yet write token " +
+                              std::to_string(ctx.read_after) + "; retry, or ask another node",
                           "write_not_visible");
 }
 
@@ -405,7 +418,7 @@ void Api::BeginDrain(std::chrono::milliseconds grace) {
 
 Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t start_ns, RequestContext* ctx) const {
   ctx->tenant = kDefaultTenant;
-  ctx->token_counter = engine_->tokenizer();
+  ctx->token_counter = backends_.tokenizer;
   ctx->shutdown_ns = &shutdown_ns_;
   const std::string traceparent = req.Header("traceparent");
   std::optional<TraceContext> caller = traceparent.empty() ? std::nullopt : TraceContext::Parse(traceparent);
@@ -567,7 +580,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
   // An inline route that must wait for a write token waits on a search worker, never on
   // an I/O thread.
   // (read_after first: applied_sequence() takes a lock, and most requests carry no token.)
-  const bool must_wait = ctx->read_after != 0 && ctx->read_after > engine_->applied_sequence();
+  const bool must_wait = ctx->read_after != 0 && ctx->read_after > backends_.replica->applied_sequence();
   // Tokens are charged from what the request used, once it is done.
   const auto settle = [this, scopes, ctx] {
     if (scopes != nullptr && !scopes->empty()) limiter_->Settle(*scopes, ctx->usage.embedding_tokens.load());
@@ -578,7 +591,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
   }
   Pool which = match->pool == Pool::kInline ? Pool::kSearch : match->pool;
   if (which == Pool::kQuery) {
-    auto c = engine_->GetCollection(ctx->tenant, params[0]);
+    auto c = backends_.collections->Find(ctx->tenant, params[0]);
     which = c.ok() && (*c)->embedder_waits() ? Pool::kEmbed : Pool::kSearch;
   }
   ThreadPool* pool = which == Pool::kWrite   ? write_pool_.get()
@@ -604,8 +617,8 @@ void Api::Handle(HttpRequest req, Responder respond) {
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(ValidateCollectionName(p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
-  CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(body, engine_->embedders()));
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->CreateCollection(ctx.tenant, p[0], config, ctx));
+  CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(body, *backends_.embedders));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Create(ctx.tenant, p[0], config, ctx));
   Reply r;
   r.status = 201;
   r.json = CollectionInfoJson(c->Describe());
@@ -617,26 +630,26 @@ StatusOr<Api::Reply> Api::ListCollections(const Params&, const HttpRequest&, Req
   r.json = Json::MakeObject();
   Json& list = r.json["collections"];
   list = Json::MakeArray();
-  for (const auto& c : engine_->ListCollections(ctx.tenant)) list.push_back(CollectionInfoJson(c->Describe()));
+  for (const auto& c : backends_.collections->List(ctx.tenant)) list.push_back(CollectionInfoJson(c->Describe()));
   return r;
 }
 
 StatusOr<Api::Reply> Api::GetCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   Reply r;
   r.json = CollectionInfoJson(c->Describe());
   return r;
 }
 
 StatusOr<Api::Reply> Api::DropCollection(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(engine_->DropCollection(ctx.tenant, p[0], ctx));
+  CTX_RETURN_IF_ERROR(backends_.collections->Drop(ctx.tenant, p[0], ctx));
   Reply r;
   r.json["deleted"] = p[0];
   return r;
 }
 
 StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(auto docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
   UpsertResult result;
@@ -649,7 +662,7 @@ StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& re
 }
 
 StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   Reply r;
   CTX_ASSIGN_OR_RETURN(StoredDocument doc, c->GetDocument(p[1]));
   r.json = StoredDocumentJson(std::move(doc));
@@ -657,7 +670,7 @@ StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&, Reque
 }
 
 StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   CTX_RETURN_IF_ERROR(c->DeleteDocument(ctx, p[1]));
   Reply r;
   r.json["deleted"] = p[1];
@@ -676,7 +689,7 @@ void Api::CountPlan(const PlannedSearch& plan) {
 }
 
 StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   Reply r;
   r.json = ShardsReportJson(c->DescribeShards());
   return r;
@@ -684,7 +697,7 @@ StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&, Request
 
 StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   const int64_t start = clock_->NowNanos();
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, p[0]));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(q.text));

@@ -18,8 +18,10 @@
 #include "common/metrics.h"
 #include "common/request_context.h"
 #include "common/thread_pool.h"
+#include "embed/embedder_catalog.h"
 #include "engine/engine.h"
 #include "engine/planner.h"
+#include "engine/services.h"
 #include "net/http.h"
 
 namespace contextd {
@@ -66,9 +68,26 @@ struct ApiOptions {
   const Clock* clock = nullptr;  // null: the system clock (rate limits, key expiry)
 };
 
+// What the API serves from: the engine's interfaces (engine/services.h), so the HTTP layer
+// runs as well over fakes (tests/server) as over the Engine. None may be null but the
+// tokenizer (token counts and /v1/context then answer 503 tokenizer_missing).
+struct ApiBackends {
+  CollectionCatalog* collections = nullptr;
+  SessionService* sessions = nullptr;
+  LlmCacheService* llm_cache = nullptr;
+  const EmbedderCatalog* embedders = nullptr;
+  GovernanceService* governance = nullptr;
+  const ReplicaState* replica = nullptr;
+  const TiktokenEncoder* tokenizer = nullptr;
+  // Every one of them the engine's.
+  static ApiBackends Of(Engine* engine);
+};
+
 class Api {
  public:
-  Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options);
+  Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions& options);
+  Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
+      : Api(ApiBackends::Of(engine), metrics, options) {}
   ~Api();
 
   void Handle(HttpRequest request, Responder respond);
@@ -161,7 +180,7 @@ class Api {
                                                             const std::vector<std::string_view>& texts,
                                                             std::vector<float>* vecs) const;
 
-  Engine* engine_;
+  const ApiBackends backends_;
   MetricsRegistry* metrics_;
   const ApiOptions options_;
   const Clock* clock_;

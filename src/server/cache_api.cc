@@ -21,15 +21,14 @@ StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
   CTX_ASSIGN_OR_RETURN(CacheSettingsUpdate update, ParseCacheSettings(body));
   Reply r;
-  CTX_ASSIGN_OR_RETURN(CacheSettings settings, engine_->CacheConfigure(p[0], update, ctx));
+  CTX_ASSIGN_OR_RETURN(CacheSettings settings, backends_.llm_cache->CacheConfigure(p[0], update, ctx));
   r.json = settings.ToJson();
   return r;
 }
 
 StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&, RequestContext& ctx) {
   Reply r;
-  CTX_ASSIGN_OR_RETURN(std::string ns, Engine::TenantScoped(ctx, p[0]));
-  CTX_ASSIGN_OR_RETURN(CacheNamespaceInfo info, engine_->llm_cache().Describe(ns));
+  CTX_ASSIGN_OR_RETURN(CacheNamespaceInfo info, backends_.llm_cache->CacheDescribe(p[0], ctx));
   r.json = info.settings.ToJson();
   r.json["name"] = p[0];
   r.json["entries"] = static_cast<int64_t>(info.entries);
@@ -41,7 +40,7 @@ StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&, Req
 StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(CacheStoreRequest request, ParseCacheStore(body));
-  CTX_ASSIGN_OR_RETURN(std::string id, engine_->CacheStore(p[0], request, ctx));
+  CTX_ASSIGN_OR_RETURN(std::string id, backends_.llm_cache->CacheStore(p[0], request, ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["id"] = id;
@@ -51,8 +50,7 @@ StatusOr<Api::Reply> Api::CacheStore(const Params& p, const HttpRequest& req, Re
 StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(CacheLookupRequest request, ParseCacheLookup(body));
-  CTX_ASSIGN_OR_RETURN(std::string ns, Engine::TenantScoped(ctx, p[0]));
-  CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, engine_->llm_cache().Lookup(ns, request));
+  CTX_ASSIGN_OR_RETURN(contextd::CacheLookup found, backends_.llm_cache->CacheLookup(p[0], request, ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["hit"] = found.hit;
@@ -96,7 +94,7 @@ StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest&
   }
   if (!fields.empty() && all)
     return InvalidArgument("give either scope filters or all=true, not both", "invalid_value");
-  CTX_ASSIGN_OR_RETURN(size_t deleted, engine_->CacheDelete(p[0], fields, ctx));
+  CTX_ASSIGN_OR_RETURN(size_t deleted, backends_.llm_cache->CacheDelete(p[0], fields, ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["deleted"] = static_cast<int64_t>(deleted);
@@ -104,7 +102,7 @@ StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest&
 }
 
 StatusOr<Api::Reply> Api::CacheDeleteEntry(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(engine_->CacheDeleteEntry(p[0], p[1], ctx));
+  CTX_RETURN_IF_ERROR(backends_.llm_cache->CacheDeleteEntry(p[0], p[1], ctx));
   Reply r;
   r.json = Json::MakeObject();
   r.json["deleted"] = 1;

@@ -67,15 +67,15 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
   CTX_RETURN_IF_ERROR(fields.Require("collection"));
   CTX_RETURN_IF_ERROR(fields.String("collection", &name));
   CTX_RETURN_IF_ERROR(fields.Bool("stream", &stream));
-  CTX_ASSIGN_OR_RETURN(auto c, engine_->GetCollection(ctx.tenant, name));
-  if (engine_->tokenizer() == nullptr)
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, name));
+  if (backends_.tokenizer == nullptr)
     return Unavailable("context budgets need the cl100k_base vocabulary in the models directory; run scripts/setup",
                        "tokenizer_missing");
   CTX_ASSIGN_OR_RETURN(ContextRequest request, ParseContextRequest(body, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(request.query));
   std::vector<SessionTurn> turns;
   if (!request.session_id.empty()) {
-    CTX_ASSIGN_OR_RETURN(turns, engine_->SessionTurns(request.session_id, ctx));
+    CTX_ASSIGN_OR_RETURN(turns, backends_.sessions->SessionTurns(request.session_id, ctx));
   }
   Reply r;
   if (stream) {
@@ -92,7 +92,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
         data["pieces"] = std::move(list);
         channel->Write(Event("wave", data));
       };
-      auto result = BuildContext(ctx, *c, *engine_->tokenizer(), request, clock_, turns, &on_wave);
+      auto result = BuildContext(ctx, *c, *backends_.tokenizer, request, clock_, turns, &on_wave);
       if (result.ok()) {
         CountPlan(result->plan);
         Json done = Json::MakeObject();
@@ -110,7 +110,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
     };
     return r;
   }
-  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(ctx, *c, *engine_->tokenizer(), request, clock_, turns));
+  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(ctx, *c, *backends_.tokenizer, request, clock_, turns));
   CountPlan(result.plan);
   Json& pieces = r.json["pieces"];
   pieces = Json::MakeArray();
@@ -130,7 +130,7 @@ StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req,
   CTX_RETURN_IF_ERROR(fields.String("role", &turn.role));
   CTX_RETURN_IF_ERROR(fields.String("content", &turn.content));
   CTX_RETURN_IF_ERROR(fields.Int("ttl_s", 1, kMaxTtlSeconds, &ttl_s));
-  CTX_ASSIGN_OR_RETURN(size_t n, engine_->AppendTurn(p[0], turn, ttl_s, ctx));
+  CTX_ASSIGN_OR_RETURN(size_t n, backends_.sessions->AppendTurn(p[0], turn, ttl_s, ctx));
   Reply r;
   r.json["session"] = p[0];
   r.json["turns"] = static_cast<int64_t>(n);
@@ -138,7 +138,7 @@ StatusOr<Api::Reply> Api::SessionAppend(const Params& p, const HttpRequest& req,
 }
 
 StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto turns, engine_->SessionTurns(p[0], ctx));
+  CTX_ASSIGN_OR_RETURN(auto turns, backends_.sessions->SessionTurns(p[0], ctx));
   Reply r;
   r.json["session"] = p[0];
   Json& list = r.json["turns"];
@@ -154,7 +154,7 @@ StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&, Reques
 }
 
 StatusOr<Api::Reply> Api::SessionDelete(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_RETURN_IF_ERROR(engine_->DeleteSession(p[0], ctx));
+  CTX_RETURN_IF_ERROR(backends_.sessions->DeleteSession(p[0], ctx));
   Reply r;
   r.json["deleted"] = true;
   return r;

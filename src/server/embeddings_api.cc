@@ -174,7 +174,7 @@ Json ModelJson(const std::string& name, const Embedder& e, int64_t created) {
 }  // namespace
 
 StatusOr<std::shared_ptr<const Embedder>> Api::EmbedderFor(const Json* model) const {
-  const EmbedderRegistry& registry = engine_->embedders();
+  const EmbedderCatalog& registry = *backends_.embedders;
   if (model == nullptr) return registry.Resolve(registry.default_name());
   if (!model->is_string()) return InvalidArgument("'model' must be a string");
   // Either a registry name ("glove", "provider:openai") or the model id it reports.
@@ -202,7 +202,7 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   const bool base64 = format == "base64";
   const Json* dimensions = fields.Find("dimensions");
   Inputs inputs;
-  CTX_RETURN_IF_ERROR(ReadInputs(body, "input", engine_->tokenizer(), /*token_ids=*/true, &inputs));
+  CTX_RETURN_IF_ERROR(ReadInputs(body, "input", backends_.tokenizer, /*token_ids=*/true, &inputs));
   // The model is resolved before embedding so that a bad "dimensions" costs nothing.
   CTX_ASSIGN_OR_RETURN(auto resolved, EmbedderFor(body.Find("model")));
   const size_t dim = static_cast<size_t>(resolved->dim());
@@ -235,14 +235,14 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   }
   out += "],\"model\":";
   AppendJsonString(embedder->model(), &out);
-  const std::string tokens = std::to_string(CountTokens(inputs, engine_->tokenizer()));
+  const std::string tokens = std::to_string(CountTokens(inputs, backends_.tokenizer));
   out += ",\"usage\":{\"prompt_tokens\":" + tokens + ",\"total_tokens\":" + tokens + "}}";
   return r;
 }
 
 StatusOr<Api::Reply> Api::ListModels(const Params&, const HttpRequest&, RequestContext&) {
   Json data = Json::MakeArray();
-  for (const auto& [name, e] : engine_->embedders().List()) data.push_back(ModelJson(name, *e, started_unix_s_));
+  for (const auto& [name, e] : backends_.embedders->List()) data.push_back(ModelJson(name, *e, started_unix_s_));
   Reply r;
   r.json = Json::MakeObject();
   r.json["object"] = "list";
@@ -254,7 +254,7 @@ StatusOr<Api::Reply> Api::GetModel(const Params& p, const HttpRequest&, RequestC
   // "native:ORG/NAME" arrives as two segments unless the client encoded its slash.
   std::string id = p[0];
   for (size_t i = 1; i < p.size(); ++i) id += "/" + p[i];
-  auto e = engine_->embedders().Resolve(id);
+  auto e = backends_.embedders->Resolve(id);
   if (!e.ok()) return NotFound("model '" + id + "' does not exist; GET /v1/models lists them", "model_not_found");
   Reply r;
   r.json = ModelJson(id, **e, started_unix_s_);
@@ -295,7 +295,7 @@ StatusOr<Api::Reply> Api::TeiTokenize(const Params&, const HttpRequest& req, Req
   CTX_RETURN_IF_ERROR(fields.Known({"inputs", "add_special_tokens"}));
   bool special = false;  // cl100k adds none
   CTX_RETURN_IF_ERROR(fields.Bool("add_special_tokens", &special));
-  const TiktokenEncoder* tokenizer = engine_->tokenizer();
+  const TiktokenEncoder* tokenizer = backends_.tokenizer;
   if (tokenizer == nullptr) {
     return Unavailable(
         "tokenizing needs the cl100k_base vocabulary, which this server does not have (run scripts/setup)",
@@ -328,7 +328,7 @@ StatusOr<Api::Reply> Api::TeiTokenize(const Params&, const HttpRequest& req, Req
 }
 
 StatusOr<Api::Reply> Api::TeiInfo(const Params&, const HttpRequest&, RequestContext&) {
-  const EmbedderRegistry& registry = engine_->embedders();
+  const EmbedderCatalog& registry = *backends_.embedders;
   CTX_ASSIGN_OR_RETURN(auto embedder, registry.Resolve(registry.default_name()));
   Reply r;
   Json& j = r.json = Json::MakeObject();

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <set>
 
-#include "embed/embedder_registry.h"
+#include "embed/embedder_catalog.h"
 #include "engine/planner.h"
 #include "engine/query_cache.h"
 #include "engine/sessions.h"
@@ -74,7 +74,7 @@ std::string CanonicalJson(const Json& v) {
   return v.Dump();
 }
 
-StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const EmbedderRegistry& embedders) {
+StatusOr<CollectionConfig> ParseCollectionRequest(const Json& request, const EmbedderCatalog& embedders) {
   CollectionConfig c;
   CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(request, "", /*null_is_empty=*/true));
   CTX_RETURN_IF_ERROR(

@@ -19,11 +19,11 @@
 
 namespace contextd {
 
-class EmbedderRegistry;
+class EmbedderCatalog;
 
 // PUT /v1/collections/{name} body (null: every default). Resolves the embedder to learn
 // its model and dim.
-StatusOr<CollectionConfig> ParseCollectionRequest(const Json& body, const EmbedderRegistry& embedders);
+StatusOr<CollectionConfig> ParseCollectionRequest(const Json& body, const EmbedderCatalog& embedders);
 
 // POST .../documents body. `dim` is the collection's vector size; `needs_vector` is set for
 // collections without an embedder.

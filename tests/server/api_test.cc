@@ -1,0 +1,215 @@
+// The HTTP layer in process, over fakes of the engine (fakes.h): routing, body codecs,
+// error mapping, headers and the request context each request gets. The integration tests
+// run the same API over the real engine and real sockets.
+#include "server/api.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "fakes.h"
+#include "manual_clock.h"
+
+namespace contextd {
+namespace {
+
+struct Reply {
+  int status = 0;
+  Json body;
+  HttpHeaders headers;
+  std::string Header(std::string_view name) const { return FindHeader(headers, name); }
+  std::string reason() const {
+    const Json* e = body.Find("error");
+    return e != nullptr && e->Find("code") != nullptr ? e->Find("code")->as_string() : "";
+  }
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  ApiTest() {
+    ApiOptions o;
+    o.clock = &clock_;
+    api_ = std::make_unique<Api>(fakes_.Wire(), &metrics_, o);
+  }
+  Reply Call(const std::string& method, const std::string& path, const std::string& body = "",
+             HttpHeaders headers = {}) {
+    HttpRequest req;
+    req.method = method;
+    const size_t q = path.find('?');
+    req.path = path.substr(0, q);
+    if (q != std::string::npos) req.query = path.substr(q + 1);
+    req.body = body;
+    req.headers = std::move(headers);
+    std::promise<HttpResponse> done;
+    api_->Handle(std::move(req), [&](HttpResponse res) { done.set_value(std::move(res)); });
+    HttpResponse res = done.get_future().get();
+    Reply r;
+    r.status = res.status;
+    r.headers = res.headers;
+    if (!res.body.empty()) {
+      auto j = ParseJson(res.body);
+      EXPECT_TRUE(j.ok()) << res.body;
+      if (j.ok()) r.body = std::move(*j);
+    }
+    return r;
+  }
+  std::shared_ptr<FakeCollection> MakeDocs() {
+    EXPECT_EQ(Call("PUT", "/v1/collections/docs", R"({"embedder":"hash"})").status, 201);
+    auto c = fakes_.collections.Get("default", "docs");
+    EXPECT_NE(c, nullptr);
+    EXPECT_EQ(Call("POST", "/v1/collections/docs/documents",
+                   R"({"documents":[{"id":"a","text":"red apples"},{"id":"b","text":"green pears"}]})")
+                  .status,
+              200);
+    return c;
+  }
+
+  ManualClock clock_;
+  MetricsRegistry metrics_;
+  FakeBackends fakes_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(ApiTest, RoutesByMethodAndPath) {
+  EXPECT_EQ(Call("GET", "/healthz").status, 200);
+  Reply none = Call("GET", "/v1/nothing/here");
+  EXPECT_EQ(none.status, 404);
+  EXPECT_EQ(none.reason(), "no_route");
+  Reply wrong = Call("PATCH", "/v1/collections/docs");
+  EXPECT_EQ(wrong.status, 405);
+  EXPECT_EQ(wrong.reason(), "method_not_allowed");
+  EXPECT_NE(wrong.Header("Allow").find("PUT"), std::string::npos) << wrong.Header("Allow");
+  // Path parameters are percent-decoded before the handler sees them.
+  EXPECT_EQ(Call("PUT", "/v1/collections/my%2Ddocs", R"({"embedder":"hash"})").status, 201);
+  EXPECT_NE(fakes_.collections.Get("default", "my-docs"), nullptr);
+}
+
+TEST_F(ApiTest, BodiesAreReadIntoTypedRequests) {
+  ASSERT_EQ(
+      Call("PUT", "/v1/collections/docs", R"({"embedder":"hash","chunking":{"max_tokens":64,"overlap":8}})").status,
+      201);
+  auto c = fakes_.collections.Get("default", "docs");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->config().embedder, "hash");
+  EXPECT_EQ(c->config().dim, 256) << "the embedder's dimension, from the catalog";
+  EXPECT_EQ(c->config().chunking.max_tokens, 64);
+  ASSERT_EQ(Call("POST", "/v1/collections/docs/query", R"({"query":"apples","k":3,"mode":"keyword"})").status, 200);
+  EXPECT_EQ(c->last_query.k, 3u);
+  EXPECT_EQ(c->last_query.mode, QueryMode::kKeyword);
+  EXPECT_EQ(c->last_query.text, "apples");
+}
+
+TEST_F(ApiTest, BadBodiesAreRejectedBeforeTheEngineSeesThem) {
+  struct Case {
+    const char* method;
+    const char* path;
+    const char* body;
+    int status;
+    const char* reason;
+  } cases[] = {
+      {"PUT", "/v1/collections/docs", "{not json", 400, "invalid_json"},
+      {"PUT", "/v1/collections/docs", R"({"colour":"red"})", 400, "unknown_field"},
+      {"PUT", "/v1/collections/docs", R"({"embedder":"bert"})", 400, "unknown_embedder"},
+      {"PUT", "/v1/collections/bad%20name", "{}", 400, "invalid_name"},
+      {"PUT", "/v1/cache/answers", R"({"threshold":2})", 400, "out_of_range"},
+  };
+  for (const auto& c : cases) {
+    Reply r = Call(c.method, c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.body << " -> " << r.body.Dump();
+    EXPECT_EQ(r.reason(), c.reason) << c.body << " -> " << r.body.Dump();
+  }
+  EXPECT_TRUE(fakes_.collections.List("default").empty()) << "nothing was created";
+  EXPECT_EQ(fakes_.llm_cache.CacheDescribe("answers", RequestContext::Background()).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(ApiTest, EngineErrorsMapToTheirStatus) {
+  auto c = MakeDocs();
+  const std::pair<Status, int> cases[] = {
+      {Unavailable("provider down", "embedder_unavailable"), 503},
+      {DeadlineExceeded("too slow"), 504},
+      {NotFound("gone", "collection_not_found"), 404},
+      {ResourceExhausted("queue full", "too_many_requests_in_flight"), 429},
+      {Internal("boom", "storage_error"), 500},
+  };
+  for (const auto& [status, http] : cases) {
+    c->fail_with = status;
+    Reply r = Call("POST", "/v1/collections/docs/query", R"({"query":"apples"})");
+    EXPECT_EQ(r.status, http) << status.ToString();
+    EXPECT_EQ(r.reason(), status.reason());
+    EXPECT_EQ(r.body.Find("error")->Find("message")->as_string(), status.message());
+    if (http == 503 || http == 429) EXPECT_FALSE(r.Header("Retry-After").empty()) << status.ToString();
+  }
+  c->fail_with = Status::Ok();
+  EXPECT_EQ(Call("GET", "/v1/collections/nope").reason(), "collection_not_found");
+  EXPECT_EQ(Call("GET", "/v1/collections/docs/documents/zzz").status, 404);
+}
+
+TEST_F(ApiTest, EachRequestGetsItsContext) {
+  auto c = MakeDocs();
+  // No headers: the default tenant, anonymous, a new trace, the route's default deadline.
+  Reply plain = Call("POST", "/v1/collections/docs/query", R"({"query":"apples"})");
+  ASSERT_EQ(plain.status, 200);
+  EXPECT_EQ(c->seen.tenant, "default");
+  EXPECT_EQ(c->seen.principal, "anonymous");
+  auto echoed = TraceContext::Parse(plain.Header("traceparent"));
+  ASSERT_TRUE(echoed.has_value()) << plain.Header("traceparent");
+  EXPECT_EQ(echoed->trace_id, c->seen.trace_id);
+  // The caller's trace is continued; its deadline reaches the engine.
+  const std::string trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  Reply traced = Call("POST", "/v1/collections/docs/query", R"({"query":"apples"})",
+                      {{"traceparent", trace}, {"X-Request-Timeout-Ms", "250"}});
+  ASSERT_EQ(traced.status, 200);
+  EXPECT_EQ(c->seen.trace_id, "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(TraceContext::Parse(traced.Header("traceparent"))->trace_id, "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(c->seen.deadline_ns, clock_.NowNanos() + 250'000'000) << "the manual clock stood still";
+  Reply bad = Call("POST", "/v1/collections/docs/query", R"({"query":"apples"})", {{"X-Request-Timeout-Ms", "soon"}});
+  EXPECT_EQ(bad.status, 400);
+  // A write's idempotency key goes with it; usage comes back.
+  Reply write = Call("POST", "/v1/collections/docs/documents", R"({"documents":[{"id":"c","text":"apples again"}]})",
+                     {{"Idempotency-Key", "retry-7"}});
+  ASSERT_EQ(write.status, 200);
+  EXPECT_EQ(c->seen.idempotency_key, "retry-7");
+  EXPECT_EQ(write.body.Find("usage")->Find("documents_written")->as_int(), 1);
+  Reply query = Call("POST", "/v1/collections/docs/query", R"({"query":"apples"})");
+  ASSERT_NE(query.body.Find("results"), nullptr) << query.body.Dump();
+  EXPECT_EQ(query.body.Find("results")->as_array().size(), 2u);
+  EXPECT_EQ(query.body.Find("usage")->Find("chunks_scored")->as_int(), 3);
+}
+
+TEST_F(ApiTest, CacheAndSessionRoutesUseTheirServices) {
+  ASSERT_EQ(Call("PUT", "/v1/cache/answers", R"({"embedder":"hash","threshold":0.8})").status, 200);
+  Reply stored = Call("POST", "/v1/cache/answers/store", R"({"prompt":"2+2?","response":{"text":"4"}})");
+  ASSERT_EQ(stored.status, 200) << stored.body.Dump();
+  Reply hit = Call("POST", "/v1/cache/answers/lookup", R"({"prompt":"2+2?"})");
+  EXPECT_TRUE(hit.body.Find("hit")->as_bool());
+  EXPECT_EQ(hit.body.Find("id")->as_string(), stored.body.Find("id")->as_string());
+  Reply described = Call("GET", "/v1/cache/answers");
+  EXPECT_EQ(described.body.Find("entries")->as_int(), 1);
+  EXPECT_FLOAT_EQ(static_cast<float>(described.body.Find("threshold")->as_double()), 0.8f);
+  // A scope filter reaches the service decoded; no filter at all is refused.
+  EXPECT_EQ(Call("DELETE", "/v1/cache/answers/entries?scope.model=gpt%204").status, 200);
+  EXPECT_EQ(fakes_.llm_cache.last_delete_scope.at("model"), "gpt 4");
+  EXPECT_EQ(Call("DELETE", "/v1/cache/answers/entries").reason(), "missing_filter");
+
+  Reply turn = Call("POST", "/v1/sessions/s1/turns", R"({"role":"user","content":"hi","ttl_s":60})");
+  ASSERT_EQ(turn.status, 200) << turn.body.Dump();
+  EXPECT_EQ(turn.body.Find("turns")->as_int(), 1);
+  EXPECT_EQ(fakes_.sessions.last_ttl_s, 60);
+  Reply turns = Call("GET", "/v1/sessions/s1");
+  ASSERT_EQ(turns.status, 200);
+  EXPECT_EQ(turns.body.Find("turns")->as_array()[0].Find("content")->as_string(), "hi");
+  EXPECT_EQ(Call("POST", "/v1/sessions/s1/turns", R"({"role":"user","content":"x","ttl_s":0})").reason(),
+            "out_of_range");
+}
+
+TEST_F(ApiTest, ReadinessFollowsTheStorage) {
+  EXPECT_EQ(Call("GET", "/readyz").status, 200);
+  fakes_.replica.storage = "disk_full";
+  Reply degraded = Call("GET", "/readyz");
+  EXPECT_EQ(degraded.status, 503);
+  EXPECT_EQ(degraded.body.Find("storage")->as_string(), "disk_full");
+}
+
+}  // namespace
+}  // namespace contextd
