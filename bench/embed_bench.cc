@@ -24,9 +24,9 @@
 #include "embed/hash_embedder.h"
 #include "embed/redis_tier.h"
 #include "embed/remote_embedder.h"
+#include "embed/rocks_tier.h"
 #include "fake_provider.h"
 #include "redis_server.h"
-#include "store/rocks_tier.h"
 
 namespace contextd {
 namespace {

@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/memory.h"
-#include "store/rocks_tier.h"
+#include "embed/rocks_tier.h"
 
 namespace contextd {
 
@@ -481,7 +481,10 @@ void Engine::RenderMetrics(std::string* out) const {
     for (const auto& [key, c] : collections_) all.push_back(c);
   }
   auto family = [&](const char* name, const char* help, auto value) {
-    *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    // Prometheus's convention, which rate() and the client libraries rely on: a "_total"
+    // is a counter (it only grows until a restart), anything else here a gauge.
+    const bool counter = std::string_view(name).ends_with("_total");
+    *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + (counter ? " counter\n" : " gauge\n");
     for (const auto& c : all) {
       *out += std::string(name) + RenderLabels({{"tenant", c->tenant()}, {"collection", c->name()}}) + " " +
               std::to_string(value(*c)) + "\n";

@@ -209,6 +209,16 @@ TEST_F(ApiTest, MetricsCountRequestsAndDocuments) {
   EXPECT_NE(m.find(R"(contextd_collection_documents{tenant="default",collection="docs"} 3)"), std::string::npos);
   EXPECT_NE(m.find(R"(contextd_collection_chunks{tenant="default",collection="docs"} 3)"), std::string::npos);
   EXPECT_NE(m.find("contextd_http_requests_in_flight 1"), std::string::npos);  // the scrape itself
+  // Every family declares its type, and every "_total" is a counter (rate() needs one).
+  size_t families = 0;
+  for (size_t at = m.find("# TYPE "); at != std::string::npos; at = m.find("# TYPE ", at + 1)) {
+    const size_t end = m.find('\n', at);
+    const std::string line = m.substr(at + 7, end - at - 7);
+    const std::string name = line.substr(0, line.find(' ')), type = line.substr(line.find(' ') + 1);
+    ++families;
+    if (name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0) EXPECT_EQ(type, "counter") << name;
+  }
+  EXPECT_GT(families, 20u);
 }
 
 // The quantum reaches the search workers from the config file, and the flag overrides it:

@@ -1,4 +1,4 @@
-#include "store/rocks_tier.h"
+#include "embed/rocks_tier.h"
 
 #include <rocksdb/utilities/db_ttl.h>
 
