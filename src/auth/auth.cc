@@ -244,62 +244,62 @@ std::string RotateKey(KeyRecord* record) {
 }
 
 Limits AuthRegistry::TenantLimits(const std::string& id) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   auto it = tenants_.find(id);
   return it == tenants_.end() ? Limits() : it->second.limits;
 }
 
 void AuthRegistry::PutTenant(TenantRecord t) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(&mu_);
   tenants_[t.id] = std::move(t);
 }
 
 void AuthRegistry::DeleteTenant(const std::string& id) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(&mu_);
   tenants_.erase(id);
   for (auto it = keys_.begin(); it != keys_.end();) it = it->second->tenant == id ? keys_.erase(it) : std::next(it);
-  std::lock_guard<std::mutex> v(verified_mu_);
+  MutexLock v(&verified_mu_);
   verified_.clear();
 }
 
 void AuthRegistry::PutKey(KeyRecord k) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(&mu_);
   std::string id = k.id;
   keys_[id] = std::make_shared<const KeyRecord>(std::move(k));
-  std::lock_guard<std::mutex> v(verified_mu_);
+  MutexLock v(&verified_mu_);
   verified_.clear();  // a rotated key's old secret must stop working at once
 }
 
 void AuthRegistry::DeleteKey(const std::string& id) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(&mu_);
   keys_.erase(id);
-  std::lock_guard<std::mutex> v(verified_mu_);
+  MutexLock v(&verified_mu_);
   verified_.clear();
 }
 
 std::optional<TenantRecord> AuthRegistry::Tenant(const std::string& id) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   auto it = tenants_.find(id);
   if (it == tenants_.end()) return std::nullopt;
   return it->second;
 }
 
 std::vector<TenantRecord> AuthRegistry::Tenants() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   std::vector<TenantRecord> out;
   for (const auto& [id, t] : tenants_) out.push_back(t);
   return out;
 }
 
 std::optional<KeyRecord> AuthRegistry::Key(const std::string& id) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   auto it = keys_.find(id);
   if (it == keys_.end()) return std::nullopt;
   return *it->second;
 }
 
 std::vector<KeyRecord> AuthRegistry::Keys(const std::string& tenant) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   std::vector<KeyRecord> out;
   for (const auto& [id, k] : keys_) {
     if (k->tenant == tenant) out.push_back(*k);
@@ -311,7 +311,7 @@ StatusOr<std::shared_ptr<const KeyRecord>> AuthRegistry::Authenticate(std::strin
                                                                       int64_t now_ms) const {
   std::shared_ptr<const KeyRecord> known;
   {
-    std::lock_guard<std::mutex> v(verified_mu_);
+    MutexLock v(&verified_mu_);
     auto it = verified_.find(std::string(presented));
     if (it != verified_.end()) known = it->second;
   }
@@ -331,7 +331,7 @@ StatusOr<std::shared_ptr<const KeyRecord>> AuthRegistry::Authenticate(std::strin
   if (!IsHex(id) || !IsHex(secret)) return Unauthenticated("the API key is malformed", "invalid_api_key");
   std::shared_ptr<const KeyRecord> k;
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(&mu_);
     auto it = keys_.find(id);
     if (it != keys_.end()) k = it->second;
   }
@@ -344,8 +344,8 @@ StatusOr<std::shared_ptr<const KeyRecord>> AuthRegistry::Authenticate(std::strin
     return Unauthenticated("the API key " + id + " has expired", "expired_api_key");
   }
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
-    std::lock_guard<std::mutex> v(verified_mu_);
+    ReaderLock lock(&mu_);
+    MutexLock v(&verified_mu_);
     // Only if the key is still the one checked (a rotation may have cleared the cache since).
     auto it = keys_.find(id);
     if (it != keys_.end() && it->second == k) {

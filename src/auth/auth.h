@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace contextd {
@@ -102,12 +103,13 @@ class AuthRegistry {
 
  private:
   static constexpr size_t kMaxVerified = 10000;
-  mutable std::shared_mutex mu_;
-  std::map<std::string, TenantRecord> tenants_;                   // GUARDED_BY(mu_)
-  std::map<std::string, std::shared_ptr<const KeyRecord>> keys_;  // GUARDED_BY(mu_)
+  // Lock order: mu_ before verified_mu_.
+  mutable SharedMutex mu_ ACQUIRED_BEFORE(verified_mu_);
+  std::map<std::string, TenantRecord> tenants_ GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<const KeyRecord>> keys_ GUARDED_BY(mu_);
   // Presented keys already checked against their hash; cleared whenever a key changes.
-  mutable std::mutex verified_mu_;
-  mutable std::unordered_map<std::string, std::shared_ptr<const KeyRecord>> verified_;  // GUARDED_BY(verified_mu_)
+  mutable Mutex verified_mu_;
+  mutable std::unordered_map<std::string, std::shared_ptr<const KeyRecord>> verified_ GUARDED_BY(verified_mu_);
 };
 
 }  // namespace contextd

@@ -35,7 +35,7 @@ void RateLimiter::SweepLocked(int64_t now_ns) {
 RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
   RateDecision d;
   const int64_t now = clock_->NowNanos();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   SweepLocked(now);
   // First pass: would every scope admit it? A request needs one request and a positive
   // token balance.
@@ -85,7 +85,7 @@ RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
 
 void RateLimiter::Settle(const std::vector<RateScope>& scopes, int64_t tokens) {
   const int64_t now = clock_->NowNanos();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const RateScope& s : scopes) {
     if (s.max_inflight > 0) {
       auto it = inflight_.find(s.name);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 
 namespace contextd {
 
@@ -60,14 +61,14 @@ class RateLimiter {
   };
   // Refills `b` (capacity `limit` per minute) to now. REQUIRES: mu_ held.
   void Refill(Bucket* b, int64_t limit, int64_t now_ns) const;
-  void SweepLocked(int64_t now_ns);
+  void SweepLocked(int64_t now_ns) REQUIRES(mu_);
 
   const Clock* clock_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Bucket> requests_;   // GUARDED_BY(mu_)
-  std::unordered_map<std::string, Bucket> tokens_;     // GUARDED_BY(mu_)
-  std::unordered_map<std::string, int64_t> inflight_;  // GUARDED_BY(mu_): scopes with a bound
-  int64_t last_sweep_ns_ = 0;                          // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::unordered_map<std::string, Bucket> requests_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, Bucket> tokens_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, int64_t> inflight_ GUARDED_BY(mu_);  // scopes with a bound
+  int64_t last_sweep_ns_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace contextd

@@ -1,5 +1,7 @@
 #include "cache/llm_cache.h"
 
+#include "common/mutex.h"
+
 #include "common/names.h"
 
 #include <rocksdb/db.h>
@@ -133,11 +135,12 @@ struct LlmCache::Rep {
   const Clock* clock = nullptr;
   MetricsRegistry* metrics = nullptr;
   bool sync_writes = true;
-  mutable std::shared_mutex mu;  // guards the map, not the namespaces
-  std::map<std::string, std::unique_ptr<Namespace>> namespaces;
+  // Guards the map, not the namespaces (each has its own lock, taken after this one).
+  mutable SharedMutex mu;
+  std::map<std::string, std::unique_ptr<Namespace>> namespaces GUARDED_BY(mu);
 
   Namespace* Find(const std::string& ns) const {
-    std::shared_lock<std::shared_mutex> lock(mu);
+    ReaderLock lock(&mu);
     auto it = namespaces.find(ns);
     return it == namespaces.end() ? nullptr : it->second.get();
   }
@@ -268,7 +271,7 @@ Status LlmCache::ApplyConfigure(const std::string& ns, const CacheSettings& sett
   rocksdb::WriteBatch batch;
   batch.Put(ConfigKey(ns), settings.ToJson().Dump());
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
-  std::unique_lock<std::shared_mutex> map_lock(rep_->mu);
+  WriterLock map_lock(&rep_->mu);
   auto& slot = rep_->namespaces[ns];
   if (slot == nullptr) {
     slot = std::make_unique<Namespace>();

@@ -138,7 +138,11 @@ Status CachingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, co
         f.cv.notify_all();
       }
     }
-    for (auto& [i, flight] : theirs) {
+    for (auto& entry : theirs) {
+      // Not a structured binding: a lambda below captures it (C++20 allows that; clang 14,
+      // which checks thread safety, does not).
+      const auto i = entry.first;
+      auto& flight = entry.second;
       std::unique_lock<std::mutex> lock(flight->mu);
       auto done = [&] { return flight->done; };
       if (options.deadline_ns > 0) {

@@ -166,7 +166,7 @@ void Collection::MaybeRepairGraph() {
   // that crosses the line pays for it (a background maintainer is future work).
   std::vector<std::shared_ptr<HnswIndex>> due;
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(&mu_);
     for (const auto& shard : shards_) {
       const size_t dead = shard->graph->deleted_count();
       if (!shard->splitting && dead >= kRepairMinTombstones && dead * 10 >= shard->graph->node_count())
@@ -281,7 +281,7 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   }
 
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the index search"));
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   // A filter becomes the set of matching slots up front (from the payload index): its
   // size picks the vector search strategy, and membership tests are then one bit each.
   SlotBitset allowed;
@@ -424,60 +424,65 @@ void Collection::ExpandRefsLocked(const std::vector<float>& query, const std::ve
 }
 
 Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(&mu_);
+  // The scans' callbacks run inline, under this lock: the thread-safety analysis checks a
+  // lambda on its own and cannot see that, hence NO_THREAD_SAFETY_ANALYSIS on them.
   size_t bad = 0;
-  CTX_RETURN_IF_ERROR(store_->ScanDocuments(tenant_, id_, [&](std::string_view id, std::string_view value) {
-    auto record = ParseJson(value);
-    if (!record.ok() || !record->is_object()) {
-      ++bad;
-      return;
-    }
-    auto doc = std::make_unique<DocEntry>();
-    doc->id = std::string(id);
-    if (const Json* t = record->Find("title"); t && t->is_string()) doc->title = t->as_string();
-    if (const Json* m = record->Find("metadata"); m && m->is_object())
-      doc->metadata = *m;
-    else
-      doc->metadata = Json::MakeObject();
-    if (const Json* refs = record->Find("refs"); refs && refs->is_array()) {
-      for (const Json& r : refs->as_array()) {
-        if (r.is_string()) doc->refs.push_back(r.as_string());
-      }
-    }
-    docs_.emplace(doc->id, std::move(doc));
-  }));
+  CTX_RETURN_IF_ERROR(
+      store_->ScanDocuments(tenant_, id_, [&](std::string_view id, std::string_view value) NO_THREAD_SAFETY_ANALYSIS {
+        auto record = ParseJson(value);
+        if (!record.ok() || !record->is_object()) {
+          ++bad;
+          return;
+        }
+        auto doc = std::make_unique<DocEntry>();
+        doc->id = std::string(id);
+        if (const Json* t = record->Find("title"); t && t->is_string()) doc->title = t->as_string();
+        if (const Json* m = record->Find("metadata"); m && m->is_object())
+          doc->metadata = *m;
+        else
+          doc->metadata = Json::MakeObject();
+        if (const Json* refs = record->Find("refs"); refs && refs->is_array()) {
+          for (const Json& r : refs->as_array()) {
+            if (r.is_string()) doc->refs.push_back(r.as_string());
+          }
+        }
+        docs_.emplace(doc->id, std::move(doc));
+      }));
   std::vector<std::string> terms;
   DocEntry* doc = nullptr;
   // Stored vectors by slot: the graph is rebuilt from them unless a saved one is usable.
   std::vector<float> vectors;
   const size_t dim = static_cast<size_t>(config_.dim);
-  CTX_RETURN_IF_ERROR(store_->ScanChunks(tenant_, id_, [&](std::string_view id, uint32_t n, std::string_view value) {
-    if (doc == nullptr || doc->id != id) {
-      auto it = docs_.find(std::string(id));
-      doc = it == docs_.end() ? nullptr : it->second.get();
-    }
-    std::string_view text;
-    const char* raw = nullptr;
-    uint32_t slot = 0;
-    if (doc == nullptr || n != doc->slots.size() || !DecodeChunk(value, config_.dim, &slot, &text, &raw) ||
-        slot > (1u << 30) || (slot < chunks_.size() && chunks_[slot].doc != nullptr)) {
-      ++bad;
-      return;
-    }
-    if (chunks_.size() <= slot) chunks_.resize(slot + 1);
-    if (vectors.size() < chunks_.size() * dim) vectors.resize(std::max(chunks_.size(), vectors.size() / dim * 2) * dim);
-    std::memcpy(&vectors[slot * dim], raw, sizeof(float) * dim);
-    ChunkEntry& c = chunks_[slot];
-    c.doc = doc;
-    c.ordinal = n;
-    c.text = std::string(text);
-    chunk_text_bytes_ += c.text.size();
-    payload_.Add(slot, doc->metadata);
-    ++live_chunks_;
-    IndexTerms(doc->title, c.text, &terms);
-    keywords_.Add(slot, terms);
-    doc->slots.push_back(slot);
-  }));
+  CTX_RETURN_IF_ERROR(store_->ScanChunks(
+      tenant_, id_, [&](std::string_view id, uint32_t n, std::string_view value) NO_THREAD_SAFETY_ANALYSIS {
+        if (doc == nullptr || doc->id != id) {
+          auto it = docs_.find(std::string(id));
+          doc = it == docs_.end() ? nullptr : it->second.get();
+        }
+        std::string_view text;
+        const char* raw = nullptr;
+        uint32_t slot = 0;
+        if (doc == nullptr || n != doc->slots.size() || !DecodeChunk(value, config_.dim, &slot, &text, &raw) ||
+            slot > (1u << 30) || (slot < chunks_.size() && chunks_[slot].doc != nullptr)) {
+          ++bad;
+          return;
+        }
+        if (chunks_.size() <= slot) chunks_.resize(slot + 1);
+        if (vectors.size() < chunks_.size() * dim)
+          vectors.resize(std::max(chunks_.size(), vectors.size() / dim * 2) * dim);
+        std::memcpy(&vectors[slot * dim], raw, sizeof(float) * dim);
+        ChunkEntry& c = chunks_[slot];
+        c.doc = doc;
+        c.ordinal = n;
+        c.text = std::string(text);
+        chunk_text_bytes_ += c.text.size();
+        payload_.Add(slot, doc->metadata);
+        ++live_chunks_;
+        IndexTerms(doc->title, c.text, &terms);
+        keywords_.Add(slot, terms);
+        doc->slots.push_back(slot);
+      }));
   if (bad > 0) {
     // Records are written atomically per batch, so this means on-disk corruption.
     return Internal("collection '" + name_ + "': " + std::to_string(bad) + " unreadable records in storage",
@@ -499,7 +504,7 @@ StatusOr<CollectionDigest> Collection::Digest() const {
     ++d.document_count;
   }));
   d.documents = h;
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   std::vector<const DocEntry*> docs;
   for (const auto& [id, doc] : docs_) docs.push_back(doc.get());
   std::sort(docs.begin(), docs.end(), [](const DocEntry* a, const DocEntry* b) { return a->id < b->id; });
@@ -521,29 +526,29 @@ StatusOr<CollectionDigest> Collection::Digest() const {
 }
 
 void Collection::MarkDropped() {
-  std::unique_lock<std::shared_mutex> alive(drop_mu_);
+  WriterLock alive(&drop_mu_);
   dropped_ = true;
 }
 
 size_t Collection::document_count() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   return docs_.size();
 }
 
 size_t Collection::chunk_count() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   return live_chunks_;
 }
 
 size_t Collection::memory_bytes() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   size_t graphs = 0;
   for (const auto& shard : shards_) graphs += shard->graph->memory_bytes();
   return graphs + payload_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(ChunkEntry);
 }
 
 size_t Collection::mapped_bytes() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   size_t bytes = 0;
   for (const auto& shard : shards_) bytes += shard->graph->mapped_bytes();
   return bytes;
@@ -555,7 +560,7 @@ CollectionInfo Collection::Describe() const {
   info.config = config_;
   info.embedder_available = config_.embedder == "none" || embedder_ != nullptr;
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(&mu_);
     info.documents = docs_.size();
     info.chunks = live_chunks_;
     info.index_type = UsesGraphLocked() ? "hnsw" : "flat";

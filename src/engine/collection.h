@@ -32,6 +32,7 @@
 #include <thread>
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/mutex.h"
 #include "common/request_context.h"
 #include "embed/embedder.h"
 
@@ -173,10 +174,11 @@ class Collection : public CollectionHandle {
   // doc is consumed; terms: each chunk's keyword terms. targets: receives each new
   // chunk's shard graph, in order.
   void ApplyLocked(MutationDocument* doc, std::vector<std::vector<std::string>>* terms, const float* vectors,
-                   const uint32_t* slots, std::vector<std::shared_ptr<HnswIndex>>* targets);
+                   const uint32_t* slots, std::vector<std::shared_ptr<HnswIndex>>* targets) REQUIRES(mu_);
   // Load()'s second half: the shards from saved graphs when they match the store, else
   // from k-means over the stored vectors (by slot; consumed). REQUIRES: mu_ held exclusively.
-  Status LoadShardsLocked(const std::string& graph_path, uint64_t store_sequence, std::vector<float>* vectors);
+  Status LoadShardsLocked(const std::string& graph_path, uint64_t store_sequence, std::vector<float>* vectors)
+      REQUIRES(mu_);
   HnswParams GraphParams() const;
   std::shared_ptr<HnswIndex> NewGraph() const;
   // A topic shard: the chunks nearest its centroid, with their own vector index.
@@ -196,22 +198,23 @@ class Collection : public CollectionHandle {
   // REQUIRES: mu_ held (shared is enough).
   std::vector<ScoredSlot> VectorSearchLocked(const float* query, size_t k, size_t ef, const SlotBitset* allowed,
                                              bool all_shards = false, const ShardingOptions* routing = nullptr,
-                                             QueryResult::Route* route = nullptr) const;
+                                             QueryResult::Route* route = nullptr) const REQUIRES_SHARED(mu_);
   // Each shard's hits, by position in `indexes`; graph walks of big shards run in parallel.
   // REQUIRES: mu_ held (shared is enough).
   std::vector<std::vector<ScoredSlot>> SearchShardsLocked(const std::vector<uint32_t>& indexes, const float* query,
-                                                          size_t k, size_t ef, const SlotBitset* allowed) const;
+                                                          size_t k, size_t ef, const SlotBitset* allowed) const
+      REQUIRES_SHARED(mu_);
   std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
                                       const SlotBitset* allowed) const;
   // REQUIRES: mu_ held (shared is enough).
-  bool UsesGraphLocked() const;
-  uint32_t NearestShardLocked(const float* vector) const;            // REQUIRES: mu_ held
-  void SetShardsLocked(std::vector<std::shared_ptr<Shard>> shards);  // REQUIRES: mu_ held exclusively
-  void RemoveDocLocked(const std::string& id);
+  bool UsesGraphLocked() const REQUIRES_SHARED(mu_);
+  uint32_t NearestShardLocked(const float* vector) const REQUIRES_SHARED(mu_);     // REQUIRES: mu_ held
+  void SetShardsLocked(std::vector<std::shared_ptr<Shard>> shards) REQUIRES(mu_);  // REQUIRES: mu_ held exclusively
+  void RemoveDocLocked(const std::string& id) REQUIRES(mu_);
   // Appends to *hits the best chunk of each document the hits cite and do not already
   // contain; *cited receives every id cited. REQUIRES: mu_ held (shared is enough).
   void ExpandRefsLocked(const std::vector<float>& query, const std::vector<std::string>& terms,
-                        std::vector<QueryHit>* hits, std::vector<std::string>* cited) const;
+                        std::vector<QueryHit>* hits, std::vector<std::string>* cited) const REQUIRES_SHARED(mu_);
   void MaybeRepairGraph();
   // Starts the background splitter when a shard has outgrown max_shard_chunks.
   void MaybeSplit();
@@ -219,7 +222,7 @@ class Collection : public CollectionHandle {
   // Splits shards_[index] in two with 2-means; reads and writes go on meanwhile (see the
   // .cc). Returns false when stopped.
   bool SplitShard(size_t index);
-  uint32_t AllocateSlotLocked();
+  uint32_t AllocateSlotLocked() REQUIRES(mu_);
   std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;
 
   const std::string tenant_;
@@ -236,12 +239,12 @@ class Collection : public CollectionHandle {
   static constexpr size_t kStripes = 64;
   mutable std::array<std::mutex, kStripes> stripes_;  // serialise writers per document id
 
-  mutable std::shared_mutex drop_mu_;  // writers share it; MarkDropped() takes it alone
-  std::atomic<bool> dropped_{false};   // written under drop_mu_ held exclusively
+  mutable SharedMutex drop_mu_;       // writers share it; MarkDropped() takes it alone
+  std::atomic<bool> dropped_{false};  // written under drop_mu_ held exclusively
   std::atomic<bool> repairing_{false};
   // Writers hold it shared from choosing their chunks' shards until the chunks are in those
   // shards' graphs; a split takes it alone to see no write half-applied.
-  std::shared_mutex apply_mu_;
+  SharedMutex apply_mu_;
   std::mutex splitter_mu_;  // guards splitter_
   std::thread splitter_;
   std::atomic<bool> split_running_{false};
@@ -249,27 +252,30 @@ class Collection : public CollectionHandle {
   // Routing counters, for /shards.
   mutable std::atomic<uint64_t> routed_queries_{0}, confident_routes_{0}, shards_probed_{0}, widened_routes_{0};
 
-  mutable std::shared_mutex mu_;
-  // State below is protected by mu_.
-  std::unordered_map<std::string, std::unique_ptr<DocEntry>> docs_;
-  std::vector<ChunkEntry> chunks_;  // by slot
+  // Lock order: stripes_ (one, by document id), then drop_mu_ / apply_mu_, then mu_; a
+  // shard split takes apply_mu_ then mu_. The graphs, the keyword index, the payload
+  // index and the query cache lock themselves and are taken under mu_ or alone, never the
+  // other way round. verify_mu_ and splitter_mu_ are leaves.
+  mutable SharedMutex mu_ ACQUIRED_AFTER(apply_mu_, drop_mu_);
+  std::unordered_map<std::string, std::unique_ptr<DocEntry>> docs_ GUARDED_BY(mu_);
+  std::vector<ChunkEntry> chunks_ GUARDED_BY(mu_);  // by slot
   // Lowest first (a min-heap), so slot numbering depends only on the mutations applied.
-  std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<uint32_t>> free_slots_;
-  size_t live_chunks_ = 0;
+  std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<uint32_t>> free_slots_ GUARDED_BY(mu_);
+  size_t live_chunks_ GUARDED_BY(mu_) = 0;
   // The vectors in memory live in the graph only; below kGraphMinChunks it is scanned
   // exactly instead of walked.
   // Topic shards; each graph is internally synchronised (see ApplyLocked()).
-  std::vector<std::shared_ptr<Shard>> shards_;
-  std::vector<float> centroids_;    // shards_.size() * dim, for routing
-  std::vector<uint32_t> shard_of_;  // by slot: index into shards_
-  uint32_t next_shard_id_ = 0;
+  std::vector<std::shared_ptr<Shard>> shards_ GUARDED_BY(mu_);
+  std::vector<float> centroids_ GUARDED_BY(mu_);    // shards_.size() * dim, for routing
+  std::vector<uint32_t> shard_of_ GUARDED_BY(mu_);  // by slot: index into shards_
+  uint32_t next_shard_id_ GUARDED_BY(mu_) = 0;
   // Writes to a shard being split, replayed into its two halves before they replace it.
   struct SplitOp {
     bool add;
     uint32_t slot;
     std::vector<float> vector;
   };
-  std::vector<SplitOp> split_log_;
+  std::vector<SplitOp> split_log_ GUARDED_BY(mu_);
   // Results of recent queries; internally synchronised, invalidated by every write.
   std::unique_ptr<QueryCache<QueryResult>> query_cache_;
   // Sampled verification of cache hits: a background thread recomputes a share of hits

@@ -95,7 +95,8 @@ std::vector<std::vector<ScoredSlot>> Collection::SearchShardsLocked(const std::v
   std::condition_variable cv;
   size_t pending = indexes.size() - 1;
   for (size_t j = 1; j < indexes.size(); ++j) {
-    pool.Submit([&, j] {
+    // Reads shards_ under the caller's shared lock, held until every task is done.
+    pool.Submit([&, j]() NO_THREAD_SAFETY_ANALYSIS {
       std::vector<ScoredSlot> hits = SearchShard(*shards_[indexes[j]], query, k, ef, allowed);
       std::lock_guard<std::mutex> lock(mu);
       results[j] = std::move(hits);
@@ -137,7 +138,8 @@ std::vector<ScoredSlot> Collection::VectorSearchLocked(const float* query, size_
   // Scores from different shards are the same metric on the same vectors: merge by score.
   TopK top(k);
   std::vector<bool> searched(n, false);
-  auto search = [&](const std::vector<uint32_t>& indexes) {
+  // Runs inline, under the caller's lock (which the analysis cannot follow into a lambda).
+  auto search = [&](const std::vector<uint32_t>& indexes) NO_THREAD_SAFETY_ANALYSIS {
     for (uint32_t i : indexes) {
       searched[i] = true;
       r.shards.push_back(shards_[i]->id);
@@ -241,7 +243,7 @@ Status Collection::LoadShardsLocked(const std::string& graph_path, uint64_t stor
 
 Status Collection::SaveGraph(const std::string& path, uint64_t store_sequence) {
   WaitForSplits();
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   for (size_t i = 0; i < shards_.size(); ++i) {
     CTX_RETURN_IF_ERROR(shards_[i]->graph->Save(ShardGraphPath(path, i), store_sequence));
   }
@@ -254,13 +256,13 @@ Status Collection::SaveGraph(const std::string& path, uint64_t store_sequence) {
 }
 
 size_t Collection::shard_count() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(&mu_);
   return shards_.size();
 }
 
 void Collection::MaybeSplit() {
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(&mu_);
     bool due = false;
     for (const auto& shard : shards_) due = due || shard->chunks > config_.sharding.max_shard_chunks;
     if (!due) return;
@@ -281,7 +283,7 @@ void Collection::SplitLoop() {
   while (!stop_ && !dropped_) {
     size_t index = SIZE_MAX;
     {
-      std::shared_lock<std::shared_mutex> lock(mu_);
+      ReaderLock lock(&mu_);
       for (size_t i = 0; i < shards_.size(); ++i) {
         if (shards_[i]->chunks > config_.sharding.max_shard_chunks) index = i;
       }
@@ -297,8 +299,8 @@ bool Collection::SplitShard(size_t index) {
   std::shared_ptr<Shard> old;
   std::vector<uint32_t> members;
   {
-    std::unique_lock<std::shared_mutex> applying(apply_mu_);
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock applying(&apply_mu_);
+    WriterLock lock(&mu_);
     old = shards_[index];
     old->splitting = true;
     split_log_.clear();
@@ -316,7 +318,7 @@ bool Collection::SplitShard(size_t index) {
   members.resize(kept);
   rows.resize(kept * dim);
   auto abandon = [&] {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(&mu_);
     old->splitting = false;
     split_log_.clear();
     return false;
@@ -349,15 +351,15 @@ bool Collection::SplitShard(size_t index) {
   while (true) {
     std::vector<SplitOp> batch;
     {
-      std::shared_lock<std::shared_mutex> lock(mu_);
+      ReaderLock lock(&mu_);
       if (split_log_.size() - replayed < 64) break;
       batch.assign(split_log_.begin() + static_cast<ptrdiff_t>(replayed), split_log_.end());
     }
     replay(batch);
   }
   {
-    std::unique_lock<std::shared_mutex> applying(apply_mu_);
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock applying(&apply_mu_);
+    WriterLock lock(&mu_);
     replay(std::vector<SplitOp>(split_log_.begin() + static_cast<ptrdiff_t>(replayed), split_log_.end()));
     auto a = std::make_shared<Shard>(), b = std::make_shared<Shard>();
     a->id = next_shard_id_++;
@@ -395,7 +397,7 @@ ShardsReport Collection::DescribeShards() const {
   ShardsReport out;
   std::vector<std::vector<std::string>> texts;
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(&mu_);
     texts.resize(shards_.size());
     std::vector<size_t> seen(shards_.size(), 0);
     for (uint32_t s = 0; s < chunks_.size(); ++s) {

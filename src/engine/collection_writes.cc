@@ -154,7 +154,7 @@ Status Collection::Upsert(const RequestContext& ctx, std::vector<DocumentInput> 
 Status Collection::DeleteDocument(const RequestContext& ctx, const std::string& id) {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(&mu_);
     if (docs_.count(id) == 0) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
   }
   Mutation m;
@@ -202,13 +202,13 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
 
   std::vector<std::unique_lock<std::mutex>> held;
   for (size_t s : StripesFor(ids)) held.emplace_back(stripes_[s]);
-  std::shared_lock<std::shared_mutex> alive(drop_mu_);
+  ReaderLock alive(&drop_mu_);
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
 
   std::vector<size_t> old_counts(m.documents.size(), 0);
   std::vector<uint32_t> slots;  // reserved for the new chunks, in order
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(&mu_);
     for (size_t i = 0; i < m.documents.size(); ++i) {
       auto it = docs_.find(m.documents[i].id);
       if (it != docs_.end()) old_counts[i] = it->second->slots.size();
@@ -240,7 +240,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   }
   batch.RecordSequence(m.sequence);
   if (Status st = store_->Write(&batch, /*sync=*/true); !st.ok()) {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(&mu_);
     for (uint32_t s : slots) free_slots_.push(s);
     return st;
   }
@@ -253,9 +253,9 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     change.chunk_vectors.emplace_back(&m.vectors[i * dim], &m.vectors[(i + 1) * dim]);
   query_cache_->BeginWrite();
   std::vector<std::shared_ptr<HnswIndex>> targets;  // each new chunk's shard graph
-  std::shared_lock<std::shared_mutex> applying(apply_mu_);
+  std::shared_lock<SharedMutex> applying(apply_mu_);
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(&mu_);
     row = 0;
     for (size_t i = 0; i < m.documents.size(); ++i) {
       const size_t n = m.documents[i].chunks.size();
@@ -276,11 +276,11 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
 Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
   const std::string& id = m.doc_id;
   std::unique_lock<std::mutex> stripe(stripes_[Hash64(id) % kStripes]);
-  std::shared_lock<std::shared_mutex> alive(drop_mu_);
+  ReaderLock alive(&drop_mu_);
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   size_t chunks = 0;
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(&mu_);
     auto it = docs_.find(id);
     if (it == docs_.end()) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
     chunks = it->second->slots.size();
@@ -294,7 +294,7 @@ Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
   result->documents += 1;
   query_cache_->BeginWrite();
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(&mu_);
     RemoveDocLocked(id);
   }
   WriteChange change;

@@ -77,6 +77,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
+    MutexLock lock(&e->mu_);
     e->collections_[{r.tenant, r.name}] = std::move(c);
   }
   CTX_RETURN_IF_ERROR(e->log_->Start());
@@ -120,7 +121,7 @@ std::vector<std::shared_ptr<CollectionHandle>> Engine::List(const std::string& t
 }
 
 StatusOr<std::shared_ptr<Collection>> Engine::GetCollection(const std::string& tenant, const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = collections_.find({tenant, name});
   if (it == collections_.end()) return NotFound("collection '" + name + "' not found", "collection_not_found");
   return it->second;
@@ -408,7 +409,7 @@ Status Engine::ApplyCreate(const Mutation& m) {
   std::shared_ptr<const Embedder> embedder;
   if (config.embedder != "none") embedder = embedders_->ByModel(config.model);
   // Held across the synced write: creation is rare and this keeps names unique.
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (collections_.count({m.tenant, m.collection})) {
     return AlreadyExists("collection '" + m.collection + "' already exists", "collection_exists");
   }
@@ -421,7 +422,7 @@ Status Engine::ApplyCreate(const Mutation& m) {
 }
 
 Status Engine::ApplyDrop(const Mutation& m) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = collections_.find({m.tenant, m.collection});
   if (it == collections_.end() || it->second->id() != m.collection_id) {
     return NotFound("collection '" + m.collection + "' not found", "collection_not_found");
@@ -439,7 +440,7 @@ Status Engine::ApplyDrop(const Mutation& m) {
 StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Engine::Digest() const {
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> all;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     all = collections_;
   }
   std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>> out;
@@ -457,7 +458,7 @@ std::string Engine::GraphPath(uint64_t collection_id) const {
 }
 
 Status Engine::SaveGraphs() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t sequence = store_->LatestSequence();
   for (const auto& [key, c] : collections_) {
     CTX_RETURN_IF_ERROR(c->SaveGraph(GraphPath(c->id()), sequence));
@@ -466,7 +467,7 @@ Status Engine::SaveGraphs() {
 }
 
 std::vector<std::shared_ptr<Collection>> Engine::ListCollections(const std::string& tenant) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Collection>> out;
   for (const auto& [key, c] : collections_) {
     if (key.first == tenant) out.push_back(c);
@@ -477,7 +478,7 @@ std::vector<std::shared_ptr<Collection>> Engine::ListCollections(const std::stri
 void Engine::RenderMetrics(std::string* out) const {
   std::vector<std::shared_ptr<Collection>> all;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [key, c] : collections_) all.push_back(c);
   }
   auto family = [&](const char* name, const char* help, auto value) {

@@ -24,6 +24,7 @@
 #include "cache/llm_cache.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "embed/embedder_registry.h"
 #include "engine/collection.h"
 #include "engine/services.h"
@@ -181,9 +182,8 @@ class Engine : public MutationApplier,
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;
 
-  mutable std::mutex mu_;
-  // State below is protected by mu_.
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> collections_;
+  mutable Mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> collections_ GUARDED_BY(mu_);
 };
 
 }  // namespace contextd

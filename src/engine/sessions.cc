@@ -1,5 +1,7 @@
 #include "engine/sessions.h"
 
+#include "common/mutex.h"
+
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -32,8 +34,8 @@ struct Session {
 struct SessionStore::Rep {
   std::unique_ptr<rocksdb::DB> db;
   const Clock* clock = nullptr;
-  mutable std::mutex mu;
-  std::map<std::string, Session> sessions;
+  mutable Mutex mu;
+  std::map<std::string, Session> sessions GUARDED_BY(mu);
 
   bool Expired(const Session& s) const { return ExpiredAt(s, clock->WallMillis()); }
   static bool ExpiredAt(const Session& s, int64_t now_ms) { return s.last_ms + s.ttl_s * 1000 <= now_ms; }
@@ -45,8 +47,8 @@ struct SessionStore::Rep {
     if (s.IsNoSpace()) return Unavailable("session write failed: the disk is full", "disk_full");
     return Internal("session write failed: " + s.ToString(), "storage_error");
   }
-  // Removes a session from disk and memory. REQUIRES: mu held.
-  Status EraseLocked(const std::string& id) {
+  // Removes a session from disk and memory.
+  Status EraseLocked(const std::string& id) REQUIRES(mu) {
     rocksdb::WriteBatch b;
     b.Delete(MetaKey(id));
     b.DeleteRange(TurnPrefix(id), TurnPrefix(id) + std::string(4, '\xff') + "\xff");
@@ -75,6 +77,7 @@ StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& di
   auto s = rocksdb::DB::Open(options, dir, &db);
   if (!s.ok()) return Internal("cannot open sessions in " + dir + ": " + s.ToString(), "storage_error");
   rep->db.reset(db);
+  MutexLock lock(&rep->mu);  // no one else has rep yet; the analysis wants it anyway
   std::unique_ptr<rocksdb::Iterator> it(rep->db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("m"); it->Valid() && it->key().starts_with("m"); it->Next()) {
     auto meta = ParseJson(it->value().ToString());
@@ -99,7 +102,6 @@ StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& di
   for (const auto& [id, session] : rep->sessions) {
     if (rep->Expired(session)) expired.push_back(id);
   }
-  std::lock_guard<std::mutex> lock(rep->mu);
   for (const auto& id : expired) CTX_RETURN_IF_ERROR(rep->EraseLocked(id));
   return std::unique_ptr<SessionStore>(new SessionStore(std::move(rep)));
 }
@@ -113,7 +115,7 @@ Status SessionStore::ValidateTurn(const std::string& id, const SessionTurn& turn
 }
 
 uint64_t SessionStore::max_sequence() const {
-  std::lock_guard<std::mutex> lock(rep_->mu);
+  MutexLock lock(&rep_->mu);
   uint64_t best = 0;
   for (const auto& [id, s] : rep_->sessions) best = std::max(best, s.seq);
   return best;
@@ -124,7 +126,7 @@ StatusOr<size_t> SessionStore::Append(const std::string& id, const SessionTurn& 
   CTX_RETURN_IF_ERROR(ValidateTurn(id, turn));
   SessionTurn t = turn;
   if (t.at_ms == 0) t.at_ms = rep_->clock->WallMillis();
-  std::lock_guard<std::mutex> lock(rep_->mu);
+  MutexLock lock(&rep_->mu);
   auto it = rep_->sessions.find(id);
   if (it != rep_->sessions.end() && sequence != 0 && sequence <= it->second.seq) {
     return it->second.turns.size();  // a repeat from the log
@@ -155,7 +157,7 @@ StatusOr<size_t> SessionStore::Append(const std::string& id, const SessionTurn& 
 
 StatusOr<std::vector<SessionTurn>> SessionStore::Turns(const std::string& id) {
   CTX_RETURN_IF_ERROR(ValidateId(id));
-  std::lock_guard<std::mutex> lock(rep_->mu);
+  MutexLock lock(&rep_->mu);
   auto it = rep_->sessions.find(id);
   if (it != rep_->sessions.end() && rep_->Expired(it->second)) {
     CTX_RETURN_IF_ERROR(rep_->EraseLocked(id));
@@ -168,7 +170,7 @@ StatusOr<std::vector<SessionTurn>> SessionStore::Turns(const std::string& id) {
 
 Status SessionStore::Delete(const std::string& id) {
   CTX_RETURN_IF_ERROR(ValidateId(id));
-  std::lock_guard<std::mutex> lock(rep_->mu);
+  MutexLock lock(&rep_->mu);
   if (!rep_->sessions.count(id)) return NotFound("session '" + id + "' does not exist", "session_not_found");
   return rep_->EraseLocked(id);
 }

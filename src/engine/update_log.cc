@@ -20,7 +20,7 @@ Status LocalUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyResul
 }
 
 bool AppliedSequence::Begin(uint64_t seq) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (seq <= watermark_ || done_.count(seq) > 0) return false;
   return running_.insert(seq).second;
 }
@@ -38,7 +38,7 @@ bool IsRejection(const Status& st) {
 }
 
 void AppliedSequence::Finish(uint64_t seq, bool applied) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   running_.erase(seq);
   if (!applied) return;
   done_.insert(seq);
@@ -50,12 +50,13 @@ void AppliedSequence::Finish(uint64_t seq, bool applied) {
 }
 
 bool AppliedSequence::WaitFor(uint64_t seq, std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  return advanced_.wait_for(lock, timeout, [&] { return watermark_ >= seq; });
+  MutexLock lock(&mu_);
+  // The predicate runs with mu_ held (wait_for relocks it first).
+  return advanced_.wait_for(mu_, timeout, [&]() NO_THREAD_SAFETY_ANALYSIS { return watermark_ >= seq; });
 }
 
 uint64_t AppliedSequence::value() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return watermark_;
 }
 

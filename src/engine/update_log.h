@@ -22,7 +22,9 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+
 #include <set>
+#include "common/mutex.h"
 
 #include "common/request_context.h"
 #include "common/status.h"
@@ -107,11 +109,11 @@ class AppliedSequence {
   bool WaitFor(uint64_t seq, std::chrono::milliseconds timeout) const;
 
  private:
-  mutable std::mutex mu_;
-  mutable std::condition_variable advanced_;
-  uint64_t watermark_;          // GUARDED_BY(mu_)
-  std::set<uint64_t> running_;  // GUARDED_BY(mu_)
-  std::set<uint64_t> done_;     // GUARDED_BY(mu_): finished, above the watermark
+  mutable Mutex mu_;
+  mutable std::condition_variable_any advanced_;
+  uint64_t watermark_ GUARDED_BY(mu_);
+  std::set<uint64_t> running_ GUARDED_BY(mu_);
+  std::set<uint64_t> done_ GUARDED_BY(mu_);  // finished, above the watermark
 };
 
 }  // namespace contextd
