@@ -147,10 +147,15 @@ struct LlmCache::Rep {
   int64_t NowMs() const { return clock->WallMillis(); }  // expiry must survive restarts: wall time
   void Count(const std::string& ns, const char* result) const {
     if (metrics == nullptr) return;
-    metrics
-        ->GetCounter("contextd_llm_cache_requests_total", "LLM response cache lookups and stores by result.",
-                     {{"namespace", ns}, {"result", result}})
-        ->Increment();
+    const size_t slash = ns.find('/');
+    const char* help = "LLM response cache lookups and stores by result.";
+    Counter* c =
+        slash == std::string::npos
+            ? metrics->GetCounter("contextd_llm_cache_requests_total", help, {{"namespace", ns}, {"result", result}})
+            : metrics->GetCounter(
+                  "contextd_llm_cache_requests_total", help,
+                  {{"tenant", ns.substr(0, slash)}, {"namespace", ns.substr(slash + 1)}, {"result", result}});
+    c->Increment();
   }
   Status Write(rocksdb::WriteBatch* batch) const {
     rocksdb::WriteOptions wo;

@@ -20,8 +20,9 @@ inline bool IsName(std::string_view s, size_t max_len, std::string_view extra = 
   return true;
 }
 
-// A session or cache namespace as stored: the name, or "tenant/name" for a tenant other
-// than the default (Engine::TenantScoped); the tenant part is a name of up to 64.
+// A session or cache namespace as stored: "tenant/name" (Engine::TenantScoped), or a bare
+// name where a cache is used without tenants (tools, tests); the tenant part is a name of
+// up to 64.
 inline bool IsTenantScopedName(std::string_view stored, size_t max_len, std::string_view extra = "") {
   const size_t slash = stored.find('/');
   if (slash == std::string_view::npos) return IsName(stored, max_len, extra);

@@ -33,6 +33,12 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Met
   } else {
     spdlog::warn("token counts fall back to words: {} (run scripts/setup)", tok.status().message());
   }
+  // Sessions ("m" meta, "t" turns) and cache namespaces ("n" settings, "e" entries) are
+  // keyed "tenant/name"; a directory from before that stored the default tenant's bare.
+  for (const auto& [dir, prefixes] : {std::pair<std::string, const char*>{"/sessions", "mt"}, {"/llm_cache", "ne"}}) {
+    CTX_ASSIGN_OR_RETURN(size_t renamed, AdoptUnscopedKeys(options.data_dir + dir, prefixes, kDefaultTenant));
+    if (renamed > 0) spdlog::info("{}: {} keys moved under tenant '{}'", dir.substr(1), renamed, kDefaultTenant);
+  }
   CTX_ASSIGN_OR_RETURN(e->sessions_, SessionStore::Open(options.data_dir + "/sessions", options.clock));
   CTX_ASSIGN_OR_RETURN(e->llm_cache_,
                        LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
@@ -182,7 +188,6 @@ Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
 
 StatusOr<std::string> Engine::TenantScoped(const RequestContext& ctx, const std::string& name) {
   if (name.find('/') != std::string::npos) return InvalidArgument("names may not contain '/'", "invalid_name");
-  if (ctx.tenant == kDefaultTenant) return name;
   return ctx.tenant + "/" + name;
 }
 

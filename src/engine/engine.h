@@ -85,18 +85,12 @@ class Engine : public MutationApplier,
   std::vector<std::shared_ptr<Collection>> ListCollections(const std::string& tenant) const;
 
   const EmbedderRegistry& embedders() const { return *embedders_; }
-  // The LLM response cache (data_dir/llm_cache), /v1/cache/{namespace}.
-  LlmCache& llm_cache() { return *llm_cache_; }
   // cl100k_base (models_dir/tiktoken/cl100k_base.tiktoken, installed by scripts/setup), for
   // counting tokens as OpenAI's models do; null when the file is missing.
   const TiktokenEncoder* tokenizer() const { return tokenizer_.get(); }
-  // Conversation sessions (data_dir/sessions) for /v1/context: read them here, write them
-  // through AppendTurn and DeleteSession (the update log).
-  const SessionStore& sessions() const { return *sessions_; }
-  SessionStore& sessions() { return *sessions_; }
-  // Sessions and cache namespaces belong to the request's tenant (ctx.tenant): the default
-  // tenant's are stored under their own name, another tenant's as "tenant/name" (no name a
-  // caller gives may hold a '/'). Returns the stored name, or InvalidArgument.
+  // Sessions and cache namespaces belong to the request's tenant (ctx.tenant) and are
+  // stored as "tenant/name", the default tenant's too (no name a caller gives may hold a
+  // '/'). Returns the stored name, or InvalidArgument.
   static StatusOr<std::string> TenantScoped(const RequestContext& ctx, const std::string& name);
   StatusOr<std::vector<SessionTurn>> SessionTurns(const std::string& session,
                                                   const RequestContext& ctx = RequestContext::Background()) override;

@@ -401,4 +401,34 @@ std::string_view Store::state() const {
   return rep_->full.load() || rep_->broken.load() ? "disk_full" : "ok";
 }
 
+StatusOr<size_t> AdoptUnscopedKeys(const std::string& dir, std::string_view prefixes, const std::string& tenant) {
+  if (!std::filesystem::exists(dir)) return size_t{0};  // a new data directory
+  rocksdb::Options options;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) return Internal("cannot open " + dir + " to migrate it: " + s.ToString(), "storage_error");
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteBatch batch;
+  size_t renamed = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (char prefix : prefixes) {
+    const std::string p(1, prefix);
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      const std::string key = it->key().ToString();
+      const size_t name_end = std::min(key.find('\0'), key.size());
+      if (key.substr(1, name_end - 1).find('/') != std::string::npos) continue;
+      batch.Put(p + tenant + "/" + key.substr(1), it->value());
+      batch.Delete(key);
+      ++renamed;
+    }
+  }
+  if (!it->status().ok()) return Internal("cannot read " + dir + ": " + it->status().ToString(), "storage_error");
+  if (renamed == 0) return renamed;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db->Write(wo, &batch);
+  if (!s.ok()) return Internal("cannot migrate " + dir + ": " + s.ToString(), "storage_error");
+  return renamed;
+}
+
 }  // namespace contextd

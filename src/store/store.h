@@ -131,4 +131,13 @@ class Store {
   std::atomic<bool> sync_writes_{true};
 };
 
+// Sessions and LLM-cache namespaces are stored under "tenant/name" (a tenant's own
+// names cannot hold a '/'). Data written before 2026-12-04 stored the default tenant's
+// under their bare name: this renames, in the RocksDB at `dir`, every key that starts with
+// one of `prefixes` (one byte each) and whose name (up to the first '\0', or the end)
+// has no '/', to the same key with "tenant/" before the name. One synced batch; a
+// directory with nothing to rename is left untouched (so it runs at every start). Returns
+// how many keys it renamed.
+StatusOr<size_t> AdoptUnscopedKeys(const std::string& dir, std::string_view prefixes, const std::string& tenant);
+
 }  // namespace contextd

@@ -392,7 +392,7 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   EXPECT_GT(da->begin()->second.second.chunk_count, 40u);
   EXPECT_TRUE(*da == *db);
   for (const char* id : {"chat-0", "chat-1"}) {
-    auto ta = a->sessions().Turns(id), tb = b->sessions().Turns(id);
+    auto ta = a->SessionTurns(id), tb = b->SessionTurns(id);
     ASSERT_TRUE(ta.ok() && tb.ok()) << id;
     ASSERT_EQ(ta->size(), 3u);
     ASSERT_EQ(tb->size(), 3u);
@@ -401,13 +401,13 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
       EXPECT_EQ((*ta)[i].at_ms, (*tb)[i].at_ms) << "a replica keeps the proposer's time";
     }
   }
-  EXPECT_EQ(b->sessions().Turns("gone").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(b->SessionTurns("gone").status().code(), StatusCode::kNotFound);
   // The cache entries that survived on a are on b, by the same ids; the deleted are not.
-  EXPECT_EQ(b->llm_cache().Describe("answers")->entries, 2u);
+  EXPECT_EQ(b->CacheDescribe("answers", RequestContext::Background())->entries, 2u);
   for (int i = 0; i < 5; ++i) {
     CacheLookupRequest lookup{.prompt = "question number " + std::to_string(i),
                               .scope = J(R"({"model":")" + std::string(i < 3 ? "m1" : "m2") + R"("})")};
-    auto hit = b->llm_cache().Lookup("answers", lookup);
+    auto hit = b->CacheLookup("answers", lookup, RequestContext::Background());
     ASSERT_TRUE(hit.ok());
     EXPECT_EQ(hit->hit && hit->exact, i == 1 || i == 2) << i;
     if (hit->hit && hit->exact) EXPECT_EQ(hit->id, entry_ids[i]);
@@ -419,7 +419,7 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     ApplyResult r;
     ASSERT_TRUE(b->Apply(std::move(again), &r).ok());
   }
-  EXPECT_EQ(b->sessions().Turns("chat-0")->size(), 3u);
+  EXPECT_EQ(b->SessionTurns("chat-0")->size(), 3u);
 }
 
 }  // namespace
