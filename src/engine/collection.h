@@ -38,7 +38,7 @@
 
 #include "engine/collection_types.h"
 #include "engine/mutation.h"
-#include "engine/query_cache.h"
+#include "cache/query_cache.h"
 #include "engine/requests.h"
 #include "engine/services.h"
 #include "engine/update_log.h"

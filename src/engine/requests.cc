@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "common/names.h"
-#include "engine/query_cache.h"
+#include "cache/query_cache.h"
 
 namespace contextd {
 

@@ -6,7 +6,7 @@
 
 #include "embed/embedder_catalog.h"
 #include "engine/planner.h"
-#include "engine/query_cache.h"
+#include "cache/query_cache.h"
 #include "engine/sessions.h"
 #include "server/field_reader.h"
 #include "text/utf8.h"

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
-#include "engine/query_cache.h"
+#include "cache/query_cache.h"
 #include "engine/test_engine.h"
 #include "manual_clock.h"
 #include "server/request_codec.h"
