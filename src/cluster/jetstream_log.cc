@@ -3,6 +3,7 @@
 #include <nats/nats.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -54,6 +55,11 @@ struct JetStreamUpdateLog::Rep {
   std::map<uint64_t, std::pair<Status, ApplyResult>> results;  // GUARDED_BY(mu)
   bool stopping = false;                                       // GUARDED_BY(mu)
   int delivering = 0;                                          // GUARDED_BY(mu)
+  // Start()'s thread: makes sure the stream exists and subscribes, retrying until the
+  // cluster answers (a node may start before NATS does). Until it has, writes wait and
+  // then fail with log_unavailable, and connected() is false (/readyz 503).
+  std::thread follower;
+  std::atomic<bool> following{false};
 
   ~Rep() {
     {
@@ -61,6 +67,7 @@ struct JetStreamUpdateLog::Rep {
       stopping = true;
     }
     applied_cv.notify_all();
+    if (follower.joinable()) follower.join();
     if (sub != nullptr) {
       natsSubscription_Unsubscribe(sub);
       // The applier may go as soon as this returns: wait out an apply in progress.
@@ -141,14 +148,76 @@ struct JetStreamUpdateLog::Rep {
   static void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     static_cast<Rep*>(closure)->Deliver(msg);
   }
+
+  // Creates the stream, or finds it there. A fresh cluster elects its meta leader in a
+  // few seconds; the caller retries until then.
+  natsStatus EnsureStream(jsErrCode* jerr) {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = options.stream.c_str();
+    const char* subjects[] = {options.subject.c_str()};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = options.replicas;
+    cfg.Duplicates = static_cast<int64_t>(options.duplicate_window_s) * 1000000000LL;
+    jsStreamInfo* si = nullptr;
+    *jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_AddStream(&si, js, &cfg, nullptr, jerr);
+    if (si != nullptr) jsStreamInfo_Destroy(si);
+    return s == NATS_OK || *jerr == JSStreamNameExistErr ? NATS_OK : s;
+  }
+
+  // An ordered consumer from `from`: every message of the stream, in order, on one
+  // delivery thread.
+  natsStatus Follow(uint64_t from, jsErrCode* jerr) {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = options.stream.c_str();
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = from;
+    // The ordered consumer lives on one server; when that server dies, missed heartbeats
+    // are how the client notices and recreates it elsewhere. nats.c's default (5 s) held
+    // this node's applies, and so its writers, for up to 14 s after a server's death.
+    so.Config.Heartbeat = 500LL * 1000 * 1000;
+    *jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_Subscribe(&sub, js, options.subject.c_str(), &Rep::OnMessage, this, nullptr, &so, jerr);
+    if (s != NATS_OK) return s;
+    // Messages are applied one at a time on the subscription's thread; a pending limit
+    // that counts messages only (a batch upsert may be large) keeps it from stalling.
+    natsSubscription_SetPendingLimits(sub, 1 << 20, -1);
+    return NATS_OK;
+  }
+
+  // The follower thread's loop: stream, then subscription, each retried with backoff
+  // (through elections and a cluster that is not up yet) until done or stopping.
+  void FollowLoop(uint64_t from) {
+    int64_t last_warning = 0;
+    for (int attempt = 0; !Stopping(); ++attempt) {
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      natsStatus s = EnsureStream(&jerr);
+      if (s == NATS_OK) s = Follow(from, &jerr);
+      if (s == NATS_OK) {
+        following = true;
+        spdlog::info("update log: following {} from sequence {}", options.stream, from);
+        return;
+      }
+      if (NowMs() - last_warning > 5000) {
+        spdlog::warn("update log: cannot follow {} yet ({}), retrying", options.stream, NatsError(s, jerr));
+        last_warning = NowMs();
+      }
+      for (int slept = 0; slept < std::min(1000, 100 << std::min(attempt, 3)) && !Stopping(); slept += 50)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
 };
 
 JetStreamUpdateLog::JetStreamUpdateLog(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 JetStreamUpdateLog::~JetStreamUpdateLog() = default;
 
 StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const JetStreamLogOptions& options,
-                                                                       MutationApplier* applier,
-                                                                       int connect_timeout_ms) {
+                                                                       MutationApplier* applier) {
   if (options.servers.empty()) return InvalidArgument("cluster mode needs at least one NATS server URL");
   auto rep = std::make_unique<Rep>();
   rep->options = options;
@@ -165,14 +234,23 @@ StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const Jet
   if (s == NATS_OK) s = natsOptions_SetTimeout(rep->nats_options, 2000);
   if (s != NATS_OK) return InvalidArgument("NATS options: " + NatsError(s));
 
-  const int64_t give_up = NowMs() + connect_timeout_ms;
-  for (int attempt = 0;; ++attempt) {
-    s = natsConnection_Connect(&rep->conn, rep->nats_options);
-    if (s == NATS_OK || NowMs() >= give_up) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
+  // Connecting goes on in the background while no server answers (nats.c retries, then
+  // reconnects for ever): a node may start before its NATS cluster and serve reads
+  // meanwhile. Only a malformed configuration fails here.
+  // With a connected callback nats.c returns at once (NATS_NOT_YET_CONNECTED); without one
+  // it would block through every attempt.
+  if (s == NATS_OK) {
+    s = natsOptions_SetRetryOnFailedConnect(
+        rep->nats_options, true,
+        [](natsConnection*, void* name) {
+          spdlog::info("update log: {} connected to NATS", *static_cast<std::string*>(name));
+        },
+        &rep->options.node_id);
   }
-  if (s != NATS_OK) {
-    return Unavailable("cannot reach the NATS cluster at " + options.servers[0] + ": " + NatsError(s),
+  if (s != NATS_OK) return InvalidArgument("NATS options: " + NatsError(s));
+  s = natsConnection_Connect(&rep->conn, rep->nats_options);
+  if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+    return Unavailable("cannot connect to the NATS cluster at " + options.servers[0] + ": " + NatsError(s),
                        "log_unavailable");
   }
   jsOptions jo;
@@ -180,34 +258,6 @@ StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const Jet
   jo.Wait = 5000;
   s = natsConnection_JetStream(&rep->js, rep->conn, &jo);
   if (s != NATS_OK) return Unavailable("JetStream: " + NatsError(s), "log_unavailable");
-
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = options.stream.c_str();
-  const char* subjects[] = {options.subject.c_str()};
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  cfg.Replicas = options.replicas;
-  cfg.Duplicates = static_cast<int64_t>(options.duplicate_window_s) * 1000000000LL;
-  // A fresh cluster elects its meta leader in a few seconds: retry until then.
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  for (int attempt = 0;; ++attempt) {
-    jsStreamInfo* si = nullptr;
-    jerr = static_cast<jsErrCode>(0);
-    s = js_AddStream(&si, rep->js, &cfg, nullptr, &jerr);
-    if (si != nullptr) jsStreamInfo_Destroy(si);
-    if (s == NATS_OK || jerr == JSStreamNameExistErr) {
-      s = NATS_OK;
-      break;
-    }
-    if (NowMs() >= give_up) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  if (s != NATS_OK) {
-    return Unavailable("cannot create the update log stream " + options.stream + ": " + NatsError(s, jerr),
-                       "log_unavailable");
-  }
   return std::unique_ptr<JetStreamUpdateLog>(new JetStreamUpdateLog(std::move(rep)));
 }
 
@@ -218,35 +268,11 @@ Status JetStreamUpdateLog::Start() {
     std::lock_guard<std::mutex> lock(r.mu);
     r.applied = from;
   }
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = r.options.stream.c_str();
-  so.Ordered = true;
-  so.Config.DeliverPolicy = js_DeliverByStartSequence;
-  so.Config.OptStartSeq = from + 1;
-  // The ordered consumer lives on one server; when that server dies, missed heartbeats
-  // are how the client notices and recreates it elsewhere. nats.c's default (5 s) held
-  // this node's applies, and so its writers, for up to 14 s after a server's death.
-  so.Config.Heartbeat = 500LL * 1000 * 1000;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = NATS_OK;
-  // Creating the consumer needs the stream's leader: right after a server died, retry
-  // through the election (measured: one or two 5 s timeouts on a busy machine).
-  const int64_t give_up = NowMs() + std::max(r.options.commit_timeout_ms, 60000);
-  for (int attempt = 0;; ++attempt) {
-    jerr = static_cast<jsErrCode>(0);
-    s = js_Subscribe(&r.sub, r.js, r.options.subject.c_str(), &Rep::OnMessage, &r, nullptr, &so, &jerr);
-    if (s == NATS_OK || NowMs() >= give_up) break;
-    spdlog::warn("update log: cannot follow {} yet ({}), retrying", r.options.stream, NatsError(s, jerr));
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 100 << std::min(attempt, 3))));
-  }
-  if (s != NATS_OK) return Unavailable("cannot follow the update log: " + NatsError(s, jerr), "log_unavailable");
-  // Messages are applied one at a time on the subscription's thread; a pending limit that
-  // counts messages only (a batch upsert may be large) keeps the consumer from stalling.
-  natsSubscription_SetPendingLimits(r.sub, 1 << 20, -1);
-  spdlog::info("update log: following {} from sequence {}", r.options.stream, from + 1);
+  r.follower = std::thread([&r, from] { r.FollowLoop(from + 1); });
   return Status::Ok();
 }
+
+bool JetStreamUpdateLog::following() const { return rep_->following.load(); }
 
 Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) {
   Rep& r = *rep_;
@@ -327,6 +353,8 @@ uint64_t JetStreamUpdateLog::applied_sequence() const {
   return rep_->applied;
 }
 
-bool JetStreamUpdateLog::connected() const { return natsConnection_Status(rep_->conn) == NATS_CONN_STATUS_CONNECTED; }
+bool JetStreamUpdateLog::connected() const {
+  return rep_->following.load() && natsConnection_Status(rep_->conn) == NATS_CONN_STATUS_CONNECTED;
+}
 
 }  // namespace contextd

@@ -43,14 +43,18 @@ struct JetStreamLogOptions {
 
 class JetStreamUpdateLog : public UpdateLog {
  public:
-  // Connects (retrying while no server answers, up to connect_timeout_ms) and makes sure
-  // the stream exists with the options' replicas. Applies nothing until Start().
+  // Sets up the connection, which is made in the background (retried for ever while no
+  // server answers); fails only on a malformed configuration. Applies nothing until Start().
   static StatusOr<std::unique_ptr<JetStreamUpdateLog>> Open(const JetStreamLogOptions& options,
-                                                            MutationApplier* applier, int connect_timeout_ms = 30000);
+                                                            MutationApplier* applier);
   ~JetStreamUpdateLog() override;
 
-  // Starts applying the stream from the applier's applied sequence + 1.
+  // Starts applying the stream from the applier's applied sequence + 1, in the background:
+  // a thread makes sure the stream exists (with the options' replicas) and follows it,
+  // retrying until the cluster answers. Returns at once.
   Status Start() override;
+  // Whether this node follows the stream yet (Start()'s thread has subscribed).
+  bool following() const;
   Status Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) override;
 
   // The stream's state as the servers report it: its last sequence and the name of the
@@ -62,6 +66,7 @@ class JetStreamUpdateLog : public UpdateLog {
   StreamState stream_state() const;
   // The last sequence this node applied from the stream.
   uint64_t applied_sequence() const;
+  // Following the stream, over a live connection: what /readyz reports.
   bool connected() const;
 
  private:

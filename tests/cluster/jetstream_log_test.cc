@@ -25,8 +25,10 @@ class JetStreamLogTest : public ::testing::Test {
   void SetUp() override { nats_ = std::make_unique<NatsCluster>(nats_dir_.path()); }
 
   // An engine over `dir` whose log is the cluster's stream; *log receives the log.
+  // Unless `wait_following` is false, returns once the node follows the stream (a fresh
+  // cluster elects its leaders first), as a server turns ready only then.
   std::unique_ptr<Engine> OpenNode(const std::string& dir, const std::string& node, JetStreamUpdateLog** log,
-                                   int commit_timeout_ms = 20000) {
+                                   int commit_timeout_ms = 20000, bool wait_following = true) {
     EngineOptions o;
     o.data_dir = dir;
     o.models_dir = CONTEXTD_MODELS_DIR;
@@ -41,7 +43,11 @@ class JetStreamLogTest : public ::testing::Test {
     };
     auto e = Engine::Open(o, nullptr);
     EXPECT_TRUE(e.ok()) << e.status().ToString();
-    return e.ok() ? std::move(e).value() : nullptr;
+    if (!e.ok()) return nullptr;
+    for (int t = 0; wait_following && t < 600 && !(*log)->connected(); ++t)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(!wait_following || (*log)->connected()) << node << " never followed the stream";
+    return std::move(e).value();
   }
 
   static bool WaitApplied(const Engine& e, uint64_t seq, int ms = 20000) {
@@ -189,6 +195,35 @@ TEST_F(JetStreamLogTest, WithoutAQuorumAWriteIsUnavailableNotAcknowledged) {
   }
   EXPECT_TRUE(again.ok()) << again.ToString();
   EXPECT_TRUE((*c)->GetDocument("back-0").ok());
+}
+
+// A node may start before its NATS cluster (scripts/cluster, a reboot): it opens at once,
+// is not ready and refuses writes (log_unavailable) until the cluster answers, then
+// creates or finds the stream, follows it and takes writes.
+TEST_F(JetStreamLogTest, ANodeStartedBeforeItsClusterFollowsOnceTheClusterIsUp) {
+  for (int i = 0; i < 3; ++i) nats_->Kill(i);
+  TempDir dir;
+  JetStreamUpdateLog* log = nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto e = OpenNode(dir.path(), "early", &log, /*commit_timeout_ms=*/1500, /*wait_following=*/false);
+  ASSERT_TRUE(e);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << "opening waited for NATS";
+  EXPECT_FALSE(log->connected());
+  EXPECT_FALSE(log->following());
+  CollectionConfig config;
+  config.embedder = "none";
+  config.dim = 8;
+  auto refused = e->CreateCollection("default", "docs", config);
+  EXPECT_EQ(refused.status().reason(), "log_unavailable") << refused.status().ToString();
+  for (int i = 0; i < 3; ++i) nats_->Start(i);
+  for (int t = 0; t < 600 && !log->connected(); ++t) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(log->connected()) << "the node never followed the stream";
+  StatusOr<std::shared_ptr<Collection>> c = refused.status();
+  for (int attempt = 0; attempt < 10 && !c.ok(); ++attempt) c = e->CreateCollection("default", "docs", config);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  UpsertResult r;
+  ASSERT_TRUE((*c)->Upsert(Docs("late", 2, 5), &r).ok());
+  EXPECT_EQ((*c)->document_count(), 2u);
 }
 
 }  // namespace

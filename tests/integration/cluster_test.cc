@@ -37,6 +37,8 @@ TEST(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   ServerProcess n2(dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2"});
   n1.Start();
   n2.Start();
+  n1.WaitReady();
+  n2.WaitReady();
   auto c1 = n1.Client();
   auto c2 = n2.Client();
 
@@ -118,6 +120,7 @@ TEST(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
     last_token = r->Header("x-contextd-write-token");
   }
   n2.Start();
+  n2.WaitReady();
   c2 = n2.Client();
   auto caught_up = c2->Request("GET", "/v1/collections/docs", "", {{"X-Contextd-Write-Token", last_token}});
   ASSERT_TRUE(caught_up.ok());

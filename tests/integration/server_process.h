@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -64,6 +65,17 @@ class ServerProcess {
     close(out[0]);
     std::string ready = line.substr(line.find(kReady));
     port_ = std::stoi(ready.substr(ready.rfind(':') + 1));
+  }
+
+  // Waits until GET /readyz answers 200 (a cluster node: once it follows the update log).
+  void WaitReady(int seconds = 60) {
+    auto client = Client();
+    for (int t = 0; t < seconds * 10; ++t) {
+      auto r = client->Request("GET", "/readyz");
+      if (r.ok() && r->status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "server never became ready; see " << data_dir_ << ".log";
   }
 
   // Sends `sig` and reaps the process. SIGKILL models a crash.
