@@ -98,6 +98,7 @@ Json TenantRecord::ToJson() const {
   Json j = Json::MakeObject();
   j["id"] = id;
   j["limits"] = limits.ToJson();
+  j["user_limits"] = user_limits.ToJson();
   return j;
 }
 
@@ -110,6 +111,9 @@ StatusOr<TenantRecord> TenantRecord::FromJson(const Json& j) {
   if (const Json* l = j.Find("limits")) {
     CTX_ASSIGN_OR_RETURN(t.limits, ParseLimits(*l));
   }
+  if (const Json* l = j.Find("user_limits")) {
+    CTX_ASSIGN_OR_RETURN(t.user_limits, ParseLimits(*l));
+  }
   return t;
 }
 
@@ -119,6 +123,7 @@ Json KeyRecord::ToJson(bool with_hash) const {
   j["tenant"] = tenant;
   j["role"] = RoleName(role);
   if (!user_id.empty()) j["user_id"] = user_id;
+  j["user_header"] = user_header;
   Json c = Json::MakeObject();
   for (const auto& [pattern, access] : collections) c[pattern] = access;
   j["collections"] = std::move(c);
@@ -131,7 +136,7 @@ Json KeyRecord::ToJson(bool with_hash) const {
 
 StatusOr<KeyRecord> KeyRecord::FromJson(const Json& j) {
   Json body = Json::MakeObject();
-  for (const char* f : {"role", "user_id", "collections", "limits", "priority"}) {
+  for (const char* f : {"role", "user_id", "collections", "limits", "priority", "user_header"}) {
     if (const Json* v = j.Find(f)) body[f] = *v;
   }
   CTX_ASSIGN_OR_RETURN(KeyRecord k, ParseKeyRequest(body));
@@ -195,6 +200,9 @@ StatusOr<KeyRecord> ParseKeyRequest(const Json& body) {
       }
     } else if (f == "limits") {
       CTX_ASSIGN_OR_RETURN(k.limits, ParseLimits(v));
+    } else if (f == "user_header") {
+      if (!v.is_bool()) return InvalidArgument("'user_header' must be true or false", "invalid_type");
+      k.user_header = v.as_bool();
     } else if (f == "priority") {
       if (!v.is_string() || (v.as_string() != "interactive" && v.as_string() != "batch"))
         return InvalidArgument("'priority' must be interactive or batch", "invalid_value");
@@ -208,7 +216,7 @@ StatusOr<KeyRecord> ParseKeyRequest(const Json& body) {
       }
     } else {
       return InvalidArgument(
-          "unknown field '" + f + "'; expected role, user_id, collections, limits, priority, expires_at",
+          "unknown field '" + f + "'; expected role, user_id, user_header, collections, limits, priority, expires_at",
           "unknown_field");
     }
   }
@@ -247,6 +255,12 @@ Limits AuthRegistry::TenantLimits(const std::string& id) const {
   ReaderLock lock(&mu_);
   auto it = tenants_.find(id);
   return it == tenants_.end() ? Limits() : it->second.limits;
+}
+
+Limits AuthRegistry::UserLimits(const std::string& id) const {
+  ReaderLock lock(&mu_);
+  auto it = tenants_.find(id);
+  return it == tenants_.end() ? Limits() : it->second.user_limits;
 }
 
 void AuthRegistry::PutTenant(TenantRecord t) {

@@ -44,6 +44,9 @@ StatusOr<Limits> ParseLimits(const Json& j, const Limits& base = {});
 struct TenantRecord {
   std::string id;
   Limits limits;
+  // What each of the tenant's users may use (a user: a key's user_id, or the X-User-Id a
+  // key may set); none when all zero.
+  Limits user_limits;
   Json ToJson() const;
   static StatusOr<TenantRecord> FromJson(const Json& j);
 };
@@ -53,6 +56,9 @@ struct KeyRecord {
   std::string tenant;
   Role role = Role::kReader;
   std::string user_id;
+  // May name the user it acts for in an X-User-Id header (a gateway serving many users
+  // with one key); otherwise a header naming another user than user_id is refused.
+  bool user_header = false;
   // Collection name patterns ("docs*", "*-kb", "kb", "*") to "r" or "rw"; empty: every
   // collection of the tenant, as the role allows.
   std::map<std::string, std::string> collections;
@@ -92,6 +98,8 @@ class AuthRegistry {
   std::optional<TenantRecord> Tenant(const std::string& id) const;
   // The tenant's limits (none for an unknown tenant), without copying its record.
   Limits TenantLimits(const std::string& id) const;
+  // What each user of the tenant may use (TenantRecord::user_limits), likewise.
+  Limits UserLimits(const std::string& id) const;
   std::vector<TenantRecord> Tenants() const;
   std::optional<KeyRecord> Key(const std::string& id) const;
   std::vector<KeyRecord> Keys(const std::string& tenant) const;

@@ -73,6 +73,9 @@ class RequestContext {
 
   std::string tenant = "default";
   std::string principal = "anonymous";  // the API key's id once auth is on
+  // The end user the request is for: the key's user_id, or the X-User-Id header a key may
+  // set; empty when neither names one.
+  std::string user;
   // The Idempotency-Key header: a replicated log applies writes with the same key once.
   std::string idempotency_key;
   // The X-Contextd-Write-Token header: the request reads only once this node has applied

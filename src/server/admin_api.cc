@@ -22,8 +22,8 @@ StatusOr<Api::Reply> Api::AdminCreateTenant(const Params&, const HttpRequest& re
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   for (const auto& [k, v] : body.as_object()) {
-    if (k != "id" && k != "limits")
-      return InvalidArgument("unknown field '" + k + "'; expected id, limits", "unknown_field");
+    if (k != "id" && k != "limits" && k != "user_limits")
+      return InvalidArgument("unknown field '" + k + "'; expected id, limits, user_limits", "unknown_field");
   }
   CTX_ASSIGN_OR_RETURN(TenantRecord t, TenantRecord::FromJson(body));
   if (backends_.governance->auth().Tenant(t.id) || t.id == kDefaultTenant) {
@@ -58,8 +58,13 @@ StatusOr<Api::Reply> Api::AdminPatchTenant(const Params& p, const HttpRequest& r
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   for (const auto& [k, v] : body.as_object()) {
-    if (k != "limits") return InvalidArgument("unknown field '" + k + "'; expected limits", "unknown_field");
-    CTX_ASSIGN_OR_RETURN(t->limits, ParseLimits(v, t->limits));
+    if (k == "limits") {
+      CTX_ASSIGN_OR_RETURN(t->limits, ParseLimits(v, t->limits));
+    } else if (k == "user_limits") {
+      CTX_ASSIGN_OR_RETURN(t->user_limits, ParseLimits(v, t->user_limits));
+    } else {
+      return InvalidArgument("unknown field '" + k + "'; expected limits, user_limits", "unknown_field");
+    }
   }
   CTX_RETURN_IF_ERROR(backends_.governance->PutTenant(*t, ctx));
   Reply r;

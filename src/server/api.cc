@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "common/memory.h"
+#include "common/names.h"
 #include "engine/planner.h"
 #include "net/content_encoding.h"
 #include "net/http_status.h"
@@ -361,9 +362,21 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   if (route.collection_param && !params.empty() && !k.AllowsCollection(params[0], route.access == Access::kWrite)) {
     return denied(std::string(route.access == Access::kWrite ? "write" : "read") + " collection '" + params[0] + "'");
   }
+  // The user: the key's own, or the one an X-User-Id header names where the key may.
+  ctx->user = k.user_id;
+  if (const std::string header = req.Header("x-user-id"); !header.empty() && header != k.user_id) {
+    if (!k.user_header) return denied("act for user '" + header + "' (its user_header is off)");
+    if (header.size() > 128 || !IsName(header, 128, ".@"))
+      return InvalidArgument("X-User-Id must be 1 to 128 of A-Z a-z 0-9 _ - . @", "invalid_header");
+    ctx->user = header;
+  }
   if (const Limits t = backends_.governance->auth().TenantLimits(k.tenant);
       t.rpm > 0 || t.tpm > 0 || t.max_inflight > 0) {
     scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm, t.max_inflight});
+  }
+  if (const Limits u = ctx->user.empty() ? Limits() : backends_.governance->auth().UserLimits(k.tenant);
+      u.rpm > 0 || u.tpm > 0 || u.max_inflight > 0) {
+    scopes->push_back({"user:" + k.tenant + "/" + ctx->user, u.rpm, u.tpm, u.max_inflight});
   }
   if (k.limits.rpm > 0 || k.limits.tpm > 0 || k.limits.max_inflight > 0) {
     scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm, k.limits.max_inflight});

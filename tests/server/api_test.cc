@@ -213,3 +213,83 @@ TEST_F(ApiTest, ReadinessFollowsTheStorage) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// With auth on: each user of a tenant has the tenant's user_limits, whether the user comes
+// from the key's user_id or from an X-User-Id header the key may set.
+class ApiAuthTest : public ::testing::Test {
+ protected:
+  ApiAuthTest() {
+    ApiOptions o;
+    o.clock = &clock_;
+    o.auth_enabled = true;
+    o.admin_key = "admin-key-0123456789";
+    api_ = std::make_unique<Api>(fakes_.Wire(), &metrics_, o);
+    TenantRecord t;
+    t.id = "acme";
+    t.user_limits.rpm = 2;
+    EXPECT_TRUE(fakes_.governance.PutTenant(t, RequestContext::Background()).ok());
+    gateway_ = NewKey("", true);
+    alice_ = NewKey("alice", false);
+    CollectionConfig c;
+    c.embedder = "hash";
+    c.dim = 256;
+    EXPECT_TRUE(fakes_.collections.Create("acme", "docs", c, RequestContext::Background()).ok());
+  }
+  std::string NewKey(const std::string& user, bool user_header) {
+    KeyRecord k;
+    k.tenant = "acme";
+    k.role = Role::kWriter;
+    k.user_id = user;
+    k.user_header = user_header;
+    const std::string key = MakeKey(&k);
+    EXPECT_TRUE(fakes_.governance.PutKey(k, RequestContext::Background()).ok());
+    return key;
+  }
+  int Get(const std::string& key, const std::string& user = "") {
+    HttpRequest req;
+    req.method = "GET";
+    req.path = "/v1/collections/docs";
+    req.headers = {{"Authorization", "Bearer " + key}};
+    if (!user.empty()) req.headers.emplace_back("X-User-Id", user);
+    std::promise<HttpResponse> done;
+    api_->Handle(std::move(req), [&](HttpResponse res) { done.set_value(std::move(res)); });
+    HttpResponse res = done.get_future().get();
+    last_body_ = res.body;
+    return res.status;
+  }
+
+  ManualClock clock_;
+  MetricsRegistry metrics_;
+  FakeBackends fakes_;
+  std::unique_ptr<Api> api_;
+  std::string gateway_, alice_, last_body_;
+};
+
+TEST_F(ApiAuthTest, EachUserHasTheTenantsUserLimits) {
+  // Two requests a minute per user: u1's third is refused, u2 and alice are not charged.
+  EXPECT_EQ(Get(gateway_, "u1"), 200) << last_body_;
+  EXPECT_EQ(Get(gateway_, "u1"), 200);
+  EXPECT_EQ(Get(gateway_, "u1"), 429);
+  EXPECT_NE(last_body_.find("user:acme/u1"), std::string::npos) << last_body_;
+  EXPECT_EQ(Get(gateway_, "u2"), 200);
+  EXPECT_EQ(Get(alice_), 200);
+  EXPECT_EQ(Get(alice_), 200);
+  EXPECT_EQ(Get(alice_), 429) << "alice's own key is alice's";
+  // A key without user_header may not speak for someone else, and may name itself.
+  EXPECT_EQ(Get(alice_, "mallory"), 403);
+  EXPECT_NE(last_body_.find("permission_denied"), std::string::npos);
+  // A key with no user and no header is limited by the tenant and key only.
+  EXPECT_EQ(Get(gateway_), 200);
+  EXPECT_EQ(Get(gateway_), 200);
+  EXPECT_EQ(Get(gateway_), 200);
+  EXPECT_EQ(Get(gateway_, "bad user!"), 400);
+  // A minute later u1 may go on.
+  clock_.AdvanceMs(61000);
+  EXPECT_EQ(Get(gateway_, "u1"), 200);
+}
+
+}  // namespace
+}  // namespace contextd
