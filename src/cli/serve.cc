@@ -185,6 +185,19 @@ int RunServe(const ServeOptions& o) {
         l["leader"] = state.leader;
         l["connected"] = log->connected();
         j["log"] = std::move(l);
+        // Every node heard from: "up" within three heartbeats, "suspect" within ten
+        // seconds, "down" after (kept, so an operator sees who went).
+        Json nodes = Json::MakeArray();
+        for (const auto& p : log->peers()) {
+          Json n = Json::MakeObject();
+          n["node_id"] = p.node_id;
+          n["role"] = p.role;
+          n["state"] = p.age_ms < 3 * lo.heartbeat_ms ? "up" : p.age_ms < 10000 ? "suspect" : "down";
+          n["last_heartbeat_ms_ago"] = p.age_ms;
+          n["applied_sequence"] = static_cast<int64_t>(p.applied_sequence);
+          nodes.push_back(std::move(n));
+        }
+        j["nodes"] = std::move(nodes);
         return j;
       };
     }

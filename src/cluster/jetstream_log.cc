@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <random>
@@ -60,6 +61,15 @@ struct JetStreamUpdateLog::Rep {
   // then fail with log_unavailable, and connected() is false (/readyz 503).
   std::thread follower;
   std::atomic<bool> following{false};
+  // Heartbeats: sent by `heartbeat` every options.heartbeat_ms, heard on heartbeat_sub.
+  std::thread heartbeat;
+  natsSubscription* heartbeat_sub = nullptr;
+  struct Heard {
+    std::string role;
+    uint64_t applied = 0;
+    int64_t at_ms = 0;  // NowMs() when it arrived
+  };
+  std::map<std::string, Heard> heard;  // GUARDED_BY(mu), by node id
 
   ~Rep() {
     {
@@ -68,6 +78,11 @@ struct JetStreamUpdateLog::Rep {
     }
     applied_cv.notify_all();
     if (follower.joinable()) follower.join();
+    if (heartbeat.joinable()) heartbeat.join();
+    if (heartbeat_sub != nullptr) {
+      natsSubscription_Unsubscribe(heartbeat_sub);
+      natsSubscription_Destroy(heartbeat_sub);
+    }
     if (sub != nullptr) {
       natsSubscription_Unsubscribe(sub);
       // The applier may go as soon as this returns: wait out an apply in progress.
@@ -147,6 +162,43 @@ struct JetStreamUpdateLog::Rep {
 
   static void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     static_cast<Rep*>(closure)->Deliver(msg);
+  }
+
+  // "contextd.heartbeat.NODE" carrying "ROLE APPLIED": small and fixed, no JSON needed.
+  static void OnHeartbeat(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    Rep* r = static_cast<Rep*>(closure);
+    const std::string subject = natsMsg_GetSubject(msg);
+    const std::string data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    natsMsg_Destroy(msg);
+    const size_t space = data.find(' ');
+    const std::string prefix = "contextd.heartbeat.";
+    if (space == std::string::npos || subject.rfind(prefix, 0) != 0) return;
+    Heard h;
+    h.role = data.substr(0, space);
+    h.applied = std::strtoull(data.c_str() + space + 1, nullptr, 10);
+    h.at_ms = NowMs();
+    std::lock_guard<std::mutex> lock(r->mu);
+    r->heard[subject.substr(prefix.size())] = std::move(h);
+  }
+
+  void HeartbeatLoop() {
+    const std::string subject = "contextd.heartbeat." + options.node_id;
+    while (!Stopping()) {
+      if (following && heartbeat_sub == nullptr) {
+        natsConnection_Subscribe(&heartbeat_sub, conn, "contextd.heartbeat.*", &Rep::OnHeartbeat, this);
+      }
+      if (following && natsConnection_Status(conn) == NATS_CONN_STATUS_CONNECTED) {
+        uint64_t at = 0;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          at = applied;
+        }
+        const std::string data = options.role + " " + std::to_string(at);
+        natsConnection_Publish(conn, subject.c_str(), data.data(), static_cast<int>(data.size()));
+      }
+      for (int slept = 0; slept < options.heartbeat_ms && !Stopping(); slept += 50)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
 
   // Creates the stream, or finds it there. A fresh cluster elects its meta leader in a
@@ -269,7 +321,16 @@ Status JetStreamUpdateLog::Start() {
     r.applied = from;
   }
   r.follower = std::thread([&r, from] { r.FollowLoop(from + 1); });
+  r.heartbeat = std::thread([&r] { r.HeartbeatLoop(); });
   return Status::Ok();
+}
+
+std::vector<JetStreamUpdateLog::Peer> JetStreamUpdateLog::peers() const {
+  std::vector<Peer> out;
+  const int64_t now = NowMs();
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  for (const auto& [id, h] : rep_->heard) out.push_back({id, h.role, h.applied, now - h.at_ms});
+  return out;
 }
 
 bool JetStreamUpdateLog::following() const { return rep_->following.load(); }

@@ -39,6 +39,10 @@ struct JetStreamLogOptions {
   int commit_timeout_ms = 15000;
   // How long a message id is remembered: a retry within it is applied once.
   int duplicate_window_s = 120;
+  // Every node announces itself (its id, role and applied sequence) this often on
+  // "contextd.heartbeat.NODE" (core NATS, not the stream), and hears the others'.
+  int heartbeat_ms = 1000;
+  std::string role = "data";
 };
 
 class JetStreamUpdateLog : public UpdateLog {
@@ -68,6 +72,15 @@ class JetStreamUpdateLog : public UpdateLog {
   uint64_t applied_sequence() const;
   // Following the stream, over a live connection: what /readyz reports.
   bool connected() const;
+  // The nodes heard from (this one included, once it follows), by id: the last heartbeat's
+  // content and how long ago it arrived, by this node's monotonic clock.
+  struct Peer {
+    std::string node_id;
+    std::string role;
+    uint64_t applied_sequence = 0;
+    int64_t age_ms = 0;
+  };
+  std::vector<Peer> peers() const;
 
  private:
   struct Rep;

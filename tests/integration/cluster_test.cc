@@ -132,5 +132,42 @@ TEST(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   EXPECT_EQ(on2["chunks"].as_int(), on1["chunks"].as_int());
 }
 
+// Nodes hear each other's heartbeats: /v1/cluster on either lists both "up" with their
+// applied sequences, and a node killed turns "suspect", then "down", on the other.
+TEST(ClusterTest, NodesSeeEachOthersHeartbeats) {
+  TempDir dir;
+  NatsCluster nats(dir.path() + "/nats");
+  ServerProcess n1(dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1"});
+  ServerProcess n2(dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2"});
+  n1.Start();
+  n2.Start();
+  n1.WaitReady();
+  n2.WaitReady();
+  auto c1 = n1.Client();
+  const auto state_of = [&](const std::string& node) {
+    auto [status, cluster] = Call(*c1, "GET", "/v1/cluster");
+    EXPECT_EQ(status, 200);
+    for (const auto& n : cluster["nodes"].as_array())
+      if (n.Find("node_id")->as_string() == node) return n.Find("state")->as_string();
+    return std::string("unknown");
+  };
+  std::string s1, s2;
+  for (int t = 0; t < 100 && (s1 != "up" || s2 != "up"); ++t) {
+    s1 = state_of("n1");
+    s2 = state_of("n2");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(s1, "up");
+  EXPECT_EQ(s2, "up");
+  n2.Kill(SIGKILL);
+  std::string after;
+  for (int t = 0; t < 200 && after != "down"; ++t) {  // down after 10 s without a heartbeat
+    after = state_of("n2");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(after, "down");
+  EXPECT_EQ(state_of("n1"), "up");
+}
+
 }  // namespace
 }  // namespace contextd
