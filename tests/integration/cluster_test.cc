@@ -30,15 +30,22 @@ std::string Doc(const std::string& id, const std::string& text) {
   return R"({"documents":[{"id":")" + id + R"(","text":")" + text + R"("}]})";
 }
 
-TEST(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
+// Three nats-servers and two nodes, n1 and n2, both ready.
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    n1.Start();
+    n2.Start();
+    n1.WaitReady();
+    n2.WaitReady();
+  }
   TempDir dir;
-  NatsCluster nats(dir.path() + "/nats");
-  ServerProcess n1(dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1"});
-  ServerProcess n2(dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2"});
-  n1.Start();
-  n2.Start();
-  n1.WaitReady();
-  n2.WaitReady();
+  NatsCluster nats{dir.path() + "/nats"};
+  ServerProcess n1{dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1"}};
+  ServerProcess n2{dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2"}};
+};
+
+TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   auto c1 = n1.Client();
   auto c2 = n2.Client();
 
@@ -134,15 +141,7 @@ TEST(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
 
 // Nodes hear each other's heartbeats: /v1/cluster on either lists both "up" with their
 // applied sequences, and a node killed turns "suspect", then "down", on the other.
-TEST(ClusterTest, NodesSeeEachOthersHeartbeats) {
-  TempDir dir;
-  NatsCluster nats(dir.path() + "/nats");
-  ServerProcess n1(dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1"});
-  ServerProcess n2(dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2"});
-  n1.Start();
-  n2.Start();
-  n1.WaitReady();
-  n2.WaitReady();
+TEST_F(ClusterTest, NodesSeeEachOthersHeartbeats) {
   auto c1 = n1.Client();
   const auto state_of = [&](const std::string& node) {
     auto [status, cluster] = Call(*c1, "GET", "/v1/cluster");
