@@ -24,6 +24,7 @@ inline constexpr SettingRange kCpuQuantumUsRange{0, 1000000};
 inline constexpr SettingRange kShutdownGraceMsRange{0, 600000};
 inline constexpr SettingRange kMaxQueryTokensRange{1, 1000000};
 inline constexpr SettingRange kIdleTimeoutSRange{1, 3600};
+inline constexpr SettingRange kHeaderTimeoutMsRange{100, 600000};
 inline constexpr SettingRange kConnectionsPerClientRange{1, 1000000};
 inline constexpr SettingRange kMinFreeDiskMbRange{1, int64_t{1} << 30};
 inline constexpr SettingRange kReplicasRange{1, 5};
@@ -42,8 +43,9 @@ struct ServeOptions {
   // On SIGTERM/SIGINT, how long requests already received may take to finish (HttpServer::
   // Shutdown). Kubernetes gives a pod 30 s between SIGTERM and SIGKILL.
   int64_t shutdown_grace_ms = 10000;
-  int64_t max_query_tokens = 2048;  // ApiOptions::max_query_tokens
-  int64_t idle_timeout_s = 60;      // HttpServerOptions: keep-alive and request-read timeout
+  int64_t max_query_tokens = 2048;    // ApiOptions::max_query_tokens
+  int64_t idle_timeout_s = 60;        // HttpServerOptions: keep-alive and request-read timeout
+  int64_t header_timeout_ms = 10000;  // HttpServerOptions: a begun request's headers
   int64_t max_connections_per_client = 1024;
   EmbedServiceOptions embed;  // providers, batching, cache tiers
   // Cluster mode: the NATS servers (comma-separated nats:// URLs; empty: a single node),
@@ -60,7 +62,7 @@ struct ServeOptions {
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",
-// "write_threads","embed_threads","cpu_quantum_us","max_body_bytes","shutdown_grace_ms","max_query_tokens","idle_timeout_s",
+// "write_threads","embed_threads","cpu_quantum_us","max_body_bytes","shutdown_grace_ms","max_query_tokens","idle_timeout_s","header_timeout_ms",
 // "max_connections_per_client","embedding":{..}},
 // the last as EmbedServiceOptions::FromJson reads it) into `options`; returns an error message or "".
 std::string LoadServeConfig(const std::string& path, ServeOptions* options);

@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
   auto* idle = s->add_option("--idle-timeout-s", serve.idle_timeout_s,
                              "Closes a connection that sends no complete request for this long")
                    ->check(CLI::Range(kIdleTimeoutSRange.lo, kIdleTimeoutSRange.hi));
+  auto* header_timeout = s->add_option("--header-timeout-ms", serve.header_timeout_ms,
+                                       "Once a request has begun, how long its headers may take to arrive")
+                             ->check(CLI::Range(kHeaderTimeoutMsRange.lo, kHeaderTimeoutMsRange.hi));
   auto* per_client = s->add_option("--max-connections-per-client", serve.max_connections_per_client,
                                    "Connections one client address may hold (more get 429)")
                          ->check(CLI::Range(kConnectionsPerClientRange.lo, kConnectionsPerClientRange.hi));
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
       if (!grace->count()) serve.shutdown_grace_ms = from_file.shutdown_grace_ms;
       if (!query_tokens->count()) serve.max_query_tokens = from_file.max_query_tokens;
       if (!idle->count()) serve.idle_timeout_s = from_file.idle_timeout_s;
+      if (!header_timeout->count()) serve.header_timeout_ms = from_file.header_timeout_ms;
       if (!per_client->count()) serve.max_connections_per_client = from_file.max_connections_per_client;
       if (!cluster->count()) serve.cluster = from_file.cluster;
       if (!node_id->count()) serve.node_id = from_file.node_id;

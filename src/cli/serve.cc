@@ -51,6 +51,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"shutdown_grace_ms", kShutdownGraceMsRange, [o](int64_t n) { o->shutdown_grace_ms = n; }},
       {"max_query_tokens", kMaxQueryTokensRange, [o](int64_t n) { o->max_query_tokens = n; }},
       {"idle_timeout_s", kIdleTimeoutSRange, [o](int64_t n) { o->idle_timeout_s = n; }},
+      {"header_timeout_ms", kHeaderTimeoutMsRange, [o](int64_t n) { o->header_timeout_ms = n; }},
       {"max_connections_per_client", kConnectionsPerClientRange, [o](int64_t n) { o->max_connections_per_client = n; }},
       {"min_free_disk_mb", kMinFreeDiskMbRange, [o](int64_t n) { o->min_free_disk_mb = n; }},
       {"replicas", kReplicasRange, [o](int64_t n) { o->replicas = static_cast<int>(n); }},
@@ -208,6 +209,7 @@ int RunServe(const ServeOptions& o) {
     ho.io_threads = o.io_threads;
     ho.max_body_bytes = o.max_body_bytes;
     ho.idle_timeout_s = static_cast<int>(o.idle_timeout_s);
+    ho.header_timeout_ms = static_cast<int>(o.header_timeout_ms);
     ho.max_connections_per_client = static_cast<size_t>(o.max_connections_per_client);
     HttpServer server(ho,
                       [&api](HttpRequest req, Responder respond) { api.Handle(std::move(req), std::move(respond)); });

@@ -44,6 +44,8 @@ struct ServerState {
 // them: far above any real client's, far below what would cost memory).
 constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxTargetBytes = 16 * 1024;
+// The first read of a request: enough for most requests whole.
+constexpr size_t kFirstReadBytes = 16 * 1024;
 
 // The context whose thread this is: replies from there are written inline. A plain pointer
 // compared, never dereferenced, so a late reply from another thread cannot touch a
@@ -93,14 +95,35 @@ class Session : public std::enable_shared_from_this<Session> {
   void Start() { DoRead(); }
 
  private:
+  // A request is read in three steps, each with its own deadline: waiting for its first
+  // bytes is keep-alive idleness (idle_timeout_s, long); once it has begun, its headers
+  // must all arrive within header_timeout_s (a client trickling them a byte at a time, a
+  // slowloris, is cut off there instead of holding the connection for the idle timeout);
+  // the body then gets idle_timeout_s.
   void DoRead() {
     idle_since_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
     parser_.emplace();
     parser_->body_limit(options_->max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
+    if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is here already
     stream_->expires_after(std::chrono::seconds(options_->idle_timeout_s));
-    http::async_read(*stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    stream_->async_read_some(buffer_.prepare(kFirstReadBytes),
+                             [self = shared_from_this()](beast::error_code ec, size_t n) {
+                               if (ec) return self->OnRead(ec);
+                               self->buffer_.commit(n);
+                               self->ReadHeader();
+                             });
+  }
+
+  void ReadHeader() {
+    idle_since_ns_ = 0;  // a request has begun: not a keep-alive connection to evict
+    stream_->expires_after(std::chrono::milliseconds(options_->header_timeout_ms));
+    http::async_read_header(*stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->OnRead(ec);
+      self->stream_->expires_after(std::chrono::seconds(self->options_->idle_timeout_s));
+      http::async_read(*self->stream_, self->buffer_, *self->parser_,
+                       [self](beast::error_code ec, size_t) { self->OnRead(ec); });
+    });
   }
 
   void OnRead(beast::error_code ec) {

@@ -24,6 +24,10 @@ struct HttpServerOptions {
   int io_threads = 0;  // 0 = one per core
   size_t max_body_bytes = 64 << 20;
   int idle_timeout_s = 120;  // closes connections idle this long
+  // Once a request's first bytes arrived, all its headers must within this (nginx's
+  // client_header_timeout, Envoy's request_headers_timeout): a client trickling them is
+  // disconnected here, not after the idle timeout.
+  int header_timeout_ms = 10000;
   // Connections one client address may hold; more are answered 429 and closed, so one
   // client cannot take every descriptor.
   size_t max_connections_per_client = 1024;

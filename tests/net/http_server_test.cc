@@ -20,8 +20,10 @@ namespace {
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void Start(size_t max_body = 1 << 20, size_t max_connections = 0, size_t per_client = 1024) {
+  void Start(size_t max_body = 1 << 20, size_t max_connections = 0, size_t per_client = 1024,
+             int header_timeout_ms = 10000) {
     HttpServerOptions o;
+    o.header_timeout_ms = header_timeout_ms;
     o.port = 0;
     o.io_threads = 2;
     o.max_body_bytes = max_body;
@@ -171,6 +173,30 @@ TEST_F(HttpServerTest, OneClientAddressCannotHoldMoreThanItsShare) {
     ASSERT_LT(i, 99) << "never admitted again";
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+// A request whose headers trickle in is cut off at the header timeout; a connection that
+// has sent nothing is idle, kept for the (longer) idle timeout; a request sent in pieces
+// within the timeout is answered.
+TEST_F(HttpServerTest, HeadersMustArriveWithinTheHeaderTimeout) {
+  Start(1 << 20, 0, 1024, /*header_timeout_ms=*/600);
+  RawConnection slow(server_->port()), quiet(server_->port()), pieces(server_->port());
+  const std::string start = "GET /x HTTP/1.1\r\nHost: a\r\n";
+  ASSERT_EQ(write(slow.fd, start.data(), start.size()), static_cast<ssize_t>(start.size()));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 40 && !slow.ClosedWithin(100); ++i) {
+    if (write(slow.fd, "X", 1) != 1) break;  // a header that never ends, a byte at a time
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, std::chrono::milliseconds(3000)) << "the trickling client was not cut off";
+  EXPECT_FALSE(quiet.ClosedWithin(1200)) << "an idle connection outlived the header timeout";
+  for (const char* piece : {"GET /x HTTP/1.1\r\n", "Host: a\r\n", "\r\n"}) {
+    ASSERT_GT(write(pieces.fd, piece, strlen(piece)), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const std::string reply = pieces.ReadWithin(2000);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_EQ(calls_.load(), 1) << "the trickled request never reached the handler";
 }
 
 TEST_F(HttpServerTest, AtTheConnectionCapTheLongestIdleMakesRoom) {
