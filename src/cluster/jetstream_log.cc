@@ -14,6 +14,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/mutex.h"
+
 namespace contextd {
 namespace {
 
@@ -50,12 +52,12 @@ struct JetStreamUpdateLog::Rep {
   jsCtx* js = nullptr;
   natsSubscription* sub = nullptr;
 
-  mutable std::mutex mu;
-  std::condition_variable applied_cv;
-  uint64_t applied = 0;  // GUARDED_BY(mu): the last sequence delivered and applied here
-  std::map<uint64_t, std::pair<Status, ApplyResult>> results;  // GUARDED_BY(mu)
-  bool stopping = false;                                       // GUARDED_BY(mu)
-  int delivering = 0;                                          // GUARDED_BY(mu)
+  mutable Mutex mu;
+  std::condition_variable_any applied_cv;
+  uint64_t applied GUARDED_BY(mu) = 0;  // the last sequence delivered and applied here
+  std::map<uint64_t, std::pair<Status, ApplyResult>> results GUARDED_BY(mu);
+  bool stopping GUARDED_BY(mu) = false;
+  int delivering GUARDED_BY(mu) = 0;
   // Start()'s thread: makes sure the stream exists and subscribes, retrying until the
   // cluster answers (a node may start before NATS does). Until it has, writes wait and
   // then fail with log_unavailable, and connected() is false (/readyz 503).
@@ -69,11 +71,11 @@ struct JetStreamUpdateLog::Rep {
     uint64_t applied = 0;
     int64_t at_ms = 0;  // NowMs() when it arrived
   };
-  std::map<std::string, Heard> heard;  // GUARDED_BY(mu), by node id
+  std::map<std::string, Heard> heard GUARDED_BY(mu);  // by node id
 
   ~Rep() {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       stopping = true;
     }
     applied_cv.notify_all();
@@ -86,9 +88,10 @@ struct JetStreamUpdateLog::Rep {
     if (sub != nullptr) {
       natsSubscription_Unsubscribe(sub);
       // The applier may go as soon as this returns: wait out an apply in progress.
-      std::unique_lock<std::mutex> lock(mu);
-      applied_cv.wait(lock, [&] { return delivering == 0; });
-      lock.unlock();
+      {
+        MutexLock lock(&mu);
+        applied_cv.wait(mu, [&]() NO_THREAD_SAFETY_ANALYSIS { return delivering == 0; });  // mu held
+      }
       natsSubscription_Destroy(sub);
     }
     if (js != nullptr) jsCtx_Destroy(js);
@@ -100,7 +103,7 @@ struct JetStreamUpdateLog::Rep {
   }
 
   bool Stopping() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     return stopping;
   }
 
@@ -108,7 +111,7 @@ struct JetStreamUpdateLog::Rep {
   // (the disk) is retried until it succeeds: skipping would leave this replica different.
   void Deliver(natsMsg* msg) {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       if (stopping) {
         natsMsg_Destroy(msg);
         return;
@@ -117,7 +120,7 @@ struct JetStreamUpdateLog::Rep {
     }
     DeliverOne(msg);
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       --delivering;
     }
     applied_cv.notify_all();
@@ -152,7 +155,7 @@ struct JetStreamUpdateLog::Rep {
     natsMsg_Destroy(msg);
     if (seq == 0) return;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       applied = std::max(applied, seq);
       results[seq] = {st, result};
       while (results.size() > kKeptResults) results.erase(results.begin());
@@ -177,7 +180,7 @@ struct JetStreamUpdateLog::Rep {
     h.role = data.substr(0, space);
     h.applied = std::strtoull(data.c_str() + space + 1, nullptr, 10);
     h.at_ms = NowMs();
-    std::lock_guard<std::mutex> lock(r->mu);
+    MutexLock lock(&r->mu);
     r->heard[subject.substr(prefix.size())] = std::move(h);
   }
 
@@ -190,7 +193,7 @@ struct JetStreamUpdateLog::Rep {
       if (following && natsConnection_Status(conn) == NATS_CONN_STATUS_CONNECTED) {
         uint64_t at = 0;
         {
-          std::lock_guard<std::mutex> lock(mu);
+          MutexLock lock(&mu);
           at = applied;
         }
         const std::string data = options.role + " " + std::to_string(at);
@@ -317,7 +320,7 @@ Status JetStreamUpdateLog::Start() {
   Rep& r = *rep_;
   const uint64_t from = r.applier->applied_sequence();
   {
-    std::lock_guard<std::mutex> lock(r.mu);
+    MutexLock lock(&r.mu);
     r.applied = from;
   }
   r.follower = std::thread([&r, from] { r.FollowLoop(from + 1); });
@@ -328,7 +331,7 @@ Status JetStreamUpdateLog::Start() {
 std::vector<JetStreamUpdateLog::Peer> JetStreamUpdateLog::peers() const {
   std::vector<Peer> out;
   const int64_t now = NowMs();
-  std::lock_guard<std::mutex> lock(rep_->mu);
+  MutexLock lock(&rep_->mu);
   for (const auto& [id, h] : rep_->heard) out.push_back({id, h.role, h.applied, now - h.at_ms});
   return out;
 }
@@ -379,10 +382,13 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   }
   m->sequence = seq;
   // Read your writes: wait until this node has applied it.
-  std::unique_lock<std::mutex> lock(r.mu);
+  MutexLock lock(&r.mu);
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(std::max<int64_t>(give_up - NowMs(), r.options.commit_timeout_ms / 2));
-  if (!r.applied_cv.wait_until(lock, until, [&] { return r.applied >= seq || r.stopping; }) || r.applied < seq) {
+  // The predicate runs with r.mu held (wait_until relocks it first).
+  if (!r.applied_cv.wait_until(r.mu, until,
+                               [&]() NO_THREAD_SAFETY_ANALYSIS { return r.applied >= seq || r.stopping; }) ||
+      r.applied < seq) {
     return DeadlineExceeded(
         "the write is committed (sequence " + std::to_string(seq) + ") but this node has not applied it yet",
         "apply_lagging");
@@ -410,7 +416,7 @@ JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const {
 }
 
 uint64_t JetStreamUpdateLog::applied_sequence() const {
-  std::lock_guard<std::mutex> lock(rep_->mu);
+  MutexLock lock(&rep_->mu);
   return rep_->applied;
 }
 
