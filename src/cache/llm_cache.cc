@@ -63,29 +63,31 @@ struct LlmCache::Namespace {
     bool live = false;
   };
 
-  std::string name;
-  std::string embedder_name;
-  std::shared_ptr<const Embedder> embedder;
-  float threshold = 0.9f;
-  int64_t ttl_s = 0;
+  std::string name;  // set once, before the namespace is shared
 
-  mutable std::shared_mutex mu;
-  std::vector<Entry> entries;  // by slot
-  std::vector<uint32_t> free_slots;
-  std::unordered_map<std::string, uint32_t> by_id;
-  std::unordered_map<EmbedKey, uint32_t, EmbedKeyHash> by_prompt;  // normalised prompt + scope
-  std::unordered_map<std::string, SlotBitset> scopes;
-  std::unique_ptr<HnswIndex> graph;
-  size_t live = 0;
-  size_t reserved = 0;  // slots being inserted (see ReserveLocked)
+  // Taken after the cache's map lock (Rep::mu) when both are held.
+  mutable SharedMutex mu;
+  std::string embedder_name GUARDED_BY(mu);
+  std::shared_ptr<const Embedder> embedder GUARDED_BY(mu);
+  float threshold GUARDED_BY(mu) = 0.9f;
+  int64_t ttl_s GUARDED_BY(mu) = 0;
+  std::vector<Entry> entries GUARDED_BY(mu);  // by slot
+  std::vector<uint32_t> free_slots GUARDED_BY(mu);
+  std::unordered_map<std::string, uint32_t> by_id GUARDED_BY(mu);
+  std::unordered_map<EmbedKey, uint32_t, EmbedKeyHash> by_prompt GUARDED_BY(mu);  // normalised prompt + scope
+  std::unordered_map<std::string, SlotBitset> scopes GUARDED_BY(mu);
+  // The pointer changes under mu; the graph itself takes concurrent inserts and searches.
+  std::unique_ptr<HnswIndex> graph GUARDED_BY(mu);
+  size_t live GUARDED_BY(mu) = 0;
+  size_t reserved GUARDED_BY(mu) = 0;  // slots being inserted (see ReserveLocked)
 
-  CacheSettings Settings() const { return CacheSettings{embedder_name, threshold, ttl_s}; }
+  CacheSettings Settings() const REQUIRES_SHARED(mu) { return CacheSettings{embedder_name, threshold, ttl_s}; }
 
   // Inserting is three steps so the slow one, the graph insert, runs without the lock
   // (HnswIndex takes concurrent inserts): reserve a slot under the lock, add its vector to
   // the graph, publish the entry under the lock. Until published the slot is in no scope's
   // bitset, so no lookup can return it.
-  uint32_t ReserveLocked() {
+  uint32_t ReserveLocked() REQUIRES(mu) {
     ++reserved;
     if (!free_slots.empty()) {
       const uint32_t slot = free_slots.back();
@@ -95,7 +97,7 @@ struct LlmCache::Namespace {
     entries.emplace_back();
     return static_cast<uint32_t>(entries.size() - 1);
   }
-  void PublishLocked(uint32_t slot, Entry e) {
+  void PublishLocked(uint32_t slot, Entry e) REQUIRES(mu) {
     --reserved;
     SlotBitset& bits = scopes[e.scope_key];
     if (bits.universe() < entries.size()) bits.Resize(std::max<size_t>(entries.size() * 2, 64));
@@ -107,13 +109,13 @@ struct LlmCache::Namespace {
     ++live;
   }
   // All three under the caller's exclusive lock (loading at start-up).
-  void InsertLocked(Entry e, const float* vector) {
+  void InsertLocked(Entry e, const float* vector) REQUIRES(mu) {
     const uint32_t slot = ReserveLocked();
     graph->Add(slot, vector);
     PublishLocked(slot, std::move(e));
   }
 
-  void EraseLocked(uint32_t slot) {
+  void EraseLocked(uint32_t slot) REQUIRES(mu) {
     Entry& e = entries[slot];
     if (!e.live) return;
     graph->MarkDeleted(slot);
@@ -212,7 +214,11 @@ StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const
     const size_t newline = value.find('\n');
     if (ns == nullptr || newline == std::string::npos) continue;
     auto header = ParseJson(std::string_view(value).substr(0, newline));
-    const size_t dim = static_cast<size_t>(ns->embedder->dim());
+    size_t dim = 0;
+    {
+      ReaderLock lock(&ns->mu);
+      dim = static_cast<size_t>(ns->embedder->dim());
+    }
     if (!header.ok() || value.size() - newline - 1 != dim * sizeof(float)) continue;
     Namespace::Entry e;
     e.id = key.substr(nul + 1);
@@ -223,7 +229,7 @@ StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const
     if (e.expires_ms != 0 && e.expires_ms <= now) continue;  // expired while down
     std::vector<float> vec(dim);
     std::memcpy(vec.data(), value.data() + newline + 1, dim * sizeof(float));
-    std::unique_lock<std::shared_mutex> lock(ns->mu);
+    WriterLock lock(&ns->mu);
     ns->InsertLocked(std::move(e), vec.data());
   }
   return cache;
@@ -252,7 +258,7 @@ StatusOr<CacheSettings> LlmCache::PrepareConfigure(const std::string& ns, const 
   CTX_RETURN_IF_ERROR(ValidateNamespace(ns));
   CacheSettings settings;
   if (Namespace* existing = rep_->Find(ns); existing != nullptr) {
-    std::shared_lock<std::shared_mutex> lock(existing->mu);
+    ReaderLock lock(&existing->mu);
     settings = existing->Settings();
   }
   if (update.embedder) settings.embedder = *update.embedder;
@@ -267,7 +273,7 @@ Status LlmCache::ApplyConfigure(const std::string& ns, const CacheSettings& sett
   const std::string& embedder_name = settings.embedder;
   CTX_ASSIGN_OR_RETURN(auto embedder, rep_->embedders->Resolve(embedder_name));
   if (Namespace* existing = rep_->Find(ns); existing != nullptr) {
-    std::unique_lock<std::shared_mutex> lock(existing->mu);
+    WriterLock lock(&existing->mu);
     if (embedder_name != existing->embedder_name && existing->live + existing->reserved > 0)
       return FailedPrecondition("namespace '" + ns + "' holds entries embedded by '" + existing->embedder_name +
                                     "'; delete them before changing its embedder",
@@ -282,7 +288,7 @@ Status LlmCache::ApplyConfigure(const std::string& ns, const CacheSettings& sett
     slot = std::make_unique<Namespace>();
     slot->name = ns;
   }
-  std::unique_lock<std::shared_mutex> lock(slot->mu);
+  WriterLock lock(&slot->mu);
   if (slot->graph == nullptr || slot->embedder_name != embedder_name)
     slot->graph = std::make_unique<HnswIndex>(embedder->dim(), Metric::kCosine);
   slot->embedder_name = embedder_name;
@@ -301,7 +307,7 @@ StatusOr<CacheSettings> LlmCache::Configure(const std::string& ns, const CacheSe
 StatusOr<CacheNamespaceInfo> LlmCache::Describe(const std::string& ns) const {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
-  std::shared_lock<std::shared_mutex> lock(n->mu);
+  ReaderLock lock(&n->mu);
   CacheNamespaceInfo info;
   info.settings = n->Settings();
   info.entries = n->live;
@@ -319,7 +325,7 @@ StatusOr<CacheEntryWrite> LlmCache::PrepareStore(const std::string& ns, const Ca
   std::shared_ptr<const Embedder> embedder;
   int64_t ttl_s = 0;
   {
-    std::shared_lock<std::shared_mutex> lock(n->mu);
+    ReaderLock lock(&n->mu);
     embedder = n->embedder;
     ttl_s = request.ttl_s.value_or(n->ttl_s);
   }
@@ -341,7 +347,7 @@ Status LlmCache::ApplyStore(const std::string& ns, CacheEntryWrite w) {
   HnswIndex* graph;
   uint32_t slot;
   {
-    std::unique_lock<std::shared_mutex> lock(n->mu);
+    WriterLock lock(&n->mu);
     if (n->by_id.count(w.id) > 0) return Status::Ok();  // stored already (a replay)
     if (w.vector.size() != static_cast<size_t>(n->embedder->dim())) {
       return InvalidArgument("the entry's vector does not match namespace '" + ns + "'", "invalid_mutation");
@@ -359,7 +365,7 @@ Status LlmCache::ApplyStore(const std::string& ns, CacheEntryWrite w) {
   batch.Put(EntryPrefix(ns) + w.id, value);
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
   {
-    std::unique_lock<std::shared_mutex> lock(n->mu);
+    WriterLock lock(&n->mu);
     slot = n->ReserveLocked();
     graph = n->graph.get();  // stays: the embedder (and graph) cannot change while reserved
   }
@@ -371,7 +377,7 @@ Status LlmCache::ApplyStore(const std::string& ns, CacheEntryWrite w) {
   e.response = std::move(w.response);
   e.expires_ms = w.expires_ms;
   {
-    std::unique_lock<std::shared_mutex> lock(n->mu);
+    WriterLock lock(&n->mu);
     n->PublishLocked(slot, std::move(e));
   }
   rep_->Count(ns, "stored");
@@ -405,7 +411,7 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupR
   };
   std::shared_ptr<const Embedder> embedder;
   {
-    std::shared_lock<std::shared_mutex> lock(n->mu);
+    ReaderLock lock(&n->mu);
     // The same prompt (normalised) in the same scope: no embedding needed.
     auto it = n->by_prompt.find(MakeEmbedKey(scope_key, request.prompt));
     if (it != n->by_prompt.end()) {
@@ -422,7 +428,7 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupR
   std::vector<float> vec(static_cast<size_t>(embedder->dim()));
   CTX_RETURN_IF_ERROR(embedder->EmbedWith({request.prompt}, EmbedOptions{EmbedPriority::kQuery, 0}, vec.data()));
   {
-    std::shared_lock<std::shared_mutex> lock(n->mu);
+    ReaderLock lock(&n->mu);
     auto sit = n->scopes.find(scope_key);
     if (sit != n->scopes.end() && sit->second.Count() > 0) {
       // A few candidates, so an expired best still leaves a live runner-up.
@@ -449,7 +455,7 @@ StatusOr<std::vector<std::string>> LlmCache::MatchScope(const std::string& ns,
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
   std::vector<std::string> ids;
-  std::shared_lock<std::shared_mutex> lock(n->mu);
+  ReaderLock lock(&n->mu);
   for (const auto& [scope_key, bits] : n->scopes) {
     auto scope = ParseJson(scope_key);
     if (!scope.ok()) continue;
@@ -459,7 +465,8 @@ StatusOr<std::vector<std::string>> LlmCache::MatchScope(const std::string& ns,
       match = match && v != nullptr && (v->is_string() ? v->as_string() == want : v->Dump() == want);
     }
     if (!match) continue;
-    bits.ForEach([&](uint32_t slot) { ids.push_back(n->entries[slot].id); });
+    // Runs inline, under the shared lock above (which the analysis cannot see in a lambda).
+    bits.ForEach([&](uint32_t slot) NO_THREAD_SAFETY_ANALYSIS { ids.push_back(n->entries[slot].id); });
   }
   std::sort(ids.begin(), ids.end());  // a stable order for the log
   return ids;
@@ -468,7 +475,7 @@ StatusOr<std::vector<std::string>> LlmCache::MatchScope(const std::string& ns,
 Status LlmCache::CheckEntry(const std::string& ns, const std::string& id) const {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
-  std::shared_lock<std::shared_mutex> lock(n->mu);
+  ReaderLock lock(&n->mu);
   if (n->by_id.find(id) == n->by_id.end())
     return NotFound("no entry '" + id + "' in cache namespace '" + ns + "'", "entry_not_found");
   return Status::Ok();
@@ -480,7 +487,7 @@ StatusOr<size_t> LlmCache::ApplyDelete(const std::string& ns, const std::vector<
   rocksdb::WriteBatch batch;
   std::vector<std::string> present;
   {
-    std::shared_lock<std::shared_mutex> lock(n->mu);
+    ReaderLock lock(&n->mu);
     for (const auto& id : ids) {
       if (n->by_id.count(id) > 0) present.push_back(id);
     }
@@ -488,7 +495,7 @@ StatusOr<size_t> LlmCache::ApplyDelete(const std::string& ns, const std::vector<
   if (present.empty()) return size_t{0};
   for (const auto& id : present) batch.Delete(EntryPrefix(ns) + id);
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
-  std::unique_lock<std::shared_mutex> lock(n->mu);
+  WriterLock lock(&n->mu);
   size_t deleted = 0;
   for (const auto& id : present) {
     auto it = n->by_id.find(id);
