@@ -51,9 +51,9 @@ struct CacheSettings {
 // PUT /v1/cache/{ns}: the settings a request changes; an absent one keeps the namespace's
 // (or the default, for a new namespace).
 struct CacheSettingsUpdate {
-  std::optional<std::string> embedder;
-  std::optional<float> threshold;  // in (0, 1]
-  std::optional<int64_t> ttl_s;    // 0..kMaxTtlSeconds
+  std::optional<std::string> embedder = std::nullopt;
+  std::optional<float> threshold = std::nullopt;  // in (0, 1]
+  std::optional<int64_t> ttl_s = std::nullopt;    // 0..kMaxTtlSeconds
 };
 
 // GET /v1/cache/{ns}.
@@ -70,14 +70,14 @@ struct CacheStoreRequest {
   std::string prompt;  // not empty
   Json response;
   Json scope = Json::MakeObject();
-  std::optional<int64_t> ttl_s;  // 1..kMaxTtlSeconds; absent: the namespace's
+  std::optional<int64_t> ttl_s = std::nullopt;  // 1..kMaxTtlSeconds; absent: the namespace's
 };
 
 // POST /v1/cache/{ns}/lookup.
 struct CacheLookupRequest {
   std::string prompt;  // not empty
   Json scope = Json::MakeObject();
-  std::optional<float> threshold;  // in (0, 1]; absent: the namespace's
+  std::optional<float> threshold = std::nullopt;  // in (0, 1]; absent: the namespace's
 };
 
 struct CacheLookup {

@@ -24,7 +24,7 @@ struct EmbedOptions {
   int64_t deadline_ns = 0;
   // The request's W3C traceparent, sent on to remote providers; empty: none. A batch that
   // serves several requests carries the first one's.
-  std::string traceparent;
+  std::string traceparent = {};
 };
 
 class Embedder {

@@ -27,7 +27,7 @@ struct QueryHit {
   Json metadata;
   // Pulled in by "expand_refs": the result document that cites this one. Its score is the
   // chunk's own similarity to the query (query terms matched, without a vector).
-  std::string ref_of;
+  std::string ref_of = {};
 };
 
 struct QueryResult {

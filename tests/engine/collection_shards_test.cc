@@ -113,7 +113,9 @@ TEST_F(CollectionShardsTest, SplitsUnderConcurrentWritesLoseNoChunk) {
       ASSERT_TRUE(Upsert(*c, i, kBatch).ok());
       // Every 7th document is deleted again.
       for (int j = i; j < i + kBatch; ++j) {
-        if (j % 7 == 0) ASSERT_TRUE(c->DeleteDocument("d" + std::to_string(j)).ok());
+        if (j % 7 == 0) {
+          ASSERT_TRUE(c->DeleteDocument("d" + std::to_string(j)).ok());
+        }
       }
       acknowledged = i + kBatch;
     }

@@ -76,7 +76,9 @@ TEST_F(ContextTest, BudgetsAreNeverExceeded) {
       }
       EXPECT_EQ(r.tokens, counted);
       EXPECT_LE(r.tokens, static_cast<size_t>(budget)) << q << " @ " << budget;
-      if (budget >= 1000) EXPECT_FALSE(r.pieces.empty()) << q;
+      if (budget >= 1000) {
+        EXPECT_FALSE(r.pieces.empty()) << q;
+      }
     }
   }
 }

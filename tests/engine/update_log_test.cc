@@ -79,7 +79,9 @@ TEST(MutationTest, EveryTruncationOrCorruptionIsRejectedCleanly) {
   for (size_t n = 0; n < bytes.size(); ++n) {
     auto m = DecodeMutation(bytes.substr(0, n));
     EXPECT_FALSE(m.ok()) << "a prefix of " << n << " bytes decoded";
-    if (!m.ok()) EXPECT_EQ(m.status().reason(), "invalid_mutation");
+    if (!m.ok()) {
+      EXPECT_EQ(m.status().reason(), "invalid_mutation");
+    }
   }
   EXPECT_FALSE(DecodeMutation(bytes + "x").ok());
   std::string wrong_version = bytes;
@@ -410,7 +412,9 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     auto hit = b->CacheLookup("answers", lookup, RequestContext::Background());
     ASSERT_TRUE(hit.ok());
     EXPECT_EQ(hit->hit && hit->exact, i == 1 || i == 2) << i;
-    if (hit->hit && hit->exact) EXPECT_EQ(hit->id, entry_ids[i]);
+    if (hit->hit && hit->exact) {
+      EXPECT_EQ(hit->id, entry_ids[i]);
+    }
   }
   // A turn delivered again (a replay) is kept once.
   for (const Mutation& m : recorded) {

@@ -216,7 +216,9 @@ TEST_F(ApiTest, MetricsCountRequestsAndDocuments) {
     const std::string line = m.substr(at + 7, end - at - 7);
     const std::string name = line.substr(0, line.find(' ')), type = line.substr(line.find(' ') + 1);
     ++families;
-    if (name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0) EXPECT_EQ(type, "counter") << name;
+    if (name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0) {
+      EXPECT_EQ(type, "counter") << name;
+    }
   }
   EXPECT_GT(families, 20u);
 }

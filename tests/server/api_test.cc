@@ -138,7 +138,9 @@ TEST_F(ApiTest, EngineErrorsMapToTheirStatus) {
     EXPECT_EQ(r.status, http) << status.ToString();
     EXPECT_EQ(r.reason(), status.reason());
     EXPECT_EQ(r.body.Find("error")->Find("message")->as_string(), status.message());
-    if (http == 503 || http == 429) EXPECT_FALSE(r.Header("Retry-After").empty()) << status.ToString();
+    if (http == 503 || http == 429) {
+      EXPECT_FALSE(r.Header("Retry-After").empty()) << status.ToString();
+    }
   }
   c->fail_with = Status::Ok();
   EXPECT_EQ(Call("GET", "/v1/collections/nope").reason(), "collection_not_found");
