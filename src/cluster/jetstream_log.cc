@@ -199,7 +199,9 @@ struct JetStreamUpdateLog::Rep {
         const std::string data = options.role + " " + std::to_string(at);
         natsConnection_Publish(conn, subject.c_str(), data.data(), static_cast<int>(data.size()));
       }
-      for (int slept = 0; slept < options.heartbeat_ms && !Stopping(); slept += 50)
+      // Until it follows, look again soon: the first heartbeat goes out as soon as it does.
+      const int wait_ms = following ? options.heartbeat_ms : 50;
+      for (int slept = 0; slept < wait_ms && !Stopping(); slept += 50)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
