@@ -4,9 +4,9 @@
 #include <cmath>
 #include <set>
 
+#include "cache/query_cache.h"
 #include "embed/embedder_catalog.h"
 #include "engine/planner.h"
-#include "cache/query_cache.h"
 #include "engine/sessions.h"
 #include "server/field_reader.h"
 #include "text/utf8.h"
@@ -24,6 +24,11 @@ Status ReadRouting(const FieldReader& r, ShardingOptions* out) {
   CTX_RETURN_IF_ERROR(r.Number("clear_margin", 0, 100, &out->clear_margin));
   CTX_RETURN_IF_ERROR(r.Number("probe_margin", 0, 100, &out->probe_margin));
   return r.Number("max_probe_fraction", 0.01, 1, &out->max_probe_fraction);
+}
+
+// "strategy": auto, simple, moderate or complex (engine/planner.h), as given.
+Status ReadStrategy(const FieldReader& r, std::string* name) {
+  return r.OneOf("strategy", {"auto", "simple", "moderate", "complex"}, name);
 }
 
 // A non-blank text member; empty_text when it holds nothing but whitespace or controls.
@@ -270,7 +275,7 @@ Status ReadSearchTuning(const FieldReader& body, QueryRequest* q) {
   CTX_RETURN_IF_ERROR(body.OneOf("shards", {"route", "all"}, &choice));
   q->all_shards = choice == "all";
   CTX_RETURN_IF_ERROR(body.Bool("expand_refs", &q->expand_refs));
-  CTX_RETURN_IF_ERROR(body.OneOf("strategy", {"auto", "simple", "moderate", "complex"}, &q->strategy));
+  CTX_RETURN_IF_ERROR(ReadStrategy(body, &q->strategy));
   CTX_ASSIGN_OR_RETURN(auto routing, body.Object("routing"));
   if (routing) {
     CTX_RETURN_IF_ERROR(routing->Known({"clear_margin", "probe_margin", "min_probe", "max_probe_fraction"}));
@@ -342,7 +347,7 @@ StatusOr<ContextRequest> ParseContextRequest(const Json& json, bool has_embedder
   CTX_RETURN_IF_ERROR(body.Size("candidates", 1, kMaxK, &r.candidates));
   CTX_RETURN_IF_ERROR(body.Bool("expand_refs", &r.expand_refs));
   std::string strategy;
-  CTX_RETURN_IF_ERROR(body.OneOf("strategy", {"auto", "simple", "moderate", "complex"}, &strategy));
+  CTX_RETURN_IF_ERROR(ReadStrategy(body, &strategy));
   if (!strategy.empty()) ParseStrategyChoice(strategy, &r.strategy);
   r.mode = has_embedder ? QueryMode::kHybrid : QueryMode::kKeyword;
   r.mode_given = body.Has("mode");
