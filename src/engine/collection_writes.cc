@@ -78,65 +78,8 @@ std::vector<size_t> Collection::StripesFor(const std::vector<std::string>& ids) 
   return stripes;
 }
 
-uint32_t Collection::AllocateSlotLocked() {
-  if (!free_slots_.empty()) {
-    uint32_t s = free_slots_.top();
-    free_slots_.pop();
-    return s;
-  }
-  chunks_.emplace_back();
-  shard_of_.push_back(0);
-  return static_cast<uint32_t>(chunks_.size() - 1);
-}
-
 void Collection::RemoveDocLocked(const std::string& id) {
-  auto it = docs_.find(id);
-  if (it == docs_.end()) return;
-  for (uint32_t slot : it->second->slots) {
-    payload_.Remove(slot, it->second->metadata);
-    --live_chunks_;
-    Shard& shard = *shards_[shard_of_[slot]];
-    shard.graph->MarkDeleted(slot);
-    --shard.chunks;
-    if (shard.splitting) split_log_.push_back({false, slot, {}});
-    keywords_.Remove(slot);
-    chunk_text_bytes_ -= chunks_[slot].text.size();
-    chunks_[slot] = ChunkEntry();
-    free_slots_.push(slot);
-  }
-  docs_.erase(it);
-}
-
-void Collection::ApplyLocked(MutationDocument* d, std::vector<std::vector<std::string>>* terms, const float* vectors,
-                             const uint32_t* slots, std::vector<std::shared_ptr<HnswIndex>>* targets) {
-  const size_t dim = static_cast<size_t>(config_.dim);
-  RemoveDocLocked(d->id);
-  auto doc = std::make_unique<DocEntry>();
-  doc->id = d->id;
-  doc->title = std::move(d->title);
-  doc->metadata = std::move(d->metadata);
-  doc->refs = std::move(d->refs);
-  for (size_t j = 0; j < d->chunks.size(); ++j) {
-    const uint32_t slot = slots[j];
-    ChunkEntry& c = chunks_[slot];
-    c.doc = doc.get();
-    c.ordinal = static_cast<uint32_t>(j);
-    c.text = std::move(d->chunks[j]);
-    chunk_text_bytes_ += c.text.size();
-    payload_.Add(slot, doc->metadata);
-    ++live_chunks_;
-    keywords_.Add(slot, (*terms)[j]);
-    doc->slots.push_back(slot);
-    const float* v = vectors + j * dim;
-    const uint32_t index = NearestShardLocked(v);
-    Shard& shard = *shards_[index];
-    shard_of_[slot] = index;
-    ++shard.chunks;
-    if (shard.splitting) split_log_.push_back({true, slot, std::vector<float>(v, v + dim)});
-    targets->push_back(shard.graph);
-  }
-  std::string id = doc->id;
-  docs_.emplace(std::move(id), std::move(doc));
+  table_.Remove(id, [this](uint32_t slot) NO_THREAD_SAFETY_ANALYSIS { shards_.Remove(slot); });  // inline, mu_ held
 }
 
 Status Collection::Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result) {
@@ -155,7 +98,7 @@ Status Collection::DeleteDocument(const RequestContext& ctx, const std::string& 
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   {
     ReaderLock lock(&mu_);
-    if (docs_.count(id) == 0) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+    if (table_.Find(id) == nullptr) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
   }
   Mutation m;
   m.kind = MutationKind::kDeleteDocument;
@@ -197,7 +140,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     const MutationDocument& d = m.documents[i];
     ids.push_back(d.id);
     terms[i].resize(d.chunks.size());
-    for (size_t j = 0; j < d.chunks.size(); ++j) IndexTerms(d.title, d.chunks[j], &terms[i][j]);
+    for (size_t j = 0; j < d.chunks.size(); ++j) IndexTerms(*analyzer_, d.title, d.chunks[j], &terms[i][j]);
   }
 
   std::vector<std::unique_lock<std::mutex>> held;
@@ -210,10 +153,9 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   {
     WriterLock lock(&mu_);
     for (size_t i = 0; i < m.documents.size(); ++i) {
-      auto it = docs_.find(m.documents[i].id);
-      if (it != docs_.end()) old_counts[i] = it->second->slots.size();
+      if (const DocumentTable::Document* old = table_.Find(m.documents[i].id)) old_counts[i] = old->slots.size();
     }
-    for (size_t i = 0; i < total; ++i) slots.push_back(AllocateSlotLocked());
+    for (size_t i = 0; i < total; ++i) slots.push_back(table_.AllocateSlot());
   }
   WriteBatch batch;
   size_t row = 0;
@@ -241,7 +183,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   batch.RecordSequence(m.sequence);
   if (Status st = store_->Write(&batch, /*sync=*/true); !st.ok()) {
     WriterLock lock(&mu_);
-    for (uint32_t s : slots) free_slots_.push(s);
+    for (uint32_t s : slots) table_.ReleaseSlot(s);
     return st;
   }
   result->bytes_written += static_cast<int64_t>(batch.size_bytes());
@@ -251,23 +193,25 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   change.doc_ids = ids;
   for (size_t i = 0; i < slots.size(); ++i)
     change.chunk_vectors.emplace_back(&m.vectors[i * dim], &m.vectors[(i + 1) * dim]);
-  query_cache_->BeginWrite();
+  cache_.BeginWrite();
   std::vector<std::shared_ptr<HnswIndex>> targets;  // each new chunk's shard graph
   std::shared_lock<SharedMutex> applying(apply_mu_);
   {
     WriterLock lock(&mu_);
     row = 0;
     for (size_t i = 0; i < m.documents.size(); ++i) {
-      const size_t n = m.documents[i].chunks.size();
-      ApplyLocked(&m.documents[i], &terms[i], &m.vectors[row * dim], &slots[row], &targets);
-      row += n;
+      MutationDocument& d = m.documents[i];
+      RemoveDocLocked(d.id);
+      table_.Insert(&d, &slots[row], &terms[i]);
+      for (size_t j = 0; j < d.chunks.size(); ++j, ++row)
+        targets.push_back(shards_.Place(slots[row], &m.vectors[row * dim]));
     }
   }
   // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
   // the reply waits for the graph, so acknowledged chunks are searchable.
   for (size_t i = 0; i < slots.size(); ++i) targets[i]->Add(slots[i], &m.vectors[i * dim]);
   applying.unlock();
-  query_cache_->EndWrite(change);
+  cache_.EndWrite(change);
   MaybeRepairGraph();
   MaybeSplit();
   return Status::Ok();
@@ -281,9 +225,9 @@ Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
   size_t chunks = 0;
   {
     ReaderLock lock(&mu_);
-    auto it = docs_.find(id);
-    if (it == docs_.end()) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
-    chunks = it->second->slots.size();
+    const DocumentTable::Document* doc = table_.Find(id);
+    if (doc == nullptr) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+    chunks = doc->slots.size();
   }
   WriteBatch batch;
   batch.DeleteDocument(tenant_, id_, id);
@@ -292,14 +236,14 @@ Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
   CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   result->bytes_written += static_cast<int64_t>(batch.size_bytes());
   result->documents += 1;
-  query_cache_->BeginWrite();
+  cache_.BeginWrite();
   {
     WriterLock lock(&mu_);
     RemoveDocLocked(id);
   }
   WriteChange change;
   change.doc_ids = {id};
-  query_cache_->EndWrite(change);
+  cache_.EndWrite(change);
   MaybeRepairGraph();
   return Status::Ok();
 }

@@ -286,7 +286,7 @@ TEST_F(CollectionTest, LargeCollectionsSearchTheGraph) {
   auto c = Create("big", R"({"embedder":"none","dim":8,"index":{"M":12,"ef_construction":100,"quantization":"int8"}})");
   std::mt19937 rng(4);
   std::normal_distribution<float> g;
-  const int n = static_cast<int>(Collection::kGraphMinChunks) + 1000;
+  const int n = static_cast<int>(ShardSet::kGraphMinChunks) + 1000;
   std::vector<std::vector<float>> vecs(n, std::vector<float>(8));
   for (int b = 0; b < n; b += 500) UpsertRandomVectors(*c, b, std::min(500, n - b), &rng, &vecs);
   EXPECT_EQ(c->Describe().index_type, "hnsw");

@@ -1,0 +1,140 @@
+#include "engine/query_cache_layer.h"
+
+#include <random>
+
+namespace contextd {
+namespace {
+
+QueryCacheOptions CacheOptions(const CollectionConfig& c) {
+  QueryCacheOptions o;
+  o.enabled = c.cache_enabled;
+  o.threshold = c.cache_threshold;
+  for (int t = 0; t < 3; ++t) {
+    o.tiers[t].max_bytes = static_cast<size_t>(c.cache_tier_mb[t]) << 20;
+    o.tiers[t].ttl_ms = static_cast<int64_t>(c.cache_tier_ttl_s[t]) * 1000;
+  }
+  return o;
+}
+
+std::vector<std::string> HitIds(const QueryResult& r) {
+  std::vector<std::string> ids;
+  for (const auto& h : r.hits) ids.push_back(h.doc_id + "#" + std::to_string(h.chunk));
+  return ids;
+}
+
+}  // namespace
+
+QueryCacheLayer::QueryCacheLayer(const CollectionConfig& config, const Clock* clock)
+    : verify_fraction_(config.cache_enabled ? config.cache_verify_fraction : 0.0f),
+      cache_(CacheOptions(config), config.metric, config.dim, clock) {}
+
+QueryCacheLayer::~QueryCacheLayer() { Stop(); }
+
+void QueryCacheLayer::StartVerifier(std::function<StatusOr<QueryResult>(const QueryRequest&)> search) {
+  if (verify_fraction_ <= 0) return;
+  search_ = std::move(search);
+  verifier_ = std::thread([this] { VerifyLoop(); });
+}
+
+void QueryCacheLayer::Stop() {
+  {
+    MutexLock lock(&verify_mu_);
+    verify_stop_ = true;
+  }
+  verify_cv_.notify_all();
+  if (verifier_.joinable()) verifier_.join();
+}
+
+QueryCacheLayer::Pass QueryCacheLayer::Begin(const QueryRequest& req, QueryResult* result) const {
+  Pass pass;
+  pass.active = cache_.enabled() && !req.cache_bypass;
+  if (!pass.active) {
+    result->cache = req.cache_bypass ? "bypass" : "off";
+    return pass;
+  }
+  // The write count first: Insert() refuses a result computed across a write.
+  pass.snapshot = cache_.Snapshot();
+  pass.params_key = QueryCacheKey(req);
+  pass.exact_key = QueryCache<QueryResult>::ExactKey(
+      pass.params_key,
+      req.vector ? std::string(reinterpret_cast<const char*>(req.vector->data()), req.vector->size() * sizeof(float))
+                 : req.text);
+  return pass;
+}
+
+std::optional<QueryResult> QueryCacheLayer::FindExact(const Pass& pass, const QueryRequest& req) {
+  if (!pass.active) return std::nullopt;
+  int tier = 0;
+  auto hit = cache_.LookupExact(pass.exact_key, &tier);
+  if (!hit) return std::nullopt;
+  MaybeVerify(req, *hit);
+  hit->cache = "exact";
+  hit->cache_tier = QueryCacheTierName(tier);
+  return hit;
+}
+
+std::optional<QueryResult> QueryCacheLayer::FindSimilar(const Pass& pass, const QueryRequest& req,
+                                                        const std::vector<float>& vector) {
+  if (!pass.active || vector.empty()) return std::nullopt;
+  float similarity = 0;
+  int tier = 0;
+  auto hit = cache_.LookupSemantic(pass.params_key, vector, &similarity, &tier);
+  if (!hit) return std::nullopt;
+  MaybeVerify(req, *hit);
+  hit->cache = "semantic";
+  hit->cache_tier = QueryCacheTierName(tier);
+  hit->cache_similarity = similarity;
+  return hit;
+}
+
+void QueryCacheLayer::Store(const Pass& pass, QueryMode mode, const std::vector<float>& vector,
+                            const QueryExecutor::Extras& extras, const QueryResult& result) {
+  if (!pass.active) return;
+  cache_.CountMiss();
+  if (!pass.snapshot || result.degraded) return;
+  QueryCacheEntry<QueryResult> entry;
+  entry.params_key = pass.params_key;
+  entry.query_vector = vector;
+  entry.uses_vector = mode != QueryMode::kKeyword;
+  entry.uses_terms = mode != QueryMode::kVector;
+  entry.vector_bar = extras.vector_bar;
+  size_t bytes = sizeof(entry) + vector.size() * sizeof(float) + pass.params_key.size();
+  for (const auto& id : extras.cited) entry.doc_ids.insert(id);
+  for (const auto& h : result.hits) {
+    entry.doc_ids.insert(h.doc_id);
+    bytes += h.doc_id.size() * 2 + h.text.size() + 128;
+  }
+  entry.bytes = bytes;
+  entry.result = result;
+  cache_.Insert(*pass.snapshot, pass.exact_key, std::move(entry));
+}
+
+void QueryCacheLayer::MaybeVerify(const QueryRequest& req, const QueryResult& served) {
+  if (verify_fraction_ <= 0 || !search_) return;
+  thread_local std::mt19937 rng{std::random_device{}()};
+  if (std::uniform_real_distribution<float>(0, 1)(rng) >= verify_fraction_) return;
+  MutexLock lock(&verify_mu_);
+  if (verify_queue_.size() >= 64) return;  // the check is a sample: drop rather than queue up
+  QueryRequest fresh = req;
+  fresh.cache_bypass = true;
+  verify_queue_.emplace_back(std::move(fresh), HitIds(served));
+  verify_cv_.notify_one();
+}
+
+void QueryCacheLayer::VerifyLoop() {
+  while (true) {
+    std::pair<QueryRequest, std::vector<std::string>> job;
+    {
+      MutexLock lock(&verify_mu_);
+      // The predicate runs with verify_mu_ held (the analysis cannot see into it).
+      verify_cv_.wait(verify_mu_, [&]() NO_THREAD_SAFETY_ANALYSIS { return verify_stop_ || !verify_queue_.empty(); });
+      if (verify_stop_) return;
+      job = std::move(verify_queue_.front());
+      verify_queue_.pop_front();
+    }
+    auto fresh = search_(job.first);
+    if (fresh.ok()) cache_.CountVerified(HitIds(*fresh) != job.second);
+  }
+}
+
+}  // namespace contextd

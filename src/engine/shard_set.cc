@@ -1,0 +1,486 @@
+// See shard_set.h. A split works on a snapshot: with the collection's lock held alone (no
+// write half-applied) the shard is marked `splitting` and its members listed; from then on
+// every write that touches the shard is also appended to split_log_. The halves are built
+// from the snapshot with no lock held, while searches keep using the old graph, which
+// writers keep current. The log is then replayed into the halves, most of it without
+// blocking anyone and the last few entries with the lock held alone, and the halves
+// replace the old shard in one step.
+#include "engine/shard_set.h"
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "common/thread_pool.h"
+
+namespace contextd {
+namespace {
+
+std::string ShardGraphPath(const std::string& base, size_t index) {
+  return index == 0 ? base : base + "." + std::to_string(index);
+}
+
+// Adds rows[i] under labels[i] to graphs[assignment[i]] on every core.
+void BuildGraphs(const std::vector<std::shared_ptr<HnswIndex>>& graphs, const float* rows, size_t dim,
+                 const std::vector<uint32_t>& labels, const std::vector<uint32_t>& assignment,
+                 const std::atomic<bool>& stop) {
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> builders;
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned t = 0; t < threads; ++t) {
+    builders.emplace_back([&] {
+      for (size_t i = next++; i < labels.size() && !stop; i = next++) {
+        graphs[assignment[i]]->Add(labels[i], rows + i * dim);
+      }
+    });
+  }
+  for (auto& b : builders) b.join();
+}
+
+HnswParams ParamsFor(const CollectionConfig& config, std::string vector_dir) {
+  HnswParams params{config.hnsw_m, config.hnsw_ef_construction, 42, config.int8};
+  params.vector_dir = std::move(vector_dir);
+  return params;
+}
+
+}  // namespace
+
+ShardSet::ShardSet(const CollectionConfig& config, std::string vector_dir)
+    : metric_(config.metric),
+      dim_(static_cast<size_t>(config.dim)),
+      options_(config.sharding),
+      params_(ParamsFor(config, std::move(vector_dir))) {
+  auto shard = std::make_shared<Shard>();
+  shard->id = next_shard_id_++;
+  shard->centroid.assign(dim_, 0.0f);
+  shard->graph = NewGraph();
+  SetShards({std::move(shard)});
+}
+
+HnswParams ShardSet::GraphParams() const { return params_; }
+
+std::shared_ptr<HnswIndex> ShardSet::NewGraph() const {
+  return std::make_shared<HnswIndex>(static_cast<int>(dim_), metric_, params_);
+}
+
+void ShardSet::SetShards(std::vector<std::shared_ptr<Shard>> shards) {
+  shards_ = std::move(shards);
+  centroids_.resize(shards_.size() * dim_);
+  for (size_t i = 0; i < shards_.size(); ++i) std::copy_n(shards_[i]->centroid.data(), dim_, &centroids_[i * dim_]);
+}
+
+uint32_t ShardSet::NearestShard(const float* vector) const {
+  if (shards_.size() == 1) return 0;
+  std::vector<float> scores(shards_.size());
+  ScoreCentroids(metric_, vector, centroids_.data(), shards_.size(), dim_, scores.data());
+  return static_cast<uint32_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
+}
+
+std::shared_ptr<HnswIndex> ShardSet::Place(uint32_t slot, const float* vector) {
+  const uint32_t index = NearestShard(vector);
+  Shard& shard = *shards_[index];
+  if (shard_of_.size() <= slot) shard_of_.resize(slot + 1, kNoShard);
+  shard_of_[slot] = index;
+  ++shard.chunks;
+  if (shard.splitting) split_log_.push_back({true, slot, std::vector<float>(vector, vector + dim_)});
+  return shard.graph;
+}
+
+void ShardSet::Remove(uint32_t slot) {
+  if (slot >= shard_of_.size() || shard_of_[slot] == kNoShard) return;
+  Shard& shard = *shards_[shard_of_[slot]];
+  shard.graph->MarkDeleted(slot);
+  --shard.chunks;
+  if (shard.splitting) split_log_.push_back({false, slot, {}});
+  shard_of_[slot] = kNoShard;
+}
+
+bool ShardSet::CopyVector(uint32_t slot, float* out) const {
+  if (slot >= shard_of_.size() || shard_of_[slot] == kNoShard) return false;
+  return shards_[shard_of_[slot]]->graph->CopyVector(slot, out);
+}
+
+bool ShardSet::uses_graph() const {
+  for (const auto& shard : shards_) {
+    if (shard->graph->size() >= kGraphMinChunks) return true;
+  }
+  return false;
+}
+
+size_t ShardSet::graph_nodes() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) n += shard->graph->node_count();
+  return n;
+}
+
+size_t ShardSet::graph_tombstones() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) n += shard->graph->deleted_count();
+  return n;
+}
+
+size_t ShardSet::memory_bytes() const {
+  size_t n = shard_of_.capacity() * sizeof(uint32_t);
+  for (const auto& shard : shards_) n += shard->graph->memory_bytes();
+  return n;
+}
+
+size_t ShardSet::mapped_bytes() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) n += shard->graph->mapped_bytes();
+  return n;
+}
+
+std::vector<std::shared_ptr<HnswIndex>> ShardSet::RepairDue() const {
+  // Tombstones cost memory and search time, and the graph's paths through them age; once
+  // they are a tenth of the graph, it is worth reconnecting around them.
+  std::vector<std::shared_ptr<HnswIndex>> due;
+  for (const auto& shard : shards_) {
+    const size_t dead = shard->graph->deleted_count();
+    if (!shard->splitting && dead >= kRepairMinTombstones && dead * 10 >= shard->graph->node_count())
+      due.push_back(shard->graph);
+  }
+  return due;
+}
+
+std::vector<ScoredSlot> ShardSet::SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
+                                              const SlotBitset* allowed) const {
+  const HnswIndex& graph = *shard.graph;
+  shard.probes.fetch_add(1, std::memory_order_relaxed);
+  if (graph.size() < kGraphMinChunks) return graph.ExactSearch(query, k, allowed);
+  if (ef == 0) ef = std::max<size_t>(64, 2 * k);
+  if (allowed != nullptr) return graph.SearchFiltered(query, k, ef, *allowed);
+  return graph.Search(query, k, ef, nullptr);
+}
+
+std::vector<std::vector<ScoredSlot>> ShardSet::SearchShards(const std::vector<uint32_t>& indexes, const float* query,
+                                                            size_t k, size_t ef, const SlotBitset* allowed) const {
+  std::vector<std::vector<ScoredSlot>> results(indexes.size());
+  size_t walks = 0;
+  for (uint32_t i : indexes) walks += shards_[i]->graph->size() >= kGraphMinChunks;
+  if (walks < 2) {
+    for (size_t j = 0; j < indexes.size(); ++j) results[j] = SearchShard(*shards_[indexes[j]], query, k, ef, allowed);
+    return results;
+  }
+  // Two graph walks or more: in parallel, the calling thread taking the first shard. The
+  // tasks only read state the caller's shared lock keeps still, and never wait on
+  // anything, so the pool cannot deadlock.
+  static ThreadPool pool(std::max(2u, std::thread::hardware_concurrency()), "ctx-shards");
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = indexes.size() - 1;
+  for (size_t j = 1; j < indexes.size(); ++j) {
+    pool.Submit([&, j] {
+      std::vector<ScoredSlot> hits = SearchShard(*shards_[indexes[j]], query, k, ef, allowed);
+      std::lock_guard<std::mutex> lock(mu);
+      results[j] = std::move(hits);
+      if (--pending == 0) cv.notify_one();
+    });
+  }
+  results[0] = SearchShard(*shards_[indexes[0]], query, k, ef, allowed);
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return pending == 0; });
+  return results;
+}
+
+std::vector<ScoredSlot> ShardSet::Search(const float* query, size_t k, size_t ef, const SlotBitset* allowed,
+                                         bool all_shards, const ShardingOptions* routing,
+                                         QueryResult::Route* route) const {
+  const size_t n = shards_.size();
+  if (n == 1) {
+    if (route != nullptr) route->shards = {shards_[0]->id};
+    return SearchShard(*shards_[0], query, k, ef, allowed);
+  }
+  QueryResult::Route local;
+  QueryResult::Route& r = route != nullptr ? *route : local;
+  r.shard_count = n;
+  std::vector<uint32_t> probe;
+  if (all_shards) {
+    for (uint32_t i = 0; i < n; ++i) probe.push_back(i);
+    r.confident = false;
+  } else {
+    std::vector<float> scores(n);
+    ScoreCentroids(metric_, query, centroids_.data(), n, dim_, scores.data());
+    RouteDecision d = RouteShards(scores, routing != nullptr ? *routing : options_);
+    probe = std::move(d.shards);
+    r.margin = d.margin;
+    r.confident = d.confident;
+    routed_queries_.fetch_add(1, std::memory_order_relaxed);
+    if (d.confident) confident_routes_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Scores from different shards are the same metric on the same vectors: merge by score.
+  TopK top(k);
+  std::vector<bool> searched(n, false);
+  auto search = [&](const std::vector<uint32_t>& indexes) {
+    for (uint32_t i : indexes) {
+      searched[i] = true;
+      r.shards.push_back(shards_[i]->id);
+    }
+    for (const auto& hits : SearchShards(indexes, query, k, ef, allowed)) {
+      for (const auto& hit : hits) top.Push(hit.score, hit.slot);
+    }
+  };
+  search(probe);
+  // Too few results (a filter whose matches live elsewhere, or small shards): the other
+  // shards too, rather than answer short.
+  if (!all_shards && !top.Full()) {
+    r.widened = true;
+    widened_routes_.fetch_add(1, std::memory_order_relaxed);
+    std::vector<uint32_t> rest;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (!searched[i]) rest.push_back(i);
+    }
+    search(rest);
+  }
+  if (!all_shards) shards_probed_.fetch_add(r.shards.size(), std::memory_order_relaxed);
+  return top.Take();
+}
+
+Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, const std::vector<uint32_t>& labels,
+                      std::vector<float>* vectors, const std::atomic<bool>& stop, std::string* source) {
+  const size_t n = labels.size();
+  std::vector<uint32_t> assignment(n, 0);
+  std::vector<std::shared_ptr<HnswIndex>> graphs;
+  *source = "rebuilt";
+  // Graphs saved at this very store state, together holding every chunk once, save the
+  // rebuild.
+  if (!graph_path.empty()) {
+    std::string why;
+    for (size_t i = 0;; ++i) {
+      uint64_t tag = 0;
+      auto saved = HnswIndex::Load(ShardGraphPath(graph_path, i), static_cast<int>(dim_), metric_, GraphParams(), &tag);
+      if (!saved.ok()) {
+        if (i == 0 || saved.status().code() != StatusCode::kNotFound) why = saved.status().message();
+        if (i == 0 && saved.status().code() == StatusCode::kNotFound) why = "none";
+        break;
+      }
+      if (tag != store_sequence) {
+        why = "written at another store state";
+        break;
+      }
+      graphs.push_back(std::shared_ptr<HnswIndex>(std::move(saved).value()));
+    }
+    size_t total = 0;
+    for (const auto& g : graphs) total += g->size();
+    if (why.empty() && total != n) why = "its chunks differ from the store's";
+    for (size_t i = 0; why.empty() && i < n; ++i) {
+      size_t holders = 0;
+      for (uint32_t g = 0; g < graphs.size(); ++g) {
+        if (graphs[g]->Contains(labels[i])) {
+          assignment[i] = g;
+          ++holders;
+        }
+      }
+      if (holders != 1) why = "its chunks differ from the store's";
+    }
+    if (why.empty()) {
+      *source = "loaded";
+    } else {
+      if (why != "none") spdlog::warn("saved graphs {} not used ({}); rebuilding", graph_path, why);
+      graphs.clear();
+    }
+  }
+  const bool rebuild = graphs.empty();
+  if (rebuild) {
+    const size_t k = std::min(InitialShardCount(n, options_), std::max<size_t>(n, 1));
+    if (k > 1) assignment = BalancedKMeans(vectors->data(), n, dim_, k, metric_).assignment;
+    for (size_t i = 0; i < k; ++i) graphs.push_back(NewGraph());
+  }
+  std::vector<size_t> counts;
+  std::vector<float> means = ClusterMeans(vectors->data(), n, dim_, assignment.data(), graphs.size(), metric_, &counts);
+  std::vector<std::shared_ptr<Shard>> shards;
+  for (size_t i = 0; i < graphs.size(); ++i) {
+    auto shard = std::make_shared<Shard>();
+    shard->id = static_cast<uint32_t>(i);
+    shard->centroid.assign(&means[i * dim_], &means[(i + 1) * dim_]);
+    shard->graph = graphs[i];
+    shard->chunks = counts[i];
+    if (rebuild) shard->graph->Reserve(counts[i]);
+    shards.push_back(std::move(shard));
+  }
+  next_shard_id_ = static_cast<uint32_t>(shards.size());
+  SetShards(std::move(shards));
+  shard_of_.assign(labels.empty() ? 0 : labels.back() + 1, kNoShard);
+  for (size_t i = 0; i < n; ++i) shard_of_[labels[i]] = assignment[i];
+  if (rebuild) BuildGraphs(graphs, vectors->data(), dim_, labels, assignment, stop);
+  return Status::Ok();
+}
+
+Status ShardSet::Save(const std::string& path, uint64_t store_sequence) const {
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    CTX_RETURN_IF_ERROR(shards_[i]->graph->Save(ShardGraphPath(path, i), store_sequence));
+  }
+  // Files of shards that no longer exist would fail the next Load()'s count check anyway;
+  // removing them keeps the directory honest.
+  std::error_code ec;
+  for (size_t i = shards_.size(); std::filesystem::remove(ShardGraphPath(path, i), ec); ++i) {
+  }
+  return Status::Ok();
+}
+
+ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t>>* samples) const {
+  ShardsReport out;
+  samples->assign(shards_.size(), {});
+  std::vector<size_t> seen(shards_.size(), 0);
+  for (uint32_t s = 0; s < shard_of_.size(); ++s) {
+    const uint32_t i = shard_of_[s];
+    if (i == kNoShard) continue;
+    // Reservoir-free thinning: every (chunks / per_shard)-th member.
+    const size_t stride = std::max<size_t>(1, shards_[i]->chunks / std::max<size_t>(per_shard, 1));
+    if (seen[i]++ % stride == 0 && (*samples)[i].size() < per_shard) (*samples)[i].push_back(s);
+  }
+  for (const auto& shard : shards_) {
+    ShardsReport::Shard r;
+    r.id = shard->id;
+    r.chunks = shard->chunks;
+    r.index = shard->graph->size() >= kGraphMinChunks ? "hnsw" : "flat";
+    r.probes = shard->probes.load();
+    r.splitting = shard->splitting;
+    out.shards.push_back(std::move(r));
+  }
+  const uint64_t routed = routed_queries_.load();
+  out.queries = routed;
+  out.single_shard = confident_routes_.load();
+  out.widened = widened_routes_.load();
+  out.mean_shards_probed = routed == 0 ? 0.0 : static_cast<double>(shards_probed_.load()) / routed;
+  out.options = options_;
+  return out;
+}
+
+size_t ShardSet::OversizedShard() const {
+  size_t index = SIZE_MAX;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (shards_[i]->chunks > options_.max_shard_chunks) index = i;
+  }
+  return index;
+}
+
+void ShardSet::BeginSplit(size_t index, SplitJob* job) {
+  const std::shared_ptr<Shard>& old = shards_[index];
+  old->splitting = true;
+  split_log_.clear();
+  job->index = index;
+  job->old_graph = old->graph;
+  job->old_id = old->id;
+  job->members.clear();
+  for (uint32_t s = 0; s < shard_of_.size(); ++s) {
+    if (shard_of_[s] == index) job->members.push_back(s);
+  }
+}
+
+bool ShardSet::BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const {
+  // The snapshot's vectors, from the old graph (a member deleted since is skipped; the log
+  // has its delete anyway).
+  std::vector<uint32_t>& members = job->members;
+  std::vector<float> rows(members.size() * dim_);
+  size_t kept = 0;
+  for (uint32_t s : members) {
+    if (job->old_graph->CopyVector(s, &rows[kept * dim_])) members[kept++] = s;
+  }
+  members.resize(kept);
+  rows.resize(kept * dim_);
+  if (kept < 2) return false;
+  // Halves of 40-60%: balanced enough that neither needs splitting again right away.
+  job->km = BalancedKMeans(rows.data(), kept, dim_, 2, metric_, /*slack=*/1.2f);
+  job->halves = {NewGraph(), NewGraph()};
+  for (auto& g : job->halves) g->Reserve(kept / 2 + kept / 8);
+  BuildGraphs(job->halves, rows.data(), dim_, members, job->km.assignment, stop);
+  if (stop) return false;
+  // Which half each slot ended in: the snapshot's choice, overridden by later writes.
+  for (size_t i = 0; i < kept; ++i) job->half_of[members[i]] = job->km.assignment[i];
+  return true;
+}
+
+std::vector<ShardSet::SplitOp> ShardSet::CatchUp(const SplitJob& job, size_t min) const {
+  if (split_log_.size() - job.replayed < min) return {};
+  return std::vector<SplitOp>(split_log_.begin() + static_cast<ptrdiff_t>(job.replayed), split_log_.end());
+}
+
+void ShardSet::Replay(SplitJob* job, const std::vector<SplitOp>& ops) const {
+  for (const SplitOp& op : ops) {
+    job->halves[0]->MarkDeleted(op.slot);
+    job->halves[1]->MarkDeleted(op.slot);
+    if (!op.add) continue;
+    float scores[2];
+    ScoreCentroids(metric_, op.vector.data(), job->km.centroids.data(), 2, dim_, scores);
+    const uint32_t h = scores[1] > scores[0] ? 1 : 0;
+    job->halves[h]->Add(op.slot, op.vector.data());
+    job->half_of[op.slot] = h;
+  }
+  job->replayed += ops.size();
+}
+
+void ShardSet::FinishSplit(SplitJob* job) {
+  Replay(job, CatchUp(*job, 0));
+  const size_t index = job->index;
+  auto a = std::make_shared<Shard>(), b = std::make_shared<Shard>();
+  a->id = next_shard_id_++;
+  b->id = next_shard_id_++;
+  a->centroid.assign(job->km.centroids.begin(), job->km.centroids.begin() + static_cast<ptrdiff_t>(dim_));
+  b->centroid.assign(job->km.centroids.begin() + static_cast<ptrdiff_t>(dim_), job->km.centroids.end());
+  a->graph = job->halves[0];
+  b->graph = job->halves[1];
+  const uint32_t b_index = static_cast<uint32_t>(shards_.size());
+  for (const auto& [slot, h] : job->half_of) {
+    // Still live and still in the old shard (a slot freed, or reused elsewhere, is not).
+    if (shard_of_[slot] != index) continue;
+    shard_of_[slot] = h == 0 ? static_cast<uint32_t>(index) : b_index;
+    ++(h == 0 ? a : b)->chunks;
+  }
+  shards_[index]->splitting = false;
+  std::vector<std::shared_ptr<Shard>> shards = shards_;
+  shards[index] = a;
+  shards.push_back(b);
+  SetShards(std::move(shards));
+  split_log_.clear();
+  job->chunks[0] = a->chunks;
+  job->chunks[1] = b->chunks;
+  job->ids[0] = a->id;
+  job->ids[1] = b->id;
+}
+
+void ShardSet::AbandonSplit(SplitJob* job) {
+  shards_[job->index]->splitting = false;
+  split_log_.clear();
+}
+
+std::vector<std::vector<std::string>> DistinctiveTerms(const std::vector<std::vector<std::string>>& texts,
+                                                       const Analyzer& analyzer, size_t n) {
+  std::vector<std::unordered_map<std::string, size_t>> df(texts.size());
+  std::unordered_map<std::string, size_t> all_df;
+  size_t all_n = 0;
+  std::vector<std::string> terms;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    for (const auto& text : texts[i]) {
+      terms.clear();
+      analyzer.Analyze(text, &terms);
+      std::sort(terms.begin(), terms.end());
+      terms.erase(std::unique(terms.begin(), terms.end()), terms.end());
+      for (const auto& t : terms) {
+        ++df[i][t];
+        ++all_df[t];
+      }
+    }
+    all_n += texts[i].size();
+  }
+  std::vector<std::vector<std::string>> out(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<std::pair<double, std::string>> ranked;
+    const double size = static_cast<double>(std::max<size_t>(1, texts[i].size()));
+    for (const auto& [term, count] : df[i]) {
+      if (count < 2) continue;
+      const double p = count / size, p_all = all_df[term] / static_cast<double>(all_n);
+      ranked.emplace_back(p * std::log(p / p_all), term);
+    }
+    std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t t = 0; t < ranked.size() && t < n; ++t) out[i].push_back(ranked[t].second);
+  }
+  return out;
+}
+
+}  // namespace contextd

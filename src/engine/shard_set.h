@@ -1,0 +1,168 @@
+// ShardSet: a collection's topic shards, each a centroid and its own vector index (HNSW,
+// scanned exactly while small), and which shard holds each chunk slot. It places a new
+// chunk in the shard of its nearest centroid, routes a vector search to the shards worth
+// searching and merges their hits, loads and saves the shards' graphs, names the graphs
+// due for repair, and splits a shard that outgrew its limit in phases that let reads and
+// writes go on meanwhile (see SplitJob). The algorithms it uses (k-means, routing) are in
+// engine/shards.h; the slots' texts and documents are in DocumentTable.
+//
+// Thread safety: none of its own, like DocumentTable: Collection guards it with its mu_,
+// const methods under the lock held shared, the others under it held alone, except where a
+// method says it needs no lock. The graphs lock themselves: Place() hands back the graph a
+// chunk belongs in, for the caller to Add() to once the lock is released (graph inserts
+// are slow). The routing counters are atomics.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/collection_types.h"
+#include "engine/requests.h"
+#include "engine/shards.h"
+#include "index/hnsw_index.h"
+#include "index/slot_bitset.h"
+#include "text/analyzer.h"
+
+namespace contextd {
+
+class ShardSet {
+ public:
+  // Below this many chunks an exact scan is as fast as the graph and always exact.
+  static constexpr size_t kGraphMinChunks = 2000;
+  // A graph is repaired (tombstones removed) past this many and a tenth of its nodes.
+  static constexpr size_t kRepairMinTombstones = 256;
+
+  // One empty shard. vector_dir: where an int8 collection's graphs keep their fp32 vectors,
+  // memory-mapped (empty: in RAM).
+  ShardSet(const CollectionConfig& config, std::string vector_dir);
+
+  // Puts a new chunk in the shard of the nearest centroid and returns that shard's graph,
+  // for the caller to Add(slot, vector) to after releasing the lock.
+  std::shared_ptr<HnswIndex> Place(uint32_t slot, const float* vector);
+  // Takes a chunk out (a tombstone in its graph).
+  void Remove(uint32_t slot);
+  // The chunk's vector; false when the slot holds none.
+  bool CopyVector(uint32_t slot, float* out) const;
+
+  // The k best chunks for the query over the shards the router picks (every one with
+  // `all_shards`; the others too when the picked ones hold fewer than k), merged by score.
+  // Per shard: the graph once it is big enough to pay, the exact scan otherwise and
+  // whenever a selective filter starves the graph walk. allowed: the slots a filter
+  // matches, or null. routing: the query's own routing options (null: the collection's).
+  // route: filled when given.
+  std::vector<ScoredSlot> Search(const float* query, size_t k, size_t ef, const SlotBitset* allowed, bool all_shards,
+                                 const ShardingOptions* routing, QueryResult::Route* route) const;
+
+  size_t size() const { return shards_.size(); }
+  // Some shard is big enough to be searched through its graph.
+  bool uses_graph() const;
+  size_t graph_nodes() const;
+  size_t graph_tombstones() const;
+  size_t memory_bytes() const;
+  size_t mapped_bytes() const;
+  // Graphs with enough tombstones to be worth repairing (RepairDeleted, with no lock held).
+  std::vector<std::shared_ptr<HnswIndex>> RepairDue() const;
+
+  // Builds the shards for the live chunks: `labels` (their slots, ascending) and `vectors`
+  // (their rows, packed in the same order; consumed). Graphs saved by Save() at store state
+  // `store_sequence` are loaded from `graph_path` when they hold exactly these chunks;
+  // otherwise k-means picks the shards and the graphs are built on every core (stopping
+  // early when `stop` turns true). source: "loaded" or "rebuilt".
+  Status Load(const std::string& graph_path, uint64_t store_sequence, const std::vector<uint32_t>& labels,
+              std::vector<float>* vectors, const std::atomic<bool>& stop, std::string* source);
+  // Saves each shard's graph, tagged with the store state: `path` for the first, `path`.N
+  // for the others. REQUIRES: no split in progress.
+  Status Save(const std::string& path, uint64_t store_sequence) const;
+
+  // /shards: each shard's size, index kind, probes and split state, and the routing counters
+  // (top_terms are the caller's). samples: up to `per_shard` live slots of each shard,
+  // spread over it, by position in the report.
+  ShardsReport Report(size_t per_shard, std::vector<std::vector<uint32_t>>* samples) const;
+  struct RoutingStats {
+    uint64_t queries = 0, single_shard = 0, shards_probed = 0, widened = 0;
+  };
+  // Routed vector searches (sets of two shards or more) since the start. No lock needed.
+  RoutingStats routing_stats() const {
+    return {routed_queries_.load(), confident_routes_.load(), shards_probed_.load(), widened_routes_.load()};
+  }
+
+  // Splitting a shard in two (2-means) while reads and writes go on:
+  //   BeginSplit   (lock held alone, no write half-applied): marks the shard and lists its
+  //                members; from then on Place() and Remove() on it are also logged.
+  //   BuildSplit   (no lock): k-means over the members' vectors, the halves' graphs built.
+  //   CatchUp      (lock held shared) copies the logged writes not yet replayed, and
+  //   Replay       (no lock) applies them to the halves: repeated while many are pending.
+  //   FinishSplit  (lock held alone): replays the rest; the halves replace the shard.
+  //   AbandonSplit (lock held alone): after a failed or stopped build.
+  struct SplitOp {
+    bool add;
+    uint32_t slot;
+    std::vector<float> vector;
+  };
+  struct SplitJob {
+    size_t index = 0;
+    std::shared_ptr<const HnswIndex> old_graph;
+    uint32_t old_id = 0;
+    std::vector<uint32_t> members;
+    KMeansResult km;
+    std::vector<std::shared_ptr<HnswIndex>> halves;
+    std::unordered_map<uint32_t, uint32_t> half_of;  // slot -> 0 or 1
+    size_t replayed = 0;                             // split-log entries applied
+    size_t chunks[2] = {0, 0};                       // set by FinishSplit
+    uint32_t ids[2] = {0, 0};
+  };
+  // The index of a shard past max_shard_chunks, or SIZE_MAX.
+  size_t OversizedShard() const;
+  void BeginSplit(size_t index, SplitJob* job);
+  // False when the shard is too small to split or `stop` turned true.
+  bool BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const;
+  // The split-log entries after job->replayed; empty when fewer than `min` are pending.
+  std::vector<SplitOp> CatchUp(const SplitJob& job, size_t min) const;
+  void Replay(SplitJob* job, const std::vector<SplitOp>& ops) const;
+  void FinishSplit(SplitJob* job);
+  void AbandonSplit(SplitJob* job);
+
+ private:
+  static constexpr uint32_t kNoShard = UINT32_MAX;
+  struct Shard {
+    uint32_t id = 0;  // stable across splits of other shards, for reports
+    std::vector<float> centroid;
+    std::shared_ptr<HnswIndex> graph;
+    size_t chunks = 0;
+    bool splitting = false;  // writes are also logged to split_log_
+    mutable std::atomic<uint64_t> probes{0};
+  };
+  HnswParams GraphParams() const;
+  std::shared_ptr<HnswIndex> NewGraph() const;
+  void SetShards(std::vector<std::shared_ptr<Shard>> shards);
+  uint32_t NearestShard(const float* vector) const;
+  std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
+                                      const SlotBitset* allowed) const;
+  // Each shard's hits, by position in `indexes`; graph walks of big shards run in parallel.
+  std::vector<std::vector<ScoredSlot>> SearchShards(const std::vector<uint32_t>& indexes, const float* query, size_t k,
+                                                    size_t ef, const SlotBitset* allowed) const;
+
+  const Metric metric_;
+  const size_t dim_;
+  const ShardingOptions options_;
+  const HnswParams params_;
+  std::vector<std::shared_ptr<Shard>> shards_;
+  std::vector<float> centroids_;    // shards_.size() * dim, for routing
+  std::vector<uint32_t> shard_of_;  // by slot: index into shards_, kNoShard when free
+  uint32_t next_shard_id_ = 0;
+  // Writes to a shard being split, replayed into its two halves before they replace it.
+  std::vector<SplitOp> split_log_;
+  mutable std::atomic<uint64_t> routed_queries_{0}, confident_routes_{0}, shards_probed_{0}, widened_routes_{0};
+};
+
+// The terms most distinctive of each group of texts against all of them (up to `n` per
+// group), ranked by p_group * log(p_group / p_all) over the share of each group's texts
+// that contain a term: a shard's topic, in words.
+std::vector<std::vector<std::string>> DistinctiveTerms(const std::vector<std::vector<std::string>>& texts,
+                                                       const Analyzer& analyzer, size_t n);
+
+}  // namespace contextd
