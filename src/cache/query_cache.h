@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "embed/cache_key.h"
 #include "index/distance.h"
 
@@ -112,7 +113,7 @@ class QueryCache {
 
   // tier, when not null, receives the tier the entry was found in.
   std::optional<Result> LookupExact(const EmbedKey& key, int* tier = nullptr) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = exact_.find(key);
     if (it == exact_.end() || Expired(*it->second)) return std::nullopt;
     ++stats_.exact_hits;
@@ -126,7 +127,7 @@ class QueryCache {
   std::optional<Result> LookupSemantic(const std::string& params_key, const std::vector<float>& query_vector,
                                        float* similarity, int* tier = nullptr) {
     const std::vector<float> q = Normalised(query_vector);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto bucket = by_params_.find(params_key);
     if (bucket == by_params_.end() || query_vector.empty()) return std::nullopt;
     // One batched pass over the bucket's contiguous vectors; expiry is checked only for
@@ -154,11 +155,11 @@ class QueryCache {
   // Writes call BeginWrite() before their changes become visible and EndWrite() (which
   // invalidates) after.
   void BeginWrite() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++writes_started_;
   }
   void EndWrite(const WriteChange& change) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::unordered_set<std::string> changed(change.doc_ids.begin(), change.doc_ids.end());
     std::vector<std::vector<float>> chunks;
     for (const auto& v : change.chunk_vectors) chunks.push_back(Normalised(v));
@@ -177,7 +178,7 @@ class QueryCache {
   // Drops every entry and refuses results computed before the call: for changes under all
   // of them at once (a shard split moves chunks between indexes and routing with them).
   void Clear() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++writes_started_;
     ++writes_done_;
     for (auto& list : tiers_) {
@@ -191,14 +192,14 @@ class QueryCache {
   // The write count to pass to Insert(): nullopt while a write is in flight (its result
   // would not be safe to cache).
   std::optional<uint64_t> Snapshot() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (writes_started_ != writes_done_) return std::nullopt;
     return writes_started_;
   }
   // Caches a result computed at `snapshot`, unless a write has started since.
   void Insert(uint64_t snapshot, const EmbedKey& key, Entry entry) {
     if (!entry.query_vector.empty()) entry.query_vector = Normalised(entry.query_vector);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (writes_started_ != snapshot) return;
     if (auto old = exact_.find(key); old != exact_.end()) EraseLocked(old->second);
     tiers_[0].push_front(Node{});
@@ -220,21 +221,21 @@ class QueryCache {
   }
 
   size_t size() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return tiers_[0].size() + tiers_[1].size() + tiers_[2].size();
   }
   void CountVerified(bool mismatch) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++stats_.verified;
     stats_.verify_mismatches += mismatch;
   }
   // A query the cache could not answer (it was searched).
   void CountMiss() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++stats_.misses;
   }
   QueryCacheStats stats() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     QueryCacheStats s = stats_;
     for (int t = 0; t < 3; ++t) {
       s.tier_entries[t] = tiers_[t].size();
@@ -265,7 +266,7 @@ class QueryCache {
 
   bool Expired(const Node& n) const { return n.expires_ms <= clock_->WallMillis(); }
   // Moves an entry to the front of tier `to` (splice keeps iterators and pointers valid).
-  void MoveTo(Iter it, int to) {
+  void MoveTo(Iter it, int to) REQUIRES(mu_) {
     bytes_[it->tier] -= it->entry->bytes;
     bytes_[to] += it->entry->bytes;
     tiers_[to].splice(tiers_[to].begin(), tiers_[it->tier], it);
@@ -273,7 +274,7 @@ class QueryCache {
     it->expires_ms = clock_->WallMillis() + options_.tiers[to].ttl_ms;
   }
   // A hit: one tier up (hot stays hot, most recent).
-  void Promote(Iter it) {
+  void Promote(Iter it) REQUIRES(mu_) {
     if (it->tier == 0) {
       tiers_[0].splice(tiers_[0].begin(), tiers_[0], it);
     } else {
@@ -282,7 +283,7 @@ class QueryCache {
     Rebalance();
   }
   // Overfull tiers push their least recent entries one tier down; cold's leave.
-  void Rebalance() {
+  void Rebalance() REQUIRES(mu_) {
     for (int t = 0; t < 3; ++t) {
       while (bytes_[t] > options_.tiers[t].max_bytes && !tiers_[t].empty()) {
         Iter last = std::prev(tiers_[t].end());
@@ -295,7 +296,7 @@ class QueryCache {
     }
   }
 
-  Iter EraseLocked(Iter it) {
+  Iter EraseLocked(Iter it) REQUIRES(mu_) {
     exact_.erase(it->key);
     if (it->row != SIZE_MAX) {
       auto bucket = by_params_.find(it->entry->params_key);
@@ -350,14 +351,14 @@ class QueryCache {
   const Metric metric_;
   const int dim_;
   const Clock* clock_;
-  mutable std::mutex mu_;
-  std::array<std::list<Node>, 3> tiers_;  // hot, warm, cold; front = most recent
-  std::unordered_map<EmbedKey, Iter, EmbedKeyHash> exact_;
-  std::unordered_map<std::string, Bucket> by_params_;
-  std::vector<float> sims_;  // LookupSemantic's scratch
-  std::array<size_t, 3> bytes_{};
-  uint64_t writes_started_ = 0, writes_done_ = 0;
-  QueryCacheStats stats_;
+  mutable Mutex mu_;
+  std::array<std::list<Node>, 3> tiers_ GUARDED_BY(mu_);  // hot, warm, cold; front = most recent
+  std::unordered_map<EmbedKey, Iter, EmbedKeyHash> exact_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, Bucket> by_params_ GUARDED_BY(mu_);
+  std::vector<float> sims_ GUARDED_BY(mu_);  // LookupSemantic's scratch
+  std::array<size_t, 3> bytes_ GUARDED_BY(mu_){};
+  uint64_t writes_started_ GUARDED_BY(mu_) = 0, writes_done_ GUARDED_BY(mu_) = 0;
+  QueryCacheStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace contextd

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
+
 namespace contextd {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
@@ -82,13 +84,13 @@ class MetricsRegistry {
     std::map<std::string, std::unique_ptr<Gauge>> gauges;
     std::map<std::string, std::unique_ptr<Histogram>> histograms;
   };
-  Family& FamilyLocked(const std::string& name, const std::string& type, const std::string& help);
+  Family& FamilyLocked(const std::string& name, const std::string& type, const std::string& help) REQUIRES(mu_);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // State below is protected by mu_.
-  std::map<std::string, Family> families_;
-  std::map<int, std::function<void(std::string*)>> collectors_;
-  int next_collector_id_ = 1;
+  std::map<std::string, Family> families_ GUARDED_BY(mu_);
+  std::map<int, std::function<void(std::string*)>> collectors_ GUARDED_BY(mu_);
+  int next_collector_id_ GUARDED_BY(mu_) = 1;
 };
 
 // Renders {k="v",...} with Prometheus escaping; empty string for no labels.

@@ -6,12 +6,16 @@
 //   int n_ GUARDED_BY(mu_);
 //   { MutexLock lock(&mu_); ++n_; }
 //
-// A condition variable waits with std::condition_variable_any on the Mutex itself
-// (it has lock/unlock), or on lock.native() for std::condition_variable.
+// A condition variable waits through the MutexLock (Wait, WaitFor: std::condition_variable
+// on the underlying std::mutex, no extra cost), or with std::condition_variable_any on the
+// Mutex itself (it has lock/unlock). A MutexLock can let go and take the lock again
+// mid-scope (Unlock, Lock), which the analysis follows.
 //
 // Thread safety: these are the primitives.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 
@@ -53,12 +57,52 @@ class CAPABILITY("mutex") SharedMutex {
 class SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex* mu) ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
-  ~MutexLock() RELEASE() { mu_->Unlock(); }
+  ~MutexLock() RELEASE() {
+    if (held_) mu_->Unlock();
+  }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 
+  // Lets go of the lock before the scope ends, and takes it again.
+  void Unlock() RELEASE() {
+    held_ = false;
+    mu_->Unlock();
+  }
+  void Lock() ACQUIRE() {
+    mu_->Lock();
+    held_ = true;
+  }
+
+  // Waits on cv, the lock released meanwhile and held again on return. REQUIRES: held.
+  void Wait(std::condition_variable& cv) {
+    std::unique_lock<std::mutex> lock(mu_->native(), std::adopt_lock);
+    cv.wait(lock);
+    lock.release();
+  }
+  template <class Predicate>
+  void Wait(std::condition_variable& cv, Predicate ready) {
+    while (!ready()) Wait(cv);
+  }
+  // False when the time ran out.
+  template <class Rep, class Period>
+  bool WaitFor(std::condition_variable& cv, std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock<std::mutex> lock(mu_->native(), std::adopt_lock);
+    const bool woken = cv.wait_for(lock, timeout) == std::cv_status::no_timeout;
+    lock.release();
+    return woken;
+  }
+  // ready() at the end: it held, or the time ran out first.
+  template <class Rep, class Period, class Predicate>
+  bool WaitFor(std::condition_variable& cv, std::chrono::duration<Rep, Period> timeout, Predicate ready) {
+    std::unique_lock<std::mutex> lock(mu_->native(), std::adopt_lock);
+    const bool result = cv.wait_for(lock, timeout, ready);
+    lock.release();
+    return result;
+  }
+
  private:
   Mutex* const mu_;
+  bool held_ = true;
 };
 
 // Exclusive hold of a SharedMutex.

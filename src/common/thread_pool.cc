@@ -17,7 +17,7 @@ ThreadPool::ThreadPool(size_t threads, std::string name, Options options) : opti
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -26,14 +26,14 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::Submit(std::function<void()> task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     queue_.push_back(std::move(task));
   }
   cv_.notify_one();
 }
 
 size_t ThreadPool::queue_depth() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return queue_.size();
 }
 
@@ -43,9 +43,9 @@ void ThreadPool::WorkerLoop() {
   for (;;) {
     std::function<void()> task;
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (queue_.empty() && !stopping_) {
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        lock.Wait(cv_, [this]() NO_THREAD_SAFETY_ANALYSIS { return stopping_ || !queue_.empty(); });  // mu_ held
         busy_since = options_.clock->NowNanos();  // it slept: the others had their turn
       }
       if (queue_.empty()) return;  // stopping and drained

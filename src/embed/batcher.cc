@@ -17,7 +17,7 @@ struct BatchingEmbedder::Call {
   EmbedPriority priority;
   int64_t deadline_ns = 0;  // queued texts of a call past it are dropped, not embedded
   std::string traceparent;
-  std::mutex mu;
+  Mutex mu;
   std::condition_variable cv;
   size_t remaining = 0;  // guarded by mu
   Status status;         // guarded by mu
@@ -49,7 +49,7 @@ BatchingEmbedder::BatchingEmbedder(std::shared_ptr<const Embedder> inner, Batche
 BatchingEmbedder::~BatchingEmbedder() {
   if (metrics_ != nullptr) metrics_->RemoveCollector(collector_id_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   work_cv_.notify_all();
@@ -57,7 +57,7 @@ BatchingEmbedder::~BatchingEmbedder() {
 }
 
 size_t BatchingEmbedder::queue_depth() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return query_.size() + bulk_.size();
 }
 
@@ -77,7 +77,7 @@ Status BatchingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, c
   call->traceparent = options.traceparent;
   call->remaining = texts.size();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     // A call larger than the whole queue still goes in when the queue is empty; otherwise
     // a big ingest batch could never be embedded at all.
     const size_t queued = query_.size() + bulk_.size();
@@ -95,17 +95,17 @@ Status BatchingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, c
     }
   }
   work_cv_.notify_all();
-  std::unique_lock<std::mutex> lock(call->mu);
-  auto done = [&] { return call->remaining == 0; };
+  MutexLock lock(&call->mu);
+  auto done = [&]() NO_THREAD_SAFETY_ANALYSIS { return call->remaining == 0; };  // call->mu held
   if (options.deadline_ns > 0) {
     const int64_t left = options.deadline_ns - clock_->NowNanos();
-    if (!call->cv.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(left, 0)), done)) {
+    if (!lock.WaitFor(call->cv, std::chrono::nanoseconds(std::max<int64_t>(left, 0)), done)) {
       call->abandoned = true;
       return DeadlineExceeded("embedding did not finish before the request's deadline (queue of " + inner_->model() +
                               ")");
     }
   } else {
-    call->cv.wait(lock, done);
+    lock.Wait(call->cv, done);
   }
   if (!call->status.ok()) return call->status;
   std::memcpy(out, call->out.data(), sizeof(float) * call->out.size());
@@ -128,16 +128,16 @@ void BatchingEmbedder::WorkerLoop() {
   const size_t dim = static_cast<size_t>(inner_->dim());
   std::vector<Item> batch;
   std::vector<float> buf;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (true) {
     if (query_.empty() && bulk_.empty()) {
       if (stopping_) return;
-      work_cv_.wait(lock);
+      lock.Wait(work_cv_);
       continue;
     }
     int64_t wait_ns = 0;
     if (!stopping_ && !BatchReady(clock_->NowNanos(), &wait_ns)) {
-      work_cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns));
+      lock.WaitFor(work_cv_, std::chrono::nanoseconds(wait_ns));
       continue;
     }
     batch.clear();
@@ -160,7 +160,7 @@ void BatchingEmbedder::WorkerLoop() {
     }
     if (!query_.empty() || !bulk_.empty()) work_cv_.notify_one();  // more for another worker
     if (batch.empty()) continue;
-    lock.unlock();
+    lock.Unlock();
 
     // Shortest first, so a padded forward pass pads little.
     std::sort(batch.begin(), batch.end(), [](const Item& a, const Item& b) {
@@ -180,7 +180,7 @@ void BatchingEmbedder::WorkerLoop() {
     if (batch_size_ != nullptr) batch_size_->Observe(static_cast<double>(batch.size()));
     for (size_t i = 0; i < batch.size(); ++i) {
       Call& call = *batch[i].call;
-      std::lock_guard<std::mutex> call_lock(call.mu);
+      MutexLock call_lock(&call.mu);
       if (st.ok()) {
         std::memcpy(call.out.data() + batch[i].index * dim, buf.data() + i * dim, sizeof(float) * dim);
       } else {
@@ -188,7 +188,7 @@ void BatchingEmbedder::WorkerLoop() {
       }
       if (--call.remaining == 0) call.cv.notify_all();
     }
-    lock.lock();
+    lock.Lock();
   }
 }
 

@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "embed/embedder.h"
 
 namespace contextd {
@@ -62,7 +63,7 @@ class BatchingEmbedder final : public Embedder {
   void WorkerLoop();
   // REQUIRES: mu_ held. Whether a batch is ready now; else *wait_ns is how long until the
   // oldest item's max_wait runs out.
-  bool BatchReady(int64_t now, int64_t* wait_ns) const;
+  bool BatchReady(int64_t now, int64_t* wait_ns) const REQUIRES(mu_);
 
   std::shared_ptr<const Embedder> inner_;
   const BatcherOptions options_;
@@ -70,12 +71,12 @@ class BatchingEmbedder final : public Embedder {
   Histogram* batch_size_ = nullptr;
   Counter* rejected_ = nullptr;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   mutable std::condition_variable work_cv_;
-  mutable std::deque<Item> query_;  // guarded by mu_
-  mutable std::deque<Item> bulk_;   // guarded by mu_
-  mutable size_t queued_tokens_ = 0;
-  bool stopping_ = false;
+  mutable std::deque<Item> query_ GUARDED_BY(mu_);
+  mutable std::deque<Item> bulk_ GUARDED_BY(mu_);
+  mutable size_t queued_tokens_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
   mutable std::atomic<uint64_t> batches_{0};
   mutable std::atomic<uint64_t> dropped_late_{0};
   std::vector<std::thread> workers_;

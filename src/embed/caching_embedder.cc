@@ -97,7 +97,7 @@ Status CachingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, co
     std::vector<std::shared_ptr<Flight>> my_flights;
     std::vector<std::pair<size_t, std::shared_ptr<Flight>>> theirs;
     {
-      std::lock_guard<std::mutex> lock(flights_mu_);
+      MutexLock lock(&flights_mu_);
       for (size_t i : missing) {
         auto [it, inserted] = flights_.try_emplace(keys[i]);
         if (inserted) {
@@ -126,12 +126,12 @@ Status CachingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, co
         for (const auto& tier : tiers_) tier->MultiPut(ks, dim, computed.data());
       }
       {
-        std::lock_guard<std::mutex> lock(flights_mu_);
+        MutexLock lock(&flights_mu_);
         for (size_t i : mine) flights_.erase(keys[i]);
       }
       for (size_t j = 0; j < mine.size(); ++j) {
         Flight& f = *my_flights[j];
-        std::lock_guard<std::mutex> lock(f.mu);
+        MutexLock lock(&f.mu);
         f.done = true;
         f.status = st;
         if (st.ok()) f.vec.assign(computed.data() + j * d, computed.data() + (j + 1) * d);
@@ -143,15 +143,15 @@ Status CachingEmbedder::EmbedWith(const std::vector<std::string_view>& texts, co
       // which checks thread safety, does not).
       const auto i = entry.first;
       auto& flight = entry.second;
-      std::unique_lock<std::mutex> lock(flight->mu);
-      auto done = [&] { return flight->done; };
+      MutexLock lock(&flight->mu);
+      auto done = [&]() NO_THREAD_SAFETY_ANALYSIS { return flight->done; };  // flight->mu held
       if (options.deadline_ns > 0) {
         const int64_t left = options.deadline_ns - SystemClock::Default()->NowNanos();
-        if (!flight->cv.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(left, 0)), done)) {
+        if (!lock.WaitFor(flight->cv, std::chrono::nanoseconds(std::max<int64_t>(left, 0)), done)) {
           return DeadlineExceeded("embedding did not finish before the request's deadline");
         }
       } else {
-        flight->cv.wait(lock, done);
+        lock.Wait(flight->cv, done);
       }
       if (!flight->status.ok()) return flight->status;
       std::memcpy(out + i * d, flight->vec.data(), sizeof(float) * d);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "embed/embedder.h"
 #include "embed/embedding_cache.h"
 
@@ -44,7 +45,7 @@ class CachingEmbedder final : public Embedder {
 
  private:
   struct Flight {
-    std::mutex mu;
+    Mutex mu;
     std::condition_variable cv;
     bool done = false;
     Status status;
@@ -63,8 +64,8 @@ class CachingEmbedder final : public Embedder {
   Counter* computed_;
   std::unique_ptr<Counter> own_computed_;  // when there is no registry
 
-  mutable std::mutex flights_mu_;
-  mutable std::unordered_map<EmbedKey, std::shared_ptr<Flight>, EmbedKeyHash> flights_;
+  mutable Mutex flights_mu_;
+  mutable std::unordered_map<EmbedKey, std::shared_ptr<Flight>, EmbedKeyHash> flights_ GUARDED_BY(flights_mu_);
 };
 
 }  // namespace contextd

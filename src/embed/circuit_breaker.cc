@@ -9,7 +9,7 @@ CircuitBreaker::CircuitBreaker(BreakerOptions options, const Clock* clock) : opt
 }
 
 bool CircuitBreaker::Allow() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   switch (state_) {
     case State::kClosed:
       return true;
@@ -27,7 +27,7 @@ bool CircuitBreaker::Allow() {
 }
 
 bool CircuitBreaker::WouldAllow() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   switch (state_) {
     case State::kClosed:
       return true;
@@ -40,7 +40,7 @@ bool CircuitBreaker::WouldAllow() const {
 }
 
 void CircuitBreaker::OnSuccess() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   consecutive_ = 0;
   if (state_ != State::kClosed) {
     state_ = State::kClosed;
@@ -63,7 +63,7 @@ void CircuitBreaker::Record(bool failure) {
 }
 
 void CircuitBreaker::OnFailure() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (state_ != State::kClosed) {
     Open();  // the probe failed (or a straggler from before): another cooldown
     return;
@@ -88,7 +88,7 @@ void CircuitBreaker::Open() {
 }
 
 CircuitBreaker::State CircuitBreaker::state() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return state_;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 
 namespace contextd {
 
@@ -40,18 +41,18 @@ class CircuitBreaker {
   bool WouldAllow() const;
 
  private:
-  void Open();                // REQUIRES: mu_ held
-  void Record(bool failure);  // into the window ring; REQUIRES: mu_ held
+  void Open() REQUIRES(mu_);
+  void Record(bool failure) REQUIRES(mu_);  // into the window ring
 
   const BreakerOptions options_;
   const Clock* clock_;
-  mutable std::mutex mu_;
-  State state_ = State::kClosed;
-  int consecutive_ = 0;
-  std::vector<bool> outcomes_;  // ring of the last `window` results (true = failure)
-  size_t next_ = 0;
-  int64_t open_until_ns_ = 0;
-  bool probe_out_ = false;
+  mutable Mutex mu_;
+  State state_ GUARDED_BY(mu_) = State::kClosed;
+  int consecutive_ GUARDED_BY(mu_) = 0;
+  std::vector<bool> outcomes_ GUARDED_BY(mu_);  // ring of the last `window` results (true = failure)
+  size_t next_ GUARDED_BY(mu_) = 0;
+  int64_t open_until_ns_ GUARDED_BY(mu_) = 0;
+  bool probe_out_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace contextd

@@ -195,7 +195,7 @@ void EmbedderRegistry::RenderMetrics(std::string* out) const {
 }
 
 StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::LoadNative(const std::string& spec) const {
-  std::lock_guard<std::mutex> lock(native_mu_);
+  MutexLock lock(&native_mu_);
   if (auto it = native_.find(spec); it != native_.end()) return it->second;
   if (spec.empty() || spec.find("..") != std::string::npos)
     return InvalidArgument("native model name '" + spec + "' must be ORG/NAME or an absolute directory",
@@ -245,7 +245,7 @@ StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::Resolve(const std::s
 std::vector<std::pair<std::string, std::shared_ptr<const Embedder>>> EmbedderRegistry::List() const {
   std::map<std::string, std::shared_ptr<const Embedder>> all(by_name_.begin(), by_name_.end());
   {
-    std::lock_guard<std::mutex> lock(native_mu_);
+    MutexLock lock(&native_mu_);
     // native_ holds each model under its spec and under its model id ("native:spec...").
     for (const auto& [key, e] : native_) {
       if (key.rfind("native:", 0) != 0) all["native:" + key] = e;

@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "embed/batcher.h"
 #include "embed/embedder.h"
 #include "embed/embedder_catalog.h"
@@ -99,8 +100,9 @@ class EmbedderRegistry : public EmbedderCatalog {
   EmbedServiceOptions options_;
   std::shared_ptr<L1Cache> l1_;
   std::vector<std::shared_ptr<CacheTier>> tiers_;
-  mutable std::mutex native_mu_;
-  mutable std::map<std::string, std::shared_ptr<const Embedder>> native_;  // by spec and by model id
+  mutable Mutex native_mu_;
+  mutable std::map<std::string, std::shared_ptr<const Embedder>> native_
+      GUARDED_BY(native_mu_);  // by spec and by model id
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = -1;
 };

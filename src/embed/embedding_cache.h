@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "embed/cache_key.h"
 
 namespace contextd {
@@ -44,22 +45,22 @@ class L1Cache {
     int64_t expires_ns;
   };
   struct Shard {
-    mutable std::mutex mu;
-    std::list<Entry> lru;  // front = most recent
-    std::unordered_map<EmbedKey, std::list<Entry>::iterator, EmbedKeyHash> map;
-    size_t bytes = 0;
-    uint64_t evictions = 0;
+    mutable Mutex mu;
+    std::list<Entry> lru GUARDED_BY(mu);  // front = most recent
+    std::unordered_map<EmbedKey, std::list<Entry>::iterator, EmbedKeyHash> map GUARDED_BY(mu);
+    size_t bytes GUARDED_BY(mu) = 0;
+    uint64_t evictions GUARDED_BY(mu) = 0;
   };
   static size_t EntryBytes(size_t dim);
   // Drops one entry from the list, the map and the byte count. REQUIRES: s.mu held.
-  static void EraseLocked(Shard& s, std::list<Entry>::iterator entry);
+  static void EraseLocked(Shard& s, std::list<Entry>::iterator entry) REQUIRES(s.mu);
   Shard& ShardFor(const EmbedKey& key) { return shards_[key.hi % shards_.size()]; }
   // Sums f(shard) over the shards, each under its lock.
   template <class F>
   uint64_t SumShards(F f) const {
     uint64_t total = 0;
     for (const auto& s : shards_) {
-      std::lock_guard<std::mutex> lock(s.mu);
+      MutexLock lock(&s.mu);
       total += f(s);
     }
     return total;

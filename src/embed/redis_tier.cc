@@ -18,7 +18,7 @@ RedisTier::~RedisTier() = default;
 
 std::unique_ptr<RedisTier::Conn> RedisTier::Take() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
@@ -35,7 +35,7 @@ std::unique_ptr<RedisTier::Conn> RedisTier::Take() {
 }
 
 void RedisTier::Give(std::unique_ptr<Conn> c) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (idle_.size() < 16) idle_.push_back(std::move(c));
 }
 

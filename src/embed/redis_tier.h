@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "embed/embedding_cache.h"
 
 struct redisContext;
@@ -43,8 +44,8 @@ class RedisTier final : public CacheTier {
   void Give(std::unique_ptr<Conn> c);
 
   const RedisTierOptions options_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Conn>> idle_;
+  Mutex mu_;
+  std::vector<std::unique_ptr<Conn>> idle_ GUARDED_BY(mu_);
   std::atomic<uint64_t> errors_{0};
 };
 

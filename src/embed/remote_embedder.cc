@@ -17,20 +17,20 @@ struct RemoteEmbedder::Replica {
   int port = 0;
   CircuitBreaker breaker;
   std::atomic<int> outstanding{0};
-  std::mutex mu;
+  Mutex mu;
   std::vector<std::unique_ptr<HttpClient>> idle;  // kept-alive connections
 
   Replica(std::string u, BreakerOptions b, const Clock* clock) : url(std::move(u)), breaker(b, clock) {}
 
   std::unique_ptr<HttpClient> Take() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (idle.empty()) return std::make_unique<HttpClient>(host, port);
     auto c = std::move(idle.back());
     idle.pop_back();
     return c;
   }
   void Give(std::unique_ptr<HttpClient> c) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (idle.size() < 64) idle.push_back(std::move(c));
   }
 };
@@ -152,7 +152,7 @@ StatusOr<std::unique_ptr<RemoteEmbedder>> RemoteEmbedder::Create(ProviderOptions
 
 RemoteEmbedder::~RemoteEmbedder() {
   {
-    std::lock_guard<std::mutex> lock(health_mu_);
+    MutexLock lock(&health_mu_);
     stopping_ = true;
   }
   health_cv_.notify_all();
@@ -317,11 +317,11 @@ Status RemoteEmbedder::EmbedWith(const std::vector<std::string_view>& texts, con
 void RemoteEmbedder::HealthLoop() {
   const std::vector<std::string_view> probe = {"health check"};
   std::vector<float> out(static_cast<size_t>(options_.dim));
-  std::unique_lock<std::mutex> lock(health_mu_);
+  MutexLock lock(&health_mu_);
   while (!stopping_) {
-    health_cv_.wait_for(lock, std::chrono::milliseconds(options_.health_interval_ms));
+    lock.WaitFor(health_cv_, std::chrono::milliseconds(options_.health_interval_ms));
     if (stopping_) break;
-    lock.unlock();
+    lock.Unlock();
     for (const auto& r : replicas_) {
       // A closed replica is checked too, so a dead one is found before users hit it; an
       // open one only once its cooldown allows the probe.
@@ -334,7 +334,7 @@ void RemoteEmbedder::HealthLoop() {
         r->breaker.OnFailure();
       }
     }
-    lock.lock();
+    lock.Lock();
   }
 }
 

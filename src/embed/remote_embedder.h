@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "embed/circuit_breaker.h"
 #include "embed/embedder.h"
@@ -99,9 +100,9 @@ class RemoteEmbedder final : public Embedder {
   mutable std::atomic<uint64_t> attempts_{0};
   mutable std::atomic<uint64_t> retries_{0};
 
-  std::mutex health_mu_;
+  Mutex health_mu_;
   std::condition_variable health_cv_;
-  bool stopping_ = false;
+  bool stopping_ GUARDED_BY(health_mu_) = false;
   std::thread health_thread_;
 };
 

@@ -42,7 +42,7 @@ T* Grow(AlignedVector<T>* v, size_t n) {
 }  // namespace
 
 std::unique_ptr<BertEncoder::Scratch> BertEncoder::TakeScratch() const {
-  std::lock_guard<std::mutex> lock(scratch_mu_);
+  MutexLock lock(&scratch_mu_);
   if (scratch_.empty()) return std::make_unique<Scratch>();
   auto s = std::move(scratch_.back());
   scratch_.pop_back();
@@ -50,7 +50,7 @@ std::unique_ptr<BertEncoder::Scratch> BertEncoder::TakeScratch() const {
 }
 
 void BertEncoder::GiveScratch(std::unique_ptr<Scratch> s) const {
-  std::lock_guard<std::mutex> lock(scratch_mu_);
+  MutexLock lock(&scratch_mu_);
   if (scratch_.size() < kMaxIdleScratch) scratch_.push_back(std::move(s));
 }
 

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace dnnl {
@@ -73,8 +74,8 @@ class BertEncoder {
   std::unique_ptr<dnnl::engine> engine_;  // oneDNN's CPU engine (dnnl.hpp stays out of this header)
   std::vector<float> word_, position_, token_type_, emb_gamma_, emb_beta_;
   std::vector<std::unique_ptr<Layer>> layers_;
-  mutable std::mutex scratch_mu_;
-  mutable std::vector<std::unique_ptr<Scratch>> scratch_;
+  mutable Mutex scratch_mu_;
+  mutable std::vector<std::unique_ptr<Scratch>> scratch_ GUARDED_BY(scratch_mu_);
 };
 
 }  // namespace contextd

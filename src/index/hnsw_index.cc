@@ -124,7 +124,7 @@ uint32_t* HnswIndex::Links(uint32_t id, int level) const {
 }
 
 int HnswIndex::RandomLevel() {
-  std::lock_guard<std::mutex> lock(rng_mu_);
+  MutexLock lock(&rng_mu_);
   // xorshift64*: cheap and good enough for level draws.
   rng_state_ ^= rng_state_ >> 12;
   rng_state_ ^= rng_state_ << 25;
@@ -172,14 +172,14 @@ void HnswIndex::GrowLocked(size_t capacity) {
 }
 
 bool HnswIndex::Contains(uint32_t label) const {
-  std::lock_guard<std::mutex> lock(label_mu_);
+  MutexLock lock(&label_mu_);
   return label < internal_of_.size() && internal_of_[label] != kNone;
 }
 
 bool HnswIndex::CopyVector(uint32_t label, float* out) const {
   uint32_t id;
   {
-    std::lock_guard<std::mutex> lock(label_mu_);
+    MutexLock lock(&label_mu_);
     if (label >= internal_of_.size() || internal_of_[label] == kNone) return false;
     id = internal_of_[label];
   }
@@ -196,7 +196,7 @@ void HnswIndex::MarkDeleted(uint32_t label) {
 void HnswIndex::MarkDeletedLocked(uint32_t label) {
   uint32_t id;
   {
-    std::lock_guard<std::mutex> lock(label_mu_);
+    MutexLock lock(&label_mu_);
     if (label >= internal_of_.size() || internal_of_[label] == kNone) return;
     id = internal_of_[label];
     internal_of_[label] = kNone;
@@ -312,7 +312,7 @@ void HnswIndex::Connect(uint32_t id, int level, std::vector<Candidate> candidate
 
 uint32_t HnswIndex::AllocateId() {
   {
-    std::lock_guard<std::mutex> lock(free_mu_);
+    MutexLock lock(&free_mu_);
     if (!free_ids_.empty()) {
       const uint32_t id = free_ids_.back();
       free_ids_.pop_back();
@@ -359,7 +359,7 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
   int64_t entry;
   int max_level;
   {
-    std::lock_guard<std::mutex> guard(entry_mu_);
+    MutexLock guard(&entry_mu_);
     entry = entry_.load();
     max_level = max_level_.load();
     if (entry < 0) {
@@ -379,7 +379,7 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
     Connect(id, l, std::move(found));
   }
   if (level > max_level) {
-    std::lock_guard<std::mutex> guard(entry_mu_);
+    MutexLock guard(&entry_mu_);
     if (level > max_level_.load()) {
       entry_ = id;
       max_level_ = level;
@@ -452,7 +452,7 @@ size_t HnswIndex::RepairDeleted() {
     if (removed.empty()) return 0;
     // A removed entry point hands over to the live node on the highest level.
     {
-      std::lock_guard<std::mutex> guard(entry_mu_);
+      MutexLock guard(&entry_mu_);
       if (entry_ >= 0 && dead[static_cast<uint32_t>(entry_.load())]) {
         int64_t best = -1;
         int best_level = -1;
@@ -495,7 +495,7 @@ size_t HnswIndex::RepairDeleted() {
   upper_bytes_.fetch_sub(upper_freed, std::memory_order_relaxed);
   count_.fetch_sub(removed.size());
   deleted_.fetch_sub(removed.size());
-  std::lock_guard<std::mutex> lock(free_mu_);
+  MutexLock lock(&free_mu_);
   // Lowest ids last, so they are reused first (keeps the arrays dense).
   free_ids_.insert(free_ids_.end(), removed.rbegin(), removed.rend());
   return removed.size();
@@ -521,7 +521,7 @@ void HnswIndex::Descend(const float* q, int from_level, int to_level, uint32_t* 
 }
 
 void HnswIndex::Publish(uint32_t label, uint32_t id) {
-  std::lock_guard<std::mutex> lock(label_mu_);
+  MutexLock lock(&label_mu_);
   if (internal_of_.size() <= label) internal_of_.resize(std::max<size_t>(label + 1, internal_of_.size() * 2), kNone);
   internal_of_[label] = id;
 }
@@ -563,8 +563,8 @@ std::vector<ScoredSlot> HnswIndex::ExactSearch(const float* query, size_t k, con
   if (allowed != nullptr) {
     std::vector<uint32_t> ids;
     {
-      std::lock_guard<std::mutex> guard(label_mu_);
-      allowed->ForEach([&](uint32_t label) {
+      MutexLock guard(&label_mu_);
+      allowed->ForEach([&](uint32_t label) NO_THREAD_SAFETY_ANALYSIS {  // label_mu_ held
         if (label < internal_of_.size() && internal_of_[label] != kNone) ids.push_back(internal_of_[label]);
       });
     }
@@ -603,7 +603,7 @@ std::vector<ScoredSlot> HnswIndex::Walk(const float* query, size_t k, size_t ef,
   int64_t entry;
   int max_level;
   {
-    std::lock_guard<std::mutex> guard(entry_mu_);
+    MutexLock guard(&entry_mu_);
     entry = entry_.load();
     max_level = max_level_.load();
   }

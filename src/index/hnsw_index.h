@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "index/distance.h"
 #include "index/mapped_buffer.h"
@@ -158,10 +159,14 @@ class HnswIndex {
   const size_t record_bytes_;  // level-0 record: (1 + 2M) u32, then dim floats or int8 codes
   const double level_mult_;
 
+  // grow_mu_ and write_mu_ stay std::shared_mutex, outside the thread-safety analysis: what
+  // they guard (the arrays below) is read on every step of a graph walk, by helpers that
+  // would all need REQUIRES_SHARED, and the per-node spin locks (locks_) that order the
+  // link updates are beyond what the analysis models. The comments give the rules.
   mutable std::shared_mutex grow_mu_;  // shared by Add/Search; exclusive to grow
   std::shared_mutex write_mu_;         // shared by Add/MarkDeleted; exclusive to RepairDeleted
-  std::mutex free_mu_;
-  std::vector<uint32_t> free_ids_;  // GUARDED_BY(free_mu_): removed by RepairDeleted, reusable
+  Mutex free_mu_;
+  std::vector<uint32_t> free_ids_ GUARDED_BY(free_mu_);  // removed by RepairDeleted, reusable
   // State below is sized by capacity_ and replaced only under grow_mu_ held exclusively.
   size_t capacity_ = 0;
   std::unique_ptr<char[]> records_;
@@ -172,19 +177,19 @@ class HnswIndex {
   std::unique_ptr<std::atomic_flag[]> locks_;
   std::unique_ptr<uint32_t[]> labels_;  // by internal id
 
-  mutable std::mutex label_mu_;
-  std::vector<uint32_t> internal_of_;  // GUARDED_BY(label_mu_): by label; kNone when absent
+  mutable Mutex label_mu_;
+  std::vector<uint32_t> internal_of_ GUARDED_BY(label_mu_);  // by label; kNone when absent
   static constexpr uint32_t kNone = UINT32_MAX;
   std::atomic<uint32_t> next_id_{0};
 
-  mutable std::mutex entry_mu_;  // serialises entry point changes
+  mutable Mutex entry_mu_;  // serialises entry point changes
   std::atomic<int64_t> entry_{-1};
   std::atomic<int> max_level_{-1};
   std::atomic<size_t> count_{0};
   std::atomic<size_t> deleted_{0};
   std::atomic<size_t> upper_bytes_{0};  // upper-level link lists, for memory_bytes()
-  std::mutex rng_mu_;
-  uint64_t rng_state_;
+  Mutex rng_mu_;
+  uint64_t rng_state_ GUARDED_BY(rng_mu_);
 };
 
 }  // namespace contextd

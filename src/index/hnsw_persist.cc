@@ -130,6 +130,8 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
   index->Reserve(std::max<uint64_t>(nodes, 1));
   size_t deleted = 0;
   std::vector<uint32_t> freed;
+  // The index is not shared yet: the lock is uncontended and keeps the analysis whole.
+  MutexLock labels(&index->label_mu_);
   for (uint32_t id = 0; id < nodes; ++id) {
     uint32_t label;
     int8_t level;
@@ -175,7 +177,10 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
   }
   index->next_id_ = static_cast<uint32_t>(nodes);
   index->count_ = nodes - freed.size();
-  index->free_ids_.assign(freed.rbegin(), freed.rend());
+  {
+    MutexLock lock(&index->free_mu_);
+    index->free_ids_.assign(freed.rbegin(), freed.rend());
+  }
   index->deleted_ = deleted;
   index->entry_ = entry;
   index->max_level_ = max_level;

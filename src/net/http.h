@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
+
 namespace contextd {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -47,7 +49,7 @@ class HttpBodyChannel {
   bool Write(std::string piece) {
     std::function<void()> wake;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (cancelled_ || closed_) return false;
       pieces_.push_back(std::move(piece));
       wake = listener_;
@@ -58,7 +60,7 @@ class HttpBodyChannel {
   void Close() {
     std::function<void()> wake;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       closed_ = true;
       wake = listener_;
     }
@@ -67,12 +69,12 @@ class HttpBodyChannel {
 
   // Server side. `wake` is called (from the producer's thread) after each Write/Close.
   void Listen(std::function<void()> wake) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     listener_ = std::move(wake);
   }
   // The next piece, or false with *closed set when there is none (yet, or ever).
   bool Take(std::string* piece, bool* closed) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     *closed = closed_;
     if (pieces_.empty()) return false;
     *piece = std::move(pieces_.front());
@@ -81,18 +83,18 @@ class HttpBodyChannel {
   }
   // The connection failed: later writes are refused.
   void Cancel() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     cancelled_ = true;
     listener_ = nullptr;
     pieces_.clear();
   }
 
  private:
-  std::mutex mu_;
-  std::deque<std::string> pieces_;
-  std::function<void()> listener_;
-  bool closed_ = false;
-  bool cancelled_ = false;
+  Mutex mu_;
+  std::deque<std::string> pieces_ GUARDED_BY(mu_);
+  std::function<void()> listener_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
+  bool cancelled_ GUARDED_BY(mu_) = false;
 };
 
 struct HttpResponse {

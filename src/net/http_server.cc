@@ -1,5 +1,7 @@
 #include "net/http_server.h"
 
+#include "common/mutex.h"
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -34,10 +36,10 @@ class Session;
 struct ServerState {
   std::atomic<size_t> in_flight{0};
   std::atomic<bool> draining{false};
-  std::mutex mu;                                       // held to post to a context, and by Stop() to set `stopped`
-  bool stopped = false;                                // guarded by mu
-  std::unordered_set<Session*> sessions;               // guarded by mu: every live session
-  std::unordered_map<std::string, size_t> per_client;  // guarded by mu: sessions by address
+  Mutex mu;  // held to post to a context, and by Stop() to set `stopped`
+  bool stopped GUARDED_BY(mu) = false;
+  std::unordered_set<Session*> sessions GUARDED_BY(mu);               // every live session
+  std::unordered_map<std::string, size_t> per_client GUARDED_BY(mu);  // sessions by address
 };
 
 // The request line and headers together, and the URI alone (as nginx and Envoy bound
@@ -71,7 +73,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Under the lock, so that Stop() either closed this socket already or runs after it is gone.
   ~Session() {
     Answered();
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(&state_->mu);
     state_->sessions.erase(this);
     if (auto it = state_->per_client.find(client_); it != state_->per_client.end() && --it->second == 0) {
       state_->per_client.erase(it);
@@ -191,7 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // contexts are gone and the client with them.
   template <class Fn>
   void Post(Fn fn) {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(&state_->mu);
     if (!state_->stopped) asio::post(*ioc_, std::move(fn));
   }
 
@@ -359,7 +361,7 @@ struct HttpServer::Impl {
     const std::string client = ec ? std::string("?") : remote.address().to_string();
     std::shared_ptr<Session> evict;
     {
-      std::lock_guard<std::mutex> lock(state->mu);
+      MutexLock lock(&state->mu);
       auto it = state->per_client.find(client);
       if (it != state->per_client.end() && it->second >= options.max_connections_per_client) {
         ++refused;
@@ -494,7 +496,7 @@ void HttpServer::Stop() {
   for (auto& t : im.threads) t.join();
   im.threads.clear();
   {
-    std::lock_guard<std::mutex> lock(im.state->mu);
+    MutexLock lock(&im.state->mu);
     im.state->stopped = true;  // replies still to come are dropped, not posted to freed contexts
     for (Session* s : im.state->sessions) s->CloseForStop();
   }

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include "common/mutex.h"
+
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
@@ -155,7 +157,7 @@ uint64_t FreeBytes(const std::string& path) {
 
 struct Store::Rep {
   std::unique_ptr<rocksdb::DB> db;
-  std::mutex meta_mu;  // serialises collection create/drop (id allocation)
+  Mutex meta_mu;  // serialises collection create/drop (id allocation)
   std::string dir;
   uint64_t min_free = 0;
   bool read_only = false;  // opened with less than min_free
@@ -245,7 +247,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t mi
 }
 
 Status Store::CreateCollection(std::string_view tenant, std::string_view name, uint64_t id, std::string_view config) {
-  std::lock_guard<std::mutex> lock(rep_->meta_mu);
+  MutexLock lock(&rep_->meta_mu);
   rocksdb::WriteBatch batch;
   // Kept past every id, so AppliedSequence() covers ids either way.
   batch.Merge(kNextIdKey, EncodeBE64(id + 1));
@@ -274,7 +276,7 @@ StatusOr<uint64_t> Store::AppliedSequence() const {
 }
 
 Status Store::DropCollection(std::string_view tenant, std::string_view name, uint64_t id, uint64_t sequence) {
-  std::lock_guard<std::mutex> lock(rep_->meta_mu);
+  MutexLock lock(&rep_->meta_mu);
   rocksdb::WriteBatch batch;
   batch.Merge(kAppliedKey, EncodeBE64(sequence));
   batch.Delete(MetaKey(tenant, name));
