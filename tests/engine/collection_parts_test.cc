@@ -1,0 +1,172 @@
+// The parts Collection is made of, tested on their own: DocumentTable's slot numbering and
+// indexes, ShardSet's placement and its split phases with writes logged in between.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <set>
+
+#include "engine/document_table.h"
+#include "engine/shard_set.h"
+#include "text/analyzer.h"
+
+namespace contextd {
+namespace {
+
+MutationDocument Doc(const std::string& id, std::vector<std::string> chunks) {
+  MutationDocument d;
+  d.id = id;
+  d.chunks = std::move(chunks);
+  return d;
+}
+
+void InsertDoc(DocumentTable* table, const Analyzer& analyzer, MutationDocument d, std::vector<uint32_t>* slots) {
+  slots->clear();
+  std::vector<std::vector<std::string>> terms(d.chunks.size());
+  for (size_t j = 0; j < d.chunks.size(); ++j) {
+    IndexTerms(analyzer, d.title, d.chunks[j], &terms[j]);
+    slots->push_back(table->AllocateSlot());
+  }
+  table->Insert(&d, slots->data(), &terms);
+}
+
+TEST(DocumentTableTest, FreedSlotsAreReusedLowestFirstAndLeaveTheIndexes) {
+  auto analyzer = MakeAnalyzer("english").value();
+  DocumentTable table;
+  std::vector<uint32_t> slots;
+  InsertDoc(&table, *analyzer, Doc("a", {"apples grow", "on trees"}), &slots);
+  EXPECT_EQ(slots, (std::vector<uint32_t>{0, 1}));
+  InsertDoc(&table, *analyzer, Doc("b", {"bananas are yellow"}), &slots);
+  EXPECT_EQ(slots, (std::vector<uint32_t>{2}));
+  EXPECT_EQ(table.document_count(), 2u);
+  EXPECT_EQ(table.chunk_count(), 3u);
+
+  std::vector<uint32_t> removed;
+  ASSERT_TRUE(table.Remove("a", [&](uint32_t s) { removed.push_back(s); }));
+  EXPECT_EQ(removed, (std::vector<uint32_t>{0, 1}));
+  EXPECT_FALSE(table.Remove("a", [](uint32_t) {}));
+  EXPECT_FALSE(table.live(0));
+  EXPECT_EQ(table.chunk_count(), 1u);
+  std::vector<std::string> q;
+  analyzer->Analyze("apples", &q);
+  EXPECT_TRUE(table.keywords().Search(q, 10, nullptr).empty()) << "a removed chunk must leave the keyword index";
+
+  // The lowest free slots first, whatever order they were freed in: replicas number alike.
+  InsertDoc(&table, *analyzer, Doc("c", {"cherries", "are", "red"}), &slots);
+  EXPECT_EQ(slots, (std::vector<uint32_t>{0, 1, 3}));
+  EXPECT_EQ(table.chunk(3).doc->id, "c");
+  EXPECT_EQ(table.chunk(3).ordinal, 2u);
+  analyzer->Analyze("cherries", &(q = {}));
+  auto hits = table.keywords().Search(q, 10, nullptr);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].slot, 0u);
+}
+
+TEST(DocumentTableTest, LoadRefusesAChunkThatDoesNotFit) {
+  DocumentTable table;
+  auto doc = std::make_unique<DocumentTable::Document>();
+  doc->id = "a";
+  DocumentTable::Document* a = table.AddLoadedDocument(std::move(doc));
+  EXPECT_TRUE(table.AddLoadedChunk(a, 0, 5, "first", {}));
+  EXPECT_FALSE(table.AddLoadedChunk(a, 2, 6, "skips ordinal 1", {}));
+  EXPECT_FALSE(table.AddLoadedChunk(a, 1, 5, "slot taken", {}));
+  EXPECT_FALSE(table.AddLoadedChunk(a, 1, 1u << 31, "slot out of range", {}));
+  EXPECT_TRUE(table.AddLoadedChunk(a, 1, 2, "second", {}));
+  table.FinishLoad();
+  EXPECT_EQ(table.AllocateSlot(), 0u) << "the gaps below the highest slot are free";
+  EXPECT_EQ(table.AllocateSlot(), 1u);
+  EXPECT_EQ(table.AllocateSlot(), 3u);
+}
+
+CollectionConfig SmallShards(size_t max_shard_chunks) {
+  CollectionConfig c;
+  c.embedder = "none";
+  c.dim = 8;
+  c.metric = Metric::kCosine;
+  c.sharding.max_shard_chunks = max_shard_chunks;
+  return c;
+}
+
+// Two clusters of directions, so 2-means has something to find.
+std::vector<float> Vector(std::mt19937* rng, int cluster) {
+  std::normal_distribution<float> noise(0, 0.1f);
+  std::vector<float> v(8);
+  for (int i = 0; i < 8; ++i) v[i] = (i % 2 == cluster ? 1.0f : 0.0f) + noise(*rng);
+  float n = 0;
+  for (float x : v) n += x * x;
+  for (float& x : v) x /= std::sqrt(n);
+  return v;
+}
+
+TEST(ShardSetTest, ASplitKeepsEveryChunkOnceAcrossWritesLoggedMeanwhile) {
+  ShardSet shards(SmallShards(100), "");
+  std::mt19937 rng(7);
+  std::vector<std::vector<float>> vectors;
+  for (uint32_t s = 0; s < 150; ++s) {
+    vectors.push_back(Vector(&rng, static_cast<int>(s % 2)));
+    shards.Place(s, vectors[s].data())->Add(s, vectors[s].data());
+  }
+  ASSERT_EQ(shards.OversizedShard(), 0u);
+  ShardSet::SplitJob job;
+  shards.BeginSplit(0, &job);
+  EXPECT_EQ(job.members.size(), 150u);
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(shards.BuildSplit(&job, stop));
+  // Writes between the snapshot and the swap: 20 removed, 30 added (10 of them reusing
+  // removed slots), some before the catch-up and some after it.
+  for (uint32_t s = 0; s < 10; ++s) shards.Remove(s);
+  for (uint32_t s = 150; s < 170; ++s) {
+    vectors.push_back(Vector(&rng, static_cast<int>(s % 2)));
+    shards.Place(s, vectors[s].data())->Add(s, vectors[s].data());
+  }
+  shards.Replay(&job, shards.CatchUp(job, 0));
+  for (uint32_t s = 10; s < 20; ++s) shards.Remove(s);
+  for (uint32_t s = 0; s < 10; ++s) {
+    vectors[s] = Vector(&rng, 1);
+    shards.Place(s, vectors[s].data())->Add(s, vectors[s].data());
+  }
+  shards.FinishSplit(&job);
+  ASSERT_EQ(shards.size(), 2u);
+  EXPECT_EQ(job.chunks[0] + job.chunks[1], 160u);
+  EXPECT_GT(std::min(job.chunks[0], job.chunks[1]), 40u) << "2-means over two clusters: halves of similar size";
+
+  // Every live chunk is found exactly where its vector is, and no removed one is.
+  std::set<uint32_t> live;
+  for (uint32_t s = 0; s < 170; ++s) {
+    if (s < 10 || s >= 20) live.insert(s);
+  }
+  std::vector<float> out(8);
+  for (uint32_t s = 0; s < 170; ++s) {
+    EXPECT_EQ(shards.CopyVector(s, out.data()), live.count(s) == 1) << "slot " << s;
+    if (live.count(s)) EXPECT_EQ(out, vectors[s]) << "slot " << s;
+  }
+  std::set<uint32_t> found;
+  for (const auto& hit : shards.Search(vectors[30].data(), 1000, 0, nullptr, /*all_shards=*/true, nullptr, nullptr))
+    EXPECT_TRUE(found.insert(hit.slot).second) << "slot " << hit.slot << " in two shards";
+  EXPECT_EQ(found, live);
+  std::vector<std::vector<uint32_t>> samples;
+  ShardsReport report = shards.Report(1000, &samples);
+  EXPECT_EQ(report.shards[0].chunks + report.shards[1].chunks, 160u);
+  EXPECT_EQ(samples[0].size() + samples[1].size(), 160u);
+}
+
+TEST(ShardSetTest, AnAbandonedSplitLeavesTheShardAsItWas) {
+  ShardSet shards(SmallShards(1), "");
+  std::mt19937 rng(3);
+  auto v = Vector(&rng, 0);
+  shards.Place(0, v.data())->Add(0, v.data());
+  ShardSet::SplitJob job;
+  shards.BeginSplit(0, &job);
+  std::atomic<bool> stop{false};
+  EXPECT_FALSE(shards.BuildSplit(&job, stop)) << "one chunk cannot be split";
+  shards.AbandonSplit(&job);
+  auto w = Vector(&rng, 1);
+  shards.Place(1, w.data())->Add(1, w.data());
+  EXPECT_EQ(shards.size(), 1u);
+  std::vector<std::vector<uint32_t>> samples;
+  EXPECT_FALSE(shards.Report(10, &samples).shards[0].splitting);
+  EXPECT_EQ(shards.Search(v.data(), 10, 0, nullptr, false, nullptr, nullptr).size(), 2u);
+}
+
+}  // namespace
+}  // namespace contextd
