@@ -44,8 +44,9 @@ int Main(int argc, char** argv) {
   eo.data_dir = work;
   eo.models_dir = models;
   auto engine = Engine::Open(eo, &metrics);
+  EmbedderRegistry catalog(eo.models_dir);  // resolves the spec as the engine's registry does
   if (!engine.ok()) return 1;
-  auto c = *CreateFromSpec(*(*engine), kDefaultTenant, "scifact", *ParseJson(R"({"embedder":"glove"})"));
+  auto c = *CreateFromSpec(*(*engine), catalog, kDefaultTenant, "scifact", *ParseJson(R"({"embedder":"glove"})"));
   std::vector<DocumentInput> docs;
   {
     std::ifstream in(corpus);

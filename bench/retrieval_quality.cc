@@ -73,8 +73,9 @@ int Main(int argc, char** argv) {
     eo.data_dir = work + "/contextd";
     eo.models_dir = models;
     auto engine = Engine::Open(eo, &metrics);
+    EmbedderRegistry catalog(eo.models_dir);  // resolves the spec as the engine's registry does
     if (!engine.ok()) return 1;
-    auto c = CreateFromSpec(*(*engine), kDefaultTenant, "beir", *ParseJson(R"({"embedder":"glove"})"));
+    auto c = CreateFromSpec(*(*engine), catalog, kDefaultTenant, "beir", *ParseJson(R"({"embedder":"glove"})"));
     if (!c.ok()) return 1;
     for (size_t i = 0; i < corpus.size(); i += 256) {
       std::vector<DocumentInput> batch;

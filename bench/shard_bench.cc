@@ -78,12 +78,13 @@ int SciFact(const std::string& data, const std::string& models, size_t max_shard
   eo.models_dir = models;
   for (const char* build : {"splits", "kmeans"}) {
     auto engine = Engine::Open(eo, &metrics);
+    EmbedderRegistry catalog(eo.models_dir);  // resolves the spec as the engine's registry does
     if (!engine.ok()) return 1;
     std::shared_ptr<Collection> c;
     if (std::string(build) == "splits") {
       Json spec = *ParseJson(R"({"embedder":"glove","cache":{"enabled":false}})");
       spec["sharding"]["max_shard_chunks"] = static_cast<int64_t>(max_shard_chunks);
-      c = *CreateFromSpec(*(*engine), kDefaultTenant, "scifact", spec);
+      c = *CreateFromSpec(*(*engine), catalog, kDefaultTenant, "scifact", spec);
       const auto start = std::chrono::steady_clock::now();
       for (size_t i = 0; i < corpus->size(); i += 256) {
         std::vector<DocumentInput> batch;

@@ -153,7 +153,16 @@ int RunServe(const ServeOptions& o) {
       return std::unique_ptr<UpdateLog>(std::move(l));
     };
   }
-  auto engine = Engine::Open(eo, &metrics);
+  // The composition root: the parts first (store, embedders, caches, sessions), then the
+  // engine over them; the server gets the catalog and the tokenizer from here, not from it.
+  auto parts = OpenEngineParts(eo, &metrics);
+  if (!parts.ok()) {
+    spdlog::critical("cannot start: {}", parts.status().ToString());
+    return 1;
+  }
+  const std::shared_ptr<const EmbedderCatalog> embedders = parts->embedders;
+  const std::shared_ptr<const TiktokenEncoder> tokenizer = parts->tokenizer;
+  auto engine = Engine::Open(eo, std::move(parts).value(), &metrics);
   if (!engine.ok()) {
     spdlog::critical("cannot start: {}", engine.status().ToString());
     return 1;
@@ -202,7 +211,7 @@ int RunServe(const ServeOptions& o) {
         return j;
       };
     }
-    Api api(engine->get(), &metrics, ao);
+    Api api(ApiBackends::Of(engine->get(), embedders.get(), tokenizer.get()), &metrics, ao);
     HttpServerOptions ho;
     ho.host = o.host;
     ho.port = o.port;

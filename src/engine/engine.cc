@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include "common/memory.h"
-#include "embed/rocks_tier.h"
 
 namespace contextd {
 
@@ -16,32 +15,22 @@ Engine::~Engine() {
 }
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, MetricsRegistry* metrics) {
+  CTX_ASSIGN_OR_RETURN(EngineParts parts, OpenEngineParts(options, metrics));
+  return Open(options, std::move(parts), metrics);
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, EngineParts parts,
+                                               MetricsRegistry* metrics) {
+  if (parts.store == nullptr || parts.embedders == nullptr || parts.sessions == nullptr || parts.llm_cache == nullptr) {
+    return InvalidArgument("Engine::Open needs a store, an embedder registry, a session store and an LLM cache");
+  }
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
+  e->store_ = std::move(parts.store);
+  e->embedders_ = std::move(parts.embedders);
+  e->llm_cache_ = std::move(parts.llm_cache);
+  e->sessions_ = std::move(parts.sessions);
   std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) return Internal("cannot create data directory " + options.data_dir + ": " + ec.message());
-  CTX_ASSIGN_OR_RETURN(e->store_, Store::Open(options.data_dir + "/db", options.min_free_disk_bytes));
-  std::shared_ptr<CacheTier> l2;
-  if (options.embed.l2 && !options.embed.providers.empty()) {
-    CTX_ASSIGN_OR_RETURN(l2, RocksTier::Open(options.data_dir + "/embed_cache", options.embed.l2_ttl_s, options.clock));
-  }
-  CTX_ASSIGN_OR_RETURN(e->embedders_, EmbedderRegistry::Create(options.models_dir, options.embed, std::move(l2),
-                                                               metrics, options.clock));
-  if (auto tok = TiktokenEncoder::Load(options.models_dir + "/tiktoken/cl100k_base.tiktoken"); tok.ok()) {
-    e->tokenizer_ = std::move(tok).value();
-  } else {
-    spdlog::warn("token counts fall back to words: {} (run scripts/setup)", tok.status().message());
-  }
-  // Sessions ("m" meta, "t" turns) and cache namespaces ("n" settings, "e" entries) are
-  // keyed "tenant/name"; a directory from before that stored the default tenant's bare.
-  for (const auto& [dir, prefixes] : {std::pair<std::string, const char*>{"/sessions", "mt"}, {"/llm_cache", "ne"}}) {
-    CTX_ASSIGN_OR_RETURN(size_t renamed, AdoptUnscopedKeys(options.data_dir + dir, prefixes, kDefaultTenant));
-    if (renamed > 0) spdlog::info("{}: {} keys moved under tenant '{}'", dir.substr(1), renamed, kDefaultTenant);
-  }
-  CTX_ASSIGN_OR_RETURN(e->sessions_, SessionStore::Open(options.data_dir + "/sessions", options.clock));
-  CTX_ASSIGN_OR_RETURN(e->llm_cache_,
-                       LlmCache::Open(options.data_dir + "/llm_cache", e->embedders_.get(), options.clock, metrics));
   std::filesystem::create_directories(options.data_dir + "/graphs", ec);
   CTX_RETURN_IF_ERROR(e->store_->ScanAuth([&](char kind, std::string_view id, std::string_view value) {
     auto j = ParseJson(value);

@@ -1,4 +1,5 @@
-// Engine: owns the store, the embedders and every collection; the server's one entry point.
+// Engine: owns the parts it is built from (engine/engine_parts.h) and every collection;
+// the server's one entry point for collections, sessions, the LLM cache and governance.
 //
 // Collections belong to a tenant; with auth off everything is the "default" tenant.
 //
@@ -27,11 +28,11 @@
 #include "common/mutex.h"
 #include "embed/embedder_registry.h"
 #include "engine/collection.h"
+#include "engine/engine_parts.h"
 #include "engine/services.h"
 #include "engine/sessions.h"
 #include "engine/update_log.h"
 #include "store/store.h"
-#include "text/tiktoken.h"
 
 namespace contextd {
 
@@ -60,7 +61,13 @@ class Engine : public MutationApplier,
                public GovernanceService,
                public ReplicaState {
  public:
-  // Opens the store and loads every collection, rebuilding its indexes.
+  // Takes the parts (engine/engine_parts.h; every one but the tokenizer is required),
+  // reads tenants and keys, starts the update log and loads every collection, rebuilding
+  // its indexes where no saved graph fits.
+  static StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options, EngineParts parts,
+                                                MetricsRegistry* metrics);
+  // Open() over OpenEngineParts(options): for tests, benchmarks and tools that need no
+  // part of their own.
   static StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options, MetricsRegistry* metrics);
   ~Engine() override;
 
@@ -84,10 +91,6 @@ class Engine : public MutationApplier,
                         const RequestContext& ctx = RequestContext::Background());
   std::vector<std::shared_ptr<Collection>> ListCollections(const std::string& tenant) const;
 
-  const EmbedderRegistry& embedders() const { return *embedders_; }
-  // cl100k_base (models_dir/tiktoken/cl100k_base.tiktoken, installed by scripts/setup), for
-  // counting tokens as OpenAI's models do; null when the file is missing.
-  const TiktokenEncoder* tokenizer() const { return tokenizer_.get(); }
   // Sessions and cache namespaces belong to the request's tenant (ctx.tenant) and are
   // stored as "tenant/name", the default tenant's too (no name a caller gives may hold a
   // '/'). Returns the stored name, or InvalidArgument.
@@ -166,9 +169,8 @@ class Engine : public MutationApplier,
 
   EngineOptions options_;
   std::unique_ptr<Store> store_;
-  std::unique_ptr<EmbedderRegistry> embedders_;  // after store_: its L2 tier is its own DB
+  std::shared_ptr<EmbedderRegistry> embedders_;  // after store_: its L2 tier is its own DB
   std::unique_ptr<LlmCache> llm_cache_;          // after embedders_, which it uses
-  std::unique_ptr<TiktokenEncoder> tokenizer_;
   std::unique_ptr<SessionStore> sessions_;
   std::unique_ptr<AppliedSequence> applied_;
   AuthRegistry auth_;

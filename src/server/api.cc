@@ -86,15 +86,15 @@ StatusOr<Json> Api::ParseBody(const HttpRequest& req, bool allow_empty) const {
   return ParseJson(*body);
 }
 
-ApiBackends ApiBackends::Of(Engine* engine) {
+ApiBackends ApiBackends::Of(Engine* engine, const EmbedderCatalog* embedders, const TiktokenEncoder* tokenizer) {
   ApiBackends b;
   b.collections = engine;
   b.sessions = engine;
   b.llm_cache = engine;
-  b.embedders = &engine->embedders();
+  b.embedders = embedders;
   b.governance = engine;
   b.replica = engine;
-  b.tokenizer = engine->tokenizer();
+  b.tokenizer = tokenizer;
   return b;
 }
 

@@ -79,15 +79,14 @@ struct ApiBackends {
   GovernanceService* governance = nullptr;
   const ReplicaState* replica = nullptr;
   const TiktokenEncoder* tokenizer = nullptr;
-  // Every one of them the engine's.
-  static ApiBackends Of(Engine* engine);
+  // The engine's services, with the catalog and the tokenizer the composition root made
+  // (engine/engine_parts.h) beside it.
+  static ApiBackends Of(Engine* engine, const EmbedderCatalog* embedders, const TiktokenEncoder* tokenizer);
 };
 
 class Api {
  public:
   Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions& options);
-  Api(Engine* engine, MetricsRegistry* metrics, const ApiOptions& options)
-      : Api(ApiBackends::Of(engine), metrics, options) {}
   ~Api();
 
   void Handle(HttpRequest request, Responder respond);

@@ -421,10 +421,11 @@ StatusOr<CacheLookupRequest> ParseCacheLookup(const Json& json) {
   return r;
 }
 
-StatusOr<std::shared_ptr<Collection>> CreateFromSpec(Engine& engine, const std::string& tenant, const std::string& name,
+StatusOr<std::shared_ptr<Collection>> CreateFromSpec(Engine& engine, const EmbedderCatalog& embedders,
+                                                     const std::string& tenant, const std::string& name,
                                                      const Json& spec) {
   CTX_RETURN_IF_ERROR(ValidateCollectionName(name));
-  CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(spec, engine.embedders()));
+  CTX_ASSIGN_OR_RETURN(CollectionConfig config, ParseCollectionRequest(spec, embedders));
   return engine.CreateCollection(tenant, name, config);
 }
 

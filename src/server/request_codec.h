@@ -51,9 +51,11 @@ StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::stri
 // `v` with every object's members sorted by name, as text: equal filters, equal keys.
 std::string CanonicalJson(const Json& v);
 
-// Reads `spec` as PUT /v1/collections/{name} does and creates the collection: for tools,
+// Reads `spec` as PUT /v1/collections/{name} does (its embedder resolved in `embedders`,
+// which must name the same models as the engine's) and creates the collection: for tools,
 // benchmarks and tests that hold an Engine rather than a server.
-StatusOr<std::shared_ptr<Collection>> CreateFromSpec(Engine& engine, const std::string& tenant, const std::string& name,
+StatusOr<std::shared_ptr<Collection>> CreateFromSpec(Engine& engine, const EmbedderCatalog& embedders,
+                                                     const std::string& tenant, const std::string& name,
                                                      const Json& spec);
 
 }  // namespace contextd

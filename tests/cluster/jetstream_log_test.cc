@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "engine/test_engine.h"
 #include "nats_cluster.h"
 #include "test_util.h"
 
@@ -82,7 +83,7 @@ TEST_F(JetStreamLogTest, NodesConvergeAndTheLeadersDeathLosesNoAcknowledgedWrite
   auto b = OpenNode(dir_b.path(), "b", &log_b);
   ASSERT_TRUE(a && b);
 
-  auto created = CreateFromSpec(*a, "default", "docs", J(R"({"embedder":"none","dim":8})"));
+  auto created = CreateFromSpec(*a, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})"));
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   // The create's stream sequence is the collection's id on every node.
   ASSERT_TRUE(WaitApplied(*b, a->applied_sequence()));
@@ -149,7 +150,7 @@ TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {
   JetStreamUpdateLog* log = nullptr;
   auto e = OpenNode(dir.path(), "a", &log);
   ASSERT_TRUE(e);
-  auto c = CreateFromSpec(*e, "default", "docs", J(R"({"embedder":"none","dim":8})"));
+  auto c = CreateFromSpec(*e, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})"));
   ASSERT_TRUE(c.ok());
   RequestContext ctx;
   ctx.idempotency_key = "retry-1";
@@ -176,7 +177,7 @@ TEST_F(JetStreamLogTest, WithoutAQuorumAWriteIsUnavailableNotAcknowledged) {
   JetStreamUpdateLog* log = nullptr;
   auto e = OpenNode(dir.path(), "a", &log, /*commit_timeout_ms=*/3000);
   ASSERT_TRUE(e);
-  auto c = CreateFromSpec(*e, "default", "docs", J(R"({"embedder":"none","dim":8})"));
+  auto c = CreateFromSpec(*e, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})"));
   ASSERT_TRUE(c.ok());
   nats_->Kill(1);
   nats_->Kill(2);

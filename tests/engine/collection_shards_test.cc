@@ -32,8 +32,7 @@ class CollectionShardsTest : public ::testing::Test {
   }
 
   std::shared_ptr<Collection> Create(int max_shard_chunks) {
-    auto c = CreateFromSpec(
-        *engine_, kDefaultTenant, "topics",
+    auto c = CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "topics",
         J(R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":)" + std::to_string(max_shard_chunks) + "}}"));
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? *c : nullptr;
@@ -309,7 +308,7 @@ TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
         R"({"embedder":"none","dim":8,"sharding":{"clear_margin":-1}})",
         R"({"embedder":"none","dim":8,"sharding":{"max_probe_fraction":0}})",
         R"({"embedder":"none","dim":8,"sharding":{"probes":3}})", R"({"embedder":"none","dim":8,"sharding":[]})"}) {
-    auto c = CreateFromSpec(*engine_, kDefaultTenant, "bad", J(spec));
+    auto c = CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "bad", J(spec));
     ASSERT_FALSE(c.ok()) << spec;
     EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << spec;
   }

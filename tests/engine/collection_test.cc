@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "engine/test_engine.h"
 #include "test_util.h"
 
 namespace contextd {
@@ -29,7 +30,7 @@ class CollectionTest : public ::testing::Test {
   void SetUp() override { Open(); }
 
   std::shared_ptr<Collection> Create(const std::string& name, const std::string& spec) {
-    auto c = CreateFromSpec(*engine_, kDefaultTenant, name, J(spec));
+    auto c = CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, name, J(spec));
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? *c : nullptr;
   }
@@ -391,8 +392,8 @@ TEST_F(CollectionTest, DropThenRecreateStartsEmpty) {
 
 TEST_F(CollectionTest, DuplicateCollectionIsAlreadyExists) {
   Create("docs", "{}");
-  EXPECT_EQ(CreateFromSpec(*engine_, kDefaultTenant, "docs", Json()).status().code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(CreateFromSpec(*engine_, kDefaultTenant, "bad/name", Json()).status().reason(), "invalid_name");
+  EXPECT_EQ(CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "docs", Json()).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "bad/name", Json()).status().reason(), "invalid_name");
 }
 
 TEST_F(CollectionTest, MetricsReportCollectionSizes) {

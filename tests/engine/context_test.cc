@@ -41,7 +41,7 @@ class ContextTest : public ::testing::Test {
 
 // A glove collection of SciFact's first 400 documents.
 std::shared_ptr<Collection> SciFact(Engine& engine) {
-  auto c = *CreateFromSpec(engine, kDefaultTenant, "sf", J(R"({"embedder":"glove"})"));
+  auto c = *CreateFromSpec(engine, TestEmbedders(), kDefaultTenant, "sf", J(R"({"embedder":"glove"})"));
   std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
   Json docs = J(R"({"documents":[]})");
   std::string line;
@@ -110,7 +110,7 @@ TEST_F(ContextTest, RankFusedCandidatesSpreadOverWavesAndTheRouteIsReported) {
 }
 
 TEST_F(ContextTest, AdjacentChunksMergeWithoutRepeatingTheirOverlap) {
-  auto c = *CreateFromSpec(*engine_, kDefaultTenant, "long",
+  auto c = *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "long",
                            J(R"({"embedder":"glove","chunking":{"max_tokens":20,"overlap":5}})"));
   // One long document about glaciers (many chunks, all matching) and one other.
   std::string text;
@@ -139,7 +139,7 @@ TEST_F(ContextTest, AdjacentChunksMergeWithoutRepeatingTheirOverlap) {
 }
 
 TEST_F(ContextTest, StopsWhenSufficientAndRefusesBadRequests) {
-  auto c = *CreateFromSpec(*engine_, kDefaultTenant, "s", J(R"({"embedder":"none","dim":2})"));
+  auto c = *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "s", J(R"({"embedder":"none","dim":2})"));
   Json docs = J(R"({"documents":[{"id":"hit","vector":[1,0],"text":"Penguins live in Antarctica and eat krill."}]})");
   for (int i = 0; i < 20; ++i) {
     Json d = Json::MakeObject();

@@ -63,7 +63,7 @@ class PlannerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     engine_ = OpenTestEngine(dir_.path(), &metrics_);
-    c_ = *CreateFromSpec(*engine_, kDefaultTenant, "plan", J(R"({"embedder":"glove"})"));
+    c_ = *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "plan", J(R"({"embedder":"glove"})"));
     UpsertResult r;
     ASSERT_TRUE(c_->Upsert(*ParseUpsertRequest(J(R"({"documents":[
       {"id":"aspirin","text":"Aspirin dosage for adults with headaches is usually 300 to 600 milligrams."},

@@ -22,7 +22,7 @@ class QueryCacheTest : public ::testing::Test {
  protected:
   void SetUp() override { engine_ = OpenTestEngine(dir_.path(), &metrics_); }
   std::shared_ptr<Collection> Create(const std::string& spec) {
-    return *CreateFromSpec(*engine_, kDefaultTenant, "c", J(spec));
+    return *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "c", J(spec));
   }
   static void Upsert(Collection& c, const Json& docs) {
     UpsertResult r;
@@ -80,7 +80,7 @@ TEST_F(QueryCacheTest, CollectionSettings) {
   EXPECT_FALSE((*engine_->GetCollection(kDefaultTenant, "c"))->config().cache_enabled);
   // A low threshold makes loose paraphrases semantic hits; bad values are refused.
   auto loose =
-      *CreateFromSpec(*engine_, kDefaultTenant, "loose",
+      *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "loose",
                       J(R"({"embedder":"glove","cache":{"threshold":0.5,"tiers":{"hot":{"max_mb":1,"ttl_s":60}}}})"));
   Upsert(*loose, J(R"({"documents":[{"id":"pets","text":"Cats and dogs are loyal pets."}]})"));
   Query(*loose, J(R"({"query":"cats and dogs","mode":"vector"})"));
@@ -88,7 +88,7 @@ TEST_F(QueryCacheTest, CollectionSettings) {
   for (const char* bad :
        {R"({"cache":{"threshold":0}})", R"({"cache":{"enabled":"yes"}})", R"({"cache":{"tiers":{"hot":{"ttl_s":0}}}})",
         R"({"cache":{"tiers":{"lukewarm":{}}}})", R"({"cache":{"size":1}})"}) {
-    EXPECT_FALSE(CreateFromSpec(*engine_, kDefaultTenant, "bad", J(bad)).ok()) << bad;
+    EXPECT_FALSE(CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "bad", J(bad)).ok()) << bad;
   }
 }
 

@@ -17,7 +17,7 @@ class CollectionContextTest : public ::testing::Test {
   void SetUp() override {
     engine_ = OpenTestEngine(dir_.path(), &metrics_);
     ASSERT_NE(engine_, nullptr);
-    auto c = CreateFromSpec(*engine_, kDefaultTenant, "docs", J(R"({"embedder":"glove"})"));
+    auto c = CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "docs", J(R"({"embedder":"glove"})"));
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     c_ = *c;
   }

@@ -55,7 +55,7 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
   auto engine = OpenTestEngine(dir.path(), &metrics);
   auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
   ASSERT_TRUE(tok.ok());
-  auto c = *CreateFromSpec(*engine, kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
+  auto c = *CreateFromSpec(*engine, TestEmbedders(), kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
   UpsertResult ur;
   ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(J(R"({"documents":[
       {"id":"tea","text":"Green tea contains caffeine and catechins."},

@@ -10,6 +10,13 @@
 
 namespace contextd {
 
+// The embedders tests' collection specs name ("glove", "hash", "none"), resolved as the
+// engine's own registry resolves them: for CreateFromSpec in tests that hold an Engine.
+inline const EmbedderCatalog& TestEmbedders() {
+  static const EmbedderRegistry* registry = new EmbedderRegistry(CONTEXTD_MODELS_DIR);
+  return *registry;
+}
+
 inline std::unique_ptr<Engine> OpenTestEngine(const std::string& dir, MetricsRegistry* metrics) {
   EngineOptions o;
   o.data_dir = dir;

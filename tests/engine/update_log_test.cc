@@ -127,7 +127,7 @@ class MutationStream {
       for (auto& x : c) x = g(rng_);
     for (int i = 0; i < 400; ++i) vocab_.push_back("w" + std::to_string(i));
     const char* spec = R"({"embedder":"none","dim":16,"sharding":{"max_shard_chunks":64}})";
-    config_ = ParseCollectionRequest(J(spec), engine.embedders())->ToJson().Dump();
+    config_ = ParseCollectionRequest(J(spec), TestEmbedders())->ToJson().Dump();
   }
 
   // Numbered 1..n, with collection ids filled in (a create's id is its sequence).
@@ -329,7 +329,7 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   o.models_dir = CONTEXTD_MODELS_DIR;
   o.on_commit = [&](const Mutation& m) { recorded.push_back(m); };
   auto a = std::move(Engine::Open(o, nullptr)).value();
-  auto c = *CreateFromSpec(*a, kDefaultTenant, "notes",
+  auto c = *CreateFromSpec(*a, TestEmbedders(), kDefaultTenant, "notes",
                            J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
   std::mt19937 rng(5);
   for (int round = 0; round < 40; ++round) {
@@ -345,7 +345,7 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     (void)c->DeleteDocument("n" + std::to_string(rng() % 30));  // NotFound is fine
     if (round == 20) {
       ASSERT_TRUE(a->DropCollection(kDefaultTenant, "notes").ok());
-      c = *CreateFromSpec(*a, kDefaultTenant, "notes",
+      c = *CreateFromSpec(*a, TestEmbedders(), kDefaultTenant, "notes",
                           J(R"({"embedder":"hash","chunking":{"max_tokens":16,"overlap":4}})"));
     }
   }
@@ -375,7 +375,7 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   EXPECT_EQ(a->DeleteSession("never").code(), StatusCode::kNotFound);
   // A create of a name that exists is refused before it reaches the log.
   const size_t before = recorded.size();
-  EXPECT_EQ(CreateFromSpec(*a, kDefaultTenant, "notes", J(R"({"embedder":"hash"})")).status().code(),
+  EXPECT_EQ(CreateFromSpec(*a, TestEmbedders(), kDefaultTenant, "notes", J(R"({"embedder":"hash"})")).status().code(),
             StatusCode::kAlreadyExists);
   EXPECT_EQ(recorded.size(), before);
 
