@@ -46,6 +46,7 @@ constexpr ErrorReason kReasons[] = {
     {"invalid_name", 400, "a collection, session, namespace or tenant name breaks its rules"},
     {"invalid_path", 400, "a path is malformed"},
     {"invalid_quantization", 400, "unknown quantization"},
+    {"invalid_snapshot", 400, "a shard snapshot is malformed (never a client's request)"},
     {"invalid_type", 400, "a member has the wrong JSON type"},
     {"invalid_utf8", 400, "a text is not valid UTF-8"},
     {"invalid_value", 400, "a member's value is not one of those allowed"},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include <spdlog/spdlog.h>
 
@@ -161,8 +162,9 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   return result;
 }
 
-Status Collection::Load(const std::string& graph_path, uint64_t store_sequence) {
+Status Collection::Load(const std::string& graph_path, uint64_t store_sequence, uint64_t applied_sequence) {
   WriterLock lock(&mu_);
+  applied_sequence_ = applied_sequence;
   // The scans' callbacks run inline, under this lock: the thread-safety analysis checks a
   // lambda on its own and cannot see that, hence NO_THREAD_SAFETY_ANALYSIS on them.
   size_t bad = 0;
@@ -257,6 +259,46 @@ StatusOr<CollectionDigest> Collection::Digest() const {
   d.chunks = h;
   d.keywords = table_.keywords().StatsDigest();
   return d;
+}
+
+StatusOr<ShardSnapshot> Collection::SnapshotShard(uint32_t shard_id) {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  // Upserts change the parts under apply_mu_ (shared) and deletes under mu_ alone: holding
+  // the first alone and the second shared sees neither half-done.
+  WriterLock applying(&apply_mu_);
+  ReaderLock lock(&mu_);
+  ShardSnapshot s;
+  s.sequence = applied_sequence_;
+  s.collection_id = id_;
+  s.shard_id = shard_id;
+  s.dim = static_cast<uint32_t>(config_.dim);
+  s.metric = config_.metric;
+  std::vector<uint32_t> slots;
+  if (!shards_.Members(shard_id, &s.shard_index, &s.centroids, &slots)) {
+    return NotFound("shard " + std::to_string(shard_id) + " not found in collection '" + name_ + "'");
+  }
+  // Documents by id, each one's chunks by ordinal.
+  std::map<std::string, std::vector<uint32_t>> by_doc;
+  for (uint32_t slot : slots) by_doc[table_.chunk(slot).doc->id].push_back(slot);
+  for (auto& [id, doc_slots] : by_doc) {
+    const DocumentTable::Document& doc = *table_.chunk(doc_slots[0]).doc;
+    const uint32_t index = static_cast<uint32_t>(s.documents.size());
+    s.documents.push_back({doc.id, doc.title, doc.metadata, doc.refs});
+    std::sort(doc_slots.begin(), doc_slots.end(),
+              [&](uint32_t a, uint32_t b) NO_THREAD_SAFETY_ANALYSIS {  // inline, mu_ held
+                return table_.chunk(a).ordinal < table_.chunk(b).ordinal;
+              });
+    for (uint32_t slot : doc_slots) {
+      ShardSnapshot::Chunk c;
+      c.document = index;
+      c.ordinal = table_.chunk(slot).ordinal;
+      c.text = table_.chunk(slot).text;
+      c.vector.resize(s.dim);
+      shards_.CopyVector(slot, c.vector.data());
+      s.chunks.push_back(std::move(c));
+    }
+  }
+  return s;
 }
 
 void Collection::MarkDropped() {

@@ -43,6 +43,7 @@
 #include "engine/requests.h"
 #include "engine/services.h"
 #include "engine/shard_set.h"
+#include "engine/shard_snapshot.h"
 #include "engine/update_log.h"
 #include "store/store.h"
 #include "text/analyzer.h"
@@ -77,7 +78,15 @@ class Collection : public CollectionHandle {
   // Rebuilds the in-memory state from the store. The HNSW graph comes from `graph_path`
   // when that file was saved at store sequence `store_sequence` (nothing written since)
   // and matches the chunks; otherwise it is rebuilt. REQUIRES: called once, before serving.
-  Status Load(const std::string& graph_path = "", uint64_t store_sequence = 0);
+  // applied_sequence: the update log's applied sequence at start (every mutation of this
+  // collection up to it is in the store).
+  Status Load(const std::string& graph_path = "", uint64_t store_sequence = 0, uint64_t applied_sequence = 0);
+  // One topic shard's contents at the highest mutation sequence applied here, with every
+  // shard's centroid: enough to rebuild the shard elsewhere and bring it up to date from
+  // the log (engine/shard_snapshot.h). Waits for writes in progress; NotFound for an
+  // unknown shard id. The sequence bounds what is in the snapshot when mutations are
+  // applied in sequence order (a replica following the log).
+  StatusOr<ShardSnapshot> SnapshotShard(uint32_t shard_id);
   // Saves the graph for the next Load(). REQUIRES: no writes in flight.
   // Each shard's graph goes to its own file: `path` for the first, `path`.N for the others.
   // Waits for a shard split in progress to finish first.
@@ -184,7 +193,8 @@ class Collection : public CollectionHandle {
   mutable SharedMutex mu_ ACQUIRED_AFTER(apply_mu_, drop_mu_);
   DocumentTable table_ GUARDED_BY(mu_);
   ShardSet shards_ GUARDED_BY(mu_);
-  std::string graph_source_ = "built";  // "loaded" when Load() took a saved graph
+  uint64_t applied_sequence_ GUARDED_BY(mu_) = 0;  // the highest mutation applied here
+  std::string graph_source_ = "built";             // "loaded" when Load() took a saved graph
   // Last: its verifier searches the parts above, so it stops first (also in ~Collection).
   // Mutable: it locks itself, and a query's pass through it changes no collection state.
   mutable QueryCacheLayer cache_;

@@ -198,6 +198,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   std::shared_lock<SharedMutex> applying(apply_mu_);
   {
     WriterLock lock(&mu_);
+    applied_sequence_ = std::max(applied_sequence_, m.sequence);
     row = 0;
     for (size_t i = 0; i < m.documents.size(); ++i) {
       MutationDocument& d = m.documents[i];
@@ -239,6 +240,7 @@ Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
   cache_.BeginWrite();
   {
     WriterLock lock(&mu_);
+    applied_sequence_ = std::max(applied_sequence_, m.sequence);
     RemoveDocLocked(id);
   }
   WriteChange change;

@@ -69,7 +69,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Eng
     }
     auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), e->log_.get(),
                                           options.clock, e->VectorDir());
-    CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence));
+    CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence, applied));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
     MutexLock lock(&e->mu_);

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "engine/wire_format.h"
+
 namespace contextd {
 namespace {
 
@@ -9,57 +11,9 @@ namespace {
 // little-endian floats. Version 1 is the first; a decoder refuses versions it does not know.
 constexpr char kMagic = 'M';
 constexpr uint8_t kVersion = 1;
-// Bounds that keep a corrupt length from asking for absurd allocations.
-constexpr uint64_t kMaxItems = 1u << 24;
-
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void PutBytes(std::string* out, std::string_view s) {
-  PutVarint(out, s.size());
-  out->append(s);
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-
-  bool Varint(uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos_ >= in_.size()) return false;
-      const uint8_t b = static_cast<uint8_t>(in_[pos_++]);
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
-  bool Bytes(std::string* s) {
-    uint64_t n = 0;
-    if (!Varint(&n) || n > in_.size() - pos_) return false;
-    s->assign(in_.substr(pos_, n));
-    pos_ += n;
-    return true;
-  }
-  bool Count(uint64_t* n) { return Varint(n) && *n <= kMaxItems; }
-  bool Floats(std::vector<float>* v, uint64_t n) {
-    if (n > (in_.size() - pos_) / sizeof(float)) return false;
-    v->resize(n);
-    if (n > 0) std::memcpy(v->data(), in_.data() + pos_, n * sizeof(float));
-    pos_ += n * sizeof(float);
-    return true;
-  }
-  bool done() const { return pos_ == in_.size(); }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-};
+using wire::PutBytes;
+using wire::PutVarint;
+using wire::Reader;
 
 Status Corrupt(const std::string& what) { return InvalidArgument("mutation record: " + what, "invalid_mutation"); }
 

@@ -136,6 +136,21 @@ size_t ShardSet::mapped_bytes() const {
   return n;
 }
 
+bool ShardSet::Members(uint32_t shard_id, uint32_t* index, std::vector<float>* centroids,
+                       std::vector<uint32_t>* slots) const {
+  for (uint32_t i = 0; i < shards_.size(); ++i) {
+    if (shards_[i]->id != shard_id) continue;
+    *index = i;
+    *centroids = centroids_;
+    slots->clear();
+    for (uint32_t s = 0; s < shard_of_.size(); ++s) {
+      if (shard_of_[s] == i) slots->push_back(s);
+    }
+    return true;
+  }
+  return false;
+}
+
 std::vector<std::shared_ptr<HnswIndex>> ShardSet::RepairDue() const {
   // Tombstones cost memory and search time, and the graph's paths through them age; once
   // they are a tenth of the graph, it is worth reconnecting around them.

@@ -64,6 +64,9 @@ class ShardSet {
   size_t graph_tombstones() const;
   size_t memory_bytes() const;
   size_t mapped_bytes() const;
+  // The shard with this id: its position in routing order, every shard's centroid (in that
+  // order) and its live slots, ascending. False when no shard has the id.
+  bool Members(uint32_t shard_id, uint32_t* index, std::vector<float>* centroids, std::vector<uint32_t>* slots) const;
   // Graphs with enough tombstones to be worth repairing (RepairDeleted, with no lock held).
   std::vector<std::shared_ptr<HnswIndex>> RepairDue() const;
 
