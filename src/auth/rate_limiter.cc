@@ -58,7 +58,16 @@ RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
       d.retry_after_s = std::max(d.retry_after_s, 1.0);
     }
   }
-  // Second pass: charge all (or none) and report the tightest scope of each kind.
+  // Second pass: charge all (or none).
+  for (const RateScope& s : scopes) {
+    if (s.rpm > 0 && d.admitted) requests_[s.name].level -= 1;
+    if (s.max_inflight > 0 && d.admitted) ++inflight_[s.name];
+  }
+  ReportLocked(scopes, &d);
+  return d;
+}
+
+void RateLimiter::ReportLocked(const std::vector<RateScope>& scopes, RateDecision* d) {
   double tightest_requests = INFINITY, tightest_tokens = INFINITY;
   const auto report = [](const Bucket& b, int64_t limit, double* tightest, int64_t* limit_out, int64_t* remaining,
                          double* reset_s) {
@@ -71,15 +80,47 @@ RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
   };
   for (const RateScope& s : scopes) {
     if (s.rpm > 0) {
-      Bucket& b = requests_[s.name];
-      if (d.admitted) b.level -= 1;
-      report(b, s.rpm, &tightest_requests, &d.limit_requests, &d.remaining_requests, &d.reset_requests_s);
+      report(requests_[s.name], s.rpm, &tightest_requests, &d->limit_requests, &d->remaining_requests,
+             &d->reset_requests_s);
     }
     if (s.tpm > 0) {
-      report(tokens_[s.name], s.tpm, &tightest_tokens, &d.limit_tokens, &d.remaining_tokens, &d.reset_tokens_s);
+      report(tokens_[s.name], s.tpm, &tightest_tokens, &d->limit_tokens, &d->remaining_tokens, &d->reset_tokens_s);
     }
-    if (s.max_inflight > 0 && d.admitted) ++inflight_[s.name];
   }
+}
+
+RateDecision RateLimiter::Reserve(const std::vector<RateScope>& scopes, int64_t tokens) {
+  RateDecision d;
+  const int64_t now = clock_->NowNanos();
+  MutexLock lock(&mu_);
+  const double need = static_cast<double>(std::max<int64_t>(tokens, 0));
+  for (const RateScope& s : scopes) {
+    if (s.tpm <= 0) continue;
+    if (tokens > s.tpm) {
+      // No wait makes room for it: the bucket never holds more than its limit.
+      d.admitted = false;
+      d.too_large = true;
+      d.refused_by = s.name;
+      d.limit_tokens = s.tpm;
+      return d;
+    }
+    Bucket& b = tokens_[s.name];
+    Refill(&b, s.tpm, now);
+    if (b.level >= need) continue;
+    const double wait = (need - b.level) * 60.0 / static_cast<double>(s.tpm);
+    if (wait > d.retry_after_s) d.refused_by = s.name;
+    d.retry_after_s = std::max(d.retry_after_s, wait);
+    d.admitted = false;
+  }
+  for (const RateScope& s : scopes) {
+    if (d.admitted && s.tpm > 0) tokens_[s.name].level -= need;
+    // Refused: the request Admit() charged is given back, so it costs nothing.
+    if (!d.admitted && s.rpm > 0) {
+      Bucket& b = requests_[s.name];
+      b.level = std::min<double>(static_cast<double>(s.rpm), b.level + 1);
+    }
+  }
+  ReportLocked(scopes, &d);
   return d;
 }
 
@@ -92,12 +133,12 @@ void RateLimiter::Settle(const std::vector<RateScope>& scopes, int64_t tokens) {
       if (it != inflight_.end() && --it->second <= 0) inflight_.erase(it);
     }
   }
-  if (tokens <= 0) return;
+  if (tokens == 0) return;
   for (const RateScope& s : scopes) {
     if (s.tpm <= 0) continue;
     Bucket& b = tokens_[s.name];
     Refill(&b, s.tpm, now);
-    b.level -= static_cast<double>(tokens);
+    b.level = std::min<double>(static_cast<double>(s.tpm), b.level - static_cast<double>(tokens));
   }
 }
 

@@ -3,8 +3,10 @@
 // A bucket of a per-minute limit holds at most `limit` and refills at limit/60 per second.
 // Admit() checks every scope a request is subject to and either charges all of them or
 // none, so a request refused by its key's limit costs its tenant nothing. Tokens are
-// charged after the work (Settle), from what the request used: a bucket may go negative,
-// and the scope then waits until it refills.
+// charged before the work from what the request declares (Reserve: all scopes or none, and
+// a declaration larger than a bucket can ever hold is refused as such), and settled after
+// it (Settle) against what it used: a bucket may go negative, and the scope then waits
+// until it refills.
 //
 // Time comes from the injected clock (tests step it); buckets idle for ten minutes are
 // dropped, since a full bucket is what a missing one means.
@@ -40,6 +42,7 @@ struct RateDecision {
   double reset_tokens_s = 0;
   std::string refused_by;  // the scope that refused
   bool inflight = false;   // refused for requests in flight, not for the rate
+  bool too_large = false;  // Reserve: more tokens than refused_by's bucket ever holds
 };
 
 class RateLimiter {
@@ -49,8 +52,13 @@ class RateLimiter {
   // One request, needing a request and (to be admitted) a positive token balance in each
   // scope.
   RateDecision Admit(const std::vector<RateScope>& scopes);
-  // Charges `tokens` used by an admitted request to each scope's token bucket, and ends
-  // its time in flight.
+  // Charges an admitted request's declared `tokens` to every scope's token bucket, when
+  // each holds that many; otherwise charges none and gives back the request Admit()
+  // charged (a refused request costs nothing). retry_after_s: until every bucket could.
+  RateDecision Reserve(const std::vector<RateScope>& scopes, int64_t tokens);
+  // Charges `tokens` more (used beyond what was reserved; negative: gives back the unused
+  // part of a reservation) to each scope's token bucket, and ends the request's time in
+  // flight.
   void Settle(const std::vector<RateScope>& scopes, int64_t tokens);
 
  private:
@@ -59,8 +67,10 @@ class RateLimiter {
     int64_t at_ns = 0;
     bool fresh = true;
   };
-  // Refills `b` (capacity `limit` per minute) to now. REQUIRES: mu_ held.
+  // Refills `b` (capacity `limit` per minute) to now.
   void Refill(Bucket* b, int64_t limit, int64_t now_ns) const;
+  // The x-ratelimit-* figures of the tightest scopes.
+  void ReportLocked(const std::vector<RateScope>& scopes, RateDecision* d) REQUIRES(mu_);
   void SweepLocked(int64_t now_ns) REQUIRES(mu_);
 
   const Clock* clock_;

@@ -72,6 +72,7 @@ constexpr ErrorReason kReasons[] = {
     {"query_too_long", 400, "the query has more words than max_query_tokens"},
     {"queue_full", 429, "the embedding queue is full"},
     {"rate_limit_exceeded", 429, "a tenant or key limit is reached; see Retry-After"},
+    {"request_exceeds_limit", 400, "one request needs more tokens than its token limit ever allows; split it"},
     {"resource_exhausted", 429, "a limit was hit"},
     {"server_busy", 503, "every connection is busy at the connection cap"},
     {"session_not_found", 404, "no such session, or it expired"},

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,6 +97,26 @@ class RequestContext {
   mutable Usage usage;
   // Set by the server; null (tokens not counted) in background work and tests.
   const TokenCounter* token_counter = nullptr;
+
+  // Token rate limits. A handler declares the tokens its request will use (what it embeds,
+  // or what /v1/context may return) once it has read the body and before the work starts;
+  // they are charged then, in every scope or in none, and settled against `tokens_used`
+  // after the reply. Set by the server where a token limit applies; null otherwise, when
+  // declaring costs nothing.
+  std::function<Status(int64_t tokens)> reserve_tokens;
+  // exact: the declaration is also what is used (nothing to settle).
+  Status ReserveTokens(int64_t tokens, bool exact) const {
+    if (!reserve_tokens) return Status::Ok();
+    CTX_RETURN_IF_ERROR(reserve_tokens(tokens));
+    tokens_reserved += tokens;
+    if (exact) tokens_used += tokens;
+    return Status::Ok();
+  }
+  bool limits_tokens() const { return static_cast<bool>(reserve_tokens); }
+  mutable std::atomic<int64_t> tokens_reserved{0};
+  // What the request used in the limits' sense (cl100k tokens embedded plus tokens
+  // returned by /v1/context), as its handler counted it.
+  mutable std::atomic<int64_t> tokens_used{0};
   // The server's shutdown cut-off (monotonic ns, 0 while running), shared by every request:
   // past it CheckDeadline says Unavailable "shutting_down", so a write that could not be
   // answered before the process exits is not committed either.

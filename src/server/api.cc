@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "common/memory.h"
@@ -384,10 +385,21 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   return Status::Ok();
 }
 
-Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx) {
-  if (scopes.empty()) return Status::Ok();
-  const RateDecision d = limiter_->Admit(scopes);
+namespace {
+
+// The headers the request context gathered (rate-limit figures); an exact Retry-After
+// among them replaces the generic one of an error reply.
+void AddReplyHeaders(const RequestContext& ctx, HttpResponse* res) {
+  for (const auto& h : ctx.reply_headers) {
+    if (h.first == "Retry-After") std::erase_if(res->headers, [](const auto& x) { return x.first == "Retry-After"; });
+    res->headers.push_back(h);
+  }
+}
+
+// The x-ratelimit-* headers of a decision, replacing those of an earlier one.
+void SetRateHeaders(const RateDecision& d, RequestContext* ctx) {
   auto& h = ctx->reply_headers;
+  std::erase_if(h, [](const auto& x) { return x.first.starts_with("x-ratelimit-") || x.first == "Retry-After"; });
   if (d.limit_requests > 0) {
     h.emplace_back("x-ratelimit-limit-requests", std::to_string(d.limit_requests));
     h.emplace_back("x-ratelimit-remaining-requests", std::to_string(d.remaining_requests));
@@ -398,9 +410,34 @@ Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx)
     h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(d.remaining_tokens));
     h.emplace_back("x-ratelimit-reset-tokens", Seconds(d.reset_tokens_s));
   }
+  if (!d.admitted && !d.too_large) {
+    const int64_t retry = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(d.retry_after_s)));
+    h.emplace_back("Retry-After", std::to_string(retry));
+  }
+}
+
+}  // namespace
+
+Status Api::ReserveTokens(const std::vector<RateScope>& scopes, int64_t tokens, RequestContext* ctx) {
+  const RateDecision d = limiter_->Reserve(scopes, tokens);
+  SetRateHeaders(d, ctx);
   if (d.admitted) return Status::Ok();
-  const int64_t retry = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(d.retry_after_s)));
-  h.emplace_back("Retry-After", std::to_string(retry));
+  if (d.too_large) {
+    return InvalidArgument("this request needs " + std::to_string(tokens) + " tokens, more than the " +
+                               std::to_string(d.limit_tokens) + " a minute that " + d.refused_by +
+                               " allows: split it into smaller requests",
+                           "request_exceeds_limit");
+  }
+  return ResourceExhausted("token rate limit of " + d.refused_by + " reached: " + std::to_string(tokens) +
+                               " tokens wanted; retry in " + Seconds(d.retry_after_s),
+                           "rate_limit_exceeded");
+}
+
+Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx) {
+  if (scopes.empty()) return Status::Ok();
+  const RateDecision d = limiter_->Admit(scopes);
+  SetRateHeaders(d, ctx);
+  if (d.admitted) return Status::Ok();
   if (d.inflight) {
     return ResourceExhausted(d.refused_by + " has its most requests in flight (max_inflight); retry when one ends",
                              "too_many_requests_in_flight");
@@ -512,7 +549,7 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
     res.headers.emplace_back("Vary", "Accept-Encoding");
   }
   res.headers.emplace_back("traceparent", ctx.trace.Header());
-  for (auto& h : ctx.reply_headers) res.headers.push_back(h);
+  AddReplyHeaders(ctx, &res);
   if (const uint64_t token = ctx.committed_sequence.load(); token != 0) {
     res.headers.emplace_back("X-Contextd-Write-Token", std::to_string(token));
   }
@@ -576,14 +613,14 @@ void Api::Handle(HttpRequest req, Responder respond) {
     scopes = std::make_shared<std::vector<RateScope>>();
     Status st = Authorize(*match, params, req, ctx.get(), scopes.get());
     if (st.ok()) st = AdmitRate(*scopes, ctx.get());
+    if (st.ok() && std::any_of(scopes->begin(), scopes->end(), [](const RateScope& r) { return r.tpm > 0; })) {
+      // The context outlives every call: the handler declares while it runs.
+      RequestContext* raw = ctx.get();
+      ctx->reserve_tokens = [this, scopes, raw](int64_t tokens) { return ReserveTokens(*scopes, tokens, raw); };
+    }
     if (!st.ok()) {
       HttpResponse res = ErrorResponse(st);
-      for (auto& h : ctx->reply_headers) {
-        // An exact Retry-After replaces the generic one.
-        if (h.first == "Retry-After")
-          std::erase_if(res.headers, [](const auto& x) { return x.first == "Retry-After"; });
-        res.headers.push_back(h);
-      }
+      AddReplyHeaders(*ctx, &res);
       if (res.status == 401) res.headers.emplace_back("WWW-Authenticate", "Bearer");
       Record(match, res.status, start);
       return respond(std::move(res));
@@ -594,9 +631,10 @@ void Api::Handle(HttpRequest req, Responder respond) {
   // an I/O thread.
   // (read_after first: applied_sequence() takes a lock, and most requests carry no token.)
   const bool must_wait = ctx->read_after != 0 && ctx->read_after > backends_.replica->applied_sequence();
-  // Tokens are charged from what the request used, once it is done.
+  // Tokens were charged as declared; settled against what the request used once it is done.
   const auto settle = [this, scopes, ctx] {
-    if (scopes != nullptr && !scopes->empty()) limiter_->Settle(*scopes, ctx->usage.embedding_tokens.load());
+    if (scopes != nullptr && !scopes->empty())
+      limiter_->Settle(*scopes, ctx->tokens_used.load() - ctx->tokens_reserved.load());
   };
   if (match->pool == Pool::kInline && !must_wait) {
     Run(match, params, req, *ctx, start, respond);
@@ -665,6 +703,14 @@ StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& re
   CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(auto docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
+  if (ctx.limits_tokens()) {
+    // What will be embedded: each document's title and text (a caller's vector: nothing).
+    int64_t tokens = 0;
+    for (const DocumentInput& d : docs) {
+      if (!d.vector) tokens += TokensOf(d.title) + TokensOf(d.text);
+    }
+    CTX_RETURN_IF_ERROR(ctx.ReserveTokens(tokens, /*exact=*/true));
+  }
   UpsertResult result;
   CTX_RETURN_IF_ERROR(c->Upsert(ctx, std::move(docs), &result));
   Reply r;
@@ -714,6 +760,9 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, Request
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(q.text));
+  if (ctx.limits_tokens() && q.mode != QueryMode::kKeyword && !q.vector) {
+    CTX_RETURN_IF_ERROR(ctx.ReserveTokens(TokensOf(q.text), /*exact=*/true));  // the query is embedded
+  }
   QueryResult result;
   Json plan;
   if (q.strategy.empty()) {

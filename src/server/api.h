@@ -199,6 +199,11 @@ class Api {
                    std::vector<RateScope>* scopes) const;
   // Admits the request under its scopes' limits, or says when to retry.
   Status AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx);
+  // The request's declared tokens (RequestContext::ReserveTokens), charged in every scope
+  // or refused: 429 with the wait, or 400 request_exceeds_limit when no wait would do.
+  Status ReserveTokens(const std::vector<RateScope>& scopes, int64_t tokens, RequestContext* ctx);
+  // cl100k_base tokens of a text (pre-tokenizer words without the vocabulary).
+  int64_t TokensOf(std::string_view text) const;
   StatusOr<Reply> AdminCreateTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminListTenants(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminGetTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);

@@ -73,6 +73,10 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
                        "tokenizer_missing");
   CTX_ASSIGN_OR_RETURN(ContextRequest request, ParseContextRequest(body, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(request.query));
+  // Declared: the query (embedded) and the most the answer may return; settled against
+  // what it does return.
+  const int64_t query_tokens = ctx.limits_tokens() ? TokensOf(request.query) : 0;
+  CTX_RETURN_IF_ERROR(ctx.ReserveTokens(query_tokens + static_cast<int64_t>(request.max_tokens), /*exact=*/false));
   std::vector<SessionTurn> turns;
   if (!request.session_id.empty()) {
     CTX_ASSIGN_OR_RETURN(turns, backends_.sessions->SessionTurns(request.session_id, ctx));
@@ -83,7 +87,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
     // its body a stream of events, one per wave as it is decided, then "done" (or "error").
     r.content_type = "text/event-stream";
     r.channel = std::make_shared<HttpBodyChannel>();
-    r.produce = [this, c, request, turns = std::move(turns), channel = r.channel, start, &ctx] {
+    r.produce = [this, c, request, turns = std::move(turns), channel = r.channel, start, query_tokens, &ctx] {
       WaveCallback on_wave = [&](const char* wave, const std::vector<ContextPiece>& pieces) {
         Json data = Json::MakeObject();
         data["wave"] = wave;
@@ -93,6 +97,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
         channel->Write(Event("wave", data));
       };
       auto result = BuildContext(ctx, *c, *backends_.tokenizer, request, clock_, turns, &on_wave);
+      ctx.tokens_used += query_tokens + (result.ok() ? static_cast<int64_t>(result->tokens) : 0);
       if (result.ok()) {
         CountPlan(result->plan);
         Json done = Json::MakeObject();
@@ -110,7 +115,9 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
     };
     return r;
   }
-  CTX_ASSIGN_OR_RETURN(ContextResult result, BuildContext(ctx, *c, *backends_.tokenizer, request, clock_, turns));
+  auto built = BuildContext(ctx, *c, *backends_.tokenizer, request, clock_, turns);
+  ctx.tokens_used += query_tokens + (built.ok() ? static_cast<int64_t>(built->tokens) : 0);
+  CTX_ASSIGN_OR_RETURN(ContextResult result, std::move(built));
   CountPlan(result.plan);
   Json& pieces = r.json["pieces"];
   pieces = Json::MakeArray();

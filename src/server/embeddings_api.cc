@@ -127,19 +127,17 @@ void AppendVectorBase64(const float* v, size_t dim, std::string* out) {
 
 // Usage is counted in cl100k_base tokens, as OpenAI counts for its embedding models; in
 // pre-tokenizer words when the vocabulary is not installed. Token-id inputs count as given.
-int64_t CountTokens(const Inputs& inputs, const TiktokenEncoder* tokenizer) {
+int64_t CountTextTokens(std::string_view text, const TiktokenEncoder* tokenizer) {
+  if (tokenizer != nullptr) return static_cast<int64_t>(tokenizer->Count(text));
   std::vector<TokenSpan> spans;
+  PreTokenize(text, &spans);
+  return static_cast<int64_t>(spans.size());
+}
+
+int64_t CountTokens(const Inputs& inputs, const TiktokenEncoder* tokenizer) {
   int64_t n = 0;
   for (size_t i = 0; i < inputs.texts.size(); ++i) {
-    if (inputs.given_tokens[i] >= 0) {
-      n += inputs.given_tokens[i];
-    } else if (tokenizer != nullptr) {
-      n += static_cast<int64_t>(tokenizer->Count(inputs.texts[i]));
-    } else {
-      spans.clear();
-      PreTokenize(inputs.texts[i], &spans);
-      n += static_cast<int64_t>(spans.size());
-    }
+    n += inputs.given_tokens[i] >= 0 ? inputs.given_tokens[i] : CountTextTokens(inputs.texts[i], tokenizer);
   }
   return n;
 }
@@ -218,6 +216,8 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
     }
     dims = static_cast<size_t>(dimensions->as_int());
   }
+  const int64_t tokens = CountTokens(inputs, backends_.tokenizer);
+  CTX_RETURN_IF_ERROR(ctx.ReserveTokens(tokens, /*exact=*/true));
   std::vector<float> vecs;
   CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(ctx, body, inputs.texts, &vecs));
   if (dims < dim) Truncate(inputs.texts.size(), dim, dims, &vecs);
@@ -235,8 +235,8 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   }
   out += "],\"model\":";
   AppendJsonString(embedder->model(), &out);
-  const std::string tokens = std::to_string(CountTokens(inputs, backends_.tokenizer));
-  out += ",\"usage\":{\"prompt_tokens\":" + tokens + ",\"total_tokens\":" + tokens + "}}";
+  out +=
+      ",\"usage\":{\"prompt_tokens\":" + std::to_string(tokens) + ",\"total_tokens\":" + std::to_string(tokens) + "}}";
   return r;
 }
 
@@ -274,6 +274,7 @@ StatusOr<Api::Reply> Api::TeiEmbed(const Params&, const HttpRequest& req, Reques
   CTX_RETURN_IF_ERROR(fields.OneOf("truncation_direction", {"Left", "Right"}, &direction));
   Inputs inputs;
   CTX_RETURN_IF_ERROR(ReadInputs(body, "inputs", nullptr, /*token_ids=*/false, &inputs));
+  if (ctx.limits_tokens()) CTX_RETURN_IF_ERROR(ctx.ReserveTokens(CountTokens(inputs, backends_.tokenizer), true));
   std::vector<float> vecs;
   CTX_ASSIGN_OR_RETURN(auto embedder, EmbedForRequest(ctx, body, inputs.texts, &vecs));
   const size_t dim = static_cast<size_t>(embedder->dim());
@@ -347,5 +348,7 @@ StatusOr<Api::Reply> Api::TeiInfo(const Params&, const HttpRequest&, RequestCont
   j["version"] = "contextd-0.1.0";
   return r;
 }
+
+int64_t Api::TokensOf(std::string_view text) const { return CountTextTokens(text, backends_.tokenizer); }
 
 }  // namespace contextd

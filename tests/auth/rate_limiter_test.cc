@@ -31,6 +31,39 @@ TEST(RateLimiterTest, AllScopesPassOrNoneIsCharged) {
   EXPECT_FALSE(limiter.Admit(both).admitted);
 }
 
+TEST(RateLimiterTest, DeclaredTokensAreReservedInEveryScopeOrNone) {
+  ManualClock clock;
+  RateLimiter limiter(&clock);
+  const std::vector<RateScope> both = {{"tenant:acme", 10, 1000}, {"key:k1", 10, 100}};
+  ASSERT_TRUE(limiter.Admit(both).admitted);
+  RateDecision d = limiter.Reserve(both, 80);
+  ASSERT_TRUE(d.admitted);
+  EXPECT_EQ(d.remaining_tokens, 20) << "the key is the tightest";
+  limiter.Settle(both, 0);
+  ASSERT_TRUE(limiter.Admit(both).admitted);
+  d = limiter.Reserve(both, 50);
+  EXPECT_FALSE(d.admitted);
+  EXPECT_EQ(d.refused_by, "key:k1");
+  EXPECT_NEAR(d.retry_after_s, 30 * 60.0 / 100, 1e-6);
+  EXPECT_EQ(d.remaining_requests, 9) << "the refused request's charge came back";
+  limiter.Settle(both, 0);
+  // The tenant was not charged for the refusal: 920 of its 1000 are left.
+  const std::vector<RateScope> tenant = {{"tenant:acme", 10, 1000}};
+  ASSERT_TRUE(limiter.Admit(tenant).admitted);
+  d = limiter.Reserve(tenant, 920);
+  EXPECT_TRUE(d.admitted);
+  limiter.Settle(tenant, -900);  // it used only 20 of them
+  ASSERT_TRUE(limiter.Admit(tenant).admitted);
+  EXPECT_TRUE(limiter.Reserve(tenant, 900).admitted) << "the unused part was given back";
+  // More than a bucket ever holds: refused as such, whatever the balance.
+  const std::vector<RateScope> fresh = {{"key:k2", 10, 100}};
+  ASSERT_TRUE(limiter.Admit(fresh).admitted);
+  d = limiter.Reserve(fresh, 101);
+  EXPECT_FALSE(d.admitted);
+  EXPECT_TRUE(d.too_large);
+  EXPECT_EQ(d.limit_tokens, 100);
+}
+
 TEST(RateLimiterTest, TokensAreSettledAfterTheWork) {
   ManualClock clock;
   RateLimiter limiter(&clock);

@@ -11,11 +11,17 @@
 namespace contextd {
 namespace {
 
-TEST(EnginePartsTest, AnEngineServesFromThePartsItWasGiven) {
+class EnginePartsTest : public ::testing::Test {
+ protected:
+  EnginePartsTest() {
+    o.data_dir = dir.path();
+    o.models_dir = CONTEXTD_MODELS_DIR;
+  }
   TempDir dir;
   EngineOptions o;
-  o.data_dir = dir.path();
-  o.models_dir = CONTEXTD_MODELS_DIR;
+};
+
+TEST_F(EnginePartsTest, AnEngineServesFromThePartsItWasGiven) {
   auto parts = OpenEngineParts(o, nullptr);
   ASSERT_TRUE(parts.ok()) << parts.status().ToString();
   ASSERT_NE(parts->tokenizer, nullptr) << "scripts/setup installs cl100k_base";
@@ -38,11 +44,7 @@ TEST(EnginePartsTest, AnEngineServesFromThePartsItWasGiven) {
   EXPECT_TRUE(catalog->Resolve("glove").ok());
 }
 
-TEST(EnginePartsTest, AnEngineWithoutItsPartsIsRefused) {
-  TempDir dir;
-  EngineOptions o;
-  o.data_dir = dir.path();
-  o.models_dir = CONTEXTD_MODELS_DIR;
+TEST_F(EnginePartsTest, AnEngineWithoutItsPartsIsRefused) {
   auto parts = OpenEngineParts(o, nullptr);
   ASSERT_TRUE(parts.ok());
   parts->sessions.reset();

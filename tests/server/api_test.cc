@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "text/tiktoken.h"
+
 #include <future>
 
 #include "fakes.h"
@@ -263,12 +265,89 @@ class ApiAuthTest : public ::testing::Test {
     return res.status;
   }
 
+  HttpResponse Post(const std::string& key, const std::string& path, const std::string& body) {
+    HttpRequest req;
+    req.method = "POST";
+    req.path = path;
+    req.body = body;
+    req.headers = {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}};
+    std::promise<HttpResponse> done;
+    api_->Handle(std::move(req), [&](HttpResponse res) { done.set_value(std::move(res)); });
+    return done.get_future().get();
+  }
+
   ManualClock clock_;
-  MetricsRegistry metrics_;
+  MetricsRegistry metrics_, context_metrics_;
   FakeBackends fakes_;
   std::unique_ptr<Api> api_;
   std::string gateway_, alice_, last_body_;
 };
+
+std::string HeaderOf(const HttpResponse& res, const std::string& name) {
+  std::string value;
+  for (const auto& [k, v] : res.headers) {
+    if (k == name) value = v;
+  }
+  return value;
+}
+
+// Tokens are charged from what a request declares, before the work: all scopes or none,
+// 429 with the exact wait when a bucket is short, 400 when no wait would ever do.
+TEST_F(ApiAuthTest, TokensAreChargedAsDeclaredBeforeTheWork) {
+  KeyRecord k;
+  k.tenant = "acme";
+  k.role = Role::kWriter;
+  k.limits.tpm = 100;
+  const std::string key = MakeKey(&k);
+  ASSERT_TRUE(fakes_.governance.PutKey(k, RequestContext::Background()).ok());
+  // Without the cl100k vocabulary (the fakes have none) a token is a pre-tokenizer word.
+  const auto embed = [&](int words) {
+    std::string input;
+    for (int i = 0; i < words; ++i) input += "word ";
+    return Post(key, "/v1/embeddings", R"({"model":"hash","input":")" + input + R"("})");
+  };
+  HttpResponse res = embed(150);
+  EXPECT_EQ(res.status, 400) << res.body;
+  EXPECT_NE(res.body.find("request_exceeds_limit"), std::string::npos) << res.body;
+  EXPECT_EQ(HeaderOf(res, "Retry-After"), "") << "retrying cannot help";
+
+  res = embed(60);
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(HeaderOf(res, "x-ratelimit-limit-tokens"), "100");
+  EXPECT_EQ(HeaderOf(res, "x-ratelimit-remaining-tokens"), "40");
+  EXPECT_NE(res.body.find(R"("prompt_tokens":60)"), std::string::npos) << res.body;
+
+  res = embed(60);
+  EXPECT_EQ(res.status, 429) << res.body;
+  EXPECT_NE(res.body.find("key:" + k.id), std::string::npos) << res.body;
+  EXPECT_EQ(HeaderOf(res, "Retry-After"), "12") << "20 tokens short at 100 a minute";
+  // The refusal charged nothing: 40 are still there for a smaller request.
+  res = embed(40);
+  EXPECT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(HeaderOf(res, "x-ratelimit-remaining-tokens"), "0");
+  clock_.AdvanceMs(36000);
+  EXPECT_EQ(embed(60).status, 200) << "60 tokens refilled in 36 s";
+
+  // /v1/context (which needs the cl100k vocabulary) declares its max_tokens: more than the
+  // bucket holds is refused up front, and costs nothing.
+  auto tokenizer = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();
+  ApiBackends with_tokenizer = fakes_.Wire();
+  with_tokenizer.tokenizer = tokenizer->get();
+  ApiOptions o;
+  o.clock = &clock_;
+  o.auth_enabled = true;
+  api_ = std::make_unique<Api>(with_tokenizer, &context_metrics_, o);
+  res = Post(key, "/v1/context", R"({"collection":"docs","query":"word","max_tokens":500})");
+  EXPECT_EQ(res.status, 400) << res.body;
+  EXPECT_NE(res.body.find("request_exceeds_limit"), std::string::npos) << res.body;
+  // An upsert declares the tokens it embeds.
+  res = Post(key, "/v1/collections/docs/documents",
+             R"({"documents":[{"id":"a","text":"one two three four five six seven eight nine ten"}]})");
+  EXPECT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(HeaderOf(res, "x-ratelimit-remaining-tokens"),
+            std::to_string(100 - (*tokenizer)->Count("one two three four five six seven eight nine ten")));
+}
 
 TEST_F(ApiAuthTest, EachUserHasTheTenantsUserLimits) {
   // Two requests a minute per user: u1's third is refused, u2 and alice are not charged.
