@@ -124,6 +124,20 @@ RateDecision RateLimiter::Reserve(const std::vector<RateScope>& scopes, int64_t 
   return d;
 }
 
+void RateLimiter::Refund(const std::vector<RateScope>& scopes) {
+  MutexLock lock(&mu_);
+  for (const RateScope& s : scopes) {
+    if (s.rpm > 0) {
+      Bucket& b = requests_[s.name];
+      b.level = std::min<double>(static_cast<double>(s.rpm), b.level + 1);
+    }
+    if (s.max_inflight > 0) {
+      auto it = inflight_.find(s.name);
+      if (it != inflight_.end() && --it->second <= 0) inflight_.erase(it);
+    }
+  }
+}
+
 void RateLimiter::Settle(const std::vector<RateScope>& scopes, int64_t tokens) {
   const int64_t now = clock_->NowNanos();
   MutexLock lock(&mu_);

@@ -56,6 +56,9 @@ class RateLimiter {
   // each holds that many; otherwise charges none and gives back the request Admit()
   // charged (a refused request costs nothing). retry_after_s: until every bucket could.
   RateDecision Reserve(const std::vector<RateScope>& scopes, int64_t tokens);
+  // Gives back what Admit() charged an admitted request that was then not served (shed
+  // before it started), and ends its time in flight.
+  void Refund(const std::vector<RateScope>& scopes);
   // Charges `tokens` more (used beyond what was reserved; negative: gives back the unused
   // part of a reservation) to each scope's token bucket, and ends the request's time in
   // flight.

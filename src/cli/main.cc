@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   auto* header_timeout = s->add_option("--header-timeout-ms", serve.header_timeout_ms,
                                        "Once a request has begun, how long its headers may take to arrive")
                              ->check(CLI::Range(kHeaderTimeoutMsRange.lo, kHeaderTimeoutMsRange.hi));
+  auto* max_queue = s->add_option("--max-queue", serve.max_queue,
+                                  "Requests that may wait for a worker pool before more are shed (503 overloaded)")
+                        ->check(CLI::Range(kMaxQueueRange.lo, kMaxQueueRange.hi));
   auto* per_client = s->add_option("--max-connections-per-client", serve.max_connections_per_client,
                                    "Connections one client address may hold (more get 429)")
                          ->check(CLI::Range(kConnectionsPerClientRange.lo, kConnectionsPerClientRange.hi));
@@ -132,6 +135,7 @@ int main(int argc, char** argv) {
       if (!query_tokens->count()) serve.max_query_tokens = from_file.max_query_tokens;
       if (!idle->count()) serve.idle_timeout_s = from_file.idle_timeout_s;
       if (!header_timeout->count()) serve.header_timeout_ms = from_file.header_timeout_ms;
+      if (!max_queue->count()) serve.max_queue = from_file.max_queue;
       if (!per_client->count()) serve.max_connections_per_client = from_file.max_connections_per_client;
       if (!cluster->count()) serve.cluster = from_file.cluster;
       if (!node_id->count()) serve.node_id = from_file.node_id;

@@ -64,6 +64,8 @@ constexpr ErrorReason kReasons[] = {
     {"no_route", 404, "no route for the method and path"},
     {"not_found", 404, "no such thing"},
     {"out_of_range", 400, "a number is outside its allowed range"},
+    {"overloaded", 503,
+     "the node's queues are full, or the wait would outlast the request's deadline; see Retry-After"},
     {"permission_denied", 403, "the key's role or grants do not allow this"},
     {"provider_bad_dimension", 503, "an embedding provider answered vectors of the wrong size"},
     {"provider_error", 503, "an embedding provider failed"},

@@ -24,7 +24,9 @@
 
 namespace contextd {
 
-enum class Priority { kInteractive, kBatch };
+// A request's place in the server's queues: interactive before default before batch (an
+// API key's "priority"; requests without one are default). Batch is shed first.
+enum class Priority { kInteractive, kDefault, kBatch };
 
 // Counts tokens as a model's tokenizer would (cl100k_base: TiktokenEncoder), so usage is
 // in the unit providers bill.
@@ -93,7 +95,7 @@ class RequestContext {
   }
   int64_t deadline_ns = 0;  // monotonic (Clock::NowNanos); 0: none
   TraceContext trace;
-  Priority priority = Priority::kInteractive;
+  Priority priority = Priority::kDefault;
   mutable Usage usage;
   // Set by the server; null (tokens not counted) in background work and tests.
   const TokenCounter* token_counter = nullptr;

@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
+
 namespace contextd {
 
 ThreadPool::ThreadPool(size_t threads, std::string name, Options options) : options_(options) {
@@ -24,17 +26,27 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::Submit(std::function<void()> task) {
+void ThreadPool::Submit(std::function<void()> task, int lane) {
+  lane = std::clamp(lane, 0, kLanes - 1);
   {
     MutexLock lock(&mu_);
-    queue_.push_back(std::move(task));
+    queue_[lane].push_back(std::move(task));
+    ++queued_;
   }
   cv_.notify_one();
 }
 
 size_t ThreadPool::queue_depth() const {
   MutexLock lock(&mu_);
-  return queue_.size();
+  return queued_;
+}
+
+size_t ThreadPool::queue_depth_through(int lane) const {
+  lane = std::clamp(lane, 0, kLanes - 1);
+  MutexLock lock(&mu_);
+  size_t n = 0;
+  for (int l = 0; l <= lane; ++l) n += queue_[l].size();
+  return n;
 }
 
 void ThreadPool::WorkerLoop() {
@@ -44,13 +56,18 @@ void ThreadPool::WorkerLoop() {
     std::function<void()> task;
     {
       MutexLock lock(&mu_);
-      if (queue_.empty() && !stopping_) {
-        lock.Wait(cv_, [this]() NO_THREAD_SAFETY_ANALYSIS { return stopping_ || !queue_.empty(); });  // mu_ held
+      if (queued_ == 0 && !stopping_) {
+        lock.Wait(cv_, [this]() NO_THREAD_SAFETY_ANALYSIS { return stopping_ || queued_ > 0; });  // mu_ held
         busy_since = options_.clock->NowNanos();  // it slept: the others had their turn
       }
-      if (queue_.empty()) return;  // stopping and drained
-      task = std::move(queue_.front());
-      queue_.pop_front();
+      if (queued_ == 0) return;  // stopping and drained
+      for (auto& lane : queue_) {
+        if (lane.empty()) continue;
+        task = std::move(lane.front());
+        lane.pop_front();
+        break;
+      }
+      --queued_;
     }
     task();
     if (quantum_ns <= 0) continue;

@@ -1,4 +1,6 @@
-// ThreadPool: a fixed set of worker threads draining one FIFO queue.
+// ThreadPool: a fixed set of worker threads draining FIFO queues in lanes of priority: a
+// worker takes the oldest task of the first lane that has one (lane 0 first), so the
+// server's interactive requests pass its default ones, and both pass batch work.
 //
 // The server hands CPU-heavy and blocking work (embedding, search, synced writes) to a pool
 // so that its I/O threads only parse and write bytes.
@@ -44,8 +46,13 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  void Submit(std::function<void()> task);
+  static constexpr int kLanes = 3;
+  // lane: 0 (first) to kLanes - 1; out of range is clamped.
+  void Submit(std::function<void()> task, int lane = 0);
+  // Tasks waiting, in every lane.
   size_t queue_depth() const;
+  // Tasks a task submitted now to `lane` would wait behind: those in lanes 0..lane.
+  size_t queue_depth_through(int lane) const;
   size_t size() const { return workers_.size(); }
   // Times a worker yielded for the quantum.
   uint64_t yields() const { return yields_.load(std::memory_order_relaxed); }
@@ -59,7 +66,8 @@ class ThreadPool {
   mutable Mutex mu_;
   std::condition_variable cv_;
   // State below is protected by mu_.
-  std::deque<std::function<void()>> queue_ GUARDED_BY(mu_);
+  std::deque<std::function<void()>> queue_[kLanes] GUARDED_BY(mu_);
+  size_t queued_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;
 
   std::vector<std::thread> workers_;

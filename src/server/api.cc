@@ -112,6 +112,13 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   limiter_ = std::make_unique<RateLimiter>(clock_);
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
+  for (const auto& [priority, name] :
+       {std::pair{Priority::kInteractive, "interactive"}, std::pair{Priority::kDefault, "default"},
+        std::pair{Priority::kBatch, "batch"}}) {
+    shed_[static_cast<int>(priority)] = metrics_->GetCounter(
+        "contextd_requests_shed_total",
+        "Requests refused before any work because the node was overloaded (503 overloaded).", {{"priority", name}});
+  }
   using namespace std::placeholders;
   auto ok = [](const char* body) {
     return [body](const Params&, const HttpRequest&, RequestContext&) -> StatusOr<Reply> {
@@ -341,6 +348,7 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   ctx->tenant = k.tenant;
   ctx->principal = k.id;
   if (k.priority == "batch") ctx->priority = Priority::kBatch;
+  if (k.priority == "interactive") ctx->priority = Priority::kInteractive;
   const auto denied = [&](const std::string& what) {
     return InvalidArgument(
         "API key " + k.id + " (" + std::string(RoleName(k.role)) + " of tenant " + k.tenant + ") may not " + what,
@@ -648,21 +656,62 @@ void Api::Handle(HttpRequest req, Responder respond) {
   ThreadPool* pool = which == Pool::kWrite   ? write_pool_.get()
                      : which == Pool::kEmbed ? embed_pool_.get()
                                              : search_pool_.get();
-  pool->Submit([this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
-                respond = std::move(respond), settle]() mutable {
-    const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
-    Run(match, params, req, *ctx, start, respond);
-    settle();
-    if (large) {
-      // A large body leaves its parse tree, chunks and terms behind as free but fragmented
-      // arena memory; hand it back once the request is gone (one trim at a time).
-      req = HttpRequest();
-      if (!trimming_.exchange(true)) {
-        ReleaseFreeMemory();
-        trimming_ = false;
-      }
+  if (Status shed = Admission(which, *pool, *ctx); !shed.ok()) {
+    // Shed before any work: the request costs its scopes nothing.
+    if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
+    shed_[static_cast<int>(ctx->priority)]->Increment();
+    in_flight_->Add(-1);
+    HttpResponse res = ErrorResponse(shed);
+    AddReplyHeaders(*ctx, &res);
+    Record(match, res.status, start);
+    return respond(std::move(res));
+  }
+  const int lane = static_cast<int>(ctx->priority);
+  std::atomic<int64_t>* service = &service_ns_[static_cast<int>(which)];
+  pool->Submit(
+      [this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
+       respond = std::move(respond), settle, service]() mutable {
+        const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
+        const int64_t began = clock_->NowNanos();
+        Run(match, params, req, *ctx, start, respond);
+        settle();
+        // An average over the last ~16 tasks: a burst of slow ones shows within a few.
+        const int64_t took = clock_->NowNanos() - began, before = service->load(std::memory_order_relaxed);
+        service->store(before == 0 ? took : before + (took - before) / 16, std::memory_order_relaxed);
+        if (large) {
+          // A large body leaves its parse tree, chunks and terms behind as free but fragmented
+          // arena memory; hand it back once the request is gone (one trim at a time).
+          req = HttpRequest();
+          if (!trimming_.exchange(true)) {
+            ReleaseFreeMemory();
+            trimming_ = false;
+          }
+        }
+      },
+      lane);
+}
+
+Status Api::Admission(Pool which, const ThreadPool& pool, const RequestContext& ctx) const {
+  const int lane = static_cast<int>(ctx.priority);
+  const size_t ahead = pool.queue_depth_through(lane);
+  // Interactive may fill the queue, default 80% of it, batch half: batch goes first.
+  static constexpr double kShare[ThreadPool::kLanes] = {1.0, 0.8, 0.5};
+  const char* name = which == Pool::kWrite ? "write" : which == Pool::kEmbed ? "embedding" : "search";
+  if (static_cast<double>(ahead) >= kShare[lane] * static_cast<double>(options_.max_queue)) {
+    return Unavailable("overloaded: " + std::to_string(ahead) + " requests are waiting for this node's " + name +
+                           " workers; retry shortly or on another node",
+                       "overloaded");
+  }
+  if (ctx.has_deadline() && ahead > 0) {
+    const int64_t wait_ns = static_cast<int64_t>(ahead) * service_ns_[static_cast<int>(which)].load() /
+                            static_cast<int64_t>(std::max<size_t>(pool.size(), 1));
+    if (clock_->NowNanos() + wait_ns > ctx.deadline_ns) {
+      return Unavailable("overloaded: the " + std::to_string(ahead) + " requests ahead of this one would take about " +
+                             std::to_string(wait_ns / 1000000) + " ms, past its deadline",
+                         "overloaded");
     }
-  });
+  }
+  return Status::Ok();
 }
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx) {

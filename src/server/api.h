@@ -58,6 +58,12 @@ struct ApiOptions {
   // How long a read carrying a write token this node has not applied yet waits for it
   // (within the request's deadline) before 504 write_not_visible.
   std::chrono::milliseconds write_token_wait{5000};
+  // Admission: the most requests that may wait for a pool's workers. Past it a request is
+  // shed at once (503 overloaded, Retry-After, its rate-limit charge given back); default
+  // priority past 80% of it and batch past half, so batch is shed first. A request whose
+  // deadline would pass while it waits (the queue ahead of it times the pool's recent
+  // service time) is shed too.
+  size_t max_queue = 1024;
   // Governance: with auth on, every route but /healthz and /readyz (and /metrics unless
   // metrics_need_key) needs an API key (Authorization: Bearer KEY, or api-key: KEY); the
   // admin key (CONTEXTD_ADMIN_KEY) manages every tenant. Off: everything is the default
@@ -190,7 +196,11 @@ class Api {
   std::unique_ptr<ThreadPool> search_pool_;
   std::unique_ptr<ThreadPool> write_pool_;
   std::unique_ptr<ThreadPool> embed_pool_;
-  int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
+  // Each pool's recent time per task (an exponential average), for the wait a new request
+  // faces; by Pool (kSearch, kWrite, kEmbed).
+  mutable std::atomic<int64_t> service_ns_[5] = {};
+  Counter* shed_[ThreadPool::kLanes] = {};  // requests shed, by priority
+  int pools_collector_ = -1;                // renders the pools' queue depths and quantum yields
   size_t max_body_bytes_;
   size_t max_query_tokens_;
   // With auth on: who is calling (ctx's tenant and principal) and whether they may; fills
@@ -202,6 +212,9 @@ class Api {
   // The request's declared tokens (RequestContext::ReserveTokens), charged in every scope
   // or refused: 429 with the wait, or 400 request_exceeds_limit when no wait would do.
   Status ReserveTokens(const std::vector<RateScope>& scopes, int64_t tokens, RequestContext* ctx);
+  // OK when a request of ctx's priority may wait in `pool` (of kind `which`), else the
+  // reason it is shed.
+  Status Admission(Pool which, const ThreadPool& pool, const RequestContext& ctx) const;
   // cl100k_base tokens of a text (pre-tokenizer words without the vocabulary).
   int64_t TokensOf(std::string_view text) const;
   StatusOr<Reply> AdminCreateTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);

@@ -8,6 +8,7 @@
 #include "text/tiktoken.h"
 
 #include <future>
+#include <thread>
 
 #include "fakes.h"
 #include "manual_clock.h"
@@ -370,6 +371,141 @@ TEST_F(ApiAuthTest, EachUserHasTheTenantsUserLimits) {
   // A minute later u1 may go on.
   clock_.AdvanceMs(61000);
   EXPECT_EQ(Get(gateway_, "u1"), 200);
+}
+
+}  // namespace
+}  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// Admission: with the only search worker held busy, requests wait in lanes by priority up
+// to their share of the queue and are shed at once past it (503 overloaded), batch first;
+// a shed request's rate-limit charge is given back; one whose deadline would pass in the
+// queue is shed too; and the queue drains interactive first, then default, then batch.
+TEST(ApiAdmissionTest, RequestsWaitByPriorityAndAreShedPastTheirShareOfTheQueue) {
+  FakeBackends fakes;
+  MetricsRegistry metrics;
+  ApiOptions o;
+  o.search_threads = 1;
+  o.max_queue = 4;
+  o.auth_enabled = true;
+  Api api(fakes.Wire(), &metrics, o);
+  TenantRecord t;
+  t.id = "acme";
+  ASSERT_TRUE(fakes.governance.PutTenant(t, RequestContext::Background()).ok());
+  const auto key = [&](const std::string& priority, int64_t rpm) {
+    KeyRecord k;
+    k.tenant = "acme";
+    k.role = Role::kWriter;
+    k.priority = priority;
+    k.limits.rpm = rpm;
+    const std::string secret = MakeKey(&k);
+    EXPECT_TRUE(fakes.governance.PutKey(k, RequestContext::Background()).ok());
+    return secret;
+  };
+  const std::string interactive = key("interactive", 0), normal = key("", 0), batch = key("batch", 3);
+  CollectionConfig c;
+  c.embedder = "hash";
+  c.dim = 256;
+  auto created = fakes.collections.Create("acme", "docs", c, RequestContext::Background());
+  ASSERT_TRUE(created.ok());
+  auto* docs = dynamic_cast<FakeCollection*>(created->get());
+  std::promise<void> entered, release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::mutex order_mu;
+  std::vector<std::string> order;
+  docs->on_query = [&](const QueryRequest& q) {
+    if (q.text == "hold") {
+      entered.set_value();
+      gate.wait();
+      return;
+    }
+    std::lock_guard<std::mutex> lock(order_mu);
+    order.push_back(q.text);
+  };
+  std::mutex replies_mu;
+  std::vector<std::pair<std::string, int>> replies;  // (text, status) as they come
+  const auto query = [&](const std::string& k, const std::string& text, const std::string& timeout_ms = "") {
+    HttpRequest req;
+    req.method = "POST";
+    req.path = "/v1/collections/docs/query";
+    req.body = R"({"query":")" + text + R"(","mode":"keyword"})";
+    req.headers = {{"Authorization", "Bearer " + k}, {"Content-Type", "application/json"}};
+    if (!timeout_ms.empty()) req.headers.emplace_back("X-Request-Timeout-Ms", timeout_ms);
+    api.Handle(std::move(req), [&, text](HttpResponse res) {
+      std::lock_guard<std::mutex> lock(replies_mu);
+      replies.emplace_back(text, res.status);
+    });
+  };
+  const auto wait_for_replies = [&](size_t n) {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(replies_mu);
+        if (replies.size() >= n) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  const auto status_of = [&](const std::string& text) {
+    std::lock_guard<std::mutex> lock(replies_mu);
+    for (const auto& [t, s] : replies) {
+      if (t == text) return s;
+    }
+    return 0;  // no reply yet: it waits in the queue
+  };
+  query(normal, "hold");
+  ASSERT_EQ(entered.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the held query did not reach the collection: " << (replies.empty() ? 0 : replies[0].second);
+  // Batch may have 2 waiting (half of 4), default 3.2, interactive 4; each counts the
+  // requests of its own priority and above.
+  query(batch, "b1");
+  query(batch, "b2");
+  query(batch, "b3");
+  EXPECT_EQ(status_of("b3"), 503) << "batch past half the queue is shed at once";
+  for (const char* text : {"d1", "d2", "d3", "d4", "d5"}) query(normal, text);
+  EXPECT_EQ(status_of("d4"), 0) << "3 default ahead of it: under 80% of 4";
+  EXPECT_EQ(status_of("d5"), 503);
+  for (const char* text : {"i1", "i2", "i3", "i4", "i5"}) query(interactive, text);
+  EXPECT_EQ(status_of("i4"), 0);
+  EXPECT_EQ(status_of("i5"), 503);
+  // Let the held request take long enough to make the pool's service time a few ms.
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  release.set_value();
+  wait_for_replies(14);
+  {
+    std::lock_guard<std::mutex> lock(order_mu);
+    EXPECT_EQ(order, (std::vector<std::string>{"i1", "i2", "i3", "i4", "d1", "d2", "d3", "d4", "b1", "b2"}))
+        << "interactive first, then default, then batch";
+  }
+  for (const char* text : {"hold", "b1", "b2", "d1", "d4", "i1", "i4"}) EXPECT_EQ(status_of(text), 200) << text;
+  // The batch key (3 a minute) sent three: the shed one was given back, so a third passes.
+  query(batch, "b6");
+  wait_for_replies(15);
+  EXPECT_EQ(status_of("b6"), 200) << "the shed request cost its key nothing";
+  query(batch, "b7");
+  EXPECT_EQ(status_of("b7"), 429);
+
+  // A deadline the queue would outlast is shed at once: hold the worker, queue one ahead.
+  std::promise<void> entered2, release2;
+  std::shared_future<void> gate2 = release2.get_future().share();
+  docs->on_query = [&](const QueryRequest& q) {
+    if (q.text == "hold2") {
+      entered2.set_value();
+      gate2.wait();
+    }
+  };
+  query(normal, "hold2");
+  entered2.get_future().wait();
+  query(normal, "ahead");
+  query(normal, "hurried", "1");
+  EXPECT_EQ(status_of("hurried"), 503) << "one request ahead takes longer than its 1 ms";
+  release2.set_value();
+  wait_for_replies(19);  // every reply in before the API goes
+  const std::string rendered = metrics.RenderPrometheus();
+  EXPECT_NE(rendered.find("contextd_requests_shed_total{priority=\"batch\"} 1"), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("contextd_requests_shed_total{priority=\"default\"} 2"), std::string::npos);
+  EXPECT_NE(rendered.find("contextd_requests_shed_total{priority=\"interactive\"} 1"), std::string::npos);
 }
 
 }  // namespace

@@ -74,6 +74,7 @@ class FakeCollection : public CollectionHandle {
     return Status::Ok();
   }
   StatusOr<QueryResult> Query(const RequestContext& ctx, const QueryRequest& request) const override {
+    if (on_query) on_query(request);  // outside the lock: it may block (admission tests)
     std::lock_guard<std::mutex> lock(mu_);
     seen.Note(ctx);
     last_query = request;
@@ -103,6 +104,8 @@ class FakeCollection : public CollectionHandle {
 
   // Test controls and observations (under mu_ while the API runs).
   mutable SeenContext seen;
+  // Called first by every Query(), outside the fake's lock. Set before requests run.
+  std::function<void(const QueryRequest&)> on_query;
   mutable QueryRequest last_query;
   Status fail_with = Status::Ok();  // returned by Upsert and Query when set
 
