@@ -32,6 +32,7 @@ void ThreadPool::Submit(std::function<void()> task, int lane) {
     MutexLock lock(&mu_);
     queue_[lane].push_back(std::move(task));
     ++queued_;
+    lane_depth_[lane].store(queue_[lane].size(), std::memory_order_relaxed);
   }
   cv_.notify_one();
 }
@@ -43,9 +44,8 @@ size_t ThreadPool::queue_depth() const {
 
 size_t ThreadPool::queue_depth_through(int lane) const {
   lane = std::clamp(lane, 0, kLanes - 1);
-  MutexLock lock(&mu_);
   size_t n = 0;
-  for (int l = 0; l <= lane; ++l) n += queue_[l].size();
+  for (int l = 0; l <= lane; ++l) n += lane_depth_[l].load(std::memory_order_relaxed);
   return n;
 }
 
@@ -61,10 +61,11 @@ void ThreadPool::WorkerLoop() {
         busy_since = options_.clock->NowNanos();  // it slept: the others had their turn
       }
       if (queued_ == 0) return;  // stopping and drained
-      for (auto& lane : queue_) {
-        if (lane.empty()) continue;
-        task = std::move(lane.front());
-        lane.pop_front();
+      for (int l = 0; l < kLanes; ++l) {
+        if (queue_[l].empty()) continue;
+        task = std::move(queue_[l].front());
+        queue_[l].pop_front();
+        lane_depth_[l].store(queue_[l].size(), std::memory_order_relaxed);
         break;
       }
       --queued_;

@@ -68,6 +68,9 @@ class ThreadPool {
   // State below is protected by mu_.
   std::deque<std::function<void()>> queue_[kLanes] GUARDED_BY(mu_);
   size_t queued_ GUARDED_BY(mu_) = 0;
+  // Each lane's length, written under mu_ and read without it: admission asks on every
+  // request, and must not contend with the workers for mu_.
+  std::atomic<size_t> lane_depth_[kLanes] = {};
   bool stopping_ GUARDED_BY(mu_) = false;
 
   std::vector<std::thread> workers_;
