@@ -181,8 +181,8 @@ class Collection : public CollectionHandle {
   // Writers hold it shared from choosing their chunks' shards until the chunks are in those
   // shards' graphs; a split takes it alone to see no write half-applied.
   SharedMutex apply_mu_;
-  std::mutex splitter_mu_;  // guards splitter_
-  std::thread splitter_;
+  Mutex splitter_mu_;
+  std::thread splitter_ GUARDED_BY(splitter_mu_);
   std::atomic<bool> split_running_{false};
   std::atomic<bool> stop_{false};
 

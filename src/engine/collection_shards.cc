@@ -23,7 +23,7 @@ void Collection::MaybeSplit() {
     ReaderLock lock(&mu_);
     if (shards_.OversizedShard() == SIZE_MAX) return;
   }
-  std::lock_guard<std::mutex> guard(splitter_mu_);
+  MutexLock guard(&splitter_mu_);
   if (split_running_ || stop_) return;
   if (splitter_.joinable()) splitter_.join();  // the last one has finished
   split_running_ = true;
@@ -31,7 +31,7 @@ void Collection::MaybeSplit() {
 }
 
 void Collection::WaitForSplits() {
-  std::lock_guard<std::mutex> guard(splitter_mu_);
+  MutexLock guard(&splitter_mu_);
   if (splitter_.joinable()) splitter_.join();
 }
 

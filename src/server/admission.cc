@@ -1,0 +1,169 @@
+// Who may do what, and how much of it: the API key's authorization (roles, grants, users),
+// the rate limits on requests and tokens (RateLimiter, all scopes or none, tokens as each
+// request declares them) and admission to the worker pools (priority lanes, shedding).
+#include <algorithm>
+#include <cmath>
+
+#include "auth/auth.h"
+#include "common/names.h"
+#include "server/api.h"
+
+namespace contextd {
+
+namespace {
+
+// "Bearer KEY" (Authorization) or the bare key (api-key, as Azure OpenAI clients send it).
+std::string PresentedKey(const HttpRequest& req) {
+  std::string auth = req.Header("authorization");
+  if (auth.size() > 7 && (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0)) {
+    return auth.substr(7);
+  }
+  return req.Header("api-key");
+}
+
+std::string Seconds(double s) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.3gs", std::max(0.0, s));
+  return buf;
+}
+
+}  // namespace
+
+Status Api::Authorize(const Route& route, const Params& params, const HttpRequest& req, RequestContext* ctx,
+                      std::vector<RateScope>* scopes) const {
+  if (route.access == Access::kOpen || (route.name == "/metrics" && !options_.metrics_need_key)) return Status::Ok();
+  const std::string key = PresentedKey(req);
+  if (key.empty()) {
+    return InvalidArgument("an API key is required: send Authorization: Bearer KEY or api-key: KEY", "missing_api_key");
+  }
+  if (!options_.admin_key.empty() && ConstantTimeEquals(key, options_.admin_key)) {
+    ctx->principal = "admin";  // the bootstrap admin: every tenant; data routes act as default
+    return Status::Ok();
+  }
+  CTX_ASSIGN_OR_RETURN(std::shared_ptr<const KeyRecord> key_record,
+                       backends_.governance->auth().Authenticate(key, clock_->WallMillis()));
+  const KeyRecord& k = *key_record;
+  ctx->tenant = k.tenant;
+  ctx->principal = k.id;
+  if (k.priority == "batch") ctx->priority = Priority::kBatch;
+  if (k.priority == "interactive") ctx->priority = Priority::kInteractive;
+  const auto denied = [&](const std::string& what) {
+    return InvalidArgument(
+        "API key " + k.id + " (" + std::string(RoleName(k.role)) + " of tenant " + k.tenant + ") may not " + what,
+        "permission_denied");
+  };
+  switch (route.access) {
+    case Access::kAdmin:
+      return denied("manage tenants (the admin key may)");
+    case Access::kTenantAdmin:
+      if (k.role != Role::kAdmin || params.empty() || params[0] != k.tenant) {
+        return denied("manage the keys of tenant '" + (params.empty() ? "" : params[0]) + "'");
+      }
+      break;
+    case Access::kWrite:
+      if (k.role == Role::kReader) return denied("write");
+      break;
+    default:
+      break;
+  }
+  if (route.collection_param && !params.empty() && !k.AllowsCollection(params[0], route.access == Access::kWrite)) {
+    return denied(std::string(route.access == Access::kWrite ? "write" : "read") + " collection '" + params[0] + "'");
+  }
+  // The user: the key's own, or the one an X-User-Id header names where the key may.
+  ctx->user = k.user_id;
+  if (const std::string header = req.Header("x-user-id"); !header.empty() && header != k.user_id) {
+    if (!k.user_header) return denied("act for user '" + header + "' (its user_header is off)");
+    if (header.size() > 128 || !IsName(header, 128, ".@"))
+      return InvalidArgument("X-User-Id must be 1 to 128 of A-Z a-z 0-9 _ - . @", "invalid_header");
+    ctx->user = header;
+  }
+  if (const Limits t = backends_.governance->auth().TenantLimits(k.tenant);
+      t.rpm > 0 || t.tpm > 0 || t.max_inflight > 0) {
+    scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm, t.max_inflight});
+  }
+  if (const Limits u = ctx->user.empty() ? Limits() : backends_.governance->auth().UserLimits(k.tenant);
+      u.rpm > 0 || u.tpm > 0 || u.max_inflight > 0) {
+    scopes->push_back({"user:" + k.tenant + "/" + ctx->user, u.rpm, u.tpm, u.max_inflight});
+  }
+  if (k.limits.rpm > 0 || k.limits.tpm > 0 || k.limits.max_inflight > 0) {
+    scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm, k.limits.max_inflight});
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// The x-ratelimit-* headers of a decision, replacing those of an earlier one.
+void SetRateHeaders(const RateDecision& d, RequestContext* ctx) {
+  auto& h = ctx->reply_headers;
+  std::erase_if(h, [](const auto& x) { return x.first.starts_with("x-ratelimit-") || x.first == "Retry-After"; });
+  if (d.limit_requests > 0) {
+    h.emplace_back("x-ratelimit-limit-requests", std::to_string(d.limit_requests));
+    h.emplace_back("x-ratelimit-remaining-requests", std::to_string(d.remaining_requests));
+    h.emplace_back("x-ratelimit-reset-requests", Seconds(d.reset_requests_s));
+  }
+  if (d.limit_tokens > 0) {
+    h.emplace_back("x-ratelimit-limit-tokens", std::to_string(d.limit_tokens));
+    h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(d.remaining_tokens));
+    h.emplace_back("x-ratelimit-reset-tokens", Seconds(d.reset_tokens_s));
+  }
+  if (!d.admitted && !d.too_large) {
+    const int64_t retry = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(d.retry_after_s)));
+    h.emplace_back("Retry-After", std::to_string(retry));
+  }
+}
+
+}  // namespace
+
+Status Api::ReserveTokens(const std::vector<RateScope>& scopes, int64_t tokens, RequestContext* ctx) {
+  const RateDecision d = limiter_->Reserve(scopes, tokens);
+  SetRateHeaders(d, ctx);
+  if (d.admitted) return Status::Ok();
+  if (d.too_large) {
+    return InvalidArgument("this request needs " + std::to_string(tokens) + " tokens, more than the " +
+                               std::to_string(d.limit_tokens) + " a minute that " + d.refused_by +
+                               " allows: split it into smaller requests",
+                           "request_exceeds_limit");
+  }
+  return ResourceExhausted("token rate limit of " + d.refused_by + " reached: " + std::to_string(tokens) +
+                               " tokens wanted; retry in " + Seconds(d.retry_after_s),
+                           "rate_limit_exceeded");
+}
+
+Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx) {
+  if (scopes.empty()) return Status::Ok();
+  const RateDecision d = limiter_->Admit(scopes);
+  SetRateHeaders(d, ctx);
+  if (d.admitted) return Status::Ok();
+  if (d.inflight) {
+    return ResourceExhausted(d.refused_by + " has its most requests in flight (max_inflight); retry when one ends",
+                             "too_many_requests_in_flight");
+  }
+  return ResourceExhausted("rate limit of " + d.refused_by + " reached; retry in " + Seconds(d.retry_after_s),
+                           "rate_limit_exceeded");
+}
+
+Status Api::Admission(Pool which, const ThreadPool& pool, const RequestContext& ctx) const {
+  const int lane = static_cast<int>(ctx.priority);
+  const size_t ahead = pool.queue_depth_through(lane);
+  // Interactive may fill the queue, default 80% of it, batch half: batch goes first.
+  static constexpr double kShare[ThreadPool::kLanes] = {1.0, 0.8, 0.5};
+  const char* name = which == Pool::kWrite ? "write" : which == Pool::kEmbed ? "embedding" : "search";
+  if (static_cast<double>(ahead) >= kShare[lane] * static_cast<double>(options_.max_queue)) {
+    return Unavailable("overloaded: " + std::to_string(ahead) + " requests are waiting for this node's " + name +
+                           " workers; retry shortly or on another node",
+                       "overloaded");
+  }
+  if (ctx.has_deadline() && ahead > 0) {
+    const int64_t wait_ns = static_cast<int64_t>(ahead) * service_ns_[static_cast<int>(which)].load() /
+                            static_cast<int64_t>(std::max<size_t>(pool.size(), 1));
+    if (clock_->NowNanos() + wait_ns > ctx.deadline_ns) {
+      return Unavailable("overloaded: the " + std::to_string(ahead) + " requests ahead of this one would take about " +
+                             std::to_string(wait_ns / 1000000) + " ms, past its deadline",
+                         "overloaded");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace contextd
