@@ -26,6 +26,7 @@ inline constexpr SettingRange kMaxQueryTokensRange{1, 1000000};
 inline constexpr SettingRange kIdleTimeoutSRange{1, 3600};
 inline constexpr SettingRange kHeaderTimeoutMsRange{100, 600000};
 inline constexpr SettingRange kMaxQueueRange{1, 1000000};
+inline constexpr SettingRange kMemoryHighMbRange{0, 16 << 20};
 inline constexpr SettingRange kConnectionsPerClientRange{1, 1000000};
 inline constexpr SettingRange kMinFreeDiskMbRange{1, int64_t{1} << 30};
 inline constexpr SettingRange kReplicasRange{1, 5};
@@ -38,7 +39,8 @@ struct ServeOptions {
   int io_threads = 0;      // 0 = one per core
   int search_threads = 0;  // 0 = one per core
   int write_threads = 16;
-  int64_t max_queue = 1024;  // ApiOptions::max_queue: requests waiting per pool before shedding
+  int64_t max_queue = 1024;    // ApiOptions::max_queue: requests waiting per pool before shedding
+  int64_t memory_high_mb = 0;  // ApiOptions::memory_high_bytes in MiB; 0 = off
   size_t max_body_bytes = 64 << 20;
   int embed_threads = 64;     // /v1/embeddings and /embed mostly wait on batches
   int cpu_quantum_us = 1000;  // ApiOptions::cpu_quantum; 0 = off
@@ -65,7 +67,7 @@ struct ServeOptions {
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",
 // "write_threads","embed_threads","cpu_quantum_us","max_body_bytes","shutdown_grace_ms","max_query_tokens","idle_timeout_s","header_timeout_ms",
-// "max_queue","max_connections_per_client","embedding":{..}},
+// "max_queue","memory_high_mb","max_connections_per_client","embedding":{..}},
 // the last as EmbedServiceOptions::FromJson reads it) into `options`; returns an error message or "".
 std::string LoadServeConfig(const std::string& path, ServeOptions* options);
 int RunServe(const ServeOptions& options);

@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   auto* max_queue = s->add_option("--max-queue", serve.max_queue,
                                   "Requests that may wait for a worker pool before more are shed (503 overloaded)")
                         ->check(CLI::Range(kMaxQueueRange.lo, kMaxQueueRange.hi));
+  auto* memory_high =
+      s->add_option("--memory-high-mb", serve.memory_high_mb,
+                    "Resident memory at which writes that add data are refused until under 90% of it (0 = off)")
+          ->check(CLI::Range(kMemoryHighMbRange.lo, kMemoryHighMbRange.hi));
   auto* per_client = s->add_option("--max-connections-per-client", serve.max_connections_per_client,
                                    "Connections one client address may hold (more get 429)")
                          ->check(CLI::Range(kConnectionsPerClientRange.lo, kConnectionsPerClientRange.hi));
@@ -136,6 +140,7 @@ int main(int argc, char** argv) {
       if (!idle->count()) serve.idle_timeout_s = from_file.idle_timeout_s;
       if (!header_timeout->count()) serve.header_timeout_ms = from_file.header_timeout_ms;
       if (!max_queue->count()) serve.max_queue = from_file.max_queue;
+      if (!memory_high->count()) serve.memory_high_mb = from_file.memory_high_mb;
       if (!per_client->count()) serve.max_connections_per_client = from_file.max_connections_per_client;
       if (!cluster->count()) serve.cluster = from_file.cluster;
       if (!node_id->count()) serve.node_id = from_file.node_id;

@@ -55,6 +55,7 @@ constexpr ErrorReason kReasons[] = {
     {"key_not_found", 404, "no such API key (in that tenant)"},
     {"log_unavailable", 503,
      "the update log could not commit (no quorum, an election): retry with the same Idempotency-Key"},
+    {"memory_pressure", 503, "the node is at its memory limit; writes that add data wait (reads go on)"},
     {"method_not_allowed", 405, "the route exists for other methods (see Allow)"},
     {"missing_api_key", 401, "auth is on and the request carries no key"},
     {"missing_field", 400, "a required member is absent"},

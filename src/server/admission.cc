@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "auth/auth.h"
+#include "common/memory.h"
 #include "common/names.h"
 #include "server/api.h"
 
@@ -163,6 +164,32 @@ Status Api::Admission(Pool which, const ThreadPool& pool, const RequestContext& 
                          "overloaded");
     }
   }
+  return Status::Ok();
+}
+
+Status Api::AdmitWrite(int64_t* pause_ms) const {
+  *pause_ms = 0;
+  const size_t high = options_.memory_high_bytes;
+  if (high == 0) return Status::Ok();
+  const int64_t now = clock_->NowNanos();
+  if (now - rss_read_ns_.load(std::memory_order_relaxed) >= 10'000'000) {
+    rss_read_ns_.store(now, std::memory_order_relaxed);
+    rss_bytes_.store(options_.resident_bytes ? options_.resident_bytes() : ResidentBytes(), std::memory_order_relaxed);
+  }
+  const double used = static_cast<double>(rss_bytes_.load(std::memory_order_relaxed)) / static_cast<double>(high);
+  // Refused from the high mark until memory is back under 90% of it: a margin, so writes
+  // do not flap on and off at the line.
+  if (used >= 1.0) refusing_writes_.store(true, std::memory_order_relaxed);
+  if (used < 0.9) refusing_writes_.store(false, std::memory_order_relaxed);
+  if (refusing_writes_.load(std::memory_order_relaxed)) {
+    memory_refused_->Increment();
+    return Unavailable("memory_pressure: this node holds " + std::to_string(static_cast<int>(used * 100)) +
+                           "% of its memory limit; writes that add data wait until it is under 90% (reads and "
+                           "deletes go on)",
+                       "memory_pressure");
+  }
+  // From 80%: a pause that grows to 50 ms at the high mark, so writers slow before refusal.
+  if (used > 0.8) *pause_ms = static_cast<int64_t>((used - 0.8) / 0.2 * 50.0);
   return Status::Ok();
 }
 

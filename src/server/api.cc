@@ -112,6 +112,8 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   limiter_ = std::make_unique<RateLimiter>(clock_);
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
+  memory_refused_ = metrics_->GetCounter("contextd_writes_refused_memory_total",
+                                         "Writes refused above the memory high mark (503 memory_pressure).");
   for (const auto& [priority, name] :
        {std::pair{Priority::kInteractive, "interactive"}, std::pair{Priority::kDefault, "default"},
         std::pair{Priority::kBatch, "batch"}}) {
@@ -527,7 +529,12 @@ void Api::Handle(HttpRequest req, Responder respond) {
   ThreadPool* pool = which == Pool::kWrite   ? write_pool_.get()
                      : which == Pool::kEmbed ? embed_pool_.get()
                                              : search_pool_.get();
-  if (Status shed = Admission(which, *pool, *ctx); !shed.ok()) {
+  // Writes that add data also pass the memory watermarks (deletes free memory).
+  int64_t pause_ms = 0;
+  Status shed = Admission(which, *pool, *ctx);
+  if (shed.ok() && which == Pool::kWrite && req.method != "DELETE" && !match->name.starts_with("/v1/admin"))
+    shed = AdmitWrite(&pause_ms);
+  if (!shed.ok()) {
     // Shed before any work: the request costs its scopes nothing.
     if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
     shed_[static_cast<int>(ctx->priority)]->Increment();
@@ -541,7 +548,9 @@ void Api::Handle(HttpRequest req, Responder respond) {
   std::atomic<int64_t>* service = &service_ns_[static_cast<int>(which)];
   pool->Submit(
       [this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
-       respond = std::move(respond), settle, service]() mutable {
+       respond = std::move(respond), settle, service, pause_ms]() mutable {
+        // Memory is near its high mark: this writer waits a little, slowing the others.
+        if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
         const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
         const int64_t began = clock_->NowNanos();
         Run(match, params, req, *ctx, start, respond);

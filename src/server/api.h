@@ -64,6 +64,14 @@ struct ApiOptions {
   // deadline would pass while it waits (the queue ahead of it times the pool's recent
   // service time) is shed too.
   size_t max_queue = 1024;
+  // Memory watermarks for writes that add data (upserts, session turns, cache entries,
+  // new collections; deletes and admin changes always pass): from 80% of
+  // memory_high_bytes of resident memory such a write is slowed (a pause growing to 50 ms
+  // before it starts), at 100% it is refused (503 memory_pressure, Retry-After) until
+  // memory falls below 90%, while reads go on. 0: off.
+  size_t memory_high_bytes = 0;
+  // Resident bytes now; null: the process's (ResidentBytes). Tests inject their own.
+  std::function<size_t()> resident_bytes;
   // Governance: with auth on, every route but /healthz and /readyz (and /metrics unless
   // metrics_need_key) needs an API key (Authorization: Bearer KEY, or api-key: KEY); the
   // admin key (CONTEXTD_ADMIN_KEY) manages every tenant. Off: everything is the default
@@ -200,7 +208,13 @@ class Api {
   // faces; by Pool (kSearch, kWrite, kEmbed).
   mutable std::atomic<int64_t> service_ns_[5] = {};
   Counter* shed_[ThreadPool::kLanes] = {};  // requests shed, by priority
-  int pools_collector_ = -1;                // renders the pools' queue depths and quantum yields
+  // Memory watermarks: the last reading (refreshed at most every 10 ms) and whether writes
+  // are being refused (until memory falls below the low mark).
+  mutable std::atomic<int64_t> rss_read_ns_{0};
+  mutable std::atomic<size_t> rss_bytes_{0};
+  mutable std::atomic<bool> refusing_writes_{false};
+  Counter* memory_refused_ = nullptr;
+  int pools_collector_ = -1;  // renders the pools' queue depths and quantum yields
   size_t max_body_bytes_;
   size_t max_query_tokens_;
   // With auth on: who is calling (ctx's tenant and principal) and whether they may; fills
@@ -215,6 +229,9 @@ class Api {
   // OK when a request of ctx's priority may wait in `pool` (of kind `which`), else the
   // reason it is shed.
   Status Admission(Pool which, const ThreadPool& pool, const RequestContext& ctx) const;
+  // OK when a write that adds data may go now; *pause_ms: how long it waits first (memory
+  // above the slow-down mark). See ApiOptions::memory_high_bytes.
+  Status AdmitWrite(int64_t* pause_ms) const;
   // cl100k_base tokens of a text (pre-tokenizer words without the vocabulary).
   int64_t TokensOf(std::string_view text) const;
   StatusOr<Reply> AdminCreateTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);

@@ -510,3 +510,60 @@ TEST(ApiAdmissionTest, RequestsWaitByPriorityAndAreShedPastTheirShareOfTheQueue)
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// Memory watermarks: writes that add data stop at the high mark and resume only under 90%
+// of it, while reads and deletes go on.
+TEST(ApiMemoryTest, WritesThatAddDataStopAtTheHighMarkUntilMemoryFallsUnderNinetyPercent) {
+  FakeBackends fakes;
+  MetricsRegistry metrics;
+  ManualClock clock;
+  std::atomic<size_t> rss{500};
+  ApiOptions o;
+  o.clock = &clock;
+  o.memory_high_bytes = 1000;
+  o.resident_bytes = [&] { return rss.load(); };
+  Api api(fakes.Wire(), &metrics, o);
+  CollectionConfig c;
+  c.embedder = "hash";
+  c.dim = 256;
+  ASSERT_TRUE(fakes.collections.Create(kDefaultTenant, "docs", c, RequestContext::Background()).ok());
+  std::string body;
+  const auto call = [&](const std::string& method, const std::string& path, const std::string& json) {
+    HttpRequest req;
+    req.method = method;
+    req.path = path;
+    req.body = json;
+    req.headers = {{"Content-Type", "application/json"}};
+    std::promise<HttpResponse> done;
+    api.Handle(std::move(req), [&](HttpResponse res) { done.set_value(std::move(res)); });
+    HttpResponse res = done.get_future().get();
+    body = res.body;
+    return res.status;
+  };
+  const auto upsert = [&](const std::string& id) {
+    return call("POST", "/v1/collections/docs/documents", R"({"documents":[{"id":")" + id + R"(","text":"x"}]})");
+  };
+  const auto at = [&](size_t bytes) {
+    rss = bytes;
+    clock.AdvanceMs(20);  // past the 10 ms the reading is kept
+  };
+  EXPECT_EQ(upsert("a"), 200) << body;
+  at(1000);
+  EXPECT_EQ(upsert("b"), 503);
+  EXPECT_NE(body.find("memory_pressure"), std::string::npos) << body;
+  EXPECT_EQ(call("POST", "/v1/collections/docs/query", R"({"query":"x"})"), 200) << "reads go on: " << body;
+  EXPECT_EQ(call("DELETE", "/v1/collections/docs/documents/a", ""), 200) << "deletes free memory: " << body;
+  at(950);
+  EXPECT_EQ(upsert("c"), 503) << "not under 90% yet";
+  at(850);
+  EXPECT_EQ(upsert("d"), 200) << "under 90%: writes resume (slowed above 80%)";
+  at(100);
+  EXPECT_EQ(upsert("e"), 200);
+  EXPECT_NE(metrics.RenderPrometheus().find("contextd_writes_refused_memory_total 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace contextd
