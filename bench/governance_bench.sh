@@ -20,9 +20,9 @@ run() {  # label, extra serve args
   local key=""
   local auth=(-H "Authorization: Bearer $CONTEXTD_ADMIN_KEY")
   if [ "$label" = auth ]; then
-    curl -sf "${auth[@]}" -X POST "$url/v1/admin/tenants" -d '{"id":"bench","limits":{"rpm":100000000}}' > /dev/null
+    curl -sf "${auth[@]}" -X POST "$url/v1/admin/tenants" -d '{"id":"bench","limits":{"rpm":100000000,"tpm":1000000000000}}' > /dev/null
     key=$(curl -sf "${auth[@]}" -X POST "$url/v1/admin/tenants/bench/keys" \
-      -d '{"role":"writer","limits":{"rpm":100000000}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+      -d '{"role":"writer","limits":{"rpm":100000000,"tpm":1000000000000}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
     auth=(-H "Authorization: Bearer $key")
   fi
   curl -sf "${auth[@]}" -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null

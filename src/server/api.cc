@@ -515,7 +515,10 @@ void Api::Handle(HttpRequest req, Responder respond) {
   // Tokens were charged as declared; settled against what the request used once it is done.
   const auto settle = [this, scopes, ctx] {
     if (scopes != nullptr && !scopes->empty())
-      limiter_->Settle(*scopes, ctx->tokens_used.load() - ctx->tokens_reserved.load());
+      // What a metered embedder counted may exceed the declaration (chunk overlaps), and a
+      // query declares nothing: its embedding, when metered, is charged here.
+      limiter_->Settle(*scopes, std::max(ctx->tokens_used.load(), ctx->usage.embedding_tokens.load()) -
+                                    ctx->tokens_reserved.load());
   };
   if (match->pool == Pool::kInline && !must_wait) {
     Run(match, params, req, *ctx, start, respond);
@@ -666,9 +669,6 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, Request
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(q.text));
-  if (ctx.limits_tokens() && q.mode != QueryMode::kKeyword && !q.vector) {
-    CTX_RETURN_IF_ERROR(ctx.ReserveTokens(TokensOf(q.text), /*exact=*/true));  // the query is embedded
-  }
   QueryResult result;
   Json plan;
   if (q.strategy.empty()) {
