@@ -13,7 +13,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,16 +104,21 @@ class RequestContext {
   // they are charged then, in every scope or in none, and settled against `tokens_used`
   // after the reply. Set by the server where a token limit applies; null otherwise, when
   // declaring costs nothing.
-  std::function<Status(int64_t tokens)> reserve_tokens;
+  // A plain function and its two arguments rather than a std::function: set on every
+  // request with a token limit, and a std::function holding the scopes would allocate.
+  using ReserveFn = Status (*)(void* self, void* arg, RequestContext& ctx, int64_t tokens);
+  ReserveFn reserve_fn = nullptr;
+  void* reserve_self = nullptr;
+  void* reserve_arg = nullptr;
   // exact: the declaration is also what is used (nothing to settle).
-  Status ReserveTokens(int64_t tokens, bool exact) const {
-    if (!reserve_tokens) return Status::Ok();
-    CTX_RETURN_IF_ERROR(reserve_tokens(tokens));
+  Status ReserveTokens(int64_t tokens, bool exact) {
+    if (reserve_fn == nullptr) return Status::Ok();
+    CTX_RETURN_IF_ERROR(reserve_fn(reserve_self, reserve_arg, *this, tokens));
     tokens_reserved += tokens;
     if (exact) tokens_used += tokens;
     return Status::Ok();
   }
-  bool limits_tokens() const { return static_cast<bool>(reserve_tokens); }
+  bool limits_tokens() const { return reserve_fn != nullptr; }
   mutable std::atomic<int64_t> tokens_reserved{0};
   // What the request used in the limits' sense (cl100k tokens embedded plus tokens
   // returned by /v1/context), as its handler counted it.

@@ -495,9 +495,12 @@ void Api::Handle(HttpRequest req, Responder respond) {
     Status st = Authorize(*match, params, req, ctx.get(), scopes.get());
     if (st.ok()) st = AdmitRate(*scopes, ctx.get());
     if (st.ok() && std::any_of(scopes->begin(), scopes->end(), [](const RateScope& r) { return r.tpm > 0; })) {
-      // The context outlives every call: the handler declares while it runs.
-      RequestContext* raw = ctx.get();
-      ctx->reserve_tokens = [this, scopes, raw](int64_t tokens) { return ReserveTokens(*scopes, tokens, raw); };
+      // A plain function over the scopes (alive until settled): no allocation per request.
+      ctx->reserve_fn = [](void* self, void* arg, RequestContext& c, int64_t tokens) {
+        return static_cast<Api*>(self)->ReserveTokens(*static_cast<std::vector<RateScope>*>(arg), tokens, &c);
+      };
+      ctx->reserve_self = this;
+      ctx->reserve_arg = scopes.get();
     }
     if (!st.ok()) {
       HttpResponse res = ErrorResponse(st);
@@ -517,8 +520,8 @@ void Api::Handle(HttpRequest req, Responder respond) {
     if (scopes != nullptr && !scopes->empty())
       // What a metered embedder counted may exceed the declaration (chunk overlaps), and a
       // query declares nothing: its embedding, when metered, is charged here.
-      limiter_->Settle(*scopes, std::max(ctx->tokens_used.load(), ctx->usage.embedding_tokens.load()) -
-                                    ctx->tokens_reserved.load());
+      limiter_->Settle(
+          *scopes, std::max(ctx->tokens_used.load(), ctx->usage.embedding_tokens.load()) - ctx->tokens_reserved.load());
   };
   if (match->pool == Pool::kInline && !must_wait) {
     Run(match, params, req, *ctx, start, respond);
