@@ -1,7 +1,5 @@
 #include "net/http_server.h"
 
-#include "common/mutex.h"
-
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -18,6 +16,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/mutex.h"
 #include "net/http_status.h"
 
 namespace contextd {

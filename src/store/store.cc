@@ -1,7 +1,5 @@
 #include "store/store.h"
 
-#include "common/mutex.h"
-
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
@@ -19,6 +17,8 @@
 #include <mutex>
 
 #include <spdlog/spdlog.h>
+
+#include "common/mutex.h"
 
 namespace contextd {
 namespace {
