@@ -170,3 +170,65 @@ TEST_F(ClusterTest, NodesSeeEachOthersHeartbeats) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// Keys are mutations of the update log: a key made on one node opens the other, and a key
+// revoked on one is refused by the other once it has applied the revocation (in practice
+// within a heartbeat; the time is printed, not asserted: the machine is shared).
+TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
+  const std::string admin = "cluster-admin-key-0123456789";
+  ASSERT_EQ(setenv("CONTEXTD_ADMIN_KEY", admin.c_str(), 1), 0);  // inherited by both nodes
+  TempDir dir;
+  NatsCluster nats{dir.path() + "/nats"};
+  ServerProcess n1{dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1", "--auth"}};
+  ServerProcess n2{dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2", "--auth"}};
+  n1.Start();
+  n2.Start();
+  n1.WaitReady();
+  n2.WaitReady();
+  unsetenv("CONTEXTD_ADMIN_KEY");
+  auto c1 = n1.Client();
+  auto c2 = n2.Client();
+  const HttpHeaders as_admin = {{"Authorization", "Bearer " + admin}};
+  auto tenant = c1->Request("POST", "/v1/admin/tenants", R"({"id":"acme"})", as_admin);
+  ASSERT_TRUE(tenant.ok());
+  ASSERT_EQ(tenant->status, 201) << tenant->body;
+  auto made = c1->Request("POST", "/v1/admin/tenants/acme/keys", R"({"role":"writer"})", as_admin);
+  ASSERT_TRUE(made.ok());
+  ASSERT_EQ(made->status, 201) << made->body;
+  Json key = Body(made->body);
+  const HttpHeaders as_key = {{"Authorization", "Bearer " + key["key"].as_string()},
+                              {"X-Contextd-Write-Token", made->Header("x-contextd-write-token")}};
+  auto listed = c2->Request("GET", "/v1/collections", "", as_key);
+  ASSERT_TRUE(listed.ok());
+  // The write token makes n2 wait for the key's creation only after authentication, so
+  // the key may need a moment to reach n2.
+  for (int i = 0; i < 100 && listed.ok() && listed->status == 401; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    listed = c2->Request("GET", "/v1/collections", "", as_key);
+  }
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->status, 200) << "a key made on n1 opens n2: " << listed->body;
+
+  auto revoked = c1->Request("DELETE", "/v1/admin/tenants/acme/keys/" + key["id"].as_string(), "", as_admin);
+  ASSERT_TRUE(revoked.ok());
+  ASSERT_LT(revoked->status, 300) << revoked->body;
+  EXPECT_EQ(c1->Request("GET", "/v1/collections", "", as_key)->status, 401) << "refused where it was revoked";
+  const auto start = std::chrono::steady_clock::now();
+  int status = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto r = c2->Request("GET", "/v1/collections", "", {{"Authorization", "Bearer " + key["key"].as_string()}});
+    ASSERT_TRUE(r.ok());
+    status = r->status;
+    if (status == 401) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(status, 401) << "n2 never applied the revocation";
+  std::printf("revocation reached n2 after %.0f ms\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+}
+
+}  // namespace
+}  // namespace contextd
