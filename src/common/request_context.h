@@ -119,10 +119,10 @@ class RequestContext {
     return Status::Ok();
   }
   bool limits_tokens() const { return reserve_fn != nullptr; }
-  mutable std::atomic<int64_t> tokens_reserved{0};
+  std::atomic<int64_t> tokens_reserved{0};
   // What the request used in the limits' sense (cl100k tokens embedded plus tokens
   // returned by /v1/context), as its handler counted it.
-  mutable std::atomic<int64_t> tokens_used{0};
+  std::atomic<int64_t> tokens_used{0};
   // The server's shutdown cut-off (monotonic ns, 0 while running), shared by every request:
   // past it CheckDeadline says Unavailable "shutting_down", so a write that could not be
   // answered before the process exits is not committed either.

@@ -269,6 +269,7 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
   else
     r->access = reads ? Access::kRead : Access::kWrite;
   r->collection_param = seg.size() >= 3 && seg[0] == "v1" && seg[1] == "collections" && seg[2] == "{}";
+  r->adds_data = r->access == Access::kWrite && method != "DELETE";
   r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
                                       {{"route", pattern}, {"method", method}});
   routes_.push_back(std::move(r));
@@ -538,8 +539,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
   // Writes that add data also pass the memory watermarks (deletes free memory).
   int64_t pause_ms = 0;
   Status shed = Admission(which, *pool, *ctx);
-  if (shed.ok() && which == Pool::kWrite && req.method != "DELETE" && !match->name.starts_with("/v1/admin"))
-    shed = AdmitWrite(&pause_ms);
+  if (shed.ok() && match->adds_data) shed = AdmitWrite(&pause_ms);
   if (!shed.ok()) {
     // Shed before any work: the request costs its scopes nothing.
     if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);

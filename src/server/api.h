@@ -136,6 +136,9 @@ class Api {
     Pool pool = Pool::kSearch;
     Access access = Access::kRead;
     bool collection_param = false;  // params[0] names a collection (/v1/collections/{name}/..)
+    // A write that adds data (not a delete, not an admin change): it passes the memory
+    // watermarks, whichever pool runs it.
+    bool adds_data = false;
     // The deadline of requests that set none (X-Request-Timeout-Ms); 0: none.
     int64_t default_timeout_ms = 0;
     RouteFn fn;

@@ -556,13 +556,16 @@ TEST(ApiMemoryTest, WritesThatAddDataStopAtTheHighMarkUntilMemoryFallsUnderNinet
   EXPECT_NE(body.find("memory_pressure"), std::string::npos) << body;
   EXPECT_EQ(call("POST", "/v1/collections/docs/query", R"({"query":"x"})"), 200) << "reads go on: " << body;
   EXPECT_EQ(call("DELETE", "/v1/collections/docs/documents/a", ""), 200) << "deletes free memory: " << body;
+  EXPECT_EQ(call("POST", "/v1/cache/faq/store", R"({"prompt":"p","response":"r"})"), 503)
+      << "a cache entry adds data too, though it runs on the embedding pool";
   at(950);
   EXPECT_EQ(upsert("c"), 503) << "not under 90% yet";
   at(850);
   EXPECT_EQ(upsert("d"), 200) << "under 90%: writes resume (slowed above 80%)";
+  EXPECT_NE(call("POST", "/v1/cache/faq/store", R"({"prompt":"p","response":"r"})"), 503) << body;
   at(100);
   EXPECT_EQ(upsert("e"), 200);
-  EXPECT_NE(metrics.RenderPrometheus().find("contextd_writes_refused_memory_total 2"), std::string::npos);
+  EXPECT_NE(metrics.RenderPrometheus().find("contextd_writes_refused_memory_total 3"), std::string::npos);
 }
 
 }  // namespace
