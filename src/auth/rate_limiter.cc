@@ -115,38 +115,36 @@ RateDecision RateLimiter::Reserve(const std::vector<RateScope>& scopes, int64_t 
   for (const RateScope& s : scopes) {
     if (d.admitted && s.tpm > 0) tokens_[s.name].level -= need;
     // Refused: the request Admit() charged is given back, so it costs nothing.
-    if (!d.admitted && s.rpm > 0) {
-      Bucket& b = requests_[s.name];
-      b.level = std::min<double>(static_cast<double>(s.rpm), b.level + 1);
-    }
+    if (!d.admitted) GiveBackRequestLocked(s);
   }
   ReportLocked(scopes, &d);
   return d;
 }
 
+void RateLimiter::GiveBackRequestLocked(const RateScope& s) {
+  if (s.rpm <= 0) return;
+  Bucket& b = requests_[s.name];
+  b.level = std::min<double>(static_cast<double>(s.rpm), b.level + 1);
+}
+
+void RateLimiter::EndInflightLocked(const RateScope& s) {
+  if (s.max_inflight <= 0) return;
+  auto it = inflight_.find(s.name);
+  if (it != inflight_.end() && --it->second <= 0) inflight_.erase(it);
+}
+
 void RateLimiter::Refund(const std::vector<RateScope>& scopes) {
   MutexLock lock(&mu_);
   for (const RateScope& s : scopes) {
-    if (s.rpm > 0) {
-      Bucket& b = requests_[s.name];
-      b.level = std::min<double>(static_cast<double>(s.rpm), b.level + 1);
-    }
-    if (s.max_inflight > 0) {
-      auto it = inflight_.find(s.name);
-      if (it != inflight_.end() && --it->second <= 0) inflight_.erase(it);
-    }
+    GiveBackRequestLocked(s);
+    EndInflightLocked(s);
   }
 }
 
 void RateLimiter::Settle(const std::vector<RateScope>& scopes, int64_t tokens) {
   const int64_t now = clock_->NowNanos();
   MutexLock lock(&mu_);
-  for (const RateScope& s : scopes) {
-    if (s.max_inflight > 0) {
-      auto it = inflight_.find(s.name);
-      if (it != inflight_.end() && --it->second <= 0) inflight_.erase(it);
-    }
-  }
+  for (const RateScope& s : scopes) EndInflightLocked(s);
   if (tokens == 0) return;
   for (const RateScope& s : scopes) {
     if (s.tpm <= 0) continue;

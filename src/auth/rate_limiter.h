@@ -72,6 +72,10 @@ class RateLimiter {
   };
   // Refills `b` (capacity `limit` per minute) to now.
   void Refill(Bucket* b, int64_t limit, int64_t now_ns) const;
+  // Gives one request back to the scope's request bucket (up to its limit).
+  void GiveBackRequestLocked(const RateScope& s) REQUIRES(mu_);
+  // One request of the scope fewer in flight.
+  void EndInflightLocked(const RateScope& s) REQUIRES(mu_);
   // The x-ratelimit-* figures of the tightest scopes.
   void ReportLocked(const std::vector<RateScope>& scopes, RateDecision* d) REQUIRES(mu_);
   void SweepLocked(int64_t now_ns) REQUIRES(mu_);
