@@ -18,52 +18,43 @@ int main(int argc, char** argv) {
   // A flag given twice takes its last value, so wrappers can append overrides.
   s->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   s->add_option("--config", config, "JSON config file; flags given here override it");
+  // A number checked against the same range as its config-file key (cli/commands.h).
+  const auto ranged = [s](const char* name, auto& field, SettingRange range, const char* help) {
+    return s->add_option(name, field, help)->check(CLI::Range(range.lo, range.hi));
+  };
   auto* host = s->add_option("--host", serve.host, "Address to listen on");
-  auto* port =
-      s->add_option("--port", serve.port, "Port (0 picks a free one)")->check(CLI::Range(kPortRange.lo, kPortRange.hi));
+  auto* port = ranged("--port", serve.port, kPortRange, "Port (0 picks a free one)");
   auto* data = s->add_option("--data", serve.data_dir, "Data directory");
   auto* models = s->add_option("--models", serve.models_dir, "Models directory");
-  auto* io = s->add_option("--io-threads", serve.io_threads, "I/O threads (0 = one per core)")
-                 ->check(CLI::Range(kCoreThreadsRange.lo, kCoreThreadsRange.hi));
-  auto* search = s->add_option("--search-threads", serve.search_threads, "Threads for queries (0 = one per core)")
-                     ->check(CLI::Range(kCoreThreadsRange.lo, kCoreThreadsRange.hi));
-  auto* writes = s->add_option("--write-threads", serve.write_threads, "Threads for durable writes")
-                     ->check(CLI::Range(kWriteThreadsRange.lo, kWriteThreadsRange.hi));
-  auto* body = s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted")
-                   ->check(CLI::Range(kMaxBodyBytesRange.lo, kMaxBodyBytesRange.hi));
-  auto* quantum = s->add_option("--cpu-quantum-us", serve.cpu_quantum_us,
-                                "Busy time after which a search worker lets the I/O threads run (0 = off)")
-                      ->check(CLI::Range(kCpuQuantumUsRange.lo, kCpuQuantumUsRange.hi));
-  auto* grace = s->add_option("--shutdown-grace-ms", serve.shutdown_grace_ms,
-                              "On SIGTERM, how long requests already received may take to finish")
-                    ->check(CLI::Range(kShutdownGraceMsRange.lo, kShutdownGraceMsRange.hi));
-  auto* idle = s->add_option("--idle-timeout-s", serve.idle_timeout_s,
-                             "Closes a connection that sends no complete request for this long")
-                   ->check(CLI::Range(kIdleTimeoutSRange.lo, kIdleTimeoutSRange.hi));
-  auto* header_timeout = s->add_option("--header-timeout-ms", serve.header_timeout_ms,
-                                       "Once a request has begun, how long its headers may take to arrive")
-                             ->check(CLI::Range(kHeaderTimeoutMsRange.lo, kHeaderTimeoutMsRange.hi));
-  auto* max_queue = s->add_option("--max-queue", serve.max_queue,
-                                  "Requests that may wait for a worker pool before more are shed (503 overloaded)")
-                        ->check(CLI::Range(kMaxQueueRange.lo, kMaxQueueRange.hi));
+  auto* io = ranged("--io-threads", serve.io_threads, kCoreThreadsRange, "I/O threads (0 = one per core)");
+  auto* search =
+      ranged("--search-threads", serve.search_threads, kCoreThreadsRange, "Threads for queries (0 = one per core)");
+  auto* writes = ranged("--write-threads", serve.write_threads, kWriteThreadsRange, "Threads for durable writes");
+  auto* body = ranged("--max-body-bytes", serve.max_body_bytes, kMaxBodyBytesRange, "Largest request body accepted");
+  auto* quantum = ranged("--cpu-quantum-us", serve.cpu_quantum_us, kCpuQuantumUsRange,
+                         "Busy time after which a search worker lets the I/O threads run (0 = off)");
+  auto* grace = ranged("--shutdown-grace-ms", serve.shutdown_grace_ms, kShutdownGraceMsRange,
+                       "On SIGTERM, how long requests already received may take to finish");
+  auto* idle = ranged("--idle-timeout-s", serve.idle_timeout_s, kIdleTimeoutSRange,
+                      "Closes a connection that sends no complete request for this long");
+  auto* header_timeout = ranged("--header-timeout-ms", serve.header_timeout_ms, kHeaderTimeoutMsRange,
+                                "Once a request has begun, how long its headers may take to arrive");
+  auto* max_queue = ranged("--max-queue", serve.max_queue, kMaxQueueRange,
+                           "Requests that may wait for a worker pool before more are shed (503 overloaded)");
   auto* memory_high =
-      s->add_option("--memory-high-mb", serve.memory_high_mb,
-                    "Resident memory at which writes that add data are refused until under 90% of it (0 = off)")
-          ->check(CLI::Range(kMemoryHighMbRange.lo, kMemoryHighMbRange.hi));
-  auto* per_client = s->add_option("--max-connections-per-client", serve.max_connections_per_client,
-                                   "Connections one client address may hold (more get 429)")
-                         ->check(CLI::Range(kConnectionsPerClientRange.lo, kConnectionsPerClientRange.hi));
-  auto* query_tokens = s->add_option("--max-query-tokens", serve.max_query_tokens,
-                                     "Longest query text, in words (longer ones get 400 query_too_long)")
-                           ->check(CLI::Range(kMaxQueryTokensRange.lo, kMaxQueryTokensRange.hi));
+      ranged("--memory-high-mb", serve.memory_high_mb, kMemoryHighMbRange,
+             "Resident memory at which writes that add data are refused until under 90% of it (0 = off)");
+  auto* per_client = ranged("--max-connections-per-client", serve.max_connections_per_client,
+                            kConnectionsPerClientRange, "Connections one client address may hold (more get 429)");
+  auto* query_tokens = ranged("--max-query-tokens", serve.max_query_tokens, kMaxQueryTokensRange,
+                              "Longest query text, in words (longer ones get 400 query_too_long)");
   auto* cluster = s->add_option("--cluster", serve.cluster,
                                 "Cluster mode: the NATS servers, nats://H1:4222,nats://H2:4222,... (JetStream)");
   auto* node_id = s->add_option("--node-id", serve.node_id, "Cluster mode: this node's id (default: the host name)");
-  auto* replicas = s->add_option("--replicas", serve.replicas, "Cluster mode: replicas of the update log's stream")
-                       ->check(CLI::Range(kReplicasRange.lo, kReplicasRange.hi));
-  auto* min_free = s->add_option("--min-free-disk-mb", serve.min_free_disk_mb,
-                                 "Free disk space writes leave in reserve (below it they get 507 disk_full)")
-                       ->check(CLI::Range(kMinFreeDiskMbRange.lo, kMinFreeDiskMbRange.hi));
+  auto* replicas =
+      ranged("--replicas", serve.replicas, kReplicasRange, "Cluster mode: replicas of the update log's stream");
+  auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
+                          "Free disk space writes leave in reserve (below it they get 507 disk_full)");
   auto* auth = s->add_flag("--auth", serve.auth,
                            "Require API keys (the admin key comes from CONTEXTD_ADMIN_KEY or the config file)");
 
