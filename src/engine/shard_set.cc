@@ -74,15 +74,8 @@ void ShardSet::SetShards(std::vector<std::shared_ptr<Shard>> shards) {
   for (size_t i = 0; i < shards_.size(); ++i) std::copy_n(shards_[i]->centroid.data(), dim_, &centroids_[i * dim_]);
 }
 
-uint32_t ShardSet::NearestShard(const float* vector) const {
-  if (shards_.size() == 1) return 0;
-  std::vector<float> scores(shards_.size());
-  ScoreCentroids(metric_, vector, centroids_.data(), shards_.size(), dim_, scores.data());
-  return static_cast<uint32_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
-}
-
 std::shared_ptr<HnswIndex> ShardSet::Place(uint32_t slot, const float* vector) {
-  const uint32_t index = NearestShard(vector);
+  const uint32_t index = NearestCentroid(metric_, vector, centroids_.data(), shards_.size(), dim_);
   Shard& shard = *shards_[index];
   if (shard_of_.size() <= slot) shard_of_.resize(slot + 1, kNoShard);
   shard_of_[slot] = index;
@@ -421,9 +414,7 @@ void ShardSet::Replay(SplitJob* job, const std::vector<SplitOp>& ops) const {
     job->halves[0]->MarkDeleted(op.slot);
     job->halves[1]->MarkDeleted(op.slot);
     if (!op.add) continue;
-    float scores[2];
-    ScoreCentroids(metric_, op.vector.data(), job->km.centroids.data(), 2, dim_, scores);
-    const uint32_t h = scores[1] > scores[0] ? 1 : 0;
+    const uint32_t h = NearestCentroid(metric_, op.vector.data(), job->km.centroids.data(), 2, dim_);
     job->halves[h]->Add(op.slot, op.vector.data());
     job->half_of[op.slot] = h;
   }

@@ -142,7 +142,6 @@ class ShardSet {
   HnswParams GraphParams() const;
   std::shared_ptr<HnswIndex> NewGraph() const;
   void SetShards(std::vector<std::shared_ptr<Shard>> shards);
-  uint32_t NearestShard(const float* vector) const;
   std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
                                       const SlotBitset* allowed) const;
   // Each shard's hits, by position in `indexes`; graph walks of big shards run in parallel.

@@ -124,12 +124,9 @@ ShardReplica::ShardReplica(const ShardSnapshot& snapshot) {
 }
 
 bool ShardReplica::BelongsHere(const float* vector) const {
-  // As ShardSet::Place chooses: the best centroid score, the first on a tie.
-  const size_t n = meta_.centroids.size() / meta_.dim;
-  if (n == 1) return true;
-  std::vector<float> scores(n);
-  ScoreCentroids(meta_.metric, vector, meta_.centroids.data(), n, meta_.dim, scores.data());
-  return static_cast<size_t>(std::max_element(scores.begin(), scores.end()) - scores.begin()) == meta_.shard_index;
+  // As ShardSet::Place chooses.
+  return NearestCentroid(meta_.metric, vector, meta_.centroids.data(), meta_.centroids.size() / meta_.dim, meta_.dim) ==
+         meta_.shard_index;
 }
 
 Status ShardReplica::Apply(const Mutation& m) {

@@ -39,6 +39,11 @@ struct ShardingOptions {
 // centroids: n * dim floats; out: n floats.
 void ScoreCentroids(Metric metric, const float* query, const float* centroids, size_t n, size_t dim, float* out);
 
+// The centroid nearest `vector`: the best ScoreCentroids score, the first on a tie. Where
+// a new chunk goes; every replica of a shard decides with this one function, so they
+// agree. centroids: n * dim floats, n >= 1.
+uint32_t NearestCentroid(Metric metric, const float* vector, const float* centroids, size_t n, size_t dim);
+
 struct RouteDecision {
   std::vector<uint32_t> shards;  // indexes into the centroids, best first
   float margin = 0;              // best minus second, in spreads (0 with one shard)
