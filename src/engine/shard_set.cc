@@ -62,8 +62,6 @@ ShardSet::ShardSet(const CollectionConfig& config, std::string vector_dir)
   SetShards({std::move(shard)});
 }
 
-HnswParams ShardSet::GraphParams() const { return params_; }
-
 std::shared_ptr<HnswIndex> ShardSet::NewGraph() const {
   return std::make_shared<HnswIndex>(static_cast<int>(dim_), metric_, params_);
 }
@@ -261,7 +259,7 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, co
     std::string why;
     for (size_t i = 0;; ++i) {
       uint64_t tag = 0;
-      auto saved = HnswIndex::Load(ShardGraphPath(graph_path, i), static_cast<int>(dim_), metric_, GraphParams(), &tag);
+      auto saved = HnswIndex::Load(ShardGraphPath(graph_path, i), static_cast<int>(dim_), metric_, params_, &tag);
       if (!saved.ok()) {
         if (i == 0 || saved.status().code() != StatusCode::kNotFound) why = saved.status().message();
         if (i == 0 && saved.status().code() == StatusCode::kNotFound) why = "none";

@@ -139,7 +139,6 @@ class ShardSet {
     bool splitting = false;  // writes are also logged to split_log_
     mutable std::atomic<uint64_t> probes{0};
   };
-  HnswParams GraphParams() const;
   std::shared_ptr<HnswIndex> NewGraph() const;
   void SetShards(std::vector<std::shared_ptr<Shard>> shards);
   std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
