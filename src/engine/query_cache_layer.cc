@@ -127,7 +127,7 @@ void QueryCacheLayer::VerifyLoop() {
     {
       MutexLock lock(&verify_mu_);
       // The predicate runs with verify_mu_ held (the analysis cannot see into it).
-      verify_cv_.wait(verify_mu_, [&]() NO_THREAD_SAFETY_ANALYSIS { return verify_stop_ || !verify_queue_.empty(); });
+      lock.Wait(verify_cv_, [&]() NO_THREAD_SAFETY_ANALYSIS { return verify_stop_ || !verify_queue_.empty(); });
       if (verify_stop_) return;
       job = std::move(verify_queue_.front());
       verify_queue_.pop_front();

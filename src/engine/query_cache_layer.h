@@ -78,7 +78,7 @@ class QueryCacheLayer {
   QueryCache<QueryResult> cache_;
   std::function<StatusOr<QueryResult>(const QueryRequest&)> search_;
   Mutex verify_mu_;
-  std::condition_variable_any verify_cv_;
+  std::condition_variable verify_cv_;
   std::deque<std::pair<QueryRequest, std::vector<std::string>>> verify_queue_ GUARDED_BY(verify_mu_);
   bool verify_stop_ GUARDED_BY(verify_mu_) = false;
   std::thread verifier_;
