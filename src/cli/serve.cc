@@ -187,6 +187,7 @@ int RunServe(const ServeOptions& o) {
     ao.metrics_need_key = o.metrics_need_key;
     if (log != nullptr) {
       ao.log_connected = [log] { return log->connected(); };
+      ao.log_head = [log] { return log->LastSequence(); };
       ao.cluster_status = [log, &lo] {
         Json j = Json::MakeObject();
         j["mode"] = "cluster";

@@ -68,6 +68,9 @@ class JetStreamUpdateLog : public UpdateLog {
     std::string leader;
   };
   StreamState stream_state() const;
+  // The stream's last sequence, asked of its leader: every write acknowledged before the
+  // call is at or below it (what a strong read waits for). Unavailable when no leader answers.
+  StatusOr<uint64_t> LastSequence() const;
   // The last sequence this node applied from the stream.
   uint64_t applied_sequence() const;
   // Following the stream, over a live connection: what /readyz reports.

@@ -96,4 +96,17 @@ void RequestContext::CountEmbeddingTokens(const std::vector<std::string_view>& t
   usage.embedding_tokens += n;
 }
 
+bool ParseConsistency(std::string_view name, Consistency* out) {
+  if (name == "eventual") {
+    *out = Consistency::kEventual;
+  } else if (name == "session") {
+    *out = Consistency::kSession;
+  } else if (name == "strong") {
+    *out = Consistency::kStrong;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace contextd

@@ -64,6 +64,10 @@ struct TraceContext {
   std::string Header() const;
 };
 
+enum class Consistency { kEventual, kSession, kStrong };
+// "eventual", "session", "strong"; false for anything else.
+bool ParseConsistency(std::string_view name, Consistency* out);
+
 class RequestContext {
  public:
   explicit RequestContext(const Clock* clock = SystemClock::Default()) : clock_(clock) {}
@@ -83,6 +87,10 @@ class RequestContext {
   // The X-Contextd-Write-Token header: the request reads only once this node has applied
   // that sequence (it sees the write that returned the token).
   uint64_t read_after = 0;
+  // What the request must see: kEventual ignores the write token; kSession (the default)
+  // waits for it; kStrong waits until this node has applied every write the log had
+  // acknowledged when the request began.
+  Consistency consistency = Consistency::kSession;
   // Headers the reply carries besides the handler's (rate-limit figures).
   std::vector<std::pair<std::string, std::string>> reply_headers;
   // The highest update-log sequence this request committed (its write token), 0 if none.

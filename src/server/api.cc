@@ -270,6 +270,7 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
     r->access = reads ? Access::kRead : Access::kWrite;
   r->collection_param = seg.size() >= 3 && seg[0] == "v1" && seg[1] == "collections" && seg[2] == "{}";
   r->adds_data = r->access == Access::kWrite && method != "DELETE";
+  r->consistency_in_body = last == "query" || pattern == "/v1/context";
   r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
                                       {{"route", pattern}, {"method", method}});
   routes_.push_back(std::move(r));
@@ -328,15 +329,30 @@ void AddReplyHeaders(const RequestContext& ctx, HttpResponse* res) {
 
 }  // namespace
 
-Status Api::AwaitWriteToken(const RequestContext& ctx) const {
-  if (ctx.read_after == 0 || backends_.replica->applied_sequence() >= ctx.read_after) return Status::Ok();
+Status Api::AwaitConsistency(const RequestContext& ctx) const {
+  uint64_t target = ctx.consistency == Consistency::kEventual ? 0 : ctx.read_after;
+  if (ctx.consistency == Consistency::kStrong && options_.log_head) {
+    CTX_ASSIGN_OR_RETURN(const uint64_t head, options_.log_head());
+    target = std::max(target, head);
+  }
+  if (target == 0 || backends_.replica->applied_sequence() >= target) return Status::Ok();
   std::chrono::milliseconds wait = options_.write_token_wait;
   if (ctx.has_deadline()) wait = std::min(wait, std::chrono::milliseconds(ctx.RemainingMs()));
-  if (backends_.replica->WaitForApplied(ctx.read_after, wait)) return Status::Ok();
+  if (backends_.replica->WaitForApplied(target, wait)) return Status::Ok();
   return DeadlineExceeded("this node has applied the update log up to " +
-                              std::to_string(backends_.replica->applied_sequence()) + ", not yet write token " +
-                              std::to_string(ctx.read_after) + "; retry, or ask another node",
+                              std::to_string(backends_.replica->applied_sequence()) + ", not yet " +
+                              (target == ctx.read_after ? "write token " : "the log's head ") +
+                              std::to_string(target) + "; retry, or ask another node",
                           "write_not_visible");
+}
+
+Status Api::AwaitConsistency(const Json& body, RequestContext& ctx) const {
+  if (const Json* c = body.is_object() ? body.Find("consistency") : nullptr; c != nullptr) {
+    if (!c->is_string() || !ParseConsistency(c->as_string(), &ctx.consistency)) {
+      return InvalidArgument("\"consistency\" must be \"eventual\", \"session\" or \"strong\"", "invalid_value");
+    }
+  }
+  return AwaitConsistency(ctx);
 }
 
 void Api::BeginDrain(std::chrono::milliseconds grace) {
@@ -387,6 +403,12 @@ Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t star
     }
     ctx->read_after = v;
   }
+  if (const std::string level = req.Header("x-contextd-consistency"); !level.empty()) {
+    if (!ParseConsistency(level, &ctx->consistency)) {
+      return InvalidArgument("X-Contextd-Consistency must be eventual, session or strong, got '" + level + "'",
+                             "invalid_header");
+    }
+  }
   return Status::Ok();
 }
 
@@ -396,7 +418,7 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
   try {
     // A request that waited out its deadline in the queue is not started.
     Status late = ctx.CheckDeadline("a worker took the request");
-    if (late.ok()) late = AwaitWriteToken(ctx);
+    if (late.ok() && !route->consistency_in_body) late = AwaitConsistency(ctx);
     reply = late.ok() ? route->fn(params, req, ctx) : StatusOr<Reply>(late);
   } catch (const std::exception& e) {
     // Handlers do not throw by design; this keeps a bug (or bad_alloc) from taking the
@@ -668,8 +690,9 @@ StatusOr<Api::Reply> Api::GetShards(const Params& p, const HttpRequest&, Request
 
 StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   const int64_t start = clock_->NowNanos();
-  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_RETURN_IF_ERROR(AwaitConsistency(body, ctx));
+  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(QueryRequest q, ParseQueryRequest(body, c->config().dim, c->has_embedder()));
   CTX_RETURN_IF_ERROR(CheckQueryLength(q.text));
   QueryResult result;

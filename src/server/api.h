@@ -58,6 +58,10 @@ struct ApiOptions {
   // How long a read carrying a write token this node has not applied yet waits for it
   // (within the request's deadline) before 504 write_not_visible.
   std::chrono::milliseconds write_token_wait{5000};
+  // Cluster mode: the log's last committed sequence, asked of its leader, which a
+  // "consistency":"strong" read waits for this node to apply. Unset: a single node, whose
+  // writes are applied before they are acknowledged, so every read is strong.
+  std::function<StatusOr<uint64_t>()> log_head;
   // Admission: the most requests that may wait for a pool's workers. Past it a request is
   // shed at once (503 overloaded, Retry-After, its rate-limit charge given back); default
   // priority past 80% of it and batch past half, so batch is shed first. A request whose
@@ -139,6 +143,9 @@ class Api {
     // A write that adds data (not a delete, not an admin change): it passes the memory
     // watermarks, whichever pool runs it.
     bool adds_data = false;
+    // The body may name the read's "consistency" (queries, /v1/context): the handler waits
+    // for it once it has parsed the body, instead of Run before the handler.
+    bool consistency_in_body = false;
     // The deadline of requests that set none (X-Request-Timeout-Ms); 0: none.
     int64_t default_timeout_ms = 0;
     RouteFn fn;
@@ -248,7 +255,11 @@ class Api {
   StatusOr<Reply> AdminDeleteKey(const Params& p, const HttpRequest& req, RequestContext& ctx);
   std::unique_ptr<RateLimiter> limiter_;
   // Waits (bounded) until this node has applied the request's write token, if it has one.
-  Status AwaitWriteToken(const RequestContext& ctx) const;
+  // Waits until this node has applied what the request's consistency asks for: nothing
+  // (eventual), its write token (session), or the log's head when it began (strong).
+  Status AwaitConsistency(const RequestContext& ctx) const;
+  // Reads the body's optional "consistency" into ctx, then waits for it.
+  Status AwaitConsistency(const Json& body, RequestContext& ctx) const;
   // 400 query_too_long when `text` has more than max_query_tokens_ words.
   Status CheckQueryLength(std::string_view text) const;
   size_t embed_threads_;

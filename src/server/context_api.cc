@@ -61,6 +61,7 @@ std::string Event(const char* name, const Json& data) {
 StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, RequestContext& ctx) {
   const int64_t start = clock_->NowNanos();
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_RETURN_IF_ERROR(AwaitConsistency(body, ctx));
   CTX_ASSIGN_OR_RETURN(FieldReader fields, FieldReader::Open(body, ""));
   std::string name;
   bool stream = false;

@@ -297,7 +297,7 @@ Status ReadSearchTuning(const FieldReader& body, QueryRequest* q) {
 StatusOr<QueryRequest> ParseQueryRequest(const Json& json, int dim, bool has_embedder) {
   CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, ""));
   CTX_RETURN_IF_ERROR(body.Known({"query", "vector", "k", "ef", "depth", "mode", "filter", "fusion", "alpha", "mmr",
-                                  "group_by", "bm25", "cache", "shards", "routing", "strategy", "expand_refs"}));
+                                  "group_by", "bm25", "cache", "shards", "routing", "strategy", "expand_refs", "consistency"}));
   QueryRequest q;
   if (!body.Has("query") && !body.Has("vector")) {
     return InvalidArgument("a query needs 'query' (text) or 'vector'", "missing_field");
@@ -332,7 +332,7 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& json, int dim, bool has_emb
 StatusOr<ContextRequest> ParseContextRequest(const Json& json, bool has_embedder) {
   CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, ""));
   CTX_RETURN_IF_ERROR(body.Known({"collection", "query", "max_tokens", "max_ms", "mode", "candidates", "strategy",
-                                  "expand_refs", "session_id", "stream"}));
+                                  "expand_refs", "session_id", "stream", "consistency"}));
   ContextRequest r;
   CTX_RETURN_IF_ERROR(body.Require("query"));
   CTX_RETURN_IF_ERROR(ReadText(body, "query", &r.query));

@@ -80,6 +80,25 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   ASSERT_GE(hits.as_array().size(), 1u);
   EXPECT_EQ(hits.as_array()[0]["id"].as_string(), "mito");
 
+  // A strong read needs no token: it waits for everything the log acknowledged before it.
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = "strong-" + std::to_string(i);
+    auto w = c2->Request("POST", "/v1/collections/docs/documents", Doc(id, "Ribosomes translate messenger RNA " + id));
+    ASSERT_TRUE(w.ok() && w->status == 200) << (w.ok() ? w->body : "");
+    auto got = c1->Request("GET", "/v1/collections/docs/documents/" + id, "", {{"X-Contextd-Consistency", "strong"}});
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->status, 200) << got->body;
+    auto q = c1->Request("POST", "/v1/collections/docs/query",
+                         R"({"query":"ribosomes messenger RNA","k":10,"mode":"keyword","consistency":"strong"})");
+    ASSERT_TRUE(q.ok() && q->status == 200) << (q.ok() ? q->body : "");
+    EXPECT_NE(q->body.find("\"" + id + "\""), std::string::npos) << q->body;
+  }
+  // An eventual read does not wait for a token, even one far ahead.
+  auto eventual = c1->Request("GET", "/v1/collections/docs", "",
+                              {{"X-Contextd-Write-Token", "999999"}, {"X-Contextd-Consistency", "eventual"}});
+  ASSERT_TRUE(eventual.ok());
+  EXPECT_EQ(eventual->status, 200) << eventual->body;
+
   // A retry with the same Idempotency-Key is the same write: the log does not grow.
   const HttpHeaders key = {{"Idempotency-Key", "req-42"}};
   auto first = c1->Request("POST", "/v1/collections/docs/documents", Doc("k", "first version"), key);
@@ -134,7 +153,7 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   ASSERT_EQ(caught_up->status, 200) << caught_up->body;
   Json on2 = Body(caught_up->body);
   Json on1 = Call(*c1, "GET", "/v1/collections/docs").second;
-  EXPECT_EQ(on2["documents"].as_int(), 32);  // mito, k and 30 more
+  EXPECT_EQ(on2["documents"].as_int(), 37);  // mito, five strong-N, k and 30 more
   EXPECT_EQ(on2["documents"].as_int(), on1["documents"].as_int());
   EXPECT_EQ(on2["chunks"].as_int(), on1["chunks"].as_int());
 }

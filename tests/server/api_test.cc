@@ -182,6 +182,56 @@ TEST_F(ApiTest, EachRequestGetsItsContext) {
   EXPECT_EQ(query.body.Find("usage")->Find("chunks_scored")->as_int(), 3);
 }
 
+TEST_F(ApiTest, ReadsWaitForWhatTheirConsistencyAsks) {
+  std::atomic<uint64_t> head{7};
+  std::atomic<bool> log_up{true};
+  ApiOptions o;
+  o.clock = &clock_;
+  o.write_token_wait = std::chrono::milliseconds(0);
+  o.log_head = [&]() -> StatusOr<uint64_t> {
+    if (!log_up) return Unavailable("no leader", "log_unavailable");
+    return head.load();
+  };
+  api_ = std::make_unique<Api>(fakes_.Wire(), &metrics_, o);
+  MakeDocs();
+  fakes_.replica.applied = 5;  // the log's leader holds 7
+  auto query = [&](const std::string& level, HttpHeaders headers = {}) {
+    const std::string field = level.empty() ? "" : R"(,"consistency":")" + level + "\"";
+    return Call("POST", "/v1/collections/docs/query", R"({"query":"apples")" + field + "}", std::move(headers));
+  };
+  // session (the default) without a token, and eventual, read what the node has.
+  EXPECT_EQ(query("").status, 200);
+  EXPECT_EQ(query("eventual").status, 200);
+  EXPECT_EQ(query("session").status, 200);
+  // strong waits for the head the leader reported: this node is behind it.
+  Reply behind = query("strong");
+  EXPECT_EQ(behind.status, 504);
+  EXPECT_EQ(behind.reason(), "write_not_visible");
+  EXPECT_EQ(Call("GET", "/v1/collections/docs", "", {{"X-Contextd-Consistency", "strong"}}).status, 504);
+  EXPECT_EQ(Call("POST", "/v1/context", R"({"collection":"docs","query":"apples","consistency":"strong"})").reason(),
+            "write_not_visible");
+  // A write token the node has not applied holds a session read, not an eventual one.
+  EXPECT_EQ(query("", {{"X-Contextd-Write-Token", "6"}}).status, 504);
+  EXPECT_EQ(query("eventual", {{"X-Contextd-Write-Token", "6"}}).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/collections/docs", "",
+                 {{"X-Contextd-Write-Token", "6"}, {"X-Contextd-Consistency", "eventual"}})
+                .status,
+            200);
+  // Once applied, strong reads pass; a leader that cannot be asked is a 503, not a guess.
+  fakes_.replica.applied = 7;
+  EXPECT_EQ(query("strong").status, 200);
+  log_up = false;
+  Reply no_leader = query("strong");
+  EXPECT_EQ(no_leader.status, 503);
+  EXPECT_EQ(no_leader.reason(), "log_unavailable");
+  // Bad levels are named.
+  EXPECT_EQ(query("linearizable").reason(), "invalid_value");
+  EXPECT_EQ(Call("POST", "/v1/collections/docs/query", R"({"query":"apples","consistency":3})").reason(),
+            "invalid_value");
+  EXPECT_EQ(Call("GET", "/v1/collections/docs", "", {{"X-Contextd-Consistency", "always"}}).reason(),
+            "invalid_header");
+}
+
 TEST_F(ApiTest, CacheAndSessionRoutesUseTheirServices) {
   ASSERT_EQ(Call("PUT", "/v1/cache/answers", R"({"embedder":"hash","threshold":0.8})").status, 200);
   Reply stored = Call("POST", "/v1/cache/answers/store", R"({"prompt":"2+2?","response":{"text":"4"}})");
