@@ -2,7 +2,8 @@
 # The cost of governance: keyword and hybrid /query QPS over SciFact with auth off, then
 # with --auth and a key under a tenant limit and a key limit (both far above the load, so
 # every request is authenticated, authorised and charged in two token buckets, none
-# refused), in one sitting, rounds interleaved.
+# refused), then the same with the limits shared through a local redis-server (--redis: one
+# Lua script per decision), in one sitting, rounds interleaved.
 # Usage: bench/governance_bench.sh [rounds, default 2] [seconds per wrk run, default 8]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +20,7 @@ run() {  # label, extra serve args
   local url; url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
   local key=""
   local auth=(-H "Authorization: Bearer $CONTEXTD_ADMIN_KEY")
-  if [ "$label" = auth ]; then
+  if [ "$label" != off ]; then
     curl -sf "${auth[@]}" -X POST "$url/v1/admin/tenants" -d '{"id":"bench","limits":{"rpm":100000000,"tpm":1000000000000}}' > /dev/null
     key=$(curl -sf "${auth[@]}" -X POST "$url/v1/admin/tenants/bench/keys" \
       -d '{"role":"writer","limits":{"rpm":100000000,"tpm":1000000000000}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
@@ -34,7 +35,13 @@ run() {  # label, extra serve args
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$work"
 }
+redis_port=$((20000 + $$ % 20000))
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no > /dev/null &
+redis_pid=$!
+trap 'kill $redis_pid 2>/dev/null || true' EXIT
+sleep 0.5
 for _ in $(seq "$rounds"); do
   run off
   run auth --auth
+  run shared --auth --redis "redis://127.0.0.1:$redis_port"
 done

@@ -1,5 +1,5 @@
 // A real redis-server on a loopback port for the life of the object, for the tests and the
-// embedding benchmark (the Redis tier is never tested against a fake).
+// embedding benchmark (the Redis tier and shared limits are never tested against a fake).
 #pragma once
 
 #include <fcntl.h>
@@ -12,8 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "embed/cache_key.h"
-#include "embed/redis_tier.h"
+#include "redis/redis_pool.h"
 
 namespace contextd {
 
@@ -22,29 +21,28 @@ class RedisServer {
   RedisServer() {
     for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
       port_ = 20000 + static_cast<int>(getpid() % 20000) + attempt * 7;
-      pid_ = fork();
-      if (pid_ == 0) {
-        const int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0) dup2(devnull, STDOUT_FILENO);  // its banner is noise in test logs
-        const std::string port = std::to_string(port_);
-        execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", static_cast<char*>(nullptr));
-        _exit(127);
-      }
-      RedisTierOptions o;
-      o.port = port_;
-      std::vector<bool> hit;
-      float f;
-      for (int i = 0; i < 100; ++i) {
-        RedisTier probe(o);
-        probe.MultiGet({MakeEmbedKey("m", "x")}, 1, &f, &hit);
-        if (probe.errors() == 0) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      Stop();
+      Start();
     }
   }
   ~RedisServer() { Stop(); }
+  // (Re)starts it on its port; running() says whether it answers.
+  void Start() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int devnull = open("/dev/null", O_WRONLY);
+      if (devnull >= 0) dup2(devnull, STDOUT_FILENO);  // its banner is noise in test logs
+      const std::string port = std::to_string(port_);
+      execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    RedisPool probe(RedisEndpoint{"127.0.0.1", port_, 200});
+    for (int i = 0; i < 100; ++i) {
+      if (probe.Ping().ok()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    Stop();
+  }
   void Stop() {
     if (pid_ > 0) {
       kill(pid_, SIGKILL);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 
 namespace contextd {
 namespace {
@@ -67,26 +68,45 @@ RateDecision RateLimiter::Admit(const std::vector<RateScope>& scopes) {
   return d;
 }
 
-void RateLimiter::ReportLocked(const std::vector<RateScope>& scopes, RateDecision* d) {
+void ReportTightest(const std::vector<RateScope>& scopes, std::span<const double> requests,
+                    std::span<const double> tokens, RateDecision* d) {
   double tightest_requests = INFINITY, tightest_tokens = INFINITY;
-  const auto report = [](const Bucket& b, int64_t limit, double* tightest, int64_t* limit_out, int64_t* remaining,
+  const auto report = [](double level, int64_t limit, double* tightest, int64_t* limit_out, int64_t* remaining,
                          double* reset_s) {
-    const double room = b.level / static_cast<double>(limit);
+    const double room = level / static_cast<double>(limit);
     if (room >= *tightest) return;
     *tightest = room;
     *limit_out = limit;
-    *remaining = std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level)));
-    *reset_s = (static_cast<double>(limit) - b.level) * 60.0 / static_cast<double>(limit);
+    *remaining = std::max<int64_t>(0, static_cast<int64_t>(std::floor(level)));
+    *reset_s = (static_cast<double>(limit) - level) * 60.0 / static_cast<double>(limit);
   };
-  for (const RateScope& s : scopes) {
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    const RateScope& s = scopes[i];
     if (s.rpm > 0) {
-      report(requests_[s.name], s.rpm, &tightest_requests, &d->limit_requests, &d->remaining_requests,
-             &d->reset_requests_s);
+      report(requests[i], s.rpm, &tightest_requests, &d->limit_requests, &d->remaining_requests, &d->reset_requests_s);
     }
     if (s.tpm > 0) {
-      report(tokens_[s.name], s.tpm, &tightest_tokens, &d->limit_tokens, &d->remaining_tokens, &d->reset_tokens_s);
+      report(tokens[i], s.tpm, &tightest_tokens, &d->limit_tokens, &d->remaining_tokens, &d->reset_tokens_s);
     }
   }
+}
+
+void RateLimiter::ReportLocked(const std::vector<RateScope>& scopes, RateDecision* d) {
+  // A request has a scope or three: its levels live on the stack.
+  constexpr size_t kInline = 8;
+  double inline_levels[2 * kInline];
+  std::vector<double> heap;
+  double* levels = inline_levels;
+  if (scopes.size() > kInline) {
+    heap.resize(2 * scopes.size());
+    levels = heap.data();
+  }
+  const size_t n = scopes.size();
+  for (size_t i = 0; i < n; ++i) {
+    levels[i] = scopes[i].rpm > 0 ? requests_[scopes[i].name].level : 0;
+    levels[n + i] = scopes[i].tpm > 0 ? tokens_[scopes[i].name].level : 0;
+  }
+  ReportTightest(scopes, {levels, n}, {levels + n, n}, d);
 }
 
 RateDecision RateLimiter::Reserve(const std::vector<RateScope>& scopes, int64_t tokens) {

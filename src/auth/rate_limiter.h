@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,6 +31,7 @@ struct RateScope {
   int64_t rpm = 0;           // 0: no request limit in this scope
   int64_t tpm = 0;           // 0: no token limit
   int64_t max_inflight = 0;  // 0: no bound on requests running at once
+  std::string tenant;        // the tenant the scope belongs to (keys shared limits by it)
 };
 
 struct RateDecision {
@@ -43,26 +45,47 @@ struct RateDecision {
   std::string refused_by;  // the scope that refused
   bool inflight = false;   // refused for requests in flight, not for the rate
   bool too_large = false;  // Reserve: more tokens than refused_by's bucket ever holds
+  bool degraded = false;   // shared limits unreachable: decided by this node's share alone
 };
 
-class RateLimiter {
- public:
-  explicit RateLimiter(const Clock* clock) : clock_(clock) {}
+// Fills d's x-ratelimit-* figures with the tightest scope's: requests[i] and tokens[i] are
+// scope i's bucket levels (ignored where the scope has no such limit).
+void ReportTightest(const std::vector<RateScope>& scopes, std::span<const double> requests,
+                    std::span<const double> tokens, RateDecision* d);
 
+// What the server asks of rate limits, whether kept on this node (RateLimiter) or shared
+// by several through Redis (SharedRateLimiter).
+class RateLimits {
+ public:
+  virtual ~RateLimits() = default;
   // One request, needing a request and (to be admitted) a positive token balance in each
   // scope.
-  RateDecision Admit(const std::vector<RateScope>& scopes);
+  virtual RateDecision Admit(const std::vector<RateScope>& scopes) = 0;
   // Charges an admitted request's declared `tokens` to every scope's token bucket, when
   // each holds that many; otherwise charges none and gives back the request Admit()
   // charged (a refused request costs nothing). retry_after_s: until every bucket could.
-  RateDecision Reserve(const std::vector<RateScope>& scopes, int64_t tokens);
+  virtual RateDecision Reserve(const std::vector<RateScope>& scopes, int64_t tokens) = 0;
   // Gives back what Admit() charged an admitted request that was then not served (shed
   // before it started), and ends its time in flight.
-  void Refund(const std::vector<RateScope>& scopes);
+  virtual void Refund(const std::vector<RateScope>& scopes) = 0;
   // Charges `tokens` more (used beyond what was reserved; negative: gives back the unused
   // part of a reservation) to each scope's token bucket, and ends the request's time in
   // flight.
-  void Settle(const std::vector<RateScope>& scopes, int64_t tokens);
+  virtual void Settle(const std::vector<RateScope>& scopes, int64_t tokens) = 0;
+  // True when a decision may wait on the network (the server then decides on a worker
+  // thread, never on an I/O thread).
+  virtual bool may_block() const { return false; }
+};
+
+// The limits of one node, in its memory.
+class RateLimiter final : public RateLimits {
+ public:
+  explicit RateLimiter(const Clock* clock) : clock_(clock) {}
+
+  RateDecision Admit(const std::vector<RateScope>& scopes) override;
+  RateDecision Reserve(const std::vector<RateScope>& scopes, int64_t tokens) override;
+  void Refund(const std::vector<RateScope>& scopes) override;
+  void Settle(const std::vector<RateScope>& scopes, int64_t tokens) override;
 
  private:
   struct Bucket {

@@ -57,6 +57,9 @@ struct ServeOptions {
   std::string cluster;
   std::string node_id;
   int replicas = 3;
+  // redis://HOST:PORT shared by the nodes: rate limits are cluster-wide through it (empty:
+  // each node keeps its own).
+  std::string redis;
   // Governance: API keys required (the first admin key from CONTEXTD_ADMIN_KEY or the
   // config file's "auth":{"admin_key"}); /metrics needs a key too when metrics_need_key.
   bool auth = false;

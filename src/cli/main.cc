@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
   auto* cluster = s->add_option("--cluster", serve.cluster,
                                 "Cluster mode: the NATS servers, nats://H1:4222,nats://H2:4222,... (JetStream)");
   auto* node_id = s->add_option("--node-id", serve.node_id, "Cluster mode: this node's id (default: the host name)");
+  auto* redis = s->add_option("--redis", serve.redis,
+                              "redis://HOST:PORT shared by the nodes: rate limits hold across all of them");
   auto* replicas =
       ranged("--replicas", serve.replicas, kReplicasRange, "Cluster mode: replicas of the update log's stream");
   auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
       if (!per_client->count()) serve.max_connections_per_client = from_file.max_connections_per_client;
       if (!cluster->count()) serve.cluster = from_file.cluster;
       if (!node_id->count()) serve.node_id = from_file.node_id;
+      if (!redis->count()) serve.redis = from_file.redis;
       if (!replicas->count()) serve.replicas = from_file.replicas;
       if (!auth->count()) serve.auth = from_file.auth;
       if (!min_free->count()) serve.min_free_disk_mb = from_file.min_free_disk_mb;

@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "auth/shared_rate_limiter.h"
 #include "cli/commands.h"
 #include "cluster/jetstream_log.h"
 #include "common/json.h"
@@ -79,6 +80,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->cluster = v.as_string();
     else if (k == "node_id" && str)
       o->node_id = v.as_string();
+    else if (k == "redis" && str)
+      o->redis = v.as_string();
     else if (k == "auth" && v.is_object()) {
       for (const auto& [ak, av] : v.as_object()) {
         if (ak == "enabled" && av.is_bool())
@@ -215,6 +218,27 @@ int RunServe(const ServeOptions& o) {
         j["nodes"] = std::move(nodes);
         return j;
       };
+    }
+    // Rate limits shared through Redis; while it is unreachable each node enforces its
+    // share, by the nodes it has heard from lately.
+    std::unique_ptr<SharedRateLimiter> shared_limits;
+    if (!o.redis.empty()) {
+      auto endpoint = ParseRedisUrl(o.redis);
+      if (!endpoint.ok()) {
+        spdlog::critical("--redis: {}", endpoint.status().message());
+        return 1;
+      }
+      SharedRateLimitOptions so;
+      so.redis = *endpoint;
+      const auto nodes = [log, &lo]() -> size_t {
+        if (log == nullptr) return 1;
+        size_t up = 0;
+        for (const auto& p : log->peers()) up += p.age_ms < 3 * lo.heartbeat_ms ? 1 : 0;
+        return std::max<size_t>(up, 1);
+      };
+      shared_limits = std::make_unique<SharedRateLimiter>(so, SystemClock::Default(), nodes, &metrics);
+      ao.rate_limits = shared_limits.get();
+      spdlog::info("rate limits shared through redis {}:{}", so.redis.host, so.redis.port);
     }
     Api api(ApiBackends::Of(engine->get(), embedders.get(), tokenizer.get()), &metrics, ao);
     HttpServerOptions ho;

@@ -422,9 +422,9 @@ StatusOr<uint64_t> JetStreamUpdateLog::LastSequence() const {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const natsStatus s = js_GetStreamInfo(&si, rep_->js, rep_->options.stream.c_str(), nullptr, &jerr);
   if (s != NATS_OK || si == nullptr) {
-    return Unavailable(std::string("the update log's leader did not say how far the log goes: ") +
-                           natsStatus_GetText(s),
-                       "log_unavailable");
+    return Unavailable(
+        std::string("the update log's leader did not say how far the log goes: ") + natsStatus_GetText(s),
+        "log_unavailable");
   }
   const uint64_t last = si->State.LastSeq;
   jsStreamInfo_Destroy(si);

@@ -13,10 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "common/mutex.h"
 #include "embed/embedding_cache.h"
-
-struct redisContext;
+#include "redis/redis_pool.h"
 
 namespace contextd {
 
@@ -39,13 +37,8 @@ class RedisTier final : public CacheTier {
   uint64_t errors() const { return errors_.load(); }
 
  private:
-  struct Conn;
-  std::unique_ptr<Conn> Take();
-  void Give(std::unique_ptr<Conn> c);
-
   const RedisTierOptions options_;
-  Mutex mu_;
-  std::vector<std::unique_ptr<Conn>> idle_ GUARDED_BY(mu_);
+  RedisPool pool_;
   std::atomic<uint64_t> errors_{0};
 };
 

@@ -80,14 +80,14 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   }
   if (const Limits t = backends_.governance->auth().TenantLimits(k.tenant);
       t.rpm > 0 || t.tpm > 0 || t.max_inflight > 0) {
-    scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm, t.max_inflight});
+    scopes->push_back({"tenant:" + k.tenant, t.rpm, t.tpm, t.max_inflight, k.tenant});
   }
   if (const Limits u = ctx->user.empty() ? Limits() : backends_.governance->auth().UserLimits(k.tenant);
       u.rpm > 0 || u.tpm > 0 || u.max_inflight > 0) {
-    scopes->push_back({"user:" + k.tenant + "/" + ctx->user, u.rpm, u.tpm, u.max_inflight});
+    scopes->push_back({"user:" + k.tenant + "/" + ctx->user, u.rpm, u.tpm, u.max_inflight, k.tenant});
   }
   if (k.limits.rpm > 0 || k.limits.tpm > 0 || k.limits.max_inflight > 0) {
-    scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm, k.limits.max_inflight});
+    scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm, k.limits.max_inflight, k.tenant});
   }
   return Status::Ok();
 }
@@ -97,7 +97,9 @@ namespace {
 // The x-ratelimit-* headers of a decision, replacing those of an earlier one.
 void SetRateHeaders(const RateDecision& d, RequestContext* ctx) {
   auto& h = ctx->reply_headers;
-  std::erase_if(h, [](const auto& x) { return x.first.starts_with("x-ratelimit-") || x.first == "Retry-After"; });
+  std::erase_if(h, [](const auto& x) {
+    return x.first.starts_with("x-ratelimit-") || x.first == "x-contextd-limits-degraded" || x.first == "Retry-After";
+  });
   if (d.limit_requests > 0) {
     h.emplace_back("x-ratelimit-limit-requests", std::to_string(d.limit_requests));
     h.emplace_back("x-ratelimit-remaining-requests", std::to_string(d.remaining_requests));
@@ -108,6 +110,7 @@ void SetRateHeaders(const RateDecision& d, RequestContext* ctx) {
     h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(d.remaining_tokens));
     h.emplace_back("x-ratelimit-reset-tokens", Seconds(d.reset_tokens_s));
   }
+  if (d.degraded) h.emplace_back("x-contextd-limits-degraded", "1");
   if (!d.admitted && !d.too_large) {
     const int64_t retry = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(d.retry_after_s)));
     h.emplace_back("Retry-After", std::to_string(retry));

@@ -109,7 +109,11 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
       embed_threads_(options.embed_threads),
       started_unix_s_(static_cast<int64_t>(std::time(nullptr))) {
   if (options.clock != nullptr) clock_ = options.clock;
-  limiter_ = std::make_unique<RateLimiter>(clock_);
+  limiter_ = options.rate_limits;
+  if (limiter_ == nullptr) {
+    own_limiter_ = std::make_unique<RateLimiter>(clock_);
+    limiter_ = own_limiter_.get();
+  }
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
   memory_refused_ = metrics_->GetCounter("contextd_writes_refused_memory_total",
@@ -341,8 +345,8 @@ Status Api::AwaitConsistency(const RequestContext& ctx) const {
   if (backends_.replica->WaitForApplied(target, wait)) return Status::Ok();
   return DeadlineExceeded("this node has applied the update log up to " +
                               std::to_string(backends_.replica->applied_sequence()) + ", not yet " +
-                              (target == ctx.read_after ? "write token " : "the log's head ") +
-                              std::to_string(target) + "; retry, or ask another node",
+                              (target == ctx.read_after ? "write token " : "the log's head ") + std::to_string(target) +
+                              "; retry, or ask another node",
                           "write_not_visible");
 }
 
@@ -353,6 +357,15 @@ Status Api::AwaitConsistency(const Json& body, RequestContext& ctx) const {
     }
   }
   return AwaitConsistency(ctx);
+}
+
+void Api::Refuse(Route* route, const RequestContext& ctx, const Status& why, int64_t start_ns,
+                 const Responder& respond) {
+  HttpResponse res = ErrorResponse(why);
+  AddReplyHeaders(ctx, &res);
+  if (res.status == 401) res.headers.emplace_back("WWW-Authenticate", "Bearer");
+  Record(route, res.status, start_ns);
+  respond(std::move(res));
 }
 
 void Api::BeginDrain(std::chrono::milliseconds grace) {
@@ -516,7 +529,8 @@ void Api::Handle(HttpRequest req, Responder respond) {
   if (options_.auth_enabled) {
     scopes = std::make_shared<std::vector<RateScope>>();
     Status st = Authorize(*match, params, req, ctx.get(), scopes.get());
-    if (st.ok()) st = AdmitRate(*scopes, ctx.get());
+    // Limits that may wait on Redis are decided on the worker, never on an I/O thread.
+    if (st.ok() && !limiter_->may_block()) st = AdmitRate(*scopes, ctx.get());
     if (st.ok() && std::any_of(scopes->begin(), scopes->end(), [](const RateScope& r) { return r.tpm > 0; })) {
       // A plain function over the scopes (alive until settled): no allocation per request.
       ctx->reserve_fn = [](void* self, void* arg, RequestContext& c, int64_t tokens) {
@@ -525,13 +539,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
       ctx->reserve_self = this;
       ctx->reserve_arg = scopes.get();
     }
-    if (!st.ok()) {
-      HttpResponse res = ErrorResponse(st);
-      AddReplyHeaders(*ctx, &res);
-      if (res.status == 401) res.headers.emplace_back("WWW-Authenticate", "Bearer");
-      Record(match, res.status, start);
-      return respond(std::move(res));
-    }
+    if (!st.ok()) return Refuse(match, *ctx, st, start, respond);
   }
   in_flight_->Add(1);
   // An inline route that must wait for a write token waits on a search worker, never on
@@ -546,7 +554,8 @@ void Api::Handle(HttpRequest req, Responder respond) {
       limiter_->Settle(
           *scopes, std::max(ctx->tokens_used.load(), ctx->usage.embedding_tokens.load()) - ctx->tokens_reserved.load());
   };
-  if (match->pool == Pool::kInline && !must_wait) {
+  const bool admit_on_worker = scopes != nullptr && !scopes->empty() && limiter_->may_block();
+  if (match->pool == Pool::kInline && !must_wait && !admit_on_worker) {
     Run(match, params, req, *ctx, start, respond);
     return settle();
   }
@@ -564,19 +573,22 @@ void Api::Handle(HttpRequest req, Responder respond) {
   if (shed.ok() && match->adds_data) shed = AdmitWrite(&pause_ms);
   if (!shed.ok()) {
     // Shed before any work: the request costs its scopes nothing.
-    if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
+    if (scopes != nullptr && !scopes->empty() && !admit_on_worker) limiter_->Refund(*scopes);
     shed_[static_cast<int>(ctx->priority)]->Increment();
     in_flight_->Add(-1);
-    HttpResponse res = ErrorResponse(shed);
-    AddReplyHeaders(*ctx, &res);
-    Record(match, res.status, start);
-    return respond(std::move(res));
+    return Refuse(match, *ctx, shed, start, respond);
   }
   const int lane = static_cast<int>(ctx->priority);
   std::atomic<int64_t>* service = &service_ns_[static_cast<int>(which)];
   pool->Submit(
       [this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
-       respond = std::move(respond), settle, service, pause_ms]() mutable {
+       respond = std::move(respond), settle, service, pause_ms, scopes, admit_on_worker]() mutable {
+        if (admit_on_worker) {
+          if (Status st = AdmitRate(*scopes, ctx.get()); !st.ok()) {
+            in_flight_->Add(-1);
+            return Refuse(match, *ctx, st, start, respond);
+          }
+        }
         // Memory is near its high mark: this writer waits a little, slowing the others.
         if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
         const bool large = req.body.size() >= kReleaseMemoryAfterBytes;

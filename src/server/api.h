@@ -62,6 +62,8 @@ struct ApiOptions {
   // "consistency":"strong" read waits for this node to apply. Unset: a single node, whose
   // writes are applied before they are acknowledged, so every read is strong.
   std::function<StatusOr<uint64_t>()> log_head;
+  // The rate limits (not owned): shared through Redis in a cluster; null: this node's own.
+  RateLimits* rate_limits = nullptr;
   // Admission: the most requests that may wait for a pool's workers. Past it a request is
   // shed at once (503 overloaded, Retry-After, its rate-limit charge given back); default
   // priority past 80% of it and batch past half, so batch is shed first. A request whose
@@ -164,6 +166,9 @@ class Api {
   // timeout header is a 400.
   Status MakeContext(const Route& route, const HttpRequest& req, int64_t start_ns, RequestContext* ctx) const;
   void Record(Route* route, int status, int64_t start_ns);
+  // Answers a request refused before its handler ran (auth, rate limits, shedding): the
+  // error with the rate-limit headers gathered so far.
+  void Refuse(Route* route, const RequestContext& ctx, const Status& why, int64_t start_ns, const Responder& respond);
 
   StatusOr<Reply> CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> ListCollections(const Params& p, const HttpRequest& req, RequestContext& ctx);
@@ -253,7 +258,8 @@ class Api {
   StatusOr<Reply> AdminListKeys(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminRotateKey(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminDeleteKey(const Params& p, const HttpRequest& req, RequestContext& ctx);
-  std::unique_ptr<RateLimiter> limiter_;
+  std::unique_ptr<RateLimits> own_limiter_;  // when the options give none
+  RateLimits* limiter_ = nullptr;
   // Waits (bounded) until this node has applied the request's write token, if it has one.
   // Waits until this node has applied what the request's consistency asks for: nothing
   // (eventual), its write token (session), or the log's head when it began (strong).

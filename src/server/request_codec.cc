@@ -296,8 +296,9 @@ Status ReadSearchTuning(const FieldReader& body, QueryRequest* q) {
 
 StatusOr<QueryRequest> ParseQueryRequest(const Json& json, int dim, bool has_embedder) {
   CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, ""));
-  CTX_RETURN_IF_ERROR(body.Known({"query", "vector", "k", "ef", "depth", "mode", "filter", "fusion", "alpha", "mmr",
-                                  "group_by", "bm25", "cache", "shards", "routing", "strategy", "expand_refs", "consistency"}));
+  CTX_RETURN_IF_ERROR(
+      body.Known({"query", "vector", "k", "ef", "depth", "mode", "filter", "fusion", "alpha", "mmr", "group_by", "bm25",
+                  "cache", "shards", "routing", "strategy", "expand_refs", "consistency"}));
   QueryRequest q;
   if (!body.Has("query") && !body.Has("vector")) {
     return InvalidArgument("a query needs 'query' (text) or 'vector'", "missing_field");

@@ -9,6 +9,7 @@
 
 #include "integration/server_process.h"
 #include "nats_cluster.h"
+#include "redis_server.h"
 #include "test_util.h"
 
 namespace contextd {
@@ -195,14 +196,18 @@ namespace {
 
 // Keys are mutations of the update log: a key made on one node opens the other, and a key
 // revoked on one is refused by the other once it has applied the revocation (in practice
-// within a heartbeat; the time is printed, not asserted: the machine is shared).
+// within a heartbeat; the time is printed, not asserted: the machine is shared). Rate
+// limits hold across the nodes through one Redis.
 TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
   const std::string admin = "cluster-admin-key-0123456789";
   ASSERT_EQ(setenv("CONTEXTD_ADMIN_KEY", admin.c_str(), 1), 0);  // inherited by both nodes
   TempDir dir;
   NatsCluster nats{dir.path() + "/nats"};
-  ServerProcess n1{dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1", "--auth"}};
-  ServerProcess n2{dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2", "--auth"}};
+  RedisServer redis;
+  ASSERT_TRUE(redis.running());
+  const std::string redis_url = "redis://127.0.0.1:" + std::to_string(redis.port());
+  ServerProcess n1{dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1", "--auth", "--redis", redis_url}};
+  ServerProcess n2{dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2", "--auth", "--redis", redis_url}};
   n1.Start();
   n2.Start();
   n1.WaitReady();
@@ -230,6 +235,27 @@ TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
   }
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ(listed->status, 200) << "a key made on n1 opens n2: " << listed->body;
+
+  // Rate limits are shared through Redis: a key's three requests a minute are three across
+  // both nodes.
+  auto limited =
+      c1->Request("POST", "/v1/admin/tenants/acme/keys", R"({"role":"reader","limits":{"rpm":3}})", as_admin);
+  ASSERT_TRUE(limited.ok());
+  ASSERT_EQ(limited->status, 201) << limited->body;
+  const HttpHeaders as_limited = {{"Authorization", "Bearer " + Body(limited->body)["key"].as_string()}};
+  std::vector<int> statuses;
+  for (int i = 0; i < 4; ++i) {
+    auto& node = i % 2 == 0 ? c1 : c2;
+    auto r = node->Request("GET", "/v1/collections", "", as_limited);
+    for (int wait = 0; wait < 100 && r.ok() && r->status == 401; ++wait) {  // the key reaching n2
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      r = node->Request("GET", "/v1/collections", "", as_limited);
+    }
+    ASSERT_TRUE(r.ok());
+    statuses.push_back(r->status);
+    EXPECT_EQ(r->Header("x-contextd-limits-degraded"), "");
+  }
+  EXPECT_EQ(statuses, (std::vector<int>{200, 200, 200, 429}));
 
   auto revoked = c1->Request("DELETE", "/v1/admin/tenants/acme/keys/" + key["id"].as_string(), "", as_admin);
   ASSERT_TRUE(revoked.ok());

@@ -10,8 +10,10 @@
 #include <future>
 #include <thread>
 
+#include "auth/shared_rate_limiter.h"
 #include "fakes.h"
 #include "manual_clock.h"
+#include "redis_server.h"
 
 namespace contextd {
 namespace {
@@ -213,10 +215,10 @@ TEST_F(ApiTest, ReadsWaitForWhatTheirConsistencyAsks) {
   // A write token the node has not applied holds a session read, not an eventual one.
   EXPECT_EQ(query("", {{"X-Contextd-Write-Token", "6"}}).status, 504);
   EXPECT_EQ(query("eventual", {{"X-Contextd-Write-Token", "6"}}).status, 200);
-  EXPECT_EQ(Call("GET", "/v1/collections/docs", "",
-                 {{"X-Contextd-Write-Token", "6"}, {"X-Contextd-Consistency", "eventual"}})
-                .status,
-            200);
+  EXPECT_EQ(
+      Call("GET", "/v1/collections/docs", "", {{"X-Contextd-Write-Token", "6"}, {"X-Contextd-Consistency", "eventual"}})
+          .status,
+      200);
   // Once applied, strong reads pass; a leader that cannot be asked is a 503, not a guess.
   fakes_.replica.applied = 7;
   EXPECT_EQ(query("strong").status, 200);
@@ -228,8 +230,7 @@ TEST_F(ApiTest, ReadsWaitForWhatTheirConsistencyAsks) {
   EXPECT_EQ(query("linearizable").reason(), "invalid_value");
   EXPECT_EQ(Call("POST", "/v1/collections/docs/query", R"({"query":"apples","consistency":3})").reason(),
             "invalid_value");
-  EXPECT_EQ(Call("GET", "/v1/collections/docs", "", {{"X-Contextd-Consistency", "always"}}).reason(),
-            "invalid_header");
+  EXPECT_EQ(Call("GET", "/v1/collections/docs", "", {{"X-Contextd-Consistency", "always"}}).reason(), "invalid_header");
 }
 
 TEST_F(ApiTest, CacheAndSessionRoutesUseTheirServices) {
@@ -398,6 +399,50 @@ TEST_F(ApiAuthTest, TokensAreChargedAsDeclaredBeforeTheWork) {
   EXPECT_EQ(res.status, 200) << res.body;
   EXPECT_EQ(HeaderOf(res, "x-ratelimit-remaining-tokens"),
             std::to_string(100 - (*tokenizer)->Count("one two three four five six seven eight nine ten")));
+}
+
+// Two nodes (two Apis) with limits shared through a real Redis: a user's two requests a
+// minute are two across both; with Redis gone each node allows its share and says so.
+TEST_F(ApiAuthTest, LimitsSharedThroughRedisHoldAcrossNodesAndDegradeToEachNodesShare) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.running());
+  SharedRateLimitOptions so;
+  so.redis = RedisEndpoint{"127.0.0.1", redis.port(), 200};
+  SharedRateLimiter limits1(
+      so, &clock_, [] { return 2; }, &context_metrics_);
+  SharedRateLimiter limits2(
+      so, &clock_, [] { return 2; }, nullptr);
+  ApiOptions o;
+  o.clock = &clock_;
+  o.auth_enabled = true;
+  o.rate_limits = &limits1;
+  auto node1 = std::make_unique<Api>(fakes_.Wire(), &metrics_, o);
+  o.rate_limits = &limits2;
+  auto node2 = std::make_unique<Api>(fakes_.Wire(), &context_metrics_, o);
+  const auto get = [&](Api* node) {
+    HttpRequest req;
+    req.method = "GET";
+    req.path = "/v1/collections/docs";
+    req.headers = {{"Authorization", "Bearer " + alice_}};
+    std::promise<HttpResponse> done;
+    node->Handle(std::move(req), [&](HttpResponse res) { done.set_value(std::move(res)); });
+    return done.get_future().get();
+  };
+  EXPECT_EQ(get(node1.get()).status, 200);
+  HttpResponse second = get(node2.get());
+  EXPECT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(HeaderOf(second, "x-ratelimit-remaining-requests"), "0");
+  HttpResponse third = get(node1.get());
+  EXPECT_EQ(third.status, 429) << "alice's two a minute are spent across both nodes";
+  EXPECT_EQ(HeaderOf(third, "Retry-After"), "30");
+  EXPECT_EQ(HeaderOf(third, "x-contextd-limits-degraded"), "");
+  // Redis down: each node enforces half of the user's limit by itself, and says so.
+  redis.Stop();
+  HttpResponse alone = get(node2.get());
+  EXPECT_EQ(alone.status, 200) << alone.body;
+  EXPECT_EQ(HeaderOf(alone, "x-contextd-limits-degraded"), "1");
+  EXPECT_EQ(HeaderOf(alone, "x-ratelimit-limit-requests"), "1");
+  EXPECT_EQ(get(node2.get()).status, 429);
 }
 
 TEST_F(ApiAuthTest, EachUserHasTheTenantsUserLimits) {
