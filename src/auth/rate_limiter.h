@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -72,8 +73,13 @@ class RateLimits {
   // part of a reservation) to each scope's token bucket, and ends the request's time in
   // flight.
   virtual void Settle(const std::vector<RateScope>& scopes, int64_t tokens) = 0;
-  // True when a decision may wait on the network (the server then decides on a worker
-  // thread, never on an I/O thread).
+  // Admit(), with the decision handed to `done` instead of returned: at once, on this
+  // thread, by default; later, on the limiter's own thread, where deciding waits on the
+  // network (no worker or I/O thread waits for Redis).
+  virtual void AdmitAsync(const std::vector<RateScope>& scopes, std::function<void(const RateDecision&)> done) {
+    done(Admit(scopes));
+  }
+  // True when Admit() may wait on the network: the server then uses AdmitAsync().
   virtual bool may_block() const { return false; }
 };
 

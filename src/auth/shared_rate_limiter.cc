@@ -1,36 +1,39 @@
 #include "auth/shared_rate_limiter.h"
 
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 namespace contextd {
 namespace {
 
-// KEYS: per scope its request bucket then its token bucket. ARGV: the op, an amount
-// (tokens), then each key's limit per minute (0: the scope has no such limit, the key is
-// not touched). Returns {admitted, seconds to wait, refused scope (1-based, 0 none), each
-// key's level}. The same arithmetic as RateLimiter, on Redis's clock.
+// KEYS: one hash per scope. ARGV: the op, an amount (tokens), then each scope's request
+// and token limits per minute (0: no such limit, its fields are not touched). Returns
+// {admitted, seconds to wait, refused scope (1-based, 0 none), then per scope its request
+// and token levels}. The same arithmetic as RateLimiter, on Redis's clock.
 constexpr char kScript[] = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local op = ARGV[1]
 local amount = tonumber(ARGV[2])
+local n = #KEYS
 local level, limit = {}, {}
-for k = 1, #KEYS do
-  local lim = tonumber(ARGV[2 + k])
-  limit[k] = lim
-  if lim > 0 then
-    local v = redis.call('HMGET', KEYS[k], 'l', 'a')
-    local l = lim
-    if v[1] then
-      l = tonumber(v[1])
-      local at = tonumber(v[2])
-      if now > at then l = math.min(lim, l + lim * (now - at) / 60000000) end
-    end
-    level[k] = l
-  end
+local function refill(l, at, lim)
+  if not l then return lim end
+  l = tonumber(l)
+  at = tonumber(at)
+  if now > at then l = math.min(lim, l + lim * (now - at) / 60000000) end
+  return l
+end
+for i = 1, n do
+  local rpm, tpm = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  limit[2 * i - 1], limit[2 * i] = rpm, tpm
+  local v = redis.call('HMGET', KEYS[i], 'rl', 'ra', 'tl', 'ta')
+  if rpm > 0 then level[2 * i - 1] = refill(v[1], v[2], rpm) end
+  if tpm > 0 then level[2 * i] = refill(v[3], v[4], tpm) end
 end
 local admitted, wait, refused = 1, 0, 0
 local function check(k, need, positive)
@@ -46,49 +49,78 @@ local function check(k, need, positive)
   admitted = 0
 end
 if op == 'admit' then
-  for k = 1, #KEYS do
+  for k = 1, 2 * n do
     if limit[k] > 0 then
       if k % 2 == 1 then check(k, 1, true) else check(k, 0, true) end
     end
   end
   if admitted == 1 then
-    for k = 1, #KEYS, 2 do
+    for k = 1, 2 * n, 2 do
       if limit[k] > 0 then level[k] = level[k] - 1 end
     end
   end
 elseif op == 'reserve' then
-  for k = 2, #KEYS, 2 do
+  for k = 2, 2 * n, 2 do
     if limit[k] > 0 then check(k, amount, false) end
   end
-  for k = 1, #KEYS do
+  for k = 1, 2 * n do
     if limit[k] > 0 then
       if k % 2 == 0 and admitted == 1 then level[k] = level[k] - amount end
       if k % 2 == 1 and admitted == 0 then level[k] = math.min(limit[k], level[k] + 1) end
     end
   end
 elseif op == 'refund' then
-  for k = 1, #KEYS, 2 do
+  for k = 1, 2 * n, 2 do
     if limit[k] > 0 then level[k] = math.min(limit[k], level[k] + 1) end
   end
 elseif op == 'settle' then
-  for k = 2, #KEYS, 2 do
+  for k = 2, 2 * n, 2 do
     if limit[k] > 0 then level[k] = math.min(limit[k], level[k] - amount) end
   end
 end
 local out = {admitted, string.format('%.17g', wait), refused}
-for k = 1, #KEYS do
-  if limit[k] > 0 then
-    redis.call('HSET', KEYS[k], 'l', string.format('%.17g', level[k]), 'a', string.format('%d', now))
-    redis.call('PEXPIRE', KEYS[k], 600000)
-    out[3 + k] = string.format('%.17g', level[k])
-  else
-    out[3 + k] = '0'
+local stamp = string.format('%d', now)
+for i = 1, n do
+  local fields = {}
+  local r, tk = level[2 * i - 1], level[2 * i]
+  if r then
+    fields[#fields + 1] = 'rl'; fields[#fields + 1] = string.format('%.17g', r)
+    fields[#fields + 1] = 'ra'; fields[#fields + 1] = stamp
   end
+  if tk then
+    fields[#fields + 1] = 'tl'; fields[#fields + 1] = string.format('%.17g', tk)
+    fields[#fields + 1] = 'ta'; fields[#fields + 1] = stamp
+  end
+  redis.call('HSET', KEYS[i], unpack(fields))
+  redis.call('PEXPIRE', KEYS[i], 600000)
+  out[2 + 2 * i] = string.format('%.17g', r or 0)
+  out[3 + 2 * i] = string.format('%.17g', tk or 0)
 end
 return out
 )lua";
 
+std::string Sha1Hex(std::string_view text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha1(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
 bool HasRate(const RateScope& s) { return s.rpm > 0 || s.tpm > 0; }
+
+std::vector<RateScope> RateOnly(const std::vector<RateScope>& scopes) {
+  std::vector<RateScope> out;
+  for (const RateScope& s : scopes) {
+    if (HasRate(s)) out.push_back({s.name, s.rpm, s.tpm, 0, s.tenant});
+  }
+  return out;
+}
 
 // The scopes' in-flight bounds alone (for the per-node count), or none when no scope has one.
 std::vector<RateScope> InflightOnly(const std::vector<RateScope>& scopes) {
@@ -105,6 +137,22 @@ double ParseNumber(const redisReply* r) {
   return 0;
 }
 
+// Reads the script's answer into d; false when the reply is not one.
+bool ReadReply(const redisReply* r, const std::vector<RateScope>& rate, RateDecision* d) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 + 2 * rate.size()) return false;
+  d->admitted = r->element[0]->integer == 1;
+  d->retry_after_s = ParseNumber(r->element[1]);
+  const int64_t refused = r->element[2]->integer;
+  if (refused > 0 && static_cast<size_t>(refused) <= rate.size()) d->refused_by = rate[refused - 1].name;
+  std::vector<double> requests(rate.size()), tokens(rate.size());
+  for (size_t i = 0; i < rate.size(); ++i) {
+    requests[i] = ParseNumber(r->element[3 + 2 * i]);
+    tokens[i] = ParseNumber(r->element[4 + 2 * i]);
+  }
+  ReportTightest(rate, requests, tokens, d);
+  return true;
+}
+
 }  // namespace
 
 SharedRateLimiter::SharedRateLimiter(SharedRateLimitOptions options, const Clock* clock, std::function<size_t()> nodes,
@@ -112,6 +160,7 @@ SharedRateLimiter::SharedRateLimiter(SharedRateLimitOptions options, const Clock
     : options_(std::move(options)),
       clock_(clock),
       nodes_(std::move(nodes)),
+      sha_(Sha1Hex(kScript)),
       pool_(options_.redis),
       inflight_(clock),
       fallback_(clock) {
@@ -120,8 +169,18 @@ SharedRateLimiter::SharedRateLimiter(SharedRateLimitOptions options, const Clock
         "contextd_rate_limits_degraded",
         "1 while shared rate limits are unreachable and this node enforces its share of each limit alone.");
     errors_ = metrics->GetCounter("contextd_rate_limit_redis_errors_total",
-                                  "Rate-limit decisions Redis did not answer (decided locally instead).");
+                                  "Rate-limit round trips Redis did not answer (decided locally instead).");
   }
+  thread_ = std::thread([this] { Loop(); });
+}
+
+SharedRateLimiter::~SharedRateLimiter() {
+  {
+    MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  queued_.notify_all();
+  thread_.join();
 }
 
 bool SharedRateLimiter::TryRedis() {
@@ -135,100 +194,174 @@ void SharedRateLimiter::MarkDown() {
   if (errors_ != nullptr) errors_->Increment();
 }
 
-std::vector<RateScope> SharedRateLimiter::LocalShare(const std::vector<RateScope>& scopes) const {
+RateDecision SharedRateLimiter::DecideLocally(const Pending& p) {
+  // This node's share: each limit divided by the nodes sharing it.
   const int64_t nodes = static_cast<int64_t>(std::max<size_t>(1, nodes_ ? nodes_() : 1));
-  std::vector<RateScope> out;
-  out.reserve(scopes.size());
   const auto share = [nodes](int64_t limit) { return limit > 0 ? std::max<int64_t>(1, limit / nodes) : 0; };
-  for (const RateScope& s : scopes) {
-    if (HasRate(s)) out.push_back({s.name, share(s.rpm), share(s.tpm), 0, s.tenant});
+  std::vector<RateScope> scopes = p.scopes;
+  for (RateScope& s : scopes) {
+    s.rpm = share(s.rpm);
+    s.tpm = share(s.tpm);
   }
-  return out;
+  RateDecision d;
+  switch (p.op) {
+    case Op::kAdmit:
+      d = fallback_.Admit(scopes);
+      break;
+    case Op::kReserve:
+      d = fallback_.Reserve(scopes, p.amount);
+      break;
+    case Op::kRefund:
+      fallback_.Refund(scopes);
+      break;
+    case Op::kSettle:
+      fallback_.Settle(scopes, p.amount);
+      break;
+  }
+  d.degraded = true;
+  return d;
 }
 
-bool SharedRateLimiter::RunScript(Op op, const std::vector<RateScope>& scopes, int64_t amount, RateDecision* d) {
-  if (!TryRedis()) return false;
-  static constexpr const char* kOps[] = {"admit", "reserve", "refund", "settle"};
-  std::vector<const RateScope*> rate;
-  for (const RateScope& s : scopes) {
-    if (HasRate(s)) rate.push_back(&s);
-  }
-  // EVAL script numkeys KEYS... ARGV...
-  std::vector<std::string> argv = {"EVAL", kScript, std::to_string(2 * rate.size())};
-  for (const RateScope* s : rate) {
-    const std::string base = options_.prefix + "{" + s->tenant + "}:" + s->name;
-    argv.push_back(base + ":r");
-    argv.push_back(base + ":t");
-  }
-  argv.push_back(kOps[static_cast<int>(op)]);
-  argv.push_back(std::to_string(amount));
-  for (const RateScope* s : rate) {
-    argv.push_back(std::to_string(s->rpm));
-    argv.push_back(std::to_string(s->tpm));
-  }
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  for (const std::string& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  RedisPool::Lease conn = pool_.Take();
-  if (conn.get() == nullptr) {
-    MarkDown();
-    return false;
-  }
-  auto* reply =
-      static_cast<redisReply*>(redisCommandArgv(conn.get(), static_cast<int>(ptrs.size()), ptrs.data(), lens.data()));
-  if (reply == nullptr) {
-    conn.Broken();
-    MarkDown();
-    return false;
-  }
-  const bool well_formed = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 + 2 * rate.size();
-  if (well_formed) {
-    d->admitted = reply->element[0]->integer == 1;
-    d->retry_after_s = ParseNumber(reply->element[1]);
-    const int64_t refused = reply->element[2]->integer;
-    if (refused > 0 && static_cast<size_t>(refused) <= rate.size()) d->refused_by = rate[refused - 1]->name;
-    std::vector<RateScope> reported;
-    std::vector<double> requests, tokens;
-    for (size_t i = 0; i < rate.size(); ++i) {
-      reported.push_back(*rate[i]);
-      requests.push_back(ParseNumber(reply->element[3 + 2 * i]));
-      tokens.push_back(ParseNumber(reply->element[4 + 2 * i]));
+void SharedRateLimiter::DecideBatch(const std::vector<Pending*>& batch, std::vector<RateDecision>* out) {
+  out->assign(batch.size(), RateDecision());
+  std::vector<bool> decided(batch.size(), false);
+  size_t left = batch.size();
+  if (TryRedis()) {
+    static constexpr const char* kOps[] = {"admit", "reserve", "refund", "settle"};
+    RedisPool::Lease conn = pool_.Take();
+    bool broken = conn.get() == nullptr;
+    // A second pass follows a NOSCRIPT (a restarted or flushed Redis): the script is loaded
+    // and the undecided ones are sent again.
+    for (int pass = 0; pass < 2 && !broken && left > 0; ++pass) {
+      std::vector<size_t> sent;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (decided[i]) continue;
+        const Pending& p = *batch[i];
+        std::vector<std::string> argv = {"EVALSHA", sha_, std::to_string(p.scopes.size())};
+        for (const RateScope& s : p.scopes) argv.push_back(options_.prefix + "{" + s.tenant + "}:" + s.name);
+        argv.push_back(kOps[static_cast<int>(p.op)]);
+        argv.push_back(std::to_string(p.amount));
+        for (const RateScope& s : p.scopes) {
+          argv.push_back(std::to_string(s.rpm));
+          argv.push_back(std::to_string(s.tpm));
+        }
+        std::vector<const char*> ptrs;
+        std::vector<size_t> lens;
+        for (const std::string& a : argv) {
+          ptrs.push_back(a.data());
+          lens.push_back(a.size());
+        }
+        redisAppendCommandArgv(conn.get(), static_cast<int>(ptrs.size()), ptrs.data(), lens.data());
+        sent.push_back(i);
+      }
+      bool noscript = false;
+      for (size_t i : sent) {
+        void* raw = nullptr;
+        if (broken || redisGetReply(conn.get(), &raw) != REDIS_OK || raw == nullptr) {
+          broken = true;
+          continue;
+        }
+        const auto* r = static_cast<const redisReply*>(raw);
+        if (r->type == REDIS_REPLY_ERROR && std::strncmp(r->str, "NOSCRIPT", 8) == 0) {
+          noscript = true;
+        } else if (ReadReply(r, batch[i]->scopes, &(*out)[i])) {
+          decided[i] = true;
+          --left;
+        }
+        freeReplyObject(raw);
+      }
+      if (!noscript || broken) break;
+      auto* loaded = static_cast<redisReply*>(redisCommand(conn.get(), "SCRIPT LOAD %s", kScript));
+      if (loaded == nullptr) broken = true;
+      if (loaded != nullptr) freeReplyObject(loaded);
     }
-    ReportTightest(reported, requests, tokens, d);
+    if (broken) conn.Broken();
+    if (left > 0) {
+      MarkDown();
+    } else if (degraded_.exchange(false) && degraded_gauge_ != nullptr) {
+      degraded_gauge_->Set(0);
+    }
   }
-  freeReplyObject(reply);
-  if (!well_formed) {
-    MarkDown();
-    return false;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!decided[i]) (*out)[i] = DecideLocally(*batch[i]);
+    // Refused: the places it took in flight are free again.
+    if (batch[i]->op == Op::kAdmit && !(*out)[i].admitted && !batch[i]->inflight.empty()) {
+      inflight_.Refund(batch[i]->inflight);
+    }
   }
-  if (degraded_.exchange(false) && degraded_gauge_ != nullptr) degraded_gauge_->Set(0);
-  return true;
+}
+
+RateDecision SharedRateLimiter::Decide(Pending p) {
+  std::vector<RateDecision> out;
+  DecideBatch({&p}, &out);
+  return out[0];
+}
+
+void SharedRateLimiter::Enqueue(Pending p) {
+  {
+    MutexLock lock(&mu_);
+    queue_.push_back(std::move(p));
+  }
+  queued_.notify_one();
+}
+
+void SharedRateLimiter::Loop() {
+  for (;;) {
+    std::vector<Pending> batch;
+    {
+      MutexLock lock(&mu_);
+      while (!stop_ && queue_.empty()) lock.Wait(queued_);
+      if (queue_.empty()) return;  // stopping, nothing left
+      while (!queue_.empty() && batch.size() < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      deciding_ = batch.size();
+    }
+    std::vector<Pending*> ptrs;
+    for (Pending& p : batch) ptrs.push_back(&p);
+    std::vector<RateDecision> out;
+    DecideBatch(ptrs, &out);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(out[i]);
+    }
+    MutexLock lock(&mu_);
+    deciding_ = 0;
+    if (queue_.empty()) idle_.notify_all();
+  }
+}
+
+void SharedRateLimiter::Drain() {
+  MutexLock lock(&mu_);
+  while (!queue_.empty() || deciding_ > 0) lock.Wait(idle_);
 }
 
 RateDecision SharedRateLimiter::Admit(const std::vector<RateScope>& scopes) {
   RateDecision d;
-  const std::vector<RateScope> inflight = InflightOnly(scopes);
+  std::vector<RateScope> inflight = InflightOnly(scopes);
   if (!inflight.empty()) {
     d = inflight_.Admit(inflight);
     if (!d.admitted) return d;
   }
   if (std::none_of(scopes.begin(), scopes.end(), HasRate)) return d;
-  RateDecision r;
-  if (!RunScript(Op::kAdmit, scopes, 0, &r)) {
-    r = fallback_.Admit(LocalShare(scopes));
-    r.degraded = true;
+  return Decide({Op::kAdmit, RateOnly(scopes), 0, std::move(inflight), nullptr});
+}
+
+void SharedRateLimiter::AdmitAsync(const std::vector<RateScope>& scopes,
+                                   std::function<void(const RateDecision&)> done) {
+  std::vector<RateScope> inflight = InflightOnly(scopes);
+  if (!inflight.empty()) {
+    RateDecision d = inflight_.Admit(inflight);
+    if (!d.admitted) return done(d);
   }
-  if (!r.admitted && !inflight.empty()) inflight_.Refund(inflight);  // not admitted: not in flight
-  return r;
+  if (std::none_of(scopes.begin(), scopes.end(), HasRate)) return done(RateDecision());
+  Enqueue({Op::kAdmit, RateOnly(scopes), 0, std::move(inflight), std::move(done)});
 }
 
 RateDecision SharedRateLimiter::Reserve(const std::vector<RateScope>& scopes, int64_t tokens) {
-  RateDecision d;
   for (const RateScope& s : scopes) {
     if (s.tpm > 0 && tokens > s.tpm) {
+      RateDecision d;
       d.admitted = false;
       d.too_large = true;
       d.refused_by = s.name;
@@ -236,25 +369,20 @@ RateDecision SharedRateLimiter::Reserve(const std::vector<RateScope>& scopes, in
       return d;
     }
   }
-  if (!RunScript(Op::kReserve, scopes, std::max<int64_t>(tokens, 0), &d)) {
-    d = fallback_.Reserve(LocalShare(scopes), tokens);
-    d.degraded = true;
-  }
-  return d;
+  if (std::none_of(scopes.begin(), scopes.end(), HasRate)) return RateDecision();
+  return Decide({Op::kReserve, RateOnly(scopes), std::max<int64_t>(tokens, 0), {}, nullptr});
 }
 
 void SharedRateLimiter::Refund(const std::vector<RateScope>& scopes) {
   if (const std::vector<RateScope> inflight = InflightOnly(scopes); !inflight.empty()) inflight_.Refund(inflight);
   if (std::none_of(scopes.begin(), scopes.end(), [](const RateScope& s) { return s.rpm > 0; })) return;
-  RateDecision ignored;
-  if (!RunScript(Op::kRefund, scopes, 0, &ignored)) fallback_.Refund(LocalShare(scopes));
+  Enqueue({Op::kRefund, RateOnly(scopes), 0, {}, nullptr});
 }
 
 void SharedRateLimiter::Settle(const std::vector<RateScope>& scopes, int64_t tokens) {
   if (const std::vector<RateScope> inflight = InflightOnly(scopes); !inflight.empty()) inflight_.Settle(inflight, 0);
   if (tokens == 0 || std::none_of(scopes.begin(), scopes.end(), [](const RateScope& s) { return s.tpm > 0; })) return;
-  RateDecision ignored;
-  if (!RunScript(Op::kSettle, scopes, tokens, &ignored)) fallback_.Settle(LocalShare(scopes), tokens);
+  Enqueue({Op::kSettle, RateOnly(scopes), tokens, {}, nullptr});
 }
 
 }  // namespace contextd

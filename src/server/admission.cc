@@ -136,7 +136,10 @@ Status Api::ReserveTokens(const std::vector<RateScope>& scopes, int64_t tokens, 
 
 Status Api::AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx) {
   if (scopes.empty()) return Status::Ok();
-  const RateDecision d = limiter_->Admit(scopes);
+  return RateStatus(limiter_->Admit(scopes), ctx);
+}
+
+Status Api::RateStatus(const RateDecision& d, RequestContext* ctx) {
   SetRateHeaders(d, ctx);
   if (d.admitted) return Status::Ok();
   if (d.inflight) {

@@ -529,18 +529,38 @@ void Api::Handle(HttpRequest req, Responder respond) {
   if (options_.auth_enabled) {
     scopes = std::make_shared<std::vector<RateScope>>();
     Status st = Authorize(*match, params, req, ctx.get(), scopes.get());
-    // Limits that may wait on Redis are decided on the worker, never on an I/O thread.
-    if (st.ok() && !limiter_->may_block()) st = AdmitRate(*scopes, ctx.get());
-    if (st.ok() && std::any_of(scopes->begin(), scopes->end(), [](const RateScope& r) { return r.tpm > 0; })) {
-      // A plain function over the scopes (alive until settled): no allocation per request.
-      ctx->reserve_fn = [](void* self, void* arg, RequestContext& c, int64_t tokens) {
-        return static_cast<Api*>(self)->ReserveTokens(*static_cast<std::vector<RateScope>*>(arg), tokens, &c);
-      };
-      ctx->reserve_self = this;
-      ctx->reserve_arg = scopes.get();
+    if (st.ok() && !scopes->empty() && limiter_->may_block()) {
+      // Shared limits: the limiter's thread decides (one Redis round trip, pipelined with
+      // others) and goes on with the request; no I/O thread or worker waits for Redis.
+      limiter_->AdmitAsync(*scopes, [this, match, params = std::move(params), req = std::move(req), ctx, start,
+                                     respond = std::move(respond), scopes](const RateDecision& d) mutable {
+        if (Status admitted = RateStatus(d, ctx.get()); !admitted.ok())
+          return Refuse(match, *ctx, admitted, start, respond);
+        ArmTokenReservation(scopes, ctx.get());
+        Dispatch(match, std::move(params), std::move(req), std::move(ctx), start, std::move(respond),
+                 std::move(scopes));
+      });
+      return;
     }
+    if (st.ok()) st = AdmitRate(*scopes, ctx.get());
     if (!st.ok()) return Refuse(match, *ctx, st, start, respond);
+    ArmTokenReservation(scopes, ctx.get());
   }
+  Dispatch(match, std::move(params), std::move(req), std::move(ctx), start, std::move(respond), std::move(scopes));
+}
+
+void Api::ArmTokenReservation(const std::shared_ptr<std::vector<RateScope>>& scopes, RequestContext* ctx) {
+  if (std::none_of(scopes->begin(), scopes->end(), [](const RateScope& r) { return r.tpm > 0; })) return;
+  // A plain function over the scopes (alive until settled): no allocation per request.
+  ctx->reserve_fn = [](void* self, void* arg, RequestContext& c, int64_t tokens) {
+    return static_cast<Api*>(self)->ReserveTokens(*static_cast<std::vector<RateScope>*>(arg), tokens, &c);
+  };
+  ctx->reserve_self = this;
+  ctx->reserve_arg = scopes.get();
+}
+
+void Api::Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr<RequestContext> ctx, int64_t start,
+                   Responder respond, std::shared_ptr<std::vector<RateScope>> scopes) {
   in_flight_->Add(1);
   // An inline route that must wait for a write token waits on a search worker, never on
   // an I/O thread.
@@ -554,8 +574,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
       limiter_->Settle(
           *scopes, std::max(ctx->tokens_used.load(), ctx->usage.embedding_tokens.load()) - ctx->tokens_reserved.load());
   };
-  const bool admit_on_worker = scopes != nullptr && !scopes->empty() && limiter_->may_block();
-  if (match->pool == Pool::kInline && !must_wait && !admit_on_worker) {
+  if (match->pool == Pool::kInline && !must_wait) {
     Run(match, params, req, *ctx, start, respond);
     return settle();
   }
@@ -573,7 +592,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
   if (shed.ok() && match->adds_data) shed = AdmitWrite(&pause_ms);
   if (!shed.ok()) {
     // Shed before any work: the request costs its scopes nothing.
-    if (scopes != nullptr && !scopes->empty() && !admit_on_worker) limiter_->Refund(*scopes);
+    if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
     shed_[static_cast<int>(ctx->priority)]->Increment();
     in_flight_->Add(-1);
     return Refuse(match, *ctx, shed, start, respond);
@@ -582,13 +601,7 @@ void Api::Handle(HttpRequest req, Responder respond) {
   std::atomic<int64_t>* service = &service_ns_[static_cast<int>(which)];
   pool->Submit(
       [this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
-       respond = std::move(respond), settle, service, pause_ms, scopes, admit_on_worker]() mutable {
-        if (admit_on_worker) {
-          if (Status st = AdmitRate(*scopes, ctx.get()); !st.ok()) {
-            in_flight_->Add(-1);
-            return Refuse(match, *ctx, st, start, respond);
-          }
-        }
+       respond = std::move(respond), settle, service, pause_ms]() mutable {
         // Memory is near its high mark: this writer waits a little, slowing the others.
         if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
         const bool large = req.body.size() >= kReleaseMemoryAfterBytes;

@@ -238,6 +238,14 @@ class Api {
                    std::vector<RateScope>* scopes) const;
   // Admits the request under its scopes' limits, or says when to retry.
   Status AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx);
+  // A rate decision as the request's status (429 naming the scope) and headers.
+  Status RateStatus(const RateDecision& d, RequestContext* ctx);
+  // Lets the handler reserve declared tokens in the scopes (when any has a token limit).
+  void ArmTokenReservation(const std::shared_ptr<std::vector<RateScope>>& scopes, RequestContext* ctx);
+  // The request, authorised and admitted by its rate limits: shed or queued for its pool
+  // (or run at once when inline), then settled.
+  void Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr<RequestContext> ctx, int64_t start,
+                Responder respond, std::shared_ptr<std::vector<RateScope>> scopes);
   // The request's declared tokens (RequestContext::ReserveTokens), charged in every scope
   // or refused: 429 with the wait, or 400 request_exceeds_limit when no wait would do.
   Status ReserveTokens(const std::vector<RateScope>& scopes, int64_t tokens, RequestContext* ctx);

@@ -51,6 +51,7 @@ TEST_F(SharedRateLimiterTest, TwoNodesDrawFromOneBucket) {
   EXPECT_FALSE(b->Admit(other).admitted);
   // A request shed after admission is given back, wherever it is refunded.
   b->Refund(other);
+  b->Drain();
   EXPECT_TRUE(a->Admit(other).admitted);
 }
 
@@ -70,6 +71,7 @@ TEST_F(SharedRateLimiterTest, TokensAreReservedAndSettledAcrossNodes) {
   EXPECT_EQ(short_of.remaining_requests, 99) << "the refused request's charge was given back";
   // Node a used only 300 of its 600: the rest returns, and b can have it.
   a->Settle(scopes, -300);
+  a->Drain();
   ASSERT_TRUE(b->Admit(scopes).admitted);
   EXPECT_TRUE(b->Reserve(scopes, 650).admitted);
   // More than the bucket ever holds is refused as such, without asking Redis.
