@@ -47,7 +47,9 @@ std::string NewId() {
 }
 
 Status NotFoundNs(const std::string& ns) {
-  return NotFound("cache namespace '" + ns + "' does not exist; create it with PUT /v1/cache/" + ns,
+  // A tenant's namespaces are kept as "tenant/name"; the caller knows only the name.
+  const std::string name = ns.substr(ns.rfind('/') + 1);
+  return NotFound("cache namespace '" + name + "' does not exist; create it with PUT /v1/cache/" + name,
                   "namespace_not_found");
 }
 

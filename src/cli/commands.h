@@ -60,6 +60,10 @@ struct ServeOptions {
   // redis://HOST:PORT shared by the nodes: rate limits are cluster-wide through it (empty:
   // each node keeps its own).
   std::string redis;
+  // POST /mcp's settings (config "mcp": {"store", "default_collection", "allowed_origins"}).
+  bool mcp_store = false;
+  std::string mcp_default_collection;
+  std::vector<std::string> mcp_allowed_origins;
   // Governance: API keys required (the first admin key from CONTEXTD_ADMIN_KEY or the
   // config file's "auth":{"admin_key"}); /metrics needs a key too when metrics_need_key.
   bool auth = false;

@@ -93,6 +93,21 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
         else
           return "config file " + path + ": unknown or mistyped key 'auth." + ak + "'";
       }
+    } else if (k == "mcp" && v.is_object()) {
+      for (const auto& [mk, mv] : v.as_object()) {
+        if (mk == "store" && mv.is_bool()) {
+          o->mcp_store = mv.as_bool();
+        } else if (mk == "default_collection" && mv.is_string()) {
+          o->mcp_default_collection = mv.as_string();
+        } else if (mk == "allowed_origins" && mv.is_array()) {
+          for (const Json& origin : mv.as_array()) {
+            if (!origin.is_string()) return "config file " + path + ": mcp.allowed_origins holds strings";
+            o->mcp_allowed_origins.push_back(origin.as_string());
+          }
+        } else {
+          return "config file " + path + ": unknown or mistyped key 'mcp." + mk + "'";
+        }
+      }
     } else if (k == "embedding") {
       auto embed = EmbedServiceOptions::FromJson(v);
       if (!embed.ok()) return "config file " + path + ": " + embed.status().message();
@@ -188,6 +203,9 @@ int RunServe(const ServeOptions& o) {
     ao.auth_enabled = o.auth;
     ao.admin_key = o.admin_key;
     ao.metrics_need_key = o.metrics_need_key;
+    ao.mcp.store_enabled = o.mcp_store;
+    ao.mcp.default_collection = o.mcp_default_collection;
+    ao.mcp.allowed_origins = o.mcp_allowed_origins;
     if (log != nullptr) {
       ao.log_connected = [log] { return log->connected(); };
       ao.log_head = [log] { return log->LastSequence(); };

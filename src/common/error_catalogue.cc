@@ -63,6 +63,7 @@ constexpr ErrorReason kReasons[] = {
     {"model_not_found", 404, "no such embedding model"},
     {"namespace_not_found", 404, "no such cache namespace (in the caller's tenant)"},
     {"no_route", 404, "no route for the method and path"},
+    {"not_acceptable", 406, "the Accept header allows no form this route answers in"},
     {"not_found", 404, "no such thing"},
     {"out_of_range", 400, "a number is outside its allowed range"},
     {"overloaded", 503,

@@ -210,6 +210,7 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   AddRoute("POST", "/tokenize", Pool::kEmbed, std::bind(&Api::TeiTokenize, this, _1, _2, _3));
   AddRoute("GET", "/info", Pool::kInline, std::bind(&Api::TeiInfo, this, _1, _2, _3));
   AddRoute("GET", "/health", Pool::kInline, ok("{\"status\":\"ok\"}"));
+  AddMcpRoutes();
   ThreadPool::Options computing;
   computing.quantum = options.cpu_quantum;
   search_pool_ = std::make_unique<ThreadPool>(options.search_threads, "ctx-search", computing);
@@ -263,7 +264,8 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
   const std::vector<std::string>& seg = r->pattern;
   const std::string& last = seg.empty() ? pattern : seg.back();
   const bool reads = method == "GET" || last == "query" || last == "lookup" || pattern == "/v1/context" ||
-                     pattern == "/v1/embeddings" || pattern == "/embed" || pattern == "/tokenize";
+                     pattern == "/v1/embeddings" || pattern == "/embed" || pattern == "/tokenize" ||
+                     pattern == "/mcp";  // each tool checks its own route's access
   if (pattern == "/healthz" || pattern == "/readyz")
     r->access = Access::kOpen;
   else if (pattern.rfind("/v1/admin/tenants/{t}/keys", 0) == 0)
@@ -275,6 +277,7 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
   r->collection_param = seg.size() >= 3 && seg[0] == "v1" && seg[1] == "collections" && seg[2] == "{}";
   r->adds_data = r->access == Access::kWrite && method != "DELETE";
   r->consistency_in_body = last == "query" || pattern == "/v1/context";
+  r->json_rpc = pattern == "/mcp";
   r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
                                       {{"route", pattern}, {"method", method}});
   routes_.push_back(std::move(r));
@@ -446,11 +449,14 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
       res.channel = reply->channel;
     } else {
       // A write's reply names its write token: a read elsewhere that carries it sees it.
+      // (Not in a JSON-RPC envelope, whose members are fixed: the header carries it.)
       if (const uint64_t token = ctx.committed_sequence.load();
-          token != 0 && reply->raw.empty() && reply->json.is_object()) {
+          token != 0 && reply->raw.empty() && reply->json.is_object() && !route->json_rpc) {
         reply->json["write_token"] = std::to_string(token);
       }
-      res.body = reply->raw.empty() ? reply->json.Dump() : std::move(reply->raw);
+      // 202 and 204 carry no body (an MCP notification's acknowledgement).
+      const bool bodiless = (reply->status == 202 || reply->status == 204) && reply->json.is_null();
+      if (!bodiless) res.body = reply->raw.empty() ? reply->json.Dump() : std::move(reply->raw);
     }
   } else {
     res = ErrorResponse(reply.status());

@@ -11,11 +11,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "auth/rate_limiter.h"
 #include "common/json.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "common/request_context.h"
 #include "common/thread_pool.h"
 #include "embed/embedder_catalog.h"
@@ -86,6 +88,15 @@ struct ApiOptions {
   std::string admin_key;
   bool metrics_need_key = false;
   const Clock* clock = nullptr;  // null: the system clock (rate limits, key expiry)
+  // POST /mcp (config "mcp"): whether the contextd-store tool is offered (writes are off
+  // by default: an agent should not fill a knowledge base unasked), the collection tools
+  // use when a call names none, and the browser origins besides this machine's that may
+  // call it.
+  struct Mcp {
+    bool store_enabled = false;
+    std::string default_collection;
+    std::vector<std::string> allowed_origins;
+  } mcp;
 };
 
 // What the API serves from: the engine's interfaces (engine/services.h), so the HTTP layer
@@ -148,6 +159,7 @@ class Api {
     // The body may name the read's "consistency" (queries, /v1/context): the handler waits
     // for it once it has parsed the body, instead of Run before the handler.
     bool consistency_in_body = false;
+    bool json_rpc = false;  // replies are JSON-RPC messages (/mcp): nothing is added to them
     // The deadline of requests that set none (X-Request-Timeout-Ms); 0: none.
     int64_t default_timeout_ms = 0;
     RouteFn fn;
@@ -156,6 +168,8 @@ class Api {
   };
 
   void AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn);
+  // The route added with exactly this method and pattern; null when none.
+  Route* FindRoute(std::string_view method, std::string_view pattern) const;
   // The body as JSON, its Content-Encoding undone first (on the handler's pool, not an I/O
   // thread: inflating megabytes is CPU work). An empty body is null when `allow_empty`.
   StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) const;
@@ -202,6 +216,17 @@ class Api {
   StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> TeiTokenize(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> TeiInfo(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  // The MCP endpoint (mcp_api.cc) and its sessions: id -> last used (ns).
+  struct McpState {
+    Mutex mu;
+    std::unordered_map<std::string, int64_t> sessions GUARDED_BY(mu);
+  };
+  void AddMcpRoutes();
+  StatusOr<Reply> McpPost(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> McpDelete(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  Json McpTools() const;
+  // Runs a tool as its route's handler; NotFound no_route for an unknown tool.
+  StatusOr<Json> McpCallTool(const std::string& name, const Json& args, const HttpRequest& outer, RequestContext& ctx);
   StatusOr<std::shared_ptr<const Embedder>> EmbedderFor(const Json* model) const;
   // Embeds `texts` with the request's "model" into *vecs; returns the embedder used.
   StatusOr<std::shared_ptr<const Embedder>> EmbedForRequest(const RequestContext& ctx, const Json& body,
@@ -216,6 +241,7 @@ class Api {
   Gauge* in_flight_;
   Counter* unrouted_;
   // Last: drained before the routes go away.
+  std::unique_ptr<McpState> mcp_;
   std::unique_ptr<ThreadPool> search_pool_;
   std::unique_ptr<ThreadPool> write_pool_;
   std::unique_ptr<ThreadPool> embed_pool_;

@@ -17,7 +17,7 @@ namespace {
 
 // The HTTP statuses a reason raised with each helper may be answered with.
 const std::map<std::string, std::set<int>> kAllowed = {
-    {"InvalidArgument", {400, 401, 403, 405, 414, 415, 431}},
+    {"InvalidArgument", {400, 401, 403, 405, 406, 414, 415, 431}},
     {"Unauthenticated", {401}},
     {"NotFound", {404}},
     {"AlreadyExists", {409}},
