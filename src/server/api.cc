@@ -15,6 +15,8 @@
 #include "text/chunker.h"
 
 namespace contextd {
+
+extern const char kOpenApiJson[];  // openapi_spec.cc, generated from openapi.json
 namespace {
 
 std::vector<std::string> SplitPath(const std::string& path) {
@@ -211,6 +213,13 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   AddRoute("GET", "/info", Pool::kInline, std::bind(&Api::TeiInfo, this, _1, _2, _3));
   AddRoute("GET", "/health", Pool::kInline, ok("{\"status\":\"ok\"}"));
   AddMcpRoutes();
+  // The OpenAPI 3.1 document of every route (openapi.json, compiled in; a test holds it
+  // to the routes).
+  AddRoute("GET", "/openapi.json", Pool::kInline, [](const Params&, const HttpRequest&, RequestContext&) {
+    Reply r;
+    r.raw = kOpenApiJson;
+    return StatusOr<Reply>(std::move(r));
+  });
   ThreadPool::Options computing;
   computing.quantum = options.cpu_quantum;
   search_pool_ = std::make_unique<ThreadPool>(options.search_threads, "ctx-search", computing);
@@ -249,6 +258,19 @@ constexpr int64_t kMaxRequestTimeoutMs = 3'600'000;
 // Stripe's limit; long enough for a UUID with a client prefix.
 constexpr size_t kMaxIdempotencyKeyBytes = 255;
 
+Api::Route* Api::FindRoute(std::string_view method, std::string_view pattern) const {
+  for (const auto& r : routes_) {
+    if (r->method == method && r->name == pattern) return r.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Api::RouteNames() const {
+  std::vector<std::string> out;
+  for (const auto& r : routes_) out.push_back(r->method + " " + r->name);
+  return out;
+}
+
 void Api::AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn) {
   auto r = std::make_unique<Route>();
   r->method = method;
@@ -266,7 +288,7 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
   const bool reads = method == "GET" || last == "query" || last == "lookup" || pattern == "/v1/context" ||
                      pattern == "/v1/embeddings" || pattern == "/embed" || pattern == "/tokenize" ||
                      pattern == "/mcp";  // each tool checks its own route's access
-  if (pattern == "/healthz" || pattern == "/readyz")
+  if (pattern == "/healthz" || pattern == "/readyz" || pattern == "/openapi.json")
     r->access = Access::kOpen;
   else if (pattern.rfind("/v1/admin/tenants/{t}/keys", 0) == 0)
     r->access = Access::kTenantAdmin;

@@ -170,6 +170,12 @@ class Api {
   void AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn);
   // The route added with exactly this method and pattern; null when none.
   Route* FindRoute(std::string_view method, std::string_view pattern) const;
+
+ public:
+  // "METHOD /pattern" of every route, as added (the OpenAPI test holds the document to it).
+  std::vector<std::string> RouteNames() const;
+
+ private:
   // The body as JSON, its Content-Encoding undone first (on the handler's pool, not an I/O
   // thread: inflating megabytes is CPU work). An empty body is null when `allow_empty`.
   StatusOr<Json> ParseBody(const HttpRequest& req, bool allow_empty) const;

@@ -213,13 +213,6 @@ Json Api::McpTools() const {
   return tools;
 }
 
-Api::Route* Api::FindRoute(std::string_view method, std::string_view pattern) const {
-  for (const auto& r : routes_) {
-    if (r->method == method && r->name == pattern) return r.get();
-  }
-  return nullptr;
-}
-
 StatusOr<Json> Api::McpCallTool(const std::string& name, const Json& args, const HttpRequest& outer,
                                 RequestContext& ctx) {
   // A tool is a route: its method, pattern, parameters and JSON body.

@@ -8,6 +8,7 @@
 #include "text/tiktoken.h"
 
 #include <future>
+#include <set>
 #include <thread>
 
 #include "auth/shared_rate_limiter.h"
@@ -231,6 +232,31 @@ TEST_F(ApiTest, ReadsWaitForWhatTheirConsistencyAsks) {
   EXPECT_EQ(Call("POST", "/v1/collections/docs/query", R"({"query":"apples","consistency":3})").reason(),
             "invalid_value");
   EXPECT_EQ(Call("GET", "/v1/collections/docs", "", {{"X-Contextd-Consistency", "always"}}).reason(), "invalid_header");
+}
+
+// The OpenAPI document names every route and no route it does not have; each operation
+// has a summary, its path parameters and the error shape.
+TEST_F(ApiTest, TheOpenApiDocumentNamesEveryRouteAndNoOther) {
+  Reply spec = Call("GET", "/openapi.json");
+  ASSERT_EQ(spec.status, 200);
+  std::set<std::string> documented;
+  for (const auto& [path, methods] : spec.body.Find("paths")->as_object()) {
+    for (const auto& [method, op] : methods.as_object()) {
+      std::string upper = method;
+      for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      documented.insert(upper + " " + path);
+      EXPECT_NE(op.Find("summary"), nullptr) << upper << " " << path;
+      EXPECT_NE(op.Find("responses")->Find("default"), nullptr) << upper << " " << path << " lacks the error shape";
+      size_t params = 0;
+      for (char ch : path) params += ch == '{' ? 1 : 0;
+      const Json* declared = op.Find("parameters");
+      EXPECT_EQ(declared != nullptr ? declared->as_array().size() : 0u, params) << upper << " " << path;
+    }
+  }
+  std::set<std::string> routes;
+  for (const std::string& r : api_->RouteNames()) routes.insert(r);
+  for (const std::string& r : routes) EXPECT_TRUE(documented.count(r)) << r << " has no entry in openapi.json";
+  for (const std::string& d : documented) EXPECT_TRUE(routes.count(d)) << d << " is documented but not served";
 }
 
 TEST_F(ApiTest, CacheAndSessionRoutesUseTheirServices) {
