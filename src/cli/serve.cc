@@ -203,6 +203,7 @@ int RunServe(const ServeOptions& o) {
     ao.auth_enabled = o.auth;
     ao.admin_key = o.admin_key;
     ao.metrics_need_key = o.metrics_need_key;
+    ao.docs_dir = o.models_dir + "/swagger-ui";
     ao.mcp.store_enabled = o.mcp_store;
     ao.mcp.default_collection = o.mcp_default_collection;
     ao.mcp.allowed_origins = o.mcp_allowed_origins;

@@ -21,6 +21,7 @@ constexpr ErrorReason kReasons[] = {
     {"deadline_exceeded", 504, "the request's deadline passed before the next step"},
     {"dimension_mismatch", 400, "a vector's length differs from the collection's or model's"},
     {"disk_full", 507, "the data directory's disk is full: reads go on, writes resume once space is freed"},
+    {"docs_missing", 503, "Swagger UI is not installed (scripts/setup installs it)"},
     {"duplicate_id", 400, "one batch names the same document twice"},
     {"embedder_change", 409, "a cache namespace with entries cannot change its embedder"},
     {"embedder_unavailable", 503, "the collection's embedding model is not loaded here"},

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <fstream>
 
 #include "common/memory.h"
 #include "common/names.h"
@@ -17,6 +18,14 @@
 namespace contextd {
 
 extern const char kOpenApiJson[];  // openapi_spec.cc, generated from openapi.json
+
+// GET /docs: Swagger UI over /openapi.json, its script and style served from docs_dir.
+constexpr char kDocsPage[] = R"html(<!doctype html>
+<html><head><meta charset="utf-8"><title>contextd API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="/docs/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>
+)html";
 namespace {
 
 std::vector<std::string> SplitPath(const std::string& path) {
@@ -220,6 +229,13 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
     r.raw = kOpenApiJson;
     return StatusOr<Reply>(std::move(r));
   });
+  AddRoute("GET", "/docs", Pool::kInline, [](const Params&, const HttpRequest&, RequestContext&) {
+    Reply r;
+    r.raw = kDocsPage;
+    r.content_type = "text/html; charset=utf-8";
+    return StatusOr<Reply>(std::move(r));
+  });
+  AddRoute("GET", "/docs/{file}", Pool::kSearch, std::bind(&Api::DocsAsset, this, _1, _2, _3));
   ThreadPool::Options computing;
   computing.quantum = options.cpu_quantum;
   search_pool_ = std::make_unique<ThreadPool>(options.search_threads, "ctx-search", computing);
@@ -288,7 +304,7 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
   const bool reads = method == "GET" || last == "query" || last == "lookup" || pattern == "/v1/context" ||
                      pattern == "/v1/embeddings" || pattern == "/embed" || pattern == "/tokenize" ||
                      pattern == "/mcp";  // each tool checks its own route's access
-  if (pattern == "/healthz" || pattern == "/readyz" || pattern == "/openapi.json")
+  if (pattern == "/healthz" || pattern == "/readyz" || pattern == "/openapi.json" || pattern.starts_with("/docs"))
     r->access = Access::kOpen;
   else if (pattern.rfind("/v1/admin/tenants/{t}/keys", 0) == 0)
     r->access = Access::kTenantAdmin;
@@ -650,6 +666,22 @@ void Api::Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr
         }
       },
       lane);
+}
+
+StatusOr<Api::Reply> Api::DocsAsset(const Params& p, const HttpRequest&, RequestContext&) {
+  // Only these two files: the name never reaches the filesystem otherwise.
+  const std::string& file = p[0];
+  if (file != "swagger-ui-bundle.js" && file != "swagger-ui.css") {
+    return NotFound("no documentation asset " + file, "not_found");
+  }
+  std::ifstream in(options_.docs_dir + "/" + file, std::ios::binary);
+  if (options_.docs_dir.empty() || !in) {
+    return Unavailable("Swagger UI is not installed in " + options_.docs_dir + "; run scripts/setup", "docs_missing");
+  }
+  Reply r;
+  r.raw.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  r.content_type = file.ends_with(".js") ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8";
+  return r;
 }
 
 StatusOr<Api::Reply> Api::CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx) {

@@ -92,6 +92,9 @@ struct ApiOptions {
   // by default: an agent should not fill a knowledge base unasked), the collection tools
   // use when a call names none, and the browser origins besides this machine's that may
   // call it.
+  // Where GET /docs finds Swagger UI (swagger-ui-bundle.js, swagger-ui.css; scripts/setup
+  // puts them in the models directory); empty or missing: /docs answers 503 saying so.
+  std::string docs_dir;
   struct Mcp {
     bool store_enabled = false;
     std::string default_collection;
@@ -222,6 +225,8 @@ class Api {
   StatusOr<Reply> TeiEmbed(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> TeiTokenize(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> TeiInfo(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  // GET /docs/{file}: Swagger UI's script and style from options_.docs_dir.
+  StatusOr<Reply> DocsAsset(const Params& p, const HttpRequest& req, RequestContext& ctx);
   // The MCP endpoint (mcp_api.cc) and its sessions: id -> last used (ns).
   struct McpState {
     Mutex mu;

@@ -114,6 +114,19 @@ TEST_F(OpenApiTest, RecordedExchangesValidateAgainstTheDocument) {
   Send("DELETE", "/v1/collections/{name}/documents/{id}", "/v1/collections/docs/documents/a");
   Send("DELETE", "/v1/collections/{name}", "/v1/collections/docs");
 
+  // The interactive page and Swagger UI's files (installed by scripts/setup), served locally.
+  auto page = client_->Request("GET", "/docs");
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->Header("content-type").find("text/html"), std::string::npos);
+  EXPECT_NE(page->body.find("/openapi.json"), std::string::npos);
+  auto bundle = client_->Request("GET", "/docs/swagger-ui-bundle.js");
+  ASSERT_TRUE(bundle.ok());
+  EXPECT_EQ(bundle->status, 200) << "scripts/setup puts Swagger UI in models/swagger-ui";
+  EXPECT_NE(bundle->body.find("SwaggerUIBundle"), std::string::npos);
+  EXPECT_EQ(client_->Request("GET", "/docs/swagger-ui.css")->status, 200);
+  EXPECT_EQ(client_->Request("GET", "/docs/%2e%2e%2fopenapi.json")->status, 404) << "only the two files";
+
   // Every exchange above is checked against the document.
   ASSERT_TRUE(std::ifstream(kJsDir + "/node_modules/ajv/package.json").good())
       << "the npm packages are missing; scripts/setup installs them into " << kJsDir;
