@@ -49,18 +49,17 @@ bool Matches(const std::string& pattern, const std::string& name) {
 
 Status Unauthenticated(const std::string& msg, const std::string& reason) { return InvalidArgument(msg, reason); }
 
-// "2027-01-31T00:00:00Z" (UTC) -> ms since the epoch.
-StatusOr<int64_t> ParseRfc3339(const std::string& s) {
+}  // namespace
+
+StatusOr<int64_t> ParseRfc3339(const std::string& s, const std::string& what) {
   std::tm tm{};
   const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
   if (end == nullptr || (std::string_view(end) != "Z" && std::string_view(end) != "")) {
-    return InvalidArgument("'expires_at' must be RFC 3339 in UTC (2027-01-31T00:00:00Z) or ms since the epoch",
+    return InvalidArgument(what + " must be RFC 3339 in UTC (2027-01-31T00:00:00Z) or ms since the epoch",
                            "invalid_value");
   }
   return static_cast<int64_t>(timegm(&tm)) * 1000;
 }
-
-}  // namespace
 
 std::string_view RoleName(Role r) {
   switch (r) {
@@ -99,6 +98,7 @@ Json TenantRecord::ToJson() const {
   j["id"] = id;
   j["limits"] = limits.ToJson();
   j["user_limits"] = user_limits.ToJson();
+  if (budget.limit_usd > 0) j["budget"] = budget.ToJson();
   return j;
 }
 
@@ -114,6 +114,9 @@ StatusOr<TenantRecord> TenantRecord::FromJson(const Json& j) {
   if (const Json* l = j.Find("user_limits")) {
     CTX_ASSIGN_OR_RETURN(t.user_limits, ParseLimits(*l));
   }
+  if (const Json* b = j.Find("budget")) {
+    CTX_ASSIGN_OR_RETURN(t.budget, ParseBudget(*b));
+  }
   return t;
 }
 
@@ -128,15 +131,53 @@ Json KeyRecord::ToJson(bool with_hash) const {
   for (const auto& [pattern, access] : collections) c[pattern] = access;
   j["collections"] = std::move(c);
   j["limits"] = limits.ToJson();
+  if (budget.limit_usd > 0) j["budget"] = budget.ToJson();
   j["priority"] = priority;
   j["expires_at_ms"] = expires_at_ms;
   if (with_hash) j["secret_sha256"] = secret_sha256;
   return j;
 }
 
+Json Budget::ToJson() const {
+  Json j = Json::MakeObject();
+  j["limit_usd"] = limit_usd;
+  j["period"] = monthly ? "month" : "day";
+  j["soft_pct"] = soft_pct;
+  j["enforce"] = hard ? "hard" : "soft";
+  return j;
+}
+
+StatusOr<Budget> ParseBudget(const Json& j, const Budget& base) {
+  if (!j.is_object()) {
+    return InvalidArgument("'budget' must be an object of limit_usd, period, soft_pct, enforce", "invalid_value");
+  }
+  Budget b = base;
+  for (const auto& [k, v] : j.as_object()) {
+    if (k == "limit_usd") {
+      if (!v.is_number() || v.as_double() < 0 || v.as_double() > 1e12)
+        return InvalidArgument("'budget.limit_usd' must be a number of dollars from 0 to 1e12", "invalid_value");
+      b.limit_usd = v.as_double();
+    } else if (k == "period") {
+      if (!v.is_string() || (v.as_string() != "day" && v.as_string() != "month"))
+        return InvalidArgument("'budget.period' must be \"day\" or \"month\"", "invalid_value");
+      b.monthly = v.as_string() == "month";
+    } else if (k == "soft_pct") {
+      CTX_RETURN_IF_ERROR(ReadWholeNumber(v, "'budget.soft_pct'", 1, 100, &b.soft_pct));
+    } else if (k == "enforce") {
+      if (!v.is_string() || (v.as_string() != "hard" && v.as_string() != "soft"))
+        return InvalidArgument("'budget.enforce' must be \"hard\" or \"soft\"", "invalid_value");
+      b.hard = v.as_string() == "hard";
+    } else {
+      return InvalidArgument("unknown budget field '" + k + "'; expected limit_usd, period, soft_pct, enforce",
+                             "unknown_field");
+    }
+  }
+  return b;
+}
+
 StatusOr<KeyRecord> KeyRecord::FromJson(const Json& j) {
   Json body = Json::MakeObject();
-  for (const char* f : {"role", "user_id", "collections", "limits", "priority", "user_header"}) {
+  for (const char* f : {"role", "user_id", "collections", "limits", "budget", "priority", "user_header"}) {
     if (const Json* v = j.Find(f)) body[f] = *v;
   }
   CTX_ASSIGN_OR_RETURN(KeyRecord k, ParseKeyRequest(body));
@@ -200,6 +241,8 @@ StatusOr<KeyRecord> ParseKeyRequest(const Json& body) {
       }
     } else if (f == "limits") {
       CTX_ASSIGN_OR_RETURN(k.limits, ParseLimits(v));
+    } else if (f == "budget") {
+      CTX_ASSIGN_OR_RETURN(k.budget, ParseBudget(v));
     } else if (f == "user_header") {
       if (!v.is_bool()) return InvalidArgument("'user_header' must be true or false", "invalid_type");
       k.user_header = v.as_bool();
@@ -216,7 +259,8 @@ StatusOr<KeyRecord> ParseKeyRequest(const Json& body) {
       }
     } else {
       return InvalidArgument(
-          "unknown field '" + f + "'; expected role, user_id, user_header, collections, limits, priority, expires_at",
+          "unknown field '" + f +
+              "'; expected role, user_id, user_header, collections, limits, budget, priority, expires_at",
           "unknown_field");
     }
   }
@@ -255,6 +299,12 @@ Limits AuthRegistry::TenantLimits(const std::string& id) const {
   ReaderLock lock(&mu_);
   auto it = tenants_.find(id);
   return it == tenants_.end() ? Limits() : it->second.limits;
+}
+
+Budget AuthRegistry::TenantBudget(const std::string& id) const {
+  ReaderLock lock(&mu_);
+  auto it = tenants_.find(id);
+  return it == tenants_.end() ? Budget() : it->second.budget;
 }
 
 Limits AuthRegistry::UserLimits(const std::string& id) const {

@@ -28,6 +28,9 @@
 
 namespace contextd {
 
+// "2027-01-31T00:00:00Z" (UTC) -> ms since the epoch; InvalidArgument naming `what`.
+StatusOr<int64_t> ParseRfc3339(const std::string& s, const std::string& what = "'expires_at'");
+
 enum class Role { kReader, kWriter, kAdmin };
 std::string_view RoleName(Role r);
 
@@ -41,12 +44,26 @@ struct Limits {
 // {"rpm","tpm","max_inflight"}: whole numbers >= 0; unknown fields are refused.
 StatusOr<Limits> ParseLimits(const Json& j, const Limits& base = {});
 
+// A spending budget for a period (a UTC day or month), in dollars of the price table.
+// Hard: once spent, requests get 402 budget_exceeded until the period turns; soft: they go
+// on. Either way, crossing soft_pct raises one warning per period.
+struct Budget {
+  double limit_usd = 0;  // 0: none
+  bool monthly = true;   // "period": "month" or "day"
+  int64_t soft_pct = 80;
+  bool hard = true;  // "enforce": "hard" or "soft"
+  Json ToJson() const;
+};
+// {"limit_usd","period","soft_pct","enforce"}; unknown fields are refused.
+StatusOr<Budget> ParseBudget(const Json& j, const Budget& base = {});
+
 struct TenantRecord {
   std::string id;
   Limits limits;
   // What each of the tenant's users may use (a user: a key's user_id, or the X-User-Id a
   // key may set); none when all zero.
   Limits user_limits;
+  Budget budget;
   Json ToJson() const;
   static StatusOr<TenantRecord> FromJson(const Json& j);
 };
@@ -63,6 +80,7 @@ struct KeyRecord {
   // collection of the tenant, as the role allows.
   std::map<std::string, std::string> collections;
   Limits limits;
+  Budget budget;
   std::string priority = "interactive";  // or "batch"
   int64_t expires_at_ms = 0;             // 0: never
   std::string secret_sha256;             // hex
@@ -98,6 +116,8 @@ class AuthRegistry {
   std::optional<TenantRecord> Tenant(const std::string& id) const;
   // The tenant's limits (none for an unknown tenant), without copying its record.
   Limits TenantLimits(const std::string& id) const;
+  // The tenant's budget (none when unknown).
+  Budget TenantBudget(const std::string& id) const;
   // What each user of the tenant may use (TenantRecord::user_limits), likewise.
   Limits UserLimits(const std::string& id) const;
   std::vector<TenantRecord> Tenants() const;

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/json.h"
+
 #include "net/http.h"
 
 #include "embed/embedder_registry.h"
@@ -60,6 +62,8 @@ struct ServeOptions {
   // redis://HOST:PORT shared by the nodes: rate limits are cluster-wide through it (empty:
   // each node keeps its own).
   std::string redis;
+  // Prices for the usage ledger (config "prices"; see usage/usage_ledger.h); null: none.
+  Json prices;
   // POST /mcp's settings (config "mcp": {"store", "default_collection", "allowed_origins"}).
   bool mcp_store = false;
   std::string mcp_default_collection;

@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
       if (!min_free->count()) serve.min_free_disk_mb = from_file.min_free_disk_mb;
       serve.admin_key = from_file.admin_key;
       serve.metrics_need_key = from_file.metrics_need_key;
+      serve.prices = from_file.prices;
       serve.mcp_store = from_file.mcp_store;
       serve.mcp_default_collection = from_file.mcp_default_collection;
       serve.mcp_allowed_origins = from_file.mcp_allowed_origins;

@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "net/http_server.h"
 #include "server/api.h"
+#include "usage/usage_ledger.h"
 
 namespace contextd {
 
@@ -93,6 +94,11 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
         else
           return "config file " + path + ": unknown or mistyped key 'auth." + ak + "'";
       }
+    } else if (k == "prices") {
+      if (auto prices = PriceTable::FromJson(v); !prices.ok()) {
+        return "config file " + path + ": " + prices.status().message();
+      }
+      o->prices = v;
     } else if (k == "mcp" && v.is_object()) {
       for (const auto& [mk, mv] : v.as_object()) {
         if (mk == "store" && mv.is_bool()) {
@@ -237,6 +243,18 @@ int RunServe(const ServeOptions& o) {
         j["nodes"] = std::move(nodes);
         return j;
       };
+    }
+    // The usage ledger: with auth (tenants to bill) or a price table.
+    std::unique_ptr<UsageLedger> ledger;
+    if (o.auth || !o.prices.is_null()) {
+      auto opened = UsageLedger::Open(o.data_dir + "/usage.jsonl", SystemClock::Default());
+      if (!opened.ok()) {
+        spdlog::critical("cannot open the usage ledger: {}", opened.status().ToString());
+        return 1;
+      }
+      ledger = std::move(opened).value();
+      ao.usage = ledger.get();
+      if (!o.prices.is_null()) ao.prices = *PriceTable::FromJson(o.prices);
     }
     // Rate limits shared through Redis; while it is unreachable each node enforces its
     // share, by the nodes it has heard from lately.

@@ -96,6 +96,7 @@ constexpr ErrorReason kReasons[] = {
     {"unsupported_dimensions", 400, "the model cannot give that many dimensions"},
     {"unsupported_encoding", 415, "a Content-Encoding the server does not undo"},
     {"uri_too_long", 414, "the request target is too long"},
+    {"usage_disabled", 409, "the usage ledger is off (it runs with --auth or a price table)"},
     {"write_not_visible", 504, "this node has not applied the request's write token in time"},
 };
 

@@ -104,6 +104,9 @@ class RequestContext {
   TraceContext trace;
   Priority priority = Priority::kDefault;
   mutable Usage usage;
+  // What the usage ledger records the request under, where the handler knows better than
+  // the route: the operation ("query.hybrid"), the embedding model and the collection.
+  std::string usage_operation, usage_model, usage_collection;
   // Set by the server; null (tokens not counted) in background work and tests.
   const TokenCounter* token_counter = nullptr;
 

@@ -22,8 +22,8 @@ StatusOr<Api::Reply> Api::AdminCreateTenant(const Params&, const HttpRequest& re
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   for (const auto& [k, v] : body.as_object()) {
-    if (k != "id" && k != "limits" && k != "user_limits")
-      return InvalidArgument("unknown field '" + k + "'; expected id, limits, user_limits", "unknown_field");
+    if (k != "id" && k != "limits" && k != "user_limits" && k != "budget")
+      return InvalidArgument("unknown field '" + k + "'; expected id, limits, user_limits, budget", "unknown_field");
   }
   CTX_ASSIGN_OR_RETURN(TenantRecord t, TenantRecord::FromJson(body));
   if (backends_.governance->auth().Tenant(t.id) || t.id == kDefaultTenant) {
@@ -62,8 +62,10 @@ StatusOr<Api::Reply> Api::AdminPatchTenant(const Params& p, const HttpRequest& r
       CTX_ASSIGN_OR_RETURN(t->limits, ParseLimits(v, t->limits));
     } else if (k == "user_limits") {
       CTX_ASSIGN_OR_RETURN(t->user_limits, ParseLimits(v, t->user_limits));
+    } else if (k == "budget") {
+      CTX_ASSIGN_OR_RETURN(t->budget, ParseBudget(v, t->budget));
     } else {
-      return InvalidArgument("unknown field '" + k + "'; expected limits, user_limits", "unknown_field");
+      return InvalidArgument("unknown field '" + k + "'; expected limits, user_limits, budget", "unknown_field");
     }
   }
   CTX_RETURN_IF_ERROR(backends_.governance->PutTenant(*t, ctx));
@@ -122,6 +124,91 @@ StatusOr<Api::Reply> Api::AdminDeleteKey(const Params& p, const HttpRequest&, Re
   CTX_RETURN_IF_ERROR(backends_.governance->DeleteKey(p[1], ctx));
   Reply r;
   r.json["deleted"] = true;
+  return r;
+}
+
+}  // namespace contextd
+
+namespace contextd {
+
+// GET /v1/usage?group_by=tenant,model&from=..&to=..&granularity=hour|day[&tenant=..]: the
+// ledger's totals. The admin key sees every tenant (or the one named); a tenant's admin key
+// its tenant; any other key its own usage.
+StatusOr<Api::Reply> Api::GetUsage(const Params&, const HttpRequest& req, RequestContext& ctx) {
+  if (options_.usage == nullptr) {
+    return FailedPrecondition("usage is recorded with --auth or a price table (config \"prices\")", "usage_disabled");
+  }
+  UsageQuery q;
+  const int64_t now = clock_->WallMillis();
+  q.to_ms = now;
+  q.from_ms = now - 24 * 3600'000LL;
+  CTX_ASSIGN_OR_RETURN(auto params, ParseQueryString(req.query));
+  std::string tenant;
+  for (const auto& [k, v] : params) {
+    if (k == "from" || k == "to") {
+      int64_t* at = k == "from" ? &q.from_ms : &q.to_ms;
+      char* end = nullptr;
+      const long long ms = std::strtoll(v.c_str(), &end, 10);
+      if (!v.empty() && *end == '\0') {
+        *at = ms;
+      } else {
+        CTX_ASSIGN_OR_RETURN(*at, ParseRfc3339(v, "'" + k + "'"));
+      }
+    } else if (k == "granularity") {
+      if (v != "hour" && v != "day") return InvalidArgument("'granularity' must be hour or day", "invalid_value");
+      q.granularity_ms = v == "day" ? 24 * 3600'000LL : 3600'000LL;
+    } else if (k == "group_by") {
+      size_t start = 0;
+      while (start <= v.size()) {
+        const size_t comma = std::min(v.find(',', start), v.size());
+        const std::string dim = v.substr(start, comma - start);
+        const auto& known = UsageLedger::Dimensions();
+        if (std::find(known.begin(), known.end(), dim) == known.end()) {
+          return InvalidArgument(
+              "cannot group usage by '" + dim + "'; use tenant, key, user, collection, model, operation",
+              "invalid_value");
+        }
+        q.group_by.push_back(dim);
+        start = comma + 1;
+      }
+    } else if (k == "tenant") {
+      tenant = v;
+    } else {
+      return InvalidArgument("unknown query parameter '" + k + "'; expected group_by, from, to, granularity, tenant",
+                             "unknown_field");
+    }
+  }
+  if (q.from_ms >= q.to_ms) return InvalidArgument("'from' must be before 'to'", "invalid_value");
+  if (ctx.principal == "admin" || !options_.auth_enabled) {
+    q.tenant = tenant;
+  } else {
+    q.tenant = ctx.tenant;
+    if (!tenant.empty() && tenant != ctx.tenant) return NotFound("no tenant '" + tenant + "'", "tenant_not_found");
+    bool tenant_admin = false;
+    for (const KeyRecord& k : backends_.governance->auth().Keys(ctx.tenant)) {
+      if (k.id == ctx.principal) tenant_admin = k.role == Role::kAdmin;
+    }
+    if (!tenant_admin) q.key = ctx.principal;
+  }
+  Reply r;
+  Json rows = Json::MakeArray();
+  double total = 0;
+  for (const UsageRow& row : options_.usage->Query(q)) {
+    Json j = Json::MakeObject();
+    j["start_ms"] = row.start_ms;
+    Json group = Json::MakeObject();
+    for (const auto& [k, v] : row.group) group[k] = v;
+    j["group"] = std::move(group);
+    j["requests"] = row.requests;
+    j["tokens"] = row.tokens;
+    j["cost_usd"] = row.cost_usd;
+    total += row.cost_usd;
+    rows.push_back(std::move(j));
+  }
+  r.json["from_ms"] = q.from_ms;
+  r.json["to_ms"] = q.to_ms;
+  r.json["rows"] = std::move(rows);
+  r.json["cost_usd"] = total;
   return r;
 }
 

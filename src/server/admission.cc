@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <spdlog/spdlog.h>
+
 #include "auth/auth.h"
 #include "common/memory.h"
 #include "common/names.h"
@@ -89,7 +91,53 @@ Status Api::Authorize(const Route& route, const Params& params, const HttpReques
   if (k.limits.rpm > 0 || k.limits.tpm > 0 || k.limits.max_inflight > 0) {
     scopes->push_back({"key:" + k.id, k.limits.rpm, k.limits.tpm, k.limits.max_inflight, k.tenant});
   }
+  if (options_.usage != nullptr && route.operation.size() > 0) {
+    if (const Budget b = backends_.governance->auth().TenantBudget(k.tenant); b.limit_usd > 0) {
+      CTX_RETURN_IF_ERROR(CheckBudget("tenant " + k.tenant, k.tenant, "", b));
+    }
+    if (k.budget.limit_usd > 0) CTX_RETURN_IF_ERROR(CheckBudget("key " + k.id, k.tenant, k.id, k.budget));
+  }
   return Status::Ok();
+}
+
+Status Api::CheckBudget(const std::string& scope, const std::string& tenant, const std::string& key,
+                        const Budget& budget) const {
+  const int64_t now = clock_->WallMillis();
+  const double spent = options_.usage->Spent(tenant, key, budget.monthly, now);
+  const char* period = budget.monthly ? "month" : "day";
+  if (spent >= budget.limit_usd * static_cast<double>(budget.soft_pct) / 100.0) {
+    // One warning per scope and period: an event in the log and a metric.
+    const std::string mark = scope + "|" + std::to_string(budget.monthly ? MonthStartMs(now) : DayStartMs(now));
+    MutexLock lock(&budget_mu_);
+    if (budget_warned_.insert(mark).second) {
+      budget_soft_->Increment();
+      spdlog::warn("budget: {} has spent ${:.4f} of its ${:g} {} budget ({}% threshold)", scope, spent,
+                   budget.limit_usd, period, budget.soft_pct);
+    }
+  }
+  if (!budget.hard || spent < budget.limit_usd) return Status::Ok();
+  budget_refused_->Increment();
+  char msg[256];
+  snprintf(msg, sizeof(msg), "%s has spent $%.4f of its $%g %s budget; it resets at the start of the next %s (UTC)",
+           scope.c_str(), spent, budget.limit_usd, period, period);
+  return ResourceExhausted(msg, "budget_exceeded");
+}
+
+double Api::ChargeUsage(const Route& route, const Params& params, const RequestContext& ctx) const {
+  UsageRecord r;
+  r.tenant = ctx.tenant;
+  r.key = ctx.principal;
+  r.user = ctx.user;
+  r.operation = ctx.usage_operation.empty() ? route.operation : ctx.usage_operation;
+  r.model = ctx.usage_model;
+  r.collection = !ctx.usage_collection.empty()               ? ctx.usage_collection
+                 : route.collection_param && !params.empty() ? params[0]
+                                                             : "";
+  r.tokens = std::max(ctx.tokens_used.load(), ctx.usage.embedding_tokens.load());
+  r.cost_usd = options_.prices.Cost(r.operation, r.model, r.tokens);
+  r.at_ms = clock_->WallMillis();
+  options_.usage->Record(r);
+  return r.cost_usd;
 }
 
 namespace {

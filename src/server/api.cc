@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <ctime>
 #include <fstream>
+#include <map>
 
 #include "common/memory.h"
 #include "common/names.h"
@@ -80,6 +81,30 @@ StatusOr<std::string> PercentDecode(const std::string& s) {
   return out;
 }
 
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQueryString(const std::string& query) {
+  // "+" is a space in query strings, then %XX escapes.
+  const auto decode = [](std::string v) {
+    for (char& c : v) {
+      if (c == '+') c = ' ';
+    }
+    return PercentDecode(v);
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t start = 0;
+  while (start < query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string::npos) end = query.size();
+    const std::string pair = query.substr(start, end - start);
+    start = end + 1;
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    CTX_ASSIGN_OR_RETURN(std::string key, decode(pair.substr(0, eq)));
+    CTX_ASSIGN_OR_RETURN(std::string value, decode(eq == std::string::npos ? "" : pair.substr(eq + 1)));
+    out.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
 // Requests with bodies this large give their free memory back to the kernel when done.
 constexpr size_t kReleaseMemoryAfterBytes = 1 << 20;
 
@@ -127,6 +152,10 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   }
   in_flight_ = metrics_->GetGauge("contextd_http_requests_in_flight", "HTTP requests being handled.");
   unrouted_ = metrics_->GetCounter("contextd_http_unrouted_total", "Requests that matched no route.");
+  budget_soft_ = metrics_->GetCounter("contextd_budget_soft_threshold_total",
+                                      "Budgets whose spend passed their soft threshold (once per period).");
+  budget_refused_ =
+      metrics_->GetCounter("contextd_budget_refused_total", "Requests refused because a hard budget was spent (402).");
   memory_refused_ = metrics_->GetCounter("contextd_writes_refused_memory_total",
                                          "Writes refused above the memory high mark (503 memory_pressure).");
   for (const auto& [priority, name] :
@@ -222,6 +251,7 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   AddRoute("GET", "/info", Pool::kInline, std::bind(&Api::TeiInfo, this, _1, _2, _3));
   AddRoute("GET", "/health", Pool::kInline, ok("{\"status\":\"ok\"}"));
   AddMcpRoutes();
+  AddRoute("GET", "/v1/usage", Pool::kSearch, std::bind(&Api::GetUsage, this, _1, _2, _3));
   // The OpenAPI 3.1 document of every route (openapi.json, compiled in; a test holds it
   // to the routes).
   AddRoute("GET", "/openapi.json", Pool::kInline, [](const Params&, const HttpRequest&, RequestContext&) {
@@ -287,6 +317,33 @@ std::vector<std::string> Api::RouteNames() const {
   return out;
 }
 
+namespace {
+
+// The usage ledger's operation for a route; empty for what is not metered (health,
+// metrics, docs, admin).
+std::string UsageOperation(const std::string& method, const std::string& pattern) {
+  static const std::map<std::string, std::string, std::less<>> kNames = {
+      {"POST /v1/collections/{name}/query", "query"},
+      {"POST /v1/context", "context"},
+      {"POST /v1/embeddings", "embeddings"},
+      {"POST /embed", "embeddings"},
+      {"POST /tokenize", "tokenize"},
+      {"POST /v1/collections/{name}/documents", "upsert"},
+      {"GET /v1/collections/{name}/documents/{id}", "get"},
+      {"DELETE /v1/collections/{name}/documents/{id}", "delete"},
+      {"PUT /v1/collections/{name}", "create_collection"},
+      {"DELETE /v1/collections/{name}", "drop_collection"},
+      {"POST /v1/cache/{ns}/lookup", "cache_lookup"},
+      {"POST /v1/cache/{ns}/store", "cache_store"},
+      {"POST /v1/sessions/{id}/turns", "session_turn"},
+      {"POST /mcp", "mcp"},
+  };
+  auto it = kNames.find(method + " " + pattern);
+  return it == kNames.end() ? "" : it->second;
+}
+
+}  // namespace
+
 void Api::AddRoute(const std::string& method, const std::string& pattern, Pool pool, RouteFn fn) {
   auto r = std::make_unique<Route>();
   r->method = method;
@@ -316,6 +373,7 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
   r->adds_data = r->access == Access::kWrite && method != "DELETE";
   r->consistency_in_body = last == "query" || pattern == "/v1/context";
   r->json_rpc = pattern == "/mcp";
+  r->operation = UsageOperation(method, pattern);
   r->latency = metrics_->GetHistogram("contextd_http_request_duration_seconds", "HTTP request latency by route.",
                                       {{"route", pattern}, {"method", method}});
   routes_.push_back(std::move(r));
@@ -510,6 +568,12 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
     res.headers.emplace_back("Vary", "Accept-Encoding");
   }
   res.headers.emplace_back("traceparent", ctx.trace.Header());
+  const bool metered = options_.usage != nullptr && reply.ok() && res.status < 300 && !route->operation.empty();
+  if (metered && !reply->produce) {
+    char cost[32];
+    snprintf(cost, sizeof(cost), "%.8f", ChargeUsage(*route, params, ctx));
+    res.headers.emplace_back("x-contextd-cost-usd", cost);
+  }
   AddReplyHeaders(ctx, &res);
   if (const uint64_t token = ctx.committed_sequence.load(); token != 0) {
     res.headers.emplace_back("X-Contextd-Write-Token", std::to_string(token));
@@ -519,6 +583,7 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
     const int status = res.status;
     respond(std::move(res));
     reply->produce();
+    if (metered) ChargeUsage(*route, params, ctx);  // known once the stream is done: no header
     Record(route, status, start_ns);
     in_flight_->Add(-1);
     return;
@@ -722,6 +787,7 @@ StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& re
   CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
   CTX_ASSIGN_OR_RETURN(auto docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
+  ctx.usage_model = c->config().embedder;
   if (ctx.limits_tokens()) {
     // What will be embedded: each document's title and text (a caller's vector: nothing).
     int64_t tokens = 0;
@@ -811,6 +877,8 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, Request
     if (!h.ref_of.empty()) hit["ref_of"] = std::move(h.ref_of);
     results.push_back(std::move(hit));
   }
+  ctx.usage_operation = "query." + std::string(QueryModeName(result.mode));
+  if (result.mode != QueryMode::kKeyword && !q.vector) ctx.usage_model = c->config().embedder;
   r.json["mode"] = std::string(QueryModeName(result.mode));
   r.json["cache"] = result.cache;
   if (result.cache == "semantic") r.json["cache_similarity"] = result.cache_similarity;

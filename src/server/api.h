@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "engine/planner.h"
 #include "engine/services.h"
 #include "net/http.h"
+#include "usage/usage_ledger.h"
 
 namespace contextd {
 
@@ -92,6 +94,11 @@ struct ApiOptions {
   // by default: an agent should not fill a knowledge base unasked), the collection tools
   // use when a call names none, and the browser origins besides this machine's that may
   // call it.
+  // Costs and usage: every successful request (with auth on or a price table) is priced
+  // and recorded in the ledger (not owned; null: off), its cost sent in x-contextd-cost-usd;
+  // tenant and key budgets are checked against the ledger's spend before any work.
+  UsageLedger* usage = nullptr;
+  PriceTable prices;
   // Where GET /docs finds Swagger UI (swagger-ui-bundle.js, swagger-ui.css; scripts/setup
   // puts them in the models directory); empty or missing: /docs answers 503 saying so.
   std::string docs_dir;
@@ -162,7 +169,9 @@ class Api {
     // The body may name the read's "consistency" (queries, /v1/context): the handler waits
     // for it once it has parsed the body, instead of Run before the handler.
     bool consistency_in_body = false;
-    bool json_rpc = false;  // replies are JSON-RPC messages (/mcp): nothing is added to them
+    bool json_rpc = false;
+    std::string operation;  // the usage ledger's name for it; empty: not recorded  // replies are JSON-RPC messages
+                            // (/mcp): nothing is added to them
     // The deadline of requests that set none (X-Request-Timeout-Ms); 0: none.
     int64_t default_timeout_ms = 0;
     RouteFn fn;
@@ -253,6 +262,11 @@ class Api {
   Counter* unrouted_;
   // Last: drained before the routes go away.
   std::unique_ptr<McpState> mcp_;
+  // Budget warnings given, by scope and period start (one each).
+  mutable Mutex budget_mu_;
+  mutable std::set<std::string> budget_warned_ GUARDED_BY(budget_mu_);
+  Counter* budget_soft_ = nullptr;
+  Counter* budget_refused_ = nullptr;
   std::unique_ptr<ThreadPool> search_pool_;
   std::unique_ptr<ThreadPool> write_pool_;
   std::unique_ptr<ThreadPool> embed_pool_;
@@ -275,6 +289,13 @@ class Api {
                    std::vector<RateScope>* scopes) const;
   // Admits the request under its scopes' limits, or says when to retry.
   Status AdmitRate(const std::vector<RateScope>& scopes, RequestContext* ctx);
+  // 402 budget_exceeded when the tenant's or the key's hard budget is spent; warns once a
+  // period when spend passes a budget's soft threshold.
+  Status CheckBudget(const std::string& scope, const std::string& tenant, const std::string& key,
+                     const Budget& budget) const;
+  // Prices a finished request, records it in the ledger, and returns its cost.
+  double ChargeUsage(const Route& route, const Params& params, const RequestContext& ctx) const;
+  StatusOr<Reply> GetUsage(const Params& p, const HttpRequest& req, RequestContext& ctx);
   // A rate decision as the request's status (429 naming the scope) and headers.
   Status RateStatus(const RateDecision& d, RequestContext* ctx);
   // Lets the handler reserve declared tokens in the scopes (when any has a token limit).
@@ -322,6 +343,8 @@ class Api {
 
 // Shared by the route handlers of this module.
 StatusOr<std::string> PercentDecode(const std::string& s);
+// "a=1&b=x+y%21" -> {("a","1"), ("b","x y!")}, in order; a malformed escape is a 400.
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQueryString(const std::string& query);
 // "usage" of the engine's responses: {"embedding_tokens","chunks_scored","bytes_written",
 // "documents_written"}.
 Json UsageJson(const Usage& usage);

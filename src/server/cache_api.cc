@@ -5,18 +5,6 @@
 #include "server/request_codec.h"
 
 namespace contextd {
-namespace {
-
-// "a+b%20c" -> "a b c" (query-string values).
-StatusOr<std::string> DecodeQueryValue(std::string v) {
-  for (char& c : v) {
-    if (c == '+') c = ' ';
-  }
-  return PercentDecode(v);
-}
-
-}  // namespace
-
 StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
   CTX_ASSIGN_OR_RETURN(CacheSettingsUpdate update, ParseCacheSettings(body));
@@ -68,24 +56,16 @@ StatusOr<Api::Reply> Api::CacheDeleteByScope(const Params& p, const HttpRequest&
   // entry takes an explicit ?all=true, so a forgotten filter cannot wipe a namespace.
   std::map<std::string, std::string> fields;
   bool all = false;
-  size_t start = 0;
-  while (start < req.query.size()) {
-    size_t end = req.query.find('&', start);
-    if (end == std::string::npos) end = req.query.size();
-    const std::string pair = req.query.substr(start, end - start);
-    start = end + 1;
-    if (pair.empty()) continue;
-    const size_t eq = pair.find('=');
-    CTX_ASSIGN_OR_RETURN(std::string key, DecodeQueryValue(pair.substr(0, eq)));
+  CTX_ASSIGN_OR_RETURN(auto params, ParseQueryString(req.query));
+  for (auto& [key, value] : params) {
     if (key == "all") {
-      CTX_ASSIGN_OR_RETURN(std::string value, DecodeQueryValue(eq == std::string::npos ? "" : pair.substr(eq + 1)));
       if (value != "true" && value != "false") return InvalidArgument("'all' must be true or false", "invalid_value");
       all = value == "true";
       continue;
     }
     if (key.rfind("scope.", 0) != 0 || key.size() == 6)
       return InvalidArgument("query parameter '" + key + "' is not a scope field (scope.NAME=value)", "invalid_value");
-    CTX_ASSIGN_OR_RETURN(fields[key.substr(6)], DecodeQueryValue(eq == std::string::npos ? "" : pair.substr(eq + 1)));
+    fields[key.substr(6)] = std::move(value);
   }
   if (fields.empty() && !all) {
     return InvalidArgument("no scope filter given: deleting every entry of '" + p[0] +

@@ -73,6 +73,8 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
     return Unavailable("context budgets need the cl100k_base vocabulary in the models directory; run scripts/setup",
                        "tokenizer_missing");
   CTX_ASSIGN_OR_RETURN(ContextRequest request, ParseContextRequest(body, c->has_embedder()));
+  ctx.usage_collection = name;
+  ctx.usage_model = c->config().embedder;
   CTX_RETURN_IF_ERROR(CheckQueryLength(request.query));
   // Declared: the query (embedded) and the most the answer may return; settled against
   // what it does return.

@@ -203,6 +203,8 @@ StatusOr<Api::Reply> Api::OpenAiEmbeddings(const Params&, const HttpRequest& req
   CTX_RETURN_IF_ERROR(ReadInputs(body, "input", backends_.tokenizer, /*token_ids=*/true, &inputs));
   // The model is resolved before embedding so that a bad "dimensions" costs nothing.
   CTX_ASSIGN_OR_RETURN(auto resolved, EmbedderFor(body.Find("model")));
+  if (const Json* model = body.Find("model"); model != nullptr && model->is_string())
+    ctx.usage_model = model->as_string();
   const size_t dim = static_cast<size_t>(resolved->dim());
   size_t dims = dim;
   if (dimensions != nullptr) {

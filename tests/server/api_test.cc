@@ -15,6 +15,7 @@
 #include "fakes.h"
 #include "manual_clock.h"
 #include "redis_server.h"
+#include "test_util.h"
 
 namespace contextd {
 namespace {
@@ -469,6 +470,81 @@ TEST_F(ApiAuthTest, LimitsSharedThroughRedisHoldAcrossNodesAndDegradeToEachNodes
   EXPECT_EQ(HeaderOf(alone, "x-contextd-limits-degraded"), "1");
   EXPECT_EQ(HeaderOf(alone, "x-ratelimit-limit-requests"), "1");
   EXPECT_EQ(get(node2.get()).status, 429);
+}
+
+// Costs: each successful request is priced (x-contextd-cost-usd) and recorded in the
+// ledger; a hard budget, once spent, refuses requests (402) until its period turns, and the
+// soft threshold is counted once per period. /v1/usage shows what was recorded.
+TEST_F(ApiAuthTest, RequestsArePricedRecordedAndStoppedByAHardBudget) {
+  TempDir dir;
+  auto ledger = UsageLedger::Open(dir.path() + "/usage.jsonl", &clock_);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  ApiOptions o;
+  o.clock = &clock_;
+  o.auth_enabled = true;
+  o.admin_key = "admin-key-0123456789";
+  o.usage = ledger->get();
+  o.prices = *PriceTable::FromJson(*ParseJson(R"({"requests":{"upsert":0.0004}})"));
+  api_ = std::make_unique<Api>(fakes_.Wire(), &context_metrics_, o);
+  TenantRecord t = *fakes_.governance.auth().Tenant("acme");
+  t.budget.limit_usd = 0.001;
+  t.budget.monthly = false;
+  t.budget.soft_pct = 50;
+  ASSERT_TRUE(fakes_.governance.PutTenant(t, RequestContext::Background()).ok());
+  const std::string doc = R"({"documents":[{"id":"a","text":"apples"}]})";
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse res = Post(gateway_, "/v1/collections/docs/documents", doc);
+    ASSERT_EQ(res.status, 200) << i << " " << res.body;
+    EXPECT_EQ(HeaderOf(res, "x-contextd-cost-usd"), "0.00040000");
+  }
+  HttpResponse spent = Post(gateway_, "/v1/collections/docs/documents", doc);
+  EXPECT_EQ(spent.status, 402) << spent.body;
+  EXPECT_NE(spent.body.find("budget_exceeded"), std::string::npos);
+  EXPECT_NE(spent.body.find("tenant acme has spent $0.0012 of its $0.001 day budget"), std::string::npos) << spent.body;
+  EXPECT_EQ(Get(gateway_), 200) << "what is never metered (describing a collection) goes on: " << last_body_;
+  const std::string metrics = context_metrics_.RenderPrometheus();
+  EXPECT_NE(metrics.find("contextd_budget_soft_threshold_total 1"), std::string::npos) << "once per period";
+  EXPECT_NE(metrics.find("contextd_budget_refused_total 1"), std::string::npos);
+
+  // The admin sees every tenant's usage; a writer key its own.
+  HttpRequest req;
+  req.method = "GET";
+  req.path = "/v1/usage";
+  req.query = "group_by=tenant,operation&granularity=day";
+  req.headers = {{"Authorization", "Bearer admin-key-0123456789"}};
+  std::promise<HttpResponse> done;
+  api_->Handle(req, [&](HttpResponse res) { done.set_value(std::move(res)); });
+  HttpResponse usage = done.get_future().get();
+  ASSERT_EQ(usage.status, 200) << usage.body;
+  Json u = *ParseJson(usage.body);
+  ASSERT_EQ(u.Find("rows")->as_array().size(), 1u) << usage.body;
+  const Json& row = u.Find("rows")->as_array()[0];
+  EXPECT_EQ(row.Find("requests")->as_int(), 3) << "refused requests cost nothing";
+  EXPECT_NEAR(row.Find("cost_usd")->as_double(), 0.0012, 1e-12);
+  EXPECT_EQ(row.Find("group")->Find("operation")->as_string(), "upsert");
+  req.headers = {{"Authorization", "Bearer " + alice_}};
+  req.query = "";
+  std::promise<HttpResponse> mine;
+  api_->Handle(req, [&](HttpResponse res) { mine.set_value(std::move(res)); });
+  HttpResponse alice_usage = mine.get_future().get();
+  ASSERT_EQ(alice_usage.status, 200) << alice_usage.body;
+  EXPECT_EQ(ParseJson(alice_usage.body)->Find("rows")->as_array().size(), 0u) << "alice sees only her own";
+
+  // The next day the budget is whole again.
+  clock_.AdvanceMs(24 * 3600'000LL);
+  EXPECT_EQ(Post(gateway_, "/v1/collections/docs/documents", doc).status, 200);
+  // A key's own budget binds the key alone.
+  KeyRecord k;
+  k.tenant = "acme";
+  k.role = Role::kWriter;
+  k.budget.limit_usd = 0.0004;
+  const std::string capped = MakeKey(&k);
+  ASSERT_TRUE(fakes_.governance.PutKey(k, RequestContext::Background()).ok());
+  EXPECT_EQ(Post(capped, "/v1/collections/docs/documents", doc).status, 200);
+  HttpResponse key_spent = Post(capped, "/v1/collections/docs/documents", doc);
+  EXPECT_EQ(key_spent.status, 402);
+  EXPECT_NE(key_spent.body.find("key " + k.id), std::string::npos) << key_spent.body;
+  EXPECT_EQ(Post(gateway_, "/v1/collections/docs/documents", doc).status, 200);
 }
 
 TEST_F(ApiAuthTest, EachUserHasTheTenantsUserLimits) {
