@@ -5,11 +5,12 @@
 # refused), then the same with the limits shared through a local redis-server (--redis: one
 # Lua script per decision), in one sitting, rounds interleaved.
 # Usage: bench/governance_bench.sh [rounds, default 2] [seconds per wrk run, default 8]
+# (MODES="off auth" picks the variants; CONTEXTD_BIN another binary.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-2} secs=${2:-8}
 shared="$root/../shared/data/scifact"
-bin="$root/build/bin/contextd"
+bin=${CONTEXTD_BIN:-"$root/build/bin/contextd"}
 export CONTEXTD_ADMIN_KEY=bench-admin-key-0123456789
 run() {  # label, extra serve args
   local label=$1; shift
@@ -41,7 +42,11 @@ redis_pid=$!
 trap 'kill $redis_pid 2>/dev/null || true' EXIT
 sleep 0.5
 for _ in $(seq "$rounds"); do
-  run off
-  run auth --auth
-  run shared --auth --redis "redis://127.0.0.1:$redis_port"
+  for mode in ${MODES:-off auth shared}; do
+    case "$mode" in
+      off) run off ;;
+      auth) run auth --auth ;;
+      shared) run shared --auth --redis "redis://127.0.0.1:$redis_port" ;;
+    esac
+  done
 done

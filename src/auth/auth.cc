@@ -302,6 +302,7 @@ Limits AuthRegistry::TenantLimits(const std::string& id) const {
 }
 
 Budget AuthRegistry::TenantBudget(const std::string& id) const {
+  if (tenant_budgets_.load(std::memory_order_relaxed) == 0) return Budget();
   ReaderLock lock(&mu_);
   auto it = tenants_.find(id);
   return it == tenants_.end() ? Budget() : it->second.budget;
@@ -316,11 +317,19 @@ Limits AuthRegistry::UserLimits(const std::string& id) const {
 void AuthRegistry::PutTenant(TenantRecord t) {
   WriterLock lock(&mu_);
   tenants_[t.id] = std::move(t);
+  CountBudgetsLocked();
+}
+
+void AuthRegistry::CountBudgetsLocked() {
+  int n = 0;
+  for (const auto& [id, t] : tenants_) n += t.budget.limit_usd > 0 ? 1 : 0;
+  tenant_budgets_ = n;
 }
 
 void AuthRegistry::DeleteTenant(const std::string& id) {
   WriterLock lock(&mu_);
   tenants_.erase(id);
+  CountBudgetsLocked();
   for (auto it = keys_.begin(); it != keys_.end();) it = it->second->tenant == id ? keys_.erase(it) : std::next(it);
   MutexLock v(&verified_mu_);
   verified_.clear();

@@ -12,6 +12,7 @@
 // Thread safety: AuthRegistry is safe for concurrent use; records are values.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -133,7 +134,10 @@ class AuthRegistry {
   static constexpr size_t kMaxVerified = 10000;
   // Lock order: mu_ before verified_mu_.
   mutable SharedMutex mu_ ACQUIRED_BEFORE(verified_mu_);
+  void CountBudgetsLocked() REQUIRES(mu_);
   std::map<std::string, TenantRecord> tenants_ GUARDED_BY(mu_);
+  // Tenants with a budget: while there are none, TenantBudget takes no lock.
+  std::atomic<int> tenant_budgets_{0};
   std::map<std::string, std::shared_ptr<const KeyRecord>> keys_ GUARDED_BY(mu_);
   // Presented keys already checked against their hash; cleared whenever a key changes.
   mutable Mutex verified_mu_;

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -571,8 +572,9 @@ void Api::Run(Route* route, const Params& params, const HttpRequest& req, Reques
   const bool metered = options_.usage != nullptr && reply.ok() && res.status < 300 && !route->operation.empty();
   if (metered && !reply->produce) {
     char cost[32];
-    snprintf(cost, sizeof(cost), "%.8f", ChargeUsage(*route, params, ctx));
-    res.headers.emplace_back("x-contextd-cost-usd", cost);
+    const auto [end, ec] =
+        std::to_chars(cost, cost + sizeof(cost), ChargeUsage(*route, params, ctx), std::chars_format::fixed, 8);
+    res.headers.emplace_back("x-contextd-cost-usd", std::string(cost, ec == std::errc() ? end : cost));
   }
   AddReplyHeaders(ctx, &res);
   if (const uint64_t token = ctx.committed_sequence.load(); token != 0) {

@@ -16,6 +16,19 @@ std::string SpendKey(char scope, const std::string& id, char period, int64_t sta
   return std::string(1, scope) + "|" + id + "|" + period + "|" + std::to_string(start_ms);
 }
 
+// The fields of a ledger key as one string (unit separators between them).
+std::string Join(int64_t hour, const std::string& tenant, const std::string& key, const std::string& user,
+                 const std::string& collection, const std::string& model, const std::string& operation) {
+  std::string out;
+  out.reserve(24 + tenant.size() + key.size() + user.size() + collection.size() + model.size() + operation.size());
+  out += std::to_string(hour);
+  for (const std::string* f : {&tenant, &key, &user, &collection, &model, &operation}) {
+    out += '\x1f';
+    out += *f;
+  }
+  return out;
+}
+
 }  // namespace
 
 int64_t DayStartMs(int64_t t_ms) { return t_ms - ((t_ms % kDayMs) + kDayMs) % kDayMs; }
@@ -81,7 +94,9 @@ StatusOr<std::unique_ptr<UsageLedger>> UsageLedger::Open(const std::string& path
       const Json::Array& a = j->as_array();
       Key k{a[0].as_int(),    a[1].as_string(), a[2].as_string(), a[3].as_string(),
             a[4].as_string(), a[5].as_string(), a[6].as_string()};
-      ledger->AddLocked(k, Totals{a[7].as_int(), a[8].as_int(), a[9].as_double()});
+      std::string joined = Join(std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), std::get<4>(k),
+                                std::get<5>(k), std::get<6>(k));
+      ledger->AddLocked(std::move(joined), k, Totals{a[7].as_int(), a[8].as_int(), a[9].as_double()}, false);
     }
   }
   std::ofstream probe(path, std::ios::app);
@@ -100,11 +115,20 @@ UsageLedger::~UsageLedger() {
   (void)Flush();
 }
 
-void UsageLedger::AddLocked(const Key& k, const Totals& t) {
-  Totals& h = hours_[k];
-  h.requests += t.requests;
-  h.tokens += t.tokens;
-  h.cost_usd += t.cost_usd;
+void UsageLedger::AddLocked(std::string joined, const Key& k, const Totals& t, bool flush) {
+  auto [it, fresh] = hours_.try_emplace(std::move(joined));
+  Entry& e = it->second;
+  if (fresh) e.key = k;
+  e.total.requests += t.requests;
+  e.total.tokens += t.tokens;
+  e.total.cost_usd += t.cost_usd;
+  if (flush) {
+    e.unflushed.requests += t.requests;
+    e.unflushed.tokens += t.tokens;
+    e.unflushed.cost_usd += t.cost_usd;
+    if (!e.dirty) dirty_.push_back(&e);
+    e.dirty = true;
+  }
   if (t.cost_usd == 0) return;
   const int64_t at = std::get<0>(k);
   const std::string& tenant = std::get<1>(k);
@@ -117,21 +141,34 @@ void UsageLedger::AddLocked(const Key& k, const Totals& t) {
 
 void UsageLedger::Record(const UsageRecord& r) {
   const int64_t hour = r.at_ms - r.at_ms % kHourMs;
-  Key k{hour, r.tenant, r.key, r.user, r.collection, r.model, r.operation};
-  const Totals t{1, r.tokens, r.cost_usd};
+  std::string joined = Join(hour, r.tenant, r.key, r.user, r.collection, r.model, r.operation);
   MutexLock lock(&mu_);
-  AddLocked(k, t);
-  Totals& d = dirty_[k];
-  d.requests += 1;
-  d.tokens += r.tokens;
-  d.cost_usd += r.cost_usd;
+  auto it = hours_.find(joined);
+  if (it != hours_.end() && r.cost_usd == 0) {
+    // The common case: the hour's row exists and nothing is spent.
+    Entry& e = it->second;
+    e.total.requests += 1;
+    e.total.tokens += r.tokens;
+    e.unflushed.requests += 1;
+    e.unflushed.tokens += r.tokens;
+    if (!e.dirty) dirty_.push_back(&e);
+    e.dirty = true;
+    return;
+  }
+  AddLocked(std::move(joined), Key{hour, r.tenant, r.key, r.user, r.collection, r.model, r.operation},
+            Totals{1, r.tokens, r.cost_usd}, true);
 }
 
 Status UsageLedger::Flush() {
-  std::map<Key, Totals> dirty;
+  std::vector<std::pair<Key, Totals>> dirty;
   {
     MutexLock lock(&mu_);
-    dirty.swap(dirty_);
+    for (Entry* e : dirty_) {
+      dirty.emplace_back(e->key, e->unflushed);
+      e->unflushed = Totals();
+      e->dirty = false;
+    }
+    dirty_.clear();
   }
   if (dirty.empty()) return Status::Ok();
   std::string out;
@@ -173,7 +210,9 @@ std::vector<UsageRow> UsageLedger::Query(const UsageQuery& q) const {
   std::map<std::pair<int64_t, std::map<std::string, std::string>>, Totals> rows;
   const int64_t step = std::max<int64_t>(q.granularity_ms, kHourMs);
   MutexLock lock(&mu_);
-  for (const auto& [k, t] : hours_) {
+  for (const auto& [joined, e] : hours_) {
+    const Key& k = e.key;
+    const Totals& t = e.total;
     const int64_t hour = std::get<0>(k);
     if (hour + kHourMs <= q.from_ms || hour >= q.to_ms) continue;
     if (!q.tenant.empty() && std::get<1>(k) != q.tenant) continue;

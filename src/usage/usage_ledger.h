@@ -88,15 +88,23 @@ class UsageLedger {
     int64_t requests = 0, tokens = 0;
     double cost_usd = 0;
   };
+  struct Entry {
+    Key key;
+    Totals total;
+    Totals unflushed;  // added since the last flush
+    bool dirty = false;
+  };
   UsageLedger(std::string path, const Clock* clock);
-  void AddLocked(const Key& k, const Totals& t) REQUIRES(mu_);
+  // Adds to the hour's totals (found by the fields joined into one string: one hash and
+  // one allocation per request, not seven); `flush`: and to what the next flush appends.
+  void AddLocked(std::string joined, const Key& k, const Totals& t, bool flush) REQUIRES(mu_);
   void Loop();
 
   const std::string path_;
   const Clock* clock_;
   mutable Mutex mu_;
-  std::map<Key, Totals> hours_ GUARDED_BY(mu_);
-  std::map<Key, Totals> dirty_ GUARDED_BY(mu_);  // added since the last flush
+  std::unordered_map<std::string, Entry> hours_ GUARDED_BY(mu_);
+  std::vector<Entry*> dirty_ GUARDED_BY(mu_);  // entries with something unflushed (nodes are stable)
   // "t|acme|d|<day start>" / "k|<id>|m|<month start>" -> dollars
   std::unordered_map<std::string, double> spend_ GUARDED_BY(mu_);
   bool stop_ GUARDED_BY(mu_) = false;
