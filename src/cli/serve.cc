@@ -245,9 +245,14 @@ int RunServe(const ServeOptions& o) {
       };
     }
     // The usage ledger: with auth (tenants to bill) or a price table.
+    std::unique_ptr<SharedSpend> shared_spend;
     std::unique_ptr<UsageLedger> ledger;
     if (o.auth || !o.prices.is_null()) {
-      auto opened = UsageLedger::Open(o.data_dir + "/usage.jsonl", SystemClock::Default());
+      // With --redis, spend is summed across the nodes: budgets hold for the cluster.
+      if (auto endpoint = ParseRedisUrl(o.redis); !o.redis.empty() && endpoint.ok()) {
+        shared_spend = std::make_unique<SharedSpend>(*endpoint);
+      }
+      auto opened = UsageLedger::Open(o.data_dir + "/usage.jsonl", SystemClock::Default(), shared_spend.get());
       if (!opened.ok()) {
         spdlog::critical("cannot open the usage ledger: {}", opened.status().ToString());
         return 1;

@@ -1,5 +1,6 @@
 #include "usage/usage_ledger.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -80,10 +81,12 @@ const std::vector<std::string>& UsageLedger::Dimensions() {
   return kNames;
 }
 
-UsageLedger::UsageLedger(std::string path, const Clock* clock) : path_(std::move(path)), clock_(clock) {}
+UsageLedger::UsageLedger(std::string path, const Clock* clock, SharedSpend* shared)
+    : path_(std::move(path)), clock_(clock), shared_(shared) {}
 
-StatusOr<std::unique_ptr<UsageLedger>> UsageLedger::Open(const std::string& path, const Clock* clock) {
-  std::unique_ptr<UsageLedger> ledger(new UsageLedger(path, clock));
+StatusOr<std::unique_ptr<UsageLedger>> UsageLedger::Open(const std::string& path, const Clock* clock,
+                                                         SharedSpend* shared) {
+  std::unique_ptr<UsageLedger> ledger(new UsageLedger(path, clock, shared));
   {
     std::ifstream in(path);
     std::string line;
@@ -133,10 +136,12 @@ void UsageLedger::AddLocked(std::string joined, const Key& k, const Totals& t, b
   const int64_t at = std::get<0>(k);
   const std::string& tenant = std::get<1>(k);
   const std::string& key = std::get<2>(k);
-  spend_[SpendKey('t', tenant, 'd', DayStartMs(at))] += t.cost_usd;
-  spend_[SpendKey('t', tenant, 'm', MonthStartMs(at))] += t.cost_usd;
-  spend_[SpendKey('k', key, 'd', DayStartMs(at))] += t.cost_usd;
-  spend_[SpendKey('k', key, 'm', MonthStartMs(at))] += t.cost_usd;
+  for (std::string scope : {SpendKey('t', tenant, 'd', DayStartMs(at)), SpendKey('t', tenant, 'm', MonthStartMs(at)),
+                            SpendKey('k', key, 'd', DayStartMs(at)), SpendKey('k', key, 'm', MonthStartMs(at))}) {
+    // What this node spends now goes to the cluster's totals too (not what it reloads).
+    if (shared_ != nullptr && flush) shared_->Add(tenant, scope, t.cost_usd);
+    spend_[std::move(scope)] += t.cost_usd;
+  }
 }
 
 void UsageLedger::Record(const UsageRecord& r) {
@@ -240,9 +245,15 @@ double UsageLedger::Spent(const std::string& tenant, const std::string& key, boo
   const std::string k =
       key.empty() ? SpendKey('t', tenant, month ? 'm' : 'd', month ? MonthStartMs(now_ms) : DayStartMs(now_ms))
                   : SpendKey('k', key, month ? 'm' : 'd', month ? MonthStartMs(now_ms) : DayStartMs(now_ms));
-  MutexLock lock(&mu_);
-  auto it = spend_.find(k);
-  return it == spend_.end() ? 0 : it->second;
+  double local = 0;
+  {
+    MutexLock lock(&mu_);
+    auto it = spend_.find(k);
+    if (it != spend_.end()) local = it->second;
+  }
+  // The cluster's total includes this node's; before Redis has answered, or without it,
+  // this node's own spend is the floor.
+  return shared_ != nullptr ? std::max(local, shared_->Get(tenant, k)) : local;
 }
 
 }  // namespace contextd

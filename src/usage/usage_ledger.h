@@ -27,6 +27,7 @@
 #include "common/json.h"
 #include "common/mutex.h"
 #include "common/status.h"
+#include "usage/shared_spend.h"
 
 namespace contextd {
 
@@ -69,7 +70,10 @@ class UsageLedger {
  public:
   // Opens (creating) the ledger file at `path` and sums it; a torn last line (a crash mid
   // append) is skipped.
-  static StatusOr<std::unique_ptr<UsageLedger>> Open(const std::string& path, const Clock* clock);
+  // shared (not owned; null: none): spend is also summed across nodes through it, and
+  // Spent() answers the cluster's total (budgets then hold across nodes).
+  static StatusOr<std::unique_ptr<UsageLedger>> Open(const std::string& path, const Clock* clock,
+                                                     SharedSpend* shared = nullptr);
   ~UsageLedger();  // flushes
 
   void Record(const UsageRecord& r);
@@ -94,7 +98,7 @@ class UsageLedger {
     Totals unflushed;  // added since the last flush
     bool dirty = false;
   };
-  UsageLedger(std::string path, const Clock* clock);
+  UsageLedger(std::string path, const Clock* clock, SharedSpend* shared);
   // Adds to the hour's totals (found by the fields joined into one string: one hash and
   // one allocation per request, not seven); `flush`: and to what the next flush appends.
   void AddLocked(std::string joined, const Key& k, const Totals& t, bool flush) REQUIRES(mu_);
@@ -102,6 +106,7 @@ class UsageLedger {
 
   const std::string path_;
   const Clock* clock_;
+  SharedSpend* const shared_;
   mutable Mutex mu_;
   std::unordered_map<std::string, Entry> hours_ GUARDED_BY(mu_);
   std::vector<Entry*> dirty_ GUARDED_BY(mu_);  // entries with something unflushed (nodes are stable)
