@@ -93,6 +93,16 @@ struct IngestOptions {
 };
 int RunIngest(const IngestOptions& options);
 
+// contextd loadtest: runs a scenario file (loadtest/loadtest.h), prints the report as JSON,
+// optionally writes it to `out` and draws the chart to `chart` (PNG).
+struct LoadTestOptions {
+  std::string url;  // overrides the scenario's
+  std::string scenario;
+  std::string out;
+  std::string chart;
+};
+int RunLoadTestCommand(const LoadTestOptions& options);
+
 struct QueryOptions {
   std::string url = "http://127.0.0.1:8080";
   std::string collection;

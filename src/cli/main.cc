@@ -69,6 +69,13 @@ int main(int argc, char** argv) {
   in->add_option("--api-key", ingest.api_key, "API key (default: CONTEXTD_API_KEY), for a server run with --auth");
   in->add_option("file", ingest.file, "JSONL file")->required();
 
+  LoadTestOptions loadtest;
+  auto* lt = app.add_subcommand("loadtest", "Open-loop load test from a scenario file; prints a JSON report");
+  lt->add_option("--url", loadtest.url, "Server URL (overrides the scenario's)");
+  lt->add_option("--scenario", loadtest.scenario, "Scenario JSON file")->required();
+  lt->add_option("--out", loadtest.out, "Also write the report to this file");
+  lt->add_option("--chart", loadtest.chart, "Draw rate, latency percentiles and errors over time to this PNG");
+
   QueryOptions query;
   auto* q = app.add_subcommand("query", "Query a collection");
   q->add_option("--url", query.url, "Server URL");
@@ -160,6 +167,7 @@ int main(int argc, char** argv) {
     return RunServe(serve);
   }
   if (in->parsed()) return RunIngest(ingest);
+  if (lt->parsed()) return RunLoadTestCommand(loadtest);
   if (q->parsed()) return RunQuery(query);
   if (e->parsed()) return RunEmbed(embed);
   if (mp->parsed()) return RunModelPull(pull);

@@ -312,6 +312,10 @@ int RunServe(const ServeOptions& o) {
           "# HELP contextd_http_idle_evictions_total Idle keep-alive connections closed to admit new ones at the "
           "cap.\n# TYPE contextd_http_idle_evictions_total counter\n";
       *out += "contextd_http_idle_evictions_total " + std::to_string(server.idle_evictions()) + "\n";
+      *out +=
+          "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+          "# TYPE process_resident_memory_bytes gauge\n";
+      *out += "process_resident_memory_bytes " + std::to_string(ResidentBytes()) + "\n";
     });
     // Tests and scripts read the port from this line (it matters with --port 0).
     std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());

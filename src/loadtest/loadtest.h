@@ -1,0 +1,74 @@
+// contextd loadtest: an open-loop load generator. Requests are sent at a set arrival rate
+// whatever the server does, and each one's latency is measured from the moment it was due,
+// so a slow server cannot hide its queueing behind a slow client (coordinated omission).
+//
+// A scenario (JSON) names a weighted mix of requests with bodies drawn from text files,
+// API keys used in turn, the connections to use, and either stages (rate, seconds, an
+// optional ramp) or a profile: "stress" steps the rate up until the latency objective or
+// the error budget breaks and reports the knee; "soak" holds a rate for hours and samples
+// the server's memory from /metrics.
+//
+// Thread safety: Run is called once per LoadTest.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace contextd {
+
+struct LoadRequest {
+  std::string name, method = "GET", path;
+  double weight = 1;
+  // The body with "{{text}}" (when present) replaced by a text drawn in turn from `texts`,
+  // JSON-escaped.
+  std::string body;
+  std::vector<std::string> texts;
+};
+
+struct LoadStage {
+  std::string name;
+  double rate_from = 0, rate_to = 0;  // requests per second, ramped linearly
+  double seconds = 0;
+};
+
+struct Scenario {
+  std::string url;
+  int connections = 64;
+  int64_t timeout_ms = 30000;
+  std::vector<std::string> keys;
+  std::vector<LoadRequest> requests;
+  std::vector<LoadStage> stages;
+  std::string profile = "baseline";  // baseline (the stages), stress, soak
+  // stress: start_rate * step^i for step_seconds each, until p99 > slo_p99_ms or the error
+  // rate passes max_error_rate, at most max_steps steps.
+  double start_rate = 100, step = 1.25, step_seconds = 10, slo_p99_ms = 100, max_error_rate = 0.01;
+  int max_steps = 20;
+  // soak: one stage at `rate` for `seconds`, the server's memory sampled every sample_s.
+  double soak_rate = 100, soak_seconds = 3600, sample_s = 10;
+
+  // Parses a scenario; text files are read relative to `base_dir`. InvalidArgument names
+  // the member that is wrong.
+  static StatusOr<Scenario> FromJson(const Json& j, const std::string& base_dir);
+};
+
+// What happened, per stage and per second (the chart's series), as JSON.
+struct LoadReport {
+  Json json;
+  // Per second: offered rate, 2xx per second, errors per second, p50 and p99 in ms.
+  std::vector<std::array<double, 5>> series;
+};
+
+// Runs the scenario against its url. The run's figures come back even when every request
+// failed (the server down is a finding, not an error); only a malformed url is an error.
+StatusOr<LoadReport> RunLoadTest(const Scenario& s);
+
+// Draws the per-second series as a PNG (rate blue, goodput green, p50 orange, p99 red,
+// errors black; each series scaled to its own maximum, which the report's "chart" lists).
+std::string RenderChartPng(const LoadReport& report, int width = 960, int height = 480);
+
+}  // namespace contextd
