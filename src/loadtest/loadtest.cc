@@ -87,6 +87,12 @@ StatusOr<Scenario> Scenario::FromJson(const Json& j, const std::string& base_dir
       CTX_ASSIGN_OR_RETURN(q.texts,
                            ReadTexts(file, field != nullptr && field->is_string() ? field->as_string() : "text"));
     }
+    if (const Json* h = r.Find("headers"); h != nullptr && h->is_object()) {
+      for (const auto& [name, value] : h->as_object()) {
+        if (!value.is_string()) return InvalidArgument("request '" + q.name + "': header values are strings", "invalid_value");
+        q.headers.emplace_back(name, value.as_string());
+      }
+    }
     if (q.body.find("{{text}}") != std::string::npos && q.texts.empty()) {
       return InvalidArgument("request '" + q.name + "' uses {{text}} but names no 'texts' file", "missing_field");
     }
@@ -192,6 +198,7 @@ std::vector<Sample> Drive(const Scenario& s, const std::string& host, int port, 
                  parts[static_cast<size_t>(job.kind)].second;
         }
         HttpHeaders headers = {{"Content-Type", "application/json"}};
+        headers.insert(headers.end(), r.headers.begin(), r.headers.end());
         if (!s.keys.empty()) headers.emplace_back("Authorization", "Bearer " + s.keys[job.key % s.keys.size()]);
         auto res = client.Request(r.method, r.path, body, headers);
         Sample sample;
@@ -333,12 +340,13 @@ StatusOr<LoadReport> RunLoadTest(const Scenario& s) {
       LoadStage st{"step" + std::to_string(i), rate, rate, s.step_seconds};
       int64_t step_t0 = 0;
       std::vector<Sample> got = Drive(s, host, port, {st}, &step_t0);
+      Json step = StageJson(st, got, 0);
       if (i == 0) t0 = step_t0;
+      // Into the run's timeline: this step's stage, seconds after the ones before.
       for (Sample& x : got) {
         x.stage = static_cast<int>(ran.size());
         x.due_ns = x.due_ns - step_t0 + t0 + static_cast<int64_t>(i * s.step_seconds * 1e9);
       }
-      Json step = StageJson(st, got, 0);
       samples.insert(samples.end(), got.begin(), got.end());
       ran.push_back(st);
       const double p99 = step["latency"]["p99_ms"].as_double();

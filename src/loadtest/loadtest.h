@@ -18,6 +18,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "net/http.h"
 
 namespace contextd {
 
@@ -28,6 +29,7 @@ struct LoadRequest {
   // JSON-escaped.
   std::string body;
   std::vector<std::string> texts;
+  HttpHeaders headers;  // sent with every one (a deadline: X-Request-Timeout-Ms)
 };
 
 struct LoadStage {

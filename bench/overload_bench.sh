@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Overload: what contextd does at ten times what it can serve. One server (scripts/run's
+# defaults) with SciFact (GloVe); `contextd loadtest` drives hybrid /v1/context requests
+# (claims from the training queries, 1000-token budgets), each with a 100 ms deadline
+# (X-Request-Timeout-Ms), as an interactive client would send them:
+#   1. stress: the rate steps up by 1.25x every 5 s until p99 passes 100 ms or more than 1%
+#      fail; the knee is the capacity,
+#   2. baseline: half the capacity for 20 s, the unloaded p99,
+#   3. overload: ten times the capacity for SECS seconds.
+# Targets (issue 20): goodput at least 90% of capacity, p99 of admitted requests at most 3x
+# the unloaded p99, every rejection a fast 429 or 503. The load generator shares the two
+# cores with the server, so figures are ratios within one run.
+# Usage: bench/overload_bench.sh [overload seconds, default 60]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-60}
+shared="$root/../shared/data/scifact"
+bin="$root/build/bin/contextd"
+work=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+"$bin" serve --port 0 --data "$work/data" --models "$root/models" > "$work/out" 2> "$work/log" &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
+curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
+"$bin" ingest --url "$url" --collection scifact "$shared/corpus.jsonl" > /dev/null
+scenario() {  # profile, extra JSON members
+  cat > "$work/$1.json" <<JSON
+{"connections": 256, "timeout_ms": 10000, "profile": "$2",
+ "requests": [{"name": "context", "method": "POST", "path": "/v1/context",
+   "headers": {"X-Request-Timeout-Ms": "100"},
+   "body": {"collection": "scifact", "query": "{{text}}", "max_tokens": 1000},
+   "texts": "$shared/queries.train.jsonl"}],
+ $3}
+JSON
+}
+scenario stress stress '"stress": {"start_rate": 200, "step": 1.25, "step_seconds": 5, "slo_p99_ms": 100, "max_error_rate": 0.01, "max_steps": 20}'
+knee=$("$bin" loadtest --url "$url" --scenario "$work/stress.json" --out "$work/stress.report" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["knee_rate"])')
+half=$(python3 -c "print($knee / 2)") ten=$(python3 -c "print($knee * 10)")
+scenario base baseline "\"stages\": [{\"name\": \"half\", \"rate\": $half, \"seconds\": 20}]"
+"$bin" loadtest --url "$url" --scenario "$work/base.json" --out "$work/base.report" > /dev/null
+scenario over baseline "\"stages\": [{\"name\": \"ten_x\", \"rate\": $ten, \"seconds\": $secs}]"
+"$bin" loadtest --url "$url" --scenario "$work/over.json" --out "$work/over.report" \
+  --chart "$root/bench/out/overload.png" > /dev/null
+python3 - "$work" "$knee" <<'PY'
+import json, sys
+work, knee = sys.argv[1], float(sys.argv[2])
+base = json.load(open(f"{work}/base.report"))["stages"][0]
+over = json.load(open(f"{work}/over.report"))["stages"][0]
+unloaded_p99 = base["latency_admitted"]["p99_ms"]
+print(json.dumps({
+  "capacity_rps": knee, "unloaded": {"rate": base["offered_rate"], "goodput": round(base["goodput"], 1),
+                                     "p50_ms": base["latency_admitted"]["p50_ms"], "p99_ms": unloaded_p99},
+  "overload": {"rate": over["offered_rate"], "seconds": over["seconds"], "goodput": round(over["goodput"], 1),
+               "goodput_over_capacity": round(over["goodput"] / knee, 3), "statuses": over["statuses"],
+               "admitted_p50_ms": over["latency_admitted"]["p50_ms"], "admitted_p99_ms": over["latency_admitted"]["p99_ms"],
+               "admitted_p99_over_unloaded": round(over["latency_admitted"]["p99_ms"] / max(unloaded_p99, 1e-9), 2),
+               "rejected_p50_ms": over["latency_rejected"]["p50_ms"], "rejected_p99_ms": over["latency_rejected"]["p99_ms"],
+               "all_p99_ms": over["latency"]["p99_ms"]}}, indent=1))
+PY
