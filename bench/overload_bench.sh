@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Overload: what contextd does at ten times what it can serve. One server (scripts/run's
-# defaults) with SciFact (GloVe); `contextd loadtest` drives hybrid /v1/context requests
-# (claims from the training queries, 1000-token budgets), each with a 100 ms deadline
-# (X-Request-Timeout-Ms), as an interactive client would send them:
+# defaults but --max-queue-delay-ms QUEUE_DELAY_MS, default 20; 0 turns it off) with
+# SciFact (GloVe); `contextd loadtest` drives hybrid /v1/context requests (claims from the
+# training queries, 1000-token budgets), each with a 100 ms deadline (X-Request-Timeout-Ms),
+# over 128 keep-alive connections:
 #   1. stress: the rate steps up by 1.25x every 5 s until p99 passes 100 ms or more than 1%
 #      fail; the knee is the capacity,
 #   2. baseline: half the capacity for 20 s, the unloaded p99,
@@ -18,7 +19,8 @@ shared="$root/../shared/data/scifact"
 bin="$root/build/bin/contextd"
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-"$bin" serve --port 0 --data "$work/data" --models "$root/models" > "$work/out" 2> "$work/log" &
+"$bin" serve --port 0 --data "$work/data" --models "$root/models" --max-queue-delay-ms "${QUEUE_DELAY_MS:-20}" \
+  > "$work/out" 2> "$work/log" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
@@ -26,7 +28,7 @@ curl -sf -X PUT "$url/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/n
 "$bin" ingest --url "$url" --collection scifact "$shared/corpus.jsonl" > /dev/null
 scenario() {  # profile, extra JSON members
   cat > "$work/$1.json" <<JSON
-{"connections": 256, "timeout_ms": 10000, "profile": "$2",
+{"connections": 128, "timeout_ms": 10000, "profile": "$2",
  "requests": [{"name": "context", "method": "POST", "path": "/v1/context",
    "headers": {"X-Request-Timeout-Ms": "100"},
    "body": {"collection": "scifact", "query": "{{text}}", "max_tokens": 1000},
@@ -34,6 +36,9 @@ scenario() {  # profile, extra JSON members
  $3}
 JSON
 }
+# Warm-up (graphs built, caches filled), not measured.
+scenario warm baseline '"stages": [{"name": "warm", "rate": 300, "seconds": 10}]'
+"$bin" loadtest --url "$url" --scenario "$work/warm.json" > /dev/null
 scenario stress stress '"stress": {"start_rate": 200, "step": 1.25, "step_seconds": 5, "slo_p99_ms": 100, "max_error_rate": 0.01, "max_steps": 20}'
 knee=$("$bin" loadtest --url "$url" --scenario "$work/stress.json" --out "$work/stress.report" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["knee_rate"])')

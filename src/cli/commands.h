@@ -28,6 +28,7 @@ inline constexpr SettingRange kMaxQueryTokensRange{1, 1000000};
 inline constexpr SettingRange kIdleTimeoutSRange{1, 3600};
 inline constexpr SettingRange kHeaderTimeoutMsRange{100, 600000};
 inline constexpr SettingRange kMaxQueueRange{1, 1000000};
+inline constexpr SettingRange kMaxQueueDelayMsRange{0, 600000};
 inline constexpr SettingRange kMemoryHighMbRange{0, 16 << 20};
 inline constexpr SettingRange kConnectionsPerClientRange{1, 1000000};
 inline constexpr SettingRange kMinFreeDiskMbRange{1, int64_t{1} << 30};
@@ -53,6 +54,7 @@ struct ServeOptions {
   int64_t idle_timeout_s = 60;        // HttpServerOptions: keep-alive and request-read timeout
   int64_t header_timeout_ms = 10000;  // HttpServerOptions: a begun request's headers
   int64_t max_connections_per_client = 1024;
+  int64_t max_queue_delay_ms = 0;  // ApiOptions::max_queue_delay
   EmbedServiceOptions embed;  // providers, batching, cache tiers
   // Cluster mode: the NATS servers (comma-separated nats:// URLs; empty: a single node),
   // this node's id, and the update log's replicas.

@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
                                 "Once a request has begun, how long its headers may take to arrive");
   auto* max_queue = ranged("--max-queue", serve.max_queue, kMaxQueueRange,
                            "Requests that may wait for a worker pool before more are shed (503 overloaded)");
+  auto* queue_delay = ranged("--max-queue-delay-ms", serve.max_queue_delay_ms, kMaxQueueDelayMsRange,
+                             "Reads that waited longer for a worker are shed when taken (503 overloaded; 0 = off)");
   auto* memory_high =
       ranged("--memory-high-mb", serve.memory_high_mb, kMemoryHighMbRange,
              "Resident memory at which writes that add data are refused until under 90% of it (0 = off)");
@@ -140,6 +142,7 @@ int main(int argc, char** argv) {
       if (!idle->count()) serve.idle_timeout_s = from_file.idle_timeout_s;
       if (!header_timeout->count()) serve.header_timeout_ms = from_file.header_timeout_ms;
       if (!max_queue->count()) serve.max_queue = from_file.max_queue;
+      if (!queue_delay->count()) serve.max_queue_delay_ms = from_file.max_queue_delay_ms;
       if (!memory_high->count()) serve.memory_high_mb = from_file.memory_high_mb;
       if (!per_client->count()) serve.max_connections_per_client = from_file.max_connections_per_client;
       if (!cluster->count()) serve.cluster = from_file.cluster;

@@ -55,6 +55,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"idle_timeout_s", kIdleTimeoutSRange, [o](int64_t n) { o->idle_timeout_s = n; }},
       {"header_timeout_ms", kHeaderTimeoutMsRange, [o](int64_t n) { o->header_timeout_ms = n; }},
       {"max_queue", kMaxQueueRange, [o](int64_t n) { o->max_queue = n; }},
+      {"max_queue_delay_ms", kMaxQueueDelayMsRange, [o](int64_t n) { o->max_queue_delay_ms = n; }},
       {"memory_high_mb", kMemoryHighMbRange, [o](int64_t n) { o->memory_high_mb = n; }},
       {"max_connections_per_client", kConnectionsPerClientRange, [o](int64_t n) { o->max_connections_per_client = n; }},
       {"min_free_disk_mb", kMinFreeDiskMbRange, [o](int64_t n) { o->min_free_disk_mb = n; }},
@@ -201,6 +202,7 @@ int RunServe(const ServeOptions& o) {
     ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores);
     ao.write_threads = static_cast<size_t>(std::max(1, o.write_threads));
     ao.max_queue = static_cast<size_t>(o.max_queue);
+    ao.max_queue_delay = std::chrono::milliseconds(o.max_queue_delay_ms);
     ao.memory_high_bytes = static_cast<size_t>(o.memory_high_mb) << 20;
     ao.embed_threads = static_cast<size_t>(std::max(1, o.embed_threads));
     ao.cpu_quantum = std::chrono::microseconds(o.cpu_quantum_us);  // the flag and the file refuse < 0

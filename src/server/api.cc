@@ -712,7 +712,19 @@ void Api::Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr
   std::atomic<int64_t>* service = &service_ns_[static_cast<int>(which)];
   pool->Submit(
       [this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
-       respond = std::move(respond), settle, service, pause_ms]() mutable {
+       respond = std::move(respond), settle, service, pause_ms, which, scopes]() mutable {
+        const int64_t waited_ns = clock_->NowNanos() - start;
+        if (options_.max_queue_delay.count() > 0 && which != Pool::kWrite &&
+            waited_ns > options_.max_queue_delay.count() * 1'000'000) {
+          if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
+          shed_[static_cast<int>(ctx->priority)]->Increment();
+          in_flight_->Add(-1);
+          return Refuse(match, *ctx,
+                        Unavailable("overloaded: the request waited " + std::to_string(waited_ns / 1'000'000) +
+                                        " ms for a worker, past max_queue_delay; retry shortly or on another node",
+                                    "overloaded"),
+                        start, respond);
+        }
         // Memory is near its high mark: this writer waits a little, slowing the others.
         if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
         const bool large = req.body.size() >= kReleaseMemoryAfterBytes;

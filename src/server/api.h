@@ -74,6 +74,11 @@ struct ApiOptions {
   // deadline would pass while it waits (the queue ahead of it times the pool's recent
   // service time) is shed too.
   size_t max_queue = 1024;
+  // Reads (the search and embed pools) that waited longer than this for a worker are shed
+  // when a worker takes them (503 overloaded, their charge given back) instead of run:
+  // under overload the queue's delay, not its length, bounds what admitted requests wait
+  // (CoDel's idea). 0: off.
+  std::chrono::milliseconds max_queue_delay{0};
   // Memory watermarks for writes that add data (upserts, session turns, cache entries,
   // new collections; deletes and admin changes always pass): from 80% of
   // memory_high_bytes of resident memory such a write is slowed (a pause growing to 50 ms

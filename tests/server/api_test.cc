@@ -7,7 +7,9 @@
 
 #include "text/tiktoken.h"
 
+#include <condition_variable>
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -580,6 +582,64 @@ namespace {
 // to their share of the queue and are shed at once past it (503 overloaded), batch first;
 // a shed request's rate-limit charge is given back; one whose deadline would pass in the
 // queue is shed too; and the queue drains interactive first, then default, then batch.
+// A read that waited past max_queue_delay for a worker is shed when the worker takes it,
+// not run: overload bounds what admitted requests wait.
+TEST(ApiAdmissionTest, ReadsThatWaitedPastTheQueueDelayAreShedWhenTaken) {
+  FakeBackends fakes;
+  MetricsRegistry metrics;
+  ManualClock clock;
+  ApiOptions o;
+  o.clock = &clock;
+  o.search_threads = 1;
+  o.max_queue_delay = std::chrono::milliseconds(20);
+  Api api(fakes.Wire(), &metrics, o);
+  CollectionConfig c;
+  c.embedder = "hash";
+  c.dim = 256;
+  auto created = fakes.collections.Create("default", "docs", c, RequestContext::Background());
+  ASSERT_TRUE(created.ok());
+  auto* docs = dynamic_cast<FakeCollection*>(created->get());
+  std::promise<void> entered, release;
+  std::shared_future<void> gate = release.get_future().share();
+  docs->on_query = [&](const QueryRequest& q) {
+    if (q.text != "hold") return;
+    entered.set_value();
+    gate.wait();
+  };
+  std::mutex mu;
+  std::map<std::string, int> status;
+  std::condition_variable replied;
+  const auto query = [&](const std::string& text) {
+    HttpRequest req;
+    req.method = "POST";
+    req.path = "/v1/collections/docs/query";
+    req.body = R"({"query":")" + text + R"(","mode":"keyword"})";
+    api.Handle(std::move(req), [&, text](HttpResponse res) {
+      std::lock_guard<std::mutex> lock(mu);
+      status[text] = res.status;
+      replied.notify_all();
+    });
+  };
+  query("hold");
+  entered.get_future().wait();
+  query("late");       // queued behind the held one
+  clock.AdvanceMs(30);  // ... for 30 ms
+  release.set_value();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(replied.wait_for(lock, std::chrono::seconds(10), [&] { return status.size() == 2; }));
+  }
+  EXPECT_EQ(status["hold"], 200);
+  EXPECT_EQ(status["late"], 503) << "waited 30 ms, past the 20 ms delay";
+  query("fresh");
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(replied.wait_for(lock, std::chrono::seconds(10), [&] { return status.size() == 3; }));
+  }
+  EXPECT_EQ(status["fresh"], 200);
+  EXPECT_NE(metrics.RenderPrometheus().find("contextd_requests_shed_total{priority=\"default\"} 1"), std::string::npos);
+}
+
 TEST(ApiAdmissionTest, RequestsWaitByPriorityAndAreShedPastTheirShareOfTheQueue) {
   FakeBackends fakes;
   MetricsRegistry metrics;
