@@ -55,7 +55,7 @@ struct ServeOptions {
   int64_t header_timeout_ms = 10000;  // HttpServerOptions: a begun request's headers
   int64_t max_connections_per_client = 1024;
   int64_t max_queue_delay_ms = 0;  // ApiOptions::max_queue_delay
-  EmbedServiceOptions embed;  // providers, batching, cache tiers
+  EmbedServiceOptions embed;       // providers, batching, cache tiers
   // Cluster mode: the NATS servers (comma-separated nats:// URLs; empty: a single node),
   // this node's id, and the update log's replicas.
   std::string cluster;

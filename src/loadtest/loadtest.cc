@@ -89,7 +89,8 @@ StatusOr<Scenario> Scenario::FromJson(const Json& j, const std::string& base_dir
     }
     if (const Json* h = r.Find("headers"); h != nullptr && h->is_object()) {
       for (const auto& [name, value] : h->as_object()) {
-        if (!value.is_string()) return InvalidArgument("request '" + q.name + "': header values are strings", "invalid_value");
+        if (!value.is_string())
+          return InvalidArgument("request '" + q.name + "': header values are strings", "invalid_value");
         q.headers.emplace_back(name, value.as_string());
       }
     }

@@ -133,13 +133,9 @@ TEST_F(McpTest, RealMcpSdkClient) {
       << "the npm clients are missing; scripts/setup installs them into " << kJsDir;
   const std::string cmd = "cd " + kJsDir + " && CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()) +
                           " WRITER_KEY=" + writer_ + " READER_KEY=" + reader_ +
-                          " node --test --test-reporter=tap mcp.test.mjs 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  const int rc = pclose(p);
+                          " node --test --test-reporter=tap mcp.test.mjs";
+  int rc = 0;
+  const std::string out = RunShell(cmd, &rc);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("# pass 6"), std::string::npos) << out;
   EXPECT_NE(out.find("# fail 0"), std::string::npos) << out;

@@ -133,13 +133,10 @@ TEST_F(OpenApiTest, RecordedExchangesValidateAgainstTheDocument) {
   const std::string spec_file = dir_.path() + "/openapi.json", records_file = dir_.path() + "/records.json";
   std::ofstream(spec_file) << spec->body;
   std::ofstream(records_file) << records_.Dump();
-  const std::string cmd = "cd " + kJsDir + " && node openapi_validate.mjs " + spec_file + " " + records_file + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0) << out;
+  const std::string cmd = "cd " + kJsDir + " && node openapi_validate.mjs " + spec_file + " " + records_file;
+  int rc = 0;
+  const std::string out = RunShell(cmd, &rc);
+  EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find(" 0 failures"), std::string::npos) << out;
 }
 

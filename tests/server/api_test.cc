@@ -622,7 +622,7 @@ TEST(ApiAdmissionTest, ReadsThatWaitedPastTheQueueDelayAreShedWhenTaken) {
   };
   query("hold");
   entered.get_future().wait();
-  query("late");       // queued behind the held one
+  query("late");        // queued behind the held one
   clock.AdvanceMs(30);  // ... for 30 ms
   release.set_value();
   {
