@@ -189,3 +189,23 @@ TEST_F(OpenAiCompatTest, RealOpenAiAndLangChainClients) {
 
 }  // namespace
 }  // namespace contextd
+
+namespace contextd {
+namespace {
+
+// contextd's own JS client and its LangChain.js VectorStore and retriever
+// (tests/js/contextd_client.test.mjs), with the real @langchain/core.
+TEST_F(OpenAiCompatTest, OwnJsClientAndLangChainVectorStore) {
+  ASSERT_TRUE(std::ifstream(kJsDir + "/node_modules/contextd/package.json").good())
+      << "the npm packages are missing; scripts/setup installs them into " << kJsDir;
+  const std::string cmd = "cd " + kJsDir + " && CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()) +
+                          " node --preserve-symlinks --test --test-reporter=tap contextd_client.test.mjs";
+  int rc = 0;
+  const std::string out = RunShell(cmd, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("# pass 3"), std::string::npos) << out;
+  EXPECT_NE(out.find("# fail 0"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace contextd
