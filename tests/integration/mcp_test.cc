@@ -7,13 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/node_tests.h"
 #include "integration/server_process.h"
 #include "test_util.h"
 
 namespace contextd {
 namespace {
 
-const std::string kJsDir = std::string(CONTEXTD_SOURCE_DIR) + "/tests/js";
 const std::string kAdmin = "mcp-admin-key-0123456789";
 
 class McpTest : public ::testing::Test {
@@ -129,16 +129,10 @@ TEST_F(McpTest, TheTransportsRules) {
 
 // The real MCP SDK client: connect, list tools, call each, and read a tool error.
 TEST_F(McpTest, RealMcpSdkClient) {
-  ASSERT_TRUE(std::ifstream(kJsDir + "/node_modules/@modelcontextprotocol/sdk/package.json").good())
-      << "the npm clients are missing; scripts/setup installs them into " << kJsDir;
-  const std::string cmd = "cd " + kJsDir + " && CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()) +
-                          " WRITER_KEY=" + writer_ + " READER_KEY=" + reader_ +
-                          " node --test --test-reporter=tap mcp.test.mjs";
-  int rc = 0;
-  const std::string out = RunShell(cmd, &rc);
-  EXPECT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("# pass 6"), std::string::npos) << out;
-  EXPECT_NE(out.find("# fail 0"), std::string::npos) << out;
+  ExpectNodeTestsPass("mcp.test.mjs",
+                      "CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()) + " WRITER_KEY=" + writer_ +
+                          " READER_KEY=" + reader_,
+                      6, "@modelcontextprotocol/sdk");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "common/base64.h"
 #include "fake_provider.h"
+#include "integration/node_tests.h"
 #include "integration/server_process.h"
 #include "test_util.h"
 
@@ -17,7 +18,6 @@ namespace contextd {
 namespace {
 
 constexpr int kDim = 16;
-const std::string kJsDir = std::string(CONTEXTD_SOURCE_DIR) + "/tests/js";
 
 class OpenAiCompatTest : public ::testing::Test {
  protected:
@@ -176,35 +176,17 @@ TEST_F(OpenAiCompatTest, TeiInfoHealthAndTokenize) {
 // The real npm clients (installed by scripts/setup into tests/js/node_modules) against this
 // server; every case is a node:test test, and any failure fails this one with its report.
 TEST_F(OpenAiCompatTest, RealOpenAiAndLangChainClients) {
-  ASSERT_TRUE(std::ifstream(kJsDir + "/node_modules/openai/package.json").good())
-      << "the npm clients are missing; scripts/setup installs them into " << kJsDir;
-  const std::string cmd = "cd " + kJsDir + " && CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()) +
-                          " node --test --test-reporter=tap openai_embeddings.test.mjs";
-  int rc = 0;
-  const std::string out = RunShell(cmd, &rc);
-  EXPECT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("# pass 8"), std::string::npos) << out;
-  EXPECT_NE(out.find("# fail 0"), std::string::npos) << out;
+  ExpectNodeTestsPass("openai_embeddings.test.mjs", "CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()),
+                      8, "openai");
 }
-
-}  // namespace
-}  // namespace contextd
-
-namespace contextd {
-namespace {
 
 // contextd's own JS client and its LangChain.js VectorStore and retriever
 // (tests/js/contextd_client.test.mjs), with the real @langchain/core.
 TEST_F(OpenAiCompatTest, OwnJsClientAndLangChainVectorStore) {
-  ASSERT_TRUE(std::ifstream(kJsDir + "/node_modules/contextd/package.json").good())
-      << "the npm packages are missing; scripts/setup installs them into " << kJsDir;
-  const std::string cmd = "cd " + kJsDir + " && CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()) +
-                          " node --preserve-symlinks --test --test-reporter=tap contextd_client.test.mjs";
-  int rc = 0;
-  const std::string out = RunShell(cmd, &rc);
-  EXPECT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("# pass 3"), std::string::npos) << out;
-  EXPECT_NE(out.find("# fail 0"), std::string::npos) << out;
+  // --preserve-symlinks: the client is linked in (a file: dependency) and resolves
+  // @langchain/core from tests/js.
+  ExpectNodeTestsPass("contextd_client.test.mjs", "CONTEXTD_URL=http://127.0.0.1:" + std::to_string(server_->port()), 3,
+                      "contextd", "--preserve-symlinks");
 }
 
 }  // namespace
