@@ -95,6 +95,10 @@ struct IngestOptions {
 };
 int RunIngest(const IngestOptions& options);
 
+// Makes every log line one JSON object: {"time","level","logger","msg"}, the message
+// escaped (log_format.cc).
+void UseJsonLogs();
+
 // contextd loadtest: runs a scenario file (loadtest/loadtest.h), prints the report as JSON,
 // optionally writes it to `out` and draws the chart to `chart` (PNG).
 struct LoadTestOptions {

@@ -115,9 +115,24 @@ int main(int argc, char** argv) {
   mp->add_option("--endpoint", pull.endpoint, "Hub URL (default $HF_ENDPOINT or https://huggingface.co)");
   mp->add_option("--revision", pull.revision, "Branch, tag or commit");
 
+  std::string log_format = "text";
+  s->add_option("--log-format", log_format, "text, or json: one JSON object per log line")
+      ->check(CLI::IsMember({"text", "json"}));
+  // Every serve setting may come from the environment too: --max-queue-delay-ms is
+  // CONTEXTD_MAX_QUEUE_DELAY_MS. A flag beats the environment, which beats the config file.
+  for (CLI::Option* opt : s->get_options()) {
+    std::string name = opt->get_name(false, true);
+    if (name.rfind("--", 0) != 0 || name == "--help") continue;
+    std::string env = "CONTEXTD_";
+    for (char c : name.substr(2))
+      env += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    opt->envname(env);
+  }
+
   CLI11_PARSE(app, argc, argv);
   // Logs go to stderr: stdout carries results (and the "listening on" line scripts read).
   spdlog::set_default_logger(spdlog::stderr_color_mt("contextd"));
+  if (log_format == "json") UseJsonLogs();
 
   if (s->parsed()) {
     if (!config.empty()) {
