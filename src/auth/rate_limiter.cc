@@ -109,21 +109,28 @@ void RateLimiter::ReportLocked(const std::vector<RateScope>& scopes, RateDecisio
   ReportTightest(scopes, {levels, n}, {levels + n, n}, d);
 }
 
+bool RefuseTooLarge(const std::vector<RateScope>& scopes, int64_t tokens, RateDecision* d) {
+  for (const RateScope& s : scopes) {
+    if (s.tpm > 0 && tokens > s.tpm) {
+      // No wait makes room for it: the bucket never holds more than its limit.
+      d->admitted = false;
+      d->too_large = true;
+      d->refused_by = s.name;
+      d->limit_tokens = s.tpm;
+      return true;
+    }
+  }
+  return false;
+}
+
 RateDecision RateLimiter::Reserve(const std::vector<RateScope>& scopes, int64_t tokens) {
   RateDecision d;
   const int64_t now = clock_->NowNanos();
   MutexLock lock(&mu_);
   const double need = static_cast<double>(std::max<int64_t>(tokens, 0));
+  if (RefuseTooLarge(scopes, tokens, &d)) return d;
   for (const RateScope& s : scopes) {
     if (s.tpm <= 0) continue;
-    if (tokens > s.tpm) {
-      // No wait makes room for it: the bucket never holds more than its limit.
-      d.admitted = false;
-      d.too_large = true;
-      d.refused_by = s.name;
-      d.limit_tokens = s.tpm;
-      return d;
-    }
     Bucket& b = tokens_[s.name];
     Refill(&b, s.tpm, now);
     if (b.level >= need) continue;

@@ -54,6 +54,11 @@ struct RateDecision {
 void ReportTightest(const std::vector<RateScope>& scopes, std::span<const double> requests,
                     std::span<const double> tokens, RateDecision* d);
 
+// A reservation of `tokens` that some scope's token bucket can never hold (it holds at most
+// its per-minute limit): fills `d` as a too_large refusal naming that scope and returns
+// true; false when every bucket could hold it.
+bool RefuseTooLarge(const std::vector<RateScope>& scopes, int64_t tokens, RateDecision* d);
+
 // What the server asks of rate limits, whether kept on this node (RateLimiter) or shared
 // by several through Redis (SharedRateLimiter).
 class RateLimits {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 namespace contextd {
 namespace {
@@ -336,7 +337,7 @@ void SharedRateLimiter::Drain() {
   while (!queue_.empty() || deciding_ > 0) lock.Wait(idle_);
 }
 
-RateDecision SharedRateLimiter::Admit(const std::vector<RateScope>& scopes) {
+std::optional<RateDecision> SharedRateLimiter::StartAdmit(const std::vector<RateScope>& scopes, Pending* p) {
   RateDecision d;
   std::vector<RateScope> inflight = InflightOnly(scopes);
   if (!inflight.empty()) {
@@ -344,31 +345,26 @@ RateDecision SharedRateLimiter::Admit(const std::vector<RateScope>& scopes) {
     if (!d.admitted) return d;
   }
   if (std::none_of(scopes.begin(), scopes.end(), HasRate)) return d;
-  return Decide({Op::kAdmit, RateOnly(scopes), 0, std::move(inflight), nullptr});
+  *p = Pending{Op::kAdmit, RateOnly(scopes), 0, std::move(inflight), nullptr};
+  return std::nullopt;
+}
+
+RateDecision SharedRateLimiter::Admit(const std::vector<RateScope>& scopes) {
+  Pending p;
+  if (std::optional<RateDecision> d = StartAdmit(scopes, &p)) return *d;
+  return Decide(std::move(p));
 }
 
 void SharedRateLimiter::AdmitAsync(const std::vector<RateScope>& scopes,
                                    std::function<void(const RateDecision&)> done) {
-  std::vector<RateScope> inflight = InflightOnly(scopes);
-  if (!inflight.empty()) {
-    RateDecision d = inflight_.Admit(inflight);
-    if (!d.admitted) return done(d);
-  }
-  if (std::none_of(scopes.begin(), scopes.end(), HasRate)) return done(RateDecision());
-  Enqueue({Op::kAdmit, RateOnly(scopes), 0, std::move(inflight), std::move(done)});
+  Pending p;
+  if (std::optional<RateDecision> d = StartAdmit(scopes, &p)) return done(*d);
+  p.done = std::move(done);
+  Enqueue(std::move(p));
 }
 
 RateDecision SharedRateLimiter::Reserve(const std::vector<RateScope>& scopes, int64_t tokens) {
-  for (const RateScope& s : scopes) {
-    if (s.tpm > 0 && tokens > s.tpm) {
-      RateDecision d;
-      d.admitted = false;
-      d.too_large = true;
-      d.refused_by = s.name;
-      d.limit_tokens = s.tpm;
-      return d;
-    }
-  }
+  if (RateDecision d; RefuseTooLarge(scopes, tokens, &d)) return d;
   if (std::none_of(scopes.begin(), scopes.end(), HasRate)) return RateDecision();
   return Decide({Op::kReserve, RateOnly(scopes), std::max<int64_t>(tokens, 0), {}, nullptr});
 }

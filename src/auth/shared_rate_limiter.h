@@ -33,6 +33,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,7 +78,7 @@ class SharedRateLimiter final : public RateLimits {
  private:
   enum class Op { kAdmit, kReserve, kRefund, kSettle };
   struct Pending {
-    Op op;
+    Op op = Op::kAdmit;
     std::vector<RateScope> scopes;  // those with a rate limit
     int64_t amount = 0;
     std::vector<RateScope> inflight;                // admit: the places it took, given back if refused
@@ -87,6 +88,9 @@ class SharedRateLimiter final : public RateLimits {
   // Decides `batch` in one pipelined round trip (or locally while Redis is down) and fills
   // `out` in the same order.
   void DecideBatch(const std::vector<Pending*>& batch, std::vector<RateDecision>* out);
+  // The per-node part of admitting (places in flight): the decision when nothing is left
+  // for Redis, else nullopt with `p` holding the script to run.
+  std::optional<RateDecision> StartAdmit(const std::vector<RateScope>& scopes, Pending* p);
   RateDecision DecideLocally(const Pending& p);
   RateDecision Decide(Pending p);  // one, on the caller's thread
   void Enqueue(Pending p);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -215,10 +216,12 @@ int RunServe(const ServeOptions& o) {
     ao.mcp.store_enabled = o.mcp_store;
     ao.mcp.default_collection = o.mcp_default_collection;
     ao.mcp.allowed_origins = o.mcp_allowed_origins;
+    // A node is up while its heartbeats (one a heartbeat_ms) keep coming: within three.
+    const auto is_up = [&lo](const JetStreamUpdateLog::Peer& p) { return p.age_ms < 3 * lo.heartbeat_ms; };
     if (log != nullptr) {
       ao.log_connected = [log] { return log->connected(); };
       ao.log_head = [log] { return log->LastSequence(); };
-      ao.cluster_status = [log, &lo] {
+      ao.cluster_status = [log, &lo, is_up] {
         Json j = Json::MakeObject();
         j["mode"] = "cluster";
         j["node_id"] = lo.node_id;
@@ -237,7 +240,7 @@ int RunServe(const ServeOptions& o) {
           Json n = Json::MakeObject();
           n["node_id"] = p.node_id;
           n["role"] = p.role;
-          n["state"] = p.age_ms < 3 * lo.heartbeat_ms ? "up" : p.age_ms < 10000 ? "suspect" : "down";
+          n["state"] = is_up(p) ? "up" : p.age_ms < 10000 ? "suspect" : "down";
           n["last_heartbeat_ms_ago"] = p.age_ms;
           n["applied_sequence"] = static_cast<int64_t>(p.applied_sequence);
           nodes.push_back(std::move(n));
@@ -246,14 +249,22 @@ int RunServe(const ServeOptions& o) {
         return j;
       };
     }
+    // --redis: shared by the nodes for rate limits and spend.
+    std::optional<RedisEndpoint> redis;
+    if (!o.redis.empty()) {
+      auto endpoint = ParseRedisUrl(o.redis);
+      if (!endpoint.ok()) {
+        spdlog::critical("--redis: {}", endpoint.status().message());
+        return 1;
+      }
+      redis = *endpoint;
+    }
     // The usage ledger: with auth (tenants to bill) or a price table.
     std::unique_ptr<SharedSpend> shared_spend;
     std::unique_ptr<UsageLedger> ledger;
     if (o.auth || !o.prices.is_null()) {
       // With --redis, spend is summed across the nodes: budgets hold for the cluster.
-      if (auto endpoint = ParseRedisUrl(o.redis); !o.redis.empty() && endpoint.ok()) {
-        shared_spend = std::make_unique<SharedSpend>(*endpoint);
-      }
+      if (redis) shared_spend = std::make_unique<SharedSpend>(*redis);
       auto opened = UsageLedger::Open(o.data_dir + "/usage.jsonl", SystemClock::Default(), shared_spend.get());
       if (!opened.ok()) {
         spdlog::critical("cannot open the usage ledger: {}", opened.status().ToString());
@@ -266,18 +277,13 @@ int RunServe(const ServeOptions& o) {
     // Rate limits shared through Redis; while it is unreachable each node enforces its
     // share, by the nodes it has heard from lately.
     std::unique_ptr<SharedRateLimiter> shared_limits;
-    if (!o.redis.empty()) {
-      auto endpoint = ParseRedisUrl(o.redis);
-      if (!endpoint.ok()) {
-        spdlog::critical("--redis: {}", endpoint.status().message());
-        return 1;
-      }
+    if (redis) {
       SharedRateLimitOptions so;
-      so.redis = *endpoint;
-      const auto nodes = [log, &lo]() -> size_t {
+      so.redis = *redis;
+      const auto nodes = [log, is_up]() -> size_t {
         if (log == nullptr) return 1;
         size_t up = 0;
-        for (const auto& p : log->peers()) up += p.age_ms < 3 * lo.heartbeat_ms ? 1 : 0;
+        for (const auto& p : log->peers()) up += is_up(p) ? 1 : 0;
         return std::max<size_t>(up, 1);
       };
       shared_limits = std::make_unique<SharedRateLimiter>(so, SystemClock::Default(), nodes, &metrics);

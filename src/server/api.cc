@@ -459,6 +459,15 @@ Status Api::AwaitConsistency(const Json& body, RequestContext& ctx) const {
   return AwaitConsistency(ctx);
 }
 
+void Api::Shed(Route* route, const RequestContext& ctx, const std::vector<RateScope>* scopes, const Status& why,
+               int64_t start_ns, const Responder& respond) {
+  // Shed before any work: the request costs its scopes nothing.
+  if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
+  shed_[static_cast<int>(ctx.priority)]->Increment();
+  in_flight_->Add(-1);
+  Refuse(route, ctx, why, start_ns, respond);
+}
+
 void Api::Refuse(Route* route, const RequestContext& ctx, const Status& why, int64_t start_ns,
                  const Responder& respond) {
   HttpResponse res = ErrorResponse(why);
@@ -701,29 +710,21 @@ void Api::Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr
   int64_t pause_ms = 0;
   Status shed = Admission(which, *pool, *ctx);
   if (shed.ok() && match->adds_data) shed = AdmitWrite(&pause_ms);
-  if (!shed.ok()) {
-    // Shed before any work: the request costs its scopes nothing.
-    if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
-    shed_[static_cast<int>(ctx->priority)]->Increment();
-    in_flight_->Add(-1);
-    return Refuse(match, *ctx, shed, start, respond);
-  }
+  if (!shed.ok()) return Shed(match, *ctx, scopes.get(), shed, start, respond);
   const int lane = static_cast<int>(ctx->priority);
   std::atomic<int64_t>* service = &service_ns_[static_cast<int>(which)];
   pool->Submit(
       [this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
        respond = std::move(respond), settle, service, pause_ms, which, scopes]() mutable {
-        const int64_t waited_ns = clock_->NowNanos() - start;
-        if (options_.max_queue_delay.count() > 0 && which != Pool::kWrite &&
-            waited_ns > options_.max_queue_delay.count() * 1'000'000) {
-          if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
-          shed_[static_cast<int>(ctx->priority)]->Increment();
-          in_flight_->Add(-1);
-          return Refuse(match, *ctx,
+        if (options_.max_queue_delay.count() > 0 && which != Pool::kWrite) {
+          if (const int64_t waited_ns = clock_->NowNanos() - start;
+              waited_ns > options_.max_queue_delay.count() * 1'000'000) {
+            return Shed(match, *ctx, scopes.get(),
                         Unavailable("overloaded: the request waited " + std::to_string(waited_ns / 1'000'000) +
                                         " ms for a worker, past max_queue_delay; retry shortly or on another node",
                                     "overloaded"),
                         start, respond);
+          }
         }
         // Memory is near its high mark: this writer waits a little, slowing the others.
         if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));

@@ -206,6 +206,10 @@ class Api {
   // Answers a request refused before its handler ran (auth, rate limits, shedding): the
   // error with the rate-limit headers gathered so far.
   void Refuse(Route* route, const RequestContext& ctx, const Status& why, int64_t start_ns, const Responder& respond);
+  // Refuses a dispatched request that was shed before it ran (overloaded, memory): its
+  // rate-limit charge given back, counted by priority, no longer in flight.
+  void Shed(Route* route, const RequestContext& ctx, const std::vector<RateScope>* scopes, const Status& why,
+            int64_t start_ns, const Responder& respond);
 
   StatusOr<Reply> CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> ListCollections(const Params& p, const HttpRequest& req, RequestContext& ctx);
