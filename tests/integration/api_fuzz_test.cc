@@ -181,10 +181,8 @@ class Mutator {
 
 TEST(ApiFuzzTest, RandomBadRequestsGetA4xxAndTheServerStillRestarts) {
   TempDir dir;
-  setenv("CONTEXTD_ADMIN_KEY", kFuzzAdminKey, 1);
-  ServerProcess server(dir.path() + "/data", {"--auth"});
+  ServerProcess server(dir.path() + "/data", {"--auth"}, {{"CONTEXTD_ADMIN_KEY", kFuzzAdminKey}});
   server.Start();
-  unsetenv("CONTEXTD_ADMIN_KEY");  // the child has it
   auto client = server.Client();
   const HttpHeaders admin = {{"Authorization", std::string("Bearer ") + kFuzzAdminKey}};
   const auto Call = [&admin](HttpClient& c, const std::string& method, const std::string& target,
@@ -273,9 +271,7 @@ TEST(ApiFuzzTest, RandomBadRequestsGetA4xxAndTheServerStillRestarts) {
     // Tenants and keys the fuzzing made are all there after the restart.
     const std::string tenants = Call(*client, "GET", "/v1/admin/tenants").second.Dump();
     server.Kill(SIGKILL);
-    setenv("CONTEXTD_ADMIN_KEY", kFuzzAdminKey, 1);
     server.Start();
-    unsetenv("CONTEXTD_ADMIN_KEY");
     client = server.Client();
     EXPECT_EQ(Call(*client, "GET", "/readyz").first, 200);
     auto [status, reply] = Call(*client, "POST", "/v1/collections/g/query", R"({"query":"cells protein","k":3})");

@@ -200,19 +200,21 @@ namespace {
 // limits hold across the nodes through one Redis.
 TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
   const std::string admin = "cluster-admin-key-0123456789";
-  ASSERT_EQ(setenv("CONTEXTD_ADMIN_KEY", admin.c_str(), 1), 0);  // inherited by both nodes
   TempDir dir;
   NatsCluster nats{dir.path() + "/nats"};
   RedisServer redis;
   ASSERT_TRUE(redis.running());
   const std::string redis_url = "redis://127.0.0.1:" + std::to_string(redis.port());
-  ServerProcess n1{dir.path() + "/n1", {"--cluster", Urls(nats), "--node-id", "n1", "--auth", "--redis", redis_url}};
-  ServerProcess n2{dir.path() + "/n2", {"--cluster", Urls(nats), "--node-id", "n2", "--auth", "--redis", redis_url}};
+  ServerProcess n1{dir.path() + "/n1",
+                   {"--cluster", Urls(nats), "--node-id", "n1", "--auth", "--redis", redis_url},
+                   {{"CONTEXTD_ADMIN_KEY", admin}}};
+  ServerProcess n2{dir.path() + "/n2",
+                   {"--cluster", Urls(nats), "--node-id", "n2", "--auth", "--redis", redis_url},
+                   {{"CONTEXTD_ADMIN_KEY", admin}}};
   n1.Start();
   n2.Start();
   n1.WaitReady();
   n2.WaitReady();
-  unsetenv("CONTEXTD_ADMIN_KEY");
   auto c1 = n1.Client();
   auto c2 = n2.Client();
   const HttpHeaders as_admin = {{"Authorization", "Bearer " + admin}};

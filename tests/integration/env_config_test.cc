@@ -1,7 +1,6 @@
 // Settings from the environment (CONTEXTD_<FLAG>): a flag beats the environment, which
 // beats the config file; --log-format json (here CONTEXTD_LOG_FORMAT) writes one JSON
 // object per log line.
-#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -21,14 +20,12 @@ TEST(EnvConfigTest, FlagsBeatTheEnvironmentWhichBeatsTheConfigFile) {
   TempDir dir;
   const std::string config = dir.path() + "/config.json";
   std::ofstream(config) << R"({"max_query_tokens":100})";
-  ASSERT_EQ(setenv("CONTEXTD_MAX_QUERY_TOKENS", "3", 1), 0);
-  ASSERT_EQ(setenv("CONTEXTD_LOG_FORMAT", "json", 1), 0);
-  ServerProcess from_env(dir.path() + "/a", {"--config", config});
+  const std::vector<std::pair<std::string, std::string>> env = {{"CONTEXTD_MAX_QUERY_TOKENS", "3"},
+                                                                {"CONTEXTD_LOG_FORMAT", "json"}};
+  ServerProcess from_env(dir.path() + "/a", {"--config", config}, env);
   from_env.Start();
-  ServerProcess from_flag(dir.path() + "/b", {"--config", config, "--max-query-tokens", "10"});
+  ServerProcess from_flag(dir.path() + "/b", {"--config", config, "--max-query-tokens", "10"}, env);
   from_flag.Start();
-  unsetenv("CONTEXTD_MAX_QUERY_TOKENS");
-  unsetenv("CONTEXTD_LOG_FORMAT");
   for (ServerProcess* s : {&from_env, &from_flag}) {
     ASSERT_EQ(s->Client()->Request("PUT", "/v1/collections/d", R"({"embedder":"hash"})")->status, 201);
   }

@@ -1,7 +1,6 @@
 // Governance with the real binary started with --auth: keys and roles, tenants that cannot
 // see each other (collections, sessions, cache namespaces), per-key rate limits with exact
 // Retry-After, rotation and revocation, and keys that survive a restart.
-#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -17,12 +16,12 @@ constexpr char kAdminKey[] = "admin-key-for-the-governance-test";
 class GovernanceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    setenv("CONTEXTD_ADMIN_KEY", kAdminKey, 1);
-    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data", std::vector<std::string>{"--auth"});
+    server_ = std::make_unique<ServerProcess>(
+        dir_.path() + "/data", std::vector<std::string>{"--auth"},
+        std::vector<std::pair<std::string, std::string>>{{"CONTEXTD_ADMIN_KEY", kAdminKey}});
     server_->Start();
     client_ = server_->Client();
   }
-  void TearDown() override { unsetenv("CONTEXTD_ADMIN_KEY"); }
 
   struct Reply {
     int status = 0;

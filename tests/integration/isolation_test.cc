@@ -4,7 +4,6 @@
 // permission_denied, a missing key 401, and another tenant's collection, session or cache
 // namespace is 404, never 403: its existence is not revealed. Nothing the other tenant
 // tried changed the first tenant's data.
-#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -88,10 +87,10 @@ std::vector<Case> Cases(const std::string& key_id) {
 class IsolationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(setenv("CONTEXTD_ADMIN_KEY", kAdmin.c_str(), 1), 0);
-    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data", std::vector<std::string>{"--auth"});
+    server_ = std::make_unique<ServerProcess>(
+        dir_.path() + "/data", std::vector<std::string>{"--auth"},
+        std::vector<std::pair<std::string, std::string>>{{"CONTEXTD_ADMIN_KEY", kAdmin}});
     server_->Start();
-    unsetenv("CONTEXTD_ADMIN_KEY");
     client_ = server_->Client();
     for (const char* t : {"acme", "beta"}) {
       ASSERT_EQ(As(kAdmin, "POST", "/v1/admin/tenants", std::string(R"({"id":")") + t + "\"}"), 201);

@@ -2,7 +2,6 @@
 // then the real @modelcontextprotocol/sdk client (tests/js/mcp.test.mjs) calling every
 // tool against the real binary with auth on.
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -21,10 +20,10 @@ class McpTest : public ::testing::Test {
   void SetUp() override {
     const std::string config = dir_.path() + "/config.json";
     std::ofstream(config) << R"({"auth":{"enabled":true},"mcp":{"store":true}})";
-    ASSERT_EQ(setenv("CONTEXTD_ADMIN_KEY", kAdmin.c_str(), 1), 0);
-    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data", std::vector<std::string>{"--config", config});
+    server_ = std::make_unique<ServerProcess>(
+        dir_.path() + "/data", std::vector<std::string>{"--config", config},
+        std::vector<std::pair<std::string, std::string>>{{"CONTEXTD_ADMIN_KEY", kAdmin}});
     server_->Start();
-    unsetenv("CONTEXTD_ADMIN_KEY");
     client_ = server_->Client();
     const HttpHeaders admin = {{"Authorization", "Bearer " + kAdmin}};
     ASSERT_EQ(client_->Request("POST", "/v1/admin/tenants", R"({"id":"acme"})", admin)->status, 201);

@@ -2,7 +2,6 @@
 // server says (requests and replies recorded over HTTP, errors included) validates against
 // its schemas (Ajv, JSON Schema 2020-12, in tests/js/openapi_validate.mjs).
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <set>
 
@@ -20,10 +19,10 @@ const std::string kAdmin = "openapi-admin-key-0123456789";
 class OpenApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(setenv("CONTEXTD_ADMIN_KEY", kAdmin.c_str(), 1), 0);
-    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data", std::vector<std::string>{"--auth"});
+    server_ = std::make_unique<ServerProcess>(
+        dir_.path() + "/data", std::vector<std::string>{"--auth"},
+        std::vector<std::pair<std::string, std::string>>{{"CONTEXTD_ADMIN_KEY", kAdmin}});
     server_->Start();
-    unsetenv("CONTEXTD_ADMIN_KEY");
     client_ = server_->Client();
     records_ = Json::MakeArray();
   }

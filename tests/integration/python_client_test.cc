@@ -1,6 +1,5 @@
 // The Python client (clients/python, standard library only) against the real server with
 // auth on, driven by Debian's pytest (tests/python/test_client.py).
-#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -15,10 +14,8 @@ TEST(PythonClientTest, EverySurfaceUnderPytest) {
   const std::string source = CONTEXTD_SOURCE_DIR;
   const std::string admin = "python-admin-key-0123456789";
   TempDir dir;
-  ASSERT_EQ(setenv("CONTEXTD_ADMIN_KEY", admin.c_str(), 1), 0);
-  ServerProcess server(dir.path() + "/data", {"--auth"});
+  ServerProcess server(dir.path() + "/data", {"--auth"}, {{"CONTEXTD_ADMIN_KEY", admin}});
   server.Start();
-  unsetenv("CONTEXTD_ADMIN_KEY");
   int rc = 0;
   const std::string have = RunShell("/usr/bin/python3 -m pytest --version", &rc);
   ASSERT_EQ(rc, 0) << "pytest is missing (scripts/setup installs python3-pytest): " << have;

@@ -8,10 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -23,12 +25,26 @@ namespace contextd {
 
 class ServerProcess {
  public:
-  ServerProcess(std::string data_dir, std::vector<std::string> extra_args = {})
-      : data_dir_(std::move(data_dir)), extra_(std::move(extra_args)) {}
+  // env: variables set for the server on top of the test's own environment (the admin key,
+  // CONTEXTD_<FLAG> settings), without touching the test's.
+  ServerProcess(std::string data_dir, std::vector<std::string> extra_args = {},
+                std::vector<std::pair<std::string, std::string>> env = {})
+      : data_dir_(std::move(data_dir)), extra_(std::move(extra_args)), env_(std::move(env)) {}
   ~ServerProcess() { Kill(SIGKILL); }
 
   // Starts the server and waits for its "listening" line. Fails the test on error.
   void Start() {
+    // The child's environment, built before fork (the child only execs).
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string var = *e;
+      const std::string name = var.substr(0, var.find('='));
+      if (std::none_of(env_.begin(), env_.end(), [&](const auto& kv) { return kv.first == name; })) env.push_back(var);
+    }
+    for (const auto& [name, value] : env_) env.push_back(name + "=" + value);
+    std::vector<char*> envp;
+    for (auto& v : env) envp.push_back(v.data());
+    envp.push_back(nullptr);
     int out[2];
     ASSERT_EQ(pipe(out), 0);
     pid_ = fork();
@@ -46,7 +62,7 @@ class ServerProcess {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      execv(argv[0], argv.data());
+      execve(argv[0], argv.data(), envp.data());
       _exit(127);
     }
     close(out[1]);
@@ -104,6 +120,7 @@ class ServerProcess {
  private:
   std::string data_dir_;
   std::vector<std::string> extra_;
+  std::vector<std::pair<std::string, std::string>> env_;
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_status_ = 0;
