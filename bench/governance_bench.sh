@@ -12,6 +12,7 @@ rounds=${1:-2} secs=${2:-8}
 shared="$root/../shared/data/scifact"
 bin=${CONTEXTD_BIN:-"$root/build/bin/contextd"}
 export CONTEXTD_ADMIN_KEY=bench-admin-key-0123456789
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, in clock ticks
 run() {  # label, extra serve args
   local label=$1; shift
   local work; work=$(mktemp -d)
@@ -31,8 +32,12 @@ run() {  # label, extra serve args
   "$bin" ingest --url "$url" --collection scifact --api-key "${key:-$CONTEXTD_ADMIN_KEY}" "$shared/corpus.jsonl" \
     > /dev/null
   for mode in keyword hybrid; do
-    KEY="$key" QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
-      wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$url" | grep '^{' | sed "s/^/$label /"
+    # The server's own CPU per request too: a steadier measure than QPS on a shared host.
+    local before; before=$(cpu_ticks "$pid")
+    local line; line=$(KEY="$key" QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
+      wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$url" | grep '^{')
+    local ticks=$(($(cpu_ticks "$pid") - before)) requests; requests=$(sed 's/.*"requests":\([0-9]*\).*/\1/' <<< "$line")
+    echo "$label ${line%\}},\"server_cpu_us_per_request\":$((ticks * 1000000 / $(getconf CLK_TCK) / requests))}"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$work"
 }
