@@ -11,6 +11,7 @@
 // then only read; `usage` may be added to from any thread.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -33,6 +34,9 @@ class TokenCounter {
  public:
   virtual ~TokenCounter() = default;
   virtual size_t Count(std::string_view text) const = 0;
+  // min(Count(text), limit + 1): "more than limit" is all a budget needs to know, and an
+  // implementation may stop early, so a huge text costs what the budget allows.
+  virtual size_t CountUpTo(std::string_view text, size_t limit) const { return std::min(Count(text), limit + 1); }
 };
 
 // The cost of one request so far. Reported in responses as "usage".

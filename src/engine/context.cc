@@ -12,6 +12,19 @@ namespace {
 
 constexpr const char* kWaves[] = {"critical", "important", "relevant", "supplementary"};
 
+// How much of a conversation turn joins the query: a few hundred words.
+constexpr size_t kTurnQueryBytes = 2048;
+
+// The last ~max_bytes of text, starting at a word (or at least a character) boundary.
+std::string_view TailOfText(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t from = text.size() - max_bytes;
+  const size_t space = text.find_first_of(" \t\n", from);
+  if (space != std::string_view::npos && space - from < 64) return text.substr(space + 1);
+  while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) ++from;
+  return text.substr(from);
+}
+
 // Each candidate's relevance in [0, 1] relative to the best. Similarity scores keep their
 // ratio to the top score. Rank-fused scores (1/(60 + rank) sums) sit within a few percent
 // of each other, so their ratio would put every candidate in the first wave: they are
@@ -102,27 +115,32 @@ std::vector<ContextPiece> AssemblePieces(const std::vector<QueryHit>& hits, cons
 
 StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const CollectionHandle& collection,
                                      const TiktokenEncoder& tokenizer, const ContextRequest& request,
-                                     const Clock* clock, const std::vector<SessionTurn>& turns,
-                                     const WaveCallback* on_wave) {
+                                     const Clock* clock, const SessionTurnList& turns, const WaveCallback* on_wave) {
   const int64_t start = clock->NowNanos();
   // The body's max_ms and the request's own deadline (X-Request-Timeout-Ms), whichever
   // comes first; either stops the assembly with what it has.
   int64_t deadline = request.max_ms > 0 ? start + request.max_ms * 1000000 : 0;
   if (ctx.has_deadline() && (deadline == 0 || ctx.deadline_ns < deadline)) deadline = ctx.deadline_ns;
   ContextResult out;
-  // The conversation first: newest turns within a quarter of the budget.
+  // The conversation first: newest turns within a quarter of the budget. A turn's tokens
+  // were counted when it was written; one from before that is counted only as far as the
+  // budget left, so a huge turn costs what the budget does.
   size_t turn_tokens = 0;
   for (size_t i = turns.size(); i-- > 0;) {
-    const size_t cost = tokenizer.Count(turns[i].content);
-    if (turn_tokens + cost > request.max_tokens / 4) break;
+    const size_t room = request.max_tokens / 4 - turn_tokens;
+    const size_t cost =
+        turns[i]->tokens >= 0 ? static_cast<size_t>(turns[i]->tokens) : tokenizer.CountUpTo(turns[i]->content, room);
+    if (cost > room) break;
     turn_tokens += cost;
-    out.turns.insert(out.turns.begin(), ContextTurn{turns[i].role, turns[i].content, cost});
+    out.turns.insert(out.turns.begin(), ContextTurn{turns[i]->role, turns[i]->content, cost});
   }
+  // The last two user turns sharpen the query: their last words (the question usually
+  // comes last), so a pasted document does not become a megabyte-long query.
   std::string query_text;
   int user_turns = 0;
   for (size_t i = turns.size(); i-- > 0 && user_turns < 2;) {
-    if (turns[i].role != "user") continue;
-    query_text = turns[i].content + "\n" + query_text;
+    if (turns[i]->role != "user") continue;
+    query_text = std::string(TailOfText(turns[i]->content, kTurnQueryBytes)) + "\n" + query_text;
     ++user_turns;
   }
   query_text += request.query;

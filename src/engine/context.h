@@ -78,7 +78,7 @@ using WaveCallback = std::function<void(const char* wave, const std::vector<Cont
 // ctx: the request's deadline (with max_ms, the earlier stops the assembly), trace and usage.
 StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const CollectionHandle& collection,
                                      const TiktokenEncoder& tokenizer, const ContextRequest& request,
-                                     const Clock* clock, const std::vector<SessionTurn>& turns = {},
+                                     const Clock* clock, const SessionTurnList& turns = {},
                                      const WaveCallback* on_wave = nullptr);
 
 }  // namespace contextd

@@ -180,7 +180,7 @@ StatusOr<std::string> Engine::TenantScoped(const RequestContext& ctx, const std:
   return ctx.tenant + "/" + name;
 }
 
-StatusOr<std::vector<SessionTurn>> Engine::SessionTurns(const std::string& session, const RequestContext& ctx) {
+StatusOr<SessionTurnList> Engine::SessionTurns(const std::string& session, const RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(std::string stored, TenantScoped(ctx, session));
   return sessions_->Turns(stored);
 }

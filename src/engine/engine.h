@@ -95,7 +95,7 @@ class Engine : public MutationApplier,
   // stored as "tenant/name", the default tenant's too (no name a caller gives may hold a
   // '/'). Returns the stored name, or InvalidArgument.
   static StatusOr<std::string> TenantScoped(const RequestContext& ctx, const std::string& name);
-  StatusOr<std::vector<SessionTurn>> SessionTurns(const std::string& session,
+  StatusOr<SessionTurnList> SessionTurns(const std::string& session,
                                                   const RequestContext& ctx = RequestContext::Background()) override;
   // Appends a turn to a session (created on first use); returns the session's turn count.
   StatusOr<size_t> AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,

@@ -20,9 +20,9 @@ StatusOr<EngineParts> OpenEngineParts(const EngineOptions& options, MetricsRegis
   if (options.embed.l2 && !options.embed.providers.empty()) {
     CTX_ASSIGN_OR_RETURN(l2, RocksTier::Open(options.data_dir + "/embed_cache", options.embed.l2_ttl_s, options.clock));
   }
-  CTX_ASSIGN_OR_RETURN(std::unique_ptr<EmbedderRegistry> embedders,
-                       EmbedderRegistry::Create(options.models_dir, options.embed, std::move(l2), metrics,
-                                                options.clock));
+  CTX_ASSIGN_OR_RETURN(
+      std::unique_ptr<EmbedderRegistry> embedders,
+      EmbedderRegistry::Create(options.models_dir, options.embed, std::move(l2), metrics, options.clock));
   parts.embedders = std::move(embedders);
   if (auto tok = TiktokenEncoder::Load(options.models_dir + "/tiktoken/cl100k_base.tiktoken"); tok.ok()) {
     parts.tokenizer = std::move(tok).value();
@@ -35,7 +35,8 @@ StatusOr<EngineParts> OpenEngineParts(const EngineOptions& options, MetricsRegis
     CTX_ASSIGN_OR_RETURN(size_t renamed, AdoptUnscopedKeys(options.data_dir + dir, prefixes, kDefaultTenant));
     if (renamed > 0) spdlog::info("{}: {} keys moved under tenant '{}'", dir.substr(1), renamed, kDefaultTenant);
   }
-  CTX_ASSIGN_OR_RETURN(parts.sessions, SessionStore::Open(options.data_dir + "/sessions", options.clock));
+  CTX_ASSIGN_OR_RETURN(parts.sessions,
+                       SessionStore::Open(options.data_dir + "/sessions", options.clock, parts.tokenizer.get()));
   CTX_ASSIGN_OR_RETURN(parts.llm_cache,
                        LlmCache::Open(options.data_dir + "/llm_cache", parts.embedders.get(), options.clock, metrics));
   return parts;

@@ -77,7 +77,7 @@ class SessionService {
  public:
   virtual ~SessionService() = default;
   // The session's live turns, oldest first; NotFound (session_not_found) when it has none.
-  virtual StatusOr<std::vector<SessionTurn>> SessionTurns(const std::string& session, const RequestContext& ctx) = 0;
+  virtual StatusOr<SessionTurnList> SessionTurns(const std::string& session, const RequestContext& ctx) = 0;
   // Appends a turn (the session is created on first use); returns its turn count.
   virtual StatusOr<size_t> AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
                                       const RequestContext& ctx) = 0;

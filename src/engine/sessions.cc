@@ -13,7 +13,7 @@
 namespace contextd {
 namespace {
 
-// Keys: "m" id -> {"ttl_s","last_ms","seq"}; "t" id \0 be32(n) -> {"role","content","at_ms"}.
+// Keys: "m" id -> {"ttl_s","last_ms","seq"}; "t" id \0 be32(n) -> {"role","content","at_ms","tokens"}.
 std::string MetaKey(const std::string& id) { return "m" + id; }
 std::string TurnPrefix(const std::string& id) { return "t" + id + std::string(1, '\0'); }
 std::string TurnKey(const std::string& id, uint32_t n) {
@@ -26,7 +26,7 @@ struct Session {
   int64_t ttl_s = SessionStore::kDefaultTtlS;
   int64_t last_ms = 0;
   uint64_t seq = 0;  // the last update-log sequence applied
-  std::vector<SessionTurn> turns;
+  SessionTurnList turns;
 };
 
 }  // namespace
@@ -34,6 +34,7 @@ struct Session {
 struct SessionStore::Rep {
   std::unique_ptr<rocksdb::DB> db;
   const Clock* clock = nullptr;
+  const TokenCounter* counter = nullptr;
   mutable Mutex mu;
   std::map<std::string, Session> sessions GUARDED_BY(mu);
 
@@ -68,9 +69,11 @@ Status SessionStore::ValidateId(const std::string& stored) {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& dir, const Clock* clock) {
+StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& dir, const Clock* clock,
+                                                           const TokenCounter* counter) {
   auto rep = std::make_unique<Rep>();
   rep->clock = clock;
+  rep->counter = counter;
   rocksdb::Options options;
   options.create_if_missing = true;
   rocksdb::DB* db = nullptr;
@@ -94,8 +97,10 @@ StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& di
     auto found = rep->sessions.find(key.substr(1, nul - 1));
     auto turn = ParseJson(it->value().ToString());
     if (found == rep->sessions.end() || !turn.ok()) continue;
-    found->second.turns.push_back(
-        {turn->Find("role")->as_string(), turn->Find("content")->as_string(), turn->Find("at_ms")->as_int()});
+    const Json* tokens = turn->Find("tokens");
+    found->second.turns.push_back(std::make_shared<const SessionTurn>(
+        SessionTurn{turn->Find("role")->as_string(), turn->Find("content")->as_string(), turn->Find("at_ms")->as_int(),
+                    tokens != nullptr && tokens->is_number() ? tokens->as_int() : -1}));
   }
   // Sessions that expired while the server was down go now.
   std::vector<std::string> expired;
@@ -126,36 +131,44 @@ StatusOr<size_t> SessionStore::Append(const std::string& id, const SessionTurn& 
   CTX_RETURN_IF_ERROR(ValidateTurn(id, turn));
   SessionTurn t = turn;
   if (t.at_ms == 0) t.at_ms = rep_->clock->WallMillis();
+  // Counted outside the lock: a long turn must not hold up every other session.
+  if (t.tokens < 0 && rep_->counter != nullptr) t.tokens = static_cast<int64_t>(rep_->counter->Count(t.content));
+  Json value = Json::MakeObject();
+  value["role"] = t.role;
+  value["content"] = t.content;
+  value["at_ms"] = t.at_ms;
+  if (t.tokens >= 0) value["tokens"] = t.tokens;
   MutexLock lock(&rep_->mu);
   auto it = rep_->sessions.find(id);
   if (it != rep_->sessions.end() && sequence != 0 && sequence <= it->second.seq) {
     return it->second.turns.size();  // a repeat from the log
   }
   // Expiry is judged at the turn's own time, so every replica decides alike.
-  if (it != rep_->sessions.end() && Rep::ExpiredAt(it->second, t.at_ms)) CTX_RETURN_IF_ERROR(rep_->EraseLocked(id));
-  Session next = rep_->sessions.count(id) ? rep_->sessions[id] : Session();
-  if (ttl_s > 0) next.ttl_s = ttl_s;
-  next.last_ms = t.at_ms;
-  next.seq = std::max(next.seq, sequence);
+  if (it != rep_->sessions.end() && Rep::ExpiredAt(it->second, t.at_ms)) {
+    CTX_RETURN_IF_ERROR(rep_->EraseLocked(id));
+    it = rep_->sessions.end();
+  }
+  // The session's new head, written first; memory changes only once the write is stored
+  // (and the turns already held are never copied).
+  const Session fresh;
+  const Session& now = it != rep_->sessions.end() ? it->second : fresh;
   Json meta = Json::MakeObject();
-  meta["ttl_s"] = next.ttl_s;
-  meta["last_ms"] = next.last_ms;
-  meta["seq"] = static_cast<int64_t>(next.seq);
-  Json value = Json::MakeObject();
-  value["role"] = t.role;
-  value["content"] = t.content;
-  value["at_ms"] = t.at_ms;
+  meta["ttl_s"] = ttl_s > 0 ? ttl_s : now.ttl_s;
+  meta["last_ms"] = t.at_ms;
+  meta["seq"] = static_cast<int64_t>(std::max(now.seq, sequence));
   rocksdb::WriteBatch b;
   b.Put(MetaKey(id), meta.Dump());
-  b.Put(TurnKey(id, static_cast<uint32_t>(next.turns.size())), value.Dump());
+  b.Put(TurnKey(id, static_cast<uint32_t>(now.turns.size())), value.Dump());
   CTX_RETURN_IF_ERROR(rep_->Write(&b));
-  next.turns.push_back(std::move(t));
-  const size_t n = next.turns.size();
-  rep_->sessions[id] = std::move(next);
-  return n;
+  Session& session = rep_->sessions[id];
+  if (ttl_s > 0) session.ttl_s = ttl_s;
+  session.last_ms = t.at_ms;
+  session.seq = std::max(session.seq, sequence);
+  session.turns.push_back(std::make_shared<const SessionTurn>(std::move(t)));
+  return session.turns.size();
 }
 
-StatusOr<std::vector<SessionTurn>> SessionStore::Turns(const std::string& id) {
+StatusOr<SessionTurnList> SessionStore::Turns(const std::string& id) {
   CTX_RETURN_IF_ERROR(ValidateId(id));
   MutexLock lock(&rep_->mu);
   auto it = rep_->sessions.find(id);

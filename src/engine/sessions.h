@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/request_context.h"
 #include "common/status.h"
 
 namespace contextd {
@@ -23,12 +24,20 @@ struct SessionTurn {
   std::string role;  // user | assistant | system
   std::string content;
   int64_t at_ms = 0;
+  // cl100k tokens of content, counted once when the turn is written (so a context budget
+  // never recounts a long turn); -1: unknown (no tokenizer, or a turn stored before counts).
+  int64_t tokens = -1;
 };
+
+// A session's turns, shared with the store: reading a conversation copies no text.
+using SessionTurnList = std::vector<std::shared_ptr<const SessionTurn>>;
 
 class SessionStore {
  public:
   static constexpr int64_t kDefaultTtlS = 24 * 3600;
-  static StatusOr<std::unique_ptr<SessionStore>> Open(const std::string& dir, const Clock* clock);
+  // `counter` (may be null: turns then carry no count) counts each turn as it is appended.
+  static StatusOr<std::unique_ptr<SessionStore>> Open(const std::string& dir, const Clock* clock,
+                                                      const TokenCounter* counter = nullptr);
   ~SessionStore();
 
   // Checks a turn before it is proposed: the id, a known role, some content.
@@ -39,7 +48,7 @@ class SessionStore {
   // changes nothing. Returns the number of turns.
   StatusOr<size_t> Append(const std::string& id, const SessionTurn& turn, int64_t ttl_s = 0, uint64_t sequence = 0);
   // NotFound when the session does not exist or has expired.
-  StatusOr<std::vector<SessionTurn>> Turns(const std::string& id);
+  StatusOr<SessionTurnList> Turns(const std::string& id);
   Status Delete(const std::string& id);
 
   static Status ValidateId(const std::string& id);

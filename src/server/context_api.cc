@@ -80,7 +80,7 @@ StatusOr<Api::Reply> Api::Context(const Params&, const HttpRequest& req, Request
   // what it does return.
   const int64_t query_tokens = ctx.limits_tokens() ? TokensOf(request.query) : 0;
   CTX_RETURN_IF_ERROR(ctx.ReserveTokens(query_tokens + static_cast<int64_t>(request.max_tokens), /*exact=*/false));
-  std::vector<SessionTurn> turns;
+  SessionTurnList turns;
   if (!request.session_id.empty()) {
     CTX_ASSIGN_OR_RETURN(turns, backends_.sessions->SessionTurns(request.session_id, ctx));
   }
@@ -155,9 +155,9 @@ StatusOr<Api::Reply> Api::SessionGet(const Params& p, const HttpRequest&, Reques
   list = Json::MakeArray();
   for (auto& t : turns) {
     Json turn = Json::MakeObject();
-    turn["role"] = std::move(t.role);
-    turn["content"] = std::move(t.content);
-    turn["at_ms"] = t.at_ms;
+    turn["role"] = t->role;
+    turn["content"] = t->content;
+    turn["at_ms"] = t->at_ms;
     list.push_back(std::move(turn));
   }
   return r;

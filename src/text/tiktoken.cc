@@ -167,11 +167,40 @@ std::vector<std::string_view> TiktokenEncoder::Split(std::string_view text) cons
   return out;
 }
 
+size_t TiktokenEncoder::BlockEnd(std::string_view text, size_t from) {
+  if (text.size() - from <= kBlockBytes + kBlockSlackBytes) return text.size();
+  const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  // A piece that holds a letter ends at the next non-letter, and a piece starts at a space
+  // whatever precedes it: cutting between the two changes nothing.
+  for (size_t cut = from + kBlockBytes; cut < from + kBlockBytes + kBlockSlackBytes; ++cut) {
+    if (text[cut] == ' ' && letter(text[cut - 1])) return cut;
+  }
+  size_t cut = from + kBlockBytes + kBlockSlackBytes;
+  while (cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) ++cut;  // not mid-character
+  return cut;
+}
+
+template <typename Fn>
+void TiktokenEncoder::ForEachBlock(std::string_view text, Fn fn) const {
+  std::vector<uint32_t> tokens;
+  for (size_t from = 0; from < text.size();) {
+    const size_t end = BlockEnd(text, from);
+    tokens.clear();
+    for (std::string_view piece : Split(text.substr(from, end - from))) EncodePiece(piece, &tokens);
+    if (!fn(tokens)) return;
+    from = end;
+  }
+}
+
 void TiktokenEncoder::EncodePiece(std::string_view piece, std::vector<uint32_t>* out) const {
   if (auto it = ranks_.find(std::string(piece)); it != ranks_.end()) {
     out->push_back(it->second);
     return;
   }
+  for (size_t at = 0; at < piece.size(); at += kMaxMergeBytes) MergePiece(piece.substr(at, kMaxMergeBytes), out);
+}
+
+void TiktokenEncoder::MergePiece(std::string_view piece, std::vector<uint32_t>* out) const {
   // Byte-pair merges: parts start as single bytes; repeatedly merge the adjacent pair
   // whose concatenation has the lowest rank.
   constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
@@ -208,11 +237,23 @@ void TiktokenEncoder::EncodePiece(std::string_view piece, std::vector<uint32_t>*
 
 std::vector<uint32_t> TiktokenEncoder::Encode(std::string_view text) const {
   std::vector<uint32_t> out;
-  for (std::string_view piece : Split(text)) EncodePiece(piece, &out);
+  ForEachBlock(text, [&](const std::vector<uint32_t>& tokens) {
+    out.insert(out.end(), tokens.begin(), tokens.end());
+    return true;
+  });
   return out;
 }
 
-size_t TiktokenEncoder::Count(std::string_view text) const { return Encode(text).size(); }
+size_t TiktokenEncoder::Count(std::string_view text) const { return CountUpTo(text, SIZE_MAX - 1); }
+
+size_t TiktokenEncoder::CountUpTo(std::string_view text, size_t limit) const {
+  size_t n = 0;
+  ForEachBlock(text, [&](const std::vector<uint32_t>& tokens) {
+    n += tokens.size();
+    return n <= limit;
+  });
+  return std::min(n, limit + 1);
+}
 
 std::string TiktokenEncoder::Decode(const std::vector<uint32_t>& tokens) const {
   std::string out;

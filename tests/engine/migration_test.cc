@@ -45,8 +45,8 @@ TEST_F(MigrationTest, EveryTenantsDataSurvivesTheUpgrade) {
       auto turns = engine->SessionTurns("chat-1", ctx);
       ASSERT_TRUE(turns.ok()) << turns.status().ToString();
       ASSERT_EQ(turns->size(), 2u);
-      EXPECT_EQ((*turns)[0].content, "hello from " + tenant);
-      EXPECT_EQ((*turns)[1].content, "hi " + tenant);
+      EXPECT_EQ((*turns)[0]->content, "hello from " + tenant);
+      EXPECT_EQ((*turns)[1]->content, "hi " + tenant);
       auto info = engine->CacheDescribe("answers", ctx);
       ASSERT_TRUE(info.ok()) << info.status().ToString();
       EXPECT_EQ(info->entries, 1u);

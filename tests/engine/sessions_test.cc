@@ -33,8 +33,8 @@ TEST(SessionStoreTest, TurnsExpiryAndPersistence) {
   auto turns = (*store)->Turns("chat-1");
   ASSERT_TRUE(turns.ok());
   ASSERT_EQ(turns->size(), 2u);
-  EXPECT_EQ((*turns)[0].role, "user");
-  EXPECT_EQ((*turns)[1].content, "Tea from unoxidised leaves.");
+  EXPECT_EQ((*turns)[0]->role, "user");
+  EXPECT_EQ((*turns)[1]->content, "Tea from unoxidised leaves.");
 
   clock.AdvanceMs(11000);
   EXPECT_EQ((*store)->Turns("short").status().code(), StatusCode::kNotFound) << "expired 10 s after its last turn";
@@ -47,6 +47,57 @@ TEST(SessionStoreTest, TurnsExpiryAndPersistence) {
   EXPECT_EQ((*store)->Turns("chat-1")->size(), 1u) << "an expired session starts over";
   ASSERT_TRUE((*store)->Delete("chat-1").ok());
   EXPECT_EQ((*store)->Delete("chat-1").code(), StatusCode::kNotFound);
+}
+
+TEST(SessionStoreTest, TurnsAreCountedOnceWhenWritten) {
+  TempDir dir;
+  ManualClock clock;
+  auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
+  ASSERT_TRUE(tok.ok());
+  auto store = SessionStore::Open(dir.path() + "/s", &clock, tok->get());
+  ASSERT_TRUE(store.ok());
+  const std::string text = "Green tea is made from unoxidised leaves, and it contains caffeine.";
+  ASSERT_TRUE((*store)->Append("chat-1", {"user", text}).ok());
+  EXPECT_EQ((*(*store)->Turns("chat-1"))[0]->tokens, static_cast<int64_t>((*tok)->Count(text)));
+  store->reset();  // the count is stored with the turn, so a reopened store still has it
+  store = SessionStore::Open(dir.path() + "/s", &clock);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*(*store)->Turns("chat-1"))[0]->tokens, static_cast<int64_t>((*tok)->Count(text)));
+  ASSERT_TRUE((*store)->Append("chat-1", {"assistant", "ok"}).ok());
+  EXPECT_EQ((*(*store)->Turns("chat-1"))[1]->tokens, -1) << "no counter: unknown, counted when read";
+}
+
+// A user who pastes a long document and then asks: the turn is far over the budget (left
+// out, and counted only as far as the budget), and the question at its end still steers
+// the search (the query takes a turn's last words, not all of it).
+TEST(SessionContextTest, AHugeTurnIsLeftOutAndItsQuestionStillCounts) {
+  TempDir dir;
+  MetricsRegistry metrics;
+  auto engine = OpenTestEngine(dir.path(), &metrics);
+  auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
+  ASSERT_TRUE(tok.ok());
+  auto c = *CreateFromSpec(*engine, TestEmbedders(), kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
+  UpsertResult ur;
+  ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(J(R"({"documents":[
+      {"id":"tea","text":"Green tea contains caffeine and catechins."},
+      {"id":"bikes","text":"Bicycles have two wheels and a chain."}]})"),
+                                            c->config().dim, false),
+                        &ur)
+                  .ok());
+  std::string pasted;
+  while (pasted.size() < 4'000'000) pasted += "lorem ipsum dolor sit amet consectetur ";
+  // An old record (no stored count) and a new one.
+  const SessionTurnList turns = {
+      std::make_shared<const SessionTurn>(SessionTurn{"user", pasted + "What about green tea?"}),
+      std::make_shared<const SessionTurn>(SessionTurn{"assistant", pasted, 0, 900000})};
+  auto req = ParseContextRequest(J(R"({"query":"and the caffeine?","max_tokens":400,"mode":"keyword"})"), true);
+  ASSERT_TRUE(req.ok());
+  auto built = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default(), turns);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  EXPECT_TRUE(built->turns.empty()) << "neither turn fits a quarter of 400 tokens";
+  ASSERT_FALSE(built->pieces.empty());
+  EXPECT_EQ(built->pieces[0].doc_id, "tea");
+  EXPECT_LE(built->tokens, 400u);
 }
 
 TEST(SessionContextTest, FollowUpsUseTheConversation) {
@@ -63,8 +114,9 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
                                             c->config().dim, false),
                         &ur)
                   .ok());
-  std::vector<SessionTurn> turns = {{"user", "Tell me about green tea."},
-                                    {"assistant", "It is made from unoxidised leaves."}};
+  const SessionTurnList turns = {
+      std::make_shared<const SessionTurn>(SessionTurn{"user", "Tell me about green tea."}),
+      std::make_shared<const SessionTurn>(SessionTurn{"assistant", "It is made from unoxidised leaves."})};
   auto req = ParseContextRequest(J(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})"), true);
   ASSERT_TRUE(req.ok());
   auto with = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default(), turns);

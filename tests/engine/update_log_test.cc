@@ -399,8 +399,8 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     ASSERT_EQ(ta->size(), 3u);
     ASSERT_EQ(tb->size(), 3u);
     for (size_t i = 0; i < 3; ++i) {
-      EXPECT_EQ((*ta)[i].content, (*tb)[i].content);
-      EXPECT_EQ((*ta)[i].at_ms, (*tb)[i].at_ms) << "a replica keeps the proposer's time";
+      EXPECT_EQ((*ta)[i]->content, (*tb)[i]->content);
+      EXPECT_EQ((*ta)[i]->at_ms, (*tb)[i]->at_ms) << "a replica keeps the proposer's time";
     }
   }
   EXPECT_EQ(b->SessionTurns("gone").status().code(), StatusCode::kNotFound);

@@ -165,7 +165,7 @@ class FakeCatalog : public CollectionCatalog {
 
 class FakeSessions : public SessionService {
  public:
-  StatusOr<std::vector<SessionTurn>> SessionTurns(const std::string& session, const RequestContext& ctx) override {
+  StatusOr<SessionTurnList> SessionTurns(const std::string& session, const RequestContext& ctx) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = turns_.find({ctx.tenant, session});
     if (it == turns_.end()) return NotFound("session '" + session + "' not found", "session_not_found");
@@ -176,7 +176,7 @@ class FakeSessions : public SessionService {
     std::lock_guard<std::mutex> lock(mu_);
     last_ttl_s = ttl_s;
     auto& turns = turns_[{ctx.tenant, session}];
-    turns.push_back(turn);
+    turns.push_back(std::make_shared<const SessionTurn>(turn));
     return turns.size();
   }
   Status DeleteSession(const std::string& session, const RequestContext& ctx) override {
@@ -189,7 +189,7 @@ class FakeSessions : public SessionService {
 
  private:
   std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, std::vector<SessionTurn>> turns_;
+  std::map<std::pair<std::string, std::string>, SessionTurnList> turns_;
 };
 
 // Exact-prompt matches only (no embedding): enough to see the API's codecs and scoping.

@@ -3,6 +3,7 @@
 // trips over real text (SciFact abstracts, Quora questions, Unicode, invalid bytes).
 #include "text/tiktoken.h"
 
+#include <cctype>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -75,6 +76,55 @@ TEST_F(TiktokenTest, RoundTripsRealAndOddText) {
   // English averages about four bytes per token in cl100k.
   EXPECT_GT(static_cast<double>(bytes) / tokens, 3.0);
   EXPECT_LT(static_cast<double>(bytes) / tokens, 6.0);
+}
+
+// Long text is encoded block by block; where the blocks meet must not change the tokens.
+// A paragraph that starts with a space and ends with a letter ends a piece where the next
+// copy begins, so n copies are exactly n times its tokens.
+TEST_F(TiktokenTest, LongTextEncodesAsItsParts) {
+  std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
+  std::string line, paragraph;
+  while (paragraph.size() < 3000 && std::getline(in, line)) paragraph += " " + line;
+  while (!paragraph.empty() && !std::isalpha(static_cast<unsigned char>(paragraph.back()))) paragraph.pop_back();
+  const std::vector<uint32_t> one = enc_->Encode(paragraph);
+  std::string text;
+  std::vector<uint32_t> expected;
+  while (text.size() < 5 * TiktokenEncoder::kBlockBytes) {
+    text += paragraph;
+    expected.insert(expected.end(), one.begin(), one.end());
+  }
+  EXPECT_EQ(enc_->Encode(text), expected);
+  EXPECT_EQ(enc_->Count(text), expected.size());
+  EXPECT_EQ(enc_->CountUpTo(text, expected.size()), expected.size());
+  EXPECT_EQ(enc_->CountUpTo(text, 100), 101u) << "past the limit is limit + 1";
+  EXPECT_EQ(enc_->CountUpTo("hello world", 100), 2u);
+  // Block ends fall where a letter meets a space, inside the slack.
+  for (size_t from = 0; from < text.size();) {
+    const size_t end = TiktokenEncoder::BlockEnd(text, from);
+    ASSERT_GT(end, from);
+    if (end < text.size()) {
+      EXPECT_EQ(text[end], ' ');
+      EXPECT_LE(end - from, TiktokenEncoder::kBlockBytes + TiktokenEncoder::kBlockSlackBytes);
+    }
+    from = end;
+  }
+}
+
+// Text with no place to cut (one endless "word", one endless number, multi-byte letters)
+// is cut anyway, at a character boundary, and merged a bounded piece at a time: fast, and
+// it still decodes to itself.
+TEST_F(TiktokenTest, PathologicalTextIsBoundedAndRoundTrips) {
+  for (const std::string& text : {std::string(1 << 20, 'a'), std::string(300000, '7'), [] {
+                                    std::string s;
+                                    while (s.size() < 200000) s += "ä";
+                                    return s;
+                                  }()}) {
+    const auto ids = enc_->Encode(text);
+    EXPECT_EQ(enc_->Decode(ids), text);
+    EXPECT_EQ(enc_->Count(text), ids.size());
+    EXPECT_LT(ids.size(), text.size());
+    EXPECT_EQ(enc_->CountUpTo(text, 10), 11u);
+  }
 }
 
 TEST(TiktokenLoadTest, BadFilesAreNamed) {
