@@ -127,6 +127,13 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
     return Corrupt(path, "built with other settings");
   }
   auto index = std::make_unique<HnswIndex>(dim, metric, params);
+  // Sizes come from the file: bound them by what the file can hold before allocating.
+  if (nodes > r.remaining() / (sizeof(uint32_t) + 2 + index->record_bytes_)) {
+    return Corrupt(path, "more nodes than the file holds");
+  }
+  // Labels are slots, near the node count; a label far past it would size the label map
+  // by the file's word (a graph refused is rebuilt from the store, never lost).
+  const uint64_t max_label = nodes * 64 + (1u << 20);
   index->Reserve(std::max<uint64_t>(nodes, 1));
   size_t deleted = 0;
   std::vector<uint32_t> freed;
@@ -136,7 +143,7 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
     uint32_t label;
     int8_t level;
     uint8_t is_deleted;
-    if (!r.Get(&label) || !r.Get(&level) || !r.Get(&is_deleted) || level < -1 || level > 30 ||
+    if (!r.Get(&label) || !r.Get(&level) || !r.Get(&is_deleted) || level < -1 || level > 30 || label > max_label ||
         !r.Bytes(index->records_.get() + static_cast<size_t>(id) * index->record_bytes_, index->record_bytes_)) {
       return Corrupt(path, "truncated node " + std::to_string(id));
     }
