@@ -17,6 +17,9 @@
 
 namespace {
 
+// Lives as long as the process (a static, so LeakSanitizer sees it held).
+contextd::HttpServer* server = nullptr;
+
 int Port() {
   static const int port = [] {
     contextd::HttpServerOptions options;
@@ -25,7 +28,7 @@ int Port() {
     options.max_body_bytes = 1 << 16;
     options.header_timeout_ms = 1000;
     options.idle_timeout_s = 1;
-    auto* server = new contextd::HttpServer(options, [](contextd::HttpRequest req, contextd::Responder respond) {
+    server = new contextd::HttpServer(options, [](contextd::HttpRequest req, contextd::Responder respond) {
       contextd::HttpResponse res;
       auto path = contextd::PercentDecode(req.path);
       auto query = contextd::ParseQueryString(req.query);

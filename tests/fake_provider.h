@@ -178,7 +178,10 @@ class FakeProvider {
       auto first = std::min_element(delayed_.begin(), delayed_.end(),
                                     [](const Delayed& a, const Delayed& b) { return a.due < b.due; });
       if (!stopping_ && first->due > std::chrono::steady_clock::now()) {
-        timer_cv_.wait_until(lock, first->due);
+        // A copy: wait_until reads its deadline while unlocked, when a push_back may have
+        // moved the vector (found by AddressSanitizer).
+        const auto due = first->due;
+        timer_cv_.wait_until(lock, due);
         continue;
       }
       Delayed d = std::move(*first);

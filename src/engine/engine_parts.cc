@@ -36,7 +36,7 @@ StatusOr<EngineParts> OpenEngineParts(const EngineOptions& options, MetricsRegis
     if (renamed > 0) spdlog::info("{}: {} keys moved under tenant '{}'", dir.substr(1), renamed, kDefaultTenant);
   }
   CTX_ASSIGN_OR_RETURN(parts.sessions,
-                       SessionStore::Open(options.data_dir + "/sessions", options.clock, parts.tokenizer.get()));
+                       SessionStore::Open(options.data_dir + "/sessions", options.clock, parts.tokenizer));
   CTX_ASSIGN_OR_RETURN(parts.llm_cache,
                        LlmCache::Open(options.data_dir + "/llm_cache", parts.embedders.get(), options.clock, metrics));
   return parts;

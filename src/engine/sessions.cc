@@ -34,7 +34,7 @@ struct Session {
 struct SessionStore::Rep {
   std::unique_ptr<rocksdb::DB> db;
   const Clock* clock = nullptr;
-  const TokenCounter* counter = nullptr;
+  std::shared_ptr<const TokenCounter> counter;
   mutable Mutex mu;
   std::map<std::string, Session> sessions GUARDED_BY(mu);
 
@@ -70,10 +70,10 @@ Status SessionStore::ValidateId(const std::string& stored) {
 }
 
 StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& dir, const Clock* clock,
-                                                           const TokenCounter* counter) {
+                                                           std::shared_ptr<const TokenCounter> counter) {
   auto rep = std::make_unique<Rep>();
   rep->clock = clock;
-  rep->counter = counter;
+  rep->counter = std::move(counter);
   rocksdb::Options options;
   options.create_if_missing = true;
   rocksdb::DB* db = nullptr;

@@ -35,9 +35,10 @@ using SessionTurnList = std::vector<std::shared_ptr<const SessionTurn>>;
 class SessionStore {
  public:
   static constexpr int64_t kDefaultTtlS = 24 * 3600;
-  // `counter` (may be null: turns then carry no count) counts each turn as it is appended.
+  // `counter` (may be null: turns then carry no count) counts each turn as it is appended;
+  // shared, since the store may outlive whoever loaded the tokenizer.
   static StatusOr<std::unique_ptr<SessionStore>> Open(const std::string& dir, const Clock* clock,
-                                                      const TokenCounter* counter = nullptr);
+                                                      std::shared_ptr<const TokenCounter> counter = nullptr);
   ~SessionStore();
 
   // Checks a turn before it is proposed: the id, a known role, some content.

@@ -54,15 +54,16 @@ TEST(SessionStoreTest, TurnsAreCountedOnceWhenWritten) {
   ManualClock clock;
   auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
   ASSERT_TRUE(tok.ok());
-  auto store = SessionStore::Open(dir.path() + "/s", &clock, tok->get());
+  std::shared_ptr<const TiktokenEncoder> counter = std::move(tok).value();
+  auto store = SessionStore::Open(dir.path() + "/s", &clock, counter);
   ASSERT_TRUE(store.ok());
   const std::string text = "Green tea is made from unoxidised leaves, and it contains caffeine.";
   ASSERT_TRUE((*store)->Append("chat-1", {"user", text}).ok());
-  EXPECT_EQ((*(*store)->Turns("chat-1"))[0]->tokens, static_cast<int64_t>((*tok)->Count(text)));
+  EXPECT_EQ((*(*store)->Turns("chat-1"))[0]->tokens, static_cast<int64_t>(counter->Count(text)));
   store->reset();  // the count is stored with the turn, so a reopened store still has it
   store = SessionStore::Open(dir.path() + "/s", &clock);
   ASSERT_TRUE(store.ok());
-  EXPECT_EQ((*(*store)->Turns("chat-1"))[0]->tokens, static_cast<int64_t>((*tok)->Count(text)));
+  EXPECT_EQ((*(*store)->Turns("chat-1"))[0]->tokens, static_cast<int64_t>(counter->Count(text)));
   ASSERT_TRUE((*store)->Append("chat-1", {"assistant", "ok"}).ok());
   EXPECT_EQ((*(*store)->Turns("chat-1"))[1]->tokens, -1) << "no counter: unknown, counted when read";
 }
