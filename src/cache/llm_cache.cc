@@ -46,6 +46,10 @@ std::string NewId() {
   return id;
 }
 
+// Candidates a semantic lookup verifies: enough that a refused nearest (a number changed)
+// leaves the true paraphrase behind it in play.
+constexpr size_t kCandidates = 4;
+
 Status NotFoundNs(const std::string& ns) {
   // A tenant's namespaces are kept as "tenant/name"; the caller knows only the name.
   const std::string name = ns.substr(ns.rfind('/') + 1);
@@ -73,6 +77,7 @@ struct LlmCache::Namespace {
   std::shared_ptr<const Embedder> embedder GUARDED_BY(mu);
   float threshold GUARDED_BY(mu) = 0.9f;
   int64_t ttl_s GUARDED_BY(mu) = 0;
+  VerifyPolicy verify GUARDED_BY(mu);
   std::vector<Entry> entries GUARDED_BY(mu);  // by slot
   std::vector<uint32_t> free_slots GUARDED_BY(mu);
   std::unordered_map<std::string, uint32_t> by_id GUARDED_BY(mu);
@@ -83,7 +88,7 @@ struct LlmCache::Namespace {
   size_t live GUARDED_BY(mu) = 0;
   size_t reserved GUARDED_BY(mu) = 0;  // slots being inserted (see ReserveLocked)
 
-  CacheSettings Settings() const REQUIRES_SHARED(mu) { return CacheSettings{embedder_name, threshold, ttl_s}; }
+  CacheSettings Settings() const REQUIRES_SHARED(mu) { return CacheSettings{embedder_name, threshold, ttl_s, verify}; }
 
   // Inserting is three steps so the slow one, the graph insert, runs without the lock
   // (HnswIndex takes concurrent inserts): reserve a slot under the lock, add its vector to
@@ -242,6 +247,7 @@ Json CacheSettings::ToJson() const {
   j["embedder"] = embedder;
   j["threshold"] = threshold;
   j["ttl_s"] = ttl_s;
+  j["verify"] = verify.ToJson();
   return j;
 }
 
@@ -249,7 +255,11 @@ StatusOr<CacheSettings> CacheSettings::FromStored(const Json& stored) {
   const Json *e = stored.Find("embedder"), *t = stored.Find("threshold"), *ttl = stored.Find("ttl_s");
   if (e == nullptr || !e->is_string() || t == nullptr || !t->is_number() || ttl == nullptr || !ttl->is_number())
     return InvalidArgument("cache settings need embedder, threshold and ttl_s", "invalid_mutation");
-  CacheSettings s{e->as_string(), static_cast<float>(t->as_double()), ttl->as_int()};
+  CacheSettings s{e->as_string(), static_cast<float>(t->as_double()), ttl->as_int(), VerifyPolicy()};
+  // Namespaces stored before verification existed get the default policy.
+  if (const Json* v = stored.Find("verify")) {
+    CTX_ASSIGN_OR_RETURN(s.verify, VerifyPolicy::FromJson(*v, VerifyPolicy()));
+  }
   // Versions before 2026-11-24 checked the threshold as a double and could store a 0: that
   // namespace asked for "any similarity", which the smallest positive threshold keeps.
   if (!(s.threshold > 0)) s.threshold = std::numeric_limits<float>::denorm_min();
@@ -266,6 +276,9 @@ StatusOr<CacheSettings> LlmCache::PrepareConfigure(const std::string& ns, const 
   if (update.embedder) settings.embedder = *update.embedder;
   if (update.threshold) settings.threshold = *update.threshold;
   if (update.ttl_s) settings.ttl_s = *update.ttl_s;
+  if (update.verify) {
+    CTX_ASSIGN_OR_RETURN(settings.verify, VerifyPolicy::FromJson(*update.verify, settings.verify));
+  }
   if (settings.embedder == "none") return InvalidArgument("a cache namespace needs an embedder", "invalid_value");
   CTX_RETURN_IF_ERROR(rep_->embedders->Resolve(settings.embedder).status());
   return settings;
@@ -297,6 +310,7 @@ Status LlmCache::ApplyConfigure(const std::string& ns, const CacheSettings& sett
   slot->embedder = embedder;
   slot->threshold = settings.threshold;
   slot->ttl_s = settings.ttl_s;
+  slot->verify = settings.verify;
   return Status::Ok();
 }
 
@@ -412,6 +426,7 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupR
     out.exact = exact;
   };
   std::shared_ptr<const Embedder> embedder;
+  VerifyPolicy policy;
   {
     ReaderLock lock(&n->mu);
     // The same prompt (normalised) in the same scope: no embedding needed.
@@ -425,16 +440,23 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupR
       }
     }
     embedder = n->embedder;
+    policy = n->verify;
     if (!request.threshold) min_similarity = n->threshold;
   }
   std::vector<float> vec(static_cast<size_t>(embedder->dim()));
   CTX_RETURN_IF_ERROR(embedder->EmbedWith({request.prompt}, EmbedOptions{EmbedPriority::kQuery, 0}, vec.data()));
+  // The nearest live entries over the threshold (a few, so an expired or refused nearest
+  // still leaves a runner-up), copied out so they are verified without the lock.
+  struct Found {
+    float similarity;
+    Namespace::Entry entry;
+  };
+  std::vector<Found> found;
   {
     ReaderLock lock(&n->mu);
     auto sit = n->scopes.find(scope_key);
     if (sit != n->scopes.end() && sit->second.Count() > 0) {
-      // A few candidates, so an expired best still leaves a live runner-up.
-      for (const ScoredSlot& hit : n->graph->SearchFiltered(vec.data(), 4, 64, sit->second)) {
+      for (const ScoredSlot& hit : n->graph->SearchFiltered(vec.data(), kCandidates, 64, sit->second)) {
         if (hit.score < min_similarity) break;
         const auto& e = n->entries[hit.slot];
         if (!e.live) continue;
@@ -442,10 +464,29 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupR
           expired_id = e.id;
           continue;
         }
-        answer(e, hit.score, false);
-        break;
+        found.push_back({hit.score, e});
+        if (!policy.enabled) break;  // the nearest decides
       }
     }
+  }
+  if (!policy.enabled) {
+    if (!found.empty()) answer(found[0].entry, found[0].similarity, false);
+  } else if (!found.empty()) {
+    // The most confident candidate that passes is served; with none, the most confident
+    // refusal explains the miss.
+    const PromptFacts query = AnalyzePrompt(request.prompt);
+    int best = -1;
+    for (size_t i = 0; i < found.size(); ++i) {
+      CacheCandidate c{found[i].entry.id, found[i].similarity,
+                       Verify(query, AnalyzePrompt(found[i].entry.prompt), found[i].similarity, policy)};
+      const bool better = best < 0 || (c.verification.passed && !out.candidates[best].verification.passed) ||
+                          (c.verification.passed == out.candidates[best].verification.passed &&
+                           c.verification.confidence > out.candidates[best].verification.confidence);
+      if (better) best = static_cast<int>(i);
+      out.candidates.push_back(std::move(c));
+    }
+    out.verification = out.candidates[best].verification;
+    if (out.verification->passed) answer(found[best].entry, found[best].similarity, false);
   }
   if (!expired_id.empty()) (void)DeleteEntry(ns, expired_id);
   rep_->Count(ns, out.hit ? "semantic" : "miss");

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/verifier.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/metrics.h"
@@ -42,8 +43,9 @@ class EmbedderRegistry;
 // mutation's payload).
 struct CacheSettings {
   std::string embedder = "glove";
-  float threshold = 0.9f;  // in (0, 1]
+  float threshold = 0.9f;  // in (0, 1]: the cosine a candidate needs before it is verified
   int64_t ttl_s = 0;
+  VerifyPolicy verify;  // how a semantic candidate is checked before it is served
   Json ToJson() const;
   static StatusOr<CacheSettings> FromStored(const Json& stored);
 };
@@ -54,6 +56,7 @@ struct CacheSettingsUpdate {
   std::optional<std::string> embedder = std::nullopt;
   std::optional<float> threshold = std::nullopt;  // in (0, 1]
   std::optional<int64_t> ttl_s = std::nullopt;    // 0..kMaxTtlSeconds
+  std::optional<Json> verify = std::nullopt;      // members change the namespace's policy
 };
 
 // GET /v1/cache/{ns}.
@@ -80,12 +83,23 @@ struct CacheLookupRequest {
   std::optional<float> threshold = std::nullopt;  // in (0, 1]; absent: the namespace's
 };
 
+// One stored prompt a semantic lookup considered.
+struct CacheCandidate {
+  std::string id;
+  float similarity = 0;
+  Verification verification;
+};
+
 struct CacheLookup {
   bool hit = false;
   std::string id;
   Json response;
   float similarity = 0;
   bool exact = false;  // the normalised prompt matched without embedding
+  // Semantic lookups with verification on: the verdict on the entry served, or on the most
+  // confident candidate refused (so a miss says why).
+  std::optional<Verification> verification;
+  std::vector<CacheCandidate> candidates;  // every candidate over the threshold, nearest first
 };
 
 // One entry ready to store: what PrepareStore computed (the id, the expiry, the prompt's

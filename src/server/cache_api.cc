@@ -48,6 +48,8 @@ StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req, R
     r.json["similarity"] = found.similarity;
     r.json["exact"] = found.exact;
   }
+  // Why a semantic hit was served, or why the nearest prompts were not.
+  if (found.verification) r.json["verification"] = found.verification->ToJson();
   return r;
 }
 

@@ -385,8 +385,13 @@ Status ReadPromptAndScope(const FieldReader& r, std::string* prompt, Json* scope
 
 StatusOr<CacheSettingsUpdate> ParseCacheSettings(const Json& json) {
   CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, "", /*null_is_empty=*/true));
-  CTX_RETURN_IF_ERROR(body.Known({"embedder", "threshold", "ttl_s"}));
+  CTX_RETURN_IF_ERROR(body.Known({"embedder", "threshold", "ttl_s", "verify"}));
   CacheSettingsUpdate u;
+  if (body.Has("verify")) {
+    // Checked here, against the defaults, so a bad policy is a 400 before anything is logged.
+    CTX_RETURN_IF_ERROR(VerifyPolicy::FromJson(*body.Find("verify"), VerifyPolicy()).status());
+    u.verify = *body.Find("verify");
+  }
   if (body.Has("embedder")) {
     u.embedder.emplace();
     CTX_RETURN_IF_ERROR(body.String("embedder", &*u.embedder));

@@ -130,7 +130,7 @@ TEST_F(LlmCacheTest, AcknowledgedEntriesSurviveAReopen) {
   auto d = cache_->Describe("p");
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_FLOAT_EQ(d->settings.threshold, 0.8f);
-  auto hit = Lookup("p", R"({"prompt":"Which planet is the biggest?","scope":{"m":"x"}})");
+  auto hit = Lookup("p", R"({"prompt":"which planet is largest","scope":{"m":"x"}})");
   EXPECT_TRUE(hit.hit);
   EXPECT_EQ(hit.id, id);
   EXPECT_EQ(hit.response.Find("a")->as_string(), "Jupiter");
@@ -160,7 +160,36 @@ TEST_F(LlmCacheTest, AZeroThresholdFromAnOlderVersionStillOpens) {
   EXPECT_GT(d->settings.threshold, 0);
   EXPECT_LT(d->settings.threshold, 1e-30);
   EXPECT_EQ(d->entries, 1u);
-  EXPECT_TRUE(Lookup("old", R"({"prompt":"Which planet is the biggest?"})").hit);
+  EXPECT_TRUE(Lookup("old", R"({"prompt":"which planet is largest"})").hit);
+  EXPECT_TRUE(d->settings.verify.enabled) << "a namespace from before verification gets the default policy";
+}
+
+// A semantic candidate is verified before it is served: a changed number is refused and the
+// lookup says why; the true paraphrase behind it is still found; a namespace may turn the
+// check off and get the nearest entry as before.
+TEST_F(LlmCacheTest, SemanticHitsAreVerifiedAndSayWhy) {
+  ASSERT_TRUE(Configure("v", J(R"({"embedder":"glove","threshold":0.5})")).ok());
+  const std::string two = Store("v", R"({"prompt":"What is 2+2?","response":"4"})");
+  auto refused = LookupBody("v", J(R"({"prompt":"What is 2+3?"})"));
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->hit) << "the nearest prompt asks about other numbers";
+  ASSERT_TRUE(refused->verification.has_value());
+  EXPECT_EQ(refused->verification->vetoed_by, "numbers");
+  EXPECT_EQ(refused->verification->evidence.Find("query")->Dump(), R"(["3","expr:2+3"])");
+  ASSERT_FALSE(refused->candidates.empty());
+  EXPECT_EQ(refused->candidates[0].id, two);
+  auto paraphrase = LookupBody("v", J(R"({"prompt":"what is 2+2"})"));
+  ASSERT_TRUE(paraphrase.ok());
+  EXPECT_TRUE(paraphrase->hit);
+  EXPECT_TRUE(paraphrase->verification->passed);
+  ASSERT_TRUE(Configure("v", J(R"({"verify":{"enabled":false}})")).ok());
+  auto unchecked = LookupBody("v", J(R"({"prompt":"What is 2+3?"})"));
+  ASSERT_TRUE(unchecked.ok());
+  EXPECT_TRUE(unchecked->hit) << "verification off: the nearest over the threshold, as before";
+  EXPECT_FALSE(unchecked->verification.has_value());
+  Reopen();
+  EXPECT_FALSE(cache_->Describe("v")->settings.verify.enabled) << "the policy is stored with the namespace";
+  EXPECT_FALSE(Configure("v", J(R"({"verify":{"numbers":"sometimes"}})")).ok());
 }
 
 TEST_F(LlmCacheTest, BadInputIsRejectedAndChangesNothing) {
