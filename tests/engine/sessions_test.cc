@@ -68,32 +68,46 @@ TEST(SessionStoreTest, TurnsAreCountedOnceWhenWritten) {
   EXPECT_EQ((*(*store)->Turns("chat-1"))[1]->tokens, -1) << "no counter: unknown, counted when read";
 }
 
+// An engine with one GloVe collection of two documents (green tea, bicycles) and cl100k.
+class SessionContextTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = OpenTestEngine(dir_.path(), &metrics_);
+    auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
+    ASSERT_TRUE(tok.ok());
+    tok_ = std::move(tok).value();
+    c_ = *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
+    UpsertResult ur;
+    ASSERT_TRUE(c_->Upsert(*ParseUpsertRequest(J(R"({"documents":[
+        {"id":"tea","text":"Green tea contains caffeine and catechins."},
+        {"id":"bikes","text":"Bicycles have two wheels and a chain."}]})"),
+                                               c_->config().dim, false),
+                           &ur)
+                    .ok());
+  }
+  StatusOr<ContextResult> Build(const std::string& body, const SessionTurnList& turns) {
+    auto req = ParseContextRequest(J(body), true);
+    if (!req.ok()) return req.status();
+    return BuildContext(RequestContext::Background(), *c_, *tok_, *req, SystemClock::Default(), turns);
+  }
+  TempDir dir_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<TiktokenEncoder> tok_;
+  std::shared_ptr<Collection> c_;
+};
+
 // A user who pastes a long document and then asks: the turn is far over the budget (left
 // out, and counted only as far as the budget), and the question at its end still steers
 // the search (the query takes a turn's last words, not all of it).
-TEST(SessionContextTest, AHugeTurnIsLeftOutAndItsQuestionStillCounts) {
-  TempDir dir;
-  MetricsRegistry metrics;
-  auto engine = OpenTestEngine(dir.path(), &metrics);
-  auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
-  ASSERT_TRUE(tok.ok());
-  auto c = *CreateFromSpec(*engine, TestEmbedders(), kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
-  UpsertResult ur;
-  ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(J(R"({"documents":[
-      {"id":"tea","text":"Green tea contains caffeine and catechins."},
-      {"id":"bikes","text":"Bicycles have two wheels and a chain."}]})"),
-                                            c->config().dim, false),
-                        &ur)
-                  .ok());
+TEST_F(SessionContextTest, AHugeTurnIsLeftOutAndItsQuestionStillCounts) {
   std::string pasted;
   while (pasted.size() < 4'000'000) pasted += "lorem ipsum dolor sit amet consectetur ";
   // An old record (no stored count) and a new one.
   const SessionTurnList turns = {
       std::make_shared<const SessionTurn>(SessionTurn{"user", pasted + "What about green tea?"}),
       std::make_shared<const SessionTurn>(SessionTurn{"assistant", pasted, 0, 900000})};
-  auto req = ParseContextRequest(J(R"({"query":"and the caffeine?","max_tokens":400,"mode":"keyword"})"), true);
-  ASSERT_TRUE(req.ok());
-  auto built = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default(), turns);
+  auto built = Build(R"({"query":"and the caffeine?","max_tokens":400,"mode":"keyword"})", turns);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   EXPECT_TRUE(built->turns.empty()) << "neither turn fits a quarter of 400 tokens";
   ASSERT_FALSE(built->pieces.empty());
@@ -101,26 +115,11 @@ TEST(SessionContextTest, AHugeTurnIsLeftOutAndItsQuestionStillCounts) {
   EXPECT_LE(built->tokens, 400u);
 }
 
-TEST(SessionContextTest, FollowUpsUseTheConversation) {
-  TempDir dir;
-  MetricsRegistry metrics;
-  auto engine = OpenTestEngine(dir.path(), &metrics);
-  auto tok = TiktokenEncoder::Load(std::string(CONTEXTD_SHARED_DIR) + "/data/tiktoken/cl100k_base.tiktoken");
-  ASSERT_TRUE(tok.ok());
-  auto c = *CreateFromSpec(*engine, TestEmbedders(), kDefaultTenant, "kb", J(R"({"embedder":"glove"})"));
-  UpsertResult ur;
-  ASSERT_TRUE(c->Upsert(*ParseUpsertRequest(J(R"({"documents":[
-      {"id":"tea","text":"Green tea contains caffeine and catechins."},
-      {"id":"bikes","text":"Bicycles have two wheels and a chain."}]})"),
-                                            c->config().dim, false),
-                        &ur)
-                  .ok());
+TEST_F(SessionContextTest, FollowUpsUseTheConversation) {
   const SessionTurnList turns = {
       std::make_shared<const SessionTurn>(SessionTurn{"user", "Tell me about green tea."}),
       std::make_shared<const SessionTurn>(SessionTurn{"assistant", "It is made from unoxidised leaves."})};
-  auto req = ParseContextRequest(J(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})"), true);
-  ASSERT_TRUE(req.ok());
-  auto with = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default(), turns);
+  auto with = Build(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})", turns);
   ASSERT_TRUE(with.ok());
   ASSERT_FALSE(with->pieces.empty());
   EXPECT_EQ(with->pieces[0].doc_id, "tea") << "the follow-up is resolved through the earlier user turn";
@@ -131,12 +130,11 @@ TEST(SessionContextTest, FollowUpsUseTheConversation) {
   EXPECT_EQ(with->tokens, counted);
   EXPECT_LE(with->tokens, 200u);
   // Alone, the follow-up has nothing to go on.
-  auto without = BuildContext(RequestContext::Background(), *c, **tok, *req, SystemClock::Default());
+  auto without = Build(R"({"query":"and the price?","max_tokens":200,"mode":"keyword"})", {});
   ASSERT_TRUE(without.ok());
   EXPECT_TRUE(without->pieces.empty());
   // A tight budget leaves the turns out rather than overflow.
-  auto tight = ParseContextRequest(J(R"({"query":"green tea","max_tokens":8,"mode":"keyword"})"), true);
-  auto small = BuildContext(RequestContext::Background(), *c, **tok, *tight, SystemClock::Default(), turns);
+  auto small = Build(R"({"query":"green tea","max_tokens":8,"mode":"keyword"})", turns);
   ASSERT_TRUE(small.ok());
   EXPECT_TRUE(small->turns.empty());
   EXPECT_LE(small->tokens, 8u);
