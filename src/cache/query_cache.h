@@ -33,6 +33,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cache/verifier.h"
 #include "common/clock.h"
 #include "common/mutex.h"
 #include "embed/cache_key.h"
@@ -73,6 +75,9 @@ struct QueryCacheEntry {
   std::vector<float> query_vector;  // normalised for cosine; empty for keyword queries
   std::unordered_set<std::string> doc_ids;
   bool uses_terms = false, uses_vector = false;  // keyword side (BM25), vector side
+  // What the query's text pins down (numbers, names, negation...), for verifying a
+  // semantic hit; empty for a query by vector.
+  std::optional<PromptFacts> facts;
   // Vector mode: the k-th score (lowest bar a new chunk must reach), or nullopt when the
   // result had fewer than k hits. Hybrid: the lowest score of its vector list, likewise.
   std::optional<float> vector_bar;
@@ -123,9 +128,11 @@ class QueryCache {
     return r;
   }
 
-  // The best cached query with the same parameters at cosine >= threshold.
+  // The best cached query with the same parameters at cosine >= threshold that `accept`
+  // (when given) accepts; it runs under the cache's lock, on the few over the threshold.
   std::optional<Result> LookupSemantic(const std::string& params_key, const std::vector<float>& query_vector,
-                                       float* similarity, int* tier = nullptr) {
+                                       float* similarity, int* tier = nullptr,
+                                       const std::function<bool(const Entry&, float)>& accept = {}) {
     const std::vector<float> q = Normalised(query_vector);
     MutexLock lock(&mu_);
     auto bucket = by_params_.find(params_key);
@@ -135,13 +142,18 @@ class QueryCache {
     const Bucket& b = bucket->second;
     sims_.resize(b.nodes.size());
     DotProductBatch(q.data(), b.rows.data(), b.nodes.size(), static_cast<size_t>(dim_), sims_.data());
-    Node* best = nullptr;
-    float best_sim = options_.threshold;
+    candidates_.clear();
     for (size_t i = 0; i < sims_.size(); ++i) {
-      if (sims_[i] >= best_sim && !Expired(*b.nodes[i])) {
-        best_sim = sims_[i];
-        best = b.nodes[i];
-      }
+      if (sims_[i] >= options_.threshold && !Expired(*b.nodes[i])) candidates_.emplace_back(sims_[i], i);
+    }
+    std::sort(candidates_.begin(), candidates_.end(), std::greater<>());
+    Node* best = nullptr;
+    float best_sim = 0;
+    for (const auto& [sim, i] : candidates_) {
+      if (accept && !accept(*b.nodes[i]->entry, sim)) continue;
+      best_sim = sim;
+      best = b.nodes[i];
+      break;
     }
     if (best == nullptr) return std::nullopt;
     *similarity = best_sim;
@@ -355,7 +367,8 @@ class QueryCache {
   std::array<std::list<Node>, 3> tiers_ GUARDED_BY(mu_);  // hot, warm, cold; front = most recent
   std::unordered_map<EmbedKey, Iter, EmbedKeyHash> exact_ GUARDED_BY(mu_);
   std::unordered_map<std::string, Bucket> by_params_ GUARDED_BY(mu_);
-  std::vector<float> sims_ GUARDED_BY(mu_);  // LookupSemantic's scratch
+  std::vector<float> sims_ GUARDED_BY(mu_);                           // LookupSemantic's scratch
+  std::vector<std::pair<float, size_t>> candidates_ GUARDED_BY(mu_);  // likewise
   std::array<size_t, 3> bytes_ GUARDED_BY(mu_){};
   uint64_t writes_started_ GUARDED_BY(mu_) = 0, writes_done_ GUARDED_BY(mu_) = 0;
   QueryCacheStats stats_ GUARDED_BY(mu_);

@@ -5,6 +5,21 @@
 namespace contextd {
 namespace {
 
+// The query cache serves on cosine alone unless a verifier veto fires: its threshold (0.98
+// by default) already asks for near-identical queries, so no confidence is required.
+const VerifyPolicy& VetoesOnly() {
+  static const VerifyPolicy policy = [] {
+    VerifyPolicy p;
+    p.min_confidence = 0;
+    return p;
+  }();
+  return policy;
+}
+
+}  // namespace
+
+namespace {
+
 QueryCacheOptions CacheOptions(const CollectionConfig& c) {
   QueryCacheOptions o;
   o.enabled = c.cache_enabled;
@@ -59,6 +74,7 @@ QueryCacheLayer::Pass QueryCacheLayer::Begin(const QueryRequest& req, QueryResul
       pass.params_key,
       req.vector ? std::string(reinterpret_cast<const char*>(req.vector->data()), req.vector->size() * sizeof(float))
                  : req.text);
+  if (!req.vector) pass.text = req.text;
   return pass;
 }
 
@@ -78,7 +94,17 @@ std::optional<QueryResult> QueryCacheLayer::FindSimilar(const Pass& pass, const 
   if (!pass.active || vector.empty()) return std::nullopt;
   float similarity = 0;
   int tier = 0;
-  auto hit = cache_.LookupSemantic(pass.params_key, vector, &similarity, &tier);
+  // A close embedding is not the same question: "side effects of drug X in 2019" and "...
+  // in 2020" embed alike. A cached query that conflicts with this one (another number,
+  // name, negation, opposite or direction; the LLM cache's verifier, vetoes only) is not
+  // served. The query's facts are worked out once, only when some entry is close enough.
+  std::optional<PromptFacts> facts;
+  const auto accept = [&](const QueryCacheEntry<QueryResult>& e, float sim) {
+    if (pass.text.empty() || !e.facts) return true;
+    if (!facts) facts = AnalyzePrompt(pass.text);
+    return Verify(*facts, *e.facts, sim, VetoesOnly()).vetoed_by.empty();
+  };
+  auto hit = cache_.LookupSemantic(pass.params_key, vector, &similarity, &tier, accept);
   if (!hit) return std::nullopt;
   MaybeVerify(req, *hit);
   hit->cache = "semantic";
@@ -98,7 +124,9 @@ void QueryCacheLayer::Store(const Pass& pass, QueryMode mode, const std::vector<
   entry.uses_vector = mode != QueryMode::kKeyword;
   entry.uses_terms = mode != QueryMode::kVector;
   entry.vector_bar = extras.vector_bar;
-  size_t bytes = sizeof(entry) + vector.size() * sizeof(float) + pass.params_key.size();
+  if (!pass.text.empty()) entry.facts = AnalyzePrompt(pass.text);
+  // The facts hold about the text's size in words and a trigram hash per character.
+  size_t bytes = sizeof(entry) + vector.size() * sizeof(float) + pass.params_key.size() + pass.text.size() * 6;
   for (const auto& id : extras.cited) entry.doc_ids.insert(id);
   for (const auto& h : result.hits) {
     entry.doc_ids.insert(h.doc_id);

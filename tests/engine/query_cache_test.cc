@@ -8,8 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/engine.h"
 #include "cache/query_cache.h"
+#include "engine/engine.h"
 #include "engine/test_engine.h"
 #include "manual_clock.h"
 #include "server/request_codec.h"
@@ -66,6 +66,31 @@ TEST_F(QueryCacheTest, ExactSemanticAndBypass) {
   EXPECT_EQ(Query(*c, J(R"({"query":"telescope","mode":"keyword"})")).cache, "miss");
   EXPECT_EQ(ParseQueryRequest(J(R"({"query":"x","cache":"maybe"})"), c->config().dim, true).status().reason(),
             "invalid_value");
+}
+
+// The semantic tier verifies like the LLM cache: a query that embeds close to a cached one
+// but asks about another year or another name is answered fresh, not from the cache.
+TEST_F(QueryCacheTest, SemanticHitsThatConflictAreNotServed) {
+  auto c = Create(R"({"embedder":"glove","cache":{"threshold":0.9}})");
+  Upsert(*c, J(R"({"documents":[{"id":"a","text":"Vitamin D trials reported in 2019 in Norway."},
+                                 {"id":"b","text":"Vitamin D trials reported in 2020 in Sweden."}]})"));
+  EXPECT_EQ(Query(*c, J(R"({"query":"vitamin d trials in 2019","mode":"vector","k":1})")).cache, "miss");
+  const auto reordered = Query(*c, J(R"({"query":"trials of vitamin d in 2019","mode":"vector","k":1})"));
+  EXPECT_EQ(reordered.cache, "semantic") << "the same question in other words";
+  // Close enough for the threshold: only the verifier tells them apart.
+  auto glove = TestEmbedders().Resolve("glove");
+  ASSERT_TRUE(glove.ok());
+  std::vector<float> v(2 * static_cast<size_t>((*glove)->dim()));
+  ASSERT_TRUE((*glove)->EmbedWith({"vitamin d trials in 2019", "vitamin d trials in 2020"}, {}, v.data()).ok());
+  float dot = 0, n1 = 0, n2 = 0;
+  for (size_t i = 0; i < v.size() / 2; ++i) {
+    dot += v[i] * v[i + v.size() / 2], n1 += v[i] * v[i], n2 += v[i + v.size() / 2] * v[i + v.size() / 2];
+  }
+  EXPECT_GT(dot / std::sqrt(n1 * n2), 0.9f);
+  const auto year = Query(*c, J(R"({"query":"vitamin d trials in 2020","mode":"vector","k":1})"));
+  EXPECT_EQ(year.cache, "miss") << "another year: not the cached answer";
+  const auto name = Query(*c, J(R"({"query":"vitamin d trials in 2019 in Sweden","mode":"vector","k":1})"));
+  EXPECT_EQ(name.cache, "miss") << "a name the cached query never mentioned";
 }
 
 TEST_F(QueryCacheTest, CollectionSettings) {
