@@ -147,12 +147,9 @@ const std::unordered_map<std::string, std::string>& PolarWords() {
         {{"long", "longer", "longest"}, {"short", "shorter", "shortest"}},
         {{"strong", "stronger"}, {"weak", "weaker"}},
         {{"easy", "easier", "easiest"}, {"hard", "harder", "hardest", "difficult"}},
-        {{"import"}, {"export"}},
-        {{"win"}, {"lose"}},
         {{"day"}, {"night"}},
         {{"summer"}, {"winter"}},
-        {{"plus"}, {"minus"}},
-        {{"add"}, {"subtract"}},
+        {{"plus", "add"}, {"minus", "subtract"}},
         {{"multiply"}, {"divide"}},
     };
     auto* out = new std::unordered_map<std::string, std::string>();
