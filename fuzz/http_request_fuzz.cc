@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 
@@ -51,9 +52,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(Port()));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) std::abort();
+  int connected;
+  do {
+    connected = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  } while (connected != 0 && errno == EINTR);
+  if (connected != 0) std::abort();
   for (size_t sent = 0; sent < size;) {
     const ssize_t n = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the server may close early (a bad request line)
     sent += static_cast<size_t>(n);
   }
@@ -63,8 +69,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   char buf[4096];
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 20000) <= 0) std::abort();
-    if (recv(fd, buf, sizeof(buf), 0) <= 0) break;
+    // libFuzzer's timeout timer is a signal: an interrupted wait is retried, not a hang.
+    const int ready = poll(&p, 1, 20000);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) std::abort();
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
   }
   close(fd);
   return 0;
