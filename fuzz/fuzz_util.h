@@ -4,9 +4,13 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <string_view>
+
+#include "common/status.h"
 
 namespace contextd::fuzz {
 
@@ -26,6 +30,17 @@ inline std::string WriteScratch(std::string_view bytes, const char* name) {
   std::fwrite(bytes.data(), 1, bytes.size(), f);
   std::fclose(f);
   return path;
+}
+
+// What a loader returned, or the run stops with its reason (a fuzzer without its
+// vocabulary tests nothing). Kept for the life of the process.
+template <typename T>
+const T* LoadedOrAbort(contextd::StatusOr<std::unique_ptr<T>> loaded) {
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "cannot load: %s\n", loaded.status().ToString().c_str());
+    std::abort();
+  }
+  return std::move(loaded).value().release();
 }
 
 // A file shipped in ../shared (vocabularies), found from CONTEXTD_SHARED_DIR.

@@ -7,24 +7,18 @@
 #include "fuzz_util.h"
 
 namespace {
-const contextd::WordPieceTokenizer* Tokenizer() {
-  static const auto* t = [] {
-    auto w = contextd::WordPieceTokenizer::FromDir(contextd::fuzz::SharedPath("models/all-MiniLM-L6-v2-tokenizer"));
-    if (!w.ok()) std::abort();
-    return std::move(w).value().release();
-  }();
-  return t;
-}
+const contextd::WordPieceTokenizer* tokenizer = nullptr;
 }  // namespace
 
 // Loaded before the first input, so its seconds never count against an input's timeout.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  (void)Tokenizer();
+  tokenizer = contextd::fuzz::LoadedOrAbort(
+      contextd::WordPieceTokenizer::FromDir(contextd::fuzz::SharedPath("models/all-MiniLM-L6-v2-tokenizer")));
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto* t = Tokenizer();
+  const auto* t = tokenizer;
   const size_t max_len = 2 + size % 300;
   const std::vector<int32_t> ids = t->Encode(contextd::fuzz::AsText(data, size), max_len);
   if (ids.size() < 2 || ids.size() > max_len) std::abort();

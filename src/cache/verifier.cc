@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/hash.h"
 #include "text/analyzer.h"
 
 namespace contextd {
@@ -251,12 +252,6 @@ bool NormaliseNumber(const std::string& word, std::string* out) {
   return true;
 }
 
-uint32_t Fnv(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-  return h;
-}
-
 const Analyzer& English() {
   static const auto* a = MakeAnalyzer("english").value().release();
   return *a;
@@ -455,7 +450,7 @@ PromptFacts AnalyzePrompt(std::string_view text) {
     }
   }
   if (folded.back() != ' ') folded.push_back(' ');
-  for (size_t i = 0; i + 3 <= folded.size(); ++i) f.trigrams.push_back(Fnv(std::string_view(folded).substr(i, 3)));
+  for (size_t i = 0; i + 3 <= folded.size(); ++i) f.trigrams.push_back(Hash64(std::string_view(folded).substr(i, 3)));
   SortUnique(&f.trigrams);
   SortUnique(&f.numbers);
   SortUnique(&f.polar);

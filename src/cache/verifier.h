@@ -38,7 +38,7 @@ struct PromptFacts {
   std::vector<std::pair<std::string, std::string>> directions;  // (A, B) of "A to B", "A than B"
   std::string question;                                         // who|when|where|why|quantity|duration, or "" (open)
   std::vector<std::string> content;                             // stemmed content words, sorted, unique
-  std::vector<uint32_t> trigrams;                               // hashed character trigrams of the folded text, sorted
+  std::vector<uint64_t> trigrams;                               // hashed character trigrams of the folded text, sorted
 };
 
 PromptFacts AnalyzePrompt(std::string_view text);

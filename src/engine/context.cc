@@ -21,8 +21,7 @@ std::string_view TailOfText(std::string_view text, size_t max_bytes) {
   size_t from = text.size() - max_bytes;
   const size_t space = text.find_first_of(" \t\n", from);
   if (space != std::string_view::npos && space - from < 64) return text.substr(space + 1);
-  while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) ++from;
-  return text.substr(from);
+  return text.substr(CharBoundaryFrom(text, from));
 }
 
 // Each candidate's relevance in [0, 1] relative to the best. Similarity scores keep their

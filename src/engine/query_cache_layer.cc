@@ -16,10 +16,6 @@ const VerifyPolicy& VetoesOnly() {
   return policy;
 }
 
-}  // namespace
-
-namespace {
-
 QueryCacheOptions CacheOptions(const CollectionConfig& c) {
   QueryCacheOptions o;
   o.enabled = c.cache_enabled;

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/base64.h"
+#include "text/utf8.h"
 
 namespace contextd {
 namespace {
@@ -175,9 +176,7 @@ size_t TiktokenEncoder::BlockEnd(std::string_view text, size_t from) {
   for (size_t cut = from + kBlockBytes; cut < from + kBlockBytes + kBlockSlackBytes; ++cut) {
     if (text[cut] == ' ' && letter(text[cut - 1])) return cut;
   }
-  size_t cut = from + kBlockBytes + kBlockSlackBytes;
-  while (cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) ++cut;  // not mid-character
-  return cut;
+  return CharBoundaryFrom(text, from + kBlockBytes + kBlockSlackBytes);
 }
 
 template <typename Fn>

@@ -1,5 +1,6 @@
 #include "text/utf8.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <utf8proc.h>
@@ -104,6 +105,11 @@ std::string FoldCase(std::string_view word) {
     return out;
   }
   return Map(word, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD);
+}
+
+size_t CharBoundaryFrom(std::string_view s, size_t at) {
+  while (at < s.size() && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) ++at;
+  return std::min(at, s.size());
 }
 
 bool IsBlankText(std::string_view text) {

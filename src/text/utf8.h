@@ -12,6 +12,9 @@
 namespace contextd {
 
 bool IsValidUtf8(std::string_view s);
+// The first offset at or after `at` that does not fall inside a character (a byte that is
+// not a continuation byte), or s.size(): where a cut leaves whole characters on both sides.
+size_t CharBoundaryFrom(std::string_view s, size_t at);
 // `s` with each byte that starts no valid character replaced by U+FFFD (token bytes
 // decoded from ids can split a character; JSON replies must stay valid UTF-8).
 std::string ToValidUtf8(std::string_view s);
