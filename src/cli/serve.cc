@@ -332,7 +332,7 @@ int RunServe(const ServeOptions& o) {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: draining for up to {} ms", sig, o.shutdown_grace_ms);
-    api.BeginDrain(std::chrono::milliseconds(o.shutdown_grace_ms));
+    (*engine)->AbandonIndexingAt(api.BeginDrain(std::chrono::milliseconds(o.shutdown_grace_ms)));
     const size_t cut_off = server.Shutdown(std::chrono::milliseconds(o.shutdown_grace_ms));
     if (cut_off > 0) spdlog::warn("{} requests were still running after the grace period; cut off", cut_off);
     metrics.RemoveCollector(accept_collector);

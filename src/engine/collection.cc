@@ -73,6 +73,8 @@ Status Collection::EmbedTexts(const RequestContext& ctx, const std::vector<std::
 void Collection::MaybeRepairGraph() {
   // Once tombstones are a tenth of a graph, reconnect around them and free their ids. The
   // request that crosses the line pays for it (a background maintainer is future work).
+  // Not at shutdown: the reply matters more, and the next start rebuilds without tombstones.
+  if (IndexingAbandoned()) return;
   std::vector<std::shared_ptr<HnswIndex>> due;
   {
     ReaderLock lock(&mu_);

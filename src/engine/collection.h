@@ -96,6 +96,13 @@ class Collection : public CollectionHandle {
   size_t shard_count() const;
   // Blocks until no shard split is running (tests, shutdown).
   void WaitForSplits();
+  // Shutdown: a write whose store write is durable by `at_ns` (clock time) but whose chunks
+  // are still going into the graphs then stops indexing, so its reply goes out before the
+  // grace runs out: an acknowledged write is in the store, and the next start, finding the
+  // graphs incomplete (they are not saved), rebuilds them. No split or repair starts after.
+  void AbandonIndexingAt(int64_t at_ns) { abandon_indexing_ns_ = at_ns; }
+  // Some acknowledged chunk is missing from the graphs (indexing was abandoned).
+  bool graph_incomplete() const { return graph_incomplete_; }
 
   // Every call takes the request's context: its deadline is checked between steps (a
   // passed one is DeadlineExceeded, and a write past it commits nothing), its trace goes
@@ -154,6 +161,7 @@ class Collection : public CollectionHandle {
   // Takes the document out of both parts (its slots freed, its vectors tombstoned).
   void RemoveDocLocked(const std::string& id) REQUIRES(mu_);
   void MaybeRepairGraph();
+  bool IndexingAbandoned() const;
   // Starts the background splitter when a shard has outgrown max_shard_chunks.
   void MaybeSplit();
   void SplitLoop();
@@ -185,6 +193,8 @@ class Collection : public CollectionHandle {
   std::thread splitter_ GUARDED_BY(splitter_mu_);
   std::atomic<bool> split_running_{false};
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> abandon_indexing_ns_{0};  // 0: never (see AbandonIndexingAt)
+  std::atomic<bool> graph_incomplete_{false};
 
   // Lock order: stripes_ (one, by document id), then drop_mu_ / apply_mu_, then mu_; a
   // shard split takes apply_mu_ then mu_. The graphs, the query cache and its verifier

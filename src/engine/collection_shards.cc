@@ -9,6 +9,12 @@ namespace contextd {
 
 Status Collection::SaveGraph(const std::string& path, uint64_t store_sequence) {
   WaitForSplits();
+  if (graph_incomplete_) {
+    // A saved graph would be refused at the next start anyway (its chunks differ from the
+    // store's); not writing it saves the time shutdown no longer has.
+    spdlog::info("collection {}: graphs incomplete (indexing was abandoned at shutdown); not saved", name_);
+    return Status::Ok();
+  }
   ReaderLock lock(&mu_);
   return shards_.Save(path, store_sequence);
 }
@@ -19,6 +25,7 @@ size_t Collection::shard_count() const {
 }
 
 void Collection::MaybeSplit() {
+  if (IndexingAbandoned()) return;  // shutting down: the next start places the shards
   {
     ReaderLock lock(&mu_);
     if (shards_.OversizedShard() == SIZE_MAX) return;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "common/hash.h"
 #include "engine/collection.h"
 
@@ -24,7 +26,15 @@ std::string EncodeChunk(uint32_t slot, std::string_view text, const float* vec, 
   return out;
 }
 
+// Graph insertions between two looks at the clock: well under a millisecond of work.
+constexpr size_t kIndexingCheckEvery = 16;
+
 }  // namespace
+
+bool Collection::IndexingAbandoned() const {
+  const int64_t at = abandon_indexing_ns_.load(std::memory_order_relaxed);
+  return at != 0 && clock_->NowNanos() >= at;
+}
 
 Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, Mutation* m) const {
   const size_t dim = static_cast<size_t>(config_.dim);
@@ -209,10 +219,21 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     }
   }
   // Still under the documents' stripe locks, so no writer can free these slots meanwhile;
-  // the reply waits for the graph, so acknowledged chunks are searchable.
-  for (size_t i = 0; i < slots.size(); ++i) targets[i]->Add(slots[i], &m.vectors[i * dim]);
+  // the reply waits for the graph, so acknowledged chunks are searchable. Except at
+  // shutdown: the store write is durable, so a reply that could no longer be sent in time
+  // matters more than chunks the next start indexes anyway.
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (i % kIndexingCheckEvery == 0 && IndexingAbandoned()) {
+      graph_incomplete_ = true;
+      spdlog::warn("collection {}: shutting down; {} of {} chunks left out of the graphs (the next start indexes them)",
+                   name_, slots.size() - i, slots.size());
+      break;
+    }
+    targets[i]->Add(slots[i], &m.vectors[i * dim]);
+  }
   applying.unlock();
   cache_.EndWrite(change);
+  if (graph_incomplete_) return Status::Ok();
   MaybeRepairGraph();
   MaybeSplit();
   return Status::Ok();

@@ -410,8 +410,10 @@ Status Engine::ApplyCreate(const Mutation& m) {
   // The create's sequence is the id: unique, never reused, the same on every replica.
   const uint64_t id = m.sequence;
   CTX_RETURN_IF_ERROR(store_->CreateCollection(m.tenant, m.collection, id, m.config));
-  collections_[{m.tenant, m.collection}] = std::make_shared<Collection>(
-      m.tenant, m.collection, id, config, embedder, store_.get(), log_.get(), options_.clock, VectorDir());
+  auto created = std::make_shared<Collection>(m.tenant, m.collection, id, config, embedder, store_.get(), log_.get(),
+                                              options_.clock, VectorDir());
+  if (abandon_indexing_ns_ != 0) created->AbandonIndexingAt(abandon_indexing_ns_);
+  collections_[{m.tenant, m.collection}] = std::move(created);
   return Status::Ok();
 }
 
@@ -458,6 +460,12 @@ Status Engine::SaveGraphs() {
     CTX_RETURN_IF_ERROR(c->SaveGraph(GraphPath(c->id()), sequence));
   }
   return Status::Ok();
+}
+
+void Engine::AbandonIndexingAt(int64_t at_ns) {
+  MutexLock lock(&mu_);
+  abandon_indexing_ns_ = at_ns;
+  for (const auto& [key, c] : collections_) c->AbandonIndexingAt(at_ns);
 }
 
 std::vector<std::shared_ptr<Collection>> Engine::ListCollections(const std::string& tenant) const {

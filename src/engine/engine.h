@@ -96,7 +96,7 @@ class Engine : public MutationApplier,
   // '/'). Returns the stored name, or InvalidArgument.
   static StatusOr<std::string> TenantScoped(const RequestContext& ctx, const std::string& name);
   StatusOr<SessionTurnList> SessionTurns(const std::string& session,
-                                                  const RequestContext& ctx = RequestContext::Background()) override;
+                                         const RequestContext& ctx = RequestContext::Background()) override;
   // Appends a turn to a session (created on first use); returns the session's turn count.
   StatusOr<size_t> AppendTurn(const std::string& session, const SessionTurn& turn, int64_t ttl_s,
                               const RequestContext& ctx = RequestContext::Background()) override;
@@ -147,6 +147,10 @@ class Engine : public MutationApplier,
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.
   Status SaveGraphs();
+  // Shutdown: writes still indexing at `at_ns` (the clock's time) stop and reply (see
+  // Collection::AbandonIndexingAt); the graphs they leave incomplete are rebuilt at the
+  // next start.
+  void AbandonIndexingAt(int64_t at_ns);
 
  private:
   Engine() = default;
@@ -180,6 +184,7 @@ class Engine : public MutationApplier,
 
   mutable Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> collections_ GUARDED_BY(mu_);
+  int64_t abandon_indexing_ns_ GUARDED_BY(mu_) = 0;  // for collections created after it is set
 };
 
 }  // namespace contextd

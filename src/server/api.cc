@@ -477,13 +477,15 @@ void Api::Refuse(Route* route, const RequestContext& ctx, const Status& why, int
   respond(std::move(res));
 }
 
-void Api::BeginDrain(std::chrono::milliseconds grace) {
+int64_t Api::BeginDrain(std::chrono::milliseconds grace) {
   draining_ = true;
   // A margin before the HTTP server cuts connections: a commit that starts just before the
   // cut-off needs time to finish and send its reply.
   const int64_t grace_ns = static_cast<int64_t>(grace.count()) * 1'000'000;
   const int64_t margin_ns = std::min<int64_t>(grace_ns / 4, 1'000'000'000);
-  shutdown_ns_ = clock_->NowNanos() + grace_ns - margin_ns;
+  const int64_t cut_off = clock_->NowNanos() + grace_ns - margin_ns;
+  shutdown_ns_ = cut_off;
+  return cut_off;
 }
 
 Status Api::MakeContext(const Route& route, const HttpRequest& req, int64_t start_ns, RequestContext* ctx) const {

@@ -140,7 +140,8 @@ class Api {
   // still running when the grace is nearly over stop before their next step: a write not
   // committed by then is not committed at all (503 shutting_down), since its reply could
   // no longer be sent.
-  void BeginDrain(std::chrono::milliseconds grace);
+  // Returns that cut-off time (the clock's nanoseconds).
+  int64_t BeginDrain(std::chrono::milliseconds grace);
 
  private:
   struct Reply {

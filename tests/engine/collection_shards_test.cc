@@ -32,7 +32,8 @@ class CollectionShardsTest : public ::testing::Test {
   }
 
   std::shared_ptr<Collection> Create(int max_shard_chunks) {
-    auto c = CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "topics",
+    auto c = CreateFromSpec(
+        *engine_, TestEmbedders(), kDefaultTenant, "topics",
         J(R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":)" + std::to_string(max_shard_chunks) + "}}"));
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? *c : nullptr;
@@ -229,6 +230,32 @@ TEST_F(CollectionShardsTest, ShardsSurviveARestartAndRebuildWithKMeans) {
   EXPECT_EQ(c->graph_source(), "rebuilt");
   EXPECT_EQ(c->shard_count(), 9u);  // ceil(400 / 45)
   for (int i = 0; i < 400; i += 13) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
+}
+
+// Shutdown past its cut-off: a write whose store write is durable stops indexing and
+// succeeds (its reply must go out), its chunks are left out of the graphs, nothing is
+// saved that would hide them, and the next start rebuilds the graphs with them.
+TEST_F(CollectionShardsTest, AWriteAtShutdownIsStoredThenIndexedAtTheNextStart) {
+  auto c = Create(60);
+  ASSERT_TRUE(Upsert(*c, 0, 200).ok());
+  c->WaitForSplits();
+  ASSERT_TRUE(engine_->SaveGraphs().ok());
+  const size_t shards = c->shard_count();
+  engine_->AbandonIndexingAt(SystemClock::Default()->NowNanos());
+  ASSERT_TRUE(Upsert(*c, 200, 200).ok());
+  EXPECT_TRUE(c->graph_incomplete());
+  EXPECT_EQ(c->document_count(), 400u);
+  EXPECT_EQ(c->shard_count(), shards) << "no split starts once shutting down";
+  EXPECT_NE(Nearest(*c, 250, 1, true)->hits[0].doc_id, "d250") << "left out of the graphs";
+  ASSERT_TRUE(engine_->SaveGraphs().ok());
+  c.reset();
+  engine_.reset();
+  engine_ = OpenTestEngine(dir_.path(), &metrics_);
+  c = *engine_->GetCollection(kDefaultTenant, "topics");
+  EXPECT_EQ(c->graph_source(), "rebuilt");
+  EXPECT_FALSE(c->graph_incomplete());
+  EXPECT_EQ(c->document_count(), 400u);
+  for (int i = 0; i < 400; i += 7) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
 }
 
 // Shards big enough for graph walks are searched in parallel; the merged answer is the

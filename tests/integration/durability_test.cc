@@ -1,9 +1,12 @@
 // Nothing acknowledged is lost: across SIGKILL at any moment, and across clean restarts.
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -271,6 +274,64 @@ TEST(DurabilityTest, StaleOrCorruptGraphFilesAreRebuilt) {
   auto c = server.Client();
   EXPECT_EQ(Call(*c, "GET", "/v1/collections/g").second.Find("index")->Find("graph_source")->as_string(), "rebuilt");
   EXPECT_EQ(Call(*c, "POST", "/v1/collections/g/query", query).second.Find("results")->Dump(), expected);
+}
+
+// SIGTERM while a large write is going into the graphs, past the point where its reply
+// could still be sent in the grace: the write, durable already, stops indexing and is
+// acknowledged (never committed without a reply); the next start indexes its chunks.
+TEST(DurabilityTest, SigtermDuringIndexingAcknowledgesTheStoredWrite) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  auto server = std::make_unique<ServerProcess>(data, std::vector<std::string>{"--shutdown-grace-ms", "300"});
+  server->Start();
+  auto c = server->Client();
+  // Small chunks: many graph insertions for little text.
+  ASSERT_EQ(
+      Call(*c, "PUT", "/v1/collections/big", R"({"embedder":"glove","chunking":{"max_tokens":16,"overlap":0}})").first,
+      201);
+  const char* words[] = {"river", "protein", "market", "planet", "music",  "winter", "engine", "forest",
+                         "court", "vaccine", "harbor", "theory", "garden", "copper", "signal", "temple"};
+  std::mt19937 rng(5);
+  std::string text;
+  while (text.size() < 1'500'000) {
+    for (int i = 0; i < 12; ++i) text += std::string(words[rng() % 16]) + " ";
+    text += "and more. ";
+  }
+  text += "The last sentence names zqfinal.";
+  Json body = *ParseJson(R"({"documents":[{"id":"big"}]})");
+  body["documents"].as_array()[0]["text"] = text;
+  std::atomic<int> status{-1};
+  std::thread writer([&] {
+    auto w = server->Client();
+    w->set_timeout_ms(120000);
+    auto r = w->Post("/v1/collections/big/documents", body.Dump());
+    status = r.ok() ? r->status : 0;
+  });
+  // The document is readable once it is stored and its chunks are being indexed.
+  while (Call(*c, "GET", "/v1/collections/big/documents/big").first != 200 && status.load() == -1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(status.load(), -1) << "the write finished before it could be interrupted; make it bigger";
+  server->Signal(SIGTERM);
+  server->Wait();
+  writer.join();
+  ASSERT_TRUE(WIFEXITED(server->exit_status()));
+  EXPECT_EQ(WEXITSTATUS(server->exit_status()), 0);
+  EXPECT_EQ(status.load(), 200) << "a stored write must be acknowledged";
+  std::stringstream log;
+  log << std::ifstream(data + ".log").rdbuf();
+  EXPECT_NE(log.str().find("left out of the graphs"), std::string::npos) << "indexing was not cut short";
+  server = std::make_unique<ServerProcess>(data);
+  server->Start();
+  c = server->Client();
+  auto info = Call(*c, "GET", "/v1/collections/big").second;
+  EXPECT_EQ(info.Find("documents")->as_int(), 1);
+  EXPECT_EQ(info.Find("index")->Find("graph_source")->as_string(), "rebuilt");
+  auto hit = Call(*c, "POST", "/v1/collections/big/query", R"({"query":"zqfinal","k":1,"mode":"keyword"})").second;
+  ASSERT_EQ(hit.Find("results")->as_array().size(), 1u) << hit.Dump();
+  EXPECT_NE(hit.Find("results")->as_array()[0].Find("text")->as_string().find("zqfinal"), std::string::npos);
+  // Every chunk is back in the graphs.
+  EXPECT_EQ(info.Find("index")->Find("graph_nodes")->as_int(), info.Find("chunks")->as_int());
 }
 
 }  // namespace
