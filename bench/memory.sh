@@ -2,11 +2,12 @@
 # Resident memory under large requests (issue 23): contextd with scripts/run's defaults,
 # then 80 /v1/embeddings calls of 1 MB text (8 at a time) and ROUNDS rounds of four
 # concurrent 16 MB upserts deleted again. Prints RSS, the peak (VmHWM) and RocksDB's
-# memtables after each step. Usage: bench/memory.sh [ROUNDS]
+# memtables after each step. Usage: bench/memory.sh [ROUNDS] [contextd serve flags...], e.g.
+# bench/memory.sh 2 --max-body-bytes-in-flight 20000000 (one 16 MB body in flight at a time)
 set -euo pipefail
 source "$(dirname "$0")/serve_lib.sh"
 rounds=${1:-4}
-start_contextd
+start_contextd "${@:2}"
 pid=${bench_pids[-1]}
 status() { awk -v k="$1" '$1 == k":" {print int($2 / 1024)}' "/proc/$pid/status"; }
 store_mb() { curl -s "$url/metrics" | awk '$1 == "contextd_store_memory_bytes" {print int($2 / 1048576)}'; }

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
       ranged("--search-threads", serve.search_threads, kCoreThreadsRange, "Threads for queries (0 = one per core)");
   auto* writes = ranged("--write-threads", serve.write_threads, kWriteThreadsRange, "Threads for durable writes");
   auto* body = ranged("--max-body-bytes", serve.max_body_bytes, kMaxBodyBytesRange, "Largest request body accepted");
+  auto* in_flight = ranged("--max-body-bytes-in-flight", serve.max_body_bytes_in_flight, kBodyBytesInFlightRange,
+                           "Request bodies read and not yet answered, in bytes; more wait (0 = 4 x max-body-bytes)");
   auto* quantum = ranged("--cpu-quantum-us", serve.cpu_quantum_us, kCpuQuantumUsRange,
                          "Busy time after which a search worker lets the I/O threads run (0 = off)");
   auto* grace = ranged("--shutdown-grace-ms", serve.shutdown_grace_ms, kShutdownGraceMsRange,
@@ -151,6 +153,7 @@ int main(int argc, char** argv) {
       if (!search->count()) serve.search_threads = from_file.search_threads;
       if (!writes->count()) serve.write_threads = from_file.write_threads;
       if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
+      if (!in_flight->count()) serve.max_body_bytes_in_flight = from_file.max_body_bytes_in_flight;
       if (!quantum->count()) serve.cpu_quantum_us = from_file.cpu_quantum_us;
       if (!grace->count()) serve.shutdown_grace_ms = from_file.shutdown_grace_ms;
       if (!query_tokens->count()) serve.max_query_tokens = from_file.max_query_tokens;

@@ -50,6 +50,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"write_threads", kWriteThreadsRange, [o](int64_t n) { o->write_threads = static_cast<int>(n); }},
       {"embed_threads", kEmbedThreadsRange, [o](int64_t n) { o->embed_threads = static_cast<int>(n); }},
       {"max_body_bytes", kMaxBodyBytesRange, [o](int64_t n) { o->max_body_bytes = static_cast<size_t>(n); }},
+      {"max_body_bytes_in_flight", kBodyBytesInFlightRange, [o](int64_t n) { o->max_body_bytes_in_flight = n; }},
       {"cpu_quantum_us", kCpuQuantumUsRange, [o](int64_t n) { o->cpu_quantum_us = static_cast<int>(n); }},
       {"shutdown_grace_ms", kShutdownGraceMsRange, [o](int64_t n) { o->shutdown_grace_ms = n; }},
       {"max_query_tokens", kMaxQueryTokensRange, [o](int64_t n) { o->max_query_tokens = n; }},
@@ -296,6 +297,7 @@ int RunServe(const ServeOptions& o) {
     ho.port = o.port;
     ho.io_threads = o.io_threads;
     ho.max_body_bytes = o.max_body_bytes;
+    ho.max_body_bytes_in_flight = static_cast<size_t>(o.max_body_bytes_in_flight);
     ho.idle_timeout_s = static_cast<int>(o.idle_timeout_s);
     ho.header_timeout_ms = static_cast<int>(o.header_timeout_ms);
     ho.max_connections_per_client = static_cast<size_t>(o.max_connections_per_client);
@@ -320,6 +322,14 @@ int RunServe(const ServeOptions& o) {
           "# HELP contextd_http_idle_evictions_total Idle keep-alive connections closed to admit new ones at the "
           "cap.\n# TYPE contextd_http_idle_evictions_total counter\n";
       *out += "contextd_http_idle_evictions_total " + std::to_string(server.idle_evictions()) + "\n";
+      *out +=
+          "# HELP contextd_http_body_bytes_in_flight Request bodies admitted and not yet answered (see "
+          "max_body_bytes_in_flight).\n# TYPE contextd_http_body_bytes_in_flight gauge\n";
+      *out += "contextd_http_body_bytes_in_flight " + std::to_string(server.body_bytes_in_flight()) + "\n";
+      *out +=
+          "# HELP contextd_http_body_waits_total Requests whose body waited for room under "
+          "max_body_bytes_in_flight.\n# TYPE contextd_http_body_waits_total counter\n";
+      *out += "contextd_http_body_waits_total " + std::to_string(server.body_waits()) + "\n";
       *out +=
           "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
           "# TYPE process_resident_memory_bytes gauge\n";

@@ -34,6 +34,19 @@ class Session;
 // server is draining, and whether it has stopped, after which its contexts are gone.
 struct ServerState {
   std::atomic<size_t> in_flight{0};
+  std::atomic<size_t> body_bytes{0};  // see HttpServerOptions::max_body_bytes_in_flight
+  std::atomic<uint64_t> body_waits{0};
+  size_t body_budget = 0;  // set before the first session
+
+  // Takes `bytes` of the body budget unless that would overrun it with other bodies in
+  // flight (one alone always fits).
+  bool TryReserveBody(size_t bytes) {
+    size_t held = body_bytes.load();
+    do {
+      if (held > 0 && held + bytes > body_budget) return false;
+    } while (!body_bytes.compare_exchange_weak(held, held + bytes));
+    return true;
+  }
   std::atomic<bool> draining{false};
   Mutex mu;  // held to post to a context, and by Stop() to set `stopped`
   bool stopped GUARDED_BY(mu) = false;
@@ -47,6 +60,11 @@ constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxTargetBytes = 16 * 1024;
 // The first read of a request: enough for most requests whole.
 constexpr size_t kFirstReadBytes = 16 * 1024;
+// Smaller bodies are not counted against the body budget: their copies are small, and
+// counting them would put an atomic on every request's path.
+constexpr size_t kCountedBodyBytes = 64 * 1024;
+// How often a request waiting for the body budget looks again.
+constexpr int kBodyWaitStepMs = 10;
 
 // The context whose thread this is: replies from there are written inline. A plain pointer
 // compared, never dereferenced, so a late reply from another thread cannot touch a
@@ -91,7 +109,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Stop(), with the I/O threads joined and state_->mu held: destroys the socket now, while
   // its context exists. A handler's pool may still hold this session, and drop it later.
-  void CloseForStop() { stream_.reset(); }
+  void CloseForStop() {
+    body_timer_.reset();
+    stream_.reset();
+  }
 
   void Start() { DoRead(); }
 
@@ -121,10 +142,47 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_->expires_after(std::chrono::milliseconds(options_->header_timeout_ms));
     http::async_read_header(*stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->OnRead(ec);
-      self->stream_->expires_after(std::chrono::seconds(self->options_->idle_timeout_s));
-      http::async_read(*self->stream_, self->buffer_, *self->parser_,
-                       [self](beast::error_code ec, size_t) { self->OnRead(ec); });
+      const auto length = self->parser_->content_length();
+      if (length && *length >= kCountedBodyBytes) return self->ReserveBody(*length, 0);
+      self->ReadBody();
     });
+  }
+
+  void ReadBody() {
+    stream_->expires_after(std::chrono::seconds(options_->idle_timeout_s));
+    http::async_read(*stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  // Reads the body once the body budget has room for it; until then the body stays in the
+  // client's socket, so the client is slowed rather than the server's memory grown.
+  void ReserveBody(size_t bytes, int waited_ms) {
+    if (state_->TryReserveBody(bytes)) {
+      body_reserved_ = bytes;
+      return ReadBody();
+    }
+    if (waited_ms == 0) state_->body_waits.fetch_add(1);
+    if (waited_ms >= options_->body_wait_ms || state_->draining.load()) {
+      keep_alive_ = false;  // the body was not read
+      return Write(ErrorResponse(Unavailable(
+          "overloaded: " + std::to_string(state_->body_bytes.load()) + " bytes of request bodies are in flight (the " +
+              "limit is " + std::to_string(state_->body_budget) + "); this " + std::to_string(bytes) +
+              "-byte body waited " + std::to_string(waited_ms) + " ms; retry shortly or on another node",
+          "overloaded")));
+    }
+    stream_->expires_never();
+    if (!body_timer_) body_timer_.emplace(*ioc_);
+    body_timer_->expires_after(std::chrono::milliseconds(kBodyWaitStepMs));
+    body_timer_->async_wait([self = shared_from_this(), bytes, waited_ms](beast::error_code ec) {
+      if (ec || !self->stream_) return;
+      self->ReserveBody(bytes, waited_ms + kBodyWaitStepMs);
+    });
+  }
+
+  void ReleaseBody() {
+    if (body_reserved_ == 0) return;
+    state_->body_bytes.fetch_sub(body_reserved_);
+    body_reserved_ = 0;
   }
 
   void OnRead(beast::error_code ec) {
@@ -176,6 +234,12 @@ class Session : public std::enable_shared_from_this<Session> {
     req.path = std::string(target.substr(0, q));
     if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
     req.body = std::move(msg.body());
+    if (body_reserved_ == 0 && req.body.size() >= kCountedBodyBytes) {
+      // Chunked: its size is known only now. Counted, not refused (it is read already), so
+      // the bodies after it wait.
+      body_reserved_ = req.body.size();
+      state_->body_bytes.fetch_add(body_reserved_);
+    }
     for (const auto& field : msg) {
       req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }
@@ -210,6 +274,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The reply to the request being answered is out (or the connection failed).
   void Answered() {
+    ReleaseBody();  // also for a request refused before it was answered
     if (!answering_) return;
     answering_ = false;
     state_->in_flight.fetch_sub(1);
@@ -303,7 +368,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServerOptions* options_;
   const HttpHandler* handler_;
   std::shared_ptr<ServerState> state_;
-  bool answering_ = false;  // counted in state_->in_flight until Answered()
+  bool answering_ = false;                        // counted in state_->in_flight until Answered()
+  size_t body_reserved_ = 0;                      // of state_->body_bytes, until Answered()
+  std::optional<asio::steady_timer> body_timer_;  // a body waiting for the budget
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
@@ -465,6 +532,8 @@ Status HttpServer::Start() {
     const size_t fds = limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : static_cast<size_t>(limit.rlim_cur);
     im.max_connections = fds > 2 * kReservedDescriptors ? fds - kReservedDescriptors : fds / 2;
   }
+  im.state->body_budget =
+      im.options.max_body_bytes_in_flight != 0 ? im.options.max_body_bytes_in_flight : 4 * im.options.max_body_bytes;
   im.accept_retry = std::make_unique<asio::steady_timer>(*im.contexts[0]);
   im.Accept();
   for (int i = 0; i < n; ++i) {
@@ -527,5 +596,9 @@ size_t HttpServer::Shutdown(std::chrono::milliseconds grace) {
 uint64_t HttpServer::accept_errors() const { return impl_->accept_errors.load(); }
 uint64_t HttpServer::connections_refused() const { return impl_->refused.load(); }
 uint64_t HttpServer::idle_evictions() const { return impl_->evicted.load(); }
+
+size_t HttpServer::body_bytes_in_flight() const { return impl_->state->body_bytes.load(); }
+
+uint64_t HttpServer::body_waits() const { return impl_->state->body_waits.load(); }
 
 }  // namespace contextd

@@ -35,6 +35,14 @@ struct HttpServerOptions {
   // provider connections). At the cap the longest-idle keep-alive connection is closed to
   // admit the new one, so health checks get in; when none is idle, 503 and close.
   size_t max_connections = 0;
+  // Request bodies being read or answered, in bytes: peak memory follows them (a write's
+  // copies of its body, parsed, chunked, batched, come to 15-20x it). A request whose
+  // Content-Length would take the total past this waits before its body is read (TCP
+  // pushes back on the client), for up to body_wait_ms, then gets 503 overloaded; one
+  // request alone is always admitted, so any body up to max_body_bytes can be sent. Only
+  // bodies of 64 KiB or more count; a chunked body counts once read. 0: 4 x max_body_bytes.
+  size_t max_body_bytes_in_flight = 0;
+  int body_wait_ms = 30000;
   // After a failed accept (out of file descriptors, say), wait this long before accepting
   // again; the kernel's backlog holds the waiting connections meanwhile.
   int accept_retry_ms = 100;
@@ -64,6 +72,10 @@ class HttpServer {
   // make room.
   uint64_t connections_refused() const;
   uint64_t idle_evictions() const;
+  // Bytes of request bodies admitted and not yet answered, and requests that had to wait
+  // for them (see max_body_bytes_in_flight).
+  size_t body_bytes_in_flight() const;
+  uint64_t body_waits() const;
 
  private:
   struct Impl;

@@ -29,14 +29,18 @@ class HttpServerTest : public ::testing::Test {
     o.max_body_bytes = max_body;
     o.max_connections = max_connections;
     o.max_connections_per_client = per_client;
+    o.max_body_bytes_in_flight = body_budget_;
+    o.body_wait_ms = body_wait_ms_;
     server_ = std::make_unique<HttpServer>(o, [this](HttpRequest req, Responder respond) {
       ++calls_;
+      if (req.path == "/x") last_x_call_ns_ = NowNs();
       HttpResponse res;
       res.body = req.method + " " + req.path + " ?" + req.query + " " + std::to_string(req.body.size());
       if (req.path == "/slow") {
         // Answers from another thread after slow_ms_: a request that outlives a Shutdown().
         std::thread([this, res, respond]() mutable {
           std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_));
+          slow_answered_ns_ = NowNs();
           respond(std::move(res));
           ++late_replies_;
         }).detach();
@@ -52,7 +56,19 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->Start().ok());
     ASSERT_GT(server_->port(), 0);
   }
+  // A body's share is given back once its reply is written, which can be just after the
+  // client has read it.
+  void WaitForNoBodies() {
+    for (int i = 0; i < 500 && server_->body_bytes_in_flight() != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    EXPECT_EQ(server_->body_bytes_in_flight(), 0u);
+  }
+  static int64_t NowNs() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
   std::unique_ptr<HttpServer> server_;
+  size_t body_budget_ = 0;
+  int body_wait_ms_ = 30000;
+  std::atomic<int64_t> last_x_call_ns_{0}, slow_answered_ns_{0};
   std::atomic<int> calls_{0};
   int slow_ms_ = 300;
   std::atomic<int> late_replies_{0};
@@ -92,6 +108,58 @@ TEST_F(HttpServerTest, OversizedBodiesGet413WithoutReachingTheHandler) {
   // The server keeps serving.
   HttpClient again("127.0.0.1", server_->port());
   EXPECT_EQ(again.Request("POST", "/x", std::string(999, 'a'))->status, 200);
+}
+
+// Bodies beyond the budget wait, unread, until the ones in flight are answered: memory
+// follows the budget, not the number of clients.
+TEST_F(HttpServerTest, BodiesBeyondTheBudgetWaitForRoom) {
+  body_budget_ = 200 * 1024;
+  slow_ms_ = 800;  // the second request surely arrives while the first is running
+  Start();
+  const int port = server_->port();
+  const std::string body(150 * 1024, 'a');
+  StatusOr<ClientResponse> first = Unavailable("not sent");
+  std::thread slow([&] { first = HttpClient("127.0.0.1", port).Request("POST", "/slow", body); });
+  while (calls_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(server_->body_bytes_in_flight(), body.size());
+  auto second = HttpClient("127.0.0.1", port).Request("POST", "/x", body);
+  slow.join();
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(second->body, "POST /x ? " + std::to_string(body.size()));
+  EXPECT_GE(last_x_call_ns_.load(), slow_answered_ns_.load()) << "the second body was admitted while the first ran";
+  EXPECT_EQ(server_->body_waits(), 1u);
+  WaitForNoBodies();
+  // Alone, a body larger than the whole budget still goes through; small ones never wait.
+  EXPECT_EQ(HttpClient("127.0.0.1", port).Request("POST", "/x", std::string(300 * 1024, 'b'))->status, 200);
+  EXPECT_EQ(HttpClient("127.0.0.1", port).Request("POST", "/x", "small")->status, 200);
+  EXPECT_EQ(server_->body_waits(), 1u);
+}
+
+// A body that waits longer than body_wait_ms is turned away (503 overloaded, saying why)
+// without reaching the handler.
+TEST_F(HttpServerTest, ABodyThatWaitsTooLongIsTurnedAway) {
+  body_budget_ = 200 * 1024;
+  body_wait_ms_ = 100;
+  slow_ms_ = 1500;
+  Start();
+  const int port = server_->port();
+  const std::string body(150 * 1024, 'a');
+  StatusOr<ClientResponse> first = Unavailable("not sent");
+  std::thread slow([&] { first = HttpClient("127.0.0.1", port).Request("POST", "/slow", body); });
+  while (calls_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto second = HttpClient("127.0.0.1", port).Request("POST", "/x", body);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->status, 503);
+  EXPECT_NE(second->body.find("overloaded"), std::string::npos) << second->body;
+  EXPECT_NE(second->body.find("bytes of request bodies are in flight"), std::string::npos) << second->body;
+  EXPECT_FALSE(second->Header("retry-after").empty());
+  EXPECT_EQ(calls_.load(), 1);
+  slow.join();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->status, 200);
+  WaitForNoBodies();
 }
 
 TEST_F(HttpServerTest, LongUrisGet414AndLargeHeaders431) {
