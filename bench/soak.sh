@@ -4,8 +4,9 @@
 # fixed set of documents, and large bodies (1 MB /v1/embeddings, 4 MB upserts of one
 # document that is deleted again). `contextd loadtest`'s soak profile samples the server's
 # resident memory every 5 s. Prints the status mix and latency, then RSS at the
-# end of warm-up (the first 20% of the run), its min and max afterwards, and whether it
-# stayed within 10% of the warm-up level.
+# end of warm-up (the first 20% of the run), its min and max afterwards, and, per minute
+# after warm-up, its floor and median: flat when each stays within 10% of its first
+# minute's (peaks ride on the large bodies in flight, which max_body_bytes_in_flight bounds).
 # Usage: bench/soak.sh [MINUTES, default 30] [RATE requests/s, default 40]
 set -euo pipefail
 source "$(dirname "$0")/serve_lib.sh"
@@ -60,9 +61,22 @@ print(json.dumps({k: st[k] for k in ("offered_rate", "requests", "goodput", "sta
 mem = r["memory"]
 end = max(p["t_s"] for p in mem)
 warm = [p for p in mem if p["t_s"] <= 0.2 * end]
-after = [p["rss_bytes"] / 2**20 for p in mem if p["t_s"] > 0.2 * end]
+after = [p for p in mem if p["t_s"] > 0.2 * end]
 level = warm[-1]["rss_bytes"] / 2**20
-print(json.dumps({"samples": len(mem), "rss_after_warmup_mb": round(level, 1), "min_mb": round(min(after), 1),
-                  "max_mb": round(max(after), 1), "last_mb": round(after[-1], 1),
-                  "flat_within_10pct": max(after) <= 1.1 * level and min(after) >= 0.9 * level}))
+# Per minute after warm-up: the floor (what stays: growth shows here first), the median
+# and the peak (large bodies in flight: bounded by max_body_bytes_in_flight, not by time).
+minutes = {}
+for p in after:
+    minutes.setdefault(int(p["t_s"] // 60), []).append(p["rss_bytes"] / 2**20)
+floors = [min(v) for _, v in sorted(minutes.items())]
+medians = [sorted(v)[len(v) // 2] for _, v in sorted(minutes.items())]
+flat = lambda xs: max(xs) <= 1.1 * xs[0] and min(xs) >= 0.9 * xs[0]
+print(json.dumps({"samples": len(mem), "rss_after_warmup_mb": round(level, 1),
+                  "min_mb": round(min(p["rss_bytes"] for p in after) / 2**20, 1),
+                  "max_mb": round(max(p["rss_bytes"] for p in after) / 2**20, 1),
+                  "last_mb": round(after[-1]["rss_bytes"] / 2**20, 1),
+                  "floor_per_minute_mb": [round(x) for x in floors],
+                  "median_per_minute_mb": [round(x) for x in medians],
+                  "floor_flat_within_10pct": flat(floors), "median_flat_within_10pct": flat(medians),
+                  "every_sample_within_10pct": all(0.9 * level <= p["rss_bytes"] / 2**20 <= 1.1 * level for p in after)}))
 PY

@@ -91,14 +91,13 @@ void Collection::MaybeRepairGraph() {
                Millis(clock_->NowNanos() - t0));
 }
 
-StatusOr<StoredDocument> Collection::GetDocument(const std::string& id) const {
-  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
-  CTX_ASSIGN_OR_RETURN(auto value, store_->GetDocument(tenant_, id_, id));
-  if (!value) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
-  // The record as collection_writes.cc stores it.
-  CTX_ASSIGN_OR_RETURN(Json record, ParseJson(*value));
+namespace {
+
+// The record as collection_writes.cc stores it.
+StatusOr<StoredDocument> ParseStoredDocument(std::string_view id, std::string_view value) {
+  CTX_ASSIGN_OR_RETURN(Json record, ParseJson(value));
   StoredDocument doc;
-  doc.id = id;
+  doc.id = std::string(id);
   if (const Json* t = record.Find("title"); t != nullptr && t->is_string()) doc.title = t->as_string();
   if (const Json* t = record.Find("text"); t != nullptr && t->is_string()) doc.text = t->as_string();
   if (const Json* m = record.Find("metadata"); m != nullptr && m->is_object()) doc.metadata = *m;
@@ -108,6 +107,66 @@ StatusOr<StoredDocument> Collection::GetDocument(const std::string& id) const {
   }
   if (const Json* n = record.Find("chunks"); n != nullptr && n->is_int()) doc.chunks = static_cast<size_t>(n->as_int());
   return doc;
+}
+
+// Records read between looks at the deadline during a filtered scan.
+constexpr size_t kScanDeadlineEvery = 256;
+
+}  // namespace
+
+StatusOr<StoredDocument> Collection::GetDocument(const std::string& id) const {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  CTX_ASSIGN_OR_RETURN(auto value, store_->GetDocument(tenant_, id_, id));
+  if (!value) return NotFound("document '" + id + "' not found in collection '" + name_ + "'");
+  return ParseStoredDocument(id, *value);
+}
+
+StatusOr<std::vector<StoredDocument>> Collection::GetDocuments(const std::vector<std::string>& ids,
+                                                               std::vector<std::string>* missing) const {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  std::vector<StoredDocument> out;
+  for (const auto& id : ids) {
+    CTX_ASSIGN_OR_RETURN(auto value, store_->GetDocument(tenant_, id_, id));
+    if (!value) {
+      missing->push_back(id);
+      continue;
+    }
+    CTX_ASSIGN_OR_RETURN(StoredDocument doc, ParseStoredDocument(id, *value));
+    out.push_back(std::move(doc));
+  }
+  return out;
+}
+
+StatusOr<DocumentPage> Collection::ListDocuments(const RequestContext& ctx, const DocumentListRequest& req) const {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  DocumentPage page;
+  Status parsed = Status::Ok();
+  std::string last;
+  bool more = false;
+  CTX_RETURN_IF_ERROR(store_->ScanDocumentsAfter(tenant_, id_, req.after, [&](std::string_view id, std::string_view v) {
+    if (page.documents.size() == req.limit) {
+      more = true;  // one past the page: there is a next one
+      return false;
+    }
+    // A filtered scan may read far more than it returns: it answers by its deadline with
+    // what it has and the cursor of the last record read.
+    if (page.scanned > 0 && page.scanned % kScanDeadlineEvery == 0 && ctx.Expired()) {
+      more = true;
+      return false;
+    }
+    ++page.scanned;
+    last = std::string(id);
+    auto doc = ParseStoredDocument(id, v);
+    if (!doc.ok()) {
+      parsed = doc.status();
+      return false;
+    }
+    if (req.filter.empty() || req.filter.Matches(doc->metadata)) page.documents.push_back(std::move(*doc));
+    return true;
+  }));
+  CTX_RETURN_IF_ERROR(parsed);
+  if (more) page.next = last;
+  return page;
 }
 
 StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRequest& req) const {

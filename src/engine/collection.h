@@ -114,6 +114,9 @@ class Collection : public CollectionHandle {
   }
   // The stored document, as GET returns it.
   StatusOr<StoredDocument> GetDocument(const std::string& id) const override;
+  StatusOr<std::vector<StoredDocument>> GetDocuments(const std::vector<std::string>& ids,
+                                                     std::vector<std::string>* missing) const override;
+  StatusOr<DocumentPage> ListDocuments(const RequestContext& ctx, const DocumentListRequest& request) const override;
   Status DeleteDocument(const RequestContext& ctx, const std::string& id) override;
   Status DeleteDocument(const std::string& id) { return DeleteDocument(RequestContext::Background(), id); }
   // Applies a committed upsert or delete of this collection (the Engine routes them here).

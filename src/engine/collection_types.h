@@ -98,4 +98,16 @@ struct StoredDocument {
   size_t chunks = 0;
 };
 
+// GET .../documents: a page of the documents in id order (an export).
+struct DocumentListRequest {
+  std::string after;  // the last id of the previous page ("": from the start)
+  size_t limit = 100;
+  Filter filter;  // on metadata; empty: every document
+};
+struct DocumentPage {
+  std::vector<StoredDocument> documents;
+  std::string next;    // the cursor for the next page; empty when this page ends the scan
+  size_t scanned = 0;  // records read (more than returned with a filter)
+};
+
 }  // namespace contextd

@@ -51,6 +51,13 @@ class CollectionHandle {
   // Validated documents (server/request_codec.h); embeds, then commits one mutation.
   virtual Status Upsert(const RequestContext& ctx, std::vector<DocumentInput> docs, UpsertResult* result) = 0;
   virtual StatusOr<StoredDocument> GetDocument(const std::string& id) const = 0;
+  // Many at once, in the order asked; the ids not found go to `missing`.
+  virtual StatusOr<std::vector<StoredDocument>> GetDocuments(const std::vector<std::string>& ids,
+                                                             std::vector<std::string>* missing) const = 0;
+  // A page of the stored documents in id order, read from the store (a consistent view of
+  // each document; a write between pages shows on the later ones). The deadline bounds a
+  // filtered scan: past it the page ends early, with a cursor to go on from.
+  virtual StatusOr<DocumentPage> ListDocuments(const RequestContext& ctx, const DocumentListRequest& request) const = 0;
   // NotFound when there is no such document.
   virtual Status DeleteDocument(const RequestContext& ctx, const std::string& id) = 0;
   virtual StatusOr<QueryResult> Query(const RequestContext& ctx, const QueryRequest& request) const = 0;

@@ -224,6 +224,9 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   AddRoute("DELETE", "/v1/collections/{name}", Pool::kWrite, std::bind(&Api::DropCollection, this, _1, _2, _3));
   AddRoute("POST", "/v1/collections/{name}/documents", Pool::kWrite,
            std::bind(&Api::UpsertDocuments, this, _1, _2, _3));
+  AddRoute("GET", "/v1/collections/{name}/documents", Pool::kSearch, std::bind(&Api::ListDocuments, this, _1, _2, _3));
+  AddRoute("POST", "/v1/collections/{name}/documents/get", Pool::kSearch,
+           std::bind(&Api::GetDocuments, this, _1, _2, _3));
   AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch,
            std::bind(&Api::GetDocument, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,
@@ -818,23 +821,6 @@ StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& re
   Reply r;
   r.json["upserted"] = static_cast<int64_t>(result.upserted);
   r.json["chunks"] = static_cast<int64_t>(result.chunks);
-  r.json["usage"] = UsageJson(ctx.usage);
-  return r;
-}
-
-StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
-  Reply r;
-  CTX_ASSIGN_OR_RETURN(StoredDocument doc, c->GetDocument(p[1]));
-  r.json = StoredDocumentJson(std::move(doc));
-  return r;
-}
-
-StatusOr<Api::Reply> Api::DeleteDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
-  CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
-  CTX_RETURN_IF_ERROR(c->DeleteDocument(ctx, p[1]));
-  Reply r;
-  r.json["deleted"] = p[1];
   r.json["usage"] = UsageJson(ctx.usage);
   return r;
 }

@@ -218,6 +218,8 @@ class Api {
   StatusOr<Reply> DropCollection(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> UpsertDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> GetDocument(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> GetDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> ListDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> Query(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> GetShards(const Params& p, const HttpRequest& req, RequestContext& ctx);

@@ -359,6 +359,23 @@ Status Store::ScanDocuments(std::string_view tenant, uint64_t coll,
                     });
 }
 
+Status Store::ScanDocumentsAfter(std::string_view tenant, uint64_t coll, std::string_view after,
+                                 const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  const std::string prefix = CollPrefix(tenant, coll) + "D";
+  const std::string end = PrefixEnd(prefix);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro));
+  // Ids hold no NUL (validated upstream): the key after `after` is `after` + "\0".
+  const std::string start = after.empty() ? prefix : prefix + std::string(after) + std::string(1, '\0');
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    if (!fn(key.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()))) break;
+  }
+  return FromRocks(it->status(), "scan documents");
+}
+
 Status Store::ScanChunks(std::string_view tenant, uint64_t coll,
                          const std::function<void(std::string_view, uint32_t, std::string_view)>& fn) const {
   // rest = doc_id \0 ordinal:be32

@@ -97,6 +97,10 @@ class Store {
   // chunk order). The views are valid only during the callback.
   Status ScanDocuments(std::string_view tenant, uint64_t coll,
                        const std::function<void(std::string_view doc_id, std::string_view value)>& fn) const;
+  // Visits document records in id order from the first id after `after` ("" : from the
+  // start) until `fn` returns false.
+  Status ScanDocumentsAfter(std::string_view tenant, uint64_t coll, std::string_view after,
+                            const std::function<bool(std::string_view doc_id, std::string_view value)>& fn) const;
   Status ScanChunks(std::string_view tenant, uint64_t coll,
                     const std::function<void(std::string_view doc_id, uint32_t n, std::string_view value)>& fn) const;
 

@@ -31,6 +31,15 @@ test("the client's surface: collections, documents, search, context, sessions, c
   assert.ok(total.write_token);
   assert.equal((await client.getCollection(docs)).documents, 4);
   assert.deepEqual((await client.getDocument(docs, "f0")).metadata, { n: 0 });
+  const exported = [];
+  for await (const d of client.export(docs, { pageSize: 3 })) exported.push(d.id);
+  assert.deepEqual(exported, ["f0", "f1", "f2", "f3"]);
+  const odd = [];
+  for await (const d of client.export(docs, { filter: { n: { $in: [1, 3] } }, pageSize: 1 })) odd.push(d.id);
+  assert.deepEqual(odd, ["f1", "f3"]);
+  const many = await client.getDocuments(docs, ["f2", "zz"]);
+  assert.deepEqual(many.documents.map((d) => d.id), ["f2"]);
+  assert.deepEqual(many.missing, ["zz"]);
   const { results } = await client.query(docs, "mitochondria ATP", { k: 2, mode: "keyword" });
   assert.equal(results[0].id, "f0");
   const ctx = await client.context(docs, "What do ribosomes do?", { max_tokens: 100 });

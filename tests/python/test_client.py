@@ -50,6 +50,12 @@ def test_documents_in_batches_then_search_and_context(client):
     assert events[0][0] == "wave"
     assert events[-1][0] == "done"
     assert any(p["id"] == "mito" for e, d in events if e == "wave" for p in d["pieces"])
+    exported = list(client.export("docs", page_size=3))
+    assert [d["id"] for d in exported] == sorted(d["id"] for d in docs)
+    assert [d["id"] for d in client.export("docs", filter={"topic": "biology"}, page_size=2)] == ["mito"]
+    many = client.get_documents("docs", ["mito", "absent", "d3"])
+    assert [d["id"] for d in many["documents"]] == ["mito", "d3"]
+    assert many["missing"] == ["absent"]
     client.delete_document("docs", "d0")
     with pytest.raises(NotFound) as e:
         client.get_document("docs", "d0")

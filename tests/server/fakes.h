@@ -67,6 +67,35 @@ class FakeCollection : public CollectionHandle {
     if (it == docs_.end()) return NotFound("document '" + id + "' not found", "not_found");
     return it->second;
   }
+  StatusOr<std::vector<StoredDocument>> GetDocuments(const std::vector<std::string>& ids,
+                                                     std::vector<std::string>* missing) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<StoredDocument> out;
+    for (const auto& id : ids) {
+      auto it = docs_.find(id);
+      if (it == docs_.end()) {
+        missing->push_back(id);
+      } else {
+        out.push_back(it->second);
+      }
+    }
+    return out;
+  }
+  // The map is in id order, as the store is.
+  StatusOr<DocumentPage> ListDocuments(const RequestContext& ctx, const DocumentListRequest& request) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    seen.Note(ctx);
+    DocumentPage page;
+    for (auto it = docs_.upper_bound(request.after); it != docs_.end(); ++it) {
+      if (page.documents.size() == request.limit) {
+        page.next = page.documents.back().id;
+        break;
+      }
+      ++page.scanned;
+      if (request.filter.empty() || request.filter.Matches(it->second.metadata)) page.documents.push_back(it->second);
+    }
+    return page;
+  }
   Status DeleteDocument(const RequestContext& ctx, const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
     seen.Note(ctx);
@@ -230,7 +259,7 @@ class FakeLlmCache : public LlmCacheService {
     contextd::CacheLookup out;
     for (const auto& [id, e] : it->second.entries) {
       if (e.prompt != request.prompt || e.scope.Dump() != request.scope.Dump()) continue;
-      out = {true, id, e.response, 1.0f, true};
+      out = {true, id, e.response, 1.0f, true, {}, {}};
     }
     return out;
   }

@@ -95,6 +95,23 @@ export class Client {
   getDocument(collection, id) {
     return this.request("GET", `/v1/collections/${seg(collection)}/documents/${seg(id)}`);
   }
+  // Many documents at once: {documents, missing}.
+  getDocuments(collection, ids) {
+    return this.request("POST", `/v1/collections/${seg(collection)}/documents/get`, { ids });
+  }
+  // Every document (whose metadata matches `filter`), in id order, a page at a time.
+  async *export(collection, { filter, pageSize = 500 } = {}) {
+    let after = null;
+    for (;;) {
+      const params = new URLSearchParams({ limit: String(pageSize) });
+      if (filter !== undefined) params.set("filter", JSON.stringify(filter));
+      if (after !== null) params.set("after", after);
+      const page = await this.request("GET", `/v1/collections/${seg(collection)}/documents?${params}`);
+      yield* page.documents;
+      if (page.next === null || page.next === undefined) return;
+      after = page.next;
+    }
+  }
   deleteDocument(collection, id) {
     return this.request("DELETE", `/v1/collections/${seg(collection)}/documents/${seg(id)}`);
   }

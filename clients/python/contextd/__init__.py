@@ -131,6 +131,27 @@ class Client:
     def get_document(self, collection: str, id: str) -> dict:
         return self.request("GET", f"/v1/collections/{self._q(collection)}/documents/{self._q(id)}")
 
+    def get_documents(self, collection: str, ids: list[str]) -> dict:
+        """Many documents at once: {"documents": [...], "missing": [ids not found]}."""
+        return self.request("POST", f"/v1/collections/{self._q(collection)}/documents/get", {"ids": ids})
+
+    def export(self, collection: str, *, filter: dict | None = None, page_size: int = 500) -> Iterator[dict]:
+        """Every document of the collection (whose metadata matches `filter`), in id order,
+        fetched a page at a time."""
+        after = None
+        while True:
+            params = {"limit": str(page_size)}
+            if filter is not None:
+                params["filter"] = json.dumps(filter)
+            if after is not None:
+                params["after"] = after
+            page = self.request("GET", f"/v1/collections/{self._q(collection)}/documents?"
+                                + urllib.parse.urlencode(params))
+            yield from page["documents"]
+            after = page.get("next")
+            if after is None:
+                return
+
     def delete_document(self, collection: str, id: str) -> dict:
         return self.request("DELETE", f"/v1/collections/{self._q(collection)}/documents/{self._q(id)}")
 
