@@ -123,6 +123,22 @@ struct QueryOptions {
 };
 int RunQuery(const QueryOptions& options);
 
+// contextd backup: a snapshot of every collection, downloaded into `out` with a
+// manifest.json; contextd restore: each one restored from `dir` (collections that exist
+// are reported and left alone).
+struct BackupOptions {
+  std::string url = "http://127.0.0.1:8080";
+  std::string out;
+  std::string api_key;
+};
+int RunBackup(const BackupOptions& options);
+struct RestoreOptions {
+  std::string url = "http://127.0.0.1:8080";
+  std::string dir;
+  std::string api_key;
+};
+int RunRestore(const RestoreOptions& options);
+
 struct EmbedCliOptions {
   std::string model;  // a model directory
   std::string quantize = "none";

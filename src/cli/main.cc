@@ -90,6 +90,17 @@ int main(int argc, char** argv) {
   q->add_option("--filter", query.filter, "Metadata filter as JSON");
   q->add_option("text", query.text, "Query text")->required();
 
+  BackupOptions backup;
+  auto* bk = app.add_subcommand("backup", "Snapshot every collection of a server into a directory");
+  bk->add_option("--url", backup.url, "Server URL");
+  bk->add_option("--out", backup.out, "Directory for the snapshot files and manifest.json")->required();
+  bk->add_option("--api-key", backup.api_key, "API key (default: CONTEXTD_API_KEY)");
+  RestoreOptions restore;
+  auto* rs = app.add_subcommand("restore", "Restore every collection of a backup directory into a server");
+  rs->add_option("--url", restore.url, "Server URL");
+  rs->add_option("--dir", restore.dir, "A directory written by contextd backup")->required();
+  rs->add_option("--api-key", restore.api_key, "API key (default: CONTEXTD_API_KEY)");
+
   EmbedCliOptions embed;
   auto* e = app.add_subcommand("embed", "Embed texts with a native model directory, one JSON line per text");
   e->add_option("--model", embed.model, "Hugging Face model directory")->required();
@@ -190,6 +201,8 @@ int main(int argc, char** argv) {
   if (in->parsed()) return RunIngest(ingest);
   if (lt->parsed()) return RunLoadTestCommand(loadtest);
   if (q->parsed()) return RunQuery(query);
+  if (bk->parsed()) return RunBackup(backup);
+  if (rs->parsed()) return RunRestore(restore);
   if (e->parsed()) return RunEmbed(embed);
   if (mp->parsed()) return RunModelPull(pull);
   if (ev->parsed()) return RunEval(eval);

@@ -7,21 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include "common/hash.h"
+#include "engine/chunk_record.h"
 
 namespace contextd {
 namespace {
-
-// Chunk records: see EncodeChunk in collection_writes.cc.
-bool DecodeChunk(std::string_view value, int dim, uint32_t* slot, std::string_view* text, const char** vec) {
-  if (value.size() < 8) return false;
-  uint32_t len;
-  std::memcpy(slot, value.data(), 4);
-  std::memcpy(&len, value.data() + 4, 4);
-  if (value.size() != 8 + static_cast<size_t>(len) + sizeof(float) * dim) return false;
-  *text = value.substr(8, len);
-  *vec = value.data() + 8 + len;
-  return true;
-}
 
 double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
 

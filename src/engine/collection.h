@@ -44,6 +44,7 @@
 #include "engine/services.h"
 #include "engine/shard_set.h"
 #include "engine/shard_snapshot.h"
+#include "engine/snapshot_file.h"
 #include "engine/update_log.h"
 #include "store/store.h"
 #include "text/analyzer.h"
@@ -119,6 +120,13 @@ class Collection : public CollectionHandle {
   StatusOr<DocumentPage> ListDocuments(const RequestContext& ctx, const DocumentListRequest& request) const override;
   Status DeleteDocument(const RequestContext& ctx, const std::string& id) override;
   Status DeleteDocument(const std::string& id) { return DeleteDocument(RequestContext::Background(), id); }
+  // Backups (engine/snapshot_file.h). Writes every document with its chunks, as of one
+  // moment, to `out` and counts them into `header`; reads and writes go on meanwhile.
+  Status WriteSnapshot(const RequestContext& ctx, SnapshotFileWriter* out, SnapshotHeader* header) const;
+  // Commits documents read from a snapshot as one upsert: their chunks' texts and vectors
+  // as stored, nothing re-embedded. invalid_snapshot when a record does not fit this
+  // collection (another dimension, say).
+  Status RestoreDocuments(const RequestContext& ctx, const std::vector<SnapshotDocument>& docs, UpsertResult* result);
   // Applies a committed upsert or delete of this collection (the Engine routes them here).
   // A delete of a missing document is NotFound and changes nothing.
   Status Apply(Mutation m, ApplyResult* result);

@@ -7,24 +7,11 @@
 #include <spdlog/spdlog.h>
 
 #include "common/hash.h"
+#include "engine/chunk_record.h"
 #include "engine/collection.h"
 
 namespace contextd {
 namespace {
-
-// Chunk records: u32 slot | u32 text length | text | dim f32 (little-endian, as the host).
-// The slot is stored so a restart numbers chunks as before, which keeps a saved HNSW
-// graph (labelled by slot) valid.
-std::string EncodeChunk(uint32_t slot, std::string_view text, const float* vec, int dim) {
-  std::string out;
-  uint32_t len = static_cast<uint32_t>(text.size());
-  out.resize(8 + text.size() + sizeof(float) * dim);
-  std::memcpy(out.data(), &slot, 4);
-  std::memcpy(out.data() + 4, &len, 4);
-  std::memcpy(out.data() + 8, text.data(), text.size());
-  std::memcpy(out.data() + 8 + text.size(), vec, sizeof(float) * dim);
-  return out;
-}
 
 // Graph insertions between two looks at the clock: well under a millisecond of work.
 constexpr size_t kIndexingCheckEvery = 16;

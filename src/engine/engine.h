@@ -59,7 +59,8 @@ class Engine : public MutationApplier,
                public SessionService,
                public LlmCacheService,
                public GovernanceService,
-               public ReplicaState {
+               public ReplicaState,
+               public SnapshotService {
  public:
   // Takes the parts (engine/engine_parts.h; every one but the tokenizer is required),
   // reads tenants and keys, starts the update log and loads every collection, rebuilding
@@ -147,6 +148,17 @@ class Engine : public MutationApplier,
   // Saves every collection's HNSW graph so the next Open() loads instead of rebuilding.
   // Call at shutdown, after the last write has finished.
   Status SaveGraphs();
+
+  // SnapshotService (engine/snapshots.cc).
+  StatusOr<SnapshotInfo> CreateSnapshot(const std::string& tenant, const std::string& collection,
+                                        const RequestContext& ctx) override;
+  StatusOr<std::vector<SnapshotInfo>> ListSnapshots(const std::string& tenant,
+                                                    const std::string& collection) const override;
+  StatusOr<std::string> ReadSnapshot(const std::string& tenant, const std::string& collection,
+                                     const std::string& name) const override;
+  Status DeleteSnapshot(const std::string& tenant, const std::string& collection, const std::string& name) override;
+  StatusOr<SnapshotInfo> RestoreSnapshot(const std::string& tenant, const std::string& collection,
+                                         std::string_view snapshot, const RequestContext& ctx) override;
   // Shutdown: writes still indexing at `at_ns` (the clock's time) stop and reply (see
   // Collection::AbandonIndexingAt); the graphs they leave incomplete are rebuilt at the
   // next start.
@@ -168,6 +180,8 @@ class Engine : public MutationApplier,
   Status RecordSequence(uint64_t sequence);
   StatusOr<size_t> CommitCacheDelete(const std::string& ns, std::vector<std::string> ids, const RequestContext& ctx);
   std::string GraphPath(uint64_t collection_id) const;
+  // data_dir/snapshots/TENANT/COLLECTION
+  std::string SnapshotDir(const std::string& tenant, const std::string& collection) const;
   // Where int8 graphs keep their memory-mapped fp32 vectors (unnamed files).
   std::string VectorDir() const;
 

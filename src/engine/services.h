@@ -132,4 +132,32 @@ class ReplicaState {
   virtual std::string_view storage_state() const = 0;
 };
 
+// Collection snapshots: taken while reads and writes go on, listed, downloaded, deleted,
+// and restored (into a new collection, through the update log). They live under the data
+// directory, one folder per tenant and collection.
+struct SnapshotInfo {
+  std::string name;
+  std::string collection;
+  uint64_t documents = 0, chunks = 0, size_bytes = 0, sequence = 0;
+  int64_t created_ms = 0;
+};
+class SnapshotService {
+ public:
+  virtual ~SnapshotService() = default;
+  virtual StatusOr<SnapshotInfo> CreateSnapshot(const std::string& tenant, const std::string& collection,
+                                                const RequestContext& ctx) = 0;
+  // Newest first. The collection need not exist any more.
+  virtual StatusOr<std::vector<SnapshotInfo>> ListSnapshots(const std::string& tenant,
+                                                            const std::string& collection) const = 0;
+  // The snapshot file's bytes (NotFound, snapshot_not_found).
+  virtual StatusOr<std::string> ReadSnapshot(const std::string& tenant, const std::string& collection,
+                                             const std::string& name) const = 0;
+  virtual Status DeleteSnapshot(const std::string& tenant, const std::string& collection, const std::string& name) = 0;
+  // Creates `collection` (AlreadyExists when it exists) with the snapshot's settings and
+  // writes its documents. A snapshot that fails its checks changes nothing; a restore
+  // that fails part way drops what it created.
+  virtual StatusOr<SnapshotInfo> RestoreSnapshot(const std::string& tenant, const std::string& collection,
+                                                 std::string_view snapshot, const RequestContext& ctx) = 0;
+};
+
 }  // namespace contextd

@@ -132,6 +132,7 @@ ApiBackends ApiBackends::Of(Engine* engine, const EmbedderCatalog* embedders, co
   b.embedders = embedders;
   b.governance = engine;
   b.replica = engine;
+  b.snapshots = engine;
   b.tokenizer = tokenizer;
   return b;
 }
@@ -227,6 +228,14 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   AddRoute("GET", "/v1/collections/{name}/documents", Pool::kSearch, std::bind(&Api::ListDocuments, this, _1, _2, _3));
   AddRoute("POST", "/v1/collections/{name}/documents/get", Pool::kSearch,
            std::bind(&Api::GetDocuments, this, _1, _2, _3));
+  AddRoute("POST", "/v1/collections/{name}/snapshots", Pool::kWrite, std::bind(&Api::CreateSnapshot, this, _1, _2, _3));
+  AddRoute("GET", "/v1/collections/{name}/snapshots", Pool::kSearch, std::bind(&Api::ListSnapshots, this, _1, _2, _3));
+  AddRoute("POST", "/v1/collections/{name}/snapshots/restore", Pool::kWrite,
+           std::bind(&Api::RestoreSnapshot, this, _1, _2, _3));
+  AddRoute("GET", "/v1/collections/{name}/snapshots/{snapshot}", Pool::kSearch,
+           std::bind(&Api::DownloadSnapshot, this, _1, _2, _3));
+  AddRoute("DELETE", "/v1/collections/{name}/snapshots/{snapshot}", Pool::kWrite,
+           std::bind(&Api::DeleteSnapshot, this, _1, _2, _3));
   AddRoute("GET", "/v1/collections/{name}/documents/{id}", Pool::kSearch,
            std::bind(&Api::GetDocument, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/collections/{name}/documents/{id}", Pool::kWrite,

@@ -124,6 +124,8 @@ struct ApiBackends {
   const EmbedderCatalog* embedders = nullptr;
   GovernanceService* governance = nullptr;
   const ReplicaState* replica = nullptr;
+  // Null: the snapshot routes answer 501 (a backend without files of its own).
+  SnapshotService* snapshots = nullptr;
   const TiktokenEncoder* tokenizer = nullptr;
   // The engine's services, with the catalog and the tokenizer the composition root made
   // (engine/engine_parts.h) beside it.
@@ -220,6 +222,12 @@ class Api {
   StatusOr<Reply> GetDocument(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> GetDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> ListDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> CreateSnapshot(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> ListSnapshots(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> DownloadSnapshot(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> DeleteSnapshot(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> RestoreSnapshot(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<SnapshotService*> Snapshots() const;
   StatusOr<Reply> DeleteDocument(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> Query(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> GetShards(const Params& p, const HttpRequest& req, RequestContext& ctx);

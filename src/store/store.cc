@@ -376,6 +376,48 @@ Status Store::ScanDocumentsAfter(std::string_view tenant, uint64_t coll, std::st
   return FromRocks(it->status(), "scan documents");
 }
 
+Status Store::ScanCollectionAtOneMoment(
+    std::string_view tenant, uint64_t coll,
+    const std::function<Status(std::string_view, std::string_view, const std::vector<ChunkRecord>&)>& fn) const {
+  rocksdb::DB* db = rep_->db.get();
+  const rocksdb::Snapshot* moment = db->GetSnapshot();
+  const std::string docs = CollPrefix(tenant, coll) + "D", chunks = CollPrefix(tenant, coll) + "C";
+  const std::string docs_end = PrefixEnd(docs), chunks_end = PrefixEnd(chunks);
+  rocksdb::Slice docs_upper(docs_end), chunks_upper(chunks_end);
+  rocksdb::ReadOptions dro, cro;
+  dro.snapshot = cro.snapshot = moment;
+  dro.iterate_upper_bound = &docs_upper;
+  cro.iterate_upper_bound = &chunks_upper;
+  Status result = Status::Ok();
+  {
+    std::unique_ptr<rocksdb::Iterator> d(db->NewIterator(dro)), c(db->NewIterator(cro));
+    // Chunk keys are doc_id \0 ordinal:be32, so both lists run in the same document order.
+    c->Seek(chunks);
+    std::vector<ChunkRecord> held;
+    for (d->Seek(docs); d->Valid() && result.ok(); d->Next()) {
+      const std::string_view id(d->key().data() + docs.size(), d->key().size() - docs.size());
+      held.clear();
+      for (; c->Valid(); c->Next()) {
+        std::string_view rest(c->key().data() + chunks.size(), c->key().size() - chunks.size());
+        if (rest.size() < 5) {
+          result = Internal("storage: corrupt key during a snapshot scan", "storage_error");
+          break;
+        }
+        const std::string_view owner = rest.substr(0, rest.size() - 5);
+        if (owner < id) continue;  // a chunk without its document: not part of any
+        if (owner != id) break;
+        held.push_back({static_cast<uint32_t>(ReadBE(rest, rest.size() - 4, 4)),
+                        std::string(c->value().data(), c->value().size())});
+      }
+      if (result.ok()) result = fn(id, std::string_view(d->value().data(), d->value().size()), held);
+    }
+    if (result.ok()) result = FromRocks(d->status(), "snapshot scan");
+    if (result.ok()) result = FromRocks(c->status(), "snapshot scan");
+  }
+  db->ReleaseSnapshot(moment);
+  return result;
+}
+
 Status Store::ScanChunks(std::string_view tenant, uint64_t coll,
                          const std::function<void(std::string_view, uint32_t, std::string_view)>& fn) const {
   // rest = doc_id \0 ordinal:be32

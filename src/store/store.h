@@ -101,6 +101,16 @@ class Store {
   // start) until `fn` returns false.
   Status ScanDocumentsAfter(std::string_view tenant, uint64_t coll, std::string_view after,
                             const std::function<bool(std::string_view doc_id, std::string_view value)>& fn) const;
+  // Every document with its chunk records, in id order, as of one moment (a RocksDB
+  // snapshot: writes going on meanwhile are either wholly in or wholly out). Stops at the
+  // first error `fn` returns.
+  struct ChunkRecord {
+    uint32_t ordinal;
+    std::string value;  // a copy: an iterator's view lasts only until it moves on
+  };
+  Status ScanCollectionAtOneMoment(std::string_view tenant, uint64_t coll,
+                                   const std::function<Status(std::string_view doc_id, std::string_view document,
+                                                              const std::vector<ChunkRecord>& chunks)>& fn) const;
   Status ScanChunks(std::string_view tenant, uint64_t coll,
                     const std::function<void(std::string_view doc_id, uint32_t n, std::string_view value)>& fn) const;
 

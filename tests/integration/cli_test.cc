@@ -123,6 +123,52 @@ namespace {
 // relevant document ranks first (nDCG 1, MRR 1); q2's relevant document ("stars") does not
 // contain the query's words, so keyword search cannot find it (0); q3 has no judgements and
 // is not scored.
+// contextd backup writes every collection of one server to a directory; contextd restore
+// brings them into another, documents and settings whole.
+TEST(CliTest, BackupAndRestoreAWholeServer) {
+  TempDir dir;
+  ServerProcess a(dir.path() + "/a");
+  a.Start();
+  auto c = a.Client();
+  ASSERT_EQ(Call(*c, "PUT", "/v1/collections/one", R"({"embedder":"glove"})").first, 201);
+  ASSERT_EQ(
+      Call(*c, "PUT", "/v1/collections/two", R"({"embedder":"glove","chunking":{"max_tokens":10,"overlap":2}})").first,
+      201);
+  ASSERT_EQ(Call(*c, "POST", "/v1/collections/one/documents",
+                 R"({"documents":[{"id":"x","text":"tea leaves steep in hot water"},{"id":"y","text":"rivers flow"}]})")
+                .first,
+            200);
+  ASSERT_EQ(Call(*c, "POST", "/v1/collections/two/documents",
+                 R"({"documents":[{"id":"z","text":"volcanoes erupt molten rock and ash","metadata":{"k":1}}]})")
+                .first,
+            200);
+  int code = 0;
+  const std::string out =
+      RunCommand(std::string(CONTEXTD_BINARY) + " backup --url http://127.0.0.1:" + std::to_string(a.port()) +
+                     " --out " + dir.path() + "/backup 2>&1",
+                 &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(Call(*c, "GET", "/v1/collections/one/snapshots").second.Find("snapshots")->as_array().size(), 0u)
+      << "the server's copies are removed once downloaded";
+
+  ServerProcess b(dir.path() + "/b");
+  b.Start();
+  auto t = b.Client();
+  const std::string restore = std::string(CONTEXTD_BINARY) +
+                              " restore --url http://127.0.0.1:" + std::to_string(b.port()) + " --dir " + dir.path() +
+                              "/backup 2>&1";
+  const std::string restored = RunCommand(restore, &code);
+  ASSERT_EQ(code, 0) << restored;
+  EXPECT_EQ(Call(*t, "GET", "/v1/collections/one").second.Find("documents")->as_int(), 2);
+  auto two = Call(*t, "GET", "/v1/collections/two").second;
+  EXPECT_EQ(two.Find("chunking")->Find("max_tokens")->as_int(), 10);
+  EXPECT_EQ(Call(*t, "GET", "/v1/collections/two/documents/z").second.Find("metadata")->Find("k")->as_int(), 1);
+  // Again: the collections exist now; each is reported and the exit code says so.
+  const std::string again = RunCommand(restore, &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(again.find("already exists"), std::string::npos) << again;
+}
+
 TEST(CliTest, EvalReportsBeirMetrics) {
   TempDir dir;
   ServerProcess server(dir.path() + "/data");
