@@ -5,8 +5,9 @@
 # document that is deleted again). `contextd loadtest`'s soak profile samples the server's
 # resident memory every 5 s. Prints the status mix and latency, then RSS at the
 # end of warm-up (the first 20% of the run), its min and max afterwards, and, per minute
-# after warm-up, its floor and median: flat when each stays within 10% of its first
-# minute's (peaks ride on the large bodies in flight, which max_body_bytes_in_flight bounds).
+# after warm-up, its floor and median: flat when the second half's mean of each is within
+# 10% of the first half's (peaks ride on the large bodies in flight, which
+# max_body_bytes_in_flight bounds).
 # Usage: bench/soak.sh [MINUTES, default 30] [RATE requests/s, default 40]
 set -euo pipefail
 source "$(dirname "$0")/serve_lib.sh"
@@ -70,13 +71,19 @@ for p in after:
     minutes.setdefault(int(p["t_s"] // 60), []).append(p["rss_bytes"] / 2**20)
 floors = [min(v) for _, v in sorted(minutes.items())]
 medians = [sorted(v)[len(v) // 2] for _, v in sorted(minutes.items())]
-flat = lambda xs: max(xs) <= 1.1 * xs[0] and min(xs) >= 0.9 * xs[0]
+# Flat: no trend. The second half's mean within 10% of the first half's (a minute's value
+# swings with which large bodies happened to be in flight; growth would show as a trend).
+def flat(xs):
+    half = len(xs) // 2
+    a, b = sum(xs[:half]) / half, sum(xs[half:]) / (len(xs) - half)
+    return abs(b - a) <= 0.1 * a, round(100 * (b - a) / a, 1)
 print(json.dumps({"samples": len(mem), "rss_after_warmup_mb": round(level, 1),
                   "min_mb": round(min(p["rss_bytes"] for p in after) / 2**20, 1),
                   "max_mb": round(max(p["rss_bytes"] for p in after) / 2**20, 1),
                   "last_mb": round(after[-1]["rss_bytes"] / 2**20, 1),
                   "floor_per_minute_mb": [round(x) for x in floors],
                   "median_per_minute_mb": [round(x) for x in medians],
-                  "floor_flat_within_10pct": flat(floors), "median_flat_within_10pct": flat(medians),
+                  "floor_flat_within_10pct": flat(floors)[0], "floor_second_half_vs_first_pct": flat(floors)[1],
+                  "median_flat_within_10pct": flat(medians)[0], "median_second_half_vs_first_pct": flat(medians)[1],
                   "every_sample_within_10pct": all(0.9 * level <= p["rss_bytes"] / 2**20 <= 1.1 * level for p in after)}))
 PY
