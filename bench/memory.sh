@@ -11,7 +11,12 @@ start_contextd "${@:2}"
 pid=${bench_pids[-1]}
 status() { awk -v k="$1" '$1 == k":" {print int($2 / 1024)}' "/proc/$pid/status"; }
 store_mb() { curl -s "$url/metrics" | awk '$1 == "contextd_store_memory_bytes" {print int($2 / 1048576)}'; }
-report() { echo "$1: rss $(status VmRSS) MB, peak $(status VmHWM) MB, rocksdb memtables $(store_mb) MB"; }
+# RssFile: mapped files (the GloVe model's pages, touched by the texts embedded); RssAnon:
+# the heap and stacks, what large requests could leave behind.
+report() {
+  echo "$1: rss $(status VmRSS) MB (anon $(status RssAnon), files $(status RssFile)), peak $(status VmHWM) MB," \
+    "rocksdb memtables $(store_mb) MB"
+}
 python3 - "$work" <<'PY'
 import json, random, sys
 random.seed(1)

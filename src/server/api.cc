@@ -751,11 +751,15 @@ void Api::Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr
         service->store(before == 0 ? took : before + (took - before) / 16, std::memory_order_relaxed);
         if (large) {
           // A large body leaves its parse tree, chunks and terms behind as free but fragmented
-          // arena memory; hand it back once the request is gone (one trim at a time).
+          // arena memory; hand it back once the request is gone. One trim at a time, and
+          // one owed by a request that finished during a trim runs after it: the last of a
+          // burst of large requests is trimmed after too.
           req = HttpRequest();
-          if (!trimming_.exchange(true)) {
-            ReleaseFreeMemory();
+          trim_owed_ = true;
+          while (!trimming_.exchange(true)) {
+            while (trim_owed_.exchange(false)) ReleaseFreeMemory();
             trimming_ = false;
+            if (!trim_owed_.load()) break;
           }
         }
       },
