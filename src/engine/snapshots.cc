@@ -83,6 +83,10 @@ StatusOr<std::vector<SnapshotInfo>> Engine::ListSnapshots(const std::string& ten
   CTX_RETURN_IF_ERROR(ValidateCollectionName(collection));
   std::vector<SnapshotInfo> out;
   std::error_code ec;
+  // A dropped collection's snapshots are still listed; a name never seen is not found.
+  if (!GetCollection(tenant, collection).ok() && !fs::exists(SnapshotDir(tenant, collection), ec)) {
+    return NotFound("collection '" + collection + "' not found", "collection_not_found");
+  }
   for (const auto& entry : fs::directory_iterator(SnapshotDir(tenant, collection), ec)) {
     if (entry.path().extension() != ".json") continue;
     const std::string name = entry.path().stem().string();

@@ -371,9 +371,9 @@ void Api::AddRoute(const std::string& method, const std::string& pattern, Pool p
   // (searches, context, embeddings, cache lookups); admin paths are admin's.
   const std::vector<std::string>& seg = r->pattern;
   const std::string& last = seg.empty() ? pattern : seg.back();
-  const bool reads = method == "GET" || last == "query" || last == "lookup" || pattern == "/v1/context" ||
-                     pattern == "/v1/embeddings" || pattern == "/embed" || pattern == "/tokenize" ||
-                     pattern == "/mcp";  // each tool checks its own route's access
+  const bool reads = method == "GET" || last == "query" || last == "lookup" || last == "get" ||
+                     pattern == "/v1/context" || pattern == "/v1/embeddings" || pattern == "/embed" ||
+                     pattern == "/tokenize" || pattern == "/mcp";  // each tool checks its own route's access
   if (pattern == "/healthz" || pattern == "/readyz" || pattern == "/openapi.json" || pattern.starts_with("/docs"))
     r->access = Access::kOpen;
   else if (pattern.rfind("/v1/admin/tenants/{t}/keys", 0) == 0)
