@@ -56,13 +56,22 @@ std::set<std::string> AllIds(HttpClient& c, const std::string& collection) {
   }
 }
 
+// A started server whose collection "src" (made from `spec`) holds documents s0000.. .
+std::unique_ptr<ServerProcess> SourceServer(const std::string& data, int documents,
+                                            const std::string& spec = R"({"embedder":"glove"})") {
+  auto server = std::make_unique<ServerProcess>(data);
+  server->Start();
+  auto c = server->Client();
+  EXPECT_EQ(Call(*c, "PUT", "/v1/collections/src", spec).first, 201);
+  EXPECT_EQ(Call(*c, "POST", "/v1/collections/src/documents", Docs("s", 0, documents).Dump()).first, 200);
+  return server;
+}
+
 TEST(SnapshotTest, TakenUnderWritesRestoresElsewhereWithEverythingAcknowledgedBefore) {
   TempDir dir;
-  ServerProcess source(dir.path() + "/a");
-  source.Start();
+  auto server = SourceServer(dir.path() + "/a", 300);
+  ServerProcess& source = *server;
   auto c = source.Client();
-  ASSERT_EQ(Call(*c, "PUT", "/v1/collections/src", R"({"embedder":"glove"})").first, 201);
-  ASSERT_EQ(Call(*c, "POST", "/v1/collections/src/documents", Docs("s", 0, 300).Dump()).first, 200);
 
   std::mutex mu;
   std::set<std::string> acked;
@@ -124,13 +133,8 @@ TEST(SnapshotTest, TakenUnderWritesRestoresElsewhereWithEverythingAcknowledgedBe
 
 TEST(SnapshotTest, ARestoredCollectionAnswersTheSame) {
   TempDir dir;
-  ServerProcess server(dir.path() + "/a");
-  server.Start();
-  auto c = server.Client();
-  ASSERT_EQ(
-      Call(*c, "PUT", "/v1/collections/src", R"({"embedder":"glove","chunking":{"max_tokens":8,"overlap":2}})").first,
-      201);
-  ASSERT_EQ(Call(*c, "POST", "/v1/collections/src/documents", Docs("s", 0, 200).Dump()).first, 200);
+  auto server = SourceServer(dir.path() + "/a", 200, R"({"embedder":"glove","chunking":{"max_tokens":8,"overlap":2}})");
+  auto c = server->Client();
   auto [status, snap] = Call(*c, "POST", "/v1/collections/src/snapshots");
   ASSERT_EQ(status, 201) << snap.Dump();
   // From the snapshot this server keeps, into another collection here.
@@ -156,11 +160,8 @@ TEST(SnapshotTest, ARestoredCollectionAnswersTheSame) {
 
 TEST(SnapshotTest, BadSnapshotsAndNamesChangeNothing) {
   TempDir dir;
-  ServerProcess server(dir.path() + "/a");
-  server.Start();
-  auto c = server.Client();
-  ASSERT_EQ(Call(*c, "PUT", "/v1/collections/src", R"({"embedder":"glove"})").first, 201);
-  ASSERT_EQ(Call(*c, "POST", "/v1/collections/src/documents", Docs("s", 0, 20).Dump()).first, 200);
+  auto server = SourceServer(dir.path() + "/a", 20);
+  auto c = server->Client();
   auto snap = Call(*c, "POST", "/v1/collections/src/snapshots").second;
   const std::string name = snap.Find("name")->as_string();
   const std::string bytes = c->Get("/v1/collections/src/snapshots/" + name)->body;

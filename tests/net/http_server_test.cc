@@ -64,6 +64,13 @@ class HttpServerTest : public ::testing::Test {
     }
     EXPECT_EQ(server_->body_bytes_in_flight(), 0u);
   }
+  // POST /slow with `body` from a thread, once its handler has started.
+  std::thread SlowPostRunning(const std::string& body, StatusOr<ClientResponse>* reply) {
+    const int port = server_->port();
+    std::thread t([port, &body, reply] { *reply = HttpClient("127.0.0.1", port).Request("POST", "/slow", body); });
+    while (calls_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return t;
+  }
   static int64_t NowNs() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
   std::unique_ptr<HttpServer> server_;
   size_t body_budget_ = 0;
@@ -119,8 +126,7 @@ TEST_F(HttpServerTest, BodiesBeyondTheBudgetWaitForRoom) {
   const int port = server_->port();
   const std::string body(150 * 1024, 'a');
   StatusOr<ClientResponse> first = Unavailable("not sent");
-  std::thread slow([&] { first = HttpClient("127.0.0.1", port).Request("POST", "/slow", body); });
-  while (calls_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread slow = SlowPostRunning(body, &first);
   EXPECT_EQ(server_->body_bytes_in_flight(), body.size());
   auto second = HttpClient("127.0.0.1", port).Request("POST", "/x", body);
   slow.join();
@@ -147,8 +153,7 @@ TEST_F(HttpServerTest, ABodyThatWaitsTooLongIsTurnedAway) {
   const int port = server_->port();
   const std::string body(150 * 1024, 'a');
   StatusOr<ClientResponse> first = Unavailable("not sent");
-  std::thread slow([&] { first = HttpClient("127.0.0.1", port).Request("POST", "/slow", body); });
-  while (calls_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread slow = SlowPostRunning(body, &first);
   auto second = HttpClient("127.0.0.1", port).Request("POST", "/x", body);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->status, 503);
