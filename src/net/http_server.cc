@@ -16,6 +16,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/memory.h"
 #include "common/mutex.h"
 #include "net/http_status.h"
 
@@ -63,6 +64,8 @@ constexpr size_t kFirstReadBytes = 16 * 1024;
 // Smaller bodies are not counted against the body budget: their copies are small, and
 // counting them would put an atomic on every request's path.
 constexpr size_t kCountedBodyBytes = 64 * 1024;
+// Bodies at least this large hand free memory back once the last of them is answered.
+constexpr size_t kTrimAfterBodyBytes = 256 << 10;
 // How often a request waiting for the body budget looks again.
 constexpr int kBodyWaitStepMs = 10;
 
@@ -181,8 +184,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReleaseBody() {
     if (body_reserved_ == 0) return;
-    state_->body_bytes.fetch_sub(body_reserved_);
+    const size_t released = body_reserved_;
     body_reserved_ = 0;
+    if (released < kTrimAfterBodyBytes) {
+      state_->body_bytes.fetch_sub(released);
+      return;
+    }
+    // The read buffer grew to hold the body; keep-alive would keep it that size.
+    if (buffer_.size() == 0) buffer_ = beast::flat_buffer();
+    // The last large body answered: what the requests freed (their buffers, parse trees,
+    // chunks; the worker's own trim ran before some of it was) goes back to the kernel.
+    if (state_->body_bytes.fetch_sub(released) == released) ReleaseFreeMemory();
   }
 
   void OnRead(beast::error_code ec) {

@@ -107,7 +107,7 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQueryString(cons
 }
 
 // Requests with bodies this large give their free memory back to the kernel when done.
-constexpr size_t kReleaseMemoryAfterBytes = 1 << 20;
+constexpr size_t kReleaseMemoryAfterBytes = 256 << 10;
 
 // Replies shorter than this go as they are: compressing them saves less than a packet.
 constexpr size_t kCompressFromBytes = 1024;
