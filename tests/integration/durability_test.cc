@@ -17,6 +17,17 @@
 namespace contextd {
 namespace {
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONTEXTD_TEST_UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(CONTEXTD_TEST_UNDER_ASAN)
+constexpr bool kUnderAsan = true;
+#else
+constexpr bool kUnderAsan = false;
+#endif
+
 std::string DocText(const std::string& id) {
   // A unique keyword per document lets the test find it through the rebuilt index.
   return "Acknowledged document " + id + " carries token zq" + id + " in its text. It has a second sentence too.";
@@ -282,7 +293,12 @@ TEST(DurabilityTest, StaleOrCorruptGraphFilesAreRebuilt) {
 TEST(DurabilityTest, SigtermDuringIndexingAcknowledgesTheStoredWrite) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
-  auto server = std::make_unique<ServerProcess>(data, std::vector<std::string>{"--shutdown-grace-ms", "300"});
+  // The reply, once indexing stops at the cut-off (a quarter of the grace before its end),
+  // must go out before the end: under AddressSanitizer, freeing the write's many small
+  // strings alone takes a few hundred ms, so that build gets a longer grace (and, indexing
+  // ten times slower, a smaller document still being indexed at the cut-off).
+  auto server = std::make_unique<ServerProcess>(
+      data, std::vector<std::string>{"--shutdown-grace-ms", kUnderAsan ? "3000" : "1200"});
   server->Start();
   auto c = server->Client();
   // Small chunks: many graph insertions for little text.
@@ -293,7 +309,7 @@ TEST(DurabilityTest, SigtermDuringIndexingAcknowledgesTheStoredWrite) {
                          "court", "vaccine", "harbor", "theory", "garden", "copper", "signal", "temple"};
   std::mt19937 rng(5);
   std::string text;
-  while (text.size() < 1'500'000) {
+  while (text.size() < (kUnderAsan ? 1'500'000u : 4'000'000u)) {
     for (int i = 0; i < 12; ++i) text += std::string(words[rng() % 16]) + " ";
     text += "and more. ";
   }
