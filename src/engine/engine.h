@@ -156,6 +156,8 @@ class Engine : public MutationApplier,
                                                     const std::string& collection) const override;
   StatusOr<std::string> ReadSnapshot(const std::string& tenant, const std::string& collection,
                                      const std::string& name) const override;
+  StatusOr<std::string> SnapshotFile(const std::string& tenant, const std::string& collection,
+                                     const std::string& name) const override;
   Status DeleteSnapshot(const std::string& tenant, const std::string& collection, const std::string& name) override;
   StatusOr<SnapshotInfo> RestoreSnapshot(const std::string& tenant, const std::string& collection,
                                          std::string_view snapshot, const RequestContext& ctx) override;

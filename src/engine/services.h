@@ -152,6 +152,9 @@ class SnapshotService {
   // The snapshot file's bytes (NotFound, snapshot_not_found).
   virtual StatusOr<std::string> ReadSnapshot(const std::string& tenant, const std::string& collection,
                                              const std::string& name) const = 0;
+  // Where the snapshot file is, to stream it (NotFound, snapshot_not_found).
+  virtual StatusOr<std::string> SnapshotFile(const std::string& tenant, const std::string& collection,
+                                             const std::string& name) const = 0;
   virtual Status DeleteSnapshot(const std::string& tenant, const std::string& collection, const std::string& name) = 0;
   // Creates `collection` (AlreadyExists when it exists) with the snapshot's settings and
   // writes its documents. A snapshot that fails its checks changes nothing; a restore

@@ -105,15 +105,22 @@ StatusOr<std::vector<SnapshotInfo>> Engine::ListSnapshots(const std::string& ten
   return out;
 }
 
-StatusOr<std::string> Engine::ReadSnapshot(const std::string& tenant, const std::string& collection,
+StatusOr<std::string> Engine::SnapshotFile(const std::string& tenant, const std::string& collection,
                                            const std::string& name) const {
   CTX_RETURN_IF_ERROR(ValidateCollectionName(collection));
   CTX_RETURN_IF_ERROR(CheckSnapshotName(name));
-  auto bytes = ReadWhole(SnapshotDir(tenant, collection) + "/" + name + ".snap");
-  if (!bytes.ok()) {
+  std::string path = SnapshotDir(tenant, collection) + "/" + name + ".snap";
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
     return NotFound("collection '" + collection + "' has no snapshot '" + name + "'", "snapshot_not_found");
   }
-  return bytes;
+  return path;
+}
+
+StatusOr<std::string> Engine::ReadSnapshot(const std::string& tenant, const std::string& collection,
+                                           const std::string& name) const {
+  CTX_ASSIGN_OR_RETURN(std::string path, SnapshotFile(tenant, collection, name));
+  return ReadWhole(path);
 }
 
 Status Engine::DeleteSnapshot(const std::string& tenant, const std::string& collection, const std::string& name) {

@@ -4,6 +4,8 @@
 
 #include <strings.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -51,11 +53,21 @@ class HttpBodyChannel {
     {
       MutexLock lock(&mu_);
       if (cancelled_ || closed_) return false;
+      queued_bytes_ += piece.size();
       pieces_.push_back(std::move(piece));
       wake = listener_;
     }
     if (wake) wake();
     return true;
+  }
+  // Blocks the producer until at most `max_bytes` wait to be sent (a client reading slower
+  // than a file is read must not make the server hold the whole file), the client is gone
+  // (false), or `timeout` passes with no room (false).
+  bool WaitForRoom(size_t max_bytes, std::chrono::milliseconds timeout) {
+    MutexLock lock(&mu_);
+    return lock.WaitFor(taken_, timeout, [&]() NO_THREAD_SAFETY_ANALYSIS {
+      return cancelled_ || queued_bytes_ <= max_bytes;
+    }) && !cancelled_;
   }
   void Close() {
     std::function<void()> wake;
@@ -79,6 +91,8 @@ class HttpBodyChannel {
     if (pieces_.empty()) return false;
     *piece = std::move(pieces_.front());
     pieces_.pop_front();
+    queued_bytes_ -= piece->size();
+    taken_.notify_all();
     return true;
   }
   // The connection failed: later writes are refused.
@@ -87,11 +101,15 @@ class HttpBodyChannel {
     cancelled_ = true;
     listener_ = nullptr;
     pieces_.clear();
+    queued_bytes_ = 0;
+    taken_.notify_all();
   }
 
  private:
   Mutex mu_;
   std::deque<std::string> pieces_ GUARDED_BY(mu_);
+  size_t queued_bytes_ GUARDED_BY(mu_) = 0;
+  std::condition_variable taken_;  // a piece was taken, or the client went
   std::function<void()> listener_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
   bool cancelled_ GUARDED_BY(mu_) = false;

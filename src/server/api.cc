@@ -232,7 +232,9 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   AddRoute("GET", "/v1/collections/{name}/snapshots", Pool::kSearch, std::bind(&Api::ListSnapshots, this, _1, _2, _3));
   AddRoute("POST", "/v1/collections/{name}/snapshots/restore", Pool::kWrite,
            std::bind(&Api::RestoreSnapshot, this, _1, _2, _3));
-  AddRoute("GET", "/v1/collections/{name}/snapshots/{snapshot}", Pool::kSearch,
+  // A download streams at the client's pace: on the embed pool, whose many threads wait
+  // (a slow client must not hold one of the few search threads).
+  AddRoute("GET", "/v1/collections/{name}/snapshots/{snapshot}", Pool::kEmbed,
            std::bind(&Api::DownloadSnapshot, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/collections/{name}/snapshots/{snapshot}", Pool::kWrite,
            std::bind(&Api::DeleteSnapshot, this, _1, _2, _3));

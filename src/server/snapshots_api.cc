@@ -1,5 +1,8 @@
 // Collection snapshots over HTTP: /v1/collections/{c}/snapshots (engine/snapshots.cc does
 // the work; engine/snapshot_file.h is the format).
+#include <fstream>
+#include <memory>
+
 #include "server/api.h"
 #include "server/request_codec.h"
 
@@ -45,11 +48,29 @@ StatusOr<Api::Reply> Api::ListSnapshots(const Params& p, const HttpRequest&, Req
   return r;
 }
 
+// Streamed a piece at a time, never more than kQueuedBytes ahead of the client: a
+// snapshot may be far larger than the memory a request should take.
 StatusOr<Api::Reply> Api::DownloadSnapshot(const Params& p, const HttpRequest&, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(SnapshotService * snapshots, Snapshots());
+  CTX_ASSIGN_OR_RETURN(std::string path, snapshots->SnapshotFile(ctx.tenant, p[0], p[1]));
+  auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
+  if (!*file) return NotFound("snapshot '" + p[1] + "' could not be opened", "snapshot_not_found");
   Reply r;
-  CTX_ASSIGN_OR_RETURN(r.raw, snapshots->ReadSnapshot(ctx.tenant, p[0], p[1]));
   r.content_type = "application/octet-stream";
+  r.channel = std::make_shared<HttpBodyChannel>();
+  r.produce = [file, channel = r.channel] {
+    constexpr size_t kPieceBytes = 1 << 20, kQueuedBytes = 4 << 20;
+    // A client that reads nothing for this long is given up on.
+    constexpr std::chrono::seconds kStalled(60);
+    std::string piece(kPieceBytes, '\0');
+    while (*file) {
+      file->read(piece.data(), static_cast<std::streamsize>(piece.size()));
+      const auto n = static_cast<size_t>(file->gcount());
+      if (n == 0) break;
+      if (!channel->WaitForRoom(kQueuedBytes, kStalled) || !channel->Write(piece.substr(0, n))) return;
+    }
+    channel->Close();
+  };
   return r;
 }
 

@@ -461,6 +461,35 @@ TEST_F(HttpServerTest, ClientRefusesAHeaderTooLongToSendInsteadOfThrowing) {
   EXPECT_EQ(client.Request("GET", "/x")->status, 200) << "the client still works";
 }
 
+// A producer writing faster than its client reads is held back: at most max_bytes wait
+// to be sent; a client that goes away frees it at once.
+TEST(HttpBodyChannelTest, WaitForRoomBoundsWhatIsQueued) {
+  HttpBodyChannel channel;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(channel.Write(std::string(1000, 'x')));
+  EXPECT_FALSE(channel.WaitForRoom(1500, std::chrono::milliseconds(30))) << "3000 bytes queued";
+  std::thread reader([&] {
+    std::string piece;
+    bool closed = false;
+    for (int taken = 0; taken < 2;) {
+      if (channel.Take(&piece, &closed)) {
+        ++taken;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  });
+  EXPECT_TRUE(channel.WaitForRoom(1500, std::chrono::seconds(10)));
+  reader.join();
+  ASSERT_TRUE(channel.Write(std::string(5000, 'y')));
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    channel.Cancel();
+  });
+  EXPECT_FALSE(channel.WaitForRoom(1500, std::chrono::seconds(10))) << "the client went away";
+  canceller.join();
+  EXPECT_FALSE(channel.Write("late"));
+}
+
 TEST(HttpClientTest, UrlHelpers) {
   std::string host;
   int port;
