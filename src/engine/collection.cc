@@ -85,6 +85,15 @@ namespace {
 // The record as collection_writes.cc stores it.
 StatusOr<StoredDocument> ParseStoredDocument(std::string_view id, std::string_view value) {
   CTX_ASSIGN_OR_RETURN(Json record, ParseJson(value));
+  return Collection::DocumentFromRecord(id, record);
+}
+
+// Records read between looks at the deadline during a filtered scan.
+constexpr size_t kScanDeadlineEvery = 256;
+
+}  // namespace
+
+StoredDocument Collection::DocumentFromRecord(std::string_view id, const Json& record) {
   StoredDocument doc;
   doc.id = std::string(id);
   if (const Json* t = record.Find("title"); t != nullptr && t->is_string()) doc.title = t->as_string();
@@ -97,11 +106,6 @@ StatusOr<StoredDocument> ParseStoredDocument(std::string_view id, std::string_vi
   if (const Json* n = record.Find("chunks"); n != nullptr && n->is_int()) doc.chunks = static_cast<size_t>(n->as_int());
   return doc;
 }
-
-// Records read between looks at the deadline during a filtered scan.
-constexpr size_t kScanDeadlineEvery = 256;
-
-}  // namespace
 
 StatusOr<StoredDocument> Collection::GetDocument(const std::string& id) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");

@@ -120,6 +120,8 @@ class Collection : public CollectionHandle {
   StatusOr<DocumentPage> ListDocuments(const RequestContext& ctx, const DocumentListRequest& request) const override;
   Status DeleteDocument(const RequestContext& ctx, const std::string& id) override;
   Status DeleteDocument(const std::string& id) { return DeleteDocument(RequestContext::Background(), id); }
+  // A document's stored record (JSON, as the apply path writes it) read back.
+  static StoredDocument DocumentFromRecord(std::string_view id, const Json& record);
   // Backups (engine/snapshot_file.h). Writes every document with its chunks, as of one
   // moment, to `out` and counts them into `header`; reads and writes go on meanwhile.
   Status WriteSnapshot(const RequestContext& ctx, SnapshotFileWriter* out, SnapshotHeader* header) const;

@@ -50,15 +50,13 @@ Status Collection::RestoreDocuments(const RequestContext& ctx, const std::vector
   for (const SnapshotDocument& in : docs) {
     auto record = ParseJson(in.record);
     if (!record.ok() || !record->is_object()) return NotInSnapshot("document '" + std::string(in.id) + "' is not JSON");
+    StoredDocument stored = DocumentFromRecord(in.id, *record);
     MutationDocument d;
-    d.id = std::string(in.id);
-    if (const Json* t = record->Find("title"); t != nullptr && t->is_string()) d.title = t->as_string();
-    if (const Json* t = record->Find("text"); t != nullptr && t->is_string()) d.text = t->as_string();
-    if (const Json* md = record->Find("metadata"); md != nullptr && md->is_object()) d.metadata = *md;
-    if (const Json* refs = record->Find("refs"); refs != nullptr && refs->is_array()) {
-      for (const Json& r : refs->as_array())
-        if (r.is_string()) d.refs.push_back(r.as_string());
-    }
+    d.id = std::move(stored.id);
+    d.title = std::move(stored.title);
+    d.text = std::move(stored.text);
+    d.metadata = std::move(stored.metadata);
+    d.refs = std::move(stored.refs);
     if (in.chunks.empty()) return NotInSnapshot("document '" + d.id + "' has no chunks");
     for (size_t i = 0; i < in.chunks.size(); ++i) {
       uint32_t slot = 0;

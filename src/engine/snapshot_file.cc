@@ -149,9 +149,13 @@ StatusOr<uint64_t> SnapshotFileWriter::Finish(const SnapshotHeader& header) {
   return size_;
 }
 
-StatusOr<SnapshotHeader> ReadSnapshot(std::string_view in, const std::function<Status(const SnapshotDocument&)>& fn) {
+// Of any format version: the magic less its last character, the version.
+bool IsSnapshot(std::string_view bytes) {
+  return bytes.substr(0, kMagic.size() - 1) == kMagic.substr(0, kMagic.size() - 1);
+}
+
+StatusOr<SnapshotHeader> VerifySnapshot(std::string_view in) {
   if (in.substr(0, kMagic.size()) != kMagic) return Invalid("it does not start with " + std::string(kMagic));
-  // First pass: framing, checksum and header, before anything is handed on.
   uint64_t hash = Hash64(kMagic, 0);
   size_t pos = kMagic.size();
   std::optional<SnapshotHeader> header;
@@ -194,8 +198,12 @@ StatusOr<SnapshotHeader> ReadSnapshot(std::string_view in, const std::function<S
     hash = Hash64(in.substr(start, pos - start), hash);
   }
   if (!header) return Invalid("it has no header");
-  // Second pass: documents with their chunks.
-  pos = kMagic.size();
+  return *header;
+}
+
+Status ForEachSnapshotDocument(std::string_view in, const std::function<Status(const SnapshotDocument&)>& fn) {
+  size_t pos = kMagic.size();
+  std::string why;
   SnapshotDocument doc;
   bool have = false;
   for (;;) {
@@ -215,7 +223,7 @@ StatusOr<SnapshotHeader> ReadSnapshot(std::string_view in, const std::function<S
     doc.chunks.clear();
     have = true;
   }
-  return *header;
+  return Status::Ok();
 }
 
 }  // namespace contextd

@@ -70,9 +70,14 @@ struct SnapshotDocument {
   std::vector<std::pair<uint32_t, std::string_view>> chunks;  // ordinal, record
 };
 
+// The bytes begin as a snapshot of any format version does: an upload meant as one.
+bool IsSnapshot(std::string_view bytes);
 // Checks the whole snapshot (magic, framing, checksum, header; every chunk follows a
 // document) and returns its header; InvalidArgument (invalid_snapshot) saying what is
-// wrong. Then calls `fn` for each document in order, stopping at its first error.
-StatusOr<SnapshotHeader> ReadSnapshot(std::string_view bytes, const std::function<Status(const SnapshotDocument&)>& fn);
+// wrong.
+StatusOr<SnapshotHeader> VerifySnapshot(std::string_view bytes);
+// Calls `fn` for each document in order, stopping at its first error.
+// REQUIRES: VerifySnapshot(bytes) succeeded.
+Status ForEachSnapshotDocument(std::string_view bytes, const std::function<Status(const SnapshotDocument&)>& fn);
 
 }  // namespace contextd

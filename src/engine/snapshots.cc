@@ -139,8 +139,7 @@ StatusOr<SnapshotInfo> Engine::RestoreSnapshot(const std::string& tenant, const 
                                                std::string_view snapshot, const RequestContext& ctx) {
   CTX_RETURN_IF_ERROR(ValidateCollectionName(collection));
   // Checked whole before anything is created.
-  CTX_ASSIGN_OR_RETURN(SnapshotHeader header,
-                       contextd::ReadSnapshot(snapshot, [](const SnapshotDocument&) { return Status::Ok(); }));
+  CTX_ASSIGN_OR_RETURN(SnapshotHeader header, VerifySnapshot(snapshot));
   auto config = CollectionConfig::FromStored(header.config);
   if (!config.ok()) {
     return InvalidArgument("not a valid snapshot: its settings: " + config.status().message(), "invalid_snapshot");
@@ -156,14 +155,14 @@ StatusOr<SnapshotInfo> Engine::RestoreSnapshot(const std::string& tenant, const 
     batch_bytes = 0;
     return st;
   };
-  auto restored = contextd::ReadSnapshot(snapshot, [&](const SnapshotDocument& d) -> Status {
+  Status st = ForEachSnapshotDocument(snapshot, [&](const SnapshotDocument& d) -> Status {
     batch.push_back(d);
     batch_bytes += d.record.size();
     for (const auto& chunk : d.chunks) batch_bytes += chunk.second.size();
     if (batch.size() >= kRestoreBatchDocuments || batch_bytes >= kRestoreBatchBytes) return flush();
     return Status::Ok();
   });
-  Status st = restored.ok() ? flush() : restored.status();
+  if (st.ok()) st = flush();
   if (!st.ok()) {
     // Nothing half-restored stays behind.
     c.reset();

@@ -12,6 +12,12 @@ namespace {
 constexpr size_t kMaxPageDocuments = 1000;
 constexpr size_t kMaxIdsPerGet = 1000;
 
+Json DocumentsJson(std::vector<StoredDocument> docs) {
+  Json out = Json::MakeArray();
+  for (auto& d : docs) out.push_back(StoredDocumentJson(std::move(d)));
+  return out;
+}
+
 }  // namespace
 
 StatusOr<Api::Reply> Api::GetDocument(const Params& p, const HttpRequest&, RequestContext& ctx) {
@@ -53,9 +59,7 @@ StatusOr<Api::Reply> Api::GetDocuments(const Params& p, const HttpRequest& req, 
   CTX_ASSIGN_OR_RETURN(auto found, c->GetDocuments(wanted, &missing));
   Reply r;
   r.json = Json::MakeObject();
-  Json docs = Json::MakeArray();
-  for (auto& d : found) docs.push_back(StoredDocumentJson(std::move(d)));
-  r.json["documents"] = std::move(docs);
+  r.json["documents"] = DocumentsJson(std::move(found));
   Json gone = Json::MakeArray();
   for (auto& id : missing) gone.push_back(std::move(id));
   r.json["missing"] = std::move(gone);
@@ -92,9 +96,7 @@ StatusOr<Api::Reply> Api::ListDocuments(const Params& p, const HttpRequest& req,
   CTX_ASSIGN_OR_RETURN(DocumentPage page, c->ListDocuments(ctx, list));
   Reply r;
   r.json = Json::MakeObject();
-  Json docs = Json::MakeArray();
-  for (auto& d : page.documents) docs.push_back(StoredDocumentJson(std::move(d)));
-  r.json["documents"] = std::move(docs);
+  r.json["documents"] = DocumentsJson(std::move(page.documents));
   r.json["next"] = page.next.empty() ? Json() : Json(page.next);
   r.json["scanned"] = static_cast<int64_t>(page.scanned);
   return r;

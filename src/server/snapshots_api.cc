@@ -3,6 +3,7 @@
 #include <fstream>
 #include <memory>
 
+#include "engine/snapshot_file.h"
 #include "server/api.h"
 #include "server/request_codec.h"
 
@@ -89,8 +90,7 @@ StatusOr<Api::Reply> Api::RestoreSnapshot(const Params& p, const HttpRequest& re
   CTX_ASSIGN_OR_RETURN(SnapshotService * snapshots, Snapshots());
   std::string kept;
   std::string_view bytes = req.body;
-  // A snapshot starts with its magic; anything else is read as the JSON form.
-  if (req.body.rfind("CTXSNAP", 0) != 0) {
+  if (!IsSnapshot(req.body)) {  // the JSON form
     CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/false));
     const Json* from = body.Find("from");
     const Json* collection = from != nullptr ? from->Find("collection") : nullptr;

@@ -330,22 +330,47 @@ StatusOr<std::optional<std::string>> Store::GetDocument(std::string_view tenant,
 
 namespace {
 
+// A RocksDB iterator over the keys under `prefix` (bounded above, so it ends with the
+// prefix), at `moment` when one is given. rest(): the key after the prefix.
+class PrefixIterator {
+ public:
+  PrefixIterator(rocksdb::DB* db, std::string prefix, const rocksdb::Snapshot* moment = nullptr)
+      : prefix_(std::move(prefix)), end_(PrefixEnd(prefix_)), upper_(end_) {
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_;
+    ro.snapshot = moment;
+    it_.reset(db->NewIterator(ro));
+  }
+  PrefixIterator(const PrefixIterator&) = delete;  // upper_ points into end_
+  PrefixIterator& operator=(const PrefixIterator&) = delete;
+
+  // To the first key at or after prefix + rest.
+  void Seek(std::string_view rest = "") { it_->Seek(prefix_ + std::string(rest)); }
+  bool Valid() const { return it_->Valid(); }
+  void Next() { it_->Next(); }
+  std::string_view rest() const {
+    return std::string_view(it_->key().data() + prefix_.size(), it_->key().size() - prefix_.size());
+  }
+  std::string_view value() const { return std::string_view(it_->value().data(), it_->value().size()); }
+  Status status(const char* what) const { return FromRocks(it_->status(), what); }
+
+ private:
+  const std::string prefix_;
+  const std::string end_;
+  const rocksdb::Slice upper_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
 // Visits every key under `prefix` in order with the rest of the key after the prefix.
 // fn returns false to stop with a corruption error.
 Status ScanPrefix(rocksdb::DB* db, const std::string& prefix, const char* what,
                   const std::function<bool(std::string_view rest, std::string_view value)>& fn) {
-  std::string end = PrefixEnd(prefix);
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice upper(end);
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    std::string_view key(it->key().data(), it->key().size());
-    if (!fn(key.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()))) {
+  PrefixIterator it(db, prefix);
+  for (it.Seek(); it.Valid(); it.Next()) {
+    if (!fn(it.rest(), it.value()))
       return Internal(std::string("storage: corrupt key during ") + what, "storage_error");
-    }
   }
-  return FromRocks(it->status(), what);
+  return it.status(what);
 }
 
 }  // namespace
@@ -361,19 +386,12 @@ Status Store::ScanDocuments(std::string_view tenant, uint64_t coll,
 
 Status Store::ScanDocumentsAfter(std::string_view tenant, uint64_t coll, std::string_view after,
                                  const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  const std::string prefix = CollPrefix(tenant, coll) + "D";
-  const std::string end = PrefixEnd(prefix);
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice upper(end);
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro));
-  // Ids hold no NUL (validated upstream): the key after `after` is `after` + "\0".
-  const std::string start = after.empty() ? prefix : prefix + std::string(after) + std::string(1, '\0');
-  for (it->Seek(start); it->Valid(); it->Next()) {
-    std::string_view key(it->key().data(), it->key().size());
-    if (!fn(key.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()))) break;
+  PrefixIterator it(rep_->db.get(), CollPrefix(tenant, coll) + "D");
+  // Ids hold no NUL (validated upstream): the first key after `after` is `after` + "\0".
+  for (it.Seek(after.empty() ? std::string() : std::string(after) + '\0'); it.Valid(); it.Next()) {
+    if (!fn(it.rest(), it.value())) break;
   }
-  return FromRocks(it->status(), "scan documents");
+  return it.status("scan documents");
 }
 
 Status Store::ScanCollectionAtOneMoment(
@@ -381,24 +399,17 @@ Status Store::ScanCollectionAtOneMoment(
     const std::function<Status(std::string_view, std::string_view, const std::vector<ChunkRecord>&)>& fn) const {
   rocksdb::DB* db = rep_->db.get();
   const rocksdb::Snapshot* moment = db->GetSnapshot();
-  const std::string docs = CollPrefix(tenant, coll) + "D", chunks = CollPrefix(tenant, coll) + "C";
-  const std::string docs_end = PrefixEnd(docs), chunks_end = PrefixEnd(chunks);
-  rocksdb::Slice docs_upper(docs_end), chunks_upper(chunks_end);
-  rocksdb::ReadOptions dro, cro;
-  dro.snapshot = cro.snapshot = moment;
-  dro.iterate_upper_bound = &docs_upper;
-  cro.iterate_upper_bound = &chunks_upper;
   Status result = Status::Ok();
   {
-    std::unique_ptr<rocksdb::Iterator> d(db->NewIterator(dro)), c(db->NewIterator(cro));
+    PrefixIterator d(db, CollPrefix(tenant, coll) + "D", moment), c(db, CollPrefix(tenant, coll) + "C", moment);
     // Chunk keys are doc_id \0 ordinal:be32, so both lists run in the same document order.
-    c->Seek(chunks);
+    c.Seek();
     std::vector<ChunkRecord> held;
-    for (d->Seek(docs); d->Valid() && result.ok(); d->Next()) {
-      const std::string_view id(d->key().data() + docs.size(), d->key().size() - docs.size());
+    for (d.Seek(); d.Valid() && result.ok(); d.Next()) {
+      const std::string_view id = d.rest();
       held.clear();
-      for (; c->Valid(); c->Next()) {
-        std::string_view rest(c->key().data() + chunks.size(), c->key().size() - chunks.size());
+      for (; c.Valid(); c.Next()) {
+        const std::string_view rest = c.rest();
         if (rest.size() < 5) {
           result = Internal("storage: corrupt key during a snapshot scan", "storage_error");
           break;
@@ -406,13 +417,12 @@ Status Store::ScanCollectionAtOneMoment(
         const std::string_view owner = rest.substr(0, rest.size() - 5);
         if (owner < id) continue;  // a chunk without its document: not part of any
         if (owner != id) break;
-        held.push_back({static_cast<uint32_t>(ReadBE(rest, rest.size() - 4, 4)),
-                        std::string(c->value().data(), c->value().size())});
+        held.push_back({static_cast<uint32_t>(ReadBE(rest, rest.size() - 4, 4)), std::string(c.value())});
       }
-      if (result.ok()) result = fn(id, std::string_view(d->value().data(), d->value().size()), held);
+      if (result.ok()) result = fn(id, d.value(), held);
     }
-    if (result.ok()) result = FromRocks(d->status(), "snapshot scan");
-    if (result.ok()) result = FromRocks(c->status(), "snapshot scan");
+    if (result.ok()) result = d.status("snapshot scan");
+    if (result.ok()) result = c.status("snapshot scan");
   }
   db->ReleaseSnapshot(moment);
   return result;
