@@ -196,6 +196,9 @@ int RunServe(const ServeOptions& o) {
     spdlog::critical("cannot start: {}", engine.status().ToString());
     return 1;
   }
+  // Deletes, expiries and evictions free memory on threads that never trim; this looks
+  // every two seconds and hands back what they left.
+  FreeMemoryReleaser releaser(FreeMemoryReleaser::Options{});
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::atomic<bool> finished{false};  // set once everything after the drain is done
   std::thread watchdog;

@@ -19,6 +19,22 @@ void ConfigureAllocatorForServing() {
   mallopt(M_TRIM_THRESHOLD, kTrimThresholdBytes);
 }
 
+namespace {
+
+// Resident pages (statm's second field) less file-backed ones (its third): the heap, stacks
+// and anonymous mappings.
+size_t AnonymousResidentBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long total = 0, resident = 0, shared = 0;
+  const int n = std::fscanf(f, "%lu %lu %lu", &total, &resident, &shared);
+  std::fclose(f);
+  if (n != 3 || shared > resident) return 0;
+  return static_cast<size_t>(resident - shared) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
 size_t ResidentBytes() {
   FILE* f = std::fopen("/proc/self/statm", "r");
   if (f == nullptr) return 0;
@@ -30,5 +46,48 @@ size_t ResidentBytes() {
 }
 
 void ReleaseFreeMemory() { malloc_trim(0); }
+
+size_t FreeHeapBytes() { return mallinfo2().fordblks; }
+
+FreeMemoryReleaser::FreeMemoryReleaser(Options options)
+    : options_(options), last_free_(FreeHeapBytes()), last_anon_(AnonymousResidentBytes()) {
+  if (!options_.start_thread) return;
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!wake_.wait_for(lock, options_.period, [this] { return stopping_; })) {
+      lock.unlock();
+      CheckNow();
+      lock.lock();
+    }
+  });
+}
+
+FreeMemoryReleaser::~FreeMemoryReleaser() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool FreeMemoryReleaser::CheckNow() {
+  std::lock_guard<std::mutex> lock(check_mu_);
+  const size_t free_now = FreeHeapBytes(), anon_now = AnonymousResidentBytes();
+  // The allocator counts trimmed memory as free still, and frees do not move anonymous
+  // RSS, so neither alone says how much free memory is resident. Any change since the last
+  // look means work ran, and work leaves free pages behind: trim then, at most once a
+  // period; an idle server is left alone.
+  auto moved = [this](size_t a, size_t b) { return (a > b ? a - b : b - a) >= options_.min_change_bytes; };
+  const bool changed = moved(free_now, last_free_) || moved(anon_now, last_anon_);
+  last_free_ = free_now;
+  last_anon_ = anon_now;
+  if (!changed || free_now < options_.min_free_bytes) return false;
+  ReleaseFreeMemory();
+  last_free_ = FreeHeapBytes();
+  last_anon_ = AnonymousResidentBytes();
+  trims_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
 
 }  // namespace contextd

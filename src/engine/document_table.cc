@@ -47,7 +47,7 @@ void DocumentTable::ForEachDocument(const std::function<void(const Document&)>& 
 }
 
 size_t DocumentTable::memory_bytes() const {
-  return payload_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(Chunk);
+  return payload_.memory_bytes() + keywords_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(Chunk);
 }
 
 uint32_t DocumentTable::AllocateSlot() {
@@ -97,7 +97,10 @@ bool DocumentTable::Remove(const std::string& id, const std::function<void(uint3
     keywords_.Remove(slot);
     --live_chunks_;
     chunk_text_bytes_ -= chunks_[slot].text.size();
-    chunks_[slot] = Chunk();
+    // Swapped out, not assigned: assigning an empty string keeps the old buffer, and a
+    // table's deleted chunk texts would stay allocated until their slots were reused.
+    Chunk freed;
+    std::swap(chunks_[slot], freed);
     free_slots_.push(slot);
   }
   docs_.erase(it);

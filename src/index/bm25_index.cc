@@ -77,10 +77,19 @@ void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
   Doc& doc = docs_[slot];
   std::unordered_map<uint32_t, uint32_t> tf;
   for (const auto& t : terms) {
-    auto [it, inserted] = terms_.try_emplace(t, static_cast<uint32_t>(postings_.size()));
+    auto [it, inserted] = terms_.try_emplace(t, 0);
     if (inserted) {
-      postings_.emplace_back();
-      bounds_.emplace_back();
+      heap_bytes_ += TermNodeBytes(it->first);
+      if (free_terms_.empty()) {
+        it->second = static_cast<uint32_t>(postings_.size());
+        postings_.emplace_back();
+        bounds_.emplace_back();
+        names_.push_back(&it->first);
+      } else {
+        it->second = free_terms_.back();
+        free_terms_.pop_back();
+        names_[it->second] = &it->first;
+      }
     }
     ++tf[it->second];
   }
@@ -88,9 +97,11 @@ void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
   lengths_[slot] = length;
   doc.term_ids.clear();
   doc.term_ids.reserve(tf.size());
+  heap_bytes_ += doc.term_ids.capacity() * sizeof(uint32_t);
   const uint16_t len16 = Saturate16(length);
   for (auto [term, count] : tf) {
     auto& list = postings_[term];
+    const size_t capacity = list.capacity();
     const Posting posting{slot, Saturate16(count), len16};
     // New slots usually come last; a reused slot goes in its place.
     if (list.empty() || list.back().slot < slot) {
@@ -100,6 +111,7 @@ void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
           std::lower_bound(list.begin(), list.end(), slot, [](const Posting& p, uint32_t s) { return p.slot < s; });
       list.insert(pos, posting);
     }
+    heap_bytes_ += (list.capacity() - capacity) * sizeof(Posting);
     TermBounds& bounds = bounds_[term];
     bounds.max_tf = std::max(bounds.max_tf, posting.tf);
     bounds.min_len = std::min(bounds.min_len, posting.len);
@@ -112,15 +124,75 @@ void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
 void Bm25Index::Remove(uint32_t slot) {
   if (slot >= docs_.size() || lengths_[slot] == 0) return;
   Doc& doc = docs_[slot];
-  for (uint32_t term : doc.term_ids) {
-    auto& list = postings_[term];
-    auto it = std::lower_bound(list.begin(), list.end(), slot, [](const Posting& p, uint32_t s) { return p.slot < s; });
-    if (it != list.end() && it->slot == slot) list.erase(it);
-  }
+  for (uint32_t term : doc.term_ids) RemovePosting(term, slot);
   total_length_ -= lengths_[slot];
   lengths_[slot] = 0;
   --doc_count_;
+  heap_bytes_ -= doc.term_ids.capacity() * sizeof(uint32_t);
   doc = Doc();
+  // Forgotten terms' ids cost ~40 bytes each in the by-id arrays; once they outnumber the
+  // live terms (and there are many), renumbering gives those back. Its cost, one pass over
+  // the documents' term lists, is paid once per that many terms forgotten.
+  if (free_terms_.size() > std::max<size_t>(terms_.size(), kCompactMinFreeTerms)) CompactTermIds();
+}
+
+void Bm25Index::CompactTermIds() {
+  std::vector<uint32_t> renumber(postings_.size(), UINT32_MAX);
+  std::vector<std::vector<Posting>> postings(terms_.size());
+  std::vector<TermBounds> bounds(terms_.size());
+  std::vector<const std::string*> names(terms_.size());
+  uint32_t next = 0;
+  for (auto& [name, id] : terms_) {
+    renumber[id] = next;
+    postings[next] = std::move(postings_[id]);
+    bounds[next] = bounds_[id];
+    names[next] = &name;
+    id = next++;
+  }
+  for (Doc& doc : docs_) {
+    for (uint32_t& term : doc.term_ids) term = renumber[term];
+  }
+  postings_ = std::move(postings);
+  bounds_ = std::move(bounds);
+  names_ = std::move(names);
+  std::vector<uint32_t>().swap(free_terms_);
+  terms_.rehash(0);  // as few buckets as the live terms need
+}
+
+void Bm25Index::RemovePosting(uint32_t term, uint32_t slot) {
+  auto& list = postings_[term];
+  auto it = std::lower_bound(list.begin(), list.end(), slot, [](const Posting& p, uint32_t s) { return p.slot < s; });
+  if (it == list.end() || it->slot != slot) return;
+  list.erase(it);
+  const size_t capacity = list.capacity();
+  if (list.empty()) {
+    std::vector<Posting>().swap(list);
+    heap_bytes_ -= capacity * sizeof(Posting);
+    bounds_[term] = TermBounds();
+    const std::string name = *names_[term];  // a copy: erase must not read a freed key
+    heap_bytes_ -= TermNodeBytes(name);
+    terms_.erase(name);
+    names_[term] = nullptr;
+    free_terms_.push_back(term);
+  } else if (list.capacity() >= 64 && list.size() < list.capacity() / 4) {
+    // Halving at a quarter full keeps removal amortised O(1) per posting: a list has to
+    // grow back by doubling before it can shrink again.
+    list.shrink_to_fit();
+    heap_bytes_ -= (capacity - list.capacity()) * sizeof(Posting);
+  }
+}
+
+size_t Bm25Index::memory_bytes() const {
+  return heap_bytes_ + postings_.capacity() * sizeof(std::vector<Posting>) + bounds_.capacity() * sizeof(TermBounds) +
+         names_.capacity() * sizeof(void*) + free_terms_.capacity() * sizeof(uint32_t) +
+         docs_.capacity() * sizeof(Doc) + lengths_.capacity() * sizeof(uint32_t) +
+         terms_.bucket_count() * sizeof(void*);
+}
+
+size_t Bm25Index::TermNodeBytes(const std::string& term) {
+  // The key (with its heap buffer past the short-string limit), the id, the cached hash and
+  // the next pointer.
+  return sizeof(std::string) + 2 * sizeof(void*) + sizeof(uint32_t) + (term.size() > 15 ? term.capacity() + 1 : 0);
 }
 
 float Bm25Index::TermScore(uint32_t tf, uint32_t df, uint32_t doc_len) const {

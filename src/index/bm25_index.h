@@ -59,7 +59,10 @@ class Bm25Index {
   // its document frequency and total frequency), independent of slot numbers: replicas
   // holding the same chunks have equal digests.
   uint64_t StatsDigest() const;
+  // Terms with at least one posting (a term whose last posting is removed is forgotten).
   size_t term_count() const { return terms_.size(); }
+  // Bytes held by the dictionary and the posting lists (capacity, not only size).
+  size_t memory_bytes() const;
   // BM25 score of one term for given statistics; exposed for tests.
   float TermScore(uint32_t tf, uint32_t df, uint32_t doc_len) const;
 
@@ -93,11 +96,25 @@ class Bm25Index {
   };
 
   Bm25Params params_;
+  // Removes `term`'s posting of `slot`; a list left empty is freed and its term forgotten,
+  // and one left sparse gives back capacity, so deletes return what the inserts took.
+  void RemovePosting(uint32_t term, uint32_t slot);
+  static size_t TermNodeBytes(const std::string& term);
+  // Renumbers the live terms 0..n-1, dropping forgotten ids from the by-id arrays.
+  void CompactTermIds();
+  static constexpr size_t kCompactMinFreeTerms = 1 << 14;
+
   std::unordered_map<std::string, uint32_t> terms_;
   std::vector<std::vector<Posting>> postings_;  // by term id, sorted by slot
   std::vector<TermBounds> bounds_;              // by term id
-  std::vector<Doc> docs_;                       // by slot
-  std::vector<uint32_t> lengths_;               // by slot; 0 for free slots
+  // By term id: the key in terms_ (node keys never move), null for a forgotten term.
+  std::vector<const std::string*> names_;
+  std::vector<uint32_t> free_terms_;  // ids of forgotten terms, reused first
+  std::vector<Doc> docs_;             // by slot
+  std::vector<uint32_t> lengths_;     // by slot; 0 for free slots
+  // Heap bytes of the posting lists, the dictionary's nodes and the documents' term lists,
+  // kept as they change: memory_bytes() is read by every metrics scrape.
+  size_t heap_bytes_ = 0;
   size_t doc_count_ = 0;
   uint64_t total_length_ = 0;
 };

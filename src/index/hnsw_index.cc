@@ -20,6 +20,12 @@ inline void StoreRelease(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATO
 class VisitedTable {
  public:
   void Prepare(size_t n) {
+    // Sized by the largest graph this thread has walked; after a graph shrank far below that
+    // the rest goes back (one table per worker thread adds up).
+    if (marks_.size() > 2 * n + kKeep) {
+      std::vector<uint16_t>(n, 0).swap(marks_);
+      epoch_ = 0;
+    }
     if (marks_.size() < n) marks_.resize(n, 0);
     if (++epoch_ == 0) {  // wrapped: clear once every 65535 searches
       std::fill(marks_.begin(), marks_.end(), 0);
@@ -35,6 +41,7 @@ class VisitedTable {
   }
 
  private:
+  static constexpr size_t kKeep = 1 << 16;
   std::vector<uint16_t> marks_;
   uint16_t epoch_ = 0;
 };
@@ -136,12 +143,13 @@ int HnswIndex::RandomLevel() {
 
 void HnswIndex::Reserve(size_t capacity) {
   std::unique_lock<std::shared_mutex> lock(grow_mu_);
-  if (capacity > capacity_) GrowLocked(capacity);
+  if (capacity > capacity_) ResizeLocked(capacity);
 }
 
-void HnswIndex::GrowLocked(size_t capacity) {
+void HnswIndex::ResizeLocked(size_t capacity) {
+  const size_t keep = std::min(capacity, capacity_);
   std::unique_ptr<char[]> records(new char[capacity * record_bytes_]);
-  if (capacity_ > 0) std::memcpy(records.get(), records_.get(), capacity_ * record_bytes_);
+  if (keep > 0) std::memcpy(records.get(), records_.get(), keep * record_bytes_);
   if (params_.int8) {
     const size_t bytes = capacity * dim_ * sizeof(float);
     if (!full_->Resize(bytes)) {
@@ -155,20 +163,40 @@ void HnswIndex::GrowLocked(size_t capacity) {
   std::unique_ptr<std::atomic<int8_t>[]> levels(new std::atomic<int8_t>[capacity]);
   std::unique_ptr<std::atomic<uint8_t>[]> deleted(new std::atomic<uint8_t>[capacity]);
   for (size_t i = 0; i < capacity; ++i) {
-    levels[i].store(i < capacity_ ? levels_[i].load() : int8_t{-1}, std::memory_order_relaxed);
-    deleted[i].store(i < capacity_ ? deleted_flags_[i].load() : uint8_t{0}, std::memory_order_relaxed);
+    levels[i].store(i < keep ? levels_[i].load() : int8_t{-1}, std::memory_order_relaxed);
+    deleted[i].store(i < keep ? deleted_flags_[i].load() : uint8_t{0}, std::memory_order_relaxed);
   }
   // No writer holds a node lock while we hold grow_mu_ exclusively.
   locks_.reset(new std::atomic_flag[capacity]);
   for (size_t i = 0; i < capacity; ++i) locks_[i].clear();
   std::unique_ptr<uint32_t[]> labels(new uint32_t[capacity]);
-  if (capacity_ > 0) std::memcpy(labels.get(), labels_.get(), capacity_ * sizeof(uint32_t));
+  if (keep > 0) std::memcpy(labels.get(), labels_.get(), keep * sizeof(uint32_t));
   labels_ = std::move(labels);
   records_ = std::move(records);
   levels_ = std::move(levels);
   deleted_flags_ = std::move(deleted);
   upper_.resize(capacity);
+  if (capacity < capacity_) upper_.shrink_to_fit();
   capacity_ = capacity;
+}
+
+void HnswIndex::TrimFreeTailLocked() {
+  uint32_t top = 0;  // one past the highest node in the graph
+  for (uint32_t id = std::min<uint32_t>(next_id_.load(), static_cast<uint32_t>(capacity_)); id-- > 0;) {
+    if (levels_[id].load() >= 0) {
+      top = id + 1;
+      break;
+    }
+  }
+  // Below a quarter full, down to half: a graph must double again before it can shrink
+  // again, so churn around one size never resizes back and forth.
+  constexpr size_t kMinFreedBytes = 1 << 20;
+  if (top >= capacity_ / 4 || (capacity_ - 2 * size_t{top}) * record_bytes_ < kMinFreedBytes) return;
+  ResizeLocked(2 * size_t{top});
+  next_id_.store(top);
+  MutexLock lock(&free_mu_);
+  free_ids_.erase(std::remove_if(free_ids_.begin(), free_ids_.end(), [top](uint32_t id) { return id >= top; }),
+                  free_ids_.end());
 }
 
 bool HnswIndex::Contains(uint32_t label) const {
@@ -331,7 +359,7 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
     if (id >= capacity_) {
       probe.unlock();
       std::unique_lock<std::shared_mutex> lock(grow_mu_);
-      if (id >= capacity_) GrowLocked(std::max<size_t>(capacity_ * 2, id + 1));
+      if (id >= capacity_) ResizeLocked(std::max<size_t>(capacity_ * 2, id + 1));
     }
   }
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
@@ -495,9 +523,13 @@ size_t HnswIndex::RepairDeleted() {
   upper_bytes_.fetch_sub(upper_freed, std::memory_order_relaxed);
   count_.fetch_sub(removed.size());
   deleted_.fetch_sub(removed.size());
-  MutexLock lock(&free_mu_);
-  // Lowest ids last, so they are reused first (keeps the arrays dense).
-  free_ids_.insert(free_ids_.end(), removed.rbegin(), removed.rend());
+  {
+    MutexLock lock(&free_mu_);
+    // Lowest ids last, so they are reused first (keeps the arrays dense).
+    free_ids_.insert(free_ids_.end(), removed.rbegin(), removed.rend());
+  }
+  // Large inserts deleted again would otherwise hold their capacity for good.
+  TrimFreeTailLocked();
   return removed.size();
 }
 

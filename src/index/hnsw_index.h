@@ -135,7 +135,12 @@ class HnswIndex {
   float SqNormOf(uint32_t id) const;
   uint32_t* Links(uint32_t id, int level) const;
   int RandomLevel();
-  void GrowLocked(size_t capacity);
+  // Resizes the arrays to `capacity` nodes, keeping those below it. REQUIRES: grow_mu_
+  // held exclusively, and no node at or above a smaller capacity.
+  void ResizeLocked(size_t capacity);
+  // After a repair: gives back the capacity past the highest node when the graph is under a
+  // quarter full. REQUIRES: write_mu_ and grow_mu_ held exclusively.
+  void TrimFreeTailLocked();
   // Greedy best-first search on one level; returns up to ef candidates (unordered).
   std::vector<Candidate> SearchLayer(const float* q, uint32_t entry, size_t ef, int level) const;
   // The HNSW neighbour-selection heuristic: keeps candidates not closer to an already

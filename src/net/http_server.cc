@@ -64,8 +64,9 @@ constexpr size_t kFirstReadBytes = 16 * 1024;
 // Smaller bodies are not counted against the body budget: their copies are small, and
 // counting them would put an atomic on every request's path.
 constexpr size_t kCountedBodyBytes = 64 * 1024;
-// Bodies at least this large hand free memory back once the last of them is answered.
-constexpr size_t kTrimAfterBodyBytes = 256 << 10;
+// After a body at least this large the connection's read buffer is freed, not kept for the
+// next request on the connection.
+constexpr size_t kResetBufferAfterBodyBytes = 256 << 10;
 // How often a request waiting for the body budget looks again.
 constexpr int kBodyWaitStepMs = 10;
 
@@ -186,15 +187,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (body_reserved_ == 0) return;
     const size_t released = body_reserved_;
     body_reserved_ = 0;
-    if (released < kTrimAfterBodyBytes) {
-      state_->body_bytes.fetch_sub(released);
-      return;
-    }
-    // The read buffer grew to hold the body; keep-alive would keep it that size.
-    if (buffer_.size() == 0) buffer_ = beast::flat_buffer();
-    // The last large body answered: what the requests freed (their buffers, parse trees,
-    // chunks; the worker's own trim ran before some of it was) goes back to the kernel.
-    if (state_->body_bytes.fetch_sub(released) == released) ReleaseFreeMemory();
+    // The read buffer grew to hold the body; keep-alive would keep it that size. (What the
+    // request freed goes back to the kernel through contextd's FreeMemoryReleaser.)
+    if (released >= kResetBufferAfterBodyBytes && buffer_.size() == 0) buffer_ = beast::flat_buffer();
+    state_->body_bytes.fetch_sub(released);
   }
 
   void OnRead(beast::error_code ec) {

@@ -106,9 +106,6 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQueryString(cons
   return out;
 }
 
-// Requests with bodies this large give their free memory back to the kernel when done.
-constexpr size_t kReleaseMemoryAfterBytes = 256 << 10;
-
 // Replies shorter than this go as they are: compressing them saves less than a packet.
 constexpr size_t kCompressFromBytes = 1024;
 
@@ -744,26 +741,12 @@ void Api::Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr
         }
         // Memory is near its high mark: this writer waits a little, slowing the others.
         if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-        const bool large = req.body.size() >= kReleaseMemoryAfterBytes;
         const int64_t began = clock_->NowNanos();
         Run(match, params, req, *ctx, start, respond);
         settle();
         // An average over the last ~16 tasks: a burst of slow ones shows within a few.
         const int64_t took = clock_->NowNanos() - began, before = service->load(std::memory_order_relaxed);
         service->store(before == 0 ? took : before + (took - before) / 16, std::memory_order_relaxed);
-        if (large) {
-          // A large body leaves its parse tree, chunks and terms behind as free but fragmented
-          // arena memory; hand it back once the request is gone. One trim at a time, and
-          // one owed by a request that finished during a trim runs after it: the last of a
-          // burst of large requests is trimmed after too.
-          req = HttpRequest();
-          trim_owed_ = true;
-          while (!trimming_.exchange(true)) {
-            while (trim_owed_.exchange(false)) ReleaseFreeMemory();
-            trimming_ = false;
-            if (!trim_owed_.load()) break;
-          }
-        }
       },
       lane);
 }

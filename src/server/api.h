@@ -358,8 +358,6 @@ class Api {
   int64_t started_unix_s_;  // "created" of the models /v1/models lists
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> shutdown_ns_{0};  // RequestContext::shutdown_ns of every request
-  std::atomic<bool> trimming_{false};    // a worker is in ReleaseFreeMemory()
-  std::atomic<bool> trim_owed_{false};   // a trim asked for while one ran
 };
 
 // Shared by the route handlers of this module.

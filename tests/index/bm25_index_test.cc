@@ -77,6 +77,84 @@ TEST_F(Bm25Test, RemoveUpdatesStatistics) {
   EXPECT_EQ(index_.Search({"mouse"}, 10, nullptr)[0].slot, 1u);
 }
 
+// Deleting what was inserted gives the memory back: emptied posting lists are freed and
+// their terms forgotten (a churn of distinct words, ids or numbers would otherwise grow the
+// dictionary for good), and forgotten terms' ids are reused with correct scores.
+TEST(Bm25MemoryTest, DeletesGiveBackTheListsAndTermsInsertsTook) {
+  Bm25Index index;
+  index.Add(0, {"kept", "words"});
+  const size_t base = index.memory_bytes();
+  for (uint32_t slot = 1; slot <= 3000; ++slot) {
+    std::vector<std::string> terms;
+    for (int i = 0; i < 40; ++i) terms.push_back("unique_term_number_" + std::to_string(slot * 40 + i));
+    terms.push_back("common");
+    index.Add(slot, terms);
+  }
+  EXPECT_EQ(index.term_count(), 2u + 3000 * 40 + 1);
+  const size_t full = index.memory_bytes();
+  // Most removed first: the term ids are renumbered on the way (past 16k forgotten), and the
+  // survivors score as in an index that only ever held them.
+  Bm25Index survivors;
+  survivors.Add(0, {"kept", "words"});
+  for (uint32_t slot = 1; slot <= 3000; ++slot) {
+    if (slot % 100 != 0) {
+      index.Remove(slot);
+      continue;
+    }
+    std::vector<std::string> terms;
+    for (int i = 0; i < 40; ++i) terms.push_back("unique_term_number_" + std::to_string(slot * 40 + i));
+    terms.push_back("common");
+    survivors.Add(slot, terms);
+  }
+  EXPECT_EQ(index.term_count(), survivors.term_count());
+  EXPECT_EQ(index.StatsDigest(), survivors.StatsDigest());
+  for (const std::string q : {"common", "unique_term_number_4001", "unique_term_number_120039", "words"}) {
+    auto a = index.Search({q, "kept"}, 50);
+    auto b = survivors.Search({q, "kept"}, 50);
+    ASSERT_EQ(a.size(), b.size()) << q;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].slot, b[i].slot) << q;
+      EXPECT_FLOAT_EQ(a[i].score, b[i].score) << q;
+    }
+  }
+  for (uint32_t slot = 100; slot <= 3000; slot += 100) index.Remove(slot);
+  EXPECT_EQ(index.term_count(), 2u);
+  // What stays is by slot (a length and an empty term list each) and up to 16k forgotten
+  // term ids (renumbered away past that), not by posting.
+  EXPECT_LT(index.memory_bytes(), base + 3001 * 64 + (1 << 14) * 48) << "full " << full;
+  EXPECT_GT(full, 10 * (index.memory_bytes() - base));
+  EXPECT_TRUE(index.Search({"common"}, 10).empty());
+  // New terms take the forgotten ids; scores are those of a fresh index.
+  index.Add(5, {"fresh", "fresh", "words"});
+  Bm25Index fresh;
+  fresh.Add(0, {"kept", "words"});
+  fresh.Add(5, {"fresh", "fresh", "words"});
+  for (const char* q : {"fresh", "words", "kept", "unique_term_number_77"}) {
+    auto a = index.Search({q}, 10);
+    auto b = fresh.Search({q}, 10);
+    ASSERT_EQ(a.size(), b.size()) << q;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].slot, b[i].slot) << q;
+      EXPECT_FLOAT_EQ(a[i].score, b[i].score) << q;
+    }
+  }
+  EXPECT_EQ(index.StatsDigest(), fresh.StatsDigest());
+}
+
+// A long list that loses most of its postings gives back capacity, and keeps the rest.
+TEST(Bm25MemoryTest, ASparseListShrinksAndKeepsItsPostings) {
+  Bm25Index index;
+  for (uint32_t slot = 0; slot < 20000; ++slot) index.Add(slot, {"everywhere"});
+  const size_t full = index.memory_bytes();
+  for (uint32_t slot = 0; slot < 20000; ++slot) {
+    if (slot % 100 != 0) index.Remove(slot);
+  }
+  EXPECT_LT(index.memory_bytes(), full - 20000 * 8 * 3 / 4 + 20000 * 32);
+  auto hits = index.Search({"everywhere"}, 1000);
+  ASSERT_EQ(hits.size(), 200u);
+  for (const auto& h : hits) EXPECT_EQ(h.slot % 100, 0u);
+}
+
 TEST_F(Bm25Test, FilterAndUnknownTerms) {
   EXPECT_TRUE(index_.Search({"unicorn"}, 10, nullptr).empty());
   SlotBitset only_zero(3);

@@ -397,6 +397,38 @@ TEST(HnswRepairTest, RemovingEverythingIncludingTheEntryPointLeavesAWorkingGraph
   EXPECT_EQ(hnsw.Search(points[7].data(), 1, 32, nullptr)[0].slot, 1007u);
 }
 
+// A graph that grew for a large insert and lost most of it gives the capacity back at the
+// repair (ids past the highest live node are dropped), and keeps working: searches find the
+// survivors, and inserts grow it again.
+TEST(HnswRepairTest, AGraphThatLostMostOfItsNodesGivesBackItsCapacity) {
+  auto points = Clustered(12000, 16, 10, 47);
+  for (bool int8 : {false, true}) {
+    HnswIndex hnsw(16, Metric::kCosine, {12, 64, 5, int8});
+    for (uint32_t i = 0; i < 1000; ++i) hnsw.Add(i, points[i].data());
+    const size_t small = hnsw.memory_bytes();
+    for (uint32_t i = 1000; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+    const size_t large = hnsw.memory_bytes();
+    for (uint32_t i = 1000; i < points.size(); ++i) hnsw.MarkDeleted(i);
+    ASSERT_EQ(hnsw.RepairDeleted(), points.size() - 1000);
+    EXPECT_LT(hnsw.memory_bytes(), large / 4) << "int8 " << int8;
+    EXPECT_LE(hnsw.memory_bytes(), small * 3) << "int8 " << int8;
+    // (Clustered() repeats some points: a hit as close as the point itself is right.)
+    auto finds_itself = [&](uint32_t i) { return hnsw.Search(points[i].data(), 1, 128, nullptr)[0].score > 0.9999f; };
+    for (uint32_t i = 0; i < 1000; i += 37) EXPECT_TRUE(finds_itself(i)) << i << " int8 " << int8;
+    for (uint32_t i = 1000; i < 3000; ++i) hnsw.Add(i, points[i].data());
+    EXPECT_EQ(hnsw.node_count(), 3000u);
+    for (uint32_t i = 0; i < 3000; i += 53) EXPECT_TRUE(finds_itself(i)) << i << " int8 " << int8;
+  }
+  // Everything gone: nothing is kept, and the graph starts over.
+  HnswIndex all(16, Metric::kL2, {8, 50, 1, false});
+  for (uint32_t i = 0; i < 5000; ++i) all.Add(i, points[i].data());
+  for (uint32_t i = 0; i < 5000; ++i) all.MarkDeleted(i);
+  ASSERT_EQ(all.RepairDeleted(), 5000u);
+  EXPECT_TRUE(all.Search(points[0].data(), 5, 32, nullptr).empty());
+  all.Add(9, points[9].data());
+  EXPECT_EQ(all.Search(points[9].data(), 1, 32, nullptr)[0].slot, 9u);
+}
+
 TEST(HnswRepairTest, RepairedGraphSavesAndLoadsWithItsFreeIds) {
   auto points = Clustered(3000, 16, 10, 45);
   HnswParams params{12, 64, 5, false};

@@ -97,8 +97,13 @@ TEST(MemoryBoundTest, LargeRequestsGiveTheirMemoryBack) {
   const std::string big = "{\"model\":\"glove\",\"input\":\"" + Text(1 << 20, 1) + "\"}";
   Concurrently(
       server, 24, 4, "POST", [](int) { return "/v1/embeddings"; }, [&](int) { return big; });
-  const size_t after_embeddings = ResidentMb(server.pid());
-  // Measured: 94 -> 101-104 MB (without the fixes: 693 MB).
+  // The server's releaser looks every 2 s: give it a few looks.
+  size_t after_embeddings = ResidentMb(server.pid());
+  for (int wait = 0; wait < 60 && after_embeddings > base + base / 10; ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after_embeddings = ResidentMb(server.pid());
+  }
+  // Measured: 94 -> 96-101 MB (without the fixes: 693 MB).
   EXPECT_LE(after_embeddings, base + base * 25 / 100) << "baseline " << base << " MB";
 
   // Rounds of two concurrent 4 MB upserts, deleted again.
@@ -114,12 +119,20 @@ TEST(MemoryBoundTest, LargeRequestsGiveTheirMemoryBack) {
     for (int i = 0; i < 2; ++i) {
       EXPECT_EQ(Call(*client, "DELETE", "/v1/collections/docs/documents/big" + std::to_string(i)).first, 200);
     }
-    // What stays besides RocksDB's memtables is bounded and does not grow round after round.
-    const size_t store = StoreMemoryMb(*client);
-    const size_t rss = ResidentMb(server.pid()) - store;
+    // Deleted, the documents' memory comes back: the chunk texts, posting lists, terms and
+    // graph capacity are freed, and the server's releaser (a look every 2 s) trims what those
+    // frees left. Memtables aside, RSS returns to within a fifth of the baseline (measured:
+    // +8-12%; before the fixes +80 MB here, and +280 MB after 16 MB documents).
+    const size_t bound = base + base / 5;
+    size_t store = 0, rss = 0;
+    for (int wait = 0; wait < 60; ++wait) {
+      store = StoreMemoryMb(*client);
+      rss = ResidentMb(server.pid()) - store;
+      if (rss <= bound) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     if (round == 0) first_round = rss;
-    // Two 4 MB bodies were in flight: at most 12x that stays, memtables aside.
-    EXPECT_LE(rss, base + 12 * (2 * kDocBytes >> 20)) << "round " << round << ", baseline " << base << " MB";
+    EXPECT_LE(rss, bound) << "round " << round << ", baseline " << base << " MB";
     EXPECT_LE(rss, first_round + first_round * 15 / 100)
         << "round " << round << " grew past round 0's " << first_round << " MB (RocksDB in RAM: " << store << " MB)";
   }
