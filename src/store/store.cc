@@ -112,10 +112,12 @@ class MaxMergeOperator : public rocksdb::AssociativeMergeOperator {
 }  // namespace
 
 struct WriteBatch::Rep {
+  explicit Rep(size_t reserve_bytes) : batch(reserve_bytes) {}
   rocksdb::WriteBatch batch;
 };
 
-WriteBatch::WriteBatch() : rep_(std::make_unique<Rep>()) {}
+WriteBatch::WriteBatch() : WriteBatch(0) {}
+WriteBatch::WriteBatch(size_t reserve_bytes) : rep_(std::make_unique<Rep>(reserve_bytes)) {}
 WriteBatch::~WriteBatch() = default;
 WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
 

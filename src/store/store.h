@@ -41,6 +41,9 @@ struct CollectionRecord {
 class WriteBatch {
  public:
   WriteBatch();
+  // reserve_bytes: the expected size; a large batch built by doubling would peak at three
+  // times its size while it grows.
+  explicit WriteBatch(size_t reserve_bytes);
   ~WriteBatch();
   WriteBatch(WriteBatch&&) noexcept;
 
