@@ -103,8 +103,32 @@ bool DocumentTable::Remove(const std::string& id, const std::function<void(uint3
     std::swap(chunks_[slot], freed);
     free_slots_.push(slot);
   }
+  removed_since_trim_check_ += it->second->slots.size();
   docs_.erase(it);
+  MaybeTrimFreeSlots();
   return true;
+}
+
+void DocumentTable::MaybeTrimFreeSlots() {
+  // Looked at once per eighth of the table removed, so the walk and the rebuild below cost
+  // O(1) per removed chunk.
+  constexpr size_t kMinSlots = 4096;
+  if (chunks_.size() < kMinSlots || live_chunks_ >= chunks_.size() / 4 ||
+      removed_since_trim_check_ < chunks_.size() / 8) {
+    return;
+  }
+  removed_since_trim_check_ = 0;
+  size_t top = chunks_.size();
+  while (top > 0 && chunks_[top - 1].doc == nullptr) --top;
+  if (top >= chunks_.size() / 4) return;
+  chunks_.resize(top);
+  chunks_.shrink_to_fit();
+  std::vector<uint32_t> free_below;
+  for (uint32_t s = 0; s < top; ++s) {
+    if (chunks_[s].doc == nullptr) free_below.push_back(s);
+  }
+  free_slots_ = decltype(free_slots_)(std::greater<uint32_t>(), std::move(free_below));
+  keywords_.TrimSlots(top);
 }
 
 DocumentTable::Document* DocumentTable::AddLoadedDocument(std::unique_ptr<Document> doc) {

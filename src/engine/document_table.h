@@ -83,11 +83,16 @@ class DocumentTable {
   void Fill(uint32_t slot, const Document* doc, uint32_t ordinal, std::string text,
             const std::vector<std::string>& terms);
 
+  // After many removes, frees the slot arrays past the highest chunk in use when that is
+  // under a quarter of them (a large document deleted again), here and in the keyword index.
+  void MaybeTrimFreeSlots();
+
   std::unordered_map<std::string, std::unique_ptr<Document>> docs_;
   std::vector<Chunk> chunks_;  // by slot
   // Lowest first (a min-heap), so slot numbering depends only on the mutations applied.
   std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<uint32_t>> free_slots_;
   size_t live_chunks_ = 0;
+  size_t removed_since_trim_check_ = 0;
   size_t chunk_text_bytes_ = 0;
   PayloadIndex payload_;  // metadata, for filters
   Bm25Index keywords_;

@@ -136,6 +136,14 @@ void Bm25Index::Remove(uint32_t slot) {
   if (free_terms_.size() > std::max<size_t>(terms_.size(), kCompactMinFreeTerms)) CompactTermIds();
 }
 
+void Bm25Index::TrimSlots(size_t slots) {
+  if (slots >= docs_.size()) return;
+  docs_.resize(slots);
+  docs_.shrink_to_fit();
+  lengths_.resize(slots);
+  lengths_.shrink_to_fit();
+}
+
 void Bm25Index::CompactTermIds() {
   std::vector<uint32_t> renumber(postings_.size(), UINT32_MAX);
   std::vector<std::vector<Posting>> postings(terms_.size());

@@ -44,6 +44,8 @@ class Bm25Index {
   // Indexes `terms` (with repeats) under `slot`. REQUIRES: the slot is not indexed.
   void Add(uint32_t slot, const std::vector<std::string>& terms);
   void Remove(uint32_t slot);
+  // Frees the per-slot arrays from `slots` on. REQUIRES: no slot at or past it is indexed.
+  void TrimSlots(size_t slots);
 
   // Up to k best hits for the query terms (repeats count once), best first; only slots in
   // `allowed` when it is given. k1 and b come from `query_params` when given (query-time

@@ -62,6 +62,35 @@ TEST(DocumentTableTest, FreedSlotsAreReusedLowestFirstAndLeaveTheIndexes) {
   EXPECT_EQ(hits[0].slot, 0u);
 }
 
+// A large document deleted again gives back the slot arrays it grew (here and in the
+// keyword index); numbering goes on lowest-first as if they had stayed, so a replica that
+// trimmed and one that restarted (and holds only the live slots) still number alike.
+TEST(DocumentTableTest, DeletingALargeDocumentGivesBackItsSlots) {
+  auto analyzer = MakeAnalyzer("english").value();
+  DocumentTable table;
+  std::vector<uint32_t> slots;
+  InsertDoc(&table, *analyzer, Doc("small", {"apples grow", "on trees"}), &slots);
+  const size_t small_bytes = table.memory_bytes();
+  std::vector<std::string> chunks;
+  for (int i = 0; i < 20000; ++i) chunks.push_back("chunk number " + std::to_string(i) + " of a large text");
+  InsertDoc(&table, *analyzer, Doc("big", chunks), &slots);
+  const size_t big_bytes = table.memory_bytes();
+  ASSERT_TRUE(table.Remove("big", [](uint32_t) {}));
+  EXPECT_LT(table.memory_bytes(), small_bytes + (big_bytes - small_bytes) / 20) << "big " << big_bytes;
+  EXPECT_EQ(table.slot_count(), 2u);
+  std::vector<std::string> q;
+  analyzer->Analyze("apples", &q);
+  auto hits = table.keywords().Search(q, 10, nullptr);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].slot, 0u);
+  InsertDoc(&table, *analyzer, Doc("c", {"cherries", "are", "red"}), &slots);
+  EXPECT_EQ(slots, (std::vector<uint32_t>{2, 3, 4}));
+  analyzer->Analyze("cherries", &(q = {}));
+  hits = table.keywords().Search(q, 10, nullptr);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].slot, 2u);
+}
+
 TEST(DocumentTableTest, LoadRefusesAChunkThatDoesNotFit) {
   DocumentTable table;
   auto doc = std::make_unique<DocumentTable::Document>();
