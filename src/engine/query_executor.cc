@@ -44,7 +44,9 @@ Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, co
     // Shallow lists are also cheaper: BM25 prunes at k <= 32. The graph's breadth floor
     // is 48 rather than a vector query's 64: the fused top 10 had the same nDCG@10 there
     // (0.5911 at ef 48, 0.5906 at 64; 0.5848 at 32) for ~5% more hybrid throughput.
-    const size_t depth = std::max(req.depth, want);
+    // The default fusion judges each list by the spread of its scores: it needs a few
+    // of them, whatever k is.
+    const size_t depth = std::max({req.depth, want, req.fusion == Fusion::kAuto ? kAutoFusionMinDepth : size_t{0}});
     const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 48);
     std::vector<ScoredSlot> by_vector =
         shards_.Search(qvec.data(), depth, ef, allowed_ptr, req.all_shards, routing, &route);
@@ -52,8 +54,17 @@ Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, co
     std::vector<ScoredSlot> by_keyword = table_.keywords().Search(terms, depth, allowed_ptr, bm25_ptr, in.term_weights);
     ctx.usage.chunks_scored += static_cast<int64_t>(by_vector.size() + by_keyword.size());
     if (by_vector.size() >= depth) extras->vector_bar = by_vector.back().score;
-    ranked = req.fusion == Fusion::kRrf ? FuseRrf({by_vector, by_keyword}, want, kRrfK)
-                                        : FuseWeighted(by_vector, by_keyword, req.alpha, want);
+    switch (req.fusion) {
+      case Fusion::kAuto:
+        ranked = FuseAuto(by_vector, by_keyword, want);
+        break;
+      case Fusion::kRrf:
+        ranked = FuseRrf({by_vector, by_keyword}, want, kRrfK);
+        break;
+      case Fusion::kWeighted:
+        ranked = FuseWeighted(by_vector, by_keyword, req.alpha, want);
+        break;
+    }
   }
   if (req.group_by_document) {
     // The best chunk of each document, in rank order.

@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "common/names.h"
 #include "cache/query_cache.h"
+#include "common/names.h"
 
 namespace contextd {
 
@@ -137,7 +137,7 @@ std::string QueryCacheKey(const QueryRequest& q) {
   add("k", static_cast<double>(q.k));
   add("ef", static_cast<double>(q.ef));
   add("depth", static_cast<double>(q.depth));
-  key += q.fusion == Fusion::kRrf ? "fusion=rrf;" : "fusion=weighted;";
+  key += q.fusion == Fusion::kRrf ? "fusion=rrf;" : q.fusion == Fusion::kWeighted ? "fusion=weighted;" : "fusion=auto;";
   add("alpha", q.alpha);
   if (q.mmr_lambda) add("mmr", *q.mmr_lambda);
   if (q.group_by_document) key += "group=document;";

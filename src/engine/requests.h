@@ -71,7 +71,7 @@ inline constexpr size_t kMaxRefs = 256;
 enum class QueryMode { kVector, kKeyword, kHybrid };
 std::string_view QueryModeName(QueryMode m);
 
-enum class Fusion { kRrf, kWeighted };
+enum class Fusion { kAuto, kRrf, kWeighted };
 
 struct QueryRequest {
   std::string text;  // may be empty when vector is set
@@ -83,9 +83,10 @@ struct QueryRequest {
   size_t depth = 0;
   QueryMode mode = QueryMode::kHybrid;
   Filter filter;
-  // Hybrid: reciprocal rank fusion (k = 60), or alpha * vector + (1 - alpha) * keyword
-  // over min-max normalised scores ("fusion":"weighted","alpha":..).
-  Fusion fusion = Fusion::kRrf;
+  // Hybrid: by default each list weighed per query by how sure it is of its order
+  // (FuseAuto); or reciprocal rank fusion (k = 60, "fusion":"rrf"), or alpha * vector +
+  // (1 - alpha) * keyword over min-max normalised scores ("fusion":"weighted","alpha":..).
+  Fusion fusion = Fusion::kAuto;
   float alpha = 0.5f;
   // Maximal marginal relevance over the candidates ("mmr":{"lambda":0.7}): lambda *
   // relevance - (1 - lambda) * max cosine to what is already chosen.

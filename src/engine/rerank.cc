@@ -36,6 +36,20 @@ std::vector<ScoredSlot> SumBySlot(std::vector<ScoredSlot> parts) {
   return out;
 }
 
+// Appends weight * the list's scores min-max normalised to [0, 1] (all 1 when equal).
+void AddMinMax(const std::vector<ScoredSlot>& list, float weight, std::vector<ScoredSlot>* parts) {
+  if (list.empty()) return;
+  float lo = list[0].score, hi = list[0].score;
+  for (const auto& h : list) {
+    lo = std::min(lo, h.score);
+    hi = std::max(hi, h.score);
+  }
+  for (const auto& h : list) {
+    const float norm = hi > lo ? (h.score - lo) / (hi - lo) : 1.0f;
+    parts->push_back({weight * norm, h.slot});
+  }
+}
+
 }  // namespace
 
 std::vector<ScoredSlot> FuseRrf(const std::vector<std::vector<ScoredSlot>>& lists, size_t k, float rrf_k) {
@@ -49,20 +63,40 @@ std::vector<ScoredSlot> FuseRrf(const std::vector<std::vector<ScoredSlot>>& list
 std::vector<ScoredSlot> FuseWeighted(const std::vector<ScoredSlot>& vector_hits,
                                      const std::vector<ScoredSlot>& keyword_hits, float alpha, size_t k) {
   std::vector<ScoredSlot> parts;
-  auto add = [&](const std::vector<ScoredSlot>& list, float weight) {
-    if (list.empty()) return;
-    float lo = list[0].score, hi = list[0].score;
-    for (const auto& h : list) {
-      lo = std::min(lo, h.score);
-      hi = std::max(hi, h.score);
-    }
-    for (const auto& h : list) {
-      const float norm = hi > lo ? (h.score - lo) / (hi - lo) : 1.0f;
-      parts.push_back({weight * norm, h.slot});
-    }
-  };
-  add(vector_hits, alpha);
-  add(keyword_hits, 1.0f - alpha);
+  AddMinMax(vector_hits, alpha, &parts);
+  AddMinMax(keyword_hits, 1.0f - alpha, &parts);
+  return Best(SumBySlot(std::move(parts)), k);
+}
+
+float ListConfidence(const std::vector<ScoredSlot>& hits) {
+  if (hits.size() < 2) return 0.0f;
+  double sum = 0, sq = 0;
+  for (const auto& h : hits) {
+    sum += h.score;
+    sq += static_cast<double>(h.score) * h.score;
+  }
+  const double n = static_cast<double>(hits.size()), mean = sum / n;
+  const double sd = std::sqrt(std::max(0.0, sq / n - mean * mean));
+  if (std::abs(mean) < 1e-12) return sd > 0 ? 1.0f : 0.0f;
+  return static_cast<float>(std::min(1.0, sd / std::abs(mean)));
+}
+
+std::vector<ScoredSlot> FuseAuto(const std::vector<ScoredSlot>& vector_hits,
+                                 const std::vector<ScoredSlot>& keyword_hits, size_t k, float* alpha_out) {
+  const float cv = ListConfidence(vector_hits), ck = ListConfidence(keyword_hits);
+  float alpha = cv + ck > 0 ? cv / (cv + ck) : 0.5f;
+  if (keyword_hits.empty()) alpha = 1.0f;
+  if (vector_hits.empty()) alpha = 0.0f;
+  if (alpha_out != nullptr) *alpha_out = alpha;
+  std::vector<ScoredSlot> parts;
+  AddMinMax(vector_hits, alpha, &parts);
+  float top = 0;
+  for (const auto& h : keyword_hits) top = std::max(top, h.score);
+  if (top > 0) {
+    for (const auto& h : keyword_hits) parts.push_back({(1.0f - alpha) * std::max(0.0f, h.score) / top, h.slot});
+  } else {
+    AddMinMax(keyword_hits, 1.0f - alpha, &parts);
+  }
   return Best(SumBySlot(std::move(parts)), k);
 }
 

@@ -27,6 +27,24 @@ std::vector<ScoredSlot> FuseRrf(const std::vector<std::vector<ScoredSlot>>& list
 std::vector<ScoredSlot> FuseWeighted(const std::vector<ScoredSlot>& vector_hits,
                                      const std::vector<ScoredSlot>& keyword_hits, float alpha, size_t k);
 
+// How sure a list is of its order, for FuseAuto: the spread of its scores against their
+// size (standard deviation over |mean|), clamped to [0, 1]; 0 for fewer than two hits. A
+// list that cannot tell its hits apart (GloVe averages on scientific claims: cosines
+// 0.85-0.88 for the whole top 10, about 0.02) is unsure; BM25's top scores on the same
+// queries spread about 0.3.
+float ListConfidence(const std::vector<ScoredSlot>& hits);
+// The fewest hits each list brings to FuseAuto, so that spreads can be compared at k = 1.
+constexpr size_t kAutoFusionMinDepth = 10;
+
+// The default hybrid fusion: FuseWeighted's sum with alpha chosen per query from the two
+// lists' confidences, alpha = c_vector / (c_vector + c_keyword) (0.5 when both are 0), so
+// a list that cannot tell its hits apart has little say and a sharp one leads, with no
+// tuning by the user. Keyword scores (BM25, never negative) are divided by the top one
+// rather than min-max normalised, so the tail of a keyword list keeps its worth against
+// hits the other list brings. *alpha_out, when given, receives the alpha used.
+std::vector<ScoredSlot> FuseAuto(const std::vector<ScoredSlot>& vector_hits,
+                                 const std::vector<ScoredSlot>& keyword_hits, size_t k, float* alpha_out = nullptr);
+
 // Maximal marginal relevance: picks k of `candidates` (best first, with their vectors in
 // `vectors`, n x dim row-major) one at a time, each maximising
 //   lambda * relevance - (1 - lambda) * max cosine to the ones already picked,

@@ -252,8 +252,10 @@ Status ReadQueryMode(const FieldReader& r, QueryMode* mode) {
 // The members of a query that only tune how it searches: fusion, mmr, bm25, routing...
 Status ReadSearchTuning(const FieldReader& body, QueryRequest* q) {
   std::string choice;
-  CTX_RETURN_IF_ERROR(body.OneOf("fusion", {"rrf", "weighted"}, &choice));
-  if (!choice.empty()) q->fusion = choice == "rrf" ? Fusion::kRrf : Fusion::kWeighted;
+  CTX_RETURN_IF_ERROR(body.OneOf("fusion", {"auto", "rrf", "weighted"}, &choice));
+  if (!choice.empty()) {
+    q->fusion = choice == "rrf" ? Fusion::kRrf : choice == "weighted" ? Fusion::kWeighted : Fusion::kAuto;
+  }
   if (body.Has("alpha")) {
     CTX_RETURN_IF_ERROR(body.Number("alpha", 0, 1, &q->alpha));
     if (q->fusion != Fusion::kWeighted)

@@ -2,6 +2,7 @@
 #include "server/request_codec.h"
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <set>
 #include <thread>
@@ -112,11 +113,92 @@ TEST_F(CollectionTest, HybridDepthSetsTheFusionWindow) {
     {"id":"d","text":"third vector","vector":[1,0.6]},
     {"id":"e","text":"fourth vector","vector":[1,1]}]})");
   ASSERT_EQ(Ids(*c, R"({"query":"apple","mode":"keyword","k":2})"), (std::vector<std::string>{"a#0", "b#0"}));
-  const std::string q = R"({"query":"apple","vector":[1,0],"mode":"hybrid","k":1,"cache":"bypass")";
+  const std::string q = R"({"query":"apple","vector":[1,0],"mode":"hybrid","fusion":"rrf","k":1,"cache":"bypass")";
   const auto shallow = Ids(*c, q + "}");
   ASSERT_EQ(shallow.size(), 1u);
   EXPECT_NE(shallow[0], "b#0");  // the window holds only the two lists' winners
   EXPECT_EQ(Ids(*c, q + R"(,"depth":10})"), std::vector<std::string>{"b#0"});
+}
+
+// The default hybrid fusion follows whichever list can tell the documents apart, with
+// vectors given directly (as from an embedder contextd does not run): where the vectors
+// find each query's document and the keywords cannot (every text is the same few words),
+// and the other way round (each document has its own word; the vectors are unrelated to
+// the queries). Either way it answers at least as well as the better list alone, where
+// reciprocal rank fusion, giving both lists equal say, loses to it.
+TEST_F(CollectionTest, DefaultHybridFollowsTheListThatKnows) {
+  constexpr int kDocs = 200, kDim = 64;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g;
+  std::uniform_int_distribution<int> word(0, 4);
+  const char* kWords[] = {"river", "stone", "cloud", "field", "light"};
+  auto unit = [&] {
+    std::vector<float> v(kDim);
+    float n = 0;
+    for (auto& x : v) n += (x = g(rng)) * x;
+    for (auto& x : v) x /= std::sqrt(n);
+    return v;
+  };
+  auto to_json = [](const std::vector<float>& v) {
+    Json a = Json::MakeArray();
+    for (float x : v) a.push_back(static_cast<double>(x));
+    return a;
+  };
+  auto c = Create("sharp", R"({"embedder":"none","dim":64})");
+  std::vector<std::vector<float>> vecs;
+  Json docs = Json::MakeArray();
+  for (int i = 0; i < kDocs; ++i) {
+    vecs.push_back(unit());
+    std::string text = "own" + std::to_string(i);
+    for (int w = 0; w < 20; ++w) text += std::string(" ") + kWords[word(rng)];
+    Json d = Json::MakeObject();
+    d["id"] = "d" + std::to_string(i);
+    d["text"] = text;
+    d["vector"] = to_json(vecs.back());
+    docs.push_back(std::move(d));
+  }
+  Json body = Json::MakeObject();
+  body["documents"] = std::move(docs);
+  Upsert(*c, body.Dump());
+
+  // Share of queries whose top hit is their document, per mode or fusion.
+  auto rate = [&](bool vectors_know, const std::string& how) {
+    int right = 0;
+    for (int i = 0; i < kDocs; ++i) {
+      std::vector<float> qv;
+      std::string text;
+      if (vectors_know) {
+        qv = vecs[i];
+        const std::vector<float> noise = unit();
+        for (int d = 0; d < kDim; ++d) qv[d] += 0.3f * noise[d];
+        text = std::string(kWords[word(rng)]) + " " + kWords[word(rng)];
+      } else {
+        qv = unit();
+        text = "own" + std::to_string(i) + " " + kWords[word(rng)];
+      }
+      Json q = *ParseJson("{" + how + "}");
+      q["query"] = text;
+      q["vector"] = to_json(qv);
+      q["k"] = 1;
+      q["cache"] = "bypass";
+      const auto ids = Ids(*c, q.Dump());
+      right += !ids.empty() && ids[0] == "d" + std::to_string(i) + "#0";
+    }
+    return static_cast<double>(right) / kDocs;
+  };
+  for (bool vectors_know : {true, false}) {
+    const double vec = rate(vectors_know, R"("mode":"vector")");
+    const double kw = rate(vectors_know, R"("mode":"keyword")");
+    const double fused = rate(vectors_know, R"("mode":"hybrid")");
+    const double rrf = rate(vectors_know, R"("mode":"hybrid","fusion":"rrf")");
+    const std::string which = vectors_know ? "vectors know" : "keywords know";
+    std::fprintf(stderr, "%s: top hit right, vector %.3f, keyword %.3f, default hybrid %.3f, rrf %.3f\n", which.c_str(),
+                 vec, kw, fused, rrf);
+    EXPECT_GE(std::max(vec, kw), 0.95) << which;
+    EXPECT_LE(std::min(vec, kw), 0.2) << which;
+    EXPECT_GE(fused, std::max(vec, kw) - 0.02) << which << ": vector " << vec << ", keyword " << kw;
+    EXPECT_GT(fused, rrf + 0.1) << which << ": rrf " << rrf;
+  }
 }
 
 TEST_F(CollectionTest, GroupByDocumentMmrAndBm25Parameters) {
@@ -392,8 +474,10 @@ TEST_F(CollectionTest, DropThenRecreateStartsEmpty) {
 
 TEST_F(CollectionTest, DuplicateCollectionIsAlreadyExists) {
   Create("docs", "{}");
-  EXPECT_EQ(CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "docs", Json()).status().code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "bad/name", Json()).status().reason(), "invalid_name");
+  EXPECT_EQ(CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "docs", Json()).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "bad/name", Json()).status().reason(),
+            "invalid_name");
 }
 
 TEST_F(CollectionTest, MetricsReportCollectionSizes) {

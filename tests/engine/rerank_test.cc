@@ -36,6 +36,34 @@ TEST(RerankTest, WeightedFusionNormalisesEachList) {
   EXPECT_EQ(Slots(FuseWeighted(vec, kw, 1.0f, 2)), (std::vector<uint32_t>{1, 2}));
 }
 
+// The default fusion weighs each list by how sure it is: a list whose scores barely differ
+// has little say, whichever side it is on.
+TEST(RerankTest, AutoFusionFollowsTheSharperList) {
+  EXPECT_EQ(ListConfidence({}), 0.0f);
+  EXPECT_EQ(ListConfidence({{3, 1}}), 0.0f);
+  EXPECT_EQ(ListConfidence({{0.5f, 1}, {0.5f, 2}}), 0.0f);
+  EXPECT_NEAR(ListConfidence({{3, 1}, {1, 2}}), 0.5, 1e-6);  // sd 1, mean 2
+  // Flat vectors (GloVe-like cosines), sharp keywords: the keyword order, the vectors only
+  // breaking ties and filling in below.
+  const std::vector<ScoredSlot> flat_vec = {{0.88f, 1}, {0.87f, 2}, {0.86f, 3}};
+  const std::vector<ScoredSlot> sharp_kw = {{12, 3}, {7, 2}, {1, 4}};
+  float alpha = -1;
+  auto fused = FuseAuto(flat_vec, sharp_kw, 10, &alpha);
+  EXPECT_LT(alpha, 0.05f);
+  EXPECT_EQ(Slots(fused), (std::vector<uint32_t>{3, 2, 4, 1}));
+  // Sharp vectors, flat keywords: the vector order.
+  const std::vector<ScoredSlot> sharp_vec = {{0.95f, 5}, {0.3f, 6}, {0.2f, 7}};
+  const std::vector<ScoredSlot> flat_kw = {{2.1f, 6}, {2.0f, 7}, {2.0f, 8}};
+  fused = FuseAuto(sharp_vec, flat_kw, 2, &alpha);
+  EXPECT_GT(alpha, 0.9f);
+  EXPECT_EQ(Slots(fused), (std::vector<uint32_t>{5, 6}));
+  // One list empty: the other alone, in its order.
+  EXPECT_EQ(Slots(FuseAuto({}, sharp_kw, 10, &alpha)), (std::vector<uint32_t>{3, 2, 4}));
+  EXPECT_EQ(alpha, 0.0f);
+  EXPECT_EQ(Slots(FuseAuto(sharp_vec, {}, 10, &alpha)), (std::vector<uint32_t>{5, 6, 7}));
+  EXPECT_EQ(alpha, 1.0f);
+}
+
 TEST(RerankTest, MmrSkipsNearDuplicates) {
   // Slots 1 and 2 are the same direction (copies of one paragraph), 3 is orthogonal.
   const std::vector<ScoredSlot> candidates = {{1.0f, 1}, {0.95f, 2}, {0.6f, 3}};
