@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "net/http_server.h"
 #include "server/api.h"
+#include "server/storage_meter.h"
 #include "usage/usage_ledger.h"
 
 namespace contextd {
@@ -277,6 +278,23 @@ int RunServe(const ServeOptions& o) {
       ledger = std::move(opened).value();
       ao.usage = ledger.get();
       if (!o.prices.is_null()) ao.prices = *PriceTable::FromJson(o.prices);
+    }
+    // Storage priced per GB-month: charged each minute into the ledger.
+    std::unique_ptr<StorageMeter> storage_meter;
+    if (ledger != nullptr && ao.prices.storage_per_gb_month() > 0) {
+      const Engine* e = engine->get();
+      StorageMeter::Source source = [e, log, is_up, &lo]() -> std::vector<Engine::StoredBytes> {
+        // In a cluster every node holds every collection: the node with the lowest id among
+        // those up charges, so a tenant pays once.
+        if (log != nullptr) {
+          for (const auto& p : log->peers()) {
+            if (is_up(p) && p.node_id < lo.node_id) return {};
+          }
+        }
+        return e->StorageByCollection();
+      };
+      storage_meter = std::make_unique<StorageMeter>(StorageMeter::Options{}, SystemClock::Default(), std::move(source),
+                                                     ledger.get(), ao.prices.storage_per_gb_month());
     }
     // Rate limits shared through Redis; while it is unreachable each node enforces its
     // share, by the nodes it has heard from lately.

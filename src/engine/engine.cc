@@ -477,6 +477,17 @@ std::vector<std::shared_ptr<Collection>> Engine::ListCollections(const std::stri
   return out;
 }
 
+std::vector<Engine::StoredBytes> Engine::StorageByCollection() const {
+  std::vector<std::shared_ptr<Collection>> all;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [key, c] : collections_) all.push_back(c);
+  }
+  std::vector<StoredBytes> out;
+  for (const auto& c : all) out.push_back({c->tenant(), c->name(), store_->CollectionBytes(c->tenant(), c->id())});
+  return out;
+}
+
 void Engine::RenderMetrics(std::string* out) const {
   std::vector<std::shared_ptr<Collection>> all;
   {

@@ -91,6 +91,12 @@ class Engine : public MutationApplier,
   Status DropCollection(const std::string& tenant, const std::string& name,
                         const RequestContext& ctx = RequestContext::Background());
   std::vector<std::shared_ptr<Collection>> ListCollections(const std::string& tenant) const;
+  // Every collection's stored bytes (Store::CollectionBytes), for pricing storage.
+  struct StoredBytes {
+    std::string tenant, collection;
+    uint64_t bytes = 0;
+  };
+  std::vector<StoredBytes> StorageByCollection() const;
 
   // Sessions and cache namespaces belong to the request's tenant (ctx.tenant) and are
   // stored as "tenant/name", the default tenant's too (no name a caller gives may hold a

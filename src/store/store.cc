@@ -452,6 +452,17 @@ uint64_t Store::ApproximateBytes() const {
   return v + mem;
 }
 
+uint64_t Store::CollectionBytes(std::string_view tenant, uint64_t coll) const {
+  const std::string start = CollPrefix(tenant, coll), end = PrefixEnd(start);
+  rocksdb::Range range(start, end);
+  uint64_t size = 0;
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  if (!rep_->db->GetApproximateSizes(options, rep_->db->DefaultColumnFamily(), &range, 1, &size).ok()) return 0;
+  return size;
+}
+
 uint64_t Store::MemoryBytes() const {
   uint64_t mem = 0, readers = 0;
   rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);

@@ -86,6 +86,9 @@ class Store {
   // `sequence` recorded as applied.
   Status DropCollection(std::string_view tenant, std::string_view name, uint64_t id, uint64_t sequence);
   StatusOr<std::vector<CollectionRecord>> ListCollections() const;
+  // About how many bytes the collection's documents and chunks take on disk and in the
+  // memtables (RocksDB's estimate: compressed file sizes, for pricing storage).
+  uint64_t CollectionBytes(std::string_view tenant, uint64_t coll) const;
 
   Status Write(WriteBatch* batch, bool sync = true);
   // Off: Write() never fsyncs (the WAL still takes every batch, so a process crash loses

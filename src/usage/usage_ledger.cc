@@ -47,12 +47,20 @@ StatusOr<PriceTable> PriceTable::FromJson(const Json& j) {
   PriceTable p;
   if (!j.is_object()) return InvalidArgument("prices must be an object", "invalid_type");
   for (const auto& [k, v] : j.as_object()) {
+    if (k == "storage_per_gb_month") {
+      if (!v.is_number() || v.as_double() < 0) {
+        return InvalidArgument("prices.storage_per_gb_month must be a number of dollars, at least 0", "invalid_value");
+      }
+      p.storage_per_gb_month_ = v.as_double();
+      continue;
+    }
     std::map<std::string, double, std::less<>>* into = k == "embedding_per_1k_tokens" ? &p.per_1k_tokens_
                                                        : k == "requests"              ? &p.per_request_
                                                                                       : nullptr;
     if (into == nullptr || !v.is_object()) {
-      return InvalidArgument("prices: unknown or mistyped key '" + k + "' (embedding_per_1k_tokens, requests)",
-                             "unknown_field");
+      return InvalidArgument(
+          "prices: unknown or mistyped key '" + k + "' (embedding_per_1k_tokens, requests, storage_per_gb_month)",
+          "unknown_field");
     }
     for (const auto& [name, price] : v.as_object()) {
       if (!price.is_number() || price.as_double() < 0) {
@@ -152,16 +160,16 @@ void UsageLedger::Record(const UsageRecord& r) {
   if (it != hours_.end() && r.cost_usd == 0) {
     // The common case: the hour's row exists and nothing is spent.
     Entry& e = it->second;
-    e.total.requests += 1;
+    e.total.requests += r.requests;
     e.total.tokens += r.tokens;
-    e.unflushed.requests += 1;
+    e.unflushed.requests += r.requests;
     e.unflushed.tokens += r.tokens;
     if (!e.dirty) dirty_.push_back(&e);
     e.dirty = true;
     return;
   }
   AddLocked(std::move(joined), Key{hour, r.tenant, r.key, r.user, r.collection, r.model, r.operation},
-            Totals{1, r.tokens, r.cost_usd}, true);
+            Totals{r.requests, r.tokens, r.cost_usd}, true);
 }
 
 Status UsageLedger::Flush() {

@@ -34,11 +34,15 @@ namespace contextd {
 class PriceTable {
  public:
   // {"embedding_per_1k_tokens": {"default": 0.0001, "provider:openai": 0.00002},
-  //  "requests": {"query.hybrid": 0.00002, "context": 0.00005, "cache_lookup": 0.000001}}
+  //  "requests": {"query.hybrid": 0.00002, "context": 0.00005, "cache_lookup": 0.000001},
+  //  "storage_per_gb_month": 0.25}
   static StatusOr<PriceTable> FromJson(const Json& j);
   double Cost(std::string_view operation, std::string_view model, int64_t tokens) const;
+  // Dollars per GB (1e9 bytes) stored for a month of 30 days; 0 when not priced.
+  double storage_per_gb_month() const { return storage_per_gb_month_; }
 
  private:
+  double storage_per_gb_month_ = 0;
   std::map<std::string, double, std::less<>> per_1k_tokens_;
   std::map<std::string, double, std::less<>> per_request_;
 };
@@ -47,7 +51,8 @@ struct UsageRecord {
   std::string tenant, key, user, collection, model, operation;
   int64_t tokens = 0;
   double cost_usd = 0;
-  int64_t at_ms = 0;  // wall clock
+  int64_t at_ms = 0;     // wall clock
+  int64_t requests = 1;  // 0 for a charge that no request made (storage)
 };
 
 struct UsageQuery {

@@ -487,6 +487,12 @@ TEST_F(CollectionTest, MetricsReportCollectionSizes) {
   EXPECT_NE(text.find(R"(contextd_collection_documents{tenant="default",collection="docs"} 3)"), std::string::npos)
       << text;
   EXPECT_NE(text.find(R"(contextd_collection_chunks{tenant="default",collection="docs"} 3)"), std::string::npos);
+  // What it stores, for pricing storage: this collection, with its bytes.
+  const auto stored = engine_->StorageByCollection();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].tenant, kDefaultTenant);
+  EXPECT_EQ(stored[0].collection, "docs");
+  EXPECT_GT(stored[0].bytes, 100u);
 }
 
 }  // namespace

@@ -94,6 +94,29 @@ TEST(StoreTest, DropRemovesAllDataOfOnlyThatCollection) {
   EXPECT_EQ(**store->GetDocument("default", c2, "x"), "2");
 }
 
+// What a collection stores, for pricing storage: its own documents and chunks only, in
+// the memtables or on disk.
+TEST(StoreTest, CollectionBytesCountsOnlyThatCollection) {
+  TempDir dir;
+  auto store = std::move(Store::Open(dir.path())).value();
+  ASSERT_TRUE(store->CreateCollection("acme", "big", 1, "{}").ok());
+  ASSERT_TRUE(store->CreateCollection("acme", "small", 2, "{}").ok());
+  const std::string text(100000, 'x');
+  for (int i = 0; i < 20; ++i) {
+    WriteBatch batch;
+    batch.PutDocument("acme", 1, "d" + std::to_string(i), text);
+    batch.PutChunk("acme", 1, "d" + std::to_string(i), 0, text);
+    ASSERT_TRUE(store->Write(&batch).ok());
+  }
+  WriteBatch one;
+  one.PutDocument("acme", 2, "d", "tiny");
+  ASSERT_TRUE(store->Write(&one).ok());
+  const uint64_t big = store->CollectionBytes("acme", 1), small = store->CollectionBytes("acme", 2);
+  EXPECT_GE(big, 2000000u);  // 4 MB written (in the memtable, uncompressed)
+  EXPECT_LT(small, big / 20) << "RocksDB's memtable estimate is coarse, but not that coarse";
+  EXPECT_EQ(store->CollectionBytes("other", 1), 0u);
+}
+
 TEST(StoreTest, TenantsAreSeparateNamespaces) {
   TempDir dir;
   auto store = std::move(Store::Open(dir.path())).value();

@@ -25,6 +25,12 @@ TEST(PriceTableTest, TokensByModelPlusAPricePerRequest) {
   EXPECT_DOUBLE_EQ(p->Cost("query.keyword", "", 0), 0);
   EXPECT_FALSE(PriceTable::FromJson(*ParseJson(R"({"requests":{"x":-1}})")).ok());
   EXPECT_FALSE(PriceTable::FromJson(*ParseJson(R"({"per_gb":{}})")).ok());
+  EXPECT_EQ(p->storage_per_gb_month(), 0) << "storage is free unless priced";
+  auto storage = PriceTable::FromJson(*ParseJson(R"({"storage_per_gb_month":0.25})"));
+  ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+  EXPECT_DOUBLE_EQ(storage->storage_per_gb_month(), 0.25);
+  EXPECT_FALSE(PriceTable::FromJson(*ParseJson(R"({"storage_per_gb_month":-1})")).ok());
+  EXPECT_FALSE(PriceTable::FromJson(*ParseJson(R"({"storage_per_gb_month":"1"})")).ok());
 }
 
 TEST(UsageLedgerTest, PeriodsStartAtUtcDayAndMonth) {
