@@ -131,13 +131,19 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
                            "invalid_mutation");
   }
   // Keyword terms outside any lock: analysis is the slow part of indexing text.
-  std::vector<std::vector<std::vector<std::string>>> terms(m.documents.size());
+  // Packed per chunk as they are made: a large document's terms wait here for the lock.
+  std::vector<std::vector<TermList>> terms(m.documents.size());
   std::vector<std::string> ids;
+  std::vector<std::string> chunk_terms;
   for (size_t i = 0; i < m.documents.size(); ++i) {
     const MutationDocument& d = m.documents[i];
     ids.push_back(d.id);
-    terms[i].resize(d.chunks.size());
-    for (size_t j = 0; j < d.chunks.size(); ++j) IndexTerms(*analyzer_, d.title, d.chunks[j], &terms[i][j]);
+    terms[i].reserve(d.chunks.size());
+    for (size_t j = 0; j < d.chunks.size(); ++j) {
+      chunk_terms.clear();
+      IndexTerms(*analyzer_, d.title, d.chunks[j], &chunk_terms);
+      terms[i].emplace_back(chunk_terms);
+    }
   }
 
   std::vector<std::unique_lock<std::mutex>> held;
@@ -209,7 +215,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     for (size_t i = 0; i < m.documents.size(); ++i) {
       MutationDocument& d = m.documents[i];
       RemoveDocLocked(d.id);
-      table_.Insert(&d, &slots[row], &terms[i]);
+      table_.Insert(&d, &slots[row], terms[i]);
       for (size_t j = 0; j < d.chunks.size(); ++j, ++row)
         targets.push_back(shards_.Place(slots[row], &m.vectors[row * dim]));
     }

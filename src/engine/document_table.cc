@@ -63,7 +63,7 @@ uint32_t DocumentTable::AllocateSlot() {
 void DocumentTable::ReleaseSlot(uint32_t slot) { free_slots_.push(slot); }
 
 void DocumentTable::Fill(uint32_t slot, const Document* doc, uint32_t ordinal, std::string text,
-                         const std::vector<std::string>& terms) {
+                         const TermList& terms) {
   Chunk& c = chunks_[slot];
   c.doc = doc;
   c.ordinal = ordinal;
@@ -74,14 +74,14 @@ void DocumentTable::Fill(uint32_t slot, const Document* doc, uint32_t ordinal, s
   ++live_chunks_;
 }
 
-void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, std::vector<std::vector<std::string>>* terms) {
+void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, const std::vector<TermList>& terms) {
   auto doc = std::make_unique<Document>();
   doc->id = d->id;
   doc->title = std::move(d->title);
   doc->metadata = std::move(d->metadata);
   doc->refs = std::move(d->refs);
   for (size_t j = 0; j < d->chunks.size(); ++j) {
-    Fill(slots[j], doc.get(), static_cast<uint32_t>(j), std::move(d->chunks[j]), (*terms)[j]);
+    Fill(slots[j], doc.get(), static_cast<uint32_t>(j), std::move(d->chunks[j]), terms[j]);
     doc->slots.push_back(slots[j]);
   }
   std::string id = doc->id;
@@ -149,7 +149,7 @@ bool DocumentTable::AddLoadedChunk(Document* doc, uint32_t ordinal, uint32_t slo
   // that size.
   if (ordinal != doc->slots.size() || slot > (1u << 30) || live(slot)) return false;
   if (chunks_.size() <= slot) chunks_.resize(slot + 1);
-  Fill(slot, doc, ordinal, std::move(text), terms);
+  Fill(slot, doc, ordinal, std::move(text), TermList(terms));
   doc->slots.push_back(slot);
   return true;
 }

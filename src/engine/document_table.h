@@ -63,9 +63,9 @@ class DocumentTable {
   // Gives back a slot AllocateSlot() returned that was never filled (a failed write).
   void ReleaseSlot(uint32_t slot);
   // Adds a document, its chunks in `slots` (allocated, one per chunk) and indexed with
-  // `terms` (each chunk's keyword terms, consumed). d is consumed.
+  // `terms` (each chunk's keyword terms). d is consumed.
   // REQUIRES: no document with d's id (Remove() it first).
-  void Insert(MutationDocument* d, const uint32_t* slots, std::vector<std::vector<std::string>>* terms);
+  void Insert(MutationDocument* d, const uint32_t* slots, const std::vector<TermList>& terms);
   // Removes the document and frees its slots, calling on_slot(slot) for each first (the
   // vector index drops it there). False when there is no such document.
   bool Remove(const std::string& id, const std::function<void(uint32_t)>& on_slot);
@@ -80,8 +80,7 @@ class DocumentTable {
   void FinishLoad();
 
  private:
-  void Fill(uint32_t slot, const Document* doc, uint32_t ordinal, std::string text,
-            const std::vector<std::string>& terms);
+  void Fill(uint32_t slot, const Document* doc, uint32_t ordinal, std::string text, const TermList& terms);
 
   // After many removes, frees the slot arrays past the highest chunk in use when that is
   // under a quarter of them (a large document deleted again), here and in the keyword index.

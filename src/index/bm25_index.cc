@@ -69,16 +69,31 @@ struct Bm25Index::QueryTerm {
   float bound;  // no posting of this term scores more
 };
 
-void Bm25Index::Add(uint32_t slot, const std::vector<std::string>& terms) {
+TermList::TermList(const std::vector<std::string>& terms) {
+  size_t bytes = 0;
+  for (const auto& t : terms) bytes += t.size();
+  chars_.reserve(bytes);
+  ends_.reserve(terms.size());
+  for (const auto& t : terms) Add(t);
+}
+
+void TermList::Add(std::string_view term) {
+  chars_.append(term);
+  ends_.push_back(static_cast<uint32_t>(chars_.size()));
+}
+
+void Bm25Index::Add(uint32_t slot, const TermList& terms) {
   if (docs_.size() <= slot) {
     docs_.resize(slot + 1);
     lengths_.resize(slot + 1, 0);
   }
   Doc& doc = docs_[slot];
   std::unordered_map<uint32_t, uint32_t> tf;
-  for (const auto& t : terms) {
-    auto [it, inserted] = terms_.try_emplace(t, 0);
-    if (inserted) {
+  for (size_t i = 0; i < terms.size(); ++i) {
+    const std::string_view t = terms[i];
+    auto it = terms_.find(t);
+    if (it == terms_.end()) {
+      it = terms_.emplace(std::string(t), 0).first;
       heap_bytes_ += TermNodeBytes(it->first);
       if (free_terms_.empty()) {
         it->second = static_cast<uint32_t>(postings_.size());

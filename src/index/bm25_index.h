@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -37,12 +38,32 @@ struct Bm25Params {
   size_t prune_max_k = 32;
 };
 
+// One chunk's terms packed in one buffer. As a vector of strings, each term cost 32 bytes
+// and often a heap block: a 16 MB document's 2.7M terms took 81 MB while its write waited
+// for the index lock; packed, about a third of that.
+class TermList {
+ public:
+  TermList() = default;
+  explicit TermList(const std::vector<std::string>& terms);
+  void Add(std::string_view term);
+  size_t size() const { return ends_.size(); }
+  std::string_view operator[](size_t i) const {
+    const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(chars_).substr(begin, ends_[i] - begin);
+  }
+
+ private:
+  std::string chars_;
+  std::vector<uint32_t> ends_;  // where each term ends in chars_
+};
+
 class Bm25Index {
  public:
   explicit Bm25Index(Bm25Params params = {}) : params_(params) {}
 
   // Indexes `terms` (with repeats) under `slot`. REQUIRES: the slot is not indexed.
-  void Add(uint32_t slot, const std::vector<std::string>& terms);
+  void Add(uint32_t slot, const TermList& terms);
+  void Add(uint32_t slot, const std::vector<std::string>& terms) { Add(slot, TermList(terms)); }
   void Remove(uint32_t slot);
   // Frees the per-slot arrays from `slots` on. REQUIRES: no slot at or past it is indexed.
   void TrimSlots(size_t slots);
@@ -106,7 +127,12 @@ class Bm25Index {
   void CompactTermIds();
   static constexpr size_t kCompactMinFreeTerms = 1 << 14;
 
-  std::unordered_map<std::string, uint32_t> terms_;
+  // Transparent, so packed terms are looked up without a string made for each.
+  struct TermHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, uint32_t, TermHash, std::equal_to<>> terms_;
   std::vector<std::vector<Posting>> postings_;  // by term id, sorted by slot
   std::vector<TermBounds> bounds_;              // by term id
   // By term id: the key in terms_ (node keys never move), null for a forgotten term.

@@ -22,12 +22,14 @@ MutationDocument Doc(const std::string& id, std::vector<std::string> chunks) {
 
 void InsertDoc(DocumentTable* table, const Analyzer& analyzer, MutationDocument d, std::vector<uint32_t>* slots) {
   slots->clear();
-  std::vector<std::vector<std::string>> terms(d.chunks.size());
+  std::vector<TermList> terms;
   for (size_t j = 0; j < d.chunks.size(); ++j) {
-    IndexTerms(analyzer, d.title, d.chunks[j], &terms[j]);
+    std::vector<std::string> chunk_terms;
+    IndexTerms(analyzer, d.title, d.chunks[j], &chunk_terms);
+    terms.emplace_back(chunk_terms);
     slots->push_back(table->AllocateSlot());
   }
-  table->Insert(&d, slots->data(), &terms);
+  table->Insert(&d, slots->data(), terms);
 }
 
 TEST(DocumentTableTest, FreedSlotsAreReusedLowestFirstAndLeaveTheIndexes) {

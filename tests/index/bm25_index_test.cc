@@ -155,6 +155,27 @@ TEST(Bm25MemoryTest, ASparseListShrinksAndKeepsItsPostings) {
   for (const auto& h : hits) EXPECT_EQ(h.slot % 100, 0u);
 }
 
+TEST(TermListTest, PacksTermsInOrder) {
+  TermList empty;
+  EXPECT_EQ(empty.size(), 0u);
+  TermList list(std::vector<std::string>{"cat", "", "sat", "cat"});
+  ASSERT_EQ(list.size(), 4u);
+  EXPECT_EQ(list[0], "cat");
+  EXPECT_EQ(list[1], "");
+  EXPECT_EQ(list[2], "sat");
+  EXPECT_EQ(list[3], "cat");
+  list.Add("mat");
+  EXPECT_EQ(list[4], "mat");
+  // Indexed packed or as strings, the same scores.
+  Bm25Index a, b;
+  a.Add(0, list);
+  a.Add(1, TermList(std::vector<std::string>{"mat", "dog"}));
+  b.Add(0, std::vector<std::string>{"cat", "", "sat", "cat", "mat"});
+  b.Add(1, std::vector<std::string>{"mat", "dog"});
+  EXPECT_EQ(a.StatsDigest(), b.StatsDigest());
+  EXPECT_FLOAT_EQ(a.Search({"cat"}, 1)[0].score, b.Search({"cat"}, 1)[0].score);
+}
+
 TEST_F(Bm25Test, FilterAndUnknownTerms) {
   EXPECT_TRUE(index_.Search({"unicorn"}, 10, nullptr).empty());
   SlotBitset only_zero(3);
