@@ -51,24 +51,7 @@ size_t FreeHeapBytes() { return mallinfo2().fordblks; }
 
 FreeMemoryReleaser::FreeMemoryReleaser(Options options)
     : options_(options), last_free_(FreeHeapBytes()), last_anon_(AnonymousResidentBytes()) {
-  if (!options_.start_thread) return;
-  thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!wake_.wait_for(lock, options_.period, [this] { return stopping_; })) {
-      lock.unlock();
-      CheckNow();
-      lock.lock();
-    }
-  });
-}
-
-FreeMemoryReleaser::~FreeMemoryReleaser() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (options_.start_thread) task_ = std::make_unique<PeriodicTask>(options_.period, [this] { CheckNow(); });
 }
 
 bool FreeMemoryReleaser::CheckNow() {

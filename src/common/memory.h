@@ -7,11 +7,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
+#include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
+
+#include "common/periodic_task.h"
 
 namespace contextd {
 
@@ -46,7 +47,7 @@ class FreeMemoryReleaser {
     bool start_thread = true;  // false: only CheckNow() (tests)
   };
   explicit FreeMemoryReleaser(Options options);
-  ~FreeMemoryReleaser();  // stops the thread
+  ~FreeMemoryReleaser() = default;  // stops the thread
   FreeMemoryReleaser(const FreeMemoryReleaser&) = delete;
   FreeMemoryReleaser& operator=(const FreeMemoryReleaser&) = delete;
 
@@ -56,15 +57,12 @@ class FreeMemoryReleaser {
 
  private:
   const Options options_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
   std::mutex check_mu_;  // one look at a time
   // Free heap bytes and anonymous resident bytes at the last look (after its trim).
   size_t last_free_ = 0;
   size_t last_anon_ = 0;
   std::atomic<size_t> trims_{0};
-  std::thread thread_;
+  std::unique_ptr<PeriodicTask> task_;  // last: stopped before the state above goes
 };
 
 // Free bytes the allocator holds in its arenas (mallinfo2's fordblks), in use by nobody.

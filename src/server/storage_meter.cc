@@ -9,24 +9,7 @@ StorageMeter::StorageMeter(Options options, const Clock* clock, Source source, U
       ledger_(ledger),
       per_gb_month_(per_gb_month),
       last_ns_(clock->NowNanos()) {
-  if (!options_.start_thread) return;
-  thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!wake_.wait_for(lock, options_.period, [this] { return stopping_; })) {
-      lock.unlock();
-      ChargeNow();
-      lock.lock();
-    }
-  });
-}
-
-StorageMeter::~StorageMeter() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (options_.start_thread) task_ = std::make_unique<PeriodicTask>(options_.period, [this] { ChargeNow(); });
 }
 
 double StorageMeter::ChargeNow() {

@@ -11,13 +11,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/periodic_task.h"
 #include "engine/engine.h"
 #include "usage/usage_ledger.h"
 
@@ -33,7 +33,7 @@ class StorageMeter {
 
   // ledger is not owned and must outlive the meter.
   StorageMeter(Options options, const Clock* clock, Source source, UsageLedger* ledger, double per_gb_month);
-  ~StorageMeter();  // stops the thread
+  ~StorageMeter() = default;  // stops the thread
   StorageMeter(const StorageMeter&) = delete;
   StorageMeter& operator=(const StorageMeter&) = delete;
 
@@ -50,12 +50,9 @@ class StorageMeter {
   const Source source_;
   UsageLedger* const ledger_;
   const double per_gb_month_;
-  std::mutex charge_mu_;  // one charge at a time
-  int64_t last_ns_;       // under charge_mu_
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::mutex charge_mu_;                // one charge at a time
+  int64_t last_ns_;                     // under charge_mu_
+  std::unique_ptr<PeriodicTask> task_;  // last: stopped before the state above goes
 };
 
 }  // namespace contextd

@@ -24,16 +24,12 @@ size_t AnonMb() {
   return kb >> 10;
 }
 
-// Named MemoryBoundTest (RSS-based, like the server's): the sanitizer build, whose allocator
-// is not glibc's, skips the suite.
-TEST(MemoryBoundTest, FreeMemoryReleaserGivesBackWhatSmallFreesLeave) {
-  FreeMemoryReleaser releaser({std::chrono::milliseconds(1000), 4 << 20, 1 << 20, /*start_thread=*/false});
-  const size_t base = AnonMb();
-  // 200 MB in 2 KB blocks (below the mmap threshold: they come from the arena), of which
-  // every hundredth stays: the freed space between them is not the arena's top, so glibc's
-  // own trim on free never returns it. What deleting a large document used to leave.
+// Allocates n blocks of 2 KB (below the mmap threshold: they come from the arena), then
+// frees all but every hundredth, which it returns: the freed space between them is not the
+// arena's top, so glibc's own trim on free never returns it.
+std::vector<char*> AllocateAndFreeFragmented(int n) {
   std::vector<char*> blocks, kept;
-  for (int i = 0; i < 100000; ++i) {
+  for (int i = 0; i < n; ++i) {
     blocks.push_back(static_cast<char*>(std::malloc(2000)));
     std::memset(blocks.back(), 1, 2000);
   }
@@ -44,6 +40,16 @@ TEST(MemoryBoundTest, FreeMemoryReleaserGivesBackWhatSmallFreesLeave) {
       std::free(blocks[i]);
     }
   }
+  return kept;
+}
+
+// Named MemoryBoundTest (RSS-based, like the server's): the sanitizer build, whose allocator
+// is not glibc's, skips the suite.
+TEST(MemoryBoundTest, FreeMemoryReleaserGivesBackWhatSmallFreesLeave) {
+  FreeMemoryReleaser releaser({std::chrono::milliseconds(1000), 4 << 20, 1 << 20, /*start_thread=*/false});
+  const size_t base = AnonMb();
+  // 200 MB: what deleting a large document used to leave.
+  std::vector<char*> kept = AllocateAndFreeFragmented(100000);
   const size_t held = AnonMb();
   ASSERT_GE(held, base + 150) << "the frees were returned already; the test shows nothing";
   EXPECT_TRUE(releaser.CheckNow());
@@ -57,18 +63,7 @@ TEST(MemoryBoundTest, FreeMemoryReleaserGivesBackWhatSmallFreesLeave) {
 // The thread looks on its own, and stops with its owner.
 TEST(MemoryBoundTest, FreeMemoryReleaserThreadTrimsOnItsOwn) {
   FreeMemoryReleaser releaser({std::chrono::milliseconds(20), 4 << 20, 1 << 20, /*start_thread=*/true});
-  std::vector<char*> blocks, kept;
-  for (int i = 0; i < 50000; ++i) {
-    blocks.push_back(static_cast<char*>(std::malloc(2000)));
-    std::memset(blocks.back(), 1, 2000);
-  }
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    if (i % 100 == 99) {
-      kept.push_back(blocks[i]);
-    } else {
-      std::free(blocks[i]);
-    }
-  }
+  std::vector<char*> kept = AllocateAndFreeFragmented(50000);
   for (int i = 0; i < 500 && releaser.trims() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_GE(releaser.trims(), 1u);
   for (char* b : kept) std::free(b);
