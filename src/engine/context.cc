@@ -148,6 +148,7 @@ StatusOr<ContextResult> BuildContext(const RequestContext& ctx, const Collection
   q.text = query_text;
   q.k = request.candidates;
   q.mode = request.mode;
+  q.fusion = request.fusion;
   q.expand_refs = request.expand_refs;
   // The user's own words decide how hard to look; the conversation only adds terms.
   const QueryAnalysis analysis = AnalyzeQuery(request.query);

@@ -41,6 +41,7 @@ struct ContextRequest {
   bool mode_given = false;           // "mode" was in the request: every plan step uses it
   std::optional<Strategy> strategy;  // "strategy": forced; absent or "auto": analysed
   bool expand_refs = false;          // cited documents' best chunks join the candidates
+  Fusion fusion = Fusion::kAuto;     // hybrid steps' fusion ("fusion")
 };
 
 struct ContextPiece {

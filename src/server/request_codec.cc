@@ -249,13 +249,19 @@ Status ReadQueryMode(const FieldReader& r, QueryMode* mode) {
   return Status::Ok();
 }
 
-// The members of a query that only tune how it searches: fusion, mmr, bm25, routing...
-Status ReadSearchTuning(const FieldReader& body, QueryRequest* q) {
+Status ReadFusion(const FieldReader& body, Fusion* fusion) {
   std::string choice;
   CTX_RETURN_IF_ERROR(body.OneOf("fusion", {"auto", "rrf", "weighted"}, &choice));
   if (!choice.empty()) {
-    q->fusion = choice == "rrf" ? Fusion::kRrf : choice == "weighted" ? Fusion::kWeighted : Fusion::kAuto;
+    *fusion = choice == "rrf" ? Fusion::kRrf : choice == "weighted" ? Fusion::kWeighted : Fusion::kAuto;
   }
+  return Status::Ok();
+}
+
+// The members of a query that only tune how it searches: fusion, mmr, bm25, routing...
+Status ReadSearchTuning(const FieldReader& body, QueryRequest* q) {
+  CTX_RETURN_IF_ERROR(ReadFusion(body, &q->fusion));
+  std::string choice;
   if (body.Has("alpha")) {
     CTX_RETURN_IF_ERROR(body.Number("alpha", 0, 1, &q->alpha));
     if (q->fusion != Fusion::kWeighted)
@@ -335,7 +341,7 @@ StatusOr<QueryRequest> ParseQueryRequest(const Json& json, int dim, bool has_emb
 StatusOr<ContextRequest> ParseContextRequest(const Json& json, bool has_embedder) {
   CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, ""));
   CTX_RETURN_IF_ERROR(body.Known({"collection", "query", "max_tokens", "max_ms", "mode", "candidates", "strategy",
-                                  "expand_refs", "session_id", "stream", "consistency"}));
+                                  "expand_refs", "session_id", "stream", "consistency", "fusion"}));
   ContextRequest r;
   CTX_RETURN_IF_ERROR(body.Require("query"));
   CTX_RETURN_IF_ERROR(ReadText(body, "query", &r.query));
@@ -349,6 +355,7 @@ StatusOr<ContextRequest> ParseContextRequest(const Json& json, bool has_embedder
   }
   CTX_RETURN_IF_ERROR(body.Size("candidates", 1, kMaxK, &r.candidates));
   CTX_RETURN_IF_ERROR(body.Bool("expand_refs", &r.expand_refs));
+  CTX_RETURN_IF_ERROR(ReadFusion(body, &r.fusion));
   std::string strategy;
   CTX_RETURN_IF_ERROR(ReadStrategy(body, &strategy));
   if (!strategy.empty()) ParseStrategyChoice(strategy, &r.strategy);

@@ -83,6 +83,21 @@ TEST_F(ContextTest, BudgetsAreNeverExceeded) {
   }
 }
 
+// Hybrid RRF scores are all within a few percent of the top; relevance is normalised over
+// the candidates so they still spread over the waves.
+TEST_F(ContextTest, RankFusedCandidatesSpreadOverWaves) {
+  auto c = SciFact(*engine_);
+  const ContextResult r = Build(
+      *c, R"({"query":"mutations in tumour suppressor genes","max_tokens":100000,"strategy":"simple","fusion":"rrf"})");
+  ASSERT_TRUE(r.plan.result.rank_fused);
+  EXPECT_EQ(r.candidates, 40u);
+  std::set<std::string> waves;
+  for (const auto& p : r.pieces) waves.insert(p.wave);
+  EXPECT_TRUE(r.stopped == "sufficient" || waves.size() >= 3) << r.stopped << " " << waves.size();
+  EXPECT_LT(std::count_if(r.pieces.begin(), r.pieces.end(), [](const ContextPiece& p) { return p.wave == "critical"; }),
+            static_cast<long>(r.candidates / 2));
+}
+
 // Default hybrid scores (the lists' normalised scores, weighed per query) spread the
 // candidates over the waves, and the planner's route is reported. (Rank-fused scores, all
 // within a few percent of the top, are normalised over the candidates instead: the

@@ -219,6 +219,8 @@ TEST(RequestCodecTest, ContextRequests) {
   EXPECT_EQ(r->mode, QueryMode::kHybrid);
   EXPECT_EQ(ParseContextRequest(J(R"({"query":"why"})"), false)->mode, QueryMode::kKeyword);
   EXPECT_EQ(ParseContextRequest(J(R"({"query":"why","strategy":"complex"})"), true)->strategy, Strategy::kComplex);
+  EXPECT_EQ(r->fusion, Fusion::kAuto);
+  EXPECT_EQ(ParseContextRequest(J(R"({"query":"why","fusion":"rrf"})"), true)->fusion, Fusion::kRrf);
   struct Case {
     const char* body;
     const char* reason;
@@ -230,6 +232,7 @@ TEST(RequestCodecTest, ContextRequests) {
       {R"({"query":"x","max_ms":-1})", "out_of_range"},
       {R"({"query":"x","candidates":1001})", "out_of_range"},
       {R"({"query":"x","strategy":"deep"})", "invalid_value"},
+      {R"({"query":"x","fusion":"max"})", "invalid_value"},
       {R"({"query":"x","mode":"vector"})", "invalid_mode"},  // no embedder
       {R"({"query":"x","session_id":7})", "invalid_type"},
       {R"({"query":"x","budget":7})", "unknown_field"},
