@@ -477,23 +477,22 @@ std::vector<std::shared_ptr<Collection>> Engine::ListCollections(const std::stri
   return out;
 }
 
-std::vector<Engine::StoredBytes> Engine::StorageByCollection() const {
+std::vector<std::shared_ptr<Collection>> Engine::AllCollections() const {
+  MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Collection>> all;
-  {
-    MutexLock lock(&mu_);
-    for (const auto& [key, c] : collections_) all.push_back(c);
-  }
+  for (const auto& [key, c] : collections_) all.push_back(c);
+  return all;
+}
+
+std::vector<Engine::StoredBytes> Engine::StorageByCollection() const {
+  const std::vector<std::shared_ptr<Collection>> all = AllCollections();
   std::vector<StoredBytes> out;
   for (const auto& c : all) out.push_back({c->tenant(), c->name(), store_->CollectionBytes(c->tenant(), c->id())});
   return out;
 }
 
 void Engine::RenderMetrics(std::string* out) const {
-  std::vector<std::shared_ptr<Collection>> all;
-  {
-    MutexLock lock(&mu_);
-    for (const auto& [key, c] : collections_) all.push_back(c);
-  }
+  const std::vector<std::shared_ptr<Collection>> all = AllCollections();
   auto family = [&](const char* name, const char* help, auto value) {
     // Prometheus's convention, which rate() and the client libraries rely on: a "_total"
     // is a counter (it only grows until a restart), anything else here a gauge.

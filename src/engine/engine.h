@@ -173,6 +173,8 @@ class Engine : public MutationApplier,
   void AbandonIndexingAt(int64_t at_ns);
 
  private:
+  // Every collection, taken under mu_ so the caller can work on them without it.
+  std::vector<std::shared_ptr<Collection>> AllCollections() const;
   Engine() = default;
   void RenderMetrics(std::string* out) const;
   // Commits a proposed mutation to the log; what applying it changed.

@@ -16,7 +16,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "common/memory.h"
 #include "common/mutex.h"
 #include "net/http_status.h"
 

@@ -10,7 +10,6 @@
 #include <fstream>
 #include <map>
 
-#include "common/memory.h"
 #include "common/names.h"
 #include "engine/planner.h"
 #include "net/content_encoding.h"

@@ -83,6 +83,17 @@ TEST_F(ContextTest, BudgetsAreNeverExceeded) {
   }
 }
 
+// All 40 candidates taken, and not all in the first wave: the sufficiency test stops before
+// the tail, or the tail lands in later waves.
+void ExpectSpreadOverWaves(const ContextResult& r) {
+  EXPECT_EQ(r.candidates, 40u);
+  std::set<std::string> waves;
+  for (const auto& p : r.pieces) waves.insert(p.wave);
+  EXPECT_TRUE(r.stopped == "sufficient" || waves.size() >= 3) << r.stopped << " " << waves.size();
+  EXPECT_LT(std::count_if(r.pieces.begin(), r.pieces.end(), [](const ContextPiece& p) { return p.wave == "critical"; }),
+            static_cast<long>(r.candidates / 2));
+}
+
 // Hybrid RRF scores are all within a few percent of the top; relevance is normalised over
 // the candidates so they still spread over the waves.
 TEST_F(ContextTest, RankFusedCandidatesSpreadOverWaves) {
@@ -90,12 +101,7 @@ TEST_F(ContextTest, RankFusedCandidatesSpreadOverWaves) {
   const ContextResult r = Build(
       *c, R"({"query":"mutations in tumour suppressor genes","max_tokens":100000,"strategy":"simple","fusion":"rrf"})");
   ASSERT_TRUE(r.plan.result.rank_fused);
-  EXPECT_EQ(r.candidates, 40u);
-  std::set<std::string> waves;
-  for (const auto& p : r.pieces) waves.insert(p.wave);
-  EXPECT_TRUE(r.stopped == "sufficient" || waves.size() >= 3) << r.stopped << " " << waves.size();
-  EXPECT_LT(std::count_if(r.pieces.begin(), r.pieces.end(), [](const ContextPiece& p) { return p.wave == "critical"; }),
-            static_cast<long>(r.candidates / 2));
+  ExpectSpreadOverWaves(r);
 }
 
 // Default hybrid scores (the lists' normalised scores, weighed per query) spread the
@@ -108,13 +114,7 @@ TEST_F(ContextTest, HybridCandidatesSpreadOverWavesAndTheRouteIsReported) {
       Build(*c, R"({"query":"mutations in tumour suppressor genes","max_tokens":100000,"strategy":"simple"})");
   EXPECT_FALSE(r.plan.result.rank_fused);
   EXPECT_EQ(r.plan.strategy, Strategy::kSimple);
-  EXPECT_EQ(r.candidates, 40u);
-  std::set<std::string> waves;
-  for (const auto& p : r.pieces) waves.insert(p.wave);
-  // The sufficiency test stops before the tail, or the tail lands in later waves.
-  EXPECT_TRUE(r.stopped == "sufficient" || waves.size() >= 3) << r.stopped << " " << waves.size();
-  EXPECT_LT(std::count_if(r.pieces.begin(), r.pieces.end(), [](const ContextPiece& p) { return p.wave == "critical"; }),
-            static_cast<long>(r.candidates / 2));
+  ExpectSpreadOverWaves(r);
 
   const ContextResult complex = Build(
       *c, R"({"query":"tumour suppressor mutations and vaccine efficacy","max_tokens":2000,"strategy":"complex"})");
