@@ -34,6 +34,7 @@ inline constexpr SettingRange kMemoryHighMbRange{0, 16 << 20};
 inline constexpr SettingRange kConnectionsPerClientRange{1, 1000000};
 inline constexpr SettingRange kMinFreeDiskMbRange{1, int64_t{1} << 30};
 inline constexpr SettingRange kReplicasRange{1, 5};
+inline constexpr SettingRange kLogKeepRange{0, int64_t{1} << 40};
 
 struct ServeOptions {
   std::string host = "127.0.0.1";
@@ -64,6 +65,9 @@ struct ServeOptions {
   std::string cluster;
   std::string node_id;
   int replicas = 3;
+  // Messages of the update log kept behind the lowest durable mark of the nodes (older
+  // ones are purged): a node that restarts within them catches up by replay.
+  int64_t log_keep = 10000;
   // redis://HOST:PORT shared by the nodes: rate limits are cluster-wide through it (empty:
   // each node keeps its own).
   std::string redis;

@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
                               "redis://HOST:PORT shared by the nodes: rate limits hold across all of them");
   auto* replicas =
       ranged("--replicas", serve.replicas, kReplicasRange, "Cluster mode: replicas of the update log's stream");
+  auto* log_keep = ranged("--log-keep", serve.log_keep, kLogKeepRange,
+                          "Cluster mode: update-log messages kept behind what every node has made durable");
   auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
                           "Free disk space writes leave in reserve (below it they get 507 disk_full)");
   auto* auth = s->add_flag("--auth", serve.auth,
@@ -178,6 +180,7 @@ int main(int argc, char** argv) {
       if (!node_id->count()) serve.node_id = from_file.node_id;
       if (!redis->count()) serve.redis = from_file.redis;
       if (!replicas->count()) serve.replicas = from_file.replicas;
+      if (!log_keep->count()) serve.log_keep = from_file.log_keep;
       if (!auth->count()) serve.auth = from_file.auth;
       if (!min_free->count()) serve.min_free_disk_mb = from_file.min_free_disk_mb;
       serve.admin_key = from_file.admin_key;

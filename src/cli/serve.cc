@@ -63,6 +63,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"max_connections_per_client", kConnectionsPerClientRange, [o](int64_t n) { o->max_connections_per_client = n; }},
       {"min_free_disk_mb", kMinFreeDiskMbRange, [o](int64_t n) { o->min_free_disk_mb = n; }},
       {"replicas", kReplicasRange, [o](int64_t n) { o->replicas = static_cast<int>(n); }},
+      {"log_keep", kLogKeepRange, [o](int64_t n) { o->log_keep = n; }},
   };
   for (const auto& [k, v] : j.as_object()) {
     auto number =
@@ -176,6 +177,7 @@ int RunServe(const ServeOptions& o) {
     gethostname(host, sizeof(host) - 1);
     lo.node_id = o.node_id.empty() ? std::string(host) : o.node_id;
     lo.replicas = o.replicas;
+    lo.log_keep = static_cast<uint64_t>(o.log_keep);
     eo.make_log = [&lo, &log](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
       spdlog::info("cluster mode: node {}, update log on {} ({} replicas)", lo.node_id, lo.servers[0], lo.replicas);
       CTX_ASSIGN_OR_RETURN(auto l, JetStreamUpdateLog::Open(lo, applier));
@@ -225,6 +227,7 @@ int RunServe(const ServeOptions& o) {
     const auto is_up = [&lo](const JetStreamUpdateLog::Peer& p) { return p.age_ms < 3 * lo.heartbeat_ms; };
     if (log != nullptr) {
       ao.log_connected = [log] { return log->connected(); };
+      ao.log_blocked = [log] { return log->blocked_reason(); };
       ao.log_head = [log] { return log->LastSequence(); };
       ao.cluster_status = [log, &lo, is_up] {
         Json j = Json::MakeObject();
@@ -234,9 +237,22 @@ int RunServe(const ServeOptions& o) {
         Json l = Json::MakeObject();
         l["stream"] = lo.stream;
         l["replicas"] = lo.replicas;
+        l["first_sequence"] = static_cast<int64_t>(state.first_sequence);
         l["last_sequence"] = static_cast<int64_t>(state.last_sequence);
         l["leader"] = state.leader;
         l["connected"] = log->connected();
+        if (const std::string blocked = log->blocked_reason(); !blocked.empty()) l["blocked"] = blocked;
+        // What each registered node has made durable: the log is purged behind the lowest.
+        Json members = Json::MakeArray();
+        for (const auto& m : log->members()) {
+          Json n = Json::MakeObject();
+          n["node_id"] = m.node_id;
+          n["role"] = m.role;
+          n["durable_sequence"] = static_cast<int64_t>(m.durable);
+          n["recorded_at_ms"] = m.wall_ms;
+          members.push_back(std::move(n));
+        }
+        l["members"] = std::move(members);
         j["log"] = std::move(l);
         // Every node heard from: "up" within three heartbeats, "suspect" within ten
         // seconds, "down" after (kept, so an operator sees who went).

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/mutex.h"
+#include "common/periodic_task.h"
 
 namespace contextd {
 namespace {
@@ -31,6 +32,11 @@ std::string RandomId() {
   snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(rng()),
            static_cast<unsigned long long>(rng()));
   return buf;
+}
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int64_t NowMs() {
@@ -72,8 +78,15 @@ struct JetStreamUpdateLog::Rep {
     int64_t at_ms = 0;  // NowMs() when it arrived
   };
   std::map<std::string, Heard> heard GUARDED_BY(mu);  // by node id
+  // Bounding the log: the members bucket (set up before following), the durable marks
+  // recorded there every durable_mark_ms, and the reason this node stopped applying when
+  // it found the log purged past it.
+  kvStore* members = nullptr;
+  std::unique_ptr<PeriodicTask> housekeeping;
+  std::string blocked GUARDED_BY(mu);
 
   ~Rep() {
+    housekeeping.reset();  // first: it uses the connection and the applier
     {
       MutexLock lock(&mu);
       stopping = true;
@@ -94,6 +107,7 @@ struct JetStreamUpdateLog::Rep {
       }
       natsSubscription_Destroy(sub);
     }
+    if (members != nullptr) kvStore_Destroy(members);
     if (js != nullptr) jsCtx_Destroy(js);
     if (conn != nullptr) {
       natsConnection_Close(conn);
@@ -132,6 +146,29 @@ struct JetStreamUpdateLog::Rep {
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
       seq = meta->Sequence.Stream;
       jsMsgMetaData_Destroy(meta);
+    }
+    {
+      // The stream's sequences have no gaps but the ones a purge leaves: a message past
+      // the next one expected means the log was purged past this node, which can then
+      // never converge by replay. It stops applying rather than skip what it missed.
+      bool just_blocked = false, is_blocked = false;
+      {
+        MutexLock lock(&mu);
+        if (blocked.empty() && seq != 0 && seq > applied + 1) {
+          blocked = "the update log was purged past this node (applied " + std::to_string(applied) +
+                    ", the log now starts at " + std::to_string(seq) +
+                    "): seed its data directory with a copy of another node's, then restart it";
+          spdlog::error("update log: {}", blocked);
+          just_blocked = true;
+        }
+        is_blocked = !blocked.empty();
+      }
+      // No longer a replica: its registration must not hold the purge back.
+      if (just_blocked && members != nullptr) kvStore_Delete(members, options.node_id.c_str());
+      if (is_blocked) {
+        natsMsg_Destroy(msg);
+        return;
+      }
     }
     const std::string_view data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
     Status st;
@@ -225,6 +262,114 @@ struct JetStreamUpdateLog::Rep {
     return s == NATS_OK || *jerr == JSStreamNameExistErr ? NATS_OK : s;
   }
 
+  // Binds the members bucket, creating it when it is not there yet.
+  natsStatus EnsureMembers() {
+    if (members != nullptr) return NATS_OK;
+    if (js_KeyValue(&members, js, options.members_bucket.c_str()) == NATS_OK) return NATS_OK;
+    members = nullptr;
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = options.members_bucket.c_str();
+    cfg.History = 1;
+    cfg.StorageType = js_FileStorage;
+    cfg.Replicas = options.replicas;
+    const natsStatus s = js_CreateKeyValue(&members, js, &cfg);
+    if (s != NATS_OK) members = nullptr;
+    return s;
+  }
+
+  // "ROLE DURABLE WALL_MS", under the node's id.
+  StatusOr<uint64_t> RecordDurableMark() {
+    if (members == nullptr) return Unavailable("the members bucket is not set up yet", "log_unavailable");
+    CTX_ASSIGN_OR_RETURN(uint64_t mark, applier->SyncApplied());
+    const std::string value = options.role + " " + std::to_string(mark) + " " + std::to_string(WallMs());
+    uint64_t rev = 0;
+    const natsStatus s = kvStore_PutString(&rev, members, options.node_id.c_str(), value.c_str());
+    if (s != NATS_OK) return Unavailable("recording the durable mark: " + NatsError(s), "log_unavailable");
+    return mark;
+  }
+
+  std::vector<Member> Members() const {
+    std::vector<Member> out;
+    if (members == nullptr) return out;
+    kvKeysList keys{};
+    if (kvStore_Keys(&keys, members, nullptr) != NATS_OK) return out;
+    for (int i = 0; i < keys.Count; ++i) {
+      kvEntry* e = nullptr;
+      if (kvStore_Get(&e, members, keys.Keys[i]) != NATS_OK || e == nullptr) continue;
+      Member m;
+      m.node_id = keys.Keys[i];
+      char role[64] = {0};
+      unsigned long long durable = 0;
+      long long wall = 0;
+      if (sscanf(kvEntry_ValueString(e), "%63s %llu %lld", role, &durable, &wall) == 3) {
+        m.role = role;
+        m.durable = durable;
+        m.wall_ms = wall;
+        out.push_back(std::move(m));
+      }
+      kvEntry_Destroy(e);
+    }
+    kvKeysList_Destroy(&keys);
+    return out;
+  }
+
+  StreamState State() const {
+    StreamState out;
+    jsStreamInfo* si = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, js, options.stream.c_str(), nullptr, &jerr) == NATS_OK && si != nullptr) {
+      out.first_sequence = si->State.FirstSeq;
+      out.last_sequence = si->State.LastSeq;
+      if (si->Cluster != nullptr && si->Cluster->Leader != nullptr) out.leader = si->Cluster->Leader;
+      jsStreamInfo_Destroy(si);
+    }
+    return out;
+  }
+
+  StatusOr<uint64_t> PurgeBehindMembers() {
+    const std::vector<Member> ms = Members();
+    if (ms.empty()) return Unavailable("the members bucket cannot be read", "log_unavailable");
+    const int64_t forget_before = WallMs() - options.forget_node_after_s * 1000;
+    uint64_t lowest = UINT64_MAX;
+    for (const Member& m : ms)
+      if (m.wall_ms >= forget_before) lowest = std::min(lowest, m.durable);
+    const StreamState state = State();
+    if (lowest == UINT64_MAX || lowest <= options.log_keep) return state.first_sequence;
+    const uint64_t keep_from = lowest - options.log_keep + 1;  // the first sequence kept
+    if (state.first_sequence >= keep_from) return state.first_sequence;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Purge.Sequence = keep_from;  // purges every message below it
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus s = js_PurgeStream(js, options.stream.c_str(), &o, &jerr);
+    if (s != NATS_OK) return Unavailable("purging the update log: " + NatsError(s, jerr), "log_unavailable");
+    spdlog::info("update log: purged below sequence {} (lowest durable mark {}, {} members)", keep_from, lowest,
+                 ms.size());
+    return keep_from;
+  }
+
+  // The node that purges: the lowest id among those heard in the last three heartbeats.
+  bool LeadsHousekeeping() {
+    MutexLock lock(&mu);
+    const int64_t now = NowMs();
+    for (const auto& [id, h] : heard)
+      if (now - h.at_ms < 3 * options.heartbeat_ms) return id == options.node_id;
+    return false;
+  }
+
+  void Housekeep() {
+    if (!following || Stopping()) return;
+    {
+      MutexLock lock(&mu);
+      if (!blocked.empty()) return;  // its mark must not move: it applies nothing
+    }
+    auto mark = RecordDurableMark();
+    Status st = mark.status();
+    if (st.ok() && LeadsHousekeeping()) st = PurgeBehindMembers().status();
+    if (!st.ok()) spdlog::warn("update log: housekeeping: {}", st.message());
+  }
+
   // An ordered consumer from `from`: every message of the stream, in order, on one
   // delivery thread.
   natsStatus Follow(uint64_t from, jsErrCode* jerr) {
@@ -254,6 +399,9 @@ struct JetStreamUpdateLog::Rep {
     for (int attempt = 0; !Stopping(); ++attempt) {
       jsErrCode jerr = static_cast<jsErrCode>(0);
       natsStatus s = EnsureStream(&jerr);
+      if (s == NATS_OK) s = EnsureMembers();
+      // Registered before it follows: no purge passes a node once it is a member.
+      if (s == NATS_OK && !RecordDurableMark().ok()) s = NATS_ERR;
       if (s == NATS_OK) s = Follow(from, &jerr);
       if (s == NATS_OK) {
         following = true;
@@ -276,6 +424,13 @@ JetStreamUpdateLog::~JetStreamUpdateLog() = default;
 StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const JetStreamLogOptions& options,
                                                                        MutationApplier* applier) {
   if (options.servers.empty()) return InvalidArgument("cluster mode needs at least one NATS server URL");
+  // The id is a NATS subject token and a key of the members bucket.
+  if (options.node_id.empty() || options.node_id.size() > 64 ||
+      options.node_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+          std::string::npos) {
+    return InvalidArgument("node id \"" + options.node_id +
+                               "\" must be 1 to 64 letters, digits, '_' or '-' (it names the node in NATS subjects)");
+  }
   auto rep = std::make_unique<Rep>();
   rep->options = options;
   rep->applier = applier;
@@ -327,6 +482,8 @@ Status JetStreamUpdateLog::Start() {
   }
   r.follower = std::thread([&r, from] { r.FollowLoop(from + 1); });
   r.heartbeat = std::thread([&r] { r.HeartbeatLoop(); });
+  r.housekeeping = std::make_unique<PeriodicTask>(std::chrono::milliseconds(r.options.durable_mark_ms),
+                                                  [&r] { r.Housekeep(); });
   return Status::Ok();
 }
 
@@ -343,6 +500,7 @@ bool JetStreamUpdateLog::following() const { return rep_->following.load(); }
 Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) {
   Rep& r = *rep_;
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("committing the write"));
+  if (std::string blocked = blocked_reason(); !blocked.empty()) return Unavailable(blocked, "log_unavailable");
   const std::string bytes = EncodeMutation(*m);
   // The same key from the same tenant is the same write, applied once.
   const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
@@ -405,16 +563,17 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   return it->second.first;
 }
 
-JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const {
-  StreamState out;
-  jsStreamInfo* si = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (js_GetStreamInfo(&si, rep_->js, rep_->options.stream.c_str(), nullptr, &jerr) == NATS_OK && si != nullptr) {
-    out.last_sequence = si->State.LastSeq;
-    if (si->Cluster != nullptr && si->Cluster->Leader != nullptr) out.leader = si->Cluster->Leader;
-    jsStreamInfo_Destroy(si);
-  }
-  return out;
+JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const { return rep_->State(); }
+
+std::vector<JetStreamUpdateLog::Member> JetStreamUpdateLog::members() const { return rep_->Members(); }
+
+StatusOr<uint64_t> JetStreamUpdateLog::RecordDurableMark() { return rep_->RecordDurableMark(); }
+
+StatusOr<uint64_t> JetStreamUpdateLog::PurgeBehindMembers() { return rep_->PurgeBehindMembers(); }
+
+std::string JetStreamUpdateLog::blocked_reason() const {
+  MutexLock lock(&rep_->mu);
+  return rep_->blocked;
 }
 
 StatusOr<uint64_t> JetStreamUpdateLog::LastSequence() const {
@@ -437,7 +596,8 @@ uint64_t JetStreamUpdateLog::applied_sequence() const {
 }
 
 bool JetStreamUpdateLog::connected() const {
-  return rep_->following.load() && natsConnection_Status(rep_->conn) == NATS_CONN_STATUS_CONNECTED;
+  return rep_->following.load() && natsConnection_Status(rep_->conn) == NATS_CONN_STATUS_CONNECTED &&
+         blocked_reason().empty();
 }
 
 }  // namespace contextd

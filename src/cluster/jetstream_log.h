@@ -13,6 +13,15 @@
 // every replica assigns the same collection ids and converges on the same state. A node
 // restarted, or cut off and reconnected, resumes where its store says it stopped.
 //
+// The log stays bounded: every `durable_mark_ms` each node makes its applies durable (one
+// WAL sync) and records how far in the members bucket (a JetStream key-value bucket, the
+// node id as key), and the housekeeping node (the lowest id heard) purges the stream up to
+// the lowest mark of the nodes registered there, keeping `log_keep` messages behind it. A
+// node registers before it follows, so the purge never passes a node it knows of; one
+// silent for `forget_node_after_s` stops holding the log back. A node that finds the log
+// purged past its applied sequence (a gap in the sequences) applies nothing more and says
+// so (blocked_reason(), /readyz): it must be seeded with a copy of another node's data.
+//
 // Only this file's .cc includes nats.c.
 //
 // Thread safety: Commit may be called concurrently; applies run on one delivery thread.
@@ -43,6 +52,11 @@ struct JetStreamLogOptions {
   // "contextd.heartbeat.NODE" (core NATS, not the stream), and hears the others'.
   int heartbeat_ms = 1000;
   std::string role = "data";
+  // Bounding the log (see above).
+  std::string members_bucket = "CONTEXTD_NODES";
+  int durable_mark_ms = 5000;
+  uint64_t log_keep = 10000;
+  int64_t forget_node_after_s = 86400;
 };
 
 class JetStreamUpdateLog : public UpdateLog {
@@ -64,6 +78,7 @@ class JetStreamUpdateLog : public UpdateLog {
   // The stream's state as the servers report it: its last sequence and the name of the
   // server leading it (0 and "" when they cannot be reached).
   struct StreamState {
+    uint64_t first_sequence = 0;  // past 1 once the log was purged
     uint64_t last_sequence = 0;
     std::string leader;
   };
@@ -84,6 +99,25 @@ class JetStreamUpdateLog : public UpdateLog {
     int64_t age_ms = 0;
   };
   std::vector<Peer> peers() const;
+
+  // The nodes registered in the members bucket, with the durable mark each recorded last
+  // (wall clock of the recording, ms since the epoch). Empty when the bucket cannot be read.
+  struct Member {
+    std::string node_id;
+    std::string role;
+    uint64_t durable = 0;
+    int64_t wall_ms = 0;
+  };
+  std::vector<Member> members() const;
+  // Records this node's durable mark now (SyncApplied, then the bucket), as the heartbeat
+  // thread does every durable_mark_ms. Returns the mark.
+  StatusOr<uint64_t> RecordDurableMark();
+  // Purges the stream up to the lowest durable mark of the members less log_keep, as the
+  // housekeeping node does after each of its marks. Returns the stream's first sequence
+  // after it (unchanged when there was nothing to purge).
+  StatusOr<uint64_t> PurgeBehindMembers();
+  // Why this node cannot apply the log ("" when it can): the log was purged past it.
+  std::string blocked_reason() const;
 
  private:
   struct Rep;

@@ -51,19 +51,6 @@
 
 namespace contextd {
 
-// Order-independent hashes of a collection's replicated state: equal digests mean equal
-// documents (the stored records), equal chunks (text and vector, by document and
-// ordinal) and equal keyword statistics, however the replicas numbered their slots or
-// laid out their shards.
-struct CollectionDigest {
-  uint64_t documents = 0;
-  uint64_t chunks = 0;
-  uint64_t keywords = 0;
-  size_t document_count = 0;
-  size_t chunk_count = 0;
-  bool operator==(const CollectionDigest&) const = default;
-};
-
 class Collection : public CollectionHandle {
  public:
   // embedder: null when the collection has none or its model is not loaded here (then

@@ -144,6 +144,13 @@ Status Engine::Apply(Mutation m, ApplyResult* result) {
   return st;
 }
 
+StatusOr<uint64_t> Engine::SyncApplied() {
+  // Read first: what the sync then covers is at least this.
+  const uint64_t applied = applied_->value();
+  CTX_RETURN_IF_ERROR(store_->SyncWal());
+  return applied;
+}
+
 void Engine::Skip(uint64_t sequence) {
   if (applied_->Begin(sequence)) applied_->Finish(sequence);
 }
@@ -433,7 +440,7 @@ Status Engine::ApplyDrop(const Mutation& m) {
   return Status::Ok();
 }
 
-StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Engine::Digest() const {
+StatusOr<ReplicaState::Digests> Engine::Digest() const {
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> all;
   {
     MutexLock lock(&mu_);

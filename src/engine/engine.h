@@ -129,13 +129,16 @@ class Engine : public MutationApplier,
   Status Apply(Mutation m, ApplyResult* result) override;
   void Skip(uint64_t sequence) override;
   uint64_t applied_sequence() const override { return applied_->value(); }
+  // In cluster mode the store writes without syncing (the log is the durable copy): one
+  // WAL sync makes every apply so far durable (the other databases sync each write).
+  StatusOr<uint64_t> SyncApplied() override;
   // Waits until applied_sequence() >= seq (a write token from another node); false when
   // `timeout` passed first.
   bool WaitForApplied(uint64_t seq, std::chrono::milliseconds timeout) const override {
     return applied_->WaitFor(seq, timeout);
   }
   // Every collection's digest, by (tenant, name), with the collection's id.
-  StatusOr<std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>> Digest() const;
+  StatusOr<Digests> Digest() const override;
 
   // The store's state: "ok", "disk_full" (writes fail until space is freed) or "read_only"
   // (started on a full disk), for /readyz.

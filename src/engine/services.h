@@ -121,9 +121,26 @@ class GovernanceService {
   virtual Status DeleteKey(const std::string& id, const RequestContext& ctx) = 0;
 };
 
+// Order-independent hashes of a collection's replicated state: equal digests mean equal
+// documents (the stored records), equal chunks (text and vector, by document and
+// ordinal) and equal keyword statistics, however the replicas numbered their slots or
+// laid out their shards.
+struct CollectionDigest {
+  uint64_t documents = 0;
+  uint64_t chunks = 0;
+  uint64_t keywords = 0;
+  size_t document_count = 0;
+  size_t chunk_count = 0;
+  bool operator==(const CollectionDigest&) const = default;
+};
+
 class ReplicaState {
  public:
   virtual ~ReplicaState() = default;
+  // Every collection's digest with its id, by (tenant, name): replicas that applied the
+  // same mutations have equal ones. Reads the whole store: for checks, not the hot path.
+  using Digests = std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>;
+  virtual StatusOr<Digests> Digest() const = 0;
   // The highest log sequence below which every mutation is applied here.
   virtual uint64_t applied_sequence() const = 0;
   // Waits until applied_sequence() >= seq; false when `timeout` passed first.

@@ -54,8 +54,13 @@ class MutationApplier {
   // Gives up a sequence that failed to write and will not be retried (the local log,
   // whose writer was told), so the applied sequence can pass it.
   virtual void Skip(uint64_t sequence) = 0;
-  // Every mutation at or below it has been applied (and is durable here).
+  // Every mutation at or below it has been applied (and is durable here, unless the
+  // applier writes without syncing: see SyncApplied).
   virtual uint64_t applied_sequence() const = 0;
+  // Makes every apply so far durable here and returns the sequence that covers: the log
+  // may forget what is at or below it once every replica has said so. For an applier whose
+  // every write is synced, that is applied_sequence().
+  virtual StatusOr<uint64_t> SyncApplied() { return applied_sequence(); }
 };
 
 class UpdateLog {

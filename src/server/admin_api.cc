@@ -44,6 +44,37 @@ StatusOr<Api::Reply> Api::AdminListTenants(const Params&, const HttpRequest&, Re
   return r;
 }
 
+// What this node holds, as digests a replica check compares across nodes (bench/chaos.sh):
+// equal digests at the same applied sequence mean the same documents, chunks and keyword
+// statistics. "settled" is false when writes were applied while the digests were taken.
+StatusOr<Api::Reply> Api::AdminDigest(const Params&, const HttpRequest&, RequestContext&) {
+  const uint64_t before = backends_.replica->applied_sequence();
+  CTX_ASSIGN_OR_RETURN(ReplicaState::Digests digests, backends_.replica->Digest());
+  const uint64_t after = backends_.replica->applied_sequence();
+  const auto hex = [](uint64_t v) {
+    char buf[17];
+    snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+    return std::string(buf);
+  };
+  Reply r;
+  r.json["applied_sequence"] = static_cast<int64_t>(after);
+  r.json["settled"] = before == after;
+  Json list = Json::MakeArray();
+  for (const auto& [key, value] : digests) {
+    const CollectionDigest& d = value.second;
+    Json c = Json::MakeObject();
+    c["tenant"] = key.first;
+    c["name"] = key.second;
+    c["id"] = static_cast<int64_t>(value.first);
+    c["documents"] = static_cast<int64_t>(d.document_count);
+    c["chunks"] = static_cast<int64_t>(d.chunk_count);
+    c["digest"] = hex(d.documents) + hex(d.chunks) + hex(d.keywords);
+    list.push_back(std::move(c));
+  }
+  r.json["collections"] = std::move(list);
+  return r;
+}
+
 StatusOr<Api::Reply> Api::AdminGetTenant(const Params& p, const HttpRequest&, RequestContext&) {
   auto t = backends_.governance->auth().Tenant(p[0]);
   if (!t) return TenantNotFound(p[0]);

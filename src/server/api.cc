@@ -182,8 +182,12 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
              Reply r;
              r.status = draining || log_down || storage != "ok" ? 503 : 200;
              // Not ready for writes; reads still work, which the status says.
+             const std::string blocked = log_down && options_.log_blocked ? options_.log_blocked() : "";
+             Json why = Json::MakeObject();
+             why["status"] = "log_unavailable";
+             if (!blocked.empty()) why["reason"] = blocked;
              r.raw = draining   ? "{\"status\":\"draining\"}"
-                     : log_down ? "{\"status\":\"log_unavailable\"}"
+                     : log_down ? why.Dump()
                      : storage != "ok"
                          ? "{\"status\":\"degraded\",\"storage\":\"" + std::string(storage) + "\",\"reads\":\"ok\"}"
                          : "{\"status\":\"ready\"}";
@@ -198,6 +202,7 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
            });
   AddRoute("POST", "/v1/admin/tenants", Pool::kWrite, std::bind(&Api::AdminCreateTenant, this, _1, _2, _3));
   AddRoute("GET", "/v1/admin/tenants", Pool::kInline, std::bind(&Api::AdminListTenants, this, _1, _2, _3));
+  AddRoute("GET", "/v1/admin/digest", Pool::kSearch, std::bind(&Api::AdminDigest, this, _1, _2, _3));
   AddRoute("GET", "/v1/admin/tenants/{t}", Pool::kInline, std::bind(&Api::AdminGetTenant, this, _1, _2, _3));
   AddRoute("PATCH", "/v1/admin/tenants/{t}", Pool::kWrite, std::bind(&Api::AdminPatchTenant, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/admin/tenants/{t}", Pool::kWrite, std::bind(&Api::AdminDeleteTenant, this, _1, _2, _3));

@@ -59,6 +59,8 @@ struct ApiOptions {
   // reachable (/readyz is 503 "log_unavailable" while it is not). Unset: a single node.
   std::function<Json()> cluster_status;
   std::function<bool()> log_connected;
+  // Why this node cannot apply the log at all ("" when it can), for /readyz.
+  std::function<std::string()> log_blocked;
   // How long a read carrying a write token this node has not applied yet waits for it
   // (within the request's deadline) before 504 write_not_visible.
   std::chrono::milliseconds write_token_wait{5000};
@@ -337,6 +339,7 @@ class Api {
   int64_t TokensOf(std::string_view text) const;
   StatusOr<Reply> AdminCreateTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminListTenants(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminDigest(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminGetTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminPatchTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminDeleteTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);

@@ -442,6 +442,10 @@ Status Store::ScanChunks(std::string_view tenant, uint64_t coll,
                     });
 }
 
+Status Store::SyncWal() {
+  return FromRocks(rep_->db->SyncWAL(), "syncing the write-ahead log");
+}
+
 uint64_t Store::LatestSequence() const { return rep_->db->GetLatestSequenceNumber(); }
 
 uint64_t Store::ApproximateBytes() const {

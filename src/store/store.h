@@ -95,6 +95,9 @@ class Store {
   // nothing). For a replica of a replicated log, whose durability is the log's: what a
   // power loss takes back is applied again from the log, from the sequence that survived.
   void set_sync_writes(bool on) { sync_writes_ = on; }
+  // Makes every write so far durable (one WAL fsync): what a replica that writes without
+  // syncing does before it tells the log how far it may be purged.
+  Status SyncWal();
 
   // The document record, or nullopt.
   StatusOr<std::optional<std::string>> GetDocument(std::string_view tenant, uint64_t coll,

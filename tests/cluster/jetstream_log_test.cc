@@ -6,6 +6,7 @@
 #include "server/request_codec.h"
 
 #include <chrono>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -28,16 +29,20 @@ class JetStreamLogTest : public ::testing::Test {
   // An engine over `dir` whose log is the cluster's stream; *log receives the log.
   // Unless `wait_following` is false, returns once the node follows the stream (a fresh
   // cluster elects its leaders first), as a server turns ready only then.
+  // tweak: changes the log's options before it opens.
   std::unique_ptr<Engine> OpenNode(const std::string& dir, const std::string& node, JetStreamUpdateLog** log,
-                                   int commit_timeout_ms = 20000, bool wait_following = true) {
+                                   int commit_timeout_ms = 20000, bool wait_following = true,
+                                   std::function<void(JetStreamLogOptions*)> tweak = nullptr) {
     EngineOptions o;
     o.data_dir = dir;
     o.models_dir = CONTEXTD_MODELS_DIR;
-    o.make_log = [&, node, commit_timeout_ms](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
+    o.make_log = [&, node, commit_timeout_ms,
+                  tweak](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
       JetStreamLogOptions lo;
       lo.servers = nats_->urls();
       lo.node_id = node;
       lo.commit_timeout_ms = commit_timeout_ms;
+      if (tweak) tweak(&lo);
       CTX_ASSIGN_OR_RETURN(auto l, JetStreamUpdateLog::Open(lo, applier));
       *log = l.get();
       return std::unique_ptr<UpdateLog>(std::move(l));
@@ -143,6 +148,86 @@ TEST_F(JetStreamLogTest, NodesConvergeAndTheLeadersDeathLosesNoAcknowledgedWrite
   ASSERT_EQ(da->size(), 1u);
   EXPECT_EQ(da->begin()->second.second.document_count, acknowledged);
   EXPECT_TRUE(*da == *db) << "the nodes' digests differ";
+}
+
+// The log is purged only behind what every registered node has made durable, less the
+// messages it keeps; a node down within them catches up by replay; a node that finds the
+// log purged past it applies nothing, says why, and leaves the members.
+TEST_F(JetStreamLogTest, TheLogIsPurgedBehindEveryNodesDurableMarkAndANodePurgedPastSaysSo) {
+  // Marks and purges only when the test asks (the periodic ones wait an hour).
+  const auto bounded = [](JetStreamLogOptions* lo) {
+    lo->log_keep = 5;
+    lo->durable_mark_ms = 3600 * 1000;
+  };
+  TempDir dir_a, dir_b, dir_c;
+  JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr, *log_c = nullptr;
+  auto a = OpenNode(dir_a.path(), "a", &log_a, 20000, true, bounded);
+  auto b = OpenNode(dir_b.path(), "b", &log_b, 20000, true, bounded);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(CreateFromSpec(*a, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})")).ok());
+  const auto write = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      UpsertResult r;
+      ASSERT_TRUE((*a->GetCollection("default", "docs"))->Upsert(Docs("w" + std::to_string(i), 1, i), &r).ok());
+    }
+  };
+  write(0, 30);
+  const uint64_t first_round = a->applied_sequence();
+  ASSERT_TRUE(WaitApplied(*b, first_round));
+  ASSERT_EQ(log_a->members().size(), 2u);
+
+  // b registered at 0 and has recorded nothing since: nothing may go.
+  ASSERT_TRUE(log_a->RecordDurableMark().ok());
+  auto first = log_a->PurgeBehindMembers();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, 1u);
+  EXPECT_EQ(log_a->stream_state().first_sequence, 1u);
+
+  // Both durable at first_round: everything but the last 5 goes.
+  auto mark_b = log_b->RecordDurableMark();
+  ASSERT_TRUE(mark_b.ok());
+  EXPECT_EQ(*mark_b, first_round);
+  first = log_a->PurgeBehindMembers();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, first_round - 4);
+  EXPECT_EQ(log_a->stream_state().first_sequence, first_round - 4);
+
+  // b goes down; a writes on and marks further, but b's mark holds the log.
+  b.reset();
+  write(30, 50);
+  ASSERT_TRUE(log_a->RecordDurableMark().ok());
+  first = log_a->PurgeBehindMembers();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, first_round - 4) << "the purge passed a node that was down";
+
+  // b comes back within what was kept and catches up by replay.
+  b = OpenNode(dir_b.path(), "b", &log_b, 20000, true, bounded);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(WaitApplied(*b, a->applied_sequence()));
+  auto da = a->Digest(), db = b->Digest();
+  ASSERT_TRUE(da.ok() && db.ok());
+  EXPECT_TRUE(*da == *db) << "b did not converge after the purge";
+
+  // A new node cannot replay a log that no longer starts at 1: it applies nothing, says
+  // why, and is not a member (it must not hold the purge back).
+  auto c = OpenNode(dir_c.path(), "c", &log_c, 2000, /*wait_following=*/false, bounded);
+  ASSERT_TRUE(c);
+  std::string reason;
+  for (int t = 0; t < 300 && reason.empty(); ++t) {
+    reason = log_c->blocked_reason();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(reason.find("purged past this node"), std::string::npos) << reason;
+  EXPECT_FALSE(log_c->connected());
+  EXPECT_EQ(c->applied_sequence(), 0u);
+  EXPECT_FALSE(c->GetCollection("default", "docs").ok());
+  std::vector<std::string> ids;
+  for (const auto& m : log_a->members()) ids.push_back(m.node_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b"}));
+  // Its writes are refused at once, saying why.
+  auto refused = CreateFromSpec(*c, TestEmbedders(), "default", "other", J(R"({"embedder":"none","dim":8})"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("purged"), std::string::npos);
 }
 
 TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {

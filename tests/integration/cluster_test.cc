@@ -56,6 +56,9 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   EXPECT_EQ(cluster["node_id"].as_string(), "n1");
   EXPECT_EQ(cluster["log"]["replicas"].as_int(), 3);
   EXPECT_TRUE(cluster["log"]["connected"].as_bool());
+  // Both registered (before they followed the log): the purge waits for both.
+  EXPECT_EQ(cluster["log"]["members"].as_array().size(), 2u) << cluster.Dump();
+  EXPECT_LE(cluster["log"]["first_sequence"].as_int(), 1);  // nothing purged (0: empty)
 
   // Created on n1; n2 reads it with the write token.
   auto created = c1->Request("PUT", "/v1/collections/docs", R"({"embedder":"glove"})");
@@ -157,6 +160,46 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   EXPECT_EQ(on2["documents"].as_int(), 37);  // mito, five strong-N, k and 30 more
   EXPECT_EQ(on2["documents"].as_int(), on1["documents"].as_int());
   EXPECT_EQ(on2["chunks"].as_int(), on1["chunks"].as_int());
+}
+
+// A node frozen (SIGSTOP) for five seconds while the other keeps writing is thawed: it
+// applies what it missed and holds exactly what the other holds, and takes writes again.
+TEST_F(ClusterTest, ANodeStoppedForFiveSecondsRejoinsAndConverges) {
+  auto c1 = n1.Client();
+  auto c2 = n2.Client();
+  auto created = c1->Request("PUT", "/v1/collections/docs", R"({"embedder":"glove"})");
+  ASSERT_TRUE(created.ok() && created->status == 201);
+  const auto write = [&](HttpClient& via, int i) {
+    auto r = via.Request("POST", "/v1/collections/docs/documents",
+                         Doc("d" + std::to_string(i), "document number " + std::to_string(i) + " about cells"));
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+  };
+  for (int i = 0; i < 10; ++i) write(*c1, i);
+  n2.Signal(SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  for (int i = 10; i < 40; ++i) write(*c1, i);
+  std::this_thread::sleep_until(stopped + std::chrono::seconds(5));
+  n2.Signal(SIGCONT);
+
+  const auto digest = [](HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; };
+  Json d1 = digest(*c1), d2;
+  for (int t = 0; t < 300; ++t) {
+    d2 = digest(*c2);
+    if (d2["applied_sequence"].as_int() >= d1["applied_sequence"].as_int()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(d2["applied_sequence"].as_int(), d1["applied_sequence"].as_int()) << d2.Dump();
+  ASSERT_EQ(d1["collections"].as_array().size(), 1u);
+  EXPECT_EQ(d1["collections"].as_array()[0]["documents"].as_int(), 40);
+  EXPECT_EQ(d2["collections"].Dump(), d1["collections"].Dump()) << "the thawed node holds something else";
+
+  // And it takes writes again, which the other sees.
+  write(*c2, 40);
+  d2 = digest(*c2);
+  for (int t = 0; t < 100 && digest(*c1)["applied_sequence"].as_int() < d2["applied_sequence"].as_int(); ++t)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(digest(*c1)["collections"].Dump(), d2["collections"].Dump());
 }
 
 // Nodes hear each other's heartbeats: /v1/cluster on either lists both "up" with their

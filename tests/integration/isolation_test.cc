@@ -88,6 +88,7 @@ std::vector<Case> Cases(const std::string& key_id) {
       {"DELETE", "/v1/admin/tenants/{t}/keys/{id}", "/v1/admin/tenants/acme/keys/ffffffffffffffff", "",
        Kind::kKeyAdmin},
       {"GET", "/v1/admin/tenants", "/v1/admin/tenants", "", Kind::kAdmin},
+      {"GET", "/v1/admin/digest", "/v1/admin/digest", "", Kind::kAdmin},
       {"POST", "/v1/admin/tenants", "/v1/admin/tenants", R"({"id":"gamma"})", Kind::kAdmin},
       {"GET", "/v1/admin/tenants/{t}", "/v1/admin/tenants/acme", "", Kind::kAdmin},
       {"PATCH", "/v1/admin/tenants/{t}", "/v1/admin/tenants/acme", R"({"limits":{"rpm":0}})", Kind::kAdmin},

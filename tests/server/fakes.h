@@ -342,7 +342,9 @@ class FakeReplica : public ReplicaState {
   uint64_t applied_sequence() const override { return applied.load(); }
   bool WaitForApplied(uint64_t seq, std::chrono::milliseconds) const override { return applied.load() >= seq; }
   std::string_view storage_state() const override { return storage; }
+  StatusOr<Digests> Digest() const override { return digests; }
   std::atomic<uint64_t> applied{0};
+  Digests digests;
   std::string storage = "ok";
 };
 
