@@ -1,6 +1,7 @@
 #include "common/json.h"
 
 #include <charconv>
+#include <unordered_map>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -241,6 +242,44 @@ std::string_view JsonTypeName(const Json& v) {
 
 namespace {
 
+// Builds an object member by member; a later duplicate key replaces the earlier value, as
+// in most JSON libraries. Past a few members duplicates are found through a hash of the
+// keys, so a body of a million keys costs a million lookups, not 10^12 comparisons. The
+// key views point into the parser's buffers, alive for the whole conversion.
+class ObjectBuilder {
+ public:
+  void Add(std::string_view key, Json value) {
+    const size_t at = Find(key);
+    if (at != SIZE_MAX) {
+      members_[at].second = std::move(value);
+      return;
+    }
+    keys_.push_back(key);
+    members_.emplace_back(std::string(key), std::move(value));
+    if (keys_.size() == kLinear + 1) {
+      for (size_t i = 0; i < keys_.size(); ++i) index_.emplace(keys_[i], i);
+    } else if (keys_.size() > kLinear + 1) {
+      index_.emplace(key, keys_.size() - 1);
+    }
+  }
+  Json Finish() { return Json(std::move(members_)); }
+
+ private:
+  static constexpr size_t kLinear = 16;
+  size_t Find(std::string_view key) const {
+    if (keys_.size() <= kLinear) {
+      for (size_t i = 0; i < keys_.size(); ++i)
+        if (keys_[i] == key) return i;
+      return SIZE_MAX;
+    }
+    auto it = index_.find(key);
+    return it == index_.end() ? SIZE_MAX : it->second;
+  }
+  Json::Object members_;
+  std::vector<std::string_view> keys_;
+  std::unordered_map<std::string_view, size_t> index_;
+};
+
 Json Convert(simdjson::dom::element e) {
   switch (e.type()) {
     case simdjson::dom::element_type::ARRAY: {
@@ -251,22 +290,10 @@ Json Convert(simdjson::dom::element e) {
       return Json(std::move(arr));
     }
     case simdjson::dom::element_type::OBJECT: {
-      Json::Object obj;
-      simdjson::dom::object o = e.get_object().value_unsafe();
-      obj.reserve(o.size());
-      for (auto field : o) {
-        // Later duplicates win, as in most JSON libraries.
-        bool replaced = false;
-        for (auto& m : obj) {
-          if (m.first == field.key) {
-            m.second = Convert(field.value);
-            replaced = true;
-            break;
-          }
-        }
-        if (!replaced) obj.emplace_back(std::string(field.key), Convert(field.value));
-      }
-      return Json(std::move(obj));
+      ObjectBuilder obj;
+      simdjson::dom::object o = e.get_object().value_unsafe();  // not a temporary's member
+      for (auto field : o) obj.Add(field.key, Convert(field.value));
+      return obj.Finish();
     }
     case simdjson::dom::element_type::INT64:
       return Json(e.get_int64().value_unsafe());
@@ -362,10 +389,133 @@ StatusOr<Json> ParseWith(simdjson::dom::parser& parser, std::string_view text) {
   return Convert(root);
 }
 
+// On-demand conversion: errors (simdjson's, any) make the caller fall back to the DOM
+// parse, which reports them as ParseJson always has.
+simdjson::error_code ConvertOnDemand(simdjson::ondemand::value v, Json* out);
+
+simdjson::error_code ConvertOnDemandArray(simdjson::ondemand::array a, Json* out) {
+  Json::Array arr;
+  for (auto child : a) {
+    simdjson::ondemand::value cv;
+    if (auto err = child.get(cv)) return err;
+    Json j;
+    if (auto err = ConvertOnDemand(cv, &j)) return err;
+    arr.push_back(std::move(j));
+  }
+  *out = Json(std::move(arr));
+  return simdjson::SUCCESS;
+}
+
+simdjson::error_code ConvertOnDemandObject(simdjson::ondemand::object o, Json* out) {
+  ObjectBuilder obj;
+  for (auto field : o) {
+    std::string_view key;
+    if (auto err = field.unescaped_key().get(key)) return err;
+    simdjson::ondemand::value fv;
+    if (auto err = field.value().get(fv)) return err;
+    Json j;
+    if (auto err = ConvertOnDemand(fv, &j)) return err;
+    obj.Add(key, std::move(j));
+  }
+  *out = obj.Finish();
+  return simdjson::SUCCESS;
+}
+
+simdjson::error_code ConvertOnDemand(simdjson::ondemand::value v, Json* out) {
+  simdjson::ondemand::json_type type;
+  if (auto err = v.type().get(type)) return err;
+  switch (type) {
+    case simdjson::ondemand::json_type::array: {
+      simdjson::ondemand::array a;
+      if (auto err = v.get_array().get(a)) return err;
+      return ConvertOnDemandArray(a, out);
+    }
+    case simdjson::ondemand::json_type::object: {
+      simdjson::ondemand::object o;
+      if (auto err = v.get_object().get(o)) return err;
+      return ConvertOnDemandObject(o, out);
+    }
+    case simdjson::ondemand::json_type::number: {
+      simdjson::ondemand::number_type nt;
+      if (auto err = v.get_number_type().get(nt)) return err;
+      if (nt == simdjson::ondemand::number_type::signed_integer) {
+        int64_t i;
+        if (auto err = v.get_int64().get(i)) return err;
+        *out = Json(i);
+      } else if (nt == simdjson::ondemand::number_type::unsigned_integer) {
+        uint64_t u;
+        if (auto err = v.get_uint64().get(u)) return err;
+        *out = Json(static_cast<double>(u));  // as the DOM conversion does
+      } else {
+        double d;
+        if (auto err = v.get_double().get(d)) return err;
+        *out = Json(d);
+      }
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::string: {
+      std::string_view sv;
+      if (auto err = v.get_string().get(sv)) return err;
+      *out = Json(sv);
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::boolean: {
+      bool b;
+      if (auto err = v.get_bool().get(b)) return err;
+      *out = Json(b);
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::null: {
+      bool is_null = false;
+      if (auto err = v.is_null().get(is_null)) return err;
+      if (!is_null) return simdjson::INCORRECT_TYPE;
+      *out = Json();
+      return simdjson::SUCCESS;
+    }
+  }
+  return simdjson::INCORRECT_TYPE;
+}
+
+StatusOr<Json> ParseWithNewParser(std::string_view text) {
+  simdjson::dom::parser parser;
+  return ParseWith(parser, text);
+}
+
 }  // namespace
+
+StatusOr<Json> ParseJsonOnDemand(std::string_view text) {
+  if (text.empty()) return InvalidArgument("request body is empty; expected JSON", "invalid_json");
+  Json out;
+  bool converted = false;
+  {
+    // Scoped: the parser's buffers and the padded copy go before a fallback parse starts.
+    simdjson::ondemand::parser parser;
+    simdjson::padded_string padded(text);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::json_type type;
+    if (!parser.iterate(padded).get(doc) && !doc.type().get(type)) {
+      simdjson::error_code err = simdjson::INCORRECT_TYPE;  // scalar documents: the DOM's
+      if (type == simdjson::ondemand::json_type::array) {
+        simdjson::ondemand::array a;
+        err = doc.get_array().get(a);
+        if (!err) err = ConvertOnDemandArray(a, &out);
+      } else if (type == simdjson::ondemand::json_type::object) {
+        simdjson::ondemand::object o;
+        err = doc.get_object().get(o);
+        if (!err) err = ConvertOnDemandObject(o, &out);
+      }
+      // Walked to the end, or trailing content (malformed): at the end, there is no
+      // current location.
+      converted = !err && doc.current_location().error() == simdjson::OUT_OF_BOUNDS;
+    }
+  }
+  if (converted) return out;
+  return ParseWithNewParser(text);
+}
 
 StatusOr<Json> ParseJson(std::string_view text) {
   if (text.empty()) return InvalidArgument("request body is empty; expected JSON", "invalid_json");
+  if (text.size() > kOnDemandParseMinBytes) return ParseJsonOnDemand(text);
   if (text.size() > kReusedParserMaxBytes) {
     simdjson::dom::parser parser;
     return ParseWith(parser, text);

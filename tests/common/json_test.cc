@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -128,6 +130,85 @@ TEST(JsonTest, LaterDuplicateKeysWin) {
   auto j = ParseJson(R"({"a":1,"a":2})");
   ASSERT_TRUE(j.ok());
   EXPECT_EQ(j->Dump(), R"({"a":2})");
+}
+
+// The on-demand path (bodies over 1 MB) gives what the DOM path gives, value for value and
+// error for error, whatever the input.
+TEST(JsonTest, TheOnDemandParseMatchesTheDomParse) {
+  const std::vector<std::string> inputs = {
+      R"({"a":1,"b":[true,null,"x",{"c":[]}],"c":{"d":-2.5,"e":{}},"e":"q\"\n\u00e9\ud83d\ude00"})",
+      R"([9007199254740993, 1.0, 3, -0.0, 1e-300, 18446744073709551615, -9223372036854775808])",
+      R"({"big":100000000000000000000,"list":[18446744073709551616,1],"s":"99999999999999999999999"})",
+      R"({"a":1,"b":2,"a":3})",
+      R"(  [ {"x" : "y"} ]  )",
+      "\"just a string\"", "42", "true", "null",
+      "", "{", "{\"a\":}", "[1,]", "nul", "{\"a\" 1}", "NaN", "[1] [2]", "{\"a\":1}x", "[1e400]",
+      "{\"a\":\"\xff\xfe\"}", "[\"\\x\"]", "{\"a\":tru}", "[[[[]]]", "{\"a\":[1,2}",
+  };
+  for (const std::string& in : inputs) {
+    auto dom = ParseJson(in);  // small: the DOM path
+    auto od = ParseJsonOnDemand(in);
+    ASSERT_EQ(dom.ok(), od.ok()) << in;
+    if (dom.ok()) {
+      EXPECT_EQ(od->Dump(), dom->Dump()) << in;
+      EXPECT_EQ(od->is_object(), dom->is_object()) << in;
+    } else {
+      EXPECT_EQ(od.status().message(), dom.status().message()) << in;
+      EXPECT_EQ(od.status().reason(), dom.status().reason()) << in;
+    }
+  }
+  // Twenty keys and more go through the key index: a duplicate far down still wins.
+  std::string many = "{";
+  for (int i = 0; i < 40; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  many += "\"k3\":\"last\",\"k39\":null}";
+  auto dom = ParseJson(many), od = ParseJsonOnDemand(many);
+  ASSERT_TRUE(dom.ok() && od.ok());
+  EXPECT_EQ(od->Dump(), dom->Dump());
+  EXPECT_EQ(dom->as_object().size(), 40u);
+  EXPECT_EQ(dom->Find("k3")->as_string(), "last");
+  EXPECT_TRUE(dom->Find("k39")->is_null());
+}
+
+// A body past the on-demand threshold: an upsert-shaped document round-trips, and a
+// malformed one is refused as a small one is.
+TEST(JsonTest, LargeBodiesParseAsSmallOnesDo) {
+  Json docs = Json::MakeArray();
+  for (int i = 0; docs.Dump().size() < kOnDemandParseMinBytes + 4096; ++i) {
+    for (int b = 0; b < 100; ++b, ++i) {
+      Json d = Json::MakeObject();
+      d["id"] = "doc-" + std::to_string(i);
+      d["text"] = "text of document " + std::to_string(i) + " \u00e9 \"quoted\" \n line";
+      d["metadata"]["n"] = i;
+      d["metadata"]["score"] = i * 0.25;
+      d["vector"] = Json::Array{Json(0.5), Json(-1.25), Json(static_cast<int64_t>(i))};
+      docs.push_back(std::move(d));
+    }
+  }
+  Json body = Json::MakeObject();
+  body["documents"] = docs;
+  const std::string text = body.Dump();
+  ASSERT_GT(text.size(), kOnDemandParseMinBytes);
+  auto parsed = ParseJson(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->Dump(), text);
+  auto bad = ParseJson(text.substr(0, text.size() - 1));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), ParseJson("{\"a\":[1]").status().message());
+}
+
+// A hostile body of many keys is parsed in time proportional to its size (each member once
+// against a hash of the keys before it), not quadratic time.
+TEST(JsonTest, AnObjectOfManyKeysIsNotQuadratic) {
+  for (size_t n : {size_t{300000}, size_t{10}}) {
+    std::string text = "{";
+    for (size_t i = 0; i < n; ++i) text += "\"key-" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+    text += "\"key-0\":\"again\"}";
+    auto j = ParseJson(text);
+    ASSERT_TRUE(j.ok());
+    EXPECT_EQ(j->as_object().size(), n);
+    EXPECT_EQ(j->Find("key-0")->as_string(), "again");
+    EXPECT_EQ(j->Find("key-" + std::to_string(n - 1))->as_int(), static_cast<int64_t>(n - 1));
+  }
 }
 
 }  // namespace
