@@ -1,4 +1,5 @@
 #include "cache/llm_cache.h"
+#include "store/store.h"
 
 #include "common/mutex.h"
 
@@ -558,5 +559,7 @@ Status LlmCache::DeleteEntry(const std::string& ns, const std::string& id) {
   CTX_RETURN_IF_ERROR(CheckEntry(ns, id));
   return ApplyDelete(ns, {id}).status();
 }
+
+Status LlmCache::Checkpoint(const std::string& dir) const { return rocks::CheckpointTo(rep_->db.get(), dir); }
 
 }  // namespace contextd

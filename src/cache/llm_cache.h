@@ -154,6 +154,8 @@ class LlmCache {
   // compared as JSON); returns how many.
   StatusOr<size_t> DeleteByScope(const std::string& ns, const std::map<std::string, std::string>& fields);
   Status DeleteEntry(const std::string& ns, const std::string& id);
+  // A consistent copy of the cache's database in `dir` (see Store::Checkpoint).
+  Status Checkpoint(const std::string& dir) const;
 
   // Valid namespace names: 1..64 of [A-Za-z0-9_-].
   static Status ValidateNamespace(const std::string& ns);

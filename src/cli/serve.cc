@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/shared_rate_limiter.h"
+#include "cli/cluster_seed.h"
 #include "cli/commands.h"
 #include "cluster/jetstream_log.h"
 #include "common/json.h"
@@ -178,6 +179,11 @@ int RunServe(const ServeOptions& o) {
     lo.node_id = o.node_id.empty() ? std::string(host) : o.node_id;
     lo.replicas = o.replicas;
     lo.log_keep = static_cast<uint64_t>(o.log_keep);
+    // A new node of a cluster whose log no longer starts at 1 needs a member's copy first.
+    if (const Status seeded = SeedFromClusterIfNeeded(lo, o.data_dir, o.admin_key); !seeded.ok()) {
+      spdlog::critical("cannot start: {}", seeded.message());
+      return 1;
+    }
     eo.make_log = [&lo, &log](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
       spdlog::info("cluster mode: node {}, update log on {} ({} replicas)", lo.node_id, lo.servers[0], lo.replicas);
       CTX_ASSIGN_OR_RETURN(auto l, JetStreamUpdateLog::Open(lo, applier));
@@ -374,6 +380,16 @@ int RunServe(const ServeOptions& o) {
     });
     // Tests and scripts read the port from this line (it matters with --port 0).
     std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());
+    if (log != nullptr) {
+      // Where members fetch this node's checkpoint (a new node's seed).
+      std::string host = o.host;
+      if (host == "0.0.0.0" || host == "::") {
+        char name[256] = {0};
+        gethostname(name, sizeof(name) - 1);
+        host = name;
+      }
+      log->set_advertise_url("http://" + host + ":" + std::to_string(server.port()));
+    }
     std::fflush(stdout);
     spdlog::info("serving on {}:{} with data in {}", o.host, server.port(), o.data_dir);
     int sig = 0;

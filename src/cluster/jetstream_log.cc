@@ -44,6 +44,33 @@ int64_t NowMs() {
       .count();
 }
 
+// Every member's entry: "ROLE DURABLE WALL_MS URL" under its node id.
+std::vector<JetStreamUpdateLog::Member> ReadMembers(kvStore* bucket) {
+  std::vector<JetStreamUpdateLog::Member> out;
+  if (bucket == nullptr) return out;
+  kvKeysList keys{};
+  if (kvStore_Keys(&keys, bucket, nullptr) != NATS_OK) return out;
+  for (int i = 0; i < keys.Count; ++i) {
+    kvEntry* e = nullptr;
+    if (kvStore_Get(&e, bucket, keys.Keys[i]) != NATS_OK || e == nullptr) continue;
+    JetStreamUpdateLog::Member m;
+    m.node_id = keys.Keys[i];
+    char role[64] = {0}, url[512] = {0};
+    unsigned long long durable = 0;
+    long long wall = 0;
+    if (sscanf(kvEntry_ValueString(e), "%63s %llu %lld %511s", role, &durable, &wall, url) >= 3) {
+      m.role = role;
+      m.durable = durable;
+      m.wall_ms = wall;
+      if (std::string_view(url) != "-") m.url = url;
+      out.push_back(std::move(m));
+    }
+    kvEntry_Destroy(e);
+  }
+  kvKeysList_Destroy(&keys);
+  return out;
+}
+
 // Results of recent applies, for the writers waiting on them; older ones are forgotten
 // (a writer whose result is gone was applied long ago, and gets an empty result).
 constexpr size_t kKeptResults = 4096;
@@ -84,6 +111,7 @@ struct JetStreamUpdateLog::Rep {
   kvStore* members = nullptr;
   std::unique_ptr<PeriodicTask> housekeeping;
   std::string blocked GUARDED_BY(mu);
+  std::string advertise_url GUARDED_BY(mu);
 
   ~Rep() {
     housekeeping.reset();  // first: it uses the connection and the applier
@@ -282,37 +310,19 @@ struct JetStreamUpdateLog::Rep {
   StatusOr<uint64_t> RecordDurableMark() {
     if (members == nullptr) return Unavailable("the members bucket is not set up yet", "log_unavailable");
     CTX_ASSIGN_OR_RETURN(uint64_t mark, applier->SyncApplied());
-    const std::string value = options.role + " " + std::to_string(mark) + " " + std::to_string(WallMs());
+    std::string url;
+    {
+      MutexLock lock(&mu);
+      url = advertise_url.empty() ? "-" : advertise_url;
+    }
+    const std::string value = options.role + " " + std::to_string(mark) + " " + std::to_string(WallMs()) + " " + url;
     uint64_t rev = 0;
     const natsStatus s = kvStore_PutString(&rev, members, options.node_id.c_str(), value.c_str());
     if (s != NATS_OK) return Unavailable("recording the durable mark: " + NatsError(s), "log_unavailable");
     return mark;
   }
 
-  std::vector<Member> Members() const {
-    std::vector<Member> out;
-    if (members == nullptr) return out;
-    kvKeysList keys{};
-    if (kvStore_Keys(&keys, members, nullptr) != NATS_OK) return out;
-    for (int i = 0; i < keys.Count; ++i) {
-      kvEntry* e = nullptr;
-      if (kvStore_Get(&e, members, keys.Keys[i]) != NATS_OK || e == nullptr) continue;
-      Member m;
-      m.node_id = keys.Keys[i];
-      char role[64] = {0};
-      unsigned long long durable = 0;
-      long long wall = 0;
-      if (sscanf(kvEntry_ValueString(e), "%63s %llu %lld", role, &durable, &wall) == 3) {
-        m.role = role;
-        m.durable = durable;
-        m.wall_ms = wall;
-        out.push_back(std::move(m));
-      }
-      kvEntry_Destroy(e);
-    }
-    kvKeysList_Destroy(&keys);
-    return out;
-  }
+  std::vector<Member> Members() const { return ReadMembers(members); }
 
   StreamState State() const {
     StreamState out;
@@ -429,7 +439,7 @@ StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const Jet
       options.node_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
           std::string::npos) {
     return InvalidArgument("node id \"" + options.node_id +
-                               "\" must be 1 to 64 letters, digits, '_' or '-' (it names the node in NATS subjects)");
+                           "\" must be 1 to 64 letters, digits, '_' or '-' (it names the node in NATS subjects)");
   }
   auto rep = std::make_unique<Rep>();
   rep->options = options;
@@ -482,8 +492,8 @@ Status JetStreamUpdateLog::Start() {
   }
   r.follower = std::thread([&r, from] { r.FollowLoop(from + 1); });
   r.heartbeat = std::thread([&r] { r.HeartbeatLoop(); });
-  r.housekeeping = std::make_unique<PeriodicTask>(std::chrono::milliseconds(r.options.durable_mark_ms),
-                                                  [&r] { r.Housekeep(); });
+  r.housekeeping =
+      std::make_unique<PeriodicTask>(std::chrono::milliseconds(r.options.durable_mark_ms), [&r] { r.Housekeep(); });
   return Status::Ok();
 }
 
@@ -570,6 +580,58 @@ std::vector<JetStreamUpdateLog::Member> JetStreamUpdateLog::members() const { re
 StatusOr<uint64_t> JetStreamUpdateLog::RecordDurableMark() { return rep_->RecordDurableMark(); }
 
 StatusOr<uint64_t> JetStreamUpdateLog::PurgeBehindMembers() { return rep_->PurgeBehindMembers(); }
+
+void JetStreamUpdateLog::set_advertise_url(const std::string& url) {
+  MutexLock lock(&rep_->mu);
+  rep_->advertise_url = url;
+}
+
+StatusOr<JetStreamUpdateLog::ClusterProbe> JetStreamUpdateLog::Probe(const JetStreamLogOptions& options,
+                                                                     int timeout_ms) {
+  if (options.servers.empty()) return InvalidArgument("cluster mode needs at least one NATS server URL");
+  std::vector<const char*> urls;
+  for (const auto& u : options.servers) urls.push_back(u.c_str());
+  natsOptions* no = nullptr;
+  natsConnection* conn = nullptr;
+  jsCtx* js = nullptr;
+  kvStore* bucket = nullptr;
+  ClusterProbe out;
+  Status st;
+  natsStatus s = natsOptions_Create(&no);
+  if (s == NATS_OK) s = natsOptions_SetServers(no, urls.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetTimeout(no, timeout_ms);
+  if (s == NATS_OK) s = natsConnection_Connect(&conn, no);
+  if (s == NATS_OK) {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms;
+    s = natsConnection_JetStream(&js, conn, &jo);
+  }
+  if (s == NATS_OK) {
+    jsStreamInfo* si = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus info = js_GetStreamInfo(&si, js, options.stream.c_str(), nullptr, &jerr);
+    if (info == NATS_OK && si != nullptr) {
+      out.stream_exists = true;
+      out.first_sequence = si->State.FirstSeq;
+      jsStreamInfo_Destroy(si);
+      if (js_KeyValue(&bucket, js, options.members_bucket.c_str()) == NATS_OK) out.members = ReadMembers(bucket);
+    } else if (info != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+      st = Unavailable("the update log's stream did not answer: " + NatsError(info, jerr), "log_unavailable");
+    }
+  } else {
+    st = Unavailable("cannot reach the NATS cluster at " + options.servers[0] + ": " + NatsError(s), "log_unavailable");
+  }
+  if (bucket != nullptr) kvStore_Destroy(bucket);
+  if (js != nullptr) jsCtx_Destroy(js);
+  if (conn != nullptr) {
+    natsConnection_Close(conn);
+    natsConnection_Destroy(conn);
+  }
+  if (no != nullptr) natsOptions_Destroy(no);
+  if (!st.ok()) return st;
+  return out;
+}
 
 std::string JetStreamUpdateLog::blocked_reason() const {
   MutexLock lock(&rep_->mu);

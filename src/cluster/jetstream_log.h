@@ -107,8 +107,22 @@ class JetStreamUpdateLog : public UpdateLog {
     std::string role;
     uint64_t durable = 0;
     int64_t wall_ms = 0;
+    std::string url;  // where its HTTP API answers ("" until the node said)
   };
   std::vector<Member> members() const;
+  // This node's HTTP address, recorded with its next durable mark (known once it listens).
+  void set_advertise_url(const std::string& url);
+
+  // Before a node opens its data: how far back the log reaches and who holds replicas, so
+  // a new node can tell whether replaying the log from its start will do or it must be
+  // seeded from a member's checkpoint first. Unavailable when the cluster does not answer
+  // within `timeout_ms`.
+  struct ClusterProbe {
+    bool stream_exists = false;
+    uint64_t first_sequence = 0;  // the oldest message kept (0: none)
+    std::vector<Member> members;
+  };
+  static StatusOr<ClusterProbe> Probe(const JetStreamLogOptions& options, int timeout_ms);
   // Records this node's durable mark now (SyncApplied, then the bucket), as the heartbeat
   // thread does every durable_mark_ms. Returns the mark.
   StatusOr<uint64_t> RecordDurableMark();

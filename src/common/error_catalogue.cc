@@ -36,6 +36,7 @@ constexpr ErrorReason kReasons[] = {
     {"internal", 500, "a bug; never the caller's fault"},
     {"invalid_analyzer", 400, "unknown analyzer"},
     {"invalid_api_key", 401, "the API key is malformed, unknown or revoked"},
+    {"invalid_archive", 400, "a replica's seed archive (between nodes) is cut short, malformed or names unsafe paths"},
     {"invalid_argument", 400, "the request is malformed or names impossible values"},
     {"invalid_distance", 400, "unknown distance"},
     {"invalid_filter", 400, "a metadata filter is malformed"},

@@ -1,11 +1,11 @@
 #include "common/json.h"
 
 #include <charconv>
-#include <unordered_map>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include <simdjson.h>
 

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <atomic>
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -137,6 +138,7 @@ StatusOr<ApplyResult> Engine::Commit(const RequestContext& ctx, Mutation m) {
 }
 
 Status Engine::Apply(Mutation m, ApplyResult* result) {
+  ReaderLock checkpointing(&checkpoint_mu_);
   const uint64_t sequence = m.sequence;
   if (!applied_->Begin(sequence)) return Status::Ok();  // a repeat: already applied
   Status st = ApplyNew(std::move(m), result);
@@ -450,6 +452,29 @@ StatusOr<ReplicaState::Digests> Engine::Digest() const {
   for (const auto& [key, c] : all) {
     CTX_ASSIGN_OR_RETURN(CollectionDigest d, c->Digest());
     out[key] = {c->id(), d};
+  }
+  return out;
+}
+
+StatusOr<ReplicaState::CheckpointInfo> Engine::Checkpoint() const {
+  static std::atomic<uint64_t> counter{0};
+  CheckpointInfo out;
+  out.dir = options_.data_dir + "/checkpoints/" + std::to_string(options_.clock->WallMillis()) + "-" +
+            std::to_string(counter++);
+  std::error_code ec;
+  std::filesystem::create_directories(out.dir, ec);
+  if (ec) return Internal("cannot create " + out.dir + ": " + ec.message(), "storage_error");
+  Status st;
+  {
+    WriterLock no_applies(&checkpoint_mu_);
+    out.sequence = applied_->value();
+    st = store_->Checkpoint(out.dir + "/db");
+    if (st.ok()) st = sessions_->Checkpoint(out.dir + "/sessions");
+    if (st.ok()) st = llm_cache_->Checkpoint(out.dir + "/llm_cache");
+  }
+  if (!st.ok()) {
+    std::filesystem::remove_all(out.dir, ec);
+    return st;
   }
   return out;
 }

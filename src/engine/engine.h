@@ -139,6 +139,8 @@ class Engine : public MutationApplier,
   }
   // Every collection's digest, by (tenant, name), with the collection's id.
   StatusOr<Digests> Digest() const override;
+  // Under data_dir/checkpoints/; see ReplicaState.
+  StatusOr<CheckpointInfo> Checkpoint() const override;
 
   // The store's state: "ok", "disk_full" (writes fail until space is freed) or "read_only"
   // (started on a full disk), for /readyz.
@@ -209,6 +211,9 @@ class Engine : public MutationApplier,
   MetricsRegistry* metrics_ = nullptr;
   int collector_id_ = 0;
 
+  // Applies hold it shared; a checkpoint takes it alone, so its copies of the three
+  // databases are of one applied sequence.
+  mutable SharedMutex checkpoint_mu_;
   mutable Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> collections_ GUARDED_BY(mu_);
   int64_t abandon_indexing_ns_ GUARDED_BY(mu_) = 0;  // for collections created after it is set

@@ -141,6 +141,16 @@ class ReplicaState {
   // same mutations have equal ones. Reads the whole store: for checks, not the hot path.
   using Digests = std::map<std::pair<std::string, std::string>, std::pair<uint64_t, CollectionDigest>>;
   virtual StatusOr<Digests> Digest() const = 0;
+  // A copy of every database this node's replicated state lives in (the store, sessions,
+  // the LLM cache) at one applied sequence, in a new directory whose path it returns, for
+  // the caller to stream and remove: what a new replica starts from once the log no longer
+  // reaches back to its start. Applies wait while the copies are made (they are hard links
+  // and small files: milliseconds).
+  struct CheckpointInfo {
+    std::string dir;
+    uint64_t sequence = 0;
+  };
+  virtual StatusOr<CheckpointInfo> Checkpoint() const = 0;
   // The highest log sequence below which every mutation is applied here.
   virtual uint64_t applied_sequence() const = 0;
   // Waits until applied_sequence() >= seq; false when `timeout` passed first.

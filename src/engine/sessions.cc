@@ -1,4 +1,5 @@
 #include "engine/sessions.h"
+#include "store/store.h"
 
 #include "common/mutex.h"
 
@@ -187,5 +188,7 @@ Status SessionStore::Delete(const std::string& id) {
   if (!rep_->sessions.count(id)) return NotFound("session '" + id + "' does not exist", "session_not_found");
   return rep_->EraseLocked(id);
 }
+
+Status SessionStore::Checkpoint(const std::string& dir) const { return rocks::CheckpointTo(rep_->db.get(), dir); }
 
 }  // namespace contextd

@@ -55,6 +55,8 @@ class SessionStore {
   static Status ValidateId(const std::string& id);
   // The highest update-log sequence a live session applied (0 for none).
   uint64_t max_sequence() const;
+  // A consistent copy of the sessions' database in `dir` (see Store::Checkpoint).
+  Status Checkpoint(const std::string& dir) const;
 
  private:
   struct Rep;

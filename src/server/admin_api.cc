@@ -1,8 +1,15 @@
-// Governance endpoints, /v1/admin: tenants (the admin key's) and their API keys (the admin
-// key's, or an admin-role key's of the same tenant). Every change is a mutation through
-// the update log (GovernanceService::PutTenant, PutKey, ...), so every node sees it.
+// Admin endpoints, /v1/admin: tenants (the admin key's) and their API keys (the admin
+// key's, or an admin-role key's of the same tenant), every change a mutation through the
+// update log (GovernanceService::PutTenant, PutKey, ...), so every node sees it; and the
+// replica's digest and checkpoint (a new replica's seed).
 #include "auth/auth.h"
 #include "server/api.h"
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "common/dir_archive.h"
 
 namespace contextd {
 namespace {
@@ -72,6 +79,29 @@ StatusOr<Api::Reply> Api::AdminDigest(const Params&, const HttpRequest&, Request
     list.push_back(std::move(c));
   }
   r.json["collections"] = std::move(list);
+  return r;
+}
+
+// A seed for a new replica: this node's databases at one applied sequence, as one archive
+// (common/dir_archive.h), streamed at the reader's pace. A stream cut short lacks the
+// archive's end line, which the reader checks.
+StatusOr<Api::Reply> Api::AdminCheckpoint(const Params&, const HttpRequest&, RequestContext&) {
+  CTX_ASSIGN_OR_RETURN(ReplicaState::CheckpointInfo cp, backends_.replica->Checkpoint());
+  Reply r;
+  r.content_type = "application/octet-stream";
+  r.channel = std::make_shared<HttpBodyChannel>();
+  r.produce = [dir = cp.dir, channel = r.channel] {
+    constexpr size_t kQueuedBytes = 4 << 20;
+    constexpr std::chrono::seconds kStalled(60);  // a reader idle this long is given up on
+    const Status st = WriteDirArchive(dir, [&](std::string_view piece) {
+      return channel->WaitForRoom(kQueuedBytes, kStalled) && channel->Write(std::string(piece));
+    });
+    if (!st.ok()) spdlog::warn("checkpoint stream stopped: {}", st.message());
+    channel->Close();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  };
+  spdlog::info("checkpoint at sequence {} streaming to a new replica", cp.sequence);
   return r;
 }
 

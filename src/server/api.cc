@@ -203,6 +203,8 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   AddRoute("POST", "/v1/admin/tenants", Pool::kWrite, std::bind(&Api::AdminCreateTenant, this, _1, _2, _3));
   AddRoute("GET", "/v1/admin/tenants", Pool::kInline, std::bind(&Api::AdminListTenants, this, _1, _2, _3));
   AddRoute("GET", "/v1/admin/digest", Pool::kSearch, std::bind(&Api::AdminDigest, this, _1, _2, _3));
+  // Streams at the reader's pace: on the embed pool, whose many threads may wait.
+  AddRoute("GET", "/v1/admin/checkpoint", Pool::kEmbed, std::bind(&Api::AdminCheckpoint, this, _1, _2, _3));
   AddRoute("GET", "/v1/admin/tenants/{t}", Pool::kInline, std::bind(&Api::AdminGetTenant, this, _1, _2, _3));
   AddRoute("PATCH", "/v1/admin/tenants/{t}", Pool::kWrite, std::bind(&Api::AdminPatchTenant, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/admin/tenants/{t}", Pool::kWrite, std::bind(&Api::AdminDeleteTenant, this, _1, _2, _3));

@@ -340,6 +340,7 @@ class Api {
   StatusOr<Reply> AdminCreateTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminListTenants(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminDigest(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> AdminCheckpoint(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminGetTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminPatchTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> AdminDeleteTenant(const Params& p, const HttpRequest& req, RequestContext& ctx);

@@ -6,6 +6,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <sys/statvfs.h>
@@ -442,9 +443,20 @@ Status Store::ScanChunks(std::string_view tenant, uint64_t coll,
                     });
 }
 
-Status Store::SyncWal() {
-  return FromRocks(rep_->db->SyncWAL(), "syncing the write-ahead log");
+namespace rocks {
+Status CheckpointTo(void* db, const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(static_cast<rocksdb::DB*>(db), &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // Flushed first (log_size_for_flush 0): the copy is table files and a manifest, no WAL.
+  if (s.ok()) s = checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+  return FromRocks(s, "checkpoint into " + dir);
 }
+}  // namespace rocks
+
+Status Store::Checkpoint(const std::string& dir) const { return rocks::CheckpointTo(rep_->db.get(), dir); }
+
+Status Store::SyncWal() { return FromRocks(rep_->db->SyncWAL(), "syncing the write-ahead log"); }
 
 uint64_t Store::LatestSequence() const { return rep_->db->GetLatestSequenceNumber(); }
 

@@ -38,6 +38,13 @@ struct CollectionRecord {
   std::string config;  // JSON, owned by the engine
 };
 
+namespace rocks {
+// RocksDB's checkpoint of `db` into `dir`, for the stores beside this one (sessions, the LLM
+// cache) that seed a replica too. `db` is a rocksdb::DB*, untyped to keep RocksDB's headers
+// out of this one.
+Status CheckpointTo(void* db, const std::string& dir);
+}  // namespace rocks
+
 class WriteBatch {
  public:
   WriteBatch();
@@ -98,6 +105,9 @@ class Store {
   // Makes every write so far durable (one WAL fsync): what a replica that writes without
   // syncing does before it tells the log how far it may be purged.
   Status SyncWal();
+  // A consistent copy of the database in `dir` (which must not exist): RocksDB's checkpoint,
+  // hard links to the table files and a copy of the rest. Seeds a new replica.
+  Status Checkpoint(const std::string& dir) const;
 
   // The document record, or nullopt.
   StatusOr<std::optional<std::string>> GetDocument(std::string_view tenant, uint64_t coll,

@@ -36,8 +36,7 @@ class JetStreamLogTest : public ::testing::Test {
     EngineOptions o;
     o.data_dir = dir;
     o.models_dir = CONTEXTD_MODELS_DIR;
-    o.make_log = [&, node, commit_timeout_ms,
-                  tweak](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
+    o.make_log = [&, node, commit_timeout_ms, tweak](MutationApplier* applier) -> StatusOr<std::unique_ptr<UpdateLog>> {
       JetStreamLogOptions lo;
       lo.servers = nats_->urls();
       lo.node_id = node;

@@ -89,6 +89,7 @@ std::vector<Case> Cases(const std::string& key_id) {
        Kind::kKeyAdmin},
       {"GET", "/v1/admin/tenants", "/v1/admin/tenants", "", Kind::kAdmin},
       {"GET", "/v1/admin/digest", "/v1/admin/digest", "", Kind::kAdmin},
+      {"GET", "/v1/admin/checkpoint", "/v1/admin/checkpoint", "", Kind::kAdmin},
       {"POST", "/v1/admin/tenants", "/v1/admin/tenants", R"({"id":"gamma"})", Kind::kAdmin},
       {"GET", "/v1/admin/tenants/{t}", "/v1/admin/tenants/acme", "", Kind::kAdmin},
       {"PATCH", "/v1/admin/tenants/{t}", "/v1/admin/tenants/acme", R"({"limits":{"rpm":0}})", Kind::kAdmin},

@@ -343,6 +343,7 @@ class FakeReplica : public ReplicaState {
   bool WaitForApplied(uint64_t seq, std::chrono::milliseconds) const override { return applied.load() >= seq; }
   std::string_view storage_state() const override { return storage; }
   StatusOr<Digests> Digest() const override { return digests; }
+  StatusOr<CheckpointInfo> Checkpoint() const override { return Unavailable("the fake replica has no databases"); }
   std::atomic<uint64_t> applied{0};
   Digests digests;
   std::string storage = "ok";
