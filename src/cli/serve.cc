@@ -179,6 +179,7 @@ int RunServe(const ServeOptions& o) {
     lo.node_id = o.node_id.empty() ? std::string(host) : o.node_id;
     lo.replicas = o.replicas;
     lo.log_keep = static_cast<uint64_t>(o.log_keep);
+    lo.metrics = &metrics;
     // A new node of a cluster whose log no longer starts at 1 needs a member's copy first.
     if (const Status seeded = SeedFromClusterIfNeeded(lo, o.data_dir, o.admin_key); !seeded.ok()) {
       spdlog::critical("cannot start: {}", seeded.message());
@@ -378,6 +379,15 @@ int RunServe(const ServeOptions& o) {
           "# TYPE process_resident_memory_bytes gauge\n";
       *out += "process_resident_memory_bytes " + std::to_string(ResidentBytes()) + "\n";
     });
+    // The nodes heard from, by state (as /v1/cluster names them).
+    const int cluster_collector = log == nullptr ? -1 : metrics.AddCollector([log, is_up](std::string* out) {
+      int64_t up = 0, suspect = 0, down = 0;
+      for (const auto& p : log->peers()) (is_up(p) ? up : p.age_ms < 10000 ? suspect : down) += 1;
+      *out += "# HELP contextd_cluster_nodes Nodes heard from, by state.\n# TYPE contextd_cluster_nodes gauge\n";
+      *out += "contextd_cluster_nodes{state=\"up\"} " + std::to_string(up) + "\n";
+      *out += "contextd_cluster_nodes{state=\"suspect\"} " + std::to_string(suspect) + "\n";
+      *out += "contextd_cluster_nodes{state=\"down\"} " + std::to_string(down) + "\n";
+    });
     // Tests and scripts read the port from this line (it matters with --port 0).
     std::printf("contextd listening on http://%s:%d\n", o.host.c_str(), server.port());
     if (log != nullptr) {
@@ -399,6 +409,7 @@ int RunServe(const ServeOptions& o) {
     const size_t cut_off = server.Shutdown(std::chrono::milliseconds(o.shutdown_grace_ms));
     if (cut_off > 0) spdlog::warn("{} requests were still running after the grace period; cut off", cut_off);
     metrics.RemoveCollector(accept_collector);
+    if (cluster_collector >= 0) metrics.RemoveCollector(cluster_collector);
     // The grace is a hard bound: what is left (a write waiting on a provider, a shard split,
     // saving graphs) gets one more second. Writes past the cut-off commit nothing, acknowledged
     // ones are in the synced WAL, and graphs not saved are rebuilt at the next start.

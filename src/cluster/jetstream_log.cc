@@ -112,6 +112,32 @@ struct JetStreamUpdateLog::Rep {
   std::unique_ptr<PeriodicTask> housekeeping;
   std::string blocked GUARDED_BY(mu);
   std::string advertise_url GUARDED_BY(mu);
+  // Metrics (null without a registry).
+  Counter *commits_ok = nullptr, *commits_unavailable = nullptr, *commits_lagging = nullptr;
+  Counter *publish_retries = nullptr, *purges = nullptr;
+  Gauge *applied_gauge = nullptr, *first_gauge = nullptr, *last_gauge = nullptr, *blocked_gauge = nullptr;
+
+  void RegisterMetrics(MetricsRegistry* m) {
+    if (m == nullptr) return;
+    const std::string commits = "contextd_log_commits_total";
+    const std::string commits_help = "Writes committed to the update log, by result";
+    commits_ok = m->GetCounter(commits, commits_help, {{"result", "ok"}});
+    commits_unavailable = m->GetCounter(commits, commits_help, {{"result", "log_unavailable"}});
+    commits_lagging = m->GetCounter(commits, commits_help, {{"result", "apply_lagging"}});
+    publish_retries = m->GetCounter("contextd_log_publish_retries_total",
+                                    "Publishes to the update log retried (no quorum, an election, a reconnect)");
+    purges = m->GetCounter("contextd_log_purges_total", "Purges of the update log behind every node's durable mark");
+    applied_gauge = m->GetGauge("contextd_log_applied_sequence", "The last update-log sequence applied here");
+    first_gauge = m->GetGauge("contextd_log_first_sequence",
+                              "The oldest message the update log keeps (as of the last durable mark)");
+    last_gauge =
+        m->GetGauge("contextd_log_last_sequence", "The update log's last sequence (as of the last durable mark)");
+    blocked_gauge =
+        m->GetGauge("contextd_log_blocked", "1 when the log was purged past this node (it applies nothing)");
+  }
+  static void Bump(Counter* c) {
+    if (c != nullptr) c->Increment();
+  }
 
   ~Rep() {
     housekeeping.reset();  // first: it uses the connection and the applier
@@ -188,6 +214,7 @@ struct JetStreamUpdateLog::Rep {
                     "): seed its data directory with a copy of another node's, then restart it";
           spdlog::error("update log: {}", blocked);
           just_blocked = true;
+          if (blocked_gauge != nullptr) blocked_gauge->Set(1);
         }
         is_blocked = !blocked.empty();
       }
@@ -222,6 +249,7 @@ struct JetStreamUpdateLog::Rep {
     {
       MutexLock lock(&mu);
       applied = std::max(applied, seq);
+      if (applied_gauge != nullptr) applied_gauge->Set(static_cast<int64_t>(applied));
       results[seq] = {st, result};
       while (results.size() > kKeptResults) results.erase(results.begin());
     }
@@ -356,6 +384,7 @@ struct JetStreamUpdateLog::Rep {
     if (s != NATS_OK) return Unavailable("purging the update log: " + NatsError(s, jerr), "log_unavailable");
     spdlog::info("update log: purged below sequence {} (lowest durable mark {}, {} members)", keep_from, lowest,
                  ms.size());
+    Bump(purges);
     return keep_from;
   }
 
@@ -376,6 +405,13 @@ struct JetStreamUpdateLog::Rep {
     }
     auto mark = RecordDurableMark();
     Status st = mark.status();
+    if (first_gauge != nullptr) {
+      const StreamState state = State();
+      if (state.last_sequence > 0) {
+        first_gauge->Set(static_cast<int64_t>(state.first_sequence));
+        last_gauge->Set(static_cast<int64_t>(state.last_sequence));
+      }
+    }
     if (st.ok() && LeadsHousekeeping()) st = PurgeBehindMembers().status();
     if (!st.ok()) spdlog::warn("update log: housekeeping: {}", st.message());
   }
@@ -444,6 +480,7 @@ StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const Jet
   auto rep = std::make_unique<Rep>();
   rep->options = options;
   rep->applier = applier;
+  rep->RegisterMetrics(options.metrics);
   std::vector<const char*> urls;
   for (const auto& s : options.servers) urls.push_back(s.c_str());
   natsStatus s = natsOptions_Create(&rep->nats_options);
@@ -489,6 +526,7 @@ Status JetStreamUpdateLog::Start() {
   {
     MutexLock lock(&r.mu);
     r.applied = from;
+    if (r.applied_gauge != nullptr) r.applied_gauge->Set(static_cast<int64_t>(from));
   }
   r.follower = std::thread([&r, from] { r.FollowLoop(from + 1); });
   r.heartbeat = std::thread([&r] { r.HeartbeatLoop(); });
@@ -543,9 +581,11 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
     }
     if (ack != nullptr) jsPubAck_Destroy(ack);
     // No quorum, an election, a reconnect: the same message id again, after a pause.
+    if (seq == 0) Rep::Bump(r.publish_retries);
     if (seq == 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500, 50 << std::min(attempt, 4))));
   }
   if (seq == 0) {
+    Rep::Bump(r.commits_unavailable);
     return Unavailable("the update log did not acknowledge the write in time (" + last_error +
                            "); it may still be applied: retry with the same Idempotency-Key",
                        "log_unavailable");
@@ -559,10 +599,12 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   if (!r.applied_cv.wait_until(r.mu, until,
                                [&]() NO_THREAD_SAFETY_ANALYSIS { return r.applied >= seq || r.stopping; }) ||
       r.applied < seq) {
+    Rep::Bump(r.commits_lagging);
     return DeadlineExceeded(
         "the write is committed (sequence " + std::to_string(seq) + ") but this node has not applied it yet",
         "apply_lagging");
   }
+  Rep::Bump(r.commits_ok);
   auto it = r.results.find(seq);
   if (duplicate || it == r.results.end()) {
     ctx.NoteCommitted(seq);

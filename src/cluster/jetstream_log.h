@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "engine/update_log.h"
 
 namespace contextd {
@@ -57,6 +58,9 @@ struct JetStreamLogOptions {
   int durable_mark_ms = 5000;
   uint64_t log_keep = 10000;
   int64_t forget_node_after_s = 86400;
+  // contextd_log_* metrics go here when set: commits by result, publish retries, purges,
+  // the applied, first and last sequences, and whether the node is blocked.
+  MetricsRegistry* metrics = nullptr;
 };
 
 class JetStreamUpdateLog : public UpdateLog {

@@ -104,6 +104,24 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   ASSERT_TRUE(eventual.ok());
   EXPECT_EQ(eventual->status, 200) << eventual->body;
 
+  // The log's and the nodes' metrics (n2 took the six writes above; both nodes are up
+  // once their heartbeats have been heard).
+  const auto metric = [](HttpClient& via, const std::string& name) {
+    auto m = via.Request("GET", "/metrics");
+    if (!m.ok() || m->status != 200) return -1.0;
+    const size_t at = m->body.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::atof(m->body.c_str() + at + name.size() + 2);
+  };
+  EXPECT_GE(metric(*c2, "contextd_log_commits_total{result=\"ok\"}"), 6);
+  EXPECT_GE(metric(*c1, "contextd_log_applied_sequence"), 7);
+  EXPECT_EQ(metric(*c1, "contextd_log_blocked"), 0);
+  double up = 0;
+  for (int t = 0; t < 50 && up < 2; ++t) {
+    up = metric(*c1, "contextd_cluster_nodes{state=\"up\"}");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(up, 2);
+
   // A retry with the same Idempotency-Key is the same write: the log does not grow.
   const HttpHeaders key = {{"Idempotency-Key", "req-42"}};
   auto first = c1->Request("POST", "/v1/collections/docs/documents", Doc("k", "first version"), key);
