@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -27,6 +28,7 @@
 #include "server/api.h"
 #include "server/storage_meter.h"
 #include "usage/usage_ledger.h"
+#include "usage/usage_wire.h"
 
 namespace contextd {
 
@@ -302,6 +304,35 @@ int RunServe(const ServeOptions& o) {
       ao.usage = ledger.get();
       if (!o.prices.is_null()) ao.prices = *PriceTable::FromJson(o.prices);
     }
+    // Cluster mode: each node's ledger holds what it served; /v1/usage asks every node.
+    if (log != nullptr && ledger != nullptr) {
+      const UsageLedger* l = ledger.get();
+      log->Answer("usage", [l](std::string_view payload) -> std::string {
+        auto j = ParseJson(payload);
+        auto q = j.ok() ? UsageQueryFromJson(*j) : StatusOr<UsageQuery>(j.status());
+        return q.ok() ? UsageRowsToJson(l->Query(*q)).Dump() : "[]";
+      });
+      ao.cluster_usage = [log, &lo](const UsageQuery& q, int* asked, int* answered) {
+        // The nodes likely alive: heard lately, or recording durable marks (which a node
+        // does from the moment it registers, before its first heartbeat is heard).
+        std::set<std::string> alive;
+        for (const auto& p : log->peers())
+          if (p.age_ms < 10000) alive.insert(p.node_id);
+        const int64_t now = SystemClock::Default()->WallMillis();
+        for (const auto& m : log->members())
+          if (now - m.wall_ms < 3 * lo.durable_mark_ms) alive.insert(m.node_id);
+        const size_t up = alive.size();
+        std::vector<std::vector<UsageRow>> parts;
+        for (const std::string& a : log->AskAll("usage", UsageQueryToJson(q).Dump(), 2000, up)) {
+          auto j = ParseJson(a);
+          if (!j.ok()) continue;
+          if (auto rows = UsageRowsFromJson(*j); rows.ok()) parts.push_back(std::move(rows).value());
+        }
+        *asked = static_cast<int>(up);
+        *answered = static_cast<int>(parts.size());
+        return MergeUsageRows(parts);
+      };
+    }
     // Storage priced per GB-month: charged each minute into the ledger.
     std::unique_ptr<StorageMeter> storage_meter;
     if (ledger != nullptr && ao.prices.storage_per_gb_month() > 0) {
@@ -408,6 +439,7 @@ int RunServe(const ServeOptions& o) {
     (*engine)->AbandonIndexingAt(api.BeginDrain(std::chrono::milliseconds(o.shutdown_grace_ms)));
     const size_t cut_off = server.Shutdown(std::chrono::milliseconds(o.shutdown_grace_ms));
     if (cut_off > 0) spdlog::warn("{} requests were still running after the grace period; cut off", cut_off);
+    if (log != nullptr) log->StopAnswering();  // its handlers read the ledger, gone after this block
     metrics.RemoveCollector(accept_collector);
     if (cluster_collector >= 0) metrics.RemoveCollector(cluster_collector);
     // The grace is a hard bound: what is left (a write waiting on a provider, a shard split,

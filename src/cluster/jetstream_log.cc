@@ -112,6 +112,32 @@ struct JetStreamUpdateLog::Rep {
   std::unique_ptr<PeriodicTask> housekeeping;
   std::string blocked GUARDED_BY(mu);
   std::string advertise_url GUARDED_BY(mu);
+  // Answer(): one subscription per topic, its handler boxed so the callback can reach it.
+  struct Answerer {
+    Rep* rep;
+    std::function<std::string(std::string_view)> handler;
+    natsSubscription* sub = nullptr;
+  };
+  std::vector<std::unique_ptr<Answerer>> answerers;  // set up before serving, read at close
+  void StopAnswering() {
+    for (auto& a : answerers) {
+      if (a->sub == nullptr) continue;
+      // Drained: no new question is taken, and the wait covers a handler still running.
+      if (natsSubscription_Drain(a->sub) == NATS_OK) natsSubscription_WaitForDrainCompletion(a->sub, 5000);
+      natsSubscription_Destroy(a->sub);
+      a->sub = nullptr;
+    }
+  }
+  static void OnAsk(natsConnection* nc, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* a = static_cast<Answerer*>(closure);
+    const char* reply = natsMsg_GetReply(msg);
+    if (reply != nullptr) {
+      const std::string answer =
+          a->handler(std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
+      natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
+    }
+    natsMsg_Destroy(msg);
+  }
   // Metrics (null without a registry).
   Counter *commits_ok = nullptr, *commits_unavailable = nullptr, *commits_lagging = nullptr;
   Counter *publish_retries = nullptr, *purges = nullptr;
@@ -148,6 +174,7 @@ struct JetStreamUpdateLog::Rep {
     applied_cv.notify_all();
     if (follower.joinable()) follower.join();
     if (heartbeat.joinable()) heartbeat.join();
+    StopAnswering();
     if (heartbeat_sub != nullptr) {
       natsSubscription_Unsubscribe(heartbeat_sub);
       natsSubscription_Destroy(heartbeat_sub);
@@ -622,6 +649,49 @@ std::vector<JetStreamUpdateLog::Member> JetStreamUpdateLog::members() const { re
 StatusOr<uint64_t> JetStreamUpdateLog::RecordDurableMark() { return rep_->RecordDurableMark(); }
 
 StatusOr<uint64_t> JetStreamUpdateLog::PurgeBehindMembers() { return rep_->PurgeBehindMembers(); }
+
+void JetStreamUpdateLog::Answer(const std::string& topic, std::function<std::string(std::string_view)> handler) {
+  auto a = std::make_unique<Rep::Answerer>();
+  a->rep = rep_.get();
+  a->handler = std::move(handler);
+  const std::string subject = "contextd.ask." + topic;
+  // Allowed before the connection is up (it is made in the background): nats.c sends the
+  // subscription once connected.
+  const natsStatus s = natsConnection_Subscribe(&a->sub, rep_->conn, subject.c_str(), &Rep::OnAsk, a.get());
+  if (s != NATS_OK) spdlog::warn("update log: cannot answer {}: {}", subject, NatsError(s));
+  rep_->answerers.push_back(std::move(a));
+}
+
+void JetStreamUpdateLog::StopAnswering() { rep_->StopAnswering(); }
+
+std::vector<std::string> JetStreamUpdateLog::AskAll(const std::string& topic, const std::string& payload,
+                                                    int timeout_ms, size_t expected) const {
+  std::vector<std::string> out;
+  natsInbox* inbox = nullptr;
+  natsSubscription* sub = nullptr;
+  const std::string subject = "contextd.ask." + topic;
+  natsStatus s = natsInbox_Create(&inbox);
+  if (s == NATS_OK) s = natsConnection_SubscribeSync(&sub, rep_->conn, inbox);
+  if (s == NATS_OK) {
+    s = natsConnection_PublishRequest(rep_->conn, subject.c_str(), inbox, payload.data(),
+                                      static_cast<int>(payload.size()));
+  }
+  const int64_t give_up = NowMs() + timeout_ms;
+  while (s == NATS_OK && out.size() < expected) {
+    const int64_t left = give_up - NowMs();
+    if (left <= 0) break;
+    natsMsg* msg = nullptr;
+    if (natsSubscription_NextMsg(&msg, sub, left) != NATS_OK) break;
+    out.emplace_back(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    natsMsg_Destroy(msg);
+  }
+  if (sub != nullptr) {
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+  if (inbox != nullptr) natsInbox_Destroy(inbox);
+  return out;
+}
 
 void JetStreamUpdateLog::set_advertise_url(const std::string& url) {
   MutexLock lock(&rep_->mu);

@@ -27,6 +27,7 @@
 // Thread safety: Commit may be called concurrently; applies run on one delivery thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,6 +135,18 @@ class JetStreamUpdateLog : public UpdateLog {
   // housekeeping node does after each of its marks. Returns the stream's first sequence
   // after it (unchanged when there was nothing to purge).
   StatusOr<uint64_t> PurgeBehindMembers();
+  // Questions every node answers, over core NATS ("contextd.ask.TOPIC"), for what only
+  // each node knows (its usage ledger). Answer() serves `topic` on this node with
+  // `handler` (run on the subscription's thread; the handler must outlive the log).
+  // AskAll() asks every node and returns the answers that arrive within `timeout_ms`,
+  // this node's included, stopping early once `expected` have come.
+  void Answer(const std::string& topic, std::function<std::string(std::string_view)> handler);
+  std::vector<std::string> AskAll(const std::string& topic, const std::string& payload, int timeout_ms,
+                                  size_t expected) const;
+  // Stops answering, waiting out any handler still running: call it before what the
+  // handlers use goes away.
+  void StopAnswering();
+
   // Why this node cannot apply the log ("" when it can): the log was purged past it.
   std::string blocked_reason() const;
 

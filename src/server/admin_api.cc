@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/dir_archive.h"
+#include "usage/usage_wire.h"
 
 namespace contextd {
 namespace {
@@ -205,6 +206,7 @@ StatusOr<Api::Reply> Api::GetUsage(const Params&, const HttpRequest& req, Reques
   q.from_ms = now - 24 * 3600'000LL;
   CTX_ASSIGN_OR_RETURN(auto params, ParseQueryString(req.query));
   std::string tenant;
+  std::string scope = "cluster";  // in cluster mode, every node's usage; "node": this one's
   for (const auto& [k, v] : params) {
     if (k == "from" || k == "to") {
       int64_t* at = k == "from" ? &q.from_ms : &q.to_ms;
@@ -234,9 +236,13 @@ StatusOr<Api::Reply> Api::GetUsage(const Params&, const HttpRequest& req, Reques
       }
     } else if (k == "tenant") {
       tenant = v;
+    } else if (k == "scope") {
+      if (v != "cluster" && v != "node") return InvalidArgument("'scope' must be cluster or node", "invalid_value");
+      scope = v;
     } else {
-      return InvalidArgument("unknown query parameter '" + k + "'; expected group_by, from, to, granularity, tenant",
-                             "unknown_field");
+      return InvalidArgument(
+          "unknown query parameter '" + k + "'; expected group_by, from, to, granularity, tenant, scope",
+          "unknown_field");
     }
   }
   if (q.from_ms >= q.to_ms) return InvalidArgument("'from' must be before 'to'", "invalid_value");
@@ -252,23 +258,22 @@ StatusOr<Api::Reply> Api::GetUsage(const Params&, const HttpRequest& req, Reques
     if (!tenant_admin) q.key = ctx.principal;
   }
   Reply r;
-  Json rows = Json::MakeArray();
-  double total = 0;
-  for (const UsageRow& row : options_.usage->Query(q)) {
-    Json j = Json::MakeObject();
-    j["start_ms"] = row.start_ms;
-    Json group = Json::MakeObject();
-    for (const auto& [k, v] : row.group) group[k] = v;
-    j["group"] = std::move(group);
-    j["requests"] = row.requests;
-    j["tokens"] = row.tokens;
-    j["cost_usd"] = row.cost_usd;
-    total += row.cost_usd;
-    rows.push_back(std::move(j));
+  std::vector<UsageRow> rows;
+  if (options_.cluster_usage && scope == "cluster") {
+    int asked = 0, answered = 0;
+    rows = options_.cluster_usage(q, &asked, &answered);
+    // A node that did not answer in time leaves its share out: the reply says so.
+    r.json["nodes"]["asked"] = asked;
+    r.json["nodes"]["answered"] = answered;
+  } else {
+    rows = options_.usage->Query(q);
   }
+  double total = 0;
+  for (const UsageRow& row : rows) total += row.cost_usd;
+  r.json["rows"] = UsageRowsToJson(rows);
+  r.json["scope"] = options_.cluster_usage ? scope : "node";
   r.json["from_ms"] = q.from_ms;
   r.json["to_ms"] = q.to_ms;
-  r.json["rows"] = std::move(rows);
   r.json["cost_usd"] = total;
   return r;
 }

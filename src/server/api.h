@@ -61,6 +61,9 @@ struct ApiOptions {
   std::function<bool()> log_connected;
   // Why this node cannot apply the log at all ("" when it can), for /readyz.
   std::function<std::string()> log_blocked;
+  // Cluster mode: the usage of every node up (each ledger holds what its node served),
+  // summed; *asked and *answered say how many nodes were asked and answered in time.
+  std::function<std::vector<UsageRow>(const UsageQuery&, int* asked, int* answered)> cluster_usage;
   // How long a read carrying a write token this node has not applied yet waits for it
   // (within the request's deadline) before 504 write_not_visible.
   std::chrono::milliseconds write_token_wait{5000};

@@ -338,6 +338,7 @@ TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
   auto c1 = n1.Client();
   auto c2 = n2.Client();
   const HttpHeaders as_admin = {{"Authorization", "Bearer " + admin}};
+
   auto tenant = c1->Request("POST", "/v1/admin/tenants", R"({"id":"acme"})", as_admin);
   ASSERT_TRUE(tenant.ok());
   ASSERT_EQ(tenant->status, 201) << tenant->body;
@@ -393,6 +394,44 @@ TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(status, 401) << "n2 never applied the revocation";
+
+  // Usage: each node's ledger holds what it served; /v1/usage on either sums every node's.
+  auto writer = c1->Request("POST", "/v1/admin/tenants/acme/keys", R"({"role":"writer"})", as_admin);
+  ASSERT_TRUE(writer.ok() && writer->status == 201);
+  const HttpHeaders as_writer = {{"Authorization", "Bearer " + Body(writer->body)["key"].as_string()},
+                                 {"X-Contextd-Write-Token", writer->Header("x-contextd-write-token")}};
+  // One charged request on n1, two on n2.
+  const std::vector<std::pair<HttpClient*, std::string>> creates = {
+      {c1.get(), "u1"}, {c2.get(), "u2"}, {c2.get(), "u3"}};
+  for (const auto& [via, name] : creates) {
+    auto r = via->Request("PUT", "/v1/collections/" + name, R"({"embedder":"none","dim":4})", as_writer);
+    for (int wait = 0; wait < 100 && r.ok() && r->status == 401; ++wait) {  // the key reaching n2
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      r = via->Request("PUT", "/v1/collections/" + name, R"({"embedder":"none","dim":4})", as_writer);
+    }
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 201) << r->body;
+  }
+  const auto usage = [&](HttpClient& via, const std::string& scope) {
+    auto [st, body] = Call(via, "GET", "/v1/usage?tenant=acme&group_by=operation&scope=" + scope, "", as_admin);
+    EXPECT_EQ(st, 200) << body.Dump();
+    int64_t requests = 0;
+    for (const auto& row : body["rows"].as_array()) requests += row.Find("requests")->as_int();
+    return std::make_pair(requests, body);
+  };
+  const auto [on1, node1] = usage(*c1, "node");
+  const auto [on2, node2] = usage(*c2, "node");
+  EXPECT_GT(on1, 0);
+  EXPECT_GT(on2, 0) << "n2 served acme's requests too";
+  auto [total, cluster] = usage(*c1, "cluster");
+  EXPECT_EQ(total, on1 + on2) << cluster.Dump();
+  EXPECT_EQ(cluster["nodes"]["asked"].as_int(), 2);
+  EXPECT_EQ(cluster["nodes"]["answered"].as_int(), 2);
+  EXPECT_EQ(cluster["scope"].as_string(), "cluster");
+  EXPECT_EQ(usage(*c2, "cluster").first, total) << "either node answers the same";
+  auto bad = c1->Request("GET", "/v1/usage?scope=everywhere", "", as_admin);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400);
   std::printf("revocation reached n2 after %.0f ms\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
 }

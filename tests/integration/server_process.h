@@ -128,8 +128,8 @@ class ServerProcess {
 
 // Sends a request and parses the JSON reply; fails the test if the server is unreachable.
 inline std::pair<int, Json> Call(HttpClient& c, const std::string& method, const std::string& target,
-                                 const std::string& body = "") {
-  auto r = c.Request(method, target, body);
+                                 const std::string& body = "", const HttpHeaders& headers = {}) {
+  auto r = c.Request(method, target, body, headers);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   if (!r.ok()) return {0, Json()};
   auto j = ParseJson(r->body);
