@@ -32,6 +32,20 @@ std::string Doc(const std::string& id, const std::string& text) {
   return R"({"documents":[{"id":")" + id + R"(","text":")" + text + R"("}]})";
 }
 
+Json Digest(HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; }
+
+// `behind`'s digest once it has applied as far as the node whose digest is `ahead` had
+// (given up after 30 s: the caller's comparison then fails).
+Json DigestWhenCaughtUp(HttpClient& behind, Json ahead) {
+  Json d;
+  for (int t = 0; t < 300; ++t) {
+    d = Digest(behind);
+    if (d["applied_sequence"].as_int() >= ahead["applied_sequence"].as_int()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return d;
+}
+
 // Three nats-servers and two nodes, n1 and n2, both ready.
 class ClusterTest : public ::testing::Test {
  protected:
@@ -201,13 +215,8 @@ TEST_F(ClusterTest, ANodeStoppedForFiveSecondsRejoinsAndConverges) {
   std::this_thread::sleep_until(stopped + std::chrono::seconds(5));
   n2.Signal(SIGCONT);
 
-  const auto digest = [](HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; };
-  Json d1 = digest(*c1), d2;
-  for (int t = 0; t < 300; ++t) {
-    d2 = digest(*c2);
-    if (d2["applied_sequence"].as_int() >= d1["applied_sequence"].as_int()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  Json d1 = Digest(*c1);
+  Json d2 = DigestWhenCaughtUp(*c2, d1);
   ASSERT_EQ(d2["applied_sequence"].as_int(), d1["applied_sequence"].as_int()) << d2.Dump();
   ASSERT_EQ(d1["collections"].as_array().size(), 1u);
   EXPECT_EQ(d1["collections"].as_array()[0]["documents"].as_int(), 40);
@@ -215,10 +224,8 @@ TEST_F(ClusterTest, ANodeStoppedForFiveSecondsRejoinsAndConverges) {
 
   // And it takes writes again, which the other sees.
   write(*c2, 40);
-  d2 = digest(*c2);
-  for (int t = 0; t < 100 && digest(*c1)["applied_sequence"].as_int() < d2["applied_sequence"].as_int(); ++t)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(digest(*c1)["collections"].Dump(), d2["collections"].Dump());
+  d2 = Digest(*c2);
+  EXPECT_EQ(DigestWhenCaughtUp(*c1, d2)["collections"].Dump(), d2["collections"].Dump());
 }
 
 // The log is purged behind what every node made durable (--log-keep 5 here); a node that
@@ -258,13 +265,8 @@ TEST(ClusterSeedTest, ANodeJoiningAfterThePurgeIsSeededFromAMembersCheckpoint) {
   n3->Start();
   n3->WaitReady();
   auto c3 = n3->Client();
-  const auto digest = [](HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; };
-  Json d1 = digest(*c1), d3;
-  for (int t = 0; t < 200; ++t) {
-    d3 = digest(*c3);
-    if (d3["applied_sequence"].as_int() >= d1["applied_sequence"].as_int()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  Json d1 = Digest(*c1);
+  Json d3 = DigestWhenCaughtUp(*c3, d1);
   EXPECT_EQ(d3["collections"].Dump(), d1["collections"].Dump()) << "the seeded node holds something else";
   EXPECT_EQ(d1["collections"].as_array()[0]["documents"].as_int(), 30);
   // The session came with the seed; and the seeded node takes writes the others see.
