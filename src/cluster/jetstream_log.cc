@@ -345,6 +345,34 @@ struct JetStreamUpdateLog::Rep {
     return s == NATS_OK || *jerr == JSStreamNameExistErr ? NATS_OK : s;
   }
 
+  // The stream this node's state counts its sequences in: its name and creation time,
+  // recorded in the store at the first follow. A stream recreated (a new cluster on the
+  // same servers) or another cluster's has other sequences: applying it on top of this
+  // state would corrupt it, so the node refuses, says why and applies nothing.
+  // NATS_OK when it may follow; *refused set when it must not.
+  natsStatus CheckIdentity(bool* refused) {
+    *refused = false;
+    jsStreamInfo* si = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetStreamInfo(&si, js, options.stream.c_str(), nullptr, &jerr);
+    if (s != NATS_OK || si == nullptr) return s == NATS_OK ? NATS_ERR : s;
+    const std::string identity = options.stream + "@" + std::to_string(si->Created);
+    jsStreamInfo_Destroy(si);
+    auto stored = applier->log_identity();
+    if (!stored.ok()) return NATS_ERR;  // the disk: retried
+    if (stored->empty()) return applier->set_log_identity(identity).ok() ? NATS_OK : NATS_ERR;
+    if (*stored == identity) return NATS_OK;
+    MutexLock lock(&mu);
+    blocked = "this node's data follows another update log (" + *stored + ") than the one these NATS servers hold (" +
+              identity +
+              "): the cluster was recreated or the node points at another cluster; point it at its own cluster, or "
+              "empty its data directory to seed it from this one";
+    spdlog::error("update log: {}", blocked);
+    if (blocked_gauge != nullptr) blocked_gauge->Set(1);
+    *refused = true;
+    return NATS_ERR;
+  }
+
   // Binds the members bucket, creating it when it is not there yet.
   natsStatus EnsureMembers() {
     if (members != nullptr) return NATS_OK;
@@ -472,6 +500,9 @@ struct JetStreamUpdateLog::Rep {
     for (int attempt = 0; !Stopping(); ++attempt) {
       jsErrCode jerr = static_cast<jsErrCode>(0);
       natsStatus s = EnsureStream(&jerr);
+      bool refused = false;
+      if (s == NATS_OK) s = CheckIdentity(&refused);
+      if (refused) return;  // blocked, for good: it says why
       if (s == NATS_OK) s = EnsureMembers();
       // Registered before it follows: no purge passes a node once it is a member.
       if (s == NATS_OK && !RecordDurableMark().ok()) s = NATS_ERR;

@@ -132,6 +132,8 @@ class Engine : public MutationApplier,
   // In cluster mode the store writes without syncing (the log is the durable copy): one
   // WAL sync makes every apply so far durable (the other databases sync each write).
   StatusOr<uint64_t> SyncApplied() override;
+  StatusOr<std::string> log_identity() const override { return store_->LogIdentity(); }
+  Status set_log_identity(const std::string& identity) override { return store_->SetLogIdentity(identity); }
   // Waits until applied_sequence() >= seq (a write token from another node); false when
   // `timeout` passed first.
   bool WaitForApplied(uint64_t seq, std::chrono::milliseconds timeout) const override {

@@ -61,6 +61,10 @@ class MutationApplier {
   // may forget what is at or below it once every replica has said so. For an applier whose
   // every write is synced, that is applied_sequence().
   virtual StatusOr<uint64_t> SyncApplied() { return applied_sequence(); }
+  // Which log applied_sequence() counts in ("" when none was recorded), so a replica's
+  // state is never carried onto another log (a recreated cluster's, another cluster's).
+  virtual StatusOr<std::string> log_identity() const { return std::string(); }
+  virtual Status set_log_identity(const std::string& identity) { return Status::Ok(); }
 };
 
 class UpdateLog {

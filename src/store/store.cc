@@ -88,6 +88,7 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 
 const char kNextIdKey[] = "xnext_collection_id";
 const char kAppliedKey[] = "xapplied_sequence";
+const char kLogIdentityKey[] = "xlog_identity";
 
 std::string EncodeBE64(uint64_t v) {
   std::string s;
@@ -276,6 +277,22 @@ StatusOr<uint64_t> Store::AppliedSequence() const {
     applied = std::max(applied, key == kNextIdKey && v > 0 ? v - 1 : v);
   }
   return applied;
+}
+
+StatusOr<std::string> Store::LogIdentity() const {
+  std::string value;
+  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), kLogIdentityKey, &value);
+  if (s.IsNotFound()) return std::string();
+  CTX_RETURN_IF_ERROR(FromRocks(s, "read the log identity"));
+  return value;
+}
+
+Status Store::SetLogIdentity(std::string_view identity) {
+  rocksdb::WriteBatch batch;
+  batch.Put(kLogIdentityKey, rocksdb::Slice(identity.data(), identity.size()));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return rep_->Commit(wo, &batch, "record the log identity");
 }
 
 Status Store::DropCollection(std::string_view tenant, std::string_view name, uint64_t id, uint64_t sequence) {

@@ -7,6 +7,7 @@
 //   'd' tenant \0 id:be64 'C' doc_id \0 n:be32 -> chunk record
 //   'x' "next_collection_id"                  -> be64 counter (ids before the update log)
 //   'x' "applied_sequence"                    -> be64, merged as the maximum
+//   'x' "log_identity"                        -> the update log the sequences count in
 //   'a' kind id                               -> auth record (JSON): kind 't' tenant, 'k' key
 // Collection ids are never reused, so a dropped collection's leftovers can never leak into
 // a new collection of the same name. Document ids may not contain NUL (validated upstream).
@@ -136,6 +137,10 @@ class Store {
   // The highest update-log sequence recorded by a write, or, for a store written before
   // the update log, the highest collection id it handed out.
   StatusOr<uint64_t> AppliedSequence() const;
+  // Which update log the applied sequence counts in ("" until recorded: a single node, or
+  // a store from before it was recorded). A node's data must never follow another log.
+  StatusOr<std::string> LogIdentity() const;
+  Status SetLogIdentity(std::string_view identity);  // synced
 
   // Visits every auth record (tenants, then keys).
   Status ScanAuth(const std::function<void(char kind, std::string_view id, std::string_view value)>& fn) const;

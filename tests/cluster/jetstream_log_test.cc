@@ -229,6 +229,51 @@ TEST_F(JetStreamLogTest, TheLogIsPurgedBehindEveryNodesDurableMarkAndANodePurged
   EXPECT_NE(refused.status().message().find("purged"), std::string::npos);
 }
 
+// A node's data counts sequences of one stream: pointed at another cluster's log (or a
+// recreated one), the node refuses to apply it, says why, and keeps what it held.
+TEST_F(JetStreamLogTest, ANodeRefusesAnotherClustersLog) {
+  TempDir dir, other_dir;
+  JetStreamUpdateLog* log = nullptr;
+  {
+    auto a = OpenNode(dir.path(), "a", &log);
+    ASSERT_TRUE(a);
+    ASSERT_TRUE(CreateFromSpec(*a, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})")).ok());
+    UpsertResult r;
+    ASSERT_TRUE((*a->GetCollection("default", "docs"))->Upsert(Docs("x", 3, 1), &r).ok());
+  }
+  // Restarted on its own cluster it follows as before.
+  {
+    auto a = OpenNode(dir.path(), "a", &log);
+    ASSERT_TRUE(a);
+    EXPECT_TRUE(log->blocked_reason().empty()) << log->blocked_reason();
+  }
+  NatsCluster other(other_dir.path());
+  const auto elsewhere = [&](JetStreamLogOptions* lo) { lo->servers = other.urls(); };
+  {
+    // The other cluster has a stream of its own, with writes of its own.
+    TempDir b_dir;
+    JetStreamUpdateLog* b_log = nullptr;
+    auto b = OpenNode(b_dir.path(), "b", &b_log, 20000, true, elsewhere);
+    ASSERT_TRUE(b);
+    ASSERT_TRUE(CreateFromSpec(*b, TestEmbedders(), "default", "theirs", J(R"({"embedder":"none","dim":8})")).ok());
+  }
+  auto a = OpenNode(dir.path(), "a", &log, 2000, /*wait_following=*/false, elsewhere);
+  ASSERT_TRUE(a);
+  std::string reason;
+  for (int t = 0; t < 300 && reason.empty(); ++t) {
+    reason = log->blocked_reason();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(reason.find("another update log"), std::string::npos) << reason;
+  EXPECT_FALSE(log->connected());
+  EXPECT_TRUE(a->GetCollection("default", "docs").ok()) << "what it held is kept";
+  EXPECT_FALSE(a->GetCollection("default", "theirs").ok()) << "it applied the other cluster's log";
+  UpsertResult r;
+  Status st = (*a->GetCollection("default", "docs"))->Upsert(Docs("y", 1, 2), &r);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("another update log"), std::string::npos);
+}
+
 TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {
   TempDir dir;
   JetStreamUpdateLog* log = nullptr;
