@@ -114,7 +114,6 @@ struct JetStreamUpdateLog::Rep {
   std::string advertise_url GUARDED_BY(mu);
   // Answer(): one subscription per topic, its handler boxed so the callback can reach it.
   struct Answerer {
-    Rep* rep;
     std::function<std::string(std::string_view)> handler;
     natsSubscription* sub = nullptr;
   };
@@ -683,7 +682,6 @@ StatusOr<uint64_t> JetStreamUpdateLog::PurgeBehindMembers() { return rep_->Purge
 
 void JetStreamUpdateLog::Answer(const std::string& topic, std::function<std::string(std::string_view)> handler) {
   auto a = std::make_unique<Rep::Answerer>();
-  a->rep = rep_.get();
   a->handler = std::move(handler);
   const std::string subject = "contextd.ask." + topic;
   // Allowed before the connection is up (it is made in the background): nats.c sends the
