@@ -809,8 +809,13 @@ StatusOr<Api::Reply> Api::DropCollection(const Params& p, const HttpRequest&, Re
 
 StatusOr<Api::Reply> Api::UpsertDocuments(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(auto c, backends_.collections->Find(ctx.tenant, p[0]));
-  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
-  CTX_ASSIGN_OR_RETURN(auto docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
+  std::vector<DocumentInput> docs;
+  {
+    // Scoped: the parsed body goes before the write, which would otherwise hold a large
+    // body's text twice (the JSON's and the documents') through its peak.
+    CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+    CTX_ASSIGN_OR_RETURN(docs, ParseUpsertRequest(body, c->config().dim, !c->has_embedder()));
+  }
   ctx.usage_model = c->config().embedder;
   if (ctx.limits_tokens()) {
     // What will be embedded: each document's title and text (a caller's vector: nothing).
