@@ -419,14 +419,14 @@ struct JetStreamUpdateLog::Rep {
     return out;
   }
 
-  StatusOr<uint64_t> PurgeBehindMembers() {
+  // state: the stream's, as just read (the housekeeping reads it once for both).
+  StatusOr<uint64_t> PurgeBehindMembers(const StreamState& state) {
     const std::vector<Member> ms = Members();
     if (ms.empty()) return Unavailable("the members bucket cannot be read", "log_unavailable");
     const int64_t forget_before = WallMs() - options.forget_node_after_s * 1000;
     uint64_t lowest = UINT64_MAX;
     for (const Member& m : ms)
       if (m.wall_ms >= forget_before) lowest = std::min(lowest, m.durable);
-    const StreamState state = State();
     if (lowest == UINT64_MAX || lowest <= options.log_keep) return state.first_sequence;
     const uint64_t keep_from = lowest - options.log_keep + 1;  // the first sequence kept
     if (state.first_sequence >= keep_from) return state.first_sequence;
@@ -459,14 +459,15 @@ struct JetStreamUpdateLog::Rep {
     }
     auto mark = RecordDurableMark();
     Status st = mark.status();
-    if (first_gauge != nullptr) {
-      const StreamState state = State();
-      if (state.last_sequence > 0) {
+    const bool purges = st.ok() && LeadsHousekeeping();
+    if (first_gauge != nullptr || purges) {
+      const StreamState state = State();  // one stream-info request for both
+      if (first_gauge != nullptr && state.last_sequence > 0) {
         first_gauge->Set(static_cast<int64_t>(state.first_sequence));
         last_gauge->Set(static_cast<int64_t>(state.last_sequence));
       }
+      if (purges) st = PurgeBehindMembers(state).status();
     }
-    if (st.ok() && LeadsHousekeeping()) st = PurgeBehindMembers().status();
     if (!st.ok()) spdlog::warn("update log: housekeeping: {}", st.message());
   }
 
@@ -678,7 +679,7 @@ std::vector<JetStreamUpdateLog::Member> JetStreamUpdateLog::members() const { re
 
 StatusOr<uint64_t> JetStreamUpdateLog::RecordDurableMark() { return rep_->RecordDurableMark(); }
 
-StatusOr<uint64_t> JetStreamUpdateLog::PurgeBehindMembers() { return rep_->PurgeBehindMembers(); }
+StatusOr<uint64_t> JetStreamUpdateLog::PurgeBehindMembers() { return rep_->PurgeBehindMembers(rep_->State()); }
 
 void JetStreamUpdateLog::Answer(const std::string& topic, std::function<std::string(std::string_view)> handler) {
   auto a = std::make_unique<Rep::Answerer>();

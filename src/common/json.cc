@@ -516,10 +516,7 @@ StatusOr<Json> ParseJsonOnDemand(std::string_view text) {
 StatusOr<Json> ParseJson(std::string_view text) {
   if (text.empty()) return InvalidArgument("request body is empty; expected JSON", "invalid_json");
   if (text.size() > kOnDemandParseMinBytes) return ParseJsonOnDemand(text);
-  if (text.size() > kReusedParserMaxBytes) {
-    simdjson::dom::parser parser;
-    return ParseWith(parser, text);
-  }
+  if (text.size() > kReusedParserMaxBytes) return ParseWithNewParser(text);
   thread_local simdjson::dom::parser parser;
   return ParseWith(parser, text);
 }

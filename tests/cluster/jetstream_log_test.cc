@@ -63,6 +63,16 @@ class JetStreamLogTest : public ::testing::Test {
     return false;
   }
 
+  // Why the node stopped applying, once it has (given up after 30 s: "").
+  static std::string WaitBlocked(const JetStreamUpdateLog& log) {
+    std::string reason;
+    for (int t = 0; t < 300 && reason.empty(); ++t) {
+      reason = log.blocked_reason();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return reason;
+  }
+
   static std::vector<DocumentInput> Docs(const std::string& id, int n, uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> g;
@@ -211,11 +221,7 @@ TEST_F(JetStreamLogTest, TheLogIsPurgedBehindEveryNodesDurableMarkAndANodePurged
   // why, and is not a member (it must not hold the purge back).
   auto c = OpenNode(dir_c.path(), "c", &log_c, 2000, /*wait_following=*/false, bounded);
   ASSERT_TRUE(c);
-  std::string reason;
-  for (int t = 0; t < 300 && reason.empty(); ++t) {
-    reason = log_c->blocked_reason();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const std::string reason = WaitBlocked(*log_c);
   EXPECT_NE(reason.find("purged past this node"), std::string::npos) << reason;
   EXPECT_FALSE(log_c->connected());
   EXPECT_EQ(c->applied_sequence(), 0u);
@@ -259,11 +265,7 @@ TEST_F(JetStreamLogTest, ANodeRefusesAnotherClustersLog) {
   }
   auto a = OpenNode(dir.path(), "a", &log, 2000, /*wait_following=*/false, elsewhere);
   ASSERT_TRUE(a);
-  std::string reason;
-  for (int t = 0; t < 300 && reason.empty(); ++t) {
-    reason = log->blocked_reason();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const std::string reason = WaitBlocked(*log);
   EXPECT_NE(reason.find("another update log"), std::string::npos) << reason;
   EXPECT_FALSE(log->connected());
   EXPECT_TRUE(a->GetCollection("default", "docs").ok()) << "what it held is kept";
