@@ -2,8 +2,9 @@
 // relative to the all-shard top 10, and the share of shards probed.
 //
 //   shard_bench scifact [--data DIR] [--max-shard-chunks N]: SciFact through the engine
-//     in-process (glove embedder, vector mode): shards grown by splits as the corpus is
-//     ingested, then rebuilt by k-means on a reopen; routing options swept per query.
+//     in-process (glove embedder, vector mode): shards grown by logged splits as the corpus
+//     is ingested, then reopened without saved graphs (the stored layout places every
+//     chunk again); routing options swept per query.
 //   shard_bench synthetic [--n 1000000] [--dim 64] [--shards 16]: a topical collection
 //     (topics > subtopics > points, unit vectors) partitioned by the same balanced k-means;
 //     each probed shard scanned exactly, so the figure is the router's alone.
@@ -76,7 +77,7 @@ int SciFact(const std::string& data, const std::string& models, size_t max_shard
   EngineOptions eo;
   eo.data_dir = work;
   eo.models_dir = models;
-  for (const char* build : {"splits", "kmeans"}) {
+  for (const char* build : {"splits", "reopened"}) {
     auto engine = Engine::Open(eo, &metrics);
     EmbedderRegistry catalog(eo.models_dir);  // resolves the spec as the engine's registry does
     if (!engine.ok()) return 1;
@@ -105,7 +106,7 @@ int SciFact(const std::string& data, const std::string& models, size_t max_shard
       std::fprintf(stderr, "ingested %zu chunks into %zu shards in %.1f s\n", c->chunk_count(), c->shard_count(),
                    Seconds(start));
     } else {
-      // Reopened without saved graphs: shards from balanced k-means.
+      // Reopened without saved graphs: the same shards, from the stored layout.
       c = *(*engine)->GetCollection(kDefaultTenant, "scifact");
     }
     const size_t shards = c->shard_count();

@@ -603,6 +603,8 @@ std::vector<JetStreamUpdateLog::Peer> JetStreamUpdateLog::peers() const {
 
 bool JetStreamUpdateLog::following() const { return rep_->following.load(); }
 
+bool JetStreamUpdateLog::LeadsMaintenance() const { return rep_->LeadsHousekeeping(); }
+
 Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) {
   Rep& r = *rep_;
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("committing the write"));

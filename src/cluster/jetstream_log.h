@@ -78,6 +78,8 @@ class JetStreamUpdateLog : public UpdateLog {
   Status Start() override;
   // Whether this node follows the stream yet (Start()'s thread has subscribed).
   bool following() const;
+  // The housekeeping node (the lowest id heard) proposes the shard splits.
+  bool LeadsMaintenance() const override;
   Status Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) override;
 
   // The stream's state as the servers report it: its last sequence and the name of the

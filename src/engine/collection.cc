@@ -282,7 +282,17 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence, 
     if (labels.size() != s) std::copy_n(&vectors[s * dim], dim, &vectors[labels.size() * dim]);
     labels.push_back(s);
   }
-  return shards_.Load(graph_path, store_sequence, labels, &vectors, stop_, &graph_source_);
+  ShardLayout layout(config_.metric, static_cast<uint32_t>(dim));
+  CTX_ASSIGN_OR_RETURN(auto stored_layout, store_->GetShardLayout(tenant_, id_));
+  if (stored_layout) {
+    auto decoded = ShardLayout::Decode(*stored_layout, config_.metric, static_cast<uint32_t>(dim));
+    if (!decoded.ok()) {
+      return Internal("collection '" + name_ + "': unreadable shard layout in storage: " + decoded.status().message(),
+                      "storage_error");
+    }
+    layout = std::move(decoded).value();
+  }
+  return shards_.Load(graph_path, store_sequence, std::move(layout), labels, &vectors, stop_, &graph_source_);
 }
 
 StatusOr<CollectionDigest> Collection::Digest() const {
@@ -299,18 +309,25 @@ StatusOr<CollectionDigest> Collection::Digest() const {
   table_.ForEachDocument([&](const DocumentTable::Document& doc) { docs.push_back(&doc); });
   std::sort(docs.begin(), docs.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
   std::vector<float> v(static_cast<size_t>(config_.dim));
+  const ShardLayout& layout = shards_.layout();
+  for (uint32_t leaf : layout.leaves()) d.shards[leaf] = {};
   h = Hash64(std::to_string(docs.size()));
   for (const DocumentTable::Document* doc : docs) {
     h = Hash64(doc->id, h);
     for (uint32_t slot : doc->slots) {
       std::fill(v.begin(), v.end(), 0.0f);
       shards_.CopyVector(slot, v.data());
+      const std::string_view bytes(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
       h = Hash64(table_.chunk(slot).text, h);
-      h = Hash64(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)), h);
+      h = Hash64(bytes, h);
       ++d.chunk_count;
+      CollectionDigest::Shard& shard = d.shards[layout.Leaf(v.data())];
+      ++shard.chunks;
+      shard.digest += Hash64(bytes, Hash64(table_.chunk(slot).text, Hash64(doc->id)));
     }
   }
   d.chunks = h;
+  d.layout = Hash64(layout.Encode());
   d.keywords = table_.keywords().StatsDigest();
   return d;
 }
@@ -328,9 +345,10 @@ StatusOr<ShardSnapshot> Collection::SnapshotShard(uint32_t shard_id) {
   s.dim = static_cast<uint32_t>(config_.dim);
   s.metric = config_.metric;
   std::vector<uint32_t> slots;
-  if (!shards_.Members(shard_id, &s.shard_index, &s.centroids, &slots)) {
+  if (!shards_.Members(shard_id, &slots)) {
     return NotFound("shard " + std::to_string(shard_id) + " not found in collection '" + name_ + "'");
   }
+  s.layout = shards_.layout().Encode();
   // Documents by id, each one's chunks by ordinal.
   std::map<std::string, std::vector<uint32_t>> by_doc;
   for (uint32_t slot : slots) by_doc[table_.chunk(slot).doc->id].push_back(slot);

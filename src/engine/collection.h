@@ -84,6 +84,16 @@ class Collection : public CollectionHandle {
   size_t shard_count() const;
   // Blocks until no shard split is running (tests, shutdown).
   void WaitForSplits();
+  // Builds the splits the layout has and this node has not (a replica that applied them,
+  // a restart), and proposes one for a shard past its limit. Writes check after they
+  // apply; the Engine calls it once the log has started.
+  void CheckShards() { MaybeSplit(); }
+  // Stops the splitter for good (a split being built is abandoned; the next start builds
+  // it) and waits for it: before the log it proposes to goes away.
+  void StopSplits() {
+    stop_ = true;
+    WaitForSplits();
+  }
   // Shutdown: a write whose store write is durable by `at_ns` (clock time) but whose chunks
   // are still going into the graphs then stops indexing, so its reply goes out before the
   // grace runs out: an acknowledged write is in the store, and the next start, finding the
@@ -156,17 +166,23 @@ class Collection : public CollectionHandle {
   Status Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, Mutation* m) const;
   Status ApplyUpsert(Mutation m, ApplyResult* result);
   Status ApplyDelete(const Mutation& m, ApplyResult* result);
+  // A logged split: the layout changes (and is stored) here; the splitter builds it.
+  Status ApplySplit(const Mutation& m, ApplyResult* result);
   Status EmbedTexts(const RequestContext& ctx, const std::vector<std::string>& texts, EmbedPriority priority,
                     std::vector<float>* out) const;
   // Takes the document out of both parts (its slots freed, its vectors tombstoned).
   void RemoveDocLocked(const std::string& id) REQUIRES(mu_);
   void MaybeRepairGraph();
   bool IndexingAbandoned() const;
-  // Starts the background splitter when a shard has outgrown max_shard_chunks.
+  // Starts the background splitter when a split is to be built, or a shard has outgrown
+  // max_shard_chunks and this node proposes splits (UpdateLog::LeadsMaintenance).
   void MaybeSplit();
   void SplitLoop();
-  // Splits the shard at `index` in two while reads and writes go on (ShardSet's phases,
-  // with the locks each needs). Returns false when stopped or abandoned.
+  // Chooses how to split the shard at `index` (balanced k-means over its vectors) and
+  // commits the split to the log. False when it was not committed.
+  bool ProposeSplit(size_t index);
+  // Builds the layout's split of the shard at `index` while reads and writes go on
+  // (ShardSet's phases, with the locks each needs). Returns false when stopped.
   bool SplitShard(size_t index);
   std::vector<size_t> StripesFor(const std::vector<std::string>& ids) const;
 
@@ -192,14 +208,17 @@ class Collection : public CollectionHandle {
   Mutex splitter_mu_;
   std::thread splitter_ GUARDED_BY(splitter_mu_);
   std::atomic<bool> split_running_{false};
+  std::atomic<uint64_t> split_requests_{0};  // MaybeSplit calls: one after the loop looked rechecks
+  // Serialises split applies: each stores the layout it makes from the one before.
+  Mutex layout_mu_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> abandon_indexing_ns_{0};  // 0: never (see AbandonIndexingAt)
   std::atomic<bool> graph_incomplete_{false};
 
   // Lock order: stripes_ (one, by document id), then drop_mu_ / apply_mu_, then mu_; a
-  // shard split takes apply_mu_ then mu_. The graphs, the query cache and its verifier
-  // lock themselves and are taken under mu_ or alone, never the other way round.
-  // splitter_mu_ is a leaf.
+  // shard split takes apply_mu_ then mu_, a split's apply drop_mu_, layout_mu_, then mu_. The graphs, the query cache
+  // and its verifier lock themselves and are taken under mu_ or alone, never the other way round. splitter_mu_ is a
+  // leaf.
   mutable SharedMutex mu_ ACQUIRED_AFTER(apply_mu_, drop_mu_);
   DocumentTable table_ GUARDED_BY(mu_);
   ShardSet shards_ GUARDED_BY(mu_);

@@ -1,6 +1,13 @@
-// Collection's side of its topic shards: saving their graphs, the background splitter and
-// the locks each phase of a split needs (ShardSet does the work; see shard_set.h), and the
-// /shards report.
+// Collection's side of its topic shards: saving their graphs, splits (proposed to the log,
+// applied to the layout, built in the background with the locks each phase needs; ShardSet
+// does the work, see shard_set.h), and the /shards report.
+//
+// A split is replicated state, so that every node places every chunk alike: the node that
+// leads maintenance (every node on its own; one in a cluster) chooses the children's
+// centroids and commits a split mutation; every node applies it to its layout in log
+// order and then builds it at its own pace, serving from the old graph meanwhile.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "engine/collection.h"
@@ -25,12 +32,14 @@ size_t Collection::shard_count() const {
 }
 
 void Collection::MaybeSplit() {
-  if (IndexingAbandoned()) return;  // shutting down: the next start places the shards
+  if (IndexingAbandoned()) return;  // shutting down: the next start builds pending splits
   {
     ReaderLock lock(&mu_);
-    if (shards_.OversizedShard() == SIZE_MAX) return;
+    if (shards_.PendingSplit() == SIZE_MAX && (shards_.OversizedShard() == SIZE_MAX || !log_->LeadsMaintenance()))
+      return;
   }
   MutexLock guard(&splitter_mu_);
+  ++split_requests_;  // a running loop looks again before it ends
   if (split_running_ || stop_) return;
   if (splitter_.joinable()) splitter_.join();  // the last one has finished
   split_running_ = true;
@@ -38,20 +47,111 @@ void Collection::MaybeSplit() {
 }
 
 void Collection::WaitForSplits() {
-  MutexLock guard(&splitter_mu_);
-  if (splitter_.joinable()) splitter_.join();
+  // Joined outside the lock: the loop takes it to decide whether to end.
+  std::thread running;
+  {
+    MutexLock guard(&splitter_mu_);
+    running = std::move(splitter_);
+  }
+  if (running.joinable()) running.join();
 }
 
 void Collection::SplitLoop() {
-  while (!stop_ && !dropped_) {
-    size_t index = SIZE_MAX;
-    {
+  for (;;) {
+    const uint64_t requests = split_requests_.load();
+    while (!stop_ && !dropped_) {
+      size_t pending = SIZE_MAX, oversized = SIZE_MAX;
+      {
+        ReaderLock lock(&mu_);
+        pending = shards_.PendingSplit();
+        oversized = shards_.OversizedShard();
+      }
+      if (pending != SIZE_MAX) {
+        if (!SplitShard(pending)) break;
+        continue;
+      }
+      if (oversized == SIZE_MAX || !log_->LeadsMaintenance() || !ProposeSplit(oversized)) break;
       ReaderLock lock(&mu_);
-      index = shards_.OversizedShard();
+      if (shards_.PendingSplit() == SIZE_MAX) break;  // committed but not applied: the next write retries
     }
-    if (index == SIZE_MAX || !SplitShard(index)) break;
+    // A MaybeSplit() since this pass began (a split applied meanwhile) gets another pass;
+    // splitter_mu_ orders the check against its increment.
+    MutexLock guard(&splitter_mu_);
+    if (stop_ || dropped_ || split_requests_.load() == requests) {
+      split_running_ = false;
+      return;
+    }
   }
-  split_running_ = false;
+}
+
+bool Collection::ProposeSplit(size_t index) {
+  std::shared_ptr<const HnswIndex> graph;
+  uint32_t shard = 0;
+  std::vector<uint32_t> slots;
+  {
+    ReaderLock lock(&mu_);
+    graph = shards_.graph(index);
+    shard = shards_.shard_id(index);
+    shards_.Members(shard, &slots);
+  }
+  const size_t dim = static_cast<size_t>(config_.dim);
+  std::vector<float> rows(slots.size() * dim);
+  size_t kept = 0;
+  for (uint32_t s : slots) kept += graph->CopyVector(s, &rows[kept * dim]);
+  if (kept < 2) return false;
+  // Into enough children that each starts at about three quarters of the limit (a shard
+  // that grew from a bulk load splits once, not log2 times), with balanced k-means.
+  const size_t ways = std::clamp<size_t>(InitialShardCount(kept, config_.sharding), 2, ShardLayout::kMaxSplitWays);
+  KMeansResult km = BalancedKMeans(rows.data(), kept, dim, ways, config_.metric, /*slack=*/1.2f);
+  rows = {};
+  Mutation m = NewMutation(MutationKind::kSplitShard, tenant_);
+  m.collection = name_;
+  m.collection_id = id_;
+  m.shard = shard;
+  m.dim = static_cast<uint32_t>(dim);
+  m.vectors = std::move(km.centroids);
+  RequestContext ctx;
+  ctx.tenant = tenant_;
+  // The same split proposed twice (a retry) is committed once.
+  ctx.idempotency_key = "split-" + std::to_string(id_) + "-" + std::to_string(shard);
+  ApplyResult applied;
+  if (Status st = log_->Commit(ctx, &m, &applied); !st.ok()) {
+    spdlog::warn("collection {}: split of shard {} not committed: {}", name_, shard, st.message());
+    return false;
+  }
+  return true;
+}
+
+Status Collection::ApplySplit(const Mutation& m, ApplyResult* result) {
+  ReaderLock alive(&drop_mu_);
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  if (m.dim != static_cast<uint32_t>(config_.dim)) {
+    return InvalidArgument(
+        "split centroids do not match collection '" + name_ + "' (dim " + std::to_string(config_.dim) + ")",
+        "invalid_mutation");
+  }
+  MutexLock serial(&layout_mu_);
+  ShardLayout next = [&] {
+    ReaderLock lock(&mu_);
+    return shards_.layout();
+  }();
+  CTX_ASSIGN_OR_RETURN(bool split, next.Split(m.shard, m.vectors));
+  WriteBatch batch;
+  if (split) batch.PutShardLayout(tenant_, id_, next.Encode());
+  batch.RecordSequence(m.sequence);
+  CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  result->bytes_written += static_cast<int64_t>(batch.size_bytes());
+  {
+    WriterLock lock(&mu_);
+    applied_sequence_ = std::max(applied_sequence_, m.sequence);
+    // A second proposal of a split already made changes nothing.
+    if (split) (void)shards_.ApplySplit(m.shard, m.vectors);
+  }
+  if (!split) return Status::Ok();
+  spdlog::info("collection {}: shard {} split into {} (sequence {})", name_, m.shard, m.vectors.size() / m.dim,
+               m.sequence);
+  MaybeSplit();
+  return Status::Ok();
 }
 
 bool Collection::SplitShard(size_t index) {
@@ -88,9 +188,11 @@ bool Collection::SplitShard(size_t index) {
     shards_.FinishSplit(&job);
     // Cached answers came from the old layout; a fresh search now routes differently.
     cache_.Clear();
-    spdlog::info("collection {}: split shard {} ({} chunks) into {} ({}) and {} ({}) in {:.0f} ms, {} writes replayed",
-                 name_, job.old_id, job.members.size(), job.ids[0], job.chunks[0], job.ids[1], job.chunks[1],
-                 (clock_->NowNanos() - t0) / 1e6, replayed);
+    std::string parts;
+    for (size_t p = 0; p < job.ids.size(); ++p)
+      parts += (p ? ", " : "") + std::to_string(job.ids[p]) + " (" + std::to_string(job.chunks[p]) + ")";
+    spdlog::info("collection {}: built the split of shard {} ({} chunks) into {} in {:.0f} ms, {} writes replayed",
+                 name_, job.old_id, job.members.size(), parts, (clock_->NowNanos() - t0) / 1e6, replayed);
   }
   return true;
 }

@@ -117,8 +117,10 @@ Status Collection::Apply(Mutation m, ApplyResult* result) {
       return ApplyUpsert(std::move(m), result);
     case MutationKind::kDeleteDocument:
       return ApplyDelete(m, result);
+    case MutationKind::kSplitShard:
+      return ApplySplit(m, result);
     default:
-      return InvalidArgument("a collection applies upserts and deletes, not " + std::string(MutationKindName(m.kind)),
+      return InvalidArgument("a collection applies upserts, deletes and splits, not " + std::string(MutationKindName(m.kind)),
                              "invalid_mutation");
   }
 }

@@ -11,7 +11,9 @@ namespace contextd {
 
 Engine::~Engine() {
   if (metrics_ != nullptr) metrics_->RemoveCollector(collector_id_);
-  // A replicated log applies on its own thread: stop it before the collections go.
+  // Splitters propose to the log: stopped first. Then a replicated log, which applies on
+  // its own thread, before the collections go.
+  for (const auto& c : AllCollections()) c->StopSplits();
   log_.reset();
 }
 
@@ -77,6 +79,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Eng
     e->collections_[{r.tenant, r.name}] = std::move(c);
   }
   CTX_RETURN_IF_ERROR(e->log_->Start());
+  // Splits the layout has that were not built before the last stop, and shards a bulk
+  // load (or an older version, which kept no layout) left past their limit.
+  for (const auto& c : e->AllCollections()) c->CheckShards();
   e->metrics_ = metrics;
   if (metrics != nullptr) {
     Engine* self = e.get();
@@ -164,7 +169,8 @@ Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
     case MutationKind::kDropCollection:
       return ApplyDrop(m);
     case MutationKind::kUpsertDocuments:
-    case MutationKind::kDeleteDocument: {
+    case MutationKind::kDeleteDocument:
+    case MutationKind::kSplitShard: {
       CTX_ASSIGN_OR_RETURN(auto c, GetCollection(m.tenant, m.collection));
       return c->Apply(std::move(m), result);
     }

@@ -47,6 +47,8 @@ std::string_view MutationKindName(MutationKind kind) {
       return "key_put";
     case MutationKind::kKeyDelete:
       return "key_delete";
+    case MutationKind::kSplitShard:
+      return "split_shard";
   }
   return "unknown";
 }
@@ -108,6 +110,12 @@ std::string EncodeMutation(const Mutation& m) {
       PutVarint(&out, m.ids.size());
       for (const auto& id : m.ids) PutBytes(&out, id);
       break;
+    case MutationKind::kSplitShard:
+      PutVarint(&out, m.shard);
+      PutVarint(&out, m.dim);
+      PutVarint(&out, m.vectors.size());
+      out.append(reinterpret_cast<const char*>(m.vectors.data()), m.vectors.size() * sizeof(float));
+      break;
     case MutationKind::kUpsertDocuments:
       PutVarint(&out, m.dim);
       PutVarint(&out, m.documents.size());
@@ -135,7 +143,7 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
   }
   Mutation m;
   const uint8_t kind = static_cast<uint8_t>(bytes[2]);
-  if (kind < 1 || kind > 13) return Corrupt("unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > 14) return Corrupt("unknown kind " + std::to_string(kind));
   m.kind = static_cast<MutationKind>(kind);
   Reader r(bytes.substr(3));
   if (!r.Varint(&m.sequence) || !r.Bytes(&m.tenant) || !r.Bytes(&m.collection) || !r.Varint(&m.collection_id)) {
@@ -188,6 +196,16 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
       for (auto& id : m.ids) {
         if (!r.Bytes(&id)) return Corrupt("truncated cache delete");
       }
+      break;
+    }
+    case MutationKind::kSplitShard: {
+      uint64_t shard = 0, dim = 0, floats = 0;
+      if (!r.Varint(&shard) || shard > UINT32_MAX || !r.Varint(&dim) || dim == 0 || dim > 65536 || !r.Varint(&floats) ||
+          floats % dim != 0 || !r.Floats(&m.vectors, floats)) {
+        return Corrupt("truncated shard split");
+      }
+      m.shard = static_cast<uint32_t>(shard);
+      m.dim = static_cast<uint32_t>(dim);
       break;
     }
     case MutationKind::kUpsertDocuments: {

@@ -3,7 +3,8 @@
 // Every write the engine accepts becomes exactly one Mutation before anything changes:
 // collection create and drop, a batch of document upserts, a document delete, a session
 // turn appended, a session deleted, an LLM-cache namespace configured, an entry stored,
-// entries deleted, a tenant or an API key created, changed or deleted. A mutation
+// entries deleted, a tenant or an API key created, changed or deleted, a topic shard split
+// (engine/shard_layout.h: so every replica places chunks alike). A mutation
 // is complete on its own: an upsert carries every chunk's text and final vector, so
 // applying it never calls an embedder and every replica that applies the same mutations
 // in the same order ends in the same state (engine/update_log.h).
@@ -39,6 +40,7 @@ enum class MutationKind : uint8_t {
   kTenantDelete = 11,
   kKeyPut = 12,
   kKeyDelete = 13,
+  kSplitShard = 14,
 };
 std::string_view MutationKindName(MutationKind kind);
 
@@ -68,10 +70,12 @@ struct Mutation {
   // Tenant and key put: the record (TenantRecord / KeyRecord JSON, the key's hash only).
   std::string config;
   // Upsert: the documents, and every chunk's vector in document then chunk order
-  // (dim floats each).
+  // (dim floats each). Split: the new shards' centroids (dim floats each).
   std::vector<MutationDocument> documents;
   std::vector<float> vectors;
   uint32_t dim = 0;
+  // Split: the shard split.
+  uint32_t shard = 0;
   // Delete: the document. Cache store: the entry's id. Tenant and key delete: its id.
   std::string doc_id;
   // Cache delete: the entries.

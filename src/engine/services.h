@@ -131,6 +131,16 @@ struct CollectionDigest {
   uint64_t keywords = 0;
   size_t document_count = 0;
   size_t chunk_count = 0;
+  uint64_t layout = 0;  // the shard layout's splits
+  // By shard of the layout: how many chunks it holds and their digest (the chunks' own,
+  // summed). Taken from the layout, not from the shards built so far, so a replica still
+  // building a split compares equal once it has applied the same mutations.
+  struct Shard {
+    size_t chunks = 0;
+    uint64_t digest = 0;
+    bool operator==(const Shard&) const = default;
+  };
+  std::map<uint32_t, Shard> shards;
   bool operator==(const CollectionDigest&) const = default;
 };
 

@@ -1,9 +1,9 @@
-// See shard_set.h. A split works on a snapshot: with the collection's lock held alone (no
+// See shard_set.h. A split is built from a snapshot: with the collection's lock held alone (no
 // write half-applied) the shard is marked `splitting` and its members listed; from then on
-// every write that touches the shard is also appended to split_log_. The halves are built
-// from the snapshot with no lock held, while searches keep using the old graph, which
-// writers keep current. The log is then replayed into the halves, most of it without
-// blocking anyone and the last few entries with the lock held alone, and the halves
+// every write that touches the shard is also appended to split_log_. The children are
+// built from the snapshot with no lock held, while searches keep using the old graph, which
+// writers keep current. The log is then replayed into the children, most of it without
+// blocking anyone and the last few entries with the lock held alone, and the children
 // replace the old shard in one step.
 #include "engine/shard_set.h"
 
@@ -54,9 +54,10 @@ ShardSet::ShardSet(const CollectionConfig& config, std::string vector_dir)
     : metric_(config.metric),
       dim_(static_cast<size_t>(config.dim)),
       options_(config.sharding),
-      params_(ParamsFor(config, std::move(vector_dir))) {
+      params_(ParamsFor(config, std::move(vector_dir))),
+      layout_(metric_, static_cast<uint32_t>(dim_)) {
   auto shard = std::make_shared<Shard>();
-  shard->id = next_shard_id_++;
+  shard->id = ShardLayout::kRoot;
   shard->centroid.assign(dim_, 0.0f);
   shard->graph = NewGraph();
   SetShards({std::move(shard)});
@@ -69,11 +70,27 @@ std::shared_ptr<HnswIndex> ShardSet::NewGraph() const {
 void ShardSet::SetShards(std::vector<std::shared_ptr<Shard>> shards) {
   shards_ = std::move(shards);
   centroids_.resize(shards_.size() * dim_);
-  for (size_t i = 0; i < shards_.size(); ++i) std::copy_n(shards_[i]->centroid.data(), dim_, &centroids_[i * dim_]);
+  index_of_.assign(layout_.shard_count(), kNoShard);
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    std::copy_n(shards_[i]->centroid.data(), dim_, &centroids_[i * dim_]);
+    index_of_[shards_[i]->id] = static_cast<uint32_t>(i);
+  }
+}
+
+uint32_t ShardSet::IndexFor(const float* vector) const {
+  // Down the layout from its root to the first shard that exists here: the physical shards
+  // always cover the layout (a split's children replace their parent only once built).
+  uint32_t id = ShardLayout::kRoot;
+  while (id >= index_of_.size() || index_of_[id] == kNoShard) {
+    const uint32_t next = layout_.Step(id, vector);
+    if (next == id) return 0;  // unreachable while the invariant holds; never crash on it
+    id = next;
+  }
+  return index_of_[id];
 }
 
 std::shared_ptr<HnswIndex> ShardSet::Place(uint32_t slot, const float* vector) {
-  const uint32_t index = NearestCentroid(metric_, vector, centroids_.data(), shards_.size(), dim_);
+  const uint32_t index = IndexFor(vector);
   Shard& shard = *shards_[index];
   if (shard_of_.size() <= slot) shard_of_.resize(slot + 1, kNoShard);
   shard_of_[slot] = index;
@@ -127,19 +144,14 @@ size_t ShardSet::mapped_bytes() const {
   return n;
 }
 
-bool ShardSet::Members(uint32_t shard_id, uint32_t* index, std::vector<float>* centroids,
-                       std::vector<uint32_t>* slots) const {
-  for (uint32_t i = 0; i < shards_.size(); ++i) {
-    if (shards_[i]->id != shard_id) continue;
-    *index = i;
-    *centroids = centroids_;
-    slots->clear();
-    for (uint32_t s = 0; s < shard_of_.size(); ++s) {
-      if (shard_of_[s] == i) slots->push_back(s);
-    }
-    return true;
+bool ShardSet::Members(uint32_t shard_id, std::vector<uint32_t>* slots) const {
+  if (shard_id >= index_of_.size() || index_of_[shard_id] == kNoShard) return false;
+  const uint32_t i = index_of_[shard_id];
+  slots->clear();
+  for (uint32_t s = 0; s < shard_of_.size(); ++s) {
+    if (shard_of_[s] == i) slots->push_back(s);
   }
-  return false;
+  return true;
 }
 
 std::vector<std::shared_ptr<HnswIndex>> ShardSet::RepairDue() const {
@@ -247,14 +259,21 @@ std::vector<ScoredSlot> ShardSet::Search(const float* query, size_t k, size_t ef
   return top.Take();
 }
 
-Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, const std::vector<uint32_t>& labels,
-                      std::vector<float>* vectors, const std::atomic<bool>& stop, std::string* source) {
+Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, ShardLayout layout,
+                      const std::vector<uint32_t>& labels, std::vector<float>* vectors, const std::atomic<bool>& stop,
+                      std::string* source) {
+  layout_ = std::move(layout);
+  const std::vector<uint32_t> leaves = layout_.leaves();
+  std::vector<uint32_t> position(layout_.shard_count(), 0);
+  for (uint32_t i = 0; i < leaves.size(); ++i) position[leaves[i]] = i;
   const size_t n = labels.size();
+  // Every chunk's shard, as the layout decides it.
   std::vector<uint32_t> assignment(n, 0);
+  for (size_t i = 0; i < n; ++i) assignment[i] = position[layout_.Leaf(vectors->data() + i * dim_)];
   std::vector<std::shared_ptr<HnswIndex>> graphs;
   *source = "rebuilt";
-  // Graphs saved at this very store state, together holding every chunk once, save the
-  // rebuild.
+  // Graphs saved at this very store state, holding exactly these chunks in these shards,
+  // save the rebuild.
   if (!graph_path.empty()) {
     std::string why;
     for (size_t i = 0;; ++i) {
@@ -271,18 +290,12 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, co
       }
       graphs.push_back(std::shared_ptr<HnswIndex>(std::move(saved).value()));
     }
+    if (why.empty() && graphs.size() != leaves.size()) why = "saved for another shard layout";
     size_t total = 0;
     for (const auto& g : graphs) total += g->size();
     if (why.empty() && total != n) why = "its chunks differ from the store's";
     for (size_t i = 0; why.empty() && i < n; ++i) {
-      size_t holders = 0;
-      for (uint32_t g = 0; g < graphs.size(); ++g) {
-        if (graphs[g]->Contains(labels[i])) {
-          assignment[i] = g;
-          ++holders;
-        }
-      }
-      if (holders != 1) why = "its chunks differ from the store's";
+      if (!graphs[assignment[i]]->Contains(labels[i])) why = "its chunks differ from the store's";
     }
     if (why.empty()) {
       *source = "loaded";
@@ -293,23 +306,20 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, co
   }
   const bool rebuild = graphs.empty();
   if (rebuild) {
-    const size_t k = std::min(InitialShardCount(n, options_), std::max<size_t>(n, 1));
-    if (k > 1) assignment = BalancedKMeans(vectors->data(), n, dim_, k, metric_).assignment;
-    for (size_t i = 0; i < k; ++i) graphs.push_back(NewGraph());
+    for (size_t i = 0; i < leaves.size(); ++i) graphs.push_back(NewGraph());
   }
-  std::vector<size_t> counts;
-  std::vector<float> means = ClusterMeans(vectors->data(), n, dim_, assignment.data(), graphs.size(), metric_, &counts);
+  std::vector<size_t> counts(leaves.size(), 0);
+  for (uint32_t a : assignment) ++counts[a];
   std::vector<std::shared_ptr<Shard>> shards;
-  for (size_t i = 0; i < graphs.size(); ++i) {
+  for (size_t i = 0; i < leaves.size(); ++i) {
     auto shard = std::make_shared<Shard>();
-    shard->id = static_cast<uint32_t>(i);
-    shard->centroid.assign(&means[i * dim_], &means[(i + 1) * dim_]);
+    shard->id = leaves[i];
+    shard->centroid.assign(layout_.centroid(leaves[i]), layout_.centroid(leaves[i]) + dim_);
     shard->graph = graphs[i];
     shard->chunks = counts[i];
     if (rebuild) shard->graph->Reserve(counts[i]);
     shards.push_back(std::move(shard));
   }
-  next_shard_id_ = static_cast<uint32_t>(shards.size());
   SetShards(std::move(shards));
   shard_of_.assign(labels.empty() ? 0 : labels.back() + 1, kNoShard);
   for (size_t i = 0; i < n; ++i) shard_of_[labels[i]] = assignment[i];
@@ -346,7 +356,7 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
     r.chunks = shard->chunks;
     r.index = shard->graph->size() >= kGraphMinChunks ? "hnsw" : "flat";
     r.probes = shard->probes.load();
-    r.splitting = shard->splitting;
+    r.splitting = shard->splitting || !layout_.is_leaf(shard->id);  // being built, or about to be
     out.shards.push_back(std::move(r));
   }
   const uint64_t routed = routed_queries_.load();
@@ -361,18 +371,30 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
 size_t ShardSet::OversizedShard() const {
   size_t index = SIZE_MAX;
   for (size_t i = 0; i < shards_.size(); ++i) {
-    if (shards_[i]->chunks > options_.max_shard_chunks) index = i;
+    if (shards_[i]->chunks > options_.max_shard_chunks && layout_.is_leaf(shards_[i]->id)) index = i;
   }
   return index;
 }
 
+size_t ShardSet::PendingSplit() const {
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (!layout_.is_leaf(shards_[i]->id) && !shards_[i]->splitting) return i;
+  }
+  return SIZE_MAX;
+}
+
 void ShardSet::BeginSplit(size_t index, SplitJob* job) {
+  *job = SplitJob();
   const std::shared_ptr<Shard>& old = shards_[index];
   old->splitting = true;
   split_log_.clear();
   job->index = index;
   job->old_graph = old->graph;
   job->old_id = old->id;
+  job->ids = layout_.children(old->id);
+  job->centroids.clear();
+  for (uint32_t id : job->ids)
+    job->centroids.insert(job->centroids.end(), layout_.centroid(id), layout_.centroid(id) + dim_);
   job->members.clear();
   for (uint32_t s = 0; s < shard_of_.size(); ++s) {
     if (shard_of_[s] == index) job->members.push_back(s);
@@ -390,15 +412,24 @@ bool ShardSet::BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const {
   }
   members.resize(kept);
   rows.resize(kept * dim_);
-  if (kept < 2) return false;
-  // Halves of 40-60%: balanced enough that neither needs splitting again right away.
-  job->km = BalancedKMeans(rows.data(), kept, dim_, 2, metric_, /*slack=*/1.2f);
-  job->halves = {NewGraph(), NewGraph()};
-  for (auto& g : job->halves) g->Reserve(kept / 2 + kept / 8);
-  BuildGraphs(job->halves, rows.data(), dim_, members, job->km.assignment, stop);
+  // Each member to its nearest child, as the layout places it (one step down: a child
+  // split since is built from its own pending split later).
+  const size_t ways = job->ids.size();
+  std::vector<uint32_t> assignment(kept);
+  std::vector<size_t> sizes(ways, 0);
+  for (size_t i = 0; i < kept; ++i) {
+    assignment[i] = NearestCentroidExact(metric_, &rows[i * dim_], job->centroids.data(), ways, dim_);
+    ++sizes[assignment[i]];
+  }
+  job->parts.clear();
+  for (size_t p = 0; p < ways; ++p) {
+    job->parts.push_back(NewGraph());
+    job->parts.back()->Reserve(sizes[p] + sizes[p] / 8);
+  }
+  BuildGraphs(job->parts, rows.data(), dim_, members, assignment, stop);
   if (stop) return false;
-  // Which half each slot ended in: the snapshot's choice, overridden by later writes.
-  for (size_t i = 0; i < kept; ++i) job->half_of[members[i]] = job->km.assignment[i];
+  // Which part each slot ended in: the snapshot's choice, overridden by later writes.
+  for (size_t i = 0; i < kept; ++i) job->part_of[members[i]] = assignment[i];
   return true;
 }
 
@@ -408,13 +439,13 @@ std::vector<ShardSet::SplitOp> ShardSet::CatchUp(const SplitJob& job, size_t min
 }
 
 void ShardSet::Replay(SplitJob* job, const std::vector<SplitOp>& ops) const {
+  const size_t ways = job->ids.size();
   for (const SplitOp& op : ops) {
-    job->halves[0]->MarkDeleted(op.slot);
-    job->halves[1]->MarkDeleted(op.slot);
+    for (auto& part : job->parts) part->MarkDeleted(op.slot);
     if (!op.add) continue;
-    const uint32_t h = NearestCentroid(metric_, op.vector.data(), job->km.centroids.data(), 2, dim_);
-    job->halves[h]->Add(op.slot, op.vector.data());
-    job->half_of[op.slot] = h;
+    const uint32_t p = NearestCentroidExact(metric_, op.vector.data(), job->centroids.data(), ways, dim_);
+    job->parts[p]->Add(op.slot, op.vector.data());
+    job->part_of[op.slot] = p;
   }
   job->replayed += ops.size();
 }
@@ -422,30 +453,32 @@ void ShardSet::Replay(SplitJob* job, const std::vector<SplitOp>& ops) const {
 void ShardSet::FinishSplit(SplitJob* job) {
   Replay(job, CatchUp(*job, 0));
   const size_t index = job->index;
-  auto a = std::make_shared<Shard>(), b = std::make_shared<Shard>();
-  a->id = next_shard_id_++;
-  b->id = next_shard_id_++;
-  a->centroid.assign(job->km.centroids.begin(), job->km.centroids.begin() + static_cast<ptrdiff_t>(dim_));
-  b->centroid.assign(job->km.centroids.begin() + static_cast<ptrdiff_t>(dim_), job->km.centroids.end());
-  a->graph = job->halves[0];
-  b->graph = job->halves[1];
-  const uint32_t b_index = static_cast<uint32_t>(shards_.size());
-  for (const auto& [slot, h] : job->half_of) {
+  const size_t ways = job->ids.size();
+  // The first part takes the old shard's place in routing order; the others go last.
+  std::vector<std::shared_ptr<Shard>> parts(ways);
+  std::vector<uint32_t> position(ways);
+  for (size_t p = 0; p < ways; ++p) {
+    parts[p] = std::make_shared<Shard>();
+    parts[p]->id = job->ids[p];
+    parts[p]->centroid.assign(job->centroids.begin() + static_cast<ptrdiff_t>(p * dim_),
+                              job->centroids.begin() + static_cast<ptrdiff_t>((p + 1) * dim_));
+    parts[p]->graph = job->parts[p];
+    position[p] = p == 0 ? static_cast<uint32_t>(index) : static_cast<uint32_t>(shards_.size() + p - 1);
+  }
+  for (const auto& [slot, p] : job->part_of) {
     // Still live and still in the old shard (a slot freed, or reused elsewhere, is not).
     if (shard_of_[slot] != index) continue;
-    shard_of_[slot] = h == 0 ? static_cast<uint32_t>(index) : b_index;
-    ++(h == 0 ? a : b)->chunks;
+    shard_of_[slot] = position[p];
+    ++parts[p]->chunks;
   }
   shards_[index]->splitting = false;
   std::vector<std::shared_ptr<Shard>> shards = shards_;
-  shards[index] = a;
-  shards.push_back(b);
+  shards[index] = parts[0];
+  for (size_t p = 1; p < ways; ++p) shards.push_back(parts[p]);
   SetShards(std::move(shards));
   split_log_.clear();
-  job->chunks[0] = a->chunks;
-  job->chunks[1] = b->chunks;
-  job->ids[0] = a->id;
-  job->ids[1] = b->id;
+  job->chunks.clear();
+  for (const auto& part : parts) job->chunks.push_back(part->chunks);
 }
 
 void ShardSet::AbandonSplit(SplitJob* job) {

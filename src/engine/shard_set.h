@@ -1,10 +1,15 @@
 // ShardSet: a collection's topic shards, each a centroid and its own vector index (HNSW,
 // scanned exactly while small), and which shard holds each chunk slot. It places a new
-// chunk in the shard of its nearest centroid, routes a vector search to the shards worth
-// searching and merges their hits, loads and saves the shards' graphs, names the graphs
-// due for repair, and splits a shard that outgrew its limit in phases that let reads and
-// writes go on meanwhile (see SplitJob). The algorithms it uses (k-means, routing) are in
-// engine/shards.h; the slots' texts and documents are in DocumentTable.
+// chunk in its shard, routes a vector search to the shards worth searching and merges
+// their hits, loads and saves the shards' graphs, names the graphs due for repair, and
+// builds a split in phases that let reads and writes go on meanwhile (see SplitJob).
+//
+// Which shard a chunk belongs to is decided by the layout (engine/shard_layout.h), the
+// replicated history of splits: a split is a logged mutation, applied to the layout at
+// once (ApplySplit); the shards here are the physical ones, and a shard split in the
+// layout keeps serving from its old graph until the split is built (PendingSplit). The
+// algorithms it uses (k-means, routing) are in engine/shards.h; the slots' texts and
+// documents are in DocumentTable.
 //
 // Thread safety: none of its own, like DocumentTable: Collection guards it with its mu_,
 // const methods under the lock held shared, the others under it held alone, except where a
@@ -22,6 +27,7 @@
 
 #include "engine/collection_types.h"
 #include "engine/requests.h"
+#include "engine/shard_layout.h"
 #include "engine/shards.h"
 #include "index/hnsw_index.h"
 #include "index/slot_bitset.h"
@@ -40,8 +46,9 @@ class ShardSet {
   // memory-mapped (empty: in RAM).
   ShardSet(const CollectionConfig& config, std::string vector_dir);
 
-  // Puts a new chunk in the shard of the nearest centroid and returns that shard's graph,
-  // for the caller to Add(slot, vector) to after releasing the lock.
+  // Puts a new chunk in its shard (the layout's choice, or the physical shard above it
+  // while that one's split is built) and returns that shard's graph, for the caller to
+  // Add(slot, vector) to after releasing the lock.
   std::shared_ptr<HnswIndex> Place(uint32_t slot, const float* vector);
   // Takes a chunk out (a tombstone in its graph).
   void Remove(uint32_t slot);
@@ -64,19 +71,26 @@ class ShardSet {
   size_t graph_tombstones() const;
   size_t memory_bytes() const;
   size_t mapped_bytes() const;
-  // The shard with this id: its position in routing order, every shard's centroid (in that
-  // order) and its live slots, ascending. False when no shard has the id.
-  bool Members(uint32_t shard_id, uint32_t* index, std::vector<float>* centroids, std::vector<uint32_t>* slots) const;
+  // The live slots of the shard with this id, ascending. False when no shard has the id.
+  bool Members(uint32_t shard_id, std::vector<uint32_t>* slots) const;
+  const ShardLayout& layout() const { return layout_; }
+  // Applies a logged split to the layout (see ShardLayout::Split: false when `shard` was
+  // split already). The physical split follows: PendingSplit() names it.
+  StatusOr<bool> ApplySplit(uint32_t shard, const std::vector<float>& centroids) {
+    return layout_.Split(shard, centroids);
+  }
   // Graphs with enough tombstones to be worth repairing (RepairDeleted, with no lock held).
   std::vector<std::shared_ptr<HnswIndex>> RepairDue() const;
 
-  // Builds the shards for the live chunks: `labels` (their slots, ascending) and `vectors`
-  // (their rows, packed in the same order; consumed). Graphs saved by Save() at store state
-  // `store_sequence` are loaded from `graph_path` when they hold exactly these chunks;
-  // otherwise k-means picks the shards and the graphs are built on every core (stopping
-  // early when `stop` turns true). source: "loaded" or "rebuilt".
-  Status Load(const std::string& graph_path, uint64_t store_sequence, const std::vector<uint32_t>& labels,
-              std::vector<float>* vectors, const std::atomic<bool>& stop, std::string* source);
+  // Builds the shards of `layout` (one per leaf, in id order) for the live chunks: `labels`
+  // (their slots, ascending) and `vectors` (their rows, packed in the same order;
+  // consumed). Graphs saved by Save() at store state `store_sequence` are loaded from
+  // `graph_path` when they hold exactly these chunks in these shards; otherwise the
+  // graphs are built on every core (stopping early when `stop` turns true). source:
+  // "loaded" or "rebuilt".
+  Status Load(const std::string& graph_path, uint64_t store_sequence, ShardLayout layout,
+              const std::vector<uint32_t>& labels, std::vector<float>* vectors, const std::atomic<bool>& stop,
+              std::string* source);
   // Saves each shard's graph, tagged with the store state: `path` for the first, `path`.N
   // for the others. REQUIRES: no split in progress.
   Status Save(const std::string& path, uint64_t store_sequence) const;
@@ -93,14 +107,15 @@ class ShardSet {
     return {routed_queries_.load(), confident_routes_.load(), shards_probed_.load(), widened_routes_.load()};
   }
 
-  // Splitting a shard in two (2-means) while reads and writes go on:
+  // Building a split the layout made (into the children's centroids) while reads and
+  // writes go on:
   //   BeginSplit   (lock held alone, no write half-applied): marks the shard and lists its
   //                members; from then on Place() and Remove() on it are also logged.
-  //   BuildSplit   (no lock): k-means over the members' vectors, the halves' graphs built.
+  //   BuildSplit   (no lock): each member to its nearest child, the children's graphs built.
   //   CatchUp      (lock held shared) copies the logged writes not yet replayed, and
-  //   Replay       (no lock) applies them to the halves: repeated while many are pending.
-  //   FinishSplit  (lock held alone): replays the rest; the halves replace the shard.
-  //   AbandonSplit (lock held alone): after a failed or stopped build.
+  //   Replay       (no lock) applies them to the children: repeated while many are pending.
+  //   FinishSplit  (lock held alone): replays the rest; the children replace the shard.
+  //   AbandonSplit (lock held alone): after a stopped build (the next start builds it).
   struct SplitOp {
     bool add;
     uint32_t slot;
@@ -111,17 +126,25 @@ class ShardSet {
     std::shared_ptr<const HnswIndex> old_graph;
     uint32_t old_id = 0;
     std::vector<uint32_t> members;
-    KMeansResult km;
-    std::vector<std::shared_ptr<HnswIndex>> halves;
-    std::unordered_map<uint32_t, uint32_t> half_of;  // slot -> 0 or 1
+    std::vector<uint32_t> ids;     // the children's, from the layout
+    std::vector<float> centroids;  // theirs, ids.size() * dim
+    std::vector<std::shared_ptr<HnswIndex>> parts;
+    std::unordered_map<uint32_t, uint32_t> part_of;  // slot -> index into parts
     size_t replayed = 0;                             // split-log entries applied
-    size_t chunks[2] = {0, 0};                       // set by FinishSplit
-    uint32_t ids[2] = {0, 0};
+    std::vector<size_t> chunks;                      // per part, set by FinishSplit
   };
-  // The index of a shard past max_shard_chunks, or SIZE_MAX.
+  // A leaf of the layout past max_shard_chunks (a split to propose), or SIZE_MAX.
   size_t OversizedShard() const;
+  // A shard the layout has split whose split is not built yet, or SIZE_MAX.
+  size_t PendingSplit() const;
+  // The graph of the shard at `index`, whose vectors a split proposal clusters (the graph
+  // locks itself: held, it needs no lock).
+  std::shared_ptr<const HnswIndex> graph(size_t index) const { return shards_[index]->graph; }
+  uint32_t shard_id(size_t index) const { return shards_[index]->id; }
+  size_t shard_chunks(size_t index) const { return shards_[index]->chunks; }
+  // REQUIRES: PendingSplit() named `index`.
   void BeginSplit(size_t index, SplitJob* job);
-  // False when the shard is too small to split or `stop` turned true.
+  // False when `stop` turned true.
   bool BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const;
   // The split-log entries after job->replayed; empty when fewer than `min` are pending.
   std::vector<SplitOp> CatchUp(const SplitJob& job, size_t min) const;
@@ -140,6 +163,8 @@ class ShardSet {
     mutable std::atomic<uint64_t> probes{0};
   };
   std::shared_ptr<HnswIndex> NewGraph() const;
+  // The physical shard (index into shards_) a vector goes in.
+  uint32_t IndexFor(const float* vector) const;
   void SetShards(std::vector<std::shared_ptr<Shard>> shards);
   std::vector<ScoredSlot> SearchShard(const Shard& shard, const float* query, size_t k, size_t ef,
                                       const SlotBitset* allowed) const;
@@ -151,10 +176,11 @@ class ShardSet {
   const size_t dim_;
   const ShardingOptions options_;
   const HnswParams params_;
+  ShardLayout layout_;
   std::vector<std::shared_ptr<Shard>> shards_;
+  std::vector<uint32_t> index_of_;  // by shard id: index into shards_, kNoShard when none
   std::vector<float> centroids_;    // shards_.size() * dim, for routing
   std::vector<uint32_t> shard_of_;  // by slot: index into shards_, kNoShard when free
-  uint32_t next_shard_id_ = 0;
   // Writes to a shard being split, replayed into its two halves before they replace it.
   std::vector<SplitOp> split_log_;
   mutable std::atomic<uint64_t> routed_queries_{0}, confident_routes_{0}, shards_probed_{0}, widened_routes_{0};

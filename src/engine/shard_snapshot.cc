@@ -12,7 +12,7 @@ namespace {
 
 // Format: 'S', version, then varints, length-prefixed bytes and raw little-endian floats.
 constexpr char kMagic = 'S';
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;  // 2: the layout replaced the flat centroids
 
 Status Corrupt(const std::string& what) { return InvalidArgument("shard snapshot: " + what, "invalid_snapshot"); }
 
@@ -25,11 +25,9 @@ std::string EncodeShardSnapshot(const ShardSnapshot& s) {
   wire::PutVarint(&out, s.sequence);
   wire::PutVarint(&out, s.collection_id);
   wire::PutVarint(&out, s.shard_id);
-  wire::PutVarint(&out, s.shard_index);
   wire::PutVarint(&out, s.dim);
   wire::PutVarint(&out, static_cast<uint64_t>(s.metric));
-  wire::PutVarint(&out, s.centroids.size() / std::max<uint32_t>(s.dim, 1));
-  wire::PutFloats(&out, s.centroids.data(), s.centroids.size());
+  wire::PutBytes(&out, s.layout);
   wire::PutVarint(&out, s.documents.size());
   for (const auto& d : s.documents) {
     wire::PutBytes(&out, d.id);
@@ -53,20 +51,20 @@ StatusOr<ShardSnapshot> DecodeShardSnapshot(std::string_view in) {
   if (static_cast<uint8_t>(in[1]) != kVersion) return Corrupt("unknown version " + std::to_string(in[1]));
   wire::Reader r(in.substr(2));
   ShardSnapshot s;
-  uint64_t shard_id, shard_index, dim, metric, shards, n;
-  if (!r.Varint(&s.sequence) || !r.Varint(&s.collection_id) || !r.Varint(&shard_id) || !r.Varint(&shard_index) ||
-      !r.Varint(&dim) || !r.Varint(&metric) || !r.Count(&shards)) {
+  uint64_t shard_id, dim, metric, n;
+  if (!r.Varint(&s.sequence) || !r.Varint(&s.collection_id) || !r.Varint(&shard_id) || !r.Varint(&dim) ||
+      !r.Varint(&metric) || !r.Bytes(&s.layout)) {
     return Corrupt("truncated header");
   }
-  if (dim == 0 || dim > 65536 || metric > static_cast<uint64_t>(Metric::kL2) || shards == 0 || shard_index >= shards ||
-      shard_id > UINT32_MAX) {
+  if (dim == 0 || dim > 65536 || metric > static_cast<uint64_t>(Metric::kL2) || shard_id > UINT32_MAX) {
     return Corrupt("bad header");
   }
   s.shard_id = static_cast<uint32_t>(shard_id);
-  s.shard_index = static_cast<uint32_t>(shard_index);
   s.dim = static_cast<uint32_t>(dim);
   s.metric = static_cast<Metric>(metric);
-  if (!r.Floats(&s.centroids, shards * dim)) return Corrupt("truncated centroids");
+  auto layout = ShardLayout::Decode(s.layout, s.metric, s.dim);
+  if (!layout.ok()) return Corrupt(layout.status().message());
+  if (!layout->contains(s.shard_id)) return Corrupt("the shard is not in the layout");
   if (!r.Count(&n)) return Corrupt("truncated documents");
   s.documents.resize(n);
   for (auto& d : s.documents) {
@@ -111,7 +109,18 @@ uint64_t ShardDigest(const ShardSnapshot& s) {
   return sum + s.chunks.size();
 }
 
-ShardReplica::ShardReplica(const ShardSnapshot& snapshot) {
+namespace {
+
+// The snapshot's layout; one shard when it holds none readable (DecodeShardSnapshot
+// refuses those, so only a snapshot made by hand gets here).
+ShardLayout LayoutOf(const ShardSnapshot& s) {
+  auto decoded = ShardLayout::Decode(s.layout, s.metric, s.dim);
+  return decoded.ok() ? std::move(decoded).value() : ShardLayout(s.metric, s.dim);
+}
+
+}  // namespace
+
+ShardReplica::ShardReplica(const ShardSnapshot& snapshot) : layout_(LayoutOf(snapshot)) {
   meta_ = snapshot;
   meta_.documents.clear();
   meta_.chunks.clear();
@@ -124,9 +133,14 @@ ShardReplica::ShardReplica(const ShardSnapshot& snapshot) {
 }
 
 bool ShardReplica::BelongsHere(const float* vector) const {
-  // As ShardSet::Place chooses.
-  return NearestCentroid(meta_.metric, vector, meta_.centroids.data(), meta_.centroids.size() / meta_.dim, meta_.dim) ==
-         meta_.shard_index;
+  // On the way down the layout to the chunk's shard, as ShardSet::Place goes: this shard,
+  // or one it was split into.
+  for (uint32_t id = ShardLayout::kRoot;;) {
+    if (id == meta_.shard_id) return true;
+    const uint32_t next = layout_.Step(id, vector);
+    if (next == id) return false;
+    id = next;
+  }
 }
 
 Status ShardReplica::Apply(const Mutation& m) {
@@ -158,8 +172,11 @@ Status ShardReplica::Apply(const Mutation& m) {
       }
       if (!held.chunks.empty()) docs_[d.id] = std::move(held);
     }
+  } else if (m.kind == MutationKind::kSplitShard) {
+    CTX_RETURN_IF_ERROR(layout_.Split(m.shard, m.vectors).status());
+    meta_.layout = layout_.Encode();
   } else {
-    return InvalidArgument("a shard applies upserts and deletes, not " + std::string(MutationKindName(m.kind)),
+    return InvalidArgument("a shard applies upserts, deletes and splits, not " + std::string(MutationKindName(m.kind)),
                            "invalid_mutation");
   }
   meta_.sequence = m.sequence;

@@ -5,10 +5,9 @@
 // the snapshot, then follow the log from its sequence.
 //
 // A replica takes from an upsert exactly the chunks the source placed in this shard: those
-// whose nearest centroid, among every shard's centroid as the snapshot recorded them, is
-// this shard's. So replica and source agree as long as the source does not split or
-// re-centre its shards after the snapshot (a split changes the layout, which then needs a
-// new snapshot).
+// the layout (engine/shard_layout.h), as the snapshot recorded it and as later logged
+// splits change it, places in this shard or in shards split from it. Placement depends on
+// nothing else, so replica and source agree.
 //
 // Thread safety: ShardSnapshot is a value; a ShardReplica is not internally synchronised
 // (one applier; the caller serialises queries against it).
@@ -24,6 +23,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "engine/mutation.h"
+#include "engine/shard_layout.h"
 #include "index/distance.h"
 
 namespace contextd {
@@ -32,10 +32,9 @@ struct ShardSnapshot {
   uint64_t sequence = 0;  // the highest mutation sequence the collection had applied
   uint64_t collection_id = 0;
   uint32_t shard_id = 0;
-  uint32_t shard_index = 0;  // this shard's row in `centroids`
   uint32_t dim = 0;
   Metric metric = Metric::kCosine;
-  std::vector<float> centroids;  // every shard's, shard_count * dim, in routing order
+  std::string layout;  // the collection's ShardLayout, encoded
   struct Document {
     std::string id;
     std::string title;
@@ -67,7 +66,8 @@ class ShardReplica {
   // Applies a mutation of the snapshot's collection with a sequence above the last applied
   // one (at or below it: nothing changes, as for the Engine). Upserts replace the
   // document's chunks here with those of its new chunks that belong here; deletes remove
-  // its chunks. Mutations of other collections are InvalidArgument.
+  // its chunks; splits change the layout. Mutations of other collections are
+  // InvalidArgument.
   Status Apply(const Mutation& m);
   uint64_t applied_sequence() const { return meta_.sequence; }
 
@@ -96,6 +96,7 @@ class ShardReplica {
   bool BelongsHere(const float* vector) const;
 
   ShardSnapshot meta_;  // everything but the documents and chunks
+  ShardLayout layout_;
   std::map<std::string, HeldDocument> docs_;
 };
 

@@ -79,6 +79,9 @@ class UpdateLog {
   // shutdown cut-off are checked before anything is committed: an error from that check
   // means the write did not happen.
   virtual Status Commit(const RequestContext& ctx, Mutation* m, ApplyResult* result) = 0;
+  // Whether this node proposes the maintenance every node then applies (shard splits):
+  // one node of a cluster does, so that they are not all computing the same proposal.
+  virtual bool LeadsMaintenance() const { return true; }
 };
 
 // True for errors that every replica applying the mutation reaches the same way (the

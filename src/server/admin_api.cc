@@ -54,7 +54,8 @@ StatusOr<Api::Reply> Api::AdminListTenants(const Params&, const HttpRequest&, Re
 
 // What this node holds, as digests a replica check compares across nodes (bench/chaos.sh):
 // equal digests at the same applied sequence mean the same documents, chunks and keyword
-// statistics. "settled" is false when writes were applied while the digests were taken.
+// statistics, and the same shard layout with the same chunks in each shard. "settled" is
+// false when writes were applied while the digests were taken.
 StatusOr<Api::Reply> Api::AdminDigest(const Params&, const HttpRequest&, RequestContext&) {
   const uint64_t before = backends_.replica->applied_sequence();
   CTX_ASSIGN_OR_RETURN(ReplicaState::Digests digests, backends_.replica->Digest());
@@ -76,7 +77,16 @@ StatusOr<Api::Reply> Api::AdminDigest(const Params&, const HttpRequest&, Request
     c["id"] = static_cast<int64_t>(value.first);
     c["documents"] = static_cast<int64_t>(d.document_count);
     c["chunks"] = static_cast<int64_t>(d.chunk_count);
-    c["digest"] = hex(d.documents) + hex(d.chunks) + hex(d.keywords);
+    c["digest"] = hex(d.documents) + hex(d.chunks) + hex(d.keywords) + hex(d.layout);
+    Json shards = Json::MakeArray();
+    for (const auto& [id, shard] : d.shards) {
+      Json s = Json::MakeObject();
+      s["id"] = static_cast<int64_t>(id);
+      s["chunks"] = static_cast<int64_t>(shard.chunks);
+      s["digest"] = hex(shard.digest);
+      shards.push_back(std::move(s));
+    }
+    c["shards"] = std::move(shards);
     list.push_back(std::move(c));
   }
   r.json["collections"] = std::move(list);

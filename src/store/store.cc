@@ -136,6 +136,9 @@ void WriteBatch::PutChunk(std::string_view tenant, uint64_t coll, std::string_vi
 void WriteBatch::DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n) {
   rep_->batch.Delete(ChunkKey(tenant, coll, doc_id, n));
 }
+void WriteBatch::PutShardLayout(std::string_view tenant, uint64_t coll, std::string_view value) {
+  rep_->batch.Put(CollPrefix(tenant, coll) + "L", rocksdb::Slice(value.data(), value.size()));
+}
 void WriteBatch::PutAuth(char kind, std::string_view id, std::string_view value) {
   rep_->batch.Put(std::string("a") + kind + std::string(id), rocksdb::Slice(value.data(), value.size()));
 }
@@ -345,6 +348,14 @@ StatusOr<std::optional<std::string>> Store::GetDocument(std::string_view tenant,
   rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), DocKey(tenant, coll, doc_id), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   CTX_RETURN_IF_ERROR(FromRocks(s, "get document"));
+  return std::optional<std::string>(std::move(value));
+}
+
+StatusOr<std::optional<std::string>> Store::GetShardLayout(std::string_view tenant, uint64_t coll) const {
+  std::string value;
+  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), CollPrefix(tenant, coll) + "L", &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CTX_RETURN_IF_ERROR(FromRocks(s, "get shard layout"));
   return std::optional<std::string>(std::move(value));
 }
 

@@ -5,6 +5,7 @@
 //   'm' tenant \0 name                        -> collection record (JSON)
 //   'd' tenant \0 id:be64 'D' doc_id          -> document record
 //   'd' tenant \0 id:be64 'C' doc_id \0 n:be32 -> chunk record
+//   'd' tenant \0 id:be64 'L'                  -> the collection's shard layout
 //   'x' "next_collection_id"                  -> be64 counter (ids before the update log)
 //   'x' "applied_sequence"                    -> be64, merged as the maximum
 //   'x' "log_identity"                        -> the update log the sequences count in
@@ -59,6 +60,8 @@ class WriteBatch {
   void DeleteDocument(std::string_view tenant, uint64_t coll, std::string_view doc_id);
   void PutChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n, std::string_view value);
   void DeleteChunk(std::string_view tenant, uint64_t coll, std::string_view doc_id, uint32_t n);
+  // The collection's shard layout (engine/shard_layout.h), replaced whole.
+  void PutShardLayout(std::string_view tenant, uint64_t coll, std::string_view value);
   // Tenants and API keys (kind 't' or 'k').
   void PutAuth(char kind, std::string_view id, std::string_view value);
   void DeleteAuth(char kind, std::string_view id);
@@ -113,6 +116,8 @@ class Store {
   // The document record, or nullopt.
   StatusOr<std::optional<std::string>> GetDocument(std::string_view tenant, uint64_t coll,
                                                    std::string_view doc_id) const;
+  // The shard layout last written with PutShardLayout, or nullopt (never split).
+  StatusOr<std::optional<std::string>> GetShardLayout(std::string_view tenant, uint64_t coll) const;
   // Visits every document record (in id order), then every chunk record (in document, then
   // chunk order). The views are valid only during the callback.
   Status ScanDocuments(std::string_view tenant, uint64_t coll,

@@ -138,9 +138,17 @@ TEST(ShardSetTest, ASplitKeepsEveryChunkOnceAcrossWritesLoggedMeanwhile) {
     shards.Place(s, vectors[s].data())->Add(s, vectors[s].data());
   }
   ASSERT_EQ(shards.OversizedShard(), 0u);
+  ASSERT_EQ(shards.PendingSplit(), SIZE_MAX);
+  // The split as the log would carry it: 2-means centroids over the shard's vectors.
+  std::vector<float> rows;
+  for (const auto& v : vectors) rows.insert(rows.end(), v.begin(), v.end());
+  ASSERT_TRUE(*shards.ApplySplit(0, BalancedKMeans(rows.data(), 150, 8, 2, Metric::kCosine).centroids));
+  EXPECT_EQ(shards.OversizedShard(), SIZE_MAX) << "split already: nothing more to propose";
+  ASSERT_EQ(shards.PendingSplit(), 0u);
   ShardSet::SplitJob job;
   shards.BeginSplit(0, &job);
   EXPECT_EQ(job.members.size(), 150u);
+  EXPECT_EQ(job.ids, (std::vector<uint32_t>{1, 2}));
   std::atomic<bool> stop{false};
   ASSERT_TRUE(shards.BuildSplit(&job, stop));
   // Writes between the snapshot and the swap: 20 removed, 30 added (10 of them reusing
@@ -158,6 +166,7 @@ TEST(ShardSetTest, ASplitKeepsEveryChunkOnceAcrossWritesLoggedMeanwhile) {
   }
   shards.FinishSplit(&job);
   ASSERT_EQ(shards.size(), 2u);
+  EXPECT_EQ(shards.PendingSplit(), SIZE_MAX);
   EXPECT_EQ(job.chunks[0] + job.chunks[1], 160u);
   EXPECT_GT(std::min(job.chunks[0], job.chunks[1]), 40u) << "2-means over two clusters: halves of similar size";
 
@@ -179,6 +188,12 @@ TEST(ShardSetTest, ASplitKeepsEveryChunkOnceAcrossWritesLoggedMeanwhile) {
   ShardsReport report = shards.Report(1000, &samples);
   EXPECT_EQ(report.shards[0].chunks + report.shards[1].chunks, 160u);
   EXPECT_EQ(samples[0].size() + samples[1].size(), 160u);
+  // Each chunk is in the shard the layout names for its vector, whenever it was written.
+  std::vector<uint32_t> members;
+  for (uint32_t id : {1u, 2u}) {
+    ASSERT_TRUE(shards.Members(id, &members));
+    for (uint32_t s : members) EXPECT_EQ(shards.layout().Leaf(vectors[s].data()), id) << "slot " << s;
+  }
 }
 
 TEST(ShardSetTest, AnAbandonedSplitLeavesTheShardAsItWas) {
@@ -186,16 +201,26 @@ TEST(ShardSetTest, AnAbandonedSplitLeavesTheShardAsItWas) {
   std::mt19937 rng(3);
   auto v = Vector(&rng, 0);
   shards.Place(0, v.data())->Add(0, v.data());
+  auto w = Vector(&rng, 1);
+  std::vector<float> centroids = v;
+  centroids.insert(centroids.end(), w.begin(), w.end());
+  ASSERT_TRUE(*shards.ApplySplit(0, centroids));
   ShardSet::SplitJob job;
   shards.BeginSplit(0, &job);
-  std::atomic<bool> stop{false};
-  EXPECT_FALSE(shards.BuildSplit(&job, stop)) << "one chunk cannot be split";
+  std::atomic<bool> stop{true};  // shutting down
+  EXPECT_FALSE(shards.BuildSplit(&job, stop));
   shards.AbandonSplit(&job);
-  auto w = Vector(&rng, 1);
   shards.Place(1, w.data())->Add(1, w.data());
   EXPECT_EQ(shards.size(), 1u);
   std::vector<std::vector<uint32_t>> samples;
-  EXPECT_FALSE(shards.Report(10, &samples).shards[0].splitting);
+  EXPECT_TRUE(shards.Report(10, &samples).shards[0].splitting) << "reported as splitting until it is built";
+  EXPECT_EQ(shards.Search(v.data(), 10, 0, nullptr, false, nullptr, nullptr).size(), 2u);
+  EXPECT_EQ(shards.PendingSplit(), 0u) << "the split is still the layout's: built at the next chance";
+  stop = false;
+  shards.BeginSplit(0, &job);
+  ASSERT_TRUE(shards.BuildSplit(&job, stop));
+  shards.FinishSplit(&job);
+  EXPECT_EQ(shards.size(), 2u);
   EXPECT_EQ(shards.Search(v.data(), 10, 0, nullptr, false, nullptr, nullptr).size(), 2u);
 }
 

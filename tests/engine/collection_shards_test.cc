@@ -207,29 +207,85 @@ TEST_F(CollectionShardsTest, FilterWithMatchesElsewhereWidensTheSearch) {
   EXPECT_TRUE(r->route->widened);
 }
 
-TEST_F(CollectionShardsTest, ShardsSurviveARestartAndRebuildWithKMeans) {
+// The layout is stored: a restart, with its saved graphs or without them, has the same
+// shards holding the same chunks.
+TEST_F(CollectionShardsTest, ShardsSurviveARestartWithOrWithoutTheirGraphs) {
   auto c = Create(60);
   ASSERT_TRUE(Upsert(*c, 0, 400).ok());
   c->WaitForSplits();
   const size_t shards = c->shard_count();
   ASSERT_GT(shards, 1u);
+  auto layout = [](const Collection& c) {
+    std::map<uint32_t, size_t> out;
+    for (const auto& s : c.DescribeShards().shards) out[s.id] = s.chunks;
+    return out;
+  };
+  const std::map<uint32_t, size_t> before = layout(*c);
   ASSERT_TRUE(engine_->SaveGraphs().ok());
   c.reset();
   engine_.reset();
   engine_ = OpenTestEngine(dir_.path(), &metrics_);
   c = *engine_->GetCollection(kDefaultTenant, "topics");
   EXPECT_EQ(c->graph_source(), "loaded");
-  EXPECT_EQ(c->shard_count(), shards);
+  EXPECT_EQ(layout(*c), before);
   for (int i = 0; i < 400; i += 13) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
-  // Without the saved graphs the shards come from k-means: N / (0.75 * max) of them.
   c.reset();
   engine_.reset();
   std::filesystem::remove_all(dir_.path() + "/graphs");
   engine_ = OpenTestEngine(dir_.path(), &metrics_);
   c = *engine_->GetCollection(kDefaultTenant, "topics");
   EXPECT_EQ(c->graph_source(), "rebuilt");
-  EXPECT_EQ(c->shard_count(), 9u);  // ceil(400 / 45)
+  EXPECT_EQ(layout(*c), before);
   for (int i = 0; i < 400; i += 13) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
+}
+
+// A collection past its limit splits once into enough shards (not log2 times), and the
+// split is a logged mutation, so a replica applying the log splits alike.
+TEST_F(CollectionShardsTest, ABulkLoadSplitsOnceIntoEnoughShardsThroughTheLog) {
+  TempDir dir;
+  std::vector<Mutation> log;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  o.models_dir = CONTEXTD_MODELS_DIR;
+  o.on_commit = [&](const Mutation& m) { log.push_back(m); };
+  auto engine = std::move(Engine::Open(o, nullptr)).value();
+  auto c = *CreateFromSpec(*engine, TestEmbedders(), kDefaultTenant, "topics",
+                           J(R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":60}})"));
+  ASSERT_TRUE(Upsert(*c, 0, 400).ok());
+  c->WaitForSplits();
+  size_t splits = 0;
+  for (const Mutation& m : log) {
+    if (m.kind != MutationKind::kSplitShard) continue;
+    ++splits;
+    EXPECT_EQ(m.collection_id, c->id());
+    EXPECT_EQ(m.dim, 8u);
+  }
+  ASSERT_GE(splits, 1u);
+  EXPECT_EQ(log[2].kind, MutationKind::kSplitShard) << "create, the upsert, then its split";
+  EXPECT_EQ(log[2].shard, 0u);
+  EXPECT_EQ(log[2].vectors.size(), 9u * 8) << "400 chunks: ceil(400 / 45) shards at once";
+  // A replica fed the log has the same shards with the same chunks, having built them.
+  TempDir replica_dir;
+  auto replica = OpenHandFedEngine(replica_dir.path());
+  for (const Mutation& m : log) {
+    ApplyResult r;
+    ASSERT_TRUE(replica->Apply(*DecodeMutation(EncodeMutation(m)), &r).ok());
+  }
+  auto rc = *replica->GetCollection(kDefaultTenant, "topics");
+  rc->WaitForSplits();
+  std::map<uint32_t, size_t> mine, theirs;
+  for (const auto& s : c->DescribeShards().shards) mine[s.id] = s.chunks;
+  for (const auto& s : rc->DescribeShards().shards) theirs[s.id] = s.chunks;
+  EXPECT_EQ(mine, theirs);
+  EXPECT_EQ(mine.size(), c->shard_count());
+  for (int i = 0; i < 400; i += 7) {
+    auto mine_hits = Nearest(*c, i, 5, false), their_hits = Nearest(*rc, i, 5, false);
+    ASSERT_TRUE(mine_hits.ok() && their_hits.ok());
+    EXPECT_EQ(mine_hits->route->shards, their_hits->route->shards) << "query " << i << " routed alike";
+    ASSERT_EQ(mine_hits->hits.size(), their_hits->hits.size());
+    for (size_t h = 0; h < mine_hits->hits.size(); ++h)
+      EXPECT_EQ(mine_hits->hits[h].doc_id, their_hits->hits[h].doc_id);
+  }
 }
 
 // Shutdown past its cut-off: a write whose store write is durable stops indexing and

@@ -116,8 +116,10 @@ TEST(ShardSnapshotTest, ACorruptSnapshotIsRefusedNotTrusted) {
   s.sequence = 7;
   s.collection_id = 3;
   s.dim = 2;
-  s.centroids = {1, 0, 0, 1};
-  s.shard_index = 1;
+  ShardLayout layout(s.metric, 2);
+  ASSERT_TRUE(layout.Split(ShardLayout::kRoot, {1, 0, 0, 1}).ok());
+  s.layout = layout.Encode();
+  s.shard_id = 2;
   s.documents.push_back({"a", "title", J(R"({"k":1})"), {"b"}});
   s.chunks.push_back({0, 0, "text", {0.f, 1.f}});
   const std::string bytes = EncodeShardSnapshot(s);
@@ -131,6 +133,8 @@ TEST(ShardSnapshotTest, ACorruptSnapshotIsRefusedNotTrusted) {
     EXPECT_EQ(cut.status().reason(), "invalid_snapshot");
   }
   EXPECT_FALSE(DecodeShardSnapshot(bytes + "x").ok());
+  s.shard_id = 3;  // not in the layout
+  EXPECT_EQ(DecodeShardSnapshot(EncodeShardSnapshot(s)).status().reason(), "invalid_snapshot");
   ShardReplica replica(*ok);
   Mutation other;
   other.collection_id = 4;

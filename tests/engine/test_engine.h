@@ -26,6 +26,29 @@ inline std::unique_ptr<Engine> OpenTestEngine(const std::string& dir, MetricsReg
   return e.ok() ? std::move(e).value() : nullptr;
 }
 
+// The log of an engine fed mutations by hand (Engine::Apply), as a replica is fed by its
+// log: it commits nothing and leads no maintenance, so the engine proposes no splits of
+// its own (a replica's come in the stream, from the node that leads).
+class HandFedLog : public UpdateLog {
+ public:
+  Status Commit(const RequestContext&, Mutation*, ApplyResult*) override {
+    return FailedPrecondition("this engine is fed by hand; it commits nothing");
+  }
+  bool LeadsMaintenance() const override { return false; }
+};
+
+inline std::unique_ptr<Engine> OpenHandFedEngine(const std::string& dir) {
+  EngineOptions o;
+  o.data_dir = dir;
+  o.models_dir = CONTEXTD_MODELS_DIR;
+  o.make_log = [](MutationApplier*) -> StatusOr<std::unique_ptr<UpdateLog>> {
+    return std::unique_ptr<UpdateLog>(new HandFedLog());
+  };
+  auto e = Engine::Open(o, nullptr);
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  return e.ok() ? std::move(e).value() : nullptr;
+}
+
 inline Json J(const std::string& s) { return *ParseJson(s); }
 
 }  // namespace contextd

@@ -113,9 +113,9 @@ TEST(AppliedSequenceTest, AdvancesOverTheContiguousPrefixOnly) {
 
 // A randomized stream of mutations over two collections: upserts of one to four documents
 // of one to five chunks (vectors near eight topics, words from a skewed vocabulary),
-// replaces, deletes (some of missing documents, which every replica rejects alike), and
-// collection "b" dropped and recreated now and then. Enough chunks land in "a" to split
-// its shards (max_shard_chunks 64).
+// replaces, deletes (some of missing documents, which every replica rejects alike),
+// collection "b" dropped and recreated now and then, and shard splits, as the node that
+// leads maintenance would log them (into centroids near the topics).
 class MutationStream {
  public:
   static constexpr int kDim = 16;
@@ -145,7 +145,14 @@ class MutationStream {
     push(Create("b"));
     while (out.size() < n) {
       const int r = Uniform(1000);
-      if (r < 2) {
+      if (out.size() == n / 4) {
+        push(Split("a", 0, 3));  // shards 1, 2, 3
+      } else if (out.size() == n / 2) {
+        push(Split("a", 2, 2));  // 2 into 4 and 5
+        push(Split("a", 2, 2));  // proposed twice: changes nothing
+      } else if (out.size() == 3 * n / 4) {
+        push(Split("b", 0, 2));
+      } else if (r < 2) {
         push(Drop("b"));
         push(Create("b"));
       } else if (r < 200) {
@@ -166,7 +173,8 @@ class MutationStream {
       q.text = Words(3);
       q.vector = Vector(Uniform(8));
       q.cache_bypass = true;
-      q.all_shards = true;  // the shard layout is local; the answer must not depend on it
+      // Routed or not, replicas answer alike: their layouts are the stream's.
+      q.all_shards = i % 2 == 0;
       out.push_back(std::move(q));
     }
     return out;
@@ -205,6 +213,14 @@ class MutationStream {
     return m;
   }
   Mutation Drop(const std::string& name) { return Base(MutationKind::kDropCollection, name); }
+  Mutation Split(const std::string& name, uint32_t shard, int ways) {
+    Mutation m = Base(MutationKind::kSplitShard, name);
+    m.shard = shard;
+    m.dim = kDim;
+    for (int i = 0; i < ways; ++i)
+      for (float x : Vector(Uniform(8))) m.vectors.push_back(x);
+    return m;
+  }
   Mutation Delete(const std::string& id) {
     Mutation m = Base(MutationKind::kDeleteDocument, Uniform(4) == 0 ? "b" : "a");
     m.doc_id = id;
@@ -275,8 +291,8 @@ void ApplyAll(Engine& engine, const std::vector<Mutation>& stream, size_t from, 
 
 TEST(UpdateLogTest, ReplicasFedTheSameMutationsConvergeAfterAKillAndReplay) {
   TempDir dir_a, dir_b;
-  auto a = OpenTestEngine(dir_a.path(), nullptr);
-  auto b = OpenTestEngine(dir_b.path(), nullptr);
+  auto a = OpenHandFedEngine(dir_a.path());
+  auto b = OpenHandFedEngine(dir_b.path());
   ASSERT_TRUE(a && b);
   MutationStream gen(*a, 2024);
   std::vector<Mutation> stream = gen.Generate(10000);
@@ -284,8 +300,8 @@ TEST(UpdateLogTest, ReplicasFedTheSameMutationsConvergeAfterAKillAndReplay) {
 
   ApplyAll(*a, stream, 0, stream.size());
   EXPECT_EQ(a->applied_sequence(), stream.size());
-  auto shards = (*a->GetCollection(kDefaultTenant, "a"))->shard_count();
-  EXPECT_GE(shards, 2u) << "the stream should split collection a's shards";
+  (*a->GetCollection(kDefaultTenant, "a"))->WaitForSplits();
+  EXPECT_EQ((*a->GetCollection(kDefaultTenant, "a"))->shard_count(), 4u) << "the stream's splits, built";
 
   // Replica b: half the stream, then killed (closed without saving its graphs: every
   // applied mutation is already synced, nothing else survives), reopened and replayed
@@ -293,7 +309,7 @@ TEST(UpdateLogTest, ReplicasFedTheSameMutationsConvergeAfterAKillAndReplay) {
   const size_t half = stream.size() / 2;
   ApplyAll(*b, stream, 0, half);
   b.reset();
-  b = OpenTestEngine(dir_b.path(), nullptr);
+  b = OpenHandFedEngine(dir_b.path());
   ASSERT_TRUE(b);
   const uint64_t resumed = b->applied_sequence();
   EXPECT_LE(resumed, half);
@@ -313,6 +329,17 @@ TEST(UpdateLogTest, ReplicasFedTheSameMutationsConvergeAfterAKillAndReplay) {
     EXPECT_EQ((*db)[key].second.document_count, d.document_count) << key.second;
     EXPECT_EQ((*db)[key].second.chunk_count, d.chunk_count) << key.second;
     EXPECT_EQ((*db)[key].second.keywords, d.keywords) << key.second;
+  }
+  // The same shards, holding the same chunks.
+  for (const char* name : {"a", "b"}) {
+    auto ca = *a->GetCollection(kDefaultTenant, name), cb = *b->GetCollection(kDefaultTenant, name);
+    ca->WaitForSplits();
+    cb->WaitForSplits();
+    const ShardsReport ra = ca->DescribeShards(), rb = cb->DescribeShards();
+    std::map<uint32_t, size_t> sa, sb;
+    for (const auto& s : ra.shards) sa[s.id] = s.chunks;
+    for (const auto& s : rb.shards) sb[s.id] = s.chunks;
+    EXPECT_EQ(sa, sb) << name;
   }
   const Answers qa = Ask(*a, queries), qb = Ask(*b, queries);
   ASSERT_EQ(qa.size(), 2u * 3 * queries.size());

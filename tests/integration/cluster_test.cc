@@ -3,6 +3,7 @@
 // token makes a write visible on the other node; an Idempotency-Key retry is applied
 // once; a node killed with -9 while the other keeps writing catches up after restart.
 #include <chrono>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -193,6 +194,72 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   EXPECT_EQ(on2["documents"].as_int(), 37);  // mito, five strong-N, k and 30 more
   EXPECT_EQ(on2["documents"].as_int(), on1["documents"].as_int());
   EXPECT_EQ(on2["chunks"].as_int(), on1["chunks"].as_int());
+}
+
+// Shard splits are logged mutations: whichever node takes the writes, both nodes end with
+// the same shard layout and the same chunks in every shard, by digest and as served.
+TEST_F(ClusterTest, ShardSplitsAreReplicatedSoBothNodesHoldTheSameShards) {
+  auto c1 = n1.Client();
+  auto c2 = n2.Client();
+  auto created =
+      c1->Request("PUT", "/v1/collections/topics", R"({"embedder":"glove","sharding":{"max_shard_chunks":40}})");
+  ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
+  const char* topics[] = {"mitochondria make energy for the cell through respiration",
+                          "the ship sailed across the ocean to a distant harbour",
+                          "the court ruled that the contract was not valid under the law",
+                          "the striker scored a goal in the final minute of the match"};
+  std::string last_token;
+  for (int batch = 0; batch < 8; ++batch) {
+    std::string body = R"({"documents":[)";
+    for (int i = 0; i < 20; ++i) {
+      const int n = batch * 20 + i;
+      body += std::string(i ? "," : "") + R"({"id":"t)" + std::to_string(n) + R"(","text":")" + topics[n % 4] +
+              " (note " + std::to_string(n) + ")\"}";
+    }
+    body += "]}";
+    auto& via = batch % 2 == 0 ? *c1 : *c2;
+    auto r = via.Request("POST", "/v1/collections/topics/documents", body);
+    ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : "");
+    last_token = r->Header("x-contextd-write-token");
+  }
+  // Splits are proposed after the writes that pass the limit: wait until both nodes'
+  // shards are built and agree (or 30 s, and the comparison below fails).
+  const auto shard_sizes = [](const Json& report) {
+    std::map<int64_t, int64_t> out;
+    for (const Json& s : report.Find("shards")->as_array()) out[s.Find("id")->as_int()] = s.Find("chunks")->as_int();
+    return out;
+  };
+  Json s1, s2;
+  for (int t = 0; t < 300; ++t) {
+    s1 = Call(*c1, "GET", "/v1/collections/topics/shards").second;
+    s2 = Call(*c2, "GET", "/v1/collections/topics/shards").second;
+    bool settled = s1["shards"].as_array().size() > 1;
+    for (Json* s : {&s1, &s2})
+      for (const Json& shard : (*s)["shards"].as_array()) settled = settled && !shard.Find("splitting")->as_bool();
+    if (settled && shard_sizes(s1) == shard_sizes(s2)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(shard_sizes(s1).size(), 4u) << s1.Dump();
+  EXPECT_EQ(shard_sizes(s1), shard_sizes(s2)) << s1.Dump() << "\n" << s2.Dump();
+  int64_t total = 0;
+  for (const auto& [id, chunks] : shard_sizes(s1)) {
+    EXPECT_LE(chunks, 40) << "shard " << id;
+    total += chunks;
+  }
+  EXPECT_EQ(total, 160);
+  // And by digest: the same layout, the same chunks in each of its shards.
+  Json d1 = Digest(*c1), d2 = DigestWhenCaughtUp(*c2, d1);
+  ASSERT_EQ(d1["collections"].as_array().size(), 1u);
+  EXPECT_EQ(d1["collections"].Dump(), d2["collections"].Dump());
+  EXPECT_EQ(d1["collections"].as_array()[0]["shards"].as_array().size(), shard_sizes(s1).size());
+  // A query routed on either node goes to the same shards and finds the same chunks.
+  for (int i = 0; i < 4; ++i) {
+    const std::string q = std::string(R"({"query":")") + topics[i] + R"(","k":5,"mode":"vector"})";
+    auto a = c1->Request("POST", "/v1/collections/topics/query", q, {{"X-Contextd-Write-Token", last_token}});
+    auto b = c2->Request("POST", "/v1/collections/topics/query", q, {{"X-Contextd-Write-Token", last_token}});
+    ASSERT_TRUE(a.ok() && b.ok() && a->status == 200 && b->status == 200);
+    EXPECT_EQ(Body(a->body)["results"].Dump(), Body(b->body)["results"].Dump()) << q;
+  }
 }
 
 // A node frozen (SIGSTOP) for five seconds while the other keeps writing is thawed: it
