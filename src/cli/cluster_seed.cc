@@ -19,10 +19,13 @@ Status FetchCheckpoint(const JetStreamUpdateLog::Member& m, const std::string& a
   client.set_timeout_ms(10 * 60 * 1000);  // a large replica takes a while to copy
   HttpHeaders headers;
   if (!admin_key.empty()) headers.push_back({"Authorization", "Bearer " + admin_key});
-  CTX_ASSIGN_OR_RETURN(ClientResponse r, client.Request("GET", "/v1/admin/checkpoint", "", headers));
+  // Unpacked as it arrives: a replica's seed may be larger than this node's memory.
+  DirArchiveExtractor extractor(dir);
+  CTX_ASSIGN_OR_RETURN(ClientResponse r, client.Stream("GET", "/v1/admin/checkpoint", headers,
+                                                       [&](std::string_view piece) { return extractor.Feed(piece); }));
   if (r.status != 200) return Unavailable("HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200));
-  CTX_RETURN_IF_ERROR(ExtractDirArchive(r.body, dir));
-  spdlog::info("seed: {} MB from {} ({})", r.body.size() >> 20, m.node_id, m.url);
+  CTX_RETURN_IF_ERROR(extractor.Finish());
+  spdlog::info("seed: {} MB, {} files from {} ({})", extractor.bytes() >> 20, extractor.files(), m.node_id, m.url);
   return Status::Ok();
 }
 

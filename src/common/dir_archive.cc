@@ -57,43 +57,108 @@ Status WriteDirArchive(const std::string& dir, const std::function<bool(std::str
   return Status::Ok();
 }
 
-Status ExtractDirArchive(std::string_view archive, const std::string& dir) {
+Status DirArchiveExtractor::Fail(Status st) {
+  error_ = st;
+  out_.close();
+  return st;
+}
+
+Status DirArchiveExtractor::Feed(std::string_view piece) {
   namespace fs = std::filesystem;
-  if (archive.substr(0, kMagic.size()) != kMagic) return Bad("not a contextd archive");
-  size_t at = kMagic.size();
-  size_t files = 0;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Internal("creating " + dir + ": " + ec.message());
-  while (true) {
-    const size_t eol = archive.find('\n', at);
-    if (eol == std::string_view::npos) return Bad("cut short after " + std::to_string(files) + " files");
-    const std::string_view line = archive.substr(at, eol - at);
-    at = eol + 1;
-    if (line.substr(0, 2) == "E ") {
-      size_t count = 0;
-      const auto r = std::from_chars(line.data() + 2, line.data() + line.size(), count);
-      if (r.ec != std::errc() || r.ptr != line.data() + line.size() || count != files)
-        return Bad("its end line does not match the " + std::to_string(files) + " files read");
-      if (at != archive.size()) return Bad("bytes after its end");
-      return Status::Ok();
+  if (!error_.ok()) return error_;
+  bytes_ += piece.size();
+  while (!piece.empty()) {
+    switch (state_) {
+      case State::kMagic: {
+        const size_t n = std::min(piece.size(), kMagic.size() - pending_.size());
+        pending_.append(piece.substr(0, n));
+        piece.remove_prefix(n);
+        if (kMagic.substr(0, pending_.size()) != pending_) return Fail(Bad("not a contextd archive"));
+        if (pending_.size() == kMagic.size()) {
+          std::error_code ec;
+          fs::create_directories(dir_, ec);
+          if (ec) return Fail(Internal("creating " + dir_ + ": " + ec.message()));
+          pending_.clear();
+          state_ = State::kLine;
+        }
+        break;
+      }
+      case State::kLine: {
+        const size_t eol = piece.find('\n');
+        pending_.append(piece.substr(0, eol == std::string_view::npos ? piece.size() : eol));
+        // An entry line is a size and a path: anything longer is not one.
+        if (pending_.size() > 8192) return Fail(Bad("malformed entry line"));
+        if (eol == std::string_view::npos) return Status::Ok();
+        piece.remove_prefix(eol + 1);
+        std::string line = std::move(pending_);
+        pending_.clear();
+        CTX_RETURN_IF_ERROR(EntryLine(line));
+        break;
+      }
+      case State::kFile: {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, piece.size()));
+        out_.write(piece.data(), static_cast<std::streamsize>(n));
+        piece.remove_prefix(n);
+        left_ -= n;
+        if (left_ == 0) {
+          out_.close();
+          if (!out_) return Fail(Internal("writing " + path_));
+          ++files_;
+          state_ = State::kLine;
+        }
+        break;
+      }
+      case State::kDone:
+        return Fail(Bad("bytes after its end"));
     }
-    if (line.substr(0, 2) != "F ") return Bad("malformed entry line");
-    uint64_t size = 0;
-    const char* first = line.data() + 2;
-    const auto r = std::from_chars(first, line.data() + line.size(), size);
-    if (r.ec != std::errc() || r.ptr == line.data() + line.size() || *r.ptr != ' ') return Bad("malformed size");
-    const std::string_view path(r.ptr + 1, static_cast<size_t>(line.data() + line.size() - r.ptr - 1));
-    if (!SafePath(path)) return Bad("unsafe path '" + std::string(path) + "'");
-    if (size > archive.size() - at) return Bad("cut short in " + std::string(path));
-    const fs::path target = fs::path(dir) / std::string(path);
-    fs::create_directories(target.parent_path(), ec);
-    std::ofstream out(target, std::ios::binary | std::ios::trunc);
-    out.write(archive.data() + at, static_cast<std::streamsize>(size));
-    if (!out) return Internal("writing " + target.string());
-    at += size;
-    ++files;
   }
+  return Status::Ok();
+}
+
+Status DirArchiveExtractor::EntryLine(std::string_view line) {
+  namespace fs = std::filesystem;
+  if (line.substr(0, 2) == "E ") {
+    size_t count = 0;
+    const auto r = std::from_chars(line.data() + 2, line.data() + line.size(), count);
+    if (r.ec != std::errc() || r.ptr != line.data() + line.size() || count != files_)
+      return Fail(Bad("its end line does not match the " + std::to_string(files_) + " files read"));
+    state_ = State::kDone;
+    return Status::Ok();
+  }
+  if (line.substr(0, 2) != "F ") return Fail(Bad("malformed entry line"));
+  uint64_t size = 0;
+  const char* first = line.data() + 2;
+  const auto r = std::from_chars(first, line.data() + line.size(), size);
+  if (r.ec != std::errc() || r.ptr == line.data() + line.size() || *r.ptr != ' ') return Fail(Bad("malformed size"));
+  const std::string_view path(r.ptr + 1, static_cast<size_t>(line.data() + line.size() - r.ptr - 1));
+  if (!SafePath(path)) return Fail(Bad("unsafe path '" + std::string(path) + "'"));
+  const fs::path target = fs::path(dir_) / std::string(path);
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  path_ = target.string();
+  out_.open(target, std::ios::binary | std::ios::trunc);
+  if (!out_) return Fail(Internal("writing " + path_));
+  left_ = size;
+  if (size > 0) {
+    state_ = State::kFile;
+    return Status::Ok();
+  }
+  out_.close();
+  ++files_;
+  return Status::Ok();
+}
+
+Status DirArchiveExtractor::Finish() {
+  if (!error_.ok()) return error_;
+  if (state_ == State::kDone) return Status::Ok();
+  return Fail(state_ == State::kFile ? Bad("cut short in " + path_)
+                                     : Bad("cut short after " + std::to_string(files_) + " files"));
+}
+
+Status ExtractDirArchive(std::string_view archive, const std::string& dir) {
+  DirArchiveExtractor extractor(dir);
+  CTX_RETURN_IF_ERROR(extractor.Feed(archive));
+  return extractor.Finish();
 }
 
 }  // namespace contextd

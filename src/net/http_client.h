@@ -6,8 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "net/http.h"
@@ -29,6 +31,13 @@ class HttpClient {
   // Unavailable when the server cannot be reached or the connection breaks.
   StatusOr<ClientResponse> Request(const std::string& method, const std::string& target, const std::string& body = "",
                                    const HttpHeaders& headers = {});
+  // As Request, but a 2xx reply's body goes to `sink` a piece at a time as it arrives (up
+  // to 1 MiB each), so a body of any size (a replica's seed) is never held whole; the
+  // returned body is then empty. Another status's body (an error's message) is returned,
+  // its first 64 KiB. A sink error stops the transfer (the connection is closed) and is
+  // returned.
+  StatusOr<ClientResponse> Stream(const std::string& method, const std::string& target, const HttpHeaders& headers,
+                                  const std::function<Status(std::string_view)>& sink);
   // Limits each later request (connect, write and read together) to `ms`; 0 = no limit.
   // A request that runs out gets DeadlineExceeded and the connection is closed.
   void set_timeout_ms(int64_t ms) { timeout_ms_ = ms; }

@@ -76,6 +76,42 @@ TEST(DirArchiveTest, CutMalformedAndEscapingStreamsAreRefused) {
   EXPECT_FALSE(std::filesystem::exists(dst.path() + "/escape"));
 }
 
+// A seed arrives in whatever pieces the network gives: any split extracts the same tree,
+// and a bad stream is refused whichever piece shows it (or at Finish, when cut).
+TEST(DirArchiveTest, FedInPiecesOfAnySizeItExtractsTheSame) {
+  TempDir src, dst;
+  std::string table(100000, '\0');
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<char>(i * 7 % 253);
+  Write(src.path() + "/db/000001.sst", table);
+  Write(src.path() + "/db/CURRENT", "MANIFEST-000002\n");
+  Write(src.path() + "/sessions/empty", "");
+  Write(src.path() + "/llm_cache/LOG", "F 1 y\n");
+  const std::string archive = Archive(src.path());
+  for (size_t step : {1, 2, 3, 7, 4096, 1 << 20}) {
+    const std::string out = dst.path() + "/s" + std::to_string(step);
+    DirArchiveExtractor x(out);
+    for (size_t at = 0; at < archive.size(); at += step) ASSERT_TRUE(x.Feed(archive.substr(at, step)).ok()) << step;
+    ASSERT_TRUE(x.Finish().ok()) << step;
+    EXPECT_EQ(x.files(), 4u);
+    EXPECT_EQ(x.bytes(), archive.size());
+    EXPECT_EQ(Read(out + "/db/000001.sst"), table) << step;
+    EXPECT_EQ(Read(out + "/db/CURRENT"), "MANIFEST-000002\n");
+    EXPECT_TRUE(std::filesystem::exists(out + "/sessions/empty"));
+    EXPECT_EQ(Read(out + "/llm_cache/LOG"), "F 1 y\n");
+  }
+  for (const std::string& bad :
+       {archive.substr(0, archive.size() / 2), archive + "x", std::string("contextd-archive 1\nF 2 ../escape\nhiE 1\n"),
+        std::string("contextd-archive 2\n"), std::string(10000, 'F')}) {
+    DirArchiveExtractor x(dst.path() + "/bad");
+    Status st = Status::Ok();
+    for (size_t at = 0; at < bad.size() && st.ok(); ++at) st = x.Feed(bad.substr(at, 1));
+    if (st.ok()) st = x.Finish();
+    EXPECT_EQ(st.reason(), "invalid_archive") << bad.substr(0, 40);
+    EXPECT_EQ(x.Feed("more").reason(), "invalid_archive") << "errors stick";
+  }
+  EXPECT_FALSE(std::filesystem::exists(dst.path() + "/escape"));
+}
+
 TEST(DirArchiveTest, AReaderThatGoesAwayStopsTheWriter) {
   TempDir src;
   Write(src.path() + "/a", std::string(5 << 20, 'a'));

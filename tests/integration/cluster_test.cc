@@ -272,8 +272,8 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodes) {
   NatsCluster nats{dir.path() + "/nats"};
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (const char* id : {"n1", "n2", "n3"})
-    nodes.push_back(std::make_unique<ServerProcess>(dir.path() + "/" + id,
-                                                    std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id}));
+    nodes.push_back(std::make_unique<ServerProcess>(
+        dir.path() + "/" + id, std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id}));
   ServerProcess single{dir.path() + "/single"};
   for (auto& n : nodes) n->Start();
   single.Start();
@@ -320,7 +320,8 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodes) {
       query["shards"] = "all";
       query["cache"] = "bypass";
       const auto top = [&](HttpClient& via) {
-        auto r = via.Request("POST", "/v1/collections/sf/query", query.Dump(), {{"X-Contextd-Write-Token", last_token}});
+        auto r =
+            via.Request("POST", "/v1/collections/sf/query", query.Dump(), {{"X-Contextd-Write-Token", last_token}});
         EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : "");
         std::string out;
         if (!r.ok()) return out;

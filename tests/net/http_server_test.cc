@@ -46,6 +46,14 @@ class HttpServerTest : public ::testing::Test {
         }).detach();
         return;
       }
+      if (req.path == "/big") {
+        res.body.resize(5 << 20);
+        for (size_t i = 0; i < res.body.size(); ++i) res.body[i] = static_cast<char>(i * 31 % 127);
+      }
+      if (req.path == "/missing") {
+        res.status = 404;
+        res.body = "nothing at /missing";
+      }
       if (req.path == "/async") {
         // Respond from a thread that is not the connection's I/O thread.
         std::thread([res, respond]() mutable { respond(std::move(res)); }).detach();
@@ -368,6 +376,47 @@ TEST_F(HttpServerTest, BacksOffWhenOutOfDescriptorsAndRecovers) {
 
 // HEAD answers as GET would, without the body: the next response on the connection follows
 // the head at once.
+// A body streamed to a sink arrives whole, in pieces, never held at once; an error's body
+// comes back as the reply's; a sink that refuses stops the transfer with its error, and
+// the client then works for the next request.
+TEST_F(HttpServerTest, AClientStreamsALargeBodyToItsSinkInPieces) {
+  Start();
+  HttpClient client("127.0.0.1", server_->port());
+  std::string got;
+  size_t pieces = 0, largest = 0;
+  auto r = client.Stream("GET", "/big", {}, [&](std::string_view piece) {
+    got.append(piece);
+    ++pieces;
+    largest = std::max(largest, piece.size());
+    return Status::Ok();
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->body.empty());
+  ASSERT_EQ(got.size(), 5u << 20);
+  for (size_t i = 0; i < got.size(); i += 4099) ASSERT_EQ(got[i], static_cast<char>(i * 31 % 127)) << i;
+  EXPECT_GE(pieces, 5u);
+  EXPECT_LE(largest, 1u << 20);
+  auto missing = client.Stream("GET", "/missing", {}, [&](std::string_view) {
+    ADD_FAILURE() << "an error's body is not the sink's";
+    return Status::Ok();
+  });
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(missing->body, "nothing at /missing");
+  size_t taken = 0;
+  auto refused = client.Stream("GET", "/big", {}, [&](std::string_view piece) {
+    taken += piece.size();
+    return taken > (1u << 20) ? InvalidArgument("enough", "invalid_archive") : Status::Ok();
+  });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "invalid_archive");
+  EXPECT_LT(taken, 5u << 20);
+  auto after = client.Get("/x");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->status, 200);
+}
+
 TEST_F(HttpServerTest, HeadIsGetWithoutTheBody) {
   Start();
   int fd = socket(AF_INET, SOCK_STREAM, 0);
