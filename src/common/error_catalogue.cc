@@ -38,6 +38,8 @@ constexpr ErrorReason kReasons[] = {
     {"invalid_api_key", 401, "the API key is malformed, unknown or revoked"},
     {"invalid_archive", 400, "a replica's seed archive (between nodes) is cut short, malformed or names unsafe paths"},
     {"invalid_argument", 400, "the request is malformed or names impossible values"},
+    {"invalid_candidates", 400,
+     "a shard's query candidates from another node are malformed (never a client's request)"},
     {"invalid_distance", 400, "unknown distance"},
     {"invalid_filter", 400, "a metadata filter is malformed"},
     {"invalid_header", 400, "a header's value is malformed"},

@@ -162,6 +162,51 @@ StatusOr<DocumentPage> Collection::ListDocuments(const RequestContext& ctx, cons
   return page;
 }
 
+Status Collection::QueryInputs(const RequestContext& ctx, const QueryRequest& req, QueryResult* result, QueryMode* mode,
+                               std::vector<float>* qvec, std::vector<std::string>* terms,
+                               std::vector<float>* term_weights) const {
+  *mode = req.mode;
+  if (*mode != QueryMode::kKeyword) {
+    if (req.vector) {
+      *qvec = *req.vector;
+    } else if (Status st = EmbedTexts(ctx, {req.text}, EmbedPriority::kQuery, qvec); !st.ok()) {
+      // A query with text can still be answered by keywords when the embedder cannot
+      // serve it; a bad request (InvalidArgument) is still the caller's to fix.
+      if (st.code() == StatusCode::kInvalidArgument || req.text.empty()) return st;
+      *mode = QueryMode::kKeyword;
+      result->mode = *mode;
+      result->degraded = true;
+      result->degraded_reason = st.message();
+    }
+  }
+  if (*mode != QueryMode::kVector)
+    QueryTerms(*analyzer_, req.text, req.title_boost.value_or(kDefaultTitleBoost), terms, term_weights);
+  return Status::Ok();
+}
+
+StatusOr<ShardCandidates> Collection::Candidates(const RequestContext& ctx, const QueryRequest& req,
+                                                 const std::vector<uint32_t>& vector_shards,
+                                                 const std::vector<uint32_t>& keyword_shards, QueryMode* mode) const {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the search"));
+  QueryResult unused;
+  std::vector<float> qvec;
+  std::vector<std::string> terms;
+  std::vector<float> term_weights;
+  CTX_RETURN_IF_ERROR(QueryInputs(ctx, req, &unused, mode, &qvec, &terms, &term_weights));
+  ShardCandidates out;
+  ReaderLock lock(&mu_);
+  const QueryExecutor executor(table_, shards_, *analyzer_, config_);
+  CTX_RETURN_IF_ERROR(
+      executor.Gather(ctx, req, {*mode, &qvec, &terms, &term_weights}, vector_shards, keyword_shards, &out));
+  return out;
+}
+
+std::vector<uint32_t> Collection::ShardIds() const {
+  ReaderLock lock(&mu_);
+  return shards_.shard_ids();
+}
+
 StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRequest& req) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the search"));
@@ -177,23 +222,9 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   }
   std::vector<float> qvec;
   QueryMode mode = req.mode;
-  if (mode != QueryMode::kKeyword) {
-    if (req.vector) {
-      qvec = *req.vector;
-    } else if (Status st = EmbedTexts(ctx, {req.text}, EmbedPriority::kQuery, &qvec); !st.ok()) {
-      // A query with text can still be answered by keywords when the embedder cannot
-      // serve it; a bad request (InvalidArgument) is still the caller's to fix.
-      if (st.code() == StatusCode::kInvalidArgument || req.text.empty()) return st;
-      mode = QueryMode::kKeyword;
-      result.mode = mode;
-      result.degraded = true;
-      result.degraded_reason = st.message();
-    }
-  }
   std::vector<std::string> terms;
   std::vector<float> term_weights;
-  if (mode != QueryMode::kVector)
-    QueryTerms(*analyzer_, req.text, req.title_boost.value_or(kDefaultTitleBoost), &terms, &term_weights);
+  CTX_RETURN_IF_ERROR(QueryInputs(ctx, req, &result, &mode, &qvec, &terms, &term_weights));
   const int64_t t1 = clock_->NowNanos();
   result.embed_ms = Millis(t1 - t0);
   if (!result.degraded) {

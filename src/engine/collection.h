@@ -42,6 +42,7 @@
 #include "engine/query_cache_layer.h"
 #include "engine/requests.h"
 #include "engine/services.h"
+#include "engine/shard_candidates.h"
 #include "engine/shard_set.h"
 #include "engine/shard_snapshot.h"
 #include "engine/snapshot_file.h"
@@ -137,6 +138,18 @@ class Collection : public CollectionHandle {
     return Query(RequestContext::Background(), request);
   }
 
+  // One node's part of a query whose shards are spread over several nodes (see
+  // QueryExecutor::Gather): the vector candidates of `vector_shards` and the keyword
+  // candidates of `keyword_shards`, all held here.
+  // The query's vector is req.vector when given (the answering node embeds once), else
+  // embedded here. mode: the mode it ran in (hybrid falls back to keyword when the
+  // embedder fails, as Query does).
+  StatusOr<ShardCandidates> Candidates(const RequestContext& ctx, const QueryRequest& req,
+                                       const std::vector<uint32_t>& vector_shards,
+                                       const std::vector<uint32_t>& keyword_shards, QueryMode* mode) const;
+  // The shards held here, in routing order.
+  std::vector<uint32_t> ShardIds() const;
+
   // Name, settings and counts, as returned by GET /v1/collections/{name}.
   CollectionInfo Describe() const override;
   size_t document_count() const;
@@ -162,6 +175,9 @@ class Collection : public CollectionHandle {
   ShardSet::RoutingStats routing_stats() const NO_THREAD_SAFETY_ANALYSIS { return shards_.routing_stats(); }
 
  private:
+  // The query's vector (embedded unless given) and keyword terms, and the mode it runs in.
+  Status QueryInputs(const RequestContext& ctx, const QueryRequest& req, QueryResult* result, QueryMode* mode,
+                     std::vector<float>* qvec, std::vector<std::string>* terms, std::vector<float>* term_weights) const;
   // Chunks and embeds the documents into an upsert mutation (the proposer's half).
   Status Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, Mutation* m) const;
   Status ApplyUpsert(Mutation m, ApplyResult* result);

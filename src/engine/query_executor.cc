@@ -2,11 +2,89 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <tuple>
 #include <unordered_set>
 
 #include "engine/rerank.h"
 
 namespace contextd {
+
+size_t QueryExecutor::Want(const QueryRequest& req) {
+  // Grouping and diversity choose among more candidates than they return.
+  const bool rerank = req.group_by_document || req.mmr_lambda.has_value();
+  return rerank ? std::min<size_t>(std::max<size_t>(req.k * 4, 40), kMaxK * 4) : req.k;
+}
+
+size_t QueryExecutor::Depth(const QueryRequest& req, QueryMode mode) {
+  if (mode != QueryMode::kHybrid) return Want(req);
+  // Each list brings `depth` candidates, by default as many as the answer holds (the
+  // window Elasticsearch's and Couchbase's RRF default to). Deeper windows were worse
+  // here, not better: on SciFact's 809 training claims at k = 10, nDCG@10 is 0.59 at
+  // depth 10, 0.55 at 20, 0.53 at 30 and 0.48 at 60 (the old default), because a deep
+  // window lets chunks ranked middling on both sides outvote the top of either list.
+  // Shallow lists are also cheaper: BM25 prunes at k <= 32. The default fusion judges
+  // each list by the spread of its scores: it needs a few of them, whatever k is.
+  return std::max({req.depth, Want(req), req.fusion == Fusion::kAuto ? kAutoFusionMinDepth : size_t{0}});
+}
+
+namespace {
+
+// A hybrid query's graph breadth: its floor is 48 rather than a vector query's 64: the
+// fused top 10 had the same nDCG@10 there (0.5911 at ef 48, 0.5906 at 64; 0.5848 at 32)
+// for ~5% more hybrid throughput.
+size_t HybridEf(const QueryRequest& req, size_t depth) { return req.ef != 0 ? req.ef : std::max<size_t>(depth, 48); }
+
+std::optional<Bm25Params> Bm25Of(const QueryRequest& req) {
+  if (!req.bm25_k1 && !req.bm25_b) return std::nullopt;
+  Bm25Params bm25;
+  if (req.bm25_k1) bm25.k1 = *req.bm25_k1;
+  if (req.bm25_b) bm25.b = *req.bm25_b;
+  return bm25;
+}
+
+}  // namespace
+
+Status QueryExecutor::Rank(const RequestContext& ctx, const QueryRequest& req, QueryMode mode,
+                           std::vector<ScoredSlot> by_vector, std::vector<ScoredSlot> by_keyword, size_t dim,
+                           const std::function<std::string_view(uint32_t)>& doc_of,
+                           const std::function<bool(uint32_t, float*)>& vector_of, std::vector<ScoredSlot>* ranked) {
+  const size_t want = Want(req);
+  if (mode == QueryMode::kVector) {
+    *ranked = std::move(by_vector);
+  } else if (mode == QueryMode::kKeyword) {
+    *ranked = std::move(by_keyword);
+  } else {
+    switch (req.fusion) {
+      case Fusion::kAuto:
+        *ranked = FuseAuto(by_vector, by_keyword, want);
+        break;
+      case Fusion::kRrf:
+        *ranked = FuseRrf({by_vector, by_keyword}, want, kRrfK);
+        break;
+      case Fusion::kWeighted:
+        *ranked = FuseWeighted(by_vector, by_keyword, req.alpha, want);
+        break;
+    }
+  }
+  if (req.group_by_document) {
+    // The best chunk of each document, in rank order.
+    std::vector<ScoredSlot> grouped;
+    std::unordered_set<std::string_view> seen;
+    for (const auto& r : *ranked) {
+      if (seen.insert(doc_of(r.slot)).second) grouped.push_back(r);
+    }
+    *ranked = std::move(grouped);
+  }
+  if (req.mmr_lambda && !ranked->empty()) {
+    CTX_RETURN_IF_ERROR(ctx.CheckDeadline("reranking (mmr)"));
+    std::vector<float> vecs(ranked->size() * dim);
+    for (size_t i = 0; i < ranked->size(); ++i) vector_of((*ranked)[i].slot, vecs.data() + i * dim);
+    *ranked = Mmr(*ranked, vecs.data(), dim, *req.mmr_lambda, req.k);
+  }
+  if (ranked->size() > req.k) ranked->resize(req.k);
+  return Status::Ok();
+}
 
 Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, const Input& in, QueryResult* result,
                           Extras* extras) const {
@@ -18,71 +96,27 @@ Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, co
   SlotBitset allowed;
   if (!req.filter.empty()) allowed = req.filter.Select(table_.payload());
   const SlotBitset* allowed_ptr = req.filter.empty() ? nullptr : &allowed;
-  // Grouping and diversity choose among more candidates than they return.
-  const bool rerank = req.group_by_document || req.mmr_lambda.has_value();
-  const size_t want = rerank ? std::min<size_t>(std::max<size_t>(req.k * 4, 40), kMaxK * 4) : req.k;
-  Bm25Params bm25;
-  if (req.bm25_k1) bm25.k1 = *req.bm25_k1;
-  if (req.bm25_b) bm25.b = *req.bm25_b;
-  const Bm25Params* bm25_ptr = req.bm25_k1 || req.bm25_b ? &bm25 : nullptr;
+  const std::optional<Bm25Params> bm25 = Bm25Of(req);
   const ShardingOptions* routing = req.routing ? &*req.routing : nullptr;
-  std::vector<ScoredSlot> ranked;
+  const size_t depth = Depth(req, mode);
+  std::vector<ScoredSlot> by_vector, by_keyword;
   QueryResult::Route route;
   if (mode == QueryMode::kVector) {
-    ranked = shards_.Search(qvec.data(), want, req.ef, allowed_ptr, req.all_shards, routing, &route);
-    if (ranked.size() >= want) extras->vector_bar = ranked.back().score;
-    ctx.usage.chunks_scored += static_cast<int64_t>(ranked.size());
-  } else if (mode == QueryMode::kKeyword) {
-    ranked = table_.keywords().Search(terms, want, allowed_ptr, bm25_ptr, in.term_weights);
-    ctx.usage.chunks_scored += static_cast<int64_t>(ranked.size());
-  } else {
-    // Each list brings `depth` candidates, by default as many as the answer holds (the
-    // window Elasticsearch's and Couchbase's RRF default to). Deeper windows were worse
-    // here, not better: on SciFact's 809 training claims at k = 10, nDCG@10 is 0.59 at
-    // depth 10, 0.55 at 20, 0.53 at 30 and 0.48 at 60 (the old default), because a deep
-    // window lets chunks ranked middling on both sides outvote the top of either list.
-    // Shallow lists are also cheaper: BM25 prunes at k <= 32. The graph's breadth floor
-    // is 48 rather than a vector query's 64: the fused top 10 had the same nDCG@10 there
-    // (0.5911 at ef 48, 0.5906 at 64; 0.5848 at 32) for ~5% more hybrid throughput.
-    // The default fusion judges each list by the spread of its scores: it needs a few
-    // of them, whatever k is.
-    const size_t depth = std::max({req.depth, want, req.fusion == Fusion::kAuto ? kAutoFusionMinDepth : size_t{0}});
-    const size_t ef = req.ef != 0 ? req.ef : std::max<size_t>(depth, 48);
-    std::vector<ScoredSlot> by_vector =
-        shards_.Search(qvec.data(), depth, ef, allowed_ptr, req.all_shards, routing, &route);
+    by_vector = shards_.Search(qvec.data(), depth, req.ef, allowed_ptr, req.all_shards, routing, &route);
+  } else if (mode == QueryMode::kHybrid) {
+    by_vector = shards_.Search(qvec.data(), depth, HybridEf(req, depth), allowed_ptr, req.all_shards, routing, &route);
     CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the keyword search"));
-    std::vector<ScoredSlot> by_keyword = table_.keywords().Search(terms, depth, allowed_ptr, bm25_ptr, in.term_weights);
-    ctx.usage.chunks_scored += static_cast<int64_t>(by_vector.size() + by_keyword.size());
-    if (by_vector.size() >= depth) extras->vector_bar = by_vector.back().score;
-    switch (req.fusion) {
-      case Fusion::kAuto:
-        ranked = FuseAuto(by_vector, by_keyword, want);
-        break;
-      case Fusion::kRrf:
-        ranked = FuseRrf({by_vector, by_keyword}, want, kRrfK);
-        break;
-      case Fusion::kWeighted:
-        ranked = FuseWeighted(by_vector, by_keyword, req.alpha, want);
-        break;
-    }
   }
-  if (req.group_by_document) {
-    // The best chunk of each document, in rank order.
-    std::vector<ScoredSlot> grouped;
-    std::unordered_set<const void*> seen;
-    for (const auto& r : ranked) {
-      if (seen.insert(table_.chunk(r.slot).doc).second) grouped.push_back(r);
-    }
-    ranked = std::move(grouped);
+  if (mode != QueryMode::kVector) {
+    by_keyword = table_.keywords().Search(terms, depth, allowed_ptr, bm25 ? &*bm25 : nullptr, in.term_weights);
   }
-  if (req.mmr_lambda && !ranked.empty()) {
-    CTX_RETURN_IF_ERROR(ctx.CheckDeadline("reranking (mmr)"));
-    const size_t dim = static_cast<size_t>(config_.dim);
-    std::vector<float> vecs(ranked.size() * dim);
-    for (size_t i = 0; i < ranked.size(); ++i) shards_.CopyVector(ranked[i].slot, vecs.data() + i * dim);
-    ranked = Mmr(ranked, vecs.data(), dim, *req.mmr_lambda, req.k);
-  }
-  if (ranked.size() > req.k) ranked.resize(req.k);
+  ctx.usage.chunks_scored += static_cast<int64_t>(by_vector.size() + by_keyword.size());
+  if (by_vector.size() >= depth) extras->vector_bar = by_vector.back().score;
+  std::vector<ScoredSlot> ranked;
+  CTX_RETURN_IF_ERROR(Rank(
+      ctx, req, mode, std::move(by_vector), std::move(by_keyword), static_cast<size_t>(config_.dim),
+      [&](uint32_t slot) { return std::string_view(table_.chunk(slot).doc->id); },
+      [&](uint32_t slot, float* out) { return shards_.CopyVector(slot, out); }, &ranked));
   result->hits.reserve(ranked.size());
   for (const auto& r : ranked) {
     const DocumentTable::Chunk& c = table_.chunk(r.slot);
@@ -90,6 +124,102 @@ Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, co
   }
   if (req.expand_refs) ExpandRefs(qvec, terms, &result->hits, &extras->cited);
   if (mode != QueryMode::kKeyword) result->route = std::move(route);
+  result->rank_fused = mode == QueryMode::kHybrid && req.fusion == Fusion::kRrf;
+  return Status::Ok();
+}
+
+Status QueryExecutor::Gather(const RequestContext& ctx, const QueryRequest& req, const Input& in,
+                             const std::vector<uint32_t>& vector_shards, const std::vector<uint32_t>& keyword_shards,
+                             ShardCandidates* out) const {
+  const QueryMode mode = in.mode;
+  SlotBitset allowed;
+  if (!req.filter.empty()) allowed = req.filter.Select(table_.payload());
+  const SlotBitset* allowed_ptr = req.filter.empty() ? nullptr : &allowed;
+  const size_t depth = Depth(req, mode);
+  std::vector<ScoredSlot> by_vector, by_keyword;
+  for (uint32_t id : keyword_shards) {
+    if (!shards_.Holds(id)) return NotFound("shard " + std::to_string(id) + " is not held here");
+  }
+  if (mode != QueryMode::kKeyword && !vector_shards.empty()) {
+    const size_t ef = mode == QueryMode::kHybrid ? HybridEf(req, depth) : req.ef;
+    CTX_ASSIGN_OR_RETURN(by_vector, shards_.SearchIn(vector_shards, in.vector->data(), depth, ef, allowed_ptr));
+    CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the keyword search"));
+  }
+  if (mode != QueryMode::kVector && !keyword_shards.empty()) {
+    // The shards' chunks only, scored with the whole collection's statistics.
+    SlotBitset members =
+        shards_.MembersOf(keyword_shards, req.filter.empty() ? table_.slot_count() : allowed.universe());
+    if (allowed_ptr != nullptr) members.And(allowed);
+    const std::optional<Bm25Params> bm25 = Bm25Of(req);
+    by_keyword = table_.keywords().Search(*in.terms, depth, &members, bm25 ? &*bm25 : nullptr, in.term_weights);
+  }
+  out->chunks_scored = static_cast<int64_t>(by_vector.size() + by_keyword.size());
+  ctx.usage.chunks_scored += out->chunks_scored;
+  const size_t dim = static_cast<size_t>(config_.dim);
+  const auto fill = [&](const std::vector<ScoredSlot>& list, std::vector<CandidateChunk>* into) {
+    for (const ScoredSlot& s : list) {
+      const DocumentTable::Chunk& c = table_.chunk(s.slot);
+      CandidateChunk chunk{s.slot, s.score, c.doc->id, c.ordinal, c.text, c.doc->metadata, {}};
+      if (req.mmr_lambda) {
+        chunk.vector.resize(dim);
+        shards_.CopyVector(s.slot, chunk.vector.data());
+      }
+      into->push_back(std::move(chunk));
+    }
+  };
+  fill(by_vector, &out->by_vector);
+  fill(by_keyword, &out->by_keyword);
+  return Status::Ok();
+}
+
+Status QueryExecutor::Assemble(const RequestContext& ctx, const QueryRequest& req, QueryMode mode, size_t dim,
+                               const std::vector<ShardCandidates>& parts, QueryResult* result) {
+  // Every chunk the parts name, once (a chunk may be in both lists), numbered in slot
+  // order so that the ranking's ties break as one node's do.
+  std::vector<const CandidateChunk*> pool;
+  for (const ShardCandidates& part : parts) {
+    ctx.usage.chunks_scored += part.chunks_scored;
+    for (const auto* list : {&part.by_vector, &part.by_keyword})
+      for (const CandidateChunk& c : *list) pool.push_back(&c);
+  }
+  const auto key = [](const CandidateChunk* c) { return std::tie(c->slot, c->doc_id, c->ordinal); };
+  std::sort(pool.begin(), pool.end(), [&](const auto* a, const auto* b) { return key(a) < key(b); });
+  pool.erase(
+      std::unique(pool.begin(), pool.end(),
+                  [](const auto* a, const auto* b) { return a->doc_id == b->doc_id && a->ordinal == b->ordinal; }),
+      pool.end());
+  const auto id_of = [&](const CandidateChunk& c) {
+    return static_cast<uint32_t>(
+        std::lower_bound(pool.begin(), pool.end(), &c, [&](const auto* a, const auto* b) { return key(a) < key(b); }) -
+        pool.begin());
+  };
+  // Each list merged by score, as deep as one node's would be.
+  const size_t depth = Depth(req, mode);
+  const auto merged = [&](std::vector<CandidateChunk> ShardCandidates::*list) {
+    std::vector<ScoredSlot> out;
+    for (const ShardCandidates& part : parts)
+      for (const CandidateChunk& c : part.*list) out.push_back({c.score, id_of(c)});
+    std::sort(out.begin(), out.end(), [](const ScoredSlot& a, const ScoredSlot& b) {
+      return a.score != b.score ? a.score > b.score : a.slot < b.slot;
+    });
+    if (out.size() > depth) out.resize(depth);
+    return out;
+  };
+  std::vector<ScoredSlot> ranked;
+  CTX_RETURN_IF_ERROR(Rank(
+      ctx, req, mode, merged(&ShardCandidates::by_vector), merged(&ShardCandidates::by_keyword), dim,
+      [&](uint32_t id) { return std::string_view(pool[id]->doc_id); },
+      [&](uint32_t id, float* out) {
+        if (pool[id]->vector.size() != dim) return false;
+        std::copy(pool[id]->vector.begin(), pool[id]->vector.end(), out);
+        return true;
+      },
+      &ranked));
+  result->hits.reserve(ranked.size());
+  for (const auto& r : ranked) {
+    const CandidateChunk& c = *pool[r.slot];
+    result->hits.push_back({c.doc_id, c.ordinal, c.text, r.score, c.metadata});
+  }
   result->rank_fused = mode == QueryMode::kHybrid && req.fusion == Fusion::kRrf;
   return Status::Ok();
 }

@@ -8,8 +8,10 @@
 // holds the collection's lock (shared is enough) from construction to the last Run().
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/request_context.h"
@@ -17,6 +19,7 @@
 #include "engine/collection_types.h"
 #include "engine/document_table.h"
 #include "engine/requests.h"
+#include "engine/shard_candidates.h"
 #include "engine/shard_set.h"
 #include "text/analyzer.h"
 
@@ -50,7 +53,38 @@ class QueryExecutor {
   Status Run(const RequestContext& ctx, const QueryRequest& req, const Input& in, QueryResult* result,
              Extras* extras) const;
 
+  // A query spread over shards that live on several nodes, in two halves:
+  //   Gather   (on a node holding the shards named): the vector candidates of
+  //            `vector_shards` (those the query's routing picked) and the keyword
+  //            candidates of `keyword_shards` (every shard: keywords do not follow the
+  //            centroids), each list as deep as the whole query needs it, scored as over
+  //            the whole collection;
+  //   Assemble (on the node answering): the parts of every probed shard merged by score,
+  //            then fused, grouped and diversified as Run does; charges ctx with the
+  //            chunks the parts scored.
+  // Assembled from the parts of the shards Run would search (its routed shards for vectors,
+  // every shard for keywords), the hits equal Run's.
+  // NotFound from Gather names a shard not held here. "expand_refs" is not done by
+  // Assemble (the cited documents may be elsewhere).
+  Status Gather(const RequestContext& ctx, const QueryRequest& req, const Input& in,
+                const std::vector<uint32_t>& vector_shards, const std::vector<uint32_t>& keyword_shards,
+                ShardCandidates* out) const;
+  static Status Assemble(const RequestContext& ctx, const QueryRequest& req, QueryMode mode, size_t dim,
+                         const std::vector<ShardCandidates>& parts, QueryResult* result);
+
  private:
+  // How many hits the answer chooses among (grouping and diversity want more than k),
+  // and how deep each candidate list goes.
+  static size_t Want(const QueryRequest& req);
+  static size_t Depth(const QueryRequest& req, QueryMode mode);
+  // After the candidate lists (best first): the fusion of hybrid lists, grouping by
+  // document and diversity, the same over one node's lists and over merged parts.
+  // doc_of: a chunk's document; vector_of: its vector (false when it has none).
+  static Status Rank(const RequestContext& ctx, const QueryRequest& req, QueryMode mode,
+                     std::vector<ScoredSlot> by_vector, std::vector<ScoredSlot> by_keyword, size_t dim,
+                     const std::function<std::string_view(uint32_t)>& doc_of,
+                     const std::function<bool(uint32_t, float*)>& vector_of, std::vector<ScoredSlot>* ranked);
+
   // Appends to *hits the best chunk of each document the hits cite and do not already
   // contain; *cited receives every id cited.
   void ExpandRefs(const std::vector<float>& query, const std::vector<std::string>& terms, std::vector<QueryHit>* hits,

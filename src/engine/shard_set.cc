@@ -259,6 +259,39 @@ std::vector<ScoredSlot> ShardSet::Search(const float* query, size_t k, size_t ef
   return top.Take();
 }
 
+StatusOr<std::vector<ScoredSlot>> ShardSet::SearchIn(const std::vector<uint32_t>& shard_ids, const float* query,
+                                                     size_t k, size_t ef, const SlotBitset* allowed) const {
+  std::vector<uint32_t> indexes;
+  for (uint32_t id : shard_ids) {
+    if (id >= index_of_.size() || index_of_[id] == kNoShard)
+      return NotFound("shard " + std::to_string(id) + " is not held here");
+    indexes.push_back(index_of_[id]);
+  }
+  TopK top(k);
+  for (const auto& hits : SearchShards(indexes, query, k, ef, allowed)) {
+    for (const auto& hit : hits) top.Push(hit.score, hit.slot);
+  }
+  return top.Take();
+}
+
+SlotBitset ShardSet::MembersOf(const std::vector<uint32_t>& shard_ids, size_t universe) const {
+  std::vector<bool> wanted(shards_.size(), false);
+  for (uint32_t id : shard_ids) {
+    if (id < index_of_.size() && index_of_[id] != kNoShard) wanted[index_of_[id]] = true;
+  }
+  SlotBitset out(universe);
+  for (uint32_t s = 0; s < shard_of_.size() && s < universe; ++s) {
+    if (shard_of_[s] != kNoShard && wanted[shard_of_[s]]) out.Set(s);
+  }
+  return out;
+}
+
+std::vector<uint32_t> ShardSet::shard_ids() const {
+  std::vector<uint32_t> out;
+  for (const auto& shard : shards_) out.push_back(shard->id);
+  return out;
+}
+
 Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, ShardLayout layout,
                       const std::vector<uint32_t>& labels, std::vector<float>* vectors, const std::atomic<bool>& stop,
                       std::string* source) {

@@ -64,6 +64,17 @@ class ShardSet {
   std::vector<ScoredSlot> Search(const float* query, size_t k, size_t ef, const SlotBitset* allowed, bool all_shards,
                                  const ShardingOptions* routing, QueryResult::Route* route) const;
 
+  // The k best chunks of the shards with these ids only, merged by score (every one of
+  // them searched; no routing): one node's part of a query whose shards are spread over
+  // several. NotFound names a shard not held here.
+  StatusOr<std::vector<ScoredSlot>> SearchIn(const std::vector<uint32_t>& shard_ids, const float* query, size_t k,
+                                             size_t ef, const SlotBitset* allowed) const;
+  bool Holds(uint32_t shard_id) const { return shard_id < index_of_.size() && index_of_[shard_id] != kNoShard; }
+  // The slots of the shards with these ids, over `universe` slots (unknown ids: none).
+  SlotBitset MembersOf(const std::vector<uint32_t>& shard_ids, size_t universe) const;
+  // Physical shard ids, in routing order.
+  std::vector<uint32_t> shard_ids() const;
+
   size_t size() const { return shards_.size(); }
   // Some shard is big enough to be searched through its graph.
   bool uses_graph() const;

@@ -1,0 +1,177 @@
+// A query spread over shards as if each lived on another node: every shard's candidates
+// gathered on their own, through their wire form, and assembled, give exactly the answer
+// of one search over the whole collection, in every mode.
+#include "engine/shard_candidates.h"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "engine/collection.h"
+#include "engine/query_executor.h"
+#include "server/request_codec.h"
+#include "test_engine.h"
+#include "test_util.h"
+
+namespace contextd {
+namespace {
+
+std::vector<DocumentInput> SciFact(size_t n) {
+  std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
+  std::vector<DocumentInput> docs;
+  std::string line;
+  for (size_t i = 0; i < n && std::getline(in, line); ++i) {
+    Json j = J(line);
+    DocumentInput d;
+    d.id = j.Find("_id")->as_string();
+    d.title = j.Find("title")->as_string();
+    d.text = j.Find("text")->as_string();
+    d.metadata["year"] = static_cast<int64_t>(2000 + i % 20);
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+std::vector<std::string> Claims(size_t n) {
+  std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/queries.train.jsonl");
+  std::vector<std::string> out;
+  std::string line;
+  while (out.size() < n && std::getline(in, line)) out.push_back(J(line).Find("text")->as_string());
+  return out;
+}
+
+std::string Hits(const std::vector<QueryHit>& hits) {
+  std::string out;
+  for (const auto& h : hits) out += h.doc_id + "#" + std::to_string(h.chunk) + "=" + std::to_string(h.score) + " ";
+  return out;
+}
+
+class ShardCandidatesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = OpenTestEngine(dir_.path(), nullptr);
+    // Small shards: several of them, each scanned exactly, so one search over all of them
+    // is exact too and the comparison is the assembly's alone.
+    collection_ =
+        *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "sf",
+                        J(R"({"embedder":"glove","sharding":{"max_shard_chunks":120},"cache":{"enabled":false}})"));
+    UpsertResult r;
+    std::vector<DocumentInput> docs = SciFact(300);
+    for (size_t i = 0; i < docs.size(); i += 50) {
+      std::vector<DocumentInput> batch(docs.begin() + static_cast<ptrdiff_t>(i),
+                                       docs.begin() + static_cast<ptrdiff_t>(std::min(docs.size(), i + 50)));
+      ASSERT_TRUE(collection_->Upsert(std::move(batch), &r).ok());
+    }
+    collection_->WaitForSplits();
+    ASSERT_GE(collection_->ShardIds().size(), 3u) << "the test needs several shards";
+  }
+
+  // The query answered from the parts of every shard, each gathered alone and sent
+  // through its wire form: its vector candidates when it is among `vector_shards` (the
+  // routed ones), its keyword candidates always.
+  QueryResult Assembled(const QueryRequest& req, const std::vector<uint32_t>& vector_shards) {
+    std::vector<ShardCandidates> parts;
+    QueryMode mode = req.mode;
+    for (uint32_t id : collection_->ShardIds()) {
+      const bool routed = std::find(vector_shards.begin(), vector_shards.end(), id) != vector_shards.end();
+      auto part = collection_->Candidates(RequestContext::Background(), req,
+                                          routed ? std::vector<uint32_t>{id} : std::vector<uint32_t>{}, {id}, &mode);
+      EXPECT_TRUE(part.ok()) << part.status().ToString();
+      if (!part.ok()) return {};
+      auto decoded = DecodeShardCandidates(EncodeShardCandidates(*part));
+      EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
+      parts.push_back(std::move(decoded).value());
+    }
+    QueryResult out;
+    EXPECT_TRUE(
+        QueryExecutor::Assemble(RequestContext::Background(), req, mode, collection_->config().dim, parts, &out).ok());
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Engine> engine_;
+  std::shared_ptr<Collection> collection_;
+};
+
+TEST_F(ShardCandidatesTest, EveryShardGatheredAloneAndAssembledAnswersAsOneSearch) {
+  const char* variants[] = {
+      R"({"mode":"vector"})",
+      R"({"mode":"keyword"})",
+      R"({"mode":"hybrid"})",
+      R"({"mode":"hybrid","fusion":"rrf"})",
+      R"({"mode":"hybrid","fusion":"weighted","alpha":0.3})",
+      R"({"mode":"hybrid","group_by":"document"})",
+      R"({"mode":"hybrid","mmr":{"lambda":0.5}})",
+      R"({"mode":"keyword","filter":{"year":{"$gte":2010}}})",
+      R"({"mode":"vector","filter":{"year":{"$lt":2005}},"k":5})",
+      R"({"mode":"keyword","bm25":{"k1":0.9,"b":0.4},"k":20})",
+  };
+  const std::vector<uint32_t> all = collection_->ShardIds();
+  size_t compared = 0, nonempty = 0;
+  for (const std::string& claim : Claims(25)) {
+    for (const char* variant : variants) {
+      Json body = J(variant);
+      body["query"] = claim;
+      if (body.Find("k") == nullptr) body["k"] = 10;
+      body["shards"] = "all";
+      auto req = ParseQueryRequest(body, collection_->config().dim, true);
+      ASSERT_TRUE(req.ok()) << req.status().ToString() << " " << variant;
+      auto whole = collection_->Query(*req);
+      ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+      const QueryResult parts = Assembled(*req, all);
+      EXPECT_EQ(Hits(parts.hits), Hits(whole->hits)) << variant << ": " << claim;
+      if (!parts.hits.empty()) {
+        EXPECT_EQ(parts.hits[0].text, whole->hits[0].text);
+        EXPECT_EQ(parts.hits[0].metadata.Dump(), whole->hits[0].metadata.Dump());
+      }
+      ++compared;
+      nonempty += !whole->hits.empty();
+    }
+  }
+  EXPECT_EQ(compared, 250u);
+  EXPECT_GT(nonempty, 200u);
+}
+
+TEST_F(ShardCandidatesTest, TheRoutedShardsAloneAnswerAsARoutedSearch) {
+  size_t compared = 0;
+  for (const std::string& claim : Claims(40)) {
+    Json body = J(R"({"mode":"hybrid","k":10})");
+    body["query"] = claim;
+    auto req = ParseQueryRequest(body, collection_->config().dim, true);
+    ASSERT_TRUE(req.ok());
+    auto routed = collection_->Query(*req);
+    ASSERT_TRUE(routed.ok());
+    ASSERT_TRUE(routed->route.has_value());
+    if (routed->route->widened) continue;  // too few hits: the search went to every shard
+    EXPECT_EQ(Hits(Assembled(*req, routed->route->shards).hits), Hits(routed->hits)) << claim;
+    EXPECT_LT(routed->route->shards.size(), collection_->ShardIds().size()) << "routing searched a subset";
+    ++compared;
+  }
+  EXPECT_GT(compared, 30u);
+}
+
+TEST_F(ShardCandidatesTest, AShardNotHeldIsNamedAndCorruptPartsAreRefused) {
+  auto req = ParseQueryRequest(J(R"({"query":"cells","mode":"hybrid"})"), collection_->config().dim, true);
+  ASSERT_TRUE(req.ok());
+  QueryMode mode;
+  auto missing = collection_->Candidates(RequestContext::Background(), *req, {9999}, {}, &mode);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("9999"), std::string::npos);
+  EXPECT_EQ(collection_->Candidates(RequestContext::Background(), *req, {}, {9999}, &mode).status().code(),
+            StatusCode::kNotFound);
+  auto part = collection_->Candidates(RequestContext::Background(), *req, collection_->ShardIds(),
+                                      collection_->ShardIds(), &mode);
+  ASSERT_TRUE(part.ok());
+  ASSERT_FALSE(part->by_keyword.empty());
+  const std::string bytes = EncodeShardCandidates(*part);
+  for (size_t n = 0; n < bytes.size(); n += 7) {
+    auto cut = DecodeShardCandidates(bytes.substr(0, n));
+    ASSERT_FALSE(cut.ok()) << n;
+    EXPECT_EQ(cut.status().reason(), "invalid_candidates");
+  }
+  EXPECT_FALSE(DecodeShardCandidates(bytes + "x").ok());
+}
+
+}  // namespace
+}  // namespace contextd
