@@ -5,6 +5,10 @@
 //     in-process (glove embedder, vector mode): shards grown by logged splits as the corpus
 //     is ingested, then reopened without saved graphs (the stored layout places every
 //     chunk again); routing options swept per query.
+//   shard_bench scatter [--data DIR] [--nodes 3] [--max-shard-chunks N]: SciFact in-process,
+//     each query answered by one search and by scatter-gather over its shards dealt to
+//     NODES nodes (QueryExecutor::Gather per node, the parts through their wire form,
+//     Assemble): CPU per query both ways and how many answers differ (none should).
 //   shard_bench synthetic [--n 1000000] [--dim 64] [--shards 16]: a topical collection
 //     (topics > subtopics > points, unit vectors) partitioned by the same balanced k-means;
 //     each probed shard scanned exactly, so the figure is the router's alone.
@@ -21,6 +25,8 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
+#include "engine/query_executor.h"
+#include "engine/shard_candidates.h"
 #include "engine/shards.h"
 #include "eval/metrics.h"
 #include "index/search_types.h"
@@ -155,6 +161,107 @@ int SciFact(const std::string& data, const std::string& models, size_t max_shard
   return 0;
 }
 
+double CpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
+// The cost of answering by scatter-gather instead of one search, on one machine: what the
+// parts and their assembly add, before any network.
+int Scatter(const std::string& data, const std::string& models, size_t max_shard_chunks, size_t nodes) {
+  auto corpus = ReadBeirCorpus(data + "/corpus.jsonl");
+  auto queries = ReadBeirQueries(data + "/queries.train.jsonl");
+  if (!corpus.ok() || !queries.ok()) {
+    std::fprintf(stderr, "cannot read SciFact under %s\n", data.c_str());
+    return 1;
+  }
+  const std::string work = std::filesystem::temp_directory_path() / ("contextd-scatter-" + std::to_string(getpid()));
+  std::filesystem::remove_all(work);
+  EngineOptions eo;
+  eo.data_dir = work;
+  eo.models_dir = models;
+  MetricsRegistry metrics;
+  auto engine = Engine::Open(eo, &metrics);
+  if (!engine.ok()) return 1;
+  EmbedderRegistry catalog(models);
+  Json spec = *ParseJson(R"({"embedder":"glove","cache":{"enabled":false}})");
+  spec["sharding"]["max_shard_chunks"] = static_cast<int64_t>(max_shard_chunks);
+  std::shared_ptr<Collection> c = *CreateFromSpec(*(*engine), catalog, kDefaultTenant, "scifact", spec);
+  for (size_t i = 0; i < corpus->size(); i += 256) {
+    std::vector<DocumentInput> batch;
+    for (size_t j = i; j < std::min(corpus->size(), i + 256); ++j)
+      batch.push_back({(*corpus)[j].id, (*corpus)[j].title, (*corpus)[j].text});
+    UpsertResult r;
+    if (!c->Upsert(std::move(batch), &r).ok()) return 1;
+  }
+  c->WaitForSplits();
+  const std::vector<uint32_t> shards = c->ShardIds();
+  auto glove = catalog.ByModel(c->config().model);
+  // Queries embedded up front: both ways then do the same search work.
+  std::vector<QueryRequest> requests;
+  for (const BeirQuery& q : *queries) {
+    Json body = Json::MakeObject();
+    body["query"] = q.text;
+    body["k"] = 10;
+    QueryRequest req = *ParseQueryRequest(body, c->config().dim, true);
+    std::vector<float> v(static_cast<size_t>(c->config().dim));
+    if (!glove->Embed({q.text}, v.data()).ok()) return 1;
+    req.vector = std::move(v);
+    requests.push_back(std::move(req));
+  }
+  for (QueryMode m : {QueryMode::kKeyword, QueryMode::kVector, QueryMode::kHybrid}) {
+    const std::string mode(QueryModeName(m));
+    std::vector<QueryResult> one(requests.size());
+    std::vector<std::vector<uint32_t>> routes(requests.size());
+    double t0 = CpuSeconds();
+    for (size_t i = 0; i < requests.size(); ++i) {
+      requests[i].mode = m;
+      one[i] = *c->Query(requests[i]);
+      if (one[i].route) routes[i] = one[i].route->shards;
+    }
+    const double one_us = (CpuSeconds() - t0) * 1e6 / static_cast<double>(requests.size());
+    size_t differ = 0, bytes = 0;
+    t0 = CpuSeconds();
+    for (size_t i = 0; i < requests.size(); ++i) {
+      std::vector<ShardCandidates> parts;
+      for (size_t node = 0; node < nodes; ++node) {
+        // This node's shards: every nodes-th one. Vectors from the routed ones among them.
+        std::vector<uint32_t> mine, routed;
+        for (size_t s = node; s < shards.size(); s += nodes) mine.push_back(shards[s]);
+        for (uint32_t id : mine)
+          if (std::find(routes[i].begin(), routes[i].end(), id) != routes[i].end()) routed.push_back(id);
+        QueryMode ran = m;
+        auto part = c->Candidates(RequestContext::Background(), requests[i], routed, mine, &ran);
+        if (!part.ok()) return 1;
+        const std::string wire = EncodeShardCandidates(*part);
+        bytes += wire.size();
+        parts.push_back(*DecodeShardCandidates(wire));
+      }
+      QueryResult assembled;
+      if (!QueryExecutor::Assemble(RequestContext::Background(), requests[i], m, c->config().dim, parts, &assembled)
+               .ok())
+        return 1;
+      bool same = assembled.hits.size() == one[i].hits.size();
+      for (size_t h = 0; same && h < assembled.hits.size(); ++h)
+        same = assembled.hits[h].doc_id == one[i].hits[h].doc_id && assembled.hits[h].chunk == one[i].hits[h].chunk &&
+               assembled.hits[h].score == one[i].hits[h].score;
+      differ += !same;
+    }
+    const double scatter_us = (CpuSeconds() - t0) * 1e6 / static_cast<double>(requests.size());
+    std::printf(
+        R"({"mode":"%s","shards":%zu,"nodes":%zu,"queries":%zu,"one_search_cpu_us":%.1f,"scatter_gather_cpu_us":%.1f,"ratio":%.2f,"wire_bytes_per_query":%zu,"answers_differing":%zu})"
+        "\n",
+        mode.c_str(), shards.size(), nodes, requests.size(), one_us, scatter_us, scatter_us / one_us,
+        bytes / requests.size(), differ);
+    std::fflush(stdout);
+  }
+  c.reset();
+  engine->reset();
+  std::filesystem::remove_all(work);
+  return 0;
+}
+
 int Synthetic(size_t n, size_t dim, size_t shard_count, size_t query_count, float spread) {
   // Topics > subtopics > points: 64 topics of 16 subtopics each; noise sized so that a
   // point's 10 nearest neighbours usually share its topic but often not its subtopic;
@@ -244,6 +351,12 @@ int Main(int argc, char** argv) {
   sci->add_option("--data", data);
   sci->add_option("--models", models);
   sci->add_option("--max-shard-chunks", max_shard_chunks);
+  size_t nodes = 3;
+  auto* sca = app.add_subcommand("scatter", "SciFact: one search against scatter-gather over NODES nodes");
+  sca->add_option("--data", data);
+  sca->add_option("--models", models);
+  sca->add_option("--max-shard-chunks", max_shard_chunks);
+  sca->add_option("--nodes", nodes);
   auto* syn = app.add_subcommand("synthetic", "topical synthetic vectors, routing alone");
   syn->add_option("--n", n);
   syn->add_option("--dim", dim);
@@ -253,6 +366,7 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   kSweep = ParseSweep(sweep);
   if (sci->parsed()) return SciFact(data, models, max_shard_chunks);
+  if (sca->parsed()) return Scatter(data, models, max_shard_chunks, nodes);
   return Synthetic(n, dim, shards, query_count, spread);
 }
 
