@@ -238,10 +238,9 @@ int Scatter(const std::string& data, const std::string& models, size_t max_shard
         bytes += wire.size();
         parts.push_back(*DecodeShardCandidates(wire));
       }
-      QueryResult assembled;
-      if (!QueryExecutor::Assemble(RequestContext::Background(), requests[i], m, c->config().dim, parts, &assembled)
-               .ok())
-        return 1;
+      auto result = c->Assemble(RequestContext::Background(), requests[i], m, parts);
+      if (!result.ok()) return 1;
+      const QueryResult& assembled = *result;
       bool same = assembled.hits.size() == one[i].hits.size();
       for (size_t h = 0; same && h < assembled.hits.size(); ++h)
         same = assembled.hits[h].doc_id == one[i].hits[h].doc_id && assembled.hits[h].chunk == one[i].hits[h].chunk &&

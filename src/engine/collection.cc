@@ -202,6 +202,23 @@ StatusOr<ShardCandidates> Collection::Candidates(const RequestContext& ctx, cons
   return out;
 }
 
+StatusOr<QueryResult> Collection::Assemble(const RequestContext& ctx, const QueryRequest& req, QueryMode mode,
+                                           const std::vector<ShardCandidates>& parts) const {
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  QueryResult result;
+  result.mode = mode;
+  CTX_RETURN_IF_ERROR(QueryExecutor::Assemble(ctx, req, mode, static_cast<size_t>(config_.dim), parts, &result));
+  ReaderLock lock(&mu_);
+  for (QueryHit& hit : result.hits) {
+    const DocumentTable::Document* doc = table_.Find(hit.doc_id);
+    // Written since the parts were gathered: the hit went with its document's old version.
+    if (doc == nullptr || hit.chunk >= doc->slots.size()) continue;
+    hit.text = table_.chunk(doc->slots[hit.chunk]).text;
+    hit.metadata = doc->metadata;
+  }
+  return result;
+}
+
 std::vector<uint32_t> Collection::ShardIds() const {
   ReaderLock lock(&mu_);
   return shards_.shard_ids();

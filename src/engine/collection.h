@@ -147,6 +147,10 @@ class Collection : public CollectionHandle {
   StatusOr<ShardCandidates> Candidates(const RequestContext& ctx, const QueryRequest& req,
                                        const std::vector<uint32_t>& vector_shards,
                                        const std::vector<uint32_t>& keyword_shards, QueryMode* mode) const;
+  // The answer from the parts of every probed shard (QueryExecutor::Assemble), with the
+  // final hits' texts and metadata from this node (every node stores every document).
+  StatusOr<QueryResult> Assemble(const RequestContext& ctx, const QueryRequest& req, QueryMode mode,
+                                 const std::vector<ShardCandidates>& parts) const;
   // The shards held here, in routing order.
   std::vector<uint32_t> ShardIds() const;
 

@@ -159,7 +159,7 @@ Status QueryExecutor::Gather(const RequestContext& ctx, const QueryRequest& req,
   const auto fill = [&](const std::vector<ScoredSlot>& list, std::vector<CandidateChunk>* into) {
     for (const ScoredSlot& s : list) {
       const DocumentTable::Chunk& c = table_.chunk(s.slot);
-      CandidateChunk chunk{s.slot, s.score, c.doc->id, c.ordinal, c.text, c.doc->metadata, {}};
+      CandidateChunk chunk{s.slot, s.score, c.doc->id, c.ordinal, {}};
       if (req.mmr_lambda) {
         chunk.vector.resize(dim);
         shards_.CopyVector(s.slot, chunk.vector.data());
@@ -218,7 +218,7 @@ Status QueryExecutor::Assemble(const RequestContext& ctx, const QueryRequest& re
   result->hits.reserve(ranked.size());
   for (const auto& r : ranked) {
     const CandidateChunk& c = *pool[r.slot];
-    result->hits.push_back({c.doc_id, c.ordinal, c.text, r.score, c.metadata});
+    result->hits.push_back({c.doc_id, c.ordinal, "", r.score, Json::MakeObject()});
   }
   result->rank_fused = mode == QueryMode::kHybrid && req.fusion == Fusion::kRrf;
   return Status::Ok();

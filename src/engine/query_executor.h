@@ -61,7 +61,8 @@ class QueryExecutor {
   //            the whole collection;
   //   Assemble (on the node answering): the parts of every probed shard merged by score,
   //            then fused, grouped and diversified as Run does; charges ctx with the
-  //            chunks the parts scored.
+  //            chunks the parts scored. The hits have no text or metadata yet: the
+  //            caller fetches those of the final hits (Collection::Assemble).
   // Assembled from the parts of the shards Run would search (its routed shards for vectors,
   // every shard for keywords), the hits equal Run's.
   // NotFound from Gather names a shard not held here. "expand_refs" is not done by

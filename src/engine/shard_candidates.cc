@@ -9,7 +9,7 @@ namespace contextd {
 namespace {
 
 // Format: 'Q', version, chunks scored, then each list: count, then per chunk slot, score
-// (raw float), document id, ordinal, text, metadata (JSON), vector length and floats.
+// (raw float), document id, ordinal, vector length and floats.
 constexpr char kMagic = 'Q';
 constexpr uint8_t kVersion = 1;
 
@@ -22,8 +22,6 @@ void PutList(std::string* out, const std::vector<CandidateChunk>& list) {
     wire::PutFloats(out, &c.score, 1);
     wire::PutBytes(out, c.doc_id);
     wire::PutVarint(out, c.ordinal);
-    wire::PutBytes(out, c.text);
-    wire::PutBytes(out, c.metadata.Dump());
     wire::PutVarint(out, c.vector.size());
     wire::PutFloats(out, c.vector.data(), c.vector.size());
   }
@@ -36,10 +34,8 @@ bool GetList(wire::Reader* r, std::vector<CandidateChunk>* list, std::string* wh
   for (CandidateChunk& c : *list) {
     uint64_t slot = 0, ordinal = 0, dim = 0;
     std::vector<float> score;
-    std::string metadata;
     if (!r->Varint(&slot) || slot > UINT32_MAX || !r->Floats(&score, 1) || !r->Bytes(&c.doc_id) ||
-        !r->Varint(&ordinal) || ordinal > UINT32_MAX || !r->Bytes(&c.text) || !r->Bytes(&metadata) ||
-        !r->Varint(&dim) || dim > 65536 || !r->Floats(&c.vector, dim)) {
+        !r->Varint(&ordinal) || ordinal > UINT32_MAX || !r->Varint(&dim) || dim > 65536 || !r->Floats(&c.vector, dim)) {
       return false;
     }
     c.slot = static_cast<uint32_t>(slot);
@@ -49,12 +45,6 @@ bool GetList(wire::Reader* r, std::vector<CandidateChunk>* list, std::string* wh
       *why = "a score is not a number";
       return false;
     }
-    auto parsed = ParseJson(metadata);
-    if (!parsed.ok() || !parsed->is_object()) {
-      *why = "metadata is not a JSON object";
-      return false;
-    }
-    c.metadata = std::move(parsed).value();
   }
   return true;
 }

@@ -1,10 +1,11 @@
 // ShardCandidates: one node's part of a query over some of a collection's shards: the best
 // chunks of each candidate list (by vector, by keyword, scored with the collection's own
-// statistics), self-contained so that they can travel from the node holding the shards to
-// the node answering. QueryExecutor::Gather makes a part; QueryExecutor::Assemble merges
+// statistics), as ids and scores, small enough to travel from the node holding the shards
+// to the node answering. QueryExecutor::Gather makes a part; QueryExecutor::Assemble merges
 // the parts of every probed shard into the answer a single node holding them all gives
 // (same hits, same scores, same order): the lists are merged by score before fusion,
-// grouping and diversity run, exactly as they run over one node's lists.
+// grouping and diversity run, exactly as they run over one node's lists. Only the final
+// hits' texts are then fetched (query-then-fetch): every node stores every document.
 //
 // The wire form (EncodeShardCandidates) is versioned binary; DecodeShardCandidates never
 // trusts its input.
@@ -17,7 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include "common/json.h"
 #include "common/status.h"
 
 namespace contextd {
@@ -29,8 +29,6 @@ struct CandidateChunk {
   float score = 0;
   std::string doc_id;
   uint32_t ordinal = 0;
-  std::string text;
-  Json metadata = Json::MakeObject();
   std::vector<float> vector;  // only when the answer needs it (diversity, "mmr")
 };
 

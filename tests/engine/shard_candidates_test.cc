@@ -82,10 +82,9 @@ class ShardCandidatesTest : public ::testing::Test {
       EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
       parts.push_back(std::move(decoded).value());
     }
-    QueryResult out;
-    EXPECT_TRUE(
-        QueryExecutor::Assemble(RequestContext::Background(), req, mode, collection_->config().dim, parts, &out).ok());
-    return out;
+    auto out = collection_->Assemble(RequestContext::Background(), req, mode, parts);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? std::move(out).value() : QueryResult();
   }
 
   TempDir dir_;
@@ -120,9 +119,10 @@ TEST_F(ShardCandidatesTest, EveryShardGatheredAloneAndAssembledAnswersAsOneSearc
       ASSERT_TRUE(whole.ok()) << whole.status().ToString();
       const QueryResult parts = Assembled(*req, all);
       EXPECT_EQ(Hits(parts.hits), Hits(whole->hits)) << variant << ": " << claim;
-      if (!parts.hits.empty()) {
-        EXPECT_EQ(parts.hits[0].text, whole->hits[0].text);
-        EXPECT_EQ(parts.hits[0].metadata.Dump(), whole->hits[0].metadata.Dump());
+      for (size_t h = 0; h < parts.hits.size() && h < whole->hits.size(); ++h) {
+        EXPECT_EQ(parts.hits[h].text, whole->hits[h].text)
+            << variant << " hit " << h << " " << parts.hits[h].doc_id << "#" << parts.hits[h].chunk;
+        EXPECT_EQ(parts.hits[h].metadata.Dump(), whole->hits[h].metadata.Dump());
       }
       ++compared;
       nonempty += !whole->hits.empty();
