@@ -110,8 +110,10 @@ bool Collection::ProposeSplit(size_t index) {
   m.shard = shard;
   m.dim = static_cast<uint32_t>(dim);
   m.vectors = std::move(km.centroids);
-  RequestContext ctx;
+  RequestContext ctx(clock_);
   ctx.tenant = tenant_;
+  // Shutting down: a log that cannot commit now is not waited for past the cut-off.
+  ctx.shutdown_ns = &abandon_indexing_ns_;
   // The same split proposed twice (a retry) is committed once.
   ctx.idempotency_key = "split-" + std::to_string(id_) + "-" + std::to_string(shard);
   ApplyResult applied;
