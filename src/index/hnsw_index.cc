@@ -611,7 +611,13 @@ std::vector<ScoredSlot> HnswIndex::ExactSearch(const float* query, size_t k, con
     }
   }
   const size_t keep = std::min(k, found.size());
-  std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(keep), found.end());
+  // Equal distances are ordered by label, not by internal id: ids follow the order of
+  // insertion, which a parallel build does not fix, so replicas (and restarts) holding the
+  // same chunks would otherwise keep different ones of a tie.
+  std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(keep), found.end(),
+                    [&](const Candidate& a, const Candidate& b) {
+                      return a.dist != b.dist ? a.dist < b.dist : labels_[a.id] < labels_[b.id];
+                    });
   found.resize(keep);
   return ToHits(found);
 }

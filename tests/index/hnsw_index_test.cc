@@ -177,6 +177,27 @@ TEST(HnswTest, ExactSearchMatchesBruteForceAndSkipsDeleted) {
   }
 }
 
+// Replicas build their graphs in different orders (a parallel build, a split's rebuild):
+// an exact search must keep the same ones of a tie, whatever the insertion order.
+TEST(HnswTest, ExactSearchBreaksTiesByLabelWhateverTheInsertionOrder) {
+  const int dim = 4;
+  const std::vector<float> same = {0.5f, 0.5f, 0.5f, 0.5f}, other = {1, 0, 0, 0};
+  for (Metric metric : {Metric::kCosine, Metric::kL2, Metric::kDot}) {
+    HnswIndex forward(dim, metric, {8, 50, 1, false}), backward(dim, metric, {8, 50, 1, false});
+    for (uint32_t label = 0; label < 40; ++label) forward.Add(label, label % 4 == 3 ? other.data() : same.data());
+    for (uint32_t label = 40; label-- > 0;) backward.Add(label, label % 4 == 3 ? other.data() : same.data());
+    const auto a = forward.ExactSearch(same.data(), 5), b = backward.ExactSearch(same.data(), 5);
+    ASSERT_EQ(a.size(), 5u);
+    ASSERT_EQ(b.size(), 5u);
+    for (size_t i = 0; i < 5; ++i) {
+      EXPECT_EQ(a[i].slot, b[i].slot) << "rank " << i;
+      EXPECT_EQ(a[i].score, b[i].score);
+    }
+    EXPECT_EQ(a[0].slot, 0u);
+    EXPECT_EQ(a[4].slot, 5u) << "the lowest labels of the tie, in order (3 is not in it)";
+  }
+}
+
 TEST(HnswTest, DeletedPointsAreNeverReturnedAndReinsertsAreFound) {
   const int dim = 16;
   auto points = Clustered(3000, dim, 10, 5);
