@@ -95,9 +95,8 @@ bool Collection::ProposeSplit(size_t index) {
     shards_.Members(shard, &slots);
   }
   const size_t dim = static_cast<size_t>(config_.dim);
-  std::vector<float> rows(slots.size() * dim);
-  size_t kept = 0;
-  for (uint32_t s : slots) kept += graph->CopyVector(s, &rows[kept * dim]);
+  std::vector<float> rows = ShardSet::VectorsOf(*graph, &slots);
+  const size_t kept = slots.size();
   if (kept < 2) return false;
   // Into enough children that each starts at about three quarters of the limit (a shard
   // that grew from a bulk load splits once, not log2 times), with balanced k-means.

@@ -81,7 +81,7 @@ uint32_t ShardSet::IndexFor(const float* vector) const {
   // Down the layout from its root to the first shard that exists here: the physical shards
   // always cover the layout (a split's children replace their parent only once built).
   uint32_t id = ShardLayout::kRoot;
-  while (id >= index_of_.size() || index_of_[id] == kNoShard) {
+  while (!Holds(id)) {
     const uint32_t next = layout_.Step(id, vector);
     if (next == id) return 0;  // unreachable while the invariant holds; never crash on it
     id = next;
@@ -145,7 +145,7 @@ size_t ShardSet::mapped_bytes() const {
 }
 
 bool ShardSet::Members(uint32_t shard_id, std::vector<uint32_t>* slots) const {
-  if (shard_id >= index_of_.size() || index_of_[shard_id] == kNoShard) return false;
+  if (!Holds(shard_id)) return false;
   const uint32_t i = index_of_[shard_id];
   slots->clear();
   for (uint32_t s = 0; s < shard_of_.size(); ++s) {
@@ -263,8 +263,7 @@ StatusOr<std::vector<ScoredSlot>> ShardSet::SearchIn(const std::vector<uint32_t>
                                                      size_t k, size_t ef, const SlotBitset* allowed) const {
   std::vector<uint32_t> indexes;
   for (uint32_t id : shard_ids) {
-    if (id >= index_of_.size() || index_of_[id] == kNoShard)
-      return NotFound("shard " + std::to_string(id) + " is not held here");
+    if (!Holds(id)) return NotFound("shard " + std::to_string(id) + " is not held here");
     indexes.push_back(index_of_[id]);
   }
   TopK top(k);
@@ -277,13 +276,25 @@ StatusOr<std::vector<ScoredSlot>> ShardSet::SearchIn(const std::vector<uint32_t>
 SlotBitset ShardSet::MembersOf(const std::vector<uint32_t>& shard_ids, size_t universe) const {
   std::vector<bool> wanted(shards_.size(), false);
   for (uint32_t id : shard_ids) {
-    if (id < index_of_.size() && index_of_[id] != kNoShard) wanted[index_of_[id]] = true;
+    if (Holds(id)) wanted[index_of_[id]] = true;
   }
   SlotBitset out(universe);
   for (uint32_t s = 0; s < shard_of_.size() && s < universe; ++s) {
     if (shard_of_[s] != kNoShard && wanted[shard_of_[s]]) out.Set(s);
   }
   return out;
+}
+
+std::vector<float> ShardSet::VectorsOf(const HnswIndex& graph, std::vector<uint32_t>* slots) {
+  const size_t dim = static_cast<size_t>(graph.dim());
+  std::vector<float> rows(slots->size() * dim);
+  size_t kept = 0;
+  for (uint32_t s : *slots) {
+    if (graph.CopyVector(s, &rows[kept * dim])) (*slots)[kept++] = s;
+  }
+  slots->resize(kept);
+  rows.resize(kept * dim);
+  return rows;
 }
 
 std::vector<uint32_t> ShardSet::shard_ids() const {
@@ -438,13 +449,8 @@ bool ShardSet::BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const {
   // The snapshot's vectors, from the old graph (a member deleted since is skipped; the log
   // has its delete anyway).
   std::vector<uint32_t>& members = job->members;
-  std::vector<float> rows(members.size() * dim_);
-  size_t kept = 0;
-  for (uint32_t s : members) {
-    if (job->old_graph->CopyVector(s, &rows[kept * dim_])) members[kept++] = s;
-  }
-  members.resize(kept);
-  rows.resize(kept * dim_);
+  const std::vector<float> rows = VectorsOf(*job->old_graph, &members);
+  const size_t kept = members.size();
   // Each member to its nearest child, as the layout places it (one step down: a child
   // split since is built from its own pending split later).
   const size_t ways = job->ids.size();

@@ -151,6 +151,10 @@ class ShardSet {
   // The graph of the shard at `index`, whose vectors a split proposal clusters (the graph
   // locks itself: held, it needs no lock).
   std::shared_ptr<const HnswIndex> graph(size_t index) const { return shards_[index]->graph; }
+  // The vectors of `slots` in `graph`, packed in order; slots the graph no longer holds
+  // (deleted since they were listed) are dropped from *slots. Reads only the graph, which
+  // locks itself: no lock needed.
+  static std::vector<float> VectorsOf(const HnswIndex& graph, std::vector<uint32_t>* slots);
   uint32_t shard_id(size_t index) const { return shards_[index]->id; }
   size_t shard_chunks(size_t index) const { return shards_[index]->chunks; }
   // REQUIRES: PendingSplit() named `index`.

@@ -21,13 +21,6 @@ void ScoreCentroids(Metric metric, const float* query, const float* centroids, s
   }
 }
 
-uint32_t NearestCentroid(Metric metric, const float* vector, const float* centroids, size_t n, size_t dim) {
-  if (n == 1) return 0;
-  std::vector<float> scores(n);
-  ScoreCentroids(metric, vector, centroids, n, dim, scores.data());
-  return static_cast<uint32_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
-}
-
 RouteDecision RouteShards(const std::vector<float>& scores, const ShardingOptions& options) {
   RouteDecision d;
   const size_t n = scores.size();

@@ -16,8 +16,8 @@
 namespace contextd {
 
 struct ShardingOptions {
-  // A shard past this many chunks is split in two (2-means); a collection loaded with more
-  // starts with about N / (0.75 * max) shards from k-means.
+  // A shard past this many chunks is split by balanced k-means into InitialShardCount()
+  // children (two for a shard that just passed it), as a logged split (shard_layout.h).
   size_t max_shard_chunks = 100000;
   // Routing, with score differences measured in units of the spread of the centroid scores
   // (best minus mean): the same setting then fits embedders whose similarities crowd
@@ -38,11 +38,6 @@ struct ShardingOptions {
 // (both unit length) and dot collections, minus the squared distance for l2.
 // centroids: n * dim floats; out: n floats.
 void ScoreCentroids(Metric metric, const float* query, const float* centroids, size_t n, size_t dim, float* out);
-
-// The centroid nearest `vector`: the best ScoreCentroids score, the first on a tie. Where
-// a new chunk goes; every replica of a shard decides with this one function, so they
-// agree. centroids: n * dim floats, n >= 1.
-uint32_t NearestCentroid(Metric metric, const float* vector, const float* centroids, size_t n, size_t dim);
 
 struct RouteDecision {
   std::vector<uint32_t> shards;  // indexes into the centroids, best first
@@ -72,7 +67,7 @@ KMeansResult BalancedKMeans(const float* vectors, size_t n, size_t dim, size_t k
 std::vector<float> ClusterMeans(const float* vectors, size_t n, size_t dim, const uint32_t* assignment, size_t k,
                                 Metric metric, std::vector<size_t>* counts = nullptr);
 
-// The number of shards a collection of n chunks starts with.
+// How many shards n chunks are split into: about n / (0.75 * max), 1 when n fits.
 size_t InitialShardCount(size_t n, const ShardingOptions& options);
 
 }  // namespace contextd
