@@ -14,6 +14,15 @@
 namespace contextd {
 namespace {
 
+// The real monotonic clock, with the wall clock stopped an hour after the fixture was written
+// (2026-12-04 04:06 UTC): its sessions expire a day after their last turn, so on the real
+// date this test would stop passing a day after the fixture was made.
+class FixtureDayClock final : public Clock {
+ public:
+  int64_t NowNanos() const override { return SystemClock::Default()->NowNanos(); }
+  int64_t WallMillis() const override { return 1796360400000; }  // 2026-12-04 05:00 UTC
+};
+
 class MigrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -26,13 +35,24 @@ class MigrationTest : public ::testing::Test {
     return ctx;
   }
 
+  std::unique_ptr<Engine> Open() {
+    EngineOptions o;
+    o.data_dir = data();
+    o.models_dir = CONTEXTD_MODELS_DIR;
+    o.clock = &clock_;
+    auto e = Engine::Open(o, &metrics_);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    return e.ok() ? std::move(e).value() : nullptr;
+  }
+
   TempDir dir_;
+  FixtureDayClock clock_;
   MetricsRegistry metrics_;
 };
 
 TEST_F(MigrationTest, EveryTenantsDataSurvivesTheUpgrade) {
   for (int open = 0; open < 2; ++open) {  // the upgrade, then an ordinary restart
-    auto engine = OpenTestEngine(data(), &metrics_);
+    auto engine = Open();
     ASSERT_NE(engine, nullptr);
     for (const std::string tenant : {"default", "acme"}) {
       SCOPED_TRACE(tenant + " (open " + std::to_string(open) + ")");
