@@ -68,6 +68,8 @@ struct ServeOptions {
   // Messages of the update log kept behind the lowest durable mark of the nodes (older
   // ones are purged): a node that restarts within them catches up by replay.
   int64_t log_keep = 10000;
+  // Copies of each topic shard among the data nodes (the shard map's replicas).
+  int shard_replicas = 2;
   // redis://HOST:PORT shared by the nodes: rate limits are cluster-wide through it (empty:
   // each node keeps its own).
   std::string redis;

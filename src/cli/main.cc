@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
                               "redis://HOST:PORT shared by the nodes: rate limits hold across all of them");
   auto* replicas =
       ranged("--replicas", serve.replicas, kReplicasRange, "Cluster mode: replicas of the update log's stream");
+  auto* shard_replicas = ranged("--shard-replicas", serve.shard_replicas, kReplicasRange,
+                                "Cluster mode: copies of each topic shard among the data nodes");
   auto* log_keep = ranged("--log-keep", serve.log_keep, kLogKeepRange,
                           "Cluster mode: update-log messages kept behind what every node has made durable");
   auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
       if (!redis->count()) serve.redis = from_file.redis;
       if (!replicas->count()) serve.replicas = from_file.replicas;
       if (!log_keep->count()) serve.log_keep = from_file.log_keep;
+      if (!shard_replicas->count()) serve.shard_replicas = from_file.shard_replicas;
       if (!auth->count()) serve.auth = from_file.auth;
       if (!min_free->count()) serve.min_free_disk_mb = from_file.min_free_disk_mb;
       serve.admin_key = from_file.admin_key;

@@ -20,6 +20,7 @@
 #include "cli/cluster_seed.h"
 #include "cli/commands.h"
 #include "cluster/jetstream_log.h"
+#include "cluster/shard_router.h"
 #include "common/json.h"
 #include "common/memory.h"
 #include "common/metrics.h"
@@ -67,6 +68,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"min_free_disk_mb", kMinFreeDiskMbRange, [o](int64_t n) { o->min_free_disk_mb = n; }},
       {"replicas", kReplicasRange, [o](int64_t n) { o->replicas = static_cast<int>(n); }},
       {"log_keep", kLogKeepRange, [o](int64_t n) { o->log_keep = n; }},
+      {"shard_replicas", kReplicasRange, [o](int64_t n) { o->shard_replicas = static_cast<int>(n); }},
   };
   for (const auto& [k, v] : j.as_object()) {
     auto number =
@@ -181,6 +183,7 @@ int RunServe(const ServeOptions& o) {
     lo.node_id = o.node_id.empty() ? std::string(host) : o.node_id;
     lo.replicas = o.replicas;
     lo.log_keep = static_cast<uint64_t>(o.log_keep);
+    lo.shard_replicas = o.shard_replicas;
     lo.metrics = &metrics;
     // A new node of a cluster whose log no longer starts at 1 needs a member's copy first.
     if (const Status seeded = SeedFromClusterIfNeeded(lo, o.data_dir, o.admin_key); !seeded.ok()) {
@@ -263,6 +266,16 @@ int RunServe(const ServeOptions& o) {
         }
         l["members"] = std::move(members);
         j["log"] = std::move(l);
+        // Which data nodes hold shards, and how many copies of each: a shard's holders are
+        // the map's rendezvous choice among these nodes (cluster/shard_map.h).
+        const ShardMap map = log->shard_map();
+        Json sm = Json::MakeObject();
+        sm["epoch"] = static_cast<int64_t>(map.epoch);
+        sm["replicas"] = map.replicas;
+        Json holders = Json::MakeArray();
+        for (const std::string& n : map.nodes) holders.push_back(Json(n));
+        sm["nodes"] = std::move(holders);
+        j["shard_map"] = std::move(sm);
         // Every node heard from: "up" within three heartbeats, "suspect" within ten
         // seconds, "down" after (kept, so an operator sees who went).
         Json nodes = Json::MakeArray();
@@ -332,6 +345,23 @@ int RunServe(const ServeOptions& o) {
         *answered = static_cast<int>(parts.size());
         return MergeUsageRows(parts);
       };
+    }
+    // Cluster mode: queries ask the holders of the shards they need (cluster/shard_router.h),
+    // and this node answers for the shards it holds, several questions at once.
+    std::unique_ptr<ClusterShardRouter::Cluster> router_cluster;
+    std::unique_ptr<ClusterShardRouter> router;
+    if (log != nullptr) {
+      Engine* e = engine->get();
+      const ClusterShardRouter::LocalAnswer local = [e](const ShardQuery& q) { return e->AnswerShardQuery(q); };
+      router_cluster = ClusterOfLog(log, lo.heartbeat_ms);
+      ClusterShardRouter::Options ro;
+      ro.metrics = &metrics;
+      router = std::make_unique<ClusterShardRouter>(router_cluster.get(), local, ro);
+      log->Answer(
+          "search." + lo.node_id,
+          [log, local](std::string_view q) { return ClusterShardRouter::Answer(q, log->shard_map().epoch, local); },
+          ao.search_threads);
+      e->SetShardRouter(router.get());
     }
     // Storage priced per GB-month: charged each minute into the ledger.
     std::unique_ptr<StorageMeter> storage_meter;
@@ -440,6 +470,7 @@ int RunServe(const ServeOptions& o) {
     const size_t cut_off = server.Shutdown(std::chrono::milliseconds(o.shutdown_grace_ms));
     if (cut_off > 0) spdlog::warn("{} requests were still running after the grace period; cut off", cut_off);
     if (log != nullptr) log->StopAnswering();  // its handlers read the ledger, gone after this block
+    (*engine)->SetShardRouter(nullptr);        // the router goes with this block too
     metrics.RemoveCollector(accept_collector);
     if (cluster_collector >= 0) metrics.RemoveCollector(cluster_collector);
     // The grace is a hard bound: what is left (a write waiting on a provider, a shard split,

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/shard_map.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "engine/update_log.h"
@@ -59,6 +60,12 @@ struct JetStreamLogOptions {
   int durable_mark_ms = 5000;
   uint64_t log_keep = 10000;
   int64_t forget_node_after_s = 86400;
+  // The shard map (cluster/shard_map.h): its bucket, the copies of each shard, and how long
+  // a data node may go unheard before the housekeeping node takes it out of the map (its
+  // shards then go to the others; until then queries skip it and ask another holder).
+  std::string shards_bucket = "CONTEXTD_SHARDS";
+  int shard_replicas = 2;
+  int shard_map_grace_ms = 5000;
   // contextd_log_* metrics go here when set: commits by result, publish retries, purges,
   // the applied, first and last sequences, and whether the node is blocked.
   MetricsRegistry* metrics = nullptr;
@@ -142,7 +149,23 @@ class JetStreamUpdateLog : public UpdateLog {
   // `handler` (run on the subscription's thread; the handler must outlive the log).
   // AskAll() asks every node and returns the answers that arrive within `timeout_ms`,
   // this node's included, stopping early once `expected` have come.
-  void Answer(const std::string& topic, std::function<std::string(std::string_view)> handler);
+  // threads > 1: questions are answered on that many threads, several at once.
+  void Answer(const std::string& topic, std::function<std::string(std::string_view)> handler, size_t threads = 1);
+  // Asks each question's node (the one answering "TOPIC.NODE"), all at once, and waits up
+  // to `timeout_ms` for the answers: one per question, in order, Unavailable
+  // (node_unavailable) where none came (no such node, it is down, or slow). `meanwhile`
+  // runs once the questions are sent (this node's own share of the work).
+  struct Question {
+    std::string node, payload;
+  };
+  std::vector<StatusOr<std::string>> AskEach(const std::string& topic, const std::vector<Question>& questions,
+                                             int timeout_ms, const std::function<void()>& meanwhile = {}) const;
+
+  // The shard map this node routes by (epoch 0 until one was read), read again from its
+  // bucket at every heartbeat; RefreshShardMap() reads it now.
+  ShardMap shard_map() const;
+  void RefreshShardMap();
+  const std::string& node_id() const;
   std::vector<std::string> AskAll(const std::string& topic, const std::string& payload, int timeout_ms,
                                   size_t expected) const;
   // Stops answering, waiting out any handler still running: call it before what the

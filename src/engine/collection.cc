@@ -184,46 +184,6 @@ Status Collection::QueryInputs(const RequestContext& ctx, const QueryRequest& re
   return Status::Ok();
 }
 
-StatusOr<ShardCandidates> Collection::Candidates(const RequestContext& ctx, const QueryRequest& req,
-                                                 const std::vector<uint32_t>& vector_shards,
-                                                 const std::vector<uint32_t>& keyword_shards, QueryMode* mode) const {
-  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
-  CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the search"));
-  QueryResult unused;
-  std::vector<float> qvec;
-  std::vector<std::string> terms;
-  std::vector<float> term_weights;
-  CTX_RETURN_IF_ERROR(QueryInputs(ctx, req, &unused, mode, &qvec, &terms, &term_weights));
-  ShardCandidates out;
-  ReaderLock lock(&mu_);
-  const QueryExecutor executor(table_, shards_, *analyzer_, config_);
-  CTX_RETURN_IF_ERROR(
-      executor.Gather(ctx, req, {*mode, &qvec, &terms, &term_weights}, vector_shards, keyword_shards, &out));
-  return out;
-}
-
-StatusOr<QueryResult> Collection::Assemble(const RequestContext& ctx, const QueryRequest& req, QueryMode mode,
-                                           const std::vector<ShardCandidates>& parts) const {
-  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
-  QueryResult result;
-  result.mode = mode;
-  CTX_RETURN_IF_ERROR(QueryExecutor::Assemble(ctx, req, mode, static_cast<size_t>(config_.dim), parts, &result));
-  ReaderLock lock(&mu_);
-  for (QueryHit& hit : result.hits) {
-    const DocumentTable::Document* doc = table_.Find(hit.doc_id);
-    // Written since the parts were gathered: the hit went with its document's old version.
-    if (doc == nullptr || hit.chunk >= doc->slots.size()) continue;
-    hit.text = table_.chunk(doc->slots[hit.chunk]).text;
-    hit.metadata = doc->metadata;
-  }
-  return result;
-}
-
-std::vector<uint32_t> Collection::ShardIds() const {
-  ReaderLock lock(&mu_);
-  return shards_.shard_ids();
-}
-
 StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRequest& req) const {
   if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the search"));
@@ -254,13 +214,21 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   }
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the index search"));
   QueryExecutor::Extras extras;
-  {
+  ShardRouter* const router = router_.load();
+  if (router != nullptr && router->Spreads()) {
+    CTX_RETURN_IF_ERROR(QueryAcrossNodes(ctx, req, *router, {mode, &qvec, &terms, &term_weights}, &result, &extras));
+  } else {
     ReaderLock lock(&mu_);
     const QueryExecutor executor(table_, shards_, *analyzer_, config_);
     CTX_RETURN_IF_ERROR(executor.Run(ctx, req, {mode, &qvec, &terms, &term_weights}, &result, &extras));
+    // In a cluster every answer says what it covered; here, every shard, from this node.
+    if (router != nullptr) result.coverage = QueryResult::Coverage{shards_.size(), shards_.size(), 1};
   }
   result.search_ms = Millis(clock_->NowNanos() - t1);
-  cache_.Store(pass, mode, qvec, extras, result);
+  // An answer missing some shards is not kept: the next asker may reach them.
+  if (!result.coverage || result.coverage->answered == result.coverage->shards) {
+    cache_.Store(pass, mode, qvec, extras, result);
+  }
   return result;
 }
 

@@ -40,9 +40,11 @@
 #include "engine/document_table.h"
 #include "engine/mutation.h"
 #include "engine/query_cache_layer.h"
+#include "engine/query_executor.h"
 #include "engine/requests.h"
 #include "engine/services.h"
 #include "engine/shard_candidates.h"
+#include "engine/shard_router.h"
 #include "engine/shard_set.h"
 #include "engine/shard_snapshot.h"
 #include "engine/snapshot_file.h"
@@ -153,6 +155,9 @@ class Collection : public CollectionHandle {
                                  const std::vector<ShardCandidates>& parts) const;
   // The shards held here, in routing order.
   std::vector<uint32_t> ShardIds() const;
+  // Cluster mode: queries ask the nodes holding the shards through `router` while it
+  // Spreads() (null: this node answers alone). It must outlive the collection's queries.
+  void set_router(ShardRouter* router) { router_ = router; }
 
   // Name, settings and counts, as returned by GET /v1/collections/{name}.
   CollectionInfo Describe() const override;
@@ -182,6 +187,11 @@ class Collection : public CollectionHandle {
   // The query's vector (embedded unless given) and keyword terms, and the mode it runs in.
   Status QueryInputs(const RequestContext& ctx, const QueryRequest& req, QueryResult* result, QueryMode* mode,
                      std::vector<float>* qvec, std::vector<std::string>* terms, std::vector<float>* term_weights) const;
+  // Query()'s search when the shards are spread over nodes: routes by centroid, asks the
+  // router for the parts, widens as a single node's search does, and assembles. Fills the
+  // hits, route and coverage; extras as Run's.
+  Status QueryAcrossNodes(const RequestContext& ctx, const QueryRequest& req, ShardRouter& router,
+                          const QueryExecutor::Input& in, QueryResult* result, QueryExecutor::Extras* extras) const;
   // Chunks and embeds the documents into an upsert mutation (the proposer's half).
   Status Prepare(const RequestContext& ctx, std::vector<DocumentInput> docs, Mutation* m) const;
   Status ApplyUpsert(Mutation m, ApplyResult* result);
@@ -232,6 +242,7 @@ class Collection : public CollectionHandle {
   // Serialises split applies: each stores the layout it makes from the one before.
   Mutex layout_mu_;
   std::atomic<bool> stop_{false};
+  std::atomic<ShardRouter*> router_{nullptr};
   std::atomic<int64_t> abandon_indexing_ns_{0};  // 0: never (see AbandonIndexingAt)
   std::atomic<bool> graph_incomplete_{false};
 

@@ -58,6 +58,13 @@ struct QueryResult {
     bool widened = false;
   };
   std::optional<Route> route;
+  // A query whose shards are held on several nodes (cluster mode): the distinct shards it
+  // needed, how many of them some holder answered for, and the nodes that answered.
+  // answered < shards means part of the collection is missing from the answer.
+  struct Coverage {
+    size_t shards = 0, answered = 0, nodes = 0;
+  };
+  std::optional<Coverage> coverage;
 };
 
 // GET /v1/collections/{name}: settings and counts.

@@ -120,8 +120,9 @@ Status Collection::Apply(Mutation m, ApplyResult* result) {
     case MutationKind::kSplitShard:
       return ApplySplit(m, result);
     default:
-      return InvalidArgument("a collection applies upserts, deletes and splits, not " + std::string(MutationKindName(m.kind)),
-                             "invalid_mutation");
+      return InvalidArgument(
+          "a collection applies upserts, deletes and splits, not " + std::string(MutationKindName(m.kind)),
+          "invalid_mutation");
   }
 }
 

@@ -428,6 +428,7 @@ Status Engine::ApplyCreate(const Mutation& m) {
   auto created = std::make_shared<Collection>(m.tenant, m.collection, id, config, embedder, store_.get(), log_.get(),
                                               options_.clock, VectorDir());
   if (abandon_indexing_ns_ != 0) created->AbandonIndexingAt(abandon_indexing_ns_);
+  created->set_router(router_);
   collections_[{m.tenant, m.collection}] = std::move(created);
   return Status::Ok();
 }
@@ -598,6 +599,31 @@ void Engine::RenderMetrics(std::string* out) const {
   *out += "# HELP contextd_process_resident_bytes Resident memory of the process.\n";
   *out += "# TYPE contextd_process_resident_bytes gauge\n";
   *out += "contextd_process_resident_bytes " + std::to_string(ResidentBytes()) + "\n";
+}
+
+void Engine::SetShardRouter(ShardRouter* router) {
+  MutexLock lock(&mu_);
+  router_ = router;
+  for (auto& [key, c] : collections_) c->set_router(router);
+}
+
+StatusOr<ShardCandidates> Engine::AnswerShardQuery(const ShardQuery& q) const {
+  RequestContext ctx(options_.clock);
+  if (q.timeout_ms > 0) ctx.deadline_ns = options_.clock->NowNanos() + q.timeout_ms * 1000000;
+  // At least as fresh as the asking node: it may have applied writes this node has not.
+  if (q.read_after > applied_sequence() &&
+      !WaitForApplied(q.read_after, std::chrono::milliseconds(q.timeout_ms > 0 ? q.timeout_ms : 5000))) {
+    return DeadlineExceeded("this node has not applied sequence " + std::to_string(q.read_after) + " (it is at " +
+                                std::to_string(applied_sequence()) + ")",
+                            "apply_lagging");
+  }
+  CTX_ASSIGN_OR_RETURN(auto c, GetCollection(q.tenant, q.collection));
+  if (c->id() != q.collection_id) {
+    return NotFound("collection '" + q.collection + "' is not the one asked about (it was dropped and made again)",
+                    "collection_not_found");
+  }
+  QueryMode mode = q.request.mode;
+  return c->Candidates(ctx, q.request, q.vector_shards, q.keyword_shards, &mode);
 }
 
 }  // namespace contextd

@@ -179,6 +179,14 @@ class Engine : public MutationApplier,
   // next start.
   void AbandonIndexingAt(int64_t at_ns);
 
+  // Cluster mode: every collection's queries go through `router` while it Spreads() (null:
+  // each node answers alone). It must outlive the queries; unset it before it goes.
+  void SetShardRouter(ShardRouter* router);
+  // A node holding shards answers its part of another node's query: once it has applied
+  // q.read_after (DeadlineExceeded apply_lagging when it cannot within q.timeout_ms), from
+  // the collection q names if it is still the one asked about (NotFound otherwise).
+  StatusOr<ShardCandidates> AnswerShardQuery(const ShardQuery& q) const;
+
  private:
   // Every collection, taken under mu_ so the caller can work on them without it.
   std::vector<std::shared_ptr<Collection>> AllCollections() const;
@@ -219,6 +227,7 @@ class Engine : public MutationApplier,
   mutable Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Collection>> collections_ GUARDED_BY(mu_);
   int64_t abandon_indexing_ns_ GUARDED_BY(mu_) = 0;  // for collections created after it is set
+  ShardRouter* router_ GUARDED_BY(mu_) = nullptr;    // for collections created after it is set
 };
 
 }  // namespace contextd

@@ -66,18 +66,24 @@ class QueryExecutor {
   // Assembled from the parts of the shards Run would search (its routed shards for vectors,
   // every shard for keywords), the hits equal Run's.
   // NotFound from Gather names a shard not held here. "expand_refs" is not done by
-  // Assemble (the cited documents may be elsewhere).
+  // Assemble: the caller expands the assembled hits (ExpandRefs) where the cited
+  // documents are.
   Status Gather(const RequestContext& ctx, const QueryRequest& req, const Input& in,
                 const std::vector<uint32_t>& vector_shards, const std::vector<uint32_t>& keyword_shards,
                 ShardCandidates* out) const;
   static Status Assemble(const RequestContext& ctx, const QueryRequest& req, QueryMode mode, size_t dim,
                          const std::vector<ShardCandidates>& parts, QueryResult* result);
+  // How deep each candidate list goes (grouping, diversity and hybrid fusion want more
+  // than k).
+  static size_t Depth(const QueryRequest& req, QueryMode mode);
+  // Appends to *hits the best chunk of each document the hits cite and do not already
+  // contain; *cited receives every id cited.
+  void ExpandRefs(const std::vector<float>& query, const std::vector<std::string>& terms, std::vector<QueryHit>* hits,
+                  std::vector<std::string>* cited) const;
 
  private:
-  // How many hits the answer chooses among (grouping and diversity want more than k),
-  // and how deep each candidate list goes.
+  // How many hits the answer chooses among (grouping and diversity want more than k).
   static size_t Want(const QueryRequest& req);
-  static size_t Depth(const QueryRequest& req, QueryMode mode);
   // After the candidate lists (best first): the fusion of hybrid lists, grouping by
   // document and diversity, the same over one node's lists and over merged parts.
   // doc_of: a chunk's document; vector_of: its vector (false when it has none).
@@ -85,11 +91,6 @@ class QueryExecutor {
                      std::vector<ScoredSlot> by_vector, std::vector<ScoredSlot> by_keyword, size_t dim,
                      const std::function<std::string_view(uint32_t)>& doc_of,
                      const std::function<bool(uint32_t, float*)>& vector_of, std::vector<ScoredSlot>* ranked);
-
-  // Appends to *hits the best chunk of each document the hits cite and do not already
-  // contain; *cited receives every id cited.
-  void ExpandRefs(const std::vector<float>& query, const std::vector<std::string>& terms, std::vector<QueryHit>* hits,
-                  std::vector<std::string>* cited) const;
 
   const DocumentTable& table_;
   const ShardSet& shards_;

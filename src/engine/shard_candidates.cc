@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/json.h"
 #include "engine/wire_format.h"
+#include "index/filter.h"
 
 namespace contextd {
 namespace {
@@ -49,7 +51,126 @@ bool GetList(wire::Reader* r, std::vector<CandidateChunk>* list, std::string* wh
   return true;
 }
 
+// ShardQuery: 'S', version, then the fields in the order below; optional floats behind a
+// presence bit each.
+constexpr char kQueryMagic = 'S';
+constexpr uint8_t kQueryVersion = 1;
+constexpr uint64_t kHasVector = 1, kHasMmr = 2, kHasK1 = 4, kHasB = 8, kHasTitleBoost = 16, kGroupByDocument = 32;
+
+Status BadQuery(const std::string& what) { return InvalidArgument("shard query: " + what, "invalid_shard_query"); }
+
+void PutIds(std::string* out, const std::vector<uint32_t>& ids) {
+  wire::PutVarint(out, ids.size());
+  for (uint32_t id : ids) wire::PutVarint(out, id);
+}
+
+bool GetIds(wire::Reader* r, std::vector<uint32_t>* ids) {
+  uint64_t n = 0;
+  if (!r->Count(&n)) return false;
+  ids->resize(n);
+  for (uint32_t& id : *ids) {
+    uint64_t v = 0;
+    if (!r->Varint(&v) || v > UINT32_MAX) return false;
+    id = static_cast<uint32_t>(v);
+  }
+  return true;
+}
+
+void PutOptional(std::string* out, const std::optional<float>& v) {
+  if (v) wire::PutFloats(out, &*v, 1);
+}
+
+bool GetOptional(wire::Reader* r, bool present, std::optional<float>* v) {
+  if (!present) return true;
+  std::vector<float> f;
+  if (!r->Floats(&f, 1) || !std::isfinite(f[0])) return false;
+  *v = f[0];
+  return true;
+}
+
 }  // namespace
+
+std::string EncodeShardQuery(const ShardQuery& q) {
+  const QueryRequest& r = q.request;
+  std::string out;
+  out.push_back(kQueryMagic);
+  out.push_back(static_cast<char>(kQueryVersion));
+  wire::PutBytes(&out, q.tenant);
+  wire::PutBytes(&out, q.collection);
+  wire::PutVarint(&out, q.collection_id);
+  wire::PutVarint(&out, q.read_after);
+  wire::PutVarint(&out, q.epoch);
+  wire::PutVarint(&out, static_cast<uint64_t>(std::max<int64_t>(0, q.timeout_ms)));
+  const uint64_t flags = (r.vector ? kHasVector : 0) | (r.mmr_lambda ? kHasMmr : 0) | (r.bm25_k1 ? kHasK1 : 0) |
+                         (r.bm25_b ? kHasB : 0) | (r.title_boost ? kHasTitleBoost : 0) |
+                         (r.group_by_document ? kGroupByDocument : 0);
+  wire::PutVarint(&out, flags);
+  wire::PutVarint(&out, static_cast<uint64_t>(r.mode));
+  wire::PutVarint(&out, static_cast<uint64_t>(r.fusion));
+  wire::PutVarint(&out, r.k);
+  wire::PutVarint(&out, r.ef);
+  wire::PutVarint(&out, r.depth);
+  wire::PutBytes(&out, r.text);
+  wire::PutBytes(&out, r.filter_key);
+  if (r.vector) {
+    wire::PutVarint(&out, r.vector->size());
+    wire::PutFloats(&out, r.vector->data(), r.vector->size());
+  }
+  PutOptional(&out, r.mmr_lambda);
+  PutOptional(&out, r.bm25_k1);
+  PutOptional(&out, r.bm25_b);
+  PutOptional(&out, r.title_boost);
+  PutIds(&out, q.vector_shards);
+  PutIds(&out, q.keyword_shards);
+  return out;
+}
+
+StatusOr<ShardQuery> DecodeShardQuery(std::string_view in) {
+  if (in.size() < 2 || in[0] != kQueryMagic) return BadQuery("not a shard query");
+  if (static_cast<uint8_t>(in[1]) != kQueryVersion) return BadQuery("unknown version " + std::to_string(in[1]));
+  wire::Reader rd(in.substr(2));
+  ShardQuery q;
+  QueryRequest& r = q.request;
+  uint64_t timeout = 0, flags = 0, mode = 0, fusion = 0, k = 0, ef = 0, depth = 0;
+  if (!rd.Bytes(&q.tenant) || !rd.Bytes(&q.collection) || !rd.Varint(&q.collection_id) || !rd.Varint(&q.read_after) ||
+      !rd.Varint(&q.epoch) || !rd.Varint(&timeout) || !rd.Varint(&flags) || !rd.Varint(&mode) || !rd.Varint(&fusion) ||
+      !rd.Varint(&k) || !rd.Varint(&ef) || !rd.Varint(&depth) || !rd.Bytes(&r.text) || !rd.Bytes(&r.filter_key)) {
+    return BadQuery("truncated header");
+  }
+  if (mode > static_cast<uint64_t>(QueryMode::kHybrid)) return BadQuery("unknown mode " + std::to_string(mode));
+  if (fusion > static_cast<uint64_t>(Fusion::kWeighted)) return BadQuery("unknown fusion " + std::to_string(fusion));
+  if (k == 0 || k > kMaxK || ef > (1u << 20) || depth > (1u << 20) || timeout > (1ull << 40)) {
+    return BadQuery("k, ef, depth or the timeout out of range");
+  }
+  q.timeout_ms = static_cast<int64_t>(timeout);
+  r.mode = static_cast<QueryMode>(mode);
+  r.mode_given = true;
+  r.fusion = static_cast<Fusion>(fusion);
+  r.k = k;
+  r.ef = ef;
+  r.depth = depth;
+  r.group_by_document = (flags & kGroupByDocument) != 0;
+  if (flags & kHasVector) {
+    uint64_t dim = 0;
+    std::vector<float> v;
+    if (!rd.Varint(&dim) || dim == 0 || dim > 65536 || !rd.Floats(&v, dim)) return BadQuery("truncated vector");
+    r.vector = std::move(v);
+  }
+  if (!GetOptional(&rd, flags & kHasMmr, &r.mmr_lambda) || !GetOptional(&rd, flags & kHasK1, &r.bm25_k1) ||
+      !GetOptional(&rd, flags & kHasB, &r.bm25_b) || !GetOptional(&rd, flags & kHasTitleBoost, &r.title_boost)) {
+    return BadQuery("truncated or not finite parameters");
+  }
+  if (!GetIds(&rd, &q.vector_shards) || !GetIds(&rd, &q.keyword_shards)) return BadQuery("truncated shard lists");
+  if (!rd.done()) return BadQuery("trailing bytes");
+  if (!r.filter_key.empty()) {
+    auto spec = ParseJson(r.filter_key);
+    if (!spec.ok()) return BadQuery("the filter is not JSON");
+    auto filter = Filter::Parse(*spec);
+    if (!filter.ok()) return BadQuery(filter.status().message());
+    r.filter = std::move(filter).value();
+  }
+  return q;
+}
 
 std::string EncodeShardCandidates(const ShardCandidates& c) {
   std::string out;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/requests.h"
 
 namespace contextd {
 
@@ -37,6 +38,31 @@ struct ShardCandidates {
   std::vector<CandidateChunk> by_keyword;  // best first
   int64_t chunks_scored = 0;
 };
+
+// The question a node holding some shards is asked: its part of one query (the request
+// as the answering node resolved it: the mode it runs in and the query's vector, embedded
+// once there) over the shards named.
+struct ShardQuery {
+  std::string tenant, collection;
+  // The collection's id where the query was asked: a collection dropped and made again
+  // under the same name has another, and must not answer for the old one.
+  uint64_t collection_id = 0;
+  // The holder answers once it has applied this far (the asking node's applied sequence:
+  // the answer is at least as fresh as the asking node's own would be).
+  uint64_t read_after = 0;
+  // The shard map's epoch the asker routed by; a holder with a newer map refuses it.
+  uint64_t epoch = 0;
+  // What is left of the request's deadline when asked (0: none).
+  int64_t timeout_ms = 0;
+  // Only the fields a part depends on travel: text, vector, mode, k, ef, depth, filter
+  // (as filter_key), fusion, mmr_lambda, group_by_document and the bm25 parameters.
+  QueryRequest request;
+  std::vector<uint32_t> vector_shards, keyword_shards;
+};
+
+// InvalidArgument (invalid_shard_query) for anything short, long or inconsistent.
+std::string EncodeShardQuery(const ShardQuery& q);
+StatusOr<ShardQuery> DecodeShardQuery(std::string_view in);
 
 std::string EncodeShardCandidates(const ShardCandidates& c);
 // InvalidArgument (invalid_candidates) for anything short, long or inconsistent.

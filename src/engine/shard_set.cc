@@ -259,6 +259,26 @@ std::vector<ScoredSlot> ShardSet::Search(const float* query, size_t k, size_t ef
   return top.Take();
 }
 
+QueryResult::Route ShardSet::Route(const float* query, const ShardingOptions* routing) const {
+  QueryResult::Route r;
+  const size_t n = shards_.size();
+  r.shard_count = n;
+  if (n == 1) {
+    r.shards = {shards_[0]->id};
+    return r;
+  }
+  std::vector<float> scores(n);
+  ScoreCentroids(metric_, query, centroids_.data(), n, dim_, scores.data());
+  const RouteDecision d = RouteShards(scores, routing != nullptr ? *routing : options_);
+  for (uint32_t i : d.shards) r.shards.push_back(shards_[i]->id);
+  r.margin = d.margin;
+  r.confident = d.confident;
+  routed_queries_.fetch_add(1, std::memory_order_relaxed);
+  if (d.confident) confident_routes_.fetch_add(1, std::memory_order_relaxed);
+  shards_probed_.fetch_add(r.shards.size(), std::memory_order_relaxed);
+  return r;
+}
+
 StatusOr<std::vector<ScoredSlot>> ShardSet::SearchIn(const std::vector<uint32_t>& shard_ids, const float* query,
                                                      size_t k, size_t ef, const SlotBitset* allowed) const {
   std::vector<uint32_t> indexes;

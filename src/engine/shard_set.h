@@ -64,6 +64,10 @@ class ShardSet {
   std::vector<ScoredSlot> Search(const float* query, size_t k, size_t ef, const SlotBitset* allowed, bool all_shards,
                                  const ShardingOptions* routing, QueryResult::Route* route) const;
 
+  // The shards the router picks for the query (ids, best first), how sure it is, and of
+  // how many: what Search searches first. For a query whose shards are on several nodes.
+  QueryResult::Route Route(const float* query, const ShardingOptions* routing) const;
+
   // The k best chunks of the shards with these ids only, merged by score (every one of
   // them searched; no routing): one node's part of a query whose shards are spread over
   // several. NotFound names a shard not held here.

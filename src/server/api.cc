@@ -904,6 +904,13 @@ StatusOr<Api::Reply> Api::Query(const Params& p, const HttpRequest& req, Request
   } else if (result.route) {
     r.json["route"] = RouteJson(*result.route);
   }
+  if (result.coverage) {
+    // Cluster mode: answered < shards means part of the collection is not in the answer.
+    Json& c = r.json["coverage"];
+    c["shards"] = static_cast<int64_t>(result.coverage->shards);
+    c["answered"] = static_cast<int64_t>(result.coverage->answered);
+    c["nodes"] = static_cast<int64_t>(result.coverage->nodes);
+  }
   Json& timings = r.json["timings"];
   timings["embed_ms"] = result.embed_ms;
   timings["search_ms"] = result.search_ms;

@@ -1,0 +1,80 @@
+// ClusterShardRouter: the engine's ShardRouter (engine/shard_router.h) over a cluster.
+//
+// For each shard a query needs, it picks one holder from the shard map (cluster/shard_map.h):
+// this node when it holds the shard, else the live holder with the fewest questions in
+// flight from here. It sends every node its shards' part of the query at once, answers its
+// own share meanwhile, and asks the next holder for the shards of a node that failed or
+// did not answer in time. A shard none of its holders answered for is reported, not
+// dropped. A holder with a newer map than the asker refuses (stale_shard_map); the asker
+// reads the map again and asks again.
+//
+// The cluster is reached through the small Cluster interface: JetStreamUpdateLog in a
+// server (ClusterOfLog), in-process fakes in tests.
+//
+// Thread safety: safe for concurrent use.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/jetstream_log.h"
+#include "cluster/shard_map.h"
+#include "common/metrics.h"
+#include "common/mutex.h"
+#include "engine/shard_router.h"
+
+namespace contextd {
+
+class ClusterShardRouter final : public ShardRouter {
+ public:
+  class Cluster {
+   public:
+    virtual ~Cluster() = default;
+    virtual std::string self() const = 0;
+    virtual ShardMap map() const = 0;
+    virtual void RefreshMap() = 0;
+    // Heard from lately (this node always is).
+    virtual bool IsUp(const std::string& node) const = 0;
+    // As JetStreamUpdateLog::AskEach on the "search" topic.
+    virtual std::vector<StatusOr<std::string>> Ask(const std::vector<JetStreamUpdateLog::Question>& questions,
+                                                   int timeout_ms, const std::function<void()>& meanwhile) const = 0;
+  };
+  // This node's own part of a query (Engine::AnswerShardQuery).
+  using LocalAnswer = std::function<StatusOr<ShardCandidates>(const ShardQuery&)>;
+  struct Options {
+    // How long a holder has to answer before its shards are asked of the next one (the
+    // request's deadline, when sooner, bounds it too).
+    int ask_timeout_ms = 2000;
+    // contextd_shard_* metrics when set.
+    MetricsRegistry* metrics = nullptr;
+  };
+  ClusterShardRouter(Cluster* cluster, LocalAnswer local, Options options);
+
+  bool Spreads() const override;
+  Status Gather(const RequestContext& ctx, const ShardQuery& q, std::vector<ShardCandidates>* parts,
+                Coverage* coverage) override;
+
+  // The answering side: this node's reply to another's question (its part, or the error),
+  // refusing a question routed by a map older than `epoch`.
+  static std::string Answer(std::string_view question, uint64_t epoch, const LocalAnswer& local);
+
+ private:
+  // The reply's form: EncodeShardCandidates, or 'E' reason '\n' message.
+  static StatusOr<ShardCandidates> ReadAnswer(const StatusOr<std::string>& reply);
+
+  Cluster* const cluster_;
+  const LocalAnswer local_;
+  const Options options_;
+  mutable Mutex mu_;
+  std::map<std::string, int> in_flight_ GUARDED_BY(mu_);  // questions sent and not answered, by node
+  Counter *asked_ = nullptr, *failed_ = nullptr, *retried_ = nullptr, *uncovered_ = nullptr;
+};
+
+// The Cluster of a server: its update log's map, heartbeats and questions.
+std::unique_ptr<ClusterShardRouter::Cluster> ClusterOfLog(JetStreamUpdateLog* log, int heartbeat_ms);
+
+}  // namespace contextd

@@ -1,0 +1,43 @@
+// ShardRouter: how a node asks the others for their part of a query when a collection's
+// shards are held on several nodes (cluster mode; cluster/shard_router.h implements it).
+// The engine decides which shards a query needs (Collection::Query routes by centroid);
+// the router decides who answers for each: one live holder per shard, and another
+// holder when the first does not answer.
+//
+// Thread safety: implementations are safe for concurrent use.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/request_context.h"
+#include "common/status.h"
+#include "engine/shard_candidates.h"
+
+namespace contextd {
+
+class ShardRouter {
+ public:
+  virtual ~ShardRouter() = default;
+
+  // Whether queries are spread at all: when false (one data node, or the map not known
+  // yet) the node answers from its own shards.
+  virtual bool Spreads() const = 0;
+
+  // What a Gather reached: the shards asked (vector and keyword, each once), those no
+  // holder answered for, and the nodes that answered (this one included).
+  struct Coverage {
+    std::vector<uint32_t> asked, missing;
+    std::vector<std::string> nodes;
+  };
+  // Asks for q's shards (q.vector_shards, q.keyword_shards), each of one live holder,
+  // the holders in parallel, and appends the parts that came back to *parts. A shard
+  // whose every holder failed is named in coverage->missing, never silently left out.
+  // Fails only when the request itself is bad or its deadline passed.
+  virtual Status Gather(const RequestContext& ctx, const ShardQuery& q, std::vector<ShardCandidates>* parts,
+                        Coverage* coverage) = 0;
+};
+
+}  // namespace contextd
