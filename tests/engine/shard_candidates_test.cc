@@ -173,5 +173,71 @@ TEST_F(ShardCandidatesTest, AShardNotHeldIsNamedAndCorruptPartsAreRefused) {
   EXPECT_FALSE(DecodeShardCandidates(bytes + "x").ok());
 }
 
+// The question a holder is asked carries every field its part depends on, and nothing
+// malformed gets through.
+TEST(ShardQueryTest, RoundTripsEveryFieldAndRefusesCorruption) {
+  ShardQuery q;
+  q.tenant = "acme";
+  q.collection = "sf";
+  q.collection_id = 42;
+  q.read_after = 1234567;
+  q.epoch = 9;
+  q.timeout_ms = 250;
+  q.request.text = "green tea";
+  q.request.vector = std::vector<float>{0.5f, -1.25f, 3.0f};
+  q.request.mode = QueryMode::kHybrid;
+  q.request.fusion = Fusion::kWeighted;
+  q.request.k = 7;
+  q.request.ef = 96;
+  q.request.depth = 40;
+  q.request.mmr_lambda = 0.7f;
+  q.request.bm25_k1 = 1.1f;
+  q.request.bm25_b = 0.6f;
+  q.request.title_boost = 2.0f;
+  q.request.group_by_document = true;
+  q.request.filter_key = R"({"year":{"$gte":2010}})";
+  q.vector_shards = {3, 5};
+  q.keyword_shards = {0, 3, 5, 8};
+  const std::string bytes = EncodeShardQuery(q);
+  auto back = DecodeShardQuery(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->tenant, "acme");
+  EXPECT_EQ(back->collection, "sf");
+  EXPECT_EQ(back->collection_id, 42u);
+  EXPECT_EQ(back->read_after, 1234567u);
+  EXPECT_EQ(back->epoch, 9u);
+  EXPECT_EQ(back->timeout_ms, 250);
+  EXPECT_EQ(back->request.text, "green tea");
+  EXPECT_EQ(*back->request.vector, *q.request.vector);
+  EXPECT_EQ(back->request.mode, QueryMode::kHybrid);
+  EXPECT_EQ(back->request.fusion, Fusion::kWeighted);
+  EXPECT_EQ(back->request.k, 7u);
+  EXPECT_EQ(back->request.ef, 96u);
+  EXPECT_EQ(back->request.depth, 40u);
+  EXPECT_FLOAT_EQ(*back->request.mmr_lambda, 0.7f);
+  EXPECT_FLOAT_EQ(*back->request.bm25_k1, 1.1f);
+  EXPECT_FLOAT_EQ(*back->request.bm25_b, 0.6f);
+  EXPECT_FLOAT_EQ(*back->request.title_boost, 2.0f);
+  EXPECT_TRUE(back->request.group_by_document);
+  EXPECT_EQ(back->request.filter_key, q.request.filter_key);
+  EXPECT_FALSE(back->request.filter.empty()) << "the filter is parsed again";
+  EXPECT_TRUE(back->request.filter.Matches(J(R"({"year":2015})")));
+  EXPECT_FALSE(back->request.filter.Matches(J(R"({"year":2005})")));
+  EXPECT_EQ(back->vector_shards, q.vector_shards);
+  EXPECT_EQ(back->keyword_shards, q.keyword_shards);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    auto cut = DecodeShardQuery(bytes.substr(0, n));
+    ASSERT_FALSE(cut.ok()) << n;
+    EXPECT_EQ(cut.status().reason(), "invalid_shard_query");
+  }
+  EXPECT_FALSE(DecodeShardQuery(bytes + "x").ok());
+  ShardQuery bad = q;
+  bad.request.filter_key = R"({"year":{"$near":1}})";
+  EXPECT_EQ(DecodeShardQuery(EncodeShardQuery(bad)).status().reason(), "invalid_shard_query");
+  bad = q;
+  bad.request.k = 0;
+  EXPECT_EQ(DecodeShardQuery(EncodeShardQuery(bad)).status().reason(), "invalid_shard_query");
+}
+
 }  // namespace
 }  // namespace contextd
