@@ -9,9 +9,12 @@
 //     each query answered by one search and by scatter-gather over its shards dealt to
 //     NODES nodes (QueryExecutor::Gather per node, the parts through their wire form,
 //     Assemble): CPU per query both ways and how many answers differ (none should).
-//   shard_bench synthetic [--n 1000000] [--dim 64] [--shards 16]: a topical collection
-//     (topics > subtopics > points, unit vectors) partitioned by the same balanced k-means;
-//     each probed shard scanned exactly, so the figure is the router's alone.
+//   shard_bench synthetic [--n 1000000] [--dim 64] [--shards 16] [--nodes 4] [--replicas 2]:
+//     a topical collection (topics > subtopics > points, unit vectors) partitioned by the
+//     same balanced k-means; each probed shard scanned exactly, so the figure is the
+//     router's alone. With the shards placed on NODES data nodes by the cluster's shard map
+//     (REPLICAS copies each), the nodes a query contacts (the holders ClusterShardRouter
+//     picks, the query arriving at each node in turn) routed and with every shard probed.
 // Prints one JSON line per configuration.
 #include <chrono>
 #include <cstdio>
@@ -22,6 +25,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cluster/shard_map.h"
+#include "cluster/shard_router.h"
 #include "common/json.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
@@ -58,14 +63,25 @@ std::vector<Sweep> kSweep;
 struct Tally {
   double overlap = 0, probed = 0, single = 0, seconds = 0;
   size_t queries = 0;
+  // Cluster placement (synthetic): nodes answering per query, and those other than the
+  // one the query arrived at (each one a question over the network), routed and with
+  // every shard probed.
+  double nodes = 0, remote = 0, all_nodes = 0, all_remote = 0;
   void Print(const char* data, const char* build, size_t shards, const Sweep& s, double all_ms) const {
     const double n = static_cast<double>(std::max<size_t>(queries, 1));
     std::printf(
         "{\"data\":\"%s\",\"build\":\"%s\",\"shards\":%zu,\"clear_margin\":%.2f,\"probe_margin\":%.2f,"
         "\"min_probe\":%zu,\"recall@10_vs_all\":%.4f,\"probed_fraction\":%.3f,\"single_shard\":%.3f,"
-        "\"routed_ms\":%.3f,\"all_shards_ms\":%.3f}\n",
+        "\"routed_ms\":%.3f,\"all_shards_ms\":%.3f",
         data, build, shards, s.clear_margin, s.probe_margin, s.min_probe, overlap / n, probed / n / shards, single / n,
         seconds * 1000 / n, all_ms);
+    if (all_nodes > 0) {
+      std::printf(
+          ",\"nodes_per_query\":%.3f,\"remote_nodes_per_query\":%.3f,\"all_shards_nodes_per_query\":%.3f,"
+          "\"all_shards_remote_nodes_per_query\":%.3f",
+          nodes / n, remote / n, all_nodes / n, all_remote / n);
+    }
+    std::printf("}\n");
     std::fflush(stdout);
   }
 };
@@ -261,7 +277,27 @@ int Scatter(const std::string& data, const std::string& models, size_t max_shard
   return 0;
 }
 
-int Synthetic(size_t n, size_t dim, size_t shard_count, size_t query_count, float spread) {
+// The nodes ClusterShardRouter asks for `shards` when the query arrives at `self` (every
+// holder up and idle), into *nodes (all answering) and *remote (those besides self).
+void CountNodes(const ShardMap& map, const std::vector<uint32_t>& shards, const std::string& self, double* nodes,
+                double* remote) {
+  std::vector<uint32_t> none;
+  const auto by_node = ClusterShardRouter::Assign(
+      map, "default", 1, shards, self, [](uint32_t, const std::string&) { return true; },
+      [](const std::string&) { return 0; }, &none);
+  *nodes += static_cast<double>(by_node.size());
+  *remote += static_cast<double>(by_node.size() - by_node.count(self));
+}
+
+int Synthetic(size_t n, size_t dim, size_t shard_count, size_t query_count, float spread, size_t node_count,
+              int replicas) {
+  ShardMap map;
+  map.epoch = 1;
+  map.replicas = replicas;
+  for (size_t i = 1; i <= node_count; ++i) map.nodes.push_back("n" + std::to_string(i));
+  std::sort(map.nodes.begin(), map.nodes.end());
+  std::vector<uint32_t> every_shard(shard_count);
+  for (uint32_t s = 0; s < shard_count; ++s) every_shard[s] = s;
   // Topics > subtopics > points: 64 topics of 16 subtopics each; noise sized so that a
   // point's 10 nearest neighbours usually share its topic but often not its subtopic;
   // `spread` scales both noises (2: topics overlap, neighbours often cross them).
@@ -326,6 +362,9 @@ int Synthetic(size_t n, size_t dim, size_t shard_count, size_t query_count, floa
       size_t same = 0;
       for (const auto& h : top.Take()) same += truth[qi].count(h.slot);
       t.overlap += static_cast<double>(same) / truth[qi].size();
+      const std::string& arrived_at = map.nodes[qi % map.nodes.size()];
+      CountNodes(map, d.shards, arrived_at, &t.nodes, &t.remote);
+      CountNodes(map, every_shard, arrived_at, &t.all_nodes, &t.all_remote);
       t.probed += d.shards.size();
       t.single += d.confident;
       ++t.queries;
@@ -362,11 +401,15 @@ int Main(int argc, char** argv) {
   syn->add_option("--shards", shards);
   syn->add_option("--queries", query_count);
   syn->add_option("--spread", spread, "noise scale: 1 = separated topics, 2 = overlapping");
+  size_t node_count = 4;
+  int replicas = 2;
+  syn->add_option("--nodes", node_count, "data nodes the shards are placed on");
+  syn->add_option("--replicas", replicas, "copies of each shard");
   CLI11_PARSE(app, argc, argv);
   kSweep = ParseSweep(sweep);
   if (sci->parsed()) return SciFact(data, models, max_shard_chunks);
   if (sca->parsed()) return Scatter(data, models, max_shard_chunks, nodes);
-  return Synthetic(n, dim, shards, query_count, spread);
+  return Synthetic(n, dim, shards, query_count, spread, node_count, replicas);
 }
 
 }  // namespace

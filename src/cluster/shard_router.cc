@@ -55,11 +55,18 @@ ClusterShardRouter::ClusterShardRouter(Cluster* cluster, LocalAnswer local, Opti
   }
 }
 
-bool ClusterShardRouter::Spreads() const {
+bool ClusterShardRouter::Spreads(const std::string& tenant, uint64_t collection_id,
+                                 const std::vector<uint32_t>& shard_ids) const {
   const ShardMap map = cluster_->map();
   if (map.epoch == 0) return false;
-  // Holding a copy of every shard, this node answers alone.
-  return !(map.Contains(cluster_->self()) && static_cast<size_t>(map.replicas) >= map.nodes.size());
+  const std::string self = cluster_->self();
+  if (!map.Contains(self)) return true;                                     // an API node, or one not in the map yet
+  if (static_cast<size_t>(map.replicas) >= map.nodes.size()) return false;  // a copy of everything
+  for (uint32_t shard : shard_ids) {
+    const std::vector<std::string> holders = map.Holders(tenant, collection_id, shard);
+    if (std::find(holders.begin(), holders.end(), self) == holders.end()) return true;
+  }
+  return false;
 }
 
 Status ClusterShardRouter::Gather(const RequestContext& ctx, const ShardQuery& q, std::vector<ShardCandidates>* parts,
@@ -77,32 +84,18 @@ Status ClusterShardRouter::Gather(const RequestContext& ctx, const ShardQuery& q
     CTX_RETURN_IF_ERROR(ctx.CheckDeadline("asking the shards' holders"));
     if (round == 1 && retried_ != nullptr) retried_->Increment();  // once per query
     const ShardMap map = cluster_->map();
-    // One holder per shard: this node when it holds it, else the least busy live one.
     std::map<std::string, std::vector<uint32_t>> by_node;
     {
       MutexLock lock(&mu_);
-      for (uint32_t shard : remaining) {
-        std::string pick;
-        int least = INT_MAX;
-        for (const std::string& h : map.Holders(q.tenant, q.collection_id, shard)) {
-          if (tried[shard].count(h) > 0) continue;
-          if (h == self) {
-            pick = h;
-            break;
-          }
-          if (!cluster_->IsUp(h)) continue;
-          if (const int load = in_flight_[h]; load < least) {
-            least = load;
-            pick = h;
-          }
-        }
-        if (pick.empty()) {
-          coverage->missing.push_back(shard);
-          if (uncovered_ != nullptr) uncovered_->Increment();
-        } else {
-          by_node[pick].push_back(shard);
-        }
-      }
+      const auto load = [this](const std::string& node) NO_THREAD_SAFETY_ANALYSIS { return in_flight_[node]; };
+      const size_t before = coverage->missing.size();
+      by_node = Assign(
+          map, q.tenant, q.collection_id, remaining, self,
+          [&](uint32_t shard, const std::string& node) {
+            return tried[shard].count(node) == 0 && (node == self || cluster_->IsUp(node));
+          },
+          load, &coverage->missing);
+      if (uncovered_ != nullptr) uncovered_->Increment(coverage->missing.size() - before);
       for (const auto& entry : by_node) {
         if (entry.first != self) ++in_flight_[entry.first];
       }
@@ -162,6 +155,34 @@ Status ClusterShardRouter::Gather(const RequestContext& ctx, const ShardQuery& q
     remaining = std::move(again);
   }
   return Status::Ok();
+}
+
+std::map<std::string, std::vector<uint32_t>> ClusterShardRouter::Assign(
+    const ShardMap& map, const std::string& tenant, uint64_t collection_id, const std::vector<uint32_t>& shards,
+    const std::string& self, const std::function<bool(uint32_t, const std::string&)>& usable,
+    const std::function<int(const std::string&)>& load, std::vector<uint32_t>* unassigned) {
+  std::map<std::string, std::vector<uint32_t>> by_node;
+  for (uint32_t shard : shards) {
+    std::string pick;
+    int least = INT_MAX;
+    for (const std::string& h : map.Holders(tenant, collection_id, shard)) {
+      if (!usable(shard, h)) continue;
+      if (h == self) {  // no question to send at all
+        pick = h;
+        break;
+      }
+      if (const int l = load(h); l < least) {
+        least = l;
+        pick = h;
+      }
+    }
+    if (pick.empty()) {
+      unassigned->push_back(shard);
+    } else {
+      by_node[pick].push_back(shard);
+    }
+  }
+  return by_node;
 }
 
 std::string ClusterShardRouter::Answer(std::string_view question, uint64_t epoch, const LocalAnswer& local) {

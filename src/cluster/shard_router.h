@@ -54,9 +54,18 @@ class ClusterShardRouter final : public ShardRouter {
   };
   ClusterShardRouter(Cluster* cluster, LocalAnswer local, Options options);
 
-  bool Spreads() const override;
+  bool Spreads(const std::string& tenant, uint64_t collection_id,
+               const std::vector<uint32_t>& shard_ids) const override;
   Status Gather(const RequestContext& ctx, const ShardQuery& q, std::vector<ShardCandidates>* parts,
                 Coverage* coverage) override;
+
+  // One holder for each of `shards` (by node; the shards no usable holder has go to
+  // *unassigned): `self` when it holds the shard, else the usable holder with the least
+  // load, ties to the map's order. What Gather asks; public for benchmarks.
+  static std::map<std::string, std::vector<uint32_t>> Assign(
+      const ShardMap& map, const std::string& tenant, uint64_t collection_id, const std::vector<uint32_t>& shards,
+      const std::string& self, const std::function<bool(uint32_t, const std::string&)>& usable,
+      const std::function<int(const std::string&)>& load, std::vector<uint32_t>* unassigned);
 
   // The answering side: this node's reply to another's question (its part, or the error),
   // refusing a question routed by a map older than `epoch`.

@@ -215,7 +215,7 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the index search"));
   QueryExecutor::Extras extras;
   ShardRouter* const router = router_.load();
-  if (router != nullptr && router->Spreads()) {
+  if (router != nullptr && router->Spreads(tenant_, id_, ShardIds())) {
     CTX_RETURN_IF_ERROR(QueryAcrossNodes(ctx, req, *router, {mode, &qvec, &terms, &term_weights}, &result, &extras));
   } else {
     ReaderLock lock(&mu_);

@@ -156,7 +156,7 @@ class Collection : public CollectionHandle {
   // The shards held here, in routing order.
   std::vector<uint32_t> ShardIds() const;
   // Cluster mode: queries ask the nodes holding the shards through `router` while it
-  // Spreads() (null: this node answers alone). It must outlive the collection's queries.
+  // Spreads() a query's shards (null: this node answers alone). It must outlive the collection's queries.
   void set_router(ShardRouter* router) { router_ = router; }
 
   // Name, settings and counts, as returned by GET /v1/collections/{name}.

@@ -146,12 +146,20 @@ Status QueryExecutor::Gather(const RequestContext& ctx, const QueryRequest& req,
     CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the keyword search"));
   }
   if (mode != QueryMode::kVector && !keyword_shards.empty()) {
-    // The shards' chunks only, scored with the whole collection's statistics.
-    SlotBitset members =
-        shards_.MembersOf(keyword_shards, req.filter.empty() ? table_.slot_count() : allowed.universe());
-    if (allowed_ptr != nullptr) members.And(allowed);
     const std::optional<Bm25Params> bm25 = Bm25Of(req);
-    by_keyword = table_.keywords().Search(*in.terms, depth, &members, bm25 ? &*bm25 : nullptr, in.term_weights);
+    std::vector<uint32_t> distinct = keyword_shards;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    if (distinct.size() == shards_.size()) {
+      // Every shard: the plain search, which can prune, rather than a member filter.
+      by_keyword = table_.keywords().Search(*in.terms, depth, allowed_ptr, bm25 ? &*bm25 : nullptr, in.term_weights);
+    } else {
+      // The shards' chunks only, scored with the whole collection's statistics.
+      SlotBitset members =
+          shards_.MembersOf(keyword_shards, req.filter.empty() ? table_.slot_count() : allowed.universe());
+      if (allowed_ptr != nullptr) members.And(allowed);
+      by_keyword = table_.keywords().Search(*in.terms, depth, &members, bm25 ? &*bm25 : nullptr, in.term_weights);
+    }
   }
   out->chunks_scored = static_cast<int64_t>(by_vector.size() + by_keyword.size());
   ctx.usage.chunks_scored += out->chunks_scored;

@@ -22,9 +22,10 @@ class ShardRouter {
  public:
   virtual ~ShardRouter() = default;
 
-  // Whether queries are spread at all: when false (one data node, or the map not known
-  // yet) the node answers from its own shards.
-  virtual bool Spreads() const = 0;
+  // Whether a query over these shards of the collection is spread at all: false when this
+  // node holds every one of them (or no map is known yet), and answers alone.
+  virtual bool Spreads(const std::string& tenant, uint64_t collection_id,
+                       const std::vector<uint32_t>& shard_ids) const = 0;
 
   // What a Gather reached: the shards asked (vector and keyword, each once), those no
   // holder answered for, and the nodes that answered (this one included).

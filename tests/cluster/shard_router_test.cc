@@ -158,13 +158,22 @@ class ShardRouterTest : public ::testing::Test {
 TEST_F(ShardRouterTest, EachShardAskedOfOneHolderAnswersAsOneNode) {
   FakeCluster cluster("a", Map({"a", "b", "c"}, 2), Local());
   ClusterShardRouter router(&cluster, Local(), {});
-  ASSERT_TRUE(router.Spreads());
+  ASSERT_TRUE(router.Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()));
   EXPECT_EQ(CompareThrough(&router, true), claims_.size() * 3);
   std::set<std::string> asked(cluster.asked.begin(), cluster.asked.end());
   EXPECT_EQ(asked, (std::set<std::string>{"b", "c"})) << "the shards a lacks, from the others";
   // Holding every shard, a node answers alone.
   FakeCluster pair("a", Map({"a", "b"}, 2), Local());
-  EXPECT_FALSE(ClusterShardRouter(&pair, Local(), {}).Spreads());
+  EXPECT_FALSE(
+      ClusterShardRouter(&pair, Local(), {}).Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()));
+  // Nor when it holds every shard the collection has, by the map's choice.
+  std::vector<uint32_t> mine;
+  for (uint32_t s : collection_->ShardIds()) {
+    const auto h = cluster.map().Holders(kDefaultTenant, collection_->id(), s);
+    if (std::find(h.begin(), h.end(), "a") != h.end()) mine.push_back(s);
+  }
+  ASSERT_LT(mine.size(), collection_->ShardIds().size());
+  EXPECT_FALSE(router.Spreads(kDefaultTenant, collection_->id(), mine));
 }
 
 TEST_F(ShardRouterTest, ADeadOrSilentHolderIsReplacedByAnotherCopy) {
@@ -209,7 +218,7 @@ TEST_F(ShardRouterTest, ShardsWithNoLiveHolderAreNamedNotDropped) {
   FakeCluster cluster("api", Map({"a", "b", "c"}, 1), Local());
   cluster.down = {"b"};
   ClusterShardRouter router(&cluster, Local(), {});
-  ASSERT_TRUE(router.Spreads());
+  ASSERT_TRUE(router.Spreads(kDefaultTenant, collection_->id(), {0}));
   size_t on_b = 0;
   const std::vector<uint32_t> ids = collection_->ShardIds();
   for (uint32_t s : ids) on_b += cluster.map().Holders(kDefaultTenant, collection_->id(), s)[0] == "b";
