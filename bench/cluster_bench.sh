@@ -7,6 +7,11 @@
 #   2. Hybrid and keyword QPS at 32 clients on one cluster node against the single node.
 #   3. The write pause when the stream's leader nats-server is killed (-9): the longest
 #      single write while one write at a time runs.
+#   4. The read-error window when a data node is killed (-9): hybrid queries one at a time
+#      through node 1 while node 3 dies; failed answers, answers missing shards
+#      ("coverage"), and how long after the kill the last of them came.
+# The collection has topic shards (max_shard_chunks 1000: about 15 for SciFact), each held
+# by two of the three nodes, so cluster queries gather parts from the other nodes.
 # Usage: bench/cluster_bench.sh [seconds per wrk run, default 8]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +21,7 @@ bin="$root/build/bin/contextd"
 export BASE_PORT=${BASE_PORT:-18081}
 
 ingest() {  # url
-  curl -sf -X PUT "$1/v1/collections/scifact" -d '{"embedder":"glove"}' > /dev/null
+  curl -sf -X PUT "$1/v1/collections/scifact" -d '{"embedder":"glove","sharding":{"max_shard_chunks":1000}}' > /dev/null
   local t0 t1; t0=$(date +%s.%N)
   "$bin" ingest --url "$1" --collection scifact "$shared/corpus.jsonl" > /dev/null
   t1=$(date +%s.%N)
@@ -63,6 +68,30 @@ t0 = time.time(); longest = 0; n = 0
 while time.time() - t0 < 15:
     longest = max(longest, write(100 + n)); n += 1
 print(json.dumps({"leader_killed": True, "writes_in_15s": n, "longest_write_s": round(longest, 2)}))
+PY
+
+# 4. kill a data node (not the one queried) during one-at-a-time hybrid queries
+python3 - "$node1" "$root/cluster/pids/node3" "$shared/queries.train.jsonl" <<'PY'
+import json, os, signal, sys, time, urllib.request, urllib.error
+url, pidfile, queries = sys.argv[1], sys.argv[2], sys.argv[3]
+texts = [json.loads(l)["text"] for l in open(queries)]
+def query(i):
+    body = json.dumps({"query": texts[i % len(texts)], "k": 10, "mode": "hybrid", "cache": "bypass"}).encode()
+    req = urllib.request.Request(url + "/v1/collections/scifact/query", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            c = json.load(r).get("coverage", {})
+            return "ok" if c.get("answered") == c.get("shards") else "partial"
+    except (urllib.error.URLError, OSError):
+        return "error"
+for i in range(50): query(i)
+os.kill(int(open(pidfile).read()), signal.SIGKILL)
+t0 = time.time(); n = 0; counts = {"ok": 0, "partial": 0, "error": 0}; last_bad = 0.0
+while time.time() - t0 < 15:
+    r = query(n); n += 1; counts[r] += 1
+    if r != "ok": last_bad = time.time() - t0
+print(json.dumps({"data_node_killed": True, "queries_in_15s": n, "failed": counts["error"],
+                  "missing_shards": counts["partial"], "last_bad_answer_after_s": round(last_bad, 2)}))
 PY
 "$root/scripts/cluster" down > /dev/null
 rm -rf "$work"

@@ -219,7 +219,11 @@ int RunServe(const ServeOptions& o) {
   std::thread watchdog;
   {
     ApiOptions ao;
-    ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores);
+    // One per core: searches only compute. In a cluster a search that gathers shard parts
+    // from other nodes waits about a millisecond for them, holding its thread: with one
+    // per core, the node's queries per second would be bounded by that wait, not its CPU.
+    const int per_core = log != nullptr ? 8 : 1;
+    ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores * per_core);
     ao.write_threads = static_cast<size_t>(std::max(1, o.write_threads));
     ao.max_queue = static_cast<size_t>(o.max_queue);
     ao.max_queue_delay = std::chrono::milliseconds(o.max_queue_delay_ms);
@@ -360,7 +364,7 @@ int RunServe(const ServeOptions& o) {
       log->Answer(
           "search." + lo.node_id,
           [log, local](std::string_view q) { return ClusterShardRouter::Answer(q, log->shard_map().epoch, local); },
-          ao.search_threads);
+          static_cast<size_t>(cores));  // answers only compute
       e->SetShardRouter(router.get());
     }
     // Storage priced per GB-month: charged each minute into the ledger.

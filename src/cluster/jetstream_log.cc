@@ -31,6 +31,11 @@ StatusOr<std::unique_ptr<JetStreamUpdateLog>> JetStreamUpdateLog::Open(const Jet
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(rep->nats_options, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(rep->nats_options, 100);
   if (s == NATS_OK) s = natsOptions_SetTimeout(rep->nats_options, 2000);
+  // Questions between nodes and their answers go out at once: nats.c otherwise buffers a
+  // publish for its flusher thread, which sleeps a millisecond (often several on a busy
+  // machine) before each flush, and every query that gathers shard parts waits on two of
+  // them (the question, then the answer).
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(rep->nats_options, true);
   if (s != NATS_OK) return InvalidArgument("NATS options: " + NatsError(s));
 
   // Connecting goes on in the background while no server answers (nats.c retries, then

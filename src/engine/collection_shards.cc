@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/collection.h"
+#include "engine/shard_layout.h"
 
 namespace contextd {
 
@@ -102,7 +103,22 @@ bool Collection::ProposeSplit(size_t index) {
   // that grew from a bulk load splits once, not log2 times), with balanced k-means.
   const size_t ways = std::clamp<size_t>(InitialShardCount(kept, config_.sharding), 2, ShardLayout::kMaxSplitWays);
   KMeansResult km = BalancedKMeans(rows.data(), kept, dim, ways, config_.metric, /*slack=*/1.2f);
+  // Placement follows the centroids, not k-means' balanced assignment: near-identical
+  // vectors (the same text written many times) all go to one child, which is then as big
+  // as its parent and would be split again, for ever. Such a split is not proposed.
+  std::vector<size_t> per_child(ways, 0);
+  for (size_t i = 0; i < kept; ++i)
+    ++per_child[NearestCentroidExact(config_.metric, &rows[i * dim], km.centroids.data(), ways, dim)];
   rows = {};
+  if (const size_t largest = *std::max_element(per_child.begin(), per_child.end()); largest * 10 > kept * 9) {
+    spdlog::warn(
+        "collection {}: shard {} ({} chunks) cannot be divided (one child would keep {}); not split until "
+        "it grows by half",
+        name_, shard, kept, largest);
+    WriterLock lock(&mu_);
+    shards_.MarkUnsplittable(shard, kept);
+    return false;
+  }
   Mutation m = NewMutation(MutationKind::kSplitShard, tenant_);
   m.collection = name_;
   m.collection_id = id_;

@@ -435,7 +435,13 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
 size_t ShardSet::OversizedShard() const {
   size_t index = SIZE_MAX;
   for (size_t i = 0; i < shards_.size(); ++i) {
-    if (shards_[i]->chunks > options_.max_shard_chunks && layout_.is_leaf(shards_[i]->id)) index = i;
+    const Shard& sh = *shards_[i];
+    if (sh.chunks <= options_.max_shard_chunks || !layout_.is_leaf(sh.id)) continue;
+    // One that k-means could not divide is tried again only once it grew by half.
+    if (auto it = unsplittable_.find(sh.id); it != unsplittable_.end() && sh.chunks < it->second + it->second / 2) {
+      continue;
+    }
+    index = i;
   }
   return index;
 }

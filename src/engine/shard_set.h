@@ -148,8 +148,12 @@ class ShardSet {
     size_t replayed = 0;                             // split-log entries applied
     std::vector<size_t> chunks;                      // per part, set by FinishSplit
   };
-  // A leaf of the layout past max_shard_chunks (a split to propose), or SIZE_MAX.
+  // A leaf of the layout past max_shard_chunks (a split to propose), or SIZE_MAX. A shard
+  // marked unsplittable is left out until it has grown by half.
   size_t OversizedShard() const;
+  // The shard's chunks (`chunks` of them) cannot be divided (near-identical vectors: every
+  // child centroid but one would be empty): proposing its split again would only repeat.
+  void MarkUnsplittable(uint32_t shard_id, size_t chunks) { unsplittable_[shard_id] = chunks; }
   // A shard the layout has split whose split is not built yet, or SIZE_MAX.
   size_t PendingSplit() const;
   // The graph of the shard at `index`, whose vectors a split proposal clusters (the graph
@@ -197,9 +201,10 @@ class ShardSet {
   const HnswParams params_;
   ShardLayout layout_;
   std::vector<std::shared_ptr<Shard>> shards_;
-  std::vector<uint32_t> index_of_;  // by shard id: index into shards_, kNoShard when none
-  std::vector<float> centroids_;    // shards_.size() * dim, for routing
-  std::vector<uint32_t> shard_of_;  // by slot: index into shards_, kNoShard when free
+  std::vector<uint32_t> index_of_;                     // by shard id: index into shards_, kNoShard when none
+  std::vector<float> centroids_;                       // shards_.size() * dim, for routing
+  std::vector<uint32_t> shard_of_;                     // by slot: index into shards_, kNoShard when free
+  std::unordered_map<uint32_t, size_t> unsplittable_;  // shard id -> its size when marked
   // Writes to a shard being split, replayed into its two halves before they replace it.
   std::vector<SplitOp> split_log_;
   mutable std::atomic<uint64_t> routed_queries_{0}, confident_routes_{0}, shards_probed_{0}, widened_routes_{0};

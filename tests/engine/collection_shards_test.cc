@@ -99,6 +99,38 @@ TEST_F(CollectionShardsTest, SmallCollectionsStayOneShard) {
   EXPECT_EQ(r->hits[0].doc_id, "d5");
 }
 
+// The same vector written many times cannot be divided: its split would send every chunk
+// to one child, as big as its parent, which would be split again for ever. It is not
+// proposed, until the shard grows by half (and then again only if it can be divided).
+TEST_F(CollectionShardsTest, ChunksThatCannotBeDividedAreNotSplitForEver) {
+  auto c = Create(20);
+  for (int batch = 0; batch < 6; ++batch) {
+    Json docs = Json::MakeArray();
+    for (int i = 0; i < 10; ++i) {
+      Json d = Json::MakeObject();
+      d["id"] = "same" + std::to_string(batch * 10 + i);
+      d["text"] = "the same";
+      Json v = Json::MakeArray();
+      for (float x : Vector(0)) v.push_back(x);
+      d["vector"] = std::move(v);
+      docs.push_back(std::move(d));
+    }
+    Json body = Json::MakeObject();
+    body["documents"] = std::move(docs);
+    auto parsed = ParseUpsertRequest(body, kDim, true);
+    ASSERT_TRUE(parsed.ok());
+    UpsertResult r;
+    ASSERT_TRUE(c->Upsert(std::move(parsed).value(), &r).ok());
+    c->WaitForSplits();
+  }
+  EXPECT_EQ(c->shard_count(), 1u) << "no split was committed";
+  EXPECT_EQ(c->ShardIds(), std::vector<uint32_t>{0});
+  // Distinct vectors added later divide as usual.
+  ASSERT_TRUE(Upsert(*c, 0, 80).ok());
+  c->WaitForSplits();
+  EXPECT_GT(c->shard_count(), 1u);
+}
+
 // Writers insert and delete while shards split; readers query all along. Every
 // acknowledged, undeleted document must stay findable, during the splits and after, and no
 // deleted one may come back.
