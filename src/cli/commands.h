@@ -70,6 +70,10 @@ struct ServeOptions {
   int64_t log_keep = 10000;
   // Copies of each topic shard among the data nodes (the shard map's replicas).
   int shard_replicas = 2;
+  // Who answers for a query's shards: "local" (this node, from its own copy, whenever it
+  // has one: every node indexes every shard for now) or "shards" (the shard map's holders,
+  // asked over NATS, as when nodes hold only their shards).
+  std::string query_routing = "local";
   // redis://HOST:PORT shared by the nodes: rate limits are cluster-wide through it (empty:
   // each node keeps its own).
   std::string redis;

@@ -61,6 +61,11 @@ int main(int argc, char** argv) {
       ranged("--replicas", serve.replicas, kReplicasRange, "Cluster mode: replicas of the update log's stream");
   auto* shard_replicas = ranged("--shard-replicas", serve.shard_replicas, kReplicasRange,
                                 "Cluster mode: copies of each topic shard among the data nodes");
+  auto* query_routing =
+      s->add_option("--query-routing", serve.query_routing,
+                    "Cluster mode: local (answer from this node's copy of every shard) or shards (ask the shard "
+                    "map's holders)")
+          ->check(CLI::IsMember({"local", "shards"}));
   auto* log_keep = ranged("--log-keep", serve.log_keep, kLogKeepRange,
                           "Cluster mode: update-log messages kept behind what every node has made durable");
   auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
@@ -184,6 +189,7 @@ int main(int argc, char** argv) {
       if (!replicas->count()) serve.replicas = from_file.replicas;
       if (!log_keep->count()) serve.log_keep = from_file.log_keep;
       if (!shard_replicas->count()) serve.shard_replicas = from_file.shard_replicas;
+      if (!query_routing->count()) serve.query_routing = from_file.query_routing;
       if (!auth->count()) serve.auth = from_file.auth;
       if (!min_free->count()) serve.min_free_disk_mb = from_file.min_free_disk_mb;
       serve.admin_key = from_file.admin_key;

@@ -93,6 +93,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->node_id = v.as_string();
     else if (k == "redis" && str)
       o->redis = v.as_string();
+    else if (k == "query_routing" && str && (v.as_string() == "local" || v.as_string() == "shards"))
+      o->query_routing = v.as_string();
     else if (k == "auth" && v.is_object()) {
       for (const auto& [ak, av] : v.as_object()) {
         if (ak == "enabled" && av.is_bool())
@@ -360,6 +362,7 @@ int RunServe(const ServeOptions& o) {
       router_cluster = ClusterOfLog(log, lo.heartbeat_ms);
       ClusterShardRouter::Options ro;
       ro.metrics = &metrics;
+      ro.ask_holders = o.query_routing == "shards";
       router = std::make_unique<ClusterShardRouter>(router_cluster.get(), local, ro);
       log->Answer(
           "search." + lo.node_id,

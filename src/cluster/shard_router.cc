@@ -57,6 +57,7 @@ ClusterShardRouter::ClusterShardRouter(Cluster* cluster, LocalAnswer local, Opti
 
 bool ClusterShardRouter::Spreads(const std::string& tenant, uint64_t collection_id,
                                  const std::vector<uint32_t>& shard_ids) const {
+  if (!options_.ask_holders) return false;  // this node indexes every shard
   const ShardMap map = cluster_->map();
   if (map.epoch == 0) return false;
   const std::string self = cluster_->self();

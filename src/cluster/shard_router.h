@@ -51,6 +51,11 @@ class ClusterShardRouter final : public ShardRouter {
     int ask_timeout_ms = 2000;
     // contextd_shard_* metrics when set.
     MetricsRegistry* metrics = nullptr;
+    // Ask the map's holders even for the shards this node also indexes. Every node indexes
+    // every shard for now, so by default (false) a node answers alone, which is cheaper:
+    // asking costs a round trip through NATS per query. True routes as nodes holding only
+    // their shards will (tests, benchmarks, --query-routing shards).
+    bool ask_holders = false;
   };
   ClusterShardRouter(Cluster* cluster, LocalAnswer local, Options options);
 

@@ -67,6 +67,9 @@ Status Collection::QueryAcrossNodes(const RequestContext& ctx, const QueryReques
   QueryResult::Route route;
   {
     ReaderLock lock(&mu_);
+    // A holder answers once it has applied what this node had applied to the collection
+    // (its splits included): the answer is at least as fresh as this node's own.
+    q.read_after = applied_sequence_;
     all = shards_.shard_ids();
     if (mode != QueryMode::kKeyword && !req.all_shards) {
       route = shards_.Route(in.vector->data(), req.routing ? &*req.routing : nullptr);

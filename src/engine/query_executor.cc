@@ -5,6 +5,7 @@
 #include <optional>
 #include <tuple>
 #include <unordered_set>
+#include <utility>
 
 #include "engine/rerank.h"
 
@@ -137,26 +138,23 @@ Status QueryExecutor::Gather(const RequestContext& ctx, const QueryRequest& req,
   const SlotBitset* allowed_ptr = req.filter.empty() ? nullptr : &allowed;
   const size_t depth = Depth(req, mode);
   std::vector<ScoredSlot> by_vector, by_keyword;
-  for (uint32_t id : keyword_shards) {
-    if (!shards_.Holds(id)) return NotFound("shard " + std::to_string(id) + " is not held here");
-  }
+  // The asker may see the layout before or after a split this node has (not) built yet.
+  CTX_ASSIGN_OR_RETURN(const std::vector<uint32_t> keyword_here, shards_.Resolve(keyword_shards));
   if (mode != QueryMode::kKeyword && !vector_shards.empty()) {
     const size_t ef = mode == QueryMode::kHybrid ? HybridEf(req, depth) : req.ef;
-    CTX_ASSIGN_OR_RETURN(by_vector, shards_.SearchIn(vector_shards, in.vector->data(), depth, ef, allowed_ptr));
+    CTX_ASSIGN_OR_RETURN(const std::vector<uint32_t> vector_here, shards_.Resolve(vector_shards));
+    CTX_ASSIGN_OR_RETURN(by_vector, shards_.SearchIn(vector_here, in.vector->data(), depth, ef, allowed_ptr));
     CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the keyword search"));
   }
-  if (mode != QueryMode::kVector && !keyword_shards.empty()) {
+  if (mode != QueryMode::kVector && !keyword_here.empty()) {
     const std::optional<Bm25Params> bm25 = Bm25Of(req);
-    std::vector<uint32_t> distinct = keyword_shards;
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-    if (distinct.size() == shards_.size()) {
+    if (keyword_here.size() == shards_.size()) {
       // Every shard: the plain search, which can prune, rather than a member filter.
       by_keyword = table_.keywords().Search(*in.terms, depth, allowed_ptr, bm25 ? &*bm25 : nullptr, in.term_weights);
     } else {
       // The shards' chunks only, scored with the whole collection's statistics.
       SlotBitset members =
-          shards_.MembersOf(keyword_shards, req.filter.empty() ? table_.slot_count() : allowed.universe());
+          shards_.MembersOf(keyword_here, req.filter.empty() ? table_.slot_count() : allowed.universe());
       if (allowed_ptr != nullptr) members.And(allowed);
       by_keyword = table_.keywords().Search(*in.terms, depth, &members, bm25 ? &*bm25 : nullptr, in.term_weights);
     }
@@ -210,6 +208,12 @@ Status QueryExecutor::Assemble(const RequestContext& ctx, const QueryRequest& re
     std::sort(out.begin(), out.end(), [](const ScoredSlot& a, const ScoredSlot& b) {
       return a.score != b.score ? a.score > b.score : a.slot < b.slot;
     });
+    // A chunk two parts both name (a node answering a shard it has not split yet answers
+    // for its siblings too) counts once.
+    std::vector<char> seen(pool.size(), 0);
+    out.erase(std::remove_if(out.begin(), out.end(),
+                             [&](const ScoredSlot& s) { return std::exchange(seen[s.slot], 1) != 0; }),
+              out.end());
     if (out.size() > depth) out.resize(depth);
     return out;
   };

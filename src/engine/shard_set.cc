@@ -293,6 +293,38 @@ StatusOr<std::vector<ScoredSlot>> ShardSet::SearchIn(const std::vector<uint32_t>
   return top.Take();
 }
 
+StatusOr<std::vector<uint32_t>> ShardSet::Resolve(const std::vector<uint32_t>& shard_ids) const {
+  std::vector<uint32_t> out;
+  for (uint32_t id : shard_ids) {
+    if (Holds(id)) {
+      out.push_back(id);
+      continue;
+    }
+    if (!layout_.contains(id)) return NotFound("shard " + std::to_string(id) + " is not held here");
+    std::vector<uint32_t> below = layout_.children(id), found;
+    while (!below.empty()) {  // split here already: the held shards under it
+      const uint32_t next = below.back();
+      below.pop_back();
+      if (Holds(next)) {
+        found.push_back(next);
+      } else {
+        below.insert(below.end(), layout_.children(next).begin(), layout_.children(next).end());
+      }
+    }
+    if (found.empty()) {  // its split not built here yet: the shard above still holds it
+      for (uint32_t up = id; up != ShardLayout::kRoot && found.empty();) {
+        up = layout_.parent(up);
+        if (Holds(up)) found.push_back(up);
+      }
+    }
+    if (found.empty()) return NotFound("shard " + std::to_string(id) + " is not held here");
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 SlotBitset ShardSet::MembersOf(const std::vector<uint32_t>& shard_ids, size_t universe) const {
   std::vector<bool> wanted(shards_.size(), false);
   for (uint32_t id : shard_ids) {

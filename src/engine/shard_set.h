@@ -74,6 +74,12 @@ class ShardSet {
   StatusOr<std::vector<ScoredSlot>> SearchIn(const std::vector<uint32_t>& shard_ids, const float* query, size_t k,
                                              size_t ef, const SlotBitset* allowed) const;
   bool Holds(uint32_t shard_id) const { return shard_id < index_of_.size() && index_of_[shard_id] != kNoShard; }
+  // The shards held here that answer for `shard_ids` (ascending, each once), as another
+  // node asking for them sees the layout: a shard held is itself; one this node has split
+  // already is its held descendants; one whose split this node has not built yet is the
+  // held shard above it (a superset: the asker counts each chunk once). NotFound names a
+  // shard the layout does not have.
+  StatusOr<std::vector<uint32_t>> Resolve(const std::vector<uint32_t>& shard_ids) const;
   // The slots of the shards with these ids, over `universe` slots (unknown ids: none).
   SlotBitset MembersOf(const std::vector<uint32_t>& shard_ids, size_t universe) const;
   // Physical shard ids, in routing order.

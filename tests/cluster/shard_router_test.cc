@@ -73,6 +73,14 @@ class FakeCluster final : public ClusterShardRouter::Cluster {
   const ClusterShardRouter::LocalAnswer answer_;
 };
 
+// Routing by the map, as nodes holding only their shards will (the default answers alone).
+ClusterShardRouter::Options Routed(MetricsRegistry* metrics = nullptr) {
+  ClusterShardRouter::Options o;
+  o.ask_holders = true;
+  o.metrics = metrics;
+  return o;
+}
+
 ShardMap Map(std::vector<std::string> nodes, int replicas, uint64_t epoch = 1) {
   ShardMap m;
   m.epoch = epoch;
@@ -157,15 +165,18 @@ class ShardRouterTest : public ::testing::Test {
 
 TEST_F(ShardRouterTest, EachShardAskedOfOneHolderAnswersAsOneNode) {
   FakeCluster cluster("a", Map({"a", "b", "c"}, 2), Local());
-  ClusterShardRouter router(&cluster, Local(), {});
+  ClusterShardRouter router(&cluster, Local(), Routed());
   ASSERT_TRUE(router.Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()));
+  EXPECT_FALSE(
+      ClusterShardRouter(&cluster, Local(), {}).Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()))
+      << "by default a node indexing every shard answers alone";
   EXPECT_EQ(CompareThrough(&router, true), claims_.size() * 3);
   std::set<std::string> asked(cluster.asked.begin(), cluster.asked.end());
   EXPECT_EQ(asked, (std::set<std::string>{"b", "c"})) << "the shards a lacks, from the others";
   // Holding every shard, a node answers alone.
   FakeCluster pair("a", Map({"a", "b"}, 2), Local());
   EXPECT_FALSE(
-      ClusterShardRouter(&pair, Local(), {}).Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()));
+      ClusterShardRouter(&pair, Local(), Routed()).Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()));
   // Nor when it holds every shard the collection has, by the map's choice.
   std::vector<uint32_t> mine;
   for (uint32_t s : collection_->ShardIds()) {
@@ -181,7 +192,7 @@ TEST_F(ShardRouterTest, ADeadOrSilentHolderIsReplacedByAnotherCopy) {
   cluster.down = {"b"};
   cluster.silent = {"c"};  // up by its heartbeats, but its answers never come
   MetricsRegistry metrics;
-  ClusterShardRouter router(&cluster, Local(), {.ask_timeout_ms = 2000, .metrics = &metrics});
+  ClusterShardRouter router(&cluster, Local(), Routed(&metrics));
   // With b down and c silent, only a's shards can be answered.
   const size_t whole = CompareThrough(&router, false);
   EXPECT_LT(whole, claims_.size() * 3);
@@ -201,7 +212,7 @@ TEST_F(ShardRouterTest, ADeadOrSilentHolderIsReplacedByAnotherCopy) {
     a_first += api.map().Holders(kDefaultTenant, collection_->id(), s)[0] == "a";
   ASSERT_GT(a_first, 0u) << "a is the first choice for some shard";
   MetricsRegistry api_metrics;
-  ClusterShardRouter via_api(&api, Local(), {.ask_timeout_ms = 2000, .metrics = &api_metrics});
+  ClusterShardRouter via_api(&api, Local(), Routed(&api_metrics));
   EXPECT_EQ(CompareThrough(&via_api, true), claims_.size() * 3);
   EXPECT_GT(std::count(api.asked.begin(), api.asked.end(), "a"), 0);
   // Keyword and hybrid queries need every shard, a's first choices among them: each of
@@ -217,7 +228,7 @@ TEST_F(ShardRouterTest, ShardsWithNoLiveHolderAreNamedNotDropped) {
   // An API node (it holds nothing) over one copy of each shard, one holder down.
   FakeCluster cluster("api", Map({"a", "b", "c"}, 1), Local());
   cluster.down = {"b"};
-  ClusterShardRouter router(&cluster, Local(), {});
+  ClusterShardRouter router(&cluster, Local(), Routed());
   ASSERT_TRUE(router.Spreads(kDefaultTenant, collection_->id(), {0}));
   size_t on_b = 0;
   const std::vector<uint32_t> ids = collection_->ShardIds();
@@ -235,7 +246,7 @@ TEST_F(ShardRouterTest, ShardsWithNoLiveHolderAreNamedNotDropped) {
 TEST_F(ShardRouterTest, AHolderWithANewerMapRefusesAndTheAskerRoutesAgain) {
   FakeCluster cluster("a", Map({"a", "b", "c"}, 2, 1), Local());
   cluster.latest_ = Map({"a", "b", "c"}, 2, 2);
-  ClusterShardRouter router(&cluster, Local(), {});
+  ClusterShardRouter router(&cluster, Local(), Routed());
   collection_->set_router(&router);
   auto r = collection_->Query(Request(claims_[0], QueryMode::kHybrid));
   ASSERT_TRUE(r.ok()) << r.status().ToString();

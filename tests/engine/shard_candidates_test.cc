@@ -132,6 +132,41 @@ TEST_F(ShardCandidatesTest, EveryShardGatheredAloneAndAssembledAnswersAsOneSearc
   EXPECT_GT(nonempty, 200u);
 }
 
+// Another node may ask by a layout older or newer than this node's built shards: shard 0,
+// split here long ago, is answered by every shard under it; and parts that name the same
+// chunk twice (a node answering for a shard whose split it has not built answers for its
+// siblings too) count each chunk once.
+TEST_F(ShardCandidatesTest, AShardSplitHereAnswersThroughItsChildrenAndOverlapsCountOnce) {
+  const std::vector<uint32_t> all = collection_->ShardIds();
+  ASSERT_EQ(std::count(all.begin(), all.end(), 0u), 0) << "shard 0 was split";
+  for (const std::string& claim : Claims(10)) {
+    for (const char* mode : {"vector", "keyword", "hybrid"}) {
+      Json body = J(R"({"k":10,"shards":"all"})");
+      body["query"] = claim;
+      body["mode"] = mode;
+      auto req = ParseQueryRequest(body, collection_->config().dim, true);
+      ASSERT_TRUE(req.ok());
+      auto whole = collection_->Query(*req);
+      ASSERT_TRUE(whole.ok());
+      QueryMode m = req->mode;
+      const std::vector<uint32_t> root = {0};
+      auto by_root = collection_->Candidates(RequestContext::Background(), *req, root, root, &m);
+      ASSERT_TRUE(by_root.ok()) << by_root.status().ToString();
+      auto once = collection_->Assemble(RequestContext::Background(), *req, m, {*by_root});
+      ASSERT_TRUE(once.ok());
+      EXPECT_EQ(Hits(once->hits), Hits(whole->hits)) << mode << ": " << claim;
+      auto twice = collection_->Assemble(RequestContext::Background(), *req, m, {*by_root, *by_root});
+      ASSERT_TRUE(twice.ok());
+      EXPECT_EQ(Hits(twice->hits), Hits(whole->hits)) << "the same part twice: " << mode << ": " << claim;
+    }
+  }
+  QueryMode m = QueryMode::kKeyword;
+  auto req = ParseQueryRequest(J(R"({"query":"cells","mode":"keyword"})"), collection_->config().dim, true);
+  EXPECT_EQ(collection_->Candidates(RequestContext::Background(), *req, {}, {100000}, &m).status().code(),
+            StatusCode::kNotFound)
+      << "a shard the layout does not have";
+}
+
 TEST_F(ShardCandidatesTest, TheRoutedShardsAloneAnswerAsARoutedSearch) {
   size_t compared = 0;
   for (const std::string& claim : Claims(40)) {

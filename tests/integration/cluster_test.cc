@@ -275,7 +275,8 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (const char* id : {"n1", "n2", "n3"})
     nodes.push_back(std::make_unique<ServerProcess>(
-        dir.path() + "/" + id, std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id}));
+        dir.path() + "/" + id,
+        std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id, "--query-routing", "shards"}));
   ServerProcess single{dir.path() + "/single"};
   for (auto& n : nodes) n->Start();
   single.Start();
@@ -347,10 +348,10 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
           if (&via != one.get()) {
             // Gathered across the nodes, every shard answered for.
             EXPECT_TRUE(reply.Find("coverage") != nullptr) << r->body;
-          if (reply.Find("coverage") == nullptr) return out;
-          Json coverage = reply["coverage"];
-          EXPECT_EQ(coverage["answered"].as_int(), coverage["shards"].as_int()) << r->body;
-          gathered_from_others += coverage["nodes"].as_int() > 1;
+            if (reply.Find("coverage") == nullptr) return out;
+            Json coverage = reply["coverage"];
+            EXPECT_EQ(coverage["answered"].as_int(), coverage["shards"].as_int()) << r->body;
+            gathered_from_others += coverage["nodes"].as_int() > 1;
           }
           return out;
         };
