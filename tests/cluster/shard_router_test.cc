@@ -96,12 +96,7 @@ class ShardRouterTest : public ::testing::Test {
     collection_ =
         *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "sf",
                         J(R"({"embedder":"glove","sharding":{"max_shard_chunks":60},"cache":{"enabled":false}})"));
-    std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
-    std::vector<DocumentInput> docs;
-    for (std::string line; docs.size() < 200 && std::getline(in, line);) {
-      Json j = J(line);
-      docs.push_back({j.Find("_id")->as_string(), j.Find("title")->as_string(), j.Find("text")->as_string()});
-    }
+    const std::vector<DocumentInput> docs = SciFactDocuments(200);
     UpsertResult r;
     for (size_t i = 0; i < docs.size(); i += 40) {
       ASSERT_TRUE(collection_
@@ -112,9 +107,7 @@ class ShardRouterTest : public ::testing::Test {
     }
     collection_->WaitForSplits();
     ASSERT_GE(collection_->ShardIds().size(), 4u) << "the test needs several shards";
-    std::ifstream claims(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/queries.train.jsonl");
-    for (std::string line; claims_.size() < 12 && std::getline(claims, line);)
-      claims_.push_back(J(line).Find("text")->as_string());
+    claims_ = SciFactClaims(12);
   }
   void TearDown() override { collection_->set_router(nullptr); }
 

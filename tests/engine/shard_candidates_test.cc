@@ -3,8 +3,6 @@
 // of one search over the whole collection, in every mode.
 #include "engine/shard_candidates.h"
 
-#include <fstream>
-
 #include <gtest/gtest.h>
 
 #include "engine/collection.h"
@@ -15,30 +13,6 @@
 
 namespace contextd {
 namespace {
-
-std::vector<DocumentInput> SciFact(size_t n) {
-  std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
-  std::vector<DocumentInput> docs;
-  std::string line;
-  for (size_t i = 0; i < n && std::getline(in, line); ++i) {
-    Json j = J(line);
-    DocumentInput d;
-    d.id = j.Find("_id")->as_string();
-    d.title = j.Find("title")->as_string();
-    d.text = j.Find("text")->as_string();
-    d.metadata["year"] = static_cast<int64_t>(2000 + i % 20);
-    docs.push_back(std::move(d));
-  }
-  return docs;
-}
-
-std::vector<std::string> Claims(size_t n) {
-  std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/queries.train.jsonl");
-  std::vector<std::string> out;
-  std::string line;
-  while (out.size() < n && std::getline(in, line)) out.push_back(J(line).Find("text")->as_string());
-  return out;
-}
 
 std::string Hits(const std::vector<QueryHit>& hits) {
   std::string out;
@@ -56,7 +30,7 @@ class ShardCandidatesTest : public ::testing::Test {
         *CreateFromSpec(*engine_, TestEmbedders(), kDefaultTenant, "sf",
                         J(R"({"embedder":"glove","sharding":{"max_shard_chunks":120},"cache":{"enabled":false}})"));
     UpsertResult r;
-    std::vector<DocumentInput> docs = SciFact(300);
+    std::vector<DocumentInput> docs = SciFactDocuments(300);
     for (size_t i = 0; i < docs.size(); i += 50) {
       std::vector<DocumentInput> batch(docs.begin() + static_cast<ptrdiff_t>(i),
                                        docs.begin() + static_cast<ptrdiff_t>(std::min(docs.size(), i + 50)));
@@ -107,7 +81,7 @@ TEST_F(ShardCandidatesTest, EveryShardGatheredAloneAndAssembledAnswersAsOneSearc
   };
   const std::vector<uint32_t> all = collection_->ShardIds();
   size_t compared = 0, nonempty = 0;
-  for (const std::string& claim : Claims(25)) {
+  for (const std::string& claim : SciFactClaims(25)) {
     for (const char* variant : variants) {
       Json body = J(variant);
       body["query"] = claim;
@@ -139,7 +113,7 @@ TEST_F(ShardCandidatesTest, EveryShardGatheredAloneAndAssembledAnswersAsOneSearc
 TEST_F(ShardCandidatesTest, AShardSplitHereAnswersThroughItsChildrenAndOverlapsCountOnce) {
   const std::vector<uint32_t> all = collection_->ShardIds();
   ASSERT_EQ(std::count(all.begin(), all.end(), 0u), 0) << "shard 0 was split";
-  for (const std::string& claim : Claims(10)) {
+  for (const std::string& claim : SciFactClaims(10)) {
     for (const char* mode : {"vector", "keyword", "hybrid"}) {
       Json body = J(R"({"k":10,"shards":"all"})");
       body["query"] = claim;
@@ -169,7 +143,7 @@ TEST_F(ShardCandidatesTest, AShardSplitHereAnswersThroughItsChildrenAndOverlapsC
 
 TEST_F(ShardCandidatesTest, TheRoutedShardsAloneAnswerAsARoutedSearch) {
   size_t compared = 0;
-  for (const std::string& claim : Claims(40)) {
+  for (const std::string& claim : SciFactClaims(40)) {
     Json body = J(R"({"mode":"hybrid","k":10})");
     body["query"] = claim;
     auto req = ParseQueryRequest(body, collection_->config().dim, true);

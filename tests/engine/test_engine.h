@@ -1,8 +1,10 @@
 // An Engine over a test's temporary directory and the repo's models, for engine tests.
 #pragma once
 
+#include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -50,5 +52,31 @@ inline std::unique_ptr<Engine> OpenHandFedEngine(const std::string& dir) {
 }
 
 inline Json J(const std::string& s) { return *ParseJson(s); }
+
+// The first n SciFact documents (a "year" in their metadata, 2000 + i % 20) and training
+// claims, from ../shared.
+inline std::vector<DocumentInput> SciFactDocuments(size_t n) {
+  std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/corpus.jsonl");
+  std::vector<DocumentInput> docs;
+  std::string line;
+  for (size_t i = 0; i < n && std::getline(in, line); ++i) {
+    Json j = J(line);
+    DocumentInput d;
+    d.id = j.Find("_id")->as_string();
+    d.title = j.Find("title")->as_string();
+    d.text = j.Find("text")->as_string();
+    d.metadata["year"] = static_cast<int64_t>(2000 + i % 20);
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+inline std::vector<std::string> SciFactClaims(size_t n) {
+  std::ifstream in(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/queries.train.jsonl");
+  std::vector<std::string> out;
+  std::string line;
+  while (out.size() < n && std::getline(in, line)) out.push_back(J(line).Find("text")->as_string());
+  return out;
+}
 
 }  // namespace contextd
