@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -247,7 +248,8 @@ int RunServe(const ServeOptions& o) {
       ao.log_connected = [log] { return log->connected(); };
       ao.log_blocked = [log] { return log->blocked_reason(); };
       ao.log_head = [log] { return log->LastSequence(); };
-      ao.cluster_status = [log, &lo, is_up] {
+      const Engine* placed = engine->get();
+      ao.cluster_status = [log, &lo, is_up, placed] {
         Json j = Json::MakeObject();
         j["mode"] = "cluster";
         j["node_id"] = lo.node_id;
@@ -281,6 +283,26 @@ int RunServe(const ServeOptions& o) {
         Json holders = Json::MakeArray();
         for (const std::string& n : map.nodes) holders.push_back(Json(n));
         sm["nodes"] = std::move(holders);
+        // Each collection's shards with their holders, and how many copies each node holds.
+        std::map<std::string, int64_t> held;
+        Json placement = Json::MakeArray();
+        for (const auto& c : placed->ShardsByCollection()) {
+          Json entry = Json::MakeObject();
+          entry["tenant"] = c.tenant;
+          entry["collection"] = c.collection;
+          Json shards = Json::MakeObject();
+          for (uint32_t shard : c.shards) {
+            Json who = Json::MakeArray();
+            for (const std::string& n : map.Holders(c.tenant, c.id, shard)) {
+              who.push_back(Json(n));
+              ++held[n];
+            }
+            shards[std::to_string(shard)] = std::move(who);
+          }
+          entry["shards"] = std::move(shards);
+          placement.push_back(std::move(entry));
+        }
+        sm["collections"] = std::move(placement);
         j["shard_map"] = std::move(sm);
         // Every node heard from: "up" within three heartbeats, "suspect" within ten
         // seconds, "down" after (kept, so an operator sees who went).
@@ -292,6 +314,7 @@ int RunServe(const ServeOptions& o) {
           n["state"] = is_up(p) ? "up" : p.age_ms < 10000 ? "suspect" : "down";
           n["last_heartbeat_ms_ago"] = p.age_ms;
           n["applied_sequence"] = static_cast<int64_t>(p.applied_sequence);
+          n["shards_held"] = held.count(p.node_id) ? held[p.node_id] : 0;
           nodes.push_back(std::move(n));
         }
         j["nodes"] = std::move(nodes);

@@ -530,6 +530,12 @@ std::vector<Engine::StoredBytes> Engine::StorageByCollection() const {
   return out;
 }
 
+std::vector<Engine::CollectionShardIds> Engine::ShardsByCollection() const {
+  std::vector<CollectionShardIds> out;
+  for (const auto& c : AllCollections()) out.push_back({c->tenant(), c->name(), c->id(), c->ShardIds()});
+  return out;
+}
+
 void Engine::RenderMetrics(std::string* out) const {
   const std::vector<std::shared_ptr<Collection>> all = AllCollections();
   auto family = [&](const char* name, const char* help, auto value) {

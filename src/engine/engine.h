@@ -97,6 +97,13 @@ class Engine : public MutationApplier,
     uint64_t bytes = 0;
   };
   std::vector<StoredBytes> StorageByCollection() const;
+  // Every collection's shards (ids, in routing order), for the cluster's placement report.
+  struct CollectionShardIds {
+    std::string tenant, collection;
+    uint64_t id = 0;
+    std::vector<uint32_t> shards;
+  };
+  std::vector<CollectionShardIds> ShardsByCollection() const;
 
   // Sessions and cache namespaces belong to the request's tenant (ctx.tenant) and are
   // stored as "tenant/name", the default tenant's too (no name a caller gives may hold a

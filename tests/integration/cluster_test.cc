@@ -320,6 +320,21 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
     ASSERT_EQ(map["nodes"].as_array().size(), 3u) << map.Dump();
     EXPECT_EQ(map["replicas"].as_int(), 2);
   }
+  // The placement report: each shard of "sf" on two of the three nodes, and the nodes'
+  // counts of the copies they hold add up.
+  {
+    Json cluster = Call(*clients[0], "GET", "/v1/cluster").second;
+    Json sf;
+    for (const Json& c : cluster["shard_map"]["collections"].as_array())
+      if (c.Find("collection")->as_string() == "sf") sf = c;
+    ASSERT_TRUE(sf.is_object()) << cluster.Dump();
+    const size_t shards = sf["shards"].as_object().size();
+    EXPECT_EQ(static_cast<int64_t>(shards), Call(*clients[0], "GET", "/v1/collections/sf").second["shards"].as_int());
+    for (const auto& [id, holders] : sf["shards"].as_object()) EXPECT_EQ(holders.as_array().size(), 2u) << id;
+    int64_t held = 0;
+    for (const Json& n : cluster["nodes"].as_array()) held += n.Find("shards_held")->as_int();
+    EXPECT_EQ(held, static_cast<int64_t>(2 * shards));
+  }
   std::ifstream claims(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/queries.train.jsonl");
   std::vector<std::string> texts;
   for (int q = 0; q < 40 && std::getline(claims, line); ++q) texts.push_back(Body(line)["text"].as_string());
