@@ -424,6 +424,8 @@ int RunServe(const ServeOptions& o) {
       };
       shared_limits = std::make_unique<SharedRateLimiter>(so, SystemClock::Default(), nodes, &metrics);
       ao.rate_limits = shared_limits.get();
+      const SharedRateLimiter* limiter = shared_limits.get();
+      ao.degraded_dependency = [limiter]() -> std::string { return limiter->degraded() ? "redis" : ""; };
       spdlog::info("rate limits shared through redis {}:{}", so.redis.host, so.redis.port);
     }
     Api api(ApiBackends::Of(engine->get(), embedders.get(), tokenizer.get()), &metrics, ao);

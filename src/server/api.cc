@@ -186,11 +186,14 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
              Json why = Json::MakeObject();
              why["status"] = "log_unavailable";
              if (!blocked.empty()) why["reason"] = blocked;
+             const std::string dependency = options_.degraded_dependency ? options_.degraded_dependency() : "";
              r.raw = draining   ? "{\"status\":\"draining\"}"
                      : log_down ? why.Dump()
                      : storage != "ok"
                          ? "{\"status\":\"degraded\",\"storage\":\"" + std::string(storage) + "\",\"reads\":\"ok\"}"
-                         : "{\"status\":\"ready\"}";
+                     : !dependency.empty() ? "{\"status\":\"degraded\",\"" + dependency +
+                                                 "\":\"unreachable\",\"reads\":\"ok\",\"writes\":\"ok\"}"
+                                           : "{\"status\":\"ready\"}";
              return r;
            });
   AddRoute("GET", "/metrics", Pool::kInline,

@@ -73,6 +73,10 @@ struct ApiOptions {
   std::function<StatusOr<uint64_t>()> log_head;
   // The rate limits (not owned): shared through Redis in a cluster; null: this node's own.
   RateLimits* rate_limits = nullptr;
+  // A shared dependency the node works without, degraded ("redis" while the shared rate
+  // limits cannot reach Redis and each node enforces its share), or "": /readyz says so
+  // and stays 200 (reads and writes go on).
+  std::function<std::string()> degraded_dependency;
   // Admission: the most requests that may wait for a pool's workers. Past it a request is
   // shed at once (503 overloaded, Retry-After, its rate-limit charge given back); default
   // priority past 80% of it and batch past half, so batch is shed first. A request whose

@@ -520,7 +520,7 @@ namespace {
 // revoked on one is refused by the other once it has applied the revocation (in practice
 // within a heartbeat; the time is printed, not asserted: the machine is shared). Rate
 // limits hold across the nodes through one Redis.
-TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
+TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOtherAndRedisDownOnlyDegradesLimits) {
   const std::string admin = "cluster-admin-key-0123456789";
   TempDir dir;
   NatsCluster nats{dir.path() + "/nats"};
@@ -636,6 +636,31 @@ TEST(ClusterAuthTest, AKeyRevokedOnOneNodeIsRefusedByTheOther) {
   EXPECT_EQ(bad->status, 400);
   std::printf("revocation reached n2 after %.0f ms\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+
+  // Redis down: each node enforces its share of the limits, says so, and /readyz reports
+  // the node degraded but serving (200); nothing else changes.
+  EXPECT_EQ(Call(*c1, "GET", "/readyz").second["status"].as_string(), "ready");
+  auto plenty =
+      c1->Request("POST", "/v1/admin/tenants/acme/keys", R"({"role":"writer","limits":{"rpm":1000}})", as_admin);
+  ASSERT_TRUE(plenty.ok() && plenty->status == 201);
+  const HttpHeaders as_plenty = {{"Authorization", "Bearer " + Body(plenty->body)["key"].as_string()}};
+  redis.Stop();
+  std::string marked;
+  for (int i = 0; i < 50 && marked.empty(); ++i) {
+    auto r = c1->Request("GET", "/v1/collections", "", as_plenty);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200) << r->body;
+    marked = r->Header("x-contextd-limits-degraded");
+    if (marked.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(marked, "1");
+  auto [ready_status, ready] = Call(*c1, "GET", "/readyz");
+  EXPECT_EQ(ready_status, 200) << ready.Dump();
+  EXPECT_EQ(ready["status"].as_string(), "degraded");
+  EXPECT_EQ(ready["redis"].as_string(), "unreachable");
+  auto write = c1->Request("PUT", "/v1/collections/u4", R"({"embedder":"none","dim":4})", as_plenty);
+  ASSERT_TRUE(write.ok());
+  EXPECT_EQ(write->status, 201) << "writes go on: " << write->body;
 }
 
 }  // namespace
