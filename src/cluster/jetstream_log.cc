@@ -77,6 +77,11 @@ Status JetStreamUpdateLog::Start() {
   r.heartbeat = std::thread([&r] { r.HeartbeatLoop(); });
   r.housekeeping =
       std::make_unique<PeriodicTask>(std::chrono::milliseconds(r.options.durable_mark_ms), [&r] { r.Housekeep(); });
+  // On its own thread: reading and writing the bucket are JetStream requests, which can
+  // take seconds in an election, and must never hold back the heartbeats.
+  r.shard_map_task = std::make_unique<PeriodicTask>(std::chrono::milliseconds(r.options.heartbeat_ms), [&r] {
+    if (r.following && !r.Stopping()) r.MaintainShardMap();
+  });
   return Status::Ok();
 }
 

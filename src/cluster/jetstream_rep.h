@@ -117,6 +117,7 @@ struct JetStreamUpdateLog::Rep {
   // it found the log purged past it.
   kvStore* members = nullptr;
   std::unique_ptr<PeriodicTask> housekeeping;
+  std::unique_ptr<PeriodicTask> shard_map_task;  // MaintainShardMap every heartbeat_ms
   std::string blocked GUARDED_BY(mu);
   std::string advertise_url GUARDED_BY(mu);
   // Answer(): one subscription per topic, its handler boxed so the callback can reach it.
@@ -196,6 +197,7 @@ struct JetStreamUpdateLog::Rep {
 
   ~Rep() {
     housekeeping.reset();  // first: it uses the connection and the applier
+    shard_map_task.reset();
     {
       MutexLock lock(&mu);
       stopping = true;
@@ -348,7 +350,6 @@ struct JetStreamUpdateLog::Rep {
         }
         const std::string data = options.role + " " + std::to_string(at);
         natsConnection_Publish(conn, subject.c_str(), data.data(), static_cast<int>(data.size()));
-        MaintainShardMap();
       }
       // Until it follows, look again soon: the first heartbeat goes out as soon as it does.
       const int wait_ms = following ? options.heartbeat_ms : 50;
