@@ -23,8 +23,8 @@
 #include "common/thread_pool.h"
 
 namespace contextd {
-namespace jetstream_internal {
 
+// Helpers of this folder's .cc files (this header is included nowhere else).
 inline std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
   std::string out = natsStatus_GetText(s);
   if (jerr != 0) out += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
@@ -79,10 +79,6 @@ inline std::vector<JetStreamUpdateLog::Member> ReadMembers(kvStore* bucket) {
 // Results of recent applies, for the writers waiting on them; older ones are forgotten
 // (a writer whose result is gone was applied long ago, and gets an empty result).
 inline constexpr size_t kKeptResults = 4096;
-
-}  // namespace jetstream_internal
-
-using namespace jetstream_internal;  // NOLINT: this folder's private header
 
 struct JetStreamUpdateLog::Rep {
   JetStreamLogOptions options;
