@@ -222,10 +222,11 @@ int RunServe(const ServeOptions& o) {
   std::thread watchdog;
   {
     ApiOptions ao;
-    // One per core: searches only compute. In a cluster a search that gathers shard parts
-    // from other nodes waits about a millisecond for them, holding its thread: with one
-    // per core, the node's queries per second would be bounded by that wait, not its CPU.
-    const int per_core = log != nullptr ? 8 : 1;
+    // One per core: searches only compute. A search that gathers shard parts from other
+    // nodes (--query-routing shards) waits about a millisecond for them, holding its
+    // thread: with one per core, the node's queries per second would be bounded by that
+    // wait, not its CPU.
+    const int per_core = log != nullptr && o.query_routing == "shards" ? 8 : 1;
     ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores * per_core);
     ao.write_threads = static_cast<size_t>(std::max(1, o.write_threads));
     ao.max_queue = static_cast<size_t>(o.max_queue);
