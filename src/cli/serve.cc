@@ -383,7 +383,7 @@ int RunServe(const ServeOptions& o) {
     if (log != nullptr) {
       Engine* e = engine->get();
       const ClusterShardRouter::LocalAnswer local = [e](const ShardQuery& q) { return e->AnswerShardQuery(q); };
-      router_cluster = ClusterOfLog(log, lo.heartbeat_ms);
+      router_cluster = ClusterOfLog(log);
       ClusterShardRouter::Options ro;
       ro.metrics = &metrics;
       ro.ask_holders = o.query_routing == "shards";

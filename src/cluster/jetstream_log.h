@@ -166,6 +166,8 @@ class JetStreamUpdateLog : public UpdateLog {
   ShardMap shard_map() const;
   void RefreshShardMap();
   const std::string& node_id() const;
+  // Heard from within three heartbeats (this node too, once it follows).
+  bool IsUp(const std::string& node_id) const;
   std::vector<std::string> AskAll(const std::string& topic, const std::string& payload, int timeout_ms,
                                   size_t expected) const;
   // Stops answering, waiting out any handler still running: call it before what the

@@ -421,6 +421,8 @@ struct JetStreamUpdateLog::Rep {
   // Shard map (jetstream_shards.cc).
   void ReadShardMap();
   void MaintainShardMap();
+  // Routes by `map` from now on, unless a newer revision was adopted meanwhile.
+  void AdoptShardMap(ShardMap map, uint64_t revision);
 
   // "ROLE DURABLE WALL_MS", under the node's id.
   StatusOr<uint64_t> RecordDurableMark() {
@@ -481,9 +483,11 @@ struct JetStreamUpdateLog::Rep {
     MutexLock lock(&mu);
     const int64_t now = NowMs();
     for (const auto& [id, h] : heard)
-      if (now - h.at_ms < 3 * options.heartbeat_ms) return id == options.node_id;
+      if (Up(h, now)) return id == options.node_id;
     return false;
   }
+  // A node is up while its heartbeats keep coming: one heard within three.
+  bool Up(const Heard& h, int64_t now) const { return now - h.at_ms < 3 * options.heartbeat_ms; }
 
   void Housekeep() {
     if (!following || Stopping()) return;

@@ -23,9 +23,13 @@ void JetStreamUpdateLog::Rep::ReadShardMap() {
     spdlog::error("update log: the shard map in {} is unreadable: {}", options.shards_bucket, map.status().message());
     return;
   }
+  AdoptShardMap(std::move(map).value(), revision);
+}
+
+void JetStreamUpdateLog::Rep::AdoptShardMap(ShardMap map, uint64_t revision) {
   MutexLock lock(&mu);
   if (revision < shard_map_revision) return;  // an older read finishing late
-  shard_map = std::move(map).value();
+  shard_map = std::move(map);
   shard_map_revision = revision;
   if (shard_map_epoch_gauge != nullptr) shard_map_epoch_gauge->Set(static_cast<int64_t>(shard_map.epoch));
 }
@@ -62,12 +66,7 @@ void JetStreamUpdateLog::Rep::MaintainShardMap() {
   std::string nodes;
   for (const std::string& n : next.nodes) nodes += (nodes.empty() ? "" : ",") + n;
   spdlog::info("update log: shard map epoch {}: {} copies of each shard on {}", next.epoch, next.replicas, nodes);
-  MutexLock lock(&mu);
-  if (written > shard_map_revision) {
-    shard_map = next;
-    shard_map_revision = written;
-    if (shard_map_epoch_gauge != nullptr) shard_map_epoch_gauge->Set(static_cast<int64_t>(next.epoch));
-  }
+  AdoptShardMap(next, written);
 }
 
 ShardMap JetStreamUpdateLog::shard_map() const {
@@ -78,6 +77,12 @@ ShardMap JetStreamUpdateLog::shard_map() const {
 void JetStreamUpdateLog::RefreshShardMap() { rep_->ReadShardMap(); }
 
 const std::string& JetStreamUpdateLog::node_id() const { return rep_->options.node_id; }
+
+bool JetStreamUpdateLog::IsUp(const std::string& node_id) const {
+  MutexLock lock(&rep_->mu);
+  const auto it = rep_->heard.find(node_id);
+  return it != rep_->heard.end() && rep_->Up(it->second, NowMs());
+}
 
 std::vector<StatusOr<std::string>> JetStreamUpdateLog::AskEach(const std::string& topic,
                                                                const std::vector<Question>& questions, int timeout_ms,

@@ -17,16 +17,11 @@ std::vector<uint32_t> Within(const std::vector<uint32_t>& ids, const std::vector
 
 class LogCluster final : public ClusterShardRouter::Cluster {
  public:
-  LogCluster(JetStreamUpdateLog* log, int heartbeat_ms) : log_(log), heartbeat_ms_(heartbeat_ms) {}
+  explicit LogCluster(JetStreamUpdateLog* log) : log_(log) {}
   std::string self() const override { return log_->node_id(); }
   ShardMap map() const override { return log_->shard_map(); }
   void RefreshMap() override { log_->RefreshShardMap(); }
-  bool IsUp(const std::string& node) const override {
-    for (const auto& p : log_->peers()) {
-      if (p.node_id == node) return p.age_ms < 3 * heartbeat_ms_;
-    }
-    return false;
-  }
+  bool IsUp(const std::string& node) const override { return log_->IsUp(node); }
   std::vector<StatusOr<std::string>> Ask(const std::vector<JetStreamUpdateLog::Question>& questions, int timeout_ms,
                                          const std::function<void()>& meanwhile) const override {
     return log_->AskEach("search", questions, timeout_ms, meanwhile);
@@ -34,13 +29,12 @@ class LogCluster final : public ClusterShardRouter::Cluster {
 
  private:
   JetStreamUpdateLog* const log_;
-  const int heartbeat_ms_;
 };
 
 }  // namespace
 
-std::unique_ptr<ClusterShardRouter::Cluster> ClusterOfLog(JetStreamUpdateLog* log, int heartbeat_ms) {
-  return std::make_unique<LogCluster>(log, heartbeat_ms);
+std::unique_ptr<ClusterShardRouter::Cluster> ClusterOfLog(JetStreamUpdateLog* log) {
+  return std::make_unique<LogCluster>(log);
 }
 
 ClusterShardRouter::ClusterShardRouter(Cluster* cluster, LocalAnswer local, Options options)

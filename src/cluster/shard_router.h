@@ -89,6 +89,6 @@ class ClusterShardRouter final : public ShardRouter {
 };
 
 // The Cluster of a server: its update log's map, heartbeats and questions.
-std::unique_ptr<ClusterShardRouter::Cluster> ClusterOfLog(JetStreamUpdateLog* log, int heartbeat_ms);
+std::unique_ptr<ClusterShardRouter::Cluster> ClusterOfLog(JetStreamUpdateLog* log);
 
 }  // namespace contextd

@@ -99,13 +99,9 @@ Status Collection::QueryAcrossNodes(const RequestContext& ctx, const QueryReques
       }
     }
     rest.timeout_ms = ctx.RemainingMs();
-    ShardRouter::Coverage more;
-    CTX_RETURN_IF_ERROR(router.Gather(ctx, rest, &parts, &more));
+    CTX_RETURN_IF_ERROR(router.Gather(ctx, rest, &parts, &coverage));  // both appends
     route.widened = true;
     route.shards.insert(route.shards.end(), rest.vector_shards.begin(), rest.vector_shards.end());
-    coverage.asked.insert(coverage.asked.end(), more.asked.begin(), more.asked.end());
-    coverage.missing.insert(coverage.missing.end(), more.missing.begin(), more.missing.end());
-    coverage.nodes.insert(coverage.nodes.end(), more.nodes.begin(), more.nodes.end());
   }
   CTX_ASSIGN_OR_RETURN(QueryResult assembled, Assemble(ctx, req, mode, parts));
   result->hits = std::move(assembled.hits);

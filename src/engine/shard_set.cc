@@ -222,14 +222,10 @@ std::vector<ScoredSlot> ShardSet::Search(const float* query, size_t k, size_t ef
     for (uint32_t i = 0; i < n; ++i) probe.push_back(i);
     r.confident = false;
   } else {
-    std::vector<float> scores(n);
-    ScoreCentroids(metric_, query, centroids_.data(), n, dim_, scores.data());
-    RouteDecision d = RouteShards(scores, routing != nullptr ? *routing : options_);
+    RouteDecision d = Decide(query, routing);
     probe = std::move(d.shards);
     r.margin = d.margin;
     r.confident = d.confident;
-    routed_queries_.fetch_add(1, std::memory_order_relaxed);
-    if (d.confident) confident_routes_.fetch_add(1, std::memory_order_relaxed);
   }
   // Scores from different shards are the same metric on the same vectors: merge by score.
   TopK top(k);
@@ -259,6 +255,15 @@ std::vector<ScoredSlot> ShardSet::Search(const float* query, size_t k, size_t ef
   return top.Take();
 }
 
+RouteDecision ShardSet::Decide(const float* query, const ShardingOptions* routing) const {
+  std::vector<float> scores(shards_.size());
+  ScoreCentroids(metric_, query, centroids_.data(), shards_.size(), dim_, scores.data());
+  RouteDecision d = RouteShards(scores, routing != nullptr ? *routing : options_);
+  routed_queries_.fetch_add(1, std::memory_order_relaxed);
+  if (d.confident) confident_routes_.fetch_add(1, std::memory_order_relaxed);
+  return d;
+}
+
 QueryResult::Route ShardSet::Route(const float* query, const ShardingOptions* routing) const {
   QueryResult::Route r;
   const size_t n = shards_.size();
@@ -267,14 +272,10 @@ QueryResult::Route ShardSet::Route(const float* query, const ShardingOptions* ro
     r.shards = {shards_[0]->id};
     return r;
   }
-  std::vector<float> scores(n);
-  ScoreCentroids(metric_, query, centroids_.data(), n, dim_, scores.data());
-  const RouteDecision d = RouteShards(scores, routing != nullptr ? *routing : options_);
+  const RouteDecision d = Decide(query, routing);
   for (uint32_t i : d.shards) r.shards.push_back(shards_[i]->id);
   r.margin = d.margin;
   r.confident = d.confident;
-  routed_queries_.fetch_add(1, std::memory_order_relaxed);
-  if (d.confident) confident_routes_.fetch_add(1, std::memory_order_relaxed);
   shards_probed_.fetch_add(r.shards.size(), std::memory_order_relaxed);
   return r;
 }

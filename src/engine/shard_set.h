@@ -192,6 +192,9 @@ class ShardSet {
     mutable std::atomic<uint64_t> probes{0};
   };
   std::shared_ptr<HnswIndex> NewGraph() const;
+  // The router's pick over the centroids (indexes into shards_), counted in the routing
+  // stats: the shared first step of Search and Route. REQUIRES: two shards or more.
+  RouteDecision Decide(const float* query, const ShardingOptions* routing) const;
   // The physical shard (index into shards_) a vector goes in.
   uint32_t IndexFor(const float* vector) const;
   void SetShards(std::vector<std::shared_ptr<Shard>> shards);
