@@ -6,16 +6,22 @@
 // cosine >= the threshold with the new one).
 //
 // Invalidation, run by every write after it is visible to searches:
-//   1. an entry whose results contain a changed (upserted or deleted) document goes;
+//   1. an entry whose results contain a changed (upserted or deleted) document goes; so
+//      does one that names a changed document among what it depends on (doc_ids: the
+//      hits, the documents they cite, and for entries kept across writes every candidate
+//      they were ranked from);
 //   2. a vector-mode entry a new chunk could now enter goes: when the chunk scores at least
 //      the entry's k-th score against the cached query (any score when the entry had fewer
 //      than k results). A vector score never changes once a chunk is indexed, so entries
 //      the rules spare are exactly what a fresh search returns.
-//   3. every keyword and hybrid entry goes. BM25 scores move with every write (idf and
-//      the average length change with the corpus), and that alone reorders results: the
-//      stale-hit suite caught a swap after a write that shared no term with the query.
-//      Dropping only entries whose terms a new chunk shares (the first design) served
-//      those stale orders.
+//   3. keyword and hybrid entries (uses_terms) go unless the owner's `keep_terms` says the
+//      write's new chunks cannot enter them. BM25 scores still move with every write (idf
+//      and the average length change with the corpus), and that alone can reorder results:
+//      the stale-hit suite caught a swap after a write that shared no term with the query.
+//      So such an entry is not served again until the owner has re-checked it against the
+//      statistics now: a lookup that finds one re-checked since the last write returns
+//      it; otherwise it returns it marked `recheck`, and the owner calls Confirm() with its
+//      verdict (engine/keyword_evidence.h has the rules the engine uses).
 //
 // Races: a result computed while a write was in flight is not cached. Insert() takes the
 // write count the query saw before searching (writes_started() and writes_done() equal),
@@ -91,6 +97,19 @@ struct WriteChange {
   std::vector<std::vector<float>> chunk_vectors;  // new chunks, as the index scores them
 };
 
+// What a lookup found. `recheck`: a keyword or hybrid answer that writes may have moved;
+// it must pass Confirm() before it is served (and counts as a hit only then).
+template <typename Result>
+struct QueryCacheHit {
+  Result result;
+  int tier = 0;
+  float similarity = 1;
+  bool semantic = false;
+  bool recheck = false;
+  EmbedKey key;
+  uint64_t writes = 0;  // the writes done when it was found, for Confirm()
+};
+
 struct QueryCacheStats {
   uint64_t exact_hits = 0, semantic_hits = 0, misses = 0, invalidated = 0;
   std::array<uint64_t, 3> tier_hits{};  // hits by the tier the entry was in
@@ -116,23 +135,19 @@ class QueryCache {
     return MakeEmbedKey(params_key, text_or_vector_bytes);
   }
 
-  // tier, when not null, receives the tier the entry was found in.
-  std::optional<Result> LookupExact(const EmbedKey& key, int* tier = nullptr) {
+  using Hit = QueryCacheHit<Result>;
+
+  std::optional<Hit> LookupExact(const EmbedKey& key) {
     MutexLock lock(&mu_);
     auto it = exact_.find(key);
-    if (it == exact_.end() || Expired(*it->second)) return std::nullopt;
-    ++stats_.exact_hits;
-    if (tier != nullptr) *tier = it->second->tier;
-    Result r = it->second->entry->result;
-    Promote(it->second);
-    return r;
+    if (it == exact_.end() || Expired(*it->second) || !Servable(*it->second)) return std::nullopt;
+    return Found(it->second, 1.0f, /*semantic=*/false);
   }
 
   // The best cached query with the same parameters at cosine >= threshold that `accept`
   // (when given) accepts; it runs under the cache's lock, on the few over the threshold.
-  std::optional<Result> LookupSemantic(const std::string& params_key, const std::vector<float>& query_vector,
-                                       float* similarity, int* tier = nullptr,
-                                       const std::function<bool(const Entry&, float)>& accept = {}) {
+  std::optional<Hit> LookupSemantic(const std::string& params_key, const std::vector<float>& query_vector,
+                                    const std::function<bool(const Entry&, float)>& accept = {}) {
     const std::vector<float> q = Normalised(query_vector);
     MutexLock lock(&mu_);
     auto bucket = by_params_.find(params_key);
@@ -144,24 +159,37 @@ class QueryCache {
     DotProductBatch(q.data(), b.rows.data(), b.nodes.size(), static_cast<size_t>(dim_), sims_.data());
     candidates_.clear();
     for (size_t i = 0; i < sims_.size(); ++i) {
-      if (sims_[i] >= options_.threshold && !Expired(*b.nodes[i])) candidates_.emplace_back(sims_[i], i);
+      if (sims_[i] >= options_.threshold && !Expired(*b.nodes[i]) && Servable(*b.nodes[i]))
+        candidates_.emplace_back(sims_[i], i);
     }
     std::sort(candidates_.begin(), candidates_.end(), std::greater<>());
-    Node* best = nullptr;
-    float best_sim = 0;
     for (const auto& [sim, i] : candidates_) {
       if (accept && !accept(*b.nodes[i]->entry, sim)) continue;
-      best_sim = sim;
-      best = b.nodes[i];
-      break;
+      return Found(b.nodes[i]->self, sim, /*semantic=*/true);
     }
-    if (best == nullptr) return std::nullopt;
-    *similarity = best_sim;
-    ++stats_.semantic_hits;
-    if (tier != nullptr) *tier = best->tier;
-    Result r = best->entry->result;
-    Promote(best->self);
-    return r;
+    return std::nullopt;
+  }
+
+  // The owner's verdict on a hit marked `recheck`, reached with the state as of
+  // hit.writes: when no write has started since, a failed check drops the entry, and a
+  // passed one lets `update` refresh its result (scores move with statistics), marks it
+  // checked, counts the hit and returns true. Otherwise (a write came between, or the
+  // entry went) it returns false and the lookup is a miss.
+  bool Confirm(const Hit& hit, bool passed, const std::function<void(Result*)>& update) {
+    MutexLock lock(&mu_);
+    if (writes_started_ != hit.writes || writes_done_ != hit.writes) return false;
+    auto it = exact_.find(hit.key);
+    if (it == exact_.end()) return false;
+    if (!passed) {
+      EraseLocked(it->second);
+      ++stats_.invalidated;
+      return false;
+    }
+    if (update) update(&it->second->entry->result);
+    it->second->checked_at = hit.writes;
+    ++(hit.semantic ? stats_.semantic_hits : stats_.exact_hits);
+    Promote(it->second);
+    return true;
   }
 
   // Writes call BeginWrite() before their changes become visible and EndWrite() (which
@@ -170,14 +198,16 @@ class QueryCache {
     MutexLock lock(&mu_);
     ++writes_started_;
   }
-  void EndWrite(const WriteChange& change) {
+  // keep_terms(entry), for keyword and hybrid entries: whether none of the write's new
+  // chunks can enter it (rule 3); without it they all go.
+  void EndWrite(const WriteChange& change, const std::function<bool(const Entry&)>& keep_terms = {}) {
     MutexLock lock(&mu_);
     std::unordered_set<std::string> changed(change.doc_ids.begin(), change.doc_ids.end());
     std::vector<std::vector<float>> chunks;
     for (const auto& v : change.chunk_vectors) chunks.push_back(Normalised(v));
     for (auto& list : tiers_) {
       for (auto it = list.begin(); it != list.end();) {
-        if (Stale(*it->entry, changed, chunks)) {
+        if (Stale(*it->entry, changed, chunks, keep_terms)) {
           it = EraseLocked(it);
           ++stats_.invalidated;
         } else {
@@ -221,6 +251,7 @@ class QueryCache {
     node->tier = 0;
     node->expires_ms = clock_->WallMillis() + options_.tiers[0].ttl_ms;
     node->entry = std::make_unique<Entry>(std::move(entry));
+    node->checked_at = writes_done_;
     bytes_[0] += node->entry->bytes;
     exact_[key] = node;
     if (!node->entry->query_vector.empty()) {
@@ -267,7 +298,8 @@ class QueryCache {
     int tier = 0;
     int64_t expires_ms = 0;  // in its current tier
     std::unique_ptr<Entry> entry;
-    size_t row = SIZE_MAX;  // in its params bucket; SIZE_MAX without a query vector
+    size_t row = SIZE_MAX;    // in its params bucket; SIZE_MAX without a query vector
+    uint64_t checked_at = 0;  // writes done when its answer was last known to stand
   };
   // The cached query vectors of one parameter set, contiguous for a batched scan; a
   // removed row is filled by the last one, so removal costs one row's copy.
@@ -277,6 +309,20 @@ class QueryCache {
   };
 
   bool Expired(const Node& n) const { return n.expires_ms <= clock_->WallMillis(); }
+  bool NeedsRecheck(const Node& n) const REQUIRES(mu_) { return n.entry->uses_terms && n.checked_at != writes_done_; }
+  // An entry that needs a re-check cannot get one while a write is in flight (the state
+  // it would be checked against is moving): until the write ends it is not served.
+  bool Servable(const Node& n) const REQUIRES(mu_) { return !NeedsRecheck(n) || writes_started_ == writes_done_; }
+  // A lookup's answer; a hit that needs no re-check counts and is promoted now, one that
+  // does in Confirm().
+  Hit Found(Iter it, float similarity, bool semantic) REQUIRES(mu_) {
+    Hit hit{it->entry->result, it->tier, similarity, semantic, NeedsRecheck(*it), it->key, writes_done_};
+    if (!hit.recheck) {
+      ++(semantic ? stats_.semantic_hits : stats_.exact_hits);
+      Promote(it);
+    }
+    return hit;
+  }
   // Moves an entry to the front of tier `to` (splice keeps iterators and pointers valid).
   void MoveTo(Iter it, int to) REQUIRES(mu_) {
     bytes_[it->tier] -= it->entry->bytes;
@@ -347,7 +393,7 @@ class QueryCache {
   }
 
   bool Stale(const Entry& e, const std::unordered_set<std::string>& changed,
-             const std::vector<std::vector<float>>& chunks) const {
+             const std::vector<std::vector<float>>& chunks, const std::function<bool(const Entry&)>& keep_terms) const {
     for (const auto& id : e.doc_ids) {
       if (changed.count(id)) return true;
     }
@@ -356,7 +402,7 @@ class QueryCache {
         if (!e.vector_bar || Score(e.query_vector, c) >= *e.vector_bar) return true;
       }
     }
-    return e.uses_terms;  // rule 3: BM25 statistics changed
+    return e.uses_terms && !(keep_terms && keep_terms(e));  // rule 3
   }
 
   const QueryCacheOptions options_;

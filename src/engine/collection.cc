@@ -35,7 +35,10 @@ Collection::Collection(std::string tenant, std::string name, uint64_t id, Collec
       clock_(clock),
       analyzer_(std::move(MakeAnalyzer(config_.analyzer).value())),
       shards_(config_, std::move(vector_dir)),
-      cache_(config_, clock) {
+      cache_(config_, clock, [this](const KeywordEvidence& e) {
+        ReaderLock lock(&mu_);
+        return StatsNow(e, table_.keywords());
+      }) {
   cache_.StartVerifier([this](const QueryRequest& req) { return Query(req); });
 }
 
@@ -220,7 +223,7 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   } else {
     ReaderLock lock(&mu_);
     const QueryExecutor executor(table_, shards_, *analyzer_, config_);
-    CTX_RETURN_IF_ERROR(executor.Run(ctx, req, {mode, &qvec, &terms, &term_weights}, &result, &extras));
+    CTX_RETURN_IF_ERROR(executor.Run(ctx, req, {mode, &qvec, &terms, &term_weights, pass.active}, &result, &extras));
     // In a cluster every answer says what it covered; here, every shard, from this node.
     if (router != nullptr) result.coverage = QueryResult::Coverage{shards_.size(), shards_.size(), 1};
   }

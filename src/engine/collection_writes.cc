@@ -15,6 +15,9 @@ namespace {
 
 // Graph insertions between two looks at the clock: well under a millisecond of work.
 constexpr size_t kIndexingCheckEvery = 16;
+// The most new chunks whose terms a write lists for the query cache (a few microseconds
+// each); a larger write drops every cached keyword and hybrid answer instead.
+constexpr size_t kMaxChunksListedForCache = 256;
 
 }  // namespace
 
@@ -237,7 +240,20 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     targets[i]->Add(slots[i], &m.vectors[i * dim]);
   }
   applying.unlock();
-  cache_.EndWrite(change);
+  // Cached keyword answers a new chunk cannot enter are kept: the chunks' terms decide.
+  // Past a few hundred chunks, listing them costs more than the entries are worth.
+  std::vector<ChunkTerms> new_terms;
+  const bool listed = cache_.enabled() && slots.size() <= kMaxChunksListedForCache;
+  if (listed) {
+    ReaderLock lock(&mu_);
+    std::vector<std::pair<std::string, uint16_t>> counts;
+    for (uint32_t slot : slots) {
+      ChunkTerms& chunk = new_terms.emplace_back();
+      table_.keywords().TermsOf(slot, &chunk.len, &counts);
+      for (auto& [term, tf] : counts) chunk.tf.emplace(std::move(term), tf);
+    }
+  }
+  cache_.EndWrite(change, listed ? &new_terms : nullptr);
   if (graph_incomplete_) return Status::Ok();
   MaybeRepairGraph();
   MaybeSplit();
@@ -271,7 +287,8 @@ Status Collection::ApplyDelete(const Mutation& m, ApplyResult* result) {
   }
   WriteChange change;
   change.doc_ids = {id};
-  cache_.EndWrite(change);
+  const std::vector<ChunkTerms> no_new_chunks;
+  cache_.EndWrite(change, &no_new_chunks);
   MaybeRepairGraph();
   return Status::Ok();
 }

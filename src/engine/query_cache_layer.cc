@@ -35,9 +35,10 @@ std::vector<std::string> HitIds(const QueryResult& r) {
 
 }  // namespace
 
-QueryCacheLayer::QueryCacheLayer(const CollectionConfig& config, const Clock* clock)
+QueryCacheLayer::QueryCacheLayer(const CollectionConfig& config, const Clock* clock, StatsReader stats)
     : verify_fraction_(config.cache_enabled ? config.cache_verify_fraction : 0.0f),
-      cache_(CacheOptions(config), config.metric, config.dim, clock) {}
+      cache_(CacheOptions(config), config.metric, config.dim, clock),
+      stats_(std::move(stats)) {}
 
 QueryCacheLayer::~QueryCacheLayer() { Stop(); }
 
@@ -66,7 +67,7 @@ QueryCacheLayer::Pass QueryCacheLayer::Begin(const QueryRequest& req, QueryResul
   // The write count first: Insert() refuses a result computed across a write.
   pass.snapshot = cache_.Snapshot();
   pass.params_key = QueryCacheKey(req);
-  pass.exact_key = QueryCache<QueryResult>::ExactKey(
+  pass.exact_key = Cache::ExactKey(
       pass.params_key,
       req.vector ? std::string(reinterpret_cast<const char*>(req.vector->data()), req.vector->size() * sizeof(float))
                  : req.text);
@@ -74,38 +75,55 @@ QueryCacheLayer::Pass QueryCacheLayer::Begin(const QueryRequest& req, QueryResul
   return pass;
 }
 
+std::optional<QueryResult> QueryCacheLayer::Serve(const Cache::Hit& hit) {
+  if (!hit.recheck) return hit.result.result;
+  // Writes came since this answer was last known to stand: re-checked against the
+  // statistics now (outside the cache's lock: reading them takes the collection's).
+  std::vector<float> scores;
+  const bool passed =
+      hit.result.evidence != nullptr && stats_ && Recheck(*hit.result.evidence, stats_(*hit.result.evidence), &scores);
+  QueryResult served = hit.result.result;
+  const auto rescore = [&scores](QueryResult* r) {
+    for (size_t i = 0; i < scores.size() && i < r->hits.size(); ++i) r->hits[i].score = scores[i];
+  };
+  if (!cache_.Confirm(hit, passed, [&](Cached* c) { rescore(&c->result); })) return std::nullopt;
+  rescore(&served);
+  return served;
+}
+
 std::optional<QueryResult> QueryCacheLayer::FindExact(const Pass& pass, const QueryRequest& req) {
   if (!pass.active) return std::nullopt;
-  int tier = 0;
-  auto hit = cache_.LookupExact(pass.exact_key, &tier);
+  auto found = cache_.LookupExact(pass.exact_key);
+  if (!found) return std::nullopt;
+  auto hit = Serve(*found);
   if (!hit) return std::nullopt;
   MaybeVerify(req, *hit);
   hit->cache = "exact";
-  hit->cache_tier = QueryCacheTierName(tier);
+  hit->cache_tier = QueryCacheTierName(found->tier);
   return hit;
 }
 
 std::optional<QueryResult> QueryCacheLayer::FindSimilar(const Pass& pass, const QueryRequest& req,
                                                         const std::vector<float>& vector) {
   if (!pass.active || vector.empty()) return std::nullopt;
-  float similarity = 0;
-  int tier = 0;
   // A close embedding is not the same question: "side effects of drug X in 2019" and "...
   // in 2020" embed alike. A cached query that conflicts with this one (another number,
   // name, negation, opposite or direction; the LLM cache's verifier, vetoes only) is not
   // served. The query's facts are worked out once, only when some entry is close enough.
   std::optional<PromptFacts> facts;
-  const auto accept = [&](const QueryCacheEntry<QueryResult>& e, float sim) {
+  const auto accept = [&](const QueryCacheEntry<Cached>& e, float sim) {
     if (pass.text.empty() || !e.facts) return true;
     if (!facts) facts = AnalyzePrompt(pass.text);
     return Verify(*facts, *e.facts, sim, VetoesOnly()).vetoed_by.empty();
   };
-  auto hit = cache_.LookupSemantic(pass.params_key, vector, &similarity, &tier, accept);
+  auto found = cache_.LookupSemantic(pass.params_key, vector, accept);
+  if (!found) return std::nullopt;
+  auto hit = Serve(*found);
   if (!hit) return std::nullopt;
   MaybeVerify(req, *hit);
   hit->cache = "semantic";
-  hit->cache_tier = QueryCacheTierName(tier);
-  hit->cache_similarity = similarity;
+  hit->cache_tier = QueryCacheTierName(found->tier);
+  hit->cache_similarity = found->similarity;
   return hit;
 }
 
@@ -114,7 +132,7 @@ void QueryCacheLayer::Store(const Pass& pass, QueryMode mode, const std::vector<
   if (!pass.active) return;
   cache_.CountMiss();
   if (!pass.snapshot || result.degraded) return;
-  QueryCacheEntry<QueryResult> entry;
+  QueryCacheEntry<Cached> entry;
   entry.params_key = pass.params_key;
   entry.query_vector = vector;
   entry.uses_vector = mode != QueryMode::kKeyword;
@@ -128,9 +146,32 @@ void QueryCacheLayer::Store(const Pass& pass, QueryMode mode, const std::vector<
     entry.doc_ids.insert(h.doc_id);
     bytes += h.doc_id.size() * 2 + h.text.size() + 128;
   }
+  if (extras.keyword_evidence) {
+    // Kept across writes: a change to any candidate it was ranked from drops it.
+    for (const auto& id : extras.candidate_docs) {
+      if (entry.doc_ids.insert(id).second) bytes += id.size() + 48;
+    }
+    bytes += extras.keyword_evidence->bytes();
+    entry.result.evidence = std::make_shared<const KeywordEvidence>(*extras.keyword_evidence);
+  }
   entry.bytes = bytes;
-  entry.result = result;
+  entry.result.result = result;
   cache_.Insert(*pass.snapshot, pass.exact_key, std::move(entry));
+}
+
+void QueryCacheLayer::EndWrite(const WriteChange& change, const std::vector<ChunkTerms>* new_chunks) {
+  if (new_chunks == nullptr) {
+    cache_.EndWrite(change);
+    return;
+  }
+  cache_.EndWrite(change, [new_chunks](const QueryCacheEntry<Cached>& e) {
+    const KeywordEvidence* evidence = e.result.evidence.get();
+    if (evidence == nullptr) return false;
+    for (const ChunkTerms& chunk : *new_chunks) {
+      if (NewChunkCanEnter(*evidence, chunk)) return false;
+    }
+    return true;
+  });
 }
 
 void QueryCacheLayer::MaybeVerify(const QueryRequest& req, const QueryResult& served) {

@@ -5,6 +5,11 @@
 // Store() after a search. Writes call BeginWrite()/EndWrite() around making their change
 // visible, which drops the entries it made stale (cache/query_cache.h has the rules).
 //
+// Keyword and hybrid answers are kept across writes that cannot change them: each carries
+// its KeywordEvidence (engine/keyword_evidence.h); a write drops those its new chunks
+// could enter, and a hit on one that writes may have moved is re-checked against the
+// index's statistics now (read through the owner's `stats` function) before it is served.
+//
 // Hits are checked by sampling: a background thread recomputes a share of them
 // (cache_verify_fraction), bypassing the cache, and counts those whose fresh top k
 // differs, which /metrics reports as a measured staleness rate.
@@ -30,6 +35,7 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "engine/collection_types.h"
+#include "engine/keyword_evidence.h"
 #include "engine/query_executor.h"
 #include "engine/requests.h"
 
@@ -37,7 +43,10 @@ namespace contextd {
 
 class QueryCacheLayer {
  public:
-  QueryCacheLayer(const CollectionConfig& config, const Clock* clock);
+  // `stats` reads the statistics of an evidence's terms now, under the lock the index is
+  // read under; it is called with no lock of the cache's held.
+  using StatsReader = std::function<KeywordEvidence::Stats(const KeywordEvidence&)>;
+  QueryCacheLayer(const CollectionConfig& config, const Clock* clock, StatsReader stats);
   ~QueryCacheLayer();
 
   // Starts the sampled verification of hits (when the config asks for it): `search`
@@ -65,18 +74,32 @@ class QueryCacheLayer {
   void Store(const Pass& pass, QueryMode mode, const std::vector<float>& vector, const QueryExecutor::Extras& extras,
              const QueryResult& result);
 
+  bool enabled() const { return cache_.enabled(); }
   void BeginWrite() { cache_.BeginWrite(); }
-  void EndWrite(const WriteChange& change) { cache_.EndWrite(change); }
+  // new_chunks: the terms of the write's new chunks; null when not known (too many to
+  // list), which drops every keyword and hybrid entry.
+  void EndWrite(const WriteChange& change, const std::vector<ChunkTerms>* new_chunks);
   // Drops every entry (the shard layout changed under them).
   void Clear() { cache_.Clear(); }
   QueryCacheStats stats() const { return cache_.stats(); }
 
  private:
+  // What the cache holds per query: the answer, and for keyword and hybrid answers what
+  // they rest on.
+  struct Cached {
+    QueryResult result;
+    std::shared_ptr<const KeywordEvidence> evidence;
+  };
+  using Cache = QueryCache<Cached>;
+  // A hit's answer, re-checked first when writes may have moved it; nullopt when it no
+  // longer stands (or a write came between).
+  std::optional<QueryResult> Serve(const Cache::Hit& hit);
   void MaybeVerify(const QueryRequest& req, const QueryResult& served);
   void VerifyLoop();
 
   const float verify_fraction_;
-  QueryCache<QueryResult> cache_;
+  Cache cache_;
+  const StatsReader stats_;
   std::function<StatusOr<QueryResult>(const QueryRequest&)> search_;
   Mutex verify_mu_;
   std::condition_variable verify_cv_;

@@ -46,37 +46,38 @@ std::optional<Bm25Params> Bm25Of(const QueryRequest& req) {
 
 }  // namespace
 
+std::vector<ScoredSlot> QueryExecutor::Fuse(const QueryRequest& req, QueryMode mode, std::vector<ScoredSlot> by_vector,
+                                            std::vector<ScoredSlot> by_keyword, size_t want) {
+  if (mode == QueryMode::kVector) return by_vector;
+  if (mode == QueryMode::kKeyword) return by_keyword;
+  switch (req.fusion) {
+    case Fusion::kAuto:
+      return FuseAuto(by_vector, by_keyword, want);
+    case Fusion::kRrf:
+      return FuseRrf({by_vector, by_keyword}, want, kRrfK);
+    case Fusion::kWeighted:
+      return FuseWeighted(by_vector, by_keyword, req.alpha, want);
+  }
+  return {};
+}
+
+void QueryExecutor::GroupByDocument(const std::function<std::string_view(uint32_t)>& doc_of,
+                                    std::vector<ScoredSlot>* ranked) {
+  // The best chunk of each document, in rank order.
+  std::vector<ScoredSlot> grouped;
+  std::unordered_set<std::string_view> seen;
+  for (const auto& r : *ranked) {
+    if (seen.insert(doc_of(r.slot)).second) grouped.push_back(r);
+  }
+  *ranked = std::move(grouped);
+}
+
 Status QueryExecutor::Rank(const RequestContext& ctx, const QueryRequest& req, QueryMode mode,
                            std::vector<ScoredSlot> by_vector, std::vector<ScoredSlot> by_keyword, size_t dim,
                            const std::function<std::string_view(uint32_t)>& doc_of,
                            const std::function<bool(uint32_t, float*)>& vector_of, std::vector<ScoredSlot>* ranked) {
-  const size_t want = Want(req);
-  if (mode == QueryMode::kVector) {
-    *ranked = std::move(by_vector);
-  } else if (mode == QueryMode::kKeyword) {
-    *ranked = std::move(by_keyword);
-  } else {
-    switch (req.fusion) {
-      case Fusion::kAuto:
-        *ranked = FuseAuto(by_vector, by_keyword, want);
-        break;
-      case Fusion::kRrf:
-        *ranked = FuseRrf({by_vector, by_keyword}, want, kRrfK);
-        break;
-      case Fusion::kWeighted:
-        *ranked = FuseWeighted(by_vector, by_keyword, req.alpha, want);
-        break;
-    }
-  }
-  if (req.group_by_document) {
-    // The best chunk of each document, in rank order.
-    std::vector<ScoredSlot> grouped;
-    std::unordered_set<std::string_view> seen;
-    for (const auto& r : *ranked) {
-      if (seen.insert(doc_of(r.slot)).second) grouped.push_back(r);
-    }
-    *ranked = std::move(grouped);
-  }
+  *ranked = Fuse(req, mode, std::move(by_vector), std::move(by_keyword), Want(req));
+  if (req.group_by_document) GroupByDocument(doc_of, ranked);
   if (req.mmr_lambda && !ranked->empty()) {
     CTX_RETURN_IF_ERROR(ctx.CheckDeadline("reranking (mmr)"));
     std::vector<float> vecs(ranked->size() * dim);
@@ -108,16 +109,37 @@ Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, co
     by_vector = shards_.Search(qvec.data(), depth, HybridEf(req, depth), allowed_ptr, req.all_shards, routing, &route);
     CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the keyword search"));
   }
+  // For the query cache's evidence, a few chunks past the keyword list are watched too.
+  const bool evidence = in.evidence && mode != QueryMode::kVector && !req.mmr_lambda;
+  const size_t watch = evidence ? depth + kWatchedPastList : depth;
+  std::vector<ScoredSlot> watched;
   if (mode != QueryMode::kVector) {
-    by_keyword = table_.keywords().Search(terms, depth, allowed_ptr, bm25 ? &*bm25 : nullptr, in.term_weights);
+    by_keyword = table_.keywords().Search(terms, watch, allowed_ptr, bm25 ? &*bm25 : nullptr, in.term_weights);
+    if (evidence) watched = by_keyword;
+    if (by_keyword.size() > depth) by_keyword.resize(depth);
   }
   ctx.usage.chunks_scored += static_cast<int64_t>(by_vector.size() + by_keyword.size());
   if (by_vector.size() >= depth) extras->vector_bar = by_vector.back().score;
+  const auto doc_of = [&](uint32_t slot) { return std::string_view(table_.chunk(slot).doc->id); };
+  std::vector<ScoredSlot> fused_vector;
+  if (evidence) fused_vector = by_vector;
   std::vector<ScoredSlot> ranked;
   CTX_RETURN_IF_ERROR(Rank(
-      ctx, req, mode, std::move(by_vector), std::move(by_keyword), static_cast<size_t>(config_.dim),
-      [&](uint32_t slot) { return std::string_view(table_.chunk(slot).doc->id); },
+      ctx, req, mode, std::move(by_vector), std::move(by_keyword), static_cast<size_t>(config_.dim), doc_of,
       [&](uint32_t slot, float* out) { return shards_.CopyVector(slot, out); }, &ranked));
+  if (evidence) {
+    std::vector<uint32_t> ranked_slots;
+    for (const auto& r : ranked) ranked_slots.push_back(r.slot);
+    const std::vector<float> unit(terms.size(), 1.0f);
+    extras->keyword_evidence = CollectKeywordEvidence(
+        table_.keywords(), terms, in.term_weights != nullptr ? *in.term_weights : unit,
+        bm25 ? *bm25 : table_.keywords().params(), watched, watched.size() < watch, depth, mode, req, fused_vector,
+        ranked_slots, [&](uint32_t slot) { return std::string(doc_of(slot)); });
+    if (extras->keyword_evidence) {
+      for (const auto* list : {&watched, &fused_vector})
+        for (const ScoredSlot& s : *list) extras->candidate_docs.emplace_back(doc_of(s.slot));
+    }
+  }
   result->hits.reserve(ranked.size());
   for (const auto& r : ranked) {
     const DocumentTable::Chunk& c = table_.chunk(r.slot);

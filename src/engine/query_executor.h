@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "engine/collection_types.h"
 #include "engine/document_table.h"
+#include "engine/keyword_evidence.h"
 #include "engine/requests.h"
 #include "engine/shard_candidates.h"
 #include "engine/shard_set.h"
@@ -39,6 +40,9 @@ class QueryExecutor {
     const std::vector<float>* vector = nullptr;
     const std::vector<std::string>* terms = nullptr;
     const std::vector<float>* term_weights = nullptr;
+    // Collect what the query cache needs to keep a keyword or hybrid answer across writes
+    // (Extras::keyword_evidence).
+    bool evidence = false;
   };
   // Besides the hits, what the query cache needs to know when a write makes the result
   // stale: every id the results cite (present or not), and the score a new chunk must
@@ -47,6 +51,10 @@ class QueryExecutor {
   struct Extras {
     std::vector<std::string> cited;
     std::optional<float> vector_bar;
+    // When Input::evidence asked for it (and the answer allows it): what a keyword or
+    // hybrid answer rests on, and the documents of every candidate it was ranked from.
+    std::optional<KeywordEvidence> keyword_evidence;
+    std::vector<std::string> candidate_docs;
   };
   // Fills result->hits and result->route; charges ctx with the chunks scored; checks the
   // deadline between steps.
@@ -76,14 +84,21 @@ class QueryExecutor {
   // How deep each candidate list goes (grouping, diversity and hybrid fusion want more
   // than k).
   static size_t Depth(const QueryRequest& req, QueryMode mode);
+  // How many hits the answer chooses among (grouping and diversity want more than k).
+  static size_t Want(const QueryRequest& req);
+  // The first steps of ranking the candidate lists (best first): the fusion the request
+  // asks for (or a single mode's one list), at most `want`; then, when asked, the best
+  // chunk of each document. Rank runs these before diversity and the cut to k; the query
+  // cache reruns them to re-check a cached answer (engine/keyword_evidence.h).
+  static std::vector<ScoredSlot> Fuse(const QueryRequest& req, QueryMode mode, std::vector<ScoredSlot> by_vector,
+                                      std::vector<ScoredSlot> by_keyword, size_t want);
+  static void GroupByDocument(const std::function<std::string_view(uint32_t)>& doc_of, std::vector<ScoredSlot>* ranked);
   // Appends to *hits the best chunk of each document the hits cite and do not already
   // contain; *cited receives every id cited.
   void ExpandRefs(const std::vector<float>& query, const std::vector<std::string>& terms, std::vector<QueryHit>* hits,
                   std::vector<std::string>* cited) const;
 
  private:
-  // How many hits the answer chooses among (grouping and diversity want more than k).
-  static size_t Want(const QueryRequest& req);
   // After the candidate lists (best first): the fusion of hybrid lists, grouping by
   // document and diversity, the same over one node's lists and over merged parts.
   // doc_of: a chunk's document; vector_of: its vector (false when it has none).

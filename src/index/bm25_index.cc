@@ -226,6 +226,51 @@ float Bm25Index::TermScore(uint32_t tf, uint32_t df, uint32_t doc_len) const {
   return static_cast<float>(idf * tf / (tf + norm));
 }
 
+Bm25Index::TermStats Bm25Index::StatsOf(const std::vector<std::string>& terms) const {
+  TermStats stats;
+  stats.doc_count = doc_count_;
+  stats.total_length = total_length_;
+  stats.df.reserve(terms.size());
+  for (const std::string& t : terms) {
+    auto it = terms_.find(t);
+    stats.df.push_back(it == terms_.end() ? 0 : static_cast<uint32_t>(postings_[it->second].size()));
+  }
+  return stats;
+}
+
+void Bm25Index::ProfileOf(const std::vector<uint32_t>& slots, const std::vector<std::string>& terms,
+                          std::vector<uint32_t>* len, std::vector<uint16_t>* tf) const {
+  len->assign(slots.size(), 0);
+  tf->assign(slots.size() * terms.size(), 0);
+  for (size_t s = 0; s < slots.size(); ++s) {
+    if (slots[s] < lengths_.size()) (*len)[s] = Saturate16(lengths_[slots[s]]);
+  }
+  for (size_t t = 0; t < terms.size(); ++t) {
+    auto it = terms_.find(terms[t]);
+    if (it == terms_.end()) continue;
+    const auto& list = postings_[it->second];
+    for (size_t s = 0; s < slots.size(); ++s) {
+      auto pos = std::lower_bound(list.begin(), list.end(), slots[s],
+                                  [](const Posting& p, uint32_t slot) { return p.slot < slot; });
+      if (pos != list.end() && pos->slot == slots[s]) (*tf)[s * terms.size() + t] = pos->tf;
+    }
+  }
+}
+
+void Bm25Index::TermsOf(uint32_t slot, uint32_t* len, std::vector<std::pair<std::string, uint16_t>>* out) const {
+  out->clear();
+  *len = 0;
+  if (slot >= docs_.size() || lengths_[slot] == 0) return;
+  *len = Saturate16(lengths_[slot]);
+  out->reserve(docs_[slot].term_ids.size());
+  for (uint32_t term : docs_[slot].term_ids) {
+    const auto& list = postings_[term];
+    auto pos =
+        std::lower_bound(list.begin(), list.end(), slot, [](const Posting& p, uint32_t s) { return p.slot < s; });
+    if (pos != list.end() && pos->slot == slot) out->emplace_back(*names_[term], pos->tf);
+  }
+}
+
 CTX_CLONES void Bm25Index::ScoreList(const QueryTerm& term, const SlotBitset* allowed, float* acc, uint8_t* marks,
                                      float* best) const {
   // A batch's scores first, in a loop with no branches or indirection that the compiler

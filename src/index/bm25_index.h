@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "index/search_types.h"
@@ -88,6 +89,22 @@ class Bm25Index {
   size_t memory_bytes() const;
   // BM25 score of one term for given statistics; exposed for tests.
   float TermScore(uint32_t tf, uint32_t df, uint32_t doc_len) const;
+  const Bm25Params& params() const { return params_; }
+
+  // What scores depend on, for a cache that keeps keyword answers across writes
+  // (engine/keyword_evidence.h): the collection-wide statistics for some terms, and chunks'
+  // lengths and term counts as Search scores them (saturated at 65,535).
+  struct TermStats {
+    uint64_t doc_count = 0, total_length = 0;
+    std::vector<uint32_t> df;  // aligned with the terms asked
+  };
+  TermStats StatsOf(const std::vector<std::string>& terms) const;
+  // For each slot: its length, and the count of each of `terms` in it (0 when absent), in
+  // (*tf)[slot index * terms.size() + term index].
+  void ProfileOf(const std::vector<uint32_t>& slots, const std::vector<std::string>& terms, std::vector<uint32_t>* len,
+                 std::vector<uint16_t>* tf) const;
+  // Every distinct term of an indexed slot with its count; its length in *len.
+  void TermsOf(uint32_t slot, uint32_t* len, std::vector<std::pair<std::string, uint16_t>>* out) const;
 
  private:
   // Term frequency and document length saturate at 65,535 (chunks are far shorter).
