@@ -26,6 +26,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cache/feedback.h"
 #include "cache/llm_cache.h"
 #include "embed/embedder_registry.h"
 #include "eval/metrics.h"
@@ -73,18 +74,24 @@ struct Point {
 // The answer a policy gives for one lookup: the candidate index, or -1.
 using Chooser = std::function<int(const std::vector<CacheCandidate>&)>;
 
-Point Score(const std::vector<Pair>& pairs, const std::vector<Outcome>& outcomes, const Cache& c,
-            const Chooser& choose) {
+// Whether candidate k of lookup i returned the pair's own first text of a paraphrase pair.
+bool Right(const std::vector<Pair>& pairs, size_t i, const CacheCandidate& cand, const Cache& c) {
+  auto it = c.pair_of_id.find(cand.id);
+  return it != c.pair_of_id.end() && pairs[it->second].first == pairs[i].first && pairs[i].label == 1;
+}
+
+// Over the lookups [from, to).
+Point Score(const std::vector<Pair>& pairs, const std::vector<Outcome>& outcomes, const Cache& c, const Chooser& choose,
+            size_t from = 0, size_t to = SIZE_MAX) {
   size_t hits = 0, correct = 0, positives = 0, labelled = 0;
-  for (size_t i = 0; i < pairs.size(); ++i) {
+  for (size_t i = from; i < std::min(to, pairs.size()); ++i) {
     if (outcomes[i].exact) continue;  // verbatim text: an exact hit, not a semantic one
     positives += pairs[i].label == 1;
     const int k = choose(outcomes[i].candidates);
     if (k < 0) continue;
     ++hits;
     labelled += pairs[i].label == 1;
-    auto it = c.pair_of_id.find(outcomes[i].candidates[k].id);
-    correct += it != c.pair_of_id.end() && pairs[it->second].first == pairs[i].first && pairs[i].label == 1;
+    correct += Right(pairs, i, outcomes[i].candidates[k], c);
   }
   const double h = hits ? static_cast<double>(hits) : 1.0, pos = positives ? static_cast<double>(positives) : 1.0;
   return {correct / h, correct / pos, hits, labelled / h, labelled / pos};
@@ -237,6 +244,56 @@ int Main(int argc, char** argv) {
         0.05f, 0.95f, 0.05f);
     std::printf("{\"set\":\"%s\",\"lookup_p50_ms\":%.3f,\"lookup_p99_ms\":%.3f}\n", set.c_str(),
                 Percentile(lookup_ms, 50), Percentile(lookup_ms, 99));
+
+    // Feedback (POST /v1/cache/{ns}/feedback): the first half of the lookups teach the
+    // namespace, as clients checking what they were served (or what a miss listed) would:
+    // the most confident candidate no signal vetoes, right or wrong by one of the two
+    // scorings ("strict": the pair's own first text; "label": GPTCache's, any entry when
+    // the pair is a paraphrase). The namespace keeps the last kFeedbackKept; the threshold
+    // it learns for each error bound is scored, by the same rule, on the other half, which
+    // taught nothing.
+    const size_t train = pairs.size() / 2;
+    for (const bool strict : {true, false}) {
+      std::vector<FeedbackObservation> observed;
+      std::vector<CacheFeedbackWrite> writes;
+      for (size_t i = 0; i < train; ++i) {
+        if (outcomes[i].exact) continue;
+        const int k = MostConfident(outcomes[i].candidates, threshold, 0.0f);
+        if (k < 0) continue;
+        const CacheCandidate& cand = outcomes[i].candidates[k];
+        const bool right = strict ? Right(pairs, i, cand, c) : pairs[i].label == 1;
+        observed.push_back({cand.verification.confidence, right});
+        writes.push_back({cand.id, cand.similarity, cand.verification.confidence, right});
+      }
+      if (observed.size() > kFeedbackKept) observed.erase(observed.begin(), observed.end() - kFeedbackKept);
+      if (writes.size() > kFeedbackKept) writes.erase(writes.begin(), writes.end() - kFeedbackKept);
+      for (double bound : {0.05, 0.1, 0.15, 0.2, 0.3}) {
+        const LearnedThreshold t = LearnThreshold(observed, bound);
+        const float at = t.min_confidence.value_or(min_confidence);
+        const Point p = Score(
+            pairs, outcomes, c, [&](const auto& cs) { return MostConfident(cs, threshold, at); }, train);
+        // "learned" above 1: no threshold keeps the bound, so no semantic hit is served.
+        std::printf(
+            "{\"set\":\"%s\",\"feedback\":{\"scoring\":\"%s\",\"observations\":%zu,\"max_error_rate\":%.2f,"
+            "\"learned\":%.4f,\"support\":%zu,\"error_bound\":%.3f,\"heldout_hits\":%zu,"
+            "\"heldout_precision\":%.3f,\"heldout_recall\":%.3f}}\n",
+            set.c_str(), strict ? "strict" : "label", observed.size(), bound, at, t.support, t.error_bound, p.hits,
+            strict ? p.precision : p.label_precision, strict ? p.recall : p.label_recall);
+      }
+      // The same through the cache itself (a namespace of its own, so the two scorings'
+      // feedback stay apart): the threshold it learns is the one above.
+      VerifyPolicy bounded;
+      bounded.max_error_rate = 0.2f;
+      const std::string taught = set + (strict ? "-strict" : "-label");
+      (void)c.cache->Configure(taught, {.embedder = embedder, .threshold = threshold, .verify = bounded.ToJson()});
+      for (const auto& w : writes) (void)c.cache->ApplyFeedback(taught, w);
+      auto state = c.cache->FeedbackState(taught);
+      std::printf(
+          "{\"set\":\"%s\",\"feedback_applied\":{\"scoring\":\"%s\",\"max_error_rate\":0.2,"
+          "\"observations\":%zu,\"min_confidence\":%.4f}}\n",
+          set.c_str(), strict ? "strict" : "label", state.ok() ? state->observations : 0,
+          state.ok() ? state->min_confidence : -1.0f);
+    }
 
     // Adversarial: at the operating point, the pairs that hit, perturbed.
     VerifyPolicy serving;

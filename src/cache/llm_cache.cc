@@ -1,4 +1,5 @@
 #include "cache/llm_cache.h"
+#include "cache/llm_cache_rep.h"
 #include "store/store.h"
 
 #include "common/mutex.h"
@@ -20,11 +21,13 @@
 #include "index/slot_bitset.h"
 
 namespace contextd {
-namespace {
 
-// Keys in the cache's RocksDB.
-std::string ConfigKey(const std::string& ns) { return "n" + ns; }
-std::string EntryPrefix(const std::string& ns) { return "e" + ns + std::string(1, '\0'); }
+using llm_cache_internal::ConfigKey;
+using llm_cache_internal::EntryPrefix;
+using llm_cache_internal::FloorPrefix;
+using llm_cache_internal::NotFoundNs;
+
+namespace {
 
 // Checked as the float it is kept as: 1e-300 passes as a double but is 0 as a float, and a
 // 0 once written would fail this check when the namespace is restored.
@@ -51,131 +54,7 @@ std::string NewId() {
 // leaves the true paraphrase behind it in play.
 constexpr size_t kCandidates = 4;
 
-Status NotFoundNs(const std::string& ns) {
-  // A tenant's namespaces are kept as "tenant/name"; the caller knows only the name.
-  const std::string name = ns.substr(ns.rfind('/') + 1);
-  return NotFound("cache namespace '" + name + "' does not exist; create it with PUT /v1/cache/" + name,
-                  "namespace_not_found");
-}
-
 }  // namespace
-
-struct LlmCache::Namespace {
-  struct Entry {
-    std::string id;
-    std::string prompt;
-    std::string scope_key;
-    Json response;
-    int64_t expires_ms = 0;  // 0: never
-    bool live = false;
-  };
-
-  std::string name;  // set once, before the namespace is shared
-
-  // Taken after the cache's map lock (Rep::mu) when both are held.
-  mutable SharedMutex mu;
-  std::string embedder_name GUARDED_BY(mu);
-  std::shared_ptr<const Embedder> embedder GUARDED_BY(mu);
-  float threshold GUARDED_BY(mu) = 0.9f;
-  int64_t ttl_s GUARDED_BY(mu) = 0;
-  VerifyPolicy verify GUARDED_BY(mu);
-  std::vector<Entry> entries GUARDED_BY(mu);  // by slot
-  std::vector<uint32_t> free_slots GUARDED_BY(mu);
-  std::unordered_map<std::string, uint32_t> by_id GUARDED_BY(mu);
-  std::unordered_map<EmbedKey, uint32_t, EmbedKeyHash> by_prompt GUARDED_BY(mu);  // normalised prompt + scope
-  std::unordered_map<std::string, SlotBitset> scopes GUARDED_BY(mu);
-  // The pointer changes under mu; the graph itself takes concurrent inserts and searches.
-  std::unique_ptr<HnswIndex> graph GUARDED_BY(mu);
-  size_t live GUARDED_BY(mu) = 0;
-  size_t reserved GUARDED_BY(mu) = 0;  // slots being inserted (see ReserveLocked)
-
-  CacheSettings Settings() const REQUIRES_SHARED(mu) { return CacheSettings{embedder_name, threshold, ttl_s, verify}; }
-
-  // Inserting is three steps so the slow one, the graph insert, runs without the lock
-  // (HnswIndex takes concurrent inserts): reserve a slot under the lock, add its vector to
-  // the graph, publish the entry under the lock. Until published the slot is in no scope's
-  // bitset, so no lookup can return it.
-  uint32_t ReserveLocked() REQUIRES(mu) {
-    ++reserved;
-    if (!free_slots.empty()) {
-      const uint32_t slot = free_slots.back();
-      free_slots.pop_back();
-      return slot;
-    }
-    entries.emplace_back();
-    return static_cast<uint32_t>(entries.size() - 1);
-  }
-  void PublishLocked(uint32_t slot, Entry e) REQUIRES(mu) {
-    --reserved;
-    SlotBitset& bits = scopes[e.scope_key];
-    if (bits.universe() < entries.size()) bits.Resize(std::max<size_t>(entries.size() * 2, 64));
-    bits.Set(slot);
-    by_id[e.id] = slot;
-    by_prompt[MakeEmbedKey(e.scope_key, e.prompt)] = slot;
-    e.live = true;
-    entries[slot] = std::move(e);
-    ++live;
-  }
-  // All three under the caller's exclusive lock (loading at start-up).
-  void InsertLocked(Entry e, const float* vector) REQUIRES(mu) {
-    const uint32_t slot = ReserveLocked();
-    graph->Add(slot, vector);
-    PublishLocked(slot, std::move(e));
-  }
-
-  void EraseLocked(uint32_t slot) REQUIRES(mu) {
-    Entry& e = entries[slot];
-    if (!e.live) return;
-    graph->MarkDeleted(slot);
-    scopes[e.scope_key].Clear(slot);
-    by_id.erase(e.id);
-    auto it = by_prompt.find(MakeEmbedKey(e.scope_key, e.prompt));
-    if (it != by_prompt.end() && it->second == slot) by_prompt.erase(it);
-    e = Entry();
-    free_slots.push_back(slot);
-    --live;
-    // Tombstones past a tenth of the graph are unlinked so lookups stay fast and exact.
-    if (graph->deleted_count() * 10 > graph->node_count()) graph->RepairDeleted();
-  }
-};
-
-struct LlmCache::Rep {
-  std::unique_ptr<rocksdb::DB> db;
-  const EmbedderRegistry* embedders = nullptr;
-  const Clock* clock = nullptr;
-  MetricsRegistry* metrics = nullptr;
-  bool sync_writes = true;
-  // Guards the map, not the namespaces (each has its own lock, taken after this one).
-  mutable SharedMutex mu;
-  std::map<std::string, std::unique_ptr<Namespace>> namespaces GUARDED_BY(mu);
-
-  Namespace* Find(const std::string& ns) const {
-    ReaderLock lock(&mu);
-    auto it = namespaces.find(ns);
-    return it == namespaces.end() ? nullptr : it->second.get();
-  }
-  int64_t NowMs() const { return clock->WallMillis(); }  // expiry must survive restarts: wall time
-  void Count(const std::string& ns, const char* result) const {
-    if (metrics == nullptr) return;
-    const size_t slash = ns.find('/');
-    const char* help = "LLM response cache lookups and stores by result.";
-    Counter* c =
-        slash == std::string::npos
-            ? metrics->GetCounter("contextd_llm_cache_requests_total", help, {{"namespace", ns}, {"result", result}})
-            : metrics->GetCounter(
-                  "contextd_llm_cache_requests_total", help,
-                  {{"tenant", ns.substr(0, slash)}, {"namespace", ns.substr(slash + 1)}, {"result", result}});
-    c->Increment();
-  }
-  Status Write(rocksdb::WriteBatch* batch) const {
-    rocksdb::WriteOptions wo;
-    wo.sync = sync_writes;  // acknowledged means on disk
-    rocksdb::Status s = db->Write(wo, batch);
-    if (s.ok()) return Status::Ok();
-    if (s.IsNoSpace()) return Unavailable("llm cache write failed: the disk is full", "disk_full");
-    return Internal("llm cache write failed: " + s.ToString(), "storage_error");
-  }
-};
 
 LlmCache::LlmCache(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 LlmCache::~LlmCache() = default;
@@ -239,6 +118,39 @@ StatusOr<std::unique_ptr<LlmCache>> LlmCache::Open(const std::string& dir, const
     std::memcpy(vec.data(), value.data() + newline + 1, dim * sizeof(float));
     WriterLock lock(&ns->mu);
     ns->InsertLocked(std::move(e), vec.data());
+  }
+  // Feedback: each namespace's observations in arrival order, then the entries' floors.
+  for (it->Seek("f"); it->Valid() && it->key().starts_with("f"); it->Next()) {
+    const std::string key = it->key().ToString();
+    const size_t nul = key.find('\0');
+    Namespace* ns =
+        nul == std::string::npos || key.size() != nul + 9 ? nullptr : cache->rep_->Find(key.substr(1, nul - 1));
+    const std::string value = it->value().ToString();
+    if (ns == nullptr || value.size() < 3 || (value[0] != '0' && value[0] != '1')) continue;
+    auto confidence = ParseJson(std::string_view(value).substr(2));
+    if (!confidence.ok() || !confidence->is_number()) continue;
+    uint64_t seq = 0;
+    for (size_t i = nul + 1; i < key.size(); ++i) seq = seq << 8 | static_cast<unsigned char>(key[i]);
+    WriterLock lock(&ns->mu);
+    ns->feedback.push_back({static_cast<float>(confidence->as_double()), value[0] == '1'});
+    ns->feedback_next = seq + 1;
+  }
+  {
+    ReaderLock map_lock(&cache->rep_->mu);
+    for (auto& [name, ns] : cache->rep_->namespaces) {
+      WriterLock lock(&ns->mu);
+      ns->RelearnLocked();
+    }
+  }
+  for (it->Seek("t"); it->Valid() && it->key().starts_with("t"); it->Next()) {
+    const std::string key = it->key().ToString();
+    const size_t nul = key.find('\0');
+    Namespace* ns = nul == std::string::npos ? nullptr : cache->rep_->Find(key.substr(1, nul - 1));
+    auto floor = ParseJson(it->value().ToString());
+    if (ns == nullptr || !floor.ok() || !floor->is_number()) continue;
+    WriterLock lock(&ns->mu);
+    if (auto e = ns->by_id.find(key.substr(nul + 1)); e != ns->by_id.end())
+      ns->entries[e->second].floor = static_cast<float>(floor->as_double());
   }
   return cache;
 }
@@ -312,6 +224,7 @@ Status LlmCache::ApplyConfigure(const std::string& ns, const CacheSettings& sett
   slot->threshold = settings.threshold;
   slot->ttl_s = settings.ttl_s;
   slot->verify = settings.verify;
+  slot->RelearnLocked();
   return Status::Ok();
 }
 
@@ -324,12 +237,15 @@ StatusOr<CacheSettings> LlmCache::Configure(const std::string& ns, const CacheSe
 StatusOr<CacheNamespaceInfo> LlmCache::Describe(const std::string& ns) const {
   Namespace* n = rep_->Find(ns);
   if (n == nullptr) return NotFoundNs(ns);
-  ReaderLock lock(&n->mu);
   CacheNamespaceInfo info;
-  info.settings = n->Settings();
-  info.entries = n->live;
-  info.scopes = n->scopes.size();
-  info.dim = n->embedder->dim();
+  {
+    ReaderLock lock(&n->mu);
+    info.settings = n->Settings();
+    info.entries = n->live;
+    info.scopes = n->scopes.size();
+    info.dim = n->embedder->dim();
+  }
+  CTX_ASSIGN_OR_RETURN(info.feedback, FeedbackState(ns));
   return info;
 }
 
@@ -442,6 +358,7 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupR
     }
     embedder = n->embedder;
     policy = n->verify;
+    policy.min_confidence = n->MinConfidence();
     if (!request.threshold) min_similarity = n->threshold;
   }
   std::vector<float> vec(static_cast<size_t>(embedder->dim()));
@@ -480,6 +397,11 @@ StatusOr<CacheLookup> LlmCache::Lookup(const std::string& ns, const CacheLookupR
     for (size_t i = 0; i < found.size(); ++i) {
       CacheCandidate c{found[i].entry.id, found[i].similarity,
                        Verify(query, AnalyzePrompt(found[i].entry.prompt), found[i].similarity, policy)};
+      if (c.verification.passed && c.verification.confidence < found[i].entry.floor) {
+        // Feedback found this entry wrong for a prompt at least this close.
+        c.verification.passed = false;
+        c.verification.vetoed_by = "feedback";
+      }
       const bool better = best < 0 || (c.verification.passed && !out.candidates[best].verification.passed) ||
                           (c.verification.passed == out.candidates[best].verification.passed &&
                            c.verification.confidence > out.candidates[best].verification.confidence);
@@ -537,7 +459,10 @@ StatusOr<size_t> LlmCache::ApplyDelete(const std::string& ns, const std::vector<
     }
   }
   if (present.empty()) return size_t{0};
-  for (const auto& id : present) batch.Delete(EntryPrefix(ns) + id);
+  for (const auto& id : present) {
+    batch.Delete(EntryPrefix(ns) + id);
+    batch.Delete(FloorPrefix(ns) + id);
+  }
   CTX_RETURN_IF_ERROR(rep_->Write(&batch));
   WriterLock lock(&n->mu);
   size_t deleted = 0;

@@ -59,9 +59,45 @@ struct CacheSettingsUpdate {
   std::optional<Json> verify = std::nullopt;      // members change the namespace's policy
 };
 
+// POST /v1/cache/{ns}/feedback: whether serving entry `id` for `prompt` was right, given
+// as a verdict or as the fresh response (compared with the entry's: cache/feedback.h).
+// The entry may have been served, or only listed as a candidate of a miss.
+struct CacheFeedbackRequest {
+  std::string id;
+  std::string prompt;
+  std::optional<bool> correct = std::nullopt;
+  std::optional<Json> response = std::nullopt;
+};
+
+// One observation ready to apply, here or on a replica (a feedback mutation's payload):
+// computed where the feedback arrived, since it embeds the prompt.
+struct CacheFeedbackWrite {
+  std::string id;
+  float similarity = 0;
+  float confidence = 0;  // the verifier's, for the prompt against the entry
+  bool correct = false;
+};
+
+// What a namespace has learnt from feedback.
+struct CacheFeedbackState {
+  size_t observations = 0, wrong = 0;
+  std::optional<float> learned_min_confidence;  // cache/feedback.h; above 1: no hits
+  size_t support = 0;
+  double error_bound = 0;
+  float min_confidence = 0;          // the confidence a hit needs now
+  std::optional<float> entry_floor;  // FeedbackState(ns, id): the entry's own, while it exists
+};
+
+// POST /v1/cache/{ns}/feedback's answer.
+struct CacheFeedbackResult {
+  CacheFeedbackWrite observed;
+  CacheFeedbackState state;
+};
+
 // GET /v1/cache/{ns}.
 struct CacheNamespaceInfo {
   CacheSettings settings;
+  CacheFeedbackState feedback;
   size_t entries = 0;
   size_t scopes = 0;
   int dim = 0;
@@ -136,6 +172,14 @@ class LlmCache {
   // The ids of the entries whose scope has every given field with the given value.
   StatusOr<std::vector<std::string>> MatchScope(const std::string& ns,
                                                 const std::map<std::string, std::string>& fields) const;
+  // Feedback (cache/feedback.h): Prepare embeds the prompt and scores it against the
+  // entry (NotFound when the entry is gone); Apply records the observation, raises the
+  // entry's floor when it was wrong and learns the namespace's threshold again.
+  StatusOr<CacheFeedbackWrite> PrepareFeedback(const std::string& ns, const CacheFeedbackRequest& request) const;
+  Status ApplyFeedback(const std::string& ns, const CacheFeedbackWrite& feedback);
+  // The namespace's feedback state, with `id`'s floor when given and present.
+  StatusOr<CacheFeedbackState> FeedbackState(const std::string& ns, const std::string& id = "") const;
+
   // NotFound unless the namespace holds `id`.
   Status CheckEntry(const std::string& ns, const std::string& id) const;
   // Deletes those of `ids` present; returns how many.

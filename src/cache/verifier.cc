@@ -469,6 +469,7 @@ Json VerifyPolicy::ToJson() const {
   Json j = Json::MakeObject();
   j["enabled"] = enabled;
   j["min_confidence"] = min_confidence;
+  j["max_error_rate"] = max_error_rate > 0 ? Json(max_error_rate) : Json();
   for (size_t i = 0; i < kSignalCount; ++i) {
     j[std::string(SignalName(static_cast<Signal>(i)))] = signals[i] == SignalPolicy::kVeto      ? "veto"
                                                          : signals[i] == SignalPolicy::kPenalty ? "penalty"
@@ -492,13 +493,24 @@ StatusOr<VerifyPolicy> VerifyPolicy::FromJson(const Json& j, const VerifyPolicy&
       p.min_confidence = static_cast<float>(v.as_double());
       continue;
     }
+    if (k == "max_error_rate") {
+      if (v.is_null()) {
+        p.max_error_rate = 0;
+        continue;
+      }
+      if (!v.is_number() || !(v.as_double() > 0) || v.as_double() >= 1)
+        return InvalidArgument("'verify.max_error_rate' must be a number above 0 and below 1, or null", "out_of_range");
+      p.max_error_rate = static_cast<float>(v.as_double());
+      continue;
+    }
     size_t i = 0;
     while (i < kSignalCount && SignalName(static_cast<Signal>(i)) != k) ++i;
     if (i == kSignalCount) {
-      return InvalidArgument("unknown field 'verify." + k +
-                                 "'; expected enabled, min_confidence, numbers, negation, antonyms, names, "
-                                 "direction, question, detail",
-                             "unknown_field");
+      return InvalidArgument(
+          "unknown field 'verify." + k +
+              "'; expected enabled, min_confidence, max_error_rate, numbers, negation, antonyms, names, "
+              "direction, question, detail",
+          "unknown_field");
     }
     const std::string s = v.is_string() ? v.as_string() : "";
     if (s != "veto" && s != "penalty" && s != "off")

@@ -57,12 +57,16 @@ struct VerifyPolicy {
   // over the cosine threshold, most of them wrong, so it runs low: 0.3 is the operating
   // point BENCHMARKS.md (issue 22) reports.
   float min_confidence = 0.3f;
+  // With feedback (POST /v1/cache/{ns}/feedback): the error rate the namespace accepts
+  // among the hits it serves; once feedback has taught a threshold that keeps to it, that
+  // threshold replaces min_confidence (cache/feedback.h). 0: off.
+  float max_error_rate = 0;
   bool enabled = true;  // false: the embedding threshold alone decides (as before)
 
   SignalPolicy& operator[](Signal s) { return signals[static_cast<size_t>(s)]; }
   SignalPolicy operator[](Signal s) const { return signals[static_cast<size_t>(s)]; }
   Json ToJson() const;
-  // {"min_confidence":0.6,"numbers":"veto","names":"penalty",...,"enabled":true}; absent
+  // {"min_confidence":0.6,"max_error_rate":0.05,"numbers":"veto","names":"penalty",...,"enabled":true}; absent
   // members keep `base`'s. InvalidArgument naming the bad member.
   static StatusOr<VerifyPolicy> FromJson(const Json& j, const VerifyPolicy& base);
 };

@@ -180,6 +180,7 @@ Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
     case MutationKind::kCacheConfigure:
     case MutationKind::kCacheStore:
     case MutationKind::kCacheDelete:
+    case MutationKind::kCacheFeedback:
       return ApplyCache(std::move(m), result);
     case MutationKind::kTenantPut:
     case MutationKind::kTenantDelete:
@@ -290,6 +291,23 @@ StatusOr<size_t> Engine::CacheDelete(const std::string& user_ns, const std::map<
   return CommitCacheDelete(ns, std::move(ids), ctx);
 }
 
+StatusOr<CacheFeedbackResult> Engine::CacheFeedback(const std::string& user_ns, const CacheFeedbackRequest& request,
+                                                    const RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
+  CTX_ASSIGN_OR_RETURN(CacheFeedbackWrite w, llm_cache_->PrepareFeedback(ns, request));
+  Mutation m = NewMutation(MutationKind::kCacheFeedback, ctx.tenant);
+  m.collection = ns;
+  m.doc_id = w.id;
+  Json rest = Json::MakeObject();
+  rest["similarity"] = w.similarity;
+  rest["confidence"] = w.confidence;
+  rest["correct"] = w.correct;
+  m.config = rest.Dump();
+  CTX_RETURN_IF_ERROR(Commit(ctx, std::move(m)).status());
+  CTX_ASSIGN_OR_RETURN(CacheFeedbackState state, llm_cache_->FeedbackState(ns, w.id));
+  return CacheFeedbackResult{std::move(w), state};
+}
+
 Status Engine::CacheDeleteEntry(const std::string& user_ns, const std::string& id, const RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(std::string ns, TenantScoped(ctx, user_ns));
   CTX_RETURN_IF_ERROR(llm_cache_->CheckEntry(ns, id));
@@ -325,6 +343,19 @@ Status Engine::ApplyCache(Mutation m, ApplyResult* result) {
       CacheEntryWrite e{m.doc_id,  std::move(m.content), scope->as_string(),
                         *response, expires->as_int(),    std::move(m.vectors)};
       CTX_RETURN_IF_ERROR(llm_cache_->ApplyStore(m.collection, std::move(e)));
+      break;
+    }
+    case MutationKind::kCacheFeedback: {
+      CTX_ASSIGN_OR_RETURN(Json rest, ParseJson(m.config));
+      const Json *similarity = rest.Find("similarity"), *confidence = rest.Find("confidence"),
+                 *correct = rest.Find("correct");
+      if (similarity == nullptr || !similarity->is_number() || confidence == nullptr || !confidence->is_number() ||
+          correct == nullptr || !correct->is_bool()) {
+        return InvalidArgument("cache feedback mutation without similarity, confidence or correct", "invalid_mutation");
+      }
+      CacheFeedbackWrite w{m.doc_id, static_cast<float>(similarity->as_double()),
+                           static_cast<float>(confidence->as_double()), correct->as_bool()};
+      CTX_RETURN_IF_ERROR(llm_cache_->ApplyFeedback(m.collection, w));
       break;
     }
     default: {

@@ -128,6 +128,8 @@ class Engine : public MutationApplier,
                                               const RequestContext& ctx) override;
   StatusOr<size_t> CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
                                const RequestContext& ctx = RequestContext::Background()) override;
+  StatusOr<CacheFeedbackResult> CacheFeedback(const std::string& ns, const CacheFeedbackRequest& request,
+                                              const RequestContext& ctx) override;
   Status CacheDeleteEntry(const std::string& ns, const std::string& id,
                           const RequestContext& ctx = RequestContext::Background()) override;
 

@@ -49,6 +49,8 @@ std::string_view MutationKindName(MutationKind kind) {
       return "key_delete";
     case MutationKind::kSplitShard:
       return "split_shard";
+    case MutationKind::kCacheFeedback:
+      return "cache_feedback";
   }
   return "unknown";
 }
@@ -106,6 +108,10 @@ std::string EncodeMutation(const Mutation& m) {
     case MutationKind::kKeyDelete:
       PutBytes(&out, m.doc_id);
       break;
+    case MutationKind::kCacheFeedback:
+      PutBytes(&out, m.doc_id);
+      PutBytes(&out, m.config);
+      break;
     case MutationKind::kCacheDelete:
       PutVarint(&out, m.ids.size());
       for (const auto& id : m.ids) PutBytes(&out, id);
@@ -143,7 +149,7 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
   }
   Mutation m;
   const uint8_t kind = static_cast<uint8_t>(bytes[2]);
-  if (kind < 1 || kind > 14) return Corrupt("unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > 15) return Corrupt("unknown kind " + std::to_string(kind));
   m.kind = static_cast<MutationKind>(kind);
   Reader r(bytes.substr(3));
   if (!r.Varint(&m.sequence) || !r.Bytes(&m.tenant) || !r.Bytes(&m.collection) || !r.Varint(&m.collection_id)) {
@@ -179,6 +185,9 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
     case MutationKind::kTenantDelete:
     case MutationKind::kKeyDelete:
       if (!r.Bytes(&m.doc_id)) return Corrupt("truncated id");
+      break;
+    case MutationKind::kCacheFeedback:
+      if (!r.Bytes(&m.doc_id) || !r.Bytes(&m.config)) return Corrupt("truncated cache feedback");
       break;
     case MutationKind::kCacheStore: {
       uint64_t dim = 0, floats = 0;

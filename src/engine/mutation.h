@@ -41,6 +41,7 @@ enum class MutationKind : uint8_t {
   kKeyPut = 12,
   kKeyDelete = 13,
   kSplitShard = 14,
+  kCacheFeedback = 15,
 };
 std::string_view MutationKindName(MutationKind kind);
 
@@ -67,6 +68,7 @@ struct Mutation {
   uint64_t collection_id = 0;
   // Create: the collection's config as CollectionConfig::ToJson() writes it. Cache
   // configure: the namespace's settings. Cache store: {"scope","response","expires_ms"}.
+  // Cache feedback: {"similarity","confidence","correct"}.
   // Tenant and key put: the record (TenantRecord / KeyRecord JSON, the key's hash only).
   std::string config;
   // Upsert: the documents, and every chunk's vector in document then chunk order
@@ -76,7 +78,8 @@ struct Mutation {
   uint32_t dim = 0;
   // Split: the shard split.
   uint32_t shard = 0;
-  // Delete: the document. Cache store: the entry's id. Tenant and key delete: its id.
+  // Delete: the document. Cache store and feedback: the entry's id. Tenant and key delete:
+  // its id.
   std::string doc_id;
   // Cache delete: the entries.
   std::vector<std::string> ids;

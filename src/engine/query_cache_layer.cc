@@ -75,14 +75,14 @@ QueryCacheLayer::Pass QueryCacheLayer::Begin(const QueryRequest& req, QueryResul
   return pass;
 }
 
-std::optional<QueryResult> QueryCacheLayer::Serve(const Cache::Hit& hit) {
-  if (!hit.recheck) return hit.result.result;
+std::optional<QueryResult> QueryCacheLayer::Serve(Cache::Hit& hit) {
+  if (!hit.recheck) return std::move(hit.result.result);
   // Writes came since this answer was last known to stand: re-checked against the
   // statistics now (outside the cache's lock: reading them takes the collection's).
   std::vector<float> scores;
   const bool passed =
       hit.result.evidence != nullptr && stats_ && Recheck(*hit.result.evidence, stats_(*hit.result.evidence), &scores);
-  QueryResult served = hit.result.result;
+  QueryResult served = std::move(hit.result.result);
   const auto rescore = [&scores](QueryResult* r) {
     for (size_t i = 0; i < scores.size() && i < r->hits.size(); ++i) r->hits[i].score = scores[i];
   };

@@ -93,7 +93,7 @@ class QueryCacheLayer {
   using Cache = QueryCache<Cached>;
   // A hit's answer, re-checked first when writes may have moved it; nullopt when it no
   // longer stands (or a write came between).
-  std::optional<QueryResult> Serve(const Cache::Hit& hit);
+  std::optional<QueryResult> Serve(Cache::Hit& hit);  // takes hit.result
   void MaybeVerify(const QueryRequest& req, const QueryResult& served);
   void VerifyLoop();
 

@@ -107,6 +107,10 @@ class LlmCacheService {
   virtual StatusOr<size_t> CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
                                        const RequestContext& ctx) = 0;
   virtual Status CacheDeleteEntry(const std::string& ns, const std::string& id, const RequestContext& ctx) = 0;
+  // Records whether entry `id` was right for a prompt; returns what was observed and what
+  // the namespace now requires.
+  virtual StatusOr<CacheFeedbackResult> CacheFeedback(const std::string& ns, const CacheFeedbackRequest& request,
+                                                      const RequestContext& ctx) = 0;
 };
 
 class GovernanceService {

@@ -260,6 +260,7 @@ Api::Api(const ApiBackends& backends, MetricsRegistry* metrics, const ApiOptions
   // Store and lookup embed the prompt, which may wait on a provider: the embed pool.
   AddRoute("POST", "/v1/cache/{ns}/store", Pool::kEmbed, std::bind(&Api::CacheStore, this, _1, _2, _3));
   AddRoute("POST", "/v1/cache/{ns}/lookup", Pool::kEmbed, std::bind(&Api::CacheLookup, this, _1, _2, _3));
+  AddRoute("POST", "/v1/cache/{ns}/feedback", Pool::kEmbed, std::bind(&Api::CacheFeedback, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/cache/{ns}/entries", Pool::kWrite, std::bind(&Api::CacheDeleteByScope, this, _1, _2, _3));
   AddRoute("DELETE", "/v1/cache/{ns}/entries/{id}", Pool::kWrite, std::bind(&Api::CacheDeleteEntry, this, _1, _2, _3));
   AddRoute("POST", "/v1/embeddings", Pool::kEmbed, std::bind(&Api::OpenAiEmbeddings, this, _1, _2, _3));
@@ -356,6 +357,7 @@ std::string UsageOperation(const std::string& method, const std::string& pattern
       {"DELETE /v1/collections/{name}", "drop_collection"},
       {"POST /v1/cache/{ns}/lookup", "cache_lookup"},
       {"POST /v1/cache/{ns}/store", "cache_store"},
+      {"POST /v1/cache/{ns}/feedback", "cache_feedback"},
       {"POST /v1/sessions/{id}/turns", "session_turn"},
       {"POST /mcp", "mcp"},
   };

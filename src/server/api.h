@@ -254,6 +254,7 @@ class Api {
   StatusOr<Reply> CacheDescribe(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> CacheStore(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> CacheLookup(const Params& p, const HttpRequest& req, RequestContext& ctx);
+  StatusOr<Reply> CacheFeedback(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> CacheDeleteByScope(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> CacheDeleteEntry(const Params& p, const HttpRequest& req, RequestContext& ctx);
 

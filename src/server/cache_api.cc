@@ -5,6 +5,26 @@
 #include "server/request_codec.h"
 
 namespace contextd {
+namespace {
+
+Json FeedbackJson(const CacheFeedbackState& s) {
+  Json j = Json::MakeObject();
+  j["observations"] = static_cast<int64_t>(s.observations);
+  j["wrong"] = static_cast<int64_t>(s.wrong);
+  j["min_confidence"] = s.min_confidence;  // in force now
+  if (s.learned_min_confidence) {
+    // Above 1: no threshold keeps the error rate within the namespace's bound.
+    j["learned_min_confidence"] = *s.learned_min_confidence;
+    j["support"] = static_cast<int64_t>(s.support);
+    j["error_bound"] = s.error_bound;
+  } else {
+    j["learned_min_confidence"] = Json();
+  }
+  return j;
+}
+
+}  // namespace
+
 StatusOr<Api::Reply> Api::CacheConfigure(const Params& p, const HttpRequest& req, RequestContext& ctx) {
   CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, /*allow_empty=*/true));
   CTX_ASSIGN_OR_RETURN(CacheSettingsUpdate update, ParseCacheSettings(body));
@@ -22,6 +42,7 @@ StatusOr<Api::Reply> Api::CacheDescribe(const Params& p, const HttpRequest&, Req
   r.json["entries"] = static_cast<int64_t>(info.entries);
   r.json["scopes"] = static_cast<int64_t>(info.scopes);
   r.json["dim"] = info.dim;
+  r.json["feedback"] = FeedbackJson(info.feedback);
   return r;
 }
 
@@ -48,8 +69,38 @@ StatusOr<Api::Reply> Api::CacheLookup(const Params& p, const HttpRequest& req, R
     r.json["similarity"] = found.similarity;
     r.json["exact"] = found.exact;
   }
-  // Why a semantic hit was served, or why the nearest prompts were not.
+  // Why a semantic hit was served, or why the nearest prompts were not; and each prompt
+  // considered, so a client can tell the cache whether one would have been right
+  // (POST /v1/cache/{ns}/feedback).
   if (found.verification) r.json["verification"] = found.verification->ToJson();
+  if (!found.candidates.empty()) {
+    Json candidates = Json::MakeArray();
+    for (const auto& c : found.candidates) {
+      Json j = Json::MakeObject();
+      j["id"] = c.id;
+      j["similarity"] = c.similarity;
+      j["confidence"] = c.verification.confidence;
+      j["passed"] = c.verification.passed;
+      candidates.push_back(std::move(j));
+    }
+    r.json["candidates"] = std::move(candidates);
+  }
+  return r;
+}
+
+StatusOr<Api::Reply> Api::CacheFeedback(const Params& p, const HttpRequest& req, RequestContext& ctx) {
+  CTX_ASSIGN_OR_RETURN(Json body, ParseBody(req, false));
+  CTX_ASSIGN_OR_RETURN(CacheFeedbackRequest request, ParseCacheFeedback(body));
+  CTX_ASSIGN_OR_RETURN(CacheFeedbackResult result, backends_.llm_cache->CacheFeedback(p[0], request, ctx));
+  Reply r;
+  r.json = Json::MakeObject();
+  r.json["id"] = result.observed.id;
+  r.json["correct"] = result.observed.correct;
+  r.json["similarity"] = result.observed.similarity;
+  r.json["confidence"] = result.observed.confidence;
+  // The entry is not served at or below this confidence (0: no such floor).
+  if (result.state.entry_floor) r.json["entry_min_confidence"] = *result.state.entry_floor;
+  r.json["namespace"] = FeedbackJson(result.state);
   return r;
 }
 

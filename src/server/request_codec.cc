@@ -436,6 +436,29 @@ StatusOr<CacheLookupRequest> ParseCacheLookup(const Json& json) {
   return r;
 }
 
+StatusOr<CacheFeedbackRequest> ParseCacheFeedback(const Json& json) {
+  CTX_ASSIGN_OR_RETURN(FieldReader body, FieldReader::Open(json, ""));
+  CTX_RETURN_IF_ERROR(body.Known({"id", "prompt", "correct", "response"}));
+  CTX_RETURN_IF_ERROR(body.Require("id"));
+  CTX_RETURN_IF_ERROR(body.Require("prompt"));
+  CacheFeedbackRequest r;
+  CTX_RETURN_IF_ERROR(body.String("id", &r.id));
+  CTX_RETURN_IF_ERROR(ReadText(body, "prompt", &r.prompt));
+  if (body.Has("correct")) {
+    bool correct = false;
+    CTX_RETURN_IF_ERROR(body.Bool("correct", &correct));
+    r.correct = correct;
+  }
+  if (body.Has("response")) r.response = *body.Find("response");
+  if (r.correct.has_value() == r.response.has_value()) {
+    return InvalidArgument(
+        "give either 'correct' (true or false: was the entry right for this prompt?) or 'response' (the fresh "
+        "response, which is compared with the entry's), not both",
+        r.correct ? "invalid_value" : "missing_field");
+  }
+  return r;
+}
+
 StatusOr<std::shared_ptr<Collection>> CreateFromSpec(Engine& engine, const EmbedderCatalog& embedders,
                                                      const std::string& tenant, const std::string& name,
                                                      const Json& spec) {

@@ -44,6 +44,8 @@ StatusOr<CacheSettingsUpdate> ParseCacheSettings(const Json& body);
 StatusOr<CacheStoreRequest> ParseCacheStore(const Json& body);
 // POST /v1/cache/{ns}/lookup body: {"prompt", "scope"?, "threshold"?}.
 StatusOr<CacheLookupRequest> ParseCacheLookup(const Json& body);
+// POST /v1/cache/{ns}/feedback: {"id","prompt"} and either "correct" or "response".
+StatusOr<CacheFeedbackRequest> ParseCacheFeedback(const Json& body);
 
 // A JSON array of numbers as a vector of exactly `dim` finite floats.
 StatusOr<std::vector<float>> ParseVector(const Json& v, int dim, const std::string& where);

@@ -192,6 +192,68 @@ TEST_F(LlmCacheTest, SemanticHitsAreVerifiedAndSayWhy) {
   EXPECT_FALSE(Configure("v", J(R"({"verify":{"numbers":"sometimes"}})")).ok());
 }
 
+// Feedback: an entry found wrong for a prompt is not served for it again (nor anything
+// it is as sure of), every observation is kept across a reopen, and with a bound on the
+// error rate the namespace's threshold follows what feedback taught.
+TEST_F(LlmCacheTest, FeedbackTeachesTheEntryAndTheNamespace) {
+  ASSERT_TRUE(Configure("fb", J(R"({"embedder":"glove","threshold":0.8})")).ok());
+  const std::string id = Store("fb", R"({"prompt":"How do I reset my router?","response":"Hold the button 10 s."})");
+  const std::string paraphrase = R"({"prompt":"how can I reset my router"})";
+  auto before = Lookup("fb", paraphrase);
+  ASSERT_TRUE(before.hit) << "served on similarity and verification";
+  ASSERT_EQ(before.id, id);
+  const float served_at = before.verification->confidence;
+
+  // Told it was wrong (given as the fresh response, which disagrees).
+  CacheFeedbackRequest wrong{id, "how can I reset my router", std::nullopt, Json("Unplug it for 30 s.")};
+  auto observed = cache_->PrepareFeedback("fb", wrong);
+  ASSERT_TRUE(observed.ok()) << observed.status().ToString();
+  EXPECT_FALSE(observed->correct);
+  EXPECT_NEAR(observed->confidence, served_at, 1e-6) << "the same confidence the lookup computed";
+  ASSERT_TRUE(cache_->ApplyFeedback("fb", *observed).ok());
+  auto after = Lookup("fb", paraphrase);
+  EXPECT_FALSE(after.hit);
+  ASSERT_TRUE(after.verification.has_value());
+  EXPECT_EQ(after.verification->vetoed_by, "feedback");
+  EXPECT_TRUE(Lookup("fb", R"({"prompt":"How do I reset my router?"})").hit) << "its own prompt still hits exactly";
+
+  // A verdict for an entry that is not there, or both kinds of answer: refused.
+  EXPECT_EQ(cache_->PrepareFeedback("fb", {"nope", "x", true, std::nullopt}).status().reason(), "entry_not_found");
+  EXPECT_EQ(cache_->PrepareFeedback("fb", {id, "x", true, Json("y")}).status().reason(), "invalid_value");
+
+  // Kept across a reopen: the entry's floor and the observations.
+  Reopen();
+  EXPECT_FALSE(Lookup("fb", paraphrase).hit);
+  auto state = cache_->FeedbackState("fb", id);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->observations, 1u);
+  EXPECT_EQ(state->wrong, 1u);
+  EXPECT_GT(*state->entry_floor, served_at);
+  EXPECT_FALSE(state->learned_min_confidence.has_value()) << "no error bound asked for";
+
+  // With a bound: 30 hits found right at 0.2 and above teach a threshold of 0.2, lower than
+  // the policy's 0.3, so a candidate at 0.25 is served; then wrong ones above it raise it.
+  const std::string other =
+      Store("fb", R"({"prompt":"What is the boiling point of water at sea level?","response":"100 C"})");
+  ASSERT_TRUE(Configure("fb", J(R"({"verify":{"max_error_rate":0.2}})")).ok());
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(cache_->ApplyFeedback("fb", {other, 0.9f, 0.2f + 0.02f * (i % 10), true}).ok());
+  }
+  state = cache_->FeedbackState("fb");
+  ASSERT_TRUE(state->learned_min_confidence.has_value());
+  EXPECT_FLOAT_EQ(*state->learned_min_confidence, 0.2f);
+  EXPECT_FLOAT_EQ(state->min_confidence, 0.2f);
+  EXPECT_FLOAT_EQ(cache_->Describe("fb")->feedback.min_confidence, 0.2f);
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(cache_->ApplyFeedback("fb", {other, 0.9f, 0.5f, i % 2 == 0}).ok());
+  state = cache_->FeedbackState("fb");
+  EXPECT_GT(*state->learned_min_confidence, 0.5f) << "half wrong at 0.5: no threshold at or below it keeps 20%";
+  Reopen();
+  EXPECT_FLOAT_EQ(cache_->FeedbackState("fb")->min_confidence, state->min_confidence) << "relearnt on reopen";
+  // Deleting the entry forgets its floor with it.
+  ASSERT_TRUE(cache_->DeleteEntry("fb", id).ok());
+  EXPECT_FALSE(cache_->FeedbackState("fb", id)->entry_floor.has_value());
+}
+
 TEST_F(LlmCacheTest, BadInputIsRejectedAndChangesNothing) {
   EXPECT_EQ(LookupBody("nope", J(R"({"prompt":"x"})")).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(Configure("bad name!", J("{}")).status().code(), StatusCode::kInvalidArgument);

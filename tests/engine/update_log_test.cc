@@ -72,6 +72,16 @@ TEST(MutationTest, RoundTripsThroughItsWireForm) {
   EXPECT_EQ(t->content, "hello");
   EXPECT_EQ(t->at_ms, turn.at_ms);
   EXPECT_EQ(t->ttl_s, 60);
+  Mutation feedback = NewMutation(MutationKind::kCacheFeedback, "acme");
+  feedback.collection = "acme/faq";
+  feedback.doc_id = "0123";
+  feedback.config = R"({"similarity":0.9,"confidence":0.4,"correct":false})";
+  auto f = DecodeMutation(EncodeMutation(feedback));
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->kind, MutationKind::kCacheFeedback);
+  EXPECT_EQ(f->doc_id, "0123");
+  EXPECT_EQ(f->config, feedback.config);
+  EXPECT_FALSE(DecodeMutation(EncodeMutation(feedback).substr(0, 12)).ok()) << "cut short";
 }
 
 TEST(MutationTest, EveryTruncationOrCorruptionIsRejectedCleanly) {
@@ -394,6 +404,12 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
     ASSERT_TRUE(id.ok()) << id.status().ToString();
     entry_ids.push_back(*id);
   }
+  // Feedback reaches every replica as the proposer observed it (replicas never embed).
+  auto fb = a->CacheFeedback("answers", {entry_ids[1], "question number 1?", false, std::nullopt},
+                             RequestContext::Background());
+  ASSERT_TRUE(fb.ok()) << fb.status().ToString();
+  EXPECT_EQ(fb->state.observations, 1u);
+  ASSERT_TRUE(fb->state.entry_floor.has_value());
   EXPECT_EQ(*a->CacheDelete("answers", {{"model", "m2"}}), 2u);
   ASSERT_TRUE(a->CacheDeleteEntry("answers", entry_ids[0]).ok());
   EXPECT_EQ(a->CacheDeleteEntry("answers", entry_ids[0]).code(), StatusCode::kNotFound);
@@ -432,7 +448,10 @@ TEST(UpdateLogTest, WhatTheProposersCommitRebuildsTheSameStateElsewhere) {
   }
   EXPECT_EQ(b->SessionTurns("gone").status().code(), StatusCode::kNotFound);
   // The cache entries that survived on a are on b, by the same ids; the deleted are not.
-  EXPECT_EQ(b->CacheDescribe("answers", RequestContext::Background())->entries, 2u);
+  const auto on_b = b->CacheDescribe("answers", RequestContext::Background());
+  EXPECT_EQ(on_b->entries, 2u);
+  EXPECT_EQ(on_b->feedback.observations, 1u);
+  EXPECT_EQ(on_b->feedback.wrong, 1u);
   for (int i = 0; i < 5; ++i) {
     CacheLookupRequest lookup{.prompt = "question number " + std::to_string(i),
                               .scope = J(R"({"model":")" + std::string(i < 3 ? "m1" : "m2") + R"("})")};

@@ -78,6 +78,8 @@ std::vector<Case> Cases(const std::string& key_id) {
       {"DELETE", "/v1/sessions/{id}", "/v1/sessions/s2", "", Kind::kWrite},
       {"PUT", "/v1/cache/{ns}", "/v1/cache/faq", R"({"threshold":0.9})", Kind::kWrite},
       {"POST", "/v1/cache/{ns}/store", "/v1/cache/faq/store", R"({"prompt":"p","response":"r"})", Kind::kWrite, true},
+      {"POST", "/v1/cache/{ns}/feedback", "/v1/cache/faq/feedback",
+       R"({"id":"0123456789abcdef0123456789abcdef","prompt":"hello","correct":true})", Kind::kWrite, true},
       {"DELETE", "/v1/cache/{ns}/entries", "/v1/cache/faq/entries?scope.user=nobody", "", Kind::kWrite, true},
       {"DELETE", "/v1/cache/{ns}/entries/{id}", "/v1/cache/faq/entries/0123456789abcdef0123456789abcdef", "",
        Kind::kWrite, true},

@@ -38,6 +38,25 @@ TEST(LlmCacheApiTest, StoreLookupDeleteAndSurviveKill9) {
   EXPECT_FALSE(miss.Find("hit")->as_bool());
   EXPECT_EQ(miss.Find("response"), nullptr);
 
+  // The lookup listed what it considered; feedback with a fresh response that disagrees
+  // ("K2") tells the cache that entry was wrong for this prompt, and it is not served again.
+  ASSERT_NE(hit.Find("candidates"), nullptr) << hit.Dump();
+  EXPECT_EQ(hit.Find("candidates")->as_array()[0].Find("id")->as_string(), id);
+  const std::string paraphrase =
+      R"({"prompt":"Which is the tallest mountain in the world?","scope":{"model":"gpt-4"}})";
+  auto [fs, feedback] =
+      Call(*c, "POST", "/v1/cache/chat/feedback",
+           R"({"id":")" + id + R"(","prompt":"Which is the tallest mountain in the world?","response":"K2"})");
+  ASSERT_EQ(fs, 200) << feedback.Dump();
+  EXPECT_FALSE(feedback.Find("correct")->as_bool());
+  EXPECT_GT(feedback.Find("entry_min_confidence")->as_double(), feedback.Find("confidence")->as_double());
+  auto [ws, wrong] = Call(*c, "POST", "/v1/cache/chat/lookup", paraphrase);
+  ASSERT_EQ(ws, 200);
+  EXPECT_FALSE(wrong.Find("hit")->as_bool()) << wrong.Dump();
+  EXPECT_EQ(wrong.Find("verification")->Find("vetoed_by")->as_string(), "feedback");
+  EXPECT_EQ(Call(*c, "GET", "/v1/cache/chat").second.Find("feedback")->Find("observations")->as_int(), 1);
+  EXPECT_EQ(Call(*c, "POST", "/v1/cache/chat/feedback", R"({"id":")" + id + R"(","prompt":"x"})").first, 400);
+
   // Bad input: clear 4xx, nothing stored.
   EXPECT_EQ(Call(*c, "POST", "/v1/cache/nowhere/lookup", R"({"prompt":"x"})").first, 404);
   EXPECT_EQ(Call(*c, "POST", "/v1/cache/chat/store", R"({"prompt":"no response"})").first, 400);
@@ -64,6 +83,8 @@ TEST(LlmCacheApiTest, StoreLookupDeleteAndSurviveKill9) {
   ASSERT_EQ(rs, 200);
   EXPECT_TRUE(again.Find("hit")->as_bool());
   EXPECT_TRUE(again.Find("exact")->as_bool());
+  EXPECT_FALSE(Call(*c, "POST", "/v1/cache/chat/lookup", paraphrase).second.Find("hit")->as_bool())
+      << "what feedback taught survives the kill";
 
   // Deletes: by scope through the query string, then by id.
   auto [ds, del] = Call(*c, "DELETE", "/v1/cache/chat/entries?scope.model=gpt-3.5");

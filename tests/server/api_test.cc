@@ -275,6 +275,19 @@ TEST_F(ApiTest, CacheAndSessionRoutesUseTheirServices) {
   Reply described = Call("GET", "/v1/cache/answers");
   EXPECT_EQ(described.body.Find("entries")->as_int(), 1);
   EXPECT_FLOAT_EQ(static_cast<float>(described.body.Find("threshold")->as_double()), 0.8f);
+  // Feedback: a verdict or a fresh response, never both or neither.
+  const std::string fb_prefix = R"({"id":")" + stored.body.Find("id")->as_string() + R"(","prompt":"2+2?")";
+  Reply fb = Call("POST", "/v1/cache/answers/feedback", fb_prefix + R"(,"correct":false})");
+  ASSERT_EQ(fb.status, 200) << fb.body.Dump();
+  EXPECT_FALSE(fb.body.Find("correct")->as_bool());
+  EXPECT_EQ(fb.body.Find("namespace")->Find("observations")->as_int(), 1);
+  EXPECT_FLOAT_EQ(static_cast<float>(fb.body.Find("entry_min_confidence")->as_double()), 1.0f);
+  EXPECT_EQ(Call("POST", "/v1/cache/answers/feedback", fb_prefix + "}").reason(), "missing_field");
+  EXPECT_EQ(Call("POST", "/v1/cache/answers/feedback", fb_prefix + R"(,"correct":true,"response":"4"})").reason(),
+            "invalid_value");
+  EXPECT_EQ(Call("POST", "/v1/cache/answers/feedback", fb_prefix + R"(,"correct":"yes"})").status, 400);
+  EXPECT_EQ(Call("POST", "/v1/cache/answers/feedback", R"({"id":"nope","prompt":"x","correct":true})").reason(),
+            "entry_not_found");
   // A scope filter reaches the service decoded; no filter at all is refused.
   EXPECT_EQ(Call("DELETE", "/v1/cache/answers/entries?scope.model=gpt%204").status, 200);
   EXPECT_EQ(fakes_.llm_cache.last_delete_scope.at("model"), "gpt 4");

@@ -263,6 +263,20 @@ class FakeLlmCache : public LlmCacheService {
     }
     return out;
   }
+  // A verdict only (no embedding): the observation is counted, the entry's floor raised
+  // to 1 when it was wrong.
+  StatusOr<CacheFeedbackResult> CacheFeedback(const std::string& ns, const CacheFeedbackRequest& request,
+                                              const RequestContext& ctx) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = namespaces_.find({ctx.tenant, ns});
+    if (it == namespaces_.end()) return NotFound("cache namespace '" + ns + "' not found", "namespace_not_found");
+    if (it->second.entries.count(request.id) == 0) return NotFound("no entry '" + request.id + "'", "entry_not_found");
+    CacheFeedbackResult r;
+    r.observed = {request.id, 1.0f, 1.0f, request.correct.value_or(true)};
+    r.state.observations = ++it->second.feedback;
+    r.state.entry_floor = r.observed.correct ? 0.0f : 1.0f;
+    return r;
+  }
   StatusOr<size_t> CacheDelete(const std::string& ns, const std::map<std::string, std::string>& scope_fields,
                                const RequestContext& ctx) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -286,6 +300,7 @@ class FakeLlmCache : public LlmCacheService {
   struct Namespace {
     CacheSettings settings;
     std::map<std::string, CacheStoreRequest> entries;
+    size_t feedback = 0;
   };
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, Namespace> namespaces_;
