@@ -32,17 +32,20 @@ double Score(const KeywordEvidence& e, const KeywordEvidence::Stats& s, uint32_t
   return sum;
 }
 
-bool SameProfile(const KeywordEvidence::Watched& a, const KeywordEvidence::Watched& b) {
-  return a.len == b.len && a.tf == b.tf;
+// Watched chunks a and b have the same length and counts (so the index scores them alike).
+bool SameProfile(const KeywordEvidence::Stats& now, size_t terms, size_t a, size_t b) {
+  return now.len[a] == now.len[b] &&
+         std::equal(now.tf.begin() + a * terms, now.tf.begin() + (a + 1) * terms, now.tf.begin() + b * terms);
 }
 
 }  // namespace
 
 size_t KeywordEvidence::bytes() const {
   size_t n = sizeof(*this) + weights.size() * sizeof(float) + at_cache.df.size() * sizeof(uint32_t) +
-             by_vector.size() * sizeof(ScoredSlot) + ranked.size() * sizeof(uint32_t);
+             by_vector.size() * sizeof(ScoredSlot) + ranked.size() * sizeof(uint32_t) +
+             candidate_docs.size() * sizeof(uint64_t);
   for (const auto& t : terms) n += sizeof(t) + t.size();
-  for (const auto& w : watched) n += sizeof(w) + w.tf.size() * sizeof(uint16_t);
+  n += watched.size() * sizeof(uint32_t);
   for (const auto& [slot, doc] : doc_of) n += sizeof(slot) + sizeof(doc) + doc.size() + 16;
   return n;
 }
@@ -65,15 +68,13 @@ std::optional<KeywordEvidence> CollectKeywordEvidence(const Bm25Index& index, co
   }
   e.k1 = bm25.k1;
   e.b = bm25.b;
-  e.at_cache = StatsNow(e, index);
-  std::vector<uint32_t> slots, lens;
-  std::vector<uint16_t> tf;
-  for (const ScoredSlot& s : watched) slots.push_back(s.slot);
-  index.ProfileOf(slots, e.terms, &lens, &tf);
-  const size_t n = e.terms.size();
-  for (size_t i = 0; i < slots.size(); ++i) {
-    e.watched.push_back({slots[i], lens[i], std::vector<uint16_t>(tf.begin() + i * n, tf.begin() + (i + 1) * n)});
-  }
+  Bm25Index::TermStats at_cache = index.StatsOf(e.terms);
+  e.at_cache = {static_cast<double>(at_cache.doc_count),
+                static_cast<double>(at_cache.total_length),
+                std::move(at_cache.df),
+                {},
+                {}};
+  for (const ScoredSlot& s : watched) e.watched.push_back(s.slot);
   e.depth = std::min(depth, watched.size());
   e.floor = complete || watched.empty() ? 0.0f : watched.back().score;
   e.mode = mode;
@@ -93,7 +94,10 @@ std::optional<KeywordEvidence> CollectKeywordEvidence(const Bm25Index& index, co
 
 KeywordEvidence::Stats StatsNow(const KeywordEvidence& e, const Bm25Index& index) {
   Bm25Index::TermStats now = index.StatsOf(e.terms);
-  return {static_cast<double>(now.doc_count), static_cast<double>(now.total_length), std::move(now.df)};
+  KeywordEvidence::Stats s{
+      static_cast<double>(now.doc_count), static_cast<double>(now.total_length), std::move(now.df), {}, {}};
+  index.ProfileOf(e.watched, e.terms, &s.len, &s.tf);
+  return s;
 }
 
 bool NewChunkCanEnter(const KeywordEvidence& e, const ChunkTerms& chunk) {
@@ -111,21 +115,29 @@ bool NewChunkCanEnter(const KeywordEvidence& e, const ChunkTerms& chunk) {
   return e.floor <= 0 || Score(e, e.at_cache, chunk.len, tf.data()) >= e.floor * (1.0 - kMargin);
 }
 
+bool TouchesCandidates(const KeywordEvidence& e, const std::vector<uint64_t>& changed_docs) {
+  for (uint64_t h : changed_docs) {
+    if (std::binary_search(e.candidate_docs.begin(), e.candidate_docs.end(), h)) return true;
+  }
+  return false;
+}
+
 bool Recheck(const KeywordEvidence& e, const KeywordEvidence::Stats& now, std::vector<float>* scores) {
-  const size_t w = e.watched.size();
+  const size_t w = e.watched.size(), terms = e.terms.size();
+  if (now.len.size() != w || now.tf.size() != w * terms) return false;
   std::vector<double> fresh(w);
-  for (size_t i = 0; i < w; ++i) fresh[i] = Score(e, now, e.watched[i].len, e.watched[i].tf.data());
+  for (size_t i = 0; i < w; ++i) fresh[i] = Score(e, now, now.len[i], now.tf.data() + i * terms);
   std::vector<size_t> order(w);
   std::iota(order.begin(), order.end(), 0);
   // Best first, ties to the lower slot (TopK's rule).
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return fresh[a] != fresh[b] ? fresh[a] > fresh[b] : e.watched[a].slot < e.watched[b].slot;
+    return fresh[a] != fresh[b] ? fresh[a] > fresh[b] : e.watched[a] < e.watched[b];
   });
   // The list's order, and its boundary, must be beyond rounding; chunks scored alike by
   // identical counts tie in the index too and break ties by slot as here.
   for (size_t i = 0; i + 1 < std::min(w, e.depth + 1); ++i) {
     const size_t a = order[i], b = order[i + 1];
-    if (fresh[a] - fresh[b] < kMargin * fresh[a] && !SameProfile(e.watched[a], e.watched[b])) return false;
+    if (fresh[a] - fresh[b] < kMargin * fresh[a] && !SameProfile(now, terms, a, b)) return false;
   }
   if (e.floor > 0) {
     // Nothing unwatched may reach the list: floor * M stays below its last score.
@@ -139,7 +151,7 @@ bool Recheck(const KeywordEvidence& e, const KeywordEvidence::Stats& now, std::v
   }
   std::vector<ScoredSlot> keyword;
   for (size_t i = 0; i < e.depth; ++i) {
-    keyword.push_back({static_cast<float>(fresh[order[i]]), e.watched[order[i]].slot});
+    keyword.push_back({static_cast<float>(fresh[order[i]]), e.watched[order[i]]});
   }
   const size_t want = QueryExecutor::Want(e.ranking);
   std::vector<ScoredSlot> fused = QueryExecutor::Fuse(e.ranking, e.mode, e.by_vector, keyword, SIZE_MAX);
@@ -152,19 +164,19 @@ bool Recheck(const KeywordEvidence& e, const KeywordEvidence::Stats& now, std::v
         if (s.slot == slot) return static_cast<double>(s.score);
       return -INFINITY;
     };
-    const auto watched_of = [&](uint32_t slot) -> const KeywordEvidence::Watched* {
+    // The watched chunk a slot is in the keyword list as, or w.
+    const auto watched_of = [&](uint32_t slot) {
       for (size_t i = 0; i < e.depth; ++i)
-        if (e.watched[order[i]].slot == slot) return &e.watched[order[i]];
-      return nullptr;
+        if (e.watched[order[i]] == slot) return order[i];
+      return w;
     };
     for (size_t i = 0; i + 1 < std::min(fused.size(), want + 1); ++i) {
       const ScoredSlot& a = fused[i];
       const ScoredSlot& b = fused[i + 1];
       if (a.score - b.score >= kFusedMargin * std::max(1.0f, std::abs(a.score))) continue;
-      const auto* wa = watched_of(a.slot);
-      const auto* wb = watched_of(b.slot);
-      const bool same = vector_score(a.slot) == vector_score(b.slot) && (wa == nullptr) == (wb == nullptr) &&
-                        (wa == nullptr || SameProfile(*wa, *wb));
+      const size_t wa = watched_of(a.slot), wb = watched_of(b.slot);
+      const bool same = vector_score(a.slot) == vector_score(b.slot) && (wa == w) == (wb == w) &&
+                        (wa == w || SameProfile(now, terms, wa, wb));
       if (!same) return false;
     }
   }

@@ -8,8 +8,10 @@
 // 100 queries). Instead an entry keeps:
 //   - the query's terms (distinct, with their weights), k1 and b, and the statistics when
 //     it was cached, S0 (chunks, total length, each term's df);
-//   - its keyword list plus a few chunks past it (the watch list), each with its length
-//     and term counts, so that their scores under any later statistics can be computed;
+//   - its keyword list plus a few chunks past it (the watch list), whose scores under any
+//     later statistics are computed from their lengths and term counts (read from the
+//     index when re-checked: a watched chunk cannot change while the entry lives, and
+//     most entries are never re-checked, so a miss does not pay for it);
 //   - the floor: the score of the last chunk watched, when more chunks matched. Every
 //     chunk not watched scored at most the floor under S0;
 //   - the vector list it fused (hybrid), the ranking parameters and its answer's chunks.
@@ -30,8 +32,8 @@
 //     rounding (the index sums in float, in its own order) cannot cross. The served hits
 //     then carry their S1 scores.
 //
-// A change to any document the entry watched or fused drops it first (the cache's rule
-// for changed documents), so every chunk kept here is unchanged since S0.
+// A change to any document the entry watched or fused drops it first
+// (TouchesCandidates), so every chunk kept here is unchanged since S0.
 //
 // Thread safety: values; the functions are pure.
 #pragma once
@@ -57,29 +59,30 @@ struct ChunkTerms {
 };
 
 struct KeywordEvidence {
-  // The statistics of the evidence's terms at one moment.
+  // The statistics of the evidence's terms at one moment and, for a re-check, the
+  // watched chunks' lengths and term counts.
   struct Stats {
     double doc_count = 0, total_length = 0;
-    std::vector<uint32_t> df;  // by term
-  };
-  struct Watched {
-    uint32_t slot = 0;
-    uint32_t len = 0;
-    std::vector<uint16_t> tf;  // by term
+    std::vector<uint32_t> df;   // by term
+    std::vector<uint32_t> len;  // by watched chunk (StatsNow only)
+    std::vector<uint16_t> tf;   // watched chunk * terms + term (StatsNow only)
   };
 
   std::vector<std::string> terms;  // distinct, in the order Search meets them
   std::vector<float> weights;      // by term
   float k1 = 0, b = 0;
   Stats at_cache;
-  std::vector<Watched> watched;  // best first, under S0
-  size_t depth = 0;              // how many of them the keyword list holds
-  float floor = 0;               // 0: every chunk holding a query term is watched
+  std::vector<uint32_t> watched;  // slots, best first under S0
+  size_t depth = 0;               // how many of them the keyword list holds
+  float floor = 0;                // 0: every chunk holding a query term is watched
   QueryMode mode = QueryMode::kKeyword;
   QueryRequest ranking;                              // k, depth, fusion, alpha, group_by_document; nothing else
   std::vector<ScoredSlot> by_vector;                 // hybrid: the vector list fused
   std::unordered_map<uint32_t, std::string> doc_of;  // the document of each slot above
   std::vector<uint32_t> ranked;                      // the answer's chunks, in order (before refs)
+  // Hash64 of the document of every candidate it was ranked from (watched or fused),
+  // sorted: a write changing any of them drops the entry (a collision only drops more).
+  std::vector<uint64_t> candidate_docs;
 
   size_t bytes() const;
 };
@@ -101,11 +104,13 @@ std::optional<KeywordEvidence> CollectKeywordEvidence(const Bm25Index& index, co
                                                       const std::vector<uint32_t>& ranked,
                                                       const std::function<std::string(uint32_t)>& doc_of);
 
-// The statistics of e's terms in `index` now.
+// The statistics of e's terms in `index` now, with the watched chunks' counts.
 KeywordEvidence::Stats StatsNow(const KeywordEvidence& e, const Bm25Index& index);
 
 // Whether a new chunk could enter e's keyword list (see the file comment).
 bool NewChunkCanEnter(const KeywordEvidence& e, const ChunkTerms& chunk);
+// Whether a write changing these documents (Hash64 of each id) touches a candidate of e.
+bool TouchesCandidates(const KeywordEvidence& e, const std::vector<uint64_t>& changed_docs);
 
 // Whether e's answer still stands under `now`; when it does, *scores receives the answer's
 // scores under `now`, aligned with e.ranked.

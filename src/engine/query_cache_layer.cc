@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "common/hash.h"
+
 namespace contextd {
 namespace {
 
@@ -128,7 +130,7 @@ std::optional<QueryResult> QueryCacheLayer::FindSimilar(const Pass& pass, const 
 }
 
 void QueryCacheLayer::Store(const Pass& pass, QueryMode mode, const std::vector<float>& vector,
-                            const QueryExecutor::Extras& extras, const QueryResult& result) {
+                            QueryExecutor::Extras& extras, const QueryResult& result) {
   if (!pass.active) return;
   cache_.CountMiss();
   if (!pass.snapshot || result.degraded) return;
@@ -147,12 +149,8 @@ void QueryCacheLayer::Store(const Pass& pass, QueryMode mode, const std::vector<
     bytes += h.doc_id.size() * 2 + h.text.size() + 128;
   }
   if (extras.keyword_evidence) {
-    // Kept across writes: a change to any candidate it was ranked from drops it.
-    for (const auto& id : extras.candidate_docs) {
-      if (entry.doc_ids.insert(id).second) bytes += id.size() + 48;
-    }
     bytes += extras.keyword_evidence->bytes();
-    entry.result.evidence = std::make_shared<const KeywordEvidence>(*extras.keyword_evidence);
+    entry.result.evidence = std::make_shared<const KeywordEvidence>(std::move(*extras.keyword_evidence));
   }
   entry.bytes = bytes;
   entry.result.result = result;
@@ -164,9 +162,11 @@ void QueryCacheLayer::EndWrite(const WriteChange& change, const std::vector<Chun
     cache_.EndWrite(change);
     return;
   }
-  cache_.EndWrite(change, [new_chunks](const QueryCacheEntry<Cached>& e) {
+  std::vector<uint64_t> changed;
+  for (const auto& id : change.doc_ids) changed.push_back(Hash64(id));
+  cache_.EndWrite(change, [new_chunks, &changed](const QueryCacheEntry<Cached>& e) {
     const KeywordEvidence* evidence = e.result.evidence.get();
-    if (evidence == nullptr) return false;
+    if (evidence == nullptr || TouchesCandidates(*evidence, changed)) return false;
     for (const ChunkTerms& chunk : *new_chunks) {
       if (NewChunkCanEnter(*evidence, chunk)) return false;
     }

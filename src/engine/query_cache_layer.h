@@ -71,7 +71,8 @@ class QueryCacheLayer {
   std::optional<QueryResult> FindSimilar(const Pass& pass, const QueryRequest& req, const std::vector<float>& vector);
   // Counts the miss and caches `result` (not when degraded): what it used (vector, terms),
   // the documents it holds or cites and its vector bar decide which writes make it stale.
-  void Store(const Pass& pass, QueryMode mode, const std::vector<float>& vector, const QueryExecutor::Extras& extras,
+  // Takes extras' keyword evidence.
+  void Store(const Pass& pass, QueryMode mode, const std::vector<float>& vector, QueryExecutor::Extras& extras,
              const QueryResult& result);
 
   bool enabled() const { return cache_.enabled(); }

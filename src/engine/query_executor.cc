@@ -7,6 +7,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "common/hash.h"
 #include "engine/rerank.h"
 
 namespace contextd {
@@ -137,7 +138,8 @@ Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, co
         ranked_slots, [&](uint32_t slot) { return std::string(doc_of(slot)); });
     if (extras->keyword_evidence) {
       for (const auto* list : {&watched, &fused_vector})
-        for (const ScoredSlot& s : *list) extras->candidate_docs.emplace_back(doc_of(s.slot));
+        for (const ScoredSlot& s : *list) extras->keyword_evidence->candidate_docs.push_back(Hash64(doc_of(s.slot)));
+      std::sort(extras->keyword_evidence->candidate_docs.begin(), extras->keyword_evidence->candidate_docs.end());
     }
   }
   result->hits.reserve(ranked.size());

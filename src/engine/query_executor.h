@@ -52,9 +52,8 @@ class QueryExecutor {
     std::vector<std::string> cited;
     std::optional<float> vector_bar;
     // When Input::evidence asked for it (and the answer allows it): what a keyword or
-    // hybrid answer rests on, and the documents of every candidate it was ranked from.
+    // hybrid answer rests on.
     std::optional<KeywordEvidence> keyword_evidence;
-    std::vector<std::string> candidate_docs;
   };
   // Fills result->hits and result->route; charges ctx with the chunks scored; checks the
   // deadline between steps.
