@@ -28,6 +28,17 @@ class QueryCacheTest : public ::testing::Test {
     UpsertResult r;
     ASSERT_TRUE(c.Upsert(*ParseUpsertRequest(docs, c.config().dim, !c.has_embedder()), &r).ok());
   }
+  // One document with a 2-d vector.
+  static void UpsertOne(Collection& c, const std::string& id, const std::string& text,
+                        const std::string& vector = "[0,1]") {
+    Json d = Json::MakeObject();
+    d["id"] = id;
+    d["vector"] = J(vector);
+    d["text"] = text;
+    Json docs = J(R"({"documents":[]})");
+    docs["documents"].push_back(std::move(d));
+    Upsert(c, docs);
+  }
   static QueryResult Query(Collection& c, Json body) {
     auto q = ParseQueryRequest(body, c.config().dim, c.has_embedder());
     EXPECT_TRUE(q.ok()) << q.status().ToString();
@@ -242,11 +253,7 @@ TEST_F(QueryCacheTest, AWriteSharingNoTermThatReordersTheAnswerDropsIt) {
   ASSERT_EQ(Query(*c, apple).cache, "exact");
   std::string filler;
   for (int i = 0; i < 100; ++i) filler += "word" + std::to_string(i) + " ";
-  Json long_doc = J(R"({"id":"long","vector":[0,1]})");
-  long_doc["text"] = filler;
-  Json docs = J(R"({"documents":[]})");
-  docs["documents"].push_back(std::move(long_doc));
-  Upsert(*c, docs);
+  UpsertOne(*c, "long", filler);
   const auto after = Query(*c, apple);
   EXPECT_EQ(after.cache, "miss");
   EXPECT_EQ(Ids(after), (std::vector<std::string>{"p#0", "q#0"}));
@@ -257,27 +264,15 @@ TEST_F(QueryCacheTest, AWriteSharingNoTermThatReordersTheAnswerDropsIt) {
   // chunk's score can move.
   ASSERT_TRUE(engine_->DropCollection(kDefaultTenant, "c").ok());
   c = Create(R"({"embedder":"none","dim":2,"chunking":{"max_tokens":4000}})");
-  Json many = J(R"({"documents":[
-      {"id":"p","vector":[1,0],"text":"apple apple tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8"},
-      {"id":"r","vector":[1,0],"text":"tok10 tok11"}]})");
-  for (int i = 0; i < 9; ++i) {
-    Json d = Json::MakeObject();
-    d["id"] = "q" + std::to_string(i);
-    d["vector"] = J("[1,0]");
-    d["text"] = "apple tok" + std::to_string(20 + i);
-    many["documents"].push_back(std::move(d));
-  }
-  Upsert(*c, many);
+  UpsertOne(*c, "p", "apple apple tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8", "[1,0]");
+  UpsertOne(*c, "r", "tok10 tok11", "[1,0]");
+  for (int i = 0; i < 9; ++i) UpsertOne(*c, "q" + std::to_string(i), "apple tok" + std::to_string(20 + i), "[1,0]");
   const Json top = J(R"({"query":"apple","mode":"keyword","k":1})");
   ASSERT_EQ(Ids(Query(*c, top)), (std::vector<std::string>{"q0#0"}));
   ASSERT_EQ(Query(*c, top).cache, "exact");
   filler.clear();
   for (int i = 0; i < 400; ++i) filler += "zz ";
-  Json longer = J(R"({"id":"longer","vector":[0,1]})");
-  longer["text"] = filler;
-  Json more = J(R"({"documents":[]})");
-  more["documents"].push_back(std::move(longer));
-  Upsert(*c, more);
+  UpsertOne(*c, "longer", filler);
   const auto lifted = Query(*c, top);
   EXPECT_EQ(lifted.cache, "miss");
   EXPECT_EQ(Ids(lifted), (std::vector<std::string>{"p#0"}));
