@@ -79,6 +79,7 @@ template <typename Result>
 struct QueryCacheEntry {
   std::string params_key;           // every parameter but the query itself
   std::vector<float> query_vector;  // normalised for cosine; empty for keyword queries
+  bool semantic = true;             // the semantic tier may find it (by query_vector)
   std::unordered_set<std::string> doc_ids;
   bool uses_terms = false, uses_vector = false;  // keyword side (BM25), vector side
   // What the query's text pins down (numbers, names, negation...), for verifying a
@@ -254,7 +255,7 @@ class QueryCache {
     node->checked_at = writes_done_;
     bytes_[0] += node->entry->bytes;
     exact_[key] = node;
-    if (!node->entry->query_vector.empty()) {
+    if (!node->entry->query_vector.empty() && node->entry->semantic) {
       Bucket& b = by_params_[node->entry->params_key];
       node->row = b.nodes.size();
       b.nodes.push_back(&*node);

@@ -69,10 +69,17 @@ QueryCacheLayer::Pass QueryCacheLayer::Begin(const QueryRequest& req, QueryResul
   // The write count first: Insert() refuses a result computed across a write.
   pass.snapshot = cache_.Snapshot();
   pass.params_key = QueryCacheKey(req);
-  pass.exact_key = Cache::ExactKey(
-      pass.params_key,
+  std::string query =
       req.vector ? std::string(reinterpret_cast<const char*>(req.vector->data()), req.vector->size() * sizeof(float))
-                 : req.text);
+                 : req.text;
+  if (req.vector && req.mode != QueryMode::kVector) {
+    // A vector given with text: the text still picks the keyword side, so it is part of
+    // the query, and a close vector says nothing about it (no semantic tier).
+    query.push_back('\0');
+    query += req.text;
+    pass.semantic = false;
+  }
+  pass.exact_key = Cache::ExactKey(pass.params_key, query);
   if (!req.vector) pass.text = req.text;
   return pass;
 }
@@ -107,7 +114,7 @@ std::optional<QueryResult> QueryCacheLayer::FindExact(const Pass& pass, const Qu
 
 std::optional<QueryResult> QueryCacheLayer::FindSimilar(const Pass& pass, const QueryRequest& req,
                                                         const std::vector<float>& vector) {
-  if (!pass.active || vector.empty()) return std::nullopt;
+  if (!pass.active || !pass.semantic || vector.empty()) return std::nullopt;
   // A close embedding is not the same question: "side effects of drug X in 2019" and "...
   // in 2020" embed alike. A cached query that conflicts with this one (another number,
   // name, negation, opposite or direction; the LLM cache's verifier, vetoes only) is not
@@ -137,6 +144,7 @@ void QueryCacheLayer::Store(const Pass& pass, QueryMode mode, const std::vector<
   QueryCacheEntry<Cached> entry;
   entry.params_key = pass.params_key;
   entry.query_vector = vector;
+  entry.semantic = pass.semantic;
   entry.uses_vector = mode != QueryMode::kKeyword;
   entry.uses_terms = mode != QueryMode::kVector;
   entry.vector_bar = extras.vector_bar;

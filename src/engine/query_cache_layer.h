@@ -61,7 +61,8 @@ class QueryCacheLayer {
     std::optional<uint64_t> snapshot;
     std::string params_key;
     EmbedKey exact_key;
-    std::string text;  // the query's text (empty for a query by vector), for verification
+    std::string text;      // the query's text (empty for a query by vector), for verification
+    bool semantic = true;  // the semantic tier may answer (not for a vector given with text)
   };
   // When the pass is not active, *result says why ("off" or "bypass").
   Pass Begin(const QueryRequest& req, QueryResult* result) const;

@@ -1,6 +1,7 @@
 // The query-result cache inside a collection: exact and semantic hits, bypass, and above
 // all no stale answers: after random upserts, updates and deletes, every cached query
 // answers exactly what a fresh search does.
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -29,12 +30,12 @@ class QueryCacheTest : public ::testing::Test {
     UpsertResult r;
     ASSERT_TRUE(c.Upsert(*ParseUpsertRequest(docs, c.config().dim, !c.has_embedder()), &r).ok());
   }
-  // One document with a 2-d vector.
+  // One document with a 2-d vector (or, with "", none: the collection embeds it).
   static void UpsertOne(Collection& c, const std::string& id, const std::string& text,
                         const std::string& vector = "[0,1]") {
     Json d = Json::MakeObject();
     d["id"] = id;
-    d["vector"] = J(vector);
+    if (!vector.empty()) d["vector"] = J(vector);
     d["text"] = text;
     Json docs = J(R"({"documents":[]})");
     docs["documents"].push_back(std::move(d));
@@ -431,6 +432,77 @@ TEST_F(QueryCacheTest, NoStaleHitWhileKeywordAndHybridEntriesSurviveWrites) {
   std::printf("survived %d of %d\n", survived, asked);
   EXPECT_GT(survived, asked / 3) << "keyword and hybrid entries should outlive most unrelated writes";
   EXPECT_LT(survived, asked) << "and some writes must drop them";
+}
+
+// A vector given with text: the text still chooses the keyword side, so another text with
+// the same vector is another query (exact tier), and a text-only query whose embedding is
+// that vector must not be served the entry (semantic tier).
+TEST_F(QueryCacheTest, AVectorGivenWithTextIsKeyedByBoth) {
+  auto c = Create(R"({"embedder":"glove"})");
+  UpsertOne(*c, "fruit", "apple pie recipe with cinnamon", "");
+  UpsertOne(*c, "bread", "banana bread recipe with walnuts", "");
+  auto glove = *TestEmbedders().Resolve("glove");
+  std::vector<float> v(static_cast<size_t>(glove->dim()));
+  ASSERT_TRUE(glove->EmbedWith({std::string_view("banana bread")}, EmbedOptions{}, v.data()).ok());
+  Json given = J(R"({"mode":"hybrid","k":1,"query":"apple pie"})");
+  Json vec = Json::MakeArray();
+  for (float x : v) vec.push_back(static_cast<double>(x));
+  given["vector"] = vec;
+  Query(*c, given);
+  EXPECT_EQ(Query(*c, given).cache, "exact");
+  Json other_text = given;
+  other_text["query"] = "walnuts";
+  EXPECT_EQ(Query(*c, other_text).cache, "miss") << "same vector, other keywords";
+  const auto text_only = Query(*c, J(R"({"mode":"hybrid","k":1,"query":"banana bread"})"));
+  EXPECT_NE(text_only.cache, "semantic") << "its embedding equals the given vector, its keywords do not";
+}
+
+// Readers hitting keyword and hybrid entries while a writer upserts and deletes: re-checks
+// race writes (a re-check whose statistics a write overtook is refused, not served), and
+// the cache's lock and the collection's are taken in both orders' places without a
+// deadlock. Once the writer stops, every cached answer equals a fresh one.
+TEST_F(QueryCacheTest, ReChecksRacingWritesServeNothingStale) {
+  auto c = Create(R"({"embedder":"none","dim":2})");
+  for (int i = 0; i < 60; ++i)
+    UpsertOne(*c, "d" + std::to_string(i), "common word" + std::to_string(i % 7) + " other" + std::to_string(i));
+  std::vector<Json> queries;
+  for (int i = 0; i < 7; ++i) {
+    Json q = J(R"({"mode":"keyword","k":5})");
+    q["query"] = "word" + std::to_string(i);
+    queries.push_back(q);
+    Json h = J(R"({"mode":"hybrid","k":3,"vector":[1,0.5]})");
+    h["query"] = "common word" + std::to_string(i);
+    queries.push_back(h);
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> served{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      for (size_t n = t; !stop.load(); ++n) {
+        const QueryResult r = Query(*c, queries[n % queries.size()]);
+        served += r.cache != "miss";
+      }
+    });
+  }
+  std::mt19937 rng(3);
+  for (int w = 0; w < 300; ++w) {
+    const std::string id = "w" + std::to_string(rng() % 40);
+    if (rng() % 3 == 0) {
+      (void)c->DeleteDocument(id);
+    } else {
+      UpsertOne(*c, id, "unrelated" + std::to_string(rng() % 50) + (rng() % 4 == 0 ? " word3" : ""));
+    }
+  }
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_GT(served.load(), 0);
+  for (const Json& q : queries) {
+    Query(*c, q);  // cached (or re-checked) after the last write
+    Json bypass = q;
+    bypass["cache"] = "bypass";
+    EXPECT_EQ(Ids(Query(*c, q)), Ids(Query(*c, bypass))) << q.Dump();
+  }
 }
 
 }  // namespace
