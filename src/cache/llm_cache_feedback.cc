@@ -42,13 +42,9 @@ StatusOr<CacheFeedbackWrite> LlmCache::PrepareFeedback(const std::string& ns,
   w.id = request.id;
   std::vector<float> vec(stored.size());
   CTX_RETURN_IF_ERROR(embedder->EmbedWith({request.prompt}, EmbedOptions{EmbedPriority::kQuery, 0}, vec.data()));
-  double dot = 0, a = 0, b = 0;
-  for (size_t i = 0; i < vec.size(); ++i) {
-    dot += static_cast<double>(vec[i]) * stored[i];
-    a += static_cast<double>(vec[i]) * vec[i];
-    b += static_cast<double>(stored[i]) * stored[i];
-  }
-  w.similarity = a > 0 && b > 0 ? static_cast<float>(dot / std::sqrt(a * b)) : 0.0f;
+  // As the graph scores a lookup: its vectors are kept normalised, the query is normalised.
+  NormalizeInPlace(vec.data(), vec.size());
+  w.similarity = DotProduct(vec.data(), stored.data(), vec.size());
   w.confidence = Verify(AnalyzePrompt(request.prompt), AnalyzePrompt(entry.prompt), w.similarity, policy).confidence;
   w.correct = request.correct ? *request.correct : ResponsesAgree(entry.response, *request.response);
   return w;

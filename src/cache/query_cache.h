@@ -231,6 +231,7 @@ class QueryCache {
     exact_.clear();
     by_params_.clear();
     bytes_ = {};
+    term_entries_ = 0;
   }
   // The write count to pass to Insert(): nullopt while a write is in flight (its result
   // would not be safe to cache).
@@ -253,6 +254,7 @@ class QueryCache {
     node->expires_ms = clock_->WallMillis() + options_.tiers[0].ttl_ms;
     node->entry = std::make_unique<Entry>(std::move(entry));
     node->checked_at = writes_done_;
+    term_entries_ += node->entry->uses_terms;
     bytes_[0] += node->entry->bytes;
     exact_[key] = node;
     if (!node->entry->query_vector.empty() && node->entry->semantic) {
@@ -264,6 +266,12 @@ class QueryCache {
     Rebalance();
   }
 
+  // Whether any keyword or hybrid entry is held (a write need not work out what could
+  // enter them otherwise).
+  bool holds_term_entries() const {
+    MutexLock lock(&mu_);
+    return term_entries_ > 0;
+  }
   size_t size() const {
     MutexLock lock(&mu_);
     return tiers_[0].size() + tiers_[1].size() + tiers_[2].size();
@@ -371,6 +379,7 @@ class QueryCache {
       if (b.nodes.empty()) by_params_.erase(bucket);
     }
     bytes_[it->tier] -= it->entry->bytes;
+    term_entries_ -= it->entry->uses_terms;
     return tiers_[it->tier].erase(it);
   }
 
@@ -417,6 +426,7 @@ class QueryCache {
   std::vector<float> sims_ GUARDED_BY(mu_);                           // LookupSemantic's scratch
   std::vector<std::pair<float, size_t>> candidates_ GUARDED_BY(mu_);  // likewise
   std::array<size_t, 3> bytes_ GUARDED_BY(mu_){};
+  size_t term_entries_ GUARDED_BY(mu_) = 0;  // entries with uses_terms
   uint64_t writes_started_ GUARDED_BY(mu_) = 0, writes_done_ GUARDED_BY(mu_) = 0;
   QueryCacheStats stats_ GUARDED_BY(mu_);
 };

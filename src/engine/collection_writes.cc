@@ -243,7 +243,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   // Cached keyword answers a new chunk cannot enter are kept: the chunks' terms decide.
   // Past a few hundred chunks, listing them costs more than the entries are worth.
   std::vector<ChunkTerms> new_terms;
-  const bool listed = cache_.enabled() && slots.size() <= kMaxChunksListedForCache;
+  const bool listed = slots.size() <= kMaxChunksListedForCache && cache_.holds_term_entries();
   if (listed) {
     ReaderLock lock(&mu_);
     std::vector<std::pair<std::string, uint16_t>> counts;

@@ -16,7 +16,11 @@ constexpr double kMargin = 1e-4;
 // Fused scores (min-max or top-normalised sums near [0, 1]) likewise, in absolute terms.
 constexpr double kFusedMargin = 1e-4;
 
-double Idf(double doc_count, uint32_t df) { return std::log(1.0 + (doc_count - df + 0.5) / (df + 0.5)); }
+// The statistics of e's terms in `index` (without the watched chunks' counts).
+KeywordEvidence::Stats TermStatsOf(const KeywordEvidence& e, const Bm25Index& index) {
+  Bm25Index::TermStats now = index.StatsOf(e.terms);
+  return {static_cast<double>(now.doc_count), static_cast<double>(now.total_length), std::move(now.df), {}, {}};
+}
 
 double AverageLength(const KeywordEvidence::Stats& s) { return s.doc_count > 0 ? s.total_length / s.doc_count : 1.0; }
 
@@ -27,7 +31,7 @@ double Score(const KeywordEvidence& e, const KeywordEvidence::Stats& s, uint32_t
   double sum = 0;
   for (size_t t = 0; t < e.terms.size(); ++t) {
     if (tf[t] == 0) continue;
-    sum += e.weights[t] * Idf(s.doc_count, s.df[t]) * tf[t] / (tf[t] + norm);
+    sum += e.weights[t] * Bm25Idf(s.doc_count, s.df[t]) * tf[t] / (tf[t] + norm);
   }
   return sum;
 }
@@ -68,12 +72,7 @@ std::optional<KeywordEvidence> CollectKeywordEvidence(const Bm25Index& index, co
   }
   e.k1 = bm25.k1;
   e.b = bm25.b;
-  Bm25Index::TermStats at_cache = index.StatsOf(e.terms);
-  e.at_cache = {static_cast<double>(at_cache.doc_count),
-                static_cast<double>(at_cache.total_length),
-                std::move(at_cache.df),
-                {},
-                {}};
+  e.at_cache = TermStatsOf(e, index);
   for (const ScoredSlot& s : watched) e.watched.push_back(s.slot);
   e.depth = std::min(depth, watched.size());
   e.floor = complete || watched.empty() ? 0.0f : watched.back().score;
@@ -93,9 +92,7 @@ std::optional<KeywordEvidence> CollectKeywordEvidence(const Bm25Index& index, co
 }
 
 KeywordEvidence::Stats StatsNow(const KeywordEvidence& e, const Bm25Index& index) {
-  Bm25Index::TermStats now = index.StatsOf(e.terms);
-  KeywordEvidence::Stats s{
-      static_cast<double>(now.doc_count), static_cast<double>(now.total_length), std::move(now.df), {}, {}};
+  KeywordEvidence::Stats s = TermStatsOf(e, index);
   index.ProfileOf(e.watched, e.terms, &s.len, &s.tf);
   return s;
 }
@@ -144,7 +141,7 @@ bool Recheck(const KeywordEvidence& e, const KeywordEvidence::Stats& now, std::v
     if (e.depth == 0) return false;
     double m = 1.0;
     for (size_t t = 0; t < e.terms.size(); ++t) {
-      m = std::max(m, Idf(now.doc_count, now.df[t]) / Idf(e.at_cache.doc_count, e.at_cache.df[t]));
+      m = std::max(m, Bm25Idf(now.doc_count, now.df[t]) / Bm25Idf(e.at_cache.doc_count, e.at_cache.df[t]));
     }
     m *= std::max(1.0, AverageLength(now) / AverageLength(e.at_cache));
     if (e.floor * m * (1.0 + kMargin) >= fresh[order[e.depth - 1]]) return false;

@@ -76,7 +76,10 @@ class QueryCacheLayer {
   void Store(const Pass& pass, QueryMode mode, const std::vector<float>& vector, QueryExecutor::Extras& extras,
              const QueryResult& result);
 
-  bool enabled() const { return cache_.enabled(); }
+  // Whether a write's new chunks are worth listing for EndWrite (some keyword or hybrid
+  // entry could be kept). Asked after BeginWrite(), so no such entry can appear before
+  // EndWrite().
+  bool holds_term_entries() const { return cache_.holds_term_entries(); }
   void BeginWrite() { cache_.BeginWrite(); }
   // new_chunks: the terms of the write's new chunks; null when not known (too many to
   // list), which drops every keyword and hybrid entry.

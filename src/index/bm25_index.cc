@@ -12,6 +12,12 @@ namespace {
 
 uint16_t Saturate16(uint32_t v) { return static_cast<uint16_t>(std::min<uint32_t>(v, UINT16_MAX)); }
 
+// The first posting of a list (sorted by slot) at or past `slot`.
+template <typename List>
+auto PostingAt(List& list, uint32_t slot) {
+  return std::lower_bound(list.begin(), list.end(), slot, [](const auto& p, uint32_t s) { return p.slot < s; });
+}
+
 // First index in [from, n) whose slot is >= target (n if none): exponential then binary
 // search, so probing a long list for ascending targets costs O(log gap) each.
 template <typename P>
@@ -122,9 +128,7 @@ void Bm25Index::Add(uint32_t slot, const TermList& terms) {
     if (list.empty() || list.back().slot < slot) {
       list.push_back(posting);
     } else {
-      auto pos =
-          std::lower_bound(list.begin(), list.end(), slot, [](const Posting& p, uint32_t s) { return p.slot < s; });
-      list.insert(pos, posting);
+      list.insert(PostingAt(list, slot), posting);
     }
     heap_bytes_ += (list.capacity() - capacity) * sizeof(Posting);
     TermBounds& bounds = bounds_[term];
@@ -184,7 +188,7 @@ void Bm25Index::CompactTermIds() {
 
 void Bm25Index::RemovePosting(uint32_t term, uint32_t slot) {
   auto& list = postings_[term];
-  auto it = std::lower_bound(list.begin(), list.end(), slot, [](const Posting& p, uint32_t s) { return p.slot < s; });
+  auto it = PostingAt(list, slot);
   if (it == list.end() || it->slot != slot) return;
   list.erase(it);
   const size_t capacity = list.capacity();
@@ -220,7 +224,7 @@ size_t Bm25Index::TermNodeBytes(const std::string& term) {
 
 float Bm25Index::TermScore(uint32_t tf, uint32_t df, uint32_t doc_len) const {
   const double n = static_cast<double>(doc_count_);
-  const double idf = std::log(1.0 + (n - df + 0.5) / (df + 0.5));
+  const double idf = Bm25Idf(n, df);
   const double avgdl = doc_count_ ? static_cast<double>(total_length_) / doc_count_ : 1.0;
   const double norm = params_.k1 * (1.0 - params_.b + params_.b * doc_len / avgdl);
   return static_cast<float>(idf * tf / (tf + norm));
@@ -250,8 +254,7 @@ void Bm25Index::ProfileOf(const std::vector<uint32_t>& slots, const std::vector<
     if (it == terms_.end()) continue;
     const auto& list = postings_[it->second];
     for (size_t s = 0; s < slots.size(); ++s) {
-      auto pos = std::lower_bound(list.begin(), list.end(), slots[s],
-                                  [](const Posting& p, uint32_t slot) { return p.slot < slot; });
+      auto pos = PostingAt(list, slots[s]);
       if (pos != list.end() && pos->slot == slots[s]) (*tf)[s * terms.size() + t] = pos->tf;
     }
   }
@@ -265,8 +268,7 @@ void Bm25Index::TermsOf(uint32_t slot, uint32_t* len, std::vector<std::pair<std:
   out->reserve(docs_[slot].term_ids.size());
   for (uint32_t term : docs_[slot].term_ids) {
     const auto& list = postings_[term];
-    auto pos =
-        std::lower_bound(list.begin(), list.end(), slot, [](const Posting& p, uint32_t s) { return p.slot < s; });
+    auto pos = PostingAt(list, slot);
     if (pos != list.end() && pos->slot == slot) out->emplace_back(*names_[term], pos->tf);
   }
 }
@@ -323,7 +325,7 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
     const auto& list = postings_[term];
     const double df = static_cast<double>(list.size());
     const float weight = weights != nullptr ? (*weights)[qi] : 1.0f;
-    const float idf = weight * static_cast<float>(std::log(1.0 + (doc_count_ - df + 0.5) / (df + 0.5)));
+    const float idf = weight * static_cast<float>(Bm25Idf(static_cast<double>(doc_count_), df));
     const TermScorer scorer{idf, norm_base, norm_slope};
     // The score grows with tf and shrinks with length; the slack covers float rounding in
     // sums taken in a different order.

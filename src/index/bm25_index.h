@@ -17,6 +17,7 @@
 // Thread safety: none; the owner serialises writers against readers.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,6 +29,10 @@
 #include "index/slot_bitset.h"
 
 namespace contextd {
+
+// Lucene's idf for a term in `df` of `doc_count` chunks; everything that scores BM25
+// (the index, and the query cache re-checking its answers) uses this one.
+inline double Bm25Idf(double doc_count, double df) { return std::log(1.0 + (doc_count - df + 0.5) / (df + 0.5)); }
 
 struct Bm25Params {
   float k1 = 1.2f;
