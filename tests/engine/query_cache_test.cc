@@ -30,6 +30,12 @@ class QueryCacheTest : public ::testing::Test {
     UpsertResult r;
     ASSERT_TRUE(c.Upsert(*ParseUpsertRequest(docs, c.config().dim, !c.has_embedder()), &r).ok());
   }
+  // One document, as a /documents body holds it.
+  static void UpsertDocument(Collection& c, Json doc) {
+    Json docs = J(R"({"documents":[]})");
+    docs["documents"].push_back(std::move(doc));
+    Upsert(c, docs);
+  }
   // One document with a 2-d vector (or, with "", none: the collection embeds it).
   static void UpsertOne(Collection& c, const std::string& id, const std::string& text,
                         const std::string& vector = "[0,1]") {
@@ -37,9 +43,7 @@ class QueryCacheTest : public ::testing::Test {
     d["id"] = id;
     if (!vector.empty()) d["vector"] = J(vector);
     d["text"] = text;
-    Json docs = J(R"({"documents":[]})");
-    docs["documents"].push_back(std::move(d));
-    Upsert(c, docs);
+    UpsertDocument(c, std::move(d));
   }
   static QueryResult Query(Collection& c, Json body) {
     auto q = ParseQueryRequest(body, c.config().dim, c.has_embedder());
@@ -295,12 +299,10 @@ TEST_F(QueryCacheTest, NoStaleHitAfterRandomWrites) {
     return s;
   };
   auto upsert_doc = [&](const std::string& id) {
-    Json docs = J(R"({"documents":[]})");
     Json d = Json::MakeObject();
     d["id"] = id;
     d["text"] = text(6);
-    docs["documents"].push_back(std::move(d));
-    Upsert(*c, docs);
+    UpsertDocument(*c, std::move(d));
   };
   for (int i = 0; i < 60; ++i) upsert_doc("d" + std::to_string(i));
   std::vector<Json> queries;
@@ -378,9 +380,7 @@ TEST_F(QueryCacheTest, NoStaleHitWhileKeywordAndHybridEntriesSurviveWrites) {
     Json meta = Json::MakeObject();
     meta["tag"] = static_cast<int64_t>(rng() % 3);
     d["metadata"] = std::move(meta);
-    Json docs = J(R"({"documents":[]})");
-    docs["documents"].push_back(std::move(d));
-    Upsert(*c, docs);
+    UpsertDocument(*c, std::move(d));
   };
   for (int i = 0; i < 150; ++i) upsert_doc("d" + std::to_string(i));
   std::vector<Json> queries;
