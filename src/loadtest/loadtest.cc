@@ -5,15 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
-#include <deque>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <random>
 #include <thread>
 
 #include "net/http_client.h"
+#include "net/http_multi_client.h"
 
 namespace contextd {
 
@@ -143,13 +141,6 @@ StatusOr<Scenario> Scenario::FromJson(const Json& j, const std::string& base_dir
 
 namespace {
 
-struct Job {
-  int64_t due_ns = 0;
-  int stage = 0;
-  int kind = 0;
-  size_t text = 0, key = 0;
-};
-
 struct Sample {
   int64_t due_ns = 0;
   int64_t latency_us = 0;
@@ -157,32 +148,24 @@ struct Sample {
   int stage = 0;
 };
 
-// Sends `stages` open-loop over `connections` keep-alive connections; every scheduled
-// request comes back as a sample.
-// One keep-alive connection per worker, kept across Drive calls (a stress run's steps do
-// not pay connection set-up again).
-using Connections = std::vector<std::unique_ptr<HttpClient>>;
+// The scenario's keep-alive connections, all driven by one thread and kept across Drive
+// calls (a stress run's steps do not pay connection set-up again).
+using Connections = std::unique_ptr<HttpMultiClient>;
 
 Connections Connect(const Scenario& s, const std::string& host, int port) {
-  Connections out;
-  for (int i = 0; i < s.connections; ++i) {
-    out.push_back(std::make_unique<HttpClient>(host, port));
-    out.back()->set_timeout_ms(s.timeout_ms);
-    // Connected before the schedule starts: set-up is not the server's latency.
-    (void)out.back()->Get("/healthz");
-  }
+  auto out = std::make_unique<HttpMultiClient>(host, port, s.connections, s.timeout_ms);
+  // Connected before the schedule starts: set-up is not the server's latency.
+  (void)out->Connect("/healthz");
   return out;
 }
 
+// Sends `stages` open-loop: each request is handed to the connections when it is due,
+// and waits there only for a free connection. Every scheduled request comes back as a
+// sample, its latency counted from when it was due.
 std::vector<Sample> Drive(const Scenario& s, Connections& connections, const std::vector<LoadStage>& stages,
                           int64_t* t0_out) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Job> queue;
-  bool done = false;
-  std::vector<std::vector<Sample>> per_worker(static_cast<size_t>(s.connections));
-  int ready = 0;  // workers running: the schedule starts once all are
-  std::vector<std::thread> workers;
+  // Written by the connections' thread only; read after Drain().
+  std::vector<Sample> done;
   // Pre-rendered bodies per request kind (split at the text placeholder).
   std::vector<std::pair<std::string, std::string>> parts;
   std::vector<bool> templated;
@@ -190,46 +173,6 @@ std::vector<Sample> Drive(const Scenario& s, Connections& connections, const std
     const size_t at = r.body.find("{{text}}");
     templated.push_back(at != std::string::npos);
     parts.emplace_back(r.body.substr(0, at), at == std::string::npos ? "" : r.body.substr(at + 8));
-  }
-  for (int w = 0; w < s.connections; ++w) {
-    workers.emplace_back([&, w] {
-      HttpClient& client = *connections[static_cast<size_t>(w)];
-      std::vector<Sample>& out = per_worker[static_cast<size_t>(w)];
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        ++ready;
-      }
-      cv.notify_all();
-      for (;;) {
-        Job job;
-        {
-          std::unique_lock<std::mutex> lock(mu);
-          cv.wait(lock, [&] { return done || !queue.empty(); });
-          if (queue.empty()) return;
-          job = queue.front();
-          queue.pop_front();
-        }
-        const LoadRequest& r = s.requests[static_cast<size_t>(job.kind)];
-        std::string body = r.body;
-        if (templated[static_cast<size_t>(job.kind)]) {
-          std::string quoted;
-          AppendJsonString(r.texts[job.text % r.texts.size()], &quoted);
-          // The placeholder sits inside a JSON string: the text goes in without its quotes.
-          body = parts[static_cast<size_t>(job.kind)].first + quoted.substr(1, quoted.size() - 2) +
-                 parts[static_cast<size_t>(job.kind)].second;
-        }
-        HttpHeaders headers = {{"Content-Type", "application/json"}};
-        headers.insert(headers.end(), r.headers.begin(), r.headers.end());
-        if (!s.keys.empty()) headers.emplace_back("Authorization", "Bearer " + s.keys[job.key % s.keys.size()]);
-        auto res = client.Request(r.method, r.path, body, headers);
-        Sample sample;
-        sample.due_ns = job.due_ns;
-        sample.stage = job.stage;
-        sample.status = res.ok() ? res->status : 0;
-        sample.latency_us = (NowNs() - job.due_ns) / 1000;
-        out.push_back(sample);
-      }
-    });
   }
   // The schedule: arrivals at the stage's (ramped) rate, whatever the replies do.
   std::vector<double> cumulative;
@@ -240,11 +183,6 @@ std::vector<Sample> Drive(const Scenario& s, Connections& connections, const std
   std::vector<size_t> next_text(s.requests.size(), 0);
   size_t next_key = 0;
   std::vector<Sample> dropped;
-  {
-    // Thread start-up must not count as the server's latency.
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return ready == s.connections; });
-  }
   const int64_t t0 = NowNs() + 10'000'000;
   *t0_out = t0;
   int64_t stage_start = t0;
@@ -261,32 +199,36 @@ std::vector<Sample> Drive(const Scenario& s, Connections& connections, const std
       const int64_t due = stage_start + static_cast<int64_t>(offset * 1e9);
       const int64_t wait = due - NowNs();
       if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
-      const double x = pick(rng);
-      const int kind = static_cast<int>(std::lower_bound(cumulative.begin(), cumulative.end(), x) - cumulative.begin());
-      Job job{due, static_cast<int>(si), std::min(kind, static_cast<int>(s.requests.size()) - 1),
-              next_text[static_cast<size_t>(kind)]++, next_key++};
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (queue.size() >= kMaxQueued) {
-          dropped.push_back(Sample{due, 0, -1, static_cast<int>(si)});
-        } else {
-          queue.push_back(job);
-        }
-      }
-      cv.notify_one();
       offset += 1.0 / rate;
+      const int stage = static_cast<int>(si);
+      if (connections->pending() >= kMaxQueued) {
+        dropped.push_back(Sample{due, 0, -1, stage});
+        continue;
+      }
+      const double x = pick(rng);
+      const size_t kind =
+          std::min(static_cast<size_t>(std::lower_bound(cumulative.begin(), cumulative.end(), x) - cumulative.begin()),
+                   s.requests.size() - 1);
+      const LoadRequest& r = s.requests[kind];
+      MultiRequest request{r.method, r.path, r.body, {{"Content-Type", "application/json"}}};
+      if (templated[kind]) {
+        std::string quoted;
+        AppendJsonString(r.texts[next_text[kind]++ % r.texts.size()], &quoted);
+        // The placeholder sits inside a JSON string: the text goes in without its quotes.
+        request.body = parts[kind].first + quoted.substr(1, quoted.size() - 2) + parts[kind].second;
+      }
+      request.headers.insert(request.headers.end(), r.headers.begin(), r.headers.end());
+      if (!s.keys.empty())
+        request.headers.emplace_back("Authorization", "Bearer " + s.keys[next_key++ % s.keys.size()]);
+      connections->Submit(std::move(request), [&done, due, stage](int status) {
+        done.push_back(Sample{due, (NowNs() - due) / 1000, status, stage});
+      });
     }
     stage_start += static_cast<int64_t>(st.seconds * 1e9);
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    done = true;
-  }
-  cv.notify_all();
-  for (auto& t : workers) t.join();
-  std::vector<Sample> all = std::move(dropped);
-  for (auto& v : per_worker) all.insert(all.end(), v.begin(), v.end());
-  return all;
+  connections->Drain();
+  done.insert(done.end(), dropped.begin(), dropped.end());
+  return done;
 }
 
 double Percentile(std::vector<int64_t>& v, double p) {
