@@ -86,7 +86,8 @@ struct ApiOptions {
   // Reads (the search and embed pools) that waited longer than this for a worker are shed
   // when a worker takes them (503 overloaded, their charge given back) instead of run:
   // under overload the queue's delay, not its length, bounds what admitted requests wait
-  // (CoDel's idea). 0: off.
+  // (CoDel's idea). A read whose predicted wait (the queue ahead of it times the pool's
+  // recent service time) is already past it is shed on arrival. 0: off.
   std::chrono::milliseconds max_queue_delay{0};
   // Memory watermarks for writes that add data (upserts, session turns, cache entries,
   // new collections; deletes and admin changes always pass): from 80% of

@@ -656,6 +656,68 @@ TEST(ApiAdmissionTest, ReadsThatWaitedPastTheQueueDelayAreShedWhenTaken) {
   EXPECT_NE(metrics.RenderPrometheus().find("contextd_requests_shed_total{priority=\"default\"} 1"), std::string::npos);
 }
 
+// A read whose predicted wait (the queue ahead times the recent service time) is past
+// max_queue_delay is shed on arrival, without waiting for a worker to take it.
+TEST(ApiAdmissionTest, ReadsPredictedToWaitPastTheQueueDelayAreShedOnArrival) {
+  FakeBackends fakes;
+  MetricsRegistry metrics;
+  ManualClock clock;
+  ApiOptions o;
+  o.clock = &clock;
+  o.search_threads = 1;
+  o.max_queue_delay = std::chrono::milliseconds(5);
+  Api api(fakes.Wire(), &metrics, o);
+  CollectionConfig c;
+  c.embedder = "hash";
+  c.dim = 256;
+  auto created = fakes.collections.Create("default", "docs", c, RequestContext::Background());
+  ASSERT_TRUE(created.ok());
+  auto* docs = dynamic_cast<FakeCollection*>(created->get());
+  std::promise<void> entered, release;
+  std::shared_future<void> gate = release.get_future().share();
+  docs->on_query = [&](const QueryRequest& q) {
+    if (q.text == "slow") clock.AdvanceMs(10);  // teaches the pool a 10 ms service time
+    if (q.text != "hold") return;
+    entered.set_value();
+    gate.wait();
+  };
+  std::mutex mu;
+  std::map<std::string, HttpResponse> replies;
+  std::condition_variable replied;
+  const auto query = [&](const std::string& text) {
+    HttpRequest req;
+    req.method = "POST";
+    req.path = "/v1/collections/docs/query";
+    req.body = R"({"query":")" + text + R"(","mode":"keyword"})";
+    api.Handle(std::move(req), [&, text](HttpResponse res) {
+      std::lock_guard<std::mutex> lock(mu);
+      replies[text] = std::move(res);
+      replied.notify_all();
+    });
+  };
+  const auto wait_for = [&](size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return replied.wait_for(lock, std::chrono::seconds(10), [&] { return replies.size() == n; });
+  };
+  query("slow");
+  ASSERT_TRUE(wait_for(1));
+  query("hold");
+  entered.get_future().wait();
+  query("first");                          // nothing queued ahead: admitted, waits for the worker
+  query("second");                         // one ahead at 10 ms each: 10 ms predicted, past the 5 ms delay
+  const bool shed_at_once = wait_for(2);   // "slow", then "second"
+  if (!shed_at_once) release.set_value();  // never leave the worker held: the pool joins it
+  ASSERT_TRUE(shed_at_once) << "shed while the worker is still held";
+  EXPECT_EQ(replies["second"].status, 503);
+  EXPECT_NE(replies["second"].body.find("past max_queue_delay"), std::string::npos) << replies["second"].body;
+  EXPECT_NE(replies["second"].body.find("overloaded"), std::string::npos);
+  EXPECT_EQ(replies.count("first"), 0u);
+  release.set_value();
+  ASSERT_TRUE(wait_for(4));
+  EXPECT_EQ(replies["hold"].status, 200);
+  EXPECT_EQ(replies["first"].status, 200) << "it waited no manual-clock time";
+}
+
 TEST(ApiAdmissionTest, RequestsWaitByPriorityAndAreShedPastTheirShareOfTheQueue) {
   FakeBackends fakes;
   MetricsRegistry metrics;
