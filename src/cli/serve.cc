@@ -22,6 +22,7 @@
 #include "cli/commands.h"
 #include "cluster/jetstream_log.h"
 #include "cluster/shard_router.h"
+#include "common/cores.h"
 #include "common/json.h"
 #include "common/memory.h"
 #include "common/metrics.h"
@@ -217,7 +218,7 @@ int RunServe(const ServeOptions& o) {
   // Deletes, expiries and evictions free memory on threads that never trim; this looks
   // every two seconds and hands back what they left.
   FreeMemoryReleaser releaser(FreeMemoryReleaser::Options{});
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = UsableCores();    // the affinity mask and any cgroup quota, not the machine
   std::atomic<bool> finished{false};  // set once everything after the drain is done
   std::thread watchdog;
   {

@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/cores.h"
 #include "common/thread_pool.h"
 
 namespace contextd {
@@ -31,7 +32,7 @@ void BuildGraphs(const std::vector<std::shared_ptr<HnswIndex>>& graphs, const fl
                  const std::atomic<bool>& stop) {
   std::atomic<size_t> next{0};
   std::vector<std::thread> builders;
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = static_cast<unsigned>(UsableCores());
   for (unsigned t = 0; t < threads; ++t) {
     builders.emplace_back([&] {
       for (size_t i = next++; i < labels.size() && !stop; i = next++) {
@@ -188,7 +189,7 @@ std::vector<std::vector<ScoredSlot>> ShardSet::SearchShards(const std::vector<ui
   // Two graph walks or more: in parallel, the calling thread taking the first shard. The
   // tasks only read state the caller's shared lock keeps still, and never wait on
   // anything, so the pool cannot deadlock.
-  static ThreadPool pool(std::max(2u, std::thread::hardware_concurrency()), "ctx-shards");
+  static ThreadPool pool(static_cast<size_t>(std::max(2, UsableCores())), "ctx-shards");
   std::mutex mu;
   std::condition_variable cv;
   size_t pending = indexes.size() - 1;

@@ -7,6 +7,8 @@
 #include <queue>
 #include <thread>
 
+#include "common/cores.h"
+
 namespace contextd {
 namespace {
 
@@ -508,7 +510,7 @@ size_t HnswIndex::RepairDeleted() {
       }
     };
     std::vector<std::thread> helpers;
-    for (unsigned t = 1; t < std::max(1u, std::thread::hardware_concurrency()); ++t) helpers.emplace_back(work);
+    for (int t = 1; t < UsableCores(); ++t) helpers.emplace_back(work);
     work();
     for (auto& h : helpers) h.join();
     for (uint32_t id : removed) {

@@ -16,6 +16,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/cores.h"
 #include "common/mutex.h"
 #include "net/http_status.h"
 
@@ -502,8 +503,7 @@ HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() {
   auto& im = *impl_;
-  int n = im.options.io_threads > 0 ? im.options.io_threads
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = im.options.io_threads > 0 ? im.options.io_threads : UsableCores();
   for (int i = 0; i < n; ++i) {
     im.contexts.push_back(std::make_unique<asio::io_context>(1));
     im.guards.push_back(asio::make_work_guard(*im.contexts.back()));
