@@ -5,7 +5,8 @@
 # refused), then the same with the limits shared through a local redis-server (--redis: one
 # Lua script per decision), in one sitting, rounds interleaved.
 # Usage: bench/governance_bench.sh [rounds, default 2] [seconds per wrk run, default 8]
-# (MODES="off auth" picks the variants; CONTEXTD_BIN another binary.)
+# (MODES="off auth" picks the variants; CONTEXTD_BIN another binary; STAT=1 adds the
+# server's futex calls per request, counted by perf.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-2} secs=${2:-8}
@@ -34,10 +35,18 @@ run() {  # label, extra serve args
   for mode in keyword hybrid; do
     # The server's own CPU per request too: a steadier measure than QPS on a shared host.
     local before; before=$(cpu_ticks "$pid")
+    # STAT=1: the server's futex calls during the run (lock waits and wake-ups), by perf.
+    local stat="$work/stat"
+    [ -n "${STAT:-}" ] && perf stat -e syscalls:sys_enter_futex -p "$pid" -o "$stat" -- sleep "$secs" &
     local line; line=$(KEY="$key" QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
       wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$url" | grep '^{')
     local ticks=$(($(cpu_ticks "$pid") - before)) requests; requests=$(sed 's/.*"requests":\([0-9]*\).*/\1/' <<< "$line")
-    echo "$label ${line%\}},\"server_cpu_us_per_request\":$((ticks * 1000000 / $(getconf CLK_TCK) / requests))}"
+    local futex=""
+    if [ -n "${STAT:-}" ]; then
+      wait $!
+      futex=",\"server_futex_calls_per_request\":$(awk -v n="$requests" '/sys_enter_futex/ {gsub(",", "", $1); printf "%.2f", $1 / n}' "$stat")"
+    fi
+    echo "$label ${line%\}},\"server_cpu_us_per_request\":$((ticks * 1000000 / $(getconf CLK_TCK) / requests))$futex}"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$work"
 }
