@@ -14,7 +14,20 @@ namespace contextd {
 constexpr int kMmapThresholdBytes = 1 << 20;
 constexpr int kTrimThresholdBytes = 1 << 20;
 
+// jemalloc's control interface, present when the binary is linked with it (the server is;
+// tests and sanitizer builds are not): weak, so this library links either way.
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen) __attribute__((weak));
+
+bool UsingJemalloc() { return mallctl != nullptr; }
+
 void ConfigureAllocatorForServing() {
+  if (UsingJemalloc()) {
+    // A background thread purges dirty pages as they decay (malloc_conf in main.cc sets
+    // the decay), so an idle server hands memory back without a request to trigger it.
+    bool on = true;
+    mallctl("background_thread", nullptr, nullptr, &on, sizeof(on));
+    return;
+  }
   mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes);
   mallopt(M_TRIM_THRESHOLD, kTrimThresholdBytes);
 }
@@ -45,9 +58,36 @@ size_t ResidentBytes() {
   return static_cast<size_t>(pages_resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
-void ReleaseFreeMemory() { malloc_trim(0); }
+namespace {
 
-size_t FreeHeapBytes() { return mallinfo2().fordblks; }
+// jemalloc's statistics are a snapshot refreshed by writing "epoch".
+size_t JemallocStat(const char* name) {
+  uint64_t epoch = 1;
+  size_t len = sizeof(epoch);
+  mallctl("epoch", &epoch, &len, &epoch, len);
+  size_t v = 0;
+  len = sizeof(v);
+  return mallctl(name, &v, &len, nullptr, 0) == 0 ? v : 0;
+}
+
+}  // namespace
+
+void ReleaseFreeMemory() {
+  if (UsingJemalloc()) {
+    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);  // 4096: every arena
+    return;
+  }
+  malloc_trim(0);
+}
+
+size_t FreeHeapBytes() {
+  if (UsingJemalloc()) {
+    // Pages the arenas hold resident beyond what is allocated: dirty pages, metadata.
+    const size_t resident = JemallocStat("stats.resident"), allocated = JemallocStat("stats.allocated");
+    return resident > allocated ? resident - allocated : 0;
+  }
+  return mallinfo2().fordblks;
+}
 
 FreeMemoryReleaser::FreeMemoryReleaser(Options options)
     : options_(options), last_free_(FreeHeapBytes()), last_anon_(AnonymousResidentBytes()) {

@@ -21,13 +21,18 @@ namespace contextd {
 // arenas give little back: RSS stayed at the high-water mark of the largest requests
 // (80 x 1 MB embeddings: 93 MB -> 1.2 GB, never returned). A fixed threshold keeps large
 // buffers (1 MiB and up) in mmap, returned whole when freed; a lower trim threshold returns arena tops.
+// With jemalloc (the server's allocator, see CMakeLists.txt) it starts jemalloc's
+// background purging thread instead.
 void ConfigureAllocatorForServing();
+
+// Whether this process allocates with jemalloc.
+bool UsingJemalloc();
 
 // Bytes resident in RAM (VmRSS), or 0 where /proc is unavailable.
 size_t ResidentBytes();
 
-// Hands free allocator memory back to the kernel (malloc_trim), after work that used a
-// lot of it; cheap when there is little to give.
+// Hands free allocator memory back to the kernel (malloc_trim, or jemalloc's purge of
+// every arena), after work that used a lot of it; cheap when there is little to give.
 void ReleaseFreeMemory();
 
 // Free memory that no large request hands back: a delete that drops a 16 MB document's
@@ -65,7 +70,8 @@ class FreeMemoryReleaser {
   std::unique_ptr<PeriodicTask> task_;  // last: stopped before the state above goes
 };
 
-// Free bytes the allocator holds in its arenas (mallinfo2's fordblks), in use by nobody.
+// Free bytes the allocator holds in its arenas (mallinfo2's fordblks; with jemalloc,
+// resident less allocated), in use by nobody.
 size_t FreeHeapBytes();
 
 // Per-thread scratch vectors are sized by the largest input their thread has seen; with
