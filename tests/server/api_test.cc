@@ -594,130 +594,113 @@ TEST_F(ApiAuthTest, EachUserHasTheTenantsUserLimits) {
 namespace contextd {
 namespace {
 
-// Admission: with the only search worker held busy, requests wait in lanes by priority up
-// to their share of the queue and are shed at once past it (503 overloaded), batch first;
-// a shed request's rate-limit charge is given back; one whose deadline would pass in the
-// queue is shed too; and the queue drains interactive first, then default, then batch.
-// A read that waited past max_queue_delay for a worker is shed when the worker takes it,
-// not run: overload bounds what admitted requests wait.
-TEST(ApiAdmissionTest, ReadsThatWaitedPastTheQueueDelayAreShedWhenTaken) {
-  FakeBackends fakes;
-  MetricsRegistry metrics;
-  ManualClock clock;
-  ApiOptions o;
-  o.clock = &clock;
-  o.search_threads = 1;
-  o.max_queue_delay = std::chrono::milliseconds(20);
-  Api api(fakes.Wire(), &metrics, o);
-  CollectionConfig c;
-  c.embedder = "hash";
-  c.dim = 256;
-  auto created = fakes.collections.Create("default", "docs", c, RequestContext::Background());
-  ASSERT_TRUE(created.ok());
-  auto* docs = dynamic_cast<FakeCollection*>(created->get());
-  std::promise<void> entered, release;
-  std::shared_future<void> gate = release.get_future().share();
-  docs->on_query = [&](const QueryRequest& q) {
-    if (q.text != "hold") return;
-    entered.set_value();
-    gate.wait();
-  };
-  std::mutex mu;
-  std::map<std::string, int> status;
-  std::condition_variable replied;
-  const auto query = [&](const std::string& text) {
+// Queue-delay shedding. One search worker, which a query for "hold" keeps busy until
+// Release(); a query for "slow" takes 10 ms of the manual clock. Replies are kept by query
+// text.
+class ApiQueueDelayTest : public ::testing::Test {
+ protected:
+  void Start(std::chrono::milliseconds max_queue_delay) {
+    ApiOptions o;
+    o.clock = &clock_;
+    o.search_threads = 1;
+    o.max_queue_delay = max_queue_delay;
+    api_ = std::make_unique<Api>(fakes_.Wire(), &metrics_, o);
+    CollectionConfig c;
+    c.embedder = "hash";
+    c.dim = 256;
+    auto created = fakes_.collections.Create("default", "docs", c, RequestContext::Background());
+    ASSERT_TRUE(created.ok());
+    dynamic_cast<FakeCollection*>(created->get())->on_query = [this](const QueryRequest& q) {
+      if (q.text == "slow") clock_.AdvanceMs(10);  // teaches the pool a 10 ms service time
+      if (q.text != "hold") return;
+      entered_.set_value();
+      gate_.wait();
+    };
+  }
+  void TearDown() override { Release(); }  // never leave the worker held: the pool joins it
+
+  void Query(const std::string& text) {
     HttpRequest req;
     req.method = "POST";
     req.path = "/v1/collections/docs/query";
     req.body = R"({"query":")" + text + R"(","mode":"keyword"})";
-    api.Handle(std::move(req), [&, text](HttpResponse res) {
-      std::lock_guard<std::mutex> lock(mu);
-      status[text] = res.status;
-      replied.notify_all();
+    api_->Handle(std::move(req), [this, text](HttpResponse res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      replies_[text] = std::move(res);
+      replied_.notify_all();
     });
-  };
-  query("hold");
-  entered.get_future().wait();
-  query("late");        // queued behind the held one
-  clock.AdvanceMs(30);  // ... for 30 ms
-  release.set_value();
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(replied.wait_for(lock, std::chrono::seconds(10), [&] { return status.size() == 2; }));
   }
-  EXPECT_EQ(status["hold"], 200);
-  EXPECT_EQ(status["late"], 503) << "waited 30 ms, past the 20 ms delay";
-  query("fresh");
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(replied.wait_for(lock, std::chrono::seconds(10), [&] { return status.size() == 3; }));
+  void Hold() {
+    Query("hold");
+    entered_.get_future().wait();
   }
-  EXPECT_EQ(status["fresh"], 200);
-  EXPECT_NE(metrics.RenderPrometheus().find("contextd_requests_shed_total{priority=\"default\"} 1"), std::string::npos);
+  void Release() {
+    if (!released_) release_.set_value();
+    released_ = true;
+  }
+  // Whether `n` replies came within 10 s.
+  bool WaitFor(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return replied_.wait_for(lock, std::chrono::seconds(10), [&] { return replies_.size() == n; });
+  }
+  HttpResponse Reply(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return replies_[text];
+  }
+
+  FakeBackends fakes_;
+  MetricsRegistry metrics_;
+  ManualClock clock_;
+  std::unique_ptr<Api> api_;
+  std::promise<void> entered_, release_;
+  std::shared_future<void> gate_ = release_.get_future().share();
+  bool released_ = false;
+  std::mutex mu_;
+  std::condition_variable replied_;
+  std::map<std::string, HttpResponse> replies_;
+};
+
+// A read that waited past max_queue_delay for a worker is shed when the worker takes it,
+// not run: overload bounds what admitted requests wait.
+TEST_F(ApiQueueDelayTest, ReadsThatWaitedPastTheQueueDelayAreShedWhenTaken) {
+  Start(std::chrono::milliseconds(20));
+  Hold();
+  Query("late");         // queued behind the held one
+  clock_.AdvanceMs(30);  // ... for 30 ms
+  Release();
+  ASSERT_TRUE(WaitFor(2));
+  EXPECT_EQ(Reply("hold").status, 200);
+  EXPECT_EQ(Reply("late").status, 503) << "waited 30 ms, past the 20 ms delay";
+  Query("fresh");
+  ASSERT_TRUE(WaitFor(3));
+  EXPECT_EQ(Reply("fresh").status, 200);
+  EXPECT_NE(metrics_.RenderPrometheus().find("contextd_requests_shed_total{priority=\"default\"} 1"),
+            std::string::npos);
 }
 
 // A read whose predicted wait (the queue ahead times the recent service time) is past
 // max_queue_delay is shed on arrival, without waiting for a worker to take it.
-TEST(ApiAdmissionTest, ReadsPredictedToWaitPastTheQueueDelayAreShedOnArrival) {
-  FakeBackends fakes;
-  MetricsRegistry metrics;
-  ManualClock clock;
-  ApiOptions o;
-  o.clock = &clock;
-  o.search_threads = 1;
-  o.max_queue_delay = std::chrono::milliseconds(5);
-  Api api(fakes.Wire(), &metrics, o);
-  CollectionConfig c;
-  c.embedder = "hash";
-  c.dim = 256;
-  auto created = fakes.collections.Create("default", "docs", c, RequestContext::Background());
-  ASSERT_TRUE(created.ok());
-  auto* docs = dynamic_cast<FakeCollection*>(created->get());
-  std::promise<void> entered, release;
-  std::shared_future<void> gate = release.get_future().share();
-  docs->on_query = [&](const QueryRequest& q) {
-    if (q.text == "slow") clock.AdvanceMs(10);  // teaches the pool a 10 ms service time
-    if (q.text != "hold") return;
-    entered.set_value();
-    gate.wait();
-  };
-  std::mutex mu;
-  std::map<std::string, HttpResponse> replies;
-  std::condition_variable replied;
-  const auto query = [&](const std::string& text) {
-    HttpRequest req;
-    req.method = "POST";
-    req.path = "/v1/collections/docs/query";
-    req.body = R"({"query":")" + text + R"(","mode":"keyword"})";
-    api.Handle(std::move(req), [&, text](HttpResponse res) {
-      std::lock_guard<std::mutex> lock(mu);
-      replies[text] = std::move(res);
-      replied.notify_all();
-    });
-  };
-  const auto wait_for = [&](size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    return replied.wait_for(lock, std::chrono::seconds(10), [&] { return replies.size() == n; });
-  };
-  query("slow");
-  ASSERT_TRUE(wait_for(1));
-  query("hold");
-  entered.get_future().wait();
-  query("first");                          // nothing queued ahead: admitted, waits for the worker
-  query("second");                         // one ahead at 10 ms each: 10 ms predicted, past the 5 ms delay
-  const bool shed_at_once = wait_for(2);   // "slow", then "second"
-  if (!shed_at_once) release.set_value();  // never leave the worker held: the pool joins it
-  ASSERT_TRUE(shed_at_once) << "shed while the worker is still held";
-  EXPECT_EQ(replies["second"].status, 503);
-  EXPECT_NE(replies["second"].body.find("past max_queue_delay"), std::string::npos) << replies["second"].body;
-  EXPECT_NE(replies["second"].body.find("overloaded"), std::string::npos);
-  EXPECT_EQ(replies.count("first"), 0u);
-  release.set_value();
-  ASSERT_TRUE(wait_for(4));
-  EXPECT_EQ(replies["hold"].status, 200);
-  EXPECT_EQ(replies["first"].status, 200) << "it waited no manual-clock time";
+TEST_F(ApiQueueDelayTest, ReadsPredictedToWaitPastTheQueueDelayAreShedOnArrival) {
+  Start(std::chrono::milliseconds(5));
+  Query("slow");
+  ASSERT_TRUE(WaitFor(1));
+  Hold();
+  Query("first");                                                    // nothing queued ahead: admitted, waits
+  Query("second");                                                   // one ahead at 10 ms: past the 5 ms delay
+  ASSERT_TRUE(WaitFor(2)) << "shed while the worker is still held";  // "slow", then "second"
+  EXPECT_EQ(Reply("second").status, 503);
+  EXPECT_NE(Reply("second").body.find("past max_queue_delay"), std::string::npos) << Reply("second").body;
+  EXPECT_NE(Reply("second").body.find("overloaded"), std::string::npos);
+  Release();
+  ASSERT_TRUE(WaitFor(4));
+  EXPECT_EQ(Reply("hold").status, 200);
+  EXPECT_EQ(Reply("first").status, 200) << "it waited no manual-clock time";
 }
 
+// Admission: with the only search worker held busy, requests wait in lanes by priority up
+// to their share of the queue and are shed at once past it (503 overloaded), batch first;
+// a shed request's rate-limit charge is given back; one whose deadline would pass in the
+// queue is shed too; and the queue drains interactive first, then default, then batch.
 TEST(ApiAdmissionTest, RequestsWaitByPriorityAndAreShedPastTheirShareOfTheQueue) {
   FakeBackends fakes;
   MetricsRegistry metrics;
