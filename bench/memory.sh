@@ -13,9 +13,14 @@ status() { awk -v k="$1" '$1 == k":" {print int($2 / 1024)}' "/proc/$pid/status"
 store_mb() { curl -s "$url/metrics" | awk '$1 == "contextd_store_memory_bytes" {print int($2 / 1048576)}'; }
 # RssFile: mapped files (the GloVe model's pages, touched by the texts embedded); RssAnon:
 # the heap and stacks, what large requests could leave behind.
+# The allocator's live heap blocks against what it holds resident (contextd_allocator_*).
+heap() {
+  curl -s "$url/metrics" | awk '$1 ~ /^contextd_allocator_allocated_bytes/ {a = int($2 / 1048576)}
+    $1 ~ /^contextd_allocator_resident_bytes/ {r = int($2 / 1048576)} END {print a " MB live of " r " MB held"}'
+}
 report() {
   echo "$1: rss $(status VmRSS) MB (anon $(status RssAnon), files $(status RssFile)), peak $(status VmHWM) MB," \
-    "rocksdb memtables $(store_mb) MB"
+    "rocksdb memtables $(store_mb) MB, heap $(heap)"
 }
 python3 - "$work" <<'PY'
 import json, random, sys

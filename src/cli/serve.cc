@@ -473,6 +473,17 @@ int RunServe(const ServeOptions& o) {
           "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
           "# TYPE process_resident_memory_bytes gauge\n";
       *out += "process_resident_memory_bytes " + std::to_string(ResidentBytes()) + "\n";
+      const AllocatorStats alloc = ReadAllocatorStats();
+      const std::string label = std::string("{allocator=\"") + alloc.name + "\"} ";
+      *out +=
+          "# HELP contextd_allocator_allocated_bytes Bytes in live heap blocks.\n"
+          "# TYPE contextd_allocator_allocated_bytes gauge\n"
+          "contextd_allocator_allocated_bytes" +
+          label + std::to_string(alloc.allocated) +
+          "\n# HELP contextd_allocator_resident_bytes Bytes the allocator holds for the heap: live blocks, free "
+          "ones not yet handed back, metadata.\n# TYPE contextd_allocator_resident_bytes gauge\n"
+          "contextd_allocator_resident_bytes" +
+          label + std::to_string(alloc.resident) + "\n";
     });
     // The nodes heard from, by state (as /v1/cluster names them).
     const int cluster_collector = log == nullptr ? -1 : metrics.AddCollector([log, is_up](std::string* out) {

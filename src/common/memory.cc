@@ -80,6 +80,20 @@ void ReleaseFreeMemory() {
   malloc_trim(0);
 }
 
+AllocatorStats ReadAllocatorStats() {
+  AllocatorStats st;
+  if (UsingJemalloc()) {
+    st.name = "jemalloc";
+    st.allocated = JemallocStat("stats.allocated");
+    st.resident = JemallocStat("stats.resident");
+    return st;
+  }
+  const struct mallinfo2 m = mallinfo2();
+  st.allocated = m.uordblks + m.hblkhd;
+  st.resident = m.arena + m.hblkhd;
+  return st;
+}
+
 size_t FreeHeapBytes() {
   if (UsingJemalloc()) {
     // Pages the arenas hold resident beyond what is allocated: dirty pages, metadata.

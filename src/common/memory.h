@@ -28,6 +28,17 @@ void ConfigureAllocatorForServing();
 // Whether this process allocates with jemalloc.
 bool UsingJemalloc();
 
+// What the allocator holds, as Redis's INFO memory reports it: "jemalloc" or "glibc", the
+// bytes in live blocks, and the bytes it holds resident for them (live blocks, free blocks
+// not yet handed back, metadata; glibc: what its arenas and mappings took from the
+// kernel). Resident less allocated is what a trim or purge could give back at most.
+struct AllocatorStats {
+  const char* name = "glibc";
+  size_t allocated = 0;
+  size_t resident = 0;
+};
+AllocatorStats ReadAllocatorStats();
+
 // Bytes resident in RAM (VmRSS), or 0 where /proc is unavailable.
 size_t ResidentBytes();
 

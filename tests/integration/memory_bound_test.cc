@@ -136,6 +136,20 @@ TEST(MemoryBoundTest, LargeRequestsGiveTheirMemoryBack) {
     EXPECT_LE(rss, first_round + first_round * 15 / 100)
         << "round " << round << " grew past round 0's " << first_round << " MB (RocksDB in RAM: " << store << " MB)";
   }
+  // The allocator the binary was built with reports what it holds (the sanitizer builds run
+  // glibc's interface over their own allocator, which reports zeros).
+#ifdef CONTEXTD_EXPECT_JEMALLOC
+  const std::string label = "{allocator=\"jemalloc\"}";
+#else
+  const std::string label = "{allocator=\"glibc\"}";
+#endif
+  const double allocated = Metric(*client, "contextd_allocator_allocated_bytes" + label);
+  const double held = Metric(*client, "contextd_allocator_resident_bytes" + label);
+  EXPECT_LE(allocated, held);
+#ifdef CONTEXTD_EXPECT_JEMALLOC
+  EXPECT_GT(allocated, 1 << 20) << "a serving process has live heap blocks";
+  EXPECT_LT(held, static_cast<double>(ResidentMb(server.pid())) * (1 << 20) * 1.05) << "held is resident";
+#endif
 }
 
 // Large writes from many clients at once: with max_body_bytes_in_flight at one body, they
