@@ -95,12 +95,10 @@ AllocatorStats ReadAllocatorStats() {
 }
 
 size_t FreeHeapBytes() {
-  if (UsingJemalloc()) {
-    // Pages the arenas hold resident beyond what is allocated: dirty pages, metadata.
-    const size_t resident = JemallocStat("stats.resident"), allocated = JemallocStat("stats.allocated");
-    return resident > allocated ? resident - allocated : 0;
-  }
-  return mallinfo2().fordblks;
+  if (!UsingJemalloc()) return mallinfo2().fordblks;
+  // Pages the arenas hold resident beyond what is allocated: dirty pages, metadata.
+  const AllocatorStats st = ReadAllocatorStats();
+  return st.resident > st.allocated ? st.resident - st.allocated : 0;
 }
 
 FreeMemoryReleaser::FreeMemoryReleaser(Options options)

@@ -510,7 +510,7 @@ size_t HnswIndex::RepairDeleted() {
       }
     };
     std::vector<std::thread> helpers;
-    for (int t = 1; t < UsableCores(); ++t) helpers.emplace_back(work);
+    for (int t = 1, cores = UsableCores(); t < cores; ++t) helpers.emplace_back(work);
     work();
     for (auto& h : helpers) h.join();
     for (uint32_t id : removed) {

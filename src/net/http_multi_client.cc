@@ -41,7 +41,6 @@ bool ClosedByPeer(const beast::error_code& ec) {
 
 struct HttpMultiClient::Rep {
   std::string host;
-  int port;
   int64_t timeout_ms;
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
@@ -169,7 +168,6 @@ struct HttpMultiClient::Rep {
 HttpMultiClient::HttpMultiClient(std::string host, int port, int connections, int64_t timeout_ms)
     : rep_(std::make_unique<Rep>()) {
   rep_->host = std::move(host);
-  rep_->port = port;
   rep_->timeout_ms = timeout_ms;
   beast::error_code ec;
   tcp::resolver resolver(rep_->ioc);

@@ -212,21 +212,19 @@ Status Api::Admission(Pool which, const ThreadPool& pool, const RequestContext& 
   if (ahead == 0) return Status::Ok();
   const int64_t wait_ns = static_cast<int64_t>(ahead) * service_ns_[static_cast<int>(which)].load() /
                           static_cast<int64_t>(std::max<size_t>(pool.size(), 1));
-  if (ctx.has_deadline() && clock_->NowNanos() + wait_ns > ctx.deadline_ns) {
+  const auto too_long = [&](const std::string& past) {
     return Unavailable("overloaded: the " + std::to_string(ahead) + " requests ahead of this one would take about " +
-                           std::to_string(wait_ns / 1000000) + " ms, past its deadline",
+                           std::to_string(wait_ns / 1000000) + " ms, past " + past,
                        "overloaded");
-  }
+  };
+  if (ctx.has_deadline() && clock_->NowNanos() + wait_ns > ctx.deadline_ns) return too_long("its deadline");
   // A read that would be shed for waiting past max_queue_delay when a worker takes it is
   // shed now, on the I/O thread: it costs no queue slot and no hand-off to a worker, and
   // under overload most sheds are these (at ten times capacity, queue-delay sheds at take
   // time cost 16% of goodput; bench/overload_bench.sh).
   if (which != Pool::kWrite && options_.max_queue_delay.count() > 0 &&
       wait_ns > options_.max_queue_delay.count() * 1'000'000) {
-    return Unavailable("overloaded: the " + std::to_string(ahead) + " requests ahead of this one would take about " +
-                           std::to_string(wait_ns / 1000000) + " ms, past max_queue_delay; retry shortly or on " +
-                           "another node",
-                       "overloaded");
+    return too_long("max_queue_delay; retry shortly or on another node");
   }
   return Status::Ok();
 }
