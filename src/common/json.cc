@@ -55,7 +55,13 @@ void Json::push_back(Json v) {
 bool Json::operator==(const Json& other) const {
   if (is_number() && other.is_number()) {
     if (is_int() && other.is_int()) return as_int() == other.as_int();
-    return as_double() == other.as_double();
+    if (!is_int() && !other.is_int()) return as_double() == other.as_double();
+    // An integer meets a double exactly: converting the integer to a double would make
+    // 2^53 + 1 equal to 2^53.0 and equality intransitive (PayloadIndex keys on it).
+    const int64_t i = is_int() ? as_int() : other.as_int();
+    const double d = is_int() ? other.as_double() : as_double();
+    return std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+           static_cast<int64_t>(d) == i;
   }
   if (v_.index() != other.v_.index()) return false;
   if (is_object()) {

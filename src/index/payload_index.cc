@@ -14,7 +14,10 @@ std::string ValueKey(const Json& v) {
   if (v.is_null()) return "n";
   if (v.is_int()) return "i" + std::to_string(v.as_int());
   const double d = v.as_double();
-  if (std::trunc(d) == d && std::fabs(d) < 9.2e18) return "i" + std::to_string(static_cast<int64_t>(d));
+  // Whole doubles in int64's range meet their integers exactly (Json::operator==).
+  if (std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+    return "i" + std::to_string(static_cast<int64_t>(d));
+  }
   std::string key = "d";
   key.append(reinterpret_cast<const char*>(&d), sizeof(d));
   return key;
@@ -28,11 +31,21 @@ void SetAll(const std::vector<uint32_t>& slots, SlotBitset* out) {
 
 std::string PayloadIndex::PathKey(const std::vector<std::string>& keys) {
   std::string out;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (i > 0) out.push_back('\0');
-    out += keys[i];
-  }
+  for (size_t i = 0; i < keys.size(); ++i) AppendPathKey(keys[i], &out);
   return out;
+}
+
+void PayloadIndex::AppendPathKey(std::string_view key, std::string* path) {
+  if (!path->empty()) path->push_back('\0');
+  // A key may hold '\0' itself ("a\u0000b"): escaped, so it never reads as two keys.
+  for (char c : key) {
+    if (c == '\0' || c == '\1') {
+      path->push_back('\1');
+      path->push_back(c == '\0' ? '\2' : '\3');
+    } else {
+      path->push_back(c);
+    }
+  }
 }
 
 template <typename Map, typename Key>
@@ -72,8 +85,7 @@ void PayloadIndex::Walk(uint32_t slot, const Json& value, std::string* path, boo
       // Filter looks fields up with Find(), which sees the first of duplicate keys only.
       if (value.Find(member.first) != &member.second) continue;
       const size_t len = path->size();
-      if (len > 0) path->push_back('\0');
-      path->append(member.first);
+      AppendPathKey(member.first, path);
       Walk(slot, member.second, path, add);
       path->resize(len);
     }

@@ -7,8 +7,9 @@
 //   ranges:   path -> ordered numbers -> slots, and path -> ordered strings -> slots, for
 //             scalar fields only (Filter never range-matches an array).
 //
-// Paths are object keys joined by '\0' (keys may themselves contain dots). Numbers that are
-// whole are keyed as integers, so 1 and 1.0 are one value, as in Json::operator==.
+// Paths are object keys joined by '\0' (keys may themselves contain dots; a '\0' or '\1' in
+// a key is escaped). Numbers that are whole are keyed as integers, so 1 and 1.0 are one
+// value, as in Json::operator==.
 //
 // Thread safety: none; the owner serialises writers against readers.
 #pragma once
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -48,6 +50,8 @@ class PayloadIndex {
 
   // The path key for a sequence of object keys.
   static std::string PathKey(const std::vector<std::string>& keys);
+  // Appends one object key to a path key.
+  static void AppendPathKey(std::string_view key, std::string* path);
 
  private:
   using Postings = std::vector<uint32_t>;  // sorted slots

@@ -114,6 +114,12 @@ TEST(JsonTest, EqualityIgnoresKeyOrderAndIntDoubleForm) {
   auto b = ParseJson(R"({"y":[1.0,2],"x":1.0})");
   EXPECT_TRUE(*a == *b);
   EXPECT_FALSE(*a == *ParseJson(R"({"x":1})"));
+  // Integers meet doubles exactly, so equality stays transitive past 2^53.
+  EXPECT_FALSE(*ParseJson("9007199254740993") == *ParseJson("9007199254740992.0"));
+  EXPECT_TRUE(*ParseJson("9007199254740992") == *ParseJson("9007199254740992.0"));
+  EXPECT_TRUE(*ParseJson("-0.0") == *ParseJson("0"));
+  EXPECT_FALSE(*ParseJson("1.5") == *ParseJson("1"));
+  EXPECT_FALSE(*ParseJson("1e300") == Json(int64_t{9223372036854775807}));
 }
 
 TEST(JsonTest, BuildsObjectsInOrder) {

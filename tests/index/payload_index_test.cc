@@ -121,5 +121,39 @@ TEST(PayloadIndexTest, EmptyFilterSelectsAllAndUnknownFieldsNothing) {
   EXPECT_EQ(not_y->Select(index).Count(), 2u);
 }
 
+// Cases the filter fuzzer found where Select() and Matches() disagreed.
+TEST(PayloadIndexTest, SelectAgreesWithMatchesOnLargeNumbersAndNulKeys) {
+  const std::vector<std::pair<const char*, std::vector<const char*>>> cases = {
+      // 2^53 + 1 is not 2^53.0, though converting it to a double says so.
+      {R"({"x":9007199254740993})", {R"({"x":9007199254740992.0})", R"({"x":9007199254740993})"}},
+      {R"({"x":9007199254740992.0})", {R"({"x":9007199254740993})", R"({"x":9007199254740992})"}},
+      // Whole doubles up to int64's bound meet their integers.
+      {R"({"x":9210000000000000000})", {R"({"x":9.21e18})", R"({"x":9.21e19})"}},
+      // A key holding NUL is one key, not a path of two.
+      {R"({"a.b":1})", {R"({"a\u0000b":1})", R"({"a":{"b":1}})", R"({"a\u0001b":1})"}},
+      {R"({"a\u0000b":1})", {R"({"a\u0000b":1})", R"({"a":{"b":1}})"}},
+  };
+  for (const auto& [spec, docs] : cases) {
+    auto f = Filter::Parse(J(spec));
+    ASSERT_TRUE(f.ok()) << spec;
+    PayloadIndex index;
+    std::vector<Json> meta;
+    for (const char* d : docs) {
+      meta.push_back(J(d));
+      index.Add(static_cast<uint32_t>(meta.size() - 1), meta.back());
+    }
+    const SlotBitset got = f->Select(index);
+    for (uint32_t s = 0; s < meta.size(); ++s) {
+      EXPECT_EQ(got.Test(s), f->Matches(meta[s])) << spec << " on " << docs[s];
+    }
+  }
+  // And the answers themselves: exact, so only the same number matches.
+  auto exact = Filter::Parse(J(R"({"x":9007199254740993})"));
+  EXPECT_FALSE(exact->Matches(J(R"({"x":9007199254740992.0})")));
+  EXPECT_TRUE(exact->Matches(J(R"({"x":9007199254740993})")));
+  auto nested = Filter::Parse(J(R"({"a.b":1})"));
+  EXPECT_FALSE(nested->Matches(J(R"({"a\u0000b":1})")));
+}
+
 }  // namespace
 }  // namespace contextd
