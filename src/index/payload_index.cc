@@ -36,8 +36,10 @@ std::string PayloadIndex::PathKey(const std::vector<std::string>& keys) {
 }
 
 void PayloadIndex::AppendPathKey(std::string_view key, std::string* path) {
-  if (!path->empty()) path->push_back('\0');
-  // A key may hold '\0' itself ("a\u0000b"): escaped, so it never reads as two keys.
+  // Every key starts with '\0', the first too: an empty first key ("" then "tag") must not
+  // read as "tag". A key may hold '\0' itself ("a\u0000b"): escaped, so it never reads as
+  // two keys.
+  path->push_back('\0');
   for (char c : key) {
     if (c == '\0' || c == '\1') {
       path->push_back('\1');

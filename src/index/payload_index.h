@@ -7,8 +7,8 @@
 //   ranges:   path -> ordered numbers -> slots, and path -> ordered strings -> slots, for
 //             scalar fields only (Filter never range-matches an array).
 //
-// Paths are object keys joined by '\0' (keys may themselves contain dots; a '\0' or '\1' in
-// a key is escaped). Numbers that are whole are keyed as integers, so 1 and 1.0 are one
+// Paths are object keys each led by '\0' (keys may themselves contain dots; a '\0' or '\1'
+// in a key is escaped). Numbers that are whole are keyed as integers, so 1 and 1.0 are one
 // value, as in Json::operator==.
 //
 // Thread safety: none; the owner serialises writers against readers.

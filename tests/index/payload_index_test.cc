@@ -132,6 +132,9 @@ TEST(PayloadIndexTest, SelectAgreesWithMatchesOnLargeNumbersAndNulKeys) {
       // A key holding NUL is one key, not a path of two.
       {R"({"a.b":1})", {R"({"a\u0000b":1})", R"({"a":{"b":1}})", R"({"a\u0001b":1})"}},
       {R"({"a\u0000b":1})", {R"({"a\u0000b":1})", R"({"a":{"b":1}})"}},
+      // An empty first key is a key: ".tag" is "" then "tag", not "tag".
+      {R"({".tag":"a"})", {R"({"tag":"a"})", R"({"":{"tag":"a"}})"}},
+      {R"({"tag":"a"})", {R"({"tag":"a"})", R"({"":{"tag":"a"}})"}},
   };
   for (const auto& [spec, docs] : cases) {
     auto f = Filter::Parse(J(spec));
