@@ -335,7 +335,11 @@ StatusOr<CollectionDigest> Collection::Digest() const {
     h = Hash64(doc->id, h);
     for (uint32_t slot : doc->slots) {
       std::fill(v.begin(), v.end(), 0.0f);
-      shards_.CopyVector(slot, v.data());
+      if (!shards_.CopyVector(slot, v.data())) {
+        ++d.unindexed_chunks;
+        spdlog::error("collection {}: slot {} of document '{}' has no vector in its shard's graph", name_, slot,
+                      doc->id);
+      }
       const std::string_view bytes(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
       h = Hash64(table_.chunk(slot).text, h);
       h = Hash64(bytes, h);

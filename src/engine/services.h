@@ -136,6 +136,9 @@ struct CollectionDigest {
   size_t document_count = 0;
   size_t chunk_count = 0;
   uint64_t layout = 0;  // the shard layout's splits
+  // Chunks whose shard's graph holds no vector for them: never anything but 0 (such a
+  // chunk cannot be found by vector search); counted so replica checks catch it.
+  size_t unindexed_chunks = 0;
   // By shard of the layout: how many chunks it holds and their digest (the chunks' own,
   // summed). Taken from the layout, not from the shards built so far, so a replica still
   // building a split compares equal once it has applied the same mutations.

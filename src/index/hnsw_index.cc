@@ -384,8 +384,48 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
     upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
   }
   deleted_flags_[id].store(0, std::memory_order_relaxed);
+  if (!link_adds_.load(std::memory_order_relaxed)) {
+    // Stored only: counted as unlinked before it is visible, so no search walks past it.
+    {
+      MutexLock guard(&unlinked_mu_);
+      unlinked_ids_.push_back(id);
+      unlinked_count_.fetch_add(1, std::memory_order_release);
+    }
+    levels_[id].store(static_cast<int8_t>(level), std::memory_order_release);
+    count_.fetch_add(1);
+    Publish(label, id);
+    return;
+  }
   levels_[id].store(static_cast<int8_t>(level), std::memory_order_release);
+  LinkNode(id, level);
+  count_.fetch_add(1);
+  Publish(label, id);
+}
 
+size_t HnswIndex::LinkPending(const std::atomic<bool>& stop) {
+  std::shared_lock<std::shared_mutex> writing(write_mu_);  // no repair meanwhile
+  std::vector<uint32_t> ids;
+  {
+    MutexLock guard(&unlinked_mu_);
+    ids.swap(unlinked_ids_);
+  }
+  size_t linked = 0;
+  for (; linked < ids.size() && !stop; ++linked) {
+    {
+      std::shared_lock<std::shared_mutex> lock(grow_mu_);
+      LinkNode(ids[linked], levels_[ids[linked]].load(std::memory_order_acquire));
+    }
+    unlinked_count_.fetch_sub(1, std::memory_order_release);
+  }
+  if (linked < ids.size()) {
+    MutexLock guard(&unlinked_mu_);
+    unlinked_ids_.insert(unlinked_ids_.end(), ids.begin() + static_cast<std::ptrdiff_t>(linked), ids.end());
+  }
+  return linked;
+}
+
+void HnswIndex::LinkNode(uint32_t id, int level) {
+  const float* v = VectorOf(id);
   int64_t entry;
   int max_level;
   {
@@ -395,8 +435,6 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
     if (entry < 0) {
       entry_ = id;
       max_level_ = level;
-      count_.fetch_add(1);
-      Publish(label, id);
       return;
     }
   }
@@ -415,8 +453,6 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
       max_level_ = level;
     }
   }
-  count_.fetch_add(1);
-  Publish(label, id);
 }
 
 void HnswIndex::RepairList(uint32_t id, int level, const std::vector<uint8_t>& dead) {
@@ -467,6 +503,8 @@ void HnswIndex::RepairList(uint32_t id, int level, const std::vector<uint8_t>& d
 
 size_t HnswIndex::RepairDeleted() {
   std::unique_lock<std::shared_mutex> writing(write_mu_);
+  // Unlinked tombstones must not be recycled while LinkPending() may still link their ids.
+  if (unlinked() > 0) return 0;
   std::vector<uint32_t> removed;
   size_t upper_freed = 0;
   {
@@ -561,6 +599,10 @@ void HnswIndex::Publish(uint32_t label, uint32_t id) {
 }
 
 std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const {
+  if (unlinked() > 0) {  // the graph does not reach every node
+    if (!filter) return ExactSearch(query, k);
+    return ExactScan(query, k, [&](uint32_t label) { return filter(label); });
+  }
   if (!filter)
     return Walk(
         query, k, ef, [](uint32_t) { return true; }, /*two_hop=*/false);
@@ -572,6 +614,7 @@ std::vector<ScoredSlot> HnswIndex::SearchFiltered(const float* query, size_t k, 
                                                   const SlotBitset& allowed) const {
   const size_t matches = allowed.Count();
   if (matches == 0 || k == 0) return {};
+  if (unlinked() > 0) return ExactSearch(query, k, &allowed);
   const size_t live = size();
   // Few matches are sparse in the graph (a walk would visit most of it to find them) and
   // cheap to score one by one, exactly.
@@ -587,6 +630,7 @@ std::vector<ScoredSlot> HnswIndex::SearchFiltered(const float* query, size_t k, 
 }
 
 std::vector<ScoredSlot> HnswIndex::ExactSearch(const float* query, size_t k, const SlotBitset* allowed) const {
+  if (allowed == nullptr) return ExactScan(query, k, [](uint32_t) { return true; });
   std::shared_lock<std::shared_mutex> lock(grow_mu_);
   std::vector<float> qv(query, query + dim_);
   if (metric_ == Metric::kCosine) NormalizeInPlace(qv.data(), dim_);
@@ -594,24 +638,36 @@ std::vector<ScoredSlot> HnswIndex::ExactSearch(const float* query, size_t k, con
   auto score = [&](uint32_t id) {
     if (!deleted_flags_[id].load(std::memory_order_relaxed)) found.push_back({Distance(qv.data(), VectorOf(id)), id});
   };
-  if (allowed != nullptr) {
-    std::vector<uint32_t> ids;
-    {
-      MutexLock guard(&label_mu_);
-      allowed->ForEach([&](uint32_t label) NO_THREAD_SAFETY_ANALYSIS {  // label_mu_ held
-        if (label < internal_of_.size() && internal_of_[label] != kNone) ids.push_back(internal_of_[label]);
-      });
-    }
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (i + 4 < ids.size()) __builtin_prefetch(VectorOf(ids[i + 4]));
-      score(ids[i]);
-    }
-  } else {
-    const uint32_t n = std::min<uint32_t>(next_id_.load(), static_cast<uint32_t>(capacity_));
-    for (uint32_t id = 0; id < n; ++id) {
-      if (levels_[id].load(std::memory_order_acquire) >= 0) score(id);
-    }
+  std::vector<uint32_t> ids;
+  {
+    MutexLock guard(&label_mu_);
+    allowed->ForEach([&](uint32_t label) NO_THREAD_SAFETY_ANALYSIS {  // label_mu_ held
+      if (label < internal_of_.size() && internal_of_[label] != kNone) ids.push_back(internal_of_[label]);
+    });
   }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i + 4 < ids.size()) __builtin_prefetch(VectorOf(ids[i + 4]));
+    score(ids[i]);
+  }
+  return TopHits(&found, k);
+}
+
+template <typename Accept>
+std::vector<ScoredSlot> HnswIndex::ExactScan(const float* query, size_t k, const Accept& accept) const {
+  std::shared_lock<std::shared_mutex> lock(grow_mu_);
+  std::vector<float> qv(query, query + dim_);
+  if (metric_ == Metric::kCosine) NormalizeInPlace(qv.data(), dim_);
+  std::vector<Candidate> found;
+  const uint32_t n = std::min<uint32_t>(next_id_.load(), static_cast<uint32_t>(capacity_));
+  for (uint32_t id = 0; id < n; ++id) {
+    if (levels_[id].load(std::memory_order_acquire) < 0 || deleted_flags_[id].load(std::memory_order_relaxed)) continue;
+    if (accept(labels_[id])) found.push_back({Distance(qv.data(), VectorOf(id)), id});
+  }
+  return TopHits(&found, k);
+}
+
+std::vector<ScoredSlot> HnswIndex::TopHits(std::vector<Candidate>* candidates, size_t k) const {
+  std::vector<Candidate>& found = *candidates;
   const size_t keep = std::min(k, found.size());
   // Equal distances are ordered by label, not by internal id: ids follow the order of
   // insertion, which a parallel build does not fix, so replicas (and restarts) holding the

@@ -15,6 +15,12 @@
 //
 // Deletes are tombstones: a deleted node still routes searches but is never returned.
 // RepairDeleted() later unlinks them, reconnects their neighbours and recycles their ids.
+//
+// Links can be deferred (SetLinking(false)): Add() then only stores the vector, which is
+// cheap, and LinkPending() links the stored nodes later. A cluster node keeps the vectors
+// of shards another node indexes (splits and placement read them) without paying for their
+// graphs. While any node is unlinked, searches score every point exactly, so an answer is
+// never missing a stored vector.
 #pragma once
 
 #include <atomic>
@@ -62,6 +68,16 @@ class HnswIndex {
   void Add(uint32_t label, const float* vector);
   // Tombstones a label; later searches skip it.
   void MarkDeleted(uint32_t label);
+  // Whether Add() links new nodes into the graph (the default) or only stores them.
+  void SetLinking(bool link) { link_adds_.store(link, std::memory_order_relaxed); }
+  bool linking() const { return link_adds_.load(std::memory_order_relaxed); }
+  // Nodes stored and not linked (tombstones among them); searches are exact while any is.
+  size_t unlinked() const { return unlinked_count_.load(std::memory_order_acquire); }
+  // Links the nodes Add() stored without links, on the calling thread, until done or
+  // `stop`; those left stay pending. Returns how many it linked. Adds and searches go on
+  // meanwhile; searches stay exact until the last is linked. Call SetLinking(true) first,
+  // or nodes added meanwhile are left for the next call.
+  size_t LinkPending(const std::atomic<bool>& stop);
   // Removes the tombstones from the graph and recycles their ids for later inserts: every
   // live node that links to a tombstone drops the link and refills its list from the
   // tombstones' own live neighbours (closest first, under the selection heuristic), so the
@@ -103,6 +119,7 @@ class HnswIndex {
 
   // Writes the graph to `path` (via a temporary file, fsynced, then renamed) with a
   // caller's `tag` (the store's sequence number the graph reflects) and a checksum.
+  // Unlinked nodes are saved as such. FailedPrecondition while LinkPending() runs.
   // REQUIRES: no concurrent Add() or MarkDeleted().
   Status Save(const std::string& path, uint64_t tag) const;
   // Reads a graph written by Save(). Fails (never returns a wrong graph) when the file is
@@ -122,6 +139,8 @@ class HnswIndex {
   // labels may be returned. two_hop: look through rejected nodes instead of routing via them.
   template <typename Accept>
   std::vector<ScoredSlot> Walk(const float* query, size_t k, size_t ef, const Accept& accept, bool two_hop) const;
+  // The k nearest of *candidates (reordered) as hits; ties go to the lower label.
+  std::vector<ScoredSlot> TopHits(std::vector<Candidate>* candidates, size_t k) const;
   // Scores (higher is better) and labels of candidates sorted by distance.
   std::vector<ScoredSlot> ToHits(const std::vector<Candidate>& sorted) const;
   float Distance(const float* a, const float* b) const;
@@ -147,6 +166,12 @@ class HnswIndex {
   // kept neighbour than to the base node, up to m.
   void SelectNeighbors(std::vector<Candidate>* candidates, size_t m) const;
   void Connect(uint32_t id, int level, std::vector<Candidate> candidates);
+  // Links stored node `id` (its vector, level and upper lists in place) into the graph.
+  // REQUIRES: write_mu_ and grow_mu_ held shared.
+  void LinkNode(uint32_t id, int level);
+  // The k best live points whose labels `accept` takes, scored exactly.
+  template <typename Accept>
+  std::vector<ScoredSlot> ExactScan(const float* query, size_t k, const Accept& accept) const;
   // Greedy walk through levels from_level..to_level+1 towards q, from *cur.
   void Descend(const float* q, int from_level, int to_level, uint32_t* cur, float* cur_dist) const;
   // Makes `label` name node `id` (after the node is linked in).
@@ -193,6 +218,11 @@ class HnswIndex {
   std::atomic<size_t> count_{0};
   std::atomic<size_t> deleted_{0};
   std::atomic<size_t> upper_bytes_{0};  // upper-level link lists, for memory_bytes()
+  std::atomic<bool> link_adds_{true};
+  mutable Mutex unlinked_mu_;
+  std::vector<uint32_t> unlinked_ids_ GUARDED_BY(unlinked_mu_);  // stored, not yet linked
+  // unlinked_ids_ plus the nodes LinkPending() took and has not linked yet.
+  std::atomic<size_t> unlinked_count_{0};
   Mutex rng_mu_;
   uint64_t rng_state_ GUARDED_BY(rng_mu_);
 };

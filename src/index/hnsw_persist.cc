@@ -1,6 +1,7 @@
 // Save and load of HnswIndex. File layout (little-endian, as the host):
 //   "CTXHNSW1" | u32 dim | u32 metric | u32 M | u32 int8 | u64 tag | u64 nodes | i64 entry |
-//   i32 max_level | then per node: u32 label, i8 level (-1: a removed node's free id), u8 deleted, the level-0 record,
+//   i32 max_level | then per node: u32 label, i8 level (-1: a removed node's free id), u8 flags (1: deleted, 2: not
+//   linked yet; "CTXHNSW1" files have no 2), the level-0 record,
 //   level * (1 + M) u32 of upper links, and (int8 mode) dim f32 | u64 XXH3 of all before.
 #include <fcntl.h>
 #include <unistd.h>
@@ -16,7 +17,9 @@
 namespace contextd {
 namespace {
 
-constexpr char kMagic[8] = {'C', 'T', 'X', 'H', 'N', 'S', 'W', '1'};
+constexpr char kMagic[8] = {'C', 'T', 'X', 'H', 'N', 'S', 'W', '2'};
+constexpr size_t kMagicVersion = 7;  // the byte that differs from version 1's files, still read
+constexpr uint8_t kDeleted = 1, kUnlinked = 2;
 
 template <typename T>
 void Put(std::string* out, T v) {
@@ -53,6 +56,16 @@ Status Corrupt(const std::string& path, const std::string& why) {
 }  // namespace
 
 Status HnswIndex::Save(const std::string& path, uint64_t tag) const {
+  std::vector<uint8_t> pending_ids;  // by id: 1 when stored and not linked
+  {
+    MutexLock guard(&unlinked_mu_);
+    // Nodes LinkPending() is linking have half-written links: not a state to keep.
+    if (unlinked_ids_.size() != unlinked()) return FailedPrecondition("graph is being linked", "graph_busy");
+    for (uint32_t id : unlinked_ids_) {
+      if (pending_ids.size() <= id) pending_ids.resize(id + 1, 0);
+      pending_ids[id] = 1;
+    }
+  }
   std::unique_lock<std::shared_mutex> lock(grow_mu_);
   const uint64_t nodes = next_id_.load();
   std::string out;
@@ -70,7 +83,9 @@ Status HnswIndex::Save(const std::string& path, uint64_t tag) const {
     const int8_t level = levels_[id].load();
     Put<uint32_t>(&out, labels_[id]);
     Put<int8_t>(&out, level);
-    Put<uint8_t>(&out, deleted_flags_[id].load());
+    const bool pending = id < pending_ids.size() && pending_ids[id] != 0;
+    Put<uint8_t>(&out,
+                 static_cast<uint8_t>((deleted_flags_[id].load() != 0 ? kDeleted : 0) | (pending ? kUnlinked : 0)));
     out.append(records_.get() + static_cast<size_t>(id) * record_bytes_, record_bytes_);
     if (level > 0) {
       out.append(reinterpret_cast<const char*>(upper_[id].get()),
@@ -105,7 +120,8 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string data = ss.str();
-  if (data.size() < sizeof(kMagic) + 8 || std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) {
+  if (data.size() < sizeof(kMagic) + 8 || std::memcmp(data.data(), kMagic, kMagicVersion) != 0 ||
+      (data[kMagicVersion] != '1' && data[kMagicVersion] != '2')) {
     return Corrupt(path, "bad magic or truncated");
   }
   uint64_t stored_sum;
@@ -136,14 +152,15 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
   const uint64_t max_label = nodes * 64 + (1u << 20);
   index->Reserve(std::max<uint64_t>(nodes, 1));
   size_t deleted = 0;
-  std::vector<uint32_t> freed;
+  std::vector<uint32_t> freed, unlinked;
   // The index is not shared yet: the lock is uncontended and keeps the analysis whole.
   MutexLock labels(&index->label_mu_);
   for (uint32_t id = 0; id < nodes; ++id) {
     uint32_t label;
     int8_t level;
-    uint8_t is_deleted;
-    if (!r.Get(&label) || !r.Get(&level) || !r.Get(&is_deleted) || level < -1 || level > 30 || label > max_label ||
+    uint8_t flags;
+    if (!r.Get(&label) || !r.Get(&level) || !r.Get(&flags) || level < -1 || level > 30 || label > max_label ||
+        flags > (kDeleted | kUnlinked) ||
         !r.Bytes(index->records_.get() + static_cast<size_t>(id) * index->record_bytes_, index->record_bytes_)) {
       return Corrupt(path, "truncated node " + std::to_string(id));
     }
@@ -154,9 +171,11 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
       if (!r.Bytes(index->upper_[id].get(), n * sizeof(uint32_t))) return Corrupt(path, "truncated links");
     }
     if (params.int8 && !r.Bytes(index->VectorOf(id), sizeof(float) * dim)) return Corrupt(path, "truncated vector");
+    const uint8_t is_deleted = flags & kDeleted;
     index->labels_[id] = label;
     index->levels_[id].store(level);
     index->deleted_flags_[id].store(is_deleted);
+    if ((flags & kUnlinked) != 0 && level >= 0) unlinked.push_back(id);
     if (level < 0) {
       freed.push_back(id);  // removed by RepairDeleted(), free for reuse
     } else if (is_deleted) {
@@ -189,6 +208,11 @@ StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Load(const std::string& path, in
     index->free_ids_.assign(freed.rbegin(), freed.rend());
   }
   index->deleted_ = deleted;
+  if (!unlinked.empty()) {
+    MutexLock lock(&index->unlinked_mu_);
+    index->unlinked_count_ = unlinked.size();
+    index->unlinked_ids_ = std::move(unlinked);
+  }
   index->entry_ = entry;
   index->max_level_ = max_level;
   return index;

@@ -77,6 +77,7 @@ StatusOr<Api::Reply> Api::AdminDigest(const Params&, const HttpRequest&, Request
     c["id"] = static_cast<int64_t>(value.first);
     c["documents"] = static_cast<int64_t>(d.document_count);
     c["chunks"] = static_cast<int64_t>(d.chunk_count);
+    c["unindexed_chunks"] = static_cast<int64_t>(d.unindexed_chunks);
     c["digest"] = hex(d.documents) + hex(d.chunks) + hex(d.keywords) + hex(d.layout);
     Json shards = Json::MakeArray();
     for (const auto& [id, shard] : d.shards) {

@@ -269,6 +269,96 @@ TEST(HnswTest, ConcurrentInsertsAndSearches) {
   EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95);
 }
 
+// Deferred links: stored nodes are found (exactly) before they are linked, and linked
+// later while other nodes are added, the graph keeps its recall.
+TEST(HnswDeferredLinksTest, StoredNodesAreSearchedExactlyUntilLinked) {
+  const int dim = 16;
+  auto points = Clustered(4000, dim, 16, 31);
+  FlatIndex flat(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < points.size(); ++i) flat.Set(i, points[i].data());
+  auto queries = Clustered(60, dim, 16, 32);
+  HnswIndex hnsw(dim, Metric::kCosine);
+  // Half linked, then half stored only.
+  for (uint32_t i = 0; i < 2000; ++i) hnsw.Add(i, points[i].data());
+  hnsw.SetLinking(false);
+  EXPECT_FALSE(hnsw.linking());
+  for (uint32_t i = 2000; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+  EXPECT_EQ(hnsw.unlinked(), 2000u);
+  EXPECT_EQ(hnsw.size(), points.size());
+  // Exact while unlinked: every search is brute force, filters and deletes honoured.
+  hnsw.MarkDeleted(2001);
+  flat.Remove(2001);
+  for (const auto& q : queries) {
+    auto want = flat.Search(q.data(), 10, nullptr);
+    auto got = hnsw.Search(q.data(), 10, 16, nullptr);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].slot, want[i].slot);
+    auto odd = [](uint32_t s) { return s % 2 == 1; };
+    auto want_odd = flat.Search(q.data(), 10, odd);
+    auto got_odd = hnsw.Search(q.data(), 10, 16, odd);
+    ASSERT_EQ(got_odd.size(), want_odd.size());
+    for (size_t i = 0; i < got_odd.size(); ++i) EXPECT_EQ(got_odd[i].slot, want_odd[i].slot);
+  }
+  EXPECT_EQ(hnsw.RepairDeleted(), 0u);  // not while unlinked tombstones could be recycled
+  // Linked while a writer adds more (linked) nodes.
+  hnsw.SetLinking(true);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto more = Clustered(1000, dim, 16, 33);
+    for (uint32_t i = 0; i < more.size(); ++i) {
+      hnsw.Add(static_cast<uint32_t>(points.size()) + i, more[i].data());
+    }
+  });
+  EXPECT_EQ(hnsw.LinkPending(stop), 2000u);
+  writer.join();
+  EXPECT_EQ(hnsw.unlinked(), 0u);
+  auto more = Clustered(1000, dim, 16, 33);
+  for (uint32_t i = 0; i < more.size(); ++i) flat.Set(static_cast<uint32_t>(points.size()) + i, more[i].data());
+  EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95);
+  EXPECT_EQ(hnsw.RepairDeleted(), 1u);
+}
+
+TEST(HnswDeferredLinksTest, UnlinkedNodesSaveLoadAndLinkAfterwards) {
+  const int dim = 16;
+  auto points = Clustered(3000, dim, 10, 41);
+  HnswIndex hnsw(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < 1000; ++i) hnsw.Add(i, points[i].data());
+  hnsw.SetLinking(false);
+  for (uint32_t i = 1000; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+  hnsw.MarkDeleted(1500);
+  const std::string path = ::testing::TempDir() + "/graph-unlinked.hnsw";
+  ASSERT_TRUE(hnsw.Save(path, 7).ok());
+  uint64_t tag = 0;
+  auto loaded = HnswIndex::Load(path, dim, Metric::kCosine, {}, &tag);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ((*loaded)->unlinked(), 2000u);
+  EXPECT_EQ((*loaded)->size(), hnsw.size());
+  FlatIndex flat(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < points.size(); ++i) {
+    if (i != 1500) flat.Set(i, points[i].data());
+  }
+  auto queries = Clustered(40, dim, 10, 42);
+  for (const auto& q : queries) {  // exact before linking: the same answer as brute force
+    auto want = flat.Search(q.data(), 10, nullptr);
+    auto got = (*loaded)->Search(q.data(), 10, 16, nullptr);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].slot, want[i].slot);
+  }
+  std::atomic<bool> stop{false};
+  EXPECT_EQ((*loaded)->LinkPending(stop), 2000u);
+  EXPECT_EQ((*loaded)->unlinked(), 0u);
+  EXPECT_GE(Recall(**loaded, flat, queries, 10, 64), 0.95);
+  // A stop leaves the rest pending, and a later call links them.
+  HnswIndex partial(dim, Metric::kCosine);
+  partial.SetLinking(false);
+  for (uint32_t i = 0; i < 100; ++i) partial.Add(i, points[i].data());
+  std::atomic<bool> stopped{true};
+  EXPECT_EQ(partial.LinkPending(stopped), 0u);
+  EXPECT_EQ(partial.unlinked(), 100u);
+  EXPECT_EQ(partial.LinkPending(stop), 100u);
+  EXPECT_EQ(partial.unlinked(), 0u);
+}
+
 TEST(HnswPersistTest, SaveLoadRoundTripAndCorruptionDetection) {
   const int dim = 16;
   auto points = Clustered(3000, dim, 10, 21);

@@ -252,6 +252,8 @@ TEST_F(ClusterTest, ShardSplitsAreReplicatedSoBothNodesHoldTheSameShards) {
   Json d1 = Digest(*c1), d2 = DigestWhenCaughtUp(*c2, d1);
   ASSERT_EQ(d1["collections"].as_array().size(), 1u);
   EXPECT_EQ(d1["collections"].Dump(), d2["collections"].Dump());
+  EXPECT_EQ(d1["collections"].as_array()[0]["unindexed_chunks"].as_int(), 0);
+  EXPECT_EQ(d2["collections"].as_array()[0]["unindexed_chunks"].as_int(), 0);
   EXPECT_EQ(d1["collections"].as_array()[0]["shards"].as_array().size(), shard_sizes(s1).size());
   // A query routed on either node goes to the same shards and finds the same chunks.
   for (int i = 0; i < 4; ++i) {
