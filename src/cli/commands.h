@@ -70,10 +70,12 @@ struct ServeOptions {
   int64_t log_keep = 10000;
   // Copies of each topic shard among the data nodes (the shard map's replicas).
   int shard_replicas = 2;
-  // Who answers for a query's shards: "local" (this node, from its own copy, whenever it
-  // has one: every node indexes every shard for now) or "shards" (the shard map's holders,
-  // asked over NATS, as when nodes hold only their shards).
+  // Who answers for a query's shards: "local" (this node, whenever it indexes them) or
+  // "shards" (the shard map's holders, asked over NATS, even for shards this node indexes).
   std::string query_routing = "local";
+  // Partial indexing: a data node links the graphs of the shards the map gives it and only
+  // stores the others' vectors, asking their holders for their parts of a query.
+  bool partial_indexing = true;
   // redis://HOST:PORT shared by the nodes: rate limits are cluster-wide through it (empty:
   // each node keeps its own).
   std::string redis;

@@ -73,9 +73,12 @@ int main(int argc, char** argv) {
                                 "Cluster mode: copies of each topic shard among the data nodes");
   auto* query_routing =
       s->add_option("--query-routing", serve.query_routing,
-                    "Cluster mode: local (answer from this node's copy of every shard) or shards (ask the shard "
-                    "map's holders)")
+                    "Cluster mode: local (answer for the shards this node indexes, ask for the others) or shards "
+                    "(ask the shard map's holders for every shard)")
           ->check(CLI::IsMember({"local", "shards"}));
+  auto* partial_indexing = s->add_option("--partial-indexing", serve.partial_indexing,
+                                         "Cluster mode: link only the graphs of the shards this node holds (true, the "
+                                         "default) or of every shard (false)");
   auto* log_keep = ranged("--log-keep", serve.log_keep, kLogKeepRange,
                           "Cluster mode: update-log messages kept behind what every node has made durable");
   auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
@@ -200,6 +203,7 @@ int main(int argc, char** argv) {
       if (!log_keep->count()) serve.log_keep = from_file.log_keep;
       if (!shard_replicas->count()) serve.shard_replicas = from_file.shard_replicas;
       if (!query_routing->count()) serve.query_routing = from_file.query_routing;
+      if (!partial_indexing->count()) serve.partial_indexing = from_file.partial_indexing;
       if (!auth->count()) serve.auth = from_file.auth;
       if (!min_free->count()) serve.min_free_disk_mb = from_file.min_free_disk_mb;
       serve.admin_key = from_file.admin_key;

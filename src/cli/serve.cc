@@ -26,6 +26,7 @@
 #include "common/json.h"
 #include "common/memory.h"
 #include "common/metrics.h"
+#include "common/periodic_task.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
 #include "server/api.h"
@@ -97,6 +98,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->redis = v.as_string();
     else if (k == "query_routing" && str && (v.as_string() == "local" || v.as_string() == "shards"))
       o->query_routing = v.as_string();
+    else if (k == "partial_indexing" && v.is_bool())
+      o->partial_indexing = v.as_bool();
     else if (k == "auth" && v.is_object()) {
       for (const auto& [ak, av] : v.as_object()) {
         if (ak == "enabled" && av.is_bool())
@@ -227,7 +230,7 @@ int RunServe(const ServeOptions& o) {
     // nodes (--query-routing shards) waits about a millisecond for them, holding its
     // thread: with one per core, the node's queries per second would be bounded by that
     // wait, not its CPU.
-    const int per_core = log != nullptr && o.query_routing == "shards" ? 8 : 1;
+    const int per_core = log != nullptr && (o.query_routing == "shards" || o.partial_indexing) ? 8 : 1;
     ao.search_threads = static_cast<size_t>(o.search_threads > 0 ? o.search_threads : cores * per_core);
     ao.write_threads = static_cast<size_t>(std::max(1, o.write_threads));
     ao.max_queue = static_cast<size_t>(o.max_queue);
@@ -381,6 +384,7 @@ int RunServe(const ServeOptions& o) {
     // and this node answers for the shards it holds, several questions at once.
     std::unique_ptr<ClusterShardRouter::Cluster> router_cluster;
     std::unique_ptr<ClusterShardRouter> router;
+    std::unique_ptr<PeriodicTask> indexing_task;  // declared after the router it reads
     if (log != nullptr) {
       Engine* e = engine->get();
       const ClusterShardRouter::LocalAnswer local = [e](const ShardQuery& q) { return e->AnswerShardQuery(q); };
@@ -388,12 +392,18 @@ int RunServe(const ServeOptions& o) {
       ClusterShardRouter::Options ro;
       ro.metrics = &metrics;
       ro.ask_holders = o.query_routing == "shards";
+      ro.partial_indexing = o.partial_indexing;
       router = std::make_unique<ClusterShardRouter>(router_cluster.get(), local, ro);
       log->Answer(
           "search." + lo.node_id,
           [log, local](std::string_view q) { return ClusterShardRouter::Answer(q, log->shard_map().epoch, local); },
           static_cast<size_t>(cores));  // answers only compute
       e->SetShardRouter(router.get());
+      // The map moves shards between nodes: each links the graphs of those it now holds.
+      if (o.partial_indexing) {
+        indexing_task =
+            std::make_unique<PeriodicTask>(std::chrono::milliseconds(1000), [e] { e->RefreshShardIndexing(); });
+      }
     }
     // Storage priced per GB-month: charged each minute into the ledger.
     std::unique_ptr<StorageMeter> storage_meter;
@@ -515,6 +525,7 @@ int RunServe(const ServeOptions& o) {
     const size_t cut_off = server.Shutdown(std::chrono::milliseconds(o.shutdown_grace_ms));
     if (cut_off > 0) spdlog::warn("{} requests were still running after the grace period; cut off", cut_off);
     if (log != nullptr) log->StopAnswering();  // its handlers read the ledger, gone after this block
+    indexing_task.reset();                     // it reads the router
     (*engine)->SetShardRouter(nullptr);        // the router goes with this block too
     metrics.RemoveCollector(accept_collector);
     if (cluster_collector >= 0) metrics.RemoveCollector(cluster_collector);

@@ -49,9 +49,21 @@ ClusterShardRouter::ClusterShardRouter(Cluster* cluster, LocalAnswer local, Opti
   }
 }
 
+bool ClusterShardRouter::Indexes(const std::string& tenant, uint64_t collection_id, uint32_t shard_id) const {
+  if (!options_.partial_indexing) return true;
+  const ShardMap map = cluster_->map();
+  if (map.epoch == 0) return true;
+  const std::string self = cluster_->self();
+  if (!map.Contains(self)) return false;
+  if (static_cast<size_t>(map.replicas) >= map.nodes.size()) return true;
+  const std::vector<std::string> holders = map.Holders(tenant, collection_id, shard_id);
+  return std::find(holders.begin(), holders.end(), self) != holders.end();
+}
+
 bool ClusterShardRouter::Spreads(const std::string& tenant, uint64_t collection_id,
                                  const std::vector<uint32_t>& shard_ids) const {
-  if (!options_.ask_holders) return false;  // this node indexes every shard
+  // Every shard is linked here: answering alone is cheaper than asking.
+  if (!options_.ask_holders && !options_.partial_indexing) return false;
   const ShardMap map = cluster_->map();
   if (map.epoch == 0) return false;
   const std::string self = cluster_->self();

@@ -51,16 +51,23 @@ class ClusterShardRouter final : public ShardRouter {
     int ask_timeout_ms = 2000;
     // contextd_shard_* metrics when set.
     MetricsRegistry* metrics = nullptr;
-    // Ask the map's holders even for the shards this node also indexes. Every node indexes
-    // every shard for now, so by default (false) a node answers alone, which is cheaper:
-    // asking costs a round trip through NATS per query. True routes as nodes holding only
-    // their shards will (tests, benchmarks, --query-routing shards).
+    // Ask the map's holders even for the shards this node also stores and could answer
+    // alone (exactly, from the stored vectors, or from the graph when partial indexing is
+    // off). Asking costs a round trip through NATS per query, so by default (false) a node
+    // answers alone whatever it links. True: --query-routing shards (tests, benchmarks).
     bool ask_holders = false;
+    // Partial indexing: a data node links the graphs of the shards the map gives it and
+    // only stores the vectors of the others, whose parts of a query it asks of their
+    // holders (whatever ask_holders says). False: every node links every shard.
+    bool partial_indexing = true;
   };
   ClusterShardRouter(Cluster* cluster, LocalAnswer local, Options options);
 
   bool Spreads(const std::string& tenant, uint64_t collection_id,
                const std::vector<uint32_t>& shard_ids) const override;
+  // With partial indexing, whether the map makes this node a holder of the shard (every
+  // shard until a map is known; none on a node the map leaves out, such as an API node).
+  bool Indexes(const std::string& tenant, uint64_t collection_id, uint32_t shard_id) const override;
   Status Gather(const RequestContext& ctx, const ShardQuery& q, std::vector<ShardCandidates>* parts,
                 Coverage* coverage) override;
 

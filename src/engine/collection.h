@@ -157,7 +157,12 @@ class Collection : public CollectionHandle {
   std::vector<uint32_t> ShardIds() const;
   // Cluster mode: queries ask the nodes holding the shards through `router` while it
   // Spreads() a query's shards (null: this node answers alone). It must outlive the collection's queries.
-  void set_router(ShardRouter* router) { router_ = router; }
+  // Its Indexes() decides which shards' graphs this node links (RefreshIndexing()).
+  void set_router(ShardRouter* router);
+  // Cluster mode: makes the graphs of the shards this node indexes link their chunks and
+  // the others only store them, as the router now says; the linking of what was stored
+  // runs on the splitter thread. Cheap when nothing changed: call it when the map may have.
+  void RefreshIndexing();
 
   // Name, settings and counts, as returned by GET /v1/collections/{name}.
   CollectionInfo Describe() const override;
@@ -208,6 +213,9 @@ class Collection : public CollectionHandle {
   // max_shard_chunks and this node proposes splits (UpdateLog::LeadsMaintenance).
   void MaybeSplit();
   void SplitLoop();
+  // Links the stored chunks of the shards this node indexes (on the splitter thread).
+  // True when it linked any.
+  bool LinkIndexedShards();
   // Chooses how to split the shard at `index` (balanced k-means over its vectors) and
   // commits the split to the log. False when it was not committed.
   bool ProposeSplit(size_t index);

@@ -32,11 +32,50 @@ size_t Collection::shard_count() const {
   return shards_.size();
 }
 
+void Collection::set_router(ShardRouter* router) {
+  router_ = router;
+  WriterLock lock(&mu_);
+  if (router == nullptr) {
+    shards_.SetIndexed(nullptr);
+  } else {
+    shards_.SetIndexed(
+        [router, tenant = tenant_, id = id_](uint32_t shard) { return router->Indexes(tenant, id, shard); });
+  }
+  (void)shards_.UpdateLinking();  // new chunks from now on; the stored ones at the next refresh
+}
+
+void Collection::RefreshIndexing() {
+  bool due = false;
+  {
+    ReaderLock lock(&mu_);
+    due = shards_.LinkingDue();
+  }
+  if (due) MaybeSplit();
+}
+
+bool Collection::LinkIndexedShards() {
+  std::vector<std::shared_ptr<HnswIndex>> due;
+  {
+    ReaderLock lock(&mu_);
+    due = shards_.UpdateLinking();
+  }
+  const int64_t t0 = clock_->NowNanos();
+  size_t linked = 0;
+  for (const auto& graph : due) linked += graph->LinkPending(stop_);
+  if (linked > 0) {
+    spdlog::info(
+        "collection {}: linked {} stored chunks into the graphs of {} shards this node now indexes in {:.0f} ms", name_,
+        linked, due.size(), (clock_->NowNanos() - t0) / 1e6);
+  }
+  return linked > 0;
+}
+
 void Collection::MaybeSplit() {
   if (IndexingAbandoned()) return;  // shutting down: the next start builds pending splits
   {
     ReaderLock lock(&mu_);
-    if (shards_.PendingSplit() == SIZE_MAX && (shards_.OversizedShard() == SIZE_MAX || !log_->LeadsMaintenance()))
+    if (shards_.PendingSplit() == SIZE_MAX && (shards_.OversizedShard() == SIZE_MAX || !log_->LeadsMaintenance()) &&
+        !shards_.LinkingDue())
       return;
   }
   MutexLock guard(&splitter_mu_);
@@ -71,6 +110,7 @@ void Collection::SplitLoop() {
         if (!SplitShard(pending)) break;
         continue;
       }
+      if (LinkIndexedShards()) continue;
       if (oversized == SIZE_MAX || !log_->LeadsMaintenance() || !ProposeSplit(oversized)) break;
       ReaderLock lock(&mu_);
       if (shards_.PendingSplit() == SIZE_MAX) break;  // committed but not applied: the next write retries

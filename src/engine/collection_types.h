@@ -84,7 +84,7 @@ struct ShardsReport {
   struct Shard {
     uint32_t id = 0;
     size_t chunks = 0;
-    std::string index;  // "hnsw" | "flat"
+    std::string index;  // "hnsw" | "flat" | "stored" (vectors kept, graph not linked here)
     uint64_t probes = 0;
     bool splitting = false;
     std::vector<std::string> top_terms;  // distinctive terms, most distinctive first

@@ -75,6 +75,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Eng
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence, applied));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
+    // Graphs saved with chunks stored but not linked (partial indexing) are linked now,
+    // until a shard router says which shards this node indexes.
+    c->RefreshIndexing();
     MutexLock lock(&e->mu_);
     e->collections_[{r.tenant, r.name}] = std::move(c);
   }
@@ -642,6 +645,15 @@ void Engine::SetShardRouter(ShardRouter* router) {
   MutexLock lock(&mu_);
   router_ = router;
   for (auto& [key, c] : collections_) c->set_router(router);
+}
+
+void Engine::RefreshShardIndexing() {
+  std::vector<std::shared_ptr<Collection>> all;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [key, c] : collections_) all.push_back(c);
+  }
+  for (const auto& c : all) c->RefreshIndexing();
 }
 
 StatusOr<ShardCandidates> Engine::AnswerShardQuery(const ShardQuery& q) const {

@@ -191,6 +191,10 @@ class Engine : public MutationApplier,
   // Cluster mode: every collection's queries go through `router` while it Spreads() (null:
   // each node answers alone). It must outlive the queries; unset it before it goes.
   void SetShardRouter(ShardRouter* router);
+  // Cluster mode: every collection links the graphs of the shards the router says this
+  // node indexes, and only stores the others' vectors (Collection::RefreshIndexing). Call
+  // it whenever the shard map may have changed (a server does, every second).
+  void RefreshShardIndexing();
   // A node holding shards answers its part of another node's query: once it has applied
   // q.read_after (DeadlineExceeded apply_lagging when it cannot within q.timeout_ms), from
   // the collection q names if it is still the one asked about (NotFound otherwise).

@@ -27,6 +27,11 @@ class ShardRouter {
   virtual bool Spreads(const std::string& tenant, uint64_t collection_id,
                        const std::vector<uint32_t>& shard_ids) const = 0;
 
+  // Whether this node links the graph of the shard (searches it through HNSW) or only
+  // stores its vectors, leaving its searches to the nodes holding it (partial indexing).
+  // Called under the collection's lock: must not call back into the engine.
+  virtual bool Indexes(const std::string& tenant, uint64_t collection_id, uint32_t shard_id) const = 0;
+
   // What a Gather reached: the shards asked (vector and keyword, each once), those no
   // holder answered for, and the nodes that answered (this one included).
   struct Coverage {

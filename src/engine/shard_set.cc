@@ -64,8 +64,30 @@ ShardSet::ShardSet(const CollectionConfig& config, std::string vector_dir)
   SetShards({std::move(shard)});
 }
 
-std::shared_ptr<HnswIndex> ShardSet::NewGraph() const {
-  return std::make_shared<HnswIndex>(static_cast<int>(dim_), metric_, params_);
+std::shared_ptr<HnswIndex> ShardSet::NewGraph(bool linked) const {
+  auto graph = std::make_shared<HnswIndex>(static_cast<int>(dim_), metric_, params_);
+  graph->SetLinking(linked);
+  return graph;
+}
+
+std::vector<std::shared_ptr<HnswIndex>> ShardSet::UpdateLinking() const {
+  std::vector<std::shared_ptr<HnswIndex>> due;
+  for (const auto& shard : shards_) {
+    if (shard->splitting) continue;  // its children's linking was decided when it began
+    const bool link = Indexed(shard->id);
+    shard->graph->SetLinking(link);
+    if (link && shard->graph->unlinked() > 0) due.push_back(shard->graph);
+  }
+  return due;
+}
+
+bool ShardSet::LinkingDue() const {
+  for (const auto& shard : shards_) {
+    if (shard->splitting) continue;
+    const bool link = Indexed(shard->id);
+    if (link != shard->graph->linking() || (link && shard->graph->unlinked() > 0)) return true;
+  }
+  return false;
 }
 
 void ShardSet::SetShards(std::vector<std::shared_ptr<Shard>> shards) {
@@ -404,7 +426,7 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, Sh
   }
   const bool rebuild = graphs.empty();
   if (rebuild) {
-    for (size_t i = 0; i < leaves.size(); ++i) graphs.push_back(NewGraph());
+    for (size_t i = 0; i < leaves.size(); ++i) graphs.push_back(NewGraph(Indexed(leaves[i])));
   }
   std::vector<size_t> counts(leaves.size(), 0);
   for (uint32_t a : assignment) ++counts[a];
@@ -414,6 +436,7 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, Sh
     shard->id = leaves[i];
     shard->centroid.assign(layout_.centroid(leaves[i]), layout_.centroid(leaves[i]) + dim_);
     shard->graph = graphs[i];
+    shard->graph->SetLinking(Indexed(leaves[i]));
     shard->chunks = counts[i];
     if (rebuild) shard->graph->Reserve(counts[i]);
     shards.push_back(std::move(shard));
@@ -452,7 +475,10 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
     ShardsReport::Shard r;
     r.id = shard->id;
     r.chunks = shard->chunks;
-    r.index = shard->graph->size() >= kGraphMinChunks ? "hnsw" : "flat";
+    // "stored": this node keeps the vectors only (partial indexing; its holders search it).
+    r.index = !shard->graph->linking() || shard->graph->unlinked() > 0 ? "stored"
+              : shard->graph->size() >= kGraphMinChunks                ? "hnsw"
+                                                                       : "flat";
     r.probes = shard->probes.load();
     r.splitting = shard->splitting || !layout_.is_leaf(shard->id);  // being built, or about to be
     out.shards.push_back(std::move(r));
@@ -497,8 +523,11 @@ void ShardSet::BeginSplit(size_t index, SplitJob* job) {
   job->old_id = old->id;
   job->ids = layout_.children(old->id);
   job->centroids.clear();
-  for (uint32_t id : job->ids)
+  job->linked.clear();
+  for (uint32_t id : job->ids) {
     job->centroids.insert(job->centroids.end(), layout_.centroid(id), layout_.centroid(id) + dim_);
+    job->linked.push_back(Indexed(id));
+  }
   job->members.clear();
   for (uint32_t s = 0; s < shard_of_.size(); ++s) {
     if (shard_of_[s] == index) job->members.push_back(s);
@@ -522,7 +551,7 @@ bool ShardSet::BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const {
   }
   job->parts.clear();
   for (size_t p = 0; p < ways; ++p) {
-    job->parts.push_back(NewGraph());
+    job->parts.push_back(NewGraph(job->linked[p]));
     job->parts.back()->Reserve(sizes[p] + sizes[p] / 8);
   }
   BuildGraphs(job->parts, rows.data(), dim_, members, assignment, stop);

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -103,6 +104,20 @@ class ShardSet {
   // Graphs with enough tombstones to be worth repairing (RepairDeleted, with no lock held).
   std::vector<std::shared_ptr<HnswIndex>> RepairDue() const;
 
+  // Partial indexing (cluster mode): `indexed(shard_id)` says whether this node links the
+  // shard's graph or only stores its vectors (null, the default: every shard is linked).
+  // Splits and placement need every vector, so every shard keeps them; only the graph
+  // links, the costly part of an insert, are left to the nodes that search the shard.
+  // Applies to graphs made from now on and, through UpdateLinking(), to those there are.
+  using IndexedFn = std::function<bool(uint32_t shard_id)>;
+  void SetIndexed(IndexedFn indexed) { indexed_ = std::move(indexed); }
+  bool Indexed(uint32_t shard_id) const { return !indexed_ || indexed_(shard_id); }
+  // Sets each shard's graph to link new chunks or not, as Indexed() now says, and returns
+  // the graphs that link and still hold unlinked nodes (for LinkPending(), with no lock).
+  std::vector<std::shared_ptr<HnswIndex>> UpdateLinking() const;
+  // Whether some graph that links holds unlinked nodes (UpdateLinking() would return one).
+  bool LinkingDue() const;
+
   // Builds the shards of `layout` (one per leaf, in id order) for the live chunks: `labels`
   // (their slots, ascending) and `vectors` (their rows, packed in the same order;
   // consumed). Graphs saved by Save() at store state `store_sequence` are loaded from
@@ -150,6 +165,7 @@ class ShardSet {
     std::vector<uint32_t> ids;     // the children's, from the layout
     std::vector<float> centroids;  // theirs, ids.size() * dim
     std::vector<std::shared_ptr<HnswIndex>> parts;
+    std::vector<bool> linked;                        // by part: whether this node links its graph (Indexed())
     std::unordered_map<uint32_t, uint32_t> part_of;  // slot -> index into parts
     size_t replayed = 0;                             // split-log entries applied
     std::vector<size_t> chunks;                      // per part, set by FinishSplit
@@ -191,7 +207,7 @@ class ShardSet {
     bool splitting = false;  // writes are also logged to split_log_
     mutable std::atomic<uint64_t> probes{0};
   };
-  std::shared_ptr<HnswIndex> NewGraph() const;
+  std::shared_ptr<HnswIndex> NewGraph(bool linked = true) const;
   // The router's pick over the centroids (indexes into shards_), counted in the routing
   // stats: the shared first step of Search and Route. REQUIRES: two shards or more.
   RouteDecision Decide(const float* query, const ShardingOptions* routing) const;
@@ -216,6 +232,7 @@ class ShardSet {
   std::unordered_map<uint32_t, size_t> unsplittable_;  // shard id -> its size when marked
   // Writes to a shard being split, replayed into its two halves before they replace it.
   std::vector<SplitOp> split_log_;
+  IndexedFn indexed_;
   mutable std::atomic<uint64_t> routed_queries_{0}, confident_routes_{0}, shards_probed_{0}, widened_routes_{0};
 };
 

@@ -160,9 +160,11 @@ TEST_F(ShardRouterTest, EachShardAskedOfOneHolderAnswersAsOneNode) {
   FakeCluster cluster("a", Map({"a", "b", "c"}, 2), Local());
   ClusterShardRouter router(&cluster, Local(), Routed());
   ASSERT_TRUE(router.Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()));
+  ClusterShardRouter::Options whole;
+  whole.partial_indexing = false;
   EXPECT_FALSE(
-      ClusterShardRouter(&cluster, Local(), {}).Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()))
-      << "by default a node indexing every shard answers alone";
+      ClusterShardRouter(&cluster, Local(), whole).Spreads(kDefaultTenant, collection_->id(), collection_->ShardIds()))
+      << "without partial indexing, a node indexing every shard answers alone";
   EXPECT_EQ(CompareThrough(&router, true), claims_.size() * 3);
   std::set<std::string> asked(cluster.asked.begin(), cluster.asked.end());
   EXPECT_EQ(asked, (std::set<std::string>{"b", "c"})) << "the shards a lacks, from the others";
@@ -178,6 +180,50 @@ TEST_F(ShardRouterTest, EachShardAskedOfOneHolderAnswersAsOneNode) {
   }
   ASSERT_LT(mine.size(), collection_->ShardIds().size());
   EXPECT_FALSE(router.Spreads(kDefaultTenant, collection_->id(), mine));
+}
+
+// The default options (local routing, partial indexing): a data node indexes the shards
+// the map gives it, answers for those itself and asks the holders for the others; with
+// no map yet it indexes and answers everything; an API node (not in the map) indexes none.
+TEST_F(ShardRouterTest, PartialIndexingIndexesTheHeldShardsAndAsksForTheOthers) {
+  const ShardMap map = Map({"a", "b", "c"}, 2);
+  FakeCluster cluster("a", map, Local());
+  ClusterShardRouter router(&cluster, Local(), {});
+  const std::vector<uint32_t> ids = collection_->ShardIds();
+  const uint64_t id = collection_->id();
+  std::vector<uint32_t> held;
+  for (uint32_t shard : ids) {
+    const auto holders = map.Holders(kDefaultTenant, id, shard);
+    const bool holds = std::find(holders.begin(), holders.end(), "a") != holders.end();
+    EXPECT_EQ(router.Indexes(kDefaultTenant, id, shard), holds) << "shard " << shard;
+    if (holds) held.push_back(shard);
+  }
+  ASSERT_FALSE(held.empty());
+  ASSERT_LT(held.size(), ids.size());
+  EXPECT_TRUE(router.Spreads(kDefaultTenant, id, ids));
+  EXPECT_FALSE(router.Spreads(kDefaultTenant, id, held));
+  EXPECT_EQ(CompareThrough(&router, /*expect_whole=*/true), claims_.size() * 3);
+  EXPECT_FALSE(cluster.asked.empty()) << "the shards held elsewhere were asked for";
+  // The collection stores the others' chunks without linking them.
+  collection_->set_router(&router);
+  size_t stored = 0;
+  for (const auto& s : collection_->DescribeShards().shards) stored += s.index == "stored";
+  EXPECT_EQ(stored, ids.size() - held.size());
+  collection_->set_router(nullptr);
+
+  FakeCluster unmapped("a", Map({}, 2, /*epoch=*/0), Local());
+  ClusterShardRouter before_map(&unmapped, Local(), {});
+  EXPECT_TRUE(before_map.Indexes(kDefaultTenant, id, ids[0]));
+  EXPECT_FALSE(before_map.Spreads(kDefaultTenant, id, ids));
+  FakeCluster api("api", map, Local());
+  ClusterShardRouter api_router(&api, Local(), {});
+  for (uint32_t shard : ids) EXPECT_FALSE(api_router.Indexes(kDefaultTenant, id, shard));
+  EXPECT_TRUE(api_router.Spreads(kDefaultTenant, id, held));
+  ClusterShardRouter::Options whole;
+  whole.partial_indexing = false;
+  ClusterShardRouter everything(&cluster, Local(), whole);
+  for (uint32_t shard : ids) EXPECT_TRUE(everything.Indexes(kDefaultTenant, id, shard));
+  EXPECT_FALSE(everything.Spreads(kDefaultTenant, id, ids));
 }
 
 TEST_F(ShardRouterTest, ADeadOrSilentHolderIsReplacedByAnotherCopy) {

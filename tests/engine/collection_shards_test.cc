@@ -417,6 +417,74 @@ TEST_F(CollectionShardsTest, ExpandRefsPullsCitedDocumentsFromOtherShards) {
   EXPECT_EQ(c->GetDocument("hub")->refs.size(), 2u);
 }
 
+// Partial indexing: the shards the router says this node does not index keep their
+// vectors without graph links ("stored"); searches over them stay exact, splits and
+// placement work from the stored vectors, a save and a restart keep them, and once the
+// router gives this node every shard its graphs are linked and searched as before.
+class OddShardsRouter : public ShardRouter {
+ public:
+  bool Spreads(const std::string&, uint64_t, const std::vector<uint32_t>&) const override { return false; }
+  bool Indexes(const std::string&, uint64_t, uint32_t shard_id) const override { return all || shard_id % 2 == 1; }
+  Status Gather(const RequestContext&, const ShardQuery&, std::vector<ShardCandidates>*, Coverage*) override {
+    return Internal("not asked: this node answers alone");
+  }
+  std::atomic<bool> all{false};
+};
+
+TEST_F(CollectionShardsTest, ShardsThisNodeDoesNotIndexAreStoredAndSearchedExactly) {
+  OddShardsRouter router;
+  engine_->SetShardRouter(&router);
+  auto c = Create(3000);
+  const auto kinds = [&] {
+    std::map<uint32_t, std::string> out;
+    for (const auto& s : c->DescribeShards().shards) out[s.id] = s.index;
+    return out;
+  };
+  EXPECT_EQ(kinds(), (std::map<uint32_t, std::string>{{0, "stored"}}));
+  for (int i = 0; i < 4400; i += 400) ASSERT_TRUE(Upsert(*c, i, 400).ok());
+  c->WaitForSplits();
+  ASSERT_EQ(c->shard_count(), 2u);  // built from the stored vectors of shard 0
+  EXPECT_EQ(kinds(), (std::map<uint32_t, std::string>{{1, "hnsw"}, {2, "stored"}}));
+  const auto all_found = [&](Collection& col) {
+    for (int i = 0; i < 4400; i += 37) {
+      auto r = Nearest(col, i, 1, true);
+      if (!r.ok() || r->hits.empty() || r->hits[0].doc_id != "d" + std::to_string(i)) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(all_found(*c));
+  auto digest = c->Digest();
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(digest->unindexed_chunks, 0u);
+  EXPECT_EQ(digest->chunk_count, 4400u);
+  // Saved with the stored chunks marked; loaded, then linked at once with no router.
+  ASSERT_TRUE(engine_->SaveGraphs().ok());
+  engine_->SetShardRouter(nullptr);
+  c.reset();
+  engine_.reset();
+  engine_ = OpenTestEngine(dir_.path(), &metrics_);
+  c = *engine_->GetCollection(kDefaultTenant, "topics");
+  EXPECT_EQ(c->graph_source(), "loaded");
+  EXPECT_TRUE(all_found(*c));
+  c->WaitForSplits();
+  EXPECT_EQ(kinds(), (std::map<uint32_t, std::string>{{1, "hnsw"}, {2, "hnsw"}}));
+  EXPECT_TRUE(all_found(*c));
+  // A router that indexes odd shards only: new chunks of shard 2 are stored, not linked;
+  // given every shard, this node links them.
+  engine_->SetShardRouter(&router);
+  c->RefreshIndexing();
+  c->WaitForSplits();
+  ASSERT_TRUE(Upsert(*c, 4400, 200).ok());
+  EXPECT_EQ(kinds(), (std::map<uint32_t, std::string>{{1, "hnsw"}, {2, "stored"}}));
+  router.all = true;
+  c->RefreshIndexing();
+  c->WaitForSplits();
+  EXPECT_EQ(kinds(), (std::map<uint32_t, std::string>{{1, "hnsw"}, {2, "hnsw"}}));
+  EXPECT_TRUE(all_found(*c));
+  for (int i = 4400; i < 4600; i += 23) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
+  engine_->SetShardRouter(nullptr);
+}
+
 TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
   for (const char* spec :
        {R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":5}})",

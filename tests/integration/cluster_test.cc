@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -35,6 +36,18 @@ std::string Doc(const std::string& id, const std::string& text) {
 }
 
 Json Digest(HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; }
+
+// The ids of the collection's shards whose graphs this node does not link (partial
+// indexing: "index":"stored" in /shards).
+std::set<std::string> StoredShards(HttpClient& via, const std::string& collection) {
+  std::set<std::string> out;
+  Json report = Call(via, "GET", "/v1/collections/" + collection + "/shards").second;
+  if (report.Find("shards") == nullptr) return out;
+  for (const Json& s : report["shards"].as_array()) {
+    if (s.Find("index")->as_string() == "stored") out.insert(s.Find("id")->Dump());
+  }
+  return out;
+}
 
 // `behind`'s digest once it has applied as far as the node whose digest is `ahead` had
 // (given up after 30 s: the caller's comparison then fails).
@@ -336,6 +349,24 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
     int64_t held = 0;
     for (const Json& n : cluster["nodes"].as_array()) held += n.Find("shards_held")->as_int();
     EXPECT_EQ(held, static_cast<int64_t>(2 * shards));
+    // Partial indexing: each node links the graphs of the shards it holds and only stores
+    // the others' vectors (refreshed every second as the map changes).
+    for (size_t n = 0; n < clients.size(); ++n) {
+      const std::string self = "n" + std::to_string(n + 1);
+      std::set<std::string> want, got;
+      for (const auto& [id, holders] : sf["shards"].as_object()) {
+        bool holds = false;
+        for (const Json& h : holders.as_array()) holds = holds || h.as_string() == self;
+        if (!holds) want.insert(id);
+      }
+      for (int t = 0; t < 100; ++t) {
+        got = StoredShards(*clients[n], "sf");
+        if (got == want) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      EXPECT_EQ(got, want) << self;
+      EXPECT_FALSE(got.empty()) << self << " holds two copies' worth of three, not every shard";
+    }
   }
   std::ifstream claims(std::string(CONTEXTD_SHARED_DIR) + "/data/scifact/queries.train.jsonl");
   std::vector<std::string> texts;
@@ -393,6 +424,16 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
   compare({clients[0].get(), clients[1].get()}, 10);
   EXPECT_EQ(compared, 60u);
   EXPECT_EQ(Call(*clients[0], "GET", "/v1/cluster").second["shard_map"]["nodes"].as_array().size(), 2u);
+  // n3's copies are re-replicated: with two nodes left, each holds, and links, every shard.
+  for (size_t n = 0; n < 2; ++n) {
+    std::set<std::string> stored = StoredShards(*clients[n], "sf");
+    for (int t = 0; t < 100 && !stored.empty(); ++t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      stored = StoredShards(*clients[n], "sf");
+    }
+    EXPECT_TRUE(stored.empty()) << "node " << n << " still only stores " << stored.size() << " shards";
+  }
+  compare({clients[0].get(), clients[1].get()}, 10);
   // Not by accident of one shard: the collection did split.
   EXPECT_GT(Call(*clients[0], "GET", "/v1/collections/sf").second["shards"].as_int(), 1);
 }
