@@ -30,6 +30,7 @@ constexpr ErrorReason kReasons[] = {
     {"entry_not_found", 404, "no such cache entry"},
     {"expired_api_key", 401, "the API key is past its expires_at"},
     {"failed_precondition", 409, "the request conflicts with the current state"},
+    {"graph_busy", 409, "a graph being linked is not saved (the next save or start writes it)"},
     {"graph_file_invalid", 409, "a saved graph does not match the store (it is rebuilt)"},
     {"graph_file_missing", 404, "no saved graph (it is rebuilt)"},
     {"header_too_large", 431, "a request header is too large"},
