@@ -68,6 +68,7 @@ class ClusterShardRouter final : public ShardRouter {
   // With partial indexing, whether the map makes this node a holder of the shard (every
   // shard until a map is known; none on a node the map leaves out, such as an API node).
   bool Indexes(const std::string& tenant, uint64_t collection_id, uint32_t shard_id) const override;
+  bool AsksHolders() const override { return options_.ask_holders; }
   Status Gather(const RequestContext& ctx, const ShardQuery& q, std::vector<ShardCandidates>* parts,
                 Coverage* coverage) override;
 

@@ -218,7 +218,9 @@ StatusOr<QueryResult> Collection::Query(const RequestContext& ctx, const QueryRe
   CTX_RETURN_IF_ERROR(ctx.CheckDeadline("the index search"));
   QueryExecutor::Extras extras;
   ShardRouter* const router = router_.load();
-  if (router != nullptr && router->Spreads(tenant_, id_, ShardIds())) {
+  std::vector<uint32_t> spread;
+  if (router != nullptr) spread = ShardsToSpread(*router, mode);
+  if (!spread.empty() && router->Spreads(tenant_, id_, spread)) {
     CTX_RETURN_IF_ERROR(QueryAcrossNodes(ctx, req, *router, {mode, &qvec, &terms, &term_weights}, &result, &extras));
   } else {
     ReaderLock lock(&mu_);

@@ -155,6 +155,10 @@ class Collection : public CollectionHandle {
                                  const std::vector<ShardCandidates>& parts) const;
   // The shards held here, in routing order.
   std::vector<uint32_t> ShardIds() const;
+  // The shards whose parts of a query in `mode` `router` may have to ask of other nodes:
+  // every one when it AsksHolders(); else none for keywords (every node keeps every
+  // shard's postings) and, for vectors, the big shards whose graphs this node does not link.
+  std::vector<uint32_t> ShardsToSpread(const ShardRouter& router, QueryMode mode) const;
   // Cluster mode: queries ask the nodes holding the shards through `router` while it
   // Spreads() a query's shards (null: this node answers alone). It must outlive the collection's queries.
   // Its Indexes() decides which shards' graphs this node links (RefreshIndexing()).

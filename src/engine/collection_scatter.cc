@@ -50,6 +50,13 @@ std::vector<uint32_t> Collection::ShardIds() const {
   return shards_.shard_ids();
 }
 
+std::vector<uint32_t> Collection::ShardsToSpread(const ShardRouter& router, QueryMode mode) const {
+  ReaderLock lock(&mu_);
+  if (router.AsksHolders()) return shards_.shard_ids();
+  if (mode == QueryMode::kKeyword) return {};
+  return shards_.UnlinkedGraphShards();
+}
+
 Status Collection::QueryAcrossNodes(const RequestContext& ctx, const QueryRequest& req, ShardRouter& router,
                                     const QueryExecutor::Input& in, QueryResult* result,
                                     QueryExecutor::Extras* extras) const {

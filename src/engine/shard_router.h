@@ -23,7 +23,9 @@ class ShardRouter {
   virtual ~ShardRouter() = default;
 
   // Whether a query over these shards of the collection is spread at all: false when this
-  // node holds every one of them (or no map is known yet), and answers alone.
+  // node holds every one of them (or no map is known yet), and answers alone. The
+  // collection passes every shard when AsksHolders(), else only those it could not answer
+  // as well itself (partial indexing: big shards whose graphs it does not link).
   virtual bool Spreads(const std::string& tenant, uint64_t collection_id,
                        const std::vector<uint32_t>& shard_ids) const = 0;
 
@@ -31,6 +33,9 @@ class ShardRouter {
   // stores its vectors, leaving its searches to the nodes holding it (partial indexing).
   // Called under the collection's lock: must not call back into the engine.
   virtual bool Indexes(const std::string& tenant, uint64_t collection_id, uint32_t shard_id) const = 0;
+  // Whether every part of a query is asked of the shards' holders, even the parts this
+  // node could answer as well itself (--query-routing shards).
+  virtual bool AsksHolders() const = 0;
 
   // What a Gather reached: the shards asked (vector and keyword, each once), those no
   // holder answered for, and the nodes that answered (this one included).

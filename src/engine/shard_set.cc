@@ -81,6 +81,15 @@ std::vector<std::shared_ptr<HnswIndex>> ShardSet::UpdateLinking() const {
   return due;
 }
 
+std::vector<uint32_t> ShardSet::UnlinkedGraphShards() const {
+  std::vector<uint32_t> out;
+  for (const auto& shard : shards_) {
+    const HnswIndex& g = *shard->graph;
+    if (g.size() >= kGraphMinChunks && (!g.linking() || g.unlinked() > 0)) out.push_back(shard->id);
+  }
+  return out;
+}
+
 bool ShardSet::LinkingDue() const {
   for (const auto& shard : shards_) {
     if (shard->splitting) continue;

@@ -117,6 +117,10 @@ class ShardSet {
   std::vector<std::shared_ptr<HnswIndex>> UpdateLinking() const;
   // Whether some graph that links holds unlinked nodes (UpdateLinking() would return one).
   bool LinkingDue() const;
+  // The shards big enough to be searched through their graphs (kGraphMinChunks) whose
+  // graphs are not wholly linked here: what a vector search here would scan exactly where
+  // their holders walk a graph. Smaller shards are scanned exactly everywhere.
+  std::vector<uint32_t> UnlinkedGraphShards() const;
 
   // Builds the shards of `layout` (one per leaf, in id order) for the live chunks: `labels`
   // (their slots, ascending) and `vectors` (their rows, packed in the same order;

@@ -423,12 +423,20 @@ TEST_F(CollectionShardsTest, ExpandRefsPullsCitedDocumentsFromOtherShards) {
 // router gives this node every shard its graphs are linked and searched as before.
 class OddShardsRouter : public ShardRouter {
  public:
-  bool Spreads(const std::string&, uint64_t, const std::vector<uint32_t>&) const override { return false; }
+  // Records what the collection would ask of other nodes, and answers alone.
+  bool Spreads(const std::string&, uint64_t, const std::vector<uint32_t>& shard_ids) const override {
+    std::lock_guard<std::mutex> lock(mu);
+    spread.push_back(shard_ids);
+    return false;
+  }
   bool Indexes(const std::string&, uint64_t, uint32_t shard_id) const override { return all || shard_id % 2 == 1; }
+  bool AsksHolders() const override { return false; }
   Status Gather(const RequestContext&, const ShardQuery&, std::vector<ShardCandidates>*, Coverage*) override {
     return Internal("not asked: this node answers alone");
   }
   std::atomic<bool> all{false};
+  mutable std::mutex mu;
+  mutable std::vector<std::vector<uint32_t>> spread;
 };
 
 TEST_F(CollectionShardsTest, ShardsThisNodeDoesNotIndexAreStoredAndSearchedExactly) {
@@ -453,6 +461,25 @@ TEST_F(CollectionShardsTest, ShardsThisNodeDoesNotIndexAreStoredAndSearchedExact
     return true;
   };
   EXPECT_TRUE(all_found(*c));
+  // A vector search here would scan shard 2 exactly where its holders walk a graph: it is
+  // the one offered to the router; keyword parts never are (every node has the postings).
+  {
+    std::lock_guard<std::mutex> lock(router.mu);
+    ASSERT_FALSE(router.spread.empty());
+    EXPECT_EQ(router.spread.back(), std::vector<uint32_t>{2});
+    router.spread.clear();
+  }
+  Json keyword = Json::MakeObject();
+  keyword["query"] = "topic 3";
+  keyword["mode"] = "keyword";
+  keyword["cache"] = "bypass";
+  auto kq = ParseQueryRequest(keyword, kDim, false);
+  ASSERT_TRUE(kq.ok());
+  ASSERT_TRUE(c->Query(*kq).ok());
+  {
+    std::lock_guard<std::mutex> lock(router.mu);
+    EXPECT_TRUE(router.spread.empty());
+  }
   auto digest = c->Digest();
   ASSERT_TRUE(digest.ok());
   EXPECT_EQ(digest->unindexed_chunks, 0u);
