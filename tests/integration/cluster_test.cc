@@ -438,6 +438,81 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
   EXPECT_GT(Call(*clients[0], "GET", "/v1/collections/sf").second["shards"].as_int(), 1);
 }
 
+// Splits racing routed queries: while one node takes writes that keep splitting shards
+// (each node builds each split at its own pace, so askers and holders may disagree on the
+// physical shards for a while), another node's queries ask every shard of its holders
+// with the last write token. Every answer covers every shard, and the document written
+// last is found by its own word: routed reads see their writes through the splits.
+// (Vector queries check coverage only: the topic's chunks are near-identical.)
+TEST(ClusterAnswersTest, QueriesRoutedWhileShardsSplitAnswerWholeAndSeeTheirWrites) {
+  TempDir dir;
+  NatsCluster nats{dir.path() + "/nats"};
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  for (const char* id : {"n1", "n2", "n3"})
+    nodes.push_back(std::make_unique<ServerProcess>(
+        dir.path() + "/" + id,
+        std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id, "--query-routing", "shards"}));
+  for (auto& n : nodes) n->Start();
+  for (auto& n : nodes) n->WaitReady();
+  auto writer = nodes[0]->Client();
+  auto reader = nodes[1]->Client();
+  for (int i = 0; i < 100 && Call(*reader, "GET", "/v1/cluster").second["shard_map"]["nodes"].as_array().size() < 3;
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto created =
+      writer->Request("PUT", "/v1/collections/race", R"({"embedder":"glove","sharding":{"max_shard_chunks":40}})");
+  ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
+  const char* topics[] = {"mitochondria make energy for the cell through respiration",
+                          "the ship sailed across the ocean to a distant harbour",
+                          "the court ruled that the contract was not valid under the law",
+                          "the striker scored a goal in the final minute of the match"};
+  // A word of letters only, one per document (numbers would be split off by the analyzer,
+  // and a stemmer would fold "zorbls" into "zorble").
+  const auto word = [](int n) {
+    std::string w = "zq";  // letters between fixed ends: no stemmer suffix rule applies
+    for (int x = n + 1; x > 0; x /= 26) w += static_cast<char>('a' + x % 26);
+    return w + "zq";
+  };
+  int checked = 0, whole = 0;
+  for (int batch = 0; batch < 12; ++batch) {
+    std::string body = R"({"documents":[)";
+    for (int i = 0; i < 20; ++i) {
+      const int n = batch * 20 + i;
+      body += std::string(i ? "," : "") + R"({"id":"r)" + std::to_string(n) + R"(","text":")" + topics[n % 4] + " " +
+              word(n) + "\"}";
+    }
+    body += "]}";
+    auto w = writer->Request("POST", "/v1/collections/race/documents", body);
+    ASSERT_TRUE(w.ok() && w->status == 200) << (w.ok() ? w->body : "");
+    const std::string token = w->Header("x-contextd-write-token");
+    // Right after the write, while the splits it set off are proposed and built.
+    for (int q = 0; q < 4; ++q) {
+      const int n = batch * 20 + 19 - q;
+      for (const char* mode : {"keyword", "vector"}) {
+        const bool by_word = std::string(mode) == "keyword";
+        const std::string query = std::string(R"({"query":")") + (by_word ? word(n) : topics[n % 4]) +
+                                  R"(","k":3,"mode":")" + mode + R"(","shards":"all","cache":"bypass"})";
+        auto r = reader->Request("POST", "/v1/collections/race/query", query, {{"X-Contextd-Write-Token", token}});
+        ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : "");
+        Json reply = Body(r->body);
+        ++checked;
+        ASSERT_TRUE(reply.Find("coverage") != nullptr) << r->body;
+        whole += reply["coverage"]["answered"].as_int() == reply["coverage"]["shards"].as_int();
+        EXPECT_EQ(reply["coverage"]["answered"].as_int(), reply["coverage"]["shards"].as_int()) << r->body;
+        ASSERT_FALSE(reply["results"].as_array().empty()) << mode << " " << word(n) << ": " << r->body;
+        if (by_word) {
+          EXPECT_EQ(reply["results"].as_array()[0]["id"].as_string(), "r" + std::to_string(n)) << r->body;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 96);
+  EXPECT_EQ(whole, checked);
+  // The writes did split the collection, several times.
+  Json shards = Call(*reader, "GET", "/v1/collections/race/shards").second;
+  EXPECT_GE(shards["shards"].as_array().size(), 4u) << shards.Dump();
+}
+
 // A node frozen (SIGSTOP) for five seconds while the other keeps writing is thawed: it
 // applies what it missed and holds exactly what the other holds, and takes writes again.
 TEST_F(ClusterTest, ANodeStoppedForFiveSecondsRejoinsAndConverges) {
