@@ -213,6 +213,11 @@ class Collection : public CollectionHandle {
   void RemoveDocLocked(const std::string& id) REQUIRES(mu_);
   void MaybeRepairGraph();
   bool IndexingAbandoned() const;
+  // Adds chunk i (slots[i], vectors + i * dim) to targets[i], for every i, on several
+  // threads when there are many; stops early at shutdown (IndexingAbandoned). Returns how
+  // many it added.
+  size_t IndexChunks(const std::vector<std::shared_ptr<HnswIndex>>& targets, const std::vector<uint32_t>& slots,
+                     const float* vectors) const;
   // Starts the background splitter when a split is to be built, or a shard has outgrown
   // max_shard_chunks and this node proposes splits (UpdateLog::LeadsMaintenance).
   void MaybeSplit();

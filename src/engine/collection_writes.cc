@@ -2,10 +2,13 @@
 // embed, commit a Mutation to the update log) and the applier's half (Apply: the store
 // write, then the in-memory indexes). See collection.h for the contract and the locks.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "common/cores.h"
 #include "common/hash.h"
 #include "engine/chunk_record.h"
 #include "engine/collection.h"
@@ -15,11 +18,40 @@ namespace {
 
 // Graph insertions between two looks at the clock: well under a millisecond of work.
 constexpr size_t kIndexingCheckEvery = 16;
+// A write indexes its chunks on several threads from this many per thread.
+constexpr size_t kMinChunksPerIndexingThread = 32;
 // The most new chunks whose terms a write lists for the query cache (a few microseconds
 // each); a larger write drops every cached keyword and hybrid answer instead.
 constexpr size_t kMaxChunksListedForCache = 256;
 
 }  // namespace
+
+size_t Collection::IndexChunks(const std::vector<std::shared_ptr<HnswIndex>>& targets,
+                               const std::vector<uint32_t>& slots, const float* vectors) const {
+  // One write's graph inserts on every usable core once there are enough to pay for the
+  // threads: in a cluster, writes are applied one at a time, in log order, so a write's
+  // own inserts are the only parallelism there is (the graphs take concurrent adds).
+  static const size_t cores = static_cast<size_t>(UsableCores());
+  const size_t dim = static_cast<size_t>(config_.dim);
+  const size_t threads = std::min(cores, slots.size() / kMinChunksPerIndexingThread);
+  std::atomic<size_t> next{0}, added{0};
+  std::atomic<bool> abandoned{false};
+  const auto work = [&] {
+    for (size_t i = next++; i < slots.size() && !abandoned; i = next++) {
+      if (i % kIndexingCheckEvery == 0 && IndexingAbandoned()) {
+        abandoned = true;
+        break;
+      }
+      targets[i]->Add(slots[i], vectors + i * dim);
+      ++added;
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  work();
+  for (auto& h : helpers) h.join();
+  return added;
+}
 
 bool Collection::IndexingAbandoned() const {
   const int64_t at = abandon_indexing_ns_.load(std::memory_order_relaxed);
@@ -230,14 +262,10 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   // the reply waits for the graph, so acknowledged chunks are searchable. Except at
   // shutdown: the store write is durable, so a reply that could no longer be sent in time
   // matters more than chunks the next start indexes anyway.
-  for (size_t i = 0; i < slots.size(); ++i) {
-    if (i % kIndexingCheckEvery == 0 && IndexingAbandoned()) {
-      graph_incomplete_ = true;
-      spdlog::warn("collection {}: shutting down; {} of {} chunks left out of the graphs (the next start indexes them)",
-                   name_, slots.size() - i, slots.size());
-      break;
-    }
-    targets[i]->Add(slots[i], &m.vectors[i * dim]);
+  if (const size_t added = IndexChunks(targets, slots, m.vectors.data()); added < slots.size()) {
+    graph_incomplete_ = true;
+    spdlog::warn("collection {}: shutting down; {} of {} chunks left out of the graphs (the next start indexes them)",
+                 name_, slots.size() - added, slots.size());
   }
   applying.unlock();
   // Cached keyword answers a new chunk cannot enter are kept: the chunks' terms decide.
