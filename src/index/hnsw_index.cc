@@ -502,15 +502,13 @@ void HnswIndex::RepairList(uint32_t id, int level, const std::vector<uint8_t>& d
 }
 
 size_t HnswIndex::RepairDeleted() {
-  std::unique_lock<std::shared_mutex> writing(write_mu_);
-  // Unlinked tombstones must not be recycled while LinkPending() may still link their ids.
-  if (unlinked() > 0) return 0;
+  std::unique_lock<std::shared_mutex> writing(write_mu_);  // no Add() or LinkPending() meanwhile
   std::vector<uint32_t> removed;
   size_t upper_freed = 0;
   {
     std::shared_lock<std::shared_mutex> lock(grow_mu_);
     const uint32_t nodes = std::min<uint32_t>(next_id_.load(), static_cast<uint32_t>(capacity_));
-    std::vector<uint8_t> dead(nodes, 0);
+    std::vector<uint8_t> dead(nodes, 0), unlinked(nodes, 0);
     for (uint32_t id = 0; id < nodes; ++id) {
       if (levels_[id].load() >= 0 && deleted_flags_[id].load()) {
         dead[id] = 1;
@@ -518,7 +516,18 @@ size_t HnswIndex::RepairDeleted() {
       }
     }
     if (removed.empty()) return 0;
-    // A removed entry point hands over to the live node on the highest level.
+    {
+      // Stored nodes that were deleted go with the rest (nothing links to them); the
+      // stored ones left must never become the entry point.
+      MutexLock guard(&unlinked_mu_);
+      const size_t before = unlinked_ids_.size();
+      unlinked_ids_.erase(std::remove_if(unlinked_ids_.begin(), unlinked_ids_.end(),
+                                         [&](uint32_t id) { return id < nodes && dead[id] != 0; }),
+                          unlinked_ids_.end());
+      unlinked_count_.fetch_sub(before - unlinked_ids_.size(), std::memory_order_release);
+      for (uint32_t id : unlinked_ids_) unlinked[id] = 1;
+    }
+    // A removed entry point hands over to the linked live node on the highest level.
     {
       MutexLock guard(&entry_mu_);
       if (entry_ >= 0 && dead[static_cast<uint32_t>(entry_.load())]) {
@@ -526,7 +535,7 @@ size_t HnswIndex::RepairDeleted() {
         int best_level = -1;
         for (uint32_t id = 0; id < nodes; ++id) {
           const int l = levels_[id].load();
-          if (!dead[id] && l > best_level) {
+          if (!dead[id] && !unlinked[id] && l > best_level) {
             best = id;
             best_level = l;
           }

@@ -299,7 +299,17 @@ TEST(HnswDeferredLinksTest, StoredNodesAreSearchedExactlyUntilLinked) {
     ASSERT_EQ(got_odd.size(), want_odd.size());
     for (size_t i = 0; i < got_odd.size(); ++i) EXPECT_EQ(got_odd[i].slot, want_odd[i].slot);
   }
-  EXPECT_EQ(hnsw.RepairDeleted(), 0u);  // not while unlinked tombstones could be recycled
+  // A repair drops stored tombstones too (their ids recycled), and keeps the entry point
+  // on a linked node: the graph part still answers once everything is linked.
+  EXPECT_EQ(hnsw.RepairDeleted(), 1u);
+  EXPECT_EQ(hnsw.unlinked(), 1999u);
+  EXPECT_EQ(hnsw.size(), points.size() - 1);
+  for (const auto& q : queries) {
+    auto want = flat.Search(q.data(), 10, nullptr);
+    auto got = hnsw.Search(q.data(), 10, 16, nullptr);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].slot, want[i].slot);
+  }
   // Linked while a writer adds more (linked) nodes.
   hnsw.SetLinking(true);
   std::atomic<bool> stop{false};
@@ -309,13 +319,33 @@ TEST(HnswDeferredLinksTest, StoredNodesAreSearchedExactlyUntilLinked) {
       hnsw.Add(static_cast<uint32_t>(points.size()) + i, more[i].data());
     }
   });
-  EXPECT_EQ(hnsw.LinkPending(stop), 2000u);
+  EXPECT_EQ(hnsw.LinkPending(stop), 1999u);
   writer.join();
   EXPECT_EQ(hnsw.unlinked(), 0u);
   auto more = Clustered(1000, dim, 16, 33);
   for (uint32_t i = 0; i < more.size(); ++i) flat.Set(static_cast<uint32_t>(points.size()) + i, more[i].data());
   EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95);
-  EXPECT_EQ(hnsw.RepairDeleted(), 1u);
+  EXPECT_EQ(hnsw.RepairDeleted(), 0u);
+}
+
+// Every linked node deleted, the entry point with them, while stored nodes remain: the
+// repair leaves no entry point rather than an unlinked one, and linking starts a new graph.
+TEST(HnswDeferredLinksTest, RepairNeverMakesAStoredNodeTheEntryPoint) {
+  const int dim = 8;
+  auto points = Clustered(600, dim, 4, 51);
+  HnswIndex hnsw(dim, Metric::kCosine);
+  for (uint32_t i = 0; i < 300; ++i) hnsw.Add(i, points[i].data());
+  hnsw.SetLinking(false);
+  for (uint32_t i = 300; i < 600; ++i) hnsw.Add(i, points[i].data());
+  for (uint32_t i = 0; i < 300; ++i) hnsw.MarkDeleted(i);
+  EXPECT_EQ(hnsw.RepairDeleted(), 300u);
+  EXPECT_EQ(hnsw.unlinked(), 300u);
+  hnsw.SetLinking(true);
+  std::atomic<bool> stop{false};
+  EXPECT_EQ(hnsw.LinkPending(stop), 300u);
+  FlatIndex flat(dim, Metric::kCosine);
+  for (uint32_t i = 300; i < 600; ++i) flat.Set(i, points[i].data());
+  EXPECT_GE(Recall(hnsw, flat, Clustered(30, dim, 4, 52), 10, 64), 0.95);
 }
 
 TEST(HnswDeferredLinksTest, UnlinkedNodesSaveLoadAndLinkAfterwards) {
