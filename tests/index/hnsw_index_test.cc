@@ -269,6 +269,14 @@ TEST(HnswTest, ConcurrentInsertsAndSearches) {
   EXPECT_GE(Recall(hnsw, flat, queries, 10, 64), 0.95);
 }
 
+// Adds points[i] under label i: the first `linked` linked, the rest stored only.
+void AddPartlyLinked(HnswIndex* hnsw, const std::vector<std::vector<float>>& points, size_t linked) {
+  for (uint32_t i = 0; i < points.size(); ++i) {
+    if (i == linked) hnsw->SetLinking(false);
+    hnsw->Add(i, points[i].data());
+  }
+}
+
 // Deferred links: stored nodes are found (exactly) before they are linked, and linked
 // later while other nodes are added, the graph keeps its recall.
 TEST(HnswDeferredLinksTest, StoredNodesAreSearchedExactlyUntilLinked) {
@@ -278,11 +286,8 @@ TEST(HnswDeferredLinksTest, StoredNodesAreSearchedExactlyUntilLinked) {
   for (uint32_t i = 0; i < points.size(); ++i) flat.Set(i, points[i].data());
   auto queries = Clustered(60, dim, 16, 32);
   HnswIndex hnsw(dim, Metric::kCosine);
-  // Half linked, then half stored only.
-  for (uint32_t i = 0; i < 2000; ++i) hnsw.Add(i, points[i].data());
-  hnsw.SetLinking(false);
+  AddPartlyLinked(&hnsw, points, 2000);  // half linked, then half stored only
   EXPECT_FALSE(hnsw.linking());
-  for (uint32_t i = 2000; i < points.size(); ++i) hnsw.Add(i, points[i].data());
   EXPECT_EQ(hnsw.unlinked(), 2000u);
   EXPECT_EQ(hnsw.size(), points.size());
   // Exact while unlinked: every search is brute force, filters and deletes honoured.
@@ -334,9 +339,7 @@ TEST(HnswDeferredLinksTest, RepairNeverMakesAStoredNodeTheEntryPoint) {
   const int dim = 8;
   auto points = Clustered(600, dim, 4, 51);
   HnswIndex hnsw(dim, Metric::kCosine);
-  for (uint32_t i = 0; i < 300; ++i) hnsw.Add(i, points[i].data());
-  hnsw.SetLinking(false);
-  for (uint32_t i = 300; i < 600; ++i) hnsw.Add(i, points[i].data());
+  AddPartlyLinked(&hnsw, points, 300);
   for (uint32_t i = 0; i < 300; ++i) hnsw.MarkDeleted(i);
   EXPECT_EQ(hnsw.RepairDeleted(), 300u);
   EXPECT_EQ(hnsw.unlinked(), 300u);
@@ -352,9 +355,7 @@ TEST(HnswDeferredLinksTest, UnlinkedNodesSaveLoadAndLinkAfterwards) {
   const int dim = 16;
   auto points = Clustered(3000, dim, 10, 41);
   HnswIndex hnsw(dim, Metric::kCosine);
-  for (uint32_t i = 0; i < 1000; ++i) hnsw.Add(i, points[i].data());
-  hnsw.SetLinking(false);
-  for (uint32_t i = 1000; i < points.size(); ++i) hnsw.Add(i, points[i].data());
+  AddPartlyLinked(&hnsw, points, 1000);
   hnsw.MarkDeleted(1500);
   const std::string path = ::testing::TempDir() + "/graph-unlinked.hnsw";
   ASSERT_TRUE(hnsw.Save(path, 7).ok());

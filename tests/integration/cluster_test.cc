@@ -37,6 +37,23 @@ std::string Doc(const std::string& id, const std::string& text) {
 
 Json Digest(HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; }
 
+// Three data nodes, n1 to n3, asking the shards' holders for every part of a query
+// (--query-routing shards); not started.
+std::vector<std::unique_ptr<ServerProcess>> RoutingNodes(const TempDir& dir, const NatsCluster& nats) {
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  for (const char* id : {"n1", "n2", "n3"})
+    nodes.push_back(std::make_unique<ServerProcess>(
+        dir.path() + "/" + id,
+        std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id, "--query-routing", "shards"}));
+  return nodes;
+}
+
+// Until the node's shard map lists `n` nodes (or 10 s: the caller's checks then fail).
+void WaitForMapOf(HttpClient& via, size_t n) {
+  for (int i = 0; i < 100 && Call(via, "GET", "/v1/cluster").second["shard_map"]["nodes"].as_array().size() < n; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
 // The ids of the collection's shards whose graphs this node does not link (partial
 // indexing: "index":"stored" in /shards).
 std::set<std::string> StoredShards(HttpClient& via, const std::string& collection) {
@@ -287,11 +304,7 @@ TEST_F(ClusterTest, ShardSplitsAreReplicatedSoBothNodesHoldTheSameShards) {
 TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANodeKilledToo) {
   TempDir dir;
   NatsCluster nats{dir.path() + "/nats"};
-  std::vector<std::unique_ptr<ServerProcess>> nodes;
-  for (const char* id : {"n1", "n2", "n3"})
-    nodes.push_back(std::make_unique<ServerProcess>(
-        dir.path() + "/" + id,
-        std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id, "--query-routing", "shards"}));
+  std::vector<std::unique_ptr<ServerProcess>> nodes = RoutingNodes(dir, nats);
   ServerProcess single{dir.path() + "/single"};
   for (auto& n : nodes) n->Start();
   single.Start();
@@ -329,8 +342,7 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
   // Every node routes by the map of all three data nodes (written by the housekeeping
   // node as it hears them).
   for (auto& c : clients) {
-    for (int i = 0; i < 100 && Call(*c, "GET", "/v1/cluster").second["shard_map"]["nodes"].as_array().size() < 3; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    WaitForMapOf(*c, 3);
     Json map = Call(*c, "GET", "/v1/cluster").second["shard_map"];
     ASSERT_EQ(map["nodes"].as_array().size(), 3u) << map.Dump();
     EXPECT_EQ(map["replicas"].as_int(), 2);
@@ -447,18 +459,12 @@ TEST(ClusterAnswersTest, TheTopTenOfEveryQueryInEveryModeIsASingleNodesWithANode
 TEST(ClusterAnswersTest, QueriesRoutedWhileShardsSplitAnswerWholeAndSeeTheirWrites) {
   TempDir dir;
   NatsCluster nats{dir.path() + "/nats"};
-  std::vector<std::unique_ptr<ServerProcess>> nodes;
-  for (const char* id : {"n1", "n2", "n3"})
-    nodes.push_back(std::make_unique<ServerProcess>(
-        dir.path() + "/" + id,
-        std::vector<std::string>{"--cluster", Urls(nats), "--node-id", id, "--query-routing", "shards"}));
+  std::vector<std::unique_ptr<ServerProcess>> nodes = RoutingNodes(dir, nats);
   for (auto& n : nodes) n->Start();
   for (auto& n : nodes) n->WaitReady();
   auto writer = nodes[0]->Client();
   auto reader = nodes[1]->Client();
-  for (int i = 0; i < 100 && Call(*reader, "GET", "/v1/cluster").second["shard_map"]["nodes"].as_array().size() < 3;
-       ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  WaitForMapOf(*reader, 3);
   auto created =
       writer->Request("PUT", "/v1/collections/race", R"({"embedder":"glove","sharding":{"max_shard_chunks":40}})");
   ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
