@@ -37,6 +37,12 @@ std::string Doc(const std::string& id, const std::string& text) {
 
 Json Digest(HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; }
 
+// Four topics far apart, for collections that split by topic.
+constexpr const char* kTopics[] = {"mitochondria make energy for the cell through respiration",
+                                   "the ship sailed across the ocean to a distant harbour",
+                                   "the court ruled that the contract was not valid under the law",
+                                   "the striker scored a goal in the final minute of the match"};
+
 // Three data nodes, n1 to n3, asking the shards' holders for every part of a query
 // (--query-routing shards); not started.
 std::vector<std::unique_ptr<ServerProcess>> RoutingNodes(const TempDir& dir, const NatsCluster& nats) {
@@ -235,16 +241,12 @@ TEST_F(ClusterTest, ShardSplitsAreReplicatedSoBothNodesHoldTheSameShards) {
   auto created =
       c1->Request("PUT", "/v1/collections/topics", R"({"embedder":"glove","sharding":{"max_shard_chunks":40}})");
   ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
-  const char* topics[] = {"mitochondria make energy for the cell through respiration",
-                          "the ship sailed across the ocean to a distant harbour",
-                          "the court ruled that the contract was not valid under the law",
-                          "the striker scored a goal in the final minute of the match"};
   std::string last_token;
   for (int batch = 0; batch < 8; ++batch) {
     std::string body = R"({"documents":[)";
     for (int i = 0; i < 20; ++i) {
       const int n = batch * 20 + i;
-      body += std::string(i ? "," : "") + R"({"id":"t)" + std::to_string(n) + R"(","text":")" + topics[n % 4] +
+      body += std::string(i ? "," : "") + R"({"id":"t)" + std::to_string(n) + R"(","text":")" + kTopics[n % 4] +
               " (note " + std::to_string(n) + ")\"}";
     }
     body += "]}";
@@ -287,7 +289,7 @@ TEST_F(ClusterTest, ShardSplitsAreReplicatedSoBothNodesHoldTheSameShards) {
   EXPECT_EQ(d1["collections"].as_array()[0]["shards"].as_array().size(), shard_sizes(s1).size());
   // A query routed on either node goes to the same shards and finds the same chunks.
   for (int i = 0; i < 4; ++i) {
-    const std::string q = std::string(R"({"query":")") + topics[i] + R"(","k":5,"mode":"vector"})";
+    const std::string q = std::string(R"({"query":")") + kTopics[i] + R"(","k":5,"mode":"vector"})";
     auto a = c1->Request("POST", "/v1/collections/topics/query", q, {{"X-Contextd-Write-Token", last_token}});
     auto b = c2->Request("POST", "/v1/collections/topics/query", q, {{"X-Contextd-Write-Token", last_token}});
     ASSERT_TRUE(a.ok() && b.ok() && a->status == 200 && b->status == 200);
@@ -468,10 +470,6 @@ TEST(ClusterAnswersTest, QueriesRoutedWhileShardsSplitAnswerWholeAndSeeTheirWrit
   auto created =
       writer->Request("PUT", "/v1/collections/race", R"({"embedder":"glove","sharding":{"max_shard_chunks":40}})");
   ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
-  const char* topics[] = {"mitochondria make energy for the cell through respiration",
-                          "the ship sailed across the ocean to a distant harbour",
-                          "the court ruled that the contract was not valid under the law",
-                          "the striker scored a goal in the final minute of the match"};
   // A word of letters only, one per document (numbers would be split off by the analyzer,
   // and a stemmer would fold "zorbls" into "zorble").
   const auto word = [](int n) {
@@ -484,7 +482,7 @@ TEST(ClusterAnswersTest, QueriesRoutedWhileShardsSplitAnswerWholeAndSeeTheirWrit
     std::string body = R"({"documents":[)";
     for (int i = 0; i < 20; ++i) {
       const int n = batch * 20 + i;
-      body += std::string(i ? "," : "") + R"({"id":"r)" + std::to_string(n) + R"(","text":")" + topics[n % 4] + " " +
+      body += std::string(i ? "," : "") + R"({"id":"r)" + std::to_string(n) + R"(","text":")" + kTopics[n % 4] + " " +
               word(n) + "\"}";
     }
     body += "]}";
@@ -496,7 +494,7 @@ TEST(ClusterAnswersTest, QueriesRoutedWhileShardsSplitAnswerWholeAndSeeTheirWrit
       const int n = batch * 20 + 19 - q;
       for (const char* mode : {"keyword", "vector"}) {
         const bool by_word = std::string(mode) == "keyword";
-        const std::string query = std::string(R"({"query":")") + (by_word ? word(n) : topics[n % 4]) +
+        const std::string query = std::string(R"({"query":")") + (by_word ? word(n) : kTopics[n % 4]) +
                                   R"(","k":3,"mode":")" + mode + R"(","shards":"all","cache":"bypass"})";
         auto r = reader->Request("POST", "/v1/collections/race/query", query, {{"X-Contextd-Write-Token", token}});
         ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : "");
