@@ -399,11 +399,10 @@ int RunServe(const ServeOptions& o) {
           [log, local](std::string_view q) { return ClusterShardRouter::Answer(q, log->shard_map().epoch, local); },
           static_cast<size_t>(cores));  // answers only compute
       e->SetShardRouter(router.get());
-      // The map moves shards between nodes: each links the graphs of those it now holds.
-      if (o.partial_indexing) {
-        indexing_task =
-            std::make_unique<PeriodicTask>(std::chrono::milliseconds(1000), [e] { e->RefreshShardIndexing(); });
-      }
+      // The map moves shards between nodes: each links the graphs of those it now holds
+      // (without partial indexing, every shard, stored chunks from an earlier run included).
+      indexing_task =
+          std::make_unique<PeriodicTask>(std::chrono::milliseconds(1000), [e] { e->RefreshShardIndexing(); });
     }
     // Storage priced per GB-month: charged each minute into the ledger.
     std::unique_ptr<StorageMeter> storage_meter;

@@ -75,9 +75,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Eng
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence, applied));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
-    // Graphs saved with chunks stored but not linked (partial indexing) are linked now,
-    // until a shard router says which shards this node indexes.
-    c->RefreshIndexing();
+    // Graphs saved with chunks stored but not linked (partial indexing) are linked now on a
+    // single node; in a cluster the shard router says which (Engine::RefreshShardIndexing).
+    if (!options.make_log) c->RefreshIndexing();
     MutexLock lock(&e->mu_);
     e->collections_[{r.tenant, r.name}] = std::move(c);
   }
