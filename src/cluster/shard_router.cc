@@ -161,6 +161,20 @@ Status ClusterShardRouter::Gather(const RequestContext& ctx, const ShardQuery& q
     }
     remaining = std::move(again);
   }
+  if (options_.answer_uncovered && !coverage->missing.empty()) {
+    std::vector<uint32_t> missing = coverage->missing;
+    std::sort(missing.begin(), missing.end());
+    ShardQuery part = q;
+    part.epoch = cluster_->map().epoch;
+    part.vector_shards = Within(q.vector_shards, missing);
+    part.keyword_shards = Within(q.keyword_shards, missing);
+    if (StatusOr<ShardCandidates> mine = local_(part); mine.ok()) {
+      parts->push_back(std::move(mine).value());
+      coverage->missing.clear();
+      if (std::find(coverage->nodes.begin(), coverage->nodes.end(), self) == coverage->nodes.end())
+        coverage->nodes.push_back(self);
+    }
+  }
   return Status::Ok();
 }
 

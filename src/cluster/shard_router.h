@@ -60,6 +60,11 @@ class ClusterShardRouter final : public ShardRouter {
     // only stores the vectors of the others, whose parts of a query it asks of their
     // holders (whatever ask_holders says). False: every node links every shard.
     bool partial_indexing = true;
+    // Shards no holder answered for are answered from this node's own copy (every node
+    // applies every write, so it stores every shard's chunks and postings; a shard whose
+    // graph it does not link is scanned exactly), not left out. False: they are reported
+    // missing in the coverage.
+    bool answer_uncovered = true;
   };
   ClusterShardRouter(Cluster* cluster, LocalAnswer local, Options options);
 

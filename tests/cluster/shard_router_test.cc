@@ -233,7 +233,9 @@ TEST_F(ShardRouterTest, ADeadOrSilentHolderIsReplacedByAnotherCopy) {
   cluster.down = {"b"};
   cluster.silent = {"c"};  // up by its heartbeats, but its answers never come
   MetricsRegistry metrics;
-  ClusterShardRouter router(&cluster, Local(), Routed(&metrics));
+  ClusterShardRouter::Options report_missing = Routed(&metrics);
+  report_missing.answer_uncovered = false;  // what the holders answered, nothing else
+  ClusterShardRouter router(&cluster, Local(), report_missing);
   // With b down and c silent, only a's shards can be answered.
   const size_t whole = CompareThrough(&router, false);
   EXPECT_LT(whole, claims_.size() * 3);
@@ -265,11 +267,13 @@ TEST_F(ShardRouterTest, ADeadOrSilentHolderIsReplacedByAnotherCopy) {
   EXPECT_GE(std::stoul(text.substr(at + sample.size())), claims_.size() * 2);
 }
 
-TEST_F(ShardRouterTest, ShardsWithNoLiveHolderAreNamedNotDropped) {
+TEST_F(ShardRouterTest, ShardsWithNoLiveHolderAreNamedNotDroppedOrAnsweredFromTheAskersCopy) {
   // An API node (it holds nothing) over one copy of each shard, one holder down.
   FakeCluster cluster("api", Map({"a", "b", "c"}, 1), Local());
   cluster.down = {"b"};
-  ClusterShardRouter router(&cluster, Local(), Routed());
+  ClusterShardRouter::Options report_missing = Routed();
+  report_missing.answer_uncovered = false;
+  ClusterShardRouter router(&cluster, Local(), report_missing);
   ASSERT_TRUE(router.Spreads(kDefaultTenant, collection_->id(), {0}));
   size_t on_b = 0;
   const std::vector<uint32_t> ids = collection_->ShardIds();
@@ -282,6 +286,16 @@ TEST_F(ShardRouterTest, ShardsWithNoLiveHolderAreNamedNotDropped) {
   EXPECT_EQ(r->coverage->shards, ids.size());
   EXPECT_EQ(r->coverage->answered, ids.size() - on_b);
   EXPECT_EQ(r->coverage->nodes, 2u);
+  // By default the asker answers for them from its own copy (it stores every shard): the
+  // answer is whole and the same as the collection's alone.
+  ClusterShardRouter whole(&cluster, Local(), Routed());
+  EXPECT_EQ(CompareThrough(&whole, /*expect_whole=*/true), claims_.size() * 3);
+  collection_->set_router(&whole);
+  auto w = collection_->Query(Request(claims_[0], QueryMode::kKeyword));
+  ASSERT_TRUE(w.ok() && w->coverage.has_value());
+  EXPECT_EQ(w->coverage->answered, ids.size());
+  EXPECT_EQ(w->coverage->nodes, 3u) << "a, c and the asker itself";
+  collection_->set_router(nullptr);
 }
 
 TEST_F(ShardRouterTest, AHolderWithANewerMapRefusesAndTheAskerRoutesAgain) {
