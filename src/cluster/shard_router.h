@@ -4,9 +4,10 @@
 // this node when it holds the shard, else the live holder with the fewest questions in
 // flight from here. It sends every node its shards' part of the query at once, answers its
 // own share meanwhile, and asks the next holder for the shards of a node that failed or
-// did not answer in time. A shard none of its holders answered for is reported, not
-// dropped. A holder with a newer map than the asker refuses (stale_shard_map); the asker
-// reads the map again and asks again.
+// did not answer in time. A shard none of its holders answered for is answered from this
+// node's own copy (Options::answer_uncovered), or else reported, never dropped. A holder
+// with a newer map than the asker refuses (stale_shard_map); the asker reads the map again
+// and asks again.
 //
 // The cluster is reached through the small Cluster interface: JetStreamUpdateLog in a
 // server (ClusterOfLog), in-process fakes in tests.

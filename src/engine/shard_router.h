@@ -46,7 +46,8 @@ class ShardRouter {
   // Asks for q's shards (q.vector_shards, q.keyword_shards), each of one live holder,
   // the holders in parallel, and appends the parts that came back to *parts and what
   // was asked and reached to *coverage (a second Gather adds to the first's). A shard
-  // whose every holder failed is named in coverage->missing, never silently left out.
+  // whose every holder failed (and that the router could not answer otherwise) is named
+  // in coverage->missing, never silently left out.
   // Fails only when the request itself is bad or its deadline passed.
   virtual Status Gather(const RequestContext& ctx, const ShardQuery& q, std::vector<ShardCandidates>* parts,
                         Coverage* coverage) = 0;
