@@ -80,6 +80,19 @@ void ReleaseFreeMemory() {
   malloc_trim(0);
 }
 
+int CurrentThreadArena() {
+  unsigned arena = 0;
+  size_t len = sizeof(arena);
+  if (!UsingJemalloc() || mallctl("thread.arena", &arena, &len, nullptr, 0) != 0) return -1;
+  return static_cast<int>(arena);
+}
+
+void UseThreadArena(int arena) {
+  if (arena < 0 || !UsingJemalloc()) return;
+  unsigned a = static_cast<unsigned>(arena);
+  mallctl("thread.arena", nullptr, nullptr, &a, sizeof(a));
+}
+
 AllocatorStats ReadAllocatorStats() {
   AllocatorStats st;
   if (UsingJemalloc()) {

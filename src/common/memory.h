@@ -39,6 +39,13 @@ struct AllocatorStats {
 };
 AllocatorStats ReadAllocatorStats();
 
+// jemalloc: the arena the calling thread allocates from (-1 without jemalloc), and binding
+// the calling thread to one. Short-lived helper threads of one piece of work allocate from
+// their parent's arena, not each from the next arena in turn, which would spread (and
+// fragment) the work's memory over every arena.
+int CurrentThreadArena();
+void UseThreadArena(int arena);
+
 // Bytes resident in RAM (VmRSS), or 0 where /proc is unavailable.
 size_t ResidentBytes();
 

@@ -10,6 +10,7 @@
 
 #include "common/cores.h"
 #include "common/hash.h"
+#include "common/memory.h"
 #include "engine/chunk_record.h"
 #include "engine/collection.h"
 
@@ -47,7 +48,13 @@ size_t Collection::IndexChunks(const std::vector<std::shared_ptr<HnswIndex>>& ta
     }
   };
   std::vector<std::thread> helpers;
-  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  const int arena = CurrentThreadArena();  // the helpers allocate where this thread does
+  for (size_t t = 1; t < threads; ++t) {
+    helpers.emplace_back([&] {
+      UseThreadArena(arena);
+      work();
+    });
+  }
   work();
   for (auto& h : helpers) h.join();
   return added;
