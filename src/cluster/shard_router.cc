@@ -49,15 +49,17 @@ ClusterShardRouter::ClusterShardRouter(Cluster* cluster, LocalAnswer local, Opti
   }
 }
 
-bool ClusterShardRouter::Indexes(const std::string& tenant, uint64_t collection_id, uint32_t shard_id) const {
-  if (!options_.partial_indexing) return true;
-  const ShardMap map = cluster_->map();
-  if (map.epoch == 0) return true;
-  const std::string self = cluster_->self();
-  if (!map.Contains(self)) return false;
-  if (static_cast<size_t>(map.replicas) >= map.nodes.size()) return true;
+bool ClusterShardRouter::Holds(const ShardMap& map, const std::string& self, const std::string& tenant,
+                               uint64_t collection_id, uint32_t shard_id) {
+  if (map.epoch == 0) return true;                                         // no map yet: answer alone
+  if (!map.Contains(self)) return false;                                   // an API node, or one not in it yet
+  if (static_cast<size_t>(map.replicas) >= map.nodes.size()) return true;  // a copy of everything
   const std::vector<std::string> holders = map.Holders(tenant, collection_id, shard_id);
   return std::find(holders.begin(), holders.end(), self) != holders.end();
+}
+
+bool ClusterShardRouter::Indexes(const std::string& tenant, uint64_t collection_id, uint32_t shard_id) const {
+  return !options_.partial_indexing || Holds(cluster_->map(), cluster_->self(), tenant, collection_id, shard_id);
 }
 
 bool ClusterShardRouter::Spreads(const std::string& tenant, uint64_t collection_id,
@@ -65,13 +67,9 @@ bool ClusterShardRouter::Spreads(const std::string& tenant, uint64_t collection_
   // Every shard is linked here: answering alone is cheaper than asking.
   if (!options_.ask_holders && !options_.partial_indexing) return false;
   const ShardMap map = cluster_->map();
-  if (map.epoch == 0) return false;
   const std::string self = cluster_->self();
-  if (!map.Contains(self)) return true;                                     // an API node, or one not in the map yet
-  if (static_cast<size_t>(map.replicas) >= map.nodes.size()) return false;  // a copy of everything
   for (uint32_t shard : shard_ids) {
-    const std::vector<std::string> holders = map.Holders(tenant, collection_id, shard);
-    if (std::find(holders.begin(), holders.end(), self) == holders.end()) return true;
+    if (!Holds(map, self, tenant, collection_id, shard)) return true;
   }
   return false;
 }

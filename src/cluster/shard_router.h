@@ -91,6 +91,10 @@ class ClusterShardRouter final : public ShardRouter {
   static std::string Answer(std::string_view question, uint64_t epoch, const LocalAnswer& local);
 
  private:
+  // Whether `self` holds the shard by `map`: every shard while no map is known, none on a
+  // node the map leaves out, every one when there are as many copies as nodes.
+  static bool Holds(const ShardMap& map, const std::string& self, const std::string& tenant, uint64_t collection_id,
+                    uint32_t shard_id);
   // The reply's form: EncodeShardCandidates, or 'E' reason '\n' message.
   static StatusOr<ShardCandidates> ReadAnswer(const StatusOr<std::string>& reply);
 

@@ -52,16 +52,22 @@ void Json::push_back(Json v) {
   std::get<Array>(v_).push_back(std::move(v));
 }
 
+bool WholeInt64(double d, int64_t* out) {
+  // [-2^63, 2^63): both bounds are exact doubles, and every whole double inside converts.
+  if (std::trunc(d) != d || d < -9223372036854775808.0 || d >= 9223372036854775808.0) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
 bool Json::operator==(const Json& other) const {
   if (is_number() && other.is_number()) {
     if (is_int() && other.is_int()) return as_int() == other.as_int();
     if (!is_int() && !other.is_int()) return as_double() == other.as_double();
     // An integer meets a double exactly: converting the integer to a double would make
     // 2^53 + 1 equal to 2^53.0 and equality intransitive (PayloadIndex keys on it).
-    const int64_t i = is_int() ? as_int() : other.as_int();
-    const double d = is_int() ? other.as_double() : as_double();
-    return std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
-           static_cast<int64_t>(d) == i;
+    int64_t whole = 0;
+    return WholeInt64(is_int() ? other.as_double() : as_double(), &whole) &&
+           whole == (is_int() ? as_int() : other.as_int());
   }
   if (v_.index() != other.v_.index()) return false;
   if (is_object()) {

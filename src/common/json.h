@@ -107,6 +107,9 @@ void AppendJsonNumber(double d, std::string* out);
 void AppendJsonNumber(float f, std::string* out);
 
 inline constexpr int64_t kMaxExactInteger = int64_t{1} << 53;
+// Whether `d` is a whole number in int64's range, and then which (*out): the integer a
+// double equals exactly, as Json::operator== compares them.
+bool WholeInt64(double d, int64_t* out);
 // The longest time-to-live any setting accepts: ten years. Larger values overflowed the
 // millisecond arithmetic of expiry times (a ttl_s of 1e18 expired at once).
 inline constexpr int64_t kMaxTtlSeconds = int64_t{10} * 365 * 24 * 3600;

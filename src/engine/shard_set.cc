@@ -22,6 +22,10 @@
 namespace contextd {
 namespace {
 
+// A graph not wholly linked here: some of its chunks are stored without links (partial
+// indexing), so searching it here scans exactly.
+bool StoredOnly(const HnswIndex& graph) { return !graph.linking() || graph.unlinked() > 0; }
+
 std::string ShardGraphPath(const std::string& base, size_t index) {
   return index == 0 ? base : base + "." + std::to_string(index);
 }
@@ -84,8 +88,7 @@ std::vector<std::shared_ptr<HnswIndex>> ShardSet::UpdateLinking() const {
 std::vector<uint32_t> ShardSet::UnlinkedGraphShards() const {
   std::vector<uint32_t> out;
   for (const auto& shard : shards_) {
-    const HnswIndex& g = *shard->graph;
-    if (g.size() >= kGraphMinChunks && (!g.linking() || g.unlinked() > 0)) out.push_back(shard->id);
+    if (shard->graph->size() >= kGraphMinChunks && StoredOnly(*shard->graph)) out.push_back(shard->id);
   }
   return out;
 }
@@ -435,7 +438,7 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, Sh
   }
   const bool rebuild = graphs.empty();
   if (rebuild) {
-    for (size_t i = 0; i < leaves.size(); ++i) graphs.push_back(NewGraph(Indexed(leaves[i])));
+    for (size_t i = 0; i < leaves.size(); ++i) graphs.push_back(NewGraph());
   }
   std::vector<size_t> counts(leaves.size(), 0);
   for (uint32_t a : assignment) ++counts[a];
@@ -445,7 +448,7 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, Sh
     shard->id = leaves[i];
     shard->centroid.assign(layout_.centroid(leaves[i]), layout_.centroid(leaves[i]) + dim_);
     shard->graph = graphs[i];
-    shard->graph->SetLinking(Indexed(leaves[i]));
+    shard->graph->SetLinking(Indexed(leaves[i]));  // loaded or rebuilt below alike
     shard->chunks = counts[i];
     if (rebuild) shard->graph->Reserve(counts[i]);
     shards.push_back(std::move(shard));
@@ -485,9 +488,7 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
     r.id = shard->id;
     r.chunks = shard->chunks;
     // "stored": this node keeps the vectors only (partial indexing; its holders search it).
-    r.index = !shard->graph->linking() || shard->graph->unlinked() > 0 ? "stored"
-              : shard->graph->size() >= kGraphMinChunks                ? "hnsw"
-                                                                       : "flat";
+    r.index = StoredOnly(*shard->graph) ? "stored" : shard->graph->size() >= kGraphMinChunks ? "hnsw" : "flat";
     r.probes = shard->probes.load();
     r.splitting = shard->splitting || !layout_.is_leaf(shard->id);  // being built, or about to be
     out.shards.push_back(std::move(r));

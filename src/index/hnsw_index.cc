@@ -384,20 +384,15 @@ void HnswIndex::Add(uint32_t label, const float* vector) {
     upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
   }
   deleted_flags_[id].store(0, std::memory_order_relaxed);
-  if (!link_adds_.load(std::memory_order_relaxed)) {
+  const bool link = link_adds_.load(std::memory_order_relaxed);
+  if (!link) {
     // Stored only: counted as unlinked before it is visible, so no search walks past it.
-    {
-      MutexLock guard(&unlinked_mu_);
-      unlinked_ids_.push_back(id);
-      unlinked_count_.fetch_add(1, std::memory_order_release);
-    }
-    levels_[id].store(static_cast<int8_t>(level), std::memory_order_release);
-    count_.fetch_add(1);
-    Publish(label, id);
-    return;
+    MutexLock guard(&unlinked_mu_);
+    unlinked_ids_.push_back(id);
+    unlinked_count_.fetch_add(1, std::memory_order_release);
   }
   levels_[id].store(static_cast<int8_t>(level), std::memory_order_release);
-  LinkNode(id, level);
+  if (link) LinkNode(id, level);
   count_.fetch_add(1);
   Publish(label, id);
 }
@@ -608,10 +603,8 @@ void HnswIndex::Publish(uint32_t label, uint32_t id) {
 }
 
 std::vector<ScoredSlot> HnswIndex::Search(const float* query, size_t k, size_t ef, const SlotFilter& filter) const {
-  if (unlinked() > 0) {  // the graph does not reach every node
-    if (!filter) return ExactSearch(query, k);
-    return ExactScan(query, k, [&](uint32_t label) { return filter(label); });
-  }
+  // The graph does not reach every node.
+  if (unlinked() > 0) return ExactScan(query, k, [&](uint32_t label) { return !filter || filter(label); });
   if (!filter)
     return Walk(
         query, k, ef, [](uint32_t) { return true; }, /*two_hop=*/false);

@@ -74,10 +74,10 @@ class HnswIndex {
   // Nodes stored and not linked (tombstones among them); searches are exact while any is.
   size_t unlinked() const { return unlinked_count_.load(std::memory_order_acquire); }
   // Links the nodes Add() stored without links (RepairDeleted() drops the deleted ones
-  // among them), on the calling thread, until done or
-  // `stop`; those left stay pending. Returns how many it linked. Adds and searches go on
-  // meanwhile; searches stay exact until the last is linked. Call SetLinking(true) first,
-  // or nodes added meanwhile are left for the next call.
+  // among them), on the calling thread, until done or `stop`; those left stay pending.
+  // Returns how many it linked. Adds and searches go on meanwhile; searches stay exact
+  // until the last is linked. Call SetLinking(true) first, or nodes added meanwhile are
+  // left for the next call.
   size_t LinkPending(const std::atomic<bool>& stop);
   // Removes the tombstones from the graph and recycles their ids for later inserts: every
   // live node that links to a tombstone drops the link and refills its list from the

@@ -1,7 +1,6 @@
 #include "index/payload_index.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 namespace contextd {
@@ -15,9 +14,7 @@ std::string ValueKey(const Json& v) {
   if (v.is_int()) return "i" + std::to_string(v.as_int());
   const double d = v.as_double();
   // Whole doubles in int64's range meet their integers exactly (Json::operator==).
-  if (std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
-    return "i" + std::to_string(static_cast<int64_t>(d));
-  }
+  if (int64_t whole = 0; WholeInt64(d, &whole)) return "i" + std::to_string(whole);
   std::string key = "d";
   key.append(reinterpret_cast<const char*>(&d), sizeof(d));
   return key;
