@@ -307,16 +307,17 @@ void HnswIndex::SelectNeighbors(std::vector<Candidate>* candidates, size_t m) co
   *candidates = std::move(kept);
 }
 
-void HnswIndex::Connect(uint32_t id, int level, std::vector<Candidate> candidates) {
+void HnswIndex::SetOwnLinks(uint32_t id, int level, std::vector<Candidate>* candidates) {
+  SelectNeighbors(candidates, static_cast<size_t>(params_.M));
+  SpinGuard guard(locks_[id]);
+  uint32_t* links = Links(id, level);
+  for (size_t i = 0; i < candidates->size(); ++i) StoreRelease(links + 1 + i, (*candidates)[i].id);
+  StoreRelease(links, static_cast<uint32_t>(candidates->size()));
+}
+
+void HnswIndex::LinkBack(uint32_t id, int level, const std::vector<Candidate>& neighbours) {
   const size_t max_links = level == 0 ? max_m0_ : static_cast<size_t>(params_.M);
-  SelectNeighbors(&candidates, static_cast<size_t>(params_.M));
-  {
-    SpinGuard guard(locks_[id]);
-    uint32_t* links = Links(id, level);
-    for (size_t i = 0; i < candidates.size(); ++i) StoreRelease(links + 1 + i, candidates[i].id);
-    StoreRelease(links, static_cast<uint32_t>(candidates.size()));
-  }
-  for (const Candidate& c : candidates) {
+  for (const Candidate& c : neighbours) {
     SpinGuard guard(locks_[c.id]);
     uint32_t* links = Links(c.id, level);
     const uint32_t n = LoadAcquire(links);
@@ -436,11 +437,19 @@ void HnswIndex::LinkNode(uint32_t id, int level) {
   uint32_t cur = static_cast<uint32_t>(entry);
   float cur_dist = Distance(v, VectorOf(cur));
   Descend(v, max_level, level, &cur, &cur_dist);
-  for (int l = std::min(level, max_level); l >= 0; --l) {
-    std::vector<Candidate> found = SearchLayer(v, cur, static_cast<size_t>(params_.ef_construction), l);
+  // Every level's own list is written before any node links here: a node reachable with a
+  // lower list still empty would hand concurrent inserters a dead end, and the links they
+  // add to it would be overwritten when its own list is written (found as nodes that no
+  // search reaches, a few per thousand under two concurrent writers).
+  const int top = std::min(level, max_level);
+  std::vector<std::vector<Candidate>> chosen(static_cast<size_t>(top) + 1);
+  for (int l = top; l >= 0; --l) {
+    std::vector<Candidate>& found = chosen[static_cast<size_t>(l)];
+    found = SearchLayer(v, cur, static_cast<size_t>(params_.ef_construction), l);
     cur = std::min_element(found.begin(), found.end())->id;
-    Connect(id, l, std::move(found));
+    SetOwnLinks(id, l, &found);
   }
+  for (int l = top; l >= 0; --l) LinkBack(id, l, chosen[static_cast<size_t>(l)]);
   if (level > max_level) {
     MutexLock guard(&entry_mu_);
     if (level > max_level_.load()) {

@@ -166,7 +166,10 @@ class HnswIndex {
   // The HNSW neighbour-selection heuristic: keeps candidates not closer to an already
   // kept neighbour than to the base node, up to m.
   void SelectNeighbors(std::vector<Candidate>* candidates, size_t m) const;
-  void Connect(uint32_t id, int level, std::vector<Candidate> candidates);
+  // Writes node id's own list at `level`: the heuristic's pick of *candidates (left there).
+  void SetOwnLinks(uint32_t id, int level, std::vector<Candidate>* candidates);
+  // Adds id to each neighbour's list at `level`, re-selecting a list that is full.
+  void LinkBack(uint32_t id, int level, const std::vector<Candidate>& neighbours);
   // Links stored node `id` (its vector, level and upper lists in place) into the graph.
   // REQUIRES: write_mu_ and grow_mu_ held shared.
   void LinkNode(uint32_t id, int level);
