@@ -163,6 +163,11 @@ class Collection : public CollectionHandle {
   // Spreads() a query's shards (null: this node answers alone). It must outlive the collection's queries.
   // Its Indexes() decides which shards' graphs this node links (RefreshIndexing()).
   void set_router(ShardRouter* router);
+  // Cluster mode before the router is set (a node starting or catching up): every graph
+  // only stores its chunks. A restart then rebuilds no links for the shards other nodes
+  // hold; the ones this node holds are linked on the splitter thread once the router knows
+  // the map (RefreshIndexing()), and searches stay exact meanwhile.
+  void DeferLinking();
   // Cluster mode: makes the graphs of the shards this node indexes link their chunks and
   // the others only store them, as the router now says; the linking of what was stored
   // runs on the splitter thread. Cheap when nothing changed: call it when the map may have.

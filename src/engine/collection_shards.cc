@@ -44,6 +44,12 @@ void Collection::set_router(ShardRouter* router) {
   (void)shards_.UpdateLinking();  // new chunks from now on; the stored ones at the next refresh
 }
 
+void Collection::DeferLinking() {
+  WriterLock lock(&mu_);
+  shards_.SetIndexed([](uint32_t) { return false; });
+  (void)shards_.UpdateLinking();
+}
+
 void Collection::RefreshIndexing() {
   bool due = false;
   {

@@ -72,6 +72,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Eng
     }
     auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), e->log_.get(),
                                           options.clock, e->VectorDir());
+    if (options.make_log) c->DeferLinking();  // until the shard router says which
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence, applied));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
@@ -462,7 +463,11 @@ Status Engine::ApplyCreate(const Mutation& m) {
   auto created = std::make_shared<Collection>(m.tenant, m.collection, id, config, embedder, store_.get(), log_.get(),
                                               options_.clock, VectorDir());
   if (abandon_indexing_ns_ != 0) created->AbandonIndexingAt(abandon_indexing_ns_);
-  created->set_router(router_);
+  if (router_ != nullptr || !options_.make_log) {
+    created->set_router(router_);
+  } else {
+    created->DeferLinking();  // a cluster node catching up, before its router is set
+  }
   collections_[{m.tenant, m.collection}] = std::move(created);
   return Status::Ok();
 }

@@ -512,6 +512,36 @@ TEST_F(CollectionShardsTest, ShardsThisNodeDoesNotIndexAreStoredAndSearchedExact
   engine_->SetShardRouter(nullptr);
 }
 
+// A cluster node that restarts without a graph file that fits (after kill -9) stores every
+// chunk at open and links nothing; once its router says which shards it holds, only those
+// are linked, on the splitter thread. Searches are exact until then, so nothing is missed.
+TEST_F(CollectionShardsTest, AClusterNodeRestartingLinksOnlyTheShardsItsRouterGivesIt) {
+  auto c = Create(3000);
+  for (int i = 0; i < 4400; i += 400) ASSERT_TRUE(Upsert(*c, i, 400).ok());
+  c->WaitForSplits();
+  ASSERT_EQ(c->shard_count(), 2u);
+  c.reset();
+  engine_.reset();
+  std::filesystem::remove_all(dir_.path() + "/graphs");
+  engine_ = OpenHandFedEngine(dir_.path());  // a log of its own: what a cluster node has
+  c = *engine_->GetCollection(kDefaultTenant, "topics");
+  EXPECT_EQ(c->graph_source(), "rebuilt");
+  const auto kinds = [&] {
+    std::map<uint32_t, std::string> out;
+    for (const auto& s : c->DescribeShards().shards) out[s.id] = s.index;
+    return out;
+  };
+  EXPECT_EQ(kinds(), (std::map<uint32_t, std::string>{{1, "stored"}, {2, "stored"}}));
+  for (int i = 0; i < 4400; i += 37) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
+  OddShardsRouter router;
+  engine_->SetShardRouter(&router);
+  engine_->RefreshShardIndexing();
+  c->WaitForSplits();
+  EXPECT_EQ(kinds(), (std::map<uint32_t, std::string>{{1, "hnsw"}, {2, "stored"}}));
+  for (int i = 0; i < 4400; i += 37) EXPECT_EQ(Nearest(*c, i, 1, true)->hits[0].doc_id, "d" + std::to_string(i));
+  engine_->SetShardRouter(nullptr);
+}
+
 TEST_F(CollectionShardsTest, BadShardingInputIsRejected) {
   for (const char* spec :
        {R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":5}})",
