@@ -31,7 +31,7 @@ for first in range(0, n, batch):
     docs = []
     for i in range(first, min(n, first + batch)):
         c = centres[i % len(centres)]
-        docs.append({"id": f"v{i}", "text": "", "vector": [round(x + rng.gauss(0, 0.3), 4) for x in c]})
+        docs.append({"id": f"v{i}", "text": f"point {i}", "vector": [round(x + rng.gauss(0, 0.3), 4) for x in c]})
     req = urllib.request.Request(url + "/v1/collections/big/documents", data=json.dumps({"documents": docs}).encode(),
                                  method="POST")
     urllib.request.urlopen(req, timeout=300).read()

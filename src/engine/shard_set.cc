@@ -64,7 +64,7 @@ ShardSet::ShardSet(const CollectionConfig& config, std::string vector_dir)
   auto shard = std::make_shared<Shard>();
   shard->id = ShardLayout::kRoot;
   shard->centroid.assign(dim_, 0.0f);
-  shard->graph = NewGraph();
+  shard->graph = NewGraph(false);  // linked once it holds kGraphMinChunks (Links())
   SetShards({std::move(shard)});
 }
 
@@ -78,7 +78,7 @@ std::vector<std::shared_ptr<HnswIndex>> ShardSet::UpdateLinking() const {
   std::vector<std::shared_ptr<HnswIndex>> due;
   for (const auto& shard : shards_) {
     if (shard->splitting) continue;  // its children's linking was decided when it began
-    const bool link = Indexed(shard->id);
+    const bool link = Links(shard->id, shard->chunks);
     shard->graph->SetLinking(link);
     if (link && shard->graph->unlinked() > 0) due.push_back(shard->graph);
   }
@@ -96,7 +96,7 @@ std::vector<uint32_t> ShardSet::UnlinkedGraphShards() const {
 bool ShardSet::LinkingDue() const {
   for (const auto& shard : shards_) {
     if (shard->splitting) continue;
-    const bool link = Indexed(shard->id);
+    const bool link = Links(shard->id, shard->chunks);
     if (link != shard->graph->linking() || (link && shard->graph->unlinked() > 0)) return true;
   }
   return false;
@@ -129,7 +129,9 @@ std::shared_ptr<HnswIndex> ShardSet::Place(uint32_t slot, const float* vector) {
   Shard& shard = *shards_[index];
   if (shard_of_.size() <= slot) shard_of_.resize(slot + 1, kNoShard);
   shard_of_[slot] = index;
-  ++shard.chunks;
+  // At the size where it is searched through its graph, the shard's chunks are linked from
+  // here on (this write's too); the ones stored before, on the splitter thread (LinkingDue()).
+  if (++shard.chunks == kGraphMinChunks && Indexed(shard.id)) shard.graph->SetLinking(true);
   if (shard.splitting) split_log_.push_back({true, slot, std::vector<float>(vector, vector + dim_)});
   return shard.graph;
 }
@@ -438,7 +440,7 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, Sh
   }
   const bool rebuild = graphs.empty();
   if (rebuild) {
-    for (size_t i = 0; i < leaves.size(); ++i) graphs.push_back(NewGraph());
+    for (size_t i = 0; i < leaves.size(); ++i) graphs.push_back(NewGraph(false));
   }
   std::vector<size_t> counts(leaves.size(), 0);
   for (uint32_t a : assignment) ++counts[a];
@@ -448,7 +450,7 @@ Status ShardSet::Load(const std::string& graph_path, uint64_t store_sequence, Sh
     shard->id = leaves[i];
     shard->centroid.assign(layout_.centroid(leaves[i]), layout_.centroid(leaves[i]) + dim_);
     shard->graph = graphs[i];
-    shard->graph->SetLinking(Indexed(leaves[i]));  // loaded or rebuilt below alike
+    shard->graph->SetLinking(Links(leaves[i], counts[i]));  // loaded or rebuilt below alike
     shard->chunks = counts[i];
     if (rebuild) shard->graph->Reserve(counts[i]);
     shards.push_back(std::move(shard));
@@ -487,8 +489,16 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
     ShardsReport::Shard r;
     r.id = shard->id;
     r.chunks = shard->chunks;
-    // "stored": this node keeps the vectors only (partial indexing; its holders search it).
-    r.index = StoredOnly(*shard->graph) ? "stored" : shard->graph->size() >= kGraphMinChunks ? "hnsw" : "flat";
+    // "stored": this node keeps the vectors only (partial indexing; its holders search it);
+    // "flat": scanned exactly (too small for a graph); "linking": a graph being linked here
+    // (scanned exactly until it is).
+    if (!Indexed(shard->id)) {
+      r.index = "stored";
+    } else if (shard->graph->size() < kGraphMinChunks) {
+      r.index = "flat";
+    } else {
+      r.index = StoredOnly(*shard->graph) ? "linking" : "hnsw";
+    }
     r.probes = shard->probes.load();
     r.splitting = shard->splitting || !layout_.is_leaf(shard->id);  // being built, or about to be
     out.shards.push_back(std::move(r));
@@ -561,7 +571,7 @@ bool ShardSet::BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const {
   }
   job->parts.clear();
   for (size_t p = 0; p < ways; ++p) {
-    job->parts.push_back(NewGraph(job->linked[p]));
+    job->parts.push_back(NewGraph(job->linked[p] && sizes[p] >= kGraphMinChunks));  // Links(), as it will be
     job->parts.back()->Reserve(sizes[p] + sizes[p] / 8);
   }
   BuildGraphs(job->parts, rows.data(), dim_, members, assignment, stop);

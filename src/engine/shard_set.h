@@ -112,7 +112,12 @@ class ShardSet {
   using IndexedFn = std::function<bool(uint32_t shard_id)>;
   void SetIndexed(IndexedFn indexed) { indexed_ = std::move(indexed); }
   bool Indexed(uint32_t shard_id) const { return !indexed_ || indexed_(shard_id); }
-  // Sets each shard's graph to link new chunks or not, as Indexed() now says, and returns
+  // Whether this node links the graph of a shard holding `chunks`: the shard is Indexed()
+  // here and big enough to be searched through its graph. A smaller one is scanned
+  // exactly on every node, so links made for it would go unused until it grows; it is
+  // linked when it gets there (LinkingDue(), on the splitter thread).
+  bool Links(uint32_t shard_id, size_t chunks) const { return chunks >= kGraphMinChunks && Indexed(shard_id); }
+  // Sets each shard's graph to link new chunks or not, as Links() now says, and returns
   // the graphs that link and still hold unlinked nodes (for LinkPending(), with no lock).
   std::vector<std::shared_ptr<HnswIndex>> UpdateLinking() const;
   // Whether some graph that links holds unlinked nodes (UpdateLinking() would return one).
@@ -211,7 +216,7 @@ class ShardSet {
     bool splitting = false;  // writes are also logged to split_log_
     mutable std::atomic<uint64_t> probes{0};
   };
-  std::shared_ptr<HnswIndex> NewGraph(bool linked = true) const;
+  std::shared_ptr<HnswIndex> NewGraph(bool linked) const;
   // The router's pick over the centroids (indexes into shards_), counted in the routing
   // stats: the shared first step of Search and Route. REQUIRES: two shards or more.
   RouteDecision Decide(const float* query, const ShardingOptions* routing) const;
