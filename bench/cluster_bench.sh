@@ -12,7 +12,8 @@
 #      ("coverage"), and how long after the kill the last of them came.
 # The collection has topic shards (max_shard_chunks 1000: about 15 for SciFact), each held
 # by two of the three nodes, so cluster queries gather parts from the other nodes.
-# Usage: bench/cluster_bench.sh [seconds per wrk run, default 8]
+# Usage: bench/cluster_bench.sh [seconds per wrk run, default 8]; INGEST_RUNS=N ingests N
+# times on each side (the collection dropped and made again), INGEST_ONLY=1 stops after.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-8}
@@ -21,6 +22,7 @@ bin="$root/build/bin/contextd"
 export BASE_PORT=${BASE_PORT:-18081}
 
 ingest() {  # url
+  curl -sf -X DELETE "$1/v1/collections/scifact" > /dev/null 2>&1 || true
   curl -sf -X PUT "$1/v1/collections/scifact" -d '{"embedder":"glove","sharding":{"max_shard_chunks":1000}}' > /dev/null
   local t0 t1; t0=$(date +%s.%N)
   "$bin" ingest --url "$1" --collection scifact "$shared/corpus.jsonl" > /dev/null
@@ -39,7 +41,7 @@ work=$(mktemp -d)
 single=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
-echo "single ingest_s $(ingest "$url")"
+for _ in $(seq "${INGEST_RUNS:-1}"); do echo "single ingest_s $(ingest "$url")"; done
 [ -z "${INGEST_ONLY:-}" ] && queries "$url" single
 kill "$single"; wait "$single" 2>/dev/null || true
 
@@ -47,8 +49,12 @@ kill "$single"; wait "$single" 2>/dev/null || true
 rm -rf "$root/cluster"
 "$root/scripts/cluster" up 3 > /dev/null
 node1="http://127.0.0.1:$BASE_PORT"
-echo "cluster ingest_s $(ingest "$node1")"
-[ -z "${INGEST_ONLY:-}" ] && queries "$node1" cluster
+for _ in $(seq "${INGEST_RUNS:-1}"); do echo "cluster ingest_s $(ingest "$node1")"; done
+if [ -n "${INGEST_ONLY:-}" ]; then
+  "$root/scripts/cluster" down > /dev/null
+  exit 0
+fi
+queries "$node1" cluster
 
 # 3. kill the stream's leader during one-at-a-time writes
 leader=$(curl -sf "$node1/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["log"]["leader"])')

@@ -8,9 +8,14 @@ namespace contextd {
 namespace {
 
 // Format: 'M', version, kind, then fields as varints, length-prefixed bytes and raw
-// little-endian floats. Version 1 is the first; a decoder refuses versions it does not know.
+// little-endian floats. A decoder reads every version up to its own and refuses later ones.
+// Version 2: an upsert's chunk that is a piece of its document's text (as chunking makes
+// them) is sent as the piece's offset and length, not its bytes again: the log carried
+// every text twice (a third of nats-server's work in a cluster ingest was moving it).
+// Each chunk is a varint tag: 0, then the bytes; or 1, then offset and length.
 constexpr char kMagic = 'M';
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;
+constexpr uint64_t kChunkBytes = 0, kChunkSpan = 1;
 using wire::PutBytes;
 using wire::PutVarint;
 using wire::Reader;
@@ -133,7 +138,19 @@ std::string EncodeMutation(const Mutation& m) {
         PutVarint(&out, d.refs.size());
         for (const auto& r : d.refs) PutBytes(&out, r);
         PutVarint(&out, d.chunks.size());
-        for (const auto& c : d.chunks) PutBytes(&out, c);
+        size_t from = 0;  // chunks come in text order; overlapping ones start after the last start
+        for (const auto& c : d.chunks) {
+          const size_t at = c.empty() ? std::string::npos : d.text.find(c, from);
+          if (at == std::string::npos) {
+            PutVarint(&out, kChunkBytes);
+            PutBytes(&out, c);
+            continue;
+          }
+          PutVarint(&out, kChunkSpan);
+          PutVarint(&out, at);
+          PutVarint(&out, c.size());
+          from = at + 1;
+        }
       }
       PutVarint(&out, m.vectors.size());
       out.append(reinterpret_cast<const char*>(m.vectors.data()), m.vectors.size() * sizeof(float));
@@ -144,9 +161,8 @@ std::string EncodeMutation(const Mutation& m) {
 
 StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
   if (bytes.size() < 3 || bytes[0] != kMagic) return Corrupt("not a mutation");
-  if (static_cast<uint8_t>(bytes[1]) != kVersion) {
-    return Corrupt("unknown version " + std::to_string(static_cast<uint8_t>(bytes[1])));
-  }
+  const uint8_t version = static_cast<uint8_t>(bytes[1]);
+  if (version < 1 || version > kVersion) return Corrupt("unknown version " + std::to_string(version));
   Mutation m;
   const uint8_t kind = static_cast<uint8_t>(bytes[2]);
   if (kind < 1 || kind > 15) return Corrupt("unknown kind " + std::to_string(kind));
@@ -238,7 +254,17 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
         if (!r.Count(&chunks)) return Corrupt("truncated chunks");
         d.chunks.resize(chunks);
         for (auto& c : d.chunks) {
-          if (!r.Bytes(&c)) return Corrupt("truncated chunk");
+          uint64_t tag = kChunkBytes, at = 0, size = 0;
+          if (version >= 2 && !r.Varint(&tag)) return Corrupt("truncated chunk");
+          if (tag == kChunkBytes) {
+            if (!r.Bytes(&c)) return Corrupt("truncated chunk");
+          } else if (tag == kChunkSpan) {
+            if (!r.Varint(&at) || !r.Varint(&size)) return Corrupt("truncated chunk");
+            if (at > d.text.size() || size > d.text.size() - at) return Corrupt("chunk outside its document's text");
+            c.assign(d.text, at, size);
+          } else {
+            return Corrupt("unknown chunk form " + std::to_string(tag));
+          }
         }
       }
       uint64_t floats = 0;

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/mutation.h"
+#include "engine/wire_format.h"
 #include "test_engine.h"
 #include "test_util.h"
 
@@ -82,6 +83,57 @@ TEST(MutationTest, RoundTripsThroughItsWireForm) {
   EXPECT_EQ(f->doc_id, "0123");
   EXPECT_EQ(f->config, feedback.config);
   EXPECT_FALSE(DecodeMutation(EncodeMutation(feedback).substr(0, 12)).ok()) << "cut short";
+}
+
+// Chunks cut from their document's text travel as offset and length (the text is not sent
+// twice); any other chunk as its bytes. Records of version 1 (every chunk's bytes), still
+// in a log written before, decode as they did.
+TEST(MutationTest, ChunksTravelAsSpansOfTheirTextAndVersionOneStillDecodes) {
+  Mutation m = SampleUpsert();
+  MutationDocument& d = m.documents[0];
+  d.text = "the quick brown fox jumps over the lazy dog; the quick brown fox again";
+  // Overlapping pieces, a repeated one (its second occurrence), one not in the text, an empty one.
+  d.chunks = {"the quick brown fox", "brown fox jumps over", "the quick brown fox again", "not in the text", ""};
+  m.vectors.assign(d.chunks.size() * m.dim, 0.5f);
+  const std::string bytes = EncodeMutation(m);
+  auto back = DecodeMutation(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->documents[0].chunks, d.chunks);
+  EXPECT_EQ(back->documents[0].text, d.text);
+  // The same lengths in chunks found nowhere in the text go as bytes: 64 more, less the spans.
+  Mutation literal = m;
+  for (auto& c : literal.documents[0].chunks) c.assign(c.size(), 'z');
+  EXPECT_GE(EncodeMutation(literal).size(), bytes.size() + 64 - 3 * 3) << "pieces of the text were sent again";
+  // A span past the text's end is refused.
+  std::string outside = bytes;
+  const std::string span = std::string(1, '\x01') + '\x00' + static_cast<char>(19);  // tag 1, offset 0, length 19
+  const size_t at = outside.find(span);
+  ASSERT_NE(at, std::string::npos);
+  outside[at + 1] = 60;  // offset 60 + 19 > the text's 69 bytes
+  auto refused = DecodeMutation(outside);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("outside"), std::string::npos) << refused.status().message();
+
+  // Version 1, written field by field as that version did.
+  std::string v1 = {'M', 1, static_cast<char>(MutationKind::kUpsertDocuments)};
+  wire::PutVarint(&v1, 42);
+  wire::PutBytes(&v1, "acme");
+  wire::PutBytes(&v1, "docs");
+  wire::PutVarint(&v1, 7);
+  wire::PutVarint(&v1, 2);  // dim
+  wire::PutVarint(&v1, 1);  // documents
+  for (const char* field : {"d1", "T", "alpha beta", R"({"lang":"en"})"}) wire::PutBytes(&v1, field);
+  wire::PutVarint(&v1, 0);  // refs
+  wire::PutVarint(&v1, 2);  // chunks
+  wire::PutBytes(&v1, "alpha");
+  wire::PutBytes(&v1, "beta");
+  const float vectors[] = {1, 0, 0, 1};
+  wire::PutVarint(&v1, 4);
+  v1.append(reinterpret_cast<const char*>(vectors), sizeof(vectors));
+  auto old = DecodeMutation(v1);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->documents[0].chunks, (std::vector<std::string>{"alpha", "beta"}));
+  EXPECT_EQ(old->vectors, std::vector<float>(vectors, vectors + 4));
 }
 
 TEST(MutationTest, EveryTruncationOrCorruptionIsRejectedCleanly) {
