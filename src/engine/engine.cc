@@ -8,6 +8,19 @@
 #include "common/memory.h"
 
 namespace contextd {
+namespace {
+
+// Which graphs of `c` link their chunks: as `router` says; on a cluster node before its
+// router is set (starting, or catching up), none yet (Collection::DeferLinking).
+void RouteIndexing(Collection& c, ShardRouter* router, bool cluster) {
+  if (router == nullptr && cluster) {
+    c.DeferLinking();
+  } else {
+    c.set_router(router);
+  }
+}
+
+}  // namespace
 
 Engine::~Engine() {
   if (metrics_ != nullptr) metrics_->RemoveCollector(collector_id_);
@@ -72,7 +85,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Eng
     }
     auto c = std::make_shared<Collection>(r.tenant, r.name, r.id, config, embedder, e->store_.get(), e->log_.get(),
                                           options.clock, e->VectorDir());
-    if (options.make_log) c->DeferLinking();  // until the shard router says which
+    RouteIndexing(*c, nullptr, options.make_log != nullptr);  // no router yet
     CTX_RETURN_IF_ERROR(c->Load(e->GraphPath(r.id), sequence, applied));
     spdlog::info("collection {}: loaded {} documents, {} chunks; graph {}", r.name, c->document_count(),
                  c->chunk_count(), c->graph_source());
@@ -463,11 +476,7 @@ Status Engine::ApplyCreate(const Mutation& m) {
   auto created = std::make_shared<Collection>(m.tenant, m.collection, id, config, embedder, store_.get(), log_.get(),
                                               options_.clock, VectorDir());
   if (abandon_indexing_ns_ != 0) created->AbandonIndexingAt(abandon_indexing_ns_);
-  if (router_ != nullptr || !options_.make_log) {
-    created->set_router(router_);
-  } else {
-    created->DeferLinking();  // a cluster node catching up, before its router is set
-  }
+  RouteIndexing(*created, router_, options_.make_log != nullptr);
   collections_[{m.tenant, m.collection}] = std::move(created);
   return Status::Ok();
 }
