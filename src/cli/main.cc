@@ -13,8 +13,13 @@
 // ending. Thread caches hold blocks up to 1 KiB (default 32 KiB): ~80 mostly idle threads
 // each caching large blocks kept 15 MB more after large requests (bench/memory.sh), while
 // the small blocks a request hands between threads, the point of the caches, still fit.
+// Slabs of the small size classes are 16 KiB (4 pages) instead of mostly one: jemalloc keeps
+// ~150 bytes of metadata per slab for good (never returned, only reused), so the peak
+// number of slabs set a floor under idle RSS; a large write's ~2 KB chunk strings, two to
+// a page, left ~14 MB of it after bench/memory.sh, ~6 MB with 16 KiB slabs. SciFact
+// ingest, upserts and queries measured the same either way (BENCHMARKS, issue 23).
 extern "C" {
-const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0,tcache_max:1024";
+const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0,tcache_max:1024,slab_sizes:1-4096:4";
 }
 
 int main(int argc, char** argv) {

@@ -93,6 +93,10 @@ void UseThreadArena(int arena) {
   mallctl("thread.arena", nullptr, nullptr, &a, sizeof(a));
 }
 
+void FlushThreadCache() {
+  if (UsingJemalloc()) mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
+}
+
 AllocatorStats ReadAllocatorStats() {
   AllocatorStats st;
   if (UsingJemalloc()) {

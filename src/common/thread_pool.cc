@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "common/memory.h"
+
 namespace contextd {
 
 ThreadPool::ThreadPool(size_t threads, std::string name, Options options) : options_(options) {
@@ -52,12 +54,21 @@ size_t ThreadPool::queue_depth_through(int lane) const {
 void ThreadPool::WorkerLoop() {
   const int64_t quantum_ns = std::chrono::nanoseconds(options_.quantum).count();
   int64_t busy_since = options_.clock->NowNanos();
+  bool cached = false;  // ran a task since its last cache flush
   for (;;) {
     std::function<void()> task;
     {
       MutexLock lock(&mu_);
-      if (queued_ == 0 && !stopping_) {
-        lock.Wait(cv_, [this]() NO_THREAD_SAFETY_ANALYSIS { return stopping_ || queued_ > 0; });  // mu_ held
+      auto ready = [this]() NO_THREAD_SAFETY_ANALYSIS { return stopping_ || queued_ > 0; };  // mu_ held
+      if (!ready()) {
+        if (cached && options_.idle_flush.count() > 0 && !lock.WaitFor(cv_, options_.idle_flush, ready)) {
+          lock.Unlock();
+          FlushThreadCache();
+          cache_flushes_.fetch_add(1, std::memory_order_relaxed);
+          cached = false;
+          lock.Lock();
+        }
+        lock.Wait(cv_, ready);
         busy_since = options_.clock->NowNanos();  // it slept: the others had their turn
       }
       if (queued_ == 0) return;  // stopping and drained
@@ -71,6 +82,7 @@ void ThreadPool::WorkerLoop() {
       --queued_;
     }
     task();
+    cached = true;
     if (quantum_ns <= 0) continue;
     const int64_t now = options_.clock->NowNanos();
     if (now - busy_since < quantum_ns) continue;

@@ -37,6 +37,10 @@ class ThreadPool {
   struct Options {
     // Busy time after which a worker yields between tasks; zero never yields.
     std::chrono::microseconds quantum{0};
+    // A worker that ran tasks and then finds none for this long flushes its allocator
+    // cache once (FlushThreadCache), so idle workers do not each keep blocks cached from
+    // the last large request; zero never does. Cheap: once per idle spell, not per task.
+    std::chrono::milliseconds idle_flush{1000};
     const Clock* clock = SystemClock::Default();
   };
   ThreadPool(size_t threads, std::string name) : ThreadPool(threads, std::move(name), Options()) {}
@@ -56,12 +60,15 @@ class ThreadPool {
   size_t size() const { return workers_.size(); }
   // Times a worker yielded for the quantum.
   uint64_t yields() const { return yields_.load(std::memory_order_relaxed); }
+  // Times a worker flushed its allocator cache after going idle.
+  uint64_t cache_flushes() const { return cache_flushes_.load(std::memory_order_relaxed); }
 
  private:
   void WorkerLoop();
 
   const Options options_;
   std::atomic<uint64_t> yields_{0};
+  std::atomic<uint64_t> cache_flushes_{0};
 
   mutable Mutex mu_;
   std::condition_variable cv_;

@@ -48,18 +48,17 @@ Collection::~Collection() {
   cache_.Stop();
 }
 
-Status Collection::EmbedTexts(const RequestContext& ctx, const std::vector<std::string>& texts, EmbedPriority priority,
-                              std::vector<float>* out) const {
+Status Collection::EmbedTexts(const RequestContext& ctx, const std::vector<std::string_view>& texts,
+                              EmbedPriority priority, std::vector<float>* out) const {
   if (embedder_ == nullptr) {
     return Unavailable(
         "collection '" + name_ + "' needs embedding model '" + config_.model + "', which is not loaded on this server",
         "embedder_unavailable");
   }
-  std::vector<std::string_view> views(texts.begin(), texts.end());
   out->resize(texts.size() * static_cast<size_t>(config_.dim));
   // Metered embedders (providers, queued models) bill by token; in-process ones do not.
-  if (embedder_->waits()) ctx.CountEmbeddingTokens(views);
-  return embedder_->EmbedWith(views, EmbedOptionsFor(ctx, priority, *embedder_), out->data());
+  if (embedder_->waits()) ctx.CountEmbeddingTokens(texts);
+  return embedder_->EmbedWith(texts, EmbedOptionsFor(ctx, priority, *embedder_), out->data());
 }
 
 void Collection::MaybeRepairGraph() {
@@ -172,7 +171,7 @@ Status Collection::QueryInputs(const RequestContext& ctx, const QueryRequest& re
   if (*mode != QueryMode::kKeyword) {
     if (req.vector) {
       *qvec = *req.vector;
-    } else if (Status st = EmbedTexts(ctx, {req.text}, EmbedPriority::kQuery, qvec); !st.ok()) {
+    } else if (Status st = EmbedTexts(ctx, {std::string_view(req.text)}, EmbedPriority::kQuery, qvec); !st.ok()) {
       // A query with text can still be answered by keywords when the embedder cannot
       // serve it; a bad request (InvalidArgument) is still the caller's to fix.
       if (st.code() == StatusCode::kInvalidArgument || req.text.empty()) return st;

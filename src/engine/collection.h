@@ -212,7 +212,7 @@ class Collection : public CollectionHandle {
   Status ApplyDelete(const Mutation& m, ApplyResult* result);
   // A logged split: the layout changes (and is stored) here; the splitter builds it.
   Status ApplySplit(const Mutation& m, ApplyResult* result);
-  Status EmbedTexts(const RequestContext& ctx, const std::vector<std::string>& texts, EmbedPriority priority,
+  Status EmbedTexts(const RequestContext& ctx, const std::vector<std::string_view>& texts, EmbedPriority priority,
                     std::vector<float>* out) const;
   // Takes the document out of both parts (its slots freed, its vectors tombstoned).
   void RemoveDocLocked(const std::string& id) REQUIRES(mu_);

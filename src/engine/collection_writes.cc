@@ -72,8 +72,8 @@ Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput>
   m->collection = name_;
   m->collection_id = id_;
   m->dim = static_cast<uint32_t>(dim);
-  std::vector<std::string> to_embed;
   m->documents.reserve(docs.size());
+  size_t titled_chunks = 0;
   for (auto& input : docs) {
     MutationDocument d;
     if (input.vector) {
@@ -83,7 +83,7 @@ Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput>
       for (const Chunk& c : ChunkText(input.text, config_.chunking)) {
         d.chunks.push_back(input.text.substr(c.begin, c.end - c.begin));
       }
-      for (const auto& c : d.chunks) to_embed.push_back(IndexText(input.title, c));
+      if (!input.title.empty()) titled_chunks += d.chunks.size();
     }
     d.id = std::move(input.id);
     d.title = std::move(input.title);
@@ -91,6 +91,24 @@ Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput>
     d.metadata = std::move(input.metadata);
     d.refs = std::move(input.refs);
     m->documents.push_back(std::move(d));
+  }
+  // What is embedded: a chunk as it is, or with its document's title (IndexText). Only the
+  // titled ones are copied: a 16 MB document's chunks copied again for the embedder were
+  // another 16 MB at the write's peak, in blocks that each cost the allocator metadata it
+  // keeps for good. Views are taken once m->documents is final (a move may relocate a short
+  // string's bytes).
+  std::vector<std::string> titled;
+  titled.reserve(titled_chunks);
+  std::vector<std::string_view> to_embed;
+  for (size_t i = 0; i < m->documents.size(); ++i) {
+    const MutationDocument& d = m->documents[i];
+    if (docs[i].vector || d.title.empty()) continue;
+    for (const auto& c : d.chunks) titled.push_back(IndexText(d.title, c));
+  }
+  for (size_t i = 0, next_titled = 0; i < m->documents.size(); ++i) {
+    const MutationDocument& d = m->documents[i];
+    if (docs[i].vector) continue;
+    for (const auto& c : d.chunks) to_embed.push_back(d.title.empty() ? std::string_view(c) : titled[next_titled++]);
   }
   std::vector<float> embedded;
   if (!to_embed.empty()) {

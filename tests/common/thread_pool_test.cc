@@ -72,5 +72,36 @@ TEST(ThreadPoolTest, YieldsOnceBusyForTheQuantum) {
   EXPECT_EQ(plain.yields(), 0u);
 }
 
+// A worker that ran work and then idles flushes its allocator cache once per idle spell:
+// not while tasks keep coming, not again while it stays idle, and never before it ran work.
+TEST(ThreadPoolTest, AWorkerFlushesItsCacheOnceAfterGoingIdle) {
+  ThreadPool::Options options;
+  options.idle_flush = std::chrono::milliseconds(20);
+  ThreadPool pool(1, "test", options);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(pool.cache_flushes(), 0u);  // idle from the start: nothing cached to flush
+  auto run_and_wait_for_flush = [&](uint64_t flushes) {
+    std::atomic<bool> ran{false};
+    pool.Submit([&] { ran = true; });
+    while (!ran.load()) std::this_thread::yield();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (pool.cache_flushes() < flushes && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(pool.cache_flushes(), flushes);
+  };
+  run_and_wait_for_flush(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // five idle periods
+  EXPECT_EQ(pool.cache_flushes(), 1u);
+  run_and_wait_for_flush(2);
+
+  options.idle_flush = std::chrono::milliseconds(0);
+  ThreadPool never(1, "test", options);
+  std::atomic<bool> ran{false};
+  never.Submit([&] { ran = true; });
+  while (!ran.load()) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(never.cache_flushes(), 0u);
+}
+
 }  // namespace
 }  // namespace contextd

@@ -132,6 +132,7 @@ TEST(MemoryBoundTest, LargeRequestsGiveTheirMemoryBack) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (round == 0) first_round = rss;
+    std::printf("round %d: rss %zu MB (memtables aside), baseline %zu MB\n", round, rss, base);
     EXPECT_LE(rss, bound) << "round " << round << ", baseline " << base << " MB";
     EXPECT_LE(rss, first_round + first_round * 15 / 100)
         << "round " << round << " grew past round 0's " << first_round << " MB (RocksDB in RAM: " << store << " MB)";
