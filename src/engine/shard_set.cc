@@ -74,14 +74,21 @@ std::shared_ptr<HnswIndex> ShardSet::NewGraph(bool linked) const {
   return graph;
 }
 
-std::vector<std::shared_ptr<HnswIndex>> ShardSet::UpdateLinking() const {
-  std::vector<std::shared_ptr<HnswIndex>> due;
+template <class Fn>
+void ShardSet::ForEachLinkingDecision(Fn fn) const {
   for (const auto& shard : shards_) {
     if (shard->splitting) continue;  // its children's linking was decided when it began
-    const bool link = Links(shard->id, shard->chunks);
-    shard->graph->SetLinking(link);
-    if (link && shard->graph->unlinked() > 0) due.push_back(shard->graph);
+    if (!fn(*shard, Links(shard->id, shard->chunks))) return;
   }
+}
+
+std::vector<std::shared_ptr<HnswIndex>> ShardSet::UpdateLinking() const {
+  std::vector<std::shared_ptr<HnswIndex>> due;
+  ForEachLinkingDecision([&](const Shard& shard, bool link) {
+    shard.graph->SetLinking(link);
+    if (link && shard.graph->unlinked() > 0) due.push_back(shard.graph);
+    return true;
+  });
   return due;
 }
 
@@ -94,12 +101,12 @@ std::vector<uint32_t> ShardSet::UnlinkedGraphShards() const {
 }
 
 bool ShardSet::LinkingDue() const {
-  for (const auto& shard : shards_) {
-    if (shard->splitting) continue;
-    const bool link = Links(shard->id, shard->chunks);
-    if (link != shard->graph->linking() || (link && shard->graph->unlinked() > 0)) return true;
-  }
-  return false;
+  bool due = false;
+  ForEachLinkingDecision([&](const Shard& shard, bool link) {
+    due = link != shard.graph->linking() || (link && shard.graph->unlinked() > 0);
+    return !due;
+  });
+  return due;
 }
 
 void ShardSet::SetShards(std::vector<std::shared_ptr<Shard>> shards) {
@@ -543,10 +550,10 @@ void ShardSet::BeginSplit(size_t index, SplitJob* job) {
   job->old_id = old->id;
   job->ids = layout_.children(old->id);
   job->centroids.clear();
-  job->linked.clear();
+  job->indexed.clear();
   for (uint32_t id : job->ids) {
     job->centroids.insert(job->centroids.end(), layout_.centroid(id), layout_.centroid(id) + dim_);
-    job->linked.push_back(Indexed(id));
+    job->indexed.push_back(Indexed(id));
   }
   job->members.clear();
   for (uint32_t s = 0; s < shard_of_.size(); ++s) {
@@ -571,7 +578,7 @@ bool ShardSet::BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const {
   }
   job->parts.clear();
   for (size_t p = 0; p < ways; ++p) {
-    job->parts.push_back(NewGraph(job->linked[p] && sizes[p] >= kGraphMinChunks));  // Links(), as it will be
+    job->parts.push_back(NewGraph(LinksWhen(sizes[p], [&] { return job->indexed[p]; })));
     job->parts.back()->Reserve(sizes[p] + sizes[p] / 8);
   }
   BuildGraphs(job->parts, rows.data(), dim_, members, assignment, stop);

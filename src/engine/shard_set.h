@@ -116,7 +116,16 @@ class ShardSet {
   // here and big enough to be searched through its graph. A smaller one is scanned
   // exactly on every node, so links made for it would go unused until it grows; it is
   // linked when it gets there (LinkingDue(), on the splitter thread).
-  bool Links(uint32_t shard_id, size_t chunks) const { return chunks >= kGraphMinChunks && Indexed(shard_id); }
+  bool Links(uint32_t shard_id, size_t chunks) const {
+    return LinksWhen(chunks, [&] { return Indexed(shard_id); });
+  }
+  // The same rule for a caller that knows whether the shard is indexed (a split part, built
+  // without the lock); `indexed` is asked only for a shard big enough, since asking the
+  // router costs more than the size check.
+  template <class IndexedHere>
+  static bool LinksWhen(size_t chunks, IndexedHere indexed) {
+    return chunks >= kGraphMinChunks && indexed();
+  }
   // Sets each shard's graph to link new chunks or not, as Links() now says, and returns
   // the graphs that link and still hold unlinked nodes (for LinkPending(), with no lock).
   std::vector<std::shared_ptr<HnswIndex>> UpdateLinking() const;
@@ -174,7 +183,7 @@ class ShardSet {
     std::vector<uint32_t> ids;     // the children's, from the layout
     std::vector<float> centroids;  // theirs, ids.size() * dim
     std::vector<std::shared_ptr<HnswIndex>> parts;
-    std::vector<bool> linked;                        // by part: whether this node links its graph (Indexed())
+    std::vector<bool> indexed;                       // by part: whether this node indexes it (Indexed())
     std::unordered_map<uint32_t, uint32_t> part_of;  // slot -> index into parts
     size_t replayed = 0;                             // split-log entries applied
     std::vector<size_t> chunks;                      // per part, set by FinishSplit
@@ -216,6 +225,10 @@ class ShardSet {
     bool splitting = false;  // writes are also logged to split_log_
     mutable std::atomic<uint64_t> probes{0};
   };
+  // Calls fn(shard, links) for each shard not splitting, with Links()'s answer for it, until
+  // fn returns false: what UpdateLinking() applies and LinkingDue() only asks about.
+  template <class Fn>
+  void ForEachLinkingDecision(Fn fn) const;
   std::shared_ptr<HnswIndex> NewGraph(bool linked) const;
   // The router's pick over the centroids (indexes into shards_), counted in the routing
   // stats: the shared first step of Search and Route. REQUIRES: two shards or more.
