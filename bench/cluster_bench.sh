@@ -29,6 +29,20 @@ ingest() {  # url
   t1=$(date +%s.%N)
   python3 -c "print(round($t1-$t0,2))"
 }
+# CPU seconds (user + system) each process spent while the command after the names ran:
+# with every process on the same two cores, the wall-clock ratio says what the cluster costs
+# this box; the per-process figures say what each machine would spend on it apart.
+cpu_during() {  # "name=pid ..." command...
+  local procs=$1; shift
+  local -A before
+  for np in $procs; do before[$np]=$(awk '{print $14 + $15}' "/proc/${np#*=}/stat"); done
+  "$@"
+  local line="" tick; tick=$(getconf CLK_TCK)
+  for np in $procs; do
+    line+=" ${np%%=*}=$(awk -v b="${before[$np]}" -v t="$tick" '{printf "%.2f", ($14 + $15 - b) / t}' "/proc/${np#*=}/stat")"
+  done
+  echo "$line"
+}
 queries() {  # url label
   for mode in hybrid keyword; do
     QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
@@ -41,7 +55,10 @@ work=$(mktemp -d)
 single=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
-for _ in $(seq "${INGEST_RUNS:-1}"); do echo "single ingest_s $(ingest "$url")"; done
+for _ in $(seq "${INGEST_RUNS:-1}"); do
+  cpu_during "contextd=$single" ingest "$url" > "$work/cpu"
+  echo "single ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")"
+done
 [ -z "${INGEST_ONLY:-}" ] && queries "$url" single
 kill "$single"; wait "$single" 2>/dev/null || true
 
@@ -49,7 +66,12 @@ kill "$single"; wait "$single" 2>/dev/null || true
 rm -rf "$root/cluster"
 "$root/scripts/cluster" up 3 > /dev/null
 node1="http://127.0.0.1:$BASE_PORT"
-for _ in $(seq "${INGEST_RUNS:-1}"); do echo "cluster ingest_s $(ingest "$node1")"; done
+procs=""
+for f in "$root"/cluster/pids/*; do procs+="$(basename "$f")=$(cat "$f") "; done
+for _ in $(seq "${INGEST_RUNS:-1}"); do
+  cpu_during "$procs" ingest "$node1" > "$work/cpu"
+  echo "cluster ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")"
+done
 if [ -n "${INGEST_ONLY:-}" ]; then
   "$root/scripts/cluster" down > /dev/null
   exit 0
