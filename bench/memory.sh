@@ -4,6 +4,9 @@
 # concurrent 16 MB upserts deleted again. Prints RSS, the peak (VmHWM) and RocksDB's
 # memtables after each step. Usage: bench/memory.sh [ROUNDS] [contextd serve flags...], e.g.
 # bench/memory.sh 2 --max-body-bytes-in-flight 20000000 (one 16 MB body in flight at a time)
+# ALLOCATOR_STATS=FILE also writes jemalloc's statistics (malloc_stats_print, called in the
+# idle server through gdb) at the baseline and at the end to FILE: thread caches
+# (tcache_bytes), metadata (base), slabs per size class (bins: curslabs, util).
 set -euo pipefail
 source "$(dirname "$0")/serve_lib.sh"
 rounds=${1:-4}
@@ -33,7 +36,14 @@ for i in range(1, 5):
     big = (t * 17)[i:16000000 + i]
     open(f'{sys.argv[1]}/up{i}.json', 'w').write(json.dumps({'documents': [{'id': f'big{i}', 'text': big}]}))
 PY
+allocator_stats() {
+  [ -n "${ALLOCATOR_STATS:-}" ] || return 0
+  gdb -p "$pid" -batch -ex 'call (void)malloc_stats_print(0, 0, "")' > /dev/null 2>&1
+  sleep 1
+  sed -n '/___ Begin jemalloc statistics ___/,/--- End jemalloc statistics ---/p' "$work/ctx.log" > "$ALLOCATOR_STATS"
+}
 report "baseline"
+allocator_stats
 seq 1 80 | xargs -P 8 -I{} curl -s -o /dev/null "$url/v1/embeddings" --data-binary "@$work/emb.json"
 sleep 3  # idle: the server looks for free memory to hand back every 2 s
 report "after 80 x 1 MB embeddings"
@@ -45,3 +55,4 @@ for round in $(seq 1 "$rounds"); do
   sleep 3  # idle: the server looks for free memory to hand back every 2 s
   report "round $round: after 4 x 16 MB upserts, deleted"
 done
+allocator_stats
