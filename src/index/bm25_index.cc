@@ -94,7 +94,11 @@ void Bm25Index::Add(uint32_t slot, const TermList& terms) {
     lengths_.resize(slot + 1, 0);
   }
   Doc& doc = docs_[slot];
-  std::unordered_map<uint32_t, uint32_t> tf;
+  // Each occurrence's term id, sorted so a term's occurrences are one run: its tf. A hash
+  // map of counts allocated a node per distinct term (~100 per chunk). Not thread_local: a
+  // one-chunk document can be megabytes of terms, and the buffer would keep that size.
+  std::vector<uint32_t> ids;
+  ids.reserve(terms.size());
   for (size_t i = 0; i < terms.size(); ++i) {
     const std::string_view t = terms[i];
     auto it = terms_.find(t);
@@ -112,15 +116,22 @@ void Bm25Index::Add(uint32_t slot, const TermList& terms) {
         names_[it->second] = &it->first;
       }
     }
-    ++tf[it->second];
+    ids.push_back(it->second);
   }
+  std::sort(ids.begin(), ids.end());
   const uint32_t length = static_cast<uint32_t>(std::max<size_t>(terms.size(), 1));
   lengths_[slot] = length;
+  size_t distinct = 0;
+  for (size_t i = 0; i < ids.size(); ++i) distinct += i == 0 || ids[i] != ids[i - 1];
   doc.term_ids.clear();
-  doc.term_ids.reserve(tf.size());
+  doc.term_ids.reserve(distinct);
   heap_bytes_ += doc.term_ids.capacity() * sizeof(uint32_t);
   const uint16_t len16 = Saturate16(length);
-  for (auto [term, count] : tf) {
+  for (size_t i = 0, run; i < ids.size(); i += run) {
+    const uint32_t term = ids[i];
+    for (run = 1; i + run < ids.size() && ids[i + run] == term; ++run) {
+    }
+    const uint32_t count = static_cast<uint32_t>(run);
     auto& list = postings_[term];
     const size_t capacity = list.capacity();
     const Posting posting{slot, Saturate16(count), len16};
