@@ -138,7 +138,7 @@ std::shared_ptr<HnswIndex> ShardSet::Place(uint32_t slot, const float* vector) {
   shard_of_[slot] = index;
   // At the size where it is searched through its graph, the shard's chunks are linked from
   // here on (this write's too); the ones stored before, on the splitter thread (LinkingDue()).
-  if (++shard.chunks == kGraphMinChunks && Indexed(shard.id)) shard.graph->SetLinking(true);
+  if (++shard.chunks == kGraphMinChunks && Links(shard.id, shard.chunks)) shard.graph->SetLinking(true);
   if (shard.splitting) split_log_.push_back({true, slot, std::vector<float>(vector, vector + dim_)});
   return shard.graph;
 }

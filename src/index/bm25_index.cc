@@ -127,11 +127,11 @@ void Bm25Index::Add(uint32_t slot, const TermList& terms) {
   doc.term_ids.reserve(distinct);
   heap_bytes_ += doc.term_ids.capacity() * sizeof(uint32_t);
   const uint16_t len16 = Saturate16(length);
-  for (size_t i = 0, run; i < ids.size(); i += run) {
-    const uint32_t term = ids[i];
-    for (run = 1; i + run < ids.size() && ids[i + run] == term; ++run) {
-    }
-    const uint32_t count = static_cast<uint32_t>(run);
+  for (auto run = ids.begin(); run != ids.end();) {
+    const uint32_t term = *run;
+    const auto run_end = std::upper_bound(run, ids.end(), term);
+    const auto count = static_cast<uint32_t>(run_end - run);
+    run = run_end;
     auto& list = postings_[term];
     const size_t capacity = list.capacity();
     const Posting posting{slot, Saturate16(count), len16};
