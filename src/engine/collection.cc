@@ -252,6 +252,7 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence, 
         auto doc = std::make_unique<DocumentTable::Document>();
         doc->id = std::string(id);
         if (const Json* t = record->Find("title"); t && t->is_string()) doc->title = t->as_string();
+        if (const Json* t = record->Find("text"); t && t->is_string()) doc->text = t->as_string();
         if (const Json* m = record->Find("metadata"); m && m->is_object())
           doc->metadata = *m;
         else
@@ -278,10 +279,9 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence, 
           ++bad;
           return;
         }
-        std::string chunk(text);
         terms.clear();
-        IndexTerms(*analyzer_, doc->title, chunk, &terms);
-        if (!table_.AddLoadedChunk(doc, n, slot, std::move(chunk), terms)) {
+        IndexTerms(*analyzer_, doc->title, text, &terms);
+        if (!table_.AddLoadedChunk(doc, n, slot, text, terms)) {
           ++bad;
           return;
         }
@@ -342,12 +342,12 @@ StatusOr<CollectionDigest> Collection::Digest() const {
                       doc->id);
       }
       const std::string_view bytes(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
-      h = Hash64(table_.chunk(slot).text, h);
+      h = Hash64(table_.chunk(slot).text(), h);
       h = Hash64(bytes, h);
       ++d.chunk_count;
       CollectionDigest::Shard& shard = d.shards[layout.Leaf(v.data())];
       ++shard.chunks;
-      shard.digest += Hash64(bytes, Hash64(table_.chunk(slot).text, Hash64(doc->id)));
+      shard.digest += Hash64(bytes, Hash64(table_.chunk(slot).text(), Hash64(doc->id)));
     }
   }
   d.chunks = h;
@@ -388,7 +388,7 @@ StatusOr<ShardSnapshot> Collection::SnapshotShard(uint32_t shard_id) {
       ShardSnapshot::Chunk c;
       c.document = index;
       c.ordinal = table_.chunk(slot).ordinal;
-      c.text = table_.chunk(slot).text;
+      c.text = table_.chunk(slot).text();
       c.vector.resize(s.dim);
       shards_.CopyVector(slot, c.vector.data());
       s.chunks.push_back(std::move(c));

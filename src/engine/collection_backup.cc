@@ -66,7 +66,7 @@ Status Collection::RestoreDocuments(const RequestContext& ctx, const std::vector
         return NotInSnapshot("chunk " + std::to_string(i) + " of document '" + d.id + "' is not a chunk of " +
                              std::to_string(dim) + " dimensions");
       }
-      d.chunks.emplace_back(text);
+      d.AddChunk(text);
       const size_t at = m.vectors.size();
       m.vectors.resize(at + dim);
       std::memcpy(&m.vectors[at], raw, sizeof(float) * dim);

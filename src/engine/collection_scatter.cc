@@ -39,7 +39,7 @@ StatusOr<QueryResult> Collection::Assemble(const RequestContext& ctx, const Quer
     const DocumentTable::Document* doc = table_.Find(hit.doc_id);
     // Written since the parts were gathered: the hit went with its document's old version.
     if (doc == nullptr || hit.chunk >= doc->slots.size()) continue;
-    hit.text = table_.chunk(doc->slots[hit.chunk]).text;
+    hit.text = table_.chunk(doc->slots[hit.chunk]).text();
     hit.metadata = doc->metadata;
   }
   return result;

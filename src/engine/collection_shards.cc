@@ -273,7 +273,7 @@ ShardsReport Collection::DescribeShards() const {
     for (size_t i = 0; i < samples.size(); ++i) {
       for (uint32_t s : samples[i]) {
         const DocumentTable::Chunk& c = table_.chunk(s);
-        texts[i].push_back(IndexText(c.doc->title, c.text));
+        texts[i].push_back(IndexText(c.doc->title, c.text()));
       }
     }
   }

@@ -76,18 +76,16 @@ Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput>
   size_t titled_chunks = 0;
   for (auto& input : docs) {
     MutationDocument d;
+    d.text = std::move(input.text);
     if (input.vector) {
       // A caller-supplied vector describes the whole document: one chunk.
-      d.chunks.push_back(input.text);
+      d.chunks.AddSpan(0, d.text.size());
     } else {
-      for (const Chunk& c : ChunkText(input.text, config_.chunking)) {
-        d.chunks.push_back(input.text.substr(c.begin, c.end - c.begin));
-      }
+      for (const Chunk& c : ChunkText(d.text, config_.chunking)) d.chunks.AddSpan(c.begin, c.end - c.begin);
       if (!input.title.empty()) titled_chunks += d.chunks.size();
     }
     d.id = std::move(input.id);
     d.title = std::move(input.title);
-    d.text = std::move(input.text);
     d.metadata = std::move(input.metadata);
     d.refs = std::move(input.refs);
     m->documents.push_back(std::move(d));
@@ -96,19 +94,20 @@ Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput>
   // titled ones are copied: a 16 MB document's chunks copied again for the embedder were
   // another 16 MB at the write's peak, in blocks that each cost the allocator metadata it
   // keeps for good. Views are taken once m->documents is final (a move may relocate a short
-  // string's bytes).
+  // text's bytes).
   std::vector<std::string> titled;
   titled.reserve(titled_chunks);
   std::vector<std::string_view> to_embed;
   for (size_t i = 0; i < m->documents.size(); ++i) {
     const MutationDocument& d = m->documents[i];
     if (docs[i].vector || d.title.empty()) continue;
-    for (const auto& c : d.chunks) titled.push_back(IndexText(d.title, c));
+    for (size_t j = 0; j < d.chunks.size(); ++j) titled.push_back(IndexText(d.title, d.chunk(j)));
   }
   for (size_t i = 0, next_titled = 0; i < m->documents.size(); ++i) {
     const MutationDocument& d = m->documents[i];
     if (docs[i].vector) continue;
-    for (const auto& c : d.chunks) to_embed.push_back(d.title.empty() ? std::string_view(c) : titled[next_titled++]);
+    for (size_t j = 0; j < d.chunks.size(); ++j)
+      to_embed.push_back(d.title.empty() ? d.chunk(j) : std::string_view(titled[next_titled++]));
   }
   std::vector<float> embedded;
   if (!to_embed.empty()) {
@@ -194,19 +193,13 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
                            "invalid_mutation");
   }
   // Keyword terms outside any lock: analysis is the slow part of indexing text.
-  // Packed per chunk as they are made: a large document's terms wait here for the lock.
-  std::vector<std::vector<TermList>> terms(m.documents.size());
+  // Packed one list per document as they are made: a large document's terms wait here for the lock.
+  std::vector<TermList> terms;
   std::vector<std::string> ids;
   std::vector<std::string> chunk_terms;
-  for (size_t i = 0; i < m.documents.size(); ++i) {
-    const MutationDocument& d = m.documents[i];
+  for (const MutationDocument& d : m.documents) {
     ids.push_back(d.id);
-    terms[i].reserve(d.chunks.size());
-    for (size_t j = 0; j < d.chunks.size(); ++j) {
-      chunk_terms.clear();
-      IndexTerms(*analyzer_, d.title, d.chunks[j], &chunk_terms);
-      terms[i].emplace_back(chunk_terms);
-    }
+    terms.push_back(DocumentTerms(*analyzer_, d, &chunk_terms));
   }
 
   std::vector<std::unique_lock<std::mutex>> held;
@@ -228,7 +221,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   size_t expected_bytes = 1024;
   for (const MutationDocument& d : m.documents) {
     expected_bytes += d.text.size() + d.text.size() / 8 + d.title.size() + 256;
-    for (const auto& chunk : d.chunks) expected_bytes += chunk.size() + config_.dim * sizeof(float) + 96;
+    for (size_t j = 0; j < d.chunks.size(); ++j) expected_bytes += d.chunk(j).size() + config_.dim * sizeof(float) + 96;
   }
   WriteBatch batch(expected_bytes);
   size_t row = 0;
@@ -249,7 +242,7 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     }
     for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
       batch.PutChunk(tenant_, id_, d.id, static_cast<uint32_t>(j),
-                     EncodeChunk(slots[row], d.chunks[j], &m.vectors[row * dim], config_.dim));
+                     EncodeChunk(slots[row], d.chunk(j), &m.vectors[row * dim], config_.dim));
     }
     for (size_t j = d.chunks.size(); j < old_counts[i]; ++j) {
       batch.DeleteChunk(tenant_, id_, d.id, static_cast<uint32_t>(j));
@@ -278,9 +271,9 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     for (size_t i = 0; i < m.documents.size(); ++i) {
       MutationDocument& d = m.documents[i];
       RemoveDocLocked(d.id);
+      const size_t n = d.chunks.size();  // Insert() takes the chunks
       table_.Insert(&d, &slots[row], terms[i]);
-      for (size_t j = 0; j < d.chunks.size(); ++j, ++row)
-        targets.push_back(shards_.Place(slots[row], &m.vectors[row * dim]));
+      for (size_t j = 0; j < n; ++j, ++row) targets.push_back(shards_.Place(slots[row], &m.vectors[row * dim]));
     }
   }
   // Still under the documents' stripe locks, so no writer can free these slots meanwhile;

@@ -6,16 +6,24 @@ namespace {
 const std::string kTitleField = "\x01";
 }  // namespace
 
-std::string IndexText(const std::string& title, const std::string& chunk) {
+std::string IndexText(std::string_view title, std::string_view chunk) {
   // The title travels with every chunk of its document: it names the topic that a chunk
   // from the middle of a long text may never mention.
-  if (title.empty()) return chunk;
-  if (chunk.empty()) return title;
-  return title + "\n" + chunk;
+  if (title.empty()) return std::string(chunk);
+  if (chunk.empty()) return std::string(title);
+  std::string out;
+  out.reserve(title.size() + 1 + chunk.size());
+  out.append(title).append("\n").append(chunk);
+  return out;
 }
 
-void IndexTerms(const Analyzer& analyzer, const std::string& title, const std::string& chunk,
+void IndexTerms(const Analyzer& analyzer, std::string_view title, std::string_view chunk,
                 std::vector<std::string>* terms) {
+  // Untitled chunks are analysed in place, not copied.
+  if (title.empty()) {
+    analyzer.Analyze(chunk, terms);
+    return;
+  }
   analyzer.Analyze(IndexText(title, chunk), terms);
   if (title.empty()) return;
   // The title again as its own field (terms marked with kTitleField), so queries can
@@ -23,6 +31,21 @@ void IndexTerms(const Analyzer& analyzer, const std::string& title, const std::s
   std::vector<std::string> title_terms;
   analyzer.Analyze(title, &title_terms);
   for (auto& t : title_terms) terms->push_back(kTitleField + t);
+}
+
+TermList DocumentTerms(const Analyzer& analyzer, const MutationDocument& d, std::vector<std::string>* scratch) {
+  TermList terms;
+  // About the text's size (stop words and spaces dropped, the title added per chunk):
+  // grown by doubling, a large document's list peaked at twice its size.
+  const size_t title_bytes = d.title.empty() ? 0 : 2 * (d.title.size() + 1) * d.chunks.size();
+  terms.Reserve(d.text.size() + d.chunks.own_bytes() + title_bytes, (d.text.size() + d.chunks.own_bytes()) / 6);
+  for (size_t j = 0; j < d.chunks.size(); ++j) {
+    scratch->clear();
+    IndexTerms(analyzer, d.title, d.chunk(j), scratch);
+    for (const auto& t : *scratch) terms.Add(t);
+    terms.EndRun();
+  }
+  return terms;
 }
 
 void QueryTerms(const Analyzer& analyzer, const std::string& text, float title_boost, std::vector<std::string>* terms,
@@ -47,7 +70,7 @@ void DocumentTable::ForEachDocument(const std::function<void(const Document&)>& 
 }
 
 size_t DocumentTable::memory_bytes() const {
-  return payload_.memory_bytes() + keywords_.memory_bytes() + chunk_text_bytes_ + chunks_.capacity() * sizeof(Chunk);
+  return payload_.memory_bytes() + keywords_.memory_bytes() + text_bytes_ + chunks_.capacity() * sizeof(Chunk);
 }
 
 uint32_t DocumentTable::AllocateSlot() {
@@ -62,26 +85,26 @@ uint32_t DocumentTable::AllocateSlot() {
 
 void DocumentTable::ReleaseSlot(uint32_t slot) { free_slots_.push(slot); }
 
-void DocumentTable::Fill(uint32_t slot, const Document* doc, uint32_t ordinal, std::string text,
-                         const TermList& terms) {
+void DocumentTable::Fill(uint32_t slot, const Document* doc, uint32_t ordinal, const TermSpan& terms) {
   Chunk& c = chunks_[slot];
   c.doc = doc;
   c.ordinal = ordinal;
-  c.text = std::move(text);
-  chunk_text_bytes_ += c.text.size();
   payload_.Add(slot, doc->metadata);
   keywords_.Add(slot, terms);
   ++live_chunks_;
 }
 
-void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, const std::vector<TermList>& terms) {
+void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, const TermList& terms) {
   auto doc = std::make_unique<Document>();
   doc->id = d->id;
   doc->title = std::move(d->title);
   doc->metadata = std::move(d->metadata);
   doc->refs = std::move(d->refs);
-  for (size_t j = 0; j < d->chunks.size(); ++j) {
-    Fill(slots[j], doc.get(), static_cast<uint32_t>(j), std::move(d->chunks[j]), terms[j]);
+  doc->text = std::move(d->text);
+  doc->chunks = std::move(d->chunks);
+  text_bytes_ += doc->text.size() + doc->chunks.own_bytes();
+  for (size_t j = 0; j < doc->chunks.size(); ++j) {
+    Fill(slots[j], doc.get(), static_cast<uint32_t>(j), terms.run(j));
     doc->slots.push_back(slots[j]);
   }
   std::string id = doc->id;
@@ -91,16 +114,13 @@ void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, const std
 bool DocumentTable::Remove(const std::string& id, const std::function<void(uint32_t)>& on_slot) {
   auto it = docs_.find(id);
   if (it == docs_.end()) return false;
+  text_bytes_ -= it->second->text.size() + it->second->chunks.own_bytes();
   for (uint32_t slot : it->second->slots) {
     on_slot(slot);
     payload_.Remove(slot, it->second->metadata);
     keywords_.Remove(slot);
     --live_chunks_;
-    chunk_text_bytes_ -= chunks_[slot].text.size();
-    // Swapped out, not assigned: assigning an empty string keeps the old buffer, and a
-    // table's deleted chunk texts would stay allocated until their slots were reused.
-    Chunk freed;
-    std::swap(chunks_[slot], freed);
+    chunks_[slot] = Chunk();
     free_slots_.push(slot);
   }
   removed_since_trim_check_ += it->second->slots.size();
@@ -133,6 +153,7 @@ void DocumentTable::MaybeTrimFreeSlots() {
 
 DocumentTable::Document* DocumentTable::AddLoadedDocument(std::unique_ptr<Document> doc) {
   Document* raw = doc.get();
+  text_bytes_ += doc->text.size();
   std::string id = doc->id;
   docs_.emplace(std::move(id), std::move(doc));
   return raw;
@@ -143,13 +164,16 @@ DocumentTable::Document* DocumentTable::FindForLoad(const std::string& id) {
   return it == docs_.end() ? nullptr : it->second.get();
 }
 
-bool DocumentTable::AddLoadedChunk(Document* doc, uint32_t ordinal, uint32_t slot, std::string text,
+bool DocumentTable::AddLoadedChunk(Document* doc, uint32_t ordinal, uint32_t slot, std::string_view text,
                                    const std::vector<std::string>& terms) {
   // Slots are stored by the writer; a huge one would mean a corrupt record, not a table
   // that size.
   if (ordinal != doc->slots.size() || slot > (1u << 30) || live(slot)) return false;
   if (chunks_.size() <= slot) chunks_.resize(slot + 1);
-  Fill(slot, doc, ordinal, std::move(text), TermList(terms));
+  const size_t own_before = doc->chunks.own_bytes();
+  doc->chunks.Add(doc->text, text);
+  text_bytes_ += doc->chunks.own_bytes() - own_before;
+  Fill(slot, doc, ordinal, TermList(terms).all());
   doc->slots.push_back(slot);
   return true;
 }

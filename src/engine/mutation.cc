@@ -138,18 +138,16 @@ std::string EncodeMutation(const Mutation& m) {
         PutVarint(&out, d.refs.size());
         for (const auto& r : d.refs) PutBytes(&out, r);
         PutVarint(&out, d.chunks.size());
-        size_t from = 0;  // chunks come in text order; overlapping ones start after the last start
-        for (const auto& c : d.chunks) {
-          const size_t at = c.empty() ? std::string::npos : d.text.find(c, from);
-          if (at == std::string::npos) {
+        for (size_t j = 0; j < d.chunks.size(); ++j) {
+          const std::string_view c = d.chunk(j);
+          if (!d.chunks.is_span(j)) {
             PutVarint(&out, kChunkBytes);
             PutBytes(&out, c);
             continue;
           }
           PutVarint(&out, kChunkSpan);
-          PutVarint(&out, at);
+          PutVarint(&out, d.chunks.span_begin(j));
           PutVarint(&out, c.size());
-          from = at + 1;
         }
       }
       PutVarint(&out, m.vectors.size());
@@ -252,16 +250,18 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
           if (!r.Bytes(&ref)) return Corrupt("truncated refs");
         }
         if (!r.Count(&chunks)) return Corrupt("truncated chunks");
-        d.chunks.resize(chunks);
-        for (auto& c : d.chunks) {
+        for (uint64_t j = 0; j < chunks; ++j) {
           uint64_t tag = kChunkBytes, at = 0, size = 0;
           if (version >= 2 && !r.Varint(&tag)) return Corrupt("truncated chunk");
           if (tag == kChunkBytes) {
+            std::string_view c;
             if (!r.Bytes(&c)) return Corrupt("truncated chunk");
+            d.chunks.AddOwn(c);
           } else if (tag == kChunkSpan) {
             if (!r.Varint(&at) || !r.Varint(&size)) return Corrupt("truncated chunk");
             if (at > d.text.size() || size > d.text.size() - at) return Corrupt("chunk outside its document's text");
-            c.assign(d.text, at, size);
+            if (size > UINT32_MAX) return Corrupt("chunk larger than 4 GiB");
+            d.chunks.AddSpan(at, size);
           } else {
             return Corrupt("unknown chunk form " + std::to_string(tag));
           }

@@ -23,6 +23,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "engine/chunk_spans.h"
 
 namespace contextd {
 
@@ -45,14 +46,19 @@ enum class MutationKind : uint8_t {
 };
 std::string_view MutationKindName(MutationKind kind);
 
-// One document of an upsert, chunked: chunks[i] is the text of chunk i.
+// One document of an upsert, chunked: chunk(j) is the text of chunk j, a span of `text`
+// where it is one (engine/chunk_spans.h).
 struct MutationDocument {
   std::string id;
   std::string title;
   std::string text;
   Json metadata = Json::MakeObject();
   std::vector<std::string> refs;
-  std::vector<std::string> chunks;
+  ChunkSpans chunks;
+
+  std::string_view chunk(size_t j) const { return chunks.Get(text, j); }
+  // Appends a chunk: a span of `text` when it is one (set `text` first), else a copy.
+  void AddChunk(std::string_view c) { chunks.Add(text, c); }
 };
 
 struct Mutation {

@@ -145,7 +145,7 @@ Status QueryExecutor::Run(const RequestContext& ctx, const QueryRequest& req, co
   result->hits.reserve(ranked.size());
   for (const auto& r : ranked) {
     const DocumentTable::Chunk& c = table_.chunk(r.slot);
-    result->hits.push_back({c.doc->id, c.ordinal, c.text, r.score, c.doc->metadata});
+    result->hits.push_back({c.doc->id, c.ordinal, std::string(c.text()), r.score, c.doc->metadata});
   }
   if (req.expand_refs) ExpandRefs(qvec, terms, &result->hits, &extras->cited);
   if (mode != QueryMode::kKeyword) result->route = std::move(route);
@@ -286,7 +286,7 @@ void QueryExecutor::ExpandRefs(const std::vector<float>& query, const std::vecto
           ScoreCentroids(config_.metric, query.data(), v.data(), 1, dim, &score);
         } else {
           chunk_terms.clear();
-          analyzer_.Analyze(table_.chunk(slot).text, &chunk_terms);
+          analyzer_.Analyze(table_.chunk(slot).text(), &chunk_terms);
           for (const auto& t : chunk_terms) score += query_terms.count(t) > 0;
         }
         if (score > best_score) {
@@ -295,7 +295,7 @@ void QueryExecutor::ExpandRefs(const std::vector<float>& query, const std::vecto
         }
       }
       const DocumentTable::Chunk& c = table_.chunk(best);
-      QueryHit hit{doc->id, c.ordinal, c.text, best_score, doc->metadata};
+      QueryHit hit{doc->id, c.ordinal, std::string(c.text()), best_score, doc->metadata};
       hit.ref_of = h.doc_id;
       pulled.push_back(std::move(hit));
     }

@@ -165,7 +165,7 @@ Status ShardReplica::Apply(const Mutation& m) {
       for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
         const float* v = &m.vectors[row * dim];
         if (!BelongsHere(v)) continue;
-        HeldChunk c{static_cast<uint32_t>(j), d.chunks[j], std::vector<float>(v, v + dim)};
+        HeldChunk c{static_cast<uint32_t>(j), std::string(d.chunk(j)), std::vector<float>(v, v + dim)};
         // Stored as the shard's graph stores it.
         if (meta_.metric == Metric::kCosine) NormalizeInPlace(c.vector.data(), dim);
         held.chunks.push_back(std::move(c));

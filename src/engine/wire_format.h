@@ -49,9 +49,16 @@ class Reader {
     return false;
   }
   bool Bytes(std::string* s) {
+    std::string_view v;
+    if (!Bytes(&v)) return false;
+    s->assign(v);
+    return true;
+  }
+  // A view into the input: valid while the input is.
+  bool Bytes(std::string_view* s) {
     uint64_t n = 0;
     if (!Varint(&n) || n > in_.size() - pos_) return false;
-    s->assign(in_.substr(pos_, n));
+    *s = in_.substr(pos_, n);
     pos_ += n;
     return true;
   }

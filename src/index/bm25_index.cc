@@ -88,7 +88,7 @@ void TermList::Add(std::string_view term) {
   ends_.push_back(static_cast<uint32_t>(chars_.size()));
 }
 
-void Bm25Index::Add(uint32_t slot, const TermList& terms) {
+void Bm25Index::Add(uint32_t slot, const TermSpan& terms) {
   if (docs_.size() <= slot) {
     docs_.resize(slot + 1);
     lengths_.resize(slot + 1, 0);

@@ -16,19 +16,15 @@ namespace {
 MutationDocument Doc(const std::string& id, std::vector<std::string> chunks) {
   MutationDocument d;
   d.id = id;
-  d.chunks = std::move(chunks);
+  for (const auto& c : chunks) d.AddChunk(c);
   return d;
 }
 
 void InsertDoc(DocumentTable* table, const Analyzer& analyzer, MutationDocument d, std::vector<uint32_t>* slots) {
   slots->clear();
-  std::vector<TermList> terms;
-  for (size_t j = 0; j < d.chunks.size(); ++j) {
-    std::vector<std::string> chunk_terms;
-    IndexTerms(analyzer, d.title, d.chunks[j], &chunk_terms);
-    terms.emplace_back(chunk_terms);
-    slots->push_back(table->AllocateSlot());
-  }
+  std::vector<std::string> scratch;
+  const TermList terms = DocumentTerms(analyzer, d, &scratch);
+  for (size_t j = 0; j < d.chunks.size(); ++j) slots->push_back(table->AllocateSlot());
   table->Insert(&d, slots->data(), terms);
 }
 

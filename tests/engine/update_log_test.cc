@@ -18,6 +18,12 @@
 namespace contextd {
 namespace {
 
+std::vector<std::string> ChunkTexts(const MutationDocument& d) {
+  std::vector<std::string> out;
+  for (size_t j = 0; j < d.chunks.size(); ++j) out.emplace_back(d.chunk(j));
+  return out;
+}
+
 Mutation SampleUpsert() {
   Mutation m;
   m.sequence = 42;
@@ -32,7 +38,8 @@ Mutation SampleUpsert() {
   d.text = "alpha beta";
   d.metadata = J(R"({"lang":"en","n":3})");
   d.refs = {"d0"};
-  d.chunks = {"alpha", "beta"};
+  d.AddChunk("alpha");
+  d.AddChunk("beta");
   m.documents.push_back(d);
   m.vectors = {1, 0, 0, 1};
   return m;
@@ -48,7 +55,7 @@ TEST(MutationTest, RoundTripsThroughItsWireForm) {
   ASSERT_EQ(back->documents.size(), 1u);
   EXPECT_EQ(back->documents[0].metadata.Dump(), m.documents[0].metadata.Dump());
   EXPECT_EQ(back->documents[0].refs, m.documents[0].refs);
-  EXPECT_EQ(back->documents[0].chunks, m.documents[0].chunks);
+  EXPECT_EQ(ChunkTexts(back->documents[0]), ChunkTexts(m.documents[0]));
   EXPECT_EQ(back->vectors, m.vectors);
 
   Mutation create;
@@ -93,16 +100,24 @@ TEST(MutationTest, ChunksTravelAsSpansOfTheirTextAndVersionOneStillDecodes) {
   MutationDocument& d = m.documents[0];
   d.text = "the quick brown fox jumps over the lazy dog; the quick brown fox again";
   // Overlapping pieces, a repeated one (its second occurrence), one not in the text, an empty one.
-  d.chunks = {"the quick brown fox", "brown fox jumps over", "the quick brown fox again", "not in the text", ""};
+  const std::vector<std::string> chunks = {"the quick brown fox", "brown fox jumps over", "the quick brown fox again",
+                                           "not in the text", ""};
+  d.chunks = ChunkSpans();
+  for (const auto& c : chunks) d.AddChunk(c);
+  EXPECT_TRUE(d.chunks.is_span(0) && d.chunks.is_span(1) && d.chunks.is_span(2));
+  EXPECT_EQ(d.chunks.span_begin(2), 45u) << "the repeated piece is its second occurrence";
+  EXPECT_FALSE(d.chunks.is_span(3) || d.chunks.is_span(4));
   m.vectors.assign(d.chunks.size() * m.dim, 0.5f);
   const std::string bytes = EncodeMutation(m);
   auto back = DecodeMutation(bytes);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_EQ(back->documents[0].chunks, d.chunks);
+  EXPECT_EQ(ChunkTexts(back->documents[0]), chunks);
   EXPECT_EQ(back->documents[0].text, d.text);
+  EXPECT_TRUE(back->documents[0].chunks.is_span(1)) << "a decoded span stays a span, not a copy";
   // The same lengths in chunks found nowhere in the text go as bytes: 64 more, less the spans.
   Mutation literal = m;
-  for (auto& c : literal.documents[0].chunks) c.assign(c.size(), 'z');
+  literal.documents[0].chunks = ChunkSpans();
+  for (const auto& c : chunks) literal.documents[0].AddChunk(std::string(c.size(), 'z'));
   EXPECT_GE(EncodeMutation(literal).size(), bytes.size() + 64 - 3 * 3) << "pieces of the text were sent again";
   // A span past the text's end is refused.
   std::string outside = bytes;
@@ -132,7 +147,7 @@ TEST(MutationTest, ChunksTravelAsSpansOfTheirTextAndVersionOneStillDecodes) {
   v1.append(reinterpret_cast<const char*>(vectors), sizeof(vectors));
   auto old = DecodeMutation(v1);
   ASSERT_TRUE(old.ok()) << old.status().ToString();
-  EXPECT_EQ(old->documents[0].chunks, (std::vector<std::string>{"alpha", "beta"}));
+  EXPECT_EQ(ChunkTexts(old->documents[0]), (std::vector<std::string>{"alpha", "beta"}));
   EXPECT_EQ(old->vectors, std::vector<float>(vectors, vectors + 4));
 }
 
@@ -301,9 +316,10 @@ class MutationStream {
       if (Uniform(5) == 0) d.refs = {Pick()};
       const int topic = Uniform(8);
       for (int c = Uniform(5) + 1; c > 0; --c) {
-        d.chunks.push_back(Words(4 + Uniform(12)));
+        const std::string words = Words(4 + Uniform(12));
         for (float x : Vector(topic)) m.vectors.push_back(x);
-        d.text += d.chunks.back() + " ";
+        d.text += words + " ";
+        d.AddChunk(words);
       }
       m.documents.push_back(std::move(d));
     }

@@ -174,6 +174,27 @@ TEST(TermListTest, PacksTermsInOrder) {
   b.Add(1, std::vector<std::string>{"mat", "dog"});
   EXPECT_EQ(a.StatsDigest(), b.StatsDigest());
   EXPECT_FLOAT_EQ(a.Search({"cat"}, 1)[0].score, b.Search({"cat"}, 1)[0].score);
+
+  // Runs: one list cut into pieces (a document's chunks), each read back alone.
+  TermList runs;
+  for (const char* t : {"cat", "sat"}) runs.Add(t);
+  runs.EndRun();
+  runs.EndRun();  // an empty run
+  for (const char* t : {"mat", "", "dog"}) runs.Add(t);
+  runs.EndRun();
+  ASSERT_EQ(runs.runs(), 3u);
+  EXPECT_EQ(runs.size(), 5u);
+  ASSERT_EQ(runs.run(0).size(), 2u);
+  EXPECT_EQ(runs.run(0)[1], "sat");
+  EXPECT_EQ(runs.run(1).size(), 0u);
+  ASSERT_EQ(runs.run(2).size(), 3u);
+  EXPECT_EQ(runs.run(2)[0], "mat");
+  EXPECT_EQ(runs.run(2)[1], "");
+  EXPECT_EQ(runs.run(2)[2], "dog");
+  Bm25Index c;
+  c.Add(1, runs.run(2));
+  EXPECT_EQ(c.Search({"dog"}, 1)[0].slot, 1u);
+  EXPECT_TRUE(c.Search({"cat"}, 1).empty()) << "only the run's own terms are indexed";
 }
 
 TEST_F(Bm25Test, FilterAndUnknownTerms) {
