@@ -27,4 +27,15 @@ void ChunkSpans::Add(std::string_view text, std::string_view chunk) {
   }
 }
 
+void ChunkSpans::AddView(std::string_view text, std::string_view chunk) {
+  // Compared as integers: the views may point into unrelated buffers.
+  const auto begin = reinterpret_cast<uintptr_t>(text.data());
+  const auto at = reinterpret_cast<uintptr_t>(chunk.data());
+  if (!chunk.empty() && at >= begin && at - begin <= text.size() && chunk.size() <= text.size() - (at - begin)) {
+    AddSpan(at - begin, chunk.size());
+  } else {
+    Add(text, chunk);
+  }
+}
+
 }  // namespace contextd

@@ -41,6 +41,10 @@ class ChunkSpans {
   // bytes of its own. Empty chunks are kept as their own (no position to give them).
   void Add(std::string_view text, std::string_view chunk);
 
+  // Appends a chunk given as a view: a span when it lies inside `text` (a record decoded
+  // against it, engine/chunk_record.h), else as Add() does.
+  void AddView(std::string_view text, std::string_view chunk);
+
   // Bytes held for chunks of their own (not counting the document's text).
   size_t own_bytes() const { return own_.size(); }
   size_t memory_bytes() const { return pieces_.capacity() * sizeof(Piece) + own_.capacity(); }

@@ -275,7 +275,7 @@ Status Collection::Load(const std::string& graph_path, uint64_t store_sequence, 
         std::string_view text;
         const char* raw = nullptr;
         uint32_t slot = 0;
-        if (doc == nullptr || !DecodeChunk(value, config_.dim, &slot, &text, &raw)) {
+        if (doc == nullptr || !DecodeChunk(value, config_.dim, doc->text, &slot, &text, &raw)) {
           ++bad;
           return;
         }

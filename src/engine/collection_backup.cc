@@ -62,11 +62,11 @@ Status Collection::RestoreDocuments(const RequestContext& ctx, const std::vector
       uint32_t slot = 0;
       std::string_view text;
       const char* raw = nullptr;
-      if (in.chunks[i].first != i || !DecodeChunk(in.chunks[i].second, config_.dim, &slot, &text, &raw)) {
+      if (in.chunks[i].first != i || !DecodeChunk(in.chunks[i].second, config_.dim, d.text, &slot, &text, &raw)) {
         return NotInSnapshot("chunk " + std::to_string(i) + " of document '" + d.id + "' is not a chunk of " +
-                             std::to_string(dim) + " dimensions");
+                             std::to_string(dim) + " dimensions within its document's text");
       }
-      d.AddChunk(text);
+      d.chunks.AddView(d.text, text);
       const size_t at = m.vectors.size();
       m.vectors.resize(at + dim);
       std::memcpy(&m.vectors[at], raw, sizeof(float) * dim);

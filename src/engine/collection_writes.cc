@@ -216,12 +216,13 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     }
     for (size_t i = 0; i < total; ++i) slots.push_back(table_.AllocateSlot());
   }
-  // Sized up front: each document's text goes in twice (its record and its chunks), with
-  // a vector per chunk and keys; a 16 MB document's batch grown by doubling peaked at ~130 MB.
+  // Sized up front: each document's text goes in once (its record; chunks cut from it are
+  // spans, engine/chunk_record.h), with a vector per chunk and keys; a 16 MB document's
+  // batch grown by doubling peaked at ~130 MB.
   size_t expected_bytes = 1024;
   for (const MutationDocument& d : m.documents) {
-    expected_bytes += d.text.size() + d.text.size() / 8 + d.title.size() + 256;
-    for (size_t j = 0; j < d.chunks.size(); ++j) expected_bytes += d.chunk(j).size() + config_.dim * sizeof(float) + 96;
+    expected_bytes += d.text.size() + d.text.size() / 8 + d.title.size() + 256 + d.chunks.own_bytes();
+    expected_bytes += d.chunks.size() * (config_.dim * sizeof(float) + 96);
   }
   WriteBatch batch(expected_bytes);
   size_t row = 0;
@@ -241,8 +242,12 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
       batch.PutDocument(tenant_, id_, d.id, record.Dump());
     }
     for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
+      const float* vec = &m.vectors[row * dim];
+      const std::string_view text = d.chunk(j);
+      const bool span = d.chunks.is_span(j) && d.chunks.span_begin(j) < kChunkSpanMarker && text.size() < kChunkSpanMarker;
       batch.PutChunk(tenant_, id_, d.id, static_cast<uint32_t>(j),
-                     EncodeChunk(slots[row], d.chunk(j), &m.vectors[row * dim], config_.dim));
+                     span ? EncodeChunkSpan(slots[row], d.chunks.span_begin(j), text.size(), vec, config_.dim)
+                          : EncodeChunk(slots[row], text, vec, config_.dim));
     }
     for (size_t j = d.chunks.size(); j < old_counts[i]; ++j) {
       batch.DeleteChunk(tenant_, id_, d.id, static_cast<uint32_t>(j));

@@ -171,7 +171,7 @@ bool DocumentTable::AddLoadedChunk(Document* doc, uint32_t ordinal, uint32_t slo
   if (ordinal != doc->slots.size() || slot > (1u << 30) || live(slot)) return false;
   if (chunks_.size() <= slot) chunks_.resize(slot + 1);
   const size_t own_before = doc->chunks.own_bytes();
-  doc->chunks.Add(doc->text, text);
+  doc->chunks.AddView(doc->text, text);
   text_bytes_ += doc->chunks.own_bytes() - own_before;
   Fill(slot, doc, ordinal, TermList(terms).all());
   doc->slots.push_back(slot);

@@ -82,7 +82,8 @@ class DocumentTable {
   bool Remove(const std::string& id, const std::function<void(uint32_t)>& on_slot);
 
   // Loading from the store: documents first (with their text, so chunks become spans of
-  // it), then their chunks in ordinal order, then FinishLoad(). AddLoadedChunk is false
+  // it: a chunk's text given as a view into the document's text is kept as that span),
+  // then their chunks in ordinal order, then FinishLoad(). AddLoadedChunk is false
   // (and changes nothing) for a chunk that does not fit: a slot already taken, out of
   // range, or not the document's next ordinal.
   Document* AddLoadedDocument(std::unique_ptr<Document> doc);

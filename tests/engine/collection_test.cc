@@ -317,6 +317,41 @@ TEST_F(CollectionTest, RestartRebuildsIdenticalResults) {
   EXPECT_EQ(after->document_count(), 3u);
   EXPECT_EQ(Ids(*after, R"({"query":"animals and money","k":3})"), before);
   EXPECT_EQ(after->GetDocument("space")->title, "Astronomy");
+  // Chunk records hold spans of their document's stored text; loaded, they read back the
+  // chunks' text.
+  auto q = ParseQueryRequest(J(R"({"query":"investors","mode":"keyword","k":1})"), after->config().dim, true);
+  auto r = after->Query(*q);
+  ASSERT_TRUE(r.ok() && !r->hits.empty());
+  EXPECT_EQ(r->hits[0].text, after->GetDocument(r->hits[0].doc_id)->text);
+}
+
+// A document longer than one chunk: its chunks (overlapping ranges of its text) come back
+// from the store after a restart exactly as they were cut.
+TEST_F(CollectionTest, RestartRestoresEveryChunkOfALongDocument) {
+  auto c = Create("long", R"({"embedder":"glove","chunking":{"max_tokens":20,"overlap":5}})");
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "Sentence " + std::to_string(i) + " talks about rivers and mountains. ";
+  Upsert(*c, R"({"documents":[{"id":"l","title":"Geography","text":")" + text + R"("}]})");
+  auto chunks_of = [&](Collection& coll) {
+    std::vector<std::string> out;
+    for (uint32_t n = 0;; ++n) {
+      auto q = ParseQueryRequest(J(R"({"query":"sentence )" + std::to_string(n * 3) + R"(","mode":"keyword","k":50})"),
+                                 coll.config().dim, true);
+      auto r = coll.Query(*q);
+      if (!r.ok() || r->hits.empty()) break;
+      for (const auto& h : r->hits) out.push_back(std::to_string(h.chunk) + ":" + h.text);
+      if (n > 20) break;
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  };
+  const auto before = chunks_of(*c);
+  ASSERT_GT(before.size(), 5u);
+  c.reset();
+  engine_.reset();
+  Open();
+  EXPECT_EQ(chunks_of(*Get("long")), before);
 }
 
 TEST_F(CollectionTest, VectorOnlyCollections) {

@@ -62,6 +62,15 @@ TEST_F(MigrationTest, EveryTenantsDataSurvivesTheUpgrade) {
       ASSERT_TRUE(notes.ok()) << notes.status().ToString();
       EXPECT_EQ((*notes)->document_count(), 2u);
       EXPECT_EQ((*notes)->GetDocument("d1")->text, "the " + tenant + " tenant keeps notes about apples");
+      // Chunk records written before chunks were stored as spans of their document's text
+      // (their text inline) load as they were.
+      QueryRequest q;
+      q.text = "apples";
+      q.mode = QueryMode::kKeyword;
+      auto found = (*notes)->Query(q);
+      ASSERT_TRUE(found.ok()) << found.status().ToString();
+      ASSERT_FALSE(found->hits.empty());
+      EXPECT_EQ(found->hits[0].text, "the " + tenant + " tenant keeps notes about apples");
       auto turns = engine->SessionTurns("chat-1", ctx);
       ASSERT_TRUE(turns.ok()) << turns.status().ToString();
       ASSERT_EQ(turns->size(), 2u);
