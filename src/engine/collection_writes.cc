@@ -244,7 +244,8 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     for (size_t j = 0; j < d.chunks.size(); ++j, ++row) {
       const float* vec = &m.vectors[row * dim];
       const std::string_view text = d.chunk(j);
-      const bool span = d.chunks.is_span(j) && d.chunks.span_begin(j) < kChunkSpanMarker && text.size() < kChunkSpanMarker;
+      const bool span =
+          d.chunks.is_span(j) && d.chunks.span_begin(j) < kChunkSpanMarker && text.size() < kChunkSpanMarker;
       batch.PutChunk(tenant_, id_, d.id, static_cast<uint32_t>(j),
                      span ? EncodeChunkSpan(slots[row], d.chunks.span_begin(j), text.size(), vec, config_.dim)
                           : EncodeChunk(slots[row], text, vec, config_.dim));
