@@ -18,12 +18,11 @@
 // number of slabs set a floor under idle RSS; a large write's ~2 KB chunk strings, two to
 // a page, left ~14 MB of it after bench/memory.sh, ~6 MB with 16 KiB slabs. SciFact
 // ingest, upserts and queries measured the same either way (BENCHMARKS, issue 23).
-// A thread cache holds at most 50 blocks per small size class (default 200): each of ~85
-// threads reserves its cache's slots up front, 8 bytes per slot per class, and keeps
-// them; bench/memory.sh's idle RSS 2-3 MB lower (BENCHMARKS, issue 23).
+// Thread caches keep jemalloc's default of up to 200 blocks per small size class: 50 left
+// idle RSS 2-3 MB lower after bench/memory.sh but cost 5-9% of hybrid queries a second
+// (BENCHMARKS, issue 23, session 26).
 extern "C" {
-const char* malloc_conf =
-    "dirty_decay_ms:1000,muzzy_decay_ms:0,tcache_max:1024,tcache_nslots_small_max:50,slab_sizes:1-4096:4";
+const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0,tcache_max:1024,slab_sizes:1-4096:4";
 }
 
 int main(int argc, char** argv) {
