@@ -18,8 +18,8 @@ void ChunkSpans::AddOwn(std::string_view chunk) {
 }
 
 void ChunkSpans::Add(std::string_view text, std::string_view chunk) {
-  const size_t at =
-      chunk.empty() || search_from_ > text.size() ? std::string_view::npos : text.find(chunk, search_from_);
+  // find() is npos for a start past the end too.
+  const size_t at = chunk.empty() ? std::string_view::npos : text.find(chunk, search_from_);
   if (at == std::string_view::npos) {
     AddOwn(chunk);
   } else {

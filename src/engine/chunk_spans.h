@@ -23,7 +23,6 @@ namespace contextd {
 class ChunkSpans {
  public:
   size_t size() const { return pieces_.size(); }
-  bool empty() const { return pieces_.empty(); }
   // Chunk j's bytes. `text` is the document's text the spans were made against.
   // REQUIRES: j < size().
   std::string_view Get(std::string_view text, size_t j) const;
@@ -47,7 +46,6 @@ class ChunkSpans {
 
   // Bytes held for chunks of their own (not counting the document's text).
   size_t own_bytes() const { return own_.size(); }
-  size_t memory_bytes() const { return pieces_.capacity() * sizeof(Piece) + own_.capacity(); }
 
  private:
   struct Piece {

@@ -25,7 +25,6 @@ void IndexTerms(const Analyzer& analyzer, std::string_view title, std::string_vi
     return;
   }
   analyzer.Analyze(IndexText(title, chunk), terms);
-  if (title.empty()) return;
   // The title again as its own field (terms marked with kTitleField), so queries can
   // weigh a match in the title above one in the body, as BM25 over fields does.
   std::vector<std::string> title_terms;
@@ -37,8 +36,9 @@ TermList DocumentTerms(const Analyzer& analyzer, const MutationDocument& d, std:
   TermList terms;
   // About the text's size (stop words and spaces dropped, the title added per chunk):
   // grown by doubling, a large document's list peaked at twice its size.
+  const size_t body_bytes = d.text.size() + d.chunks.own_bytes();
   const size_t title_bytes = d.title.empty() ? 0 : 2 * (d.title.size() + 1) * d.chunks.size();
-  terms.Reserve(d.text.size() + d.chunks.own_bytes() + title_bytes, (d.text.size() + d.chunks.own_bytes()) / 6);
+  terms.Reserve(body_bytes + title_bytes, body_bytes / 6);
   for (size_t j = 0; j < d.chunks.size(); ++j) {
     scratch->clear();
     IndexTerms(analyzer, d.title, d.chunk(j), scratch);
