@@ -35,7 +35,17 @@ std::string Doc(const std::string& id, const std::string& text) {
   return R"({"documents":[{"id":")" + id + R"(","text":")" + text + R"("}]})";
 }
 
-Json Digest(HttpClient& via) { return Call(via, "GET", "/v1/admin/digest").second; }
+// The node's digests, taken while it applied nothing ("settled"): one taken while
+// writes were applied may count a document's record but not yet its chunks.
+Json Digest(HttpClient& via) {
+  Json d;
+  for (int t = 0; t < 100; ++t) {
+    d = Call(via, "GET", "/v1/admin/digest").second;
+    if (d["settled"].as_bool()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return d;
+}
 
 // Four topics far apart, for collections that split by topic.
 constexpr const char* kTopics[] = {"mitochondria make energy for the cell through respiration",
