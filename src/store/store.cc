@@ -7,6 +7,7 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/write_batch.h>
 
 #include <sys/statvfs.h>
@@ -20,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/mutex.h"
+#include "common/periodic_task.h"
 
 namespace contextd {
 namespace {
@@ -167,7 +169,10 @@ struct Store::Rep {
   Mutex meta_mu;  // serialises collection create/drop (id allocation)
   std::string dir;
   uint64_t min_free = 0;
-  bool read_only = false;  // opened with less than min_free
+  bool read_only = false;              // opened with less than min_free
+  std::mutex idle_mu;                  // one idle look at a time
+  uint64_t idle_seen_sequence = 0;     // the last write's sequence at the previous look
+  std::unique_ptr<PeriodicTask> idle;  // FlushIfIdle; started by Open, last: stopped first
   // Below the flood mark: writes are refused until min_free * 1.25 is free again.
   std::atomic<bool> full{false};
   // RocksDB met a full disk anyway (something else filled it between checks): its WAL
@@ -221,7 +226,8 @@ struct Store::Rep {
 Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 Store::~Store() = default;
 
-StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t min_free_bytes) {
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t min_free_bytes,
+                                             std::chrono::milliseconds idle_flush) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
@@ -230,6 +236,11 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t mi
   // Recover everything that reached the WAL, and refuse to open over real corruption
   // rather than silently dropping acknowledged writes.
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // A table file written mostly of deletions (a large document deleted, its chunks' records
+  // with it) is compacted soon, not when the level fills: the deleted data's disk space,
+  // and the memory of its table readers, come back.
+  options.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(kDeletionWindow, kDeletionTrigger));
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -250,7 +261,11 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t mi
   if (!s.ok()) return Internal("storage: cannot open " + dir + ": " + s.ToString(), "storage_error");
   rep->db.reset(db);
   rep->dir = dir;
-  return std::unique_ptr<Store>(new Store(std::move(rep)));
+  auto store = std::unique_ptr<Store>(new Store(std::move(rep)));
+  if (idle_flush.count() > 0 && !store->rep_->read_only) {
+    store->rep_->idle = std::make_unique<PeriodicTask>(idle_flush, [s = store.get()] { (void)s->FlushIfIdle(); });
+  }
+  return store;
 }
 
 Status Store::CreateCollection(std::string_view tenant, std::string_view name, uint64_t id, std::string_view config) {
@@ -505,6 +520,24 @@ uint64_t Store::CollectionBytes(std::string_view tenant, uint64_t coll) const {
   options.include_files = true;
   if (!rep_->db->GetApproximateSizes(options, rep_->db->DefaultColumnFamily(), &range, 1, &size).ok()) return 0;
   return size;
+}
+
+bool Store::FlushIfIdle() {
+  std::lock_guard<std::mutex> lock(rep_->idle_mu);
+  const uint64_t seq = rep_->db->GetLatestSequenceNumber();
+  if (seq != rep_->idle_seen_sequence) {
+    rep_->idle_seen_sequence = seq;  // written since the last look: not idle
+    return false;
+  }
+  uint64_t mem = 0;
+  rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  // A flush needs room for its table file (CheckSpace also refuses on a full disk).
+  if (mem < kIdleFlushBytes || !rep_->CheckSpace(mem).ok()) return false;
+  rocksdb::FlushOptions fo;
+  fo.allow_write_stall = true;
+  const rocksdb::Status s = rep_->db->Flush(fo);
+  if (!s.ok()) spdlog::warn("storage: flushing the idle memtables failed: {}", s.ToString());
+  return s.ok();
 }
 
 uint64_t Store::MemoryBytes() const {

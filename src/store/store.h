@@ -21,6 +21,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -87,7 +88,11 @@ class Store {
   // meet a full disk: a WAL append that fails leaves its writer broken (a later write, or
   // opening the database, then aborts on an assertion). Opened with less than that free,
   // the store is read-only until a restart.
-  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, uint64_t min_free_bytes = 128ull << 20);
+  //
+  // Every `idle_flush` (0: never) the store looks whether it was written since the last
+  // look, and flushes its memtables when it was not (FlushIfIdle).
+  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, uint64_t min_free_bytes = 128ull << 20,
+                                               std::chrono::milliseconds idle_flush = std::chrono::seconds(1));
   ~Store();
 
   // Stores the record of collection `id` (the sequence of the mutation that creates it),
@@ -163,6 +168,16 @@ class Store {
 
   // RocksDB's own view of its size, for /metrics.
   uint64_t ApproximateBytes() const;
+  // Flushes the memtables to a table file when nothing was written since the previous call
+  // and they hold at least kIdleFlushBytes: a server idle after large writes (or after
+  // deleting large documents, whose tombstones fill a memtable) gives that memory back,
+  // and its WAL with it. True when it flushed.
+  bool FlushIfIdle();
+  static constexpr uint64_t kIdleFlushBytes = 1 << 20;
+  // A table file with kDeletionTrigger deletions among any kDeletionWindow consecutive
+  // entries is marked for compaction.
+  static constexpr size_t kDeletionWindow = 128, kDeletionTrigger = 64;
+
   // Bytes RocksDB holds in RAM: memtables (written data not yet flushed, up to two of
   // 64 MB by default) plus table readers, for /metrics and memory accounting.
   uint64_t MemoryBytes() const;

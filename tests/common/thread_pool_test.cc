@@ -1,6 +1,8 @@
 #include "common/thread_pool.h"
 
 #include <atomic>
+#include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -16,6 +18,46 @@ TEST(ThreadPoolTest, RunsEveryTaskBeforeDestruction) {
     for (int i = 0; i < 1000; ++i) pool.Submit([&] { ++done; });
   }
   EXPECT_EQ(done.load(), 1000);
+}
+
+// One task at a time goes to the worker that finished last: a light load keeps the same
+// warm thread (its allocator cache and stack) instead of walking through all of them.
+TEST(ThreadPoolTest, ALightLoadStaysOnTheWorkerThatRanLast) {
+  ThreadPool pool(8, "test");
+  const auto all_idle = [&] {
+    while (pool.idle_workers() < pool.size()) std::this_thread::yield();
+  };
+  std::set<std::thread::id> ran_on;
+  for (int i = 0; i < 50; ++i) {
+    all_idle();
+    std::atomic<bool> done{false};
+    std::thread::id id;
+    pool.Submit([&] {
+      id = std::this_thread::get_id();
+      done = true;
+    });
+    while (!done.load()) std::this_thread::yield();
+    ran_on.insert(id);
+  }
+  EXPECT_EQ(ran_on.size(), 1u);
+}
+
+// Tasks that each wait for all the others to start need every worker awake at once.
+TEST(ThreadPoolTest, AsManyTasksAsWorkersRunTogether) {
+  constexpr int kWorkers = 6;
+  ThreadPool pool(kWorkers, "test");
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<int> started{0}, finished{0};
+    for (int i = 0; i < kWorkers; ++i) {
+      pool.Submit([&] {
+        ++started;
+        while (started.load() < kWorkers) std::this_thread::yield();
+        ++finished;
+      });
+    }
+    while (finished.load() < kWorkers) std::this_thread::yield();
+    EXPECT_EQ(started.load(), kWorkers);
+  }
 }
 
 TEST(ThreadPoolTest, TasksMaySubmitTasks) {

@@ -1,6 +1,8 @@
 #include "store/store.h"
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -126,6 +128,77 @@ TEST(StoreTest, CollectionBytesCountsOnlyThatCollection) {
   EXPECT_GE(big, 4000000u);  // 8 MB written, in tables compressed to about 4.7 bits a letter
   EXPECT_LT(small, big / 10);
   EXPECT_EQ(store->CollectionBytes("other", 1), 0u);
+}
+
+// Random letters: a table file compresses them to about 4.7 bits each, not to nothing.
+std::string Incompressible(size_t n, uint64_t seed) {
+  std::string text(n, 'a');
+  for (char& c : text) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    c = static_cast<char>('a' + (seed >> 59) % 26);
+  }
+  return text;
+}
+
+// Memtables are flushed once a look finds nothing written since the previous one, and only
+// when they hold a megabyte or more.
+TEST(StoreTest, MemtablesAreFlushedWhenTheStoreIsIdle) {
+  TempDir dir;
+  auto store = std::move(Store::Open(dir.path(), 0, std::chrono::milliseconds(0))).value();
+  ASSERT_TRUE(store->CreateCollection("default", "c", 1, "{}").ok());
+  const std::string text = Incompressible(100000, 7);
+  for (int i = 0; i < 30; ++i) {
+    WriteBatch batch;
+    batch.PutDocument("default", 1, "d" + std::to_string(i), text);
+    ASSERT_TRUE(store->Write(&batch).ok());
+  }
+  const uint64_t written = store->MemoryBytes();
+  ASSERT_GE(written, 3000000u);
+  EXPECT_FALSE(store->FlushIfIdle()) << "written since the last look";
+  EXPECT_TRUE(store->FlushIfIdle());
+  EXPECT_LT(store->MemoryBytes(), written / 2);
+  // Still readable, from the table file now.
+  auto doc = store->GetDocument("default", 1, "d7");
+  ASSERT_TRUE(doc.ok() && doc->has_value());
+  EXPECT_EQ(**doc, text);
+  // A small write is left in its memtable.
+  WriteBatch small;
+  small.PutDocument("default", 1, "tiny", "x");
+  ASSERT_TRUE(store->Write(&small).ok());
+  EXPECT_FALSE(store->FlushIfIdle());
+  EXPECT_FALSE(store->FlushIfIdle());
+}
+
+// Deleting what was written gives the disk space back soon: the table file of the deletes
+// is marked for compaction, which drops them with what they deleted. (Two table files in
+// level 0 would otherwise wait for two more before any compaction.)
+TEST(StoreTest, DeletedRecordsGiveTheirDiskSpaceBack) {
+  TempDir dir;
+  auto store = std::move(Store::Open(dir.path(), 0, std::chrono::milliseconds(0))).value();
+  ASSERT_TRUE(store->CreateCollection("default", "c", 1, "{}").ok());
+  for (int i = 0; i < 20; ++i) {
+    WriteBatch batch;
+    for (uint32_t n = 0; n < 100; ++n)
+      batch.PutChunk("default", 1, "d" + std::to_string(i), n, Incompressible(5000, n + i * 1000));
+    ASSERT_TRUE(store->Write(&batch).ok());
+  }
+  store->FlushIfIdle();
+  ASSERT_TRUE(store->FlushIfIdle());
+  const uint64_t stored = store->ApproximateBytes();
+  ASSERT_GE(stored, 4000000u);
+  for (int i = 0; i < 20; ++i) {
+    WriteBatch batch;
+    for (uint32_t n = 0; n < 100; ++n) batch.DeleteChunk("default", 1, "d" + std::to_string(i), n);
+    ASSERT_TRUE(store->Write(&batch).ok());
+  }
+  // The deletes' memtable is small (under a megabyte): flushed here as a checkpoint would.
+  ASSERT_TRUE(store->Checkpoint(dir.path() + "/flushed").ok());
+  uint64_t now = stored;
+  for (int t = 0; t < 200 && now > stored / 10; ++t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    now = store->ApproximateBytes();
+  }
+  EXPECT_LT(now, stored / 10) << "the deleted records still take " << now << " bytes of " << stored;
 }
 
 TEST(StoreTest, TenantsAreSeparateNamespaces) {
