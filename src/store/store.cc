@@ -169,15 +169,16 @@ struct Store::Rep {
   Mutex meta_mu;  // serialises collection create/drop (id allocation)
   std::string dir;
   uint64_t min_free = 0;
-  bool read_only = false;              // opened with less than min_free
-  std::mutex idle_mu;                  // one idle look at a time
-  uint64_t idle_seen_sequence = 0;     // the last write's sequence at the previous look
-  std::unique_ptr<PeriodicTask> idle;  // FlushIfIdle; started by Open, last: stopped first
+  bool read_only = false;           // opened with less than min_free
+  std::mutex idle_mu;               // one idle look at a time
+  uint64_t idle_seen_sequence = 0;  // the last write's sequence at the previous look
   // Below the flood mark: writes are refused until min_free * 1.25 is free again.
   std::atomic<bool> full{false};
   // RocksDB met a full disk anyway (something else filled it between checks): its WAL
   // writer is broken, so writes stop until a restart.
   std::atomic<bool> broken{false};
+  // FlushIfIdle every idle_flush; started by Open. Last: stopped before the state it reads.
+  std::unique_ptr<PeriodicTask> idle;
 
   Status DiskFull(uint64_t free_bytes) const {
     return Unavailable("storage: the disk is full (" + std::to_string(free_bytes >> 20) + " MB free, " +
@@ -224,7 +225,8 @@ struct Store::Rep {
 };
 
 Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
-Store::~Store() = default;
+// The idle task first: it reads the database.
+Store::~Store() { rep_->idle.reset(); }
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t min_free_bytes,
                                              std::chrono::milliseconds idle_flush) {
