@@ -169,9 +169,9 @@ struct Store::Rep {
   Mutex meta_mu;  // serialises collection create/drop (id allocation)
   std::string dir;
   uint64_t min_free = 0;
-  bool read_only = false;           // opened with less than min_free
-  std::mutex idle_mu;               // one idle look at a time
-  uint64_t idle_seen_sequence = 0;  // the last write's sequence at the previous look
+  bool read_only = false;                               // opened with less than min_free
+  Mutex idle_mu;                                        // one idle look at a time
+  uint64_t idle_seen_sequence GUARDED_BY(idle_mu) = 0;  // the last write's sequence at the previous look
   // Below the flood mark: writes are refused until min_free * 1.25 is free again.
   std::atomic<bool> full{false};
   // RocksDB met a full disk anyway (something else filled it between checks): its WAL
@@ -179,6 +179,13 @@ struct Store::Rep {
   std::atomic<bool> broken{false};
   // FlushIfIdle every idle_flush; started by Open. Last: stopped before the state it reads.
   std::unique_ptr<PeriodicTask> idle;
+
+  // What the memtables hold (written data not yet in a table file).
+  uint64_t MemtableBytes() const {
+    uint64_t mem = 0;
+    db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+    return mem;
+  }
 
   Status DiskFull(uint64_t free_bytes) const {
     return Unavailable("storage: the disk is full (" + std::to_string(free_bytes >> 20) + " MB free, " +
@@ -508,9 +515,7 @@ uint64_t Store::LatestSequence() const { return rep_->db->GetLatestSequenceNumbe
 uint64_t Store::ApproximateBytes() const {
   uint64_t v = 0;
   rep_->db->GetIntProperty("rocksdb.total-sst-files-size", &v);
-  uint64_t mem = 0;
-  rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
-  return v + mem;
+  return v + rep_->MemtableBytes();
 }
 
 uint64_t Store::CollectionBytes(std::string_view tenant, uint64_t coll) const {
@@ -525,14 +530,13 @@ uint64_t Store::CollectionBytes(std::string_view tenant, uint64_t coll) const {
 }
 
 bool Store::FlushIfIdle() {
-  std::lock_guard<std::mutex> lock(rep_->idle_mu);
-  const uint64_t seq = rep_->db->GetLatestSequenceNumber();
+  MutexLock lock(&rep_->idle_mu);
+  const uint64_t seq = LatestSequence();
   if (seq != rep_->idle_seen_sequence) {
     rep_->idle_seen_sequence = seq;  // written since the last look: not idle
     return false;
   }
-  uint64_t mem = 0;
-  rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  const uint64_t mem = rep_->MemtableBytes();
   // A flush needs room for its table file (CheckSpace also refuses on a full disk).
   if (mem < kIdleFlushBytes || !rep_->CheckSpace(mem).ok()) return false;
   rocksdb::FlushOptions fo;
@@ -543,10 +547,9 @@ bool Store::FlushIfIdle() {
 }
 
 uint64_t Store::MemoryBytes() const {
-  uint64_t mem = 0, readers = 0;
-  rep_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  uint64_t readers = 0;
   rep_->db->GetIntProperty("rocksdb.estimate-table-readers-mem", &readers);
-  return mem + readers;
+  return rep_->MemtableBytes() + readers;
 }
 
 Status Store::ScanAuth(const std::function<void(char, std::string_view, std::string_view)>& fn) const {
