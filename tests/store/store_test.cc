@@ -98,6 +98,16 @@ TEST(StoreTest, DropRemovesAllDataOfOnlyThatCollection) {
 
 // What a collection stores, for pricing storage: its own documents and chunks only, in
 // the memtables or on disk.
+// Random letters: a table file compresses them to about 4.7 bits each, not to nothing.
+std::string Incompressible(size_t n, uint64_t seed) {
+  std::string text(n, 'a');
+  for (char& c : text) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    c = static_cast<char>('a' + (seed >> 59) % 26);
+  }
+  return text;
+}
+
 TEST(StoreTest, CollectionBytesCountsOnlyThatCollection) {
   TempDir dir;
   auto store = std::move(Store::Open(dir.path())).value();
@@ -105,12 +115,7 @@ TEST(StoreTest, CollectionBytesCountsOnlyThatCollection) {
   ASSERT_TRUE(store->CreateCollection("acme", "small", 2, "{}").ok());
   // Incompressible: 'x' repeated shrank to almost nothing once a flush put it in a table,
   // and the small collection's coarse memtable estimate then looked large beside it.
-  std::string text(100000, 'a');
-  uint64_t x = 12345;
-  for (char& c : text) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    c = static_cast<char>('a' + (x >> 59) % 26);
-  }
+  const std::string text = Incompressible(100000, 12345);
   for (int i = 0; i < 40; ++i) {
     WriteBatch batch;
     batch.PutDocument("acme", 1, "d" + std::to_string(i), text);
@@ -128,16 +133,6 @@ TEST(StoreTest, CollectionBytesCountsOnlyThatCollection) {
   EXPECT_GE(big, 4000000u);  // 8 MB written, in tables compressed to about 4.7 bits a letter
   EXPECT_LT(small, big / 10);
   EXPECT_EQ(store->CollectionBytes("other", 1), 0u);
-}
-
-// Random letters: a table file compresses them to about 4.7 bits each, not to nothing.
-std::string Incompressible(size_t n, uint64_t seed) {
-  std::string text(n, 'a');
-  for (char& c : text) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    c = static_cast<char>('a' + (seed >> 59) % 26);
-  }
-  return text;
 }
 
 // Memtables are flushed once a look finds nothing written since the previous one, and only
