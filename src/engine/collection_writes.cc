@@ -123,6 +123,12 @@ Status Collection::Prepare(const RequestContext& ctx, std::vector<DocumentInput>
       std::memcpy(&m->vectors[row * dim], src, sizeof(float) * dim);
     }
   }
+  // The keyword terms too (analysis is the slow part of indexing text), once, on the
+  // request's thread: a cluster's nodes apply writes one at a time, in log order, and take
+  // the terms from the log as they are.
+  std::vector<float>().swap(embedded);
+  std::vector<std::string> scratch;
+  for (MutationDocument& d : m->documents) d.terms = DocumentTerms(*analyzer_, d, &scratch);
   return Status::Ok();
 }
 
@@ -192,14 +198,15 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     return InvalidArgument("upsert vectors do not match collection '" + name_ + "' (dim " + std::to_string(dim) + ")",
                            "invalid_mutation");
   }
-  // Keyword terms outside any lock: analysis is the slow part of indexing text.
-  // Packed one list per document as they are made: a large document's terms wait here for the lock.
+  // Keyword terms outside any lock: analysis is the slow part of indexing text, done by the
+  // proposer where the mutation carries them (Prepare). Packed one list per document: a
+  // large document's terms wait here for the lock.
   std::vector<TermList> terms;
   std::vector<std::string> ids;
   std::vector<std::string> chunk_terms;
-  for (const MutationDocument& d : m.documents) {
+  for (MutationDocument& d : m.documents) {
     ids.push_back(d.id);
-    terms.push_back(DocumentTerms(*analyzer_, d, &chunk_terms));
+    terms.push_back(d.terms.runs() == d.chunks.size() ? std::move(d.terms) : DocumentTerms(*analyzer_, d, &chunk_terms));
   }
 
   std::vector<std::unique_lock<std::mutex>> held;

@@ -1,6 +1,7 @@
 #include "engine/mutation.h"
 
 #include <cstring>
+#include <unordered_map>
 
 #include "engine/wire_format.h"
 
@@ -13,14 +14,98 @@ namespace {
 // them) is sent as the piece's offset and length, not its bytes again: the log carried
 // every text twice (a third of nats-server's work in a cluster ingest was moving it).
 // Each chunk is a varint tag: 0, then the bytes; or 1, then offset and length.
+// Version 3: an upsert ends with its chunks' keyword terms as the proposer analysed them
+// (every node stemming and hashing every word again was a third of a replica's apply):
+// a varint 0 (none: the applier analyses), or 1, a dictionary (a count, then each term's
+// bytes, in order of first use) and per chunk a count of distinct terms, each a dictionary
+// index and its count of occurrences.
 constexpr char kMagic = 'M';
-constexpr uint8_t kVersion = 2;
+constexpr uint8_t kVersion = 3;
+constexpr uint64_t kNoTerms = 0, kCountedTerms = 1;
 constexpr uint64_t kChunkBytes = 0, kChunkSpan = 1;
 using wire::PutBytes;
 using wire::PutVarint;
 using wire::Reader;
 
 Status Corrupt(const std::string& what) { return InvalidArgument("mutation record: " + what, "invalid_mutation"); }
+
+// An upsert's terms, as version 3 writes them: counted, from lists counted or not.
+void PutTerms(std::string* out, const std::vector<MutationDocument>& docs) {
+  for (const auto& d : docs) {
+    if (d.terms.runs() != d.chunks.size()) {
+      PutVarint(out, kNoTerms);
+      return;
+    }
+  }
+  PutVarint(out, kCountedTerms);
+  std::unordered_map<std::string_view, uint32_t> index;  // views into the documents' lists
+  std::vector<std::string_view> words;
+  std::vector<uint32_t> place;  // by word: 1 + its place in the run being counted, 0 if not in it
+  std::vector<std::pair<uint32_t, uint32_t>> run;  // word, occurrences; in order of first use
+  std::string runs;
+  for (const auto& d : docs) {
+    for (size_t j = 0; j < d.terms.runs(); ++j) {
+      const TermSpan span = d.terms.run(j);
+      run.clear();
+      for (size_t i = 0; i < span.size(); ++i) {
+        const auto [it, added] = index.emplace(span[i], static_cast<uint32_t>(words.size()));
+        if (added) {
+          words.push_back(span[i]);
+          place.push_back(0);
+        }
+        uint32_t& at = place[it->second];
+        if (at == 0) {
+          run.emplace_back(it->second, 0);
+          at = static_cast<uint32_t>(run.size());
+        }
+        run[at - 1].second += span.count(i);
+      }
+      PutVarint(&runs, run.size());
+      for (const auto& [word, count] : run) {
+        PutVarint(&runs, word);
+        PutVarint(&runs, count);
+        place[word] = 0;
+      }
+    }
+  }
+  PutVarint(out, words.size());
+  for (std::string_view w : words) PutBytes(out, w);
+  out->append(runs);
+}
+
+Status GetTerms(Reader* r, std::vector<MutationDocument>* docs) {
+  uint64_t form = 0, n = 0;
+  if (!r->Varint(&form)) return Corrupt("truncated terms");
+  if (form == kNoTerms) return Status::Ok();
+  if (form != kCountedTerms) return Corrupt("unknown terms form " + std::to_string(form));
+  if (!r->Count(&n)) return Corrupt("truncated terms");
+  std::vector<std::string_view> words;  // grown as read: a count that lies runs out of bytes first
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!r->Bytes(&words.emplace_back())) return Corrupt("truncated terms");
+  }
+  std::vector<uint32_t> last_run(words.size(), 0);  // by word: the last run (from 1) naming it
+  uint32_t run_number = 0;
+  for (auto& d : *docs) {
+    for (size_t j = 0; j < d.chunks.size(); ++j) {
+      ++run_number;
+      uint64_t distinct = 0, length = 0;
+      if (!r->Count(&distinct)) return Corrupt("truncated terms");
+      for (uint64_t i = 0; i < distinct; ++i) {
+        uint64_t word = 0, count = 0;
+        if (!r->Varint(&word) || !r->Varint(&count)) return Corrupt("truncated terms");
+        if (word >= words.size()) return Corrupt("a term outside the dictionary");
+        if (count == 0 || count > UINT32_MAX) return Corrupt("a term counted " + std::to_string(count) + " times");
+        if (last_run[word] == run_number) return Corrupt("a term listed twice for one chunk");
+        last_run[word] = run_number;
+        length += count;
+        d.terms.AddCounted(words[word], static_cast<uint32_t>(count));
+      }
+      if (length > UINT32_MAX) return Corrupt("a chunk of more than 4G terms");
+      d.terms.EndRun();
+    }
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -152,6 +237,7 @@ std::string EncodeMutation(const Mutation& m) {
       }
       PutVarint(&out, m.vectors.size());
       out.append(reinterpret_cast<const char*>(m.vectors.data()), m.vectors.size() * sizeof(float));
+      PutTerms(&out, m.documents);
       break;
   }
   return out;
@@ -270,6 +356,7 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
       uint64_t floats = 0;
       if (!r.Varint(&floats) || !r.Floats(&m.vectors, floats)) return Corrupt("truncated vectors");
       if (m.vectors.size() != m.chunk_count() * m.dim) return Corrupt("vector count does not match the chunks");
+      if (version >= 3) CTX_RETURN_IF_ERROR(GetTerms(&r, &m.documents));
       break;
     }
   }

@@ -24,6 +24,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "engine/chunk_spans.h"
+#include "index/bm25_index.h"
 
 namespace contextd {
 
@@ -55,6 +56,10 @@ struct MutationDocument {
   Json metadata = Json::MakeObject();
   std::vector<std::string> refs;
   ChunkSpans chunks;
+  // Each chunk's keyword terms, one run per chunk (DocumentTerms), as the proposer
+  // analysed them; none (no runs) where the applier is to analyse the text itself. The log
+  // carries them counted, so a replica neither stems nor hashes every word again.
+  TermList terms;
 
   std::string_view chunk(size_t j) const { return chunks.Get(text, j); }
   // Appends a chunk: a span of `text` when it is one (set `text` first), else a copy.

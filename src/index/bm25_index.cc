@@ -88,50 +88,69 @@ void TermList::Add(std::string_view term) {
   ends_.push_back(static_cast<uint32_t>(chars_.size()));
 }
 
+void TermList::AddCounted(std::string_view term, uint32_t count) {
+  Add(term);
+  counts_.push_back(count);
+}
+
+uint32_t Bm25Index::TermId(std::string_view t) {
+  auto it = terms_.find(t);
+  if (it != terms_.end()) return it->second;
+  it = terms_.emplace(std::string(t), 0).first;
+  heap_bytes_ += TermNodeBytes(it->first);
+  if (free_terms_.empty()) {
+    it->second = static_cast<uint32_t>(postings_.size());
+    postings_.emplace_back();
+    bounds_.emplace_back();
+    names_.push_back(&it->first);
+  } else {
+    it->second = free_terms_.back();
+    free_terms_.pop_back();
+    names_[it->second] = &it->first;
+  }
+  return it->second;
+}
+
 void Bm25Index::Add(uint32_t slot, const TermSpan& terms) {
   if (docs_.size() <= slot) {
     docs_.resize(slot + 1);
     lengths_.resize(slot + 1, 0);
   }
   Doc& doc = docs_[slot];
-  // Each occurrence's term id, sorted so a term's occurrences are one run: its tf. A hash
-  // map of counts allocated a node per distinct term (~100 per chunk). Not thread_local: a
-  // one-chunk document can be megabytes of terms, and the buffer would keep that size.
-  std::vector<uint32_t> ids;
-  ids.reserve(terms.size());
-  for (size_t i = 0; i < terms.size(); ++i) {
-    const std::string_view t = terms[i];
-    auto it = terms_.find(t);
-    if (it == terms_.end()) {
-      it = terms_.emplace(std::string(t), 0).first;
-      heap_bytes_ += TermNodeBytes(it->first);
-      if (free_terms_.empty()) {
-        it->second = static_cast<uint32_t>(postings_.size());
-        postings_.emplace_back();
-        bounds_.emplace_back();
-        names_.push_back(&it->first);
+  // Each distinct term's id and count, in id order. From occurrences: each one's id,
+  // sorted so a term's occurrences are one run (a hash map of counts allocated a node per
+  // distinct term, ~100 per chunk). Not thread_local: a one-chunk document can be megabytes
+  // of terms, and the buffer would keep that size.
+  std::vector<std::pair<uint32_t, uint32_t>> counts;
+  uint64_t occurrences = 0;
+  if (terms.counted()) {
+    counts.reserve(terms.size());
+    for (size_t i = 0; i < terms.size(); ++i) {
+      counts.emplace_back(TermId(terms[i]), terms.count(i));
+      occurrences += terms.count(i);
+    }
+    std::sort(counts.begin(), counts.end());
+  } else {
+    std::vector<uint32_t> ids;
+    ids.reserve(terms.size());
+    for (size_t i = 0; i < terms.size(); ++i) ids.push_back(TermId(terms[i]));
+    std::sort(ids.begin(), ids.end());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i == 0 || ids[i] != ids[i - 1]) {
+        counts.emplace_back(ids[i], 1);
       } else {
-        it->second = free_terms_.back();
-        free_terms_.pop_back();
-        names_[it->second] = &it->first;
+        ++counts.back().second;
       }
     }
-    ids.push_back(it->second);
+    occurrences = ids.size();
   }
-  std::sort(ids.begin(), ids.end());
-  const uint32_t length = static_cast<uint32_t>(std::max<size_t>(terms.size(), 1));
+  const uint32_t length = static_cast<uint32_t>(std::clamp<uint64_t>(occurrences, 1, UINT32_MAX));
   lengths_[slot] = length;
-  size_t distinct = 0;
-  for (size_t i = 0; i < ids.size(); ++i) distinct += i == 0 || ids[i] != ids[i - 1];
   doc.term_ids.clear();
-  doc.term_ids.reserve(distinct);
+  doc.term_ids.reserve(counts.size());
   heap_bytes_ += doc.term_ids.capacity() * sizeof(uint32_t);
   const uint16_t len16 = Saturate16(length);
-  for (auto run = ids.begin(); run != ids.end();) {
-    const uint32_t term = *run;
-    const auto run_end = std::upper_bound(run, ids.end(), term);
-    const auto count = static_cast<uint32_t>(run_end - run);
-    run = run_end;
+  for (const auto& [term, count] : counts) {
     auto& list = postings_[term];
     const size_t capacity = list.capacity();
     const Posting posting{slot, Saturate16(count), len16};

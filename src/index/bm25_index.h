@@ -45,20 +45,25 @@ struct Bm25Params {
 };
 
 // A run of terms in a TermList: one chunk's. A view, valid while its list is unchanged.
+// In a counted list (TermList::AddCounted) each term appears once per run, with how many
+// times it occurs; otherwise every occurrence is a term of its own (count 1).
 class TermSpan {
  public:
   TermSpan() = default;
-  TermSpan(std::string_view chars, const uint32_t* ends, size_t n, uint32_t first)
-      : chars_(chars), ends_(ends), n_(n), first_(first) {}
+  TermSpan(std::string_view chars, const uint32_t* ends, size_t n, uint32_t first, const uint32_t* counts = nullptr)
+      : chars_(chars), ends_(ends), counts_(counts), n_(n), first_(first) {}
   size_t size() const { return n_; }
   std::string_view operator[](size_t i) const {
     const uint32_t begin = i == 0 ? first_ : ends_[i - 1];
     return chars_.substr(begin, ends_[i] - begin);
   }
+  bool counted() const { return counts_ != nullptr; }
+  uint32_t count(size_t i) const { return counts_ == nullptr ? 1 : counts_[i]; }
 
  private:
   std::string_view chars_;
   const uint32_t* ends_ = nullptr;
+  const uint32_t* counts_ = nullptr;
   size_t n_ = 0;
   uint32_t first_ = 0;  // where term 0 begins in chars_
 };
@@ -69,15 +74,20 @@ class TermSpan {
 // per chunk, about a third of that, but still two heap blocks per chunk (~16,000 for such
 // a document, each slab's worth costing allocator metadata kept for good); packed per
 // document, two.
+// A list is built with Add() (every occurrence) or with AddCounted() (each distinct term
+// of a run once, with its count: how an upsert's terms travel the cluster's log), never both.
 class TermList {
  public:
   TermList() = default;
   explicit TermList(const std::vector<std::string>& terms);
   void Add(std::string_view term);
+  // REQUIRES: count >= 1, and `term` not yet in the current run.
+  void AddCounted(std::string_view term, uint32_t count);
   // Every term, as one run.
   size_t size() const { return ends_.size(); }
   std::string_view operator[](size_t i) const { return all()[i]; }
-  TermSpan all() const { return TermSpan(chars_, ends_.data(), ends_.size(), 0); }
+  TermSpan all() const { return TermSpan(chars_, ends_.data(), ends_.size(), 0, counts()); }
+  bool counted() const { return !counts_.empty(); }
 
   // Ends the current run (the terms added since the last EndRun()).
   void EndRun() { run_ends_.push_back(static_cast<uint32_t>(ends_.size())); }
@@ -85,7 +95,8 @@ class TermList {
   // REQUIRES: i < runs().
   TermSpan run(size_t i) const {
     const uint32_t first = i == 0 ? 0 : run_ends_[i - 1];
-    return TermSpan(chars_, ends_.data() + first, run_ends_[i] - first, first == 0 ? 0 : ends_[first - 1]);
+    const uint32_t* counts = counts_.empty() ? nullptr : counts_.data() + first;
+    return TermSpan(chars_, ends_.data() + first, run_ends_[i] - first, first == 0 ? 0 : ends_[first - 1], counts);
   }
   void Reserve(size_t chars, size_t terms) {
     chars_.reserve(chars);
@@ -93,16 +104,20 @@ class TermList {
   }
 
  private:
+  const uint32_t* counts() const { return counts_.empty() ? nullptr : counts_.data(); }
+
   std::string chars_;
   std::vector<uint32_t> ends_;      // where each term ends in chars_
   std::vector<uint32_t> run_ends_;  // where each run ends in ends_
+  std::vector<uint32_t> counts_;    // a counted list's counts, aligned with ends_
 };
 
 class Bm25Index {
  public:
   explicit Bm25Index(Bm25Params params = {}) : params_(params) {}
 
-  // Indexes `terms` (with repeats) under `slot`. REQUIRES: the slot is not indexed.
+  // Indexes `terms` (with repeats, or counted) under `slot`. REQUIRES: the slot is not
+  // indexed; a counted span names each term once.
   void Add(uint32_t slot, const TermSpan& terms);
   void Add(uint32_t slot, const TermList& terms) { Add(slot, terms.all()); }
   void Add(uint32_t slot, const std::vector<std::string>& terms) { Add(slot, TermList(terms)); }
@@ -181,6 +196,8 @@ class Bm25Index {
   // and one left sparse gives back capacity, so deletes return what the inserts took.
   void RemovePosting(uint32_t term, uint32_t slot);
   static size_t TermNodeBytes(const std::string& term);
+  // The term's id, the term added (with an empty posting list) when new.
+  uint32_t TermId(std::string_view term);
   // Renumbers the live terms 0..n-1, dropping forgotten ids from the by-id arrays.
   void CompactTermIds();
   static constexpr size_t kCompactMinFreeTerms = 1 << 14;

@@ -10,8 +10,10 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/document_table.h"
 #include "engine/mutation.h"
 #include "engine/wire_format.h"
+#include "text/analyzer.h"
 #include "test_engine.h"
 #include "test_util.h"
 
@@ -151,8 +153,90 @@ TEST(MutationTest, ChunksTravelAsSpansOfTheirTextAndVersionOneStillDecodes) {
   EXPECT_EQ(old->vectors, std::vector<float>(vectors, vectors + 4));
 }
 
+// An upsert carries its chunks' keyword terms as the proposer analysed them, counted: a
+// replica indexes them without analysing the text, with the same statistics. A record
+// whose terms do not fit its chunks is refused; one without terms (version 2, or a
+// mutation nobody analysed) leaves the analysis to the applier.
+TEST(MutationTest, AnUpsertsKeywordTermsTravelCounted) {
+  auto analyzer = MakeAnalyzer("english").value();
+  Mutation m = SampleUpsert();
+  MutationDocument& d = m.documents[0];
+  d.text = "Cells divide. Dividing cells divide again, and cells die.";
+  d.chunks = ChunkSpans();
+  d.AddChunk("Cells divide. Dividing cells divide again,");
+  d.AddChunk("and cells die.");
+  std::vector<std::string> scratch;
+  d.terms = DocumentTerms(*analyzer, d, &scratch);
+  const std::string bytes = EncodeMutation(m);
+  auto back = DecodeMutation(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  const TermList& terms = back->documents[0].terms;
+  ASSERT_EQ(terms.runs(), 2u);
+  EXPECT_TRUE(terms.counted());
+  EXPECT_LT(terms.run(0).size(), d.terms.run(0).size()) << "repeats travel as counts";
+  Bm25Index local, replica;
+  for (size_t j = 0; j < 2; ++j) {
+    local.Add(static_cast<uint32_t>(j), d.terms.run(j));
+    replica.Add(static_cast<uint32_t>(j), terms.run(j));
+  }
+  EXPECT_EQ(local.StatsDigest(), replica.StatsDigest());
+  // Re-encoding a decoded (counted) mutation gives the same record.
+  EXPECT_EQ(EncodeMutation(*back), bytes);
+
+  // Without terms: none decoded, and the record is shorter.
+  Mutation bare = m;
+  bare.documents[0].terms = TermList();
+  const std::string bare_bytes = EncodeMutation(bare);
+  auto bare_back = DecodeMutation(bare_bytes);
+  ASSERT_TRUE(bare_back.ok()) << bare_back.status().ToString();
+  EXPECT_EQ(bare_back->documents[0].terms.runs(), 0u);
+  // Version 2 had no terms section: the same record less its last byte (form 0) decodes.
+  std::string v2 = bare_bytes.substr(0, bare_bytes.size() - 1);
+  v2[1] = 2;
+  ASSERT_TRUE(DecodeMutation(v2).ok());
+
+  // The terms section, found by what follows the vectors: a dictionary index outside the
+  // dictionary, and a term named twice for one chunk, are refused.
+  const size_t section = bare_bytes.size() - 1;
+  ASSERT_EQ(bytes.substr(0, section), bare_bytes.substr(0, section));
+  wire::Reader r(std::string_view(bytes).substr(section));
+  uint64_t form = 0, words = 0;
+  ASSERT_TRUE(r.Varint(&form) && form == 1 && r.Varint(&words));
+  std::string dictionary = bytes.substr(0, section);
+  wire::PutVarint(&dictionary, 1);
+  wire::PutVarint(&dictionary, 2);
+  wire::PutBytes(&dictionary, "cell");
+  wire::PutBytes(&dictionary, "die");
+  const auto with_runs = [&](const std::vector<std::vector<uint64_t>>& runs) {
+    std::string out = dictionary;
+    for (const auto& run : runs) {
+      wire::PutVarint(&out, run.size() / 2);
+      for (uint64_t v : run) wire::PutVarint(&out, v);
+    }
+    return DecodeMutation(out);
+  };
+  auto fine = with_runs({{0, 3}, {0, 1, 1, 1}});
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  EXPECT_EQ(fine->documents[0].terms.run(0).count(0), 3u);
+  for (const auto& [runs, why] :
+       std::vector<std::pair<std::vector<std::vector<uint64_t>>, std::string>>{
+           {{{0, 3}, {2, 1}}, "outside the dictionary"},
+           {{{0, 3}, {1, 1, 1, 2}}, "twice"},
+           {{{0, 0}, {1, 1}}, "counted 0 times"},
+           {{{0, 3}}, "truncated terms"}}) {
+    auto refused = with_runs(runs);
+    ASSERT_FALSE(refused.ok()) << why;
+    EXPECT_NE(refused.status().message().find(why), std::string::npos) << refused.status().message();
+  }
+}
+
 TEST(MutationTest, EveryTruncationOrCorruptionIsRejectedCleanly) {
-  const std::string bytes = EncodeMutation(SampleUpsert());
+  Mutation m = SampleUpsert();
+  for (const char* run : {"alpha alpha", "beta"}) {
+    for (const char* t : {run, "t"}) m.documents[0].terms.Add(t);
+    m.documents[0].terms.EndRun();
+  }
+  const std::string bytes = EncodeMutation(m);
   for (size_t n = 0; n < bytes.size(); ++n) {
     auto m = DecodeMutation(bytes.substr(0, n));
     EXPECT_FALSE(m.ok()) << "a prefix of " << n << " bytes decoded";

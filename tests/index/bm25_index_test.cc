@@ -197,6 +197,55 @@ TEST(TermListTest, PacksTermsInOrder) {
   EXPECT_TRUE(c.Search({"cat"}, 1).empty()) << "only the run's own terms are indexed";
 }
 
+// A counted run (each term once, with its count: how an upsert's terms travel the
+// cluster's log) indexes exactly as the same occurrences listed one by one.
+TEST(TermListTest, ACountedRunIndexesLikeItsOccurrences) {
+  TermList occurrences, counted;
+  for (const char* t : {"cell", "stem", "cell", "", "dna", "cell"}) occurrences.Add(t);
+  occurrences.EndRun();
+  for (const char* t : {"dna", "dna"}) occurrences.Add(t);
+  occurrences.EndRun();
+  counted.AddCounted("dna", 1);  // any order within a run
+  counted.AddCounted("cell", 3);
+  counted.AddCounted("stem", 1);
+  counted.AddCounted("", 1);
+  counted.EndRun();
+  counted.AddCounted("dna", 2);
+  counted.EndRun();
+  ASSERT_TRUE(counted.counted());
+  EXPECT_FALSE(occurrences.counted());
+  ASSERT_EQ(counted.run(1).size(), 1u);
+  EXPECT_EQ(counted.run(1).count(0), 2u);
+  EXPECT_EQ(occurrences.run(1).count(0), 1u);
+
+  Bm25Index a, b;
+  for (size_t r = 0; r < 2; ++r) {
+    a.Add(static_cast<uint32_t>(r), occurrences.run(r));
+    b.Add(static_cast<uint32_t>(r), counted.run(r));
+  }
+  EXPECT_EQ(a.StatsDigest(), b.StatsDigest());
+  for (const char* q : {"cell", "dna", "stem"}) {
+    const auto x = a.Search({q}, 2), y = b.Search({q}, 2);
+    ASSERT_EQ(x.size(), y.size()) << q;
+    for (size_t i = 0; i < x.size(); ++i) {
+      EXPECT_EQ(x[i].slot, y[i].slot) << q;
+      EXPECT_FLOAT_EQ(x[i].score, y[i].score) << q;
+    }
+  }
+  uint32_t len_a = 0, len_b = 0;
+  std::vector<std::pair<std::string, uint16_t>> terms_a, terms_b;
+  a.TermsOf(0, &len_a, &terms_a);
+  b.TermsOf(0, &len_b, &terms_b);
+  std::sort(terms_a.begin(), terms_a.end());
+  std::sort(terms_b.begin(), terms_b.end());
+  EXPECT_EQ(len_a, 6u);
+  EXPECT_EQ(len_b, 6u);
+  EXPECT_EQ(terms_a, terms_b);
+  a.Remove(0);
+  b.Remove(0);
+  EXPECT_EQ(a.StatsDigest(), b.StatsDigest());
+}
+
 TEST_F(Bm25Test, FilterAndUnknownTerms) {
   EXPECT_TRUE(index_.Search({"unicorn"}, 10, nullptr).empty());
   SlotBitset only_zero(3);
