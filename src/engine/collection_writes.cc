@@ -206,7 +206,8 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
   std::vector<std::string> chunk_terms;
   for (MutationDocument& d : m.documents) {
     ids.push_back(d.id);
-    terms.push_back(d.terms.runs() == d.chunks.size() ? std::move(d.terms) : DocumentTerms(*analyzer_, d, &chunk_terms));
+    terms.push_back(d.terms.runs() == d.chunks.size() ? std::move(d.terms)
+                                                      : DocumentTerms(*analyzer_, d, &chunk_terms));
   }
 
   std::vector<std::unique_lock<std::mutex>> held;

@@ -1,8 +1,9 @@
 #include "engine/mutation.h"
 
+#include <algorithm>
 #include <cstring>
-#include <unordered_map>
 
+#include "common/hash.h"
 #include "engine/wire_format.h"
 
 namespace contextd {
@@ -16,9 +17,9 @@ namespace {
 // Each chunk is a varint tag: 0, then the bytes; or 1, then offset and length.
 // Version 3: an upsert ends with its chunks' keyword terms as the proposer analysed them
 // (every node stemming and hashing every word again was a third of a replica's apply):
-// a varint 0 (none: the applier analyses), or 1, a dictionary (a count, then each term's
-// bytes, in order of first use) and per chunk a count of distinct terms, each a dictionary
-// index and its count of occurrences.
+// a varint 0 (none: the applier analyses), or 1 and per chunk a count of distinct terms,
+// each a word and its count of occurrences. A word is a varint: 0 and its bytes the first
+// time the record names it, else 1 + its number (words are numbered in order of first use).
 constexpr char kMagic = 'M';
 constexpr uint8_t kVersion = 3;
 constexpr uint64_t kNoTerms = 0, kCountedTerms = 1;
@@ -29,6 +30,53 @@ using wire::Reader;
 
 Status Corrupt(const std::string& what) { return InvalidArgument("mutation record: " + what, "invalid_mutation"); }
 
+// Numbers the words of an upsert's terms in order of first use: an open-addressing table
+// keyed by XXH3 (a std::unordered_map, a heap node per word and a slower hash, cost the
+// proposer more than the rest of the record's encoding).
+class WordNumbers {
+ public:
+  // The word's number; `*added` when it had none.
+  uint32_t Number(std::string_view word, bool* added) {
+    if ((words_.size() + 1) * 2 > slots_.size()) Grow();
+    const uint64_t hash = Hash64(word);
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      Slot& slot = slots_[i];
+      if (slot.number == kEmpty) {
+        slot = {hash, static_cast<uint32_t>(words_.size())};
+        words_.push_back(word);
+        *added = true;
+        return slot.number;
+      }
+      if (slot.hash == hash && words_[slot.number] == word) {
+        *added = false;
+        return slot.number;
+      }
+    }
+  }
+  std::string_view word(uint32_t number) const { return words_[number]; }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t number = kEmpty;
+  };
+  void Grow() {
+    std::vector<Slot> old(std::max<size_t>(1024, slots_.size() * 2));
+    old.swap(slots_);
+    const size_t mask = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.number == kEmpty) continue;
+      size_t i = s.hash & mask;
+      while (slots_[i].number != kEmpty) i = (i + 1) & mask;
+      slots_[i] = s;
+    }
+  }
+  std::vector<Slot> slots_;
+  std::vector<std::string_view> words_;  // views into the documents' lists
+};
+
 // An upsert's terms, as version 3 writes them: counted, from lists counted or not.
 void PutTerms(std::string* out, const std::vector<MutationDocument>& docs) {
   for (const auto& d : docs) {
@@ -38,67 +86,65 @@ void PutTerms(std::string* out, const std::vector<MutationDocument>& docs) {
     }
   }
   PutVarint(out, kCountedTerms);
-  std::unordered_map<std::string_view, uint32_t> index;  // views into the documents' lists
-  std::vector<std::string_view> words;
-  std::vector<uint32_t> place;  // by word: 1 + its place in the run being counted, 0 if not in it
+  WordNumbers numbers;
+  uint32_t named = 0;                              // words written out so far: numbers below are known to the reader
+  std::vector<uint32_t> place;                     // by word: 1 + its place in the run being counted, 0 if not in it
   std::vector<std::pair<uint32_t, uint32_t>> run;  // word, occurrences; in order of first use
-  std::string runs;
   for (const auto& d : docs) {
     for (size_t j = 0; j < d.terms.runs(); ++j) {
       const TermSpan span = d.terms.run(j);
       run.clear();
       for (size_t i = 0; i < span.size(); ++i) {
-        const auto [it, added] = index.emplace(span[i], static_cast<uint32_t>(words.size()));
-        if (added) {
-          words.push_back(span[i]);
-          place.push_back(0);
-        }
-        uint32_t& at = place[it->second];
+        bool added = false;
+        const uint32_t word = numbers.Number(span[i], &added);
+        if (added) place.push_back(0);
+        uint32_t& at = place[word];
         if (at == 0) {
-          run.emplace_back(it->second, 0);
+          run.emplace_back(word, 0);
           at = static_cast<uint32_t>(run.size());
         }
         run[at - 1].second += span.count(i);
       }
-      PutVarint(&runs, run.size());
-      for (const auto& [word, count] : run) {
-        PutVarint(&runs, word);
-        PutVarint(&runs, count);
+      PutVarint(out, run.size());
+      for (size_t k = 0; k < run.size(); ++k) {
+        const auto [word, count] = run[k];
+        // Words are numbered in order of first use, and a run lists its words so too: a
+        // word's first appearance in the record is the one that names it.
+        if (word == named) {
+          PutVarint(out, 0);
+          PutBytes(out, numbers.word(word));
+          ++named;
+        } else {
+          PutVarint(out, 1 + static_cast<uint64_t>(word));
+        }
+        PutVarint(out, count);
         place[word] = 0;
       }
     }
   }
-  PutVarint(out, words.size());
-  for (std::string_view w : words) PutBytes(out, w);
-  out->append(runs);
 }
 
 Status GetTerms(Reader* r, std::vector<MutationDocument>* docs) {
-  uint64_t form = 0, n = 0;
+  uint64_t form = 0;
   if (!r->Varint(&form)) return Corrupt("truncated terms");
   if (form == kNoTerms) return Status::Ok();
   if (form != kCountedTerms) return Corrupt("unknown terms form " + std::to_string(form));
-  if (!r->Count(&n)) return Corrupt("truncated terms");
-  std::vector<std::string_view> words;  // grown as read: a count that lies runs out of bytes first
-  for (uint64_t i = 0; i < n; ++i) {
-    if (!r->Bytes(&words.emplace_back())) return Corrupt("truncated terms");
-  }
-  std::vector<uint32_t> last_run(words.size(), 0);  // by word: the last run (from 1) naming it
-  uint32_t run_number = 0;
+  // A word named twice, or twice in one chunk, is no danger: the index adds up a term's
+  // counts within a chunk.
+  std::vector<std::string_view> words;  // views into the record
   for (auto& d : *docs) {
     for (size_t j = 0; j < d.chunks.size(); ++j) {
-      ++run_number;
       uint64_t distinct = 0, length = 0;
       if (!r->Count(&distinct)) return Corrupt("truncated terms");
       for (uint64_t i = 0; i < distinct; ++i) {
-        uint64_t word = 0, count = 0;
-        if (!r->Varint(&word) || !r->Varint(&count)) return Corrupt("truncated terms");
-        if (word >= words.size()) return Corrupt("a term outside the dictionary");
+        uint64_t ref = 0, count = 0;
+        if (!r->Varint(&ref)) return Corrupt("truncated terms");
+        if (ref == 0 && !r->Bytes(&words.emplace_back())) return Corrupt("truncated terms");
+        if (ref > words.size()) return Corrupt("a term that names no word before it");
+        if (!r->Varint(&count)) return Corrupt("truncated terms");
         if (count == 0 || count > UINT32_MAX) return Corrupt("a term counted " + std::to_string(count) + " times");
-        if (last_run[word] == run_number) return Corrupt("a term listed twice for one chunk");
-        last_run[word] = run_number;
         length += count;
-        d.terms.AddCounted(words[word], static_cast<uint32_t>(count));
+        d.terms.AddCounted(ref == 0 ? words.back() : words[ref - 1], static_cast<uint32_t>(count));
       }
       if (length > UINT32_MAX) return Corrupt("a chunk of more than 4G terms");
       d.terms.EndRun();

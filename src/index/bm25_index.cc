@@ -130,6 +130,16 @@ void Bm25Index::Add(uint32_t slot, const TermSpan& terms) {
       occurrences += terms.count(i);
     }
     std::sort(counts.begin(), counts.end());
+    // A term named twice (a run built so, or a log record made so) is one posting.
+    size_t kept = 0;
+    for (size_t i = 0; i < counts.size(); ++i) {
+      if (kept > 0 && counts[kept - 1].first == counts[i].first) {
+        counts[kept - 1].second += counts[i].second;
+      } else {
+        counts[kept++] = counts[i];
+      }
+    }
+    counts.resize(kept);
   } else {
     std::vector<uint32_t> ids;
     ids.reserve(terms.size());

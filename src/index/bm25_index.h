@@ -45,8 +45,8 @@ struct Bm25Params {
 };
 
 // A run of terms in a TermList: one chunk's. A view, valid while its list is unchanged.
-// In a counted list (TermList::AddCounted) each term appears once per run, with how many
-// times it occurs; otherwise every occurrence is a term of its own (count 1).
+// In a counted list (TermList::AddCounted) a term appears with how many times it occurs;
+// otherwise every occurrence is a term of its own (count 1).
 class TermSpan {
  public:
   TermSpan() = default;
@@ -81,7 +81,7 @@ class TermList {
   TermList() = default;
   explicit TermList(const std::vector<std::string>& terms);
   void Add(std::string_view term);
-  // REQUIRES: count >= 1, and `term` not yet in the current run.
+  // REQUIRES: count >= 1. A term added twice to one run counts as the sum.
   void AddCounted(std::string_view term, uint32_t count);
   // Every term, as one run.
   size_t size() const { return ends_.size(); }
@@ -117,7 +117,7 @@ class Bm25Index {
   explicit Bm25Index(Bm25Params params = {}) : params_(params) {}
 
   // Indexes `terms` (with repeats, or counted) under `slot`. REQUIRES: the slot is not
-  // indexed; a counted span names each term once.
+  // indexed.
   void Add(uint32_t slot, const TermSpan& terms);
   void Add(uint32_t slot, const TermList& terms) { Add(slot, terms.all()); }
   void Add(uint32_t slot, const std::vector<std::string>& terms) { Add(slot, TermList(terms)); }

@@ -143,7 +143,9 @@ class ShardRouterTest : public ::testing::Test {
         const bool covered = spread->coverage->answered == spread->coverage->shards;
         whole += covered;
         if (covered || expect_whole) EXPECT_EQ(Hits(*spread), Hits(*alone)) << QueryModeName(mode) << ": " << claim;
-        if (mode == QueryMode::kVector && spread->route && alone->route)
+        // A part that did not answer (a holder too slow on a loaded machine) leaves too few
+        // candidates, and the route is widened as it should be: compared when covered.
+        if (covered && mode == QueryMode::kVector && spread->route && alone->route)
           EXPECT_EQ(spread->route->shards, alone->route->shards) << "routed alike: " << claim;
       }
     }

@@ -13,9 +13,9 @@
 #include "engine/document_table.h"
 #include "engine/mutation.h"
 #include "engine/wire_format.h"
-#include "text/analyzer.h"
 #include "test_engine.h"
 #include "test_util.h"
+#include "text/analyzer.h"
 
 namespace contextd {
 namespace {
@@ -195,35 +195,47 @@ TEST(MutationTest, AnUpsertsKeywordTermsTravelCounted) {
   v2[1] = 2;
   ASSERT_TRUE(DecodeMutation(v2).ok());
 
-  // The terms section, found by what follows the vectors: a dictionary index outside the
-  // dictionary, and a term named twice for one chunk, are refused.
+  // The terms section follows the vectors: each word named by its bytes the first time,
+  // then by number. A number naming no word yet is refused; a word named twice in a chunk
+  // is one term counted twice.
   const size_t section = bare_bytes.size() - 1;
   ASSERT_EQ(bytes.substr(0, section), bare_bytes.substr(0, section));
-  wire::Reader r(std::string_view(bytes).substr(section));
-  uint64_t form = 0, words = 0;
-  ASSERT_TRUE(r.Varint(&form) && form == 1 && r.Varint(&words));
-  std::string dictionary = bytes.substr(0, section);
-  wire::PutVarint(&dictionary, 1);
-  wire::PutVarint(&dictionary, 2);
-  wire::PutBytes(&dictionary, "cell");
-  wire::PutBytes(&dictionary, "die");
-  const auto with_runs = [&](const std::vector<std::vector<uint64_t>>& runs) {
-    std::string out = dictionary;
+  using Entry = std::pair<std::string, uint64_t>;  // a word ("#N": by number N) and its count
+  const auto with_runs = [&](const std::vector<std::vector<Entry>>& runs) {
+    std::string out = bytes.substr(0, section);
+    wire::PutVarint(&out, 1);
     for (const auto& run : runs) {
-      wire::PutVarint(&out, run.size() / 2);
-      for (uint64_t v : run) wire::PutVarint(&out, v);
+      wire::PutVarint(&out, run.size());
+      for (const auto& [word, count] : run) {
+        if (word[0] == '#') {
+          wire::PutVarint(&out, 1 + std::stoull(word.substr(1)));
+        } else {
+          wire::PutVarint(&out, 0);
+          wire::PutBytes(&out, word);
+        }
+        wire::PutVarint(&out, count);
+      }
     }
     return DecodeMutation(out);
   };
-  auto fine = with_runs({{0, 3}, {0, 1, 1, 1}});
+  auto fine = with_runs({{{"cell", 3}}, {{"#0", 1}, {"die", 1}, {"#0", 2}}});
   ASSERT_TRUE(fine.ok()) << fine.status().ToString();
-  EXPECT_EQ(fine->documents[0].terms.run(0).count(0), 3u);
-  for (const auto& [runs, why] :
-       std::vector<std::pair<std::vector<std::vector<uint64_t>>, std::string>>{
-           {{{0, 3}, {2, 1}}, "outside the dictionary"},
-           {{{0, 3}, {1, 1, 1, 2}}, "twice"},
-           {{{0, 0}, {1, 1}}, "counted 0 times"},
-           {{{0, 3}}, "truncated terms"}}) {
+  const TermList& made = fine->documents[0].terms;
+  EXPECT_EQ(made.run(0)[0], "cell");
+  EXPECT_EQ(made.run(0).count(0), 3u);
+  EXPECT_EQ(made.run(1)[1], "die");
+  Bm25Index twice;
+  twice.Add(0, made.run(1));
+  uint32_t len = 0;
+  std::vector<std::pair<std::string, uint16_t>> counted;
+  twice.TermsOf(0, &len, &counted);
+  std::sort(counted.begin(), counted.end());
+  EXPECT_EQ(len, 4u);
+  EXPECT_EQ(counted, (std::vector<std::pair<std::string, uint16_t>>{{"cell", 3}, {"die", 1}}));
+  for (const auto& [runs, why] : std::vector<std::pair<std::vector<std::vector<Entry>>, std::string>>{
+           {{{{"cell", 3}}, {{"#1", 1}}}, "names no word"},
+           {{{{"cell", 0}}, {{"#0", 1}}}, "counted 0 times"},
+           {{{{"cell", 3}}}, "truncated terms"}}) {
     auto refused = with_runs(runs);
     ASSERT_FALSE(refused.ok()) << why;
     EXPECT_NE(refused.status().message().find(why), std::string::npos) << refused.status().message();
