@@ -32,9 +32,15 @@ size_t Collection::IndexChunks(const std::vector<std::shared_ptr<HnswIndex>>& ta
   // One write's graph inserts on every usable core once there are enough to pay for the
   // threads: in a cluster, writes are applied one at a time, in log order, so a write's
   // own inserts are the only parallelism there is (the graphs take concurrent adds).
+  // Only links are worth a thread: a chunk of a graph that does not link yet (a small
+  // shard, or one another node indexes) is a vector copied, and a thread started for a
+  // write of those cost more than the copies (its stack and allocator cache made and
+  // given back, on every node, for every write).
   static const size_t cores = static_cast<size_t>(UsableCores());
   const size_t dim = static_cast<size_t>(config_.dim);
-  const size_t threads = std::min(cores, slots.size() / kMinChunksPerIndexingThread);
+  size_t linked = 0;
+  for (const auto& graph : targets) linked += graph->linking();
+  const size_t threads = std::min(cores, linked / kMinChunksPerIndexingThread);
   std::atomic<size_t> next{0}, added{0};
   std::atomic<bool> abandoned{false};
   const auto work = [&] {
