@@ -12,8 +12,11 @@
 # with 404s), so a generator sharing the server's cores to offer ten times its capacity
 # would take the CPU it is measuring. The request is chosen to cost about 3 ms of CPU that
 # the result cache cannot remove.
-#   1. stress: the rate steps up by 1.1x every 5 s until p99 passes 100 ms or more than 1%
-#      fail; the knee is the capacity,
+#   1. stress: the rate steps up by 1.1x every 5 s until p99 passes 100 ms or more than 10%
+#      are refused; the capacity is the most goodput a step served within the 100 ms p99
+#      (the knee, where more than 1% first failed, is reported too: the server's own 5 ms
+#      queue-delay rule sheds 1-2% well before it saturates, so ten times the knee was not
+#      ten times what it can serve),
 #   2. baseline: half the capacity for 20 s, the unloaded p99,
 #   3. overload: ten times the capacity for SECS seconds.
 # Targets (issue 20): goodput at least 90% of capacity, p99 of admitted requests at most 3x
@@ -47,26 +50,26 @@ JSON
 # Warm-up (graphs built, caches filled), not measured.
 scenario warm baseline '"stages": [{"name": "warm", "rate": 150, "seconds": 10}]'
 taskset -c "${GEN_CPUS:-1}" "$bin" loadtest --url "$url" --scenario "$work/warm.json" > /dev/null
-scenario stress stress '"stress": {"start_rate": 100, "step": 1.1, "step_seconds": 5, "slo_p99_ms": 100, "max_error_rate": 0.01, "max_steps": 40}'
-knee=$(taskset -c "${GEN_CPUS:-1}" "$bin" loadtest --url "$url" --scenario "$work/stress.json" --out "$work/stress.report" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["knee_rate"])')
-half=$(python3 -c "print($knee / 2)") ten=$(python3 -c "print($knee * 10)")
+scenario stress stress '"stress": {"start_rate": 100, "step": 1.1, "step_seconds": 5, "slo_p99_ms": 100, "max_error_rate": 0.01, "saturation_error_rate": 0.1, "max_steps": 40}'
+taskset -c "${GEN_CPUS:-1}" "$bin" loadtest --url "$url" --scenario "$work/stress.json" --out "$work/stress.report" > /dev/null
+read -r capacity knee < <(python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(r["capacity_rps"], r["knee_rate"])' "$work/stress.report")
+half=$(python3 -c "print($capacity / 2)") ten=$(python3 -c "print($capacity * 10)")
 scenario base baseline "\"stages\": [{\"name\": \"half\", \"rate\": $half, \"seconds\": 20}]"
 taskset -c "${GEN_CPUS:-1}" "$bin" loadtest --url "$url" --scenario "$work/base.json" --out "$work/base.report" > /dev/null
 scenario over baseline "\"stages\": [{\"name\": \"ten_x\", \"rate\": $ten, \"seconds\": $secs}]"
 taskset -c "${GEN_CPUS:-1}" "$bin" loadtest --url "$url" --scenario "$work/over.json" --out "$work/over.report" \
   --chart "$root/bench/out/overload.png" > /dev/null
-python3 - "$work" "$knee" <<'PY'
+python3 - "$work" "$capacity" "$knee" <<'PY'
 import json, sys
-work, knee = sys.argv[1], float(sys.argv[2])
+work, capacity, knee = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 base = json.load(open(f"{work}/base.report"))["stages"][0]
 over = json.load(open(f"{work}/over.report"))["stages"][0]
 unloaded_p99 = base["latency_admitted"]["p99_ms"]
 print(json.dumps({
-  "capacity_rps": knee, "unloaded": {"rate": base["offered_rate"], "goodput": round(base["goodput"], 1),
+  "capacity_rps": round(capacity, 1), "knee_rps": round(knee, 1), "unloaded": {"rate": base["offered_rate"], "goodput": round(base["goodput"], 1),
                                      "p50_ms": base["latency_admitted"]["p50_ms"], "p99_ms": unloaded_p99},
   "overload": {"rate": over["offered_rate"], "seconds": over["seconds"], "goodput": round(over["goodput"], 1),
-               "goodput_over_capacity": round(over["goodput"] / knee, 3), "statuses": over["statuses"],
+               "goodput_over_capacity": round(over["goodput"] / capacity, 3), "statuses": over["statuses"],
                "admitted_p50_ms": over["latency_admitted"]["p50_ms"], "admitted_p99_ms": over["latency_admitted"]["p99_ms"],
                "admitted_p99_over_unloaded": round(over["latency_admitted"]["p99_ms"] / max(unloaded_p99, 1e-9), 2),
                "rejected_p50_ms": over["latency_rejected"]["p50_ms"], "rejected_p99_ms": over["latency_rejected"]["p99_ms"],

@@ -107,10 +107,14 @@ StatusOr<Scenario> Scenario::FromJson(const Json& j, const std::string& base_dir
     s.step_seconds = Number(*st, "step_seconds", s.step_seconds);
     s.slo_p99_ms = Number(*st, "slo_p99_ms", s.slo_p99_ms);
     s.max_error_rate = Number(*st, "max_error_rate", s.max_error_rate);
+    s.saturation_error_rate = Number(*st, "saturation_error_rate", s.saturation_error_rate);
     s.max_steps = static_cast<int>(Number(*st, "max_steps", s.max_steps));
     if (s.step <= 1 || s.start_rate <= 0 || s.step_seconds <= 0 || s.max_steps < 1) {
       return InvalidArgument("'stress' needs start_rate > 0, step > 1, step_seconds > 0, max_steps >= 1",
                              "invalid_value");
+    }
+    if (s.max_error_rate < 0 || s.saturation_error_rate < s.max_error_rate || s.saturation_error_rate > 1) {
+      return InvalidArgument("'stress' needs 0 <= max_error_rate <= saturation_error_rate <= 1", "invalid_value");
     }
   }
   if (const Json* so = j.Find("soak"); so != nullptr && so->is_object()) {
@@ -285,6 +289,19 @@ Json StageJson(const LoadStage& st, const std::vector<Sample>& samples, int inde
 
 }  // namespace
 
+StressReading ReadStress(const Scenario& s, const std::vector<StressStep>& steps) {
+  StressReading r;
+  bool broken = false;
+  for (const StressStep& x : steps) {
+    const bool fast = x.p99_ms <= s.slo_p99_ms;
+    if (fast) r.capacity = std::max(r.capacity, x.goodput);
+    broken = broken || !fast || x.error_rate > s.max_error_rate;
+    if (!broken) r.knee_rate = x.rate;
+    r.go_on = fast && x.error_rate <= s.saturation_error_rate;
+  }
+  return r;
+}
+
 StatusOr<LoadReport> RunLoadTest(const Scenario& s) {
   std::string host;
   int port = 0;
@@ -301,11 +318,12 @@ StatusOr<LoadReport> RunLoadTest(const Scenario& s) {
   int64_t t0 = 0;
   Json memory = Json::MakeArray();
   if (s.profile == "stress") {
-    // Step the rate up until the objective breaks; the knee is the last rate that held.
+    // Step the rate up until p99 breaks or the server saturates (ReadStress).
     Json steps = Json::MakeArray();
-    double knee = 0;
+    std::vector<StressStep> read;
+    StressReading reading;
     double rate = s.start_rate;
-    for (int i = 0; i < s.max_steps; ++i, rate *= s.step) {
+    for (int i = 0; i < s.max_steps && reading.go_on; ++i, rate *= s.step) {
       LoadStage st{"step" + std::to_string(i), rate, rate, s.step_seconds};
       int64_t step_t0 = 0;
       std::vector<Sample> got = Drive(s, connections, {st}, &step_t0);
@@ -318,18 +336,20 @@ StatusOr<LoadReport> RunLoadTest(const Scenario& s) {
       }
       samples.insert(samples.end(), got.begin(), got.end());
       ran.push_back(st);
-      const double p99 = step["latency"]["p99_ms"].as_double();
-      const double errors = 1.0 - step["goodput"].as_double() * st.seconds /
-                                      std::max(1.0, static_cast<double>(step["requests"].as_int()));
-      const bool held = p99 <= s.slo_p99_ms && errors <= s.max_error_rate;
-      step["held"] = held;
+      StressStep& x = read.emplace_back();
+      x.rate = rate;
+      x.goodput = step["goodput"].as_double();
+      x.p99_ms = step["latency"]["p99_ms"].as_double();
+      x.error_rate = 1.0 - x.goodput * st.seconds / std::max(1.0, static_cast<double>(step["requests"].as_int()));
+      step["held"] = x.p99_ms <= s.slo_p99_ms && x.error_rate <= s.max_error_rate;
       steps.push_back(std::move(step));
-      if (!held) break;
-      knee = rate;
+      reading = ReadStress(s, read);
     }
-    out["knee_rate"] = knee;
+    out["knee_rate"] = reading.knee_rate;
+    out["capacity_rps"] = reading.capacity;
     out["slo_p99_ms"] = s.slo_p99_ms;
     out["max_error_rate"] = s.max_error_rate;
+    out["saturation_error_rate"] = s.saturation_error_rate;
     out["steps"] = std::move(steps);
   } else {
     ran = s.profile == "soak" ? std::vector<LoadStage>{{"soak", s.soak_rate, s.soak_rate, s.soak_seconds}} : s.stages;

@@ -4,8 +4,9 @@
 //
 // A scenario (JSON) names a weighted mix of requests with bodies drawn from text files,
 // API keys used in turn, the connections to use, and either stages (rate, seconds, an
-// optional ramp) or a profile: "stress" steps the rate up until the latency objective or
-// the error budget breaks and reports the knee; "soak" holds a rate for hours and samples
+// optional ramp) or a profile: "stress" steps the rate up until the latency objective
+// breaks or the server saturates, and reports the knee and the capacity; "soak" holds a
+// rate for hours and samples
 // the server's memory from /metrics.
 //
 // Thread safety: Run is called once per LoadTest.
@@ -46,9 +47,12 @@ struct Scenario {
   std::vector<LoadRequest> requests;
   std::vector<LoadStage> stages;
   std::string profile = "baseline";  // baseline (the stages), stress, soak
-  // stress: start_rate * step^i for step_seconds each, until p99 > slo_p99_ms or the error
-  // rate passes max_error_rate, at most max_steps steps.
+  // stress: start_rate * step^i for step_seconds each, at most max_steps steps, read by
+  // ReadStress (below): the knee (p99 within slo_p99_ms, errors within max_error_rate) and
+  // the capacity (the most goodput served within slo_p99_ms), stepping until p99 breaks or
+  // the errors pass saturation_error_rate.
   double start_rate = 100, step = 1.25, step_seconds = 10, slo_p99_ms = 100, max_error_rate = 0.01;
+  double saturation_error_rate = 0.1;
   int max_steps = 20;
   // soak: one stage at `rate` for `seconds`, the server's memory sampled every sample_s.
   double soak_rate = 100, soak_seconds = 3600, sample_s = 10;
@@ -57,6 +61,22 @@ struct Scenario {
   // the member that is wrong.
   static StatusOr<Scenario> FromJson(const Json& j, const std::string& base_dir);
 };
+
+// The stress profile's reading of the steps run so far. The knee is the last rate before the
+// first step that broke the objective (p99 over slo_p99_ms, or errors over max_error_rate).
+// The capacity is the most goodput any step served within slo_p99_ms: a server that sheds
+// a little by design (a queue-delay rule rejecting 1-2% well before it saturates) passes
+// the error budget long before its goodput stops rising, and ten times a knee read there
+// is not ten times what it can serve. Stepping goes on while p99 holds and the errors stay
+// under saturation_error_rate.
+struct StressStep {
+  double rate = 0, goodput = 0, error_rate = 0, p99_ms = 0;
+};
+struct StressReading {
+  double knee_rate = 0, capacity = 0;
+  bool go_on = true;
+};
+StressReading ReadStress(const Scenario& s, const std::vector<StressStep>& steps);
 
 // What happened, per stage and per second (the chart's series), as JSON.
 struct LoadReport {

@@ -33,6 +33,12 @@ TEST(ScenarioTest, BadScenariosNameWhatIsWrong) {
   EXPECT_NE(parse(R"({"requests":[{"path":"/q"}],"profile":"burst"})").status().message().find("profile"),
             std::string::npos);
   EXPECT_TRUE(parse(R"({"requests":[{"path":"/q"}],"profile":"stress"})").ok());
+  EXPECT_NE(parse(R"({"requests":[{"path":"/q"}],"profile":"stress","stress":{"saturation_error_rate":0.001}})")
+                .status()
+                .message()
+                .find("saturation_error_rate"),
+            std::string::npos)
+      << "saturation below the error budget";
 }
 
 TEST(LoadTestTest, SendsExactlyTheScheduleAndCountsEveryReply) {
@@ -85,11 +91,42 @@ TEST(LoadTestTest, StressStopsAtTheFirstStepThatBreaksTheObjective) {
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->json["steps"].as_array().size(), 3u);
   EXPECT_DOUBLE_EQ(all->json["knee_rate"].as_double(), 80);
+  EXPECT_DOUBLE_EQ(all->json["capacity_rps"].as_double(), 80) << "every request of the last step served";
   s.slo_p99_ms = 1e-6;  // broken at once: no rate held
   auto none = RunLoadTest(s);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->json["steps"].as_array().size(), 1u);
   EXPECT_DOUBLE_EQ(none->json["knee_rate"].as_double(), 0);
+}
+
+// A server that sheds a little by design passes the 1% error budget (the knee) well before
+// its goodput stops rising: stepping goes on until it saturates, and the capacity is the
+// most it served within the latency objective.
+TEST(LoadTestTest, TheCapacityIsWhereGoodputStopsRisingNotWhereTheErrorBudgetBreaks) {
+  Scenario s;
+  s.slo_p99_ms = 100;
+  s.max_error_rate = 0.01;
+  s.saturation_error_rate = 0.1;
+  std::vector<StressStep> steps = {{100, 100, 0, 5}, {110, 108.5, 0.013, 8}, {121, 119, 0.016, 9}};
+  StressReading r = ReadStress(s, steps);
+  EXPECT_DOUBLE_EQ(r.knee_rate, 100);
+  EXPECT_DOUBLE_EQ(r.capacity, 119);
+  EXPECT_TRUE(r.go_on) << "1.6% shed is not saturation";
+  steps.push_back({133, 125, 0.06, 12});
+  steps.push_back({146, 124, 0.15, 14});
+  r = ReadStress(s, steps);
+  EXPECT_DOUBLE_EQ(r.knee_rate, 100);
+  EXPECT_DOUBLE_EQ(r.capacity, 125);
+  EXPECT_FALSE(r.go_on) << "15% shed: saturated";
+  // Goodput served too slowly does not count, and a broken p99 stops the steps.
+  steps = {{100, 100, 0, 5}, {110, 110, 0, 150}};
+  r = ReadStress(s, steps);
+  EXPECT_DOUBLE_EQ(r.knee_rate, 100);
+  EXPECT_DOUBLE_EQ(r.capacity, 100);
+  EXPECT_FALSE(r.go_on);
+  // A step back within the objective after a break does not move the knee.
+  steps = {{100, 100, 0, 5}, {110, 105, 0.05, 8}, {121, 121, 0, 8}};
+  EXPECT_DOUBLE_EQ(ReadStress(s, steps).knee_rate, 100);
 }
 
 TEST(PngChartTest, AValidPngOfTheAskedSize) {
