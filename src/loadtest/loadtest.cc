@@ -109,8 +109,9 @@ StatusOr<Scenario> Scenario::FromJson(const Json& j, const std::string& base_dir
     s.max_error_rate = Number(*st, "max_error_rate", s.max_error_rate);
     s.saturation_error_rate = Number(*st, "saturation_error_rate", s.saturation_error_rate);
     s.max_steps = static_cast<int>(Number(*st, "max_steps", s.max_steps));
-    if (s.step <= 1 || s.start_rate <= 0 || s.step_seconds <= 0 || s.max_steps < 1) {
-      return InvalidArgument("'stress' needs start_rate > 0, step > 1, step_seconds > 0, max_steps >= 1",
+    s.patience = static_cast<int>(Number(*st, "patience", s.patience));
+    if (s.step <= 1 || s.start_rate <= 0 || s.step_seconds <= 0 || s.max_steps < 1 || s.patience < 1) {
+      return InvalidArgument("'stress' needs start_rate > 0, step > 1, step_seconds > 0, max_steps >= 1, patience >= 1",
                              "invalid_value");
     }
     if (s.max_error_rate < 0 || s.saturation_error_rate < s.max_error_rate || s.saturation_error_rate > 1) {
@@ -292,13 +293,15 @@ Json StageJson(const LoadStage& st, const std::vector<Sample>& samples, int inde
 StressReading ReadStress(const Scenario& s, const std::vector<StressStep>& steps) {
   StressReading r;
   bool broken = false;
+  int stalled = 0;  // steps in a row past the p99 objective or saturated
   for (const StressStep& x : steps) {
     const bool fast = x.p99_ms <= s.slo_p99_ms;
     if (fast) r.capacity = std::max(r.capacity, x.goodput);
     broken = broken || !fast || x.error_rate > s.max_error_rate;
     if (!broken) r.knee_rate = x.rate;
-    r.go_on = fast && x.error_rate <= s.saturation_error_rate;
+    stalled = fast && x.error_rate <= s.saturation_error_rate ? 0 : stalled + 1;
   }
+  r.go_on = stalled < s.patience;
   return r;
 }
 

@@ -53,6 +53,9 @@ struct Scenario {
   // the errors pass saturation_error_rate.
   double start_rate = 100, step = 1.25, step_seconds = 10, slo_p99_ms = 100, max_error_rate = 0.01;
   double saturation_error_rate = 0.1;
+  // Consecutive steps that must break (p99, or saturation) before stepping stops: one
+  // stall of a shared machine can put a short step's p99 over the objective.
+  int patience = 1;
   int max_steps = 20;
   // soak: one stage at `rate` for `seconds`, the server's memory sampled every sample_s.
   double soak_rate = 100, soak_seconds = 3600, sample_s = 10;
@@ -68,7 +71,7 @@ struct Scenario {
 // a little by design (a queue-delay rule rejecting 1-2% well before it saturates) passes
 // the error budget long before its goodput stops rising, and ten times a knee read there
 // is not ten times what it can serve. Stepping goes on while p99 holds and the errors stay
-// under saturation_error_rate.
+// under saturation_error_rate (or until `patience` steps in a row did not).
 struct StressStep {
   double rate = 0, goodput = 0, error_rate = 0, p99_ms = 0;
 };

@@ -127,6 +127,19 @@ TEST(LoadTestTest, TheCapacityIsWhereGoodputStopsRisingNotWhereTheErrorBudgetBre
   // A step back within the objective after a break does not move the knee.
   steps = {{100, 100, 0, 5}, {110, 105, 0.05, 8}, {121, 121, 0, 8}};
   EXPECT_DOUBLE_EQ(ReadStress(s, steps).knee_rate, 100);
+  // With patience 2, one stalled step (a p99 spike) does not stop the steps; two in a row do.
+  s.patience = 2;
+  steps = {{100, 100, 0, 5}, {110, 110, 0, 150}};
+  EXPECT_TRUE(ReadStress(s, steps).go_on);
+  steps.push_back({121, 121, 0, 8});
+  r = ReadStress(s, steps);
+  EXPECT_TRUE(r.go_on);
+  EXPECT_DOUBLE_EQ(r.capacity, 121);
+  EXPECT_DOUBLE_EQ(r.knee_rate, 100);
+  steps.push_back({133, 120, 0.1, 150});
+  EXPECT_TRUE(ReadStress(s, steps).go_on);
+  steps.push_back({146, 118, 0.2, 20});
+  EXPECT_FALSE(ReadStress(s, steps).go_on);
 }
 
 TEST(PngChartTest, AValidPngOfTheAskedSize) {
