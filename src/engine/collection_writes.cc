@@ -288,11 +288,12 @@ Status Collection::ApplyUpsert(Mutation m, ApplyResult* result) {
     WriterLock lock(&mu_);
     applied_sequence_ = std::max(applied_sequence_, m.sequence);
     row = 0;
+    TermIdCache term_ids;  // terms from the log are numbered per record
     for (size_t i = 0; i < m.documents.size(); ++i) {
       MutationDocument& d = m.documents[i];
       RemoveDocLocked(d.id);
       const size_t n = d.chunks.size();  // Insert() takes the chunks
-      table_.Insert(&d, &slots[row], terms[i]);
+      table_.Insert(&d, &slots[row], terms[i], &term_ids);
       for (size_t j = 0; j < n; ++j, ++row) targets.push_back(shards_.Place(slots[row], &m.vectors[row * dim]));
     }
   }

@@ -85,16 +85,17 @@ uint32_t DocumentTable::AllocateSlot() {
 
 void DocumentTable::ReleaseSlot(uint32_t slot) { free_slots_.push(slot); }
 
-void DocumentTable::Fill(uint32_t slot, const Document* doc, uint32_t ordinal, const TermSpan& terms) {
+void DocumentTable::Fill(uint32_t slot, const Document* doc, uint32_t ordinal, const TermSpan& terms,
+                         TermIdCache* term_ids) {
   Chunk& c = chunks_[slot];
   c.doc = doc;
   c.ordinal = ordinal;
   payload_.Add(slot, doc->metadata);
-  keywords_.Add(slot, terms);
+  keywords_.Add(slot, terms, term_ids);
   ++live_chunks_;
 }
 
-void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, const TermList& terms) {
+void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, const TermList& terms, TermIdCache* term_ids) {
   auto doc = std::make_unique<Document>();
   doc->id = d->id;
   doc->title = std::move(d->title);
@@ -104,7 +105,7 @@ void DocumentTable::Insert(MutationDocument* d, const uint32_t* slots, const Ter
   doc->chunks = std::move(d->chunks);
   text_bytes_ += doc->text.size() + doc->chunks.own_bytes();
   for (size_t j = 0; j < doc->chunks.size(); ++j) {
-    Fill(slots[j], doc.get(), static_cast<uint32_t>(j), terms.run(j));
+    Fill(slots[j], doc.get(), static_cast<uint32_t>(j), terms.run(j), term_ids);
     doc->slots.push_back(slots[j]);
   }
   std::string id = doc->id;

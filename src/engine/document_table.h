@@ -75,8 +75,10 @@ class DocumentTable {
   // Adds a document, its chunks in `slots` (allocated, one per chunk) and indexed with
   // `terms` (each chunk's keyword terms as one run, in chunk order). d is consumed: its
   // text and chunks move here.
+  // Numbered terms are resolved through `term_ids` when given (one per batch of lists
+  // numbered alike: a log record's documents).
   // REQUIRES: no document with d's id (Remove() it first); terms.runs() == chunk count.
-  void Insert(MutationDocument* d, const uint32_t* slots, const TermList& terms);
+  void Insert(MutationDocument* d, const uint32_t* slots, const TermList& terms, TermIdCache* term_ids = nullptr);
   // Removes the document and frees its slots, calling on_slot(slot) for each first (the
   // vector index drops it there). False when there is no such document.
   bool Remove(const std::string& id, const std::function<void(uint32_t)>& on_slot);
@@ -93,7 +95,8 @@ class DocumentTable {
   void FinishLoad();
 
  private:
-  void Fill(uint32_t slot, const Document* doc, uint32_t ordinal, const TermSpan& terms);
+  void Fill(uint32_t slot, const Document* doc, uint32_t ordinal, const TermSpan& terms,
+            TermIdCache* term_ids = nullptr);
 
   // After many removes, frees the slot arrays past the highest chunk in use when that is
   // under a quarter of them (a large document deleted again), here and in the keyword index.

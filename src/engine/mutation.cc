@@ -144,7 +144,8 @@ Status GetTerms(Reader* r, std::vector<MutationDocument>* docs) {
         if (!r->Varint(&count)) return Corrupt("truncated terms");
         if (count == 0 || count > UINT32_MAX) return Corrupt("a term counted " + std::to_string(count) + " times");
         length += count;
-        d.terms.AddCounted(ref == 0 ? words.back() : words[ref - 1], static_cast<uint32_t>(count));
+        const uint32_t word = static_cast<uint32_t>(ref == 0 ? words.size() - 1 : ref - 1);
+        d.terms.AddCounted(words[word], static_cast<uint32_t>(count), word);
       }
       if (length > UINT32_MAX) return Corrupt("a chunk of more than 4G terms");
       d.terms.EndRun();

@@ -93,6 +93,11 @@ void TermList::AddCounted(std::string_view term, uint32_t count) {
   counts_.push_back(count);
 }
 
+void TermList::AddCounted(std::string_view term, uint32_t count, uint32_t word) {
+  AddCounted(term, count);
+  words_.push_back(word);
+}
+
 uint32_t Bm25Index::TermId(std::string_view t) {
   auto it = terms_.find(t);
   if (it != terms_.end()) return it->second;
@@ -111,7 +116,7 @@ uint32_t Bm25Index::TermId(std::string_view t) {
   return it->second;
 }
 
-void Bm25Index::Add(uint32_t slot, const TermSpan& terms) {
+void Bm25Index::Add(uint32_t slot, const TermSpan& terms, TermIdCache* cache) {
   if (docs_.size() <= slot) {
     docs_.resize(slot + 1);
     lengths_.resize(slot + 1, 0);
@@ -125,8 +130,22 @@ void Bm25Index::Add(uint32_t slot, const TermSpan& terms) {
   uint64_t occurrences = 0;
   if (terms.counted()) {
     counts.reserve(terms.size());
+    if (cache != nullptr && cache->epoch_ != term_epoch_) {
+      cache->ids_.clear();
+      cache->epoch_ = term_epoch_;
+    }
+    const bool numbered = cache != nullptr && terms.numbered();
     for (size_t i = 0; i < terms.size(); ++i) {
-      counts.emplace_back(TermId(terms[i]), terms.count(i));
+      uint32_t id = 0;
+      if (numbered) {
+        const uint32_t word = terms.word(i);
+        if (word >= cache->ids_.size()) cache->ids_.resize(static_cast<size_t>(word) + 1, TermIdCache::kUnknown);
+        if (cache->ids_[word] == TermIdCache::kUnknown) cache->ids_[word] = TermId(terms[i]);
+        id = cache->ids_[word];
+      } else {
+        id = TermId(terms[i]);
+      }
+      counts.emplace_back(id, terms.count(i));
       occurrences += terms.count(i);
     }
     std::sort(counts.begin(), counts.end());
@@ -204,6 +223,7 @@ void Bm25Index::TrimSlots(size_t slots) {
 }
 
 void Bm25Index::CompactTermIds() {
+  ++term_epoch_;
   std::vector<uint32_t> renumber(postings_.size(), UINT32_MAX);
   std::vector<std::vector<Posting>> postings(terms_.size());
   std::vector<TermBounds> bounds(terms_.size());
@@ -241,6 +261,7 @@ void Bm25Index::RemovePosting(uint32_t term, uint32_t slot) {
     terms_.erase(name);
     names_[term] = nullptr;
     free_terms_.push_back(term);
+    ++term_epoch_;
   } else if (list.capacity() >= 64 && list.size() < list.capacity() / 4) {
     // Halving at a quarter full keeps removal amortised O(1) per posting: a list has to
     // grow back by doubling before it can shrink again.

@@ -47,11 +47,14 @@ struct Bm25Params {
 // A run of terms in a TermList: one chunk's. A view, valid while its list is unchanged.
 // In a counted list (TermList::AddCounted) a term appears with how many times it occurs;
 // otherwise every occurrence is a term of its own (count 1).
+// A counted list may also number its terms (the words of a log record, which names each
+// word once for all its chunks: see TermIdCache).
 class TermSpan {
  public:
   TermSpan() = default;
-  TermSpan(std::string_view chars, const uint32_t* ends, size_t n, uint32_t first, const uint32_t* counts = nullptr)
-      : chars_(chars), ends_(ends), counts_(counts), n_(n), first_(first) {}
+  TermSpan(std::string_view chars, const uint32_t* ends, size_t n, uint32_t first, const uint32_t* counts = nullptr,
+           const uint32_t* words = nullptr)
+      : chars_(chars), ends_(ends), counts_(counts), words_(words), n_(n), first_(first) {}
   size_t size() const { return n_; }
   std::string_view operator[](size_t i) const {
     const uint32_t begin = i == 0 ? first_ : ends_[i - 1];
@@ -59,11 +62,15 @@ class TermSpan {
   }
   bool counted() const { return counts_ != nullptr; }
   uint32_t count(size_t i) const { return counts_ == nullptr ? 1 : counts_[i]; }
+  bool numbered() const { return words_ != nullptr; }
+  // REQUIRES: numbered().
+  uint32_t word(size_t i) const { return words_[i]; }
 
  private:
   std::string_view chars_;
   const uint32_t* ends_ = nullptr;
   const uint32_t* counts_ = nullptr;
+  const uint32_t* words_ = nullptr;
   size_t n_ = 0;
   uint32_t first_ = 0;  // where term 0 begins in chars_
 };
@@ -83,10 +90,13 @@ class TermList {
   void Add(std::string_view term);
   // REQUIRES: count >= 1. A term added twice to one run counts as the sum.
   void AddCounted(std::string_view term, uint32_t count);
+  // The same, numbered: `word` names `term` wherever the list uses it (the same number is
+  // always the same term). REQUIRES: every term of the list numbered, or none.
+  void AddCounted(std::string_view term, uint32_t count, uint32_t word);
   // Every term, as one run.
   size_t size() const { return ends_.size(); }
   std::string_view operator[](size_t i) const { return all()[i]; }
-  TermSpan all() const { return TermSpan(chars_, ends_.data(), ends_.size(), 0, counts()); }
+  TermSpan all() const { return TermSpan(chars_, ends_.data(), ends_.size(), 0, counts(), words()); }
   bool counted() const { return !counts_.empty(); }
 
   // Ends the current run (the terms added since the last EndRun()).
@@ -96,7 +106,9 @@ class TermList {
   TermSpan run(size_t i) const {
     const uint32_t first = i == 0 ? 0 : run_ends_[i - 1];
     const uint32_t* counts = counts_.empty() ? nullptr : counts_.data() + first;
-    return TermSpan(chars_, ends_.data() + first, run_ends_[i] - first, first == 0 ? 0 : ends_[first - 1], counts);
+    const uint32_t* words = words_.empty() ? nullptr : words_.data() + first;
+    return TermSpan(chars_, ends_.data() + first, run_ends_[i] - first, first == 0 ? 0 : ends_[first - 1], counts,
+                    words);
   }
   void Reserve(size_t chars, size_t terms) {
     chars_.reserve(chars);
@@ -105,20 +117,35 @@ class TermList {
 
  private:
   const uint32_t* counts() const { return counts_.empty() ? nullptr : counts_.data(); }
+  const uint32_t* words() const { return words_.empty() ? nullptr : words_.data(); }
 
   std::string chars_;
   std::vector<uint32_t> ends_;      // where each term ends in chars_
   std::vector<uint32_t> run_ends_;  // where each run ends in ends_
   std::vector<uint32_t> counts_;    // a counted list's counts, aligned with ends_
+  std::vector<uint32_t> words_;     // a numbered list's word numbers, aligned with ends_
+};
+
+// The index's term ids of numbered words (TermSpan::word), resolved once each: a log
+// record names a word once for all its chunks (a SciFact upsert's 230 chunks list 17,000
+// distinct terms, of 4,500 words), so its chunks look each word up in the dictionary once.
+// For one index and one batch of runs numbered alike; it notices when the index forgets or
+// renumbers terms (a removal between two runs) and starts again.
+class TermIdCache {
+ private:
+  friend class Bm25Index;
+  static constexpr uint32_t kUnknown = UINT32_MAX;
+  std::vector<uint32_t> ids_;  // by word number
+  uint64_t epoch_ = 0;         // the index's term_epoch_ the ids are valid for
 };
 
 class Bm25Index {
  public:
   explicit Bm25Index(Bm25Params params = {}) : params_(params) {}
 
-  // Indexes `terms` (with repeats, or counted) under `slot`. REQUIRES: the slot is not
-  // indexed.
-  void Add(uint32_t slot, const TermSpan& terms);
+  // Indexes `terms` (with repeats, or counted) under `slot`; numbered terms through
+  // `cache` when given. REQUIRES: the slot is not indexed.
+  void Add(uint32_t slot, const TermSpan& terms, TermIdCache* cache = nullptr);
   void Add(uint32_t slot, const TermList& terms) { Add(slot, terms.all()); }
   void Add(uint32_t slot, const std::vector<std::string>& terms) { Add(slot, TermList(terms)); }
   void Remove(uint32_t slot);
@@ -198,6 +225,9 @@ class Bm25Index {
   static size_t TermNodeBytes(const std::string& term);
   // The term's id, the term added (with an empty posting list) when new.
   uint32_t TermId(std::string_view term);
+  // Counts a change of term ids (a term forgotten, or ids renumbered): TermIdCaches made
+  // before it are stale.
+  uint64_t term_epoch_ = 0;
   // Renumbers the live terms 0..n-1, dropping forgotten ids from the by-id arrays.
   void CompactTermIds();
   static constexpr size_t kCompactMinFreeTerms = 1 << 14;

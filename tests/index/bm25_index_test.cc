@@ -246,6 +246,45 @@ TEST(TermListTest, ACountedRunIndexesLikeItsOccurrences) {
   EXPECT_EQ(a.StatsDigest(), b.StatsDigest());
 }
 
+// Numbered terms (a log record's words) are looked up once per batch through a
+// TermIdCache, and index exactly as without it, even when a removal between two runs frees
+// a cached term's id and another term takes it.
+TEST(TermListTest, NumberedTermsResolvedOnceIndexAsTheirNames) {
+  TermList first, second;
+  first.AddCounted("cell", 2, 0);
+  first.AddCounted("dna", 1, 1);
+  first.EndRun();
+  second.AddCounted("dna", 3, 1);
+  second.AddCounted("cell", 1, 0);
+  second.EndRun();
+  ASSERT_TRUE(first.run(0).numbered());
+  EXPECT_EQ(second.run(0).word(1), 0u);
+  EXPECT_FALSE(TermList(std::vector<std::string>{"a"}).all().numbered());
+
+  Bm25Index cached, plain;
+  TermIdCache ids;
+  cached.Add(0, first.run(0), &ids);
+  plain.Add(0, first.run(0));
+  // Slot 0 removed: "cell" and "dna" are forgotten, their ids free; "rna" takes one.
+  cached.Remove(0);
+  plain.Remove(0);
+  cached.Add(1, std::vector<std::string>{"rna"});
+  plain.Add(1, std::vector<std::string>{"rna"});
+  cached.Add(2, second.run(0), &ids);
+  plain.Add(2, second.run(0));
+  EXPECT_EQ(cached.StatsDigest(), plain.StatsDigest());
+  ASSERT_EQ(cached.Search({"rna"}, 5).size(), 1u);
+  EXPECT_EQ(cached.Search({"rna"}, 5)[0].slot, 1u) << "a stale id would have put slot 2 under rna";
+  ASSERT_EQ(cached.Search({"cell"}, 5).size(), 1u);
+  EXPECT_EQ(cached.Search({"cell"}, 5)[0].slot, 2u);
+  uint32_t len = 0;
+  std::vector<std::pair<std::string, uint16_t>> terms;
+  cached.TermsOf(2, &len, &terms);
+  std::sort(terms.begin(), terms.end());
+  EXPECT_EQ(len, 4u);
+  EXPECT_EQ(terms, (std::vector<std::pair<std::string, uint16_t>>{{"cell", 1}, {"dna", 3}}));
+}
+
 TEST_F(Bm25Test, FilterAndUnknownTerms) {
   EXPECT_TRUE(index_.Search({"unicorn"}, 10, nullptr).empty());
   SlotBitset only_zero(3);
