@@ -225,9 +225,6 @@ class Bm25Index {
   static size_t TermNodeBytes(const std::string& term);
   // The term's id, the term added (with an empty posting list) when new.
   uint32_t TermId(std::string_view term);
-  // Counts a change of term ids (a term forgotten, or ids renumbered): TermIdCaches made
-  // before it are stale.
-  uint64_t term_epoch_ = 0;
   // Renumbers the live terms 0..n-1, dropping forgotten ids from the by-id arrays.
   void CompactTermIds();
   static constexpr size_t kCompactMinFreeTerms = 1 << 14;
@@ -250,6 +247,9 @@ class Bm25Index {
   size_t heap_bytes_ = 0;
   size_t doc_count_ = 0;
   uint64_t total_length_ = 0;
+  // Counts changes of term ids (a term forgotten, or ids renumbered): TermIdCaches made
+  // before one are stale.
+  uint64_t term_epoch_ = 0;
 };
 
 }  // namespace contextd

@@ -13,6 +13,7 @@
 #include "engine/document_table.h"
 #include "engine/mutation.h"
 #include "engine/wire_format.h"
+#include "index/bm25_test_util.h"
 #include "test_engine.h"
 #include "test_util.h"
 #include "text/analyzer.h"
@@ -227,11 +228,8 @@ TEST(MutationTest, AnUpsertsKeywordTermsTravelCounted) {
   Bm25Index twice;
   twice.Add(0, made.run(1));
   uint32_t len = 0;
-  std::vector<std::pair<std::string, uint16_t>> counted;
-  twice.TermsOf(0, &len, &counted);
-  std::sort(counted.begin(), counted.end());
+  EXPECT_EQ(SortedTermsOf(twice, 0, &len), (TermCounts{{"cell", 3}, {"die", 1}}));
   EXPECT_EQ(len, 4u);
-  EXPECT_EQ(counted, (std::vector<std::pair<std::string, uint16_t>>{{"cell", 3}, {"die", 1}}));
   for (const auto& [runs, why] : std::vector<std::pair<std::vector<std::vector<Entry>>, std::string>>{
            {{{{"cell", 3}}, {{"#1", 1}}}, "names no word"},
            {{{{"cell", 0}}, {{"#0", 1}}}, "counted 0 times"},

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "index/bm25_test_util.h"
+
 namespace contextd {
 namespace {
 
@@ -233,14 +235,9 @@ TEST(TermListTest, ACountedRunIndexesLikeItsOccurrences) {
     }
   }
   uint32_t len_a = 0, len_b = 0;
-  std::vector<std::pair<std::string, uint16_t>> terms_a, terms_b;
-  a.TermsOf(0, &len_a, &terms_a);
-  b.TermsOf(0, &len_b, &terms_b);
-  std::sort(terms_a.begin(), terms_a.end());
-  std::sort(terms_b.begin(), terms_b.end());
+  EXPECT_EQ(SortedTermsOf(a, 0, &len_a), SortedTermsOf(b, 0, &len_b));
   EXPECT_EQ(len_a, 6u);
   EXPECT_EQ(len_b, 6u);
-  EXPECT_EQ(terms_a, terms_b);
   a.Remove(0);
   b.Remove(0);
   EXPECT_EQ(a.StatsDigest(), b.StatsDigest());
@@ -278,11 +275,8 @@ TEST(TermListTest, NumberedTermsResolvedOnceIndexAsTheirNames) {
   ASSERT_EQ(cached.Search({"cell"}, 5).size(), 1u);
   EXPECT_EQ(cached.Search({"cell"}, 5)[0].slot, 2u);
   uint32_t len = 0;
-  std::vector<std::pair<std::string, uint16_t>> terms;
-  cached.TermsOf(2, &len, &terms);
-  std::sort(terms.begin(), terms.end());
+  EXPECT_EQ(SortedTermsOf(cached, 2, &len), (TermCounts{{"cell", 1}, {"dna", 3}}));
   EXPECT_EQ(len, 4u);
-  EXPECT_EQ(terms, (std::vector<std::pair<std::string, uint16_t>>{{"cell", 1}, {"dna", 3}}));
 }
 
 TEST_F(Bm25Test, FilterAndUnknownTerms) {
