@@ -295,11 +295,10 @@ StressReading ReadStress(const Scenario& s, const std::vector<StressStep>& steps
   bool broken = false;
   int stalled = 0;  // steps in a row past the p99 objective or saturated
   for (const StressStep& x : steps) {
-    const bool fast = x.p99_ms <= s.slo_p99_ms;
-    if (fast) r.capacity = std::max(r.capacity, x.goodput);
-    broken = broken || !fast || x.error_rate > s.max_error_rate;
+    if (x.Fast(s)) r.capacity = std::max(r.capacity, x.goodput);
+    broken = broken || !x.Held(s);
     if (!broken) r.knee_rate = x.rate;
-    stalled = fast && x.error_rate <= s.saturation_error_rate ? 0 : stalled + 1;
+    stalled = x.Fast(s) && x.error_rate <= s.saturation_error_rate ? 0 : stalled + 1;
   }
   r.go_on = stalled < s.patience;
   return r;
@@ -344,7 +343,7 @@ StatusOr<LoadReport> RunLoadTest(const Scenario& s) {
       x.goodput = step["goodput"].as_double();
       x.p99_ms = step["latency"]["p99_ms"].as_double();
       x.error_rate = 1.0 - x.goodput * st.seconds / std::max(1.0, static_cast<double>(step["requests"].as_int()));
-      step["held"] = x.p99_ms <= s.slo_p99_ms && x.error_rate <= s.max_error_rate;
+      step["held"] = x.Held(s);
       steps.push_back(std::move(step));
       reading = ReadStress(s, read);
     }

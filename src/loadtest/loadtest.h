@@ -74,6 +74,9 @@ struct Scenario {
 // under saturation_error_rate (or until `patience` steps in a row did not).
 struct StressStep {
   double rate = 0, goodput = 0, error_rate = 0, p99_ms = 0;
+  // Within the latency objective; and within the error budget too (the knee's test).
+  bool Fast(const Scenario& s) const { return p99_ms <= s.slo_p99_ms; }
+  bool Held(const Scenario& s) const { return Fast(s) && error_rate <= s.max_error_rate; }
 };
 struct StressReading {
   double knee_rate = 0, capacity = 0;
