@@ -29,7 +29,7 @@ shared="$root/../shared/data/scifact"
 bin="$root/build/bin/contextd"
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; wait 2>/dev/null || true; mkdir -p "$root/bench/out"; cp "$work"/*.report "$root/bench/out/" 2>/dev/null || true; rm -rf "$work"' EXIT
-taskset -c "${SERVER_CPUS:-0}" "$bin" serve --port 0 --data "$work/data" --models "$root/models" --max-queue-delay-ms "${QUEUE_DELAY_MS:-5}" \
+taskset -c "${SERVER_CPUS:-0}" "$bin" serve --port 0 --data "$work/data" --models "$root/models" --max-queue-delay-ms "${QUEUE_DELAY_MS:-5}" ${SERVE_FLAGS:-} \
   > "$work/out" 2> "$work/log" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done

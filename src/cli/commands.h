@@ -24,6 +24,7 @@ inline constexpr SettingRange kEmbedThreadsRange{1, 4096};
 inline constexpr SettingRange kMaxBodyBytesRange{1024, int64_t{1} << 32};
 inline constexpr SettingRange kBodyBytesInFlightRange{0, int64_t{1} << 40};
 inline constexpr SettingRange kCpuQuantumUsRange{0, 1000000};
+inline constexpr SettingRange kIoCoalesceUsRange{0, 100000};
 inline constexpr SettingRange kShutdownGraceMsRange{0, 600000};
 inline constexpr SettingRange kMaxQueryTokensRange{1, 1000000};
 inline constexpr SettingRange kIdleTimeoutSRange{1, 3600};
@@ -51,6 +52,7 @@ struct ServeOptions {
   int64_t max_body_bytes_in_flight = 0;
   int embed_threads = 64;     // /v1/embeddings and /embed mostly wait on batches
   int cpu_quantum_us = 1000;  // ApiOptions::cpu_quantum; 0 = off
+  int io_coalesce_us = 2000;  // HttpServerOptions::coalesce_interval while shedding; 0 = off
   // On SIGTERM/SIGINT, how long requests already received may take to finish (HttpServer::
   // Shutdown). Kubernetes gives a pod 30 s between SIGTERM and SIGKILL.
   int64_t shutdown_grace_ms = 10000;
@@ -94,7 +96,7 @@ struct ServeOptions {
 };
 
 // Reads a JSON config file ({"host","port","data","models","io_threads","search_threads",
-// "write_threads","embed_threads","cpu_quantum_us","max_body_bytes","max_body_bytes_in_flight","shutdown_grace_ms","max_query_tokens","idle_timeout_s","header_timeout_ms",
+// "write_threads","embed_threads","cpu_quantum_us","io_coalesce_us","max_body_bytes","max_body_bytes_in_flight","shutdown_grace_ms","max_query_tokens","idle_timeout_s","header_timeout_ms",
 // "max_queue","memory_high_mb","max_connections_per_client","embedding":{..}},
 // the last as EmbedServiceOptions::FromJson reads it) into `options`; returns an error message or "".
 std::string LoadServeConfig(const std::string& path, ServeOptions* options);

@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
                            "Request bodies read and not yet answered, in bytes; more wait (0 = 4 x max-body-bytes)");
   auto* quantum = ranged("--cpu-quantum-us", serve.cpu_quantum_us, kCpuQuantumUsRange,
                          "Busy time after which a search worker lets the I/O threads run (0 = off)");
+  auto* coalesce = ranged("--io-coalesce-us", serve.io_coalesce_us, kIoCoalesceUsRange,
+                          "While the node sheds load, an I/O thread wakes at most once per this (0 = off)");
   auto* grace = ranged("--shutdown-grace-ms", serve.shutdown_grace_ms, kShutdownGraceMsRange,
                        "On SIGTERM, how long requests already received may take to finish");
   auto* idle = ranged("--idle-timeout-s", serve.idle_timeout_s, kIdleTimeoutSRange,
@@ -196,6 +198,7 @@ int main(int argc, char** argv) {
       if (!body->count()) serve.max_body_bytes = from_file.max_body_bytes;
       if (!in_flight->count()) serve.max_body_bytes_in_flight = from_file.max_body_bytes_in_flight;
       if (!quantum->count()) serve.cpu_quantum_us = from_file.cpu_quantum_us;
+      if (!coalesce->count()) serve.io_coalesce_us = from_file.io_coalesce_us;
       if (!grace->count()) serve.shutdown_grace_ms = from_file.shutdown_grace_ms;
       if (!query_tokens->count()) serve.max_query_tokens = from_file.max_query_tokens;
       if (!idle->count()) serve.idle_timeout_s = from_file.idle_timeout_s;

@@ -60,6 +60,7 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       {"max_body_bytes", kMaxBodyBytesRange, [o](int64_t n) { o->max_body_bytes = static_cast<size_t>(n); }},
       {"max_body_bytes_in_flight", kBodyBytesInFlightRange, [o](int64_t n) { o->max_body_bytes_in_flight = n; }},
       {"cpu_quantum_us", kCpuQuantumUsRange, [o](int64_t n) { o->cpu_quantum_us = static_cast<int>(n); }},
+      {"io_coalesce_us", kIoCoalesceUsRange, [o](int64_t n) { o->io_coalesce_us = static_cast<int>(n); }},
       {"shutdown_grace_ms", kShutdownGraceMsRange, [o](int64_t n) { o->shutdown_grace_ms = n; }},
       {"max_query_tokens", kMaxQueryTokensRange, [o](int64_t n) { o->max_query_tokens = n; }},
       {"idle_timeout_s", kIdleTimeoutSRange, [o](int64_t n) { o->idle_timeout_s = n; }},
@@ -449,6 +450,8 @@ int RunServe(const ServeOptions& o) {
     ho.idle_timeout_s = static_cast<int>(o.idle_timeout_s);
     ho.header_timeout_ms = static_cast<int>(o.header_timeout_ms);
     ho.max_connections_per_client = static_cast<size_t>(o.max_connections_per_client);
+    ho.coalesce_interval = std::chrono::microseconds(o.io_coalesce_us);
+    ho.overloaded = [&api] { return api.Overloaded(); };
     HttpServer server(ho,
                       [&api](HttpRequest req, Responder respond) { api.Handle(std::move(req), std::move(respond)); });
     Status st = server.Start();
@@ -470,6 +473,10 @@ int RunServe(const ServeOptions& o) {
           "# HELP contextd_http_idle_evictions_total Idle keep-alive connections closed to admit new ones at the "
           "cap.\n# TYPE contextd_http_idle_evictions_total counter\n";
       *out += "contextd_http_idle_evictions_total " + std::to_string(server.idle_evictions()) + "\n";
+      *out +=
+          "# HELP contextd_http_coalesced_waits_total Times an I/O thread, the node shedding load, waited out "
+          "--io-coalesce-us before looking for more work.\n# TYPE contextd_http_coalesced_waits_total counter\n";
+      *out += "contextd_http_coalesced_waits_total " + std::to_string(server.coalesced_waits()) + "\n";
       *out +=
           "# HELP contextd_http_body_bytes_in_flight Request bodies admitted and not yet answered (see "
           "max_body_bytes_in_flight).\n# TYPE contextd_http_body_bytes_in_flight gauge\n";

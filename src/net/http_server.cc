@@ -393,6 +393,22 @@ class Session : public std::enable_shared_from_this<Session> {
   bool chunk_writing_ = false;
 };
 
+// An I/O thread's loop: ctx->run(), with wake-ups coalesced while the server is overloaded
+// (HttpServerOptions::coalesce_interval).
+void RunIoThread(asio::io_context* ctx, const HttpServerOptions& options, std::atomic<uint64_t>* waits) {
+  if (options.coalesce_interval.count() <= 0 || !options.overloaded) {
+    ctx->run();
+    return;
+  }
+  while (ctx->run_one() > 0) {  // 0: stopped
+    const auto woke = std::chrono::steady_clock::now();
+    ctx->poll();  // everything else ready, and what becomes ready meanwhile
+    if (!options.overloaded()) continue;
+    waits->fetch_add(1, std::memory_order_relaxed);
+    std::this_thread::sleep_until(woke + options.coalesce_interval);
+  }
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -412,6 +428,7 @@ struct HttpServer::Impl {
   size_t max_connections = 0;  // resolved from the options in Start()
   std::atomic<uint64_t> refused{0};
   std::atomic<uint64_t> evicted{0};
+  std::atomic<uint64_t> coalesced_waits{0};
 
   // Writes the error reply of `why` on a connection that will not get a session, then drops
   // it. The socket is fresh, so the few bytes fit its send buffer: the write does not block.
@@ -544,11 +561,11 @@ Status HttpServer::Start() {
   im.accept_retry = std::make_unique<asio::steady_timer>(*im.contexts[0]);
   im.Accept();
   for (int i = 0; i < n; ++i) {
-    im.threads.emplace_back([ctx = im.contexts[i].get(), i] {
+    im.threads.emplace_back([ctx = im.contexts[i].get(), i, &im] {
       std::string name = "contextd-io-" + std::to_string(i);
       pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
       t_io_context = ctx;
-      ctx->run();
+      RunIoThread(ctx, im.options, &im.coalesced_waits);
     });
   }
   im.running = true;
@@ -603,6 +620,7 @@ size_t HttpServer::Shutdown(std::chrono::milliseconds grace) {
 uint64_t HttpServer::accept_errors() const { return impl_->accept_errors.load(); }
 uint64_t HttpServer::connections_refused() const { return impl_->refused.load(); }
 uint64_t HttpServer::idle_evictions() const { return impl_->evicted.load(); }
+uint64_t HttpServer::coalesced_waits() const { return impl_->coalesced_waits.load(); }
 
 size_t HttpServer::body_bytes_in_flight() const { return impl_->state->body_bytes.load(); }
 

@@ -486,8 +486,14 @@ void Api::Shed(Route* route, const RequestContext& ctx, const std::vector<RateSc
   // Shed before any work: the request costs its scopes nothing.
   if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
   shed_[static_cast<int>(ctx.priority)]->Increment();
+  last_shed_ns_.store(clock_->NowNanos(), std::memory_order_relaxed);
   in_flight_->Add(-1);
   Refuse(route, ctx, why, start_ns, respond);
+}
+
+bool Api::Overloaded() const {
+  const int64_t last = last_shed_ns_.load(std::memory_order_relaxed);
+  return last != 0 && clock_->NowNanos() - last < std::chrono::nanoseconds(kOverloadWindow).count();
 }
 
 void Api::Refuse(Route* route, const RequestContext& ctx, const Status& why, int64_t start_ns,

@@ -154,6 +154,11 @@ class Api {
   // no longer be sent.
   // Returns that cut-off time (the clock's nanoseconds).
   int64_t BeginDrain(std::chrono::milliseconds grace);
+  // True while the node is refusing work it cannot take: it shed a request (overloaded,
+  // memory) within the last kOverloadWindow. The HTTP server coalesces its I/O threads'
+  // wake-ups meanwhile (HttpServerOptions::overloaded). Cheap: one clock read.
+  bool Overloaded() const;
+  static constexpr std::chrono::milliseconds kOverloadWindow{100};
 
  private:
   struct Reply {
@@ -305,6 +310,7 @@ class Api {
   // faces; by Pool (kSearch, kWrite, kEmbed).
   mutable std::atomic<int64_t> service_ns_[5] = {};
   Counter* shed_[ThreadPool::kLanes] = {};  // requests shed, by priority
+  std::atomic<int64_t> last_shed_ns_{0};    // the clock's time of the latest shed; 0: none yet
   // Memory watermarks: the last reading (refreshed at most every 10 ms) and whether writes
   // are being refused (until memory falls below the low mark).
   mutable std::atomic<int64_t> rss_read_ns_{0};

@@ -9,7 +9,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -31,6 +34,14 @@ class HttpServerTest : public ::testing::Test {
     o.max_connections_per_client = per_client;
     o.max_body_bytes_in_flight = body_budget_;
     o.body_wait_ms = body_wait_ms_;
+    if (io_threads_ > 0) o.io_threads = io_threads_;
+    o.coalesce_interval = coalesce_interval_;
+    o.overloaded = [this] {
+      std::lock_guard<std::mutex> lock(wakeups_mu_);
+      if (overloaded_) wakeups_.push_back(std::chrono::steady_clock::now());
+      ++asked_;
+      return overloaded_.load();
+    };
     server_ = std::make_unique<HttpServer>(o, [this](HttpRequest req, Responder respond) {
       ++calls_;
       if (req.path == "/x") last_x_call_ns_ = NowNs();
@@ -87,6 +98,12 @@ class HttpServerTest : public ::testing::Test {
   std::atomic<int> calls_{0};
   int slow_ms_ = 300;
   std::atomic<int> late_replies_{0};
+  int io_threads_ = 0;  // 0: the fixture's 2
+  std::chrono::microseconds coalesce_interval_{0};
+  std::atomic<bool> overloaded_{false};
+  std::mutex wakeups_mu_;
+  std::vector<std::chrono::steady_clock::time_point> wakeups_;  // overloaded() asked while true
+  std::atomic<int> asked_{0};                                   // overloaded() asked at all
 };
 
 TEST_F(HttpServerTest, ServesManyRequestsOnOneKeepAliveConnection) {
@@ -110,6 +127,52 @@ TEST_F(HttpServerTest, ResponsesMayComeFromAnyThread) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->body, "GET /async ? 0");
   }
+}
+
+// While overloaded() says so, an I/O thread handles what is ready and then waits out the
+// coalescing interval before it looks again: four clients' requests, each sent as soon as
+// the last reply came, are read and answered in rounds at least an interval apart, not one
+// wake-up each; replies from other threads wait for the next round. Every request is still
+// answered.
+TEST_F(HttpServerTest, WhileOverloadedAnIoThreadWakesOncePerIntervalAndAnswersEverything) {
+  io_threads_ = 1;
+  coalesce_interval_ = std::chrono::milliseconds(200);
+  overloaded_ = true;
+  Start();
+  constexpr int kClients = 4, kEach = 10;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      HttpClient client("127.0.0.1", server_->port());
+      for (int i = 0; i < kEach; ++i) {
+        const std::string path = (c == 0 && i % 2 == 1) ? "/async" : "/x";
+        auto r = client.Get(path);
+        if (r.ok() && r->status == 200 && r->body == "GET " + path + " ? 0") ++answered;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), kClients * kEach);
+  {
+    std::lock_guard<std::mutex> lock(wakeups_mu_);
+    ASSERT_GE(wakeups_.size(), 2u);
+    // (The last round may be between its question and its count.)
+    EXPECT_LE(server_->coalesced_waits(), wakeups_.size());
+    EXPECT_GE(server_->coalesced_waits() + 1, wakeups_.size());
+    EXPECT_LE(wakeups_.size(), static_cast<size_t>(kClients * kEach / 2)) << "rounds are shared by the clients";
+    // A round is asked about after it ran, and the next one begins an interval after the
+    // last began; half of it leaves room for a slow round on a loaded machine.
+    for (size_t i = 1; i < wakeups_.size(); ++i) {
+      EXPECT_GE(wakeups_[i] - wakeups_[i - 1], coalesce_interval_ / 2) << "round " << i;
+    }
+  }
+  // Not overloaded: the predicate is still asked on each wake-up.
+  overloaded_ = false;
+  const int before = asked_.load();
+  HttpClient client("127.0.0.1", server_->port());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client.Get("/x").ok());
+  EXPECT_GT(asked_.load(), before);
 }
 
 TEST_F(HttpServerTest, OversizedBodiesGet413WithoutReachingTheHandler) {

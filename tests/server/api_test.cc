@@ -678,6 +678,29 @@ TEST_F(ApiQueueDelayTest, ReadsThatWaitedPastTheQueueDelayAreShedWhenTaken) {
             std::string::npos);
 }
 
+// A shed marks the node overloaded for Api::kOverloadWindow (the HTTP server coalesces its
+// I/O wake-ups meanwhile); nothing shed, or the window past, and it is not.
+TEST_F(ApiQueueDelayTest, AShedMarksTheNodeOverloadedForAWindow) {
+  Start(std::chrono::milliseconds(20));
+  EXPECT_FALSE(api_->Overloaded()) << "nothing shed yet";
+  Hold();
+  Query("late");
+  clock_.AdvanceMs(30);
+  EXPECT_FALSE(api_->Overloaded()) << "queued, not shed yet";
+  Release();
+  ASSERT_TRUE(WaitFor(2));
+  ASSERT_EQ(Reply("late").status, 503);
+  EXPECT_TRUE(api_->Overloaded());
+  clock_.AdvanceMs(Api::kOverloadWindow.count() - 1);
+  EXPECT_TRUE(api_->Overloaded());
+  clock_.AdvanceMs(1);
+  EXPECT_FALSE(api_->Overloaded()) << "the window has passed";
+  Query("fresh");
+  ASSERT_TRUE(WaitFor(3));
+  EXPECT_EQ(Reply("fresh").status, 200);
+  EXPECT_FALSE(api_->Overloaded()) << "an admitted request does not mark it";
+}
+
 // A read whose predicted wait (the queue ahead times the recent service time) is past
 // max_queue_delay is shed on arrival, without waiting for a worker to take it.
 TEST_F(ApiQueueDelayTest, ReadsPredictedToWaitPastTheQueueDelayAreShedOnArrival) {
