@@ -52,7 +52,7 @@ struct ServeOptions {
   int64_t max_body_bytes_in_flight = 0;
   int embed_threads = 64;     // /v1/embeddings and /embed mostly wait on batches
   int cpu_quantum_us = 1000;  // ApiOptions::cpu_quantum; 0 = off
-  int io_coalesce_us = 2000;  // HttpServerOptions::coalesce_interval while shedding; 0 = off
+  int io_coalesce_us = 5000;  // Api::CoalesceInterval's most; 0 = off
   // On SIGTERM/SIGINT, how long requests already received may take to finish (HttpServer::
   // Shutdown). Kubernetes gives a pod 30 s between SIGTERM and SIGKILL.
   int64_t shutdown_grace_ms = 10000;

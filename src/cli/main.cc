@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
                            "Request bodies read and not yet answered, in bytes; more wait (0 = 4 x max-body-bytes)");
   auto* quantum = ranged("--cpu-quantum-us", serve.cpu_quantum_us, kCpuQuantumUsRange,
                          "Busy time after which a search worker lets the I/O threads run (0 = off)");
-  auto* coalesce = ranged("--io-coalesce-us", serve.io_coalesce_us, kIoCoalesceUsRange,
-                          "While the node sheds load, an I/O thread wakes at most once per this (0 = off)");
+  auto* coalesce =
+      ranged("--io-coalesce-us", serve.io_coalesce_us, kIoCoalesceUsRange,
+             "While the node sheds load, I/O threads wake at most once per request service time, up to this (0 = off)");
   auto* grace = ranged("--shutdown-grace-ms", serve.shutdown_grace_ms, kShutdownGraceMsRange,
                        "On SIGTERM, how long requests already received may take to finish");
   auto* idle = ranged("--idle-timeout-s", serve.idle_timeout_s, kIdleTimeoutSRange,

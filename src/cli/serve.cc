@@ -450,8 +450,10 @@ int RunServe(const ServeOptions& o) {
     ho.idle_timeout_s = static_cast<int>(o.idle_timeout_s);
     ho.header_timeout_ms = static_cast<int>(o.header_timeout_ms);
     ho.max_connections_per_client = static_cast<size_t>(o.max_connections_per_client);
-    ho.coalesce_interval = std::chrono::microseconds(o.io_coalesce_us);
-    ho.overloaded = [&api] { return api.Overloaded(); };
+    if (o.io_coalesce_us > 0) {
+      const auto most = std::chrono::microseconds(o.io_coalesce_us);
+      ho.coalesce = [&api, most] { return api.CoalesceInterval(most); };
+    }
     HttpServer server(ho,
                       [&api](HttpRequest req, Responder respond) { api.Handle(std::move(req), std::move(respond)); });
     Status st = server.Start();
@@ -474,8 +476,8 @@ int RunServe(const ServeOptions& o) {
           "cap.\n# TYPE contextd_http_idle_evictions_total counter\n";
       *out += "contextd_http_idle_evictions_total " + std::to_string(server.idle_evictions()) + "\n";
       *out +=
-          "# HELP contextd_http_coalesced_waits_total Times an I/O thread, the node shedding load, waited out "
-          "--io-coalesce-us before looking for more work.\n# TYPE contextd_http_coalesced_waits_total counter\n";
+          "# HELP contextd_http_coalesced_waits_total Times an I/O thread, the node shedding load, waited before "
+          "looking for more work (see --io-coalesce-us).\n# TYPE contextd_http_coalesced_waits_total counter\n";
       *out += "contextd_http_coalesced_waits_total " + std::to_string(server.coalesced_waits()) + "\n";
       *out +=
           "# HELP contextd_http_body_bytes_in_flight Request bodies admitted and not yet answered (see "

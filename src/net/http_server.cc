@@ -393,19 +393,19 @@ class Session : public std::enable_shared_from_this<Session> {
   bool chunk_writing_ = false;
 };
 
-// An I/O thread's loop: ctx->run(), with wake-ups coalesced while the server is overloaded
-// (HttpServerOptions::coalesce_interval).
+// An I/O thread's loop: ctx->run(), with wake-ups coalesced while `coalesce` asks for it.
 void RunIoThread(asio::io_context* ctx, const HttpServerOptions& options, std::atomic<uint64_t>* waits) {
-  if (options.coalesce_interval.count() <= 0 || !options.overloaded) {
+  if (!options.coalesce) {
     ctx->run();
     return;
   }
   while (ctx->run_one() > 0) {  // 0: stopped
     const auto woke = std::chrono::steady_clock::now();
     ctx->poll();  // everything else ready, and what becomes ready meanwhile
-    if (!options.overloaded()) continue;
+    const std::chrono::microseconds interval = options.coalesce();
+    if (interval.count() <= 0) continue;
     waits->fetch_add(1, std::memory_order_relaxed);
-    std::this_thread::sleep_until(woke + options.coalesce_interval);
+    std::this_thread::sleep_until(woke + interval);
   }
 }
 

@@ -47,17 +47,15 @@ struct HttpServerOptions {
   // After a failed accept (out of file descriptors, say), wait this long before accepting
   // again; the kernel's backlog holds the waiting connections meanwhile.
   int accept_retry_ms = 100;
-  // Wake-up coalescing under overload (interrupt moderation, as NICs do it): while
-  // `overloaded()` is true, an I/O thread that has handled everything ready waits until
-  // `coalesce_interval` after it woke before it looks again, so it takes the core from the
-  // request workers once per interval instead of once per arriving request or reply. At ten
-  // times capacity an I/O thread woke for each of ~4,000 requests a second, two context
-  // switches each, preempting the search workers (BENCHMARKS, issue 20, session 29). It
-  // costs the replies up to one interval while the node is shedding, nothing otherwise.
-  // Zero, or no predicate: an I/O thread wakes for every event. `overloaded` is called on
-  // the I/O threads, once per wake-up: keep it cheap, and thread-safe.
-  std::chrono::microseconds coalesce_interval{0};
-  std::function<bool()> overloaded;
+  // Wake-up coalescing under overload (interrupt moderation, as NICs do it): after each
+  // wake-up, once it has handled everything ready, an I/O thread asks `coalesce` how long
+  // to leave between wake-ups; given more than zero, it waits until that long after it woke
+  // before it looks again, so it takes the core from the request workers once per interval
+  // instead of once per arriving request or reply. At ten times capacity an I/O thread
+  // woke for each of ~4,000 requests a second, two context switches each, preempting the
+  // search workers mid-query (BENCHMARKS, issue 20, session 29). Unset: it wakes for every
+  // event. Called on the I/O threads once per wake-up: keep it cheap, and thread-safe.
+  std::function<std::chrono::microseconds()> coalesce;
 };
 
 class HttpServer {
@@ -84,7 +82,7 @@ class HttpServer {
   // make room.
   uint64_t connections_refused() const;
   uint64_t idle_evictions() const;
-  // Times an I/O thread waited out the coalescing interval (see coalesce_interval).
+  // Times an I/O thread waited out a coalescing interval (see coalesce).
   uint64_t coalesced_waits() const;
   // Bytes of request bodies admitted and not yet answered, and requests that had to wait
   // for them (see max_body_bytes_in_flight).

@@ -481,11 +481,12 @@ Status Api::AwaitConsistency(const Json& body, RequestContext& ctx) const {
   return AwaitConsistency(ctx);
 }
 
-void Api::Shed(Route* route, const RequestContext& ctx, const std::vector<RateScope>* scopes, const Status& why,
-               int64_t start_ns, const Responder& respond) {
+void Api::Shed(Route* route, const RequestContext& ctx, const std::vector<RateScope>* scopes, int64_t service_ns,
+               const Status& why, int64_t start_ns, const Responder& respond) {
   // Shed before any work: the request costs its scopes nothing.
   if (scopes != nullptr && !scopes->empty()) limiter_->Refund(*scopes);
   shed_[static_cast<int>(ctx.priority)]->Increment();
+  last_shed_service_ns_.store(service_ns, std::memory_order_relaxed);
   last_shed_ns_.store(clock_->NowNanos(), std::memory_order_relaxed);
   in_flight_->Add(-1);
   Refuse(route, ctx, why, start_ns, respond);
@@ -494,6 +495,12 @@ void Api::Shed(Route* route, const RequestContext& ctx, const std::vector<RateSc
 bool Api::Overloaded() const {
   const int64_t last = last_shed_ns_.load(std::memory_order_relaxed);
   return last != 0 && clock_->NowNanos() - last < std::chrono::nanoseconds(kOverloadWindow).count();
+}
+
+std::chrono::microseconds Api::CoalesceInterval(std::chrono::microseconds most) const {
+  if (!Overloaded()) return std::chrono::microseconds(0);
+  const auto service = std::chrono::microseconds(last_shed_service_ns_.load(std::memory_order_relaxed) / 1000);
+  return std::min(service, most);
 }
 
 void Api::Refuse(Route* route, const RequestContext& ctx, const Status& why, int64_t start_ns,
@@ -740,16 +747,17 @@ void Api::Dispatch(Route* match, Params params, HttpRequest req, std::shared_ptr
   int64_t pause_ms = 0;
   Status shed = Admission(which, *pool, *ctx);
   if (shed.ok() && match->adds_data) shed = AdmitWrite(&pause_ms);
-  if (!shed.ok()) return Shed(match, *ctx, scopes.get(), shed, start, respond);
-  const int lane = static_cast<int>(ctx->priority);
   std::atomic<int64_t>* service = &service_ns_[static_cast<int>(which)];
+  if (!shed.ok())
+    return Shed(match, *ctx, scopes.get(), service->load(std::memory_order_relaxed), shed, start, respond);
+  const int lane = static_cast<int>(ctx->priority);
   pool->Submit(
       [this, match, params = std::move(params), req = std::move(req), ctx = std::move(ctx), start,
        respond = std::move(respond), settle, service, pause_ms, which, scopes]() mutable {
         if (options_.max_queue_delay.count() > 0 && which != Pool::kWrite) {
           if (const int64_t waited_ns = clock_->NowNanos() - start;
               waited_ns > options_.max_queue_delay.count() * 1'000'000) {
-            return Shed(match, *ctx, scopes.get(),
+            return Shed(match, *ctx, scopes.get(), service->load(std::memory_order_relaxed),
                         Unavailable("overloaded: the request waited " + std::to_string(waited_ns / 1'000'000) +
                                         " ms for a worker, past max_queue_delay; retry shortly or on another node",
                                     "overloaded"),

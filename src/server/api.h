@@ -155,10 +155,15 @@ class Api {
   // Returns that cut-off time (the clock's nanoseconds).
   int64_t BeginDrain(std::chrono::milliseconds grace);
   // True while the node is refusing work it cannot take: it shed a request (overloaded,
-  // memory) within the last kOverloadWindow. The HTTP server coalesces its I/O threads'
-  // wake-ups meanwhile (HttpServerOptions::overloaded). Cheap: one clock read.
+  // memory) within the last kOverloadWindow. Cheap: one clock read.
   bool Overloaded() const;
   static constexpr std::chrono::milliseconds kOverloadWindow{100};
+  // How long the HTTP server's I/O threads should leave between wake-ups
+  // (HttpServerOptions::coalesce): zero unless Overloaded(); then the recent service time
+  // of the pool that shed last, at most `most`. One request's time: a wake-up is then paid
+  // for about once per request served, and an admitted reply waits at most about as long
+  // again as it took, so fast requests get short intervals.
+  std::chrono::microseconds CoalesceInterval(std::chrono::microseconds most) const;
 
  private:
   struct Reply {
@@ -225,9 +230,10 @@ class Api {
   // error with the rate-limit headers gathered so far.
   void Refuse(Route* route, const RequestContext& ctx, const Status& why, int64_t start_ns, const Responder& respond);
   // Refuses a dispatched request that was shed before it ran (overloaded, memory): its
-  // rate-limit charge given back, counted by priority, no longer in flight.
-  void Shed(Route* route, const RequestContext& ctx, const std::vector<RateScope>* scopes, const Status& why,
-            int64_t start_ns, const Responder& respond);
+  // rate-limit charge given back, counted by priority, no longer in flight. `service_ns`:
+  // the recent service time of the pool that shed it (see CoalesceInterval).
+  void Shed(Route* route, const RequestContext& ctx, const std::vector<RateScope>* scopes, int64_t service_ns,
+            const Status& why, int64_t start_ns, const Responder& respond);
 
   StatusOr<Reply> CreateCollection(const Params& p, const HttpRequest& req, RequestContext& ctx);
   StatusOr<Reply> ListCollections(const Params& p, const HttpRequest& req, RequestContext& ctx);
@@ -309,8 +315,9 @@ class Api {
   // Each pool's recent time per task (an exponential average), for the wait a new request
   // faces; by Pool (kSearch, kWrite, kEmbed).
   mutable std::atomic<int64_t> service_ns_[5] = {};
-  Counter* shed_[ThreadPool::kLanes] = {};  // requests shed, by priority
-  std::atomic<int64_t> last_shed_ns_{0};    // the clock's time of the latest shed; 0: none yet
+  Counter* shed_[ThreadPool::kLanes] = {};        // requests shed, by priority
+  std::atomic<int64_t> last_shed_ns_{0};          // the clock's time of the latest shed; 0: none yet
+  std::atomic<int64_t> last_shed_service_ns_{0};  // the shedding pool's service time then
   // Memory watermarks: the last reading (refreshed at most every 10 ms) and whether writes
   // are being refused (until memory falls below the low mark).
   mutable std::atomic<int64_t> rss_read_ns_{0};

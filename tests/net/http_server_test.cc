@@ -35,13 +35,14 @@ class HttpServerTest : public ::testing::Test {
     o.max_body_bytes_in_flight = body_budget_;
     o.body_wait_ms = body_wait_ms_;
     if (io_threads_ > 0) o.io_threads = io_threads_;
-    o.coalesce_interval = coalesce_interval_;
-    o.overloaded = [this] {
-      std::lock_guard<std::mutex> lock(wakeups_mu_);
-      if (overloaded_) wakeups_.push_back(std::chrono::steady_clock::now());
-      ++asked_;
-      return overloaded_.load();
-    };
+    if (coalesce_interval_.count() > 0) {
+      o.coalesce = [this] {
+        std::lock_guard<std::mutex> lock(wakeups_mu_);
+        if (overloaded_) wakeups_.push_back(std::chrono::steady_clock::now());
+        ++asked_;
+        return overloaded_ ? coalesce_interval_ : std::chrono::microseconds(0);
+      };
+    }
     server_ = std::make_unique<HttpServer>(o, [this](HttpRequest req, Responder respond) {
       ++calls_;
       if (req.path == "/x") last_x_call_ns_ = NowNs();
@@ -98,12 +99,12 @@ class HttpServerTest : public ::testing::Test {
   std::atomic<int> calls_{0};
   int slow_ms_ = 300;
   std::atomic<int> late_replies_{0};
-  int io_threads_ = 0;  // 0: the fixture's 2
-  std::chrono::microseconds coalesce_interval_{0};
+  int io_threads_ = 0;                              // 0: the fixture's 2
+  std::chrono::microseconds coalesce_interval_{0};  // what coalesce() answers while overloaded_; 0: unset
   std::atomic<bool> overloaded_{false};
   std::mutex wakeups_mu_;
-  std::vector<std::chrono::steady_clock::time_point> wakeups_;  // overloaded() asked while true
-  std::atomic<int> asked_{0};                                   // overloaded() asked at all
+  std::vector<std::chrono::steady_clock::time_point> wakeups_;  // coalesce() asked while overloaded_
+  std::atomic<int> asked_{0};                                   // coalesce() asked at all
 };
 
 TEST_F(HttpServerTest, ServesManyRequestsOnOneKeepAliveConnection) {
@@ -129,7 +130,7 @@ TEST_F(HttpServerTest, ResponsesMayComeFromAnyThread) {
   }
 }
 
-// While overloaded() says so, an I/O thread handles what is ready and then waits out the
+// While coalesce() answers an interval, an I/O thread handles what is ready and then waits out the
 // coalescing interval before it looks again: four clients' requests, each sent as soon as
 // the last reply came, are read and answered in rounds at least an interval apart, not one
 // wake-up each; replies from other threads wait for the next round. Every request is still
@@ -167,7 +168,7 @@ TEST_F(HttpServerTest, WhileOverloadedAnIoThreadWakesOncePerIntervalAndAnswersEv
       EXPECT_GE(wakeups_[i] - wakeups_[i - 1], coalesce_interval_ / 2) << "round " << i;
     }
   }
-  // Not overloaded: the predicate is still asked on each wake-up.
+  // Answered zero: no waiting, and the question is still asked on each wake-up.
   overloaded_ = false;
   const int before = asked_.load();
   HttpClient client("127.0.0.1", server_->port());

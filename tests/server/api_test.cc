@@ -678,8 +678,9 @@ TEST_F(ApiQueueDelayTest, ReadsThatWaitedPastTheQueueDelayAreShedWhenTaken) {
             std::string::npos);
 }
 
-// A shed marks the node overloaded for Api::kOverloadWindow (the HTTP server coalesces its
-// I/O wake-ups meanwhile); nothing shed, or the window past, and it is not.
+// A shed marks the node overloaded for Api::kOverloadWindow, and the HTTP server's I/O
+// threads are told to coalesce their wake-ups meanwhile; nothing shed, or the window
+// past, and it is not.
 TEST_F(ApiQueueDelayTest, AShedMarksTheNodeOverloadedForAWindow) {
   Start(std::chrono::milliseconds(20));
   EXPECT_FALSE(api_->Overloaded()) << "nothing shed yet";
@@ -691,10 +692,16 @@ TEST_F(ApiQueueDelayTest, AShedMarksTheNodeOverloadedForAWindow) {
   ASSERT_TRUE(WaitFor(2));
   ASSERT_EQ(Reply("late").status, 503);
   EXPECT_TRUE(api_->Overloaded());
+  // The I/O threads' interval: the shedding pool's service time ("hold" took 30 ms of the
+  // clock), at most what the caller allows.
+  using std::chrono::microseconds;
+  EXPECT_EQ(api_->CoalesceInterval(microseconds(100000)), microseconds(30000));
+  EXPECT_EQ(api_->CoalesceInterval(microseconds(5000)), microseconds(5000));
   clock_.AdvanceMs(Api::kOverloadWindow.count() - 1);
   EXPECT_TRUE(api_->Overloaded());
   clock_.AdvanceMs(1);
   EXPECT_FALSE(api_->Overloaded()) << "the window has passed";
+  EXPECT_EQ(api_->CoalesceInterval(microseconds(5000)), microseconds(0));
   Query("fresh");
   ASSERT_TRUE(WaitFor(3));
   EXPECT_EQ(Reply("fresh").status, 200);
