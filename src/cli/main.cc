@@ -8,9 +8,14 @@
 #include "cli/commands.h"
 
 // Read by jemalloc when it starts (the binary links it; see CMakeLists.txt; MALLOC_CONF
-// overrides it). Dirty pages go back to the kernel after a second unused, at once past
-// their muzzy stage, so a large request's memory is handed back within seconds of it
-// ending. Thread caches hold blocks up to 1 KiB (default 32 KiB): ~80 mostly idle threads
+// overrides it). Dirty pages go back to the kernel after five seconds unused, at once past
+// their muzzy stage. What a large request frees is handed back sooner by the server's
+// FreeMemoryReleaser (a purge of every arena within 2 s of work that moved the heap), so
+// the decay is for pages no look catches; with a 1 s decay the background thread purged
+// pages one madvise at a time during writes (each a TLB shootdown across both cores on
+// this VM) and the refaults followed: a cluster replica applied SciFact in 0.34-0.42 CPU s
+// at 5 s against 0.52-0.73 at 1 s, and idle RSS after bench/memory.sh was the same
+// (BENCHMARKS, issue 19, session 29). Thread caches hold blocks up to 1 KiB (default 32 KiB): ~80 mostly idle threads
 // each caching large blocks kept 15 MB more after large requests (bench/memory.sh), while
 // the small blocks a request hands between threads, the point of the caches, still fit.
 // Slabs of the small size classes are 16 KiB (4 pages) instead of mostly one: jemalloc keeps
@@ -22,7 +27,7 @@
 // idle RSS 2-3 MB lower after bench/memory.sh but cost 5-9% of hybrid queries a second
 // (BENCHMARKS, issue 23, session 26).
 extern "C" {
-const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0,tcache_max:1024,slab_sizes:1-4096:4";
+const char* malloc_conf = "dirty_decay_ms:5000,muzzy_decay_ms:0,tcache_max:1024,slab_sizes:1-4096:4";
 }
 
 int main(int argc, char** argv) {
