@@ -12,10 +12,11 @@
 // their muzzy stage. What a large request frees is handed back sooner by the server's
 // FreeMemoryReleaser (a purge of every arena within 2 s of work that moved the heap), so
 // the decay is for pages no look catches; with a 1 s decay the background thread purged
-// pages one madvise at a time during writes (each a TLB shootdown across both cores on
+// pages a few at a time during writes (each madvise a TLB shootdown across both cores on
 // this VM) and the refaults followed: a cluster replica applied SciFact in 0.34-0.42 CPU s
-// at 5 s against 0.52-0.73 at 1 s, and idle RSS after bench/memory.sh was the same
-// (BENCHMARKS, issue 19, session 29). Thread caches hold blocks up to 1 KiB (default 32 KiB): ~80 mostly idle threads
+// at 5 s against 0.52-0.73 at 1 s in one sitting (less clearly in another), and idle RSS
+// after bench/memory.sh was the same (BENCHMARKS, issue 19, session 29).
+// Thread caches hold blocks up to 1 KiB (default 32 KiB): ~80 mostly idle threads
 // each caching large blocks kept 15 MB more after large requests (bench/memory.sh), while
 // the small blocks a request hands between threads, the point of the caches, still fit.
 // Slabs of the small size classes are 16 KiB (4 pages) instead of mostly one: jemalloc keeps
