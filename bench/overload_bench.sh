@@ -5,7 +5,7 @@
 # queries, k 10, "ef" 10000, "cache":"bypass"), each with a 100 ms deadline
 # (X-Request-Timeout-Ms), over CONNS keep-alive connections (default 1000) driven by the
 # generator's one event-driven thread. BODY replaces the request (a JSON object with
-# "{{text}}").
+# "{{text}}"); SERVE_FLAGS adds flags to the server's (e.g. --io-coalesce-us 0 to compare).
 #
 # Two machines on one: the server runs on CPU 0 and the generator on CPU 1 (SERVER_CPUS,
 # GEN_CPUS). On this VM one HTTP exchange costs about 65 us of CPU on each side (measured
