@@ -399,11 +399,13 @@ void RunIoThread(asio::io_context* ctx, const HttpServerOptions& options, std::a
     ctx->run();
     return;
   }
+  // One handler at a time while nothing is shed, as run() would: poll() after each would
+  // add a non-blocking epoll_wait to every wake-up.
   while (ctx->run_one() > 0) {  // 0: stopped
-    const auto woke = std::chrono::steady_clock::now();
-    ctx->poll();  // everything else ready, and what becomes ready meanwhile
     const std::chrono::microseconds interval = options.coalesce();
     if (interval.count() <= 0) continue;
+    const auto woke = std::chrono::steady_clock::now();
+    ctx->poll();  // everything else ready, and what becomes ready meanwhile
     waits->fetch_add(1, std::memory_order_relaxed);
     std::this_thread::sleep_until(woke + interval);
   }

@@ -48,13 +48,13 @@ struct HttpServerOptions {
   // again; the kernel's backlog holds the waiting connections meanwhile.
   int accept_retry_ms = 100;
   // Wake-up coalescing under overload (interrupt moderation, as NICs do it): after each
-  // wake-up, once it has handled everything ready, an I/O thread asks `coalesce` how long
-  // to leave between wake-ups; given more than zero, it waits until that long after it woke
-  // before it looks again, so it takes the core from the request workers once per interval
+  // event it handles, an I/O thread asks `coalesce` how long to leave between wake-ups;
+  // given more than zero, it handles everything else ready and then waits until that long
+  // after it woke before it looks again, so it takes the core from the request workers once per interval
   // instead of once per arriving request or reply. At ten times capacity an I/O thread
   // woke for each of ~4,000 requests a second, two context switches each, preempting the
   // search workers mid-query (BENCHMARKS, issue 20, session 29). Unset: it wakes for every
-  // event. Called on the I/O threads once per wake-up: keep it cheap, and thread-safe.
+  // event. Called on the I/O threads once per event handled: keep it cheap, and thread-safe.
   std::function<std::chrono::microseconds()> coalesce;
 };
 

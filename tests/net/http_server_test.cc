@@ -162,8 +162,8 @@ TEST_F(HttpServerTest, WhileOverloadedAnIoThreadWakesOncePerIntervalAndAnswersEv
     EXPECT_LE(server_->coalesced_waits(), wakeups_.size());
     EXPECT_GE(server_->coalesced_waits() + 1, wakeups_.size());
     EXPECT_LE(wakeups_.size(), static_cast<size_t>(kClients * kEach / 2)) << "rounds are shared by the clients";
-    // A round is asked about after it ran, and the next one begins an interval after the
-    // last began; half of it leaves room for a slow round on a loaded machine.
+    // A round is asked about as it begins, and the next one begins an interval after it;
+    // half of it leaves room for a slow round on a loaded machine.
     for (size_t i = 1; i < wakeups_.size(); ++i) {
       EXPECT_GE(wakeups_[i] - wakeups_[i - 1], coalesce_interval_ / 2) << "round " << i;
     }
