@@ -45,14 +45,14 @@ allocator_stats() {
 report "baseline"
 allocator_stats
 seq 1 80 | xargs -P 8 -I{} curl -s -o /dev/null "$url/v1/embeddings" --data-binary "@$work/emb.json"
-sleep 3  # idle: the server looks for free memory to hand back every 2 s
+sleep 3  # idle: the server hands free memory back at its first look (every 1 s) after work
 report "after 80 x 1 MB embeddings"
 curl -s -o /dev/null -X PUT "$url/v1/collections/docs" -d '{"embedder":"glove"}'
 for round in $(seq 1 "$rounds"); do
   printf "1\n2\n3\n4\n" | xargs -P 4 -I{} curl -s -o /dev/null "$url/v1/collections/docs/documents" \
     --data-binary "@$work/up{}.json"
   for i in 1 2 3 4; do curl -s -o /dev/null -X DELETE "$url/v1/collections/docs/documents/big$i"; done
-  sleep 3  # idle: the server looks for free memory to hand back every 2 s
+  sleep 3  # idle: the server hands free memory back at its first look (every 1 s) after work
   report "round $round: after 4 x 16 MB upserts, deleted"
 done
 allocator_stats

@@ -220,7 +220,7 @@ int RunServe(const ServeOptions& o) {
     return 1;
   }
   // Deletes, expiries and evictions free memory on threads that never trim; this looks
-  // every two seconds and hands back what they left.
+  // every second and hands back what they left once the work pauses.
   FreeMemoryReleaser releaser(FreeMemoryReleaser::Options{});
   const int cores = UsableCores();    // the affinity mask and any cgroup quota, not the machine
   std::atomic<bool> finished{false};  // set once everything after the drain is done

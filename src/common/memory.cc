@@ -60,12 +60,14 @@ size_t ResidentBytes() {
 
 namespace {
 
-// jemalloc's statistics are a snapshot refreshed by writing "epoch".
-size_t JemallocStat(const char* name) {
+// jemalloc's statistics are a snapshot refreshed by writing "epoch". T: the statistic's
+// type (size_t for byte counts, uint64_t for event counts).
+template <typename T>
+T JemallocStat(const char* name) {
   uint64_t epoch = 1;
   size_t len = sizeof(epoch);
   mallctl("epoch", &epoch, &len, &epoch, len);
-  size_t v = 0;
+  T v = 0;
   len = sizeof(v);
   return mallctl(name, &v, &len, nullptr, 0) == 0 ? v : 0;
 }
@@ -101,14 +103,21 @@ AllocatorStats ReadAllocatorStats() {
   AllocatorStats st;
   if (UsingJemalloc()) {
     st.name = "jemalloc";
-    st.allocated = JemallocStat("stats.allocated");
-    st.resident = JemallocStat("stats.resident");
+    st.allocated = JemallocStat<size_t>("stats.allocated");
+    st.resident = JemallocStat<size_t>("stats.resident");
     return st;
   }
   const struct mallinfo2 m = mallinfo2();
   st.allocated = m.uordblks + m.hblkhd;
   st.resident = m.arena + m.hblkhd;
   return st;
+}
+
+uint64_t AllocationRequests() {
+  if (!UsingJemalloc()) return 0;
+  // 4096: every arena merged.
+  return JemallocStat<uint64_t>("stats.arenas.4096.small.nrequests") +
+         JemallocStat<uint64_t>("stats.arenas.4096.large.nrequests");
 }
 
 size_t FreeHeapBytes() {
@@ -118,26 +127,40 @@ size_t FreeHeapBytes() {
   return st.resident > st.allocated ? st.resident - st.allocated : 0;
 }
 
-FreeMemoryReleaser::FreeMemoryReleaser(Options options)
-    : options_(options), last_free_(FreeHeapBytes()), last_anon_(AnonymousResidentBytes()) {
+FreeMemoryReleaser::Reading FreeMemoryReleaser::Read() {
+  const AllocatorStats st = ReadAllocatorStats();
+  Reading r;
+  r.live = st.allocated;
+  r.free = FreeHeapBytes();
+  r.anon = AnonymousResidentBytes();
+  r.requests = AllocationRequests();
+  return r;
+}
+
+FreeMemoryReleaser::FreeMemoryReleaser(Options options) : options_(options), last_(Read()) {
   if (options_.start_thread) task_ = std::make_unique<PeriodicTask>(options_.period, [this] { CheckNow(); });
 }
 
 bool FreeMemoryReleaser::CheckNow() {
   std::lock_guard<std::mutex> lock(check_mu_);
-  const size_t free_now = FreeHeapBytes(), anon_now = AnonymousResidentBytes();
-  // The allocator counts trimmed memory as free still, and frees do not move anonymous
-  // RSS, so neither alone says how much free memory is resident. Any change since the last
-  // look means work ran, and work leaves free pages behind: trim then, at most once a
-  // period; an idle server is left alone.
+  const Reading now = Read();
   auto moved = [this](size_t a, size_t b) { return (a > b ? a - b : b - a) >= options_.min_change_bytes; };
-  const bool changed = moved(free_now, last_free_) || moved(anon_now, last_anon_);
-  last_free_ = free_now;
-  last_anon_ = anon_now;
-  if (!changed || free_now < options_.min_free_bytes) return false;
+  // The allocator counts trimmed memory as free still, and frees do not move anonymous
+  // RSS, so neither alone says how much free memory is resident: any change means work ran,
+  // and work leaves free pages behind. Whether it is still running: allocations made (the
+  // background flush after a large delete moves live bytes by megabytes with few), or
+  // with glibc live bytes moved (the allocator's own decay moves RSS, never live bytes).
+  const bool busy =
+      UsingJemalloc() ? now.requests - last_.requests >= options_.busy_allocations : moved(now.live, last_.live);
+  worked_ = worked_ || busy || moved(now.free, last_.free) || moved(now.anon, last_.anon);
+  last_ = now;
+  busy_looks_ = busy ? busy_looks_ + 1 : 0;
+  if (!worked_ || now.free < options_.min_free_bytes) return false;
+  if (busy && busy_looks_ < options_.max_busy_looks) return false;  // its free pages are reused soon
   ReleaseFreeMemory();
-  last_free_ = FreeHeapBytes();
-  last_anon_ = AnonymousResidentBytes();
+  last_ = Read();
+  worked_ = false;
+  busy_looks_ = 0;
   trims_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

@@ -46,7 +46,9 @@ std::vector<char*> AllocateAndFreeFragmented(int n) {
 // Named MemoryBoundTest (RSS-based, like the server's): the sanitizer build, whose allocator
 // is not glibc's, skips the suite.
 TEST(MemoryBoundTest, FreeMemoryReleaserGivesBackWhatSmallFreesLeave) {
-  FreeMemoryReleaser releaser({std::chrono::milliseconds(1000), 4 << 20, 1 << 20, /*start_thread=*/false});
+  // The work is over when it looks: neither the 2 MB of blocks it keeps live nor its
+  // 100,000 allocations count as work going on.
+  FreeMemoryReleaser releaser({std::chrono::milliseconds(1000), 4 << 20, 4 << 20, 1000000, 10, /*start_thread=*/false});
   const size_t base = AnonMb();
   // 200 MB: what deleting a large document used to leave.
   std::vector<char*> kept = AllocateAndFreeFragmented(100000);
@@ -60,9 +62,57 @@ TEST(MemoryBoundTest, FreeMemoryReleaserGivesBackWhatSmallFreesLeave) {
   for (char* b : kept) std::free(b);
 }
 
+// `blocks` of 16 KB live (4,096: 64 MB), filled so their pages are resident: work going on
+// between two looks, by either allocator's measure (live bytes moved, allocations made).
+std::vector<char*> AllocateLive(int blocks) {
+  std::vector<char*> live;
+  for (int i = 0; i < blocks; ++i) {
+    live.push_back(static_cast<char*>(std::malloc(16 << 10)));
+    std::memset(live.back(), 1, 16 << 10);
+  }
+  return live;
+}
+
+// Free pages left while live memory still moves are reused by the work that moves it:
+// trimming them then costs page faults. The releaser waits for a look that finds the work
+// paused.
+TEST(MemoryBoundTest, FreeMemoryReleaserWaitsForTheWorkToPause) {
+  FreeMemoryReleaser releaser({std::chrono::milliseconds(1000), 4 << 20, 1 << 20, 1000, 10, /*start_thread=*/false});
+  const size_t base = AnonMb();
+  std::vector<char*> live = AllocateLive(4096);  // first: glibc would place it in the freed gaps
+  std::vector<char*> kept = AllocateAndFreeFragmented(100000);
+  ASSERT_GE(AnonMb(), base + 150 + 60) << "the frees were returned already; the test shows nothing";
+  EXPECT_FALSE(releaser.CheckNow()) << "trimmed while live memory moved";
+  EXPECT_EQ(releaser.trims(), 0u);
+  EXPECT_GE(AnonMb(), base + 150 + 60);
+  // Nothing moved since the last look: the work paused, and what it left goes back.
+  EXPECT_TRUE(releaser.CheckNow());
+  EXPECT_LE(AnonMb(), base + 64 + 20);
+  EXPECT_EQ(releaser.trims(), 1u);
+  for (char* b : live) std::free(b);
+  for (char* b : kept) std::free(b);
+}
+
+// Work that never pauses is trimmed anyway, at every max_busy_looks-th look.
+TEST(MemoryBoundTest, FreeMemoryReleaserTrimsWorkThatNeverPauses) {
+  FreeMemoryReleaser releaser({std::chrono::milliseconds(1000), 4 << 20, 1 << 20, 500, 3, /*start_thread=*/false});
+  std::vector<char*> kept = AllocateAndFreeFragmented(100000);
+  std::vector<std::vector<char*>> live;
+  for (int look = 1; look <= 3; ++look) {
+    // 16 MB before every look: glibc places them in the gaps the fragments left, which
+    // must not fill up before the third look.
+    live.push_back(AllocateLive(1024));
+    EXPECT_EQ(releaser.CheckNow(), look == 3) << "look " << look;
+  }
+  EXPECT_EQ(releaser.trims(), 1u);
+  for (auto& l : live)
+    for (char* b : l) std::free(b);
+  for (char* b : kept) std::free(b);
+}
+
 // The thread looks on its own, and stops with its owner.
 TEST(MemoryBoundTest, FreeMemoryReleaserThreadTrimsOnItsOwn) {
-  FreeMemoryReleaser releaser({std::chrono::milliseconds(20), 4 << 20, 1 << 20, /*start_thread=*/true});
+  FreeMemoryReleaser releaser({std::chrono::milliseconds(20), 4 << 20, 1 << 20, 10000, 10, /*start_thread=*/true});
   std::vector<char*> kept = AllocateAndFreeFragmented(50000);
   for (int i = 0; i < 500 && releaser.trims() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_GE(releaser.trims(), 1u);
