@@ -4,6 +4,18 @@
 
 namespace contextd {
 
+Status CheckRecordSize(size_t record_bytes, size_t msg_id_bytes, int64_t max_payload, bool refused) {
+  // The message's headers count against the limit: "NATS/1.0", the Nats-Msg-Id line.
+  const size_t with_headers = record_bytes + msg_id_bytes + 64;
+  if (!refused && (max_payload <= 0 || with_headers <= static_cast<uint64_t>(max_payload))) return Status::Ok();
+  const std::string limit = max_payload > 0 ? std::to_string(max_payload) + " bytes" : "its limit";
+  return ResourceExhausted("the write's update-log record is " + std::to_string(with_headers) +
+                               " bytes, and the NATS servers take messages of at most " + limit +
+                               " (their max_payload): split the batch into smaller requests, or raise max_payload in "
+                               "the nats-server configuration (up to 64 MB; scripts/cluster sets 8 MB)",
+                           "write_too_large");
+}
+
 JetStreamUpdateLog::JetStreamUpdateLog(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 JetStreamUpdateLog::~JetStreamUpdateLog() = default;
 
@@ -104,6 +116,9 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   const std::string bytes = EncodeMutation(*m);
   // The same key from the same tenant is the same write, applied once.
   const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
+  // A record the servers refuse is refused on every try: publishing it would only retry
+  // until the commit timeout and then answer 503 for a write that can never be committed.
+  CTX_RETURN_IF_ERROR(CheckRecordSize(bytes.size(), msg_id.size(), natsConnection_GetMaxPayload(r.conn)));
   int64_t give_up = NowMs() + r.options.commit_timeout_ms;
   if (ctx.has_deadline()) give_up = std::min(give_up, NowMs() + ctx.RemainingMs());
 
@@ -132,6 +147,10 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
       last_error = NatsError(s, jerr);
     }
     if (ack != nullptr) jsPubAck_Destroy(ack);
+    // Reconnected to a server with a smaller max_payload than the check above saw.
+    if (s == NATS_MAX_PAYLOAD) {
+      return CheckRecordSize(bytes.size(), msg_id.size(), natsConnection_GetMaxPayload(r.conn), /*refused=*/true);
+    }
     // No quorum, an election, a reconnect: the same message id again, after a pause.
     if (seq == 0) Rep::Bump(r.publish_retries);
     if (seq == 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500, 50 << std::min(attempt, 4))));

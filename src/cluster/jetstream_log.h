@@ -6,7 +6,9 @@
 // a quorum of the stream's replicas stored it, and once this node has applied it. A
 // publish that gets no acknowledgement (no quorum, an election) is retried with the same
 // message id, which JetStream de-duplicates, for a bounded time; then the writer gets
-// Unavailable (503 log_unavailable), never a success the log does not hold.
+// Unavailable (503 log_unavailable), never a success the log does not hold. A record
+// larger than the servers' max_payload (1 MB by default; scripts/cluster sets 8 MB) is
+// refused at once with 413 write_too_large: no retry could commit it.
 //
 // Every node applies the whole stream in order from its own applied sequence (an ordered
 // consumer starting at applied + 1): the stream sequence is the mutation's sequence, so
@@ -38,6 +40,12 @@
 #include "engine/update_log.h"
 
 namespace contextd {
+
+// Ok when a record of `record_bytes`, published with a message id of `msg_id_bytes`, fits
+// `max_payload` (the limit of the server the connection is on, headers included; 0 or less
+// while not connected: unknown, so Ok) and the server has not `refused` it; otherwise
+// write_too_large (413), saying both sizes and what to do.
+Status CheckRecordSize(size_t record_bytes, size_t msg_id_bytes, int64_t max_payload, bool refused = false);
 
 struct JetStreamLogOptions {
   std::vector<std::string> servers;  // nats://host:port, any of the cluster's servers

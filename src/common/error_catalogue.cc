@@ -108,6 +108,8 @@ constexpr ErrorReason kReasons[] = {
     {"uri_too_long", 414, "the request target is too long"},
     {"usage_disabled", 409, "the usage ledger is off (it runs with --auth or a price table)"},
     {"write_not_visible", 504, "this node has not applied the request's write token in time"},
+    {"write_too_large", 413,
+     "a write's update-log record is larger than the NATS servers' max_payload (cluster mode): split the batch"},
 };
 
 }  // namespace

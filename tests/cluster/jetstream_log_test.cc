@@ -303,6 +303,43 @@ TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {
   EXPECT_EQ(latest->text, "document x-0 seed 3");
 }
 
+// The servers refuse messages over their max_payload (1 MB here, NATS's default) on every
+// try: such a write is refused at once as too large (413), not retried until the commit
+// timeout and then called unavailable; nothing is logged or applied. One that fits goes in.
+TEST_F(JetStreamLogTest, AWriteLargerThanTheServersMaxPayloadIsRefusedAndChangesNothing) {
+  TempDir dir;
+  JetStreamUpdateLog* log = nullptr;
+  auto e = OpenNode(dir.path(), "a", &log);
+  ASSERT_TRUE(e);
+  auto c = CreateFromSpec(*e, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})"));
+  ASSERT_TRUE(c.ok());
+  const uint64_t before = log->stream_state().last_sequence;
+  auto big = Docs("big", 1, 1);
+  big[0].text = std::string(1200 * 1000, 'a');
+  UpsertResult r;
+  Status st = (*c)->Upsert(std::move(big), &r);
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(st.reason(), "write_too_large");
+  EXPECT_NE(st.message().find("1048576 bytes"), std::string::npos) << st.message();
+  EXPECT_EQ(log->stream_state().last_sequence, before);
+  EXPECT_EQ((*c)->document_count(), 0u);
+  auto fits = Docs("fits", 1, 2);
+  fits[0].text = std::string(500 * 1000, 'b');
+  ASSERT_TRUE((*c)->Upsert(std::move(fits), &r).ok());
+  EXPECT_EQ((*c)->document_count(), 1u);
+}
+
+TEST(CheckRecordSizeTest, SaysBothSizesAndCountsTheHeaders) {
+  EXPECT_TRUE(CheckRecordSize(1000, 40, 1 << 20).ok());
+  EXPECT_TRUE(CheckRecordSize(5 << 20, 40, 0).ok()) << "not connected: the limit is unknown";
+  const Status over = CheckRecordSize((1 << 20) - 50, 40, 1 << 20);  // fits only without its headers
+  EXPECT_EQ(over.reason(), "write_too_large");
+  EXPECT_NE(over.message().find(std::to_string((1 << 20) - 50 + 40 + 64) + " bytes"), std::string::npos)
+      << over.message();
+  EXPECT_NE(over.message().find("at most 1048576 bytes"), std::string::npos) << over.message();
+  EXPECT_EQ(CheckRecordSize(1000, 40, 1 << 20, /*refused=*/true).reason(), "write_too_large");
+}
+
 TEST_F(JetStreamLogTest, WithoutAQuorumAWriteIsUnavailableNotAcknowledged) {
   TempDir dir;
   JetStreamUpdateLog* log = nullptr;
