@@ -11,8 +11,8 @@ Status CheckRecordSize(size_t record_bytes, size_t msg_id_bytes, int64_t max_pay
   const std::string limit = max_payload > 0 ? std::to_string(max_payload) + " bytes" : "its limit";
   return ResourceExhausted("the write's update-log record is " + std::to_string(with_headers) +
                                " bytes, and the NATS servers take messages of at most " + limit +
-                               " (their max_payload): split the batch into smaller requests, or raise max_payload in "
-                               "the nats-server configuration (up to 64 MB; scripts/cluster sets 8 MB)",
+                               " (their max_payload), too few to carry it even in parts of 4 KB: raise max_payload in "
+                               "the nats-server configuration",
                            "write_too_large");
 }
 
@@ -116,51 +116,16 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   const std::string bytes = EncodeMutation(*m);
   // The same key from the same tenant is the same write, applied once.
   const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
-  // A record the servers refuse is refused on every try: publishing it would only retry
-  // until the commit timeout and then answer 503 for a write that can never be committed.
-  CTX_RETURN_IF_ERROR(CheckRecordSize(bytes.size(), msg_id.size(), natsConnection_GetMaxPayload(r.conn)));
   int64_t give_up = NowMs() + r.options.commit_timeout_ms;
   if (ctx.has_deadline()) give_up = std::min(give_up, NowMs() + ctx.RemainingMs());
 
-  uint64_t seq = 0;
-  bool duplicate = false;
-  std::string last_error;
-  for (int attempt = 0; seq == 0; ++attempt) {
-    const int64_t left = give_up - NowMs();
-    if (left <= 0 || ctx.ShuttingDown()) break;
-    natsMsg* msg = nullptr;
-    natsStatus s =
-        natsMsg_Create(&msg, r.options.subject.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
-    if (s != NATS_OK) return Internal("cannot make a NATS message: " + NatsError(s));
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MsgId = msg_id.c_str();
-    po.MaxWait = std::min<int64_t>(left, 2000);
-    jsPubAck* ack = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    s = js_PublishMsg(&ack, r.js, msg, &po, &jerr);
-    natsMsg_Destroy(msg);
-    if (s == NATS_OK && ack != nullptr) {
-      seq = ack->Sequence;
-      duplicate = ack->Duplicate;
-    } else {
-      last_error = NatsError(s, jerr);
-    }
-    if (ack != nullptr) jsPubAck_Destroy(ack);
-    // Reconnected to a server with a smaller max_payload than the check above saw.
-    if (s == NATS_MAX_PAYLOAD) {
-      return CheckRecordSize(bytes.size(), msg_id.size(), natsConnection_GetMaxPayload(r.conn), /*refused=*/true);
-    }
-    // No quorum, an election, a reconnect: the same message id again, after a pause.
-    if (seq == 0) Rep::Bump(r.publish_retries);
-    if (seq == 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500, 50 << std::min(attempt, 4))));
+  auto published = r.PublishRecord(ctx, bytes, msg_id, give_up);
+  if (!published.ok()) {
+    if (published.status().reason() == "log_unavailable") Rep::Bump(r.commits_unavailable);
+    return published.status();
   }
-  if (seq == 0) {
-    Rep::Bump(r.commits_unavailable);
-    return Unavailable("the update log did not acknowledge the write in time (" + last_error +
-                           "); it may still be applied: retry with the same Idempotency-Key",
-                       "log_unavailable");
-  }
+  const uint64_t seq = published->sequence;
+  const bool duplicate = published->duplicate;
   m->sequence = seq;
   // Read your writes: wait until this node has applied it.
   MutexLock lock(&r.mu);
@@ -184,6 +149,75 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   *result = it->second.second;
   if (it->second.first.ok()) ctx.NoteCommitted(seq);
   return it->second.first;
+}
+
+StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::Publish(const RequestContext& ctx,
+                                                                              std::string_view data,
+                                                                              const std::string& msg_id,
+                                                                              int64_t give_up) {
+  std::string last_error;
+  for (int attempt = 0;; ++attempt) {
+    const int64_t left = give_up - NowMs();
+    if (left <= 0 || ctx.ShuttingDown()) break;
+    natsMsg* msg = nullptr;
+    natsStatus s = natsMsg_Create(&msg, options.subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+    if (s != NATS_OK) return Internal("cannot make a NATS message: " + NatsError(s));
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id.c_str();
+    po.MaxWait = std::min<int64_t>(left, 2000);
+    jsPubAck* ack = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    s = js_PublishMsg(&ack, js, msg, &po, &jerr);
+    natsMsg_Destroy(msg);
+    Published out;
+    if (s == NATS_OK && ack != nullptr) {
+      out.sequence = ack->Sequence;
+      out.duplicate = ack->Duplicate;
+    } else {
+      last_error = NatsError(s, jerr);
+    }
+    if (ack != nullptr) jsPubAck_Destroy(ack);
+    if (out.sequence != 0) return out;
+    // Refused on every try: retrying would only end in a 503 for a write that can never
+    // be committed.
+    if (s == NATS_MAX_PAYLOAD) {
+      return CheckRecordSize(data.size(), msg_id.size(), natsConnection_GetMaxPayload(conn), /*refused=*/true);
+    }
+    // No quorum, an election, a reconnect: the same message id again, after a pause.
+    Bump(publish_retries);
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500, 50 << std::min(attempt, 4))));
+  }
+  return Unavailable("the update log did not acknowledge the write in time (" + last_error +
+                         "); it may still be applied: retry with the same Idempotency-Key",
+                     "log_unavailable");
+}
+
+StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::PublishRecord(const RequestContext& ctx,
+                                                                                    const std::string& record,
+                                                                                    const std::string& msg_id,
+                                                                                    int64_t give_up) {
+  int64_t max = natsConnection_GetMaxPayload(conn);  // 0 until connected: then try it whole
+  if (max <= 0 || CheckRecordSize(record.size(), msg_id.size(), max).ok()) {
+    auto whole = Publish(ctx, record, msg_id, give_up);
+    if (whole.ok() || whole.status().reason() != "write_too_large") return whole;
+    max = natsConnection_GetMaxPayload(conn);  // the server that refused it
+  }
+  // Each part's message carries its id and framing too.
+  const int64_t part_bytes = max - static_cast<int64_t>(msg_id.size()) - 1024;
+  if (part_bytes < 4096) return CheckRecordSize(record.size(), msg_id.size(), max, /*refused=*/true);
+  RecordIndex index;
+  index.size = record.size();
+  index.hash = RecordHash(record);
+  // Parts of another record under the same key (a retry whose body changed) get other ids.
+  char hash[17];
+  snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(index.hash));
+  const std::vector<std::string> parts = SplitRecord(record, static_cast<size_t>(part_bytes));
+  for (size_t i = 0; i < parts.size(); ++i) {
+    CTX_ASSIGN_OR_RETURN(Published p, Publish(ctx, parts[i], msg_id + "." + hash + "." + std::to_string(i), give_up));
+    index.sequences.push_back(p.sequence);
+  }
+  return Publish(ctx, EncodeRecordIndex(index), msg_id, give_up);
 }
 
 JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const { return rep_->State(); }
@@ -290,10 +324,7 @@ StatusOr<JetStreamUpdateLog::ClusterProbe> JetStreamUpdateLog::Probe(const JetSt
   return out;
 }
 
-std::string JetStreamUpdateLog::blocked_reason() const {
-  MutexLock lock(&rep_->mu);
-  return rep_->blocked;
-}
+std::string JetStreamUpdateLog::blocked_reason() const { return rep_->BlockedReason(); }
 
 StatusOr<uint64_t> JetStreamUpdateLog::LastSequence() const {
   jsStreamInfo* si = nullptr;

@@ -7,8 +7,12 @@
 // publish that gets no acknowledgement (no quorum, an election) is retried with the same
 // message id, which JetStream de-duplicates, for a bounded time; then the writer gets
 // Unavailable (503 log_unavailable), never a success the log does not hold. A record
-// larger than the servers' max_payload (1 MB by default; scripts/cluster sets 8 MB) is
-// refused at once with 413 write_too_large: no retry could commit it.
+// larger than the servers' max_payload (1 MB by default) goes in as parts and an index
+// that commits them (cluster/record_parts.h): the write is applied at the index's
+// sequence, each node fetching the parts back from the stream. The parts precede their
+// index by the few messages other writers publish meanwhile; the purge keeps `log_keep`
+// (10,000) messages behind the lowest durable mark, so a node behind an index finds its
+// parts unless that many messages came between them (it then stops, as when purged past).
 //
 // Every node applies the whole stream in order from its own applied sequence (an ordered
 // consumer starting at applied + 1): the stream sequence is the mutation's sequence, so
@@ -42,9 +46,10 @@
 namespace contextd {
 
 // Ok when a record of `record_bytes`, published with a message id of `msg_id_bytes`, fits
-// `max_payload` (the limit of the server the connection is on, headers included; 0 or less
-// while not connected: unknown, so Ok) and the server has not `refused` it; otherwise
-// write_too_large (413), saying both sizes and what to do.
+// one message under `max_payload` (the limit of the server the connection is on, headers
+// included; 0 or less while not connected: unknown, so Ok) and the server has not
+// `refused` it; otherwise write_too_large (413), saying both sizes. Commit splits records
+// that do not fit, and answers this only when the limit is too small for parts too.
 Status CheckRecordSize(size_t record_bytes, size_t msg_id_bytes, int64_t max_payload, bool refused = false);
 
 struct JetStreamLogOptions {

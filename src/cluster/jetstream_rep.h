@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/jetstream_log.h"
+#include "cluster/record_parts.h"
 #include "cluster/shard_map.h"
 #include "common/mutex.h"
 #include "common/periodic_task.h"
@@ -260,22 +261,17 @@ struct JetStreamUpdateLog::Rep {
       // The stream's sequences have no gaps but the ones a purge leaves: a message past
       // the next one expected means the log was purged past this node, which can then
       // never converge by replay. It stops applying rather than skip what it missed.
-      bool just_blocked = false, is_blocked = false;
+      std::string purged_past;
       {
         MutexLock lock(&mu);
         if (blocked.empty() && seq != 0 && seq > applied + 1) {
-          blocked = "the update log was purged past this node (applied " + std::to_string(applied) +
-                    ", the log now starts at " + std::to_string(seq) +
-                    "): seed its data directory with a copy of another node's, then restart it";
-          spdlog::error("update log: {}", blocked);
-          just_blocked = true;
-          if (blocked_gauge != nullptr) blocked_gauge->Set(1);
+          purged_past = "the update log was purged past this node (applied " + std::to_string(applied) +
+                        ", the log now starts at " + std::to_string(seq) +
+                        "): seed its data directory with a copy of another node's, then restart it";
         }
-        is_blocked = !blocked.empty();
       }
-      // No longer a replica: its registration must not hold the purge back.
-      if (just_blocked && members != nullptr) kvStore_Delete(members, options.node_id.c_str());
-      if (is_blocked) {
+      if (!purged_past.empty()) Block(purged_past);
+      if (!BlockedReason().empty()) {
         natsMsg_Destroy(msg);
         return;
       }
@@ -283,8 +279,22 @@ struct JetStreamUpdateLog::Rep {
     const std::string_view data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
     Status st;
     ApplyResult result;
-    for (int attempt = 0; seq != 0; ++attempt) {
-      auto m = DecodeMutation(data);
+    // A part of a large record (cluster/record_parts.h) is nothing until its index comes.
+    const bool part = seq != 0 && IsRecordPart(data);
+    if (part) applier->Skip(seq);
+    std::string assembled;
+    std::string_view record = data;
+    if (seq != 0 && !part && IsRecordIndex(data)) {
+      st = FetchRecord(data, seq, &assembled);
+      if (!st.ok() && (st.reason() == "part_purged" || Stopping())) {
+        natsMsg_Destroy(msg);
+        if (st.reason() == "part_purged") Block(st.message());
+        return;  // not applied: the node stops here, or resumes here after a restart
+      }
+      record = assembled;
+    }
+    for (int attempt = 0; seq != 0 && !part && st.ok(); ++attempt) {
+      auto m = DecodeMutation(record);
       if (!m.ok()) {
         // Every replica reads the same bytes and rejects them alike.
         spdlog::error("update log: sequence {} is not a mutation: {}", seq, m.status().message());
@@ -299,6 +309,9 @@ struct JetStreamUpdateLog::Rep {
                     st.message());
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
     }
+    if (!st.ok() && !part && IsRecordIndex(data)) {
+      spdlog::error("update log: the large record at sequence {} is rejected: {}", seq, st.message());
+    }
     natsMsg_Destroy(msg);
     if (seq == 0) return;
     {
@@ -309,6 +322,81 @@ struct JetStreamUpdateLog::Rep {
       while (results.size() > kKeptResults) results.erase(results.begin());
     }
     applied_cv.notify_all();
+  }
+
+  std::string BlockedReason() const {
+    MutexLock lock(&mu);
+    return blocked;
+  }
+
+  // Publishing (jetstream_log.cc). Published: the acknowledged sequence, and whether
+  // JetStream had the message id already (then the sequence is the first message's).
+  struct Published {
+    uint64_t sequence = 0;
+    bool duplicate = false;
+  };
+  // `data` under `msg_id`, retried with the same id (no quorum, an election, a reconnect)
+  // until acknowledged or `give_up` (NowMs()) or the context's shutdown: Unavailable
+  // (log_unavailable); a message the server refuses as too large: write_too_large.
+  StatusOr<Published> Publish(const RequestContext& ctx, std::string_view data, const std::string& msg_id,
+                              int64_t give_up);
+  // A record as one message, or as parts and an index when it exceeds the servers'
+  // max_payload (cluster/record_parts.h); the sequence is the one it is applied at.
+  StatusOr<Published> PublishRecord(const RequestContext& ctx, const std::string& record, const std::string& msg_id,
+                                    int64_t give_up);
+
+  // Stops applying for good, saying why (blocked_reason(), /readyz): the node can no
+  // longer converge by replay. No longer a replica, its registration must not hold the
+  // purge back.
+  void Block(const std::string& reason) {
+    {
+      MutexLock lock(&mu);
+      if (!blocked.empty()) return;
+      blocked = reason;
+      if (blocked_gauge != nullptr) blocked_gauge->Set(1);
+    }
+    spdlog::error("update log: {}", reason);
+    if (members != nullptr) kvStore_Delete(members, options.node_id.c_str());
+  }
+
+  // The record a large record's index (at `seq`) names, fetched part by part from the
+  // stream. Transient failures (an election) are retried until the node stops; a part the
+  // stream no longer holds is "part_purged"; a malformed index or parts that do not fit
+  // together are a rejection, alike on every node.
+  Status FetchRecord(std::string_view index_message, uint64_t seq, std::string* record) {
+    CTX_ASSIGN_OR_RETURN(RecordIndex index, DecodeRecordIndex(index_message));
+    record->reserve(index.size);
+    int64_t last_warning = 0;
+    for (size_t i = 0; i < index.sequences.size(); ++i) {
+      for (int attempt = 0;; ++attempt) {
+        natsMsg* part = nullptr;
+        jsErrCode jerr = static_cast<jsErrCode>(0);
+        const natsStatus s = js_GetMsg(&part, js, options.stream.c_str(), index.sequences[i], nullptr, &jerr);
+        if (s == NATS_OK && part != nullptr) {
+          const Status appended = AppendRecordPart(
+              std::string_view(natsMsg_GetData(part), static_cast<size_t>(natsMsg_GetDataLength(part))), i,
+              index.sequences.size(), record);
+          natsMsg_Destroy(part);
+          CTX_RETURN_IF_ERROR(appended);
+          break;
+        }
+        if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+          return NotFound("part " + std::to_string(i + 1) + " of the large write at sequence " + std::to_string(seq) +
+                              " (stream sequence " + std::to_string(index.sequences[i]) +
+                              ") was purged before this node applied the write: seed its data directory with a copy "
+                              "of another node's, then restart it",
+                          "part_purged");
+        }
+        if (Stopping()) return Unavailable("stopping", "log_unavailable");
+        if (NowMs() - last_warning > 5000) {
+          spdlog::warn("update log: cannot fetch part {} of the record at sequence {} yet ({}), retrying", i + 1, seq,
+                       NatsError(s, jerr));
+          last_warning = NowMs();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
+      }
+    }
+    return CheckAssembledRecord(index, *record);
   }
 
   static void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {

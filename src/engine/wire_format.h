@@ -71,6 +71,12 @@ class Reader {
     return true;
   }
   bool done() const { return pos_ == in_.size(); }
+  // Everything not read yet, as a view into the input; the reader is then done.
+  std::string_view Rest() {
+    const std::string_view rest = in_.substr(pos_);
+    pos_ = in_.size();
+    return rest;
+  }
 
  private:
   std::string_view in_;
