@@ -116,10 +116,7 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   const std::string bytes = EncodeMutation(*m);
   // The same key from the same tenant is the same write, applied once.
   const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
-  int64_t give_up = NowMs() + r.options.commit_timeout_ms;
-  if (ctx.has_deadline()) give_up = std::min(give_up, NowMs() + ctx.RemainingMs());
-
-  auto published = r.PublishRecord(ctx, bytes, msg_id, give_up);
+  auto published = r.PublishRecord(ctx, bytes, msg_id);
   if (!published.ok()) {
     if (published.status().reason() == "log_unavailable") Rep::Bump(r.commits_unavailable);
     return published.status();
@@ -129,8 +126,8 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   m->sequence = seq;
   // Read your writes: wait until this node has applied it.
   MutexLock lock(&r.mu);
-  const auto until = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(std::max<int64_t>(give_up - NowMs(), r.options.commit_timeout_ms / 2));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(
+                                                            r.GiveUp(ctx) - NowMs(), r.options.commit_timeout_ms / 2));
   // The predicate runs with r.mu held (wait_until relocks it first).
   if (!r.applied_cv.wait_until(r.mu, until,
                                [&]() NO_THREAD_SAFETY_ANALYSIS { return r.applied >= seq || r.stopping; }) ||
@@ -153,8 +150,8 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
 
 StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::Publish(const RequestContext& ctx,
                                                                               std::string_view data,
-                                                                              const std::string& msg_id,
-                                                                              int64_t give_up) {
+                                                                              const std::string& msg_id) {
+  const int64_t give_up = GiveUp(ctx);
   std::string last_error;
   for (int attempt = 0;; ++attempt) {
     const int64_t left = give_up - NowMs();
@@ -195,11 +192,10 @@ StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::Publish(co
 
 StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::PublishRecord(const RequestContext& ctx,
                                                                                     const std::string& record,
-                                                                                    const std::string& msg_id,
-                                                                                    int64_t give_up) {
+                                                                                    const std::string& msg_id) {
   int64_t max = natsConnection_GetMaxPayload(conn);  // 0 until connected: then try it whole
   if (max <= 0 || CheckRecordSize(record.size(), msg_id.size(), max).ok()) {
-    auto whole = Publish(ctx, record, msg_id, give_up);
+    auto whole = Publish(ctx, record, msg_id);
     if (whole.ok() || whole.status().reason() != "write_too_large") return whole;
     max = natsConnection_GetMaxPayload(conn);  // the server that refused it
   }
@@ -214,10 +210,10 @@ StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::PublishRec
   snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(index.hash));
   const std::vector<std::string> parts = SplitRecord(record, static_cast<size_t>(part_bytes));
   for (size_t i = 0; i < parts.size(); ++i) {
-    CTX_ASSIGN_OR_RETURN(Published p, Publish(ctx, parts[i], msg_id + "." + hash + "." + std::to_string(i), give_up));
+    CTX_ASSIGN_OR_RETURN(Published p, Publish(ctx, parts[i], msg_id + "." + hash + "." + std::to_string(i)));
     index.sequences.push_back(p.sequence);
   }
-  return Publish(ctx, EncodeRecordIndex(index), msg_id, give_up);
+  return Publish(ctx, EncodeRecordIndex(index), msg_id);
 }
 
 JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const { return rep_->State(); }

@@ -335,15 +335,21 @@ struct JetStreamUpdateLog::Rep {
     uint64_t sequence = 0;
     bool duplicate = false;
   };
+  // When a step of a commit that began now gives up (NowMs()): commit_timeout_ms on, or
+  // the request's deadline if sooner. Each message of a large record gets its own, so the
+  // timeout bounds a wait for the quorum, not a long write's whole publishing.
+  int64_t GiveUp(const RequestContext& ctx) const {
+    int64_t at = NowMs() + options.commit_timeout_ms;
+    if (ctx.has_deadline()) at = std::min(at, NowMs() + ctx.RemainingMs());
+    return at;
+  }
   // `data` under `msg_id`, retried with the same id (no quorum, an election, a reconnect)
-  // until acknowledged or `give_up` (NowMs()) or the context's shutdown: Unavailable
-  // (log_unavailable); a message the server refuses as too large: write_too_large.
-  StatusOr<Published> Publish(const RequestContext& ctx, std::string_view data, const std::string& msg_id,
-                              int64_t give_up);
+  // until acknowledged, GiveUp() or the context's shutdown: Unavailable (log_unavailable);
+  // a message the server refuses as too large: write_too_large.
+  StatusOr<Published> Publish(const RequestContext& ctx, std::string_view data, const std::string& msg_id);
   // A record as one message, or as parts and an index when it exceeds the servers'
   // max_payload (cluster/record_parts.h); the sequence is the one it is applied at.
-  StatusOr<Published> PublishRecord(const RequestContext& ctx, const std::string& record, const std::string& msg_id,
-                                    int64_t give_up);
+  StatusOr<Published> PublishRecord(const RequestContext& ctx, const std::string& record, const std::string& msg_id);
 
   // Stops applying for good, saying why (blocked_reason(), /readyz): the node can no
   // longer converge by replay. No longer a replica, its registration must not hold the
