@@ -76,6 +76,9 @@ constexpr ErrorReason kReasons[] = {
     {"out_of_range", 400, "a number is outside its allowed range"},
     {"overloaded", 503,
      "the node's queues are full, or the wait would outlast the request's deadline; see Retry-After"},
+    {"part_purged", 404,
+     "a part of a large update-log record was purged before this node applied it (never a client's request: the "
+     "node stops applying and says so)"},
     {"permission_denied", 403, "the key's role or grants do not allow this"},
     {"provider_bad_dimension", 503, "an embedding provider answered vectors of the wrong size"},
     {"provider_error", 503, "an embedding provider failed"},
