@@ -213,6 +213,9 @@ StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::PublishRec
     CTX_ASSIGN_OR_RETURN(Published p, Publish(ctx, parts[i], msg_id + "." + hash + "." + std::to_string(i)));
     index.sequences.push_back(p.sequence);
   }
+  if (options.before_index && !options.before_index()) {
+    return Unavailable("the write was abandoned between its parts and its index", "log_unavailable");
+  }
   return Publish(ctx, EncodeRecordIndex(index), msg_id);
 }
 

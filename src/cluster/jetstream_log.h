@@ -9,10 +9,12 @@
 // Unavailable (503 log_unavailable), never a success the log does not hold. A record
 // larger than the servers' max_payload (1 MB by default) goes in as parts and an index
 // that commits them (cluster/record_parts.h): the write is applied at the index's
-// sequence, each node fetching the parts back from the stream. The parts precede their
-// index by the few messages other writers publish meanwhile; the purge keeps `log_keep`
-// (10,000) messages behind the lowest durable mark, so a node behind an index finds its
-// parts unless that many messages came between them (it then stops, as when purged past).
+// sequence, each node fetching the parts back from the stream. So that the purge never
+// takes a part before every node applied its index, a node's durable mark stays below
+// every part it has passed whose index it has not applied (until the part's writer must
+// have given up: (parts left + 1) x 2 x commit_timeout_ms of stream time after it), and a
+// node restarts from its last recorded mark, not from its store's applied sequence, so it
+// sees those parts again (what it applied already is skipped as a repeat).
 //
 // Every node applies the whole stream in order from its own applied sequence (an ordered
 // consumer starting at applied + 1): the stream sequence is the mutation's sequence, so
@@ -79,6 +81,9 @@ struct JetStreamLogOptions {
   std::string shards_bucket = "CONTEXTD_SHARDS";
   int shard_replicas = 2;
   int shard_map_grace_ms = 5000;
+  // Tests only: called between a large record's parts and its index; false abandons the
+  // write there, as a writer killed at that point would.
+  std::function<bool()> before_index;
   // contextd_log_* metrics go here when set: commits by result, publish retries, purges,
   // the applied, first and last sequences, and whether the node is blocked.
   MetricsRegistry* metrics = nullptr;

@@ -92,6 +92,10 @@ struct JetStreamUpdateLog::Rep {
   mutable Mutex mu;
   std::condition_variable_any applied_cv;
   uint64_t applied GUARDED_BY(mu) = 0;  // the last sequence delivered and applied here
+  // Parts of large records passed here whose index has not been applied: stream sequence
+  // -> the stream time (ns) after which its writer has given up. The durable mark stays
+  // below them, so the purge keeps them until this node has their index.
+  std::map<uint64_t, int64_t> pending_parts GUARDED_BY(mu);
   std::map<uint64_t, std::pair<Status, ApplyResult>> results GUARDED_BY(mu);
   bool stopping GUARDED_BY(mu) = false;
   int delivering GUARDED_BY(mu) = 0;
@@ -253,8 +257,10 @@ struct JetStreamUpdateLog::Rep {
   void DeliverOne(natsMsg* msg) {
     jsMsgMetaData* meta = nullptr;
     uint64_t seq = 0;
+    int64_t stamp = 0;  // when the stream stored it (ns)
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
       seq = meta->Sequence.Stream;
+      stamp = meta->Timestamp;
       jsMsgMetaData_Destroy(meta);
     }
     {
@@ -281,11 +287,15 @@ struct JetStreamUpdateLog::Rep {
     ApplyResult result;
     // A part of a large record (cluster/record_parts.h) is nothing until its index comes.
     const bool part = seq != 0 && IsRecordPart(data);
-    if (part) applier->Skip(seq);
+    if (part) {
+      applier->Skip(seq);
+      NotePart(data, seq, stamp);
+    }
+    ForgetAbandonedParts(stamp);
     std::string assembled;
     std::string_view record = data;
     if (seq != 0 && !part && IsRecordIndex(data)) {
-      st = FetchRecord(data, seq, &assembled);
+      st = seq <= applier->applied_sequence() ? Repeat(data) : FetchRecord(data, seq, &assembled);
       if (!st.ok() && (st.reason() == "part_purged" || Stopping())) {
         natsMsg_Destroy(msg);
         if (st.reason() == "part_purged") Block(st.message());
@@ -293,7 +303,7 @@ struct JetStreamUpdateLog::Rep {
       }
       record = assembled;
     }
-    for (int attempt = 0; seq != 0 && !part && st.ok(); ++attempt) {
+    for (int attempt = 0; seq != 0 && !part && st.ok() && !record.empty(); ++attempt) {
       auto m = DecodeMutation(record);
       if (!m.ok()) {
         // Every replica reads the same bytes and rejects them alike.
@@ -309,8 +319,9 @@ struct JetStreamUpdateLog::Rep {
                     st.message());
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
     }
-    if (!st.ok() && !part && IsRecordIndex(data)) {
-      spdlog::error("update log: the large record at sequence {} is rejected: {}", seq, st.message());
+    if (seq != 0 && !part && IsRecordIndex(data)) {
+      ForgetParts(data);
+      if (!st.ok()) spdlog::error("update log: the large record at sequence {} is rejected: {}", seq, st.message());
     }
     natsMsg_Destroy(msg);
     if (seq == 0) return;
@@ -327,6 +338,35 @@ struct JetStreamUpdateLog::Rep {
   std::string BlockedReason() const {
     MutexLock lock(&mu);
     return blocked;
+  }
+
+  // A part passed at `seq`, stored at `stamp`: held until its index, or until its writer
+  // must have given up (each message after it, the index included, waits at most
+  // commit_timeout_ms; twice that for the servers' clocks and retries).
+  void NotePart(std::string_view part, uint64_t seq, int64_t stamp) {
+    uint64_t i = 0, n = 0;
+    if (!ParseRecordPart(part, &i, &n)) return;
+    const int64_t wait_ns = static_cast<int64_t>(n - i + 1) * 2 * options.commit_timeout_ms * 1000000LL;
+    MutexLock lock(&mu);
+    pending_parts[seq] = stamp + wait_ns;
+  }
+  void ForgetAbandonedParts(int64_t stamp) {
+    MutexLock lock(&mu);
+    for (auto it = pending_parts.begin(); it != pending_parts.end();)
+      it = it->second < stamp ? pending_parts.erase(it) : std::next(it);
+  }
+  // An index (well-formed or not) applied here: its parts are no longer held.
+  void ForgetParts(std::string_view index_message) {
+    auto index = DecodeRecordIndex(index_message);
+    if (!index.ok()) return;
+    MutexLock lock(&mu);
+    for (uint64_t part : index->sequences) pending_parts.erase(part);
+  }
+  // An index this node applied before a restart: applied again as a repeat (nothing to
+  // fetch; `record` stays empty).
+  Status Repeat(std::string_view index_message) {
+    ForgetParts(index_message);
+    return Status::Ok();
   }
 
   // Publishing (jetstream_log.cc). Published: the acknowledged sequence, and whether
@@ -371,6 +411,15 @@ struct JetStreamUpdateLog::Rep {
   // together are a rejection, alike on every node.
   Status FetchRecord(std::string_view index_message, uint64_t seq, std::string* record) {
     CTX_ASSIGN_OR_RETURN(RecordIndex index, DecodeRecordIndex(index_message));
+    for (uint64_t part : index.sequences) {
+      // Parts are published before their index: a later sequence is not one of them (and
+      // waiting for it, or taking its absence for a purge, would stop every node).
+      if (part >= seq) {
+        return InvalidArgument("the large record's index at sequence " + std::to_string(seq) + " names sequence " +
+                                   std::to_string(part) + " as a part",
+                               "invalid_mutation");
+      }
+    }
     record->reserve(index.size);
     int64_t last_warning = 0;
     for (size_t i = 0; i < index.sequences.size(); ++i) {
@@ -526,6 +575,10 @@ struct JetStreamUpdateLog::Rep {
     {
       MutexLock lock(&mu);
       url = advertise_url.empty() ? "-" : advertise_url;
+      // What this node has passed (below the store's applied while it replays after a
+      // restart), and below any part whose index it has not applied.
+      mark = std::min(mark, applied);
+      if (!pending_parts.empty()) mark = std::min(mark, pending_parts.begin()->first - 1);
     }
     const std::string value = options.role + " " + std::to_string(mark) + " " + std::to_string(WallMs()) + " " + url;
     uint64_t rev = 0;
@@ -603,6 +656,27 @@ struct JetStreamUpdateLog::Rep {
     if (!st.ok()) spdlog::warn("update log: housekeeping: {}", st.message());
   }
 
+  // Where to follow from: the mark this node last recorded + 1 when that is below `from`
+  // (its store's applied + 1) and the stream still holds it, so parts it had passed
+  // without their index are seen again; the messages between are applied as repeats.
+  uint64_t ResumePoint(uint64_t from) {
+    kvEntry* e = nullptr;
+    unsigned long long mark = 0;
+    if (kvStore_Get(&e, members, options.node_id.c_str()) == NATS_OK && e != nullptr) {
+      char role[64] = {0};
+      if (sscanf(kvEntry_ValueString(e), "%63s %llu", role, &mark) != 2) mark = 0;
+      kvEntry_Destroy(e);
+    }
+    if (mark == 0 || mark + 1 >= from || State().first_sequence > mark + 1) return from;
+    {
+      MutexLock lock(&mu);
+      applied = mark;
+    }
+    spdlog::info("update log: resuming from sequence {}, after the durable mark recorded last (applied {})", mark + 1,
+                 from - 1);
+    return mark + 1;
+  }
+
   // An ordered consumer from `from`: every message of the stream, in order, on one
   // delivery thread.
   natsStatus Follow(uint64_t from, jsErrCode* jerr) {
@@ -629,6 +703,7 @@ struct JetStreamUpdateLog::Rep {
   // (through elections and a cluster that is not up yet) until done or stopping.
   void FollowLoop(uint64_t from) {
     int64_t last_warning = 0;
+    bool attempt_resume = true;
     for (int attempt = 0; !Stopping(); ++attempt) {
       jsErrCode jerr = static_cast<jsErrCode>(0);
       natsStatus s = EnsureStream(&jerr);
@@ -637,6 +712,10 @@ struct JetStreamUpdateLog::Rep {
       if (refused) return;  // blocked, for good: it says why
       if (s == NATS_OK) s = EnsureMembers();
       if (s == NATS_OK) s = EnsureBucket(options.shards_bucket, &shards);
+      if (s == NATS_OK && attempt_resume) {
+        from = ResumePoint(from);
+        attempt_resume = false;
+      }
       // Registered before it follows: no purge passes a node once it is a member.
       if (s == NATS_OK && !RecordDurableMark().ok()) s = NATS_ERR;
       if (s == NATS_OK) s = Follow(from, &jerr);

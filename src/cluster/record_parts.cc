@@ -70,6 +70,12 @@ StatusOr<RecordIndex> DecodeRecordIndex(std::string_view message) {
   return index;
 }
 
+bool ParseRecordPart(std::string_view message, uint64_t* i, uint64_t* n) {
+  if (!IsRecordPart(message) || message[1] != kFramingVersion) return false;
+  wire::Reader r(message.substr(2));
+  return r.Varint(i) && r.Varint(n) && *i < *n;
+}
+
 Status AppendRecordPart(std::string_view message, uint64_t i, uint64_t n, std::string* record) {
   if (!IsRecordPart(message) || message[1] != kFramingVersion) {
     return Malformed("index names a message that is not one of its parts");

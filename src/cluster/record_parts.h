@@ -40,6 +40,8 @@ struct RecordIndex {
 std::string EncodeRecordIndex(const RecordIndex& index);
 
 bool IsRecordPart(std::string_view message);
+// A part's place: the i-th (from 0) of n. False when the message is not a well-formed part.
+bool ParseRecordPart(std::string_view message, uint64_t* i, uint64_t* n);
 bool IsRecordIndex(std::string_view message);
 
 // REQUIRES: IsRecordIndex(message). InvalidArgument ("invalid_mutation") when malformed.

@@ -330,24 +330,77 @@ TEST_F(JetStreamLogTest, AWriteLargerThanTheServersMaxPayloadGoesInAsPartsAndEve
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->text, text);
   // The other node, and a node that replays the whole log.
-  ASSERT_TRUE(WaitApplied(*b, after));
-  auto on_b = b->GetCollection("default", "docs");
-  ASSERT_TRUE(on_b.ok());
-  auto got_b = (*on_b)->GetDocument("big-0");
-  ASSERT_TRUE(got_b.ok());
-  EXPECT_EQ(got_b->text, text);
+  auto text_on = [after](const Engine& node) -> std::string {
+    if (!WaitApplied(node, after)) return "(not applied)";
+    auto docs = node.GetCollection("default", "docs");
+    if (!docs.ok() || (*docs)->document_count() != 1) return "(not one document)";
+    auto doc = (*docs)->GetDocument("big-0");
+    return doc.ok() ? doc->text : doc.status().ToString();
+  };
+  EXPECT_TRUE(text_on(*b) == text) << "node b";
   auto fresh = OpenNode(dir_c.path(), "c", &log_c);
   ASSERT_TRUE(fresh);
-  ASSERT_TRUE(WaitApplied(*fresh, after));
-  auto on_c = fresh->GetCollection("default", "docs");
-  ASSERT_TRUE(on_c.ok());
-  auto got_c = (*on_c)->GetDocument("big-0");
-  ASSERT_TRUE(got_c.ok());
-  EXPECT_EQ(got_c->text, text);
-  EXPECT_EQ((*on_c)->document_count(), 1u);
+  EXPECT_TRUE(text_on(*fresh) == text) << "node c, replaying the log";
   // The client retries after a timeout: the same key, the same body.
   ASSERT_TRUE((*c)->Upsert(ctx, big, &r).ok());
   EXPECT_EQ(log_a->stream_state().last_sequence, after) << "the retry was logged again";
+  // Applied: its parts no longer hold the durable marks back.
+  auto mark = log_b->RecordDurableMark();
+  ASSERT_TRUE(mark.ok());
+  EXPECT_GE(*mark, after);
+}
+
+// A writer that dies between a large write's parts and its index: every node holds its
+// durable mark below the parts (the purge must keep them while an index may still come),
+// a node restarted after applying later writes too (it resumes from its recorded mark and
+// sees the parts again), until the writer must have given up.
+TEST_F(JetStreamLogTest, PartsWithoutTheirIndexHoldTheDurableMarksUntilTheirWriterGaveUp) {
+  TempDir dir_a, dir_b;
+  JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr;
+  bool abandon = true;
+  auto tweak = [&abandon](JetStreamLogOptions* o) { o->before_index = [&abandon] { return !abandon; }; };
+  auto a = OpenNode(dir_a.path(), "a", &log_a, /*commit_timeout_ms=*/1000, true, tweak);
+  auto b = OpenNode(dir_b.path(), "b", &log_b, /*commit_timeout_ms=*/1000);
+  ASSERT_TRUE(a && b);
+  auto c = CreateFromSpec(*a, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})"));
+  ASSERT_TRUE(c.ok());
+  const uint64_t first_part = log_a->stream_state().last_sequence + 1;
+  auto big = Docs("big", 1, 1);
+  big[0].text = std::string(1500 * 1000, 'a');  // more than 1 MB: parts
+  UpsertResult r;
+  Status st = (*c)->Upsert(big, &r);
+  EXPECT_EQ(st.reason(), "log_unavailable") << st.ToString();
+  abandon = false;
+  // A later write, applied everywhere: the store's applied sequence passes the parts.
+  ASSERT_TRUE((*c)->Upsert(Docs("small", 1, 2), &r).ok());
+  const uint64_t later = log_a->stream_state().last_sequence;
+  ASSERT_GE(later, first_part + 2);
+  ASSERT_TRUE(WaitApplied(*b, later));
+  for (JetStreamUpdateLog* log : {log_a, log_b}) {
+    auto mark = log->RecordDurableMark();
+    ASSERT_TRUE(mark.ok());
+    EXPECT_LT(*mark, first_part) << "a node's mark passed parts whose index may still come";
+  }
+  b.reset();
+  b = OpenNode(dir_b.path(), "b", &log_b, /*commit_timeout_ms=*/1000);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(WaitApplied(*b, later));
+  auto restarted = log_b->RecordDurableMark();
+  ASSERT_TRUE(restarted.ok());
+  EXPECT_LT(*restarted, first_part) << "the restarted node forgot the parts it had passed";
+  EXPECT_TRUE(b->GetCollection("default", "docs").ok());
+  // The writer gives up within (parts + 1) x 2 x commit_timeout of stream time; a message
+  // stored after that lets the marks pass.
+  const uint64_t parts = later - first_part;  // the small write is the message after them
+  std::this_thread::sleep_for(std::chrono::milliseconds((parts + 1) * 2 * 1000 + 500));
+  ASSERT_TRUE((*c)->Upsert(Docs("after", 1, 3), &r).ok());
+  const uint64_t last = log_a->stream_state().last_sequence;
+  ASSERT_TRUE(WaitApplied(*b, last));
+  for (JetStreamUpdateLog* log : {log_a, log_b}) {
+    auto mark = log->RecordDurableMark();
+    ASSERT_TRUE(mark.ok());
+    EXPECT_GE(*mark, last);
+  }
 }
 
 TEST(CheckRecordSizeTest, SaysBothSizesAndCountsTheHeaders) {
