@@ -294,8 +294,12 @@ struct JetStreamUpdateLog::Rep {
     ForgetAbandonedParts(stamp);
     std::string assembled;
     std::string_view record = data;
-    if (seq != 0 && !part && IsRecordIndex(data)) {
-      st = seq <= applier->applied_sequence() ? Repeat(data) : FetchRecord(data, seq, &assembled);
+    // An index this node applied before a restart (it resumes from its recorded mark): a
+    // repeat, with nothing to fetch.
+    const bool index = seq != 0 && !part && IsRecordIndex(data);
+    const bool repeat = index && seq <= applier->applied_sequence();
+    if (index && !repeat) {
+      st = FetchRecord(data, seq, &assembled);
       if (!st.ok() && (st.reason() == "part_purged" || Stopping())) {
         natsMsg_Destroy(msg);
         if (st.reason() == "part_purged") Block(st.message());
@@ -303,7 +307,7 @@ struct JetStreamUpdateLog::Rep {
       }
       record = assembled;
     }
-    for (int attempt = 0; seq != 0 && !part && st.ok() && !record.empty(); ++attempt) {
+    for (int attempt = 0; seq != 0 && !part && !repeat && st.ok(); ++attempt) {
       auto m = DecodeMutation(record);
       if (!m.ok()) {
         // Every replica reads the same bytes and rejects them alike.
@@ -319,7 +323,7 @@ struct JetStreamUpdateLog::Rep {
                     st.message());
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
     }
-    if (seq != 0 && !part && IsRecordIndex(data)) {
+    if (index) {
       ForgetParts(data);
       if (!st.ok()) spdlog::error("update log: the large record at sequence {} is rejected: {}", seq, st.message());
     }
@@ -361,12 +365,6 @@ struct JetStreamUpdateLog::Rep {
     if (!index.ok()) return;
     MutexLock lock(&mu);
     for (uint64_t part : index->sequences) pending_parts.erase(part);
-  }
-  // An index this node applied before a restart: applied again as a repeat (nothing to
-  // fetch; `record` stays empty).
-  Status Repeat(std::string_view index_message) {
-    ForgetParts(index_message);
-    return Status::Ok();
   }
 
   // Publishing (jetstream_log.cc). Published: the acknowledged sequence, and whether

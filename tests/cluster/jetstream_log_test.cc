@@ -310,11 +310,15 @@ TEST_F(JetStreamLogTest, AWriteLargerThanTheServersMaxPayloadGoesInAsPartsAndEve
   TempDir dir_a, dir_b, dir_c;
   JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr, *log_c = nullptr;
   auto a = OpenNode(dir_a.path(), "a", &log_a);
-  auto b = OpenNode(dir_b.path(), "b", &log_b);
+  // b records its durable mark only when told: before the write, for the restart below.
+  auto mark_when_told = [](JetStreamLogOptions* o) { o->durable_mark_ms = 3600 * 1000; };
+  auto b = OpenNode(dir_b.path(), "b", &log_b, 20000, true, mark_when_told);
   ASSERT_TRUE(a && b);
   auto c = CreateFromSpec(*a, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})"));
   ASSERT_TRUE(c.ok());
   const uint64_t before = log_a->stream_state().last_sequence;
+  ASSERT_TRUE(WaitApplied(*b, before));
+  ASSERT_TRUE(log_b->RecordDurableMark().ok());
   std::string text;
   for (int i = 0; text.size() < 2500 * 1000; ++i) text += "word" + std::to_string(i) + " ";
   auto big = Docs("big", 1, 1);
@@ -344,6 +348,12 @@ TEST_F(JetStreamLogTest, AWriteLargerThanTheServersMaxPayloadGoesInAsPartsAndEve
   // The client retries after a timeout: the same key, the same body.
   ASSERT_TRUE((*c)->Upsert(ctx, big, &r).ok());
   EXPECT_EQ(log_a->stream_state().last_sequence, after) << "the retry was logged again";
+  // b restarted resumes from the mark it recorded before the write: the parts and the
+  // index come again and change nothing.
+  b.reset();
+  b = OpenNode(dir_b.path(), "b", &log_b, 20000, true, mark_when_told);
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(text_on(*b) == text) << "node b, restarted";
   // Applied: its parts no longer hold the durable marks back.
   auto mark = log_b->RecordDurableMark();
   ASSERT_TRUE(mark.ok());
