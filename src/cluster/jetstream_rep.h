@@ -50,7 +50,21 @@ inline int64_t NowMs() {
       .count();
 }
 
-// Every member's entry: "ROLE DURABLE WALL_MS URL" under its node id.
+// A member's entry, "ROLE DURABLE WALL_MS URL" (URL "-" when unknown), into *m (all but
+// its node id). False when malformed.
+inline bool ParseMember(const char* value, JetStreamUpdateLog::Member* m) {
+  char role[64] = {0}, url[512] = {0};
+  unsigned long long durable = 0;
+  long long wall = 0;
+  if (sscanf(value, "%63s %llu %lld %511s", role, &durable, &wall, url) < 3) return false;
+  m->role = role;
+  m->durable = durable;
+  m->wall_ms = wall;
+  if (std::string_view(url) != "-") m->url = url;
+  return true;
+}
+
+// Every member's entry, under its node id.
 inline std::vector<JetStreamUpdateLog::Member> ReadMembers(kvStore* bucket) {
   std::vector<JetStreamUpdateLog::Member> out;
   if (bucket == nullptr) return out;
@@ -61,16 +75,7 @@ inline std::vector<JetStreamUpdateLog::Member> ReadMembers(kvStore* bucket) {
     if (kvStore_Get(&e, bucket, keys.Keys[i]) != NATS_OK || e == nullptr) continue;
     JetStreamUpdateLog::Member m;
     m.node_id = keys.Keys[i];
-    char role[64] = {0}, url[512] = {0};
-    unsigned long long durable = 0;
-    long long wall = 0;
-    if (sscanf(kvEntry_ValueString(e), "%63s %llu %lld %511s", role, &durable, &wall, url) >= 3) {
-      m.role = role;
-      m.durable = durable;
-      m.wall_ms = wall;
-      if (std::string_view(url) != "-") m.url = url;
-      out.push_back(std::move(m));
-    }
+    if (ParseMember(kvEntry_ValueString(e), &m)) out.push_back(std::move(m));
     kvEntry_Destroy(e);
   }
   kvKeysList_Destroy(&keys);
@@ -659,10 +664,10 @@ struct JetStreamUpdateLog::Rep {
   // without their index are seen again; the messages between are applied as repeats.
   uint64_t ResumePoint(uint64_t from) {
     kvEntry* e = nullptr;
-    unsigned long long mark = 0;
+    uint64_t mark = 0;
     if (kvStore_Get(&e, members, options.node_id.c_str()) == NATS_OK && e != nullptr) {
-      char role[64] = {0};
-      if (sscanf(kvEntry_ValueString(e), "%63s %llu", role, &mark) != 2) mark = 0;
+      Member self;
+      if (ParseMember(kvEntry_ValueString(e), &self)) mark = self.durable;
       kvEntry_Destroy(e);
     }
     if (mark == 0 || mark + 1 >= from || State().first_sequence > mark + 1) return from;

@@ -70,24 +70,33 @@ StatusOr<RecordIndex> DecodeRecordIndex(std::string_view message) {
   return index;
 }
 
-bool ParseRecordPart(std::string_view message, uint64_t* i, uint64_t* n) {
+namespace {
+
+// A part's header (its place, the i-th of n) and its slice of the record.
+bool ReadPart(std::string_view message, uint64_t* i, uint64_t* n, std::string_view* slice) {
   if (!IsRecordPart(message) || message[1] != kFramingVersion) return false;
   wire::Reader r(message.substr(2));
-  return r.Varint(i) && r.Varint(n) && *i < *n;
+  if (!r.Varint(i) || !r.Varint(n) || *i >= *n) return false;
+  *slice = r.Rest();
+  return true;
+}
+
+}  // namespace
+
+bool ParseRecordPart(std::string_view message, uint64_t* i, uint64_t* n) {
+  std::string_view slice;
+  return ReadPart(message, i, n, &slice);
 }
 
 Status AppendRecordPart(std::string_view message, uint64_t i, uint64_t n, std::string* record) {
-  if (!IsRecordPart(message) || message[1] != kFramingVersion) {
-    return Malformed("index names a message that is not one of its parts");
-  }
-  wire::Reader r(message.substr(2));
   uint64_t at = 0, of = 0;
-  if (!r.Varint(&at) || !r.Varint(&of)) return Malformed("part is cut short");
+  std::string_view slice;
+  if (!ReadPart(message, &at, &of, &slice)) return Malformed("index names a message that is not one of its parts");
   if (at != i || of != n) {
     return Malformed("part " + std::to_string(at) + " of " + std::to_string(of) + " is where the index expects part " +
                      std::to_string(i) + " of " + std::to_string(n));
   }
-  record->append(r.Rest());
+  record->append(slice);
   return Status::Ok();
 }
 
