@@ -70,6 +70,9 @@ struct ServeOptions {
   // Messages of the update log kept behind the lowest durable mark of the nodes (older
   // ones are purged): a node that restarts within them catches up by replay.
   int64_t log_keep = 10000;
+  // How this node compresses what it writes to the update log: "zstd" or "none"
+  // (cluster/record_compression.h).
+  std::string log_compression = "zstd";
   // Copies of each topic shard among the data nodes (the shard map's replicas).
   int shard_replicas = 2;
   // Who answers for a query's shards: "local" (this node, whenever it indexes them) or

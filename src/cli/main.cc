@@ -98,6 +98,10 @@ int main(int argc, char** argv) {
                                          "default) or of every shard (false)");
   auto* log_keep = ranged("--log-keep", serve.log_keep, kLogKeepRange,
                           "Cluster mode: update-log messages kept behind what every node has made durable");
+  auto* log_compression =
+      s->add_option("--log-compression", serve.log_compression,
+                    "Cluster mode: zstd (the default) or none, for the records this node writes to the update log")
+          ->check(CLI::IsMember({"zstd", "none"}));
   auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
                           "Free disk space writes leave in reserve (below it they get 507 disk_full)");
   auto* auth = s->add_flag("--auth", serve.auth,
@@ -219,6 +223,7 @@ int main(int argc, char** argv) {
       if (!redis->count()) serve.redis = from_file.redis;
       if (!replicas->count()) serve.replicas = from_file.replicas;
       if (!log_keep->count()) serve.log_keep = from_file.log_keep;
+      if (!log_compression->count()) serve.log_compression = from_file.log_compression;
       if (!shard_replicas->count()) serve.shard_replicas = from_file.shard_replicas;
       if (!query_routing->count()) serve.query_routing = from_file.query_routing;
       if (!partial_indexing->count()) serve.partial_indexing = from_file.partial_indexing;

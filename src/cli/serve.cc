@@ -99,6 +99,8 @@ std::string LoadServeConfig(const std::string& path, ServeOptions* o) {
       o->redis = v.as_string();
     else if (k == "query_routing" && str && (v.as_string() == "local" || v.as_string() == "shards"))
       o->query_routing = v.as_string();
+    else if (k == "log_compression" && str && ParseLogCompression(v.as_string()).ok())
+      o->log_compression = v.as_string();
     else if (k == "partial_indexing" && v.is_bool())
       o->partial_indexing = v.as_bool();
     else if (k == "auth" && v.is_object()) {
@@ -191,6 +193,7 @@ int RunServe(const ServeOptions& o) {
     lo.node_id = o.node_id.empty() ? std::string(host) : o.node_id;
     lo.replicas = o.replicas;
     lo.log_keep = static_cast<uint64_t>(o.log_keep);
+    if (auto compression = ParseLogCompression(o.log_compression); compression.ok()) lo.compression = *compression;
     lo.shard_replicas = o.shard_replicas;
     lo.metrics = &metrics;
     // A new node of a cluster whose log no longer starts at 1 needs a member's copy first.
@@ -265,6 +268,8 @@ int RunServe(const ServeOptions& o) {
         l["replicas"] = lo.replicas;
         l["first_sequence"] = static_cast<int64_t>(state.first_sequence);
         l["last_sequence"] = static_cast<int64_t>(state.last_sequence);
+        l["bytes"] = static_cast<int64_t>(state.bytes);
+        l["compression"] = lo.compression == LogCompression::kZstd ? "zstd" : "none";  // what this node writes
         l["leader"] = state.leader;
         l["connected"] = log->connected();
         if (const std::string blocked = log->blocked_reason(); !blocked.empty()) l["blocked"] = blocked;

@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/record_compression.h"
 #include "cluster/shard_map.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -60,6 +61,8 @@ struct JetStreamLogOptions {
   std::string stream = "CONTEXTD_LOG";
   std::string subject = "contextd.log";
   int replicas = 3;
+  // How this node writes its records (cluster/record_compression.h); a node reads both forms.
+  LogCompression compression = LogCompression::kZstd;
   // How long a commit keeps retrying a publish that gets no acknowledgement (elections
   // take a few seconds), and how long it waits for this node to apply it; the request's
   // deadline bounds both too.
@@ -112,6 +115,7 @@ class JetStreamUpdateLog : public UpdateLog {
   struct StreamState {
     uint64_t first_sequence = 0;  // past 1 once the log was purged
     uint64_t last_sequence = 0;
+    uint64_t bytes = 0;  // what the stream holds, as each server stores it
     std::string leader;
   };
   StreamState stream_state() const;

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/jetstream_log.h"
+#include "cluster/record_compression.h"
 #include "cluster/record_parts.h"
 #include "cluster/shard_map.h"
 #include "common/mutex.h"
@@ -176,6 +177,7 @@ struct JetStreamUpdateLog::Rep {
   // Metrics (null without a registry).
   Counter *commits_ok = nullptr, *commits_unavailable = nullptr, *commits_lagging = nullptr;
   Counter *publish_retries = nullptr, *purges = nullptr;
+  Counter *record_bytes = nullptr, *published_bytes = nullptr;
   Gauge *applied_gauge = nullptr, *first_gauge = nullptr, *last_gauge = nullptr, *blocked_gauge = nullptr;
 
   void RegisterMetrics(MetricsRegistry* m) {
@@ -188,6 +190,10 @@ struct JetStreamUpdateLog::Rep {
     publish_retries = m->GetCounter("contextd_log_publish_retries_total",
                                     "Publishes to the update log retried (no quorum, an election, a reconnect)");
     purges = m->GetCounter("contextd_log_purges_total", "Purges of the update log behind every node's durable mark");
+    const std::string bytes = "contextd_log_record_bytes_total";
+    const std::string bytes_help = "Bytes of the mutations this node wrote to the update log, encoded and as published";
+    record_bytes = m->GetCounter(bytes, bytes_help, {{"form", "encoded"}});
+    published_bytes = m->GetCounter(bytes, bytes_help, {{"form", "published"}});
     applied_gauge = m->GetGauge("contextd_log_applied_sequence", "The last update-log sequence applied here");
     first_gauge = m->GetGauge("contextd_log_first_sequence",
                               "The oldest message the update log keeps (as of the last durable mark)");
@@ -311,6 +317,12 @@ struct JetStreamUpdateLog::Rep {
         return;  // not applied: the node stops here, or resumes here after a restart
       }
       record = assembled;
+    }
+    std::string decompressed;
+    if (seq != 0 && !part && !repeat && st.ok() && IsCompressedRecord(record)) {
+      st = DecompressRecord(record, &decompressed);
+      if (!st.ok()) spdlog::error("update log: sequence {} is not a mutation: {}", seq, st.message());
+      record = decompressed;
     }
     for (int attempt = 0; seq != 0 && !part && !repeat && st.ok(); ++attempt) {
       auto m = DecodeMutation(record);
@@ -599,6 +611,7 @@ struct JetStreamUpdateLog::Rep {
     if (js_GetStreamInfo(&si, js, options.stream.c_str(), nullptr, &jerr) == NATS_OK && si != nullptr) {
       out.first_sequence = si->State.FirstSeq;
       out.last_sequence = si->State.LastSeq;
+      out.bytes = si->State.Bytes;
       if (si->Cluster != nullptr && si->Cluster->Leader != nullptr) out.leader = si->Cluster->Leader;
       jsStreamInfo_Destroy(si);
     }

@@ -309,7 +309,10 @@ TEST_F(JetStreamLogTest, ARepeatedIdempotencyKeyAppliesOnce) {
 TEST_F(JetStreamLogTest, AWriteLargerThanTheServersMaxPayloadGoesInAsPartsAndEveryNodeAppliesIt) {
   TempDir dir_a, dir_b, dir_c;
   JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr, *log_c = nullptr;
-  auto a = OpenNode(dir_a.path(), "a", &log_a);
+  // a writes the record as it is (compressed, it would fit one message; compressed records
+  // in parts are tested below).
+  auto a = OpenNode(dir_a.path(), "a", &log_a, 20000, true,
+                    [](JetStreamLogOptions* o) { o->compression = LogCompression::kNone; });
   // b records its durable mark only when told: before the write, for the restart below.
   auto mark_when_told = [](JetStreamLogOptions* o) { o->durable_mark_ms = 3600 * 1000; };
   auto b = OpenNode(dir_b.path(), "b", &log_b, 20000, true, mark_when_told);
@@ -360,6 +363,65 @@ TEST_F(JetStreamLogTest, AWriteLargerThanTheServersMaxPayloadGoesInAsPartsAndEve
   EXPECT_GE(*mark, after);
 }
 
+// Records go into the log compressed (cluster/record_compression.h); a node reads both
+// forms, so nodes writing either way (an upgrade in progress, or compression turned off on
+// one) converge. A compressed record larger than a message goes in as parts.
+TEST_F(JetStreamLogTest, CompressedAndPlainRecordsAreBothAppliedEverywhere) {
+  TempDir dir_a, dir_b;
+  JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr;
+  auto a = OpenNode(dir_a.path(), "a", &log_a);  // zstd, the default
+  auto b = OpenNode(dir_b.path(), "b", &log_b, 20000, true,
+                    [](JetStreamLogOptions* o) { o->compression = LogCompression::kNone; });
+  ASSERT_TRUE(a && b);
+  auto on_a = CreateFromSpec(*a, TestEmbedders(), "default", "docs", J(R"({"embedder":"none","dim":8})"));
+  ASSERT_TRUE(on_a.ok());
+  ASSERT_TRUE(WaitApplied(*b, log_a->stream_state().last_sequence));
+  auto on_b = b->GetCollection("default", "docs");
+  ASSERT_TRUE(on_b.ok());
+  // The same 200 KB of text-like words through each node; what the stream stores grows by
+  // far less for a's write than for b's.
+  std::mt19937 rng(7);
+  std::string words;
+  while (words.size() < 200 * 1000) words += "term" + std::to_string(rng() % 500) + " ";
+  auto stored_by = [&](Collection& c, const std::string& id) -> uint64_t {
+    const uint64_t before = log_a->stream_state().bytes;
+    auto docs = Docs(id, 1, 1);
+    docs[0].text = words;
+    UpsertResult r;
+    const Status st = c.Upsert(docs, &r);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return log_a->stream_state().bytes - before;
+  };
+  const uint64_t compressed = stored_by(**on_a, "from-a");
+  const uint64_t plain = stored_by(**on_b, "from-b");
+  EXPECT_GT(plain, words.size()) << "b writes the record as it is";
+  EXPECT_LT(compressed * 3, plain) << "a compresses it";
+  // 3 MB of random letters: about 1.9 MB compressed, still more than a message.
+  std::string letters(3 * 1000 * 1000, ' ');
+  for (size_t i = 0; i < letters.size(); ++i) letters[i] = i % 9 == 8 ? ' ' : static_cast<char>('a' + rng() % 26);
+  auto big = Docs("big", 1, 2);
+  big[0].text = letters;
+  const uint64_t before_big = log_a->stream_state().last_sequence;
+  UpsertResult r;
+  ASSERT_TRUE((*on_a)->Upsert(big, &r).ok());
+  const uint64_t last = log_a->stream_state().last_sequence;
+  EXPECT_GE(last - before_big, 3u) << "at least two parts and the index";
+  for (Engine* node : {a.get(), b.get()}) {
+    ASSERT_TRUE(WaitApplied(*node, last));
+    auto docs = node->GetCollection("default", "docs");
+    ASSERT_TRUE(docs.ok());
+    EXPECT_EQ((*docs)->document_count(), 3u);
+    for (const char* id : {"from-a-0", "from-b-0"}) {
+      auto doc = (*docs)->GetDocument(id);
+      ASSERT_TRUE(doc.ok()) << id;
+      EXPECT_TRUE(doc->text == words) << id;
+    }
+    auto doc = (*docs)->GetDocument("big-0");
+    ASSERT_TRUE(doc.ok());
+    EXPECT_TRUE(doc->text == letters);
+  }
+}
+
 // A writer that dies between a large write's parts and its index: every node holds its
 // durable mark below the parts (the purge must keep them while an index may still come),
 // a node restarted after applying later writes too (it resumes from its recorded mark and
@@ -368,7 +430,10 @@ TEST_F(JetStreamLogTest, PartsWithoutTheirIndexHoldTheDurableMarksUntilTheirWrit
   TempDir dir_a, dir_b;
   JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr;
   bool abandon = true;
-  auto tweak = [&abandon](JetStreamLogOptions* o) { o->before_index = [&abandon] { return !abandon; }; };
+  auto tweak = [&abandon](JetStreamLogOptions* o) {
+    o->before_index = [&abandon] { return !abandon; };
+    o->compression = LogCompression::kNone;  // the 1.5 MB of 'a' below must go in as parts
+  };
   auto a = OpenNode(dir_a.path(), "a", &log_a, /*commit_timeout_ms=*/1000, true, tweak);
   auto b = OpenNode(dir_b.path(), "b", &log_b, /*commit_timeout_ms=*/1000);
   ASSERT_TRUE(a && b);

@@ -177,6 +177,19 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   EXPECT_GE(metric(*c2, "contextd_log_commits_total{result=\"ok\"}"), 6);
   EXPECT_GE(metric(*c1, "contextd_log_applied_sequence"), 7);
   EXPECT_EQ(metric(*c1, "contextd_log_blocked"), 0);
+  // Records go into the log compressed: a document of repetitive text costs the stream far
+  // less than its encoding.
+  EXPECT_EQ(cluster["log"]["compression"].as_string(), "zstd");
+  std::string long_text;
+  for (int i = 0; long_text.size() < 20000; ++i)
+    long_text += "The mitochondrion is the powerhouse of cell " + std::to_string(i % 50) + ". ";
+  auto long_doc = c2->Request("POST", "/v1/collections/docs/documents", Doc("long", long_text));
+  ASSERT_TRUE(long_doc.ok() && long_doc->status == 200) << (long_doc.ok() ? long_doc->body : "");
+  const double encoded = metric(*c2, "contextd_log_record_bytes_total{form=\"encoded\"}");
+  const double published = metric(*c2, "contextd_log_record_bytes_total{form=\"published\"}");
+  EXPECT_GT(encoded, 20000);
+  EXPECT_LT(published, encoded / 2);
+  EXPECT_GT(Call(*c1, "GET", "/v1/cluster").second["log"]["bytes"].as_int(), published);
   double up = 0;
   for (int t = 0; t < 50 && up < 2; ++t) {
     up = metric(*c1, "contextd_cluster_nodes{state=\"up\"}");
@@ -238,7 +251,7 @@ TEST_F(ClusterTest, AnyNodeAnswersAndANodeKilledCatchesUp) {
   ASSERT_EQ(caught_up->status, 200) << caught_up->body;
   Json on2 = Body(caught_up->body);
   Json on1 = Call(*c1, "GET", "/v1/collections/docs").second;
-  EXPECT_EQ(on2["documents"].as_int(), 37);  // mito, five strong-N, k and 30 more
+  EXPECT_EQ(on2["documents"].as_int(), 38);  // mito, five strong-N, long, k and 30 more
   EXPECT_EQ(on2["documents"].as_int(), on1["documents"].as_int());
   EXPECT_EQ(on2["chunks"].as_int(), on1["chunks"].as_int());
 }
