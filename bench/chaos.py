@@ -134,6 +134,8 @@ def main():
             doc_id = f"w{w}-{n}"
             n += 1
             text = f"chaos document {doc_id} about topic {wrng.randrange(50)}"
+            if n % 5 == 0:  # a longer one (~4 KB of repetitive text): logged compressed
+                text += "".join(f" sentence {k} of {doc_id} repeats the topic." for k in range(100))
             vec = [wrng.gauss(0, 1) for _ in range(DIM)]
             body = {"documents": [{"id": doc_id, "text": text, "vector": vec}]}
             # A write retried on other nodes with the same key is applied at most once.

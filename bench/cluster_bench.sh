@@ -21,9 +21,19 @@ shared="$root/../shared/data/scifact"
 bin="$root/build/bin/contextd"
 export BASE_PORT=${BASE_PORT:-18081}
 
-ingest() {  # url
+prepare() {  # url [other nodes' urls...]: the collection made again, empty
   curl -sf -X DELETE "$1/v1/collections/scifact" > /dev/null 2>&1 || true
-  curl -sf -X PUT "$1/v1/collections/scifact" -d '{"embedder":"glove","sharding":{"max_shard_chunks":1000}}' > /dev/null
+  local token other
+  token=$(curl -sf -D - -o /dev/null -X PUT "$1/v1/collections/scifact" \
+    -d '{"embedder":"glove","sharding":{"max_shard_chunks":1000}}' |
+    sed -n 's/^[Xx]-[Cc]ontextd-[Ww]rite-[Tt]oken: *\([0-9]*\).*/\1/p')
+  # The other nodes apply the drop of the last run's collection and the create before the
+  # clock starts (the single node did both before answering).
+  for other in "${@:2}"; do
+    curl -sf -H "X-Contextd-Write-Token: $token" "$other/v1/collections/scifact" > /dev/null
+  done
+}
+ingest() {  # url
   local t0 t1; t0=$(date +%s.%N)
   "$bin" ingest --url "$1" --collection scifact "$shared/corpus.jsonl" > /dev/null
   t1=$(date +%s.%N)
@@ -56,6 +66,7 @@ single=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
 for _ in $(seq "${INGEST_RUNS:-1}"); do
+  prepare "$url"
   cpu_during "contextd=$single" ingest "$url" > "$work/cpu"
   echo "single ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")"
 done
@@ -69,6 +80,7 @@ node1="http://127.0.0.1:$BASE_PORT"
 procs=""
 for f in "$root"/cluster/pids/*; do procs+="$(basename "$f")=$(cat "$f") "; done
 for _ in $(seq "${INGEST_RUNS:-1}"); do
+  prepare "$node1" "http://127.0.0.1:$((BASE_PORT + 1))" "http://127.0.0.1:$((BASE_PORT + 2))"
   cpu_during "$procs" ingest "$node1" > "$work/cpu"
   echo "cluster ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")"
 done
