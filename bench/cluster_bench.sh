@@ -68,7 +68,7 @@ url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1)
 for _ in $(seq "${INGEST_RUNS:-1}"); do
   prepare "$url"
   cpu_during "contextd=$single" ingest "$url" > "$work/cpu"
-  echo "single ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")"
+  echo "single ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")" | tee -a "$work/ingest"
 done
 [ -z "${INGEST_ONLY:-}" ] && queries "$url" single
 kill "$single"; wait "$single" 2>/dev/null || true
@@ -82,8 +82,25 @@ for f in "$root"/cluster/pids/*; do procs+="$(basename "$f")=$(cat "$f") "; done
 for _ in $(seq "${INGEST_RUNS:-1}"); do
   prepare "$node1" "http://127.0.0.1:$((BASE_PORT + 1))" "http://127.0.0.1:$((BASE_PORT + 2))"
   cpu_during "$procs" ingest "$node1" > "$work/cpu"
-  echo "cluster ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")"
+  echo "cluster ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")" | tee -a "$work/ingest"
 done
+# Means over the runs after the first (it warms the nats-servers) when there are several.
+# cpu_ratio, the single node's CPU over all the cluster's processes' together: what the
+# ratio tends to on a box the cluster keeps busy (the single node leaves some of it idle).
+python3 - "$work/ingest" <<'PY'
+import json, re, sys
+runs = {"single": [], "cluster": []}
+for line in open(sys.argv[1]):
+    side, _, secs, _, *cpu = line.split()
+    runs[side].append((float(secs), sum(float(v) for v in re.findall(r"=([\d.]+)", " ".join(cpu)))))
+mean = lambda xs: sum(xs) / len(xs)
+used = {k: v[1:] if len(v) > 1 else v for k, v in runs.items()}
+s, c = (mean([r[0] for r in used[k]]) for k in ("single", "cluster"))
+sc, cc = (mean([r[1] for r in used[k]]) for k in ("single", "cluster"))
+print("ingest_summary " + json.dumps({"single_s": round(s, 3), "cluster_s": round(c, 3), "ratio": round(s / c, 3),
+                                      "single_cpu_s": round(sc, 2), "cluster_cpu_s": round(cc, 2),
+                                      "cpu_ratio": round(sc / cc, 3)}))
+PY
 if [ -n "${INGEST_ONLY:-}" ]; then
   "$root/scripts/cluster" down > /dev/null
   exit 0

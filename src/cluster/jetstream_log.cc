@@ -116,10 +116,6 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   // Compressed here, on the writer's thread: the bytes then cross NATS six times.
   const std::string encoded = EncodeMutation(*m);
   const std::string bytes = CompressRecord(encoded, r.options.compression);
-  if (r.record_bytes != nullptr) {
-    r.record_bytes->Increment(encoded.size());
-    r.published_bytes->Increment(bytes.size());
-  }
   // The same key from the same tenant is the same write, applied once.
   const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
   auto published = r.PublishRecord(ctx, bytes, msg_id);
@@ -129,6 +125,10 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   }
   const uint64_t seq = published->sequence;
   const bool duplicate = published->duplicate;
+  if (r.record_bytes != nullptr && !duplicate) {
+    r.record_bytes->Increment(encoded.size());
+    r.published_bytes->Increment(bytes.size());
+  }
   m->sequence = seq;
   // Read your writes: wait until this node has applied it.
   MutexLock lock(&r.mu);

@@ -191,7 +191,8 @@ struct JetStreamUpdateLog::Rep {
                                     "Publishes to the update log retried (no quorum, an election, a reconnect)");
     purges = m->GetCounter("contextd_log_purges_total", "Purges of the update log behind every node's durable mark");
     const std::string bytes = "contextd_log_record_bytes_total";
-    const std::string bytes_help = "Bytes of the mutations this node wrote to the update log, encoded and as published";
+    const std::string bytes_help =
+        "Bytes of the mutations this node committed to the update log, encoded and as published";
     record_bytes = m->GetCounter(bytes, bytes_help, {{"form", "encoded"}});
     published_bytes = m->GetCounter(bytes, bytes_help, {{"form", "published"}});
     applied_gauge = m->GetGauge("contextd_log_applied_sequence", "The last update-log sequence applied here");
