@@ -13,7 +13,8 @@
 # The collection has topic shards (max_shard_chunks 1000: about 15 for SciFact), each held
 # by two of the three nodes, so cluster queries gather parts from the other nodes.
 # Usage: bench/cluster_bench.sh [seconds per wrk run, default 8]; INGEST_RUNS=N ingests N
-# times on each side (the collection dropped and made again), INGEST_ONLY=1 stops after.
+# times on each side (the collection dropped and made again), INGEST_ONLY=1 stops after;
+# INGEST_PARALLEL=N requests in flight (default 4, contextd ingest's own default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-8}
@@ -35,7 +36,7 @@ prepare() {  # url [other nodes' urls...]: the collection made again, empty
 }
 ingest() {  # url
   local t0 t1; t0=$(date +%s.%N)
-  "$bin" ingest --url "$1" --collection scifact "$shared/corpus.jsonl" > /dev/null
+  "$bin" ingest --url "$1" --collection scifact --parallel "${INGEST_PARALLEL:-4}" "$shared/corpus.jsonl" > /dev/null
   t1=$(date +%s.%N)
   python3 -c "print(round($t1-$t0,2))"
 }

@@ -519,6 +519,13 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
   return out;
 }
 
+bool ShardSet::AwaitsSplit(uint32_t shard_id, size_t chunks) const {
+  if (!layout_.is_leaf(shard_id)) return true;  // split: its children are being built
+  if (!SplitsAgain(chunks)) return false;
+  auto it = unsplittable_.find(shard_id);
+  return it == unsplittable_.end() || chunks >= it->second + it->second / 2;
+}
+
 size_t ShardSet::OversizedShard() const {
   size_t index = SIZE_MAX;
   for (size_t i = 0; i < shards_.size(); ++i) {
@@ -578,7 +585,7 @@ bool ShardSet::BuildSplit(SplitJob* job, const std::atomic<bool>& stop) const {
   }
   job->parts.clear();
   for (size_t p = 0; p < ways; ++p) {
-    job->parts.push_back(NewGraph(LinksWhen(sizes[p], [&] { return job->indexed[p]; })));
+    job->parts.push_back(NewGraph(LinksWhen(sizes[p], [&] { return job->indexed[p] && !SplitsAgain(sizes[p]); })));
     job->parts.back()->Reserve(sizes[p] + sizes[p] / 8);
   }
   BuildGraphs(job->parts, rows.data(), dim_, members, assignment, stop);

@@ -18,6 +18,7 @@
 // are slow). The routing counters are atomics.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -113,12 +114,20 @@ class ShardSet {
   void SetIndexed(IndexedFn indexed) { indexed_ = std::move(indexed); }
   bool Indexed(uint32_t shard_id) const { return !indexed_ || indexed_(shard_id); }
   // Whether this node links the graph of a shard holding `chunks`: the shard is Indexed()
-  // here and big enough to be searched through its graph. A smaller one is scanned
-  // exactly on every node, so links made for it would go unused until it grows; it is
-  // linked when it gets there (LinkingDue(), on the splitter thread).
+  // here, big enough to be searched through its graph, and not about to be split. A
+  // smaller one is scanned exactly on every node, so links made for it would go unused
+  // until it grows; it is linked when it gets there (LinkingDue(), on the splitter thread).
   bool Links(uint32_t shard_id, size_t chunks) const {
-    return LinksWhen(chunks, [&] { return Indexed(shard_id); });
+    return LinksWhen(chunks, [&] { return Indexed(shard_id) && !AwaitsSplit(shard_id, chunks); });
   }
+  // A shard past max_shard_chunks is split soon into children of about three quarters of
+  // the limit (the splitter proposes it; in a cluster through the log, which a bulk load
+  // can outpace by thousands of chunks), and a shard whose split is applied is being
+  // rebuilt as its children: links made for either would be thrown away with it, and were
+  // most of a cluster replica's CPU in such a load. Searches scan it exactly meanwhile.
+  // One k-means could not divide, or one grown four times past the limit (and
+  // kGraphMinChunks) without a split, links as any other.
+  bool AwaitsSplit(uint32_t shard_id, size_t chunks) const;
   // The same rule for a caller that knows whether the shard is indexed (a split part, built
   // without the lock); `indexed` is asked only for a shard big enough, since asking the
   // router costs more than the size check.
@@ -229,6 +238,11 @@ class ShardSet {
   // fn returns false: what UpdateLinking() applies and LinkingDue() only asks about.
   template <class Fn>
   void ForEachLinkingDecision(Fn fn) const;
+  // Over the limit, and not so far over it that no split is coming (see AwaitsSplit()).
+  bool SplitsAgain(size_t chunks) const {
+    const size_t limit = options_.max_shard_chunks;
+    return chunks > limit && chunks / 4 < std::max(limit, kGraphMinChunks);
+  }
   std::shared_ptr<HnswIndex> NewGraph(bool linked) const;
   // The router's pick over the centroids (indexes into shards_), counted in the routing
   // stats: the shared first step of Search and Route. REQUIRES: two shards or more.

@@ -192,6 +192,60 @@ TEST(ShardSetTest, ASplitKeepsEveryChunkOnceAcrossWritesLoggedMeanwhile) {
   }
 }
 
+// A shard past max_shard_chunks is about to be split: its graph does not link (the links
+// would be thrown away with it) until k-means could not divide it, or it grew four times
+// past the limit with no split. Within the limit a shard links once it is big enough.
+TEST(ShardSetTest, AShardAwaitingItsSplitStoresWithoutLinks) {
+  const size_t min = ShardSet::kGraphMinChunks;
+  std::mt19937 rng(11);
+  auto fill = [&rng](ShardSet* shards, uint32_t from, uint32_t to) {
+    for (uint32_t s = from; s < to; ++s) {
+      const auto v = Vector(&rng, static_cast<int>(s % 2));
+      shards->Place(s, v.data())->Add(s, v.data());
+    }
+  };
+  ShardSet within(SmallShards(min), "");
+  fill(&within, 0, min);
+  EXPECT_TRUE(within.graph(0)->linking()) << "at kGraphMinChunks, within the limit";
+
+  const size_t limit = 500;
+  ShardSet over(SmallShards(limit), "");
+  fill(&over, 0, min + 100);
+  EXPECT_EQ(over.OversizedShard(), 0u);
+  EXPECT_FALSE(over.Links(ShardLayout::kRoot, min + 100));
+  EXPECT_FALSE(over.graph(0)->linking());
+  EXPECT_EQ(over.graph(0)->unlinked(), min + 100);
+  EXPECT_FALSE(over.LinkingDue());
+  // k-means could not divide it: it is not split soon, so it links (on the splitter
+  // thread, through UpdateLinking()) and every chunk added after is linked as it comes.
+  over.MarkUnsplittable(ShardLayout::kRoot, min + 100);
+  EXPECT_TRUE(over.LinkingDue());
+  std::atomic<bool> stop{false};
+  for (const auto& graph : over.UpdateLinking()) graph->LinkPending(stop);
+  EXPECT_TRUE(over.graph(0)->linking());
+  EXPECT_EQ(over.graph(0)->unlinked(), 0u);
+  // Grown by half since: a split is tried again, and it stops linking until then.
+  const size_t grown = (min + 100) * 3 / 2;
+  EXPECT_FALSE(over.Links(ShardLayout::kRoot, grown));
+  fill(&over, min + 100, 2 * min + 400);
+  // Four times past the limit (and kGraphMinChunks) with no split: it links anyway.
+  EXPECT_TRUE(over.Links(ShardLayout::kRoot, 4 * min));
+  // A split's children over the limit (each about min + 200 here) are built without links.
+  std::vector<float> rows;
+  std::vector<uint32_t> slots;
+  ASSERT_TRUE(over.Members(ShardLayout::kRoot, &slots));
+  rows = ShardSet::VectorsOf(*over.graph(0), &slots);
+  ASSERT_TRUE(*over.ApplySplit(0, BalancedKMeans(rows.data(), slots.size(), 8, 2, Metric::kCosine).centroids));
+  EXPECT_FALSE(over.Links(ShardLayout::kRoot, 4 * min)) << "split applied: its children are being built";
+  ShardSet::SplitJob job;
+  over.BeginSplit(0, &job);
+  ASSERT_TRUE(over.BuildSplit(&job, stop));
+  for (const auto& part : job.parts) {
+    EXPECT_GE(part->size(), min) << "big enough to link, were it not split again";
+    EXPECT_FALSE(part->linking());
+  }
+}
+
 TEST(ShardSetTest, AnAbandonedSplitLeavesTheShardAsItWas) {
   ShardSet shards(SmallShards(1), "");
   std::mt19937 rng(3);
