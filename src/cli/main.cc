@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cluster/record_compression.h"
 
 // Read by jemalloc when it starts (the binary links it; see CMakeLists.txt; MALLOC_CONF
 // overrides it). Dirty pages go back to the kernel after five seconds unused, at once past
@@ -101,7 +102,10 @@ int main(int argc, char** argv) {
   auto* log_compression =
       s->add_option("--log-compression", serve.log_compression,
                     "Cluster mode: zstd (the default) or none, for the records this node writes to the update log")
-          ->check(CLI::IsMember({"zstd", "none"}));
+          ->check([](const std::string& v) {
+            auto how = ParseLogCompression(v);
+            return how.ok() ? std::string() : how.status().message();
+          });
   auto* min_free = ranged("--min-free-disk-mb", serve.min_free_disk_mb, kMinFreeDiskMbRange,
                           "Free disk space writes leave in reserve (below it they get 507 disk_full)");
   auto* auth = s->add_flag("--auth", serve.auth,

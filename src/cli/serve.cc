@@ -269,7 +269,7 @@ int RunServe(const ServeOptions& o) {
         l["first_sequence"] = static_cast<int64_t>(state.first_sequence);
         l["last_sequence"] = static_cast<int64_t>(state.last_sequence);
         l["bytes"] = static_cast<int64_t>(state.bytes);
-        l["compression"] = lo.compression == LogCompression::kZstd ? "zstd" : "none";  // what this node writes
+        l["compression"] = std::string(LogCompressionName(lo.compression));  // what this node writes
         l["leader"] = state.leader;
         l["connected"] = log->connected();
         if (const std::string blocked = log->blocked_reason(); !blocked.empty()) l["blocked"] = blocked;

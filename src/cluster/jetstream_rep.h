@@ -310,8 +310,9 @@ struct JetStreamUpdateLog::Rep {
     // repeat, with nothing to fetch.
     const bool index = seq != 0 && !part && IsRecordIndex(data);
     const bool repeat = index && seq <= applier->applied_sequence();
+    StatusOr<RecordIndex> parts = index ? DecodeRecordIndex(data) : StatusOr<RecordIndex>(RecordIndex());
     if (index && !repeat) {
-      st = FetchRecord(data, seq, &assembled);
+      st = parts.ok() ? FetchRecord(*parts, seq, &assembled) : parts.status();
       if (!st.ok() && (st.reason() == "part_purged" || Stopping())) {
         natsMsg_Destroy(msg);
         if (st.reason() == "part_purged") Block(st.message());
@@ -319,14 +320,8 @@ struct JetStreamUpdateLog::Rep {
       }
       record = assembled;
     }
-    std::string decompressed;
-    if (seq != 0 && !part && !repeat && st.ok() && IsCompressedRecord(record)) {
-      st = DecompressRecord(record, &decompressed);
-      if (!st.ok()) spdlog::error("update log: sequence {} is not a mutation: {}", seq, st.message());
-      record = decompressed;
-    }
     for (int attempt = 0; seq != 0 && !part && !repeat && st.ok(); ++attempt) {
-      auto m = DecodeMutation(record);
+      auto m = DecodeLogRecord(record);
       if (!m.ok()) {
         // Every replica reads the same bytes and rejects them alike.
         spdlog::error("update log: sequence {} is not a mutation: {}", seq, m.status().message());
@@ -342,7 +337,7 @@ struct JetStreamUpdateLog::Rep {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
     }
     if (index) {
-      ForgetParts(data);
+      if (parts.ok()) ForgetParts(*parts);
       if (!st.ok()) spdlog::error("update log: the large record at sequence {} is rejected: {}", seq, st.message());
     }
     natsMsg_Destroy(msg);
@@ -377,12 +372,10 @@ struct JetStreamUpdateLog::Rep {
     for (auto it = pending_parts.begin(); it != pending_parts.end();)
       it = it->second < stamp ? pending_parts.erase(it) : std::next(it);
   }
-  // An index (well-formed or not) applied here: its parts are no longer held.
-  void ForgetParts(std::string_view index_message) {
-    auto index = DecodeRecordIndex(index_message);
-    if (!index.ok()) return;
+  // An index applied here (or rejected): its parts are no longer held.
+  void ForgetParts(const RecordIndex& index) {
     MutexLock lock(&mu);
-    for (uint64_t part : index->sequences) pending_parts.erase(part);
+    for (uint64_t part : index.sequences) pending_parts.erase(part);
   }
 
   // Publishing (jetstream_log.cc). Published: the acknowledged sequence, and whether
@@ -425,8 +418,7 @@ struct JetStreamUpdateLog::Rep {
   // stream. Transient failures (an election) are retried until the node stops; a part the
   // stream no longer holds is "part_purged"; a malformed index or parts that do not fit
   // together are a rejection, alike on every node.
-  Status FetchRecord(std::string_view index_message, uint64_t seq, std::string* record) {
-    CTX_ASSIGN_OR_RETURN(RecordIndex index, DecodeRecordIndex(index_message));
+  Status FetchRecord(const RecordIndex& index, uint64_t seq, std::string* record) {
     for (uint64_t part : index.sequences) {
       // Parts are published before their index: a later sequence is not one of them (and
       // waiting for it, or taking its absence for a purge, would stop every node).

@@ -45,6 +45,8 @@ StatusOr<LogCompression> ParseLogCompression(std::string_view name) {
   return InvalidArgument("log compression must be \"zstd\" or \"none\", not \"" + std::string(name) + "\"");
 }
 
+std::string_view LogCompressionName(LogCompression how) { return how == LogCompression::kZstd ? "zstd" : "none"; }
+
 std::string CompressRecord(std::string_view record, LogCompression how) {
   if (how == LogCompression::kNone || record.size() < kMinCompressedRecordBytes ||
       record.size() > kMaxDecompressedRecordBytes) {
@@ -92,6 +94,13 @@ Status DecompressRecord(std::string_view message, std::string* record) {
   if (ZSTD_isError(n)) return Malformed(std::string("does not decompress: ") + ZSTD_getErrorName(n));
   if (n != size) return Malformed("decompresses to another size than it declares");
   return Status::Ok();
+}
+
+StatusOr<Mutation> DecodeLogRecord(std::string_view record) {
+  if (!IsCompressedRecord(record)) return DecodeMutation(record);
+  std::string decompressed;
+  CTX_RETURN_IF_ERROR(DecompressRecord(record, &decompressed));
+  return DecodeMutation(decompressed);
 }
 
 }  // namespace contextd

@@ -18,12 +18,14 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "engine/mutation.h"
 
 namespace contextd {
 
 // What a node writes into the log. "zstd" (the default) or "none".
 enum class LogCompression { kNone, kZstd };
 StatusOr<LogCompression> ParseLogCompression(std::string_view name);
+std::string_view LogCompressionName(LogCompression how);
 
 // Records smaller than this go in as they are (not worth a zstd frame's overhead).
 constexpr size_t kMinCompressedRecordBytes = 512;
@@ -40,5 +42,9 @@ bool IsCompressedRecord(std::string_view message);
 // REQUIRES: IsCompressedRecord(message). The record it holds, or InvalidArgument
 // ("invalid_mutation") when it is malformed: every node rejects it alike.
 Status DecompressRecord(std::string_view message, std::string* record);
+
+// A record as the log carries it, compressed or not, decoded into its mutation. Errors as
+// DecompressRecord's and DecodeMutation's.
+StatusOr<Mutation> DecodeLogRecord(std::string_view record);
 
 }  // namespace contextd

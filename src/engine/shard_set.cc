@@ -521,9 +521,7 @@ ShardsReport ShardSet::Report(size_t per_shard, std::vector<std::vector<uint32_t
 
 bool ShardSet::AwaitsSplit(uint32_t shard_id, size_t chunks) const {
   if (!layout_.is_leaf(shard_id)) return true;  // split: its children are being built
-  if (!SplitsAgain(chunks)) return false;
-  auto it = unsplittable_.find(shard_id);
-  return it == unsplittable_.end() || chunks >= it->second + it->second / 2;
+  return SplitsAgain(chunks) && !HeldUnsplittable(shard_id, chunks);
 }
 
 size_t ShardSet::OversizedShard() const {
@@ -531,10 +529,7 @@ size_t ShardSet::OversizedShard() const {
   for (size_t i = 0; i < shards_.size(); ++i) {
     const Shard& sh = *shards_[i];
     if (sh.chunks <= options_.max_shard_chunks || !layout_.is_leaf(sh.id)) continue;
-    // One that k-means could not divide is tried again only once it grew by half.
-    if (auto it = unsplittable_.find(sh.id); it != unsplittable_.end() && sh.chunks < it->second + it->second / 2) {
-      continue;
-    }
+    if (HeldUnsplittable(sh.id, sh.chunks)) continue;
     index = i;
   }
   return index;

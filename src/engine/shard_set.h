@@ -238,6 +238,12 @@ class ShardSet {
   // fn returns false: what UpdateLinking() applies and LinkingDue() only asks about.
   template <class Fn>
   void ForEachLinkingDecision(Fn fn) const;
+  // One that k-means could not divide (MarkUnsplittable) is tried again only once it grew
+  // by half.
+  bool HeldUnsplittable(uint32_t shard_id, size_t chunks) const {
+    auto it = unsplittable_.find(shard_id);
+    return it != unsplittable_.end() && chunks < it->second + it->second / 2;
+  }
   // Over the limit, and not so far over it that no split is coming (see AwaitsSplit()).
   bool SplitsAgain(size_t chunks) const {
     const size_t limit = options_.max_shard_chunks;

@@ -100,9 +100,35 @@ TEST(RecordCompressionTest, AMalformedMessageIsAnInvalidMutationAndAllocatesNoth
   }
 }
 
+// What a node does with a delivered record: decompressed if it is, then decoded.
+TEST(RecordCompressionTest, ALogRecordDecodesToItsMutationEitherWay) {
+  Mutation m = NewMutation(MutationKind::kUpsertDocuments, "default");
+  m.collection = "docs";
+  m.dim = 2;
+  MutationDocument d;
+  d.id = "a";
+  d.text = Words(5000);
+  d.AddChunk(d.text);
+  m.documents.push_back(d);
+  m.vectors = {0.5f, -1.0f};
+  const std::string encoded = EncodeMutation(m);
+  const std::string compressed = CompressRecord(encoded, LogCompression::kZstd);
+  ASSERT_TRUE(IsCompressedRecord(compressed));
+  for (const std::string& record : {encoded, compressed}) {
+    auto got = DecodeLogRecord(record);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(EncodeMutation(*got), encoded);
+  }
+  std::string corrupt = compressed;
+  corrupt[corrupt.size() / 2] = static_cast<char>(corrupt[corrupt.size() / 2] ^ 0x10);
+  EXPECT_EQ(DecodeLogRecord(corrupt).status().reason(), "invalid_mutation");
+}
+
 TEST(RecordCompressionTest, ParsesItsSettingAndSaysWhatIsAllowed) {
   EXPECT_EQ(*ParseLogCompression("zstd"), LogCompression::kZstd);
   EXPECT_EQ(*ParseLogCompression("none"), LogCompression::kNone);
+  for (LogCompression how : {LogCompression::kZstd, LogCompression::kNone})
+    EXPECT_EQ(*ParseLogCompression(LogCompressionName(how)), how);
   auto bad = ParseLogCompression("gzip");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("\"zstd\" or \"none\""), std::string::npos);
