@@ -13,7 +13,8 @@
 # The collection has topic shards (max_shard_chunks 1000: about 15 for SciFact), each held
 # by two of the three nodes, so cluster queries gather parts from the other nodes.
 # Usage: bench/cluster_bench.sh [seconds per wrk run, default 8]; INGEST_RUNS=N ingests N
-# times on each side (the collection dropped and made again), INGEST_ONLY=1 stops after;
+# times on each side, the sides taking turns (the collection dropped and made again each
+# time), INGEST_ONLY=1 stops after;
 # INGEST_PARALLEL=N requests in flight (default 4, contextd ingest's own default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,30 +67,33 @@ work=$(mktemp -d)
 single=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/out" | head -1); url=${url%/}
-for _ in $(seq "${INGEST_RUNS:-1}"); do
-  prepare "$url"
-  cpu_during "contextd=$single" ingest "$url" > "$work/cpu"
-  echo "single ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")" | tee -a "$work/ingest"
-done
-[ -z "${INGEST_ONLY:-}" ] && queries "$url" single
-kill "$single"; wait "$single" 2>/dev/null || true
-
 "$root/scripts/cluster" down > /dev/null
 rm -rf "$root/cluster"
 "$root/scripts/cluster" up 3 > /dev/null
 node1="http://127.0.0.1:$BASE_PORT"
 procs=""
 for f in "$root"/cluster/pids/*; do procs+="$(basename "$f")=$(cat "$f") "; done
+# The two sides take turns, so a slow minute on this shared machine falls on both alike (it
+# used to fall on one side's runs, moving the ratio by up to a third); the idle side's
+# background work (heartbeats) is a few CPU ms per run. Each side settles before the other
+# runs: replicas finish applying and the stores flush their memtables (after 1 s idle).
+settle() { sleep "${INGEST_SETTLE:-3}"; }
 for _ in $(seq "${INGEST_RUNS:-1}"); do
+  prepare "$url"
+  cpu_during "contextd=$single" ingest "$url" > "$work/cpu"
+  echo "single ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")" | tee -a "$work/ingest"
+  settle
   prepare "$node1" "http://127.0.0.1:$((BASE_PORT + 1))" "http://127.0.0.1:$((BASE_PORT + 2))"
   cpu_during "$procs" ingest "$node1" > "$work/cpu"
   echo "cluster ingest_s $(head -1 "$work/cpu") cpu_s$(tail -1 "$work/cpu")" | tee -a "$work/ingest"
+  settle
 done
-# Means over the runs after the first (it warms the nats-servers) when there are several.
-# cpu_ratio, the single node's CPU over all the cluster's processes' together: what the
-# ratio tends to on a box the cluster keeps busy (the single node leaves some of it idle).
+# Means over the runs after the first (it warms the nats-servers) when there are several,
+# and the median of each turn's ratio. cpu_ratio, the single node's CPU over all the
+# cluster's processes' together: what the ratio tends to on a box the cluster keeps busy
+# (the single node leaves some of it idle).
 python3 - "$work/ingest" <<'PY'
-import json, re, sys
+import json, re, statistics, sys
 runs = {"single": [], "cluster": []}
 for line in open(sys.argv[1]):
     side, _, secs, _, *cpu = line.split()
@@ -98,14 +102,20 @@ mean = lambda xs: sum(xs) / len(xs)
 used = {k: v[1:] if len(v) > 1 else v for k, v in runs.items()}
 s, c = (mean([r[0] for r in used[k]]) for k in ("single", "cluster"))
 sc, cc = (mean([r[1] for r in used[k]]) for k in ("single", "cluster"))
+turns = [a[0] / b[0] for a, b in zip(used["single"], used["cluster"])]
 print("ingest_summary " + json.dumps({"single_s": round(s, 3), "cluster_s": round(c, 3), "ratio": round(s / c, 3),
+                                      "median_turn_ratio": round(statistics.median(turns), 3),
                                       "single_cpu_s": round(sc, 2), "cluster_cpu_s": round(cc, 2),
                                       "cpu_ratio": round(sc / cc, 3)}))
 PY
 if [ -n "${INGEST_ONLY:-}" ]; then
+  kill "$single"; wait "$single" 2>/dev/null || true
   "$root/scripts/cluster" down > /dev/null
+  rm -rf "$work"
   exit 0
 fi
+queries "$url" single
+kill "$single"; wait "$single" 2>/dev/null || true
 queries "$node1" cluster
 
 # 3. kill the stream's leader during one-at-a-time writes
