@@ -212,6 +212,9 @@ class Collection : public CollectionHandle {
   Status ApplyDelete(const Mutation& m, ApplyResult* result);
   // A logged split: the layout changes (and is stored) here; the splitter builds it.
   Status ApplySplit(const Mutation& m, ApplyResult* result);
+  // Marks the shard k-means could not divide (MarkUnsplittable, at its size here): no node
+  // waits for its split any longer, and its graph links.
+  Status ApplyUnsplittable(const Mutation& m, ApplyResult* result);
   Status EmbedTexts(const RequestContext& ctx, const std::vector<std::string_view>& texts, EmbedPriority priority,
                     std::vector<float>* out) const;
   // Takes the document out of both parts (its slots freed, its vectors tombstoned).
@@ -231,8 +234,12 @@ class Collection : public CollectionHandle {
   // True when it linked any.
   bool LinkIndexedShards();
   // Chooses how to split the shard at `index` (balanced k-means over its vectors) and
-  // commits the split to the log. False when it was not committed.
+  // commits the split to the log. False when it was not committed, or when the shard
+  // cannot be divided (then its unsplittable mark is committed instead).
   bool ProposeSplit(size_t index);
+  // Commits a split or an unsplittable mark made on the splitter thread; `key` makes a
+  // retry of the same proposal commit once.
+  Status CommitShardChange(Mutation* m, const std::string& key);
   // Builds the layout's split of the shard at `index` while reads and writes go on
   // (ShardSet's phases, with the locks each needs). Returns false when stopped.
   bool SplitShard(size_t index);

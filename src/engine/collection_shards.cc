@@ -157,12 +157,23 @@ bool Collection::ProposeSplit(size_t index) {
     ++per_child[NearestCentroidExact(config_.metric, &rows[i * dim], km.centroids.data(), ways, dim)];
   rows = {};
   if (const size_t largest = *std::max_element(per_child.begin(), per_child.end()); largest * 10 > kept * 9) {
-    spdlog::warn(
-        "collection {}: shard {} ({} chunks) cannot be divided (one child would keep {}); not split until "
-        "it grows by half",
-        name_, shard, kept, largest);
-    WriterLock lock(&mu_);
-    shards_.MarkUnsplittable(shard, kept);
+    spdlog::warn("collection {}: shard {} ({} chunks) cannot be divided (one child would keep {})", name_, shard, kept,
+                 largest);
+    // Through the log, so every node marks it: one that did not would wait for this split,
+    // keeping the shard's graph unlinked (ShardSet::AwaitsSplit) and scanning it exactly.
+    Mutation m = NewMutation(MutationKind::kShardUnsplittable, tenant_);
+    m.collection = name_;
+    m.collection_id = id_;
+    m.shard = shard;
+    // The size is in the key: marked again once grown by half, that is another mark.
+    if (Status st = CommitShardChange(
+            &m, "unsplittable-" + std::to_string(id_) + "-" + std::to_string(shard) + "-" + std::to_string(kept));
+        !st.ok()) {
+      spdlog::warn("collection {}: shard {} marked unsplittable here only (the log did not commit it: {})", name_,
+                   shard, st.message());
+      WriterLock lock(&mu_);
+      shards_.MarkUnsplittable(shard, kept);
+    }
     return false;
   }
   Mutation m = NewMutation(MutationKind::kSplitShard, tenant_);
@@ -171,18 +182,45 @@ bool Collection::ProposeSplit(size_t index) {
   m.shard = shard;
   m.dim = static_cast<uint32_t>(dim);
   m.vectors = std::move(km.centroids);
-  RequestContext ctx(clock_);
-  ctx.tenant = tenant_;
-  // Shutting down: a log that cannot commit now is not waited for past the cut-off.
-  ctx.shutdown_ns = &abandon_indexing_ns_;
   // The same split proposed twice (a retry) is committed once.
-  ctx.idempotency_key = "split-" + std::to_string(id_) + "-" + std::to_string(shard);
-  ApplyResult applied;
-  if (Status st = log_->Commit(ctx, &m, &applied); !st.ok()) {
+  if (Status st = CommitShardChange(&m, "split-" + std::to_string(id_) + "-" + std::to_string(shard)); !st.ok()) {
     spdlog::warn("collection {}: split of shard {} not committed: {}", name_, shard, st.message());
     return false;
   }
   return true;
+}
+
+Status Collection::CommitShardChange(Mutation* m, const std::string& key) {
+  RequestContext ctx(clock_);
+  ctx.tenant = tenant_;
+  // Shutting down: a log that cannot commit now is not waited for past the cut-off.
+  ctx.shutdown_ns = &abandon_indexing_ns_;
+  ctx.idempotency_key = key;
+  ApplyResult applied;
+  return log_->Commit(ctx, m, &applied);
+}
+
+Status Collection::ApplyUnsplittable(const Mutation& m, ApplyResult* result) {
+  ReaderLock alive(&drop_mu_);
+  if (dropped_) return NotFound("collection '" + name_ + "' was deleted");
+  WriteBatch batch;
+  batch.RecordSequence(m.sequence);
+  // Unsynced: a mark lost in a crash is proposed again.
+  CTX_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/false));
+  result->bytes_written += static_cast<int64_t>(batch.size_bytes());
+  size_t chunks = SIZE_MAX;
+  {
+    WriterLock lock(&mu_);
+    applied_sequence_ = std::max(applied_sequence_, m.sequence);
+    chunks = shards_.ChunksOf(m.shard);
+    // Split since by an earlier mutation: there is nothing to mark.
+    if (chunks != SIZE_MAX) shards_.MarkUnsplittable(m.shard, chunks);
+  }
+  if (chunks == SIZE_MAX) return Status::Ok();
+  spdlog::info("collection {}: shard {} ({} chunks) cannot be divided; not split until it grows by half (sequence {})",
+               name_, m.shard, chunks, m.sequence);
+  MaybeSplit();  // its graph links now, on the splitter thread
+  return Status::Ok();
 }
 
 Status Collection::ApplySplit(const Mutation& m, ApplyResult* result) {

@@ -190,9 +190,11 @@ Status Collection::Apply(Mutation m, ApplyResult* result) {
       return ApplyDelete(m, result);
     case MutationKind::kSplitShard:
       return ApplySplit(m, result);
+    case MutationKind::kShardUnsplittable:
+      return ApplyUnsplittable(m, result);
     default:
       return InvalidArgument(
-          "a collection applies upserts, deletes and splits, not " + std::string(MutationKindName(m.kind)),
+          "a collection applies upserts, deletes and shard changes, not " + std::string(MutationKindName(m.kind)),
           "invalid_mutation");
   }
 }

@@ -187,7 +187,8 @@ Status Engine::ApplyNew(Mutation m, ApplyResult* result) {
       return ApplyDrop(m);
     case MutationKind::kUpsertDocuments:
     case MutationKind::kDeleteDocument:
-    case MutationKind::kSplitShard: {
+    case MutationKind::kSplitShard:
+    case MutationKind::kShardUnsplittable: {
       CTX_ASSIGN_OR_RETURN(auto c, GetCollection(m.tenant, m.collection));
       return c->Apply(std::move(m), result);
     }

@@ -188,6 +188,8 @@ std::string_view MutationKindName(MutationKind kind) {
       return "split_shard";
     case MutationKind::kCacheFeedback:
       return "cache_feedback";
+    case MutationKind::kShardUnsplittable:
+      return "shard_unsplittable";
   }
   return "unknown";
 }
@@ -253,6 +255,9 @@ std::string EncodeMutation(const Mutation& m) {
       PutVarint(&out, m.ids.size());
       for (const auto& id : m.ids) PutBytes(&out, id);
       break;
+    case MutationKind::kShardUnsplittable:
+      PutVarint(&out, m.shard);
+      break;
     case MutationKind::kSplitShard:
       PutVarint(&out, m.shard);
       PutVarint(&out, m.dim);
@@ -296,7 +301,8 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
   if (version < 1 || version > kVersion) return Corrupt("unknown version " + std::to_string(version));
   Mutation m;
   const uint8_t kind = static_cast<uint8_t>(bytes[2]);
-  if (kind < 1 || kind > 15) return Corrupt("unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > static_cast<uint8_t>(MutationKind::kShardUnsplittable))
+    return Corrupt("unknown kind " + std::to_string(kind));
   m.kind = static_cast<MutationKind>(kind);
   Reader r(bytes.substr(3));
   if (!r.Varint(&m.sequence) || !r.Bytes(&m.tenant) || !r.Bytes(&m.collection) || !r.Varint(&m.collection_id)) {
@@ -362,6 +368,12 @@ StatusOr<Mutation> DecodeMutation(std::string_view bytes) {
       }
       m.shard = static_cast<uint32_t>(shard);
       m.dim = static_cast<uint32_t>(dim);
+      break;
+    }
+    case MutationKind::kShardUnsplittable: {
+      uint64_t shard = 0;
+      if (!r.Varint(&shard) || shard > UINT32_MAX) return Corrupt("truncated unsplittable shard");
+      m.shard = static_cast<uint32_t>(shard);
       break;
     }
     case MutationKind::kUpsertDocuments: {

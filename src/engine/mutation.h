@@ -4,7 +4,8 @@
 // collection create and drop, a batch of document upserts, a document delete, a session
 // turn appended, a session deleted, an LLM-cache namespace configured, an entry stored,
 // entries deleted, a tenant or an API key created, changed or deleted, a topic shard split
-// (engine/shard_layout.h: so every replica places chunks alike). A mutation
+// (engine/shard_layout.h: so every replica places chunks alike), a shard found indivisible
+// (so every replica stops waiting for its split, and links its graph). A mutation
 // is complete on its own: an upsert carries every chunk's text and final vector, so
 // applying it never calls an embedder and every replica that applies the same mutations
 // in the same order ends in the same state (engine/update_log.h).
@@ -44,6 +45,7 @@ enum class MutationKind : uint8_t {
   kKeyDelete = 13,
   kSplitShard = 14,
   kCacheFeedback = 15,
+  kShardUnsplittable = 16,
 };
 std::string_view MutationKindName(MutationKind kind);
 
@@ -87,7 +89,7 @@ struct Mutation {
   std::vector<MutationDocument> documents;
   std::vector<float> vectors;
   uint32_t dim = 0;
-  // Split: the shard split.
+  // Split: the shard split. Unsplittable: the shard k-means could not divide.
   uint32_t shard = 0;
   // Delete: the document. Cache store and feedback: the entry's id. Tenant and key delete:
   // its id.

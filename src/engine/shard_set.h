@@ -203,6 +203,8 @@ class ShardSet {
   // The shard's chunks (`chunks` of them) cannot be divided (near-identical vectors: every
   // child centroid but one would be empty): proposing its split again would only repeat.
   void MarkUnsplittable(uint32_t shard_id, size_t chunks) { unsplittable_[shard_id] = chunks; }
+  // The chunks of shard `shard_id`, SIZE_MAX when this set has no such shard.
+  size_t ChunksOf(uint32_t shard_id) const { return Holds(shard_id) ? shards_[index_of_[shard_id]]->chunks : SIZE_MAX; }
   // A shard the layout has split whose split is not built yet, or SIZE_MAX.
   size_t PendingSplit() const;
   // The graph of the shard at `index`, whose vectors a split proposal clusters (the graph

@@ -175,6 +175,8 @@ Status ShardReplica::Apply(const Mutation& m) {
   } else if (m.kind == MutationKind::kSplitShard) {
     CTX_RETURN_IF_ERROR(layout_.Split(m.shard, m.vectors).status());
     meta_.layout = layout_.Encode();
+  } else if (m.kind == MutationKind::kShardUnsplittable) {
+    // Changes how a node indexes the shard, not what it holds.
   } else {
     return InvalidArgument("a shard applies upserts, deletes and splits, not " + std::string(MutationKindName(m.kind)),
                            "invalid_mutation");

@@ -422,6 +422,62 @@ TEST_F(JetStreamLogTest, CompressedAndPlainRecordsAreBothAppliedEverywhere) {
   }
 }
 
+// A shard k-means cannot divide (the same vector written 2,100 times, over a limit of 500)
+// is marked so through the log: every node links its graph. A node that did not know
+// would wait for a split that never comes, scanning the shard exactly (until it grew to
+// four times the graph threshold).
+TEST_F(JetStreamLogTest, AShardThatCannotBeDividedIsLinkedOnEveryNode) {
+  // Each node indexes every shard (a cluster's map would give each its share).
+  class EveryShardHere : public ShardRouter {
+   public:
+    bool Spreads(const std::string&, uint64_t, const std::vector<uint32_t>&) const override { return false; }
+    bool Indexes(const std::string&, uint64_t, uint32_t) const override { return true; }
+    bool AsksHolders() const override { return false; }
+    Status Gather(const RequestContext&, const ShardQuery&, std::vector<ShardCandidates>*, Coverage*) override {
+      return Internal("not asked: this node answers alone");
+    }
+  } router;
+  TempDir dir_a, dir_b;
+  JetStreamUpdateLog *log_a = nullptr, *log_b = nullptr;
+  auto a = OpenNode(dir_a.path(), "a", &log_a);
+  auto b = OpenNode(dir_b.path(), "b", &log_b);
+  ASSERT_TRUE(a && b);
+  a->SetShardRouter(&router);
+  b->SetShardRouter(&router);
+  // Until each has heard the other, both lead maintenance (and would both find the shard
+  // indivisible): one proposer, as in a settled cluster.
+  for (int t = 0; t < 200 && log_a->LeadsMaintenance() == log_b->LeadsMaintenance(); ++t)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_NE(log_a->LeadsMaintenance(), log_b->LeadsMaintenance());
+  auto on_a = CreateFromSpec(*a, TestEmbedders(), "default", "same",
+                             J(R"({"embedder":"none","dim":8,"sharding":{"max_shard_chunks":500}})"));
+  ASSERT_TRUE(on_a.ok());
+  for (int batch = 0; batch < 7; ++batch) {
+    auto docs = Docs("same" + std::to_string(batch), 300, 1);
+    for (auto& d : docs) d.vector = std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8};
+    UpsertResult r;
+    ASSERT_TRUE((*on_a)->Upsert(docs, &r).ok());
+  }
+  const uint64_t written = log_a->stream_state().last_sequence;
+  for (Engine* node : {a.get(), b.get()}) {
+    ASSERT_TRUE(WaitApplied(*node, written));
+    auto c = node->GetCollection("default", "same");
+    ASSERT_TRUE(c.ok());
+    // Whichever node leads maintenance proposes; the mark follows in the log, then the
+    // splitter thread links the graph.
+    std::string index;
+    for (int t = 0; t < 300 && index != "hnsw"; ++t) {
+      (*c)->WaitForSplits();
+      const ShardsReport report = (*c)->DescribeShards();
+      ASSERT_EQ(report.shards.size(), 1u) << "no split was committed";
+      EXPECT_EQ(report.shards[0].chunks, 2100u);
+      index = report.shards[0].index;
+      if (index != "hnsw") std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(index, "hnsw") << "the shard's graph is linked on this node too";
+  }
+}
+
 // A writer that dies between a large write's parts and its index: every node holds its
 // durable mark below the parts (the purge must keep them while an index may still come),
 // a node restarted after applying later writes too (it resumes from its recorded mark and

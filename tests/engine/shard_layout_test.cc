@@ -168,5 +168,24 @@ TEST(ShardLayoutTest, ASplitMutationRoundTripsThroughTheLogsWireForm) {
   EXPECT_FALSE(DecodeMutation(EncodeMutation(m)).ok());
 }
 
+TEST(ShardLayoutTest, AnUnsplittableMarkRoundTripsThroughTheLogsWireForm) {
+  Mutation m = NewMutation(MutationKind::kShardUnsplittable, "acme");
+  m.collection = "docs";
+  m.collection_id = 9;
+  m.shard = 300;
+  const std::string bytes = EncodeMutation(m);
+  auto back = DecodeMutation(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->kind, MutationKind::kShardUnsplittable);
+  EXPECT_EQ(back->shard, 300u);
+  EXPECT_EQ(back->collection_id, 9u);
+  EXPECT_EQ(MutationKindName(back->kind), "shard_unsplittable");
+  for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(DecodeMutation(bytes.substr(0, n)).ok()) << n;
+  EXPECT_FALSE(DecodeMutation(bytes + "x").ok()) << "trailing bytes";
+  std::string unknown = bytes;
+  unknown[2] = static_cast<char>(17);  // a kind after it
+  EXPECT_FALSE(DecodeMutation(unknown).ok());
+}
+
 }  // namespace
 }  // namespace contextd

@@ -321,6 +321,9 @@ class MutationStream {
       } else if (out.size() == n / 2) {
         push(Split("a", 2, 2));  // 2 into 4 and 5
         push(Split("a", 2, 2));  // proposed twice: changes nothing
+      } else if (out.size() == n / 3) {
+        push(Unsplittable("a", 1));  // marked: its graph links on every replica alike
+        push(Unsplittable("a", 0));  // split before: changes nothing
       } else if (out.size() == 3 * n / 4) {
         push(Split("b", 0, 2));
       } else if (r < 2) {
@@ -390,6 +393,11 @@ class MutationStream {
     m.dim = kDim;
     for (int i = 0; i < ways; ++i)
       for (float x : Vector(Uniform(8))) m.vectors.push_back(x);
+    return m;
+  }
+  Mutation Unsplittable(const std::string& name, uint32_t shard) {
+    Mutation m = Base(MutationKind::kShardUnsplittable, name);
+    m.shard = shard;
     return m;
   }
   Mutation Delete(const std::string& id) {
