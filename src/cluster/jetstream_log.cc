@@ -115,10 +115,18 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   if (std::string blocked = blocked_reason(); !blocked.empty()) return Unavailable(blocked, "log_unavailable");
   // Compressed here, on the writer's thread: the bytes then cross NATS six times.
   const std::string encoded = EncodeMutation(*m);
-  const std::string bytes = CompressRecord(encoded, r.options.compression);
+  const auto bytes = std::make_shared<const std::string>(CompressRecord(encoded, r.options.compression));
   // The same key from the same tenant is the same write, applied once.
   const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
-  auto published = r.PublishRecord(ctx, bytes, msg_id);
+  r.KeepOwn(msg_id, bytes, m);  // an upsert is applied here as made, not decoded back
+  // Whatever the outcome: a kept mutation not taken by its delivery is not needed.
+  struct Dropper {
+    Rep& r;
+    const std::string& id;
+    const std::string* bytes;
+    ~Dropper() { r.DropOwn(id, bytes); }
+  } drop{r, msg_id, bytes.get()};
+  auto published = r.PublishRecord(ctx, *bytes, msg_id);
   if (!published.ok()) {
     if (published.status().reason() == "log_unavailable") Rep::Bump(r.commits_unavailable);
     return published.status();
@@ -127,7 +135,7 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   const bool duplicate = published->duplicate;
   if (r.record_bytes != nullptr && !duplicate) {
     r.record_bytes->Increment(encoded.size());
-    r.published_bytes->Increment(bytes.size());
+    r.published_bytes->Increment(bytes->size());
   }
   m->sequence = seq;
   // Read your writes: wait until this node has applied it.
@@ -226,6 +234,8 @@ StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::PublishRec
 }
 
 JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const { return rep_->State(); }
+
+uint64_t JetStreamUpdateLog::own_records_applied() const { return rep_->own_applied.load(); }
 
 std::vector<JetStreamUpdateLog::Member> JetStreamUpdateLog::members() const { return rep_->Members(); }
 

@@ -119,6 +119,9 @@ class JetStreamUpdateLog : public UpdateLog {
     std::string leader;
   };
   StreamState stream_state() const;
+  // Records this node wrote and then applied as it made them, not decoded back from the
+  // stream (upserts whose delivered bytes were the ones it published).
+  uint64_t own_records_applied() const;
   // The stream's last sequence, asked of its leader: every write acknowledged before the
   // call is at or below it (what a strong read waits for). Unavailable when no leader answers.
   StatusOr<uint64_t> LastSequence() const;

@@ -392,8 +392,12 @@ TEST_F(JetStreamLogTest, CompressedAndPlainRecordsAreBothAppliedEverywhere) {
     EXPECT_TRUE(st.ok()) << st.ToString();
     return log_a->stream_state().bytes - before;
   };
+  const uint64_t own_a = log_a->own_records_applied(), own_b = log_b->own_records_applied();
   const uint64_t compressed = stored_by(**on_a, "from-a");
   const uint64_t plain = stored_by(**on_b, "from-b");
+  // Each writer applied its own upsert as it made it; neither the other's.
+  EXPECT_EQ(log_a->own_records_applied(), own_a + 1);
+  EXPECT_EQ(log_b->own_records_applied(), own_b + 1);
   EXPECT_GT(plain, words.size()) << "b writes the record as it is";
   EXPECT_LT(compressed * 3, plain) << "a compresses it";
   // 3 MB of random letters: about 1.9 MB compressed, still more than a message.
@@ -406,6 +410,7 @@ TEST_F(JetStreamLogTest, CompressedAndPlainRecordsAreBothAppliedEverywhere) {
   ASSERT_TRUE((*on_a)->Upsert(big, &r).ok());
   const uint64_t last = log_a->stream_state().last_sequence;
   EXPECT_GE(last - before_big, 3u) << "at least two parts and the index";
+  EXPECT_EQ(log_a->own_records_applied(), own_a + 2) << "its index named what a published: no parts fetched back";
   for (Engine* node : {a.get(), b.get()}) {
     ASSERT_TRUE(WaitApplied(*node, last));
     auto docs = node->GetCollection("default", "docs");
