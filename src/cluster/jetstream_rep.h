@@ -112,7 +112,6 @@ struct JetStreamUpdateLog::Rep {
   // when its bytes are the ones published, else dropped by the writer.
   struct OwnRecord {
     std::shared_ptr<const std::string> bytes;  // as published (compressed or not)
-    uint64_t hash = 0;                         // RecordHash(*bytes): what an index names
     Mutation mutation;
   };
   std::unordered_map<std::string, std::unique_ptr<OwnRecord>> own GUARDED_BY(mu);
@@ -438,7 +437,6 @@ struct JetStreamUpdateLog::Rep {
   void KeepOwn(const std::string& msg_id, std::shared_ptr<const std::string> bytes, Mutation* m) {
     if (m->kind != MutationKind::kUpsertDocuments) return;
     auto kept = std::make_unique<OwnRecord>();
-    kept->hash = RecordHash(*bytes);
     kept->bytes = std::move(bytes);
     kept->mutation = std::move(*m);
     MutexLock lock(&mu);
@@ -459,12 +457,19 @@ struct JetStreamUpdateLog::Rep {
   std::unique_ptr<OwnRecord> TakeOwn(natsMsg* msg, std::string_view data, const RecordIndex* index) {
     const char* id = nullptr;
     if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK || id == nullptr) return nullptr;
+    std::shared_ptr<const std::string> bytes;
+    {
+      MutexLock lock(&mu);
+      auto it = own.find(id);
+      if (it == own.end()) return nullptr;
+      bytes = it->second->bytes;
+    }
+    // Compared outside the lock (a record is up to a message, an index names more).
+    if (index != nullptr ? index->size != bytes->size() || index->hash != RecordHash(*bytes) : data != *bytes)
+      return nullptr;
     MutexLock lock(&mu);
     auto it = own.find(id);
-    if (it == own.end()) return nullptr;
-    const std::string& bytes = *it->second->bytes;
-    const bool same = index != nullptr ? index->size == bytes.size() && index->hash == it->second->hash : data == bytes;
-    if (!same) return nullptr;
+    if (it == own.end() || it->second->bytes != bytes) return nullptr;
     std::unique_ptr<OwnRecord> out = std::move(it->second);
     own.erase(it);
     own_applied.fetch_add(1, std::memory_order_relaxed);
