@@ -4,7 +4,8 @@
 #   1. SciFact's durable ingest (GloVe) through one node of a 3-node cluster (3 nats-servers,
 #      every write acknowledged by a JetStream quorum and applied on all three nodes before
 #      the next node's reply... each node applies every write) against a single node.
-#   2. Hybrid and keyword QPS at 32 clients on one cluster node against the single node.
+#   2. Hybrid and keyword QPS at 32 clients on one cluster node against the single node, and
+#      the server CPU per query (every server process's CPU over the requests answered).
 #   3. The write pause when the stream's leader nats-server is killed (-9): the longest
 #      single write while one write at a time runs.
 #   4. The read-error window when a data node is killed (-9): hybrid queries one at a time
@@ -55,10 +56,23 @@ cpu_during() {  # "name=pid ..." command...
   done
   echo "$line"
 }
-queries() {  # url label
+# Server CPU per query: every server process's CPU (for the cluster: the nodes, the
+# nats-servers and redis) over the requests wrk completed; the issue's target is the
+# cluster's at most 1.3 times the single node's.
+queries() {  # url label "name=pid ..."
+  local mode cpu
   for mode in hybrid keyword; do
-    QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
-      wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$1" | grep '^{' | sed "s/^/$2 /"
+    cpu=$(cpu_during "$3" env QUERIES="$shared/queries.train.jsonl" MODE=$mode K=10 COLLECTION=scifact \
+      wrk -t2 -c32 -d"${secs}s" -s "$root/bench/query.lua" "$1")
+    python3 - "$2" "$cpu" <<'PY'
+import json, re, sys
+label, out = sys.argv[1], sys.argv[2].splitlines()
+run = json.loads(next(l for l in out if l.startswith("{")))
+cpu = sum(float(v) for v in re.findall(r"=([\d.]+)", out[-1]))
+run["server_cpu_s"] = round(cpu, 2)
+run["server_cpu_us_per_query"] = round(cpu * 1e6 / max(run["requests"], 1), 1)
+print(label, json.dumps(run))
+PY
   done
 }
 
@@ -114,9 +128,9 @@ if [ -n "${INGEST_ONLY:-}" ]; then
   rm -rf "$work"
   exit 0
 fi
-queries "$url" single
+queries "$url" single "contextd=$single"
 kill "$single"; wait "$single" 2>/dev/null || true
-queries "$node1" cluster
+queries "$node1" cluster "$procs"
 
 # 3. kill the stream's leader during one-at-a-time writes
 leader=$(curl -sf "$node1/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["log"]["leader"])')
