@@ -213,9 +213,9 @@ StatusOr<std::shared_ptr<const Embedder>> EmbedderRegistry::LoadNative(const std
                            "unknown_embedder");
   }
   const std::string model_id = "native:" + spec + (n.int8 ? "#int8" : "");
-  spdlog::info("embedder native:{}: {} dims, {} pooling, max {} tokens, {} ({} MB of weights)", spec, (*encoder)->dim(),
-               (*encoder)->pooling() == Pooling::kCls ? "CLS" : "mean", (*encoder)->max_seq_length(),
-               n.int8 ? "int8" : "fp32", (*encoder)->encoder().weight_bytes() >> 20);
+  spdlog::info("embedder native:{}: {} dims, {} pooling, max {} tokens, {} ({} MB of weights), GEMMs on {}", spec,
+               (*encoder)->dim(), (*encoder)->pooling() == Pooling::kCls ? "CLS" : "mean", (*encoder)->max_seq_length(),
+               n.int8 ? "int8" : "fp32", (*encoder)->encoder().weight_bytes() >> 20, BertEncoder::GemmIsa());
   std::shared_ptr<const Embedder> e = std::make_shared<NativeEmbedder>(std::move(encoder).value(), model_id);
   // One batch at a time: a forward pass already uses every core (OpenMP).
   BatcherOptions bo = options_.batch;

@@ -1,6 +1,7 @@
 #include "encoder/bert.h"
 
 #include <dnnl.h>
+#include <dnnl_debug.h>
 #include <omp.h>
 #include <dnnl.hpp>
 
@@ -275,6 +276,8 @@ StatusOr<std::unique_ptr<BertEncoder>> BertEncoder::Load(const std::string& dir,
   }
   return e;
 }
+
+std::string BertEncoder::GemmIsa() { return dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa()); }
 
 size_t BertEncoder::weight_bytes() const {
   size_t n = (word_.size() + position_.size() + token_type_.size() + emb_gamma_.size() + emb_beta_.size()) * 4;

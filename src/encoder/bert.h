@@ -53,6 +53,10 @@ class BertEncoder {
   bool int8() const { return options_.int8; }
   // Bytes of weights held (after quantisation).
   size_t weight_bytes() const;
+  // The instruction set oneDNN runs the GEMMs with on this CPU, as oneDNN names it
+  // ("cpu_isa_avx2", "cpu_isa_avx512_core_vnni", ...): the best the CPU has, or less where
+  // ONEDNN_MAX_CPU_ISA caps it (the encoder tests run under caps to test each path).
+  static std::string GemmIsa();
 
   // seqs: token ids (each 1..max_positions long, ids < vocab_size). out: seqs.size() x
   // hidden floats, the pooled (not normalised) last hidden state of each sequence.

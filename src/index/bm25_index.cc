@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "common/hash.h"
-#include "common/target_clones.h"
 
 namespace contextd {
 namespace {
@@ -336,35 +335,6 @@ void Bm25Index::TermsOf(uint32_t slot, uint32_t* len, std::vector<std::pair<std:
   }
 }
 
-CTX_CLONES void Bm25Index::ScoreList(const QueryTerm& term, const SlotBitset* allowed, float* acc, uint8_t* marks,
-                                     float* best) const {
-  // A batch's scores first, in a loop with no branches or indirection that the compiler
-  // vectorises (eight lanes in the AVX2 clone: 5-10% off a SciFact query); then the
-  // scatter-add. Slots that receive a score mark their block of 64
-  // instead of being listed, so no branch depends on the data.
-  constexpr size_t kBatch = 256;
-  float scores[kBatch];
-  const Posting* postings = term.list->data();
-  const size_t n = term.list->size();
-  float top = *best;
-  for (size_t off = 0; off < n; off += kBatch) {
-    const Posting* p = postings + off;
-    const size_t m = std::min(kBatch, n - off);
-    for (size_t j = 0; j < m; ++j) scores[j] = term.scorer.Score(p[j].tf, p[j].len);
-    if (allowed != nullptr) {
-      for (size_t j = 0; j < m; ++j) scores[j] = allowed->Test(p[j].slot) ? scores[j] : 0.0f;
-    }
-    for (size_t j = 0; j < m; ++j) {
-      const uint32_t slot = p[j].slot;
-      const float a = acc[slot] + scores[j];
-      acc[slot] = a;
-      marks[slot >> 6] = 1;
-      top = std::max(top, a);
-    }
-  }
-  *best = top;
-}
-
 std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_terms, size_t k,
                                           const SlotBitset* allowed, const Bm25Params* query_params,
                                           const std::vector<float>* weights) const {
@@ -441,7 +411,8 @@ std::vector<ScoredSlot> Bm25Index::Search(const std::vector<std::string>& query_
         if (rest[i] < threshold) break;  // leaves i < terms.size(): phase 2 follows
       }
     }
-    ScoreList(terms[i], allowed, acc.data(), marks.data(), &best);
+    Bm25ScorePostings(terms[i].list->data(), terms[i].list->size(), terms[i].scorer, allowed, acc.data(), marks.data(),
+                      &best);
   }
   TopK top(k);
   // Keeps the k best of the scored slots; zero means unscored (or filtered out).

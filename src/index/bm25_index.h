@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "index/bm25_scoring.h"
 #include "index/search_types.h"
 #include "index/slot_bitset.h"
 
@@ -190,30 +191,16 @@ class Bm25Index {
   void TermsOf(uint32_t slot, uint32_t* len, std::vector<std::pair<std::string, uint16_t>>* out) const;
 
  private:
-  // Term frequency and document length saturate at 65,535 (chunks are far shorter).
-  struct Posting {
-    uint32_t slot;
-    uint16_t tf;
-    uint16_t len;
-  };
+  using Posting = Bm25Posting;
   // Bounds for the term's best possible score; they only loosen on removal, so they stay
   // valid upper bounds without being recomputed.
   struct TermBounds {
     uint16_t max_tf = 0;
     uint16_t min_len = UINT16_MAX;
   };
-  // One term's BM25 for a query: idf * tf / (tf + k1 * (1 - b + b * len / avgdl)).
-  struct TermScorer {
-    float idf;
-    float norm_base;   // k1 * (1 - b)
-    float norm_slope;  // k1 * b / avgdl
-    float Score(float tf, float len) const { return idf * tf / (tf + norm_base + norm_slope * len); }
-  };
+  using TermScorer = Bm25TermScorer;
   struct QueryTerm;
 
-  // Adds the term's score to acc[slot] for every posting (in `allowed`), marks the blocks of
-  // 64 slots it touched, and raises *best to the highest accumulated score.
-  void ScoreList(const QueryTerm& term, const SlotBitset* allowed, float* acc, uint8_t* marks, float* best) const;
   struct Doc {
     std::vector<uint32_t> term_ids;  // distinct terms, for removal
   };

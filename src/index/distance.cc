@@ -211,23 +211,15 @@ using DotInt8GatherFn = void (*)(const int16_t*, const int8_t* const*, size_t, s
 
 using DotInt8Fn = void (*)(const int16_t*, const int8_t*, size_t, size_t, int32_t*);
 
-DotInt8Fn PickDotInt8() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") ? DotInt8BatchAvx2 : DotInt8BatchScalar;
-}
-
 }  // namespace
 
 void DotInt8Gather(const int16_t* query, const int8_t* const* rows, size_t n, size_t stride, int32_t* out) {
-  static const DotInt8GatherFn fn = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") ? DotInt8GatherAvx2 : DotInt8GatherScalar;
-  }();
+  static const DotInt8GatherFn fn = KernelsMayUseAvx2() ? DotInt8GatherAvx2 : DotInt8GatherScalar;
   fn(query, rows, n, stride, out);
 }
 
 void DotInt8Batch(const int16_t* query, const int8_t* base, size_t n, size_t stride, int32_t* out) {
-  static const DotInt8Fn fn = PickDotInt8();
+  static const DotInt8Fn fn = KernelsMayUseAvx2() ? DotInt8BatchAvx2 : DotInt8BatchScalar;
   fn(query, base, n, stride, out);
 }
 

@@ -1,9 +1,9 @@
 // The BERT forward pass against references computed in PyTorch from the BertModel
 // equations (scripts/make_encoder_fixtures.py, a random 2-layer hidden-64 BERT stored as
 // F16 safetensors with the "bert." prefix): token ids, then mean and CLS pooled embeddings
-// within 1e-4 per component in float32, cosine >= 0.99 in int8. Also the kernels against
-// libm, the loader's errors, and real all-MiniLM-L6-v2 weights when CONTEXTD_TEST_MODEL_DIR
-// points at them.
+// within 1e-4 per component in float32, cosine >= 0.99 in int8. Also the loader's errors,
+// and real all-MiniLM-L6-v2 weights when CONTEXTD_TEST_MODEL_DIR points at them. The
+// element-wise kernels are tested on their own, on every SIMD path: tests/kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,9 +12,10 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "common/json.h"
 #include "encoder/encoder_reference.h"
-#include "encoder/kernels.h"
 #include "encoder/safetensors.h"
 #include "encoder/sentence_encoder.h"
 
@@ -27,32 +28,6 @@ std::vector<float> Floats(const Json& j) {
   std::vector<float> out;
   for (const Json& v : j.as_array()) out.push_back(static_cast<float>(v.as_double()));
   return out;
-}
-
-TEST(KernelsTest, ErfExpAndGeluMatchLibm) {
-  for (float x = -6.0f; x <= 6.0f; x += 0.01f) {
-    EXPECT_NEAR(kernels::Erf(x), std::erf(x), 5e-7) << x;
-    EXPECT_NEAR(kernels::Exp(x) / std::exp(x), 1.0f, 1e-6) << x;
-  }
-  std::vector<float> v(1000), bias(1000, 0.25f);
-  for (size_t i = 0; i < v.size(); ++i) v[i] = -5.0f + 0.01f * static_cast<float>(i);
-  std::vector<float> want = v;
-  kernels::BiasGelu(v.data(), 1, v.size(), bias.data());
-  for (size_t i = 0; i < v.size(); ++i) {
-    const double x = want[i] + 0.25;
-    EXPECT_NEAR(v[i], 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))), 1e-6);
-  }
-}
-
-TEST(KernelsTest, QuantizeRoundTripsWithinHalfAStep) {
-  std::vector<float> x = {0.5f, -1.0f, 0.25f, 0.0f, 2.0f, -0.1f, 0.3f, 0.9f};
-  std::vector<uint8_t> q(8);
-  std::vector<float> scales(2);
-  kernels::QuantizeRows(x.data(), 2, 4, q.data(), scales.data());
-  EXPECT_FLOAT_EQ(scales[0], 1.0f / 127);
-  EXPECT_FLOAT_EQ(scales[1], 2.0f / 127);
-  for (size_t i = 0; i < 8; ++i)
-    EXPECT_NEAR((static_cast<int>(q[i]) - 128) * scales[i / 4], x[i], scales[i / 4] / 2 + 1e-7);
 }
 
 TEST(SafetensorsTest, ReadsF16TensorsAndNamesBadShapes) {
@@ -106,8 +81,17 @@ class TinyBertTest : public ::testing::Test {
 TEST_F(TinyBertTest, Float32MatchesTheReferenceWithin1e4) { Check(false); }
 TEST_F(TinyBertTest, Int8HasCosineAtLeast099ToTheReference) { Check(true); }
 
+// tests/CMakeLists.txt runs this suite again with oneDNN capped to older instruction sets
+// (each has its own float and int8 GEMM code); CONTEXTD_EXPECT_GEMM_ISA says what the cap
+// must give, so a cap that silently stopped working would fail here.
+TEST_F(TinyBertTest, GemmsRunOnTheInstructionSetAsked) {
+  const std::string isa = BertEncoder::GemmIsa();
+  EXPECT_EQ(isa.rfind("cpu_isa_", 0), 0u) << isa;
+  if (const char* want = std::getenv("CONTEXTD_EXPECT_GEMM_ISA")) EXPECT_EQ(isa, want);
+}
+
 TEST_F(TinyBertTest, ClsPoolingAndBatchOrderIndependence) {
-  const std::string dir = ::testing::TempDir() + "/tiny-cls";
+  const std::string dir = ::testing::TempDir() + "/tiny-cls-" + std::to_string(getpid());  // suites run in parallel
   std::filesystem::remove_all(dir);
   std::filesystem::copy(kTiny, dir, std::filesystem::copy_options::recursive);
   std::ofstream(dir + "/1_Pooling/config.json", std::ios::trunc) << R"({"pooling_mode_cls_token": true})";
@@ -129,6 +113,7 @@ TEST_F(TinyBertTest, ClsPoolingAndBatchOrderIndependence) {
       EXPECT_NEAR(alone[c], together[i * 64 + c], 1e-5);
     }
   }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(TinyBertTest, QueryAndPassagePrefixesChangeTheTokens) {
@@ -145,7 +130,7 @@ TEST_F(TinyBertTest, QueryAndPassagePrefixesChangeTheTokens) {
 }
 
 TEST_F(TinyBertTest, MissingOrInconsistentFilesAreNamed) {
-  const std::string dir = ::testing::TempDir() + "/tiny-broken";
+  const std::string dir = ::testing::TempDir() + "/tiny-broken-" + std::to_string(getpid());
   auto fresh = [&] {
     std::filesystem::remove_all(dir);
     std::filesystem::copy(kTiny, dir, std::filesystem::copy_options::recursive);
@@ -176,6 +161,7 @@ TEST_F(TinyBertTest, MissingOrInconsistentFilesAreNamed) {
   fresh();
   std::ofstream(dir + "/sentence_bert_config.json", std::ios::trunc) << R"({"max_seq_length": 4096})";
   EXPECT_NE(error().find("sentence_bert_config.json"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 // The real model, when its weights are present: sentence-transformers' values for

@@ -10,41 +10,6 @@
 namespace contextd {
 namespace {
 
-TEST(DistanceTest, KernelsMatchScalarMath) {
-  std::mt19937 rng(7);
-  std::normal_distribution<float> n;
-  for (size_t dim : {1u, 3u, 16u, 100u, 384u, 1001u}) {
-    std::vector<float> a(dim), b(dim);
-    for (auto& x : a) x = n(rng);
-    for (auto& x : b) x = n(rng);
-    double dot = 0, l2 = 0;
-    for (size_t i = 0; i < dim; ++i) {
-      dot += a[i] * b[i];
-      l2 += (a[i] - b[i]) * (a[i] - b[i]);
-    }
-    EXPECT_NEAR(DotProduct(a.data(), b.data(), dim), dot, 1e-3 * std::max(1.0, std::fabs(dot)));
-    EXPECT_NEAR(L2Squared(a.data(), b.data(), dim), l2, 1e-3 * std::max(1.0, l2));
-  }
-}
-
-TEST(DistanceTest, BatchKernelsMatchSingleKernels) {
-  std::mt19937 rng(9);
-  std::normal_distribution<float> n;
-  for (size_t dim : {1u, 7u, 8u, 100u, 129u}) {
-    for (size_t count : {1u, 3u, 4u, 5u, 17u}) {
-      std::vector<float> q(dim), base(dim * count), dots(count), l2s(count);
-      for (auto& x : q) x = n(rng);
-      for (auto& x : base) x = n(rng);
-      DotProductBatch(q.data(), base.data(), count, dim, dots.data());
-      L2SquaredBatch(q.data(), base.data(), count, dim, l2s.data());
-      for (size_t i = 0; i < count; ++i) {
-        EXPECT_NEAR(dots[i], DotProduct(q.data(), &base[i * dim], dim), 1e-3) << dim << "x" << count;
-        EXPECT_NEAR(l2s[i], L2Squared(q.data(), &base[i * dim], dim), 1e-3) << dim << "x" << count;
-      }
-    }
-  }
-}
-
 TEST(DistanceTest, NormalisingTwiceEqualsNormalisingOnce) {
   // Replicas depend on it: a shard split re-adds vectors a graph has normalised already.
   std::mt19937 rng(3);
