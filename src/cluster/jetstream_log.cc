@@ -118,13 +118,13 @@ Status JetStreamUpdateLog::Commit(const RequestContext& ctx, Mutation* m, ApplyR
   const auto bytes = std::make_shared<const std::string>(CompressRecord(encoded, r.options.compression));
   // The same key from the same tenant is the same write, applied once.
   const std::string msg_id = ctx.idempotency_key.empty() ? RandomId() : ctx.tenant + ":" + ctx.idempotency_key;
-  r.KeepOwn(msg_id, bytes, m);  // an upsert is applied here as made, not decoded back
+  r.own.Keep(msg_id, bytes, m);  // an upsert is applied here as made, not decoded back
   // Whatever the outcome: a kept mutation not taken by its delivery is not needed.
   struct Dropper {
     Rep& r;
     const std::string& id;
     const std::string* bytes;
-    ~Dropper() { r.DropOwn(id, bytes); }
+    ~Dropper() { r.own.Drop(id, bytes); }
   } drop{r, msg_id, bytes.get()};
   auto published = r.PublishRecord(ctx, *bytes, msg_id);
   if (!published.ok()) {
@@ -235,7 +235,7 @@ StatusOr<JetStreamUpdateLog::Rep::Published> JetStreamUpdateLog::Rep::PublishRec
 
 JetStreamUpdateLog::StreamState JetStreamUpdateLog::stream_state() const { return rep_->State(); }
 
-uint64_t JetStreamUpdateLog::own_records_applied() const { return rep_->own_applied.load(); }
+uint64_t JetStreamUpdateLog::own_records_applied() const { return rep_->own.taken(); }
 
 std::vector<JetStreamUpdateLog::Member> JetStreamUpdateLog::members() const { return rep_->Members(); }
 

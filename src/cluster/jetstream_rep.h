@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/jetstream_log.h"
+#include "cluster/own_records.h"
 #include "cluster/record_compression.h"
 #include "cluster/record_parts.h"
 #include "cluster/shard_map.h"
@@ -105,17 +106,8 @@ struct JetStreamUpdateLog::Rep {
   // below them, so the purge keeps them until this node has their index.
   std::map<uint64_t, int64_t> pending_parts GUARDED_BY(mu);
   std::map<uint64_t, std::pair<Status, ApplyResult>> results GUARDED_BY(mu);
-  // Upserts this node published and has not had back from the stream yet, by message id:
-  // their delivery here applies the mutation the writer made, not a decode of the record
-  // (decompressing and decoding were 13% of the applying thread's work on the node taking
-  // an ingest, and a large record's parts would be fetched back). Taken by the delivery
-  // when its bytes are the ones published, else dropped by the writer.
-  struct OwnRecord {
-    std::shared_ptr<const std::string> bytes;  // as published (compressed or not)
-    Mutation mutation;
-  };
-  std::unordered_map<std::string, std::unique_ptr<OwnRecord>> own GUARDED_BY(mu);
-  std::atomic<uint64_t> own_applied{0};  // deliveries that took their OwnRecord
+  // Upserts this node published, applied as made when they come back (own_records.h).
+  OwnRecords own;
   bool stopping GUARDED_BY(mu) = false;
   int delivering GUARDED_BY(mu) = 0;
   // Start()'s thread: makes sure the stream exists and subscribes, retrying until the
@@ -324,7 +316,7 @@ struct JetStreamUpdateLog::Rep {
     const bool index = seq != 0 && !part && IsRecordIndex(data);
     const bool repeat = index && seq <= applier->applied_sequence();
     StatusOr<RecordIndex> parts = index ? DecodeRecordIndex(data) : StatusOr<RecordIndex>(RecordIndex());
-    std::unique_ptr<OwnRecord> mine;
+    std::unique_ptr<OwnRecords::Record> mine;
     if (seq != 0 && !part && !repeat && parts.ok()) mine = TakeOwn(msg, data, index ? &*parts : nullptr);
     if (mine != nullptr) {
       record = *mine->bytes;  // a retry decodes it
@@ -432,48 +424,12 @@ struct JetStreamUpdateLog::Rep {
     if (members != nullptr) kvStore_Delete(members, options.node_id.c_str());
   }
 
-  // Keeps the upsert `*m` (moved out) to apply when `bytes` come back under `msg_id`;
-  // nothing when another write in flight has the same id (a client's concurrent retry).
-  void KeepOwn(const std::string& msg_id, std::shared_ptr<const std::string> bytes, Mutation* m) {
-    if (m->kind != MutationKind::kUpsertDocuments) return;
-    auto kept = std::make_unique<OwnRecord>();
-    kept->bytes = std::move(bytes);
-    kept->mutation = std::move(*m);
-    MutexLock lock(&mu);
-    own.emplace(msg_id, std::move(kept));
-  }
-  // The writer's side: forgets what it kept under `msg_id`, if not taken (a duplicate
-  // whose first write was applied long ago, a publish or wait that failed).
-  void DropOwn(const std::string& msg_id, const std::string* bytes) {
-    std::unique_ptr<OwnRecord> dropped;  // freed outside the lock
-    MutexLock lock(&mu);
-    auto it = own.find(msg_id);
-    if (it == own.end() || it->second->bytes.get() != bytes) return;
-    dropped = std::move(it->second);
-    own.erase(it);
-  }
-  // The delivery's side: what this node kept for `msg`, when the record delivered (whole,
+  // What this node kept for `msg` (by its Nats-Msg-Id), when the record delivered (whole,
   // or named by `index`) is exactly what it published.
-  std::unique_ptr<OwnRecord> TakeOwn(natsMsg* msg, std::string_view data, const RecordIndex* index) {
+  std::unique_ptr<OwnRecords::Record> TakeOwn(natsMsg* msg, std::string_view data, const RecordIndex* index) {
     const char* id = nullptr;
     if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK || id == nullptr) return nullptr;
-    std::shared_ptr<const std::string> bytes;
-    {
-      MutexLock lock(&mu);
-      auto it = own.find(id);
-      if (it == own.end()) return nullptr;
-      bytes = it->second->bytes;
-    }
-    // Compared outside the lock (a record is up to a message, an index names more).
-    if (index != nullptr ? index->size != bytes->size() || index->hash != RecordHash(*bytes) : data != *bytes)
-      return nullptr;
-    MutexLock lock(&mu);
-    auto it = own.find(id);
-    if (it == own.end() || it->second->bytes != bytes) return nullptr;
-    std::unique_ptr<OwnRecord> out = std::move(it->second);
-    own.erase(it);
-    own_applied.fetch_add(1, std::memory_order_relaxed);
-    return out;
+    return own.Take(id, data, index);
   }
 
   // The record a large record's index (at `seq`) names, fetched part by part from the
