@@ -14,7 +14,6 @@
 #include <mutex>
 #include <random>
 #include <thread>
-#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 

@@ -209,6 +209,20 @@ TEST_F(EncoderKernelTest, BiasAndGeluMatchDoublePrecision) {
   }
 }
 
+// LayerNorm(row) * gamma + beta with the kernels' eps (1e-12).
+std::vector<double> RefLayerNorm(const std::vector<double>& row, const std::vector<float>& gamma,
+                                 const std::vector<float>& beta) {
+  const double n = double(row.size());
+  double mean = 0, var = 0;
+  for (double v : row) mean += v;
+  mean /= n;
+  for (double v : row) var += (v - mean) * (v - mean);
+  const double inv = 1 / std::sqrt(var / n + 1e-12);
+  std::vector<double> out(row.size());
+  for (size_t c = 0; c < row.size(); ++c) out[c] = (row[c] - mean) * inv * gamma[c] + beta[c];
+  return out;
+}
+
 TEST_F(EncoderKernelTest, ResidualLayerNormMatchesDoublePrecision) {
   for (auto [rows, cols] : kShapes) {
     if (cols == 1) continue;  // a one-wide row normalises to beta alone
@@ -221,17 +235,12 @@ TEST_F(EncoderKernelTest, ResidualLayerNormMatchesDoublePrecision) {
       kernels::ResidualLayerNorm(out.data(), yp, bp, gamma.data(), beta.data(), rows, cols, 1e-12f);
       for (size_t r = 0; r < rows; ++r) {
         std::vector<double> row(cols);
-        double mean = 0, var = 0;
-        for (size_t c = 0; c < cols; ++c) {
+        for (size_t c = 0; c < cols; ++c)
           row[c] = double(x[r * cols + c]) + (yp ? yp[r * cols + c] : 0.0) + (bp ? bp[c] : 0.0);
-          mean += row[c];
-        }
-        mean /= double(cols);
-        for (double v : row) var += (v - mean) * (v - mean);
-        const double inv = 1 / std::sqrt(var / double(cols) + 1e-12);
+        const auto want = RefLayerNorm(row, gamma, beta);
         for (size_t c = 0; c < cols; ++c) {
-          const double want = (row[c] - mean) * inv * gamma[c] + beta[c];
-          ASSERT_NEAR(out[r * cols + c], want, 2e-5 * (1 + std::fabs(want))) << rows << "x" << cols << " form " << form;
+          ASSERT_NEAR(out[r * cols + c], want[c], 2e-5 * (1 + std::fabs(want[c])))
+              << rows << "x" << cols << " form " << form;
         }
       }
     }
@@ -318,14 +327,10 @@ TEST_F(EncoderKernelTest, DequantEpiloguesMatchDoublePrecision) {
     kernels::DequantResidualLayerNorm(out.data(), p, bias.data(), gamma.data(), beta.data(), rows, cols, 1e-12f);
     for (size_t r = 0; r < rows; ++r) {
       std::vector<double> row(cols);
-      double mean = 0, var = 0;
-      for (size_t c = 0; c < cols; ++c) mean += row[c] = x[r * cols + c] + v(r, c);
-      mean /= double(cols);
-      for (double e : row) var += (e - mean) * (e - mean);
-      const double inv = 1 / std::sqrt(var / double(cols) + 1e-12);
+      for (size_t c = 0; c < cols; ++c) row[c] = x[r * cols + c] + v(r, c);
+      const auto want = RefLayerNorm(row, gamma, beta);
       for (size_t c = 0; c < cols; ++c) {
-        const double want = (row[c] - mean) * inv * gamma[c] + beta[c];
-        ASSERT_NEAR(out[r * cols + c], want, 2e-5 * (1 + std::fabs(want))) << rows << "x" << cols;
+        ASSERT_NEAR(out[r * cols + c], want[c], 2e-5 * (1 + std::fabs(want[c]))) << rows << "x" << cols;
       }
     }
   }
